@@ -1,0 +1,110 @@
+#include "CRecKernels.h"
+
+#include <string.h>
+
+// Eight floats: one AVX register, or two SSE/NEON registers on the baseline build.
+typedef float v8f __attribute__((vector_size(32)));
+
+// Each kernel is compiled twice on x86-64, once for x86-64-v3 (AVX2 + FMA) and once for the
+// baseline; the loader picks one at start-up (function multi-versioning through an ifunc), so one
+// binary runs everywhere and uses the wide instructions where the CPU has them.
+#if defined(__x86_64__) && defined(__linux__)
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+// Helpers are macros, not functions: a function taking or returning a 32-byte vector would have
+// a different calling convention in the AVX2 clone than in the baseline one.
+
+// An unaligned view of 8 floats; factor rows are only 4-byte aligned.
+typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
+#define LOAD8(p) (*(const v8f_unaligned *)(p))
+#define STORE8(p, v) (*(v8f_unaligned *)(p) = (v))
+#define SUM8(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
+#define SPLAT8(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
+// Four accumulators shorten the dependency chain of fused multiply-adds four times; strides are
+// multiples of 8, so up to three vectors remain for the tail.
+#define DOT(a, b, stride) ({                                   \
+    v8f acc0_ = {0}, acc1_ = {0}, acc2_ = {0}, acc3_ = {0};    \
+    size_t f_ = 0;                                             \
+    for (; f_ + 32 <= (stride); f_ += 32) {                    \
+        acc0_ += LOAD8((a) + f_) * LOAD8((b) + f_);            \
+        acc1_ += LOAD8((a) + f_ + 8) * LOAD8((b) + f_ + 8);    \
+        acc2_ += LOAD8((a) + f_ + 16) * LOAD8((b) + f_ + 16);  \
+        acc3_ += LOAD8((a) + f_ + 24) * LOAD8((b) + f_ + 24);  \
+    }                                                          \
+    for (; f_ < (stride); f_ += 8) {                           \
+        acc1_ += LOAD8((a) + f_) * LOAD8((b) + f_);            \
+    }                                                          \
+    acc0_ += acc2_;                                            \
+    acc1_ += acc3_;                                            \
+    acc0_ += acc1_;                                            \
+    SUM8(acc0_);                                               \
+})
+
+static inline float clip(float value, float low, float high) {
+    return value < low ? low : (value > high ? high : value);
+}
+
+MULTIVERSION
+void rec_sgd_epoch(const int32_t *users, const int32_t *items, const float *ratings, size_t count,
+                   float global_mean, float *user_bias, float *item_bias,
+                   float *user_factors, float *item_factors, size_t stride,
+                   float learning_rate, float regularization) {
+    const v8f lr = SPLAT8(learning_rate);
+    const v8f reg = SPLAT8(regularization);
+    for (size_t n = 0; n < count; n++) {
+        const int32_t u = users[n];
+        const int32_t i = items[n];
+        float *p = user_factors + (size_t)u * stride;
+        float *q = item_factors + (size_t)i * stride;
+        const float err = ratings[n] - (global_mean + user_bias[u] + item_bias[i] + DOT(p, q, stride));
+        user_bias[u] += learning_rate * (err - regularization * user_bias[u]);
+        item_bias[i] += learning_rate * (err - regularization * item_bias[i]);
+        const v8f e = SPLAT8(err);
+        for (size_t f = 0; f < stride; f += 8) {
+            const v8f pf = LOAD8(p + f);
+            const v8f qf = LOAD8(q + f);
+            STORE8(p + f, pf + lr * (e * qf - reg * pf));
+            STORE8(q + f, qf + lr * (e * pf - reg * qf));
+        }
+    }
+}
+
+MULTIVERSION
+void rec_predict_pairs(const int32_t *users, const int32_t *items, size_t count,
+                       float global_mean, const float *user_bias, const float *item_bias,
+                       const float *user_factors, const float *item_factors, size_t stride,
+                       float low, float high, float *predictions) {
+    for (size_t n = 0; n < count; n++) {
+        const int32_t u = users[n];
+        const int32_t i = items[n];
+        float estimate = global_mean;
+        if (u >= 0) estimate += user_bias[u];
+        if (i >= 0) estimate += item_bias[i];
+        if (u >= 0 && i >= 0) {
+            estimate += DOT(user_factors + (size_t)u * stride, item_factors + (size_t)i * stride, stride);
+        }
+        predictions[n] = clip(estimate, low, high);
+    }
+}
+
+MULTIVERSION
+void rec_score_items(const float *item_factors, const float *item_bias, size_t item_count,
+                     size_t stride, const float *user_vector, float base, float low, float high,
+                     float *scores) {
+    for (size_t i = 0; i < item_count; i++) {
+        scores[i] = clip(base + item_bias[i] + DOT(item_factors + i * stride, user_vector, stride), low, high);
+    }
+}
+
+const char *rec_kernel_isa(void) {
+#if defined(__x86_64__) && defined(__linux__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        return "avx2+fma";
+    }
+#endif
+    return "baseline";
+}

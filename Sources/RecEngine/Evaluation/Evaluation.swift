@@ -1,0 +1,96 @@
+/// Offline metrics of a model on held-out ratings.
+public struct EvaluationMetrics: Sendable, Codable, Equatable {
+    public var rmse: Double
+    public var mae: Double
+    /// Mean over test users of precision at `k` (Surprise FAQ definition).
+    public var precisionAtK: Double
+    /// Mean over test users of recall at `k`.
+    public var recallAtK: Double
+    public var k: Int
+    public var ratings: Int
+
+    enum CodingKeys: String, CodingKey {
+        case rmse, mae, k, ratings
+        case precisionAtK = "precision_at_k"
+        case recallAtK = "recall_at_k"
+    }
+}
+
+/// The metrics of a model and of its bias-only baseline on the same test ratings.
+public struct EvaluationReport: Sendable, Codable, Equatable {
+    public var model: EvaluationMetrics
+    public var baseline: EvaluationMetrics
+    /// Test ratings whose user, or item, the model has not seen in training.
+    public var unknownUsers: Int
+    public var unknownItems: Int
+
+    enum CodingKeys: String, CodingKey {
+        case model, baseline
+        case unknownUsers = "unknown_user_ratings"
+        case unknownItems = "unknown_item_ratings"
+    }
+}
+
+public enum Evaluation {
+    /// Ratings at or above this are relevant, and predictions at or above it count as recommended.
+    public static let relevanceThreshold: Float = 4
+
+    /// Evaluates a model and its baseline on test ratings.
+    public static func evaluate(_ model: RecommenderModel, on test: Ratings, k: Int = 10) -> EvaluationReport {
+        let (users, items) = model.indices(of: test)
+        return EvaluationReport(
+            model: metrics(test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
+            baseline: metrics(test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale), k: k),
+            unknownUsers: users.count { $0 < 0 },
+            unknownItems: items.count { $0 < 0 })
+    }
+
+    /// RMSE and MAE of predictions against the truth.
+    public static func errors(truth: [Float], predictions: [Float]) -> (rmse: Double, mae: Double) {
+        precondition(truth.count == predictions.count)
+        guard !truth.isEmpty else { return (0, 0) }
+        var squared = 0.0
+        var absolute = 0.0
+        for (r, p) in zip(truth, predictions) {
+            let error = Double(r) - Double(p)
+            squared += error * error
+            absolute += abs(error)
+        }
+        return ((squared / Double(truth.count)).squareRoot(), absolute / Double(truth.count))
+    }
+
+    /// All metrics for predictions of `test`'s rows.
+    ///
+    /// Precision and recall at k follow Surprise's FAQ: per user, the test items sorted by
+    /// prediction (ties keep test order); relevant = true rating >= 4; recommended = among the
+    /// first k, predicted >= 4. Precision is relevant-and-recommended / recommended (0 when none is
+    /// recommended), recall is relevant-and-recommended / relevant (0 when none is relevant); both
+    /// are averaged over users.
+    public static func metrics(test: Ratings, predictions: [Float], k: Int) -> EvaluationMetrics {
+        let (rmse, mae) = errors(truth: test.values, predictions: predictions)
+        var rowsByUser = [[Int]](repeating: [], count: test.userCount)
+        for row in 0..<test.count {
+            rowsByUser[Int(test.users[row])].append(row)
+        }
+        var precisionSum = 0.0
+        var recallSum = 0.0
+        var userCount = 0
+        for rows in rowsByUser where !rows.isEmpty {
+            userCount += 1
+            let ranked = rows.enumerated().sorted {
+                predictions[$0.element] != predictions[$1.element] ? predictions[$0.element] > predictions[$1.element] : $0.offset < $1.offset
+            }.map(\.element)
+            let relevant = rows.count { test.values[$0] >= relevanceThreshold }
+            let top = ranked.prefix(k)
+            let recommended = top.count { predictions[$0] >= relevanceThreshold }
+            let hits = top.count { predictions[$0] >= relevanceThreshold && test.values[$0] >= relevanceThreshold }
+            precisionSum += recommended == 0 ? 0 : Double(hits) / Double(recommended)
+            recallSum += relevant == 0 ? 0 : Double(hits) / Double(relevant)
+        }
+        return EvaluationMetrics(
+            rmse: rmse, mae: mae,
+            precisionAtK: userCount == 0 ? 0 : precisionSum / Double(userCount),
+            recallAtK: userCount == 0 ? 0 : recallSum / Double(userCount),
+            k: k, ratings: test.count)
+    }
+}

@@ -1,0 +1,69 @@
+public import Foundation
+
+/// `manifest.json` of a model directory: where the model came from and how good it was.
+public struct ModelManifest: Sendable, Codable, Equatable {
+    public static let currentFormatVersion = 1
+
+    public struct TrainingData: Sendable, Codable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var format: RatingsFormat
+        public var ratings: Int
+        public var users: Int
+        public var items: Int
+        public var skippedRows: Int
+
+        enum CodingKeys: String, CodingKey {
+            case path, sha256, format, ratings, users, items
+            case skippedRows = "skipped_rows"
+        }
+    }
+
+    public struct Metrics: Sendable, Codable, Equatable {
+        public var trainRMSE: Double
+        public var trainMAE: Double
+        public var baselineTrainRMSE: Double
+        public var baselineTrainMAE: Double
+        public var fitSeconds: Double
+        public var instructionSet: String
+
+        enum CodingKeys: String, CodingKey {
+            case trainRMSE = "train_rmse"
+            case trainMAE = "train_mae"
+            case baselineTrainRMSE = "baseline_train_rmse"
+            case baselineTrainMAE = "baseline_train_mae"
+            case fitSeconds = "fit_seconds"
+            case instructionSet = "instruction_set"
+        }
+    }
+
+    public var formatVersion: Int = currentFormatVersion
+    public var algorithm: String = "svd"
+    /// A name for this model in logs and headers; the digest's first 12 hex digits unless given.
+    public var version: String?
+    public var createdAt: Date
+    /// SHA-256 of `model.safetensors`; checked on every load.
+    public var modelSHA256: String
+    public var parameters: SVDParameters
+    public var ratingScale: RatingScale
+    public var trainingData: TrainingData
+    public var metrics: Metrics
+    public var userIDs: [String]
+    public var itemIDs: [String]
+
+    /// The version shown to clients: the given one, else the digest's first 12 hex digits.
+    public var displayVersion: String {
+        version ?? String(modelSHA256.prefix(12))
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version"
+        case algorithm, version, parameters, metrics
+        case createdAt = "created_at"
+        case modelSHA256 = "model_sha256"
+        case ratingScale = "rating_scale"
+        case trainingData = "training_data"
+        case userIDs = "user_ids"
+        case itemIDs = "item_ids"
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+/// A trained recommender: the factor model, a bias-only baseline trained the same way (so that a
+/// degenerate model shows), the raw ids, and what each user rated (excluded from recommendations).
+public struct RecommenderModel: Sendable {
+    public var manifest: ModelManifest
+    public var model: FactorModel
+    public var baseline: FactorModel
+    /// Items rated by user `u` in training: `ratedItems[ratedOffsets[u]..<ratedOffsets[u + 1]]`.
+    public var ratedOffsets: [Int32]
+    public var ratedItems: [Int32]
+    /// Item indices by number of training ratings, most first; ties by lower index.
+    public let popularItems: [Int32]
+
+    private let userIndex: [String: Int32]
+    private let itemIndex: [String: Int32]
+
+    public var userIDs: [String] { manifest.userIDs }
+    public var itemIDs: [String] { manifest.itemIDs }
+    public var scale: RatingScale { manifest.ratingScale }
+
+    init(manifest: ModelManifest, model: FactorModel, baseline: FactorModel, ratedOffsets: [Int32], ratedItems: [Int32]) {
+        self.manifest = manifest
+        self.model = model
+        self.baseline = baseline
+        self.ratedOffsets = ratedOffsets
+        self.ratedItems = ratedItems
+        userIndex = Dictionary(uniqueKeysWithValues: manifest.userIDs.enumerated().map { ($1, Int32($0)) })
+        itemIndex = Dictionary(uniqueKeysWithValues: manifest.itemIDs.enumerated().map { ($1, Int32($0)) })
+        var counts = [Int](repeating: 0, count: manifest.itemIDs.count)
+        for item in ratedItems {
+            counts[Int(item)] += 1
+        }
+        popularItems = counts.indices.sorted { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }.map { Int32($0) }
+    }
+
+    /// Trains the factor model and the bias-only baseline on `training`.
+    public static func train(
+        on training: RatingsFile,
+        parameters: SVDParameters,
+        scale: RatingScale = RatingScale(),
+        version: String? = nil
+    ) throws -> RecommenderModel {
+        try parameters.validate()
+        let ratings = training.ratings
+        let clock = ContinuousClock()
+        let start = clock.now
+        let model = SVDTrainer(parameters: parameters).fit(ratings)
+        let fitDuration = clock.now - start
+        var baselineParameters = parameters
+        baselineParameters.factors = 0
+        let baseline = SVDTrainer(parameters: baselineParameters).fit(ratings)
+
+        let (users, items, _) = SVDTrainer.groupedByUser(ratings)
+        var offsets = [Int32](repeating: 0, count: ratings.userCount + 1)
+        for user in users {
+            offsets[Int(user) + 1] += 1
+        }
+        for u in 0..<ratings.userCount {
+            offsets[u + 1] += offsets[u]
+        }
+        let trainingMetrics = Evaluation.errors(
+            truth: ratings.values, predictions: model.predict(users: ratings.users, items: ratings.items, scale: scale))
+        let baselineMetrics = Evaluation.errors(
+            truth: ratings.values, predictions: baseline.predict(users: ratings.users, items: ratings.items, scale: scale))
+        let manifest = ModelManifest(
+            version: version,
+            createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)),
+            modelSHA256: "",
+            parameters: parameters,
+            ratingScale: scale,
+            trainingData: .init(
+                path: training.path, sha256: training.sha256, format: training.format,
+                ratings: ratings.count, users: ratings.userCount, items: ratings.itemCount,
+                skippedRows: training.skippedRowCount),
+            metrics: .init(
+                trainRMSE: trainingMetrics.rmse, trainMAE: trainingMetrics.mae,
+                baselineTrainRMSE: baselineMetrics.rmse, baselineTrainMAE: baselineMetrics.mae,
+                fitSeconds: fitDuration.seconds, instructionSet: SVDTrainer.instructionSet),
+            userIDs: ratings.userIDs,
+            itemIDs: ratings.itemIDs
+        )
+        return RecommenderModel(
+            manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: items)
+    }
+
+    /// The dense index of a raw user id, if the model knows the user.
+    public func userIndex(of id: String) -> Int32? { userIndex[id] }
+    /// The dense index of a raw item id, if the model knows the item.
+    public func itemIndex(of id: String) -> Int32? { itemIndex[id] }
+
+    /// The items user `user` rated in training.
+    public func ratedItems(of user: Int32) -> ArraySlice<Int32> {
+        ratedItems[Int(ratedOffsets[Int(user)])..<Int(ratedOffsets[Int(user) + 1])]
+    }
+
+    /// Dense (user, item) indices for the rows of `ratings`, -1 where the model does not know the id.
+    public func indices(of ratings: Ratings) -> (users: [Int32], items: [Int32]) {
+        let userMap = ratings.userIDs.map { userIndex[$0] ?? -1 }
+        let itemMap = ratings.itemIDs.map { itemIndex[$0] ?? -1 }
+        return (ratings.users.map { userMap[Int($0)] }, ratings.items.map { itemMap[Int($0)] })
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a double.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import HTTPTypes
+import Prometheus
+import UnixSignals
+public import Hummingbird
+public import Logging
+import ServiceLifecycle
+
+/// Where and as what the inference server runs.
+public struct InferenceServerConfiguration: Sendable {
+    /// The address to bind; loopback by default.
+    public var host: String
+    /// The port to bind; 0 picks a free one.
+    public var port: Int
+    /// The deployment colour this server is (`blue` or `green` in a blue/green release).
+    public var color: String
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, color: String = "blue") {
+        self.host = host
+        self.port = port
+        self.color = color
+    }
+}
+
+/// The HTTP inference server: `/recommend/{userId}`, `/health` and `/metrics`.
+public enum InferenceServer {
+    /// The default number of recommendations, as the seed answered.
+    public static let defaultCount = 20
+    public static let maximumCount = 100
+    public static let maximumUserIDLength = 64
+
+    /// Builds the server application for a loaded model.
+    public static func application(
+        model: RecommenderModel,
+        configuration: InferenceServerConfiguration,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let metrics = ServerMetrics(
+            color: configuration.color, modelVersion: model.manifest.displayVersion,
+            modelDigest: model.manifest.modelSHA256)
+        let handlers = Handlers(model: model, color: configuration.color, metrics: metrics, started: .now)
+        let router = Router()
+        router.add(middleware: ResponseMiddleware(color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
+        router.get("/recommend/:userId", use: handlers.recommend)
+        router.get("/health", use: handlers.health)
+        router.get("/metrics", use: handlers.metrics)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "recengine"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger)
+    }
+
+    /// Loads nothing, binds, and serves until SIGTERM or SIGINT, then finishes the requests in
+    /// flight and returns.
+    public static func run(
+        model: RecommenderModel,
+        configuration: InferenceServerConfiguration,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        let app = application(model: model, configuration: configuration, logger: logger, onServerRunning: onServerRunning)
+        let group = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// Whether `id` is a user id the server accepts: 1 to 64 letters, digits and `._+-`.
+    public static func isValidUserID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= maximumUserIDLength
+            && id.utf8.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                    || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+            }
+    }
+}
+
+/// Route handlers over one loaded model.
+struct Handlers: Sendable {
+    let model: RecommenderModel
+    let color: String
+    let metrics: ServerMetrics
+    let started: ContinuousClock.Instant
+
+    struct RecommendationBody: Encodable {
+        var user: String
+        var items: [String]
+        var personalised: Bool
+        var color: String
+        var modelVersion: String
+
+        enum CodingKeys: String, CodingKey {
+            case user, items, personalised, color
+            case modelVersion = "model_version"
+        }
+    }
+
+    struct HealthBody: Encodable {
+        var status = "ok"
+        var color: String
+        var modelVersion: String
+        var modelDigest: String
+        var uptimeSeconds: Double
+        var users: Int
+        var items: Int
+
+        enum CodingKeys: String, CodingKey {
+            case status, color, users, items
+            case modelVersion = "model_version"
+            case modelDigest = "model_digest"
+            case uptimeSeconds = "uptime_seconds"
+        }
+    }
+
+    @Sendable func recommend(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let wantsJSON = request.headers[.accept]?.contains("application/json") ?? false
+        let user = context.parameters.get("userId") ?? ""
+        guard InferenceServer.isValidUserID(user) else {
+            return Self.badRequest(
+                "userId must be 1 to \(InferenceServer.maximumUserIDLength) characters of letters, digits and ._+-", json: wantsJSON)
+        }
+        var count = InferenceServer.defaultCount
+        if let text = request.uri.queryParameters.get("k") {
+            guard let value = Int(text), (1...InferenceServer.maximumCount).contains(value) else {
+                return Self.badRequest("k must be a whole number from 1 to \(InferenceServer.maximumCount)", json: wantsJSON)
+            }
+            count = value
+        }
+        let recommendations = model.recommend(user: user, count: count)
+        metrics.recordRecommendations(recommendations)
+        let ids = recommendations.items.map { model.itemIDs[Int($0)] }
+        if wantsJSON {
+            return try Self.json(
+                RecommendationBody(
+                    user: user, items: ids, personalised: recommendations.personalised, color: color,
+                    modelVersion: model.manifest.displayVersion))
+        }
+        return Self.text(ids.joined(separator: ","))
+    }
+
+    @Sendable func health(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try Self.json(
+            HealthBody(
+                color: color, modelVersion: model.manifest.displayVersion, modelDigest: model.manifest.modelSHA256,
+                uptimeSeconds: (ContinuousClock.now - started).seconds, users: model.userIDs.count, items: model.itemIDs.count))
+    }
+
+    @Sendable func metrics(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var buffer: [UInt8] = []
+        metrics.registry.emit(into: &buffer)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+    }
+
+    static func text(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    static func badRequest(_ message: String, json: Bool) -> Response {
+        if json, let response = try? Self.json(["error": message], status: .badRequest) {
+            return response
+        }
+        return text("error: \(message)\n", status: .badRequest)
+    }
+}
+
+/// Puts `X-Model-Color` and `X-Model-Version` on every answer, errors included, and records
+/// each request's route, status and latency.
+struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
+    let color: String
+    let modelVersion: String
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = Handlers.text("error: \(error.status.reasonPhrase)\n", status: error.status)
+        } catch {
+            response = Handlers.text("error: internal server error\n", status: .internalServerError)
+        }
+        response.headers[.modelColor] = color
+        response.headers[.modelVersion] = modelVersion
+        metrics.recordRequest(
+            route: context.endpointPath ?? "unmatched", status: response.status.code, duration: ContinuousClock.now - start)
+        return response
+    }
+}
+
+extension HTTPField.Name {
+    // Both literals are valid header tokens, so the fallback is never taken.
+    static let modelColor = HTTPField.Name("X-Model-Color") ?? .server
+    static let modelVersion = HTTPField.Name("X-Model-Version") ?? .server
+}

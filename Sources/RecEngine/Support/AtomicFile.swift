@@ -1,0 +1,43 @@
+import Crypto
+public import Foundation
+
+/// Writes files so that a reader sees the old content or the new, never a half-written file.
+public enum AtomicFile {
+    /// Writes `data` to a temporary file in the target's folder, flushes it, then renames it over
+    /// the target.
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent()
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try data.write(to: temporary)
+            let handle = try FileHandle(forWritingTo: temporary)
+            try handle.synchronize()
+            try handle.close()
+            if rename(temporary.path, url.path) != 0 {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw RecEngineError(
+                .fileSystem, "cannot write the file: \(error.localizedDescription)", location: path,
+                hint: "check that the folder is writable and the disk is not full")
+        }
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hexadecimal.
+    public var hexString: String {
+        map { byte in
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
+        }.joined()
+    }
+}
+
+extension SHA256Digest {
+    /// Lowercase hexadecimal.
+    var hexString: String { Array(self).hexString }
+}

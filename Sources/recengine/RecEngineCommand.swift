@@ -1,0 +1,77 @@
+public import ArgumentParser
+import Foundation
+import RecEngine
+
+@main
+struct RecEngineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recengine",
+        abstract: "Train, evaluate and serve matrix-factorisation recommenders (Surprise-compatible SVD).",
+        discussion: """
+            Exit codes: 0 success, 1 a runtime failure (e.g. the port is taken), 2 invalid input \
+            (bad arguments, malformed ratings, a corrupt model).
+            """,
+        subcommands: [SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self]
+    )
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(help: "text for people, json for programs (one object on stdout).")
+    var output: OutputFormat = .text
+}
+
+struct RatingsOptions: ParsableArguments {
+    @Option(help: "Ratings file: CSV with header user_id,movie_id,rating[,timestamp], or MovieLens u.data.")
+    var ratings: String
+
+    @Option(help: "What to do with malformed rows: fail (default) or skip and count them.")
+    var onBadRow: BadRowPolicy = .fail
+
+    func load() throws -> RatingsFile {
+        try RatingsFile.load(path: ratings, onBadRow: onBadRow)
+    }
+}
+
+extension BadRowPolicy: ExpressibleByArgument {}
+
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Latent factors.") var factors = 100
+    @Option(help: "SGD epochs.") var epochs = 20
+    @Option(help: "Learning rate.") var lr = 0.005
+    @Option(help: "Regularisation.") var reg = 0.02
+    @Option(help: "Standard deviation of the initial factors.") var initStd = 0.1
+    @Option(help: "Seed of the initial factors.") var seed: UInt64 = 0
+
+    var parameters: SVDParameters {
+        SVDParameters(factors: factors, epochs: epochs, learningRate: lr, regularization: reg, initStd: initStd, seed: seed)
+    }
+}
+
+/// Runs a command body, turning RecEngine errors into a message on stderr and exit code 2.
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as RecEngineError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(error.code == .fileSystem ? 1 : 2)
+    }
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+func format(_ value: Double, _ digits: Int = 4) -> String {
+    String(format: "%.\(digits)f", value)
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RecEngine
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve a model over HTTP: /recommend/{userId}, /health, /metrics.")
+
+    @Option(help: "Model directory.") var model: String
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
+    @Option(help: "Deployment colour reported in headers and metrics.") var color = "blue"
+
+    func validate() throws {
+        guard InferenceServer.isValidUserID(color) else { throw ValidationError("--color must be letters, digits and ._+-") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "recengine")
+        try await reportingErrors {
+            let loaded = try ModelDirectory.load(from: model)
+            logger.info(
+                "model loaded",
+                metadata: [
+                    "model.version": "\(loaded.manifest.displayVersion)", "model.sha256": "\(loaded.manifest.modelSHA256)",
+                    "model.users": "\(loaded.userIDs.count)", "model.items": "\(loaded.itemIDs.count)",
+                ])
+            let configuration = InferenceServerConfiguration(host: host, port: port, color: color)
+            try await InferenceServer.run(model: loaded, configuration: configuration, logger: logger) { port in
+                logger.info("serving", metadata: ["server.address": "\(configuration.host):\(port)", "server.color": "\(configuration.color)"])
+            }
+        }
+    }
+}

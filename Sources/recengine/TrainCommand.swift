@@ -1,0 +1,44 @@
+import ArgumentParser
+import RecEngine
+
+struct TrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train an SVD model and write a model directory.")
+
+    @OptionGroup var input: RatingsOptions
+    @Option(help: "Model directory to write (model.safetensors + manifest.json).") var out: String
+    @Option(help: "Version name for the model (default: the first 12 hex digits of its digest).") var modelVersion: String?
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let file = try input.load()
+            let model = try RecommenderModel.train(on: file, parameters: training.parameters, version: modelVersion)
+            let manifest = try ModelDirectory.save(model, to: out)
+            if output.output == .json {
+                var summary = manifest
+                summary.userIDs = []
+                summary.itemIDs = []
+                try printJSON(Summary(manifest: summary, skippedRows: file.skippedRows))
+            } else {
+                print("trained on \(file.ratings.count) ratings, \(file.ratings.userCount) users, \(file.ratings.itemCount) items")
+                print("fit \(format(manifest.metrics.fitSeconds, 3)) s (\(manifest.metrics.instructionSet)); train RMSE \(format(manifest.metrics.trainRMSE)) (baseline \(format(manifest.metrics.baselineTrainRMSE)))")
+                if file.skippedRowCount > 0 {
+                    print("skipped \(file.skippedRowCount) malformed rows")
+                }
+                print("model \(manifest.displayVersion) -> \(out) (sha256 \(manifest.modelSHA256))")
+            }
+        }
+    }
+
+    struct Summary: Encodable {
+        var manifest: ModelManifest
+        var skippedRows: [SkippedRow]
+
+        enum CodingKeys: String, CodingKey {
+            case manifest
+            case skippedRows = "skipped_rows"
+        }
+    }
+}

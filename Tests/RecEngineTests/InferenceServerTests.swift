@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import RecEngine
+import Testing
+
+@Suite struct InferenceServerTests {
+    static func application() -> some ApplicationProtocol {
+        InferenceServer.application(
+            model: RecommendTests.model, configuration: .init(port: 0, color: "green"), logger: Logger(label: "test"))
+    }
+
+    static func modelHeaders(_ response: TestResponse) {
+        #expect(response.headers[.init("X-Model-Color")!] == "green")
+        #expect(response.headers[.init("X-Model-Version")!] == RecommendTests.model.manifest.displayVersion)
+    }
+
+    @Test func recommendAnswersCommaSeparatedIDs() async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: "/recommend/u7?k=5", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                Self.modelHeaders(response)
+                let ids = String(buffer: response.body).split(separator: ",").map(String.init)
+                let expected = RecommendTests.model.recommend(user: "u7", count: 5).items.map { RecommendTests.model.itemIDs[Int($0)] }
+                #expect(ids == expected)
+            }
+            try await client.execute(uri: "/recommend/u7", method: .get) { response in
+                #expect(String(buffer: response.body).split(separator: ",").count == InferenceServer.defaultCount)
+            }
+        }
+    }
+
+    @Test func recommendAnswersJSONWhenAsked() async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: "/recommend/stranger?k=3", method: .get, headers: [.accept: "application/json"]) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "application/json")
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                #expect((body?["items"] as? [String])?.count == 3)
+                #expect(body?["personalised"] as? Bool == false)
+                #expect(body?["color"] as? String == "green")
+            }
+        }
+    }
+
+    @Test(arguments: [
+        "/recommend/bad%20id", "/recommend/" + String(repeating: "x", count: 65), "/recommend/a;b",
+        "/recommend/u7?k=0", "/recommend/u7?k=101", "/recommend/u7?k=ten", "/recommend/u7?k=",
+    ])
+    func badInputGets400WithAMessage(uri: String) async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: uri, method: .get) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).hasPrefix("error: "))
+                Self.modelHeaders(response)
+            }
+            try await client.execute(uri: uri, method: .get, headers: [.accept: "application/json"]) { response in
+                #expect(response.status == .badRequest)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: String]
+                #expect(body?["error"]?.isEmpty == false)
+            }
+        }
+    }
+
+    @Test func unknownRoutesStillCarryTheModelHeaders() async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: "/nothing-here", method: .get) { response in
+                #expect(response.status == .notFound)
+                Self.modelHeaders(response)
+            }
+        }
+    }
+
+    @Test func healthReportsColourAndDigest() async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .ok)
+                Self.modelHeaders(response)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                #expect(body?["status"] as? String == "ok")
+                #expect(body?["color"] as? String == "green")
+                #expect(body?["model_digest"] as? String == RecommendTests.model.manifest.modelSHA256)
+                #expect((body?["uptime_seconds"] as? Double ?? -1) >= 0)
+            }
+        }
+    }
+
+    @Test func metricsCountRequestsPerColour() async throws {
+        try await Self.application().test(.router) { client in
+            for _ in 0..<3 {
+                try await client.execute(uri: "/recommend/u1?k=4", method: .get) { #expect($0.status == .ok) }
+            }
+            try await client.execute(uri: "/recommend/u1?k=0", method: .get) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"recengine_http_requests_total{route="/recommend/{userId}",status="200",color="green"} 3"#))
+                #expect(text.contains(#"recengine_http_requests_total{route="/recommend/{userId}",status="400",color="green"} 1"#))
+                #expect(text.contains(#"recengine_recommendations_served_total{color="green",model_version=""#))
+                #expect(text.contains("recengine_http_request_duration_seconds_bucket{"))
+                #expect(text.contains(#"recengine_model_info{color="green""#))
+                // Every series carries the colour.
+                for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                    #expect(line.contains(#"color="green""#), "\(line)")
+                }
+            }
+        }
+    }
+}
