@@ -1,0 +1,216 @@
+import Foundation
+
+/// A validated pipeline: what `orchestrate run` does, resolved against its file and environment.
+public struct Pipeline: Sendable {
+    public static let currentVersion = 1
+    public static let defaultHistory = "releases/release_history.jsonl"
+
+    public var version: Int
+    public var name: String
+    /// Absolute path of the pipeline file.
+    public var file: String
+    /// SHA-256 of the pipeline file's bytes.
+    public var sha256: String
+    /// Absolute path of the provenance history (JSON lines).
+    public var history: String
+    public var stages: [Stage]
+    public var deploy: DeploySpec?
+    public var traffic: TrafficSpec?
+    public var analysis: AnalysisSpec?
+    public var rollback: RollbackSpec
+    public var hooks: HooksSpec
+}
+
+/// One stage: a built-in that calls the RecEngine library, or a command.
+public struct Stage: Sendable {
+    public enum Action: Sendable, Equatable {
+        case builtin(BuiltinStage, [String: ParameterValue])
+        /// An argument vector, run without a shell.
+        case command([String])
+    }
+
+    public var name: String
+    public var action: Action
+    public var env: [String: String]
+    /// Absolute paths this stage reads (built-ins add their own).
+    public var inputs: [String]
+    /// Absolute paths this stage writes (built-ins add their own).
+    public var outputs: [String]
+    /// A JSON file of numeric metrics the command writes (command stages only).
+    public var metricsFile: String?
+    public var timeout: PipelineDuration?
+    /// Further attempts after a failure.
+    public var retries: Int
+    public var gate: [MetricThreshold]
+}
+
+/// A bound on a metric a stage reports, e.g. `rmse: {max: 0.95}`.
+public struct MetricThreshold: Sendable, Equatable, Codable {
+    public var metric: String
+    public var min: Double?
+    public var max: Double?
+
+    /// Whether `value` is within the bounds.
+    public func admits(_ value: Double) -> Bool {
+        !value.isNaN && (min.map { value >= $0 } ?? true) && (max.map { value <= $0 } ?? true)
+    }
+
+    public var condition: String {
+        [min.map { ">= \(formatNumber($0))" }, max.map { "<= \(formatNumber($0))" }].compactMap { $0 }.joined(separator: " and ")
+    }
+}
+
+/// A built-in stage parameter's value.
+public enum ParameterValue: Sendable, Equatable, Codable, CustomStringConvertible {
+    case string(String)
+    case integer(Int)
+    case number(Double)
+
+    public var description: String {
+        switch self {
+        case .string(let value): value
+        case .integer(let value): String(value)
+        case .number(let value): formatNumber(value)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Int.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else {
+            self = .string(try container.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        }
+    }
+}
+
+/// Where and how the release is deployed.
+public struct DeploySpec: Sendable, Codable, Equatable {
+    public var runtime: String
+    public var service: String
+    public var colors: [String]
+    /// The model directory to deploy (default: the `model` output of the `train` stage).
+    public var model: String?
+    public var health: HealthCheckSpec
+}
+
+public struct HealthCheckSpec: Sendable, Codable, Equatable {
+    public var path: String
+    public var timeout: PipelineDuration
+}
+
+/// How traffic moves from the live colour to the new one.
+public struct TrafficSpec: Sendable, Codable, Equatable {
+    public enum Mode: String, Sendable, Codable, CaseIterable {
+        /// Each user id hashes to one colour (`split_clients`): one user sees one model.
+        case sticky
+        /// Weighted round robin (`server ... weight=N`).
+        case weighted
+    }
+
+    /// The nginx configuration file the controller writes.
+    public var nginxConfig: String
+    /// The port nginx listens on.
+    public var listen: Int
+    public var mode: Mode
+    /// Percent of traffic on the new colour at each step, increasing, ending at 100.
+    public var steps: [Int]
+    /// How long each step is held and measured.
+    public var wait: PipelineDuration
+    /// Stop the old colour after a successful rollout.
+    public var stopOld: Bool
+    /// How long the old colour keeps running after the last step, so nginx can drain it.
+    public var drain: PipelineDuration
+
+    enum CodingKeys: String, CodingKey {
+        case nginxConfig = "nginx_config"
+        case listen, mode, steps, wait
+        case stopOld = "stop_old"
+        case drain
+    }
+}
+
+/// Prometheus and the PromQL gates checked at every step.
+public struct AnalysisSpec: Sendable, Codable, Equatable {
+    public var prometheus: String
+    public var gates: [PromQLGate]
+}
+
+public struct PromQLGate: Sendable, Codable, Equatable {
+    public enum NoDataPolicy: String, Sendable, Codable, CaseIterable {
+        case fail, pass, inconclusive
+    }
+
+    public var name: String
+    /// PromQL with `{{color}}`, `{{live}}` and `{{release}}` placeholders.
+    public var query: String
+    public var min: Double?
+    public var max: Double?
+    public var interval: PipelineDuration
+    /// Measurements per step.
+    public var count: Int
+    public var initialDelay: PipelineDuration
+    /// Failed measurements tolerated per step (the gate fails when failures exceed it).
+    public var failureLimit: Int
+    /// Consecutive query or connection errors tolerated.
+    public var consecutiveErrorLimit: Int
+    public var onNoData: NoDataPolicy
+
+    enum CodingKeys: String, CodingKey {
+        case name, query, min, max, interval, count
+        case initialDelay = "initial_delay"
+        case failureLimit = "failure_limit"
+        case consecutiveErrorLimit = "consecutive_error_limit"
+        case onNoData = "on_no_data"
+    }
+
+    /// The query as it will be sent, placeholders filled in.
+    public func resolvedQuery(color: String, live: String, release: String) -> String {
+        query.replacingOccurrences(of: "{{color}}", with: color)
+            .replacingOccurrences(of: "{{live}}", with: live)
+            .replacingOccurrences(of: "{{release}}", with: release)
+    }
+}
+
+public struct RollbackSpec: Sendable, Codable, Equatable {
+    /// Roll back by itself when a gate or health check fails.
+    public var automatic: Bool
+    /// Stop the new colour after rolling back.
+    public var stopNew: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case automatic
+        case stopNew = "stop_new"
+    }
+}
+
+/// Argument vectors run at points of the rollout.
+public struct HooksSpec: Sendable, Codable, Equatable {
+    public var preRollout: [[String]] = []
+    /// Started at each traffic step and stopped when the step ends (e.g. a load generator).
+    public var duringStep: [[String]] = []
+    public var postRollout: [[String]] = []
+    public var onRollback: [[String]] = []
+
+    enum CodingKeys: String, CodingKey {
+        case preRollout = "pre_rollout"
+        case duringStep = "during_step"
+        case postRollout = "post_rollout"
+        case onRollback = "on_rollback"
+    }
+}
+
+func formatNumber(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}

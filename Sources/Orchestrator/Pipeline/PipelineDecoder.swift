@@ -1,0 +1,387 @@
+import Foundation
+import Yams
+
+/// Turns the YAML tree into a `Pipeline`, reporting every problem through the reader.
+struct PipelineDecoder {
+    let reader: NodeReader
+    /// The pipeline file's folder: relative paths are resolved against it, as docker compose does.
+    let directory: String
+
+    static let namePattern = "letters, digits, '.', '_' and '-'"
+
+    func decode(_ root: Node, file: String, sha256: String) -> Pipeline? {
+        guard
+            let map = reader.mapping(
+                root, "", allowed: ["version", "name", "history", "stages", "deploy", "traffic", "analysis", "rollback", "hooks"])
+        else { return nil }
+        var version: Int?
+        if let node = reader.required(map, "version", "", in: root), let value = reader.int(node, "version", range: 0...Int.max) {
+            if value != Pipeline.currentVersion {
+                reader.report(node, "version", "version \(value) is not supported: this orchestrate reads version \(Pipeline.currentVersion)")
+            }
+            version = value
+        }
+        let name = reader.required(map, "name", "", in: root).flatMap { validName($0, "name") }
+        let history = map["history"].flatMap { reader.nonEmptyString($0, "history") }.map(resolve) ?? resolve(Pipeline.defaultHistory)
+        let stages = reader.required(map, "stages", "", in: root).flatMap(decodeStages) ?? []
+        let deploy = map["deploy"].flatMap { decodeDeploy($0, pipelineName: name ?? "service", stages: stages) }
+        let traffic = map["traffic"].flatMap { decodeTraffic($0, pipelineName: name ?? "service") }
+        let analysis = map["analysis"].flatMap(decodeAnalysis)
+        let rollback = decodeRollback(map["rollback"])
+        let hooks = decodeHooks(map["hooks"])
+        if traffic != nil && deploy == nil && map["deploy"] == nil {
+            reader.report(map["traffic"], "traffic", "traffic needs a deploy section: it shifts users between the deployed colours")
+        }
+        if analysis != nil && traffic == nil && map["traffic"] == nil {
+            reader.report(map["analysis"], "analysis", "analysis needs a traffic section: its gates are checked at each traffic step")
+        }
+        guard let version, let name else { return nil }
+        return Pipeline(
+            version: version, name: name, file: file, sha256: sha256, history: history, stages: stages, deploy: deploy,
+            traffic: traffic, analysis: analysis, rollback: rollback, hooks: hooks)
+    }
+
+    func resolve(_ path: String) -> String {
+        let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: directory).appendingPathComponent(path)
+        return url.standardizedFileURL.path
+    }
+
+    private func validName(_ node: Node, _ path: String) -> String? {
+        guard let text = reader.nonEmptyString(node, path) else { return nil }
+        guard text.count <= 63, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+            reader.report(node, path, "\"\(text)\" must be at most 63 \(Self.namePattern)")
+            return nil
+        }
+        return text
+    }
+
+    // MARK: Stages
+
+    private func decodeStages(_ node: Node) -> [Stage]? {
+        guard let items = reader.sequence(node, "stages") else { return nil }
+        if items.isEmpty { reader.report(node, "stages", "a pipeline needs at least one stage") }
+        var stages: [Stage] = []
+        var seen: [String: Node] = [:]
+        for (index, item) in items.enumerated() {
+            guard let stage = decodeStage(item, index: index) else { continue }
+            if seen[stage.name] != nil {
+                reader.report(item.mapping?["name"] ?? item, "stages[\(index)].name", "duplicate stage name \"\(stage.name)\"")
+                continue
+            }
+            seen[stage.name] = item
+            stages.append(stage)
+        }
+        return stages
+    }
+
+    private func decodeStage(_ node: Node, index: Int) -> Stage? {
+        let fallbackPath = "stages[\(index)]"
+        guard
+            let map = reader.mapping(
+                node, fallbackPath,
+                allowed: ["name", "uses", "with", "run", "env", "inputs", "outputs", "metrics", "timeout", "retries", "gate"])
+        else { return nil }
+        guard let nameNode = reader.required(map, "name", fallbackPath, in: node), let name = validName(nameNode, "\(fallbackPath).name") else {
+            return nil
+        }
+        let path = "stages.\(name)"
+        var action: Stage.Action?
+        switch (map["uses"], map["run"]) {
+        case (let uses?, nil):
+            if let kind = reader.choice(uses, "\(path).uses", among: BuiltinStage.allCases.map(\.rawValue)).flatMap(BuiltinStage.init) {
+                action = decodeBuiltin(kind, map["with"], path: path, in: node).map { .builtin(kind, $0) }
+            }
+        case (nil, let run?):
+            if case .scalar = run {
+                reader.report(
+                    run, "\(path).run",
+                    "run takes an argument vector, e.g. [python3, train.py, --epochs, \"20\"]; shell strings are never run")
+            } else if let argv = reader.stringList(run, "\(path).run") {
+                if argv.isEmpty { reader.report(run, "\(path).run", "the argument vector is empty") }
+                action = argv.isEmpty ? nil : .command(argv)
+            }
+            if let with = map["with"] {
+                reader.report(with, "\(path).with", "with: gives parameters to built-in stages (uses:); pass a command's parameters in run:")
+            }
+        case (.some, .some):
+            reader.report(node, path, "a stage has either uses: (a built-in) or run: (a command), not both")
+        case (nil, nil):
+            reader.report(node, path, "a stage needs uses: (one of \(BuiltinStage.allCases.map(\.rawValue).joined(separator: ", "))) or run: (an argument vector)")
+        }
+        let env = reader.stringMap(map["env"], "\(path).env")
+        let inputs = (map["inputs"].flatMap { reader.stringList($0, "\(path).inputs") } ?? []).map(resolve)
+        let outputs = (map["outputs"].flatMap { reader.stringList($0, "\(path).outputs") } ?? []).map(resolve)
+        let metricsFile = map["metrics"].flatMap { reader.nonEmptyString($0, "\(path).metrics") }.map(resolve)
+        if metricsFile != nil, case .builtin = action {
+            reader.report(map["metrics"], "\(path).metrics", "built-in stages report their metrics themselves; metrics: is for run: stages")
+        }
+        let timeout = map["timeout"].flatMap { node -> PipelineDuration? in
+            guard let value = reader.duration(node, "\(path).timeout") else { return nil }
+            if value.milliseconds == 0 { reader.report(node, "\(path).timeout", "must be longer than 0s") }
+            return value
+        }
+        let retries = map["retries"].flatMap { reader.int($0, "\(path).retries", range: 0...10) } ?? 0
+        let gate = map["gate"].map { decodeGate($0, path: "\(path).gate", action: action, hasMetricsFile: metricsFile != nil) } ?? []
+        guard let action else { return nil }
+        var allInputs = inputs
+        var allOutputs = outputs
+        if case .builtin(let kind, let parameters) = action {
+            for parameter in kind.parameters {
+                guard case .string(let value)? = parameters[parameter.name] else { continue }
+                if parameter.kind == .inputPath { allInputs.append(value) }
+                if parameter.kind == .outputPath { allOutputs.append(value) }
+            }
+        }
+        return Stage(
+            name: name, action: action, env: env, inputs: allInputs, outputs: allOutputs, metricsFile: metricsFile,
+            timeout: timeout, retries: retries, gate: gate)
+    }
+
+    private func decodeBuiltin(_ kind: BuiltinStage, _ node: Node?, path: String, in stageNode: Node) -> [String: ParameterValue]? {
+        let withPath = "\(path).with"
+        let map: [String: Node]
+        if let node {
+            guard let decoded = reader.mapping(node, withPath, allowed: kind.parameters.map(\.name)) else { return nil }
+            map = decoded
+        } else {
+            map = [:]
+        }
+        var values: [String: ParameterValue] = [:]
+        var complete = true
+        for parameter in kind.parameters {
+            let parameterPath = "\(withPath).\(parameter.name)"
+            guard let valueNode = map[parameter.name] else {
+                if let value = parameter.defaultValue {
+                    values[parameter.name] = value
+                } else if !kind.optionalParameters.contains(parameter.name) {
+                    reader.report(node ?? stageNode, parameterPath, "missing required parameter \"\(parameter.name)\" of the \(kind.rawValue) stage")
+                    complete = false
+                }
+                continue
+            }
+            let value: ParameterValue?
+            switch parameter.kind {
+            case .inputPath, .outputPath:
+                value = reader.nonEmptyString(valueNode, parameterPath).map { .string(resolve($0)) }
+            case .text:
+                value = reader.nonEmptyString(valueNode, parameterPath).map { .string($0) }
+            case .integer(let range):
+                value = reader.int(valueNode, parameterPath, range: range).map { .integer($0) }
+            case .number(let range):
+                value = reader.double(valueNode, parameterPath).flatMap { number in
+                    guard range.contains(number) else {
+                        reader.report(valueNode, parameterPath, "must be from \(formatNumber(range.lowerBound)) to \(formatNumber(range.upperBound)), got \(formatNumber(number))")
+                        return nil
+                    }
+                    return .number(number)
+                }
+            case .choice(let choices):
+                value = reader.choice(valueNode, parameterPath, among: choices).map { .string($0) }
+            }
+            if let value { values[parameter.name] = value } else { complete = false }
+        }
+        return complete ? values : nil
+    }
+
+    private func decodeGate(_ node: Node, path: String, action: Stage.Action?, hasMetricsFile: Bool) -> [MetricThreshold] {
+        guard case .mapping(let mapping) = node else {
+            reader.report(node, path, "expected a mapping of metric names to {min, max}, e.g. rmse: {max: 0.95}")
+            return []
+        }
+        if case .command? = action, !hasMetricsFile {
+            reader.report(node, path, "a run: stage is gated on the metrics it writes: add metrics: FILE (a JSON object of numbers)")
+        }
+        var thresholds: [MetricThreshold] = []
+        for (keyNode, valueNode) in mapping {
+            guard let metric = keyNode.scalar?.string else { continue }
+            let metricPath = "\(path).\(metric)"
+            if case .builtin(let kind, _)? = action, !kind.metrics.contains(metric) {
+                let hint = reader.suggestion(for: metric, among: kind.metrics).map { ": did you mean \"\($0)\"?" } ?? " (it reports \(kind.metrics.joined(separator: ", ")))"
+                reader.report(keyNode, metricPath, "the \(kind.rawValue) stage reports no metric \"\(metric)\"\(hint)")
+                continue
+            }
+            guard let bounds = reader.mapping(valueNode, metricPath, allowed: ["min", "max"]) else { continue }
+            let min = bounds["min"].flatMap { reader.double($0, "\(metricPath).min") }
+            let max = bounds["max"].flatMap { reader.double($0, "\(metricPath).max") }
+            if bounds.isEmpty { reader.report(valueNode, metricPath, "give min:, max: or both") }
+            if let min, let max, min > max { reader.report(valueNode, metricPath, "min \(formatNumber(min)) is above max \(formatNumber(max))") }
+            thresholds.append(MetricThreshold(metric: metric, min: min, max: max))
+        }
+        return thresholds
+    }
+
+    // MARK: Deploy, traffic, analysis, rollback, hooks
+
+    private func decodeDeploy(_ node: Node, pipelineName: String, stages: [Stage]) -> DeploySpec? {
+        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health"]) else { return nil }
+        let runtime = map["runtime"].flatMap { reader.choice($0, "deploy.runtime", among: ["process", "docker"]) } ?? "process"
+        let service = map["service"].flatMap { validName($0, "deploy.service") } ?? pipelineName
+        var colors = ["blue", "green"]
+        if let node = map["colors"], let list = reader.stringList(node, "deploy.colors") {
+            if list.count != 2 || Set(list).count != 2 {
+                reader.report(node, "deploy.colors", "blue/green needs exactly two different colours, got \(list)")
+            } else if let bad = list.first(where: { !isToken($0) }) {
+                reader.report(node, "deploy.colors", "colour \"\(bad)\" must be \(Self.namePattern)")
+            } else {
+                colors = list
+            }
+        }
+        var model = map["model"].flatMap { reader.nonEmptyString($0, "deploy.model") }.map(resolve)
+        if model == nil {
+            model = stages.lazy.compactMap { stage -> String? in
+                if case .builtin(.train, let parameters) = stage.action, case .string(let path)? = parameters["model"] { return path }
+                return nil
+            }.first
+            if model == nil {
+                reader.report(node, "deploy.model", "no model to deploy: set deploy.model or add a train stage")
+            }
+        }
+        var health = HealthCheckSpec(path: "/health", timeout: .seconds(30))
+        if let healthNode = map["health"], let healthMap = reader.mapping(healthNode, "deploy.health", allowed: ["path", "timeout"]) {
+            if let node = healthMap["path"], let path = reader.nonEmptyString(node, "deploy.health.path") {
+                if path.hasPrefix("/") && !path.contains(where: { $0.isWhitespace || $0 == ";" || $0 == "{" || $0 == "}" }) {
+                    health.path = path
+                } else {
+                    reader.report(node, "deploy.health.path", "must be a URL path starting with /, without spaces, ; or braces")
+                }
+            }
+            if let node = healthMap["timeout"], let timeout = reader.duration(node, "deploy.health.timeout") {
+                health.timeout = timeout
+            }
+        }
+        return DeploySpec(runtime: runtime, service: service, colors: colors, model: model, health: health)
+    }
+
+    private func decodeTraffic(_ node: Node, pipelineName: String) -> TrafficSpec? {
+        guard let map = reader.mapping(node, "traffic", allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain"]) else { return nil }
+        var spec = TrafficSpec(
+            nginxConfig: resolve("nginx/generated/\(pipelineName).conf"), listen: 8080, mode: .sticky, steps: [25, 50, 75, 100],
+            wait: .seconds(3600), stopOld: false, drain: .seconds(30))
+        if let nginx = map["nginx"], let nginxMap = reader.mapping(nginx, "traffic.nginx", allowed: ["config", "listen"]) {
+            if let config = nginxMap["config"].flatMap({ reader.nonEmptyString($0, "traffic.nginx.config") }) { spec.nginxConfig = resolve(config) }
+            if let listen = nginxMap["listen"].flatMap({ reader.int($0, "traffic.nginx.listen", range: 1...65535) }) { spec.listen = listen }
+        }
+        if let mode = map["mode"].flatMap({ reader.choice($0, "traffic.mode", among: TrafficSpec.Mode.allCases.map(\.rawValue)) }) {
+            spec.mode = TrafficSpec.Mode(rawValue: mode) ?? .sticky
+        }
+        if let node = map["steps"], let items = reader.sequence(node, "traffic.steps") {
+            let steps = items.enumerated().map { reader.int($1, "traffic.steps[\($0)]", range: 0...Int.max) }
+            if !steps.contains(where: { $0 == nil }) {
+                let values = steps.compactMap { $0 }
+                if values.isEmpty {
+                    reader.report(node, "traffic.steps", "give at least one step, e.g. [25, 50, 75, 100]")
+                } else if let over = values.first(where: { $0 > 100 || $0 < 1 }) {
+                    reader.report(node, "traffic.steps", "weight \(over) is outside 1...100 (percent of users on the new colour)")
+                } else if zip(values, values.dropFirst()).contains(where: { $0 >= $1 }) {
+                    reader.report(node, "traffic.steps", "weights must increase step by step, got \(values)")
+                } else if values.last != 100 {
+                    reader.report(node, "traffic.steps", "the last step must be 100 so that the release ends on the new colour, got \(values)")
+                } else {
+                    spec.steps = values
+                }
+            }
+        }
+        if let wait = map["wait"].flatMap({ reader.duration($0, "traffic.wait") }) { spec.wait = wait }
+        if let stopOld = map["stopOld"].flatMap({ reader.bool($0, "traffic.stopOld") }) { spec.stopOld = stopOld }
+        if let drain = map["drain"].flatMap({ reader.duration($0, "traffic.drain") }) { spec.drain = drain }
+        return spec
+    }
+
+    private func decodeAnalysis(_ node: Node) -> AnalysisSpec? {
+        guard let map = reader.mapping(node, "analysis", allowed: ["prometheus", "gates"]) else { return nil }
+        var prometheus: String?
+        if let node = reader.required(map, "prometheus", "analysis", in: node), let url = reader.nonEmptyString(node, "analysis.prometheus") {
+            if (url.hasPrefix("http://") || url.hasPrefix("https://")) && URL(string: url)?.host != nil {
+                prometheus = url.hasSuffix("/") ? String(url.dropLast()) : url
+            } else {
+                reader.report(node, "analysis.prometheus", "\"\(url)\" is not an http:// or https:// URL")
+            }
+        }
+        var gates: [PromQLGate] = []
+        if let gatesNode = map["gates"], let items = reader.sequence(gatesNode, "analysis.gates") {
+            for (index, item) in items.enumerated() {
+                guard let gate = decodePromQLGate(item, index: index) else { continue }
+                if gates.contains(where: { $0.name == gate.name }) {
+                    reader.report(item, "analysis.gates[\(index)].name", "duplicate gate name \"\(gate.name)\"")
+                } else {
+                    gates.append(gate)
+                }
+            }
+        }
+        guard let prometheus else { return nil }
+        return AnalysisSpec(prometheus: prometheus, gates: gates)
+    }
+
+    private func decodePromQLGate(_ node: Node, index: Int) -> PromQLGate? {
+        let fallback = "analysis.gates[\(index)]"
+        guard
+            let map = reader.mapping(
+                node, fallback,
+                allowed: ["name", "query", "min", "max", "interval", "count", "initialDelay", "failureLimit", "consecutiveErrorLimit", "onNoData"])
+        else { return nil }
+        let gateName = reader.required(map, "name", fallback, in: node).flatMap { validName($0, "\(fallback).name") }
+        let path = gateName.map { "analysis.gates.\($0)" } ?? fallback
+        let query = reader.required(map, "query", path, in: node).flatMap { reader.nonEmptyString($0, "\(path).query") }
+        if let query, let unknown = query.ranges(of: "{{").compactMap({ range -> String? in
+            guard let close = query[range.upperBound...].range(of: "}}") else { return "{{" }
+            let placeholder = String(query[range.upperBound..<close.lowerBound])
+            return ["color", "live", "release"].contains(placeholder) ? nil : placeholder
+        }).first {
+            reader.report(map["query"], "\(path).query", "unknown placeholder {{\(unknown)}}: use {{color}}, {{live}} or {{release}}")
+        }
+        let min = map["min"].flatMap { reader.double($0, "\(path).min") }
+        let max = map["max"].flatMap { reader.double($0, "\(path).max") }
+        if map["min"] == nil && map["max"] == nil { reader.report(node, path, "a gate needs min:, max: or both") }
+        if let min, let max, min > max { reader.report(node, path, "min \(formatNumber(min)) is above max \(formatNumber(max))") }
+        let interval = map["interval"].flatMap { reader.duration($0, "\(path).interval") } ?? .seconds(30)
+        let count = map["count"].flatMap { reader.int($0, "\(path).count", range: 1...1000) } ?? 1
+        let initialDelay = map["initialDelay"].flatMap { reader.duration($0, "\(path).initialDelay") } ?? .seconds(0)
+        let failureLimit = map["failureLimit"].flatMap { reader.int($0, "\(path).failureLimit", range: 0...1000) } ?? 0
+        let errorLimit = map["consecutiveErrorLimit"].flatMap { reader.int($0, "\(path).consecutiveErrorLimit", range: 0...1000) } ?? 4
+        let onNoData =
+            map["onNoData"].flatMap {
+                reader.choice($0, "\(path).onNoData", among: PromQLGate.NoDataPolicy.allCases.map(\.rawValue)).flatMap(PromQLGate.NoDataPolicy.init)
+            } ?? .fail
+        guard let gateName, let query else { return nil }
+        return PromQLGate(
+            name: gateName, query: query, min: min, max: max, interval: interval, count: count, initialDelay: initialDelay,
+            failureLimit: failureLimit, consecutiveErrorLimit: errorLimit, onNoData: onNoData)
+    }
+
+    private func decodeRollback(_ node: Node?) -> RollbackSpec {
+        var spec = RollbackSpec(automatic: true, stopNew: true)
+        guard let node, let map = reader.mapping(node, "rollback", allowed: ["automatic", "stopNew"]) else { return spec }
+        if let value = map["automatic"].flatMap({ reader.bool($0, "rollback.automatic") }) { spec.automatic = value }
+        if let value = map["stopNew"].flatMap({ reader.bool($0, "rollback.stopNew") }) { spec.stopNew = value }
+        return spec
+    }
+
+    private func decodeHooks(_ node: Node?) -> HooksSpec {
+        var spec = HooksSpec()
+        guard let node, let map = reader.mapping(node, "hooks", allowed: ["preRollout", "duringStep", "postRollout", "onRollback"]) else {
+            return spec
+        }
+        func commands(_ key: String) -> [[String]] {
+            guard let items = reader.sequence(map[key], "hooks.\(key)") else { return [] }
+            return items.enumerated().compactMap { index, item in
+                let path = "hooks.\(key)[\(index)]"
+                if case .scalar = item {
+                    reader.report(item, path, "a hook is an argument vector, e.g. [curl, -fsS, http://localhost/]; shell strings are never run")
+                    return nil
+                }
+                guard let argv = reader.stringList(item, path) else { return nil }
+                if argv.isEmpty { reader.report(item, path, "the argument vector is empty") }
+                return argv.isEmpty ? nil : argv
+            }
+        }
+        spec.preRollout = commands("preRollout")
+        spec.duringStep = commands("duringStep")
+        spec.postRollout = commands("postRollout")
+        spec.onRollback = commands("onRollback")
+        return spec
+    }
+
+    private func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.count <= 63 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+}

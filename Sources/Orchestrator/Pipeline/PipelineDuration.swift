@@ -1,0 +1,66 @@
+import Foundation
+
+/// A duration as pipelines write it: `500ms`, `90s`, `5m`, `1h`, or a sum such as `1h30m`.
+public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    public var milliseconds: Int64
+
+    public init(milliseconds: Int64) {
+        self.milliseconds = milliseconds
+    }
+
+    public static func seconds(_ seconds: Int64) -> PipelineDuration {
+        PipelineDuration(milliseconds: seconds * 1000)
+    }
+
+    public init?(_ text: String) {
+        let units: [(String, Int64)] = [("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        var total: Int64 = 0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, let value = Int64(digits), value < 1_000_000_000 else { return nil }
+            rest = rest.dropFirst(digits.count)
+            guard let (unit, scale) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
+            rest = rest.dropFirst(unit.count)
+            total += value * scale
+        }
+        milliseconds = total
+    }
+
+    public var duration: Duration { .milliseconds(milliseconds) }
+
+    public var description: String {
+        if milliseconds == 0 { return "0s" }
+        if milliseconds % 1000 != 0 { return "\(milliseconds)ms" }
+        var seconds = milliseconds / 1000
+        var text = ""
+        if seconds >= 3600 {
+            text += "\(seconds / 3600)h"
+            seconds %= 3600
+        }
+        if seconds >= 60 {
+            text += "\(seconds / 60)m"
+            seconds %= 60
+        }
+        if seconds > 0 { text += "\(seconds)s" }
+        return text
+    }
+
+    public static func < (lhs: PipelineDuration, rhs: PipelineDuration) -> Bool {
+        lhs.milliseconds < rhs.milliseconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = PipelineDuration(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a duration: \(text)"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

@@ -1,0 +1,120 @@
+public import Foundation
+
+/// One line of the release history: what a run did, built from what, approved by which numbers.
+///
+/// Maps onto SLSA v1 provenance: `pipeline` and `overrides` are the build definition's external
+/// parameters, stage `inputs` its resolved dependencies, stage `outputs` and `model` the subjects,
+/// `builder` the builder id, and `releaseID`, `startedOn`, `finishedOn` the run metadata.
+public struct ReleaseRecord: Sendable, Codable, Equatable {
+    public static let schema = "orchestrate.release/v1"
+
+    public struct Invocation: Sendable, Codable, Equatable {
+        /// manual, ci or schedule.
+        public var trigger: String
+        public var user: String
+        public var host: String
+        public var command: [String]
+    }
+
+    public struct Builder: Sendable, Codable, Equatable {
+        public var id: String
+        public var version: String
+    }
+
+    public struct Source: Sendable, Codable, Equatable {
+        public var gitCommit: String?
+        public var gitDirty: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case gitCommit = "git_commit"
+            case gitDirty = "git_dirty"
+        }
+    }
+
+    public struct PipelineReference: Sendable, Codable, Equatable {
+        public var name: String
+        public var path: String
+        public var sha256: String
+    }
+
+    public struct GateVerdict: Sendable, Codable, Equatable {
+        public var metric: String
+        public var condition: String
+        public var value: Double?
+        public var passed: Bool
+    }
+
+    public struct StageRecord: Sendable, Codable, Equatable {
+        /// succeeded, failed, cached (skipped: inputs unchanged since a successful run), skipped (--skip) or not_run.
+        public var status: String
+        public var name: String
+        public var uses: String?
+        public var argv: [String]?
+        public var parameters: [String: ParameterValue]?
+        public var fingerprint: String?
+        public var attempts: Int
+        public var exitStatus: Int32?
+        public var durationSeconds: Double
+        public var inputs: [ArtifactDigest]
+        public var outputs: [ArtifactDigest]
+        public var metrics: [String: Double]
+        public var gates: [GateVerdict]
+        public var log: String?
+        public var error: String?
+        public var reason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason
+            case exitStatus = "exit_status"
+            case durationSeconds = "duration_seconds"
+        }
+    }
+
+    public struct ModelReference: Sendable, Codable, Equatable {
+        public var path: String
+        public var sha256: String?
+        public var version: String?
+    }
+
+    public var schema: String = ReleaseRecord.schema
+    public var releaseID: String
+    /// SHA-256 of the previous line of the history file, nil for the first: editing or removing any
+    /// earlier line breaks the chain.
+    public var previousSHA256: String?
+    public var startedOn: Date
+    public var finishedOn: Date?
+    public var invocation: Invocation
+    public var builder: Builder
+    public var source: Source
+    public var pipeline: PipelineReference
+    public var overrides: [String]
+    public var dryRun: Bool
+    public var stages: [StageRecord]
+    public var model: ModelReference?
+    /// succeeded, failed, or (for a dry run) planned.
+    public var outcome: String
+    public var failure: String?
+
+    enum CodingKeys: String, CodingKey {
+        case schema, invocation, builder, source, pipeline, overrides, stages, model, outcome, failure
+        case releaseID = "release_id"
+        case previousSHA256 = "previous_sha256"
+        case startedOn = "started_on"
+        case finishedOn = "finished_on"
+        case dryRun = "dry_run"
+    }
+
+    /// The record as one JSON line (no newline): stable key order, so the chain hash is reproducible.
+    public func jsonLine() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return try encoder.encode(self)
+    }
+
+    public static func decode(_ line: Data) throws -> ReleaseRecord {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(ReleaseRecord.self, from: line)
+    }
+}

@@ -1,0 +1,75 @@
+/// An error from the orchestrator: what went wrong, where, what to do, and the exit code it maps to.
+public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
+    /// The kind of failure; each maps to one documented exit code.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Value: String, Sendable {
+            case stageFailed = "stage-failed"
+            case gateFailed = "gate-failed"
+            case invalidInput = "invalid-input"
+            case locked
+            case unreachable
+            case historyCorrupt = "history-corrupt"
+            case fileSystem = "file-system"
+        }
+
+        private let value: Value
+
+        private init(_ value: Value) {
+            self.value = value
+        }
+
+        /// A stage failed (non-zero exit, timeout, an error in a built-in). Exit code 1.
+        public static let stageFailed = Code(.stageFailed)
+        /// A gate's threshold was not met. Exit code 1.
+        public static let gateFailed = Code(.gateFailed)
+        /// A malformed pipeline, a bad override, bad arguments. Exit code 2.
+        public static let invalidInput = Code(.invalidInput)
+        /// Another run holds the pipeline's lock. Exit code 3.
+        public static let locked = Code(.locked)
+        /// A required service is unreachable before any change was made. Exit code 4.
+        public static let unreachable = Code(.unreachable)
+        /// The release history failed verification. Exit code 1.
+        public static let historyCorrupt = Code(.historyCorrupt)
+        /// A file could not be read or written. Exit code 1.
+        public static let fileSystem = Code(.fileSystem)
+
+        public var description: String { value.rawValue }
+
+        /// The process exit code for this kind of failure.
+        public var exitCode: Int32 {
+            switch value {
+            case .stageFailed, .gateFailed, .historyCorrupt, .fileSystem: 1
+            case .invalidInput: 2
+            case .locked: 3
+            case .unreachable: 4
+            }
+        }
+    }
+
+    public var code: Code
+    public var message: String
+    public var hint: String?
+
+    public init(_ code: Code, _ message: String, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String {
+        hint.map { "\(message)\n  hint: \($0)" } ?? message
+    }
+}
+
+/// The documented exit codes of `orchestrate`.
+public enum ExitStatus {
+    public static let success: Int32 = 0
+    /// A stage or gate failed, or the release was rolled back.
+    public static let failed: Int32 = 1
+    /// Invalid input or usage.
+    public static let invalidInput: Int32 = 2
+    /// Another run holds the lock.
+    public static let locked: Int32 = 3
+    /// A required service is unreachable before any change was made.
+    public static let unreachable: Int32 = 4
+}
