@@ -1,1 +1,3 @@
-print("orchestrate")
+import Orchestrator
+
+await OrchestrateCommand.main(arguments: Array(CommandLine.arguments.dropFirst()))

@@ -76,6 +76,18 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var version: String?
     }
 
+    /// Where the release went: the colour that serves it once promoted.
+    public struct DeploymentRecord: Sendable, Codable, Equatable {
+        public var runtime: String
+        public var color: String
+        public var modelSHA256: String?
+
+        enum CodingKeys: String, CodingKey {
+            case runtime, color
+            case modelSHA256 = "model_sha256"
+        }
+    }
+
     public var schema: String = ReleaseRecord.schema
     public var releaseID: String
     /// SHA-256 of the previous line of the history file, nil for the first: editing or removing any
@@ -91,12 +103,13 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     public var dryRun: Bool
     public var stages: [StageRecord]
     public var model: ModelReference?
+    public var deployment: DeploymentRecord?
     /// succeeded, failed, or (for a dry run) planned.
     public var outcome: String
     public var failure: String?
 
     enum CodingKeys: String, CodingKey {
-        case schema, invocation, builder, source, pipeline, overrides, stages, model, outcome, failure
+        case schema, invocation, builder, source, pipeline, overrides, stages, model, deployment, outcome, failure
         case releaseID = "release_id"
         case previousSHA256 = "previous_sha256"
         case startedOn = "started_on"

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a pipeline: stages, gates, rollout; append the release record.")
+
+    @Argument(help: "The pipeline file (YAML).") var pipeline: String
+    @Flag(help: "Print the complete plan and change nothing.") var dryRun = false
+    @Flag(help: "With --dry-run: append the plan to the history as a record.") var recordDryRun = false
+    @Option(name: .customLong("set"), help: "Override a value, e.g. --set traffic.wait=60s (validated like the file).")
+    var overrides: [String] = []
+    @Option(help: "Do not run this stage (repeatable), e.g. --skip ingest.") var skip: [String] = []
+    @Flag(help: "Run every stage, even when its inputs are unchanged since the last successful run.") var force = false
+    @Option(help: "What started this run: manual, ci or schedule (default: ORCHESTRATE_TRIGGER, else ci when CI is set, else manual).")
+    var trigger: String?
+    @Option(help: "text: progress on stderr; json: one summary object on stdout.") var output: OutputFormat = .text
+
+    func validate() throws {
+        if let trigger, !RunOptions.triggers.contains(trigger) {
+            throw ValidationError("--trigger must be one of \(RunOptions.triggers.joined(separator: ", "))")
+        }
+        if recordDryRun && !dryRun { throw ValidationError("--record-dry-run goes with --dry-run") }
+    }
+
+    func run() async throws {
+        let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
+        let options = RunOptions(
+            dryRun: dryRun, recordDryRun: recordDryRun, overrides: overrides, skip: skip, force: force,
+            trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments)
+        let runner = PipelineRunner(pipeline: loaded, options: options) { line in printError(line) }
+        let result = try await runner.run()
+        switch (output, dryRun) {
+        case (.json, true): try printJSON(result.plan)
+        case (.json, false): if let record = result.record { try printJSON(record) }
+        case (.text, true): print(result.plan.rendered())
+        case (.text, false): break
+        }
+        if result.exitCode != ExitStatus.success {
+            if output == .text, let failure = result.record?.failure { printError("error: \(failure)") }
+            throw ExitCode(result.exitCode)
+        }
+    }
+}
+
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check a pipeline file and report every problem at once.")
+
+    @Argument(help: "The pipeline file (YAML).") var pipeline: String
+    @Option(name: .customLong("set"), help: "Overrides to check with the file.") var overrides: [String] = []
+    @Option(help: "text or json.") var output: OutputFormat = .text
+
+    struct Report: Encodable {
+        var valid: Bool
+        var issues: [ValidationIssue]
+    }
+
+    func run() async throws {
+        do {
+            let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
+            if output == .json {
+                try printJSON(Report(valid: true, issues: []))
+            } else {
+                let parts = [
+                    "\(loaded.stages.count) stage\(loaded.stages.count == 1 ? "" : "s") (\(loaded.stages.map(\.name).joined(separator: ", ")))",
+                    loaded.deploy.map { "deploy on \($0.runtime)" }, loaded.traffic.map { "traffic steps \($0.steps)" },
+                    loaded.analysis.map { "\($0.gates.count) PromQL gate\($0.gates.count == 1 ? "" : "s")" },
+                ].compactMap { $0 }
+                print("\(pipeline) is valid: \(parts.joined(separator: ", "))")
+            }
+        } catch let error as PipelineValidationError {
+            if output == .json { try printJSON(Report(valid: false, issues: error.issues)) }
+            throw error
+        }
+    }
+}

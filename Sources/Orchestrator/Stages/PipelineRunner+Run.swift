@@ -1,0 +1,245 @@
+import Foundation
+import RecEngine
+import Subprocess
+
+extension PipelineRunner {
+    /// The result of `run`: the plan, and the record when one was written.
+    public struct RunResult: Sendable {
+        public var plan: RunPlan
+        public var record: ReleaseRecord?
+
+        /// The documented exit code for this result.
+        public var exitCode: Int32 {
+            guard let record else { return ExitStatus.success }
+            return record.outcome == "failed" ? ExitStatus.failed : ExitStatus.success
+        }
+    }
+
+    /// Runs the pipeline (or, with `dryRun`, only plans it).
+    ///
+    /// - Throws: `OrchestratorError` `.locked` when another run holds the lock, `.invalidInput`
+    ///   for an unknown `--skip`; a failing stage or gate is not thrown but recorded, with outcome
+    ///   `failed`.
+    public func run() async throws -> RunResult {
+        let releaseID = Self.newReleaseID()
+        let plan = try plan(releaseID: releaseID)
+        if options.dryRun && !options.recordDryRun {
+            return RunResult(plan: plan, record: nil)
+        }
+        let lock = try RunLock(
+            historyPath: pipeline.history,
+            holder: .init(
+                pid: getpid(), user: Self.user, host: Self.host, since: Date(), releaseID: releaseID, command: options.command))
+        defer { lock.release() }
+        var record = ReleaseRecord(
+            releaseID: releaseID, startedOn: Date(), finishedOn: nil,
+            invocation: .init(trigger: options.trigger, user: Self.user, host: Self.host, command: options.command),
+            builder: .init(id: "orchestrate", version: Self.version), source: await gitSource(), pipeline: reference,
+            overrides: options.overrides, dryRun: options.dryRun, stages: [], model: nil, outcome: "running")
+        if options.dryRun {
+            record.stages = plan.stages.map { planned in
+                .init(
+                    status: "planned", name: planned.name, uses: planned.uses, argv: planned.argv, parameters: planned.parameters,
+                    attempts: 0, durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [], reason: planned.reason)
+            }
+            record.outcome = "planned"
+            record.finishedOn = Date()
+            return RunResult(plan: plan, record: try history.append(record))
+        }
+
+        progress("release \(releaseID) of \(pipeline.name) (\(pipeline.file))")
+        let records = try history.records()
+        var failed = false
+        for (index, stage) in pipeline.stages.enumerated() {
+            let label = "[\(index + 1)/\(pipeline.stages.count)] \(stage.name)"
+            if failed {
+                record.stages.append(Self.emptyRecord(stage, status: "not_run", reason: "an earlier stage failed"))
+                continue
+            }
+            if options.skip.contains(stage.name) {
+                progress("\(label): skipped (--skip)")
+                record.stages.append(Self.emptyRecord(stage, status: "skipped", reason: "--skip \(stage.name)"))
+                continue
+            }
+            let stageRecord = await runStage(stage, label: label, records: records, releaseID: releaseID)
+            record.stages.append(stageRecord)
+            failed = stageRecord.status == "failed"
+            if failed { record.failure = "stage \(stage.name): \(stageRecord.error ?? "failed")" }
+        }
+        if let modelPath = pipeline.deploy?.model, !failed {
+            let digest = try? ArtifactDigest.of(modelPath + "/" + ModelDirectory.tensorsFile)
+            let manifest = try? ModelDirectory.load(from: modelPath).manifest
+            record.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion)
+        }
+        if pipeline.deploy != nil && !failed {
+            progress("deploy: not performed yet (the rollout arrives with the progressive-delivery issue); `--dry-run` shows its plan")
+        }
+        record.outcome = failed ? "failed" : "succeeded"
+        record.finishedOn = Date()
+        let written = try history.append(record)
+        let elapsed = (record.finishedOn ?? Date()).timeIntervalSince(record.startedOn)
+        progress("release \(releaseID) \(record.outcome) in \(String(format: "%.1f", elapsed)) s; recorded in \(pipeline.history)")
+        return RunResult(plan: plan, record: written)
+    }
+
+    static func emptyRecord(_ stage: Stage, status: String, reason: String) -> ReleaseRecord.StageRecord {
+        var record = ReleaseRecord.StageRecord(
+            status: status, name: stage.name, attempts: 0, durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [],
+            reason: reason)
+        describe(stage, into: &record)
+        return record
+    }
+
+    static func describe(_ stage: Stage, into record: inout ReleaseRecord.StageRecord) {
+        switch stage.action {
+        case .builtin(let kind, let parameters):
+            record.uses = kind.rawValue
+            record.parameters = parameters
+        case .command(let argv):
+            record.argv = argv
+        }
+    }
+
+    /// Runs one stage with its retries and timeout, or reuses it from the cache; never throws:
+    /// every failure is a `failed` record with its reason.
+    func runStage(_ stage: Stage, label: String, records: [ReleaseRecord], releaseID: String) async -> ReleaseRecord.StageRecord {
+        var result = Self.emptyRecord(stage, status: "running", reason: "")
+        result.reason = nil
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            let decision = try cacheDecision(for: stage, in: records)
+            result.fingerprint = decision.fingerprint
+            result.inputs = try stage.inputs.map(ArtifactDigest.of)
+            if let missing = result.inputs.first(where: { $0.sha256 == nil }) {
+                throw OrchestratorError(.stageFailed, "input \(missing.path) does not exist", hint: "an earlier stage or the ingest source should create it")
+            }
+            if decision.cached, let previous = decision.previous {
+                result.status = "cached"
+                result.reason = decision.reason
+                result.metrics = previous.metrics
+                result.outputs = previous.outputs
+                progress("\(label): cached (\(decision.reason))")
+            } else {
+                progress("\(label): running (\(decision.reason))")
+                var attempt = 0
+                while true {
+                    attempt += 1
+                    result.attempts = attempt
+                    do {
+                        result.metrics = try await execute(stage, releaseID: releaseID, record: &result)
+                        break
+                    } catch let error where attempt <= stage.retries {
+                        progress("\(label): attempt \(attempt) failed: \(error); retrying (\(stage.retries - attempt + 1) left)")
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                }
+                result.outputs = try stage.outputs.map(ArtifactDigest.of)
+                if let missing = result.outputs.first(where: { $0.sha256 == nil }) {
+                    throw OrchestratorError(.stageFailed, "the stage finished but did not write its output \(missing.path)")
+                }
+                result.status = "succeeded"
+            }
+            result.durationSeconds = (clock.now - start).seconds
+            let summary = result.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
+            if result.status == "succeeded" {
+                progress("\(label): done in \(String(format: "%.2f", result.durationSeconds)) s\(summary.isEmpty ? "" : "  \(summary)")")
+            }
+            for output in result.outputs where result.status == "succeeded" {
+                progress("    wrote \(output.path) (sha256 \(output.sha256?.prefix(12) ?? "-"), \(output.size ?? 0) bytes)")
+            }
+            result.gates = stage.gate.map { threshold in
+                let value = result.metrics[threshold.metric]
+                return ReleaseRecord.GateVerdict(
+                    metric: threshold.metric, condition: threshold.condition, value: value, passed: value.map(threshold.admits) ?? false)
+            }
+            for verdict in result.gates {
+                let value = verdict.value.map(formatMetric) ?? "not reported"
+                progress("    gate \(verdict.metric) \(verdict.condition): \(value) \(verdict.passed ? "passed" : "FAILED")")
+            }
+            if let failedGate = result.gates.first(where: { !$0.passed }) {
+                result.status = "failed"
+                result.error =
+                    failedGate.value == nil
+                    ? "gate \(failedGate.metric): the stage reported no such metric"
+                    : "gate \(failedGate.metric) \(failedGate.condition) failed with \(formatMetric(failedGate.value ?? .nan))"
+            }
+        } catch {
+            result.status = "failed"
+            result.error = "\(error)"
+            result.durationSeconds = (clock.now - start).seconds
+            progress("\(label): FAILED after \(String(format: "%.2f", result.durationSeconds)) s: \(error)")
+        }
+        return result
+    }
+
+    /// Executes a stage once and returns the metrics it reports.
+    func execute(_ stage: Stage, releaseID: String, record: inout ReleaseRecord.StageRecord) async throws -> [String: Double] {
+        switch stage.action {
+        case .builtin(let kind, let parameters):
+            let work = Task.detached { try BuiltinStageRunner.run(kind, parameters) }
+            guard let timeout = stage.timeout else { return try await work.value }
+            return try await withThrowingTaskGroup(of: [String: Double]?.self) { group in
+                group.addTask { try await work.value }
+                group.addTask {
+                    try await Task.sleep(for: timeout.duration)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let metrics = try await group.next() ?? nil else {
+                    throw OrchestratorError(.stageFailed, "timed out after \(timeout)")
+                }
+                return metrics
+            }
+        case .command(let argv):
+            let logPath = "\(logsFolder)/\(releaseID)/\(stage.name).log"
+            record.log = logPath
+            let outcome = try await CommandRunner.run(
+                argv, environment: stage.env, workingDirectory: pipelineFolder, logPath: logPath, timeout: stage.timeout?.duration)
+            record.exitStatus = outcome.exitStatus
+            let tail = CommandRunner.tail(of: logPath)
+            let output = tail.isEmpty ? "" : "\n  last lines of \(logPath):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+            if outcome.timedOut {
+                throw OrchestratorError(.stageFailed, "timed out after \(stage.timeout?.description ?? "?"); the command was stopped\(output)")
+            }
+            guard outcome.exitStatus == 0 else {
+                throw OrchestratorError(.stageFailed, "\(shellQuoted(argv)) exited with status \(outcome.exitStatus ?? -1)\(output)")
+            }
+            guard let metricsFile = stage.metricsFile else { return [:] }
+            return try Self.readMetrics(metricsFile)
+        }
+    }
+
+    static func readMetrics(_ path: String) throws -> [String: Double] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw OrchestratorError(.stageFailed, "the command did not write its metrics file \(path)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw OrchestratorError(.stageFailed, "the metrics file \(path) is not a JSON object", hint: "write e.g. {\"rmse\": 0.93}")
+        }
+        return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+    }
+
+    static var user: String { ProcessInfo.processInfo.environment["USER"] ?? String(cString: getlogin() ?? strdup("unknown")) }
+    static var host: String { ProcessInfo.processInfo.hostName }
+
+    /// The git commit of the pipeline's folder, and whether the work tree has changes.
+    func gitSource() async -> ReleaseRecord.Source {
+        func git(_ arguments: [String]) async -> String? {
+            guard
+                let result = try? await Subprocess.run(
+                    .name("git"), arguments: Arguments(["-C", pipelineFolder] + arguments), output: .string(limit: 1 << 20),
+                    error: .discarded),
+                result.terminationStatus.isSuccess
+            else { return nil }
+            return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let commit = await git(["rev-parse", "HEAD"]) else { return .init(gitCommit: nil, gitDirty: nil) }
+        let status = await git(["status", "--porcelain"])
+        return .init(gitCommit: commit, gitDirty: status.map { !$0.isEmpty })
+    }
+}
+
+func formatMetric(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e12 ? String(Int(value)) : String(format: "%.4f", value)
+}

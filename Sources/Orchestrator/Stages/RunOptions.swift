@@ -1,0 +1,39 @@
+/// How `orchestrate run` runs a pipeline.
+public struct RunOptions: Sendable {
+    /// Print the plan and change nothing.
+    public var dryRun: Bool
+    /// With `dryRun`: still append a record of the plan to the history.
+    public var recordDryRun: Bool
+    /// The `--set KEY=VALUE` overrides, recorded in provenance.
+    public var overrides: [String]
+    /// Stages not to run (`--skip ingest` is the seed's `--skip-ingest`).
+    public var skip: [String]
+    /// Run stages even when their inputs are unchanged since the last successful run.
+    public var force: Bool
+    /// manual, ci or schedule.
+    public var trigger: String
+    /// The command line, for the record.
+    public var command: [String]
+
+    public init(
+        dryRun: Bool = false, recordDryRun: Bool = false, overrides: [String] = [], skip: [String] = [], force: Bool = false,
+        trigger: String = "manual", command: [String] = []
+    ) {
+        self.dryRun = dryRun
+        self.recordDryRun = recordDryRun
+        self.overrides = overrides
+        self.skip = skip
+        self.force = force
+        self.trigger = trigger
+        self.command = command
+    }
+
+    public static let triggers = ["manual", "ci", "schedule"]
+
+    /// The trigger from the environment: `ORCHESTRATE_TRIGGER`, else `ci` when `CI` is set, else manual.
+    public static func trigger(from environment: [String: String]) -> String {
+        if let value = environment["ORCHESTRATE_TRIGGER"], triggers.contains(value) { return value }
+        if let ci = environment["CI"], !ci.isEmpty, ci != "false" { return "ci" }
+        return "manual"
+    }
+}
