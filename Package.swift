@@ -78,6 +78,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "OrchestratorTests",
+            dependencies: ["Orchestrator", "RecEngine"]
+        ),
+        .testTarget(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",

@@ -50,6 +50,12 @@ public struct MetricThreshold: Sendable, Equatable, Codable {
     public var min: Double?
     public var max: Double?
 
+    public init(metric: String, min: Double? = nil, max: Double? = nil) {
+        self.metric = metric
+        self.min = min
+        self.max = max
+    }
+
     /// Whether `value` is within the bounds.
     public func admits(_ value: Double) -> Bool {
         !value.isNaN && (min.map { value >= $0 } ?? true) && (max.map { value <= $0 } ?? true)

@@ -9,6 +9,10 @@ struct PipelineDecoder {
 
     static let namePattern = "letters, digits, '.', '_' and '-'"
 
+    /// Whether the file names a train stage, even one with problems of its own (so that its
+    /// problems are not echoed as a missing model).
+    var declaresTrainStage = false
+
     func decode(_ root: Node, file: String, sha256: String) -> Pipeline? {
         guard
             let map = reader.mapping(
@@ -24,7 +28,9 @@ struct PipelineDecoder {
         let name = reader.required(map, "name", "", in: root).flatMap { validName($0, "name") }
         let history = map["history"].flatMap { reader.nonEmptyString($0, "history") }.map(resolve) ?? resolve(Pipeline.defaultHistory)
         let stages = reader.required(map, "stages", "", in: root).flatMap(decodeStages) ?? []
-        let deploy = map["deploy"].flatMap { decodeDeploy($0, pipelineName: name ?? "service", stages: stages) }
+        var decoder = self
+        decoder.declaresTrainStage = map["stages"]?.sequence?.contains { $0.mapping?["uses"]?.scalar?.string == "train" } ?? false
+        let deploy = map["deploy"].flatMap { decoder.decodeDeploy($0, pipelineName: name ?? "service", stages: stages) }
         let traffic = map["traffic"].flatMap { decodeTraffic($0, pipelineName: name ?? "service") }
         let analysis = map["analysis"].flatMap(decodeAnalysis)
         let rollback = decodeRollback(map["rollback"])
@@ -232,7 +238,7 @@ struct PipelineDecoder {
                 if case .builtin(.train, let parameters) = stage.action, case .string(let path)? = parameters["model"] { return path }
                 return nil
             }.first
-            if model == nil {
+            if model == nil && !declaresTrainStage {
                 reader.report(node, "deploy.model", "no model to deploy: set deploy.model or add a train stage")
             }
         }

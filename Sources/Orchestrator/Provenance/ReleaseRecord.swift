@@ -6,9 +6,34 @@ public import Foundation
 /// parameters, stage `inputs` its resolved dependencies, stage `outputs` and `model` the subjects,
 /// `builder` the builder id, and `releaseID`, `startedOn`, `finishedOn` the run metadata.
 public struct ReleaseRecord: Sendable, Codable, Equatable {
+
+    public init(releaseID: String, previousSHA256: String? = nil, startedOn: Date, finishedOn: Date?, invocation: Invocation, builder: Builder, source: Source, pipeline: PipelineReference, overrides: [String], dryRun: Bool, stages: [StageRecord], model: ModelReference?, deployment: DeploymentRecord? = nil, outcome: String, failure: String? = nil) {
+        self.releaseID = releaseID
+        self.previousSHA256 = previousSHA256
+        self.startedOn = startedOn
+        self.finishedOn = finishedOn
+        self.invocation = invocation
+        self.builder = builder
+        self.source = source
+        self.pipeline = pipeline
+        self.overrides = overrides
+        self.dryRun = dryRun
+        self.stages = stages
+        self.model = model
+        self.deployment = deployment
+        self.outcome = outcome
+        self.failure = failure
+    }
     public static let schema = "orchestrate.release/v1"
 
     public struct Invocation: Sendable, Codable, Equatable {
+
+        public init(trigger: String, user: String, host: String, command: [String]) {
+            self.trigger = trigger
+            self.user = user
+            self.host = host
+            self.command = command
+        }
         /// manual, ci or schedule.
         public var trigger: String
         public var user: String
@@ -17,11 +42,21 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     }
 
     public struct Builder: Sendable, Codable, Equatable {
+
+        public init(id: String, version: String) {
+            self.id = id
+            self.version = version
+        }
         public var id: String
         public var version: String
     }
 
     public struct Source: Sendable, Codable, Equatable {
+
+        public init(gitCommit: String?, gitDirty: Bool?) {
+            self.gitCommit = gitCommit
+            self.gitDirty = gitDirty
+        }
         public var gitCommit: String?
         public var gitDirty: Bool?
 
@@ -32,6 +67,12 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     }
 
     public struct PipelineReference: Sendable, Codable, Equatable {
+
+        public init(name: String, path: String, sha256: String) {
+            self.name = name
+            self.path = path
+            self.sha256 = sha256
+        }
         public var name: String
         public var path: String
         public var sha256: String

@@ -8,6 +8,15 @@ public final class RunLock: Sendable {
     private let descriptor: Int32
 
     public struct Holder: Sendable, Codable {
+
+        public init(pid: Int32, user: String, host: String, since: Date, releaseID: String, command: [String]) {
+            self.pid = pid
+            self.user = user
+            self.host = host
+            self.since = since
+            self.releaseID = releaseID
+            self.command = command
+        }
         public var pid: Int32
         public var user: String
         public var host: String

@@ -125,6 +125,9 @@ public struct PipelineRunner: Sendable {
             return CacheDecision(cached: false, reason: "its input \(missing.path) does not exist yet")
         }
         let fingerprint = try Self.fingerprint(of: stage, inputs: inputs)
+        if case .command = stage.action, stage.outputs.isEmpty {
+            return CacheDecision(cached: false, reason: "a command without declared outputs always runs", fingerprint: fingerprint)
+        }
         if options.force {
             return CacheDecision(cached: false, reason: "--force", fingerprint: fingerprint)
         }

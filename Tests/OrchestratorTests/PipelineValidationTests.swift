@@ -1,0 +1,158 @@
+import Foundation
+import Orchestrator
+import Testing
+
+/// The invalid-pipeline table: each case is a file whose line marked `# <-` carries the problem.
+@Suite struct PipelineValidationTests {
+    static let header = "version: 1\nname: demo\n"
+    static let train = """
+        stages:
+          - name: train
+            uses: train
+            with: {ratings: r.csv, model: m}
+
+        """
+    static let evaluate = """
+          - name: evaluate
+            uses: evaluate
+            with: {model: m, ratings: t.csv}
+
+        """
+    static let deploy = "deploy: {runtime: process}\n"
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        var yaml: String
+        var message: String
+        var testDescription: String { message }
+    }
+
+    static let cases: [Case] = [
+        Case(yaml: "version: 2 # <-\nname: demo\n" + train, message: "version 2 is not supported"),
+        Case(yaml: "name: demo # <-\n" + train, message: "missing required key \"version\""),
+        Case(yaml: header + "verison: 1 # <-\n" + train, message: "unknown key \"verison\": did you mean \"version\"?"),
+        Case(yaml: "version: 1\nname: my demo # <-\n" + train, message: "must be at most 63"),
+        Case(yaml: "version: one # <-\nname: demo\n" + train, message: "expected a whole number, got \"one\""),
+        Case(yaml: header + "stages: [] # <-\n", message: "a pipeline needs at least one stage"),
+        Case(yaml: header + "stages:\n  - name: x # <-\n    env: {A: b}\n", message: "a stage needs uses:"),
+        Case(yaml: header + "stages:\n  - name: x # <-\n    uses: train\n    run: [true]\n", message: "either uses: (a built-in) or run:"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: trian # <-\n", message: "did you mean \"train\"?"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r.csv} # <-\n", message: "missing required parameter \"model\""),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factor: 10 # <-\n", message: "did you mean \"factors\"?"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factors: -1 # <-\n", message: "must be from 0 to 4096, got -1"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      epochs: many # <-\n", message: "expected a whole number, got \"many\""),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: split\n    with:\n      ratings: r.csv\n      train: a\n      test: b\n      testSize: 1.5 # <-\n", message: "must be from 0.0001 to 0.9999"),
+        Case(yaml: header + "stages:\n  - name: x\n    run: python3 train.py # <-\n", message: "shell strings are never run"),
+        Case(yaml: header + "stages:\n  - name: x\n    run: [] # <-\n", message: "the argument vector is empty"),
+        Case(yaml: header + train + "  - name: train # <-\n    run: [true]\n", message: "duplicate stage name \"train\""),
+        Case(yaml: header + "stages:\n  - name: x\n    run: [true]\n    timeout: 5 minutes # <-\n", message: "\"5 minutes\" is not a duration"),
+        Case(yaml: header + "stages:\n  - name: x\n    run: [true]\n    retries: 11 # <-\n", message: "must be from 0 to 10, got 11"),
+        Case(yaml: header + train + evaluate + "    gate:\n      rsme: {max: 1} # <-\n", message: "reports no metric \"rsme\": did you mean \"rmse\"?"),
+        Case(yaml: header + train + evaluate + "    gate:\n      rmse: {min: 2, max: 1} # <-\n", message: "min 2 is above max 1"),
+        Case(yaml: header + train + evaluate + "    gate:\n      rmse: {} # <-\n", message: "give min:, max: or both"),
+        Case(yaml: header + "stages:\n  - name: x\n    run: [true]\n    gate:\n      loss: {max: 1} # <-\n", message: "add metrics: FILE"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r, model: m}\n    metrics: m.json # <-\n", message: "metrics: is for run: stages"),
+        Case(yaml: header + "stages:\n  - name: x\n    run: [true]\n    with: {a: 1} # <-\n", message: "with: gives parameters to built-in stages"),
+        Case(yaml: header + "stages:\n  - name: x\n    run: [true]\n    env: [A] # <-\n", message: "expected a mapping of names to strings"),
+        Case(yaml: header + train + deploy + "traffic:\n  steps: [50, 25, 100] # <-\n", message: "weights must increase"),
+        Case(yaml: header + train + deploy + "traffic:\n  steps: [25, 150] # <-\n", message: "weight 150 is outside 1...100"),
+        Case(yaml: header + train + deploy + "traffic:\n  steps: [25, 50] # <-\n", message: "the last step must be 100"),
+        Case(yaml: header + train + deploy + "traffic:\n  wait: soon # <-\n", message: "\"soon\" is not a duration"),
+        Case(yaml: header + train + deploy + "traffic:\n  mode: stiky # <-\n", message: "did you mean \"sticky\"?"),
+        Case(yaml: header + train + deploy + "traffic:\n  nginx: {listen: 70000} # <-\n", message: "must be from 1 to 65535"),
+        Case(yaml: header + train + "traffic:\n  wait: 1m # <-\n", message: "traffic needs a deploy section"),
+        Case(yaml: header + train + "deploy:\n  colors: [blue] # <-\n", message: "exactly two different colours"),
+        Case(yaml: header + train + "deploy:\n  runtime: k8s # <-\n", message: "\"k8s\" is not one of process, docker"),
+        Case(yaml: header + train + "deploy:\n  health: {path: health} # <-\n", message: "must be a URL path starting with /"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: localhost:9090 # <-\n", message: "is not an http:// or https:// URL"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  gates:\n    - name: g # <-\n      query: up\n", message: "a gate needs min:, max: or both"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  gates:\n    - name: g\n      query: up{c=\"{{colour}}\"} # <-\n      max: 1\n", message: "unknown placeholder {{colour}}"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  gates:\n    - name: g\n      query: up\n      max: 1\n      onNoData: ignore # <-\n", message: "\"ignore\" is not one of fail, pass, inconclusive"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  gates:\n    - name: g\n      query: up\n      max: 1\n      failureLimt: 2 # <-\n", message: "did you mean \"failureLimit\"?"),
+        Case(yaml: header + "history: ${NOT_SET_ANYWHERE} # <-\n" + train, message: "variable ${NOT_SET_ANYWHERE} is not set"),
+        Case(yaml: header + "history: ${BROKEN # <-\n" + train, message: "unterminated ${"),
+        Case(yaml: header + "stages:\n  - name: x\n   uses: train # <-\n", message: "YAML syntax"),
+        Case(yaml: "version: 1\nname: demo # <-\nname: again\n" + train, message: "duplicate keys name"),
+        Case(yaml: header + train + "hooks:\n  preRollout:\n    - curl http://x # <-\n", message: "a hook is an argument vector"),
+        Case(yaml: header + train + "rollback:\n  automatic: sometimes # <-\n", message: "expected true or false"),
+    ]
+
+    @Test(arguments: cases)
+    func invalidPipelineNamesFileLineAndProblem(_ testCase: Case) async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/pipeline.yml"
+            try write(testCase.yaml, to: path)
+            let expectedLine = try #require(testCase.yaml.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("# <-") }) + 1
+            let error = #expect(throws: PipelineValidationError.self) { try PipelineLoader(environment: [:]).load(path) }
+            let issue = try #require(error?.issues.first { $0.message.contains(testCase.message) }, "\(String(describing: error))")
+            #expect(issue.file == path)
+            #expect(issue.line == expectedLine, "\(issue)")
+            #expect(issue.column >= 1)
+            #expect(issue.description.hasPrefix("\(path):\(expectedLine):"))
+        }
+    }
+
+    @Test func everyProblemIsReportedAtOnce() async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/pipeline.yml"
+            try write(
+                Self.header + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r, model: m, factors: -3}\n    timeout: later\n"
+                    + Self.deploy + "traffic:\n  steps: [90, 10]\n", to: path)
+            let error = #expect(throws: PipelineValidationError.self) { try PipelineLoader(environment: [:]).load(path) }
+            #expect(error?.issues.map(\.line) == [6, 7, 10])
+            #expect(error?.description.contains("the pipeline has 3 problems") == true)
+        }
+    }
+
+    @Test func validPipelineResolvesDefaultsPathsAndVariables() async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/pipelines/p.yml"
+            try write(
+                """
+                version: 1
+                name: demo
+                history: ${HISTORY:-../releases/h.jsonl}
+                stages:
+                  - name: train
+                    uses: train
+                    with: {ratings: "${DATA}/r.csv", model: ../models/m, epochs: "${EPOCHS:-7}"}
+                    timeout: 1h30m
+                  - name: report
+                    run: [./report.sh, --price, $$5]
+                    env: {MODE: "${MODE:-fast}"}
+                deploy: {}
+                traffic: {wait: 90s}
+                """, to: path)
+            let pipeline = try PipelineLoader(environment: ["DATA": "/data", "MODE": ""]).load(path)
+            #expect(pipeline.history == folder + "/releases/h.jsonl")
+            #expect(pipeline.stages[0].timeout == PipelineDuration("90m"))
+            guard case .builtin(.train, let parameters) = pipeline.stages[0].action else {
+                Issue.record("train is a built-in")
+                return
+            }
+            #expect(parameters["ratings"] == .string("/data/r.csv"))
+            #expect(parameters["model"] == .string(folder + "/models/m"))
+            #expect(parameters["epochs"] == .integer(7))
+            #expect(parameters["factors"] == .integer(100))
+            #expect(pipeline.stages[0].inputs == ["/data/r.csv"])
+            #expect(pipeline.stages[0].outputs == [folder + "/models/m"])
+            #expect(pipeline.stages[1].action == .command(["./report.sh", "--price", "$5"]))
+            #expect(pipeline.stages[1].env == ["MODE": "fast"], "an empty variable takes the default, as in compose")
+            #expect(pipeline.deploy?.colors == ["blue", "green"])
+            #expect(pipeline.deploy?.model == folder + "/models/m", "the train stage's model is deployed by default")
+            #expect(pipeline.traffic?.steps == [25, 50, 75, 100])
+            #expect(pipeline.traffic?.wait == .seconds(90))
+            #expect(pipeline.rollback.automatic)
+        }
+    }
+
+    @Test(arguments: [("90s", 90_000), ("5m", 300_000), ("1h", 3_600_000), ("1h30m", 5_400_000), ("250ms", 250), ("0s", 0)])
+    func durationsParse(text: String, milliseconds: Int64) {
+        #expect(PipelineDuration(text)?.milliseconds == milliseconds)
+        #expect(PipelineDuration(PipelineDuration(milliseconds: milliseconds).description)?.milliseconds == milliseconds)
+    }
+
+    @Test(arguments: ["", "90", "s", "1.5h", "-5s", "5 m", "1d"])
+    func badDurationsAreRejected(text: String) {
+        #expect(PipelineDuration(text) == nil)
+    }
+}
