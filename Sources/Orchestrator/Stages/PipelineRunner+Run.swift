@@ -220,7 +220,12 @@ extension PipelineRunner {
         return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
     }
 
-    static var user: String { ProcessInfo.processInfo.environment["USER"] ?? String(cString: getlogin() ?? strdup("unknown")) }
+    static var user: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let name = environment["USER"] ?? environment["LOGNAME"] { return name }
+        guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return "uid \(getuid())" }
+        return String(cString: name)
+    }
     static var host: String { ProcessInfo.processInfo.hostName }
 
     /// The git commit of the pipeline's folder, and whether the work tree has changes.
