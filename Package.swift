@@ -50,7 +50,9 @@ let package = Package(
         .target(
             name: "Traffic",
             dependencies: [
+                "CCurl",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
         .target(

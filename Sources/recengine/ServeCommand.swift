@@ -11,10 +11,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
     @Option(help: "Deployment colour reported in headers and metrics.") var color = "blue"
+    @Option(help: "Once listening, write {pid, port, color, model_sha256} as JSON to this file (atomically).")
+    var stateFile: String?
+    @Option(help: "Share of /recommend answers to fail with 500 on purpose (0 to 1), for rollback drills.")
+    var faultRate = 0.0
 
     func validate() throws {
         guard InferenceServer.isValidUserID(color) else { throw ValidationError("--color must be letters, digits and ._+-") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        guard (0...1).contains(faultRate) else { throw ValidationError("--fault-rate must be from 0 to 1") }
     }
 
     func run() async throws {
@@ -28,10 +33,22 @@ struct ServeCommand: AsyncParsableCommand {
                     "model.version": "\(loaded.manifest.displayVersion)", "model.sha256": "\(loaded.manifest.modelSHA256)",
                     "model.users": "\(loaded.userIDs.count)", "model.items": "\(loaded.itemIDs.count)",
                 ])
-            let configuration = InferenceServerConfiguration(host: host, port: port, color: color)
+            let configuration = InferenceServerConfiguration(host: host, port: port, color: color, faultRate: faultRate)
+            let stateFile = self.stateFile
             try await InferenceServer.run(model: loaded, configuration: configuration, logger: logger) { port in
                 logger.info("serving", metadata: ["server.address": "\(configuration.host):\(port)", "server.color": "\(configuration.color)"])
+                if let stateFile {
+                    let state = ServerState(
+                        pid: getpid(), port: port, color: configuration.color, modelSHA256: loaded.manifest.modelSHA256,
+                        modelVersion: loaded.manifest.displayVersion)
+                    do {
+                        try AtomicFile.write(try JSONEncoder().encode(state), to: stateFile)
+                    } catch {
+                        logger.error("cannot write the state file", metadata: ["file": "\(stateFile)", "error": "\(error)"])
+                    }
+                }
             }
+            if let stateFile { try? FileManager.default.removeItem(atPath: stateFile) }
         }
     }
 }

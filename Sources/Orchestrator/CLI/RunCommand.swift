@@ -14,6 +14,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Run every stage, even when its inputs are unchanged since the last successful run.") var force = false
     @Option(help: "What started this run: manual, ci or schedule (default: ORCHESTRATE_TRIGGER, else ci when CI is set, else manual).")
     var trigger: String?
+    @Flag(help: "Move all traffic at once once the new colour is healthy, without steps.") var noStagedShift = false
     @Option(help: "text: progress on stderr; json: one summary object on stdout.") var output: OutputFormat = .text
 
     func validate() throws {
@@ -27,7 +28,8 @@ struct RunCommand: AsyncParsableCommand {
         let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
         let options = RunOptions(
             dryRun: dryRun, recordDryRun: recordDryRun, overrides: overrides, skip: skip, force: force,
-            trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments)
+            trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments,
+            noStagedShift: noStagedShift)
         let runner = PipelineRunner(pipeline: loaded, options: options) { line in printError(line) }
         let result = try await runner.run()
         switch (output, dryRun) {

@@ -109,6 +109,8 @@ public struct DeploySpec: Sendable, Codable, Equatable {
     /// The model directory to deploy (default: the `model` output of the `train` stage).
     public var model: String?
     public var health: HealthCheckSpec
+    /// Extra arguments for the server (`recengine serve`), e.g. `[--fault-rate, "0.2"]` in a drill.
+    public var args: [String] = []
 }
 
 public struct HealthCheckSpec: Sendable, Codable, Equatable {

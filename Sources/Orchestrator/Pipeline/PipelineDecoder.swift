@@ -219,7 +219,7 @@ struct PipelineDecoder {
     // MARK: Deploy, traffic, analysis, rollback, hooks
 
     private func decodeDeploy(_ node: Node, pipelineName: String, stages: [Stage]) -> DeploySpec? {
-        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health"]) else { return nil }
+        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health", "args"]) else { return nil }
         let runtime = map["runtime"].flatMap { reader.choice($0, "deploy.runtime", among: ["process", "docker"]) } ?? "process"
         let service = map["service"].flatMap { validName($0, "deploy.service") } ?? pipelineName
         var colors = ["blue", "green"]
@@ -255,7 +255,9 @@ struct PipelineDecoder {
                 health.timeout = timeout
             }
         }
-        return DeploySpec(runtime: runtime, service: service, colors: colors, model: model, health: health)
+        var spec = DeploySpec(runtime: runtime, service: service, colors: colors, model: model, health: health)
+        spec.args = map["args"].flatMap { reader.stringList($0, "deploy.args") } ?? []
+        return spec
     }
 
     private func decodeTraffic(_ node: Node, pipelineName: String) -> TrafficSpec? {

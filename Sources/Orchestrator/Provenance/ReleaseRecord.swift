@@ -129,7 +129,40 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         }
     }
 
+    /// What the rollout did: every traffic step with its gate measurements, every action.
+    public struct RolloutRecord: Sendable, Codable, Equatable {
+        public struct Step: Sendable, Codable, Equatable {
+            public var weight: Int
+            public var startedOn: Date
+            public var finishedOn: Date?
+            public var passed: Bool?
+            public var measurements: [GateMeasurement]
+
+            enum CodingKeys: String, CodingKey {
+                case weight, passed, measurements
+                case startedOn = "started_on"
+                case finishedOn = "finished_on"
+            }
+        }
+
+        public struct Event: Sendable, Codable, Equatable {
+            public var at: Date
+            /// deploy, healthy, shift, hook, abort, promote, rollback, stop, recover.
+            public var kind: String
+            public var detail: String
+        }
+
+        public var live: String?
+        public var target: String
+        public var mode: String
+        public var steps: [Step]
+        public var events: [Event]
+    }
+
     public var schema: String = ReleaseRecord.schema
+    /// release (a pipeline run), rollback (orchestrate rollback) or recovery (an interrupted
+    /// release converged by the next run).
+    public var action: String? = "release"
     public var releaseID: String
     /// SHA-256 of the previous line of the history file, nil for the first: editing or removing any
     /// earlier line breaks the chain.
@@ -145,12 +178,13 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     public var stages: [StageRecord]
     public var model: ModelReference?
     public var deployment: DeploymentRecord?
-    /// succeeded, failed, or (for a dry run) planned.
+    public var rollout: RolloutRecord?
+    /// succeeded, failed, rolled_back, or (for a dry run) planned.
     public var outcome: String
     public var failure: String?
 
     enum CodingKeys: String, CodingKey {
-        case schema, invocation, builder, source, pipeline, overrides, stages, model, deployment, outcome, failure
+        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout, outcome, failure
         case releaseID = "release_id"
         case previousSHA256 = "previous_sha256"
         case startedOn = "started_on"

@@ -11,7 +11,7 @@ extension PipelineRunner {
         /// The documented exit code for this result.
         public var exitCode: Int32 {
             guard let record else { return ExitStatus.success }
-            return record.outcome == "failed" ? ExitStatus.failed : ExitStatus.success
+            return record.outcome == "failed" || record.outcome == "rolled_back" ? ExitStatus.failed : ExitStatus.success
         }
     }
 
@@ -47,6 +47,11 @@ extension PipelineRunner {
             return RunResult(plan: plan, record: try history.append(record))
         }
 
+        let rollout = try makeRollout()
+        if let rollout {
+            // A rollout a killed controller left behind is converged and recorded first.
+            _ = try await rollout.recover(history: history)
+        }
         progress("release \(releaseID) of \(pipeline.name) (\(pipeline.file))")
         let records = try history.records()
         var failed = false
@@ -71,15 +76,36 @@ extension PipelineRunner {
             let manifest = try? ModelDirectory.load(from: modelPath).manifest
             record.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion)
         }
-        if pipeline.deploy != nil && !failed {
-            progress("deploy: not performed yet (the rollout arrives with the progressive-delivery issue); `--dry-run` shows its plan")
-        }
         record.outcome = failed ? "failed" : "succeeded"
+        var unreachable: OrchestratorError?
+        if let rollout, !failed, let modelPath = pipeline.deploy?.model {
+            do {
+                try await rollout.preflight()
+                record.outcome = try await rollout.release(modelDirectory: modelPath, record: &record)
+            } catch let error as OrchestratorError where error.code == .unreachable {
+                record.outcome = "failed"
+                record.failure = error.message
+                unreachable = error
+            }
+        }
         record.finishedOn = Date()
         let written = try history.append(record)
         let elapsed = (record.finishedOn ?? Date()).timeIntervalSince(record.startedOn)
         progress("release \(releaseID) \(record.outcome) in \(String(format: "%.1f", elapsed)) s; recorded in \(pipeline.history)")
+        if let unreachable { throw unreachable }
         return RunResult(plan: plan, record: written)
+    }
+
+    /// The rollout for the pipeline's deploy section, nil without one.
+    func makeRollout() throws -> Rollout? {
+        guard let deploy = pipeline.deploy else { return nil }
+        guard deploy.runtime == "process" else {
+            throw OrchestratorError(
+                .invalidInput, "deploy.runtime \(deploy.runtime) is not available in this version; use process", hint: "the Docker runtime arrives with its own issue")
+        }
+        let state = DeploymentState(pipeline: pipeline)
+        let runtime = ProcessRuntime(stateFolder: state.folder, recengine: options.recengineBinary, serveArguments: deploy.args)
+        return Rollout(pipeline: pipeline, deploy: deploy, runtime: runtime, noStagedShift: options.noStagedShift, progress: progress)
     }
 
     static func emptyRecord(_ stage: Stage, status: String, reason: String) -> ReleaseRecord.StageRecord {

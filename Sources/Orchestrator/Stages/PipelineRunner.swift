@@ -65,7 +65,7 @@ public struct PipelineRunner: Sendable {
             }
             planned.append(entry)
         }
-        let live = liveColor(in: records)
+        let live = pipeline.deploy == nil ? nil : DeploymentState(pipeline: pipeline).current()?.color
         let deployment = pipeline.deploy.map { deploy in
             RunPlan.Deployment(
                 runtime: deploy.runtime, service: deploy.service, model: deploy.model, live: live,
@@ -102,11 +102,6 @@ public struct PipelineRunner: Sendable {
                 .invalidInput, "--skip \(skip): the pipeline has no stage named \"\(skip)\"",
                 hint: "its stages are \(names.joined(separator: ", "))")
         }
-    }
-
-    /// The colour the last successful release left live.
-    func liveColor(in records: [ReleaseRecord]) -> String? {
-        records.last { $0.outcome == "succeeded" && !$0.dryRun && $0.deployment != nil }?.deployment?.color
     }
 
     struct CacheDecision {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How `orchestrate run` runs a pipeline.
 public struct RunOptions: Sendable {
     /// Print the plan and change nothing.
@@ -14,11 +16,17 @@ public struct RunOptions: Sendable {
     public var trigger: String
     /// The command line, for the record.
     public var command: [String]
+    /// Move all traffic at once after the health check, without steps (the seed's --no-staged-shift).
+    public var noStagedShift: Bool
+    /// The `recengine` executable the process runtime starts; nil: next to this executable.
+    public var recengine: String?
 
     public init(
         dryRun: Bool = false, recordDryRun: Bool = false, overrides: [String] = [], skip: [String] = [], force: Bool = false,
-        trigger: String = "manual", command: [String] = []
+        trigger: String = "manual", command: [String] = [], noStagedShift: Bool = false, recengine: String? = nil
     ) {
+        self.noStagedShift = noStagedShift
+        self.recengine = recengine
         self.dryRun = dryRun
         self.recordDryRun = recordDryRun
         self.overrides = overrides
@@ -35,5 +43,23 @@ public struct RunOptions: Sendable {
         if let value = environment["ORCHESTRATE_TRIGGER"], triggers.contains(value) { return value }
         if let ci = environment["CI"], !ci.isEmpty, ci != "false" { return "ci" }
         return "manual"
+    }
+}
+
+extension RunOptions {
+    /// The `recengine` binary: `recengine` option, else `RECENGINE_BIN`, else next to the running
+    /// executable, else on PATH.
+    public var recengineBinary: String {
+        if let recengine { return recengine }
+        if let path = ProcessInfo.processInfo.environment["RECENGINE_BIN"] { return path }
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let sibling = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("recengine").path
+            if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        }
+        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(folder)/recengine"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return "recengine"
     }
 }

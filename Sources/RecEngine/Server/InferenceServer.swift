@@ -14,11 +14,14 @@ public struct InferenceServerConfiguration: Sendable {
     public var port: Int
     /// The deployment colour this server is (`blue` or `green` in a blue/green release).
     public var color: String
+    /// Share of `/recommend` answers that fail with 500 on purpose, for testing rollbacks.
+    public var faultRate: Double
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, color: String = "blue") {
+    public init(host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0) {
         self.host = host
         self.port = port
         self.color = color
+        self.faultRate = faultRate
     }
 }
 
@@ -39,7 +42,8 @@ public enum InferenceServer {
         let metrics = ServerMetrics(
             color: configuration.color, modelVersion: model.manifest.displayVersion,
             modelDigest: model.manifest.modelSHA256)
-        let handlers = Handlers(model: model, color: configuration.color, metrics: metrics, started: .now)
+        let handlers = Handlers(
+            model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate)
         let router = Router()
         router.add(middleware: ResponseMiddleware(color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
         router.get("/recommend/:userId", use: handlers.recommend)
@@ -83,6 +87,7 @@ struct Handlers: Sendable {
     let color: String
     let metrics: ServerMetrics
     let started: ContinuousClock.Instant
+    let faultRate: Double
 
     struct RecommendationBody: Encodable {
         var user: String
@@ -127,6 +132,9 @@ struct Handlers: Sendable {
                 return Self.badRequest("k must be a whole number from 1 to \(InferenceServer.maximumCount)", json: wantsJSON)
             }
             count = value
+        }
+        if faultRate > 0 && Double.random(in: 0..<1) < faultRate {
+            return Self.text("error: injected fault (--fault-rate)\n", status: .internalServerError)
         }
         let recommendations = model.recommend(user: user, count: count)
         metrics.recordRecommendations(recommendations)

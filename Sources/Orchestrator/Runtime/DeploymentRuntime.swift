@@ -1,0 +1,64 @@
+import Traffic
+
+/// One running colour of the service.
+public struct ColorInstance: Sendable, Codable, Equatable {
+    public var color: String
+    public var pid: Int32?
+    /// host:port the colour answers on.
+    public var address: String
+    public var modelSHA256: String
+    public var modelVersion: String
+    /// The model directory it serves (the runtime's copy).
+    public var modelPath: String
+
+    enum CodingKeys: String, CodingKey {
+        case color, pid, address
+        case modelSHA256 = "model_sha256"
+        case modelVersion = "model_version"
+        case modelPath = "model_path"
+    }
+}
+
+/// Where the colours run. The `process` runtime runs `recengine serve` processes on this machine;
+/// the Docker runtime runs containers behind the same interface.
+public protocol DeploymentRuntime: Sendable {
+    /// Starts `color` serving the model directory, replacing what that colour ran before, and
+    /// returns once it listens (not yet health-checked).
+    func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance
+    /// The colour's instance if it is running.
+    func instance(of color: String) async -> ColorInstance?
+    /// Stops the colour; stopping a colour that does not run is not an error.
+    func stop(color: String) async throws
+    /// The last lines the colour logged, for error messages.
+    func logTail(of color: String) -> String
+}
+
+extension DeploymentRuntime {
+    /// Polls `GET path` until it answers 200 or the timeout passes.
+    public func waitHealthy(_ instance: ColorInstance, path: String, timeout: Duration) async -> HealthProbe {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var last = HealthProbe(healthy: false, detail: "no answer yet")
+        while clock.now < deadline {
+            last = await probe(instance, path: path)
+            if last.healthy { return last }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return last
+    }
+
+    /// One `GET path` against the instance.
+    public func probe(_ instance: ColorInstance, path: String) async -> HealthProbe {
+        do {
+            let response = try await HTTPClient.get("http://\(instance.address)\(path)", timeout: .seconds(2))
+            return HealthProbe(healthy: response.status == 200, detail: "HTTP \(response.status)")
+        } catch {
+            return HealthProbe(healthy: false, detail: "\(error)")
+        }
+    }
+}
+
+public struct HealthProbe: Sendable, Codable, Equatable {
+    public var healthy: Bool
+    public var detail: String
+}

@@ -1,0 +1,149 @@
+import Foundation
+import RecEngine
+
+/// The embedded default runtime: each colour is a detached `recengine serve` process (its own
+/// session, a state file with pid and port, a log file, a free port) under the state folder. It
+/// outlives `orchestrate` and the next run finds it again through its state file.
+public struct ProcessRuntime: DeploymentRuntime {
+    /// `<state>/`: `models/<sha256>/` (content-addressed model copies), `<color>.json`, `<color>.log`.
+    public var stateFolder: String
+    public var recengine: String
+    /// Extra arguments for `recengine serve` (e.g. `--fault-rate 0.3` in a drill).
+    public var serveArguments: [String]
+    public var host: String
+
+    public init(stateFolder: String, recengine: String, serveArguments: [String] = [], host: String = "127.0.0.1") {
+        self.stateFolder = stateFolder
+        self.recengine = recengine
+        self.serveArguments = serveArguments
+        self.host = host
+    }
+
+    func statePath(_ color: String) -> String { "\(stateFolder)/\(color).json" }
+    func logPath(_ color: String) -> String { "\(stateFolder)/\(color).log" }
+
+    /// Copies a model into the content-addressed store (once) and returns the copy's path, so
+    /// that retraining in place never changes what a colour serves, and rollbacks find old models.
+    public func store(modelDirectory: String) throws -> (path: String, sha256: String) {
+        let tensors = try ArtifactDigest.of(modelDirectory + "/" + ModelDirectory.tensorsFile)
+        guard let sha256 = tensors.sha256 else {
+            throw OrchestratorError(.stageFailed, "no model at \(modelDirectory) (model.safetensors is missing)")
+        }
+        let target = "\(stateFolder)/models/\(sha256)"
+        if !FileManager.default.fileExists(atPath: target + "/" + ModelDirectory.manifestFile) {
+            let temporary = target + ".tmp-\(getpid())"
+            try? FileManager.default.removeItem(atPath: temporary)
+            try FileManager.default.createDirectory(atPath: "\(stateFolder)/models", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: modelDirectory, toPath: temporary)
+            try? FileManager.default.removeItem(atPath: target)
+            try FileManager.default.moveItem(atPath: temporary, toPath: target)
+        }
+        return (target, sha256)
+    }
+
+    /// The stored model with this digest, if the store has it.
+    public func storedModel(sha256: String) -> String? {
+        let path = "\(stateFolder)/models/\(sha256)"
+        return FileManager.default.fileExists(atPath: path + "/" + ModelDirectory.manifestFile) ? path : nil
+    }
+
+    public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
+        let (modelPath, _) = try store(modelDirectory: modelDirectory)
+        try await stop(color: color)
+        let state = statePath(color)
+        try? FileManager.default.removeItem(atPath: state)
+        let arguments = ["serve", "--model", modelPath, "--host", host, "--port", "0", "--color", color, "--state-file", state] + serveArguments
+        let pid = try Self.spawnDetached(recengine, arguments: arguments, log: logPath(color))
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if let instance = await instance(of: color), instance.pid == pid { return instance }
+            if !Self.isRunning(pid) {
+                throw OrchestratorError(
+                    .stageFailed, "the \(color) server exited at start\(Self.indented(logTail(of: color)))",
+                    hint: "see \(logPath(color))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Self.terminate(pid)
+        throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(Self.indented(logTail(of: color)))")
+    }
+
+    public func instance(of color: String) async -> ColorInstance? {
+        guard let data = FileManager.default.contents(atPath: statePath(color)),
+            let state = try? JSONDecoder().decode(ServerState.self, from: data),
+            Self.isRunning(state.pid)
+        else { return nil }
+        return ColorInstance(
+            color: color, pid: state.pid, address: "\(host):\(state.port)", modelSHA256: state.modelSHA256,
+            modelVersion: state.modelVersion, modelPath: storedModel(sha256: state.modelSHA256) ?? "")
+    }
+
+    public func stop(color: String) async throws {
+        guard let data = FileManager.default.contents(atPath: statePath(color)),
+            let state = try? JSONDecoder().decode(ServerState.self, from: data)
+        else { return }
+        if Self.isRunning(state.pid) {
+            kill(state.pid, SIGTERM)
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while Self.isRunning(state.pid) && clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            if Self.isRunning(state.pid) { kill(state.pid, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(atPath: statePath(color))
+    }
+
+    public func logTail(of color: String) -> String {
+        CommandRunner.tail(of: logPath(color), lines: 8)
+    }
+
+    static func indented(_ text: String) -> String {
+        text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+    }
+
+    /// A live process that is a `recengine` (not a recycled pid, not a zombie).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard pid > 0 else { return false }
+        // Reap it if it is our own child that exited, so it does not linger as a zombie.
+        _ = waitpid(pid, nil, WNOHANG)
+        guard kill(pid, 0) == 0 else { return false }
+        let stat = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/stat") ?? Data(), as: UTF8.self)
+        if stat.contains(") Z ") { return false }
+        let command = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
+        return command.contains("recengine") || command.isEmpty
+    }
+
+    static func terminate(_ pid: Int32) {
+        kill(pid, SIGTERM)
+    }
+
+    /// Starts a process in a session of its own (so it outlives us and our terminal), stdin from
+    /// /dev/null, stdout and stderr appended to `log`.
+    static func spawnDetached(_ program: String, arguments: [String], log: String) throws -> Int32 {
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: log).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // glibc's POSIX_SPAWN_SETSID (spawn.h), which Swift does not see without _GNU_SOURCE.
+        posix_spawnattr_setflags(&attributes, 0x80)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, program, &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw OrchestratorError(
+                .unreachable, "cannot start \(program): \(String(cString: strerror(result)))",
+                hint: "build it with swift build, or point RECENGINE_BIN at the recengine binary")
+        }
+        return pid
+    }
+}

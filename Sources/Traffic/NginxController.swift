@@ -1,0 +1,120 @@
+import Foundation
+import Subprocess
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// Applies traffic splits to an nginx instance of our own: writes the rendered configuration
+/// atomically (temporary file, `nginx -t`, rename), then reloads the running master with SIGHUP
+/// (graceful: connections in flight finish on the old workers) or starts nginx when none runs.
+/// If validation or reload fails, the previous configuration stays in force.
+public struct NginxController: Sendable {
+    public var config: NginxConfig
+    /// The rendered configuration file.
+    public var configPath: String
+    public var nginx: String
+
+    public init(config: NginxConfig, configPath: String, nginx: String = NginxController.findNginx()) {
+        self.config = config
+        self.configPath = configPath
+        self.nginx = nginx
+    }
+
+    public static func findNginx() -> String {
+        for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx", "/usr/local/nginx/sbin/nginx"]
+        where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return "nginx"
+    }
+
+    /// The split in force according to the active configuration file.
+    public func currentSplit() -> TrafficSplit? {
+        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else { return nil }
+        return NginxConfig.readSplit(fromConfiguration: text)
+    }
+
+    /// The pid of the running nginx master, if one runs.
+    public func masterPID() -> Int32? {
+        guard let text = try? String(contentsOfFile: config.pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
+        else { return nil }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return stat.contains(") Z ") ? nil : pid
+    }
+
+    /// Renders, validates, installs and activates `split`; returns once nginx answers with it.
+    public func apply(_ split: TrafficSplit) async throws {
+        let generation = currentGeneration() + 1
+        let text = try config.render(split, generation: generation)
+        try FileManager.default.createDirectory(atPath: config.runtimeFolder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: configPath).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        let temporary = configPath + ".next"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+        let check = try await runNginx(["-t", "-q", "-c", temporary])
+        guard check.status == 0 else {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw TrafficError("nginx rejected the new configuration; the previous one stays in force:\n\(check.output)")
+        }
+        guard rename(temporary, configPath) == 0 else {
+            throw TrafficError("cannot install \(configPath): \(String(cString: strerror(errno)))")
+        }
+        if let master = masterPID() {
+            guard kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master \(master)") }
+        } else {
+            let start = try await runNginx(["-c", configPath])
+            guard start.status == 0 else {
+                throw TrafficError("nginx did not start:\n\(start.output)", hint: "is port \(config.listenPort) free? see \(config.errorLog)")
+            }
+        }
+        try await waitForGeneration(generation)
+    }
+
+    /// Stops nginx gracefully (SIGQUIT: workers finish their requests).
+    public func stop() async {
+        guard let master = masterPID() else { return }
+        kill(master, SIGQUIT)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while masterPID() != nil && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if let pid = masterPID() { kill(pid, SIGKILL) }
+    }
+
+    func currentGeneration() -> Int {
+        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8),
+            let range = text.range(of: #"return 200 "(\d+)""#, options: .regularExpression)
+        else { return 0 }
+        return Int(text[range].filter(\.isNumber)) ?? 0
+    }
+
+    /// Polls nginx until the workers answer with `generation`, so that a split is in force when
+    /// `apply` returns.
+    func waitForGeneration(_ generation: Int) async throws {
+        let url = "http://\(config.listenAddress):\(config.listenPort)/__orchestrate/generation"
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        var last = "no answer"
+        while clock.now < deadline {
+            if let response = try? await HTTPClient.get(url, timeout: .seconds(1)), response.status == 200 {
+                last = String(decoding: response.body, as: UTF8.self)
+                if last == String(generation) { return }
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw TrafficError("nginx did not take the new configuration within 10 s (it answers generation \(last), expected \(generation))", hint: "see \(config.errorLog)")
+    }
+
+    func runNginx(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let result = try await Subprocess.run(
+            .path(FilePath(nginx)), arguments: Arguments(["-p", config.runtimeFolder + "/", "-e", config.errorLog] + arguments),
+            output: .string(limit: 1 << 16), error: .combinedWithOutput)
+        let status: Int32 = if case .exited(let code) = result.terminationStatus { code } else { -1 }
+        return (status, result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
