@@ -12,7 +12,10 @@ public struct OrchestrateCommand: AsyncParsableCommand {
             change was made.
             """,
         version: PipelineRunner.version,
-        subcommands: [RunCommand.self, ValidateCommand.self, HistoryCommand.self]
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self, PromoteCommand.self,
+            HistoryCommand.self,
+        ]
     )
 
     public init() {}
