@@ -81,13 +81,24 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine"]
+            dependencies: ["Orchestrator", "RecEngine", .product(name: "Subprocess", package: "swift-subprocess")]
+        ),
+        .testTarget(
+            name: "TrafficTests",
+            dependencies: ["Traffic"]
+        ),
+        // Start real nginx, Prometheus and recengine processes on loopback.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Orchestrator", "RecEngine", "Traffic", .product(name: "Subprocess", package: "swift-subprocess")]
         ),
         .testTarget(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

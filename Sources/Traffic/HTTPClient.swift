@@ -18,15 +18,15 @@ public enum HTTPClient {
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
 
     /// GET `url`; any status is a response, only transport failures throw.
-    public static func get(_ url: String, timeout: Duration = .seconds(5)) async throws -> Response {
-        try await Task.detached { try perform(url, timeout: timeout) }.value
+    public static func get(_ url: String, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
+        try await Task.detached { try perform(url, timeout: timeout, headers: headers) }.value
     }
 
     private final class Buffer {
         var data = Data()
     }
 
-    private static func perform(_ url: String, timeout: Duration) throws -> Response {
+    private static func perform(_ url: String, timeout: Duration, headers: [String]) throws -> Response {
         guard initialized, let handle = curl_easy_init() else { throw TransportError(url: url, message: "libcurl could not start") }
         defer { curl_easy_cleanup(handle) }
         let buffer = Buffer()
@@ -45,6 +45,10 @@ public enum HTTPClient {
             buffer.data.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
             return size * count
         }
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for header in headers { list = curl_slist_append(list, header) }
+        defer { curl_slist_free_all(list) }
+        if list != nil { ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list) }
         let code = curl_easy_perform(handle)
         guard code == CURLE_OK else {
             throw TransportError(url: url, message: String(cString: curl_easy_strerror(code)))

@@ -43,8 +43,12 @@ public struct NginxConfig: Sendable {
         switch split.mode {
         case .sticky:
             for backend in serving {
+                // The other serving colour is a backup: a request that cannot reach its colour
+                // (a connection refused or reset while a colour stops) is retried there instead of
+                // failing. Answers the colour gives, errors included, are never retried.
+                let backups = serving.filter { $0.color != backend.color }.map { "        server \($0.address) backup;\n" }.joined()
                 upstreams.append(
-                    "    upstream recommender_\(backend.color) {\n        server \(backend.address);\n        keepalive 16;\n    }")
+                    "    upstream recommender_\(backend.color) {\n        server \(backend.address);\n\(backups)        keepalive 16;\n    }")
             }
             routing.append("    map $uri $recommender_user {\n        ~^/recommend/(?<user>[^/?]+)  $user;\n        default  $request_id;\n    }")
             if serving.count == 1 {

@@ -16,24 +16,9 @@ import Testing
         var stderr: String
     }
 
-    static func orchestrate(_ arguments: [String], in folder: String) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        var environment = ProcessInfo.processInfo.environment
-        environment["CI"] = "true"
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    static func orchestrate(_ arguments: [String], in folder: String) async throws -> Output {
+        let result = try await runCommand(binary, arguments, environment: ["CI": "true"], in: folder)
+        return Output(status: result.status, stdout: result.stdout, stderr: result.stderr)
     }
 
     static let passing = "version: 1\nname: cli\nhistory: h.jsonl\nstages:\n  - name: a\n    run: [/bin/sh, -c, 'echo {\\\"score\\\": 1} > m.json']\n    metrics: m.json\n    gate:\n      score: {min: 0.5}\n"
@@ -41,16 +26,16 @@ import Testing
     @Test func successRecordsAndExitsZero() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.passing, to: folder + "/p.yml")
-            let run = try Self.orchestrate(["run", "p.yml", "--output", "json"], in: folder)
+            let run = try await Self.orchestrate(["run", "p.yml", "--output", "json"], in: folder)
             #expect(run.status == 0, "\(run.stderr)")
             let record = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
             #expect(record?["outcome"] as? String == "succeeded")
             #expect((record?["invocation"] as? [String: Any])?["trigger"] as? String == "ci", "CI=true makes the trigger ci")
             #expect(run.stderr.contains("[1/1] a: done"))
-            let verify = try Self.orchestrate(["history", "verify", "--history", "h.jsonl"], in: folder)
+            let verify = try await Self.orchestrate(["history", "verify", "--history", "h.jsonl"], in: folder)
             #expect(verify.status == 0)
             #expect(verify.stdout.contains("1 records, chain intact"))
-            let list = try Self.orchestrate(["history", "--history", "h.jsonl", "--last", "1"], in: folder)
+            let list = try await Self.orchestrate(["history", "--history", "h.jsonl", "--last", "1"], in: folder)
             #expect(list.stdout.contains("succeeded"))
         }
     }
@@ -58,7 +43,7 @@ import Testing
     @Test func aFailedGateExitsOne() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.passing, to: folder + "/p.yml")
-            let run = try Self.orchestrate(["run", "p.yml", "--set", "stages.a.gate.score.min=2"], in: folder)
+            let run = try await Self.orchestrate(["run", "p.yml", "--set", "stages.a.gate.score.min=2"], in: folder)
             #expect(run.status == 1)
             #expect(run.stderr.contains("gate score >= 2 failed with 1"))
         }
@@ -67,15 +52,15 @@ import Testing
     @Test func invalidInputExitsTwoWithEveryLocation() async throws {
         try await withTemporaryDirectory { folder in
             try write("version: 1\nname: cli\nstages:\n  - name: a\n    run: [true]\n    timeout: soon\n    retries: many\n", to: folder + "/p.yml")
-            let validate = try Self.orchestrate(["validate", "p.yml"], in: folder)
+            let validate = try await Self.orchestrate(["validate", "p.yml"], in: folder)
             #expect(validate.status == 2)
             #expect(validate.stderr.contains("p.yml:6:14: stages.a.timeout"))
             #expect(validate.stderr.contains("p.yml:7:14: stages.a.retries"))
-            let json = try Self.orchestrate(["validate", "p.yml", "--output", "json"], in: folder)
+            let json = try await Self.orchestrate(["validate", "p.yml", "--output", "json"], in: folder)
             #expect(json.status == 2)
             #expect(json.stdout.contains("\"valid\" : false"))
-            #expect(try Self.orchestrate(["run", "p.yml", "--no-such-flag"], in: folder).status == 2)
-            #expect(try Self.orchestrate(["run", "missing.yml"], in: folder).status == 2)
+            #expect(try await Self.orchestrate(["run", "p.yml", "--no-such-flag"], in: folder).status == 2)
+            #expect(try await Self.orchestrate(["run", "missing.yml"], in: folder).status == 2)
         }
     }
 
@@ -85,7 +70,7 @@ import Testing
             let lock = try RunLock(
                 historyPath: folder + "/h.jsonl", holder: .init(pid: 77, user: "ci", host: "runner", since: Date(), releaseID: "rel-1", command: []))
             defer { lock.release() }
-            let run = try Self.orchestrate(["run", "p.yml"], in: folder)
+            let run = try await Self.orchestrate(["run", "p.yml"], in: folder)
             #expect(run.status == 3)
             #expect(run.stderr.contains("another run holds the lock"))
         }
@@ -94,7 +79,7 @@ import Testing
     @Test func dryRunPrintsThePlan() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.passing, to: folder + "/p.yml")
-            let run = try Self.orchestrate(["run", "p.yml", "--dry-run"], in: folder)
+            let run = try await Self.orchestrate(["run", "p.yml", "--dry-run"], in: folder)
             #expect(run.status == 0)
             #expect(run.stdout.contains("plan for release rel-"))
             #expect(run.stdout.contains("1. a: run /bin/sh -c 'echo "))

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RecEngine
 import Testing
@@ -84,7 +85,7 @@ import Testing
             var bytes = Data([UInt8(header.utf8.count), 0, 0, 0, 0, 0, 0, 0])
             bytes.append(contentsOf: header.utf8)
             try bytes.write(to: URL(fileURLWithPath: folder + "/model.safetensors"))
-            let digest = try Self.sha256(of: folder + "/model.safetensors")
+            let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors"))).hexString
             let path = folder + "/manifest.json"
             let text = try String(contentsOfFile: path, encoding: .utf8)
             let updated = text.replacingOccurrences(
@@ -92,17 +93,6 @@ import Testing
             try write(updated, to: path)
         }
         #expect(error?.message.contains("lies outside the file") == true, "\(String(describing: error))")
-    }
-
-    static func sha256(of path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        process.waitUntilExit()
-        return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile().prefix(64), as: UTF8.self)
     }
 
     /// The model file is standard safetensors: Python's `safetensors` + numpy load it and
@@ -138,18 +128,9 @@ import Testing
                 print(worst)
                 """
             try write(script, to: folder + "/check.py")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", folder + "/check.py", folder]
-            let output = Pipe()
-            let errors = Pipe()
-            process.standardOutput = output
-            process.standardError = errors
-            try process.run()
-            process.waitUntilExit()
-            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            try #require(process.terminationStatus == 0, "python3 with safetensors and numpy failed (./scripts/test installs them): \(stderr)")
-            let worst = Double(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            let result = try await runCommand("/usr/bin/env", ["python3", folder + "/check.py", folder])
+            try #require(result.status == 0, "python3 with safetensors and numpy failed (./scripts/test installs them): \(result.stderr)")
+            let worst = Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
             #expect(worst != nil && worst! < 1e-4)
         }
     }

@@ -75,6 +75,7 @@ struct Rollout: Sendable {
         }
         func finish(_ outcome: String) -> String {
             record.rollout = rollout
+            if outcome != "succeeded" { record.deployment = nil }
             state.finishRollout()
             return outcome
         }
@@ -124,6 +125,7 @@ struct Rollout: Sendable {
             do {
                 try event("shift", "\(target) \(weight)% / \(live ?? "none") \(100 - weight)%")
                 try await shift(live: live, liveAddress: nil, target: instance, weight: weight)
+                step.startedOn = Date()
                 progress("step \(index + 1)/\(weights.count): \(target) \(weight)%\(live.map { ", \($0) \(100 - weight)%" } ?? "")")
             } catch {
                 record.failure = "traffic step \(weight)% failed: \(error)"
@@ -186,6 +188,9 @@ struct Rollout: Sendable {
             try event("shift", "nothing was live before this release: nginx stopped")
         }
         if pipeline.rollback.stopNew || live == nil {
+            // Requests already on their way to the new colour finish before it stops.
+            let drain = min(pipeline.traffic?.drain.duration ?? .zero, .seconds(5))
+            if live != nil { try await Task.sleep(for: drain) }
             try await runtime.stop(color: target)
             try event("stop", "\(target) stopped")
             progress("rollback: \(target) stopped")
@@ -241,7 +246,7 @@ struct Rollout: Sendable {
             : Task { [progress] in
                 await StepAnalysis(
                     prometheus: prometheus ?? PrometheusClient(baseURL: ""), gates: gates, color: target, live: live ?? "none", release: release,
-                    deadline: started + max(wait, gates.map { $0.initialDelay.duration + $0.interval.duration * $0.count }.max() ?? .zero),
+                    deadline: started + Self.inconclusiveDeadline(wait: wait, gates: gates),
                     report: { measurement in
                         let value = measurement.value.map(formatMetric) ?? (measurement.error ?? "-")
                         progress("    gate \(measurement.gate) \(measurement.condition): \(value) \(measurement.outcome)")
@@ -280,6 +285,14 @@ struct Rollout: Sendable {
             if analysis == nil && waited { return verdict }
             try? await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// How long a step may stay inconclusive (no data under `onNoData: inconclusive`) before its
+    /// gate fails: twice the longer of the step's wait and the time its measurements need, so a
+    /// slow first scrape is waited for but an unattended step never hangs.
+    static func inconclusiveDeadline(wait: Duration, gates: [PromQLGate]) -> Duration {
+        let measuring = gates.map { $0.initialDelay.duration + $0.interval.duration * $0.count }.max() ?? .zero
+        return max(wait, measuring) * 2
     }
 
     /// Runs a hook's argument vector; returns whether it succeeded (cancellation stops it).

@@ -1,0 +1,242 @@
+import Foundation
+import Orchestrator
+import RecEngine
+import Testing
+import Traffic
+
+/// A rollout playground on loopback: generated ratings, a pipeline with deploy/traffic/analysis,
+/// a real Prometheus scraping the colours, real nginx and real `recengine serve` processes, all
+/// on free ports, all stopped afterwards even when the test fails.
+final class Playground: @unchecked Sendable {
+    // Written once in `start`, read afterwards from the test's task only.
+    let folder: String
+    let nginxPort: Int
+    let prometheusPort: Int
+    var prometheus: ChildProcess?
+
+    static var root: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static var recengine: String {
+        ProcessInfo.processInfo.environment["RECENGINE_BIN"] ?? root.appendingPathComponent(".build/debug/recengine").path
+    }
+
+    static var orchestrate: String {
+        ProcessInfo.processInfo.environment["ORCHESTRATE_BIN"] ?? root.appendingPathComponent(".build/debug/orchestrate").path
+    }
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("playground-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        nginxPort = try freePort()
+        prometheusPort = try freePort()
+    }
+
+    var pipelinePath: String { folder + "/pipeline.yml" }
+    var statePath: String { folder + "/releases/state/svc" }
+    var historyPath: String { folder + "/releases/history.jsonl" }
+
+    /// Runs `body` with a started playground and always cleans up.
+    static func with(_ body: (Playground) async throws -> Void) async throws {
+        let playground = try Playground()
+        do {
+            try await playground.start()
+            try await body(playground)
+        } catch {
+            await playground.stop()
+            throw error
+        }
+        await playground.stop()
+    }
+
+    func start() async throws {
+        try writeRatings()
+        let prometheusConfig = """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: recengine
+                file_sd_configs:
+                  - files: ["\(statePath)/targets.json"]
+                    refresh_interval: 1s
+            """
+        try prometheusConfig.write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
+        prometheus = try ChildProcess.spawn(
+            "/usr/bin/prometheus",
+            [
+                "--config.file=\(folder)/prometheus.yml", "--storage.tsdb.path=\(folder)/tsdb",
+                "--web.listen-address=127.0.0.1:\(prometheusPort)", "--log.level=warn",
+            ])
+        for _ in 0..<100 {
+            if (try? await HTTPClient.get("http://127.0.0.1:\(prometheusPort)/-/ready", timeout: .seconds(1)))?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw PlaygroundError("Prometheus did not become ready")
+    }
+
+    func stop() async {
+        let runtime = ProcessRuntime(stateFolder: statePath, recengine: Self.recengine)
+        for color in ["blue", "green"] { try? await runtime.stop(color: color) }
+        let nginx = NginxController(config: NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx"), configPath: statePath + "/nginx.conf")
+        await nginx.stop()
+        if let prometheus {
+            prometheus.signal(SIGTERM)
+            _ = await prometheus.wait()
+        }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    func writeRatings() throws {
+        var generator = SeededGenerator(seed: 11)
+        var text = "user_id,movie_id,rating\n"
+        for u in 0..<120 {
+            var chosen = Set<Int>()
+            while chosen.count < 15 { chosen.insert(generator.nextIndex(below: 80)) }
+            for i in chosen.sorted() {
+                text += "u\(u),m\(i),\(min(5, max(1, 3 + (u % 3) - (i % 3) + generator.nextIndex(below: 2))))\n"
+            }
+        }
+        try text.write(toFile: folder + "/ratings.csv", atomically: true, encoding: .utf8)
+    }
+
+    /// A pipeline over the generated ratings; `gate` is the PromQL gate list.
+    func writePipeline(gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]", prometheusPort: Int? = nil) throws {
+        let errorRate = """
+                - name: error-rate
+                  query: (sum(rate(recengine_http_requests_total{color="{{color}}",status=~"5.."}[5s])) or vector(0)) / sum(rate(recengine_http_requests_total{color="{{color}}"}[5s]))
+                  max: 0.05
+                  initialDelay: 2s
+                  interval: 1s
+                  count: 1
+                  onNoData: inconclusive
+            """
+        let text = """
+            version: 1
+            name: svc
+            history: releases/history.jsonl
+            stages:
+              - name: train
+                uses: train
+                with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: "${EPOCHS:-10}"}
+            deploy:
+              runtime: process
+              service: svc
+              args: \(args)
+              health: {path: /health, timeout: 20s}
+            traffic:
+              nginx: {config: releases/state/svc/nginx.conf, listen: \(nginxPort)}
+              mode: sticky
+              steps: \(steps)
+              wait: \(wait)
+              stopOld: true
+              drain: 1s
+            analysis:
+              prometheus: http://127.0.0.1:\(prometheusPort ?? self.prometheusPort)
+              gates:
+            \(gates ?? errorRate)
+            """
+        try text.write(toFile: pipelinePath, atomically: true, encoding: .utf8)
+    }
+
+    /// Runs the pipeline in process under a steady load through nginx (so the gates have data);
+    /// the load's samples are in `lastSamples` afterwards.
+    func run(_ options: RunOptions = RunOptions(), environment: [String: String] = [:]) async throws -> ReleaseRecord {
+        var options = options
+        options.recengine = Self.recengine
+        let pipeline = try PipelineLoader(environment: environment).load(pipelinePath, overrides: options.overrides)
+        let load = LoadGenerator()
+        load.start(port: nginxPort)
+        let result: PipelineRunner.RunResult
+        do {
+            result = try await PipelineRunner(pipeline: pipeline, options: options).run()
+        } catch {
+            await load.stop()
+            lastSamples = load.samples
+            throw error
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        await load.stop()
+        lastSamples = load.samples
+        return try #require(result.record, "\(result)")
+    }
+
+    var lastSamples: [LoadGenerator.Sample] = []
+
+    var nginx: NginxController {
+        NginxController(config: NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx"), configPath: statePath + "/nginx.conf")
+    }
+
+    var runtime: ProcessRuntime { ProcessRuntime(stateFolder: statePath, recengine: Self.recengine) }
+}
+
+struct PlaygroundError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func freePort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    guard bound else { throw PlaygroundError("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A steady load through nginx: random users, recording each answer's status and colour.
+final class LoadGenerator: @unchecked Sendable {
+    struct Sample {
+        var at: Date
+        var status: Int
+        var color: String?
+    }
+
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var storage: [Sample] = []
+    private var task: Task<Void, Never>?
+
+    func start(port: Int) {
+        task = Task.detached { [self] in
+            var user = 0
+            while !Task.isCancelled {
+                user = (user &* 1_103_515_245 &+ 12345) & 0x7fff_ffff
+                let sample: Sample
+                do {
+                    let response = try await HTTPClient.get(
+                        "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", timeout: .seconds(5), headers: ["Accept: application/json"])
+                    let body = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+                    sample = Sample(at: Date(), status: response.status, color: body?["color"] as? String)
+                } catch {
+                    sample = Sample(at: Date(), status: 0, color: nil)
+                }
+                record(sample)
+                try? await Task.sleep(for: .milliseconds(4))
+            }
+        }
+    }
+
+    private func record(_ sample: Sample) {
+        lock.lock()
+        storage.append(sample)
+        lock.unlock()
+    }
+
+    func stop() async {
+        task?.cancel()
+        await task?.value
+    }
+
+    var samples: [Sample] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
+}

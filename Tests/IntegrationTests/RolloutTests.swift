@@ -1,0 +1,189 @@
+import Foundation
+import Orchestrator
+import Testing
+import Traffic
+
+/// Real nginx, Prometheus and `recengine serve` processes on loopback.
+@Suite(.serialized) struct RolloutTests {
+    /// Share of answers from `color` among the samples taken while a step was in force.
+    static func share(of color: String, in samples: [LoadGenerator.Sample], during step: ReleaseRecord.RolloutRecord.Step) -> (Double, Int) {
+        let end = step.finishedOn ?? Date()
+        let window = samples.filter { $0.at > step.startedOn.addingTimeInterval(0.2) && $0.at < end && $0.status == 200 }
+        guard !window.isEmpty else { return (0, 0) }
+        return (Double(window.filter { $0.color == color }.count) / Double(window.count), window.count)
+    }
+
+    @Test func aHealthyReleaseIsPromotedThroughEveryStepUnderSteadyLoad() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            #expect(first.outcome == "succeeded", "\(first.failure ?? ""): \(first.rollout?.steps.first?.measurements.map { "\($0.at.timeIntervalSince(first.rollout?.steps.first?.startedOn ?? Date())) \($0.outcome) \($0.error ?? "")" } ?? [])")
+            #expect(playground.lastSamples.allSatisfy { $0.status == 200 || $0.status == 0 }, "before the first release nginx is not there yet")
+            #expect(first.rollout?.steps.map(\.weight) == [100], "nothing was live: one step")
+            let firstColor = try #require(first.deployment?.color)
+
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == "succeeded", "\(second.failure ?? "")")
+            let rollout = try #require(second.rollout)
+            let target = rollout.target
+            #expect(target != firstColor)
+            #expect(rollout.steps.map(\.weight) == [25, 50, 100])
+            for step in rollout.steps {
+                #expect(step.passed == true)
+                #expect(step.measurements.contains { $0.gate == "error-rate" && $0.outcome == "success" }, "each step is measured")
+            }
+            let samples = playground.lastSamples
+            #expect(samples.count > 200)
+            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
+            for step in rollout.steps {
+                let (share, count) = Self.share(of: target, in: samples, during: step)
+                #expect(count > 50)
+                #expect(abs(share * 100 - Double(step.weight)) <= 12, "step \(step.weight)%: \(Int(share * 100))% of \(count) answers from \(target)")
+            }
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [target])
+            #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld stops the old colour after the drain")
+            let history = ReleaseHistory(path: playground.historyPath)
+            #expect(try history.verify().isEmpty)
+        }
+    }
+
+    @Test func aGateThatCannotBeMetRollsBackAtTheFirstStepWithoutFailingARequest() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            let live = try #require(first.deployment?.color)
+            try playground.writePipeline(
+                gates: """
+                        - name: impossible
+                          query: sum(recengine_model_info{color="{{color}}"})
+                          max: 0.5
+                          initialDelay: 3s
+                          interval: 1s
+                          onNoData: inconclusive
+                    """)
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == "rolled_back")
+            #expect(second.rollout?.steps.count == 1)
+            #expect(second.failure?.contains("gate impossible: 1 is not <= 0.5") == true, "\(second.failure ?? "")")
+            #expect(second.failure?.contains("recengine_model_info{color=") == true, "the failure names the query")
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic is back on the live colour")
+            let target = try #require(second.rollout?.target)
+            #expect(await playground.runtime.instance(of: target) == nil, "the new colour is stopped")
+            #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
+            let samples = playground.lastSamples
+            #expect(samples.count > 50)
+            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request through the rollback: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
+            #expect(samples.suffix(10).allSatisfy { $0.color == live })
+        }
+    }
+
+    @Test func aServerThatFailsPartOfItsAnswersIsRolledBackOnTheErrorRateGate() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            let live = try #require(first.deployment?.color)
+            try playground.writePipeline(args: #"[--fault-rate, "0.5"]"#)
+            let second = try await playground.run(RunOptions(force: true))
+            #expect(second.outcome == "rolled_back")
+            #expect(second.rollout?.steps.count == 1)
+            #expect(second.failure?.contains("gate error-rate") == true, "\(second.failure ?? "")")
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+        }
+    }
+
+    @Test func anUnreachablePrometheusIsRefusedBeforeAnyChange() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            let live = try #require(first.deployment?.color)
+            let before = playground.nginx.currentSplit()
+            try playground.writePipeline(prometheusPort: try freePort())
+            let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
+            #expect(error?.code == .unreachable)
+            #expect(error?.code.exitCode == 4)
+            #expect(playground.nginx.currentSplit() == before)
+            #expect(await playground.runtime.instance(of: live) != nil)
+            let other = live == "blue" ? "green" : "blue"
+            #expect(await playground.runtime.instance(of: other) == nil, "nothing was deployed")
+            let last = try ReleaseHistory(path: playground.historyPath).records().last
+            #expect(last?.outcome == "failed")
+            #expect(last?.failure?.contains("unreachable") == true)
+        }
+    }
+
+    @Test func aKilledControllerIsConvergedByTheNextRun() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline(wait: "30s")
+            let first = try await playground.run(RunOptions(noStagedShift: true))
+            let live = try #require(first.deployment?.color)
+
+            // A second release in another process, killed with SIGKILL in the middle of its first step.
+            let controller = try ChildProcess.spawn(
+                Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine])
+            let state = DeploymentState(folder: playground.statePath)
+            var sawStep = false
+            for _ in 0..<300 {
+                if let progress = state.inProgress(), progress.phase == "shifting" {
+                    sawStep = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try #require(sawStep, "the controller reached a traffic step")
+            try await Task.sleep(for: .milliseconds(500))
+            controller.signal(SIGKILL)
+            _ = await controller.wait()
+            let interrupted = try #require(state.inProgress())
+            let target = interrupted.target
+            #expect(await playground.runtime.instance(of: target) != nil, "the new colour outlived its controller")
+            #expect(playground.nginx.currentSplit()?.weight(of: target) == 25)
+
+            // The next run converges first: traffic on the healthy live colour, no orphan.
+            try playground.writePipeline(wait: "1s")
+            let next = try await playground.run(RunOptions(noStagedShift: true))
+            let records = try ReleaseHistory(path: playground.historyPath).records()
+            let recovered = try #require(records.first { $0.releaseID == interrupted.record.releaseID })
+            #expect(recovered.outcome == "rolled_back")
+            #expect(recovered.failure?.contains("interrupted while shifting") == true)
+            #expect(recovered.rollout?.events.contains { $0.kind == "recover" } == true)
+            #expect(next.outcome == "succeeded")
+            #expect(next.rollout?.live == live, "the recovery put traffic back on \(live) before the next release")
+            #expect(state.inProgress() == nil)
+            #expect(try ReleaseHistory(path: playground.historyPath).verify().isEmpty)
+        }
+    }
+
+    @Test func statusAndRollbackFromTheCommandLine() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline()
+            let first = try await playground.run(RunOptions(noStagedShift: true))
+            let second = try await playground.run(RunOptions(force: true, noStagedShift: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == "succeeded")
+            #expect(first.deployment?.modelSHA256 != second.deployment?.modelSHA256)
+            let status = try await orchestrate(["status", playground.pipelinePath, "--output", "json"])
+            #expect(status.status == 0, "\(status.stderr)")
+            #expect(status.stdout.contains("\"healthy\" : true"))
+
+            let rollback = try await orchestrate(["rollback", playground.pipelinePath])
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            let current = try #require(DeploymentState(folder: playground.statePath).current())
+            #expect(current.releaseID == first.releaseID)
+            #expect(current.modelSHA256 == first.deployment?.modelSHA256)
+            let served = try #require(await playground.runtime.instance(of: current.color))
+            #expect(served.modelSHA256 == first.deployment?.modelSHA256, "the old model was redeployed, verified by digest")
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
+            let last = try ReleaseHistory(path: playground.historyPath).records().last
+            #expect(last?.action == "rollback" && last?.outcome == "succeeded")
+
+            // Unhealthy: stop the live colour behind the controller's back.
+            try await playground.runtime.stop(color: current.color)
+            let unhealthy = try await orchestrate(["status", playground.pipelinePath])
+            #expect(unhealthy.status == 1)
+            #expect(unhealthy.stderr.contains("not running"))
+        }
+    }
+
+    func orchestrate(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await runCommand(Playground.orchestrate, arguments, environment: ["RECENGINE_BIN": Playground.recengine])
+    }
+}

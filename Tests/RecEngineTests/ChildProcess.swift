@@ -1,0 +1,66 @@
+import Foundation
+import Subprocess
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+// Foundation's Process is not used in tests: its waitUntilExit spins when swift-subprocess,
+// which the orchestrator uses in the same process, owns SIGCHLD handling.
+
+/// Runs a command to completion and captures its output.
+func runCommand(_ program: String, _ arguments: [String], environment: [String: String] = [:], in folder: String? = nil) async throws
+    -> (status: Int32, stdout: String, stderr: String)
+{
+    let result = try await Subprocess.run(
+        .path(FilePath(program)), arguments: Arguments(arguments),
+        environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
+        workingDirectory: folder.map { FilePath($0) }, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
+    let status: Int32 = if case .exited(let code) = result.terminationStatus { code } else { -1 }
+    return (status, result.standardOutput, result.standardError)
+}
+
+/// A long-running child started with posix_spawn, stopped and reaped explicitly.
+struct ChildProcess: Sendable {
+    let pid: pid_t
+
+    static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var variables = ProcessInfo.processInfo.environment
+        for (key, value) in environment { variables[key] = value }
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        guard result == 0 else { throw ChildProcessError(message: "cannot start \(program): \(String(cString: strerror(result)))") }
+        return ChildProcess(pid: pid)
+    }
+
+    func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Waits for the child to exit, without blocking the cooperative pool.
+    func wait() async -> Int32 {
+        await Task.detached {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            return status
+        }.value
+    }
+}
+
+struct ChildProcessError: Error {
+    var message: String
+}
