@@ -42,18 +42,19 @@ struct HistoryListCommand: AsyncParsableCommand {
             return
         }
         let formatter = ISO8601DateFormatter()
-        print("RELEASE                        STARTED               TRIGGER   OUTCOME    MODEL         STAGES")
+        let columns = [30, 21, 9, 9, 12, 7, 13]
+        func row(_ values: [String]) -> String {
+            zip(values, columns + [0]).map { value, width in width == 0 ? value : value.padding(toLength: width, withPad: " ", startingAt: 0) }
+                .joined(separator: " ")
+        }
+        print(row(["RELEASE", "STARTED", "TRIGGER", "ACTION", "OUTCOME", "COLOUR", "MODEL", "STAGES"]))
         for record in records {
-            let stages = record.stages.map { "\($0.name):\($0.status)" }.joined(separator: " ")
             print(
-                [
-                    record.releaseID.padding(toLength: 30, withPad: " ", startingAt: 0),
-                    formatter.string(from: record.startedOn).padding(toLength: 21, withPad: " ", startingAt: 0),
-                    record.invocation.trigger.padding(toLength: 9, withPad: " ", startingAt: 0),
-                    (record.dryRun ? "dry-run" : record.outcome).padding(toLength: 10, withPad: " ", startingAt: 0),
-                    (record.model?.version ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0),
-                    stages,
-                ].joined(separator: " "))
+                row([
+                    record.releaseID, formatter.string(from: record.startedOn), record.invocation.trigger, record.action ?? "release",
+                    record.dryRun ? "dry-run" : record.outcome, record.deployment?.color ?? "-", record.model?.version ?? "-",
+                    record.stages.map { "\($0.name):\($0.status)" }.joined(separator: " "),
+                ]))
         }
     }
 }
