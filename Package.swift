@@ -79,9 +79,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Helpers shared by the test targets: temporary folders, child processes.
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", .product(name: "Subprocess", package: "swift-subprocess")]
+            dependencies: ["Orchestrator", "RecEngine", "TestSupport"]
         ),
         .testTarget(
             name: "TrafficTests",
@@ -90,14 +96,14 @@ let package = Package(
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Orchestrator", "RecEngine", "Traffic", .product(name: "Subprocess", package: "swift-subprocess")]
+            dependencies: ["Orchestrator", "RecEngine", "Traffic", "TestSupport"]
         ),
         .testTarget(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
+                "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

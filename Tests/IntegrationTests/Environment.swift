@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Orchestrator
 import RecEngine
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import Orchestrator
+import TestSupport
 import Testing
 import Traffic
 
@@ -150,6 +151,35 @@ import Traffic
             #expect(next.rollout?.live == live, "the recovery put traffic back on \(live) before the next release")
             #expect(state.inProgress() == nil)
             #expect(try ReleaseHistory(path: playground.historyPath).verify().isEmpty)
+        }
+    }
+
+    @Test func abortFromAnotherProcessRollsTheReleaseBack() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline(wait: "30s")
+            let first = try await playground.run(RunOptions(noStagedShift: true))
+            let live = try #require(first.deployment?.color)
+            let controller = try ChildProcess.spawn(
+                Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine])
+            let state = DeploymentState(folder: playground.statePath)
+            var shifting = false
+            for _ in 0..<300 where !shifting {
+                shifting = state.inProgress()?.phase == "shifting"
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try #require(shifting)
+            let abort = try await orchestrate(["abort", playground.pipelinePath])
+            #expect(abort.status == 0, "\(abort.stderr)")
+            #expect(abort.stdout.contains("abort requested"))
+            let status = await controller.wait()
+            #expect(status >> 8 == 1, "a rolled-back release exits 1")
+            let last = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(last.outcome == "rolled_back")
+            #expect(last.failure == "aborted by orchestrate abort")
+            #expect(last.rollout?.events.contains { $0.kind == "abort" } == true)
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            let again = try await orchestrate(["abort", playground.pipelinePath])
+            #expect(again.status == 1, "nothing in progress any more")
         }
     }
 

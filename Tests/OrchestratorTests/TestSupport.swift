@@ -1,24 +1,7 @@
 import Foundation
+@_exported import TestSupport
 import Orchestrator
 import RecEngine
-
-/// A temporary folder removed when the closure returns, even when it throws.
-func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async rethrows -> T {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("orchestrate-tests-\(UUID().uuidString)").path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    return try await body(path)
-}
-
-func write(_ text: String, to path: String) throws {
-    try FileManager.default.createDirectory(
-        atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-}
-
-func read(_ path: String) -> String {
-    String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
-}
 
 /// A small ratings file with structure a model can learn.
 func writeRatings(to path: String, users: Int = 60, items: Int = 40, perUser: Int = 12) throws {

@@ -1,17 +1,6 @@
 import Foundation
+@_exported import TestSupport
 import RecEngine
-
-/// A temporary folder removed when the closure returns, even when it throws.
-func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async rethrows -> T {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("recengine-tests-\(UUID().uuidString)").path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    return try await body(path)
-}
-
-func write(_ text: String, to path: String) throws {
-    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-}
 
 /// Ratings with a known low-rank structure: each user and item has a hidden vector, and the rating
 /// is 3 + user bias + item bias + their dot product, rounded and clipped to 1...5. A model that

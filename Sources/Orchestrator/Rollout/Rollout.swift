@@ -133,6 +133,9 @@ struct Rollout: Sendable {
                 return finish(try await rollBack(live: live, target: target, reason: record.failure ?? "", event: event))
             }
             let verdict = await analyse(step: weight, target: target, live: live, release: record.releaseID)
+            for request in verdict.requests {
+                try event(request == "abort" ? "abort" : "promote", "orchestrate \(request) at \(weight)%")
+            }
             step.measurements = verdict.measurements
             step.passed = verdict.passed
             step.finishedOn = Date()
@@ -226,6 +229,8 @@ struct Rollout: Sendable {
         var measurements: [GateMeasurement]
         var failure: String?
         var promoteFull: Bool
+        /// Manual requests honoured during the step (abort, promote), for the record.
+        var requests: [String] = []
     }
 
     /// Holds a step for its wait while the gates measure, the during-step hooks run, and manual
@@ -262,14 +267,17 @@ struct Rollout: Sendable {
                     analysis?.cancel()
                     verdict.passed = false
                     verdict.failure = "aborted by orchestrate abort"
+                    verdict.requests.append("abort")
                     return verdict
                 case .promote:
                     progress("promote requested: ending this step's wait")
                     skipWait = true
+                    verdict.requests.append("promote")
                 case .promoteFull:
                     progress("promote --full requested")
                     skipWait = true
                     verdict.promoteFull = true
+                    verdict.requests.append("promote --full")
                 }
             }
             let waited = clock.now - started >= wait || skipWait

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Subprocess
 
 #if canImport(System)
@@ -11,7 +11,7 @@ import SystemPackage
 // which the orchestrator uses in the same process, owns SIGCHLD handling.
 
 /// Runs a command to completion and captures its output.
-func runCommand(_ program: String, _ arguments: [String], environment: [String: String] = [:], in folder: String? = nil) async throws
+public func runCommand(_ program: String, _ arguments: [String], environment: [String: String] = [:], in folder: String? = nil) async throws
     -> (status: Int32, stdout: String, stderr: String)
 {
     let result = try await Subprocess.run(
@@ -23,10 +23,10 @@ func runCommand(_ program: String, _ arguments: [String], environment: [String: 
 }
 
 /// A long-running child started with posix_spawn, stopped and reaped explicitly.
-struct ChildProcess: Sendable {
-    let pid: pid_t
+public struct ChildProcess: Sendable {
+    public let pid: Int32
 
-    static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+    public static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -47,12 +47,12 @@ struct ChildProcess: Sendable {
         return ChildProcess(pid: pid)
     }
 
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         kill(pid, signal)
     }
 
     /// Waits for the child to exit, without blocking the cooperative pool.
-    func wait() async -> Int32 {
+    public func wait() async -> Int32 {
         await Task.detached {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
@@ -61,6 +61,6 @@ struct ChildProcess: Sendable {
     }
 }
 
-struct ChildProcessError: Error {
-    var message: String
+public struct ChildProcessError: Error {
+    public var message: String
 }
