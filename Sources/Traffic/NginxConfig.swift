@@ -50,7 +50,9 @@ public struct NginxConfig: Sendable {
                 upstreams.append(
                     "    upstream recommender_\(backend.color) {\n        server \(backend.address);\n\(backups)        keepalive 16;\n    }")
             }
-            routing.append("    map $uri $recommender_user {\n        ~^/recommend/(?<user>[^/?]+)  $user;\n        default  $request_id;\n    }")
+            // Recommendations and a user's events hash the same way, so events reach the colour that
+            // served the recommendation.
+            routing.append("    map $uri $recommender_user {\n        ~^/(?:recommend|events)/(?<user>[^/?]+)  $user;\n        default  $request_id;\n    }")
             if serving.count == 1 {
                 routing.append("    map $uri $recommender_backend {\n        default  recommender_\(serving[0].color);\n    }")
             } else {

@@ -15,11 +15,14 @@ struct ServeCommand: AsyncParsableCommand {
     var stateFile: String?
     @Option(help: "Share of /recommend answers to fail with 500 on purpose (0 to 1), for rollback drills.")
     var faultRate = 0.0
+    @Option(help: "Seconds a recommendation can convert (be watched or rated 4+) for the engagement KPI.")
+    var engagementWindow = 600
 
     func validate() throws {
         guard InferenceServer.isValidUserID(color) else { throw ValidationError("--color must be letters, digits and ._+-") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard (0...1).contains(faultRate) else { throw ValidationError("--fault-rate must be from 0 to 1") }
+        guard engagementWindow >= 1 else { throw ValidationError("--engagement-window must be at least 1 second") }
     }
 
     func run() async throws {
@@ -33,7 +36,9 @@ struct ServeCommand: AsyncParsableCommand {
                     "model.version": "\(loaded.manifest.displayVersion)", "model.sha256": "\(loaded.manifest.modelSHA256)",
                     "model.users": "\(loaded.userIDs.count)", "model.items": "\(loaded.itemIDs.count)",
                 ])
-            let configuration = InferenceServerConfiguration(host: host, port: port, color: color, faultRate: faultRate)
+            let configuration = InferenceServerConfiguration(
+                host: host, port: port, color: color, faultRate: faultRate,
+                engagement: .init(window: .seconds(engagementWindow)))
             let stateFile = self.stateFile
             try await InferenceServer.run(model: loaded, configuration: configuration, logger: logger) { port in
                 logger.info("serving", metadata: ["server.address": "\(configuration.host):\(port)", "server.color": "\(configuration.color)"])

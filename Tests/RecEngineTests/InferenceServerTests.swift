@@ -73,6 +73,35 @@ import Testing
         }
     }
 
+    @Test func eventsConvertRecommendationsAndAreCountedPerColour() async throws {
+        try await Self.application().test(.router) { client in
+            var recommended: [String] = []
+            try await client.execute(uri: "/recommend/u3?k=3", method: .get) { response in
+                recommended = String(buffer: response.body).split(separator: ",").map(String.init)
+            }
+            let body = #"{"events": [{"movie": "\#(recommended[0])", "kind": "watch"}, {"movie": "\#(recommended[1])", "kind": "rate", "rating": 4}, {"movie": "\#(recommended[2])", "kind": "rate", "rating": 2}, {"movie": "nope", "kind": "watch"}]}"#
+            try await client.execute(uri: "/events/u3", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .ok)
+                let report = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Int]
+                #expect(report == ["accepted": 4, "conversions": 2, "no_match": 1, "low_rating": 1])
+            }
+            try await client.execute(uri: "/events", method: .post, body: ByteBuffer(string: #"{"events": [{"movie": "x", "kind": "watch"}]}"#)) { response in
+                #expect(response.status == .badRequest, "without a user in the path every event needs one")
+            }
+            try await client.execute(uri: "/events/u3", method: .post, body: ByteBuffer(string: "not json")) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"recengine_conversions_total{color="green",model_version=""#))
+                #expect(text.contains(#"kind="watch"} 1"#))
+                #expect(text.contains(#"kind="rate"} 1"#))
+                #expect(text.contains(#"outcome="no_match"} 1"#))
+                #expect(text.contains(#"recengine_users_recommended_total{color="green""#))
+            }
+        }
+    }
+
     @Test func healthReportsColourAndDigest() async throws {
         try await Self.application().test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in

@@ -21,7 +21,7 @@ import Testing
         let text = try Self.config.render(Self.split(blue: 75, green: 25), generation: 3)
         #expect(text.contains("split_clients \"${recommender_user}\" $recommender_backend {\n        25%  recommender_green;\n        *  recommender_blue;"))
         #expect(text.contains("upstream recommender_green {\n        server 127.0.0.1:9002;\n        server 127.0.0.1:9001 backup;"))
-        #expect(text.contains("~^/recommend/(?<user>[^/?]+)  $user;"))
+        #expect(text.contains("~^/(?:recommend|events)/(?<user>[^/?]+)  $user;"))
         #expect(text.contains("listen 127.0.0.1:8088;"))
         #expect(text.contains("return 200 \"3\";"))
         #expect(NginxConfig.readSplit(fromConfiguration: text) == Self.split(blue: 75, green: 25))

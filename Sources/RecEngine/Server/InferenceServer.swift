@@ -16,12 +16,18 @@ public struct InferenceServerConfiguration: Sendable {
     public var color: String
     /// Share of `/recommend` answers that fail with 500 on purpose, for testing rollbacks.
     public var faultRate: Double
+    /// How long a recommendation can convert, and how much is remembered.
+    public var engagement: EngagementTracker.Limits
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0,
+        engagement: EngagementTracker.Limits = .init()
+    ) {
         self.host = host
         self.port = port
         self.color = color
         self.faultRate = faultRate
+        self.engagement = engagement
     }
 }
 
@@ -43,12 +49,15 @@ public enum InferenceServer {
             color: configuration.color, modelVersion: model.manifest.displayVersion,
             modelDigest: model.manifest.modelSHA256)
         let handlers = Handlers(
-            model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate)
+            model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate,
+            tracker: EngagementTracker(limits: configuration.engagement))
         let router = Router()
         router.add(middleware: ResponseMiddleware(color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
         router.get("/recommend/:userId", use: handlers.recommend)
         router.get("/health", use: handlers.health)
         router.get("/metrics", use: handlers.metrics)
+        router.post("/events", use: handlers.events)
+        router.post("/events/:userId", use: handlers.events)
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "recengine"),
@@ -88,6 +97,77 @@ struct Handlers: Sendable {
     let metrics: ServerMetrics
     let started: ContinuousClock.Instant
     let faultRate: Double
+    let tracker: EngagementTracker
+
+    /// Largest `POST /events` body accepted.
+    static let maximumEventBody = 1 << 20
+
+    struct EventBatch: Decodable {
+        struct Entry: Decodable {
+            var user: String?
+            var movie: String
+            var kind: EngagementTracker.Event.Kind
+            var rating: Int?
+        }
+
+        var events: [Entry]
+    }
+
+    struct EventReport: Encodable {
+        var accepted: Int
+        var conversions: Int
+        var noMatch: Int
+        var lowRating: Int
+
+        enum CodingKeys: String, CodingKey {
+            case accepted, conversions
+            case noMatch = "no_match"
+            case lowRating = "low_rating"
+        }
+    }
+
+    /// `POST /events[/{userId}]` with `{"events": [{"user", "movie", "kind": "watch"|"rate", "rating"}]}`;
+    /// with a user in the path, events may leave out `user` (and nginx routes the batch to the
+    /// colour that user is pinned to).
+    @Sendable func events(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let pathUser = context.parameters.get("userId")
+        if let pathUser, !InferenceServer.isValidUserID(pathUser) {
+            return Self.badRequest("userId must be 1 to \(InferenceServer.maximumUserIDLength) characters of letters, digits and ._+-", json: true)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Self.maximumEventBody)
+        } catch {
+            return Self.badRequest("the body is larger than \(Self.maximumEventBody) bytes: send smaller batches", json: true)
+        }
+        let batch: EventBatch
+        do {
+            batch = try JSONDecoder().decode(EventBatch.self, from: Data(body.readableBytesView))
+        } catch {
+            return Self.badRequest("expected {\"events\": [{\"user\", \"movie\", \"kind\": \"watch\" or \"rate\", \"rating\"}]}", json: true)
+        }
+        var report = EventReport(accepted: 0, conversions: 0, noMatch: 0, lowRating: 0)
+        for entry in batch.events {
+            guard let user = entry.user ?? pathUser, InferenceServer.isValidUserID(user), !entry.movie.isEmpty else {
+                return Self.badRequest("every event needs a valid user (in the event or the path) and a movie", json: true)
+            }
+            if entry.kind == .rate, !(1...5).contains(entry.rating ?? 0) {
+                return Self.badRequest("a rate event needs a rating from 1 to 5", json: true)
+            }
+        }
+        for entry in batch.events {
+            let event = EngagementTracker.Event(user: entry.user ?? pathUser ?? "", movie: entry.movie, kind: entry.kind, rating: entry.rating)
+            let outcome = tracker.record(event)
+            metrics.recordEvent(event, outcome: outcome)
+            report.accepted += 1
+            switch outcome {
+            case .conversion: report.conversions += 1
+            case .noMatch: report.noMatch += 1
+            case .lowRating: report.lowRating += 1
+            }
+        }
+        return try Self.json(report)
+    }
 
     struct RecommendationBody: Encodable {
         var user: String
@@ -137,8 +217,8 @@ struct Handlers: Sendable {
             return Self.text("error: injected fault (--fault-rate)\n", status: .internalServerError)
         }
         let recommendations = model.recommend(user: user, count: count)
-        metrics.recordRecommendations(recommendations)
         let ids = recommendations.items.map { model.itemIDs[Int($0)] }
+        metrics.recordRecommendations(recommendations, newUser: tracker.recommended(ids, to: user))
         if wantsJSON {
             return try Self.json(
                 RecommendationBody(

@@ -9,6 +9,9 @@ public struct ServerMetrics: Sendable {
     private let recommendationsServed: Counter
     private let personalisedAnswers: Counter
     private let popularAnswers: Counter
+    private let usersRecommended: Counter
+    private let conversions: [EngagementTracker.Event.Kind: Counter]
+    private let events: [EngagementTracker.Outcome: Counter]
 
     static let latencyBuckets: [Duration] = [
         .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5),
@@ -31,6 +34,24 @@ public struct ServerMetrics: Sendable {
             helpText: "Recommendation answers, personalised or popular-items fallback for unknown users.")
         personalisedAnswers = registry.makeCounter(descriptor: answers, labels: labels + [("kind", "personalised")])
         popularAnswers = registry.makeCounter(descriptor: answers, labels: labels + [("kind", "popular")])
+        usersRecommended = registry.makeCounter(
+            descriptor: .init(
+                namespace: "recengine", metricName: "users_recommended", unitName: "total",
+                helpText: "Users given recommendations with none still open from the engagement window."),
+            labels: labels)
+        let conversionDescriptor = MetricNameDescriptor(
+            namespace: "recengine", metricName: "conversions", unitName: "total",
+            helpText: "Recommended movies the user then watched, or rated 4 or more, within the engagement window.")
+        conversions = Dictionary(
+            uniqueKeysWithValues: [EngagementTracker.Event.Kind.watch, .rate].map {
+                ($0, registry.makeCounter(descriptor: conversionDescriptor, labels: labels + [("kind", $0.rawValue)]))
+            })
+        let eventDescriptor = MetricNameDescriptor(
+            namespace: "recengine", metricName: "events", unitName: "total", helpText: "User events received, by what they did.")
+        events = Dictionary(
+            uniqueKeysWithValues: EngagementTracker.Outcome.allCases.map {
+                ($0, registry.makeCounter(descriptor: eventDescriptor, labels: labels + [("outcome", $0.rawValue)]))
+            })
         registry.makeGauge(
             descriptor: .init(
                 namespace: "recengine", metricName: "model", unitName: "info",
@@ -55,8 +76,14 @@ public struct ServerMetrics: Sendable {
         ).record(duration)
     }
 
-    func recordRecommendations(_ recommendations: Recommendations) {
+    func recordRecommendations(_ recommendations: Recommendations, newUser: Bool) {
         recommendationsServed.increment(by: Int64(recommendations.items.count))
         (recommendations.personalised ? personalisedAnswers : popularAnswers).increment()
+        if newUser { usersRecommended.increment() }
+    }
+
+    func recordEvent(_ event: EngagementTracker.Event, outcome: EngagementTracker.Outcome) {
+        events[outcome]?.increment()
+        if outcome == .conversion { conversions[event.kind]?.increment() }
     }
 }
