@@ -19,14 +19,19 @@ public enum HTTPClient {
 
     /// GET `url`; any status is a response, only transport failures throw.
     public static func get(_ url: String, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
-        try await Task.detached { try perform(url, timeout: timeout, headers: headers) }.value
+        try await Task.detached { try perform(url, timeout: timeout, headers: headers, body: nil) }.value
+    }
+
+    /// POST `body` to `url`; any status is a response, only transport failures throw.
+    public static func post(_ url: String, body: Data, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
+        try await Task.detached { try perform(url, timeout: timeout, headers: headers, body: body) }.value
     }
 
     private final class Buffer {
         var data = Data()
     }
 
-    private static func perform(_ url: String, timeout: Duration, headers: [String]) throws -> Response {
+    private static func perform(_ url: String, timeout: Duration, headers: [String], body: Data?) throws -> Response {
         guard initialized, let handle = curl_easy_init() else { throw TransportError(url: url, message: "libcurl could not start") }
         defer { curl_easy_cleanup(handle) }
         let buffer = Buffer()
@@ -44,6 +49,14 @@ public enum HTTPClient {
             let buffer = Unmanaged<Buffer>.fromOpaque(context).takeUnretainedValue()
             buffer.data.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
             return size * count
+        }
+        // libcurl copies the body with COPYPOSTFIELDS, so it need not outlive this call.
+        if let body {
+            ccurl_setopt_long(handle, CURLOPT_POST, 1)
+            ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
+            body.withUnsafeBytes { bytes in
+                _ = ccurl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+            }
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for header in headers { list = curl_slist_append(list, header) }

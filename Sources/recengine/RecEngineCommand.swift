@@ -11,7 +11,9 @@ struct RecEngineCommand: AsyncParsableCommand {
             Exit codes: 0 success, 1 a runtime failure (e.g. the port is taken), 2 invalid input \
             (bad arguments, malformed ratings, a corrupt model).
             """,
-        subcommands: [SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self]
+        subcommands: [
+            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self,
+        ]
     )
 }
 
