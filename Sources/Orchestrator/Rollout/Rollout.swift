@@ -244,7 +244,8 @@ struct Rollout: Sendable {
         }
         defer { hooks.forEach { $0.cancel() } }
         var verdict = Verdict(passed: true, measurements: [], failure: nil, promoteFull: false)
-        let gates = pipeline.analysis?.gates ?? []
+        // A gate that compares with the live colour has nothing to compare with on a first release.
+        let gates = (pipeline.analysis?.gates ?? []).filter { live != nil || !$0.query.contains("{{live}}") }
         let analysis: Task<StepVerdict, Never>? =
             gates.isEmpty || prometheus == nil
             ? nil
