@@ -164,6 +164,21 @@ final class Playground: @unchecked Sendable {
 
     var lastSamples: [LoadGenerator.Sample] = []
 
+    /// Starts `orchestrate run --force` in another process and returns once its rollout is
+    /// holding a traffic step.
+    func startControllerUntilTrafficStep() async throws -> ChildProcess {
+        let controller = try ChildProcess.spawn(
+            Self.orchestrate, ["run", pipelinePath, "--force"], environment: ["RECENGINE_BIN": Self.recengine])
+        let state = DeploymentState(folder: statePath)
+        for _ in 0..<300 {
+            if state.inProgress()?.phase == "shifting" { return controller }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        controller.signal(SIGKILL)
+        _ = await controller.wait()
+        throw PlaygroundError("the controller did not reach a traffic step within 30 s")
+    }
+
     var nginx: NginxController {
         NginxController(config: NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx"), configPath: statePath + "/nginx.conf")
     }

@@ -119,18 +119,8 @@ import Traffic
             let live = try #require(first.deployment?.color)
 
             // A second release in another process, killed with SIGKILL in the middle of its first step.
-            let controller = try ChildProcess.spawn(
-                Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine])
+            let controller = try await playground.startControllerUntilTrafficStep()
             let state = DeploymentState(folder: playground.statePath)
-            var sawStep = false
-            for _ in 0..<300 {
-                if let progress = state.inProgress(), progress.phase == "shifting" {
-                    sawStep = true
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            try #require(sawStep, "the controller reached a traffic step")
             try await Task.sleep(for: .milliseconds(500))
             controller.signal(SIGKILL)
             _ = await controller.wait()
@@ -159,15 +149,7 @@ import Traffic
             try playground.writePipeline(wait: "30s")
             let first = try await playground.run(RunOptions(noStagedShift: true))
             let live = try #require(first.deployment?.color)
-            let controller = try ChildProcess.spawn(
-                Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine])
-            let state = DeploymentState(folder: playground.statePath)
-            var shifting = false
-            for _ in 0..<300 where !shifting {
-                shifting = state.inProgress()?.phase == "shifting"
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            try #require(shifting)
+            let controller = try await playground.startControllerUntilTrafficStep()
             let abort = try await orchestrate(["abort", playground.pipelinePath])
             #expect(abort.status == 0, "\(abort.stderr)")
             #expect(abort.stdout.contains("abort requested"))
