@@ -109,6 +109,7 @@ import Traffic
             let last = try ReleaseHistory(path: playground.historyPath).records().last
             #expect(last?.outcome == "failed")
             #expect(last?.failure?.contains("unreachable") == true)
+            #expect(last?.stages.map(\.status) == ["not_run"], "no stage runs when the rollout could not happen")
         }
     }
 

@@ -53,12 +53,23 @@ extension PipelineRunner {
             _ = try await rollout.recover(history: history)
         }
         progress("release \(releaseID) of \(pipeline.name) (\(pipeline.file))")
+        // What the rollout needs (Prometheus, nginx) is checked before anything runs or changes.
+        var unreachable: OrchestratorError?
+        if let rollout {
+            do {
+                try await rollout.preflight()
+            } catch let error as OrchestratorError where error.code == .unreachable {
+                unreachable = error
+                record.failure = error.message
+            }
+        }
         let records = try history.records()
-        var failed = false
+        var failed = unreachable != nil
         for (index, stage) in pipeline.stages.enumerated() {
             let label = "[\(index + 1)/\(pipeline.stages.count)] \(stage.name)"
             if failed {
-                record.stages.append(Self.emptyRecord(stage, status: "not_run", reason: "an earlier stage failed"))
+                let reason = unreachable == nil ? "an earlier stage failed" : "a required service is unreachable"
+                record.stages.append(Self.emptyRecord(stage, status: "not_run", reason: reason))
                 continue
             }
             if options.skip.contains(stage.name) {
@@ -77,16 +88,8 @@ extension PipelineRunner {
             record.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion)
         }
         record.outcome = failed ? "failed" : "succeeded"
-        var unreachable: OrchestratorError?
         if let rollout, !failed, let modelPath = pipeline.deploy?.model {
-            do {
-                try await rollout.preflight()
-                record.outcome = try await rollout.release(modelDirectory: modelPath, record: &record)
-            } catch let error as OrchestratorError where error.code == .unreachable {
-                record.outcome = "failed"
-                record.failure = error.message
-                unreachable = error
-            }
+            record.outcome = try await rollout.release(modelDirectory: modelPath, record: &record)
         }
         record.finishedOn = Date()
         let written = try history.append(record)
