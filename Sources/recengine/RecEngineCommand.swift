@@ -12,7 +12,7 @@ struct RecEngineCommand: AsyncParsableCommand {
             (bad arguments, malformed ratings, a corrupt model).
             """,
         subcommands: [
-            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self,
+            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self,
         ]
     )
 }

@@ -43,3 +43,33 @@ import Testing
         #expect(MovieLogLine.parse(Substring(line)) == .failure(reason))
     }
 }
+
+@Suite struct MovieLogGeneratorTests {
+    @Test func everyRatingAppearsOnceAsAValidLineAmongMalformedOnes() {
+        var ratings = Ratings()
+        for u in 0..<50 {
+            for m in 0..<8 { ratings.append(user: "\(1000 + u)", item: "movie+\(m)+2001", rating: Float(1 + (u + m) % 5)) }
+        }
+        let lines = MovieLogGenerator(malformedShare: 0.05, seed: 3).lines(for: ratings)
+        var parsedRatings: [String] = []
+        var watches = 0
+        var requests = 0
+        var rejected = 0
+        for line in lines {
+            switch MovieLogLine.parse(Substring(line)) {
+            case .success(.rating(_, let user, let movie, let rating)): parsedRatings.append("\(user),\(movie),\(rating)")
+            case .success(.watch): watches += 1
+            case .success(.recommendation): requests += 1
+            case .failure: rejected += 1
+            }
+        }
+        let expected = (0..<ratings.count).map {
+            "\(ratings.userIDs[Int(ratings.users[$0])]),\(ratings.itemIDs[Int(ratings.items[$0])]),\(Int(ratings.values[$0]))"
+        }
+        #expect(parsedRatings == expected, "each rating once, in order")
+        #expect(watches >= ratings.count)
+        #expect(requests > 0)
+        let share = Double(rejected) / Double(lines.count)
+        #expect(share > 0.02 && share < 0.09, "malformed share \(share)")
+    }
+}
