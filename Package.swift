@@ -51,7 +51,6 @@ let package = Package(
             name: "Traffic",
             dependencies: [
                 "CCurl",
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),

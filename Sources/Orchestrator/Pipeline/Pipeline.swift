@@ -42,6 +42,24 @@ public struct Stage: Sendable {
     /// Further attempts after a failure.
     public var retries: Int
     public var gate: [MetricThreshold]
+
+    /// The built-in's name, for plans and records (nil for a command).
+    public var uses: String? {
+        if case .builtin(let kind, _) = action { return kind.rawValue }
+        return nil
+    }
+
+    /// The built-in's parameters (nil for a command).
+    public var parameters: [String: ParameterValue]? {
+        if case .builtin(_, let parameters) = action { return parameters }
+        return nil
+    }
+
+    /// The command's argument vector (nil for a built-in).
+    public var argv: [String]? {
+        if case .command(let argv) = action { return argv }
+        return nil
+    }
 }
 
 /// A bound on a metric a stage reports, e.g. `rmse: {max: 0.95}`.

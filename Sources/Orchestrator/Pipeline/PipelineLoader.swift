@@ -38,7 +38,7 @@ public struct PipelineLoader: Sendable {
             Overrides.apply(override, to: &root, reader: reader)
         }
         let decoder = PipelineDecoder(reader: reader, directory: url.deletingLastPathComponent().path)
-        let pipeline = decoder.decode(root, file: url.path, sha256: SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined())
+        let pipeline = decoder.decode(root, file: url.path, sha256: sha256Hex(data))
         guard reader.issues.isEmpty, let pipeline else {
             throw PipelineValidationError(issues: reader.issues.sorted { ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column) })
         }

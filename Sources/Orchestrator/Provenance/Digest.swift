@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RecEngine
 
 /// The SHA-256 and size of a file or folder, as recorded in provenance.
 public struct ArtifactDigest: Sendable, Codable, Equatable {
@@ -41,7 +42,7 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
             hasher.update(data: Data("\(relative)\0\(digest)\n".utf8))
             total += size
         }
-        return ArtifactDigest(path: path, sha256: hex(hasher.finalize()), size: total, kind: "directory")
+        return ArtifactDigest(path: path, sha256: hasher.finalize().hexString, size: total, kind: "directory")
     }
 
     static func hashFile(_ path: String) throws -> (String, Int64) {
@@ -55,14 +56,10 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
             hasher.update(data: chunk)
             size += Int64(chunk.count)
         }
-        return (hex(hasher.finalize()), size)
+        return (hasher.finalize().hexString, size)
     }
 }
 
-func hex(_ digest: some Sequence<UInt8>) -> String {
-    digest.map { String(format: "%02x", $0) }.joined()
-}
-
 func sha256Hex(_ data: Data) -> String {
-    hex(SHA256.hash(data: data))
+    SHA256.hash(data: data).hexString
 }

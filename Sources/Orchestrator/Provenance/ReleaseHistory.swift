@@ -78,9 +78,8 @@ public struct ReleaseHistory: Sendable {
         record.previousSHA256 = existing.last.map { sha256Hex($0.bytes) }
         let body = try record.jsonLine()
         var line = Data()
-        if let last = existing.last, try endsWithoutNewline() {
+        if !existing.isEmpty, try endsWithoutNewline() {
             // A torn line from a crash: end it so our record starts on a line of its own.
-            _ = last
             line.append(UInt8(ascii: "\n"))
         }
         line.append(body)

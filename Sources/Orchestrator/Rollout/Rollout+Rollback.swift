@@ -44,7 +44,7 @@ extension Rollout {
             }
         }
         if instance == nil {
-            guard let processRuntime = runtime as? ProcessRuntime, let stored = processRuntime.storedModel(sha256: sha256) else {
+            guard let stored = runtime.storedModel(sha256: sha256) else {
                 throw OrchestratorError(.stageFailed, "the model \(sha256) of \(target.releaseID) is no longer in the model store")
             }
             let digest = try ArtifactDigest.of(stored + "/" + ModelDirectory.tensorsFile)

@@ -124,7 +124,7 @@ struct Rollout: Sendable {
             var step = ReleaseRecord.RolloutRecord.Step(weight: weight, startedOn: Date(), finishedOn: nil, passed: nil, measurements: [])
             do {
                 try event("shift", "\(target) \(weight)% / \(live ?? "none") \(100 - weight)%")
-                try await shift(live: live, liveAddress: nil, target: instance, weight: weight)
+                try await shift(live: live, target: instance, weight: weight)
                 step.startedOn = Date()
                 progress("step \(index + 1)/\(weights.count): \(target) \(weight)%\(live.map { ", \($0) \(100 - weight)%" } ?? "")")
             } catch {
@@ -147,7 +147,7 @@ struct Rollout: Sendable {
             }
             if verdict.promoteFull && weight < 100 {
                 try event("promote", "promote --full requested: \(target) to 100% now")
-                try await shift(live: live, liveAddress: nil, target: instance, weight: 100)
+                try await shift(live: live, target: instance, weight: 100)
                 break
             }
         }
@@ -217,11 +217,10 @@ struct Rollout: Sendable {
         return TrafficSplit(mode: pipeline.traffic?.mode == .weighted ? .weighted : .sticky, backends: backends)
     }
 
-    func shift(live: String?, liveAddress: String?, target: ColorInstance, weight: Int) async throws {
+    func shift(live: String?, target: ColorInstance, weight: Int) async throws {
         guard let nginx else { return }
-        var address = liveAddress
-        if address == nil, let live { address = await runtime.instance(of: live)?.address }
-        try await nginx.apply(split(liveColor: live, liveAddress: address, target: target, weight: weight))
+        let liveAddress = if let live { await runtime.instance(of: live)?.address } else { String?.none }
+        try await nginx.apply(split(liveColor: live, liveAddress: liveAddress, target: target, weight: weight))
     }
 
     struct Verdict {

@@ -31,6 +31,8 @@ public protocol DeploymentRuntime: Sendable {
     func stop(color: String) async throws
     /// The last lines the colour logged, for error messages.
     func logTail(of color: String) -> String
+    /// The runtime's copy of the model with this digest (model.safetensors' SHA-256), if it kept one.
+    func storedModel(sha256: String) -> String?
 }
 
 extension DeploymentRuntime {

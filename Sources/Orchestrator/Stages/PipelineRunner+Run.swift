@@ -111,29 +111,16 @@ extension PipelineRunner {
         return Rollout(pipeline: pipeline, deploy: deploy, runtime: runtime, noStagedShift: options.noStagedShift, progress: progress)
     }
 
-    static func emptyRecord(_ stage: Stage, status: String, reason: String) -> ReleaseRecord.StageRecord {
-        var record = ReleaseRecord.StageRecord(
-            status: status, name: stage.name, attempts: 0, durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [],
-            reason: reason)
-        describe(stage, into: &record)
-        return record
-    }
-
-    static func describe(_ stage: Stage, into record: inout ReleaseRecord.StageRecord) {
-        switch stage.action {
-        case .builtin(let kind, let parameters):
-            record.uses = kind.rawValue
-            record.parameters = parameters
-        case .command(let argv):
-            record.argv = argv
-        }
+    static func emptyRecord(_ stage: Stage, status: String, reason: String?) -> ReleaseRecord.StageRecord {
+        ReleaseRecord.StageRecord(
+            status: status, name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters, attempts: 0,
+            durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
     }
 
     /// Runs one stage with its retries and timeout, or reuses it from the cache; never throws:
     /// every failure is a `failed` record with its reason.
     func runStage(_ stage: Stage, label: String, records: [ReleaseRecord], releaseID: String) async -> ReleaseRecord.StageRecord {
-        var result = Self.emptyRecord(stage, status: "running", reason: "")
-        result.reason = nil
+        var result = Self.emptyRecord(stage, status: "running", reason: nil)
         let clock = ContinuousClock()
         let start = clock.now
         do {

@@ -41,15 +41,8 @@ public struct PipelineRunner: Sendable {
         var planned: [RunPlan.PlannedStage] = []
         for stage in pipeline.stages {
             var entry = RunPlan.PlannedStage(
-                name: stage.name, uses: nil, argv: nil, parameters: nil, env: stage.env, inputs: stage.inputs,
+                name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters, env: stage.env, inputs: stage.inputs,
                 outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries, gate: stage.gate, action: "run", reason: nil)
-            switch stage.action {
-            case .builtin(let kind, let parameters):
-                entry.uses = kind.rawValue
-                entry.parameters = parameters
-            case .command(let argv):
-                entry.argv = argv
-            }
             if options.skip.contains(stage.name) {
                 entry.action = "skipped"
                 entry.reason = "--skip \(stage.name)"
@@ -162,14 +155,9 @@ public struct PipelineRunner: Sendable {
             var env: [String: String]
             var inputs: [String: String]
         }
-        var value = Fingerprint(env: stage.env, inputs: Dictionary(uniqueKeysWithValues: inputs.map { ($0.path, $0.sha256 ?? "") }))
-        switch stage.action {
-        case .builtin(let kind, let parameters):
-            value.uses = kind.rawValue
-            value.parameters = parameters
-        case .command(let argv):
-            value.argv = argv
-        }
+        let value = Fingerprint(
+            uses: stage.uses, argv: stage.argv, parameters: stage.parameters, env: stage.env,
+            inputs: Dictionary(uniqueKeysWithValues: inputs.map { ($0.path, $0.sha256 ?? "") }))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return sha256Hex(try encoder.encode(value))

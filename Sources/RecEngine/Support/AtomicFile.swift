@@ -1,4 +1,3 @@
-import Crypto
 public import Foundation
 
 /// Writes files so that a reader sees the old content or the new, never a half-written file.
@@ -28,16 +27,15 @@ public enum AtomicFile {
 }
 
 extension Sequence where Element == UInt8 {
-    /// Lowercase hexadecimal.
+    /// Lowercase hexadecimal (digests in manifests, provenance and logs).
     public var hexString: String {
-        map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
-        }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(underestimatedCount * 2)
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
-}
-
-extension SHA256Digest {
-    /// Lowercase hexadecimal.
-    var hexString: String { Array(self).hexString }
 }
