@@ -28,6 +28,16 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // SGD and scoring kernels in C so that wider vector instructions (AVX2/FMA) can be chosen
         // at run time with function multi-versioning while the binary still runs on any x86-64.
         .target(
@@ -38,6 +48,8 @@ let package = Package(
             name: "RecEngine",
             dependencies: [
                 "CRecKernels",
+                "CRdKafka",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -82,7 +94,7 @@ let package = Package(
         // Helpers shared by the test targets: temporary folders, child processes.
         .target(
             name: "TestSupport",
-            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: ["CRdKafka", .product(name: "Subprocess", package: "swift-subprocess")],
             path: "Tests/TestSupport"
         ),
         .testTarget(

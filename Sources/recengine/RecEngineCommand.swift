@@ -12,7 +12,7 @@ struct RecEngineCommand: AsyncParsableCommand {
             (bad arguments, malformed ratings, a corrupt model).
             """,
         subcommands: [
-            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self,
+            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self,
         ]
     )
 }
@@ -39,6 +39,7 @@ struct RatingsOptions: ParsableArguments {
 }
 
 extension BadRowPolicy: ExpressibleByArgument {}
+extension IngestMode: ExpressibleByArgument {}
 
 struct TrainingOptions: ParsableArguments {
     @Option(help: "Latent factors.") var factors = 100
@@ -59,7 +60,7 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
         return try await body()
     } catch let error as RecEngineError {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        throw ExitCode(error.code == .fileSystem ? 1 : 2)
+        throw ExitCode(error.code == .fileSystem ? 1 : error.code == .unavailable ? 4 : 2)
     }
 }
 

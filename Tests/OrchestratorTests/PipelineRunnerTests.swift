@@ -12,7 +12,7 @@ import Testing
         stages:
           - name: ingest
             uses: ingest
-            with: {source: raw.csv, output: data/ratings.csv}
+            with: {source: raw.csv, format: ratings, output: data/ratings.csv}
           - name: split
             uses: split
             with: {ratings: data/ratings.csv, train: data/train.csv, test: data/test.csv}

@@ -1,6 +1,10 @@
+import RecEngine
+
 /// The stages built into the orchestrator; each calls the RecEngine library in process.
 public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
-    /// Reads a ratings file (CSV or MovieLens u.data), checks it, and writes the seed's CSV.
+    /// Consumes the movie log (a file, a folder, gzip, standard input or Kafka) exactly once into
+    /// the ratings CSV the train stage reads; or, with `format: ratings`, copies and checks a ratings
+    /// file (CSV or MovieLens u.data).
     case ingest
     /// A reproducible random hold-out split into training and test ratings.
     case split
@@ -13,6 +17,10 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     public enum Kind: Sendable, Equatable {
         case inputPath
         case outputPath
+        /// A folder the stage keeps state in: a path, neither digested nor cached.
+        case statePath
+        /// A path, `-` (standard input) or `kafka://HOST:PORT/TOPIC`.
+        case source
         case integer(ClosedRange<Int>)
         case number(ClosedRange<Double>)
         case choice([String])
@@ -30,8 +38,16 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
         switch self {
         case .ingest:
             [
-                .init(name: "source", kind: .inputPath, defaultValue: nil),
+                .init(name: "source", kind: .source, defaultValue: nil),
+                .init(name: "format", kind: .choice(["movielog", "ratings"]), defaultValue: .string("movielog")),
                 .init(name: "output", kind: .outputPath, defaultValue: nil),
+                .init(name: "watches", kind: .outputPath, defaultValue: nil),
+                .init(name: "rejects", kind: .outputPath, defaultValue: nil),
+                .init(name: "store", kind: .statePath, defaultValue: nil),
+                .init(name: "mode", kind: .choice(IngestMode.allCases.map(\.rawValue)), defaultValue: .string("stream")),
+                .init(name: "group", kind: .text, defaultValue: .string("orchestrate-ingest")),
+                .init(name: "maxRecords", kind: .integer(0...Int.max), defaultValue: .integer(0)),
+                .init(name: "maxSeconds", kind: .number(0.001...86_400), defaultValue: .number(300)),
                 .init(name: "onBadRow", kind: .choice(["fail", "skip"]), defaultValue: .string("skip")),
             ]
         case .split:
@@ -65,13 +81,17 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
 
     /// Parameters that may be left out without a default.
     var optionalParameters: Set<String> {
-        self == .train ? ["version"] : []
+        switch self {
+        case .train: ["version"]
+        case .ingest: ["watches", "rejects", "store"]
+        default: []
+        }
     }
 
     /// The metrics the stage reports, which gates may bound.
     public var metrics: [String] {
         switch self {
-        case .ingest: ["ratings", "users", "items", "skipped_rows", "skipped_share"]
+        case .ingest: IngestReport.metricNames + ["skipped_rows", "skipped_share"]
         case .split: ["train_ratings", "test_ratings"]
         case .train: ["train_rmse", "train_mae", "baseline_train_rmse", "fit_seconds"]
         case .evaluate:

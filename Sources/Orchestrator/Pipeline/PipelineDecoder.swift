@@ -1,4 +1,5 @@
 import Foundation
+import RecEngine
 import Yams
 
 /// Turns the YAML tree into a `Pipeline`, reporting every problem through the reader.
@@ -134,7 +135,9 @@ struct PipelineDecoder {
         if case .builtin(let kind, let parameters) = action {
             for parameter in kind.parameters {
                 guard case .string(let value)? = parameters[parameter.name] else { continue }
-                if parameter.kind == .inputPath { allInputs.append(value) }
+                if parameter.kind == .inputPath || (parameter.kind == .source && parameters["format"] == .string("ratings")) {
+                    allInputs.append(value)
+                }
                 if parameter.kind == .outputPath { allOutputs.append(value) }
             }
         }
@@ -167,8 +170,22 @@ struct PipelineDecoder {
             }
             let value: ParameterValue?
             switch parameter.kind {
-            case .inputPath, .outputPath:
+            case .inputPath, .outputPath, .statePath:
                 value = reader.nonEmptyString(valueNode, parameterPath).map { .string(resolve($0)) }
+            case .source:
+                value = reader.nonEmptyString(valueNode, parameterPath).flatMap { text -> ParameterValue? in
+                    do {
+                        switch try MovieLogSource(parsing: text) {
+                        case .files(let path): return .string(resolve(path))
+                        case .standardInput, .kafka: return .string(text)
+                        }
+                    } catch let error as RecEngineError {
+                        reader.report(valueNode, parameterPath, error.message + (error.hint.map { "; \($0)" } ?? ""))
+                        return nil
+                    } catch {
+                        return nil
+                    }
+                }
             case .text:
                 value = reader.nonEmptyString(valueNode, parameterPath).map { .string($0) }
             case .integer(let range):
@@ -186,7 +203,23 @@ struct PipelineDecoder {
             }
             if let value { values[parameter.name] = value } else { complete = false }
         }
+        if kind == .ingest, complete { checkIngest(&values, map: map, path: withPath) }
         return complete ? values : nil
+    }
+
+    /// A ratings file is a file; a movie log ingest keeps its store next to its output by default.
+    private func checkIngest(_ values: inout [String: ParameterValue], map: [String: Node], path: String) {
+        guard case .string(let format)? = values["format"], case .string(let source)? = values["source"] else { return }
+        if format == "ratings" {
+            if source == "-" || source.hasPrefix("kafka://") {
+                reader.report(map["source"], "\(path).source", "format: ratings reads a ratings file; standard input and Kafka carry the movie log (format: movielog)")
+            }
+            for name in ["watches", "rejects", "store"] where map[name] != nil {
+                reader.report(map[name], "\(path).\(name)", "\(name) is for format: movielog")
+            }
+        } else if values["store"] == nil, case .string(let output)? = values["output"] {
+            values["store"] = .string((output as NSString).deletingLastPathComponent + "/ingest-store")
+        }
     }
 
     private func decodeGate(_ node: Node, path: String, action: Stage.Action?, hasMetricsFile: Bool) -> [MetricThreshold] {

@@ -1,4 +1,5 @@
 public import Foundation
+public import RecEngine
 
 /// One line of the release history: what a run did, built from what, approved by which numbers.
 ///
@@ -103,9 +104,11 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var log: String?
         public var error: String?
         public var reason: String?
+        /// What a movie log ingest read: counts, rejects by reason, the position reached.
+        public var ingest: IngestReport? = nil
 
         enum CodingKeys: String, CodingKey {
-            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason
+            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason, ingest
             case exitStatus = "exit_status"
             case durationSeconds = "duration_seconds"
         }

@@ -193,20 +193,35 @@ extension PipelineRunner {
     func execute(_ stage: Stage, releaseID: String, record: inout ReleaseRecord.StageRecord) async throws -> [String: Double] {
         switch stage.action {
         case .builtin(let kind, let parameters):
-            let work = Task.detached { try BuiltinStageRunner.run(kind, parameters) }
-            guard let timeout = stage.timeout else { return try await work.value }
-            return try await withThrowingTaskGroup(of: [String: Double]?.self) { group in
-                group.addTask { try await work.value }
-                group.addTask {
-                    try await Task.sleep(for: timeout.duration)
-                    return nil
+            let baseline = kind == .ingest ? baselineShares(for: stage) : nil
+            let work = Task.detached { try BuiltinStageRunner.run(kind, parameters, baselineShares: baseline) }
+            let outcome: BuiltinStageRunner.Outcome
+            if let timeout = stage.timeout {
+                outcome = try await withThrowingTaskGroup(of: BuiltinStageRunner.Outcome?.self) { group in
+                    group.addTask { try await work.value }
+                    group.addTask {
+                        try await Task.sleep(for: timeout.duration)
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    guard let outcome = try await group.next() ?? nil else {
+                        throw OrchestratorError(.stageFailed, "timed out after \(timeout)")
+                    }
+                    return outcome
                 }
-                defer { group.cancelAll() }
-                guard let metrics = try await group.next() ?? nil else {
-                    throw OrchestratorError(.stageFailed, "timed out after \(timeout)")
-                }
-                return metrics
+            } else {
+                outcome = try await work.value
             }
+            if let report = outcome.ingest {
+                record.ingest = report
+                reportIngest(report)
+                if let interruption = report.interruption {
+                    throw OrchestratorError(
+                        .stageFailed, "the log source failed part way: \(interruption)",
+                        hint: "what was read before it is committed (\(report.lines) lines); run again to go on from there")
+                }
+            }
+            return outcome.metrics
         case .command(let argv):
             let logPath = "\(logsFolder)/\(releaseID)/\(stage.name).log"
             record.log = logPath
@@ -224,6 +239,27 @@ extension PipelineRunner {
             guard let metricsFile = stage.metricsFile else { return [:] }
             return try Self.readMetrics(metricsFile)
         }
+    }
+
+    /// The rating shares the ingest stage reported in the newest succeeded (with a deploy
+    /// section: promoted) release, nil when there is none.
+    func baselineShares(for stage: Stage) -> [Double]? {
+        guard let records = try? history.records() else { return nil }
+        for record in records.reversed() where record.outcome == "succeeded" && !record.dryRun {
+            guard let entry = record.stages.first(where: { $0.name == stage.name }) else { continue }
+            let shares = (1...5).compactMap { entry.metrics["rating_share_\($0)"] }
+            if shares.count == 5 { return shares }
+        }
+        return nil
+    }
+
+    func reportIngest(_ report: IngestReport) {
+        let rejected = report.rejectedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        progress(
+            "    read \(report.lines) lines from \(report.source) (\(report.mode.rawValue)): \(report.ratingsNew) new ratings, \(report.ratingsUpdated) updated, \(report.watches) watches, \(report.rejected) rejected\(rejected.isEmpty ? "" : " (\(rejected))")"
+        )
+        if let rejectsFile = report.rejectsFile, report.rejected > 0 { progress("    rejected lines: \(rejectsFile)") }
+        for note in report.notes { progress("    note: \(note)") }
     }
 
     static func readMetrics(_ path: String) throws -> [String: Double] {

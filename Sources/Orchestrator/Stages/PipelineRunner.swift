@@ -113,6 +113,9 @@ public struct PipelineRunner: Sendable {
             return CacheDecision(cached: false, reason: "its input \(missing.path) does not exist yet")
         }
         let fingerprint = try Self.fingerprint(of: stage, inputs: inputs)
+        if case .builtin(.ingest, let parameters) = stage.action, parameters["format"] == .string("movielog") {
+            return CacheDecision(cached: false, reason: "a movie log ingest always reads what is new", fingerprint: fingerprint)
+        }
         if case .command = stage.action, stage.outputs.isEmpty {
             return CacheDecision(cached: false, reason: "a command without declared outputs always runs", fingerprint: fingerprint)
         }

@@ -17,12 +17,22 @@ public enum AtomicFile {
             if rename(temporary.path, url.path) != 0 {
                 throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
             }
+            // The rename itself is durable once the folder is flushed.
+            synchronizeFolder(folder.path)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw RecEngineError(
                 .fileSystem, "cannot write the file: \(error.localizedDescription)", location: path,
                 hint: "check that the folder is writable and the disk is not full")
         }
+    }
+
+    /// Flushes a folder's entries (new and renamed files) to disk.
+    public static func synchronizeFolder(_ path: String) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
     }
 }
 

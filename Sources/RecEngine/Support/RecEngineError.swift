@@ -7,6 +7,7 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
             case invalidArgument = "invalid-argument"
             case corruptModel = "corrupt-model"
             case fileSystem = "file-system"
+            case unavailable
         }
 
         private let value: Value
@@ -23,6 +24,8 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
         public static let corruptModel = Code(.corruptModel)
         /// A file that cannot be read or written.
         public static let fileSystem = Code(.fileSystem)
+        /// A service (a Kafka broker) that cannot be reached or failed part way.
+        public static let unavailable = Code(.unavailable)
 
         public var description: String { value.rawValue }
     }

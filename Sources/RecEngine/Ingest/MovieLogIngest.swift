@@ -1,0 +1,329 @@
+import Foundation
+
+/// Consumes the movie log (files, standard input or Kafka) into a store, exactly once, and
+/// writes the ratings file the train stage reads (the latest rating per user and movie wins) and
+/// the watch events the online evaluation reads.
+public struct MovieLogIngest: Sendable {
+    public var source: MovieLogSource
+    /// The folder that keeps what was read and the committed position.
+    public var store: String
+    /// The ratings CSV for training (`user_id,movie_id,rating,timestamp`).
+    public var output: String
+    /// The watch events CSV (`timestamp,user_id,movie_id,minute`), when wanted.
+    public var watches: String?
+    /// This run's rejected lines (`origin<TAB>reason<TAB>line`), when wanted beside the store's copy.
+    public var rejects: String?
+    public var mode: IngestMode
+    /// The Kafka consumer group.
+    public var group: String
+    /// At most this many lines or messages per run; 0: no bound.
+    public var maxRecords: Int
+    /// At most this long per run.
+    public var maxDuration: Duration
+    /// The rating shares (of 1 to 5) of the data the live model was trained on; the batch's shift
+    /// against them is the population stability index. Without it the store's earlier data is the
+    /// reference.
+    public var baselineShares: [Double]?
+    /// How long a Kafka run waits for an unreachable broker before it gives up on it.
+    public var brokerTimeout: Duration = .seconds(10)
+
+    public init(
+        source: MovieLogSource, store: String, output: String, watches: String? = nil, rejects: String? = nil, mode: IngestMode = .stream,
+        group: String = "recengine-ingest", maxRecords: Int = 0, maxDuration: Duration = .seconds(300), baselineShares: [Double]? = nil
+    ) {
+        self.source = source
+        self.store = store
+        self.output = output
+        self.watches = watches
+        self.rejects = rejects
+        self.mode = mode
+        self.group = group
+        self.maxRecords = maxRecords
+        self.maxDuration = maxDuration
+        self.baselineShares = baselineShares
+    }
+
+    /// Environment variable that makes the ingest kill itself at a commit boundary: a fault
+    /// injection for the crash tests (a kill at an exact point cannot be produced otherwise).
+    public static let faultInjectionVariable = "RECENGINE_FAULT_INJECTION"
+
+    /// Reads what is new, commits it, and writes the outputs. A source that fails part way (a
+    /// broker gone) still commits what was read; the report's `interruption` says what happened.
+    public func run() throws -> IngestReport {
+        let store = IngestStore(folder: self.store)
+        let lock = try store.lock()
+        defer { close(lock) }
+        let committed = try store.load()
+        var base = committed ?? .init(source: source.description, generation: 0, segments: [], positions: [:], committedOn: Date())
+        if mode == .historical {
+            base.segments = []
+            base.positions = [:]
+        }
+        var table = RatingTable()
+        for generation in base.segments {
+            try table.load(segment: store.readSegment(generation, .ratings))
+        }
+        let knownUsers = table.users
+        let knownMovies = table.movies
+        let baseline = baselineShares ?? (table.count > 0 ? table.shares : nil)
+
+        // Read.
+        var batch = Batch()
+        let reader = makeReader()
+        let deadline = ContinuousClock.now + maxDuration
+        let read = try reader.readLines(after: base.positions, limit: maxRecords, deadline: deadline) { line, key, offset in
+            batch.take(line, origin: "\(key)@\(offset)", into: &table)
+        }
+
+        // Commit: segment files first, flushed, then the state that names them.
+        let generation = base.generation + 1
+        var state = base
+        let readSomething = batch.lines > 0 || read.positions != base.positions || mode == .historical
+        if readSomething {
+            try store.writeSegment(generation, .ratings, batch.ratingsText)
+            try store.writeSegment(generation, .watches, batch.watchesText)
+            try store.writeSegment(generation, .rejects, batch.rejectsText)
+            injectFault("ingest-kill-before-commit")
+            state.generation = generation
+            state.segments.append(generation)
+            state.positions = read.positions
+            state.source = source.description
+            state.committedOn = Date()
+            try store.commit(state)
+            injectFault("ingest-kill-after-commit")
+        }
+        store.removeUnlisted(state)
+
+        // Outputs, from the committed store (the same on every run over the same state).
+        try RatingsFile.writeCSV(table.ratings, to: output)
+        if let watches {
+            var text = "timestamp,user_id,movie_id,minute\n"
+            for generation in state.segments { text += try store.readSegment(generation, .watches) }
+            try AtomicFile.write(Data(text.utf8), to: watches)
+        }
+        let rejectsFile = readSomething ? store.segmentPath(generation, .rejects) : nil
+        if let rejects {
+            try AtomicFile.write(Data(batch.rejectsText.utf8), to: rejects)
+        }
+        var notes = read.notes
+        if case .kafka = source, readSomething, let kafka = reader as? KafkaLogReader {
+            do {
+                try kafka.commitGroupOffsets(state.positions)
+            } catch {
+                notes.append("the store committed its position, but the consumer group's offsets were not updated: \(error)")
+            }
+        }
+
+        return IngestReport(
+            source: source.description, mode: mode, generation: state.generation, lines: batch.lines, ratingsRead: batch.ratingsRead,
+            ratingsNew: batch.ratingsNew, ratingsUpdated: batch.ratingsUpdated, watches: batch.watches,
+            recommendations: batch.recommendations, rejectedByReason: batch.rejectedByReason, positions: state.positions,
+            ratings: table.count, users: table.users.count, movies: table.movies.count,
+            unknownUsersShare: knownUsers.isEmpty ? 0 : batch.share(of: batch.ratingUsers.filter { !knownUsers.contains($0) }),
+            unknownMoviesShare: knownMovies.isEmpty ? 0 : batch.share(of: batch.ratingMovies.filter { !knownMovies.contains($0) }),
+            ratingPSI: baseline.map { populationStabilityIndex(batch.ratingCounts, against: $0) } ?? 0,
+            ratingShares: table.shares, rejectsFile: rejectsFile, notes: notes, interruption: read.interruption)
+    }
+
+    private func makeReader() -> any LogReader {
+        switch source {
+        case .files(let path): FileLogReader(path: path)
+        case .standardInput: StandardInputLogReader()
+        case .kafka(let brokers, let topic): KafkaLogReader(brokers: brokers, topic: topic, group: group, fromBeginning: mode == .historical, brokerTimeout: brokerTimeout)
+        }
+    }
+
+    private func injectFault(_ point: String) {
+        if ProcessInfo.processInfo.environment[Self.faultInjectionVariable] == point {
+            kill(getpid(), SIGKILL)
+        }
+    }
+}
+
+/// The population stability index of `counts` (ratings 1 to 5) against reference shares:
+/// Σ (actual − expected) · ln(actual / expected), shares floored at 0.0001. Below 0.1 is
+/// usually read as stable, above 0.25 as a real shift. 0 for an empty batch.
+public func populationStabilityIndex(_ counts: [Int], against reference: [Double]) -> Double {
+    let total = counts.reduce(0, +)
+    guard total > 0, reference.count == counts.count else { return 0 }
+    let floor = 0.0001
+    return zip(counts, reference).reduce(0) { sum, pair in
+        let actual = max(Double(pair.0) / Double(total), floor)
+        let expected = max(pair.1, floor)
+        return sum + (actual - expected) * log(actual / expected)
+    }
+}
+
+/// What one ingest run read and wrote; the orchestrator records it in the release's provenance.
+public struct IngestReport: Sendable, Codable, Equatable {
+    public var source: String
+    public var mode: IngestMode
+    /// The store's generation after the run.
+    public var generation: Int
+    /// Lines (or messages) read, valid or not.
+    public var lines: Int
+    public var ratingsRead: Int
+    /// Ratings of a user and movie not rated before.
+    public var ratingsNew: Int
+    /// Later ratings of a user and movie rated before (the latest wins).
+    public var ratingsUpdated: Int
+    public var watches: Int
+    public var recommendations: Int
+    public var rejectedByReason: [String: Int]
+    /// Where each source key was read up to (byte offsets, or the next Kafka offset).
+    public var positions: [String: Int64]
+    /// In the ratings file written: ratings, users and movies.
+    public var ratings: Int
+    public var users: Int
+    public var movies: Int
+    /// Of the ratings read, the share by users (movies) the store had no rating of; 0 when the
+    /// store had no data before the run (a first or historical run has no reference).
+    public var unknownUsersShare: Double
+    public var unknownMoviesShare: Double
+    /// The shift of the read ratings' distribution against the reference.
+    public var ratingPSI: Double
+    /// The shares of ratings 1 to 5 in the ratings file written.
+    public var ratingShares: [Double]
+    /// This run's rejected lines in the store; nil when nothing was read.
+    public var rejectsFile: String?
+    public var notes: [String]
+    /// Set when the source failed part way; what was read before it is committed.
+    public var interruption: String?
+
+    public var rejected: Int { rejectedByReason.values.reduce(0, +) }
+
+    enum CodingKeys: String, CodingKey {
+        case source, mode, generation, lines, watches, recommendations, positions, ratings, users, movies, notes, interruption
+        case ratingsRead = "ratings_read"
+        case ratingsNew = "ratings_new"
+        case ratingsUpdated = "ratings_updated"
+        case rejectedByReason = "rejected_by_reason"
+        case unknownUsersShare = "unknown_users_share"
+        case unknownMoviesShare = "unknown_movies_share"
+        case ratingPSI = "rating_psi"
+        case ratingShares = "rating_shares"
+        case rejectsFile = "rejects_file"
+    }
+
+    /// The figures as metrics that gates may bound.
+    public var metrics: [String: Double] {
+        var metrics: [String: Double] = [
+            "lines": Double(lines), "ratings_read": Double(ratingsRead), "ratings_new": Double(ratingsNew),
+            "ratings_updated": Double(ratingsUpdated), "watches": Double(watches), "recommendations": Double(recommendations),
+            "rejected": Double(rejected), "rejected_share": lines == 0 ? 0 : Double(rejected) / Double(lines),
+            "ratings": Double(ratings), "users": Double(users), "items": Double(movies),
+            "unknown_users_share": unknownUsersShare, "unknown_movies_share": unknownMoviesShare, "rating_psi": ratingPSI,
+        ]
+        for reason in MovieLogLine.Rejection.allCases {
+            metrics["rejected_\(reason.rawValue)"] = Double(rejectedByReason[reason.rawValue] ?? 0)
+        }
+        for (index, share) in ratingShares.enumerated() {
+            metrics["rating_share_\(index + 1)"] = share
+        }
+        return metrics
+    }
+
+    /// The metric names a movie log ingest reports.
+    public static let metricNames: [String] =
+        [
+            "lines", "ratings_read", "ratings_new", "ratings_updated", "watches", "recommendations", "rejected", "rejected_share",
+            "ratings", "users", "items", "unknown_users_share", "unknown_movies_share", "rating_psi",
+        ] + MovieLogLine.Rejection.allCases.map { "rejected_\($0.rawValue)" } + (1...5).map { "rating_share_\($0)" }
+}
+
+/// What one run read, as the store's segment texts and counts.
+private struct Batch {
+    var lines = 0
+    var ratingsRead = 0
+    var ratingsNew = 0
+    var ratingsUpdated = 0
+    var watches = 0
+    var recommendations = 0
+    var rejectedByReason: [String: Int] = [:]
+    var ratingCounts = [0, 0, 0, 0, 0]
+    var ratingUsers: [String] = []
+    var ratingMovies: [String] = []
+    var ratingsText = ""
+    var watchesText = ""
+    var rejectsText = ""
+
+    mutating func take(_ line: Substring, origin: @autoclosure () -> String, into table: inout RatingTable) {
+        lines += 1
+        switch MovieLogLine.parse(line) {
+        case .success(.rating(let time, let user, let movie, let rating)):
+            ratingsRead += 1
+            ratingCounts[rating - 1] += 1
+            ratingUsers.append(user)
+            ratingMovies.append(movie)
+            ratingsText += "\(time),\(user),\(movie),\(rating)\n"
+            switch table.apply(time: time, user: user, movie: movie, rating: rating) {
+            case .new: ratingsNew += 1
+            case .updated: ratingsUpdated += 1
+            case .older: break
+            }
+        case .success(.watch(let time, let user, let movie, let minute)):
+            watches += 1
+            watchesText += "\(time),\(user),\(movie),\(minute)\n"
+        case .success(.recommendation):
+            recommendations += 1
+        case .failure(let reason):
+            rejectedByReason[reason.rawValue, default: 0] += 1
+            rejectsText += "\(origin())\t\(reason.rawValue)\t\(line)\n"
+        }
+    }
+
+    func share(of subset: [String]) -> Double {
+        ratingUsers.isEmpty ? 0 : Double(subset.count) / Double(ratingUsers.count)
+    }
+}
+
+/// The latest rating per user and movie, in first-seen order.
+private struct RatingTable {
+    enum Change { case new, updated, older }
+
+    private var rows: [(time: String, user: String, movie: String, rating: Int)] = []
+    private var index: [String: Int] = [:]
+    private(set) var users = Set<String>()
+    private(set) var movies = Set<String>()
+
+    var count: Int { rows.count }
+
+    /// Applies a rating; an equal time counts as later (the stream's order breaks ties).
+    mutating func apply(time: String, user: String, movie: String, rating: Int) -> Change {
+        let key = "\(user),\(movie)"
+        if let row = index[key] {
+            guard time >= rows[row].time else { return .older }
+            rows[row] = (time, user, movie, rating)
+            return .updated
+        }
+        index[key] = rows.count
+        rows.append((time, user, movie, rating))
+        users.insert(user)
+        movies.insert(movie)
+        return .new
+    }
+
+    mutating func load(segment text: String) throws {
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ",")
+            guard fields.count == 4, let rating = Int(fields[3]) else {
+                throw RecEngineError(.fileSystem, "a committed ratings segment has a damaged line: \(line)", hint: "rebuild the store with mode historical")
+            }
+            _ = apply(time: String(fields[0]), user: String(fields[1]), movie: String(fields[2]), rating: rating)
+        }
+    }
+
+    var shares: [Double] {
+        var counts = [0, 0, 0, 0, 0]
+        for row in rows { counts[row.rating - 1] += 1 }
+        return counts.map { rows.isEmpty ? 0 : Double($0) / Double(rows.count) }
+    }
+
+    var ratings: Ratings {
+        var ratings = Ratings(hasTimestamps: true)
+        for row in rows {
+            ratings.append(user: row.user, item: row.movie, rating: Float(row.rating), timestamp: row.time)
+        }
+        return ratings
+    }
+}

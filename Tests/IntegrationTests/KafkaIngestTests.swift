@@ -1,0 +1,159 @@
+import Foundation
+import RecEngine
+import Testing
+import TestSupport
+
+/// The ingest against Kafka brokers: librdkafka's mock cluster, which speaks the Kafka protocol
+/// over TCP on loopback (no broker to install), filled by a real producer.
+@Suite struct KafkaIngestTests {
+    static func ratings() -> Ratings {
+        var generator = SeededGenerator(seed: 11)
+        var ratings = Ratings()
+        for user in 1...30 {
+            var chosen = Set<Int>()
+            while chosen.count < 5 { chosen.insert(generator.nextIndex(below: 25)) }
+            for movie in chosen.sorted() {
+                ratings.append(user: String(user * 7), item: "film+\(movie)", rating: Float(1 + generator.nextIndex(below: 5)))
+            }
+        }
+        return ratings
+    }
+
+    static func table(_ ratings: Ratings) -> [String: Float] {
+        var table: [String: Float] = [:]
+        for row in 0..<ratings.count {
+            table["\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])])"] = ratings.values[row]
+        }
+        return table
+    }
+
+    static func watchLines(_ path: String) -> Int {
+        read(path).split(separator: "\n").count - 1
+    }
+
+    static func validWatches(_ lines: [String]) -> Int {
+        lines.filter { if case .success(.watch) = MovieLogLine.parse($0[...]) { true } else { false } }.count
+    }
+
+    func ingest(_ cluster: KafkaMockCluster, topic: String, folder: String, mode: IngestMode = .stream, group: String = "tests") -> MovieLogIngest {
+        var ingest = MovieLogIngest(
+            source: .kafka(brokers: cluster.bootstraps, topic: topic), store: folder + "/store", output: folder + "/ratings.csv",
+            watches: folder + "/watches.csv", mode: mode, group: group, maxDuration: .seconds(30))
+        ingest.brokerTimeout = .seconds(3)
+        return ingest
+    }
+
+    @Test func historicalThenStreamReadsEveryMessageOnce() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try KafkaMockCluster(brokers: 1)
+            cluster.createTopic("movielog2", partitions: 3)
+            let ratings = Self.ratings()
+            let lines = MovieLogGenerator(malformedShare: 0.05, seed: 3).lines(for: ratings)
+            let cut = lines.count * 2 / 3
+            try cluster.produce(Array(lines[..<cut]), topic: "movielog2", partitions: 3)
+
+            let first = try ingest(cluster, topic: "movielog2", folder: folder, mode: .historical).run()
+            #expect(first.lines == cut)
+            #expect(first.interruption == nil)
+            #expect(first.positions.keys.sorted() == ["kafka:movielog2/0", "kafka:movielog2/1", "kafka:movielog2/2"])
+
+            try cluster.produce(Array(lines[cut...]), topic: "movielog2", partitions: 3)
+            let second = try ingest(cluster, topic: "movielog2", folder: folder).run()
+            #expect(second.lines == lines.count - cut, "stream mode reads only what came after the committed position")
+            let third = try ingest(cluster, topic: "movielog2", folder: folder).run()
+            #expect(third.lines == 0)
+
+            let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
+            #expect(Self.table(written) == Self.table(ratings))
+            #expect(first.ratingsNew + second.ratingsNew == ratings.count)
+            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+            #expect(first.rejected + second.rejected > 0)
+
+            // The consumer group's offsets follow the store's: a new store in the same group starts there.
+            let fresh = try ingest(cluster, topic: "movielog2", folder: folder + "/other").run()
+            #expect(fresh.lines == 0)
+            let rebuilt = try ingest(cluster, topic: "movielog2", folder: folder + "/other", mode: .historical).run()
+            #expect(rebuilt.lines == lines.count)
+        }
+    }
+
+    @Test func aKillBetweenWriteAndCommitNeitherLosesNorDuplicates() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try KafkaMockCluster(brokers: 1)
+            cluster.createTopic("movielog2", partitions: 2)
+            let ratings = Self.ratings()
+            let lines = MovieLogGenerator(malformedShare: 0.05, seed: 8).lines(for: ratings)
+            try cluster.produce(lines, topic: "movielog2", partitions: 2)
+            let arguments = [
+                "ingest", "--source", "kafka://\(cluster.bootstraps)/movielog2", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                "--watches", folder + "/watches.csv", "--group", "kill-test", "--max-seconds", "30",
+            ]
+            let killed = try await runCommand(
+                Playground.recengine, arguments, environment: [MovieLogIngest.faultInjectionVariable: "ingest-kill-before-commit"])
+            #expect(killed.status != 0)
+            #expect(!FileManager.default.fileExists(atPath: folder + "/store/state.json"), "nothing was committed")
+            let rerun = try await runCommand(Playground.recengine, arguments)
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            #expect(rerun.stdout.contains("read \(lines.count) lines"), "\(rerun.stdout)")
+            let again = try await runCommand(Playground.recengine, arguments)
+            #expect(again.stdout.contains("read 0 lines"), "\(again.stdout)")
+            let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
+            #expect(written.count == ratings.count)
+            #expect(Self.table(written) == Self.table(ratings))
+            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+        }
+    }
+
+    @Test func aTopicThatDoesNotExistIsAClearErrorAndCommitsNothing() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try KafkaMockCluster(brokers: 1)
+            cluster.createTopic("movielog2", partitions: 1)
+            #expect {
+                try ingest(cluster, topic: "movielog3", folder: folder).run()
+            } throws: { error in
+                "\(error)".contains("the topic movielog3 does not exist")
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder + "/store/state.json"))
+            #expect(!FileManager.default.fileExists(atPath: folder + "/ratings.csv"))
+        }
+    }
+
+    @Test func unreachableBrokersAreAClearError() async throws {
+        try await withTemporaryDirectory { folder in
+            let port = try freePort()
+            var ingest = MovieLogIngest(source: .kafka(brokers: "127.0.0.1:\(port)", topic: "movielog2"), store: folder + "/store", output: folder + "/r.csv")
+            ingest.brokerTimeout = .seconds(2)
+            #expect {
+                try ingest.run()
+            } throws: { error in
+                (error as? RecEngineError)?.code == .unavailable && "\(error)".contains("cannot reach the Kafka brokers")
+            }
+        }
+    }
+
+    @Test func aBrokerGoneDuringARunCommitsWhatWasReadAndTheNextRunGoesOn() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try KafkaMockCluster(brokers: 3)
+            cluster.createTopic("movielog2", partitions: 3)
+            for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
+            let ratings = Self.ratings()
+            let lines = MovieLogGenerator(malformedShare: 0.05, seed: 6).lines(for: ratings)
+            try cluster.produce(lines, topic: "movielog2", partitions: 3)
+
+            // The leader of partition 1 goes away before the run reads it.
+            cluster.setBroker(2, up: false)
+            let partial = try ingest(cluster, topic: "movielog2", folder: folder).run()
+            #expect(partial.interruption?.contains("partitions 1 of movielog2") == true, "\(partial.interruption ?? "no interruption")")
+            #expect(partial.lines > 0 && partial.lines < lines.count)
+            #expect(partial.positions["kafka:movielog2/1"] == nil)
+
+            cluster.setBroker(2, up: true)
+            let rest = try ingest(cluster, topic: "movielog2", folder: folder).run()
+            #expect(rest.interruption == nil)
+            #expect(partial.lines + rest.lines == lines.count, "nothing lost, nothing read twice")
+            let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
+            #expect(Self.table(written) == Self.table(ratings))
+            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+        }
+    }
+}
