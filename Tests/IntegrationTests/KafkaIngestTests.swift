@@ -131,6 +131,28 @@ import TestSupport
         }
     }
 
+    @Test func aPipelineWhoseBrokersAreUnreachableExits4BeforeAnyStage() async throws {
+        try await withTemporaryDirectory { folder in
+            let port = try freePort()
+            try write(
+                """
+                version: 1
+                name: unit
+                history: releases/history.jsonl
+                stages:
+                  - name: ingest
+                    uses: ingest
+                    with: {source: "kafka://127.0.0.1:\(port)/movielog2", output: data/ratings.csv}
+                """, to: folder + "/p.yml")
+            let result = try await runCommand(Playground.orchestrate, ["run", folder + "/p.yml"])
+            #expect(result.status == 4, "\(result.stderr)")
+            #expect(result.stderr.contains("cannot reach the Kafka brokers 127.0.0.1:\(port)"))
+            let history = read(folder + "/releases/history.jsonl")
+            #expect(history.contains("\"not_run\""))
+            #expect(!FileManager.default.fileExists(atPath: folder + "/data/ratings.csv"))
+        }
+    }
+
     @Test func aBrokerGoneDuringARunCommitsWhatWasReadAndTheNextRunGoesOn() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 3)

@@ -63,6 +63,10 @@ extension PipelineRunner {
                 record.failure = error.message
             }
         }
+        if unreachable == nil, let error = await checkLogSources() {
+            unreachable = error
+            record.failure = error.message
+        }
         let records = try history.records()
         var failed = unreachable != nil
         for (index, stage) in pipeline.stages.enumerated() {
@@ -239,6 +243,25 @@ extension PipelineRunner {
             guard let metricsFile = stage.metricsFile else { return [:] }
             return try Self.readMetrics(metricsFile)
         }
+    }
+
+    /// The Kafka brokers of the ingest stages that will run, checked before anything changes.
+    func checkLogSources() async -> OrchestratorError? {
+        for stage in pipeline.stages where !options.skip.contains(stage.name) {
+            guard case .builtin(.ingest, let parameters) = stage.action, parameters["format"] == .string("movielog"),
+                case .string(let text)? = parameters["source"], let source = try? MovieLogSource(parsing: text)
+            else { continue }
+            let check = Task.detached { try MovieLogIngest.checkReachable(source) }
+            do {
+                try await check.value
+            } catch let error as RecEngineError where error.code == .unavailable {
+                return OrchestratorError(
+                    .unreachable, "stage \(stage.name): \(error.message); nothing was changed", hint: error.hint)
+            } catch {
+                continue
+            }
+        }
+        return nil
     }
 
     /// The rating shares the ingest stage reported in the newest succeeded (with a deploy

@@ -170,6 +170,18 @@ final class KafkaConsumer {
         return (0..<Int(entry.partition_cnt)).map { entry.partitions[$0].id }.sorted()
     }
 
+    /// Throws `.unavailable` when no broker answers a metadata request.
+    func checkBrokers(timeout: Duration) throws {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let error = rd_kafka_metadata(handle, 1, nil, &metadata, Int32(timeout.milliseconds))
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw RecEngineError(
+                .unavailable, "cannot reach the Kafka brokers \(brokers): \(String(cString: rd_kafka_err2str(error)))",
+                location: "kafka://\(brokers)", hint: "check the broker list and that the brokers are up")
+        }
+    }
+
     /// The group's committed offsets; partitions without one are left out.
     func committedOffsets(topic: String, partitions: [Int32], timeout: Duration) -> [Int32: Int64] {
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!

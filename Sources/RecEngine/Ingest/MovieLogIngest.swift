@@ -125,6 +125,14 @@ public struct MovieLogIngest: Sendable {
             ratingShares: table.shares, rejectsFile: rejectsFile, notes: notes, interruption: read.interruption)
     }
 
+    /// Checks that a Kafka source's brokers answer (before a pipeline changes anything); other
+    /// sources are checked when read. Throws `.unavailable` when they do not.
+    public static func checkReachable(_ source: MovieLogSource, timeout: Duration = .seconds(10)) throws {
+        guard case .kafka(let brokers, _) = source else { return }
+        let consumer = try KafkaConsumer(brokers: brokers, group: "recengine-check", timeout: timeout)
+        try consumer.checkBrokers(timeout: timeout)
+    }
+
     private func makeReader() -> any LogReader {
         switch source {
         case .files(let path): FileLogReader(path: path)
