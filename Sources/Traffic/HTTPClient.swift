@@ -17,58 +17,149 @@ public enum HTTPClient {
 
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
 
+    /// Client certificate, key and certificate authority for a TLS peer (a remote Docker engine).
+    public struct TLSFiles: Sendable, Equatable {
+        public var certificate: String
+        public var key: String
+        public var authority: String
+
+        public init(certificate: String, key: String, authority: String) {
+            self.certificate = certificate
+            self.key = key
+            self.authority = authority
+        }
+    }
+
+    /// What a request sends: nothing, bytes, or a file streamed from disk (an image tarball).
+    public enum Body: Sendable {
+        case data(Data)
+        case file(String)
+    }
+
+    public struct Request: Sendable {
+        public var method: String
+        public var url: String
+        public var headers: [String]
+        public var body: Body?
+        public var timeout: Duration
+        /// Reach the host of `url` through this unix socket (the Docker engine's).
+        public var unixSocket: String?
+        public var tls: TLSFiles?
+
+        public init(
+            method: String = "GET", url: String, headers: [String] = [], body: Body? = nil, timeout: Duration = .seconds(5),
+            unixSocket: String? = nil, tls: TLSFiles? = nil
+        ) {
+            self.method = method
+            self.url = url
+            self.headers = headers
+            self.body = body
+            self.timeout = timeout
+            self.unixSocket = unixSocket
+            self.tls = tls
+        }
+    }
+
     /// GET `url`; any status is a response, only transport failures throw.
     public static func get(_ url: String, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
-        try await Task.detached { try perform(url, timeout: timeout, headers: headers, body: nil) }.value
+        try await send(Request(url: url, headers: headers, timeout: timeout))
     }
 
     /// POST `body` to `url`; any status is a response, only transport failures throw.
     public static func post(_ url: String, body: Data, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
-        try await Task.detached { try perform(url, timeout: timeout, headers: headers, body: body) }.value
+        try await send(Request(method: "POST", url: url, headers: headers, body: .data(body), timeout: timeout))
     }
 
-    private final class Buffer {
+    /// Sends a request; any status is a response, only transport failures throw. With `onData`,
+    /// the body is handed over as it arrives (a stream of events or logs) instead of collected;
+    /// `onData` returning false ends the transfer, which is then not an error.
+    public static func send(_ request: Request, onData: (@Sendable (Data) -> Bool)? = nil) async throws -> Response {
+        try await Task.detached { try perform(request, onData: onData) }.value
+    }
+
+    private final class Transfer {
         var data = Data()
+        var onData: ((Data) -> Bool)?
+        var stopped = false
+        var upload: FileHandle?
     }
 
-    private static func perform(_ url: String, timeout: Duration, headers: [String], body: Data?) throws -> Response {
+    private static func perform(_ request: Request, onData: ((Data) -> Bool)?) throws -> Response {
+        let url = request.url
         guard initialized, let handle = curl_easy_init() else { throw TransportError(url: url, message: "libcurl could not start") }
         defer { curl_easy_cleanup(handle) }
-        let buffer = Buffer()
-        let context = Unmanaged.passRetained(buffer)
+        let transfer = Transfer()
+        transfer.onData = onData
+        let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
-        let milliseconds = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int(request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
         ccurl_setopt_string(handle, CURLOPT_URL, url)
         ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds)
         ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(milliseconds, 3000))
         ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        if let socket = request.unixSocket { ccurl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, socket) }
+        if let tls = request.tls {
+            ccurl_setopt_string(handle, CURLOPT_SSLCERT, tls.certificate)
+            ccurl_setopt_string(handle, CURLOPT_SSLKEY, tls.key)
+            ccurl_setopt_string(handle, CURLOPT_CAINFO, tls.authority)
+        }
         ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
         ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             guard let data, let context else { return 0 }
-            let buffer = Unmanaged<Buffer>.fromOpaque(context).takeUnretainedValue()
-            buffer.data.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
+            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            let bytes = Data(bytes: data, count: size * count)
+            if let onData = transfer.onData {
+                guard onData(bytes) else {
+                    transfer.stopped = true
+                    return 0
+                }
+            } else {
+                transfer.data.append(bytes)
+            }
             return size * count
         }
-        // libcurl copies the body with COPYPOSTFIELDS, so it need not outlive this call.
-        if let body {
+        switch request.body {
+        case .data(let body)?:
+            // libcurl copies the body with COPYPOSTFIELDS, so it need not outlive this call.
             ccurl_setopt_long(handle, CURLOPT_POST, 1)
             ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
             body.withUnsafeBytes { bytes in
                 _ = ccurl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
             }
+        case .file(let path)?:
+            guard let file = FileHandle(forReadingAtPath: path),
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int
+            else { throw TransportError(url: url, message: "cannot read \(path) to send it") }
+            transfer.upload = file
+            ccurl_setopt_long(handle, CURLOPT_POST, 1)
+            ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, size)
+            ccurl_setopt_pointer(handle, CURLOPT_READDATA, context.toOpaque())
+            ccurl_setopt_data_callback(handle, CURLOPT_READFUNCTION) { buffer, size, count, context in
+                guard let buffer, let context else { return 0 }
+                let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+                guard let chunk = try? transfer.upload?.read(upToCount: size * count) else { return 0 }
+                chunk.copyBytes(to: UnsafeMutableRawBufferPointer(start: buffer, count: chunk.count))
+                return chunk.count
+            }
+        case nil:
+            break
+        }
+        if request.method != "GET" && request.method != "POST" {
+            ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
-        for header in headers { list = curl_slist_append(list, header) }
+        for header in request.headers { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
         if list != nil { ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list) }
         let code = curl_easy_perform(handle)
-        guard code == CURLE_OK else {
+        try? transfer.upload?.close()
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
             throw TransportError(url: url, message: String(cString: curl_easy_strerror(code)))
         }
         var status = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return Response(status: status, body: buffer.data)
+        return Response(status: status, body: transfer.data)
     }
 
     /// Percent-encodes a query parameter value.

@@ -1,0 +1,263 @@
+public import Foundation
+public import Traffic
+
+/// A failure the Docker engine reported (its `message`), or a transport failure reaching it.
+public struct DockerError: Error, CustomStringConvertible, Sendable {
+    /// The HTTP status, 0 when the engine could not be reached.
+    public var status: Int
+    public var operation: String
+    public var message: String
+
+    public var isNotFound: Bool { status == 404 }
+    public var isUnreachable: Bool { status == 0 }
+
+    public var description: String {
+        status == 0 ? "\(operation): the Docker engine is unreachable: \(message)" : "\(operation): \(message) (HTTP \(status))"
+    }
+}
+
+/// The Docker Engine API over libcurl: a unix socket (`unix:///var/run/docker.sock`) or TCP,
+/// with TLS client certificates when `DOCKER_CERT_PATH`/`deploy.docker.certificates` names them.
+/// The API version is negotiated from `/version`: the engine's, capped at the version this code
+/// was written against. Podman's Docker-compatible service answers the same calls.
+public struct DockerEngine: Sendable {
+    /// The newest API version this client speaks.
+    public static let clientVersion = "1.41"
+
+    public let host: String
+    let socket: String?
+    let baseURL: String
+    let tls: HTTPClient.TLSFiles?
+    public private(set) var version: String
+
+    /// `host`: `unix:///path` or `tcp://HOST:PORT`; `certificates`: a folder with `cert.pem`,
+    /// `key.pem` and `ca.pem` (TLS for tcp).
+    public init(host: String, certificates: String? = nil) throws {
+        self.host = host
+        version = Self.clientVersion
+        if host.hasPrefix("unix://") {
+            socket = String(host.dropFirst("unix://".count))
+            baseURL = "http://localhost"
+            tls = nil
+        } else if host.hasPrefix("tcp://") {
+            socket = nil
+            let address = host.dropFirst("tcp://".count)
+            if let certificates {
+                baseURL = "https://\(address)"
+                tls = .init(certificate: certificates + "/cert.pem", key: certificates + "/key.pem", authority: certificates + "/ca.pem")
+            } else {
+                baseURL = "http://\(address)"
+                tls = nil
+            }
+        } else {
+            throw OrchestratorError(
+                .invalidInput, "the Docker host \(host) is neither unix:///PATH nor tcp://HOST:PORT", hint: "set DOCKER_HOST or deploy.docker.host")
+        }
+    }
+
+    /// The engine named by `host`, else `DOCKER_HOST`, else the default socket; certificates from
+    /// `certificates`, else `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set.
+    public static func configured(host: String?, certificates: String?, environment: [String: String]? = nil) throws -> DockerEngine {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        let certificatePath = certificates ?? (environment["DOCKER_TLS_VERIFY"].map { !$0.isEmpty && $0 != "0" } == true ? environment["DOCKER_CERT_PATH"] : nil)
+        return try DockerEngine(host: host ?? environment["DOCKER_HOST"] ?? "unix:///var/run/docker.sock", certificates: certificatePath)
+    }
+
+    /// Asks the engine for its API version and uses the lower of its and ours.
+    public func negotiated() async throws -> DockerEngine {
+        let data = try await call("GET", "/version", versioned: false, operation: "asking the engine for its version")
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let theirs = object["ApiVersion"] as? String else {
+            throw DockerError(status: 200, operation: "reading /version", message: "the answer has no ApiVersion: is \(host) a Docker engine?")
+        }
+        var engine = self
+        engine.version = Self.compare(theirs, Self.clientVersion) < 0 ? theirs : Self.clientVersion
+        return engine
+    }
+
+    static func compare(_ left: String, _ right: String) -> Int {
+        let a = left.split(separator: ".").compactMap { Int($0) }
+        let b = right.split(separator: ".").compactMap { Int($0) }
+        for (x, y) in zip(a, b) where x != y { return x < y ? -1 : 1 }
+        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+    }
+
+    /// One API call; a status of 400 or more throws the engine's message.
+    @discardableResult
+    public func call(
+        _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, body: HTTPClient.Body? = nil,
+        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true, operation: String
+    ) async throws -> Data {
+        var url = baseURL + (versioned ? "/v\(version)" : "") + path
+        if !query.isEmpty {
+            url += "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(HTTPClient.encodeQueryValue($0.value))" }.joined(separator: "&")
+        }
+        var headers: [String] = []
+        var payload = body
+        if let json {
+            payload = .data(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
+            headers.append("Content-Type: application/json")
+        } else if let contentType {
+            headers.append("Content-Type: \(contentType)")
+        }
+        if payload == nil && method == "POST" { payload = .data(Data()) }
+        let response: HTTPClient.Response
+        do {
+            response = try await HTTPClient.send(
+                .init(method: method, url: url, headers: headers, body: payload, timeout: timeout, unixSocket: socket, tls: tls))
+        } catch {
+            throw DockerError(status: 0, operation: operation, message: "\(host): \(error)")
+        }
+        guard response.status < 400 else {
+            let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+            let message = object?["message"] as? String ?? String(decoding: response.body.prefix(500), as: UTF8.self)
+            throw DockerError(status: response.status, operation: operation, message: message)
+        }
+        return response.body
+    }
+
+    /// A JSON answer.
+    func object(_ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, operation: String) async throws -> [String: Any] {
+        let data = try await call(method, path, query: query, json: json, operation: operation)
+        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }
+
+    /// Answers whether the engine is up (`GET /_ping`).
+    public func ping() async -> Bool {
+        (try? await call("GET", "/_ping", timeout: .seconds(3), versioned: false, operation: "ping")) != nil
+    }
+
+    // MARK: Containers
+
+    public struct ContainerSummary: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var state: String
+        public var labels: [String: String]
+        public var image: String
+
+        public var isRunning: Bool { state == "running" }
+    }
+
+    /// Containers, stopped ones too, carrying every one of `labels`.
+    public func containers(labels: [String: String]) async throws -> [ContainerSummary] {
+        let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
+        let filterText = String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
+        let data = try await call("GET", "/containers/json", query: ["all": "true", "filters": filterText], operation: "listing containers")
+        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        return list.map { entry in
+            let names = entry["Names"] as? [String] ?? []
+            return ContainerSummary(
+                id: entry["Id"] as? String ?? "", name: (names.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                state: entry["State"] as? String ?? "", labels: entry["Labels"] as? [String: String] ?? [:], image: entry["Image"] as? String ?? "")
+        }
+    }
+
+    /// Creates a container from an Engine API create body; returns its id.
+    public func createContainer(name: String, config: [String: Any]) async throws -> String {
+        let answer = try await object("POST", "/containers/create", query: ["name": name], json: config, operation: "creating container \(name)")
+        guard let id = answer["Id"] as? String else {
+            throw DockerError(status: 200, operation: "creating container \(name)", message: "the engine answered without an Id")
+        }
+        return id
+    }
+
+    public func start(_ id: String) async throws {
+        try await call("POST", "/containers/\(id)/start", operation: "starting container \(id.prefix(12))")
+    }
+
+    /// Stops (SIGTERM, then SIGKILL after `seconds`); a container that is gone is not an error.
+    public func stop(_ id: String, seconds: Int = 10) async throws {
+        do {
+            try await call("POST", "/containers/\(id)/stop", query: ["t": String(seconds)], timeout: .seconds(Int64(seconds) + 30), operation: "stopping \(id.prefix(12))")
+        } catch let error as DockerError where error.isNotFound || error.status == 304 {}
+    }
+
+    /// Removes, running or not; a container that is gone is not an error.
+    public func remove(_ id: String) async throws {
+        do {
+            try await call("DELETE", "/containers/\(id)", query: ["force": "true", "v": "true"], operation: "removing \(id.prefix(12))")
+        } catch let error as DockerError where error.isNotFound {}
+    }
+
+    public func kill(_ id: String, signal: String) async throws {
+        try await call("POST", "/containers/\(id)/kill", query: ["signal": signal], operation: "sending \(signal) to \(id.prefix(12))")
+    }
+
+    /// Waits for the container to stop; returns its exit status.
+    public func wait(_ id: String, timeout: Duration) async throws -> Int {
+        let answer = try await call("POST", "/containers/\(id)/wait", timeout: timeout, operation: "waiting for \(id.prefix(12))")
+        let object = (try? JSONSerialization.jsonObject(with: answer) as? [String: Any]) ?? [:]
+        return (object["StatusCode"] as? Int) ?? -1
+    }
+
+    public func inspect(_ id: String) async throws -> [String: Any] {
+        try await object("GET", "/containers/\(id)/json", operation: "inspecting \(id.prefix(12))")
+    }
+
+    /// The last `lines` lines of stdout and stderr, from Docker's multiplexed frames.
+    public func logs(_ id: String, lines: Int = 20) async throws -> String {
+        let data = try await call(
+            "GET", "/containers/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], operation: "reading logs of \(id.prefix(12))")
+        return Self.demultiplex(data)
+    }
+
+    /// Docker's log stream: frames of an 8-byte header (stream, 0, 0, 0, big-endian size) and
+    /// the bytes; a container with a TTY sends plain bytes.
+    static func demultiplex(_ data: Data) -> String {
+        let bytes = [UInt8](data)
+        var text = [UInt8]()
+        var index = 0
+        while index + 8 <= bytes.count, [0, 1, 2].contains(bytes[index]), bytes[index + 1] == 0, bytes[index + 2] == 0, bytes[index + 3] == 0 {
+            let size = bytes[(index + 4)..<(index + 8)].reduce(0) { $0 << 8 | Int($1) }
+            let end = min(bytes.count, index + 8 + size)
+            text += bytes[(index + 8)..<end]
+            index = end
+        }
+        if index == 0 { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Runs a command in a running container and returns its exit status.
+    public func exec(_ id: String, _ command: [String]) async throws -> Int {
+        let created = try await object(
+            "POST", "/containers/\(id)/exec", json: ["Cmd": command, "AttachStdout": true, "AttachStderr": true], operation: "exec in \(id.prefix(12))")
+        guard let execID = created["Id"] as? String else { return -1 }
+        try await call("POST", "/exec/\(execID)/start", json: ["Detach": false, "Tty": false], operation: "exec \(command.joined(separator: " "))")
+        let result = try await object("GET", "/exec/\(execID)/json", operation: "exec result")
+        return result["ExitCode"] as? Int ?? -1
+    }
+
+    // MARK: Networks and images
+
+    /// Creates the network unless it exists.
+    public func ensureNetwork(_ name: String, labels: [String: String]) async throws {
+        let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["name": [name]]), as: UTF8.self)
+        let data = try await call("GET", "/networks", query: ["filters": filters], operation: "listing networks")
+        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        if list.contains(where: { $0["Name"] as? String == name }) { return }
+        try await call("POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true], operation: "creating network \(name)")
+    }
+
+    public func removeNetwork(_ name: String) async throws {
+        do {
+            try await call("DELETE", "/networks/\(name)", operation: "removing network \(name)")
+        } catch let error as DockerError where error.isNotFound {}
+    }
+
+    public func imageExists(_ reference: String) async throws -> Bool {
+        do {
+            try await call("GET", "/images/\(reference)/json", operation: "inspecting image \(reference)")
+            return true
+        } catch let error as DockerError where error.isNotFound {
+            return false
+        }
+    }
+
+    /// Imports a root filesystem tarball as `repository` (`localhost/NAME:TAG`), streamed from disk.
+    public func importImage(tarball: String, repository: String) async throws {
+        // podman 4.3 ignores tag=, so the tag travels in repo=; Docker accepts it there too.
+        try await call(
+            "POST", "/images/create", query: ["fromSrc": "-", "repo": repository], body: .file(tarball), contentType: "application/x-tar",
+            timeout: .seconds(600), operation: "importing \(tarball) as \(repository)")
+    }
+}
