@@ -7,6 +7,21 @@ import System
 import SystemPackage
 #endif
 
+/// Where the nginx that carries the traffic runs: a process on this machine, or a load-balancer
+/// container (the Docker runtime). Each way validates a configuration, starts nginx on one,
+/// reloads it gracefully and stops it.
+public protocol NginxHost: Sendable {
+    /// `nginx -t` on the configuration file: nil when it is valid, else what nginx said.
+    func check(configPath: String, config: NginxConfig) async throws -> String?
+    func isRunning(config: NginxConfig) async -> Bool
+    /// Starts nginx on the configuration; throws with what it said when it does not start.
+    func start(configPath: String, config: NginxConfig) async throws
+    /// Graceful reload (SIGHUP: connections in flight finish on the old workers).
+    func reload(config: NginxConfig) async throws
+    /// Graceful stop (SIGQUIT).
+    func stop(config: NginxConfig) async
+}
+
 /// Applies traffic splits to an nginx instance of our own: writes the rendered configuration
 /// atomically (temporary file, `nginx -t`, rename), then reloads the running master with SIGHUP
 /// (graceful: connections in flight finish on the old workers) or starts nginx when none runs.
@@ -15,20 +30,12 @@ public struct NginxController: Sendable {
     public var config: NginxConfig
     /// The rendered configuration file.
     public var configPath: String
-    public var nginx: String
+    public var host: any NginxHost
 
-    public init(config: NginxConfig, configPath: String, nginx: String = NginxController.findNginx()) {
+    public init(config: NginxConfig, configPath: String, host: any NginxHost = LocalNginx()) {
         self.config = config
         self.configPath = configPath
-        self.nginx = nginx
-    }
-
-    public static func findNginx() -> String {
-        for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx", "/usr/local/nginx/sbin/nginx"]
-        where FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        return "nginx"
+        self.host = host
     }
 
     /// The split in force according to the active configuration file.
@@ -37,13 +44,9 @@ public struct NginxController: Sendable {
         return NginxConfig.readSplit(fromConfiguration: text)
     }
 
-    /// The pid of the running nginx master, if one runs.
-    public func masterPID() -> Int32? {
-        guard let text = try? String(contentsOfFile: config.pidFile, encoding: .utf8),
-            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
-        else { return nil }
-        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-        return stat.contains(") Z ") ? nil : pid
+    /// Whether nginx runs.
+    public func isRunning() async -> Bool {
+        await host.isRunning(config: config)
     }
 
     /// Renders, validates, installs and activates `split`; returns once nginx answers with it.
@@ -55,35 +58,24 @@ public struct NginxController: Sendable {
             atPath: URL(fileURLWithPath: configPath).deletingLastPathComponent().path, withIntermediateDirectories: true)
         let temporary = configPath + ".next"
         try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-        let check = try await runNginx(["-t", "-q", "-c", temporary])
-        guard check.status == 0 else {
+        if let problem = try await host.check(configPath: temporary, config: config) {
             try? FileManager.default.removeItem(atPath: temporary)
-            throw TrafficError("nginx rejected the new configuration; the previous one stays in force:\n\(check.output)")
+            throw TrafficError("nginx rejected the new configuration; the previous one stays in force:\n\(problem)")
         }
         guard rename(temporary, configPath) == 0 else {
             throw TrafficError("cannot install \(configPath): \(String(cString: strerror(errno)))")
         }
-        if let master = masterPID() {
-            guard kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master \(master)") }
+        if await host.isRunning(config: config) {
+            try await host.reload(config: config)
         } else {
-            let start = try await runNginx(["-c", configPath])
-            guard start.status == 0 else {
-                throw TrafficError("nginx did not start:\n\(start.output)", hint: "is port \(config.listenPort) free? see \(config.errorLog)")
-            }
+            try await host.start(configPath: configPath, config: config)
         }
         try await waitForGeneration(generation)
     }
 
     /// Stops nginx gracefully (SIGQUIT: workers finish their requests).
     public func stop() async {
-        guard let master = masterPID() else { return }
-        kill(master, SIGQUIT)
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        while masterPID() != nil && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        if let pid = masterPID() { kill(pid, SIGKILL) }
+        await host.stop(config: config)
     }
 
     func currentGeneration() -> Int {
@@ -110,7 +102,67 @@ public struct NginxController: Sendable {
         throw TrafficError("nginx did not take the new configuration within 10 s (it answers generation \(last), expected \(generation))", hint: "see \(config.errorLog)")
     }
 
-    func runNginx(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+}
+
+/// nginx as a process on this machine, found on the usual paths.
+public struct LocalNginx: NginxHost {
+    public var nginx: String
+
+    public init(nginx: String = LocalNginx.find()) {
+        self.nginx = nginx
+    }
+
+    public static func find() -> String {
+        for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx", "/usr/local/nginx/sbin/nginx"]
+        where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return "nginx"
+    }
+
+    public var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: nginx) }
+
+    /// The pid of the running nginx master, if one runs.
+    public func masterPID(_ config: NginxConfig) -> Int32? {
+        guard let text = try? String(contentsOfFile: config.pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
+        else { return nil }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return stat.contains(") Z ") ? nil : pid
+    }
+
+    public func check(configPath: String, config: NginxConfig) async throws -> String? {
+        let check = try await run(["-t", "-q", "-c", configPath], config: config)
+        return check.status == 0 ? nil : check.output
+    }
+
+    public func isRunning(config: NginxConfig) async -> Bool {
+        masterPID(config) != nil
+    }
+
+    public func start(configPath: String, config: NginxConfig) async throws {
+        let start = try await run(["-c", configPath], config: config)
+        guard start.status == 0 else {
+            throw TrafficError("nginx did not start:\n\(start.output)", hint: "is port \(config.listenPort) free? see \(config.errorLog)")
+        }
+    }
+
+    public func reload(config: NginxConfig) async throws {
+        guard let master = masterPID(config), kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master") }
+    }
+
+    public func stop(config: NginxConfig) async {
+        guard let master = masterPID(config) else { return }
+        kill(master, SIGQUIT)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while masterPID(config) != nil && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if let pid = masterPID(config) { kill(pid, SIGKILL) }
+    }
+
+    func run(_ arguments: [String], config: NginxConfig) async throws -> (status: Int32, output: String) {
         let result = try await Subprocess.run(
             .path(FilePath(nginx)), arguments: Arguments(["-p", config.runtimeFolder + "/", "-e", config.errorLog] + arguments),
             output: .string(limit: 1 << 16), error: .combinedWithOutput)

@@ -14,6 +14,10 @@ final class Playground: @unchecked Sendable {
     let nginxPort: Int
     let prometheusPort: Int
     var prometheus: ChildProcess?
+    /// The service name (the compose project under the Docker runtime).
+    let service: String
+    /// The engine of a Docker playground; nil: the process runtime.
+    let dockerHost: String?
 
     static var root: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -27,7 +31,9 @@ final class Playground: @unchecked Sendable {
         ProcessInfo.processInfo.environment["ORCHESTRATE_BIN"] ?? root.appendingPathComponent(".build/debug/orchestrate").path
     }
 
-    init() throws {
+    init(dockerHost: String? = nil) throws {
+        self.dockerHost = dockerHost
+        service = dockerHost == nil ? "svc" : "svc\(UUID().uuidString.prefix(6).lowercased())"
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("playground-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         nginxPort = try freePort()
@@ -35,12 +41,12 @@ final class Playground: @unchecked Sendable {
     }
 
     var pipelinePath: String { folder + "/pipeline.yml" }
-    var statePath: String { folder + "/releases/state/svc" }
+    var statePath: String { folder + "/releases/state/\(service)" }
     var historyPath: String { folder + "/releases/history.jsonl" }
 
     /// Runs `body` with a started playground and always cleans up.
-    static func with(_ body: (Playground) async throws -> Void) async throws {
-        let playground = try Playground()
+    static func with(dockerHost: String? = nil, _ body: (Playground) async throws -> Void) async throws {
+        let playground = try Playground(dockerHost: dockerHost)
         do {
             try await playground.start()
             try await body(playground)
@@ -77,10 +83,9 @@ final class Playground: @unchecked Sendable {
     }
 
     func stop() async {
-        let runtime = ProcessRuntime(stateFolder: statePath, recengine: Self.recengine)
         for color in ["blue", "green"] { try? await runtime.stop(color: color) }
-        let nginx = NginxController(config: NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx"), configPath: statePath + "/nginx.conf")
         await nginx.stop()
+        if let docker = runtime as? DockerRuntime { try? await docker.compose().down() }
         if let prometheus {
             prometheus.signal(SIGTERM)
             _ = await prometheus.wait()
@@ -121,12 +126,13 @@ final class Playground: @unchecked Sendable {
                 uses: train
                 with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: "${EPOCHS:-10}"}
             deploy:
-              runtime: process
-              service: svc
+              runtime: \(dockerHost == nil ? "process" : "docker")
+              service: \(service)
               args: \(args)
+            \(dockerHost.map { "  docker: {host: \"\($0)\", compose: \(composePath)}" } ?? "")
               health: {path: /health, timeout: 20s}
             traffic:
-              nginx: {config: releases/state/svc/nginx.conf, listen: \(nginxPort)}
+              nginx: {config: releases/state/\(service)/nginx.conf, listen: \(nginxPort)}
               mode: sticky
               steps: \(steps)
               wait: \(wait)
@@ -179,11 +185,25 @@ final class Playground: @unchecked Sendable {
         throw PlaygroundError("the controller did not reach a traffic step within 30 s")
     }
 
+    /// The compose file the Docker playground deploys with (the project's own unless replaced).
+    var composePath: String = Playground.root.appendingPathComponent("compose/recommender.yml").path
+
     var nginx: NginxController {
-        NginxController(config: NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx"), configPath: statePath + "/nginx.conf")
+        let config = NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx")
+        if let docker = runtime as? DockerRuntime {
+            return NginxController(config: config, configPath: statePath + "/nginx.conf", host: ContainerNginx(runtime: docker))
+        }
+        return NginxController(config: config, configPath: statePath + "/nginx.conf")
     }
 
-    var runtime: ProcessRuntime { ProcessRuntime(stateFolder: statePath, recengine: Self.recengine) }
+    var runtime: any DeploymentRuntime {
+        if let dockerHost, let engine = try? DockerEngine(host: dockerHost) {
+            return DockerRuntime(
+                engine: engine, composePath: composePath, project: service, stateFolder: statePath, nginxFolder: statePath + "/nginx",
+                nginxConfig: statePath + "/nginx.conf")
+        }
+        return ProcessRuntime(stateFolder: statePath, recengine: Self.recengine)
+    }
 }
 
 struct PlaygroundError: Error, CustomStringConvertible {

@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func renderedConfigurationsPassNginxTest() async throws {
-        let nginx = NginxController.findNginx()
+        let nginx = LocalNginx.find()
         try #require(FileManager.default.isExecutableFile(atPath: nginx), "nginx is installed by ./scripts/test")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nginx-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -63,8 +63,8 @@ import Testing
             let path = folder + "/nginx.conf"
             try config.render(split, generation: 1).write(toFile: path, atomically: true, encoding: .utf8)
             let controller = NginxController(config: config, configPath: path)
-            let check = try await controller.runNginx(["-t", "-q", "-c", path])
-            #expect(check.status == 0, "\(check.output)")
+            let problem = try await LocalNginx(nginx: nginx).check(configPath: path, config: config)
+            #expect(problem == nil, "\(problem ?? "")")
             #expect(controller.currentSplit() == split)
         }
     }

@@ -52,7 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
         let (pipeline, rollout) = try source.rollout { _ in }
         let current = rollout.state.current()
         let split = rollout.nginx?.currentSplit()
-        let nginxRunning = rollout.nginx?.masterPID() != nil
+        let nginxRunning = await rollout.nginx?.isRunning() == true
         var colors: [ColorStatus] = []
         var problems: [String] = []
         for color in rollout.deploy.colors {

@@ -129,6 +129,19 @@ public struct DeploySpec: Sendable, Codable, Equatable {
     public var health: HealthCheckSpec
     /// Extra arguments for the server (`recengine serve`), e.g. `[--fault-rate, "0.2"]` in a drill.
     public var args: [String] = []
+    /// The engine and compose file of `runtime: docker`.
+    public var docker: DockerSpec?
+}
+
+/// `deploy.docker`: where the engine is and which compose file describes the colours and the
+/// load balancer.
+public struct DockerSpec: Sendable, Codable, Equatable {
+    /// `unix:///PATH` or `tcp://HOST:PORT`; nil: `DOCKER_HOST`, else `/var/run/docker.sock`.
+    public var host: String?
+    /// A folder with `cert.pem`, `key.pem`, `ca.pem` for a TLS engine; nil: `DOCKER_CERT_PATH`.
+    public var certificates: String?
+    /// The compose file: a service per colour and `lb`.
+    public var compose: String
 }
 
 public struct HealthCheckSpec: Sendable, Codable, Equatable {

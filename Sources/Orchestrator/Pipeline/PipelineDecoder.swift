@@ -252,7 +252,7 @@ struct PipelineDecoder {
     // MARK: Deploy, traffic, analysis, rollback, hooks
 
     private func decodeDeploy(_ node: Node, pipelineName: String, stages: [Stage]) -> DeploySpec? {
-        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health", "args"]) else { return nil }
+        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health", "args", "docker"]) else { return nil }
         let runtime = map["runtime"].flatMap { reader.choice($0, "deploy.runtime", among: ["process", "docker"]) } ?? "process"
         let service = map["service"].flatMap { validName($0, "deploy.service") } ?? pipelineName
         var colors = ["blue", "green"]
@@ -290,6 +290,21 @@ struct PipelineDecoder {
         }
         var spec = DeploySpec(runtime: runtime, service: service, colors: colors, model: model, health: health)
         spec.args = map["args"].flatMap { reader.stringList($0, "deploy.args") } ?? []
+        if let dockerNode = map["docker"], let docker = reader.mapping(dockerNode, "deploy.docker", allowed: ["host", "certificates", "compose"]) {
+            let host = docker["host"].flatMap { reader.nonEmptyString($0, "deploy.docker.host") }
+            if let host, !host.hasPrefix("unix://") && !host.hasPrefix("tcp://") {
+                reader.report(docker["host"], "deploy.docker.host", "must be unix:///PATH or tcp://HOST:PORT, got \(host)")
+            }
+            let compose = reader.required(docker, "compose", "deploy.docker", in: dockerNode).flatMap { reader.nonEmptyString($0, "deploy.docker.compose") }
+            if let compose {
+                spec.docker = DockerSpec(
+                    host: host, certificates: docker["certificates"].flatMap { reader.nonEmptyString($0, "deploy.docker.certificates") }.map(resolve),
+                    compose: resolve(compose))
+            }
+        }
+        if runtime == "docker" && map["docker"] == nil {
+            reader.report(node, "deploy.docker", "runtime: docker needs docker: {compose: FILE} (a service per colour and lb), e.g. ../compose/recommender.yml")
+        }
         return spec
     }
 

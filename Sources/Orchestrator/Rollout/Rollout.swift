@@ -17,7 +17,10 @@ struct Rollout: Sendable {
     var noStagedShift: Bool
     var progress: @Sendable (String) -> Void
 
-    init(pipeline: Pipeline, deploy: DeploySpec, runtime: any DeploymentRuntime, noStagedShift: Bool, progress: @escaping @Sendable (String) -> Void) {
+    init(
+        pipeline: Pipeline, deploy: DeploySpec, runtime: any DeploymentRuntime, nginxHost: any NginxHost = LocalNginx(), noStagedShift: Bool,
+        progress: @escaping @Sendable (String) -> Void
+    ) {
         self.pipeline = pipeline
         self.deploy = deploy
         self.runtime = runtime
@@ -27,7 +30,7 @@ struct Rollout: Sendable {
         nginx = pipeline.traffic.map { traffic in
             NginxController(
                 config: NginxConfig(listenPort: traffic.listen, runtimeFolder: DeploymentState(pipeline: pipeline).nginxFolder),
-                configPath: traffic.nginxConfig)
+                configPath: traffic.nginxConfig, host: nginxHost)
         }
         prometheus = pipeline.analysis.map { PrometheusClient(baseURL: $0.prometheus) }
         let historyFolder = URL(fileURLWithPath: pipeline.history).deletingLastPathComponent()
@@ -41,8 +44,11 @@ struct Rollout: Sendable {
     ///
     /// - Throws: `OrchestratorError` `.unreachable` (exit 4) naming what is missing.
     func preflight() async throws {
-        if let nginx, !FileManager.default.isExecutableFile(atPath: nginx.nginx) {
-            throw OrchestratorError(.unreachable, "nginx is not installed (looked for \(nginx.nginx)); nothing was changed", hint: "apt-get install nginx")
+        if let local = nginx?.host as? LocalNginx, !local.isInstalled {
+            throw OrchestratorError(.unreachable, "nginx is not installed (looked for \(local.nginx)); nothing was changed", hint: "apt-get install nginx")
+        }
+        if let docker = runtime as? DockerRuntime {
+            try await docker.preflight(colors: deploy.colors, loadBalancer: nginx != nil)
         }
         if let prometheus, let analysis = pipeline.analysis, !analysis.gates.isEmpty, !(await prometheus.isReady()) {
             throw OrchestratorError(
@@ -102,7 +108,7 @@ struct Rollout: Sendable {
             guard health.healthy else {
                 throw OrchestratorError(
                     .stageFailed, "\(target) did not answer GET \(deploy.health.path) with 200 within \(deploy.health.timeout) (\(health.detail))"
-                        + ProcessRuntime.indented(runtime.logTail(of: target)))
+                        + ProcessRuntime.indented(await runtime.logTail(of: target)))
             }
             try event("healthy", "\(target) answers \(deploy.health.path): \(health.detail)")
             progress("deploy: \(target) is healthy at \(instance.address)")

@@ -1,4 +1,36 @@
+import Foundation
+import RecEngine
 import Traffic
+
+/// A content-addressed store of model directories (`FOLDER/<sha256 of model.safetensors>/`), so
+/// that retraining in place never changes what a colour serves, and rollbacks find old models.
+public struct ModelStore: Sendable {
+    public var folder: String
+
+    /// Copies a model into the store (once) and returns the copy's path and digest.
+    public func store(modelDirectory: String) throws -> (path: String, sha256: String) {
+        let tensors = try ArtifactDigest.of(modelDirectory + "/" + ModelDirectory.tensorsFile)
+        guard let sha256 = tensors.sha256 else {
+            throw OrchestratorError(.stageFailed, "no model at \(modelDirectory) (model.safetensors is missing)")
+        }
+        let target = "\(folder)/\(sha256)"
+        if !FileManager.default.fileExists(atPath: target + "/" + ModelDirectory.manifestFile) {
+            let temporary = target + ".tmp-\(getpid())"
+            try? FileManager.default.removeItem(atPath: temporary)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: modelDirectory, toPath: temporary)
+            try? FileManager.default.removeItem(atPath: target)
+            try FileManager.default.moveItem(atPath: temporary, toPath: target)
+        }
+        return (target, sha256)
+    }
+
+    /// The stored model with this digest, if the store has it.
+    public func storedModel(sha256: String) -> String? {
+        let path = "\(folder)/\(sha256)"
+        return FileManager.default.fileExists(atPath: path + "/" + ModelDirectory.manifestFile) ? path : nil
+    }
+}
 
 /// One running colour of the service.
 public struct ColorInstance: Sendable, Codable, Equatable {
@@ -30,7 +62,7 @@ public protocol DeploymentRuntime: Sendable {
     /// Stops the colour; stopping a colour that does not run is not an error.
     func stop(color: String) async throws
     /// The last lines the colour logged, for error messages.
-    func logTail(of color: String) -> String
+    func logTail(of color: String) async -> String
     /// The runtime's copy of the model with this digest (model.safetensors' SHA-256), if it kept one.
     func storedModel(sha256: String) -> String?
 }

@@ -22,33 +22,14 @@ public struct ProcessRuntime: DeploymentRuntime {
     func statePath(_ color: String) -> String { "\(stateFolder)/\(color).json" }
     func logPath(_ color: String) -> String { "\(stateFolder)/\(color).log" }
 
-    /// Copies a model into the content-addressed store (once) and returns the copy's path, so
-    /// that retraining in place never changes what a colour serves, and rollbacks find old models.
-    public func store(modelDirectory: String) throws -> (path: String, sha256: String) {
-        let tensors = try ArtifactDigest.of(modelDirectory + "/" + ModelDirectory.tensorsFile)
-        guard let sha256 = tensors.sha256 else {
-            throw OrchestratorError(.stageFailed, "no model at \(modelDirectory) (model.safetensors is missing)")
-        }
-        let target = "\(stateFolder)/models/\(sha256)"
-        if !FileManager.default.fileExists(atPath: target + "/" + ModelDirectory.manifestFile) {
-            let temporary = target + ".tmp-\(getpid())"
-            try? FileManager.default.removeItem(atPath: temporary)
-            try FileManager.default.createDirectory(atPath: "\(stateFolder)/models", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: modelDirectory, toPath: temporary)
-            try? FileManager.default.removeItem(atPath: target)
-            try FileManager.default.moveItem(atPath: temporary, toPath: target)
-        }
-        return (target, sha256)
-    }
+    var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
 
-    /// The stored model with this digest, if the store has it.
     public func storedModel(sha256: String) -> String? {
-        let path = "\(stateFolder)/models/\(sha256)"
-        return FileManager.default.fileExists(atPath: path + "/" + ModelDirectory.manifestFile) ? path : nil
+        models.storedModel(sha256: sha256)
     }
 
     public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
-        let (modelPath, _) = try store(modelDirectory: modelDirectory)
+        let (modelPath, _) = try models.store(modelDirectory: modelDirectory)
         try await stop(color: color)
         let state = statePath(color)
         try? FileManager.default.removeItem(atPath: state)
@@ -60,13 +41,13 @@ public struct ProcessRuntime: DeploymentRuntime {
             if let instance = await instance(of: color), instance.pid == pid { return instance }
             if !Self.isRunning(pid) {
                 throw OrchestratorError(
-                    .stageFailed, "the \(color) server exited at start\(Self.indented(logTail(of: color)))",
+                    .stageFailed, "the \(color) server exited at start\(Self.indented(await logTail(of: color)))",
                     hint: "see \(logPath(color))")
             }
             try await Task.sleep(for: .milliseconds(50))
         }
         Self.terminate(pid)
-        throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(Self.indented(logTail(of: color)))")
+        throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(Self.indented(await logTail(of: color)))")
     }
 
     public func instance(of color: String) async -> ColorInstance? {
@@ -95,7 +76,7 @@ public struct ProcessRuntime: DeploymentRuntime {
         try? FileManager.default.removeItem(atPath: statePath(color))
     }
 
-    public func logTail(of color: String) -> String {
+    public func logTail(of color: String) async -> String {
         CommandRunner.tail(of: logPath(color), lines: 8)
     }
 

@@ -106,11 +106,16 @@ extension PipelineRunner {
     /// The rollout for the pipeline's deploy section, nil without one.
     func makeRollout() throws -> Rollout? {
         guard let deploy = pipeline.deploy else { return nil }
-        guard deploy.runtime == "process" else {
-            throw OrchestratorError(
-                .invalidInput, "deploy.runtime \(deploy.runtime) is not available in this version; use process", hint: "the Docker runtime arrives with its own issue")
-        }
         let state = DeploymentState(pipeline: pipeline)
+        if deploy.runtime == "docker", let docker = deploy.docker {
+            let runtime = DockerRuntime(
+                engine: try DockerEngine.configured(host: docker.host, certificates: docker.certificates), composePath: docker.compose,
+                project: deploy.service, stateFolder: state.folder, nginxFolder: state.nginxFolder,
+                nginxConfig: pipeline.traffic?.nginxConfig ?? state.folder + "/nginx.conf")
+            return Rollout(
+                pipeline: pipeline, deploy: deploy, runtime: runtime, nginxHost: ContainerNginx(runtime: runtime), noStagedShift: options.noStagedShift,
+                progress: progress)
+        }
         let runtime = ProcessRuntime(stateFolder: state.folder, recengine: options.recengineBinary, serveArguments: deploy.args)
         return Rollout(pipeline: pipeline, deploy: deploy, runtime: runtime, noStagedShift: options.noStagedShift, progress: progress)
     }

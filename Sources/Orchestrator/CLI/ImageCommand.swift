@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+
+/// `orchestrate image import`: the images of the Docker runtime without a registry.
+struct ImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image", abstract: "Images for the Docker runtime on machines without a registry.",
+        subcommands: [ImageImportCommand.self])
+}
+
+struct ImageImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Build a root filesystem from a program and its shared libraries and import it into the engine.",
+        discussion: """
+            recengine: the built recengine (next to this orchestrate unless --binary), as \
+            localhost/recengine:latest. nginx: this machine's nginx, as localhost/orchestrate-nginx:latest, \
+            for the load balancer container. Users with Docker can build the same images from the Dockerfile.
+            """)
+
+    enum Kind: String, ExpressibleByArgument, CaseIterable {
+        case recengine, nginx
+    }
+
+    @Argument(help: "recengine or nginx.") var kind: Kind
+    @Option(help: "The image name (default localhost/recengine:latest or localhost/orchestrate-nginx:latest).") var tag: String?
+    @Option(help: "The program to put in the image (default: recengine next to orchestrate; /usr/sbin/nginx).") var binary: String?
+    @Option(help: "The engine: unix:///PATH or tcp://HOST:PORT (default DOCKER_HOST, else /var/run/docker.sock).") var host: String?
+
+    func run() async throws {
+        let engine = try await DockerEngine.configured(host: host, certificates: nil).negotiated()
+        let repository: String
+        let image: RootFilesystemImage
+        switch kind {
+        case .recengine:
+            let program = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("recengine").path
+            image = .recengine(binary: program)
+            repository = tag ?? "localhost/recengine:latest"
+        case .nginx:
+            image = .nginx(binary: binary)
+            repository = tag ?? "localhost/orchestrate-nginx:latest"
+        }
+        do {
+            try await image.importInto(engine, repository: repository)
+        } catch let error as DockerError {
+            throw OrchestratorError(error.isUnreachable ? .unreachable : .stageFailed, "\(error)")
+        }
+        print("imported \(repository) into \(engine.host)")
+    }
+}

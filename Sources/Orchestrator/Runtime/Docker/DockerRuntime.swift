@@ -1,0 +1,169 @@
+import Foundation
+import RecEngine
+public import Traffic
+
+/// The colours as containers of a compose project (`compose/recommender.yml`), driven over the
+/// Engine API. Each colour is the compose service of its name, realised with the variables
+///
+/// - `COLOR`: the colour; `MODEL_DIR`: the model's copy in the content-addressed store, to
+///   bind-mount; `STATE_FOLDER`: where `recengine serve --state-file` reports its port and model;
+/// - `NGINX_FOLDER`, `NGINX_CONFIG`, `NGINX_CONFIG_FOLDER`: for the load balancer service `lb`.
+///
+/// Health is probed by the controller itself at the address the server reports (engine
+/// healthchecks are not relied on: podman does not run them).
+public struct DockerRuntime: DeploymentRuntime {
+    public var engine: DockerEngine
+    public var composePath: String
+    public var project: String
+    /// `<state>/`: `models/<sha256>/`, `<color>.json` (written by the server in the container).
+    public var stateFolder: String
+    public var nginxFolder: String
+    public var nginxConfig: String
+
+    public init(engine: DockerEngine, composePath: String, project: String, stateFolder: String, nginxFolder: String, nginxConfig: String) {
+        self.engine = engine
+        self.composePath = composePath
+        self.project = project
+        self.stateFolder = stateFolder
+        self.nginxFolder = nginxFolder
+        self.nginxConfig = nginxConfig
+    }
+
+    var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
+    func statePath(_ color: String) -> String { "\(stateFolder)/\(color).json" }
+
+    /// The compose project with the variables for one colour (or the load balancer).
+    public func compose(color: String = "", modelDirectory: String = "/nonexistent") throws -> ComposeProject {
+        let variables = [
+            "COLOR": color, "MODEL_DIR": modelDirectory, "STATE_FOLDER": stateFolder, "NGINX_FOLDER": nginxFolder,
+            "NGINX_CONFIG": nginxConfig, "NGINX_CONFIG_FOLDER": (nginxConfig as NSString).deletingLastPathComponent,
+        ]
+        let file = try ComposeFile.load(composePath, project: project, variables: variables)
+        return ComposeProject(engine: engine, file: file)
+    }
+
+    /// The engine answers and the images the colours and the load balancer use exist.
+    public func preflight(colors: [String], loadBalancer: Bool) async throws {
+        guard await engine.ping() else {
+            throw OrchestratorError(
+                .unreachable, "the Docker engine at \(engine.host) is unreachable; nothing was changed",
+                hint: "start it, or point DOCKER_HOST / deploy.docker.host at a running one")
+        }
+        let project = try compose()
+        for name in colors + (loadBalancer ? ["lb"] : []) {
+            guard let service = project.file.services[name] else {
+                throw OrchestratorError(.invalidInput, "\(composePath) has no service \(name)", hint: "the Docker runtime needs a service per colour and lb")
+            }
+            if !(try await engine.imageExists(service.image)) {
+                throw OrchestratorError(
+                    .unreachable, "the image \(service.image) of service \(name) is missing on \(engine.host); nothing was changed",
+                    hint: "build it (Dockerfile) or import it: orchestrate image import")
+            }
+        }
+    }
+
+    public func storedModel(sha256: String) -> String? {
+        models.storedModel(sha256: sha256)
+    }
+
+    public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
+        let (modelPath, sha256) = try models.store(modelDirectory: modelDirectory)
+        try await stop(color: color)
+        let project = try compose(color: color, modelDirectory: modelPath)
+        do {
+            try await project.up([color])
+        } catch let error as DockerError {
+            throw OrchestratorError(.stageFailed, "the \(color) container could not start: \(error)")
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if let instance = await instance(of: color), instance.modelSHA256 == sha256 { return instance }
+            if let container = try? await project.container(of: color), !container.isRunning {
+                throw OrchestratorError(.stageFailed, "the \(color) container exited at start\(ProcessRuntime.indented(await logTail(of: color)))")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw OrchestratorError(.stageFailed, "the \(color) container did not start listening within \(timeout)\(ProcessRuntime.indented(await logTail(of: color)))")
+    }
+
+    public func instance(of color: String) async -> ColorInstance? {
+        guard let data = FileManager.default.contents(atPath: statePath(color)),
+            let state = try? JSONDecoder().decode(ServerState.self, from: data),
+            let container = try? await compose().container(of: color), container.isRunning
+        else { return nil }
+        return ColorInstance(
+            color: color, pid: nil, address: "127.0.0.1:\(state.port)", modelSHA256: state.modelSHA256, modelVersion: state.modelVersion,
+            modelPath: storedModel(sha256: state.modelSHA256) ?? "")
+    }
+
+    public func stop(color: String) async throws {
+        if let container = try await compose().container(of: color) {
+            try await engine.stop(container.id, seconds: 10)
+            try await engine.remove(container.id)
+        }
+        try? FileManager.default.removeItem(atPath: statePath(color))
+    }
+
+    public func logTail(of color: String) async -> String {
+        guard let container = try? await compose().container(of: color) else { return "" }
+        return (try? await engine.logs(container.id, lines: 8)) ?? ""
+    }
+}
+
+/// nginx in the load balancer container (`lb` of the compose file): the configuration lives in a
+/// bind-mounted folder; reloads are SIGHUP sent through the engine (the container's init passes it
+/// to the nginx master).
+public struct ContainerNginx: NginxHost {
+    public var runtime: DockerRuntime
+
+    public init(runtime: DockerRuntime) {
+        self.runtime = runtime
+    }
+
+    func container() async -> DockerEngine.ContainerSummary? {
+        try? await runtime.compose().container(of: "lb")
+    }
+
+    public func check(configPath: String, config: NginxConfig) async throws -> String? {
+        guard let container = await container(), container.isRunning else { return nil }
+        let status = try await runtime.engine.exec(
+            container.id, ["nginx", "-t", "-q", "-p", config.runtimeFolder + "/", "-e", config.errorLog, "-c", configPath])
+        return status == 0 ? nil : "nginx -t exited with \(status) in the load balancer container; see \(config.errorLog)"
+    }
+
+    public func isRunning(config: NginxConfig) async -> Bool {
+        await container()?.isRunning == true
+    }
+
+    public func start(configPath: String, config: NginxConfig) async throws {
+        let project = try runtime.compose()
+        if let old = try await project.container(of: "lb") { try await runtime.engine.remove(old.id) }
+        do {
+            try await project.up(["lb"])
+        } catch let error as DockerError {
+            throw TrafficError("the load balancer container could not start: \(error)")
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        if let container = try await project.container(of: "lb"), !container.isRunning {
+            let logs = (try? await runtime.engine.logs(container.id)) ?? ""
+            throw TrafficError("the load balancer container exited at start:\(ProcessRuntime.indented(logs))", hint: "is port \(config.listenPort) free?")
+        }
+    }
+
+    public func reload(config: NginxConfig) async throws {
+        guard let container = await container() else { throw TrafficError("the load balancer container is gone") }
+        do {
+            try await runtime.engine.kill(container.id, signal: "HUP")
+        } catch {
+            throw TrafficError("cannot reload the load balancer: \(error)")
+        }
+    }
+
+    public func stop(config: NginxConfig) async {
+        guard let container = await container() else { return }
+        try? await runtime.engine.kill(container.id, signal: "QUIT")
+        _ = try? await runtime.engine.wait(container.id, timeout: .seconds(10))
+        try? await runtime.engine.remove(container.id)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Orchestrator
+import Testing
+import TestSupport
+import Traffic
+
+/// The rollout with `runtime: docker`: the colours and the nginx load balancer as containers of
+/// podman's Docker-compatible engine, real Prometheus gates, steady load through the load balancer.
+@Suite(.serialized, .enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+struct DockerRolloutTests {
+    /// The images of compose/recommender.yml, imported from this build once per test process.
+    static let images = Task<Void, any Error> {
+        let engine = try await TestEngine.engine()
+        try await RootFilesystemImage.recengine(binary: Playground.recengine).importInto(engine, repository: "localhost/recengine:latest")
+        try await RootFilesystemImage.nginx().importInto(engine, repository: "localhost/orchestrate-nginx:latest")
+    }
+
+    @Test func aHealthyReleaseIsPromotedAndTheContainersCarryComposeLabels() async throws {
+        try await Self.images.value
+        try await Playground.with(dockerHost: TestEngine.host) { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            #expect(first.outcome == "succeeded", "\(first.failure ?? "")")
+            let firstColor = try #require(first.deployment?.color)
+
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == "succeeded", "\(second.failure ?? "")")
+            let rollout = try #require(second.rollout)
+            #expect(rollout.target != firstColor)
+            #expect(rollout.steps.map(\.weight) == [25, 50, 100])
+            #expect(rollout.steps.allSatisfy { $0.passed == true })
+            let samples = playground.lastSamples
+            #expect(samples.count > 100)
+            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
+            #expect(samples.contains { $0.color == firstColor } && samples.contains { $0.color == rollout.target }, "traffic moved between the containers")
+
+            let engine = try await TestEngine.engine()
+            let containers = try await engine.containers(labels: ["com.docker.compose.project": playground.service])
+            #expect(Set(containers.filter(\.isRunning).map(\.name)) == ["\(playground.service)-\(rollout.target)-1", "\(playground.service)-lb-1"])
+            #expect(containers.allSatisfy { $0.labels["com.docker.compose.config-hash"]?.count == 64 && $0.labels["com.docker.compose.oneoff"] == "False" })
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [rollout.target])
+            #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld removes the old colour's container")
+        }
+    }
+
+    @Test func aFailingGateRollsBackAndTheLiveContainerKeepsServing() async throws {
+        try await Self.images.value
+        try await Playground.with(dockerHost: TestEngine.host) { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            let live = try #require(first.deployment?.color)
+            try playground.writePipeline(
+                gates: """
+                        - name: impossible
+                          query: sum(recengine_model_info{color="{{color}}"})
+                          max: 0.5
+                          initialDelay: 2s
+                          interval: 1s
+                          onNoData: inconclusive
+                    """)
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == "rolled_back", "\(second.failure ?? "")")
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            let target = try #require(second.rollout?.target)
+            #expect(await playground.runtime.instance(of: target) == nil, "the new colour's container is gone")
+            #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
+            #expect(playground.lastSamples.allSatisfy { $0.status == 200 })
+
+            // A missing image: a clear error before anything changes (exit 4), the live colour serving.
+            try write(read(playground.composePath).replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/no-such-image:1"),
+                to: playground.folder + "/compose.yml")
+            playground.composePath = playground.folder + "/compose.yml"
+            try playground.writePipeline()
+            await #expect {
+                try await playground.run(RunOptions(force: true))
+            } throws: { error in
+                (error as? OrchestratorError)?.code == .unreachable && "\(error)".contains("no-such-image")
+            }
+            #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2))
+            #expect(answer.status == 200)
+        }
+    }
+}
