@@ -157,3 +157,39 @@ struct HTTPClientAnswer {
         return HTTPClientAnswer(status: response.status, body: String(decoding: response.body, as: UTF8.self))
     }
 }
+
+@Suite(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+struct ContainerStageTests {
+    @Test func aStageWithAnImageRunsInAOneOffContainerWithItsStatusAndLog() async throws {
+        let engine = try await TestEngine.engine()
+        try await TestEngine.importBusybox(engine)
+        try await withTemporaryDirectory { folder in
+            let name = "stages\(UUID().uuidString.prefix(6).lowercased())"
+            try write(
+                """
+                version: 1
+                name: \(name)
+                history: releases/history.jsonl
+                stages:
+                  - name: score
+                    image: \(TestEngine.busybox)
+                    run: [sh, -c, "echo scoring in $(pwd); mkdir -p ../out; echo '{\\"score\\": 3}' > ../out/metrics.json"]
+                    outputs: [../out/metrics.json]
+                    metrics: ../out/metrics.json
+                    gate: {score: {min: 1}}
+                  - name: fail
+                    image: \(TestEngine.busybox)
+                    run: [sh, -c, "echo about to fail; exit 5"]
+                """, to: folder + "/p/pipeline.yml")
+            let result = try await runCommand(Playground.orchestrate, ["run", folder + "/p/pipeline.yml"], environment: ["DOCKER_HOST": try #require(TestEngine.host)])
+            #expect(result.status == 1, "\(result.stderr)")
+            let history = read(folder + "/p/releases/history.jsonl")
+            #expect(history.contains("\"score\":3"), "the metrics the container wrote outside its working folder")
+            #expect(result.stderr.contains("exited with status 5") && result.stderr.contains("about to fail"), "\(result.stderr)")
+            let logs = try FileManager.default.subpathsOfDirectory(atPath: folder + "/p/releases/logs").filter { $0.hasSuffix("score.log") }
+            #expect(read(folder + "/p/releases/logs/" + (logs.first ?? "")).contains("scoring in \(folder)/p"))
+            #expect(try await engine.containers(labels: ["com.docker.compose.project": name]).isEmpty, "one-off containers are removed")
+            try await engine.removeNetwork(name + "_default")
+        }
+    }
+}

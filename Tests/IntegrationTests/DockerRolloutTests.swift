@@ -8,11 +8,12 @@ import Traffic
 /// podman's Docker-compatible engine, real Prometheus gates, steady load through the load balancer.
 @Suite(.serialized, .enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
 struct DockerRolloutTests {
-    /// The images of compose/recommender.yml, imported from this build once per test process.
+    /// The images of compose/recommender.yml, imported from this build once per test process
+    /// under test names (scripts/podman-engine stop removes them).
     static let images = Task<Void, any Error> {
         let engine = try await TestEngine.engine()
-        try await RootFilesystemImage.recengine(binary: Playground.recengine).importInto(engine, repository: "localhost/recengine:latest")
-        try await RootFilesystemImage.nginx().importInto(engine, repository: "localhost/orchestrate-nginx:latest")
+        try await RootFilesystemImage.recengine(binary: Playground.recengine).importInto(engine, repository: "localhost/orchestrate-test-recengine:1")
+        try await RootFilesystemImage.nginx().importInto(engine, repository: "localhost/orchestrate-test-nginx:1")
     }
 
     @Test func aHealthyReleaseIsPromotedAndTheContainersCarryComposeLabels() async throws {
@@ -67,7 +68,7 @@ struct DockerRolloutTests {
             #expect(playground.lastSamples.allSatisfy { $0.status == 200 })
 
             // A missing image: a clear error before anything changes (exit 4), the live colour serving.
-            try write(read(playground.composePath).replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/no-such-image:1"),
+            try write(read(playground.composePath).replacingOccurrences(of: "localhost/orchestrate-test-recengine:1", with: "localhost/no-such-image:1"),
                 to: playground.folder + "/compose.yml")
             playground.composePath = playground.folder + "/compose.yml"
             try playground.writePipeline()

@@ -59,6 +59,14 @@ final class Playground: @unchecked Sendable {
 
     func start() async throws {
         try writeRatings()
+        if dockerHost != nil {
+            // The project's compose file with the images the Docker tests import.
+            let compose = try String(contentsOfFile: composePath, encoding: .utf8)
+                .replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1")
+                .replacingOccurrences(of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
+            try compose.write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
+            composePath = folder + "/compose.yml"
+        }
         let prometheusConfig = """
             global:
               scrape_interval: 1s

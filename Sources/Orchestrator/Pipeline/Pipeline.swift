@@ -42,6 +42,8 @@ public struct Stage: Sendable {
     /// Further attempts after a failure.
     public var retries: Int
     public var gate: [MetricThreshold]
+    /// A command stage's container image: the argument vector runs in a one-off container.
+    public var image: String? = nil
 
     /// The built-in's name, for plans and records (nil for a command).
     public var uses: String? {

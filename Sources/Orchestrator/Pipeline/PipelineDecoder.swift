@@ -86,7 +86,7 @@ struct PipelineDecoder {
         guard
             let map = reader.mapping(
                 node, fallbackPath,
-                allowed: ["name", "uses", "with", "run", "env", "inputs", "outputs", "metrics", "timeout", "retries", "gate"])
+                allowed: ["name", "uses", "with", "run", "image", "env", "inputs", "outputs", "metrics", "timeout", "retries", "gate"])
         else { return nil }
         guard let nameNode = reader.required(map, "name", fallbackPath, in: node), let name = validName(nameNode, "\(fallbackPath).name") else {
             return nil
@@ -141,9 +141,16 @@ struct PipelineDecoder {
                 if parameter.kind == .outputPath { allOutputs.append(value) }
             }
         }
-        return Stage(
+        var stage = Stage(
             name: name, action: action, env: env, inputs: allInputs, outputs: allOutputs, metricsFile: metricsFile,
             timeout: timeout, retries: retries, gate: gate)
+        if let imageNode = map["image"] {
+            if case .builtin = action {
+                reader.report(imageNode, "\(path).image", "image: runs a run: stage's argument vector in a container; built-ins run in process")
+            }
+            stage.image = reader.nonEmptyString(imageNode, "\(path).image")
+        }
+        return stage
     }
 
     private func decodeBuiltin(_ kind: BuiltinStage, _ node: Node?, path: String, in stageNode: Node) -> [String: ParameterValue]? {

@@ -13,6 +13,8 @@ public struct RunPlan: Sendable, Codable {
         public var timeout: PipelineDuration?
         public var retries: Int
         public var gate: [MetricThreshold]
+        /// The image of a stage that runs in a one-off container.
+        public var image: String?
         /// run, cached or skipped.
         public var action: String
         public var reason: String?
@@ -44,12 +46,23 @@ public struct RunPlan: Sendable, Codable {
         public var health: HealthCheckSpec
     }
 
+    /// A container the Docker runtime will create (or recreate), as the engine will be asked.
+    public struct PlannedContainer: Sendable, Codable {
+        public var name: String
+        public var image: String
+        public var command: [String]
+        public var binds: [String]
+        public var network: String
+        public var labels: [String: String]
+    }
+
     public var releaseID: String
     public var pipeline: ReleaseRecord.PipelineReference
     public var history: String
     public var overrides: [String]
     public var stages: [PlannedStage]
     public var deployment: Deployment?
+    public var containers: [PlannedContainer] = []
     public var traffic: TrafficSpec?
     public var steps: [PlannedStep]
     public var analysis: AnalysisSpec?
@@ -57,7 +70,7 @@ public struct RunPlan: Sendable, Codable {
     public var hooks: HooksSpec
 
     enum CodingKeys: String, CodingKey {
-        case pipeline, history, overrides, stages, deployment, traffic, steps, analysis, rollback, hooks
+        case pipeline, history, overrides, stages, deployment, containers, traffic, steps, analysis, rollback, hooks
         case releaseID = "release_id"
     }
 }
@@ -72,7 +85,7 @@ extension RunPlan {
         lines.append("")
         lines.append("stages:")
         for (index, stage) in stages.enumerated() {
-            let what = stage.uses.map { "uses \($0)" } ?? "run \(shellQuoted(stage.argv ?? []))"
+            let what = stage.uses.map { "uses \($0)" } ?? "run \(shellQuoted(stage.argv ?? []))\(stage.image.map { " in a one-off container of \($0)" } ?? "")"
             let decision = stage.action == "run" ? "will run" : stage.action == "cached" ? "will be skipped (cached)" : "will be skipped"
             lines.append("  \(index + 1). \(stage.name): \(what) — \(decision)\(stage.reason.map { ": \($0)" } ?? "")")
             if let parameters = stage.parameters, !parameters.isEmpty {
@@ -97,6 +110,13 @@ extension RunPlan {
             lines.append("  live colour: \(deployment.live ?? "none (first release)"); the release goes to: \(deployment.target)")
             if let model = deployment.model { lines.append("  model: \(model)") }
             lines.append("  health: GET \(deployment.health.path) must answer 200 within \(deployment.health.timeout)")
+            for container in containers {
+                lines.append("  container \(container.name): image \(container.image), network \(container.network)")
+                lines.append("    command: \(shellQuoted(container.command))")
+                for bind in container.binds { lines.append("    bind: \(bind)") }
+                let labels = container.labels.filter { !$0.key.hasSuffix("config-hash") }.sorted { $0.key < $1.key }
+                lines.append("    labels: " + labels.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            }
         }
         if let traffic {
             lines.append("")

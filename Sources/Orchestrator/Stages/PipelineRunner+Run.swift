@@ -234,8 +234,13 @@ extension PipelineRunner {
         case .command(let argv):
             let logPath = "\(logsFolder)/\(releaseID)/\(stage.name).log"
             record.log = logPath
-            let outcome = try await CommandRunner.run(
-                argv, environment: stage.env, workingDirectory: pipelineFolder, logPath: logPath, timeout: stage.timeout?.duration)
+            let outcome =
+                if let image = stage.image {
+                    try await runInContainer(stage, argv: argv, image: image, logPath: logPath)
+                } else {
+                    try await CommandRunner.run(
+                        argv, environment: stage.env, workingDirectory: pipelineFolder, logPath: logPath, timeout: stage.timeout?.duration)
+                }
             record.exitStatus = outcome.exitStatus
             let tail = CommandRunner.tail(of: logPath)
             let output = tail.isEmpty ? "" : "\n  last lines of \(logPath):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
@@ -288,6 +293,33 @@ extension PipelineRunner {
         )
         if let rejectsFile = report.rejectsFile, report.rejected > 0 { progress("    rejected lines: \(rejectsFile)") }
         for note in report.notes { progress("    note: \(note)") }
+    }
+
+    /// A command stage with `image:`: its argument vector in a one-off container of the
+    /// pipeline's compose project, the pipeline's folder (and those of its inputs and outputs)
+    /// bind-mounted at the same paths, the log written like a local command's.
+    func runInContainer(_ stage: Stage, argv: [String], image: String, logPath: String) async throws -> CommandRunner.Outcome {
+        let docker = pipeline.deploy?.docker
+        let engine: DockerEngine
+        do {
+            engine = try await DockerEngine.configured(host: docker?.host, certificates: docker?.certificates).negotiated()
+        } catch let error as DockerError {
+            throw OrchestratorError(.stageFailed, "\(error)", hint: "the stage runs in a container: start the engine or set DOCKER_HOST")
+        }
+        let project = ComposeProject(engine: engine, file: ComposeFile(path: pipeline.file, project: pipeline.name, services: [:], networks: []))
+        let mounts = (stage.inputs + stage.outputs + [stage.metricsFile].compactMap { $0 }).map { ($0 as NSString).deletingLastPathComponent }
+        for folder in mounts { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        let run: (status: Int?, logs: String)
+        do {
+            run = try await project.runOnce(
+                image: image, command: argv, folder: pipelineFolder, mounts: mounts, environment: stage.env, name: stage.name,
+                timeout: stage.timeout?.duration)
+        } catch let error as DockerError {
+            throw OrchestratorError(.stageFailed, "\(error)")
+        }
+        try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(run.logs.utf8).write(to: URL(fileURLWithPath: logPath))
+        return CommandRunner.Outcome(exitStatus: run.status.map { Int32($0) }, signalled: false, timedOut: run.status == nil)
     }
 
     static func readMetrics(_ path: String) throws -> [String: Double] {

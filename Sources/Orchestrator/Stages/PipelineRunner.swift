@@ -42,7 +42,8 @@ public struct PipelineRunner: Sendable {
         for stage in pipeline.stages {
             var entry = RunPlan.PlannedStage(
                 name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters, env: stage.env, inputs: stage.inputs,
-                outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries, gate: stage.gate, action: "run", reason: nil)
+                outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries, gate: stage.gate, image: stage.image, action: "run",
+                reason: nil)
             if options.skip.contains(stage.name) {
                 entry.action = "skipped"
                 entry.reason = "--skip \(stage.name)"
@@ -78,10 +79,28 @@ public struct PipelineRunner: Sendable {
                 steps.append(RunPlan.PlannedStep(step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries))
             }
         }
-        return RunPlan(
+        var plan = RunPlan(
             releaseID: releaseID, pipeline: reference, history: pipeline.history, overrides: options.overrides, stages: planned,
             deployment: deployment, traffic: pipeline.traffic, steps: steps, analysis: pipeline.analysis, rollback: pipeline.rollback,
             hooks: pipeline.hooks)
+        if let deployment, deployment.runtime == "docker", let rollout = try makeRollout(), let docker = rollout.runtime as? DockerRuntime {
+            plan.containers = try plannedContainers(docker, target: deployment.target, loadBalancer: pipeline.traffic != nil)
+        }
+        return plan
+    }
+
+    /// The containers a Docker release creates: the target colour (its model as the store's copy,
+    /// named by the digest it will have once trained) and the load balancer.
+    func plannedContainers(_ runtime: DockerRuntime, target: String, loadBalancer: Bool) throws -> [RunPlan.PlannedContainer] {
+        let project = try runtime.compose(color: target, modelDirectory: runtime.stateFolder + "/models/<sha256 of the trained model>")
+        return ([target] + (loadBalancer ? ["lb"] : [])).compactMap { name in
+            guard let service = project.file.services[name] else { return nil }
+            let body = project.createBody(service, hash: project.configHash(service), oneOff: false)
+            let host = body["HostConfig"] as? [String: Any] ?? [:]
+            return RunPlan.PlannedContainer(
+                name: project.containerName(name), image: service.image, command: service.command ?? [], binds: host["Binds"] as? [String] ?? [],
+                network: host["NetworkMode"] as? String ?? "default", labels: body["Labels"] as? [String: String] ?? [:])
+        }
     }
 
     var reference: ReleaseRecord.PipelineReference {
@@ -154,12 +173,13 @@ public struct PipelineRunner: Sendable {
         struct Fingerprint: Encodable {
             var uses: String?
             var argv: [String]?
+            var image: String?
             var parameters: [String: ParameterValue]?
             var env: [String: String]
             var inputs: [String: String]
         }
         let value = Fingerprint(
-            uses: stage.uses, argv: stage.argv, parameters: stage.parameters, env: stage.env,
+            uses: stage.uses, argv: stage.argv, image: stage.image, parameters: stage.parameters, env: stage.env,
             inputs: Dictionary(uniqueKeysWithValues: inputs.map { ($0.path, $0.sha256 ?? "") }))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

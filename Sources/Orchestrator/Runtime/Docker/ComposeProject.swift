@@ -94,22 +94,27 @@ public struct ComposeProject: Sendable {
         }
     }
 
-    /// Runs `command` once in a new container of `image` with `folder` bind-mounted at the same
-    /// path and as the working directory (compose's one-off labels), waits for it, and removes it.
+    /// Runs `command` once in a new container of `image` with `folder` as the working directory
+    /// and it and `mounts` bind-mounted at the same paths (compose's one-off labels), waits for it
+    /// (nil status: timed out, the container was killed), and removes it.
     public func runOnce(
-        image: String, command: [String], folder: String, environment: [String: String], name: String, timeout: Duration
-    ) async throws -> (status: Int, logs: String) {
+        image: String, command: [String], folder: String, mounts: [String] = [], environment: [String: String], name: String, timeout: Duration?
+    ) async throws -> (status: Int?, logs: String) {
         try await engine.ensureNetwork(networkName("default"), labels: [Label.project: file.project, Label.network: "default"])
-        let service = ComposeFile.Service(
-            name: name, image: image, command: command, environment: environment, volumes: [.init(source: folder, target: folder, readOnly: false)],
-            initProcess: true)
+        let binds = Self.outermost([folder] + mounts).map { ComposeFile.Bind(source: $0, target: $0, readOnly: false) }
+        let service = ComposeFile.Service(name: name, image: image, command: command, environment: environment, volumes: binds, initProcess: true)
         var body = createBody(service, hash: configHash(service), oneOff: true)
         body["WorkingDir"] = folder
         let containerName = "\(file.project)-\(name)-run-\(UUID().uuidString.prefix(8).lowercased())"
         let id = try await engine.createContainer(name: containerName, config: body)
         do {
             try await engine.start(id)
-            let status = try await engine.wait(id, timeout: timeout)
+            var status: Int?
+            do {
+                status = try await engine.wait(id, timeout: timeout ?? .seconds(86_400 * 7))
+            } catch let error as DockerError where error.isUnreachable && timeout != nil {
+                status = nil  // the wait timed out
+            }
             let logs = (try? await engine.logs(id, lines: 200)) ?? ""
             try await engine.remove(id)
             return (status, logs)
@@ -117,6 +122,12 @@ public struct ComposeProject: Sendable {
             try? await engine.remove(id)
             throw error
         }
+    }
+
+    /// The folders that are not inside another of them.
+    static func outermost(_ folders: [String]) -> [String] {
+        let unique = Array(Set(folders.map { URL(fileURLWithPath: $0).standardized.path })).sorted()
+        return unique.filter { folder in !unique.contains { $0 != folder && folder.hasPrefix($0 + "/") } }
     }
 
     static func logSuffix(_ logs: String) -> String {
@@ -143,7 +154,10 @@ public struct ComposeProject: Sendable {
         labels[Label.workingDirectory] = (file.path as NSString).deletingLastPathComponent
         labels[Label.configFiles] = file.path
         var hostConfig: [String: Any] = [
-            "Binds": service.volumes.map { "\($0.source):\($0.target)\($0.readOnly ? ":ro" : "")" },
+            // The same bind twice (two variables naming one folder) is one mount.
+            "Binds": service.volumes.map { "\($0.source):\($0.target)\($0.readOnly ? ":ro" : "")" }.reduce(into: [String]()) { binds, bind in
+                if !binds.contains(bind) { binds.append(bind) }
+            },
             "Init": service.initProcess,
         ]
         var body: [String: Any] = [
