@@ -193,3 +193,29 @@ struct ContainerStageTests {
         }
     }
 }
+
+@Suite(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+struct MonitoringComposeTests {
+    @Test func prometheusComesUpFromComposeMonitoringAndGoesDown() async throws {
+        let engine = try await TestEngine.engine()
+        let image = "localhost/orchestrate-test-prometheus:1"
+        try await RootFilesystemImage(programs: ["/usr/bin/prometheus"], folders: ["/tmp", "/prometheus"]).importInto(engine, repository: image)
+        let port = try freePort()
+        let file = Playground.root.appendingPathComponent("compose/monitoring.yml").path
+        let environment = ["DOCKER_HOST": try #require(TestEngine.host), "PROMETHEUS_IMAGE": image, "PROMETHEUS_PORT": String(port)]
+        let up = try await runCommand(Playground.orchestrate, ["compose", "up", file, "prometheus"], environment: environment)
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(up.stdout.contains("monitoring-prometheus-1: created") || up.stdout.contains("monitoring-prometheus-1: recreated"), "\(up.stdout)")
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", timeout: .seconds(1)))?.status == 200
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready, "Prometheus in its container reads monitoring/prometheus.yml and answers")
+        let again = try await runCommand(Playground.orchestrate, ["compose", "up", file, "prometheus"], environment: environment)
+        #expect(again.stdout.contains("monitoring-prometheus-1: unchanged"), "\(again.stdout)")
+        let down = try await runCommand(Playground.orchestrate, ["compose", "down", file], environment: environment)
+        #expect(down.status == 0, "\(down.stderr)")
+        #expect(try await engine.containers(labels: ["com.docker.compose.project": "monitoring"]).isEmpty)
+    }
+}

@@ -14,7 +14,7 @@ public struct OrchestrateCommand: AsyncParsableCommand {
         version: PipelineRunner.version,
         subcommands: [
             RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self, PromoteCommand.self,
-            HistoryCommand.self, ImageCommand.self,
+            HistoryCommand.self, ImageCommand.self, ComposeCommand.self,
         ]
     )
 
