@@ -80,6 +80,16 @@ struct DockerRolloutTests {
             #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
             let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2))
             #expect(answer.status == 200)
+
+            // A container that exits at start: the deploy fails with its log, before any traffic moves.
+            try write(read(playground.composePath).replacingOccurrences(of: "localhost/no-such-image:1", with: "localhost/orchestrate-test-recengine:1")
+                .replacingOccurrences(of: "--port, \"0\"", with: "--port, \"not-a-port\""), to: playground.folder + "/compose.yml")
+            let crashed = try await playground.run(RunOptions(force: true))
+            #expect(crashed.outcome == "failed")
+            #expect(crashed.failure?.contains("exited at start") == true && crashed.failure?.contains("not-a-port") == true, "\(crashed.failure ?? "")")
+            #expect(crashed.rollout?.steps.isEmpty != false, "no traffic step was taken")
+            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2)).status == 200)
         }
     }
 }

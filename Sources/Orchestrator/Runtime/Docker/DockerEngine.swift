@@ -136,6 +136,8 @@ public struct DockerEngine: Sendable {
         public var image: String
 
         public var isRunning: Bool { state == "running" }
+        /// Stopped after running (not merely created).
+        public var hasExited: Bool { state == "exited" || state == "dead" || state == "stopped" }
     }
 
     /// Containers, stopped ones too, carrying every one of `labels`.

@@ -79,7 +79,7 @@ public struct DockerRuntime: DeploymentRuntime {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             if let instance = await instance(of: color), instance.modelSHA256 == sha256 { return instance }
-            if let container = try? await project.container(of: color), !container.isRunning {
+            if let container = try? await project.container(of: color), container.hasExited {
                 throw OrchestratorError(.stageFailed, "the \(color) container exited at start\(ProcessRuntime.indented(await logTail(of: color)))")
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -145,7 +145,7 @@ public struct ContainerNginx: NginxHost {
             throw TrafficError("the load balancer container could not start: \(error)")
         }
         try await Task.sleep(for: .milliseconds(300))
-        if let container = try await project.container(of: "lb"), !container.isRunning {
+        if let container = try await project.container(of: "lb"), container.hasExited {
             let logs = (try? await runtime.engine.logs(container.id)) ?? ""
             throw TrafficError("the load balancer container exited at start:\(ProcessRuntime.indented(logs))", hint: "is port \(config.listenPort) free?")
         }

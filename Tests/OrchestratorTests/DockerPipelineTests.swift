@@ -1,0 +1,54 @@
+import Foundation
+import Orchestrator
+import Testing
+
+@Suite struct DockerPipelineTests {
+    static func pipeline(host: String, docker: Bool = true) -> String {
+        """
+        version: 1
+        name: unit
+        history: releases/history.jsonl
+        stages:
+          - name: ingest
+            uses: ingest
+            with: {source: raw.csv, format: ratings, output: data/ratings.csv}
+        deploy:
+          runtime: docker
+          model: models/m
+        \(docker ? "  docker: {host: \"\(host)\", compose: compose.yml}" : "")
+        """
+    }
+
+    @Test func anUnreachableEngineExits4BeforeAnyStage() async throws {
+        try await withTemporaryDirectory { folder in
+            try writeRatings(to: folder + "/raw.csv")
+            try write("services:\n  blue: {image: x}\n  green: {image: x}\n", to: folder + "/compose.yml")
+            try write(Self.pipeline(host: "unix://\(folder)/no-engine.sock"), to: folder + "/p.yml")
+            await #expect {
+                try await runPipeline(folder + "/p.yml")
+            } throws: { error in
+                let error = error as? OrchestratorError
+                return error?.code == .unreachable && error?.message.contains("the Docker engine at unix://\(folder)/no-engine.sock is unreachable") == true
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder + "/data/ratings.csv"), "no stage ran")
+            #expect(read(folder + "/releases/history.jsonl").contains("\"not_run\""))
+        }
+    }
+
+    @Test func theDockerRuntimeNeedsItsComposeFileAndAValidHost() async throws {
+        try await withTemporaryDirectory { folder in
+            try write(Self.pipeline(host: "", docker: false), to: folder + "/p.yml")
+            #expect {
+                try PipelineLoader().load(folder + "/p.yml")
+            } throws: { error in
+                "\(error)".contains("runtime: docker needs docker: {compose: FILE}")
+            }
+            try write(Self.pipeline(host: "http://engine:2375"), to: folder + "/p.yml")
+            #expect {
+                try PipelineLoader().load(folder + "/p.yml")
+            } throws: { error in
+                "\(error)".contains("must be unix:///PATH or tcp://HOST:PORT")
+            }
+        }
+    }
+}
