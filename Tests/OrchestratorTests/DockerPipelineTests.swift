@@ -51,4 +51,26 @@ import Testing
             }
         }
     }
+
+    @Test func theDryRunListsTheContainersItWouldCreate() async throws {
+        try await withTemporaryDirectory { folder in
+            try writeRatings(to: folder + "/raw.csv")
+            let compose = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("compose/recommender.yml").path
+            try write(
+                Self.pipeline(host: "unix://\(folder)/no-engine.sock").replacingOccurrences(of: "compose: compose.yml", with: "compose: \(compose)")
+                    + "\ntraffic:\n  nginx: {config: lb/recommender.conf, listen: 18080}\n", to: folder + "/p.yml")
+            let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(dryRun: true))
+            #expect(result.record == nil, "a dry run changes nothing, the engine is not asked")
+            let containers = result.plan.containers
+            #expect(containers.map(\.name) == ["unit-blue-1", "unit-lb-1"])
+            #expect(containers[0].image == "localhost/recengine:latest")
+            #expect(containers[0].binds.contains { $0.hasSuffix(":/model:ro") })
+            #expect(containers[0].labels["com.docker.compose.project"] == "unit")
+            #expect(containers[1].binds.contains("\(folder)/lb:\(folder)/lb"))
+            let text = result.plan.rendered()
+            #expect(text.contains("container unit-blue-1: image localhost/recengine:latest, network host"))
+            #expect(text.contains("command: recengine serve --model /model"))
+        }
+    }
 }
