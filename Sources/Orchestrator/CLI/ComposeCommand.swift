@@ -16,11 +16,19 @@ struct ComposeCommand: AsyncParsableCommand {
     struct Options: ParsableArguments {
         @Argument(help: "The compose file.") var file: String
         @Option(help: "The engine: unix:///PATH or tcp://HOST:PORT (default DOCKER_HOST, else /var/run/docker.sock).") var host: String?
+        @Option(name: [.short, .customLong("project-name")], help: "The project (default: the file's name:, e.g. a pipeline's deploy.service).")
+        var project: String?
 
-        func project() async throws -> ComposeProject {
-            let root = URL(fileURLWithPath: file).standardized.deletingLastPathComponent().deletingLastPathComponent().path
+        /// The project with its services read (`up`), or only its name (`down`, `ps`: the
+        /// variables a runtime fills in need not be set).
+        func project(servicesNeeded: Bool = true) async throws -> ComposeProject {
+            let path = URL(fileURLWithPath: file).standardized.path
+            let root = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().path
             let variables = ProcessInfo.processInfo.environment["PROJECT_ROOT"] == nil ? ["PROJECT_ROOT": root] : [:]
-            let compose = try ComposeFile.load(URL(fileURLWithPath: file).standardized.path, variables: variables)
+            let compose =
+                servicesNeeded
+                ? try ComposeFile.load(path, project: project, variables: variables)
+                : ComposeFile(path: path, project: try project ?? ComposeFile.projectName(of: path), services: [:], networks: [])
             do {
                 return ComposeProject(engine: try await DockerEngine.configured(host: host, certificates: nil).negotiated(), file: compose)
             } catch let error as DockerError {
@@ -52,7 +60,7 @@ struct ComposeCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            let project = try await options.project()
+            let project = try await options.project(servicesNeeded: false)
             try await project.down()
             print("removed the containers and networks of project \(project.file.project)")
         }
@@ -63,7 +71,7 @@ struct ComposeCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            let project = try await options.project()
+            let project = try await options.project(servicesNeeded: false)
             for container in try await project.engine.containers(labels: [ComposeProject.Label.project: project.file.project]) {
                 print("\(container.name)\t\(container.state)\t\(container.image)")
             }

@@ -15,14 +15,16 @@ struct ImageImportCommand: AsyncParsableCommand {
         discussion: """
             recengine: the built recengine (next to this orchestrate unless --binary), as \
             localhost/recengine:latest. nginx: this machine's nginx, as localhost/orchestrate-nginx:latest, \
-            for the load balancer container. Users with Docker can build the same images from the Dockerfile.
+            for the load balancer container. prometheus: this machine's Prometheus, as \
+            localhost/prometheus:latest, for compose/monitoring.yml. Users with Docker can build the first \
+            two from the Dockerfile.
             """)
 
     enum Kind: String, ExpressibleByArgument, CaseIterable {
-        case recengine, nginx
+        case recengine, nginx, prometheus
     }
 
-    @Argument(help: "recengine or nginx.") var kind: Kind
+    @Argument(help: "recengine, nginx or prometheus.") var kind: Kind
     @Option(help: "The image name (default localhost/recengine:latest or localhost/orchestrate-nginx:latest).") var tag: String?
     @Option(help: "The program to put in the image (default: recengine next to orchestrate; /usr/sbin/nginx).") var binary: String?
     @Option(help: "The engine: unix:///PATH or tcp://HOST:PORT (default DOCKER_HOST, else /var/run/docker.sock).") var host: String?
@@ -33,12 +35,16 @@ struct ImageImportCommand: AsyncParsableCommand {
         let image: RootFilesystemImage
         switch kind {
         case .recengine:
-            let program = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("recengine").path
+            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            let program = binary ?? executable.deletingLastPathComponent().appendingPathComponent("recengine").path
             image = .recengine(binary: program)
             repository = tag ?? "localhost/recengine:latest"
         case .nginx:
             image = .nginx(binary: binary)
             repository = tag ?? "localhost/orchestrate-nginx:latest"
+        case .prometheus:
+            image = RootFilesystemImage(programs: [binary ?? "/usr/bin/prometheus"], folders: ["/tmp", "/prometheus"])
+            repository = tag ?? "localhost/prometheus:latest"
         }
         do {
             try await image.importInto(engine, repository: repository)

@@ -85,7 +85,7 @@ struct StatusCommand: AsyncParsableCommand {
             let weights = split?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "no configuration"
             print("traffic: \(weights); nginx \(nginxRunning ? "running" : "not running")\(pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
             for color in colors {
-                let detail = color.instance.map { "pid \($0.pid ?? 0) at \($0.address), model \($0.modelVersion), \(color.health?.healthy == true ? "healthy" : "UNHEALTHY") (\(color.health?.detail ?? ""))" } ?? "not running"
+                let detail = color.instance.map { "\($0.pid.map { "pid \($0)" } ?? "container") at \($0.address), model \($0.modelVersion), \(color.health?.healthy == true ? "healthy" : "UNHEALTHY") (\(color.health?.detail ?? ""))" } ?? "not running"
                 print("  \(color.color.padding(toLength: 6, withPad: " ", startingAt: 0)) \(detail)")
             }
             print("rollout in progress: \(inProgress ?? "none")")

@@ -96,10 +96,13 @@ struct IngestStore {
         guard descriptor >= 0 else {
             throw RecEngineError(.fileSystem, "cannot create the store's lock file: \(String(cString: strerror(errno)))", location: folder)
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            close(descriptor)
-            throw RecEngineError(.invalidArgument, "another ingest is writing this store", location: folder, hint: "wait for it to finish")
+        // A few seconds of patience: a child forked elsewhere in this process holds a copy of a
+        // just-closed lock until it execs.
+        for _ in 0..<50 {
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return descriptor }
+            usleep(100_000)
         }
-        return descriptor
+        close(descriptor)
+        throw RecEngineError(.invalidArgument, "another ingest is writing this store", location: folder, hint: "wait for it to finish")
     }
 }

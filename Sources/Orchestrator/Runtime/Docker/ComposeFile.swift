@@ -94,6 +94,17 @@ public struct ComposeFile: Sendable, Equatable {
         return file
     }
 
+    /// The project a compose file names (`name:`, else its folder's name), read without
+    /// substituting variables: enough to list or remove what the project runs.
+    public static func projectName(of path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw OrchestratorError(.invalidInput, "\(path): cannot read the compose file")
+        }
+        let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self))
+        if case .mapping(let map)? = root, let name = map["name"]?.scalar?.string, !name.contains("$") { return name }
+        return ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent
+    }
+
     private static func anyKey(_ node: Node) -> [String] {
         guard case .mapping(let mapping) = node else { return [] }
         return mapping.compactMap { $0.key.scalar?.string }

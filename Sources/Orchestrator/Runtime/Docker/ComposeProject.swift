@@ -89,8 +89,8 @@ public struct ComposeProject: Sendable {
         for container in try await engine.containers(labels: [Label.project: file.project]) {
             try await engine.remove(container.id)
         }
-        for network in ["default"] + file.networks {
-            try await engine.removeNetwork(networkName(network))
+        for network in try await engine.networks(labels: [Label.project: file.project]) {
+            try await engine.removeNetwork(network)
         }
     }
 
@@ -100,9 +100,10 @@ public struct ComposeProject: Sendable {
     public func runOnce(
         image: String, command: [String], folder: String, mounts: [String] = [], environment: [String: String], name: String, timeout: Duration?
     ) async throws -> (status: Int?, logs: String) {
-        try await engine.ensureNetwork(networkName("default"), labels: [Label.project: file.project, Label.network: "default"])
         let binds = Self.outermost([folder] + mounts).map { ComposeFile.Bind(source: $0, target: $0, readOnly: false) }
-        let service = ComposeFile.Service(name: name, image: image, command: command, environment: environment, volumes: binds, initProcess: true)
+        // The engine's default bridge: a stage needs no service of the project, and leaves no network behind.
+        var service = ComposeFile.Service(name: name, image: image, command: command, environment: environment, volumes: binds, initProcess: true)
+        service.networkMode = "bridge"
         var body = createBody(service, hash: configHash(service), oneOff: true)
         body["WorkingDir"] = folder
         let containerName = "\(file.project)-\(name)-run-\(UUID().uuidString.prefix(8).lowercased())"
@@ -184,8 +185,8 @@ public struct ComposeProject: Sendable {
         }
         if let check = service.healthcheck, !check.test.isEmpty {
             var health: [String: Any] = ["Test": check.test]
-            if let interval = check.interval.flatMap { PipelineDuration($0) } { health["Interval"] = Int(interval.milliseconds) * 1_000_000 }
-            if let timeout = check.timeout.flatMap { PipelineDuration($0) } { health["Timeout"] = Int(timeout.milliseconds) * 1_000_000 }
+            if let interval = check.interval.flatMap({ PipelineDuration($0) }) { health["Interval"] = Int(interval.milliseconds) * 1_000_000 }
+            if let timeout = check.timeout.flatMap({ PipelineDuration($0) }) { health["Timeout"] = Int(timeout.milliseconds) * 1_000_000 }
             if let retries = check.retries { health["Retries"] = retries }
             body["Healthcheck"] = health
         }

@@ -240,6 +240,15 @@ public struct DockerEngine: Sendable {
         try await call("POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true], operation: "creating network \(name)")
     }
 
+    /// The names of the networks carrying every one of `labels`.
+    public func networks(labels: [String: String]) async throws -> [String] {
+        let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
+        let filterText = String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
+        let data = try await call("GET", "/networks", query: ["filters": filterText], operation: "listing networks")
+        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        return list.compactMap { $0["Name"] as? String }
+    }
+
     public func removeNetwork(_ name: String) async throws {
         do {
             try await call("DELETE", "/networks/\(name)", operation: "removing network \(name)")
