@@ -114,6 +114,16 @@ final class Playground: @unchecked Sendable {
         try text.write(toFile: folder + "/ratings.csv", atomically: true, encoding: .utf8)
     }
 
+    /// A gate no release can pass: each colour exports one model-info series.
+    static let impossibleGate = """
+                - name: impossible
+                  query: sum(recengine_model_info{color="{{color}}"})
+                  max: 0.5
+                  initialDelay: 3s
+                  interval: 1s
+                  onNoData: inconclusive
+            """
+
     /// A pipeline over the generated ratings; `gate` is the PromQL gate list.
     func writePipeline(gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]", prometheusPort: Int? = nil) throws {
         let errorRate = """

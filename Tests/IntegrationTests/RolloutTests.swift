@@ -53,15 +53,7 @@ import Traffic
             try playground.writePipeline()
             let first = try await playground.run()
             let live = try #require(first.deployment?.color)
-            try playground.writePipeline(
-                gates: """
-                        - name: impossible
-                          query: sum(recengine_model_info{color="{{color}}"})
-                          max: 0.5
-                          initialDelay: 3s
-                          interval: 1s
-                          onNoData: inconclusive
-                    """)
+            try playground.writePipeline(gates: Playground.impossibleGate)
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
             #expect(second.outcome == "rolled_back")
             #expect(second.rollout?.steps.count == 1)

@@ -149,13 +149,7 @@ final class KafkaConsumer {
     /// unknown. All topics are listed: asking for one by name lets a broker that auto-creates
     /// topics create it.
     func partitions(of topic: String, timeout: Duration) throws -> [Int32] {
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let error = rd_kafka_metadata(handle, 1, nil, &metadata, Int32(timeout.milliseconds))
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-            throw RecEngineError(
-                .unavailable, "cannot reach the Kafka brokers \(brokers): \(String(cString: rd_kafka_err2str(error)))",
-                location: "kafka://\(brokers)/\(topic)", hint: "check the broker list and that the brokers are up; nothing was consumed")
-        }
+        let metadata = try allTopics(timeout: timeout)
         defer { rd_kafka_metadata_destroy(metadata) }
         let topics = (0..<Int(metadata.pointee.topic_cnt)).map { metadata.pointee.topics[$0] }
         guard let entry = topics.first(where: { String(cString: $0.topic) == topic }), entry.partition_cnt > 0 else {
@@ -172,14 +166,19 @@ final class KafkaConsumer {
 
     /// Throws `.unavailable` when no broker answers a metadata request.
     func checkBrokers(timeout: Duration) throws {
+        rd_kafka_metadata_destroy(try allTopics(timeout: timeout))
+    }
+
+    /// The metadata of every topic (the caller destroys it); throws `.unavailable` when no broker answers.
+    private func allTopics(timeout: Duration) throws -> UnsafePointer<rd_kafka_metadata> {
         var metadata: UnsafePointer<rd_kafka_metadata>?
         let error = rd_kafka_metadata(handle, 1, nil, &metadata, Int32(timeout.milliseconds))
-        if let metadata { rd_kafka_metadata_destroy(metadata) }
-        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
             throw RecEngineError(
                 .unavailable, "cannot reach the Kafka brokers \(brokers): \(String(cString: rd_kafka_err2str(error)))",
-                location: "kafka://\(brokers)", hint: "check the broker list and that the brokers are up")
+                location: "kafka://\(brokers)", hint: "check the broker list and that the brokers are up; nothing was consumed")
         }
+        return metadata
     }
 
     /// The group's committed offsets; partitions without one are left out.

@@ -142,9 +142,7 @@ public struct DockerEngine: Sendable {
 
     /// Containers, stopped ones too, carrying every one of `labels`.
     public func containers(labels: [String: String]) async throws -> [ContainerSummary] {
-        let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
-        let filterText = String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
-        let data = try await call("GET", "/containers/json", query: ["all": "true", "filters": filterText], operation: "listing containers")
+        let data = try await call("GET", "/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)], operation: "listing containers")
         let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
         return list.map { entry in
             let names = entry["Names"] as? [String] ?? []
@@ -152,6 +150,12 @@ public struct DockerEngine: Sendable {
                 id: entry["Id"] as? String ?? "", name: (names.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
                 state: entry["State"] as? String ?? "", labels: entry["Labels"] as? [String: String] ?? [:], image: entry["Image"] as? String ?? "")
         }
+    }
+
+    /// The `filters` query value that selects objects carrying every one of `labels`.
+    static func labelFilter(_ labels: [String: String]) throws -> String {
+        let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
+        return String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
     }
 
     /// Creates a container from an Engine API create body; returns its id.
@@ -242,9 +246,7 @@ public struct DockerEngine: Sendable {
 
     /// The names of the networks carrying every one of `labels`.
     public func networks(labels: [String: String]) async throws -> [String] {
-        let filters = ["label": labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }]
-        let filterText = String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
-        let data = try await call("GET", "/networks", query: ["filters": filterText], operation: "listing networks")
+        let data = try await call("GET", "/networks", query: ["filters": try Self.labelFilter(labels)], operation: "listing networks")
         let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
         return list.compactMap { $0["Name"] as? String }
     }
