@@ -78,6 +78,13 @@ public struct NginxController: Sendable {
         await host.stop(config: config)
     }
 
+    /// The last lines nginx logged (a port it could not bind, say), indented for an error message.
+    func errorLogTail(lines: Int = 4) -> String {
+        guard let text = try? String(contentsOfFile: config.errorLog, encoding: .utf8) else { return "" }
+        let tail = text.split(separator: "\n").suffix(lines)
+        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.map { "    \($0)" }.joined(separator: "\n")
+    }
+
     func currentGeneration() -> Int {
         guard let text = try? String(contentsOfFile: configPath, encoding: .utf8),
             let range = text.range(of: #"return 200 "(\d+)""#, options: .regularExpression)
@@ -99,7 +106,9 @@ public struct NginxController: Sendable {
             }
             try await Task.sleep(for: .milliseconds(25))
         }
-        throw TrafficError("nginx did not take the new configuration within 10 s (it answers generation \(last), expected \(generation))", hint: "see \(config.errorLog)")
+        throw TrafficError(
+            "nginx did not take the new configuration within 10 s (it answers generation \(last), expected \(generation))\(errorLogTail())",
+            hint: "see \(config.errorLog)")
     }
 
 }

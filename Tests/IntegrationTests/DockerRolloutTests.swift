@@ -84,4 +84,27 @@ struct DockerRolloutTests {
             #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2)).status == 200)
         }
     }
+
+    @Test func aTakenLoadBalancerPortFailsTheReleaseWithNginxsWords() async throws {
+        try await Self.images.value
+        try await Playground.with(dockerHost: TestEngine.host) { playground in
+            try playground.writePipeline()
+            // Something else listens on the load balancer's port.
+            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(listener) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(playground.nginxPort).bigEndian)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            try #require(bound && listen(listener, 8) == 0)
+            let record = try await playground.run()
+            #expect(record.outcome != "succeeded")
+            #expect(record.failure?.contains("Address already in use") == true, "nginx's own words: \(record.failure ?? "")")
+            let target = try #require(record.rollout?.target)
+            #expect(await playground.runtime.instance(of: target) == nil, "nothing was live: the new colour is stopped")
+        }
+    }
 }
