@@ -102,6 +102,15 @@ struct DockerEngineTests {
                 }
                 #expect(answer?.body == "hello\n", "the bind-mounted folder is served on the mapped port")
 
+                // The engine's event stream tells of what up did, filtered by the compose labels.
+                let seen = EventLog()
+                let now = Int(Date().timeIntervalSince1970)
+                try await engine.events(labels: ["com.docker.compose.project": project], since: now - 60, until: now + 1) { event in
+                    seen.append(event)
+                    return true
+                }
+                #expect(seen.events.contains { $0.type == "container" && $0.action == "start" && $0.attributes["com.docker.compose.service"] == "web" })
+
                 // Unchanged: left running.
                 #expect(try await project1.up() == ["web": .unchanged, "worker": .unchanged])
                 #expect(try await project1.container(of: "web")?.id == web.id)
@@ -218,4 +227,10 @@ struct MonitoringComposeTests {
         #expect(down.status == 0, "\(down.stderr)")
         #expect(try await engine.containers(labels: ["com.docker.compose.project": "monitoring"]).isEmpty)
     }
+}
+
+final class EventLog: @unchecked Sendable {
+    // Appended from the client's transfer only, read after it ended.
+    private(set) var events: [DockerEngine.Event] = []
+    func append(_ event: DockerEngine.Event) { events.append(event) }
 }

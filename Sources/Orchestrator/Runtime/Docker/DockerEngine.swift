@@ -233,6 +233,47 @@ public struct DockerEngine: Sendable {
         return result["ExitCode"] as? Int ?? -1
     }
 
+    /// One event of `GET /events`.
+    public struct Event: Sendable, Equatable {
+        public var type: String
+        public var action: String
+        public var id: String
+        public var attributes: [String: String]
+    }
+
+    /// Streams the engine's events about objects carrying `labels`, from `since` until `until`
+    /// (both Unix seconds; the engine ends the stream at `until`), handing each to `handle` as it
+    /// arrives; `handle` returning false ends the stream early.
+    public func events(
+        labels: [String: String], since: Int, until: Int, handle: @escaping @Sendable (Event) -> Bool
+    ) async throws {
+        let url = baseURL + "/v\(version)/events?" + [
+            "filters=\(HTTPClient.encodeQueryValue(try Self.labelFilter(labels)))", "since=\(since)", "until=\(until)",
+        ].joined(separator: "&")
+        let buffer = LineBuffer()
+        let timeout = Duration.seconds(Int64(max(1, until - Int(Date().timeIntervalSince1970)) + 30))
+        do {
+            let response = try await HTTPClient.send(.init(url: url, timeout: timeout, unixSocket: socket, tls: tls)) { chunk in
+                for line in buffer.append(chunk) {
+                    guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { continue }
+                    let actor = object["Actor"] as? [String: Any] ?? [:]
+                    let event = Event(
+                        type: object["Type"] as? String ?? "", action: object["Action"] as? String ?? object["status"] as? String ?? "",
+                        id: actor["ID"] as? String ?? object["id"] as? String ?? "", attributes: actor["Attributes"] as? [String: String] ?? [:])
+                    if !handle(event) { return false }
+                }
+                return true
+            }
+            guard response.status < 400 else {
+                throw DockerError(status: response.status, operation: "reading events", message: String(decoding: response.body.prefix(300), as: UTF8.self))
+            }
+        } catch let error as DockerError {
+            throw error
+        } catch {
+            throw DockerError(status: 0, operation: "reading events", message: "\(host): \(error)")
+        }
+    }
+
     // MARK: Networks and images
 
     /// Creates the network unless it exists.
@@ -272,5 +313,21 @@ public struct DockerEngine: Sendable {
         try await call(
             "POST", "/images/create", query: ["fromSrc": "-", "repo": repository], body: .file(tarball), contentType: "application/x-tar",
             timeout: .seconds(600), operation: "importing \(tarball) as \(repository)")
+    }
+}
+
+/// Splits a stream of bytes into newline-terminated lines (the events stream is JSON lines).
+private final class LineBuffer: @unchecked Sendable {
+    // Used from libcurl's write callback only, one transfer at a time.
+    private var pending = Data()
+
+    func append(_ chunk: Data) -> [Data] {
+        pending.append(chunk)
+        var lines: [Data] = []
+        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            lines.append(pending[pending.startIndex..<newline])
+            pending = Data(pending[pending.index(after: newline)...])
+        }
+        return lines
     }
 }
