@@ -153,7 +153,40 @@ import TestSupport
         }
     }
 
-    @Test func aBrokerGoneDuringARunCommitsWhatWasReadAndTheNextRunGoesOn() async throws {
+    @Test func aBrokerThatGoesAwayWhileARequestToItIsInFlight() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try KafkaMockCluster(brokers: 3)
+            cluster.createTopic("movielog2", partitions: 3)
+            for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
+            cluster.setGroupCoordinator(group: "mid-run", broker: 1)
+            let ratings = Self.ratings()
+            let lines = MovieLogGenerator(malformedShare: 0.05, seed: 12).lines(for: ratings)
+            try cluster.produce(lines, topic: "movielog2", partitions: 3)
+            // Broker 2, leader of partition 1, answers slowly and goes away while the run waits for it.
+            cluster.setRoundTrip(broker: 2, milliseconds: 2500)
+            var ingest = MovieLogIngest(
+                source: .kafka(brokers: cluster.address(of: 1), topic: "movielog2"), store: folder + "/store", output: folder + "/ratings.csv",
+                watches: folder + "/watches.csv", group: "mid-run", maxDuration: .seconds(30))
+            ingest.brokerTimeout = .seconds(3)
+            let run = Task.detached { try ingest.run() }
+            try await Task.sleep(for: .milliseconds(1200))
+            cluster.setBroker(2, up: false)
+            let partial = try await run.value
+            let onPartition1 = lines.indices.filter { $0 % 3 == 1 }.count
+            #expect(partial.interruption?.contains("partitions 1 of movielog2") == true, "\(partial.interruption ?? "no interruption")")
+            #expect(partial.lines == lines.count - onPartition1, "partitions 0 and 2 were read and committed")
+
+            cluster.setRoundTrip(broker: 2, milliseconds: 0)
+            cluster.setBroker(2, up: true)
+            let rest = try ingest.run()
+            #expect(rest.lines == onPartition1)
+            let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
+            #expect(Self.table(written) == Self.table(ratings))
+            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+        }
+    }
+
+    @Test func aPartitionLeaderThatIsDownLeavesItsPartitionForTheNextRun() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 3)
             cluster.createTopic("movielog2", partitions: 3)

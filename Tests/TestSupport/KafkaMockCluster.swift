@@ -57,6 +57,21 @@ public final class KafkaMockCluster: @unchecked Sendable {
         }
     }
 
+    /// Delays every answer of `broker` by `milliseconds`.
+    public func setRoundTrip(broker: Int, milliseconds: Int) {
+        rd_kafka_mock_broker_set_rtt(cluster, Int32(broker), Int32(milliseconds))
+    }
+
+    /// Makes `broker` the coordinator of a consumer group.
+    public func setGroupCoordinator(group: String, broker: Int) {
+        rd_kafka_mock_coordinator_set(cluster, "group", group, Int32(broker))
+    }
+
+    /// The address of one broker (the bootstrap list is in broker order).
+    public func address(of broker: Int) -> String {
+        String(bootstraps.split(separator: ",")[broker - 1])
+    }
+
     /// Produces each line as one message, round-robin over the partitions, and waits for delivery.
     public func produce(_ lines: [String], topic: String, partitions: Int) throws {
         guard let handle = rd_kafka_topic_new(producer, topic, nil) else { throw ChildProcessError(message: "cannot open topic \(topic)") }
