@@ -94,7 +94,7 @@ let package = Package(
         // Helpers shared by the test targets: temporary folders, child processes.
         .target(
             name: "TestSupport",
-            dependencies: ["CRdKafka", .product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: ["CRdKafka", "RecEngine", .product(name: "Subprocess", package: "swift-subprocess")],
             path: "Tests/TestSupport"
         ),
         .testTarget(

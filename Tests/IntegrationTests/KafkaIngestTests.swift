@@ -6,35 +6,6 @@ import TestSupport
 /// The ingest against Kafka brokers: librdkafka's mock cluster, which speaks the Kafka protocol
 /// over TCP on loopback (no broker to install), filled by a real producer.
 @Suite struct KafkaIngestTests {
-    static func ratings() -> Ratings {
-        var generator = SeededGenerator(seed: 11)
-        var ratings = Ratings()
-        for user in 1...30 {
-            var chosen = Set<Int>()
-            while chosen.count < 5 { chosen.insert(generator.nextIndex(below: 25)) }
-            for movie in chosen.sorted() {
-                ratings.append(user: String(user * 7), item: "film+\(movie)", rating: Float(1 + generator.nextIndex(below: 5)))
-            }
-        }
-        return ratings
-    }
-
-    static func table(_ ratings: Ratings) -> [String: Float] {
-        var table: [String: Float] = [:]
-        for row in 0..<ratings.count {
-            table["\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])])"] = ratings.values[row]
-        }
-        return table
-    }
-
-    static func watchLines(_ path: String) -> Int {
-        read(path).split(separator: "\n").count - 1
-    }
-
-    static func validWatches(_ lines: [String]) -> Int {
-        lines.filter { if case .success(.watch) = MovieLogLine.parse($0[...]) { true } else { false } }.count
-    }
-
     func ingest(_ cluster: KafkaMockCluster, topic: String, folder: String, mode: IngestMode = .stream, group: String = "tests") -> MovieLogIngest {
         var ingest = MovieLogIngest(
             source: .kafka(brokers: cluster.bootstraps, topic: topic), store: folder + "/store", output: folder + "/ratings.csv",
@@ -47,7 +18,7 @@ import TestSupport
         try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 1)
             cluster.createTopic("movielog2", partitions: 3)
-            let ratings = Self.ratings()
+            let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
             let lines = MovieLogGenerator(malformedShare: 0.05, seed: 3).lines(for: ratings)
             let cut = lines.count * 2 / 3
             try cluster.produce(Array(lines[..<cut]), topic: "movielog2", partitions: 3)
@@ -64,9 +35,9 @@ import TestSupport
             #expect(third.lines == 0)
 
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-            #expect(Self.table(written) == Self.table(ratings))
+            #expect(ratingTable(written) == ratingTable(ratings))
             #expect(first.ratingsNew + second.ratingsNew == ratings.count)
-            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+            #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
             #expect(first.rejected + second.rejected > 0)
 
             // The consumer group's offsets follow the store's: a new store in the same group starts there.
@@ -81,7 +52,7 @@ import TestSupport
         try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 1)
             cluster.createTopic("movielog2", partitions: 2)
-            let ratings = Self.ratings()
+            let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
             let lines = MovieLogGenerator(malformedShare: 0.05, seed: 8).lines(for: ratings)
             try cluster.produce(lines, topic: "movielog2", partitions: 2)
             let arguments = [
@@ -99,8 +70,8 @@ import TestSupport
             #expect(again.stdout.contains("read 0 lines"), "\(again.stdout)")
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
             #expect(written.count == ratings.count)
-            #expect(Self.table(written) == Self.table(ratings))
-            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+            #expect(ratingTable(written) == ratingTable(ratings))
+            #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
         }
     }
 
@@ -159,7 +130,7 @@ import TestSupport
             cluster.createTopic("movielog2", partitions: 3)
             for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
             cluster.setGroupCoordinator(group: "mid-run", broker: 1)
-            let ratings = Self.ratings()
+            let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
             let lines = MovieLogGenerator(malformedShare: 0.05, seed: 12).lines(for: ratings)
             try cluster.produce(lines, topic: "movielog2", partitions: 3)
             // Broker 2, leader of partition 1, answers slowly and goes away while the run waits for it.
@@ -181,8 +152,8 @@ import TestSupport
             let rest = try ingest.run()
             #expect(rest.lines == onPartition1)
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-            #expect(Self.table(written) == Self.table(ratings))
-            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+            #expect(ratingTable(written) == ratingTable(ratings))
+            #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
         }
     }
 
@@ -191,7 +162,7 @@ import TestSupport
             let cluster = try KafkaMockCluster(brokers: 3)
             cluster.createTopic("movielog2", partitions: 3)
             for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
-            let ratings = Self.ratings()
+            let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
             let lines = MovieLogGenerator(malformedShare: 0.05, seed: 6).lines(for: ratings)
             try cluster.produce(lines, topic: "movielog2", partitions: 3)
 
@@ -207,8 +178,8 @@ import TestSupport
             #expect(rest.interruption == nil)
             #expect(partial.lines + rest.lines == lines.count, "nothing lost, nothing read twice")
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-            #expect(Self.table(written) == Self.table(ratings))
-            #expect(Self.watchLines(folder + "/watches.csv") == Self.validWatches(lines))
+            #expect(ratingTable(written) == ratingTable(ratings))
+            #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
         }
     }
 }

@@ -73,4 +73,13 @@ import Testing
             #expect(text.contains("command: recengine serve --model /model"))
         }
     }
+
+    @Test func theApiVersionIsTheOlderOfTheEnginesAndOurs() {
+        #expect(DockerEngine.clientVersion == "1.41")
+        #expect(DockerEngine.negotiatedVersion(engine: "1.40") == "1.40")
+        #expect(DockerEngine.negotiatedVersion(engine: "1.24") == "1.24")
+        #expect(DockerEngine.negotiatedVersion(engine: "1.41") == "1.41")
+        #expect(DockerEngine.negotiatedVersion(engine: "1.45") == "1.41")
+        #expect(DockerEngine.negotiatedVersion(engine: "2.0") == "1.41")
+    }
 }

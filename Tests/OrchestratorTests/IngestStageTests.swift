@@ -6,17 +6,7 @@ import Testing
 @Suite struct IngestStageTests {
     /// Movie log lines for numeric users rating movie slugs; `rating` fixes every rating when given.
     static func logLines(users: Range<Int>, malformedShare: Double = 0, rating: Int? = nil, seed: UInt64 = 1) -> [String] {
-        var generator = SeededGenerator(seed: seed)
-        var ratings = Ratings()
-        for user in users {
-            var chosen = Set<Int>()
-            while chosen.count < 10 { chosen.insert(generator.nextIndex(below: 30)) }
-            for movie in chosen.sorted() {
-                let value = rating ?? min(5, max(1, 3 + (user % 3) - (movie % 3) + generator.nextIndex(below: 2)))
-                ratings.append(user: String(user), item: "film+\(movie)", rating: Float(value))
-            }
-        }
-        return MovieLogGenerator(malformedShare: malformedShare, seed: seed).lines(for: ratings)
+        MovieLogGenerator(malformedShare: malformedShare, seed: seed).lines(for: movieLogRatings(users: users, rating: rating, seed: seed))
     }
 
     static let pipeline = """

@@ -2,47 +2,6 @@ import Foundation
 import RecEngine
 import Testing
 
-/// Ratings whose ids look like the movie log's: numeric users, movie slugs.
-func logRatings(users: Int = 40, movies: Int = 30, perUser: Int = 6, seed: UInt64 = 3) -> Ratings {
-    var generator = SeededGenerator(seed: seed)
-    var ratings = Ratings()
-    for user in 1...users {
-        var chosen = Set<Int>()
-        while chosen.count < perUser { chosen.insert(generator.nextIndex(below: movies)) }
-        for movie in chosen.sorted() {
-            ratings.append(user: String(user * 17), item: "movie+\(movie)+19\(50 + movie)", rating: Float(1 + generator.nextIndex(below: 5)))
-        }
-    }
-    return ratings
-}
-
-/// The (user, movie) -> rating table of a ratings file, to compare what was ingested.
-func table(_ ratings: Ratings) -> [String: Float] {
-    var table: [String: Float] = [:]
-    for row in 0..<ratings.count {
-        table["\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])])"] = ratings.values[row]
-    }
-    return table
-}
-
-/// What a correct ingest of `lines` must find: valid watches, and rejects per reason.
-func expectedCounts(_ lines: [String]) -> (watches: Int, rejected: [String: Int]) {
-    var watches = 0
-    var rejected: [String: Int] = [:]
-    for line in lines {
-        switch MovieLogLine.parse(line[...]) {
-        case .success(.watch): watches += 1
-        case .failure(let reason): rejected[reason.rawValue, default: 0] += 1
-        default: break
-        }
-    }
-    return (watches, rejected)
-}
-
-func lineCount(_ path: String) -> Int {
-    read(path).split(separator: "\n", omittingEmptySubsequences: false).count - 1
-}
-
 var recengineBinary: String {
     ProcessInfo.processInfo.environment["RECENGINE_BIN"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -52,7 +11,7 @@ var recengineBinary: String {
 @Suite struct MovieLogIngestTests {
     @Test func readsAGrowingFileOnceAndEveryRatingExactly() async throws {
         try await withTemporaryDirectory { folder in
-            let ratings = logRatings()
+            let ratings = movieLogRatings(users: 1..<41, perUser: 6, seed: 3)
             let lines = MovieLogGenerator(malformedShare: 0.08, seed: 5).lines(for: ratings)
             let cut = lines.count * 6 / 10
             try write(lines[..<cut].joined(separator: "\n") + "\n", to: folder + "/log/movielog.log")
@@ -83,9 +42,9 @@ var recengineBinary: String {
             #expect(reports.map(\.ratingsNew).reduce(0, +) == ratings.count)
             #expect(reports.map(\.ratingsUpdated).reduce(0, +) == 0)
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-            #expect(table(written) == table(ratings))
+            #expect(ratingTable(written) == ratingTable(ratings))
             let expected = expectedCounts(lines)
-            #expect(lineCount(folder + "/watches.csv") == expected.watches + 1)
+            #expect(dataRowCount(folder + "/watches.csv") == expected.watches)
             var rejected: [String: Int] = [:]
             for report in reports { rejected.merge(report.rejectedByReason, uniquingKeysWith: +) }
             #expect(rejected == expected.rejected)
@@ -121,9 +80,29 @@ var recengineBinary: String {
             #expect(report.ratingsNew == 3)
             #expect(report.ratingsUpdated == 1, "the later 5 replaces the 2; the older 1 does not replace the 4")
             #expect(report.positions[folder + "/log/part-2.log.gz"] != nil)
-            let written = table(try RatingsFile.load(path: folder + "/ratings.csv").ratings)
+            let written = ratingTable(try RatingsFile.load(path: folder + "/ratings.csv").ratings)
             #expect(written == ["17,up+2009": 5, "34,heat+1995": 4, "51,alien+1979": 3])
             #expect(report.unknownUsersShare == 0, "a first run has no reference")
+
+            // A gzip file cut short (still being written) is read up to its last complete line; a
+            // damaged one stops the run before anything of it is committed.
+            let gzipped = try #require(FileManager.default.contents(atPath: folder + "/log/part-2.log.gz"))
+            try FileManager.default.createDirectory(atPath: folder + "/partial", withIntermediateDirectories: true)
+            try gzipped.prefix(gzipped.count - 10).write(to: URL(fileURLWithPath: folder + "/partial/part-9.log.gz"))
+            let partial = try MovieLogIngest(source: .files(folder + "/partial"), store: folder + "/partial-store", output: folder + "/partial.csv").run()
+            #expect(partial.notes.contains { $0.contains("the gzip stream is not finished") }, "\(partial.notes)")
+            #expect(partial.rejected == 0, "the cut line is not rejected: it is left for the next run")
+            #expect(partial.lines == 2)
+            var damaged = gzipped
+            for index in 12..<damaged.count - 12 { damaged[index] ^= 0x5a }
+            try FileManager.default.createDirectory(atPath: folder + "/damaged", withIntermediateDirectories: true)
+            try damaged.write(to: URL(fileURLWithPath: folder + "/damaged/part-9.log.gz"))
+            #expect {
+                try MovieLogIngest(source: .files(folder + "/damaged"), store: folder + "/damaged-store", output: folder + "/damaged.csv").run()
+            } throws: { error in
+                "\(error)".contains("the gzip data is damaged after offset") && "\(error)".contains("nothing of this run was committed")
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder + "/damaged-store/state.json"))
 
             // A later batch of a known user and a new one.
             try write("2022-03-20T07:00:00,17,GET /rate/heat+1995=4\n2022-03-20T07:00:01,68,GET /rate/up+2009=4\n", to: folder + "/log/part-3.log")
@@ -137,7 +116,7 @@ var recengineBinary: String {
     @Test func aKillAtEitherCommitBoundaryNeitherLosesNorDuplicates() async throws {
         for fault in ["ingest-kill-before-commit", "ingest-kill-after-commit"] {
             try await withTemporaryDirectory { folder in
-                let ratings = logRatings(seed: 9)
+                let ratings = movieLogRatings(users: 1..<41, perUser: 6, seed: 9)
                 let lines = MovieLogGenerator(malformedShare: 0.05, seed: 2).lines(for: ratings)
                 let cut = lines.count / 2
                 try write(lines[..<cut].joined(separator: "\n") + "\n", to: folder + "/log/a.log")
@@ -155,16 +134,16 @@ var recengineBinary: String {
                 // Killed before the commit, the rerun reads b.log again; after it, nothing is left.
                 #expect(report.lines == (fault == "ingest-kill-before-commit" ? lines.count - cut : 0))
                 let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-                #expect(table(written) == table(ratings))
+                #expect(ratingTable(written) == ratingTable(ratings))
                 #expect(written.count == ratings.count)
-                #expect(lineCount(folder + "/watches.csv") == expectedCounts(lines).watches + 1, "no watch lost or read twice (\(fault))")
+                #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches, "no watch lost or read twice (\(fault))")
             }
         }
     }
 
     @Test func historicalRebuildsAndAShrunkFileIsAnError() async throws {
         try await withTemporaryDirectory { folder in
-            let lines = MovieLogGenerator(malformedShare: 0, seed: 4).lines(for: logRatings(users: 10))
+            let lines = MovieLogGenerator(malformedShare: 0, seed: 4).lines(for: movieLogRatings(users: 1..<11, perUser: 6))
             try write(lines.joined(separator: "\n") + "\n", to: folder + "/movielog.log")
             func ingest(_ mode: IngestMode) throws -> IngestReport {
                 try MovieLogIngest(source: .files(folder + "/movielog.log"), store: folder + "/store", output: folder + "/ratings.csv", mode: mode).run()

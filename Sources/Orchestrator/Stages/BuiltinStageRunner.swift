@@ -12,9 +12,12 @@ enum BuiltinStageRunner {
     /// Runs one built-in. `baselineShares` are the rating shares of the last promoted release's
     /// ingest, the reference for the ingest's distribution shift.
     static func run(_ kind: BuiltinStage, _ parameters: [String: ParameterValue], baselineShares: [Double]? = nil) throws -> Outcome {
-        func path(_ name: String) -> String {
+        func optionalPath(_ name: String) -> String? {
             if case .string(let value)? = parameters[name] { return value }
-            return ""
+            return nil
+        }
+        func path(_ name: String) -> String {
+            optionalPath(name) ?? ""
         }
         func integer(_ name: String) -> Int {
             if case .integer(let value)? = parameters[name] { return value }
@@ -26,10 +29,6 @@ enum BuiltinStageRunner {
             case .integer(let value)?: return Double(value)
             default: return 0
             }
-        }
-        func optionalPath(_ name: String) -> String? {
-            if case .string(let value)? = parameters[name] { return value }
-            return nil
         }
         switch kind {
         case .ingest where path("format") == "movielog":
@@ -61,8 +60,7 @@ enum BuiltinStageRunner {
             let svd = SVDParameters(
                 factors: integer("factors"), epochs: integer("epochs"), learningRate: number("lr"), regularization: number("reg"),
                 initStd: number("initStd"), seed: UInt64(integer("seed")))
-            let version: String? = if case .string(let value)? = parameters["version"] { value } else { nil }
-            let model = try RecommenderModel.train(on: file, parameters: svd, version: version)
+            let model = try RecommenderModel.train(on: file, parameters: svd, version: optionalPath("version"))
             let manifest = try ModelDirectory.save(model, to: path("model"))
             return Outcome(metrics: [
                 "train_rmse": manifest.metrics.trainRMSE, "train_mae": manifest.metrics.trainMAE,

@@ -152,7 +152,7 @@ extension PipelineRunner {
                     attempt += 1
                     result.attempts = attempt
                     do {
-                        result.metrics = try await execute(stage, releaseID: releaseID, record: &result)
+                        result.metrics = try await execute(stage, releaseID: releaseID, records: records, record: &result)
                         break
                     } catch let error where attempt <= stage.retries {
                         progress("\(label): attempt \(attempt) failed: \(error); retrying (\(stage.retries - attempt + 1) left)")
@@ -199,10 +199,10 @@ extension PipelineRunner {
     }
 
     /// Executes a stage once and returns the metrics it reports.
-    func execute(_ stage: Stage, releaseID: String, record: inout ReleaseRecord.StageRecord) async throws -> [String: Double] {
+    func execute(_ stage: Stage, releaseID: String, records: [ReleaseRecord], record: inout ReleaseRecord.StageRecord) async throws -> [String: Double] {
         switch stage.action {
         case .builtin(let kind, let parameters):
-            let baseline = kind == .ingest ? baselineShares(for: stage) : nil
+            let baseline = kind == .ingest ? Self.baselineShares(for: stage, in: records) : nil
             let work = Task.detached { try BuiltinStageRunner.run(kind, parameters, baselineShares: baseline) }
             let outcome: BuiltinStageRunner.Outcome
             if let timeout = stage.timeout {
@@ -276,8 +276,7 @@ extension PipelineRunner {
 
     /// The rating shares the ingest stage reported in the newest succeeded (with a deploy
     /// section: promoted) release, nil when there is none.
-    func baselineShares(for stage: Stage) -> [Double]? {
-        guard let records = try? history.records() else { return nil }
+    static func baselineShares(for stage: Stage, in records: [ReleaseRecord]) -> [Double]? {
         for record in records.reversed() where record.outcome == "succeeded" && !record.dryRun {
             guard let entry = record.stages.first(where: { $0.name == stage.name }) else { continue }
             let shares = (1...5).compactMap { entry.metrics["rating_share_\($0)"] }

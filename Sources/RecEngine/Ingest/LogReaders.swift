@@ -51,6 +51,20 @@ struct LineSplitter {
         return keepGoing
     }
 
+    /// Feeds what `read` puts in a buffer (a count of bytes, 0 at the end) until the end, `accept`
+    /// declining a line, or `deadline`; returns whether the end was reached.
+    mutating func pump(
+        deadline: ContinuousClock.Instant, accept: (Substring, Int64) -> Bool, read: (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while ContinuousClock.now < deadline {
+            let count = try buffer.withUnsafeMutableBytes(read)
+            if count == 0 { return true }
+            guard buffer.withUnsafeBytes({ feed(UnsafeRawBufferPointer(rebasing: $0[..<count]), accept: accept) }) else { return false }
+        }
+        return false
+    }
+
     /// Hands out an unterminated last line (at the end of a finished stream).
     mutating func finish(accept: (Substring, Int64) -> Bool) {
         guard !pending.isEmpty else { return }
@@ -98,7 +112,10 @@ struct FileLogReader: LogReader {
                 return true
             }
             if file.hasSuffix(".gz") {
-                try readGzip(file, from: start, into: &splitter, deadline: deadline, accept: accept)
+                let complete = try readGzip(file, from: start, into: &splitter, deadline: deadline, accept: accept)
+                if !complete {
+                    result.notes.append("\(file): the gzip stream is not finished (still being written?); the rest is read when it is")
+                }
             } else {
                 try readPlain(file, from: start, into: &splitter, deadline: deadline, accept: accept)
                 if splitter.hasPartialLine && !(limit > 0 && taken >= limit) {
@@ -126,22 +143,16 @@ struct FileLogReader: LogReader {
                 hint: "it was truncated or replaced; run the ingest with mode historical to rebuild from the beginning")
         }
         lseek(descriptor, off_t(start), SEEK_SET)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while ContinuousClock.now < deadline {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                throw RecEngineError(.fileSystem, "cannot read the log file: \(String(cString: strerror(errno)))", location: file)
-            }
-            if count == 0 { return }
-            let more = buffer.withUnsafeBytes { splitter.feed(UnsafeRawBufferPointer(rebasing: $0[..<count]), accept: accept) }
-            if !more { return }
-        }
+        // An unterminated last line stays for the next run: the writer may be in the middle of it.
+        _ = try splitter.pump(deadline: deadline, accept: accept) { try readDescriptor(descriptor, into: $0, location: file) }
     }
 
+    /// Returns false when the file ends before its gzip stream does (a file still being written):
+    /// its partial last line is left for the next run, like a plain file's.
     private func readGzip(
         _ file: String, from start: Int64, into splitter: inout LineSplitter, deadline: ContinuousClock.Instant,
         accept: (Substring, Int64) -> Bool
-    ) throws {
+    ) throws -> Bool {
         guard let gz = gzopen(file, "rb") else {
             throw RecEngineError(.fileSystem, "cannot open the gzip log file: \(String(cString: strerror(errno)))", location: file)
         }
@@ -151,24 +162,29 @@ struct FileLogReader: LogReader {
                 .invalidArgument, "the decompressed file is shorter than the committed position \(start)", location: file,
                 hint: "it was replaced; run the ingest with mode historical to rebuild from the beginning")
         }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while ContinuousClock.now < deadline {
-            let count = buffer.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
-            if count < 0 {
-                var code: Int32 = 0
-                let message = String(cString: gzerror(gz, &code))
-                throw RecEngineError(
-                    .invalidArgument, "the gzip data is damaged after offset \(splitter.consumed): \(message)", location: file,
-                    hint: "the lines before it were read; repair or remove the file and run again")
+        struct Damaged: Error { var message: String }
+        let ended: Bool
+        do {
+            ended = try splitter.pump(deadline: deadline, accept: accept) { buffer in
+                let count = gzread(gz, buffer.baseAddress, UInt32(buffer.count))
+                guard count >= 0 else {
+                    var code: Int32 = 0
+                    throw Damaged(message: String(cString: gzerror(gz, &code)))
+                }
+                return Int(count)
             }
-            if count == 0 {
-                // A finished gzip file: its last line counts even without a newline.
-                splitter.finish(accept: accept)
-                return
-            }
-            let more = buffer.withUnsafeBytes { splitter.feed(UnsafeRawBufferPointer(rebasing: $0[..<Int(count)]), accept: accept) }
-            if !more { return }
+        } catch let damage as Damaged {
+            throw RecEngineError(
+                .invalidArgument, "the gzip data is damaged after offset \(splitter.consumed): \(damage.message)", location: file,
+                hint: "nothing of this run was committed; repair or remove the file and run again")
         }
+        guard ended else { return true }
+        var code: Int32 = 0
+        gzerror(gz, &code)
+        if code == Z_BUF_ERROR { return false }
+        // A finished gzip file: its last line counts even without a newline.
+        splitter.finish(accept: accept)
+        return true
     }
 }
 
@@ -186,20 +202,19 @@ struct StandardInputLogReader: LogReader {
             taken += 1
             return true
         }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while ContinuousClock.now < deadline {
-            let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 {
-                throw RecEngineError(.fileSystem, "cannot read standard input: \(String(cString: strerror(errno)))", location: "-")
-            }
-            if count == 0 {
-                splitter.finish(accept: accept)
-                break
-            }
-            let more = buffer.withUnsafeBytes { splitter.feed(UnsafeRawBufferPointer(rebasing: $0[..<count]), accept: accept) }
-            if !more { break }
-        }
+        let ended = try splitter.pump(deadline: deadline, accept: accept) { try readDescriptor(STDIN_FILENO, into: $0, location: "-") }
+        if ended { splitter.finish(accept: accept) }
         return LogReadResult(positions: ["-": splitter.consumed])
+    }
+}
+
+/// `read(2)` into `buffer`, retried when a signal interrupts it; 0 at the end.
+private func readDescriptor(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, location: String) throws -> Int {
+    while true {
+        let count = read(descriptor, buffer.baseAddress, buffer.count)
+        if count >= 0 { return count }
+        if errno != EINTR {
+            throw RecEngineError(.fileSystem, "cannot read: \(String(cString: strerror(errno)))", location: location)
+        }
     }
 }

@@ -63,12 +63,10 @@ public struct MovieLogIngest: Sendable {
         for generation in base.segments {
             try table.load(segment: store.readSegment(generation, .ratings))
         }
-        let knownUsers = table.users
-        let knownMovies = table.movies
         let baseline = baselineShares ?? (table.count > 0 ? table.shares : nil)
 
         // Read.
-        var batch = Batch()
+        var batch = Batch(knownUsers: table.users, knownMovies: table.movies)
         let reader = makeReader()
         let deadline = ContinuousClock.now + maxDuration
         let read = try reader.readLines(after: base.positions, limit: maxRecords, deadline: deadline) { line, key, offset in
@@ -119,8 +117,7 @@ public struct MovieLogIngest: Sendable {
             ratingsNew: batch.ratingsNew, ratingsUpdated: batch.ratingsUpdated, watches: batch.watches,
             recommendations: batch.recommendations, rejectedByReason: batch.rejectedByReason, positions: state.positions,
             ratings: table.count, users: table.users.count, movies: table.movies.count,
-            unknownUsersShare: knownUsers.isEmpty ? 0 : batch.share(of: batch.ratingUsers.filter { !knownUsers.contains($0) }),
-            unknownMoviesShare: knownMovies.isEmpty ? 0 : batch.share(of: batch.ratingMovies.filter { !knownMovies.contains($0) }),
+            unknownUsersShare: batch.unknownUsersShare, unknownMoviesShare: batch.unknownMoviesShare,
             ratingPSI: baseline.map { populationStabilityIndex(batch.ratingCounts, against: $0) } ?? 0,
             ratingShares: table.shares, rejectsFile: rejectsFile, notes: notes, interruption: read.interruption)
     }
@@ -241,6 +238,9 @@ public struct IngestReport: Sendable, Codable, Equatable {
 
 /// What one run read, as the store's segment texts and counts.
 private struct Batch {
+    /// Who and what the store had ratings of before the run.
+    let knownUsers: Set<String>
+    let knownMovies: Set<String>
     var lines = 0
     var ratingsRead = 0
     var ratingsNew = 0
@@ -249,8 +249,8 @@ private struct Batch {
     var recommendations = 0
     var rejectedByReason: [String: Int] = [:]
     var ratingCounts = [0, 0, 0, 0, 0]
-    var ratingUsers: [String] = []
-    var ratingMovies: [String] = []
+    var ratingsByUnknownUsers = 0
+    var ratingsOfUnknownMovies = 0
     var ratingsText = ""
     var watchesText = ""
     var rejectsText = ""
@@ -261,8 +261,8 @@ private struct Batch {
         case .success(.rating(let time, let user, let movie, let rating)):
             ratingsRead += 1
             ratingCounts[rating - 1] += 1
-            ratingUsers.append(user)
-            ratingMovies.append(movie)
+            if !knownUsers.contains(user) { ratingsByUnknownUsers += 1 }
+            if !knownMovies.contains(movie) { ratingsOfUnknownMovies += 1 }
             ratingsText += "\(time),\(user),\(movie),\(rating)\n"
             switch table.apply(time: time, user: user, movie: movie, rating: rating) {
             case .new: ratingsNew += 1
@@ -280,9 +280,9 @@ private struct Batch {
         }
     }
 
-    func share(of subset: [String]) -> Double {
-        ratingUsers.isEmpty ? 0 : Double(subset.count) / Double(ratingUsers.count)
-    }
+    /// 0 when the store was empty: a first or historical run has nothing to be unknown to.
+    var unknownUsersShare: Double { knownUsers.isEmpty || ratingsRead == 0 ? 0 : Double(ratingsByUnknownUsers) / Double(ratingsRead) }
+    var unknownMoviesShare: Double { knownMovies.isEmpty || ratingsRead == 0 ? 0 : Double(ratingsOfUnknownMovies) / Double(ratingsRead) }
 }
 
 /// The latest rating per user and movie, in first-seen order.

@@ -44,7 +44,12 @@ public struct ComposeProject: Sendable {
 
     /// The running (or stopped) container of a service, if any.
     public func container(of service: String) async throws -> DockerEngine.ContainerSummary? {
-        try await engine.containers(labels: [Label.project: file.project, Label.service: service, Label.oneOff: "False"]).first
+        try await Self.container(of: service, project: file.project, engine: engine)
+    }
+
+    /// A service's container found by its labels alone: no compose file needs to be read.
+    public static func container(of service: String, project: String, engine: DockerEngine) async throws -> DockerEngine.ContainerSummary? {
+        try await engine.containers(labels: [Label.project: project, Label.service: service, Label.oneOff: "False"]).first
     }
 
     /// Creates, recreates or starts the services (all when `services` is nil) and what they
@@ -132,9 +137,8 @@ public struct ComposeProject: Sendable {
     }
 
     static func logSuffix(_ logs: String) -> String {
-        let trimmed = logs.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { return "" }
-        return "\n  last lines of its log:\n" + trimmed.split(separator: "\n").suffix(10).map { "    \($0)" }.joined(separator: "\n")
+        let lines = logs.split(separator: "\n").suffix(10).joined(separator: "\n")
+        return lines.isEmpty ? "" : "\n  last lines of its log:" + ProcessRuntime.indented(lines)
     }
 
     private func ensureNetworks(_ service: ComposeFile.Service) async throws {

@@ -70,15 +70,15 @@ public struct DockerEngine: Sendable {
             throw DockerError(status: 200, operation: "reading /version", message: "the answer has no ApiVersion: is \(host) a Docker engine?")
         }
         var engine = self
-        engine.version = Self.compare(theirs, Self.clientVersion) < 0 ? theirs : Self.clientVersion
+        engine.version = Self.negotiatedVersion(engine: theirs)
         return engine
     }
 
-    static func compare(_ left: String, _ right: String) -> Int {
-        let a = left.split(separator: ".").compactMap { Int($0) }
-        let b = right.split(separator: ".").compactMap { Int($0) }
-        for (x, y) in zip(a, b) where x != y { return x < y ? -1 : 1 }
-        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+    /// The API version both sides speak: the engine's when it is older than ours, else ours.
+    public static func negotiatedVersion(engine: String) -> String {
+        let theirs = engine.split(separator: ".").compactMap { Int($0) }
+        let ours = clientVersion.split(separator: ".").compactMap { Int($0) }
+        return theirs.lexicographicallyPrecedes(ours) ? engine : clientVersion
     }
 
     /// One API call; a status of 400 or more throws the engine's message.

@@ -32,6 +32,11 @@ public struct DockerRuntime: DeploymentRuntime {
     var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
     func statePath(_ color: String) -> String { "\(stateFolder)/\(color).json" }
 
+    /// The container of a service (a colour, `lb`), found by its compose labels.
+    func container(of service: String) async throws -> DockerEngine.ContainerSummary? {
+        try await ComposeProject.container(of: service, project: project, engine: engine)
+    }
+
     /// The compose project with the variables for one colour (or the load balancer).
     public func compose(color: String = "", modelDirectory: String = "/nonexistent") throws -> ComposeProject {
         let variables = [
@@ -79,7 +84,7 @@ public struct DockerRuntime: DeploymentRuntime {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             if let instance = await instance(of: color), instance.modelSHA256 == sha256 { return instance }
-            if let container = try? await project.container(of: color), container.hasExited {
+            if let container = try? await container(of: color), container.hasExited {
                 throw OrchestratorError(.stageFailed, "the \(color) container exited at start\(ProcessRuntime.indented(await logTail(of: color)))")
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -90,7 +95,7 @@ public struct DockerRuntime: DeploymentRuntime {
     public func instance(of color: String) async -> ColorInstance? {
         guard let data = FileManager.default.contents(atPath: statePath(color)),
             let state = try? JSONDecoder().decode(ServerState.self, from: data),
-            let container = try? await compose().container(of: color), container.isRunning
+            let container = try? await container(of: color), container.isRunning
         else { return nil }
         return ColorInstance(
             color: color, pid: nil, address: "127.0.0.1:\(state.port)", modelSHA256: state.modelSHA256, modelVersion: state.modelVersion,
@@ -98,7 +103,7 @@ public struct DockerRuntime: DeploymentRuntime {
     }
 
     public func stop(color: String) async throws {
-        if let container = try await compose().container(of: color) {
+        if let container = try await container(of: color) {
             try await engine.stop(container.id, seconds: 10)
             try await engine.remove(container.id)
         }
@@ -106,7 +111,7 @@ public struct DockerRuntime: DeploymentRuntime {
     }
 
     public func logTail(of color: String) async -> String {
-        guard let container = try? await compose().container(of: color) else { return "" }
+        guard let container = try? await container(of: color) else { return "" }
         return (try? await engine.logs(container.id, lines: 8)) ?? ""
     }
 }
@@ -122,7 +127,7 @@ public struct ContainerNginx: NginxHost {
     }
 
     func container() async -> DockerEngine.ContainerSummary? {
-        try? await runtime.compose().container(of: "lb")
+        try? await runtime.container(of: "lb")
     }
 
     public func check(configPath: String, config: NginxConfig) async throws -> String? {
