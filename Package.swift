@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Orchestrator", targets: ["Orchestrator"]),
         .library(name: "Traffic", targets: ["Traffic"]),
         .library(name: "RecEngine", targets: ["RecEngine"]),
+        .library(name: "RecEngineServer", targets: ["RecEngineServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -44,14 +45,26 @@ let package = Package(
             name: "CRecKernels",
             cSettings: [.unsafeFlags(["-O3"])]
         ),
+        // Files replaced atomically and durably (checked writes, fsync of the file and its folder).
+        .target(name: "DurableFiles"),
+        // The model side: data, training, evaluation, ingest. No HTTP server: the controller links it.
         .target(
             name: "RecEngine",
             dependencies: [
+                "DurableFiles",
                 "CRecKernels",
                 "CRdKafka",
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The inference server (`recengine serve`) over a RecEngine model.
+        .target(
+            name: "RecEngineServer",
+            dependencies: [
+                "RecEngine",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -59,10 +72,33 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Every HTTP call the controller makes, through libcurl, cancellable, off the cooperative pool.
+        .target(
+            name: "HTTPTransport",
+            dependencies: ["CCurl"]
+        ),
+        // YAML read strictly: every problem with its file, line and column.
+        .target(
+            name: "StrictYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The Docker Engine API client and the compose file subset it realises.
+        .target(
+            name: "EngineAPI",
+            dependencies: [
+                "HTTPTransport",
+                "StrictYAML",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        // nginx as the traffic splitter: configuration, validation, weights in force.
         .target(
             name: "Traffic",
             dependencies: [
-                "CCurl",
+                "DurableFiles",
+                "HTTPTransport",
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
@@ -71,11 +107,16 @@ let package = Package(
             dependencies: [
                 "RecEngine",
                 "Traffic",
-                "CCurl",
+                "DurableFiles",
+                "HTTPTransport",
+                "EngineAPI",
+                "StrictYAML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -86,7 +127,9 @@ let package = Package(
             name: "recengine",
             dependencies: [
                 "RecEngine",
-                "Traffic",
+                "RecEngineServer",
+                "DurableFiles",
+                "HTTPTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -99,21 +142,22 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "TestSupport"]
+            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport"]
         ),
         .testTarget(
             name: "TrafficTests",
-            dependencies: ["Traffic"]
+            dependencies: ["Traffic", "HTTPTransport"]
         ),
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Orchestrator", "RecEngine", "Traffic", "TestSupport"]
+            dependencies: ["Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport"]
         ),
         .testTarget(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",
+                "RecEngineServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

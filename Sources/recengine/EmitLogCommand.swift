@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import DurableFiles
 import RecEngine
 
 struct EmitLogCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+import DurableFiles
 import RecEngine
 
 @main
@@ -61,6 +62,9 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     } catch let error as RecEngineError {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(error.code == .fileSystem ? 1 : error.code == .unavailable ? 4 : 2)
+    } catch let error as AtomicFileError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
     }
 }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import DurableFiles
 import Logging
 import RecEngine
+import RecEngineServer
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

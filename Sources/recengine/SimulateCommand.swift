@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
+import HTTPTransport
 import RecEngine
 import Synchronization
-import Traffic
 
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

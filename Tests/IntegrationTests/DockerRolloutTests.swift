@@ -1,4 +1,7 @@
 import Foundation
+import EngineAPI
+import StrictYAML
+import HTTPTransport
 import Orchestrator
 import Testing
 import TestSupport
@@ -13,7 +16,7 @@ struct DockerRolloutTests {
     static let images = Task<Void, any Error> {
         let engine = try await TestEngine.engine()
         try await RootFilesystemImage.recengine(binary: Playground.recengine).importInto(engine, repository: "localhost/orchestrate-test-recengine:1")
-        try await RootFilesystemImage.nginx().importInto(engine, repository: "localhost/orchestrate-test-nginx:1")
+        try await RootFilesystemImage.nginx(binary: LocalNginx.find()).importInto(engine, repository: "localhost/orchestrate-test-nginx:1")
     }
 
     @Test func aHealthyReleaseIsPromotedAndTheContainersCarryComposeLabels() async throws {

@@ -1,4 +1,7 @@
 import Foundation
+import EngineAPI
+import StrictYAML
+import HTTPTransport
 import TestSupport
 import Orchestrator
 import RecEngine
@@ -268,6 +271,8 @@ final class LoadGenerator: @unchecked Sendable {
                         "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", timeout: .seconds(5), headers: ["Accept: application/json"])
                     let body = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
                     sample = Sample(at: Date(), status: response.status, color: body?["color"] as? String)
+                } catch is CancellationError {
+                    break  // the load was stopped while this request was in flight
                 } catch {
                     sample = Sample(at: Date(), status: 0, color: nil)
                 }

@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 import Testing
 
 /// The Grafana dashboard only uses series that exist: recording rules of

@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 import Orchestrator
 import Testing
 

@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 @_exported import TestSupport
 import Orchestrator
 import RecEngine

@@ -1,4 +1,5 @@
 import RecEngine
+@testable import RecEngineServer
 import Testing
 
 @Suite struct EngagementTrackerTests {

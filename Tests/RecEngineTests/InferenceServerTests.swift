@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import RecEngine
+@testable import RecEngineServer
 import Testing
 
 @Suite struct InferenceServerTests {

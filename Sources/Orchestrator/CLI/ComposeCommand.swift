@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import StrictYAML
+import EngineAPI
 
 /// `orchestrate compose`: the compose files of compose/ brought up through the Engine API, for
 /// hosts without the compose CLI.

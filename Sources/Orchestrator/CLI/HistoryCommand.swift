@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import EngineAPI
+import StrictYAML
 
 struct HistoryOptions: ParsableArguments {
     @Option(help: "The history file.") var history: String?

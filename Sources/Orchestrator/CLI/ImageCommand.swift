@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import StrictYAML
+import Traffic
+import EngineAPI
 
 /// `orchestrate image import`: the images of the Docker runtime without a registry.
 struct ImageCommand: AsyncParsableCommand {
@@ -40,7 +43,7 @@ struct ImageImportCommand: AsyncParsableCommand {
             image = .recengine(binary: program)
             repository = tag ?? "localhost/recengine:latest"
         case .nginx:
-            image = .nginx(binary: binary)
+            image = .nginx(binary: binary ?? LocalNginx.find())
             repository = tag ?? "localhost/orchestrate-nginx:latest"
         case .prometheus:
             image = RootFilesystemImage(programs: [binary ?? "/usr/bin/prometheus"], folders: ["/tmp", "/prometheus"])

@@ -1,5 +1,7 @@
 public import ArgumentParser
 import Foundation
+import EngineAPI
+import StrictYAML
 
 /// `orchestrate`: the release controller's command line.
 public struct OrchestrateCommand: AsyncParsableCommand {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import EngineAPI
+import StrictYAML
 import Traffic
 
 struct PipelineArgument: ParsableArguments {

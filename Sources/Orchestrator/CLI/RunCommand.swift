@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import EngineAPI
+import StrictYAML
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

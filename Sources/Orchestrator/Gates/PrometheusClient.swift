@@ -1,4 +1,7 @@
 import Foundation
+import EngineAPI
+import StrictYAML
+import HTTPTransport
 import Traffic
 
 /// Instant PromQL queries against Prometheus's HTTP API (`GET /api/v1/query`).

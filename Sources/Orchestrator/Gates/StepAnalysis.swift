@@ -1,4 +1,6 @@
 public import Foundation
+import EngineAPI
+import StrictYAML
 
 /// One measurement of a PromQL gate, as recorded in provenance.
 public struct GateMeasurement: Sendable, Codable, Equatable {

@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+public import StrictYAML
 
 /// A validated pipeline: what `orchestrate run` does, resolved against its file and environment.
 public struct Pipeline: Sendable {

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import EngineAPI
+import StrictYAML
 import RecEngine
 import Yams
 

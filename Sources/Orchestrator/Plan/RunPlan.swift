@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+public import StrictYAML
 
 /// What `orchestrate run` will do, computed before it does anything: the body of `--dry-run`.
 public struct RunPlan: Sendable, Codable {

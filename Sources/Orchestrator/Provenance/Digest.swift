@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import EngineAPI
+import StrictYAML
 import RecEngine
 
 /// The SHA-256 and size of a file or folder, as recorded in provenance.

@@ -1,4 +1,6 @@
 public import Foundation
+import EngineAPI
+import StrictYAML
 
 /// The release history: one JSON record per line, each carrying the SHA-256 of the line before,
 /// plus a small head file (`<history>.head`) naming the line count and last line's digest so

@@ -1,4 +1,6 @@
 public import Foundation
+import EngineAPI
+import StrictYAML
 public import RecEngine
 
 /// One line of the release history: what a run did, built from what, approved by which numbers.

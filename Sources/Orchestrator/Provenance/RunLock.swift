@@ -1,4 +1,6 @@
 public import Foundation
+import EngineAPI
+import StrictYAML
 
 /// An exclusive lock next to the history file, so that two runs of the same pipeline (overlapping
 /// cron jobs) never interleave. It is an `flock` on `<history>.lock`: the kernel releases it when

@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 
 /// The controller's state folder for one service: what is live, and the rollout in progress.
 ///

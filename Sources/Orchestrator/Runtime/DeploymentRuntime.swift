@@ -1,4 +1,7 @@
 import Foundation
+import EngineAPI
+import StrictYAML
+import HTTPTransport
 import RecEngine
 import Traffic
 

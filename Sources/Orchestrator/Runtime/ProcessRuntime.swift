@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 import RecEngine
 
 /// The embedded default runtime: each colour is a detached `recengine serve` process (its own

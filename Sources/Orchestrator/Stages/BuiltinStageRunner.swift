@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 import RecEngine
 
 /// Runs the built-in stages in process through the RecEngine library.

@@ -1,4 +1,6 @@
 import Foundation
+import StrictYAML
+import EngineAPI
 import RecEngine
 import Subprocess
 

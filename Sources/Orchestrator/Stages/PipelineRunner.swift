@@ -1,4 +1,6 @@
 public import Foundation
+import EngineAPI
+import StrictYAML
 import RecEngine
 
 /// Runs a validated pipeline: plans, takes the lock, runs each stage (or reuses it when nothing it

@@ -1,4 +1,6 @@
 import Foundation
+import EngineAPI
+import StrictYAML
 
 /// How `orchestrate run` runs a pipeline.
 public struct RunOptions: Sendable {

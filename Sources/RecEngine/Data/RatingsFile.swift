@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import DurableFiles
 
 /// The layouts of ratings files RecEngine reads, detected from the first line.
 public enum RatingsFormat: String, Sendable, Codable {

@@ -1,4 +1,5 @@
 import Foundation
+import DurableFiles
 
 /// The ingest's durable state, in one folder:
 ///

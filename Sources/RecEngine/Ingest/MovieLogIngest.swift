@@ -1,4 +1,5 @@
 import Foundation
+import DurableFiles
 
 /// Consumes the movie log (files, standard input or Kafka) into a store, exactly once, and
 /// writes the ratings file the train stage reads (the latest rating per user and movie wins) and

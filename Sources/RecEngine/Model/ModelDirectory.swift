@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import DurableFiles
 
 /// A model directory: `model.safetensors` (the tensors) and `manifest.json` (ids, parameters,
 /// provenance, metrics and the model file's SHA-256).

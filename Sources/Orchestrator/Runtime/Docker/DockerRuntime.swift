@@ -1,4 +1,6 @@
 import Foundation
+import StrictYAML
+public import EngineAPI
 import RecEngine
 public import Traffic
 

@@ -1,6 +1,5 @@
 import Foundation
 import Subprocess
-import Traffic
 
 #if canImport(System)
 import System
@@ -30,9 +29,9 @@ public struct RootFilesystemImage: Sendable {
     }
 
     /// nginx for the load balancer, with the users its workers switch to.
-    public static func nginx(binary: String? = nil) -> RootFilesystemImage {
+    public static func nginx(binary: String) -> RootFilesystemImage {
         RootFilesystemImage(
-            programs: [binary ?? LocalNginx.find()],
+            programs: [binary],
             files: [
                 "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                 "/etc/group": "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n",
@@ -47,7 +46,7 @@ public struct RootFilesystemImage: Sendable {
         let root = folder + "/root"
         for program in programs {
             guard FileManager.default.isExecutableFile(atPath: program) else {
-                throw OrchestratorError(.invalidInput, "\(program) is not an executable file", hint: "build it first (swift build)")
+                throw EngineClientError("\(program) is not an executable file", hint: "build it first (swift build)")
             }
             let target = program.hasPrefix("/") ? program : FileManager.default.currentDirectoryPath + "/" + program
             try copy(target, into: root, as: "/usr/local/bin/" + (program as NSString).lastPathComponent)
@@ -66,7 +65,7 @@ public struct RootFilesystemImage: Sendable {
         let tar = try await Subprocess.run(
             .name("tar"), arguments: ["-C", root, "-cf", tarball, "."], output: .discarded, error: .string(limit: 1 << 16))
         guard tar.terminationStatus.isSuccess else {
-            throw OrchestratorError(.fileSystem, "tar failed: \(tar.standardError)")
+            throw EngineClientError("tar failed: \(tar.standardError)")
         }
         try await engine.importImage(tarball: tarball, repository: repository)
     }
@@ -85,7 +84,7 @@ public struct RootFilesystemImage: Sendable {
         let result = try await Subprocess.run(.name("ldd"), arguments: [program], output: .string(limit: 1 << 20), error: .discarded)
         let output = result.standardOutput
         guard result.terminationStatus.isSuccess else {
-            throw OrchestratorError(.invalidInput, "ldd cannot read \(program): is it a dynamically linked program?")
+            throw EngineClientError("ldd cannot read \(program): is it a dynamically linked program?")
         }
         return output.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })

@@ -1,3 +1,4 @@
+import RecEngine
 public import Prometheus
 
 /// The inference server's Prometheus series. Every series carries the server's colour so that

@@ -2,13 +2,13 @@ import Foundation
 
 /// `${VAR}` and `${VAR:-default}` substitution from the environment, as docker compose does;
 /// `$$` stands for a literal `$`.
-enum Interpolation {
-    enum Failure: Error, Equatable {
+public enum Interpolation {
+    public enum Failure: Error, Equatable {
         case unset(String)
         case malformed(String)
     }
 
-    static func apply(_ text: String, environment: [String: String]) -> Result<String, Failure> {
+    public static func apply(_ text: String, environment: [String: String]) -> Result<String, Failure> {
         guard text.contains("$") else { return .success(text) }
         var result = ""
         var rest = Substring(text)

@@ -1,5 +1,5 @@
 public import Foundation
-public import Traffic
+public import HTTPTransport
 
 /// A failure the Docker engine reported (its `message`), or a transport failure reaching it.
 public struct DockerError: Error, CustomStringConvertible, Sendable {
@@ -50,8 +50,7 @@ public struct DockerEngine: Sendable {
                 tls = nil
             }
         } else {
-            throw OrchestratorError(
-                .invalidInput, "the Docker host \(host) is neither unix:///PATH nor tcp://HOST:PORT", hint: "set DOCKER_HOST or deploy.docker.host")
+            throw EngineClientError("the Docker host \(host) is neither unix:///PATH nor tcp://HOST:PORT", hint: "set DOCKER_HOST or deploy.docker.host")
         }
     }
 

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import RecEngine
+import StrictYAML
 
 /// A compose file realised through the Engine API with compose's own names and labels, so that
 /// `docker compose ps` on a Docker host lists what we run: containers `PROJECT-SERVICE-1`, the
@@ -39,7 +39,7 @@ public struct ComposeProject: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(service)) ?? Data()
-        return SHA256.hash(data: data).hexString
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
     /// The running (or stopped) container of a service, if any.
@@ -138,7 +138,7 @@ public struct ComposeProject: Sendable {
 
     static func logSuffix(_ logs: String) -> String {
         let lines = logs.split(separator: "\n").suffix(10).joined(separator: "\n")
-        return lines.isEmpty ? "" : "\n  last lines of its log:" + ProcessRuntime.indented(lines)
+        return lines.isEmpty ? "" : "\n  last lines of its log:" + indented(lines)
     }
 
     private func ensureNetworks(_ service: ComposeFile.Service) async throws {
@@ -149,7 +149,7 @@ public struct ComposeProject: Sendable {
     }
 
     /// The Engine API create body for a service.
-    func createBody(_ service: ComposeFile.Service, hash: String, oneOff: Bool) -> [String: Any] {
+    public func createBody(_ service: ComposeFile.Service, hash: String, oneOff: Bool) -> [String: Any] {
         var labels = service.labels
         labels[Label.project] = file.project
         labels[Label.service] = service.name

@@ -9,6 +9,14 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible, Cod
     public var path: String
     public var message: String
 
+    public init(file: String, line: Int, column: Int, path: String, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        self.message = message
+    }
+
     public var description: String {
         let location = line > 0 ? "\(file):\(line):\(column)" : file
         return path.isEmpty ? "\(location): \(message)" : "\(location): \(path): \(message)"
@@ -18,6 +26,10 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible, Cod
 /// All the problems of a pipeline, reported at once.
 public struct PipelineValidationError: Error, CustomStringConvertible, Sendable {
     public var issues: [ValidationIssue]
+
+    public init(issues: [ValidationIssue]) {
+        self.issues = issues
+    }
 
     public var description: String {
         let noun = issues.count == 1 ? "problem" : "problems"

@@ -1,4 +1,5 @@
 import Foundation
+import RecEngine
 import Synchronization
 
 /// Remembers what the server recommended to whom, for a time window and within a memory bound,

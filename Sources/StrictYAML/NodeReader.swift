@@ -1,18 +1,18 @@
-import Yams
+public import Yams
 
 /// Reads typed values out of a YAML node tree, collecting every problem with its line and column
 /// instead of stopping at the first, so that `validate` can report them all at once.
-final class NodeReader {
-    let file: String
-    let environment: [String: String]
-    private(set) var issues: [ValidationIssue] = []
+public final class NodeReader {
+    public let file: String
+    public let environment: [String: String]
+    public private(set) var issues: [ValidationIssue] = []
 
-    init(file: String, environment: [String: String]) {
+    public init(file: String, environment: [String: String]) {
         self.file = file
         self.environment = environment
     }
 
-    func report(_ node: Node?, _ path: String, _ message: String) {
+    public func report(_ node: Node?, _ path: String, _ message: String) {
         if let mark = node?.mark {
             issues.append(ValidationIssue(file: file, line: mark.line, column: mark.column, path: path, message: message))
         } else {
@@ -22,12 +22,12 @@ final class NodeReader {
     }
 
     /// A problem with a `--set` override as a whole.
-    func reportOverride(_ key: String, _ message: String) {
+    public func reportOverride(_ key: String, _ message: String) {
         issues.append(ValidationIssue(file: "--set", line: 0, column: 0, path: key, message: message))
     }
 
     /// The keys of a mapping; unknown keys, duplicates and non-mappings are reported.
-    func mapping(_ node: Node, _ path: String, allowed: [String]) -> [String: Node]? {
+    public func mapping(_ node: Node, _ path: String, allowed: [String]) -> [String: Node]? {
         guard case .mapping(let mapping) = node else {
             report(node, path, "expected a mapping (key: value lines), got \(describe(node))")
             return nil
@@ -54,7 +54,7 @@ final class NodeReader {
     }
 
     /// A free-form mapping of strings (e.g. `env:`), values interpolated.
-    func stringMap(_ node: Node?, _ path: String) -> [String: String] {
+    public func stringMap(_ node: Node?, _ path: String) -> [String: String] {
         guard let node else { return [:] }
         guard case .mapping(let mapping) = node else {
             report(node, path, "expected a mapping of names to strings, got \(describe(node))")
@@ -69,14 +69,14 @@ final class NodeReader {
         return result
     }
 
-    func required(_ map: [String: Node], _ key: String, _ path: String, in node: Node) -> Node? {
+    public func required(_ map: [String: Node], _ key: String, _ path: String, in node: Node) -> Node? {
         if let value = map[key] { return value }
         report(node, join(path, key), "missing required key \"\(key)\"")
         return nil
     }
 
     /// A scalar's text with `${VAR}` substituted.
-    func string(_ node: Node?, _ path: String) -> String? {
+    public func string(_ node: Node?, _ path: String) -> String? {
         guard let node else { return nil }
         guard case .scalar(let scalar) = node else {
             report(node, path, "expected a single value, got \(describe(node))")
@@ -93,13 +93,13 @@ final class NodeReader {
         return nil
     }
 
-    func nonEmptyString(_ node: Node?, _ path: String) -> String? {
+    public func nonEmptyString(_ node: Node?, _ path: String) -> String? {
         guard let text = string(node, path) else { return nil }
         if text.isEmpty { report(node, path, "must not be empty") }
         return text.isEmpty ? nil : text
     }
 
-    func int(_ node: Node?, _ path: String, range: ClosedRange<Int>) -> Int? {
+    public func int(_ node: Node?, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, path) else { return nil }
         guard let value = Int(text) else {
             report(node, path, "expected a whole number, got \"\(text)\"")
@@ -112,7 +112,7 @@ final class NodeReader {
         return value
     }
 
-    func double(_ node: Node?, _ path: String) -> Double? {
+    public func double(_ node: Node?, _ path: String) -> Double? {
         guard let text = string(node, path) else { return nil }
         guard let value = Double(text), value.isFinite else {
             report(node, path, "expected a number, got \"\(text)\"")
@@ -121,7 +121,7 @@ final class NodeReader {
         return value
     }
 
-    func bool(_ node: Node?, _ path: String) -> Bool? {
+    public func bool(_ node: Node?, _ path: String) -> Bool? {
         guard let text = string(node, path) else { return nil }
         switch text {
         case "true": return true
@@ -132,16 +132,7 @@ final class NodeReader {
         }
     }
 
-    func duration(_ node: Node?, _ path: String) -> PipelineDuration? {
-        guard let text = string(node, path) else { return nil }
-        guard let value = PipelineDuration(text) else {
-            report(node, path, "\"\(text)\" is not a duration: use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 1h30m")
-            return nil
-        }
-        return value
-    }
-
-    func choice(_ node: Node?, _ path: String, among choices: [String]) -> String? {
+    public func choice(_ node: Node?, _ path: String, among choices: [String]) -> String? {
         guard let text = string(node, path) else { return nil }
         guard choices.contains(text) else {
             let hint = suggestion(for: text, among: choices).map { ": did you mean \"\($0)\"?" } ?? ""
@@ -151,7 +142,7 @@ final class NodeReader {
         return text
     }
 
-    func sequence(_ node: Node?, _ path: String) -> [Node]? {
+    public func sequence(_ node: Node?, _ path: String) -> [Node]? {
         guard let node else { return nil }
         guard case .sequence(let sequence) = node else {
             report(node, path, "expected a list, got \(describe(node))")
@@ -160,13 +151,13 @@ final class NodeReader {
         return Array(sequence)
     }
 
-    func stringList(_ node: Node?, _ path: String) -> [String]? {
+    public func stringList(_ node: Node?, _ path: String) -> [String]? {
         guard let items = sequence(node, path) else { return nil }
         let values = items.enumerated().map { string($1, "\(path)[\($0)]") }
         return values.contains(where: { $0 == nil }) ? nil : values.compactMap { $0 }
     }
 
-    func describe(_ node: Node) -> String {
+    public func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let scalar): "\"\(scalar.string)\""
         case .mapping: "a mapping"
@@ -175,12 +166,12 @@ final class NodeReader {
         }
     }
 
-    func join(_ path: String, _ key: String) -> String {
+    public func join(_ path: String, _ key: String) -> String {
         path.isEmpty ? key : "\(path).\(key)"
     }
 
     /// The allowed word closest to `word`, if it is close enough to be a likely typo.
-    func suggestion(for word: String, among candidates: [String]) -> String? {
+    public func suggestion(for word: String, among candidates: [String]) -> String? {
         let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
         guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
         return best.1 <= max(2, word.count / 3) ? best.0 : nil

@@ -1,4 +1,5 @@
 import Foundation
+import StrictYAML
 import Yams
 
 /// The subset of the Compose specification the Docker runtime reads: per service `image`,
@@ -47,23 +48,30 @@ public struct ComposeFile: Sendable, Equatable {
     public var services: [String: Service]
     public var networks: [String]
 
+    public init(path: String, project: String, services: [String: Service], networks: [String]) {
+        self.path = path
+        self.project = project
+        self.services = services
+        self.networks = networks
+    }
+
     /// Loads `path`, substituting `variables` (then the environment).
     public static func load(_ path: String, project: String? = nil, variables: [String: String] = [:]) throws -> ComposeFile {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw OrchestratorError(.invalidInput, "\(path): cannot read the compose file", hint: "check deploy.docker.compose")
+            throw EngineClientError("\(path): cannot read the compose file", hint: "check deploy.docker.compose")
         }
         let environment = ProcessInfo.processInfo.environment.merging(variables) { $1 }
         let reader = NodeReader(file: path, environment: environment)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) else {
-                throw OrchestratorError(.invalidInput, "\(path): the compose file is empty")
+                throw EngineClientError("\(path): the compose file is empty")
             }
             root = node
-        } catch let error as OrchestratorError {
+        } catch let error as EngineClientError {
             throw error
         } catch {
-            throw OrchestratorError(.invalidInput, "\(path): not valid YAML: \(error)")
+            throw EngineClientError("\(path): not valid YAML: \(error)")
         }
         let folder = (path as NSString).deletingLastPathComponent
         var file = ComposeFile(path: path, project: project ?? "", services: [:], networks: [])
@@ -89,7 +97,7 @@ public struct ComposeFile: Sendable, Equatable {
             }
         }
         if !reader.issues.isEmpty {
-            throw OrchestratorError(.invalidInput, reader.issues.map(\.description).joined(separator: "\n"))
+            throw EngineClientError(reader.issues.map(\.description).joined(separator: "\n"))
         }
         return file
     }
@@ -98,7 +106,7 @@ public struct ComposeFile: Sendable, Equatable {
     /// substituting variables: enough to list or remove what the project runs.
     public static func projectName(of path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw OrchestratorError(.invalidInput, "\(path): cannot read the compose file")
+            throw EngineClientError("\(path): cannot read the compose file")
         }
         let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self))
         if case .mapping(let map)? = root, let name = map["name"]?.scalar?.string, !name.contains("$") { return name }

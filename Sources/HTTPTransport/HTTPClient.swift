@@ -1,7 +1,15 @@
 import CCurl
+import Dispatch
 public import Foundation
+import Synchronization
 
-/// Every HTTP call the orchestrator makes (Prometheus, health probes, nginx), through libcurl.
+/// Every HTTP call the orchestrator makes (Prometheus, health probes, nginx, the Docker engine),
+/// through libcurl.
+///
+/// A transfer blocks the thread it runs on, so it runs on a queue of its own, never on one of the
+/// few threads of Swift's cooperative pool; cancelling the calling task aborts it within a
+/// fraction of a second (libcurl's progress callback checks a flag), and every request has a
+/// timeout.
 public enum HTTPClient {
     public struct Response: Sendable {
         public var status: Int
@@ -9,7 +17,7 @@ public enum HTTPClient {
     }
 
     /// A transport failure: the peer could not be reached or did not answer in time.
-    public struct TransportError: Error, CustomStringConvertible {
+    public struct TransportError: Error, CustomStringConvertible, Sendable {
         public var url: String
         public var message: String
         public var description: String { "\(url): \(message)" }
@@ -73,8 +81,29 @@ public enum HTTPClient {
     /// Sends a request; any status is a response, only transport failures throw. With `onData`,
     /// the body is handed over as it arrives (a stream of events or logs) instead of collected;
     /// `onData` returning false ends the transfer, which is then not an error.
+    ///
+    /// - Throws: `TransportError`, or `CancellationError` when the calling task was cancelled.
     public static func send(_ request: Request, onData: (@Sendable (Data) -> Bool)? = nil) async throws -> Response {
-        try await Task.detached { try perform(request, onData: onData) }.value
+        let cancellation = CancellationFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                transfers.async {
+                    continuation.resume(with: Result { try perform(request, onData: onData, cancellation: cancellation) })
+                }
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+    }
+
+    /// The threads blocking transfers run on.
+    private static let transfers = DispatchQueue(label: "HTTPTransport.transfers", attributes: .concurrent)
+
+    /// Set when the task waiting for a transfer is cancelled; read by libcurl's progress callback.
+    private final class CancellationFlag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func cancel() { flag.store(true, ordering: .relaxed) }
+        var isCancelled: Bool { flag.load(ordering: .relaxed) }
     }
 
     private final class Transfer {
@@ -82,13 +111,19 @@ public enum HTTPClient {
         var onData: ((Data) -> Bool)?
         var stopped = false
         var upload: FileHandle?
+        let cancellation: CancellationFlag
+
+        init(cancellation: CancellationFlag) {
+            self.cancellation = cancellation
+        }
     }
 
-    private static func perform(_ request: Request, onData: ((Data) -> Bool)?) throws -> Response {
+    private static func perform(_ request: Request, onData: ((Data) -> Bool)?, cancellation: CancellationFlag) throws -> Response {
         let url = request.url
+        if cancellation.isCancelled { throw CancellationError() }
         guard initialized, let handle = curl_easy_init() else { throw TransportError(url: url, message: "libcurl could not start") }
         defer { curl_easy_cleanup(handle) }
-        let transfer = Transfer()
+        let transfer = Transfer(cancellation: cancellation)
         transfer.onData = onData
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
@@ -103,6 +138,14 @@ public enum HTTPClient {
             ccurl_setopt_string(handle, CURLOPT_SSLCERT, tls.certificate)
             ccurl_setopt_string(handle, CURLOPT_SSLKEY, tls.key)
             ccurl_setopt_string(handle, CURLOPT_CAINFO, tls.authority)
+        }
+        // The progress callback runs at least once a second and on every chunk: it aborts the
+        // transfer when the caller's task is cancelled.
+        ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+        ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context.toOpaque())
+        ccurl_setopt_progress_callback(handle) { context, _, _, _, _ in
+            guard let context else { return 0 }
+            return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().cancellation.isCancelled ? 1 : 0
         }
         ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
         ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
@@ -154,6 +197,7 @@ public enum HTTPClient {
         if list != nil { ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list) }
         let code = curl_easy_perform(handle)
         try? transfer.upload?.close()
+        if code == CURLE_ABORTED_BY_CALLBACK && cancellation.isCancelled { throw CancellationError() }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
             throw TransportError(url: url, message: String(cString: curl_easy_strerror(code)))
         }

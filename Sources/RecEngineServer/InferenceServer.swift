@@ -1,4 +1,5 @@
 import Foundation
+public import RecEngine
 import HTTPTypes
 import Prometheus
 import UnixSignals

@@ -1,4 +1,5 @@
 import Foundation
+public import Yams
 
 /// A duration as pipelines write it: `500ms`, `90s`, `5m`, `1h`, or a sum such as `1h30m`.
 public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
@@ -23,7 +24,9 @@ public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomS
             rest = rest.dropFirst(digits.count)
             guard let (unit, scale) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
             rest = rest.dropFirst(unit.count)
-            total += value * scale
+            let (sum, overflow) = total.addingReportingOverflow(value * scale)
+            guard !overflow else { return nil }
+            total = sum
         }
         milliseconds = total
     }
@@ -62,5 +65,16 @@ public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomS
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+}
+
+extension NodeReader {
+    public func duration(_ node: Node?, _ path: String) -> PipelineDuration? {
+        guard let text = string(node, path) else { return nil }
+        guard let value = PipelineDuration(text) else {
+            report(node, path, "\"\(text)\" is not a duration: use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 1h30m")
+            return nil
+        }
+        return value
     }
 }

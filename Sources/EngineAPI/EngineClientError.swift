@@ -1,0 +1,20 @@
+/// A problem with what the Engine API client was given (a compose file, an engine address, a
+/// program to pack into an image), as opposed to what the engine answered (`DockerError`).
+public struct EngineClientError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var hint: String?
+
+    public init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String {
+        hint.map { "\(message)\n  hint: \($0)" } ?? message
+    }
+}
+
+/// Text indented by four spaces under a message, one line per line (logs in error messages).
+func indented(_ text: String) -> String {
+    text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+}

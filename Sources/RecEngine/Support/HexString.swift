@@ -1,0 +1,15 @@
+public import Foundation
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hexadecimal (digests in manifests, provenance and logs).
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(underestimatedCount * 2)
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
