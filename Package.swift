@@ -111,7 +111,6 @@ let package = Package(
                 "HTTPTransport",
                 "EngineAPI",
                 "StrictYAML",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -119,15 +118,28 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // What the two command lines share: output formats, exit codes.
+        .target(
+            name: "CommandLineSupport",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "orchestrate",
-            dependencies: ["Orchestrator"]
+            dependencies: [
+                "Orchestrator",
+                "CommandLineSupport",
+                "EngineAPI",
+                "StrictYAML",
+                "Traffic",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "recengine",
             dependencies: [
                 "RecEngine",
                 "RecEngineServer",
+                "CommandLineSupport",
                 "DurableFiles",
                 "HTTPTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

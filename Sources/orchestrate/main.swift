@@ -1,3 +1,3 @@
-import Orchestrator
+import CommandLineSupport
 
-await OrchestrateCommand.main(arguments: Array(CommandLine.arguments.dropFirst()))
+await runCommandLine(OrchestrateCommand.self, arguments: Array(CommandLine.arguments.dropFirst()), classify: OrchestrateCommand.classify)

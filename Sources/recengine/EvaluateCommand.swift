@@ -1,3 +1,4 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import RecEngine
@@ -21,7 +22,12 @@ struct EvaluateCommand: AsyncParsableCommand {
             let test = try input.load()
             let report = Evaluation.evaluate(loaded, on: test.ratings, k: k)
             if output.output == .json {
-                try printJSON(report)
+                try printJSON(report, metrics: [
+                    "rmse": report.model.rmse, "mae": report.model.mae, "precision_at_k": report.model.precisionAtK,
+                    "recall_at_k": report.model.recallAtK, "baseline_rmse": report.baseline.rmse, "baseline_mae": report.baseline.mae,
+                    "baseline_precision_at_k": report.baseline.precisionAtK, "baseline_recall_at_k": report.baseline.recallAtK,
+                    "rmse_improvement": report.baseline.rmse - report.model.rmse,
+                ])
             } else {
                 print("model \(loaded.manifest.displayVersion) on \(test.ratings.count) ratings (k = \(k))")
                 print("             RMSE     MAE  precision@k  recall@k")

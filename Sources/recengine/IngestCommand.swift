@@ -1,3 +1,4 @@
+import CommandLineSupport
 import ArgumentParser
 import Foundation
 import RecEngine
@@ -16,7 +17,10 @@ struct IngestCommand: AsyncParsableCommand {
 
     @Option(help: "A log file, a folder of log files (*.gz are gzip), - for standard input, or kafka://HOST:PORT[,HOST:PORT]/TOPIC.")
     var source: String
-    @Option(help: "The folder that keeps what was read and the committed position.") var store: String
+    @Option(help: "movielog: the movie log; ratings: a ratings file (CSV or u.data) checked and copied to --out.")
+    var format: SourceFormat = .movielog
+    @Option(help: "With --format ratings: fail on a malformed row, or skip and count it.") var onBadRow: BadRowPolicy = .fail
+    @Option(help: "The folder that keeps what was read and the committed position (movielog).") var store: String?
     @Option(help: "The ratings CSV to write (the latest rating per user and movie).") var out: String
     @Option(help: "The watch events CSV to write.") var watches: String?
     @Option(help: "A copy of this run's rejected lines.") var rejects: String?
@@ -24,22 +28,42 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "The Kafka consumer group.") var group = "recengine-ingest"
     @Option(help: "At most this many lines or messages (0: no bound).") var maxRecords = 0
     @Option(help: "At most this many seconds.") var maxSeconds = 300.0
+    @Option(help: "The shares of ratings 1 to 5 in the last release, comma-separated: the reference of the rating PSI.")
+    var baselineShares: String?
+
+    enum SourceFormat: String, ExpressibleByArgument, CaseIterable {
+        case movielog, ratings
+    }
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard maxRecords >= 0 else { throw ValidationError("--max-records must be 0 or more") }
-        guard maxSeconds > 0 else { throw ValidationError("--max-seconds must be more than 0") }
+        guard maxSeconds > 0 && maxSeconds <= 86_400 * 365 else { throw ValidationError("--max-seconds must be more than 0 and at most a year") }
+        if format == .movielog && store == nil { throw ValidationError("--store is required for the movie log") }
+        if let shares = baselineShares, parsedShares(shares) == nil {
+            throw ValidationError("--baseline-shares must be five numbers from 0 to 1, e.g. 0.06,0.11,0.27,0.34,0.22")
+        }
+    }
+
+    func parsedShares(_ text: String) -> [Double]? {
+        let values = text.split(separator: ",").compactMap { Double($0) }
+        return values.count == 5 && values.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 } ? values : nil
     }
 
     func run() async throws {
+        if format == .ratings {
+            try await importRatings()
+            return
+        }
         let report = try await reportingErrors {
             let ingest = MovieLogIngest(
-                source: try MovieLogSource(parsing: source), store: store, output: out, watches: watches, rejects: rejects,
-                mode: mode, group: group, maxRecords: maxRecords, maxDuration: .milliseconds(Int64(maxSeconds * 1000)))
+                source: try MovieLogSource(parsing: source), store: store ?? "", output: out, watches: watches, rejects: rejects,
+                mode: mode, group: group, maxRecords: maxRecords, maxDuration: .milliseconds(Int64(maxSeconds * 1000)),
+                baselineShares: baselineShares.flatMap(parsedShares))
             return try ingest.run()
         }
         if output.output == .json {
-            try printJSON(report)
+            try printJSON(report, metrics: report.metrics)
         } else {
             let rejected = report.rejectedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             print(
@@ -54,5 +78,27 @@ struct IngestCommand: AsyncParsableCommand {
             throw ExitCode(4)
         }
     }
-}
 
+    /// `--format ratings`: a ratings file checked and copied as CSV.
+    func importRatings() async throws {
+        try await reportingErrors {
+            let file = try RatingsFile.load(path: source, onBadRow: onBadRow)
+            try RatingsFile.writeCSV(file.ratings, to: out)
+            let rows = file.ratings.count + file.skippedRowCount
+            let metrics = [
+                "ratings": Double(file.ratings.count), "users": Double(file.ratings.userCount), "items": Double(file.ratings.itemCount),
+                "skipped_rows": Double(file.skippedRowCount), "skipped_share": rows == 0 ? 0 : Double(file.skippedRowCount) / Double(rows),
+            ]
+            if output.output == .json {
+                struct Summary: Encodable {
+                    var source: String
+                    var output: String
+                }
+                try printJSON(Summary(source: source, output: out), metrics: metrics)
+            } else {
+                print("copied \(file.ratings.count) ratings of \(file.ratings.userCount) users and \(file.ratings.itemCount) items to \(out)")
+                if file.skippedRowCount > 0 { print("skipped \(file.skippedRowCount) malformed rows") }
+            }
+        }
+    }
+}

@@ -1,9 +1,9 @@
 public import ArgumentParser
 import Foundation
+import CommandLineSupport
 import DurableFiles
 import RecEngine
 
-@main
 struct RecEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recengine",
@@ -16,10 +16,6 @@ struct RecEngineCommand: AsyncParsableCommand {
             SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self,
         ]
     )
-}
-
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json
 }
 
 struct OutputOptions: ParsableArguments {
@@ -68,15 +64,15 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
-func printJSON(_ value: some Encodable) throws {
+/// Prints `value` as JSON with a `metrics` object added: the numbers a pipeline's gates bound
+/// (the orchestrator reads them from the built-in stages it runs as `recengine ... --output json`).
+func printJSON(_ value: some Encodable, metrics: [String: Double]) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
-}
-
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    var object = try JSONSerialization.jsonObject(with: try encoder.encode(value)) as? [String: Any] ?? [:]
+    object["metrics"] = metrics.mapValues { $0.isFinite ? $0 as Any : NSNull() }
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
 }
 
 func format(_ value: Double, _ digits: Int = 4) -> String {

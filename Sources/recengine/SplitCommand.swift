@@ -1,3 +1,4 @@
+import CommandLineSupport
 import ArgumentParser
 import RecEngine
 
@@ -35,7 +36,7 @@ struct SplitCommand: AsyncParsableCommand {
                 train: split.train.count, test: split.test.count, skippedRows: file.skippedRowCount,
                 format: file.format, sha256: file.sha256)
             if output.output == .json {
-                try printJSON(report)
+                try printJSON(report, metrics: ["train_ratings": Double(split.train.count), "test_ratings": Double(split.test.count)])
             } else {
                 print("split \(file.ratings.count) ratings (\(file.format.rawValue)): \(split.train.count) -> \(train), \(split.test.count) -> \(test)")
                 if file.skippedRowCount > 0 {

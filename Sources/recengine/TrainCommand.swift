@@ -1,3 +1,4 @@
+import CommandLineSupport
 import ArgumentParser
 import RecEngine
 
@@ -20,7 +21,11 @@ struct TrainCommand: AsyncParsableCommand {
                 var summary = manifest
                 summary.userIDs = []
                 summary.itemIDs = []
-                try printJSON(Summary(manifest: summary, skippedRows: file.skippedRows))
+                let metrics = [
+                    "train_rmse": manifest.metrics.trainRMSE, "train_mae": manifest.metrics.trainMAE,
+                    "baseline_train_rmse": manifest.metrics.baselineTrainRMSE, "fit_seconds": manifest.metrics.fitSeconds,
+                ]
+                try printJSON(Summary(manifest: summary, skippedRows: file.skippedRows), metrics: metrics)
             } else {
                 print("trained on \(file.ratings.count) ratings, \(file.ratings.userCount) users, \(file.ratings.itemCount) items")
                 print("fit \(format(manifest.metrics.fitSeconds, 3)) s (\(manifest.metrics.instructionSet)); train RMSE \(format(manifest.metrics.trainRMSE)) (baseline \(format(manifest.metrics.baselineTrainRMSE)))")

@@ -92,12 +92,12 @@ import Traffic
             try Self.writeData(in: playground.folder)
             try Self.pipeline(playground).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let good = try await playground.run()
-            #expect(good.outcome == "succeeded", "\(good.failure ?? "")")
+            #expect(good.outcome == .succeeded, "\(good.failure ?? "")")
             let live = try #require(good.deployment?.color)
             #expect(good.rollout?.steps.first?.measurements.contains { $0.gate == "engagement" && $0.outcome == "success" } == true)
 
             let poor = try await playground.run(RunOptions(force: true), environment: ["TRAIN": "data/shuffled.csv"])
-            #expect(poor.outcome == "rolled_back", "\(poor.failure ?? "")")
+            #expect(poor.outcome == .rolledBack, "\(poor.failure ?? "")")
             #expect(poor.rollout?.steps.count == 1, "rolled back at the first step")
             // Either engagement gate may decide first: absolute, or relative to the live colour.
             #expect(poor.failure?.hasPrefix("gate engagement") == true, "on engagement, not errors: \(poor.failure ?? "")")

@@ -62,7 +62,7 @@ import TestSupport
                 "--watches", folder + "/watches.csv", "--group", "kill-test", "--max-seconds", "30",
             ]
             let killed = try await runCommand(
-                Playground.recengine, arguments, environment: [MovieLogIngest.faultInjectionVariable: "ingest-kill-before-commit"])
+                Playground.recengine, arguments, environment: try KillAtRename.environment(suffix: "/store/state.json", when: .before))
             #expect(killed.status != 0)
             #expect(!FileManager.default.fileExists(atPath: folder + "/store/state.json"), "nothing was committed")
             let rerun = try await runCommand(Playground.recengine, arguments)

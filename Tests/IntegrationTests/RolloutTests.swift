@@ -20,13 +20,13 @@ import Traffic
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run()
-            #expect(first.outcome == "succeeded", "\(first.failure ?? ""): \(first.rollout?.steps.first?.measurements.map { "\($0.at.timeIntervalSince(first.rollout?.steps.first?.startedOn ?? Date())) \($0.outcome) \($0.error ?? "")" } ?? [])")
+            #expect(first.outcome == .succeeded, "\(first.failure ?? ""): \(first.rollout?.steps.first?.measurements.map { "\($0.at.timeIntervalSince(first.rollout?.steps.first?.startedOn ?? Date())) \($0.outcome) \($0.error ?? "")" } ?? [])")
             #expect(playground.lastSamples.allSatisfy { $0.status == 200 || $0.status == 0 }, "before the first release nginx is not there yet")
             #expect(first.rollout?.steps.map(\.weight) == [100], "nothing was live: one step")
             let firstColor = try #require(first.deployment?.color)
 
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
-            #expect(second.outcome == "succeeded", "\(second.failure ?? "")")
+            #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
             let rollout = try #require(second.rollout)
             let target = rollout.target
             #expect(target != firstColor)
@@ -57,7 +57,7 @@ import Traffic
             let live = try #require(first.deployment?.color)
             try playground.writePipeline(gates: Playground.impossibleGate)
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
-            #expect(second.outcome == "rolled_back")
+            #expect(second.outcome == .rolledBack)
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate impossible: 1 is not <= 0.5") == true, "\(second.failure ?? "")")
             #expect(second.failure?.contains("recengine_model_info{color=") == true, "the failure names the query")
@@ -79,7 +79,7 @@ import Traffic
             let live = try #require(first.deployment?.color)
             try playground.writePipeline(args: #"[--fault-rate, "0.5"]"#)
             let second = try await playground.run(RunOptions(force: true))
-            #expect(second.outcome == "rolled_back")
+            #expect(second.outcome == .rolledBack)
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate error-rate") == true, "\(second.failure ?? "")")
             #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
@@ -101,9 +101,9 @@ import Traffic
             let other = live == "blue" ? "green" : "blue"
             #expect(await playground.runtime.instance(of: other) == nil, "nothing was deployed")
             let last = try ReleaseHistory(path: playground.historyPath).records().last
-            #expect(last?.outcome == "failed")
+            #expect(last?.outcome == .failed)
             #expect(last?.failure?.contains("unreachable") == true)
-            #expect(last?.stages.map(\.status) == ["not_run"], "no stage runs when the rollout could not happen")
+            #expect(last?.stages.map(\.status) == [.notRun], "no stage runs when the rollout could not happen")
         }
     }
 
@@ -115,12 +115,12 @@ import Traffic
 
             // A second release in another process, killed with SIGKILL in the middle of its first step.
             let controller = try await playground.startControllerUntilTrafficStep()
-            let state = DeploymentState(folder: playground.statePath)
+            let state = StateStore(folder: playground.statePath)
             try await Task.sleep(for: .milliseconds(500))
             controller.signal(SIGKILL)
             _ = await controller.wait()
-            let interrupted = try #require(state.inProgress())
-            let target = interrupted.target
+            let interrupted = try #require(try state.run())
+            let target = try #require(interrupted.target)
             #expect(await playground.runtime.instance(of: target) != nil, "the new colour outlived its controller")
             #expect(playground.nginx.currentSplit()?.weight(of: target) == 25)
 
@@ -128,13 +128,13 @@ import Traffic
             try playground.writePipeline(wait: "1s")
             let next = try await playground.run(RunOptions(noStagedShift: true))
             let records = try ReleaseHistory(path: playground.historyPath).records()
-            let recovered = try #require(records.first { $0.releaseID == interrupted.record.releaseID })
-            #expect(recovered.outcome == "rolled_back")
+            let recovered = try #require(records.first { $0.releaseID == interrupted.releaseID })
+            #expect(recovered.outcome == .rolledBack)
             #expect(recovered.failure?.contains("interrupted while shifting") == true)
-            #expect(recovered.rollout?.events.contains { $0.kind == "recover" } == true)
-            #expect(next.outcome == "succeeded")
+            #expect(recovered.rollout?.events.contains { $0.kind == .recover } == true)
+            #expect(next.outcome == .succeeded)
             #expect(next.rollout?.live == live, "the recovery put traffic back on \(live) before the next release")
-            #expect(state.inProgress() == nil)
+            #expect(try state.run() == nil)
             #expect(try ReleaseHistory(path: playground.historyPath).verify().isEmpty)
         }
     }
@@ -151,9 +151,9 @@ import Traffic
             let status = await controller.wait()
             #expect(status >> 8 == 1, "a rolled-back release exits 1")
             let last = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
-            #expect(last.outcome == "rolled_back")
+            #expect(last.outcome == .rolledBack)
             #expect(last.failure == "aborted by orchestrate abort")
-            #expect(last.rollout?.events.contains { $0.kind == "abort" } == true)
+            #expect(last.rollout?.events.contains { $0.kind == .abort } == true)
             #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let again = try await orchestrate(["abort", playground.pipelinePath])
             #expect(again.status == 1, "nothing in progress any more")
@@ -165,7 +165,7 @@ import Traffic
             try playground.writePipeline()
             let first = try await playground.run(RunOptions(noStagedShift: true))
             let second = try await playground.run(RunOptions(force: true, noStagedShift: true), environment: ["EPOCHS": "12"])
-            #expect(second.outcome == "succeeded")
+            #expect(second.outcome == .succeeded)
             #expect(first.deployment?.modelSHA256 != second.deployment?.modelSHA256)
             let status = try await orchestrate(["status", playground.pipelinePath, "--output", "json"])
             #expect(status.status == 0, "\(status.stderr)")
@@ -173,14 +173,14 @@ import Traffic
 
             let rollback = try await orchestrate(["rollback", playground.pipelinePath])
             #expect(rollback.status == 0, "\(rollback.stderr)")
-            let current = try #require(DeploymentState(folder: playground.statePath).current())
+            let current = try #require(try StateStore(folder: playground.statePath).live())
             #expect(current.releaseID == first.releaseID)
             #expect(current.modelSHA256 == first.deployment?.modelSHA256)
             let served = try #require(await playground.runtime.instance(of: current.color))
             #expect(served.modelSHA256 == first.deployment?.modelSHA256, "the old model was redeployed, verified by digest")
             #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
             let last = try ReleaseHistory(path: playground.historyPath).records().last
-            #expect(last?.action == "rollback" && last?.outcome == "succeeded")
+            #expect(last?.action == .rollback && last?.outcome == .succeeded)
 
             // Unhealthy: stop the live colour behind the controller's back.
             try await playground.runtime.stop(color: current.color)

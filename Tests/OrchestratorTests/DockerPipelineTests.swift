@@ -64,7 +64,7 @@ import Testing
                     + "\ntraffic:\n  nginx: {config: lb/recommender.conf, listen: 18080}\n", to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(dryRun: true))
             #expect(result.record == nil, "a dry run changes nothing, the engine is not asked")
-            let containers = result.plan.containers
+            let containers = (result.plan.rollout?.containers ?? [])
             #expect(containers.map(\.name) == ["unit-blue-1", "unit-lb-1"])
             #expect(containers[0].image == "localhost/recengine:latest")
             #expect(containers[0].binds.contains { $0.hasSuffix(":/model:ro") })

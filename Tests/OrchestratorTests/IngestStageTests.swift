@@ -34,7 +34,7 @@ import Testing
             try write(lines.joined(separator: "\n") + "\n", to: folder + "/log/part-1.log")
             let (first, progress) = try await runPipeline(folder + "/p.yml")
             let record = try #require(first.record)
-            #expect(record.outcome == "succeeded", "\(progress)")
+            #expect(record.outcome == .succeeded, "\(progress)")
             let ingest = try #require(record.stages[0].ingest)
             #expect(ingest.lines == lines.count)
             #expect(ingest.ratingsNew == 390)
@@ -45,7 +45,7 @@ import Testing
 
             // Nothing new: the ingest still runs (never cached), reads nothing, and the train is cached.
             let (second, progress2) = try await runPipeline(folder + "/p.yml")
-            #expect(second.record?.stages.map(\.status) == ["succeeded", "cached"], "\(progress2)")
+            #expect(second.record?.stages.map(\.status) == [.succeeded, .cached], "\(progress2)")
             #expect(second.record?.stages[0].ingest?.lines == 0)
             #expect(progress2.contains { $0.contains("a movie log ingest always reads what is new") })
         }
@@ -55,15 +55,15 @@ import Testing
         try await withTemporaryDirectory { folder in
             try write(Self.pipeline, to: folder + "/p.yml")
             try write(Self.logLines(users: 1..<40).joined(separator: "\n") + "\n", to: folder + "/log/part-1.log")
-            #expect(try await runPipeline(folder + "/p.yml").0.record?.outcome == "succeeded")
+            #expect(try await runPipeline(folder + "/p.yml").0.record?.outcome == .succeeded)
 
             // Every new rating a 5: the distribution shifts against the last succeeded release's data.
             try write(Self.logLines(users: 40..<80, rating: 5).joined(separator: "\n") + "\n", to: folder + "/log/part-2.log")
             let (shifted, progress) = try await runPipeline(folder + "/p.yml")
             let record = try #require(shifted.record)
-            #expect(record.outcome == "failed")
+            #expect(record.outcome == .failed)
             #expect(shifted.exitCode == 1)
-            #expect(record.stages.map(\.status) == ["failed", "not_run"])
+            #expect(record.stages.map(\.status) == [.failed, .notRun])
             let psi = try #require(record.stages[0].gates.first { $0.metric == "rating_psi" })
             #expect(!psi.passed)
             #expect((psi.value ?? 0) > 1)

@@ -4,7 +4,7 @@ import StrictYAML
 import Orchestrator
 import Testing
 
-@Suite struct PipelineRunnerTests {
+@Suite struct ReleaseControllerTests {
     /// A pipeline of built-ins over generated ratings, plus a command stage.
     static func pipelineText(gate: String = "rmse: {max: 3}", extraStage: String = "") -> String {
         """
@@ -36,9 +36,9 @@ import Testing
             try write(Self.pipelineText(), to: folder + "/p.yml")
             let (first, progress) = try await runPipeline(folder + "/p.yml")
             let record = try #require(first.record)
-            #expect(record.outcome == "succeeded")
+            #expect(record.outcome == .succeeded)
             #expect(first.exitCode == 0)
-            #expect(record.stages.map(\.status) == ["succeeded", "succeeded", "succeeded", "succeeded"])
+            #expect(record.stages.map(\.status) == [.succeeded, .succeeded, .succeeded, .succeeded])
             #expect(record.stages[0].metrics["ratings"] == 720)
             #expect(record.stages[3].metrics["rmse"] != nil)
             #expect(record.stages[3].gates.first?.passed == true)
@@ -51,23 +51,23 @@ import Testing
 
             // Nothing changed: every stage is reused.
             let (second, secondProgress) = try await runPipeline(folder + "/p.yml")
-            #expect(second.record?.stages.map(\.status) == ["cached", "cached", "cached", "cached"])
+            #expect(second.record?.stages.map(\.status) == [.cached, .cached, .cached, .cached])
             #expect(second.record?.stages[3].metrics == record.stages[3].metrics)
             #expect(secondProgress.contains { $0.contains("cached (inputs and parameters unchanged since \(record.releaseID)") })
 
             // A changed input re-runs its stage; identical outputs let later stages stay cached.
             try write(read(folder + "/raw.csv") + "\n", to: folder + "/raw.csv")
             let (third, _) = try await runPipeline(folder + "/p.yml")
-            #expect(third.record?.stages.map(\.status) == ["succeeded", "cached", "cached", "cached"])
+            #expect(third.record?.stages.map(\.status) == [.succeeded, .cached, .cached, .cached])
 
             // A damaged output re-runs the stage that made it.
             try write("{}", to: folder + "/models/m/manifest.json")
             let (fourth, _) = try await runPipeline(folder + "/p.yml")
-            #expect(fourth.record?.stages.map(\.status) == ["cached", "cached", "succeeded", "succeeded"])
+            #expect(fourth.record?.stages.map(\.status) == [.cached, .cached, .succeeded, .succeeded])
 
             // --force runs everything.
             let (fifth, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(force: true))
-            #expect(fifth.record?.stages.map(\.status) == ["succeeded", "succeeded", "succeeded", "succeeded"])
+            #expect(fifth.record?.stages.map(\.status) == [.succeeded, .succeeded, .succeeded, .succeeded])
 
             let history = ReleaseHistory(path: folder + "/releases/history.jsonl")
             #expect(try history.records().count == 5)
@@ -82,8 +82,8 @@ import Testing
             let (result, progress) = try await runPipeline(folder + "/p.yml")
             let record = try #require(result.record)
             #expect(result.exitCode == 1)
-            #expect(record.outcome == "failed")
-            #expect(record.stages.map(\.status) == ["succeeded", "succeeded", "succeeded", "failed", "not_run"])
+            #expect(record.outcome == .failed)
+            #expect(record.stages.map(\.status) == [.succeeded, .succeeded, .succeeded, .failed, .notRun])
             let verdict = try #require(record.stages[3].gates.first)
             #expect(verdict.passed == false && verdict.condition == "<= 0.01" && (verdict.value ?? 0) > 0.01)
             #expect(record.failure?.contains("gate rmse <= 0.01 failed with") == true)
@@ -91,7 +91,7 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: folder + "/after-ran"))
             // A failed run is never a cache source.
             let (again, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(skip: ["after"]))
-            #expect(again.record?.stages.prefix(3).map(\.status) == ["succeeded", "succeeded", "succeeded"])
+            #expect(again.record?.stages.prefix(3).map(\.status) == [.succeeded, .succeeded, .succeeded])
         }
     }
 
@@ -114,7 +114,7 @@ import Testing
                     """), to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml")
             let stage = try #require(result.record?.stages.first)
-            #expect(stage.status == "succeeded")
+            #expect(stage.status == .succeeded)
             #expect(stage.exitStatus == 0)
             #expect(stage.metrics == ["loss": 0.25])
             #expect(stage.gates.first?.passed == true)
@@ -134,14 +134,14 @@ import Testing
                         retries: 2
                     """), to: folder + "/p.yml")
             let (result, progress) = try await runPipeline(folder + "/p.yml")
-            #expect(result.record?.stages.first?.status == "succeeded")
+            #expect(result.record?.stages.first?.status == .succeeded)
             #expect(result.record?.stages.first?.attempts == 3)
             #expect(progress.filter { $0.contains("retrying") }.count == 2)
 
             try write(Self.commandPipeline("  - name: broken\n    run: [/bin/sh, -c, 'echo something went wrong >&2; exit 7']\n    retries: 1\n"), to: folder + "/p.yml")
             let (failed, _) = try await runPipeline(folder + "/p.yml")
             let stage = try #require(failed.record?.stages.first)
-            #expect(stage.status == "failed" && stage.attempts == 2 && stage.exitStatus == 7)
+            #expect(stage.status == .failed && stage.attempts == 2 && stage.exitStatus == 7)
             #expect(stage.error?.contains("exited with status 7") == true)
             #expect(stage.error?.contains("something went wrong") == true)
         }
@@ -159,7 +159,7 @@ import Testing
             // Far less than the command's 120 s (on a loaded CI machine a run takes seconds).
             #expect(clock.now - start < .seconds(60))
             let stage = try #require(result.record?.stages.first)
-            #expect(stage.status == "failed")
+            #expect(stage.status == .failed)
             #expect(stage.error?.contains("timed out after 500ms") == true)
             // The grandchild was in the stage's process group and is gone too.
             let pid = try #require(Int32(read(folder + "/child.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -184,7 +184,7 @@ import Testing
         try await withTemporaryDirectory { folder in
             try write(Self.commandPipeline("  - name: a\n    run: [touch, a]\n  - name: b\n    run: [touch, b]\n"), to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(skip: ["a"]))
-            #expect(result.record?.stages.map(\.status) == ["skipped", "succeeded"])
+            #expect(result.record?.stages.map(\.status) == [.skipped, .succeeded])
             #expect(!FileManager.default.fileExists(atPath: folder + "/a"))
             await #expect(throws: OrchestratorError.self) { try await runPipeline(folder + "/p.yml", options: RunOptions(skip: ["c"])) }
         }
@@ -204,8 +204,8 @@ import Testing
             #expect(progress.isEmpty)
             #expect(try snapshot(folder) == before)
             #expect(!FileManager.default.fileExists(atPath: folder + "/marker"))
-            #expect(result.plan.stages.map(\.action) == ["run", "run", "run", "run", "run"])
-            #expect(result.plan.stages[1].reason?.contains("written by ingest") == true)
+            #expect(result.plan.stages.map(\.action) == [.run, .runOrReuse, .runOrReuse, .runOrReuse, .run], "an earlier stage reruns: the later ones are decided when it has run")
+            #expect(result.plan.stages[1].reason.contains("written by ingest"))
         }
     }
 
@@ -213,7 +213,7 @@ import Testing
         try await withTemporaryDirectory { folder in
             try write(Self.commandPipeline("  - name: a\n    run: [touch, a]\n"), to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(dryRun: true, recordDryRun: true))
-            #expect(result.record?.outcome == "planned")
+            #expect(result.record?.outcome == .planned)
             #expect(result.record?.dryRun == true)
             #expect(!FileManager.default.fileExists(atPath: folder + "/a"))
             #expect(try ReleaseHistory(path: folder + "/h.jsonl").records().count == 1)
@@ -234,7 +234,7 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: folder + "/a"))
             lock.release()
             let (result, _) = try await runPipeline(folder + "/p.yml")
-            #expect(result.record?.outcome == "succeeded")
+            #expect(result.record?.outcome == .succeeded)
         }
     }
 

@@ -10,7 +10,7 @@ import Testing
             releaseID: id, startedOn: Date(timeIntervalSince1970: 1_800_000_000), finishedOn: nil,
             invocation: .init(trigger: "manual", user: "u", host: "h", command: []), builder: .init(id: "orchestrate", version: "t"),
             source: .init(gitCommit: nil, gitDirty: nil), pipeline: .init(name: "p", path: "/p.yml", sha256: "00"), overrides: [],
-            dryRun: false, stages: [], model: nil, outcome: "succeeded")
+            dryRun: false, stages: [], model: nil, outcome: .succeeded)
     }
 
     func history(in folder: String, records: Int) throws -> ReleaseHistory {

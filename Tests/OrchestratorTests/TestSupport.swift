@@ -21,10 +21,10 @@ func writeRatings(to path: String, users: Int = 60, items: Int = 40, perUser: In
 }
 
 /// Runs a pipeline file through the loader and runner, collecting progress lines.
-func runPipeline(_ path: String, options: RunOptions = RunOptions(), environment: [String: String] = [:]) async throws -> (PipelineRunner.RunResult, [String]) {
+func runPipeline(_ path: String, options: RunOptions = RunOptions(), environment: [String: String] = [:]) async throws -> (ReleaseController.RunResult, [String]) {
     let pipeline = try PipelineLoader(environment: environment).load(path, overrides: options.overrides)
     let lines = LineCollector()
-    let result = try await PipelineRunner(pipeline: pipeline, options: options) { lines.append($0) }.run()
+    let result = try await ReleaseController(pipeline: pipeline, options: options) { lines.append($0) }.run()
     return (result, lines.lines)
 }
 

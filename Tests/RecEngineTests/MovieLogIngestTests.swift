@@ -1,5 +1,6 @@
 import Foundation
 import RecEngine
+import TestSupport
 import Testing
 
 var recengineBinary: String {
@@ -114,7 +115,7 @@ var recengineBinary: String {
     }
 
     @Test func aKillAtEitherCommitBoundaryNeitherLosesNorDuplicates() async throws {
-        for fault in ["ingest-kill-before-commit", "ingest-kill-after-commit"] {
+        for fault in [KillAtRename.When.before, .after] {
             try await withTemporaryDirectory { folder in
                 let ratings = movieLogRatings(users: 1..<41, perUser: 6, seed: 9)
                 let lines = MovieLogGenerator(malformedShare: 0.05, seed: 2).lines(for: ratings)
@@ -126,13 +127,13 @@ var recengineBinary: String {
                 ]
                 #expect(try await runCommand(recengineBinary, arguments).status == 0)
                 try write(lines[cut...].joined(separator: "\n") + "\n", to: folder + "/log/b.log")
-                let killed = try await runCommand(recengineBinary, arguments, environment: [MovieLogIngest.faultInjectionVariable: fault])
+                let killed = try await runCommand(recengineBinary, arguments, environment: try KillAtRename.environment(suffix: "/store/state.json", when: fault))
                 #expect(killed.status != 0, "the fault injection kills the run (\(fault))")
                 let rerun = try await runCommand(recengineBinary, arguments + ["--output", "json"])
                 #expect(rerun.status == 0, "\(rerun.stderr)")
                 let report = try JSONDecoder().decode(IngestReport.self, from: Data(rerun.stdout.utf8))
                 // Killed before the commit, the rerun reads b.log again; after it, nothing is left.
-                #expect(report.lines == (fault == "ingest-kill-before-commit" ? lines.count - cut : 0))
+                #expect(report.lines == (fault == .before ? lines.count - cut : 0))
                 let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
                 #expect(ratingTable(written) == ratingTable(ratings))
                 #expect(written.count == ratings.count)

@@ -1,6 +1,8 @@
 import RecEngine
 
-/// The stages built into the orchestrator; each calls the RecEngine library in process.
+/// The stages built into the orchestrator. Each runs as a child process of `recengine` (the
+/// command a person would type, with `--output json`), so that a timeout or a signal stops its
+/// work at once, and a retry starts clean.
 public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     /// Consumes the movie log (a file, a folder, gzip, standard input or Kafka) exactly once into
     /// the ratings CSV the train stage reads; or, with `format: ratings`, copies and checks a ratings
@@ -100,5 +102,45 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 "baseline_precision_at_k", "baseline_recall_at_k", "rmse_improvement",
             ]
         }
+    }
+}
+
+extension BuiltinStage {
+    /// The `recengine` command line that does this stage's work, printing a JSON object with its
+    /// `metrics` on standard output. `baselineShares` are the rating shares of the last promoted
+    /// release's ingest, the reference for the ingest's distribution shift.
+    public func command(recengine: String, parameters: [String: ParameterValue], baselineShares: [Double]? = nil) -> [String] {
+        func value(_ name: String) -> String? { parameters[name]?.description }
+        func option(_ flag: String, _ name: String) -> [String] { value(name).map { [flag, $0] } ?? [] }
+        var arguments: [String]
+        switch self {
+        case .ingest:
+            arguments = ["ingest", "--source"] + [value("source") ?? "", "--format", value("format") ?? "movielog"] + option("--out", "output")
+            if value("format") == "ratings" {
+                arguments += option("--on-bad-row", "onBadRow")
+            } else {
+                arguments += option("--store", "store") + option("--watches", "watches") + option("--rejects", "rejects") + option("--mode", "mode")
+                    + option("--group", "group") + option("--max-records", "maxRecords") + option("--max-seconds", "maxSeconds")
+                if let baselineShares, baselineShares.count == 5 {
+                    arguments += ["--baseline-shares", baselineShares.map { String($0) }.joined(separator: ",")]
+                }
+            }
+        case .split:
+            arguments = ["split"] + option("--ratings", "ratings") + option("--train", "train") + option("--test", "test")
+                + option("--test-size", "testSize") + option("--seed", "seed")
+        case .train:
+            arguments = ["train"] + option("--ratings", "ratings") + option("--out", "model") + option("--factors", "factors")
+                + option("--epochs", "epochs") + option("--lr", "lr") + option("--reg", "reg") + option("--init-std", "initStd")
+                + option("--seed", "seed") + option("--model-version", "version")
+        case .evaluate:
+            arguments = ["evaluate"] + option("--model", "model") + option("--ratings", "ratings") + option("--k", "k")
+        }
+        return [recengine] + arguments + ["--output", "json"]
+    }
+
+    /// Whether the stage must run even when its inputs and parameters are unchanged: a movie log
+    /// ingest reads what is new in its source.
+    func alwaysRuns(_ parameters: [String: ParameterValue]) -> Bool {
+        self == .ingest && parameters["format"] != .string("ratings")
     }
 }

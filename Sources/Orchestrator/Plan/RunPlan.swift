@@ -1,28 +1,52 @@
-import Foundation
-import EngineAPI
+public import Foundation
 public import StrictYAML
 
-/// What `orchestrate run` will do, computed before it does anything: the body of `--dry-run`.
-public struct RunPlan: Sendable, Codable {
-    public struct PlannedStage: Sendable, Codable {
+/// What `orchestrate run` will do, computed once before it does anything: `--dry-run` prints
+/// it, the executor carries it out, and the release record stores it. Nothing the run does is
+/// decided anywhere else.
+public struct RunPlan: Sendable, Codable, Equatable {
+    public enum StageAction: String, Sendable, Codable, Equatable {
+        case run
+        /// Reused from an earlier run: inputs and parameters unchanged, outputs intact.
+        case cached
+        /// Left out (`--skip`).
+        case skipped
+        /// An earlier stage of this run writes one of its inputs: it runs, unless that input turns
+        /// out unchanged, in which case it is reused (decided once the earlier stage has run).
+        case runOrReuse = "run_or_reuse"
+    }
+
+    public struct PlannedStage: Sendable, Codable, Equatable {
         public var name: String
         public var uses: String?
-        public var argv: [String]?
         public var parameters: [String: ParameterValue]?
+        /// What runs: the command's argument vector, or for a built-in the `recengine` command
+        /// line that does its work in a child process.
+        public var command: [String]
+        /// The image of a stage that runs in a one-off container.
+        public var image: String?
         public var env: [String: String]
         public var inputs: [String]
         public var outputs: [String]
         public var timeout: PipelineDuration?
         public var retries: Int
         public var gate: [MetricThreshold]
-        /// The image of a stage that runs in a one-off container.
-        public var image: String?
-        /// run, cached or skipped.
-        public var action: String
-        public var reason: String?
+        public var action: StageAction
+        public var reason: String
+        /// The release whose outputs a cached stage reuses.
+        public var cachedFrom: String?
+        /// The digests of the inputs as planned (inputs no earlier stage writes), so the run does
+        /// not read them again.
+        public var inputDigests: [ArtifactDigest]
+
+        enum CodingKeys: String, CodingKey {
+            case name, uses, parameters, command, image, env, inputs, outputs, timeout, retries, gate, action, reason
+            case cachedFrom = "cached_from"
+            case inputDigests = "input_digests"
+        }
     }
 
-    public struct PlannedStep: Sendable, Codable {
+    public struct PlannedStep: Sendable, Codable, Equatable {
         public var step: Int
         /// Percent of users on the new colour, and on the live one.
         public var newWeight: Int
@@ -37,42 +61,82 @@ public struct RunPlan: Sendable, Codable {
         }
     }
 
-    public struct Deployment: Sendable, Codable {
-        public var runtime: String
-        public var service: String
-        public var model: String?
-        /// The colour serving now, nil when nothing was released yet.
-        public var live: String?
-        /// The colour that receives the release.
-        public var target: String
-        public var health: HealthCheckSpec
-    }
-
     /// A container the Docker runtime will create (or recreate), as the engine will be asked.
-    public struct PlannedContainer: Sendable, Codable {
+    public struct PlannedContainer: Sendable, Codable, Equatable {
         public var name: String
         public var image: String
         public var command: [String]
         public var binds: [String]
         public var network: String
         public var labels: [String: String]
+
+        public init(name: String, image: String, command: [String], binds: [String], network: String, labels: [String: String]) {
+            self.name = name
+            self.image = image
+            self.command = command
+            self.binds = binds
+            self.network = network
+            self.labels = labels
+        }
+    }
+
+    /// An interrupted run the controller converges before anything else.
+    public struct PlannedRecovery: Sendable, Codable, Equatable {
+        public var releaseID: String?
+        public var phase: RunPhase?
+        /// What convergence will do, for people.
+        public var actions: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case phase, actions
+            case releaseID = "release_id"
+        }
+    }
+
+    /// The blue/green rollout.
+    public struct Rollout: Sendable, Codable, Equatable {
+        public var runtime: String
+        public var service: String
+        /// The model directory deployed (the train stage's output, copied into the model store).
+        public var model: String
+        /// The release serving now (checked against nginx and the runtime), nil on a first release.
+        public var live: LiveRelease?
+        /// The colour that receives the release.
+        public var target: String
+        public var health: HealthCheckSpec
+        /// The traffic steps; a first release (nothing live) or `--no-staged-shift` has one step at 100%.
+        public var steps: [PlannedStep]
+        /// How each step's weights reach nginx; nil when the pipeline has no traffic section.
+        public var mode: TrafficSpec.Mode?
+        public var hold: PipelineDuration
+        public var stopOld: Bool
+        public var drain: PipelineDuration
+        public var automaticRollback: Bool
+        public var stopNew: Bool
+        public var hooks: HooksSpec
+        public var containers: [PlannedContainer]
+
+        enum CodingKeys: String, CodingKey {
+            case runtime, service, model, live, target, health, steps, mode, hold, drain, hooks, containers
+            case stopOld = "stop_old"
+            case automaticRollback = "automatic_rollback"
+            case stopNew = "stop_new"
+        }
     }
 
     public var releaseID: String
     public var pipeline: ReleaseRecord.PipelineReference
     public var history: String
     public var overrides: [String]
+    public var recovery: PlannedRecovery?
     public var stages: [PlannedStage]
-    public var deployment: Deployment?
-    public var containers: [PlannedContainer] = []
+    public var rollout: Rollout?
+    /// nginx: where it listens and how it splits.
     public var traffic: TrafficSpec?
-    public var steps: [PlannedStep]
     public var analysis: AnalysisSpec?
-    public var rollback: RollbackSpec
-    public var hooks: HooksSpec
 
     enum CodingKeys: String, CodingKey {
-        case pipeline, history, overrides, stages, deployment, containers, traffic, steps, analysis, rollback, hooks
+        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis
         case releaseID = "release_id"
     }
 }
@@ -84,12 +148,24 @@ extension RunPlan {
         lines.append("plan for release \(releaseID) of pipeline \(pipeline.name) (\(pipeline.path), sha256 \(pipeline.sha256.prefix(12)))")
         if !overrides.isEmpty { lines.append("overrides: \(overrides.joined(separator: " "))") }
         lines.append("history: \(history)")
+        if let recovery {
+            lines.append("")
+            lines.append("first, recover the interrupted run \(recovery.releaseID ?? "(unknown: its state is unreadable)")\(recovery.phase.map { " (it stopped while \($0.rawValue))" } ?? ""):")
+            for action in recovery.actions { lines.append("  - \(action)") }
+        }
         lines.append("")
         lines.append("stages:")
         for (index, stage) in stages.enumerated() {
-            let what = stage.uses.map { "uses \($0)" } ?? "run \(shellQuoted(stage.argv ?? []))\(stage.image.map { " in a one-off container of \($0)" } ?? "")"
-            let decision = stage.action == "run" ? "will run" : stage.action == "cached" ? "will be skipped (cached)" : "will be skipped"
-            lines.append("  \(index + 1). \(stage.name): \(what) — \(decision)\(stage.reason.map { ": \($0)" } ?? "")")
+            let what = stage.uses.map { "uses \($0)" } ?? "run \(shellQuoted(stage.command))\(stage.image.map { " in a one-off container of \($0)" } ?? "")"
+            let decision =
+                switch stage.action {
+                case .run: "will run"
+                case .runOrReuse: "will run, or be reused if its inputs come out unchanged"
+                case .cached: "will be skipped (cached)"
+                case .skipped: "will be skipped"
+                }
+            lines.append("  \(index + 1). \(stage.name): \(what) — \(decision): \(stage.reason)")
+            if stage.uses != nil && (stage.action == .run || stage.action == .runOrReuse) { lines.append("     command: \(shellQuoted(stage.command))") }
             if let parameters = stage.parameters, !parameters.isEmpty {
                 lines.append("     with: " + parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
@@ -106,35 +182,45 @@ extension RunPlan {
                 lines.append("     gate: \(threshold.metric) \(threshold.condition)")
             }
         }
-        if let deployment {
+        if let rollout {
             lines.append("")
-            lines.append("deploy: \(deployment.service) on the \(deployment.runtime) runtime")
-            lines.append("  live colour: \(deployment.live ?? "none (first release)"); the release goes to: \(deployment.target)")
-            if let model = deployment.model { lines.append("  model: \(model)") }
-            lines.append("  health: GET \(deployment.health.path) must answer 200 within \(deployment.health.timeout)")
-            for container in containers {
+            lines.append("deploy: \(rollout.service) on the \(rollout.runtime) runtime")
+            lines.append(
+                "  live: "
+                    + (rollout.live.map { "\($0.color) (release \($0.releaseID), model \($0.modelSHA256.prefix(12))), checked against nginx and the runtime" }
+                        ?? "nothing (first release)") + "; the release goes to: \(rollout.target)")
+            lines.append("  model: \(rollout.model)")
+            lines.append("  health: GET \(rollout.health.path) must answer 200 within \(rollout.health.timeout)")
+            for container in rollout.containers {
                 lines.append("  container \(container.name): image \(container.image), network \(container.network)")
                 lines.append("    command: \(shellQuoted(container.command))")
                 for bind in container.binds { lines.append("    bind: \(bind)") }
                 let labels = container.labels.filter { !$0.key.hasSuffix("config-hash") }.sorted { $0.key < $1.key }
                 lines.append("    labels: " + labels.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
-        }
-        if let traffic {
-            lines.append("")
-            lines.append("traffic: nginx config \(traffic.nginxConfig), listening on \(traffic.listen), \(traffic.mode.rawValue) split")
-            if deployment?.live == nil {
-                lines.append("  nothing is live yet: the release takes all traffic in one step once healthy (steps \(traffic.steps) apply from the next release)")
+            if let traffic {
+                lines.append("")
+                lines.append("traffic: nginx on \(traffic.listen) (\(traffic.nginxConfig)), \(traffic.mode.rawValue) split")
+                if rollout.live == nil {
+                    lines.append("  nothing is live yet: the release takes all traffic in one step once healthy (steps \(traffic.steps) apply from the next release)")
+                } else if rollout.steps.count == 1 && traffic.steps.count > 1 {
+                    lines.append("  --no-staged-shift: all traffic moves in one step once healthy")
+                }
             }
-            for step in steps {
-                let live = deployment?.live ?? "live"
-                let target = deployment?.target ?? "new"
-                lines.append("  step \(step.step): \(target) \(step.newWeight)% / \(live) \(step.liveWeight)%, hold \(traffic.wait)")
+            let live = rollout.live?.color ?? "none"
+            for step in rollout.steps {
+                lines.append("  step \(step.step): \(rollout.target) \(step.newWeight)% / \(live) \(step.liveWeight)%, hold \(rollout.hold)")
                 for (gate, query) in step.queries.sorted(by: { $0.key < $1.key }) {
                     lines.append("    query \(gate): \(query)")
                 }
             }
-            lines.append("  after the last step: " + (traffic.stopOld ? "stop the old colour after \(traffic.drain)" : "keep the old colour running"))
+            if let live = rollout.live {
+                lines.append("  after the last step: " + (rollout.stopOld ? "stop \(live.color) after a drain of \(rollout.drain)" : "keep \(live.color) running"))
+            }
+            lines.append(
+                "rollback: " + (rollout.automaticRollback ? "automatic on any failed gate or health check" : "on a failed gate, hold the step and wait for orchestrate abort or promote")
+                    + (rollout.stopNew ? "; traffic back to the live colour first, then \(rollout.target) is stopped" : "; \(rollout.target) keeps running"))
+            lines.append("on SIGTERM or SIGINT: traffic back to the live colour, \(rollout.target) stopped, the release recorded as interrupted")
         }
         if let analysis {
             lines.append("")
@@ -146,18 +232,14 @@ extension RunPlan {
                         + "failureLimit \(gate.failureLimit), consecutiveErrorLimit \(gate.consecutiveErrorLimit), no data: \(gate.onNoData.rawValue)")
             }
         }
-        if deployment != nil {
-            lines.append("")
-            lines.append(
-                "rollback: " + (rollback.automatic ? "automatic on any failed gate or health check" : "manual (orchestrate rollback)")
-                    + (rollback.stopNew ? "; traffic back to the live colour first, then the new colour is stopped" : "; the new colour keeps running"))
-        }
-        let hookLines = [("pre-rollout", hooks.preRollout), ("during each step", hooks.duringStep), ("post-rollout", hooks.postRollout), ("on rollback", hooks.onRollback)]
-            .flatMap { label, commands in commands.map { "  \(label): \(shellQuoted($0))" } }
-        if !hookLines.isEmpty {
-            lines.append("")
-            lines.append("hooks:")
-            lines.append(contentsOf: hookLines)
+        if let hooks = rollout?.hooks {
+            let hookLines = [("pre-rollout", hooks.preRollout), ("during each step", hooks.duringStep), ("post-rollout", hooks.postRollout), ("on rollback", hooks.onRollback)]
+                .flatMap { label, commands in commands.map { "  \(label): \(shellQuoted($0))" } }
+            if !hookLines.isEmpty {
+                lines.append("")
+                lines.append("hooks:")
+                lines.append(contentsOf: hookLines)
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -1,39 +1,8 @@
 import Foundation
-import EngineAPI
 import StrictYAML
+import EngineAPI
 import HTTPTransport
-import RecEngine
-import Traffic
-
-/// A content-addressed store of model directories (`FOLDER/<sha256 of model.safetensors>/`), so
-/// that retraining in place never changes what a colour serves, and rollbacks find old models.
-public struct ModelStore: Sendable {
-    public var folder: String
-
-    /// Copies a model into the store (once) and returns the copy's path and digest.
-    public func store(modelDirectory: String) throws -> (path: String, sha256: String) {
-        let tensors = try ArtifactDigest.of(modelDirectory + "/" + ModelDirectory.tensorsFile)
-        guard let sha256 = tensors.sha256 else {
-            throw OrchestratorError(.stageFailed, "no model at \(modelDirectory) (model.safetensors is missing)")
-        }
-        let target = "\(folder)/\(sha256)"
-        if !FileManager.default.fileExists(atPath: target + "/" + ModelDirectory.manifestFile) {
-            let temporary = target + ".tmp-\(getpid())"
-            try? FileManager.default.removeItem(atPath: temporary)
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: modelDirectory, toPath: temporary)
-            try? FileManager.default.removeItem(atPath: target)
-            try FileManager.default.moveItem(atPath: temporary, toPath: target)
-        }
-        return (target, sha256)
-    }
-
-    /// The stored model with this digest, if the store has it.
-    public func storedModel(sha256: String) -> String? {
-        let path = "\(folder)/\(sha256)"
-        return FileManager.default.fileExists(atPath: path + "/" + ModelDirectory.manifestFile) ? path : nil
-    }
-}
+public import Traffic
 
 /// One running colour of the service.
 public struct ColorInstance: Sendable, Codable, Equatable {
@@ -46,6 +15,15 @@ public struct ColorInstance: Sendable, Codable, Equatable {
     /// The model directory it serves (the runtime's copy).
     public var modelPath: String
 
+    public init(color: String, pid: Int32?, address: String, modelSHA256: String, modelVersion: String, modelPath: String) {
+        self.color = color
+        self.pid = pid
+        self.address = address
+        self.modelSHA256 = modelSHA256
+        self.modelVersion = modelVersion
+        self.modelPath = modelPath
+    }
+
     enum CodingKeys: String, CodingKey {
         case color, pid, address
         case modelSHA256 = "model_sha256"
@@ -54,9 +32,22 @@ public struct ColorInstance: Sendable, Codable, Equatable {
     }
 }
 
-/// Where the colours run. The `process` runtime runs `recengine serve` processes on this machine;
-/// the Docker runtime runs containers behind the same interface.
+/// Where the colours and the load balancer run. Each runtime is one folder under `Runtime/`
+/// (`process`: `recengine serve` processes on this machine; `docker`: containers over the Engine
+/// API); the controller only ever talks to this interface.
 public protocol DeploymentRuntime: Sendable {
+    /// The pipeline's name for it (`deploy.runtime`).
+    var name: String { get }
+    /// The content-addressed copies of the models the colours serve.
+    var models: ModelStore { get }
+    /// Where nginx runs for this runtime.
+    var loadBalancer: any NginxHost { get }
+    /// Checks what the runtime needs before anything changes.
+    ///
+    /// - Throws: `OrchestratorError` `.unreachable` (exit 4) naming what is missing.
+    func preflight(colors: [String], loadBalancer: Bool) async throws
+    /// What deploying `target` creates, as the plan shows it (without asking the engine).
+    func plannedContainers(target: String, loadBalancer: Bool) throws -> [RunPlan.PlannedContainer]
     /// Starts `color` serving the model directory, replacing what that colour ran before, and
     /// returns once it listens (not yet health-checked).
     func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance
@@ -64,24 +55,19 @@ public protocol DeploymentRuntime: Sendable {
     func instance(of color: String) async -> ColorInstance?
     /// Stops the colour; stopping a colour that does not run is not an error.
     func stop(color: String) async throws
-    /// The last lines the colour logged, for error messages.
+    /// The last lines the colour logged since it was last started, for error messages.
     func logTail(of color: String) async -> String
-    /// The runtime's copy of the model with this digest (model.safetensors' SHA-256), if it kept one.
-    func storedModel(sha256: String) -> String?
 }
 
 extension DeploymentRuntime {
     /// Polls `GET path` until it answers 200 or the timeout passes.
-    public func waitHealthy(_ instance: ColorInstance, path: String, timeout: Duration) async -> HealthProbe {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
+    public func waitHealthy(_ instance: ColorInstance, path: String, timeout: Duration) async throws -> HealthProbe {
         var last = HealthProbe(healthy: false, detail: "no answer yet")
-        while clock.now < deadline {
+        let healthy = try await poll(every: .milliseconds(200), for: timeout) { () async -> HealthProbe? in
             last = await probe(instance, path: path)
-            if last.healthy { return last }
-            try? await Task.sleep(for: .milliseconds(200))
+            return last.healthy ? last : nil
         }
-        return last
+        return healthy ?? last
     }
 
     /// One `GET path` against the instance.
@@ -98,4 +84,27 @@ extension DeploymentRuntime {
 public struct HealthProbe: Sendable, Codable, Equatable {
     public var healthy: Bool
     public var detail: String
+}
+
+/// The runtime a pipeline names.
+enum RuntimeFactory {
+    static func make(_ deploy: DeploySpec, pipeline: Pipeline, store: StateStore, options: RunOptions) throws -> any DeploymentRuntime {
+        switch deploy.runtime {
+        case "docker":
+            guard let docker = deploy.docker else {
+                throw OrchestratorError(.invalidInput, "runtime: docker needs deploy.docker")
+            }
+            return DockerRuntime(
+                engine: try DockerEngine.configured(host: docker.host, certificates: docker.certificates), composePath: docker.compose,
+                project: deploy.service, stateFolder: store.folder, nginxFolder: store.nginxFolder,
+                nginxConfig: pipeline.traffic?.nginxConfig ?? store.folder + "/nginx.conf")
+        default:
+            return ProcessRuntime(stateFolder: store.folder, recengine: options.recengineBinary, serveArguments: deploy.args)
+        }
+    }
+}
+
+/// Text indented by four spaces under a message, one line per line (logs in error messages).
+func indented(_ text: String) -> String {
+    text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
 }

@@ -10,6 +10,8 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case unreachable
             case historyCorrupt = "history-corrupt"
             case fileSystem = "file-system"
+            case unreadableState = "unreadable-state"
+            case inconsistentState = "inconsistent-state"
         }
 
         private let value: Value
@@ -32,6 +34,11 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
         public static let historyCorrupt = Code(.historyCorrupt)
         /// A file could not be read or written. Exit code 1.
         public static let fileSystem = Code(.fileSystem)
+        /// A state file of the controller exists but cannot be read. Exit code 2: the run stops
+        /// before any change rather than guess what is live.
+        public static let unreadableState = Code(.unreadableState)
+        /// The recorded live release is not what nginx and the runtime serve. Exit code 2.
+        public static let inconsistentState = Code(.inconsistentState)
 
         public var description: String { value.rawValue }
 
@@ -39,7 +46,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
         public var exitCode: Int32 {
             switch value {
             case .stageFailed, .gateFailed, .historyCorrupt, .fileSystem: 1
-            case .invalidInput: 2
+            case .invalidInput, .unreadableState, .inconsistentState: 2
             case .locked: 3
             case .unreachable: 4
             }
@@ -72,4 +79,8 @@ public enum ExitStatus {
     public static let locked: Int32 = 3
     /// A required service is unreachable before any change was made.
     public static let unreachable: Int32 = 4
+
+    /// The exit code of a run stopped by a signal (after it rolled back): 128 + the signal, as
+    /// shells report it (130 for SIGINT, 143 for SIGTERM).
+    public static func interrupted(by signal: Int32) -> Int32 { 128 + signal }
 }

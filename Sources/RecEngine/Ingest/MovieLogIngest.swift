@@ -44,10 +44,6 @@ public struct MovieLogIngest: Sendable {
         self.baselineShares = baselineShares
     }
 
-    /// Environment variable that makes the ingest kill itself at a commit boundary: a fault
-    /// injection for the crash tests (a kill at an exact point cannot be produced otherwise).
-    public static let faultInjectionVariable = "RECENGINE_FAULT_INJECTION"
-
     /// Reads what is new, commits it, and writes the outputs. A source that fails part way (a
     /// broker gone) still commits what was read; the report's `interruption` says what happened.
     public func run() throws -> IngestReport {
@@ -82,14 +78,12 @@ public struct MovieLogIngest: Sendable {
             try store.writeSegment(generation, .ratings, batch.ratingsText)
             try store.writeSegment(generation, .watches, batch.watchesText)
             try store.writeSegment(generation, .rejects, batch.rejectsText)
-            injectFault("ingest-kill-before-commit")
             state.generation = generation
             state.segments.append(generation)
             state.positions = read.positions
             state.source = source.description
             state.committedOn = Date()
             try store.commit(state)
-            injectFault("ingest-kill-after-commit")
         }
         store.removeUnlisted(state)
 
@@ -136,12 +130,6 @@ public struct MovieLogIngest: Sendable {
         case .files(let path): FileLogReader(path: path)
         case .standardInput: StandardInputLogReader()
         case .kafka(let brokers, let topic): KafkaLogReader(brokers: brokers, topic: topic, group: group, fromBeginning: mode == .historical, brokerTimeout: brokerTimeout)
-        }
-    }
-
-    private func injectFault(_ point: String) {
-        if ProcessInfo.processInfo.environment[Self.faultInjectionVariable] == point {
-            kill(getpid(), SIGKILL)
         }
     }
 }

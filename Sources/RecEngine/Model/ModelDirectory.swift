@@ -13,12 +13,30 @@ public enum ModelDirectory {
     ///
     /// - Returns: the manifest as written, with the model digest filled in.
     @discardableResult
+    ///
+    /// The files are written into a folder beside `directory` and swapped in at the end, so that a
+    /// save that fails or is killed part way leaves the model that was there whole.
     public static func save(_ model: RecommenderModel, to directory: String) throws -> ModelManifest {
         let tensors = encodeTensors(model)
         var manifest = model.manifest
         manifest.modelSHA256 = SHA256.hash(data: tensors).hexString
-        try AtomicFile.write(tensors, to: path(directory, tensorsFile))
-        try AtomicFile.write(try encodeManifest(manifest), to: path(directory, manifestFile))
+        let target = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let partial = "\(target).partial-\(getpid())"
+        let previous = "\(target).previous-\(getpid())"
+        try? FileManager.default.removeItem(atPath: partial)
+        try AtomicFile.write(tensors, to: path(partial, tensorsFile))
+        try AtomicFile.write(try encodeManifest(manifest), to: path(partial, manifestFile))
+        let hadPrevious = FileManager.default.fileExists(atPath: target)
+        if hadPrevious && rename(target, previous) != 0 {
+            throw RecEngineError(.fileSystem, "cannot replace the model directory: \(String(cString: strerror(errno)))", location: target)
+        }
+        guard rename(partial, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if hadPrevious { rename(previous, target) }
+            throw RecEngineError(.fileSystem, "cannot replace the model directory: \(reason)", location: target)
+        }
+        AtomicFile.synchronizeFolder((target as NSString).deletingLastPathComponent)
+        if hadPrevious { try? FileManager.default.removeItem(atPath: previous) }
         return manifest
     }
 

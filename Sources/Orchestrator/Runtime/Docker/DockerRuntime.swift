@@ -31,7 +31,9 @@ public struct DockerRuntime: DeploymentRuntime {
         self.nginxConfig = nginxConfig
     }
 
-    var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
+    public var name: String { "docker" }
+    public var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
+    public var loadBalancer: any NginxHost { ContainerNginx(runtime: self) }
     func statePath(_ color: String) -> String { "\(stateFolder)/\(color).json" }
 
     /// The container of a service (a colour, `lb`), found by its compose labels.
@@ -45,8 +47,25 @@ public struct DockerRuntime: DeploymentRuntime {
             "COLOR": color, "MODEL_DIR": modelDirectory, "STATE_FOLDER": stateFolder, "NGINX_FOLDER": nginxFolder,
             "NGINX_CONFIG": nginxConfig, "NGINX_CONFIG_FOLDER": (nginxConfig as NSString).deletingLastPathComponent,
         ]
-        let file = try ComposeFile.load(composePath, project: project, variables: variables)
-        return ComposeProject(engine: engine, file: file)
+        do {
+            return ComposeProject(engine: engine, file: try ComposeFile.load(composePath, project: project, variables: variables))
+        } catch let error as EngineClientError {
+            throw OrchestratorError(.invalidInput, error.message, hint: error.hint)
+        }
+    }
+
+    /// The target colour (its model as the store's copy, named by the digest it will have once
+    /// trained) and the load balancer, as the engine will be asked to create them.
+    public func plannedContainers(target: String, loadBalancer: Bool) throws -> [RunPlan.PlannedContainer] {
+        let project = try compose(color: target, modelDirectory: stateFolder + "/models/<sha256 of the trained model>")
+        return ([target] + (loadBalancer ? ["lb"] : [])).compactMap { name in
+            guard let service = project.file.services[name] else { return nil }
+            let body = project.createBody(service, hash: project.configHash(service), oneOff: false)
+            let host = body["HostConfig"] as? [String: Any] ?? [:]
+            return RunPlan.PlannedContainer(
+                name: project.containerName(name), image: service.image, command: service.command ?? [], binds: host["Binds"] as? [String] ?? [],
+                network: host["NetworkMode"] as? String ?? "default", labels: body["Labels"] as? [String: String] ?? [:])
+        }
     }
 
     /// The engine answers and the images the colours and the load balancer use exist.
@@ -69,12 +88,8 @@ public struct DockerRuntime: DeploymentRuntime {
         }
     }
 
-    public func storedModel(sha256: String) -> String? {
-        models.storedModel(sha256: sha256)
-    }
-
     public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
-        let (modelPath, sha256) = try models.store(modelDirectory: modelDirectory)
+        let (modelPath, sha256, _) = try models.store(modelDirectory: modelDirectory)
         try await stop(color: color)
         let project = try compose(color: color, modelDirectory: modelPath)
         do {
@@ -82,16 +97,17 @@ public struct DockerRuntime: DeploymentRuntime {
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "the \(color) container could not start: \(error)")
         }
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
+        let started = try await poll(every: .milliseconds(100), for: timeout) { () async throws -> ColorInstance? in
             if let instance = await instance(of: color), instance.modelSHA256 == sha256 { return instance }
             if let container = try? await container(of: color), container.hasExited {
-                throw OrchestratorError(.stageFailed, "the \(color) container exited at start\(ProcessRuntime.indented(await logTail(of: color)))")
+                throw OrchestratorError(.stageFailed, "the \(color) container exited at start\(indented(await logTail(of: color)))")
             }
-            try await Task.sleep(for: .milliseconds(100))
+            return nil
         }
-        throw OrchestratorError(.stageFailed, "the \(color) container did not start listening within \(timeout)\(ProcessRuntime.indented(await logTail(of: color)))")
+        guard let started else {
+            throw OrchestratorError(.stageFailed, "the \(color) container did not start listening within \(timeout)\(indented(await logTail(of: color)))")
+        }
+        return started
     }
 
     public func instance(of color: String) async -> ColorInstance? {
@@ -101,7 +117,7 @@ public struct DockerRuntime: DeploymentRuntime {
         else { return nil }
         return ColorInstance(
             color: color, pid: nil, address: "127.0.0.1:\(state.port)", modelSHA256: state.modelSHA256, modelVersion: state.modelVersion,
-            modelPath: storedModel(sha256: state.modelSHA256) ?? "")
+            modelPath: models.folder + "/" + state.modelSHA256)
     }
 
     public func stop(color: String) async throws {
@@ -154,7 +170,7 @@ public struct ContainerNginx: NginxHost {
         try await Task.sleep(for: .milliseconds(300))
         if let container = try await project.container(of: "lb"), container.hasExited {
             let logs = (try? await runtime.engine.logs(container.id)) ?? ""
-            throw TrafficError("the load balancer container exited at start:\(ProcessRuntime.indented(logs))", hint: "is port \(config.listenPort) free?")
+            throw TrafficError("the load balancer container exited at start:\(indented(logs))", hint: "is port \(config.listenPort) free?")
         }
     }
 

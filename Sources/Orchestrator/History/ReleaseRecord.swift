@@ -10,7 +10,7 @@ public import RecEngine
 /// `builder` the builder id, and `releaseID`, `startedOn`, `finishedOn` the run metadata.
 public struct ReleaseRecord: Sendable, Codable, Equatable {
 
-    public init(releaseID: String, previousSHA256: String? = nil, startedOn: Date, finishedOn: Date?, invocation: Invocation, builder: Builder, source: Source, pipeline: PipelineReference, overrides: [String], dryRun: Bool, stages: [StageRecord], model: ModelReference?, deployment: DeploymentRecord? = nil, outcome: String, failure: String? = nil) {
+    public init(releaseID: String, previousSHA256: String? = nil, startedOn: Date, finishedOn: Date?, invocation: Invocation, builder: Builder, source: Source, pipeline: PipelineReference, overrides: [String], dryRun: Bool, stages: [StageRecord], model: ModelReference?, deployment: DeploymentRecord? = nil, outcome: ReleaseOutcome, failure: String? = nil) {
         self.releaseID = releaseID
         self.previousSHA256 = previousSHA256
         self.startedOn = startedOn
@@ -89,8 +89,7 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     }
 
     public struct StageRecord: Sendable, Codable, Equatable {
-        /// succeeded, failed, cached (skipped: inputs unchanged since a successful run), skipped (--skip) or not_run.
-        public var status: String
+        public var status: StageStatus
         public var name: String
         public var uses: String?
         public var argv: [String]?
@@ -150,24 +149,15 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
             }
         }
 
-        public struct Event: Sendable, Codable, Equatable {
-            public var at: Date
-            /// deploy, healthy, shift, hook, abort, promote, rollback, stop, recover.
-            public var kind: String
-            public var detail: String
-        }
-
         public var live: String?
         public var target: String
         public var mode: String
         public var steps: [Step]
-        public var events: [Event]
+        public var events: [RolloutEvent]
     }
 
     public var schema: String = ReleaseRecord.schema
-    /// release (a pipeline run), rollback (orchestrate rollback) or recovery (an interrupted
-    /// release converged by the next run).
-    public var action: String? = "release"
+    public var action: ReleaseAction? = .release
     public var releaseID: String
     /// SHA-256 of the previous line of the history file, nil for the first: editing or removing any
     /// earlier line breaks the chain.
@@ -184,12 +174,13 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     public var model: ModelReference?
     public var deployment: DeploymentRecord?
     public var rollout: RolloutRecord?
-    /// succeeded, failed, rolled_back, or (for a dry run) planned.
-    public var outcome: String
+    public var outcome: ReleaseOutcome
     public var failure: String?
+    /// The plan the run carried out (`orchestrate run --dry-run` prints the same plan).
+    public var plan: RunPlan?
 
     enum CodingKeys: String, CodingKey {
-        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout, outcome, failure
+        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout, outcome, failure, plan
         case releaseID = "release_id"
         case previousSHA256 = "previous_sha256"
         case startedOn = "started_on"
@@ -209,5 +200,65 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try decoder.decode(ReleaseRecord.self, from: line)
+    }
+}
+
+/// How a run ended.
+public enum ReleaseOutcome: String, Sendable, Codable, Equatable {
+    case succeeded
+    case failed
+    /// A gate or health check failed, or an operator aborted: traffic went back to the live colour.
+    case rolledBack = "rolled_back"
+    /// Stopped by SIGTERM or SIGINT: traffic went back to the live colour before it exited.
+    case interrupted
+    /// A dry run's record.
+    case planned
+    /// Still running (the pending record in the state folder).
+    case running
+}
+
+/// What a stage did in a run.
+public enum StageStatus: String, Sendable, Codable, Equatable {
+    case succeeded
+    case failed
+    /// Reused: inputs and parameters unchanged since a successful run, outputs intact.
+    case cached
+    /// Left out with `--skip`.
+    case skipped
+    /// Not reached (an earlier stage failed, or a required service is unreachable).
+    case notRun = "not_run"
+    /// In a dry run's record.
+    case planned
+    case running
+    /// Stopped by SIGTERM or SIGINT.
+    case interrupted
+}
+
+/// What kind of run a history record describes.
+public enum ReleaseAction: String, Sendable, Codable, Equatable {
+    /// `orchestrate run`.
+    case release
+    /// `orchestrate rollback`.
+    case rollback
+    /// `orchestrate repair`: the recorded state rewritten from what serves.
+    case repair
+    /// Written by earlier versions for a release converged after an interruption.
+    case recovery
+}
+
+/// One thing the rollout did, in order.
+public struct RolloutEvent: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable, Equatable {
+        case plan, deploy, healthy, shift, hook, abort, promote, hold, rollback, stop, recover, interrupt, reuse, drain
+    }
+
+    public var at: Date
+    public var kind: Kind
+    public var detail: String
+
+    public init(at: Date, kind: Kind, detail: String) {
+        self.at = at
+        self.kind = kind
+        self.detail = detail
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
-import EngineAPI
 import StrictYAML
 import RecEngine
+public import Traffic
 
 /// The embedded default runtime: each colour is a detached `recengine serve` process (its own
 /// session, a state file with pid and port, a log file, a free port) under the state folder. It
@@ -24,32 +24,52 @@ public struct ProcessRuntime: DeploymentRuntime {
     func statePath(_ color: String) -> String { "\(stateFolder)/\(color).json" }
     func logPath(_ color: String) -> String { "\(stateFolder)/\(color).log" }
 
-    var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
+    public var name: String { "process" }
+    public var models: ModelStore { ModelStore(folder: stateFolder + "/models") }
+    public var loadBalancer: any NginxHost { LocalNginx() }
 
-    public func storedModel(sha256: String) -> String? {
-        models.storedModel(sha256: sha256)
+    public func preflight(colors: [String], loadBalancer: Bool) async throws {
+        let nginx = LocalNginx()
+        if loadBalancer && !nginx.isInstalled {
+            throw OrchestratorError(.unreachable, "nginx is not installed (looked for \(nginx.nginx)); nothing was changed", hint: "apt-get install nginx")
+        }
+        guard FileManager.default.isExecutableFile(atPath: recengine) else {
+            throw OrchestratorError(
+                .unreachable, "the colours' server \(recengine) is not an executable file; nothing was changed",
+                hint: "build it with swift build, or point RECENGINE_BIN at the recengine binary")
+        }
+    }
+
+    public func plannedContainers(target: String, loadBalancer: Bool) throws -> [RunPlan.PlannedContainer] {
+        []
     }
 
     public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
-        let (modelPath, _) = try models.store(modelDirectory: modelDirectory)
+        let (modelPath, _, _) = try models.store(modelDirectory: modelDirectory)
         try await stop(color: color)
         let state = statePath(color)
         try? FileManager.default.removeItem(atPath: state)
+        // The previous process's log is kept as .1, so that what this one says is all the tail shows.
+        let log = logPath(color)
+        if FileManager.default.fileExists(atPath: log) {
+            try? FileManager.default.removeItem(atPath: log + ".1")
+            try? FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        }
         let arguments = ["serve", "--model", modelPath, "--host", host, "--port", "0", "--color", color, "--state-file", state] + serveArguments
-        let pid = try Self.spawnDetached(recengine, arguments: arguments, log: logPath(color))
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
+        let pid = try Self.spawnDetached(recengine, arguments: arguments, log: log)
+        let started = try await poll(every: .milliseconds(50), for: timeout) { () async throws -> ColorInstance? in
             if let instance = await instance(of: color), instance.pid == pid { return instance }
             if !Self.isRunning(pid) {
                 throw OrchestratorError(
-                    .stageFailed, "the \(color) server exited at start\(Self.indented(await logTail(of: color)))",
-                    hint: "see \(logPath(color))")
+                    .stageFailed, "the \(color) server exited at start\(indented(await logTail(of: color)))", hint: "see \(log)")
             }
-            try await Task.sleep(for: .milliseconds(50))
+            return nil
         }
-        Self.terminate(pid)
-        throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(Self.indented(await logTail(of: color)))")
+        guard let started else {
+            Self.terminate(pid)
+            throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(indented(await logTail(of: color)))")
+        }
+        return started
     }
 
     public func instance(of color: String) async -> ColorInstance? {
@@ -59,7 +79,7 @@ public struct ProcessRuntime: DeploymentRuntime {
         else { return nil }
         return ColorInstance(
             color: color, pid: state.pid, address: "\(host):\(state.port)", modelSHA256: state.modelSHA256,
-            modelVersion: state.modelVersion, modelPath: storedModel(sha256: state.modelSHA256) ?? "")
+            modelVersion: state.modelVersion, modelPath: models.folder + "/" + state.modelSHA256)
     }
 
     public func stop(color: String) async throws {
@@ -68,22 +88,14 @@ public struct ProcessRuntime: DeploymentRuntime {
         else { return }
         if Self.isRunning(state.pid) {
             kill(state.pid, SIGTERM)
-            let clock = ContinuousClock()
-            let deadline = clock.now + .seconds(10)
-            while Self.isRunning(state.pid) && clock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            if Self.isRunning(state.pid) { kill(state.pid, SIGKILL) }
+            let stopped = try await poll(every: .milliseconds(50), for: .seconds(10)) { Self.isRunning(state.pid) ? nil : true }
+            if stopped == nil { kill(state.pid, SIGKILL) }
         }
         try? FileManager.default.removeItem(atPath: statePath(color))
     }
 
     public func logTail(of color: String) async -> String {
         CommandRunner.tail(of: logPath(color), lines: 8)
-    }
-
-    static func indented(_ text: String) -> String {
-        text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
     }
 
     /// A live process that is a `recengine` (not a recycled pid, not a zombie).

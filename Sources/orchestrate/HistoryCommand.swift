@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import CommandLineSupport
+import Orchestrator
 import EngineAPI
 import StrictYAML
 
@@ -51,12 +53,11 @@ struct HistoryListCommand: AsyncParsableCommand {
         }
         print(row(["RELEASE", "STARTED", "TRIGGER", "ACTION", "OUTCOME", "COLOUR", "MODEL", "STAGES"]))
         for record in records {
-            print(
-                row([
-                    record.releaseID, formatter.string(from: record.startedOn), record.invocation.trigger, record.action ?? "release",
-                    record.dryRun ? "dry-run" : record.outcome, record.deployment?.color ?? "-", record.model?.version ?? "-",
-                    record.stages.map { "\($0.name):\($0.status)" }.joined(separator: " "),
-                ]))
+            let action: String = (record.action ?? .release).rawValue
+            let outcome: String = record.dryRun ? "dry-run" : record.outcome.rawValue
+            let stages: String = record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
+            let started: String = formatter.string(from: record.startedOn)
+            print(row([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages]))
         }
     }
 }

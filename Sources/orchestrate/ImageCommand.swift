@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import CommandLineSupport
+import Orchestrator
 import StrictYAML
 import Traffic
 import EngineAPI

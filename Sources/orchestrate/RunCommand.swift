@@ -1,11 +1,17 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
-import EngineAPI
+import Orchestrator
 import StrictYAML
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a pipeline: stages, gates, rollout; append the release record.")
+        commandName: "run", abstract: "Run a pipeline: stages, gates, rollout; append the release record.",
+        discussion: """
+            SIGTERM or SIGINT during a run puts all traffic back on the live colour, stops what the run \
+            started, records the release as interrupted and exits 143 (130); a second signal exits at \
+            once and the next run converges what is left.
+            """)
 
     @Argument(help: "The pipeline file (YAML).") var pipeline: String
     @Flag(help: "Print the complete plan and change nothing.") var dryRun = false
@@ -32,8 +38,8 @@ struct RunCommand: AsyncParsableCommand {
             dryRun: dryRun, recordDryRun: recordDryRun, overrides: overrides, skip: skip, force: force,
             trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments,
             noStagedShift: noStagedShift)
-        let runner = PipelineRunner(pipeline: loaded, options: options) { line in printError(line) }
-        let result = try await runner.run()
+        let controller = ReleaseController(pipeline: loaded, options: options) { line in printError(line) }
+        let result = dryRun ? try await controller.run() : try await ReleaseService.run(controller)
         switch (output, dryRun) {
         case (.json, true): try printJSON(result.plan)
         case (.json, false): if let record = result.record { try printJSON(record) }

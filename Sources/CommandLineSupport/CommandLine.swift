@@ -1,0 +1,52 @@
+public import ArgumentParser
+public import Foundation
+
+/// What the two command lines (`orchestrate`, `recengine`) share: output formats, writing for
+/// people and for programs, and the documented exit codes.
+
+/// `--output text|json`: text for people (stderr for progress, stdout for results), JSON for
+/// programs (one object on stdout).
+public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case text, json
+}
+
+public func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+public func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Parses `arguments` as `Root`, runs the command and exits with the documented code: usage
+/// errors exit 2 (not ArgumentParser's 64); a failure `classify` knows exits with its code after
+/// its message; `ExitCode`s pass through; anything else exits 1.
+public func runCommandLine<Root: ParsableCommand>(
+    _ root: Root.Type, arguments: [String], classify: (any Error) -> (message: String, code: Int32)?
+) async -> Never {
+    do {
+        var command = try Root.parseAsRoot(arguments)
+        if var asyncCommand = command as? any AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
+        }
+        exit(0)
+    } catch {
+        if let (message, code) = classify(error) {
+            printError("error: \(message)")
+            exit(code)
+        }
+        let code = Root.exitCode(for: error)
+        let message = Root.fullMessage(for: error)
+        if code == .success {
+            if !message.isEmpty { print(message) }
+            exit(0)
+        }
+        if !message.isEmpty { printError(message) }
+        exit(code == .validationFailure ? 2 : code.rawValue)
+    }
+}

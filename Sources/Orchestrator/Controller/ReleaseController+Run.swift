@@ -1,0 +1,165 @@
+public import Foundation
+import StrictYAML
+import RecEngine
+import Traffic
+
+extension ReleaseController {
+    /// The result of `run`: the plan, and the record when one was written.
+    public struct RunResult: Sendable {
+        public var plan: RunPlan
+        public var record: ReleaseRecord?
+        /// The signal that interrupted the run, if one did.
+        public var interruptedBy: Int32?
+
+        /// The documented exit code for this result.
+        public var exitCode: Int32 {
+            if let interruptedBy { return ExitStatus.interrupted(by: interruptedBy) }
+            switch record?.outcome {
+            case .failed?, .rolledBack?, .interrupted?: return ExitStatus.failed
+            default: return ExitStatus.success
+            }
+        }
+    }
+
+    /// The plan `run` would carry out now (the body of `--dry-run`): reads the state, the history,
+    /// nginx and the runtime; changes nothing.
+    ///
+    /// - Throws: what `run` would stop on before any change: an unreadable state file, a live
+    ///   release that is not what nginx and the runtime serve, an unknown `--skip`.
+    public func plan(releaseID: String = RunIdentity.releaseID()) async throws -> RunPlan {
+        let deployment = try deployment()
+        let recovery = try recovery(deployment).describe()
+        let live = deployment == nil ? nil : try store.live()
+        if recovery == nil, let deployment {
+            try await checkServing(live: live, deployment)
+        }
+        return try Planner(pipeline: pipeline, options: options, records: try history.records(), runtime: deployment?.runtime)
+            .plan(releaseID: releaseID, live: live, recovery: recovery)
+    }
+
+    /// Stops with the first disagreement between the recorded live release and what serves.
+    func checkServing(live: LiveRelease?, _ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)) async throws {
+        let serving = await ServingState.observe(
+            colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx, healthPath: deployment.deploy.health.path)
+        if let problem = serving.problems(live: live, trafficConfigured: deployment.nginx != nil).first { throw problem.error }
+    }
+
+    /// Runs the pipeline (with `dryRun`, only plans it): converges an interrupted run first,
+    /// checks what the run needs, plans once, runs the stages, then the rollout, and appends the
+    /// record. `interruption` (SIGTERM/SIGINT) makes the run roll back and record the release as
+    /// interrupted.
+    ///
+    /// - Throws: `OrchestratorError`: `.locked` (another run), `.invalidInput` (an unknown
+    ///   `--skip`), `.unreachable` or `.inconsistentState`/`.unreadableState` before any change (a
+    ///   record of the refused run is appended first). A failing stage or gate is not thrown but
+    ///   recorded.
+    public func run(interruption: Interruption = Interruption()) async throws -> RunResult {
+        let releaseID = RunIdentity.releaseID()
+        if options.dryRun && !options.recordDryRun {
+            return RunResult(plan: try await plan(releaseID: releaseID), record: nil)
+        }
+        let lock = try lock(releaseID: releaseID)
+        defer { lock.release() }
+        if options.dryRun {
+            let plan = try await plan(releaseID: releaseID)
+            var record = await newRecord(releaseID: releaseID, action: .release)
+            record.stages = plan.stages.map { planned in
+                .init(
+                    status: .planned, name: planned.name, uses: planned.uses, argv: planned.command, parameters: planned.parameters, attempts: 0,
+                    durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [], reason: planned.reason)
+            }
+            record.plan = plan
+            record.outcome = .planned
+            record.finishedOn = Date()
+            return RunResult(plan: plan, record: try history.append(record))
+        }
+
+        let deployment = try deployment()
+        _ = try await recovery(deployment).converge()
+        progress("release \(releaseID) of \(pipeline.name) (\(pipeline.file))")
+        var record = await newRecord(releaseID: releaseID, action: .release)
+
+        // Before any change: what the run needs is there, and the recorded state is what serves.
+        do {
+            try await Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
+            if let deployment {
+                try await deployment.runtime.preflight(colors: deployment.deploy.colors, loadBalancer: deployment.nginx != nil)
+                if let analysis = pipeline.analysis, !analysis.gates.isEmpty, !(await PrometheusClient(baseURL: analysis.prometheus).isReady()) {
+                    throw OrchestratorError(
+                        .unreachable, "Prometheus at \(analysis.prometheus) is unreachable; nothing was changed",
+                        hint: "start it, or point analysis.prometheus (PROMETHEUS_URL) at a running one")
+                }
+            }
+            if let error = await checkLogSources() { throw error }
+            if let deployment { try await checkServing(live: try store.live(), deployment) }
+        } catch let error as OrchestratorError where error.code != .invalidInput && error.code != .locked {
+            record.stages = pipeline.stages.map {
+                StageExecutor.emptyRecord($0, planned: nil, status: .notRun, reason: "the run was refused before any change")
+            }
+            record.outcome = .failed
+            record.failure = error.message
+            record.finishedOn = Date()
+            try history.append(record)
+            throw error
+        }
+
+        let records = try history.records()
+        let live = deployment == nil ? nil : try store.live()
+        let plan = try Planner(pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime)
+            .plan(releaseID: releaseID, live: live, recovery: nil)
+        record.plan = plan
+        let journal = RunJournal(
+            store: store, state: RunState(releaseID: releaseID, pid: getpid(), startedOn: record.startedOn, phase: .stages, live: live), record: record)
+        try await journal.begin()
+
+        let (stages, stageFailure) = await StageExecutor(
+            pipeline: pipeline, plan: plan, records: records, journal: journal, interruption: interruption, progress: progress
+        ).run()
+        try await journal.updateRecord { $0.stages = stages }
+        var outcome: ReleaseOutcome = stageFailure == nil ? .succeeded : .failed
+        var failure = stageFailure
+        if let signal = interruption.signal, stages.contains(where: { $0.status == .interrupted || $0.status == .notRun }) {
+            outcome = .interrupted
+            failure = "interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") during the stages; nothing was deployed"
+        }
+        if outcome == .succeeded, let modelPath = pipeline.deploy?.model {
+            let digest = try? ArtifactDigest.of(modelPath + "/" + ModelDirectory.tensorsFile)
+            let manifest = try? ModelDirectory.load(from: modelPath).manifest
+            try await journal.updateRecord { $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion) }
+        }
+        if outcome == .succeeded, let deployment, let rollout = plan.rollout {
+            let prometheus = pipeline.analysis.map { PrometheusClient(baseURL: $0.prometheus) }
+            let result = try await RolloutExecutor(
+                pipeline: pipeline, plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, prometheus: prometheus,
+                store: store, journal: journal, interruption: interruption, progress: progress
+            ).run(modelDirectory: rollout.model)
+            outcome = result.outcome
+            failure = result.failure
+        }
+        var finished = await journal.record
+        finished.outcome = outcome
+        finished.failure = failure
+        finished.finishedOn = Date()
+        if outcome != .succeeded { finished.deployment = nil }
+        let written = try history.append(finished)
+        try store.finishRun()
+        return RunResult(plan: plan, record: written, interruptedBy: interruption.signal)
+    }
+
+    /// The Kafka brokers of the ingest stages that will run, checked before anything changes.
+    func checkLogSources() async -> OrchestratorError? {
+        for stage in pipeline.stages where !options.skip.contains(stage.name) {
+            guard case .builtin(.ingest, let parameters) = stage.action, parameters["format"] == .string("movielog"),
+                case .string(let text)? = parameters["source"], let source = try? MovieLogSource(parsing: text)
+            else { continue }
+            do {
+                try await Task.detached { try MovieLogIngest.checkReachable(source) }.value
+            } catch let error as RecEngineError where error.code == .unavailable {
+                return OrchestratorError(.unreachable, "stage \(stage.name): \(error.message); nothing was changed", hint: error.hint)
+            } catch {
+                continue
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,106 @@
+public import Foundation
+import StrictYAML
+public import Traffic
+
+extension ReleaseController {
+    /// What `orchestrate status` reports.
+    public struct Status: Sendable, Encodable {
+        public var service: String
+        /// The recorded live release (nil: none recorded, or `liveError` says why it is unknown).
+        public var live: LiveRelease?
+        public var liveError: String?
+        public var nginxRunning: Bool
+        public var traffic: TrafficSplit?
+        public var colors: [ServingState.Color]
+        public var runInProgress: String?
+        public var lastRelease: String?
+        public var healthy: Bool
+        public var problems: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case service, live, traffic, colors, healthy, problems
+            case liveError = "live_error"
+            case nginxRunning = "nginx_running"
+            case runInProgress = "run_in_progress"
+            case lastRelease = "last_release"
+        }
+    }
+
+    /// The live release, what nginx and every colour actually serve, a run in progress, and
+    /// every disagreement between them (`healthy` is false when there is any).
+    public func status() async throws -> Status {
+        guard let deployment = try deployment() else {
+            throw OrchestratorError(.invalidInput, "\(pipeline.file) has no deploy section: nothing is deployed")
+        }
+        var problems: [String] = []
+        var live: LiveRelease?
+        var liveError: String?
+        do {
+            live = try store.live()
+        } catch let error as OrchestratorError {
+            liveError = error.message
+            problems.append("\(error.message): \(error.hint ?? "")")
+        }
+        let serving = await ServingState.observe(
+            colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx, healthPath: deployment.deploy.health.path)
+        var inProgress: String?
+        do {
+            if let run = try store.run() {
+                let alive = kill(run.pid, 0) == 0 && ProcessTable.startTime(of: run.pid) != nil
+                inProgress = "release \(run.releaseID) \(run.phase.rawValue)\(run.target.map { " to \($0) at \(run.weight)%" } ?? "") (controller pid \(run.pid) \(alive ? "running" : "gone"))"
+                if !alive { problems.append("release \(run.releaseID) was interrupted: `orchestrate recover` (or the next run) converges it") }
+            }
+        } catch let error as OrchestratorError {
+            inProgress = "unknown (\(error.message))"
+            problems.append("an interrupted run whose state is unreadable: `orchestrate recover` converges it from current.json")
+        }
+        if liveError == nil && inProgress == nil {
+            problems += serving.problems(live: live, trafficConfigured: deployment.nginx != nil).map(\.message)
+        } else if inProgress != nil {
+            // During a rollout the split is expected; only a colour with traffic that is down matters.
+            for color in serving.colors where color.weight > 0 && color.health?.healthy != true {
+                problems.append("\(color.color) receives \(color.weight)% of traffic but is \(color.instance == nil ? "not running" : "unhealthy")")
+            }
+        }
+        let last = try history.records().last
+        return Status(
+            service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning, traffic: serving.traffic,
+            colors: serving.colors, runInProgress: inProgress, lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
+            healthy: problems.isEmpty, problems: problems)
+    }
+
+    /// Puts an earlier promoted release back (`orchestrate rollback`). An interrupted run is
+    /// converged first; when that convergence already returned traffic to the live release,
+    /// nothing more is rolled back unless `to` names a release.
+    public func rollback(to requested: String?) async throws -> ReleaseRecord {
+        guard let deployment = try deployment() else {
+            throw OrchestratorError(.invalidInput, "\(pipeline.file) has no deploy section: nothing is deployed")
+        }
+        let releaseID = RunIdentity.releaseID()
+        let lock = try lock(releaseID: releaseID)
+        defer { lock.release() }
+        if let recovered = try await recovery(deployment).converge(), recovered.outcome != .succeeded, requested == nil {
+            progress(
+                "rollback: the interrupted release \(recovered.releaseID) was rolled back by recovery; the live release serves again. "
+                    + "Nothing more was rolled back: run orchestrate rollback again to go further back.")
+            return recovered
+        }
+        // With a release named, an unreadable current.json does not stand in the way of an emergency.
+        let live = requested == nil ? try store.live() : try? store.live()
+        var record = await newRecord(releaseID: releaseID, action: .rollback)
+        do {
+            try await Rollback(
+                pipeline: pipeline, deploy: deployment.deploy, store: store, runtime: deployment.runtime, nginx: deployment.nginx, history: history,
+                progress: progress
+            ).run(to: requested, live: live, record: &record)
+            record.outcome = .succeeded
+        } catch let error as OrchestratorError where error.code == .invalidInput {
+            throw error
+        } catch {
+            record.outcome = .failed
+            record.failure = "\(error)"
+        }
+        record.finishedOn = Date()
+        return try history.append(record)
+    }
+}

@@ -1,0 +1,95 @@
+public import Foundation
+import StrictYAML
+import RecEngine
+import Subprocess
+import Traffic
+
+/// The release controller of one pipeline: what the command line calls. `run` plans once and
+/// carries out the plan (stages, then the rollout); `status`, `rollback`, `recover`, `repair` and
+/// `request` act on what is deployed. Every mutating action takes the pipeline's lock and first
+/// converges a run a killed controller left behind.
+public struct ReleaseController: Sendable {
+    public var pipeline: Pipeline
+    public var options: RunOptions
+    /// Progress for people (stderr in the CLI).
+    public var progress: @Sendable (String) -> Void
+
+    public init(pipeline: Pipeline, options: RunOptions = RunOptions(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.pipeline = pipeline
+        self.options = options
+        self.progress = progress
+    }
+
+    public var store: StateStore { StateStore(pipeline: pipeline) }
+    public var history: ReleaseHistory { ReleaseHistory(path: pipeline.history) }
+    var pipelineFolder: String { URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path }
+
+    /// The runtime and nginx of the pipeline's deploy section (nil without one).
+    func deployment() throws -> (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)? {
+        guard let deploy = pipeline.deploy else { return nil }
+        let runtime = try RuntimeFactory.make(deploy, pipeline: pipeline, store: store, options: options)
+        let nginx = pipeline.traffic.map { traffic in
+            NginxController(
+                config: NginxConfig(listenPort: traffic.listen, runtimeFolder: store.nginxFolder), configPath: traffic.nginxConfig, host: runtime.loadBalancer)
+        }
+        return (deploy, runtime, nginx)
+    }
+
+    func recovery(_ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)?) -> Recovery {
+        Recovery(pipeline: pipeline, store: store, runtime: deployment?.runtime, nginx: deployment?.nginx, history: history, progress: progress)
+    }
+
+    func lock(releaseID: String) throws -> RunLock {
+        try RunLock(
+            historyPath: pipeline.history,
+            holder: .init(pid: getpid(), user: RunIdentity.user, host: RunIdentity.host, since: Date(), releaseID: releaseID, command: options.command))
+    }
+
+    func newRecord(releaseID: String, action: ReleaseAction) async -> ReleaseRecord {
+        var record = ReleaseRecord(
+            releaseID: releaseID, startedOn: Date(), finishedOn: nil,
+            invocation: .init(trigger: options.trigger, user: RunIdentity.user, host: RunIdentity.host, command: options.command),
+            builder: .init(id: "orchestrate", version: RunIdentity.version), source: await gitSource(),
+            pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), overrides: options.overrides, dryRun: options.dryRun,
+            stages: [], model: nil, outcome: .running)
+        record.action = action
+        return record
+    }
+
+    /// The git commit of the pipeline's folder, and whether the work tree has changes.
+    func gitSource() async -> ReleaseRecord.Source {
+        func git(_ arguments: [String]) async -> String? {
+            guard
+                let result = try? await Subprocess.run(
+                    .name("git"), arguments: Arguments(["-C", pipelineFolder] + arguments), output: .string(limit: 1 << 20), error: .discarded),
+                result.terminationStatus.isSuccess
+            else { return nil }
+            return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let commit = await git(["rev-parse", "HEAD"]) else { return .init(gitCommit: nil, gitDirty: nil) }
+        let status = await git(["status", "--porcelain"])
+        return .init(gitCommit: commit, gitDirty: status.map { !$0.isEmpty })
+    }
+
+    // MARK: Requests to a run in progress
+
+    /// Asks the rollout in progress (another process) to abort or promote; returns its state.
+    ///
+    /// - Throws: `.stageFailed` (exit 1) when no rollout is in progress.
+    public func request(_ control: ControlRequest) throws -> RunState {
+        guard let run = try store.run(), kill(run.pid, 0) == 0, run.phase != .stages else {
+            throw OrchestratorError(.stageFailed, "no rollout is in progress for \(pipeline.deploy?.service ?? pipeline.name)", hint: "orchestrate status shows what is live")
+        }
+        try store.request(control)
+        return run
+    }
+
+    // MARK: Recovery
+
+    /// Converges an interrupted run, if any, and records it.
+    public func recover() async throws -> ReleaseRecord? {
+        let lock = try lock(releaseID: "recover")
+        defer { lock.release() }
+        return try await recovery(try deployment()).converge()
+    }
+}

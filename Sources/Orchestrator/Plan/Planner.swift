@@ -1,0 +1,165 @@
+import Foundation
+import StrictYAML
+import RecEngine
+
+/// Computes the plan of a run, once, from the pipeline, the options, the history and the live
+/// release. Reads files and the history; writes nothing and starts no process.
+struct Planner {
+    var pipeline: Pipeline
+    var options: RunOptions
+    /// The history's valid records, oldest first.
+    var records: [ReleaseRecord]
+    var runtime: (any DeploymentRuntime)?
+
+    func plan(releaseID: String, live: LiveRelease?, recovery: RunPlan.PlannedRecovery?) throws -> RunPlan {
+        try checkSkips()
+        return RunPlan(
+            releaseID: releaseID, pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), history: pipeline.history,
+            overrides: options.overrides, recovery: recovery, stages: try stages(), rollout: try rollout(releaseID: releaseID, live: live),
+            traffic: pipeline.traffic, analysis: pipeline.analysis)
+    }
+
+    func checkSkips() throws {
+        let names = pipeline.stages.map(\.name)
+        for skip in options.skip where !names.contains(skip) {
+            throw OrchestratorError(
+                .invalidInput, "--skip \(skip): the pipeline has no stage named \"\(skip)\"", hint: "its stages are \(names.joined(separator: ", "))")
+        }
+    }
+
+    // MARK: Stages
+
+    func stages() throws -> [RunPlan.PlannedStage] {
+        var writtenBy: [String: String] = [:]  // output path -> the stage that runs first and writes it
+        var planned: [RunPlan.PlannedStage] = []
+        for stage in pipeline.stages {
+            var entry = RunPlan.PlannedStage(
+                name: stage.name, uses: stage.uses, parameters: stage.parameters, command: command(for: stage), image: stage.image, env: stage.env,
+                inputs: stage.inputs, outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries, gate: stage.gate, action: .run, reason: "",
+                cachedFrom: nil, inputDigests: [])
+            if options.skip.contains(stage.name) {
+                entry.action = .skipped
+                entry.reason = "--skip \(stage.name)"
+            } else if let upstream = stage.inputs.compactMap({ input in writtenBy[input].map { (input, $0) } }).first {
+                entry.inputDigests = try stage.inputs.filter { writtenBy[$0] == nil }.map(ArtifactDigest.of)
+                let reusable = (try? cacheDecision(for: stage, inputs: entry.inputDigests, checkInputs: false))?.cachedFrom != nil
+                entry.action = reusable ? .runOrReuse : .run
+                entry.reason = "its input \(upstream.0) is written by \(upstream.1), which runs first" + (reusable ? "; reused if it comes out unchanged" : "")
+            } else {
+                let inputs = try stage.inputs.map(ArtifactDigest.of)
+                entry.inputDigests = inputs
+                let decision = try cacheDecision(for: stage, inputs: inputs)
+                entry.action = decision.cachedFrom == nil ? .run : .cached
+                entry.reason = decision.reason
+                entry.cachedFrom = decision.cachedFrom
+            }
+            if entry.action == .run || entry.action == .runOrReuse {
+                for output in stage.outputs where writtenBy[output] == nil { writtenBy[output] = stage.name }
+            }
+            planned.append(entry)
+        }
+        return planned
+    }
+
+    /// What runs for a stage: its argument vector, or the `recengine` command of a built-in.
+    func command(for stage: Stage) -> [String] {
+        switch stage.action {
+        case .command(let argv):
+            return argv
+        case .builtin(let kind, let parameters):
+            let baseline = kind == .ingest ? Self.baselineShares(for: stage, in: records) : nil
+            return kind.command(recengine: options.recengineBinary, parameters: parameters, baselineShares: baseline)
+        }
+    }
+
+    /// Whether a stage can be reused: same fingerprint (action, parameters, environment, input
+    /// digests) as in the last successful run, and every output it recorded still present with the
+    /// recorded digest.
+    ///
+    /// - Parameter checkInputs: false when some inputs are not known yet (an earlier stage writes
+    ///   them): then only whether the stage could be reused at all is decided.
+    func cacheDecision(for stage: Stage, inputs: [ArtifactDigest], checkInputs: Bool = true) throws -> (cachedFrom: String?, reason: String) {
+        if let missing = inputs.first(where: { $0.sha256 == nil }) {
+            return (nil, "its input \(missing.path) does not exist yet")
+        }
+        if case .builtin(let kind, let parameters) = stage.action, kind.alwaysRuns(parameters) {
+            return (nil, "a movie log ingest always reads what is new")
+        }
+        if case .command = stage.action, stage.outputs.isEmpty {
+            return (nil, "a command without declared outputs always runs")
+        }
+        if options.force { return (nil, "--force") }
+        guard let (record, previous) = Self.lastSuccess(of: stage.name, in: records) else {
+            return (nil, "no earlier successful run")
+        }
+        guard !checkInputs || previous.fingerprint == Self.fingerprint(of: stage, inputs: inputs) else {
+            return (nil, "its inputs or parameters changed since \(record.releaseID)")
+        }
+        for output in previous.outputs {
+            let now = try ArtifactDigest.of(output.path)
+            if now.sha256 == nil { return (nil, "its output \(output.path) is gone") }
+            if now.sha256 != output.sha256 { return (nil, "its output \(output.path) changed since \(record.releaseID)") }
+        }
+        return (record.releaseID, "inputs and parameters unchanged since \(record.releaseID), outputs intact")
+    }
+
+    /// The newest succeeded run of a stage (run or reused) in a succeeded release.
+    static func lastSuccess(of stage: String, in records: [ReleaseRecord]) -> (ReleaseRecord, ReleaseRecord.StageRecord)? {
+        for record in records.reversed() where record.outcome == .succeeded && !record.dryRun {
+            if let entry = record.stages.first(where: { $0.name == stage && ($0.status == .succeeded || $0.status == .cached) }) {
+                return (record, entry)
+            }
+        }
+        return nil
+    }
+
+    static func fingerprint(of stage: Stage, inputs: [ArtifactDigest]) -> String {
+        struct Fingerprint: Encodable {
+            var uses: String?
+            var argv: [String]?
+            var image: String?
+            var parameters: [String: ParameterValue]?
+            var env: [String: String]
+            var inputs: [String: String]
+        }
+        let value = Fingerprint(
+            uses: stage.uses, argv: stage.argv, image: stage.image, parameters: stage.parameters, env: stage.env,
+            inputs: Dictionary(inputs.map { ($0.path, $0.sha256 ?? "") }, uniquingKeysWith: { first, _ in first }))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return sha256Hex((try? encoder.encode(value)) ?? Data())
+    }
+
+    /// The rating shares the ingest stage reported in the newest succeeded release, nil when
+    /// there is none.
+    static func baselineShares(for stage: Stage, in records: [ReleaseRecord]) -> [Double]? {
+        for record in records.reversed() where record.outcome == .succeeded && !record.dryRun {
+            guard let entry = record.stages.first(where: { $0.name == stage.name }) else { continue }
+            let shares = (1...5).compactMap { entry.metrics["rating_share_\($0)"] }
+            if shares.count == 5 { return shares }
+        }
+        return nil
+    }
+
+    // MARK: Rollout
+
+    func rollout(releaseID: String, live: LiveRelease?) throws -> RunPlan.Rollout? {
+        guard let deploy = pipeline.deploy, let runtime else { return nil }
+        let target = deploy.colors.first { $0 != live?.color } ?? deploy.colors[0]
+        let traffic = pipeline.traffic
+        // Nothing live: the first release takes all traffic in one step once healthy.
+        let weights = live == nil || options.noStagedShift || traffic == nil ? [100] : traffic?.steps ?? [100]
+        let steps = weights.enumerated().map { index, weight in
+            var queries: [String: String] = [:]
+            for gate in pipeline.analysis?.gates ?? [] where live != nil || !gate.query.contains("{{live}}") {
+                queries[gate.name] = gate.resolvedQuery(color: target, live: live?.color ?? "none", release: releaseID)
+            }
+            return RunPlan.PlannedStep(step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries)
+        }
+        return RunPlan.Rollout(
+            runtime: runtime.name, service: deploy.service, model: deploy.model ?? "", live: live, target: target, health: deploy.health, steps: steps,
+            mode: traffic?.mode, hold: traffic?.wait ?? .seconds(0), stopOld: traffic?.stopOld ?? false, drain: traffic?.drain ?? .seconds(0),
+            automaticRollback: pipeline.rollback.automatic, stopNew: pipeline.rollback.stopNew, hooks: pipeline.hooks,
+            containers: try runtime.plannedContainers(target: target, loadBalancer: traffic != nil))
+    }
+}

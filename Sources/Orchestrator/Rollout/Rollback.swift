@@ -1,0 +1,86 @@
+import Foundation
+import StrictYAML
+import RecEngine
+import Traffic
+
+/// `orchestrate rollback`: puts a previously promoted release back, at once when a colour still
+/// runs its model, otherwise by redeploying its model (from the model store, verified by digest)
+/// on the idle colour, checking health, then moving all traffic to it.
+struct Rollback {
+    var pipeline: Pipeline
+    var deploy: DeploySpec
+    var store: StateStore
+    var runtime: any DeploymentRuntime
+    var nginx: NginxController?
+    var history: ReleaseHistory
+    var progress: @Sendable (String) -> Void
+
+    /// - Parameters:
+    ///   - requested: the release to return to; nil: the promoted release before the live one.
+    ///   - live: the live release, nil when none is recorded (or its file is unreadable and a
+    ///     release was named).
+    func run(to requested: String?, live: LiveRelease?, record: inout ReleaseRecord) async throws {
+        let promoted = try history.records().filter {
+            ($0.action ?? .release) == .release && $0.outcome == .succeeded && $0.deployment?.modelSHA256 != nil && !$0.dryRun
+        }
+        let target: ReleaseRecord
+        if let requested {
+            guard let found = promoted.last(where: { $0.releaseID == requested }) else {
+                throw OrchestratorError(
+                    .invalidInput, "release \(requested) was never promoted (or is not in \(history.path))",
+                    hint: "orchestrate history lists the releases; promoted ones have outcome succeeded")
+            }
+            target = found
+        } else {
+            let before = promoted.prefix { $0.releaseID != live?.releaseID }
+            guard let found = before.last(where: { $0.deployment?.modelSHA256 != live?.modelSHA256 }) ?? before.last else {
+                throw OrchestratorError(.stageFailed, "there is no earlier promoted release to roll back to")
+            }
+            target = found
+        }
+        guard let sha256 = target.deployment?.modelSHA256 else {
+            throw OrchestratorError(.stageFailed, "release \(target.releaseID) recorded no model digest")
+        }
+        record.model = .init(path: "", sha256: sha256, version: target.model?.version)
+        var events: [RolloutEvent] = []
+        progress("rollback to \(target.releaseID) (model \(sha256.prefix(12)))")
+
+        // A colour that still runs that model takes the traffic at once.
+        var instance: ColorInstance?
+        for color in deploy.colors {
+            if let candidate = await runtime.instance(of: color), candidate.modelSHA256 == sha256,
+                await runtime.probe(candidate, path: deploy.health.path).healthy
+            {
+                instance = candidate
+                events.append(.init(at: Date(), kind: .reuse, detail: "\(color) still runs the model"))
+                break
+            }
+        }
+        if instance == nil {
+            guard let stored = try runtime.models.storedModel(sha256: sha256) else {
+                throw OrchestratorError(.stageFailed, "the model \(sha256) of \(target.releaseID) is no longer in the model store")
+            }
+            // The idle colour: not the live one, and not one nginx sends traffic to.
+            let serving = nginx?.currentSplit()?.serving.map(\.color) ?? []
+            let idle = deploy.colors.first { $0 != live?.color && !serving.contains($0) } ?? deploy.colors.first { $0 != live?.color } ?? deploy.colors[0]
+            progress("redeploying it on \(idle)")
+            let deployed = try await runtime.deploy(color: idle, modelDirectory: stored, timeout: deploy.health.timeout.duration)
+            let health = try await runtime.waitHealthy(deployed, path: deploy.health.path, timeout: deploy.health.timeout.duration)
+            guard health.healthy else {
+                try? await runtime.stop(color: idle)
+                throw OrchestratorError(.stageFailed, "\(idle) did not become healthy (\(health.detail)); traffic was not moved")
+            }
+            events.append(.init(at: Date(), kind: .deploy, detail: "\(idle) redeployed with \(sha256.prefix(12))"))
+            instance = deployed
+        }
+        guard let instance else { return }
+        let mode: TrafficSplit.Mode = pipeline.traffic?.mode == .weighted ? .weighted : .sticky
+        try await nginx?.apply(TrafficSplit(mode: mode, backends: [.init(color: instance.color, address: instance.address, weight: 100)]))
+        events.append(.init(at: Date(), kind: .shift, detail: "\(instance.color) 100%"))
+        try store.setLive(LiveRelease(color: instance.color, releaseID: target.releaseID, modelSHA256: sha256, modelVersion: instance.modelVersion))
+        try? await RolloutExecutor.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
+        progress("rolled back: \(instance.color) is live with the model of \(target.releaseID)")
+        record.deployment = .init(runtime: runtime.name, color: instance.color, modelSHA256: sha256)
+        record.rollout = .init(live: live?.color, target: instance.color, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: events)
+    }
+}

@@ -1,0 +1,471 @@
+import Foundation
+import StrictYAML
+import Synchronization
+import Traffic
+
+/// Carries out the rollout of a plan: deploy the target colour, check its health, move traffic
+/// step by step while the gates hold, promote (the commit point: `current.json`), drain and stop
+/// the old colour. On a failed gate, an `orchestrate abort` or an interruption (SIGTERM/SIGINT),
+/// traffic goes back to the live colour first, then the target is stopped. Every change is
+/// journalled before it is made, so that a controller killed at any point can be converged.
+struct RolloutExecutor {
+    var pipeline: Pipeline
+    var plan: RunPlan.Rollout
+    var releaseID: String
+    var runtime: any DeploymentRuntime
+    var nginx: NginxController?
+    var prometheus: PrometheusClient?
+    var store: StateStore
+    var journal: RunJournal
+    var interruption: Interruption
+    var progress: @Sendable (String) -> Void
+
+    var logsFolder: String { URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("logs").path }
+    var workingDirectory: String { URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path }
+    var target: String { plan.target }
+    var live: LiveRelease? { plan.live }
+
+    struct Result: Sendable {
+        var outcome: ReleaseOutcome
+        var failure: String?
+    }
+
+    /// Why a wait ended before its time.
+    enum Stop: Error, Sendable, Equatable {
+        case interrupted(Int32)
+        case aborted
+    }
+
+    func run(modelDirectory: String) async throws -> Result {
+        try await journal.update {
+            $0.phase = .deploying
+            $0.live = live
+            $0.target = target
+            $0.weight = 0
+            $0.stopOld = plan.stopOld
+        }
+        try await journal.updateRecord {
+            $0.rollout = .init(live: live?.color, target: target, mode: plan.mode?.rawValue ?? "none", steps: [], events: [])
+        }
+        try await journal.event(.plan, "live \(live?.color ?? "none"), releasing to \(target)")
+        progress("rollout: live colour \(live.map { "\($0.color) (release \($0.releaseID))" } ?? "none"), releasing to \(target)")
+
+        for hook in plan.hooks.preRollout {
+            switch try await guarded({ [self] in await runHook(hook, label: "pre-rollout") }) {
+            case .success(let ok):
+                try await journal.event(.hook, "pre-rollout \(shellQuoted(hook)): \(ok ? "ok" : "failed")")
+                if !ok { return Result(outcome: .failed, failure: "pre-rollout hook \(shellQuoted(hook)) failed; nothing was changed") }
+            case .failure(let stop):
+                try await journal.event(stop == .aborted ? .abort : .interrupt, "\(describe(stop)) during the pre-rollout hook \(shellQuoted(hook)); nothing was changed")
+                return stop == .aborted
+                    ? Result(outcome: .rolledBack, failure: "aborted by orchestrate abort before the deploy; nothing was changed")
+                    : Result(outcome: .interrupted, failure: "interrupted by \(signalName(stop)) before the deploy; nothing was changed")
+            }
+        }
+
+        // Deploy and check health: no traffic moves before the target answers 200.
+        progress("deploy: starting \(target) with \(modelDirectory)")
+        try await journal.event(.deploy, "starting \(target)")
+        let deployed: ColorInstance
+        do {
+            let outcome = try await guarded { [runtime, plan, target] () async throws -> ColorInstance in
+                let instance = try await runtime.deploy(color: target, modelDirectory: modelDirectory, timeout: plan.health.timeout.duration)
+                let health = try await runtime.waitHealthy(instance, path: plan.health.path, timeout: plan.health.timeout.duration)
+                guard health.healthy else {
+                    throw OrchestratorError(
+                        .stageFailed,
+                        "\(target) did not answer GET \(plan.health.path) with 200 within \(plan.health.timeout) (\(health.detail))"
+                            + indented(await runtime.logTail(of: target)))
+                }
+                return instance
+            }
+            switch outcome {
+            case .success(let instance):
+                deployed = instance
+            case .failure(let stop):
+                try? await runtime.stop(color: target)
+                try await journal.event(stop == .aborted ? .abort : .interrupt, "\(describe(stop)) while deploying: \(target) stopped; traffic untouched")
+                progress("deploy: \(describe(stop)); \(target) stopped, traffic untouched")
+                return stop == .aborted
+                    ? Result(outcome: .rolledBack, failure: "aborted by orchestrate abort while deploying; traffic was not moved")
+                    : Result(outcome: .interrupted, failure: "interrupted by \(signalName(stop)) while deploying; traffic was not moved")
+            }
+        } catch {
+            progress("deploy: FAILED: \(error)")
+            try? await runtime.stop(color: target)
+            try await journal.event(.stop, "\(target) stopped; traffic untouched")
+            return Result(outcome: .failed, failure: "deploy of \(target) failed before any traffic moved: \(error)")
+        }
+        try await journal.event(.healthy, "\(target) answers \(plan.health.path) at \(deployed.address) (model \(deployed.modelVersion))")
+        progress("deploy: \(target) is healthy at \(deployed.address)")
+        try await journal.updateRecord { $0.deployment = .init(runtime: runtime.name, color: target, modelSHA256: deployed.modelSHA256) }
+        try? await writeTargets()
+
+        // Traffic steps, each held and measured.
+        var index = 0
+        while index < plan.steps.count {
+            let step = plan.steps[index]
+            try await journal.update {
+                $0.phase = .shifting
+                $0.weight = step.newWeight
+            }
+            var record = ReleaseRecord.RolloutRecord.Step(weight: step.newWeight, startedOn: Date(), finishedOn: nil, passed: nil, measurements: [])
+            do {
+                try await journal.event(.shift, "\(target) \(step.newWeight)% / \(live?.color ?? "none") \(step.liveWeight)%")
+                try await shift(to: deployed, weight: step.newWeight)
+            } catch {
+                try await journal.updateRecord { $0.rollout?.steps.append(record) }
+                return try await rollBack(reason: "traffic step \(step.newWeight)% failed: \(error)", outcome: .rolledBack)
+            }
+            record.startedOn = Date()
+            progress("step \(index + 1)/\(plan.steps.count): \(target) \(step.newWeight)%\(live.map { ", \($0.color) \(step.liveWeight)%" } ?? "")")
+            var verdict = await hold(step: step)
+            record.measurements = verdict.measurements
+            record.passed = verdict.passed
+            record.finishedOn = Date()
+            try await journal.updateRecord { $0.rollout?.steps.append(record) }
+            for request in verdict.requests {
+                try await journal.event(request == "abort" ? .abort : .promote, "orchestrate \(request) at \(step.newWeight)%")
+            }
+            if verdict.stop == nil && !verdict.passed && !plan.automaticRollback {
+                verdict = try await holdForDecision(step: step, failure: verdict.failure ?? "a gate failed", verdict: verdict)
+            }
+            if let stop = verdict.stop {
+                return stop == .aborted
+                    ? try await rollBack(reason: "aborted by orchestrate abort", outcome: .rolledBack)
+                    : try await rollBack(reason: "interrupted by \(signalName(stop)) at \(step.newWeight)%", outcome: .interrupted)
+            }
+            if !verdict.passed {
+                progress("step \(index + 1): FAILED: \(verdict.failure ?? "")")
+                return try await rollBack(reason: verdict.failure ?? "a gate failed", outcome: .rolledBack)
+            }
+            if verdict.promoteFull && step.newWeight < 100 {
+                try await journal.event(.promote, "promote --full: \(target) to 100% now")
+                try await journal.update { $0.weight = 100 }
+                do {
+                    try await shift(to: deployed, weight: 100)
+                } catch {
+                    return try await rollBack(reason: "traffic step 100% failed: \(error)", outcome: .rolledBack)
+                }
+                break
+            }
+            index += 1
+        }
+
+        // Promote: current.json names the release. From here on, recovery converges forward.
+        try store.setLive(LiveRelease(color: target, releaseID: releaseID, modelSHA256: deployed.modelSHA256, modelVersion: deployed.modelVersion))
+        try await journal.update { $0.phase = .draining }
+        try await journal.event(.promote, "\(target) is live with model \(deployed.modelVersion)")
+        progress("promoted: \(target) is live (model \(deployed.modelVersion))")
+        for hook in plan.hooks.postRollout {
+            let ok = await runHook(hook, label: "post-rollout")
+            try await journal.event(.hook, "post-rollout \(shellQuoted(hook)): \(ok ? "ok" : "failed (the release stays promoted)")")
+        }
+        guard let live, plan.stopOld else { return Result(outcome: .succeeded) }
+        progress("draining \(live.color) for \(plan.drain), then stopping it (orchestrate abort now returns to it)")
+        try await journal.event(.drain, "\(live.color) drains for \(plan.drain)")
+        let drained = try await guarded { [plan] in try await Task.sleep(for: plan.drain.duration) }
+        if case .failure(.aborted) = drained {
+            return try await abortAfterPromotion(deployed: deployed, previous: live)
+        }
+        if case .failure(let stop) = drained {
+            try await journal.event(.interrupt, "\(describe(stop)) during the drain: \(live.color) is stopped now")
+        }
+        try await runtime.stop(color: live.color)
+        try await journal.event(.stop, "\(live.color) stopped after the drain")
+        try? await writeTargets()
+        return Result(outcome: .succeeded)
+    }
+
+    // MARK: Holding a step
+
+    struct Verdict: Sendable {
+        var passed = true
+        var measurements: [GateMeasurement] = []
+        var failure: String?
+        var promoteFull = false
+        /// Manual requests honoured during the step, for the record.
+        var requests: [String] = []
+        var stop: Stop?
+    }
+
+    /// Holds a step for its wait while the gates measure and the during-step hooks run; ends
+    /// early on a failed gate, an `abort`, a `promote` or an interruption. The hooks are child
+    /// tasks: when the step ends they are stopped with their process groups.
+    func hold(step: RunPlan.PlannedStep) async -> Verdict {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let wait = plan.hold.duration
+        let gates = (pipeline.analysis?.gates ?? []).filter { step.queries[$0.name] != nil }
+        let analysisResult = SharedValue<StepVerdict?>(nil)
+        return await withTaskGroup(of: Void.self) { group in
+            for (number, hook) in plan.hooks.duringStep.enumerated() {
+                group.addTask { _ = await runHook(hook, label: "during-step", number: number) }
+            }
+            let measuring = !gates.isEmpty && prometheus != nil
+            if let prometheus, measuring {
+                let analysis = StepAnalysis(
+                    prometheus: prometheus, gates: gates, color: target, live: live?.color ?? "none", release: releaseID,
+                    deadline: started + Self.inconclusiveDeadline(wait: wait, gates: gates),
+                    report: { [progress] measurement in
+                        let value = measurement.value.map(formatMetric) ?? (measurement.error ?? "-")
+                        progress("    gate \(measurement.gate) \(measurement.condition): \(value) \(measurement.outcome)")
+                    })
+                group.addTask {
+                    let result = await analysis.run()
+                    analysisResult.set(result)
+                }
+            }
+            defer { group.cancelAll() }
+            var verdict = Verdict()
+            var skipWait = false
+            while true {
+                if let signal = interruption.signal {
+                    verdict.stop = .interrupted(signal)
+                    return verdict
+                }
+                if let control = store.takeControl() {
+                    switch control {
+                    case .abort:
+                        verdict.requests.append("abort")
+                        verdict.stop = .aborted
+                        return verdict
+                    case .promote:
+                        progress("promote requested: ending this step's wait")
+                        skipWait = true
+                        verdict.requests.append("promote")
+                    case .promoteFull:
+                        progress("promote --full requested")
+                        skipWait = true
+                        verdict.promoteFull = true
+                        verdict.requests.append("promote --full")
+                    }
+                }
+                let result = analysisResult.get()
+                if let result {
+                    verdict.measurements = result.measurements
+                    if !result.passed {
+                        verdict.passed = false
+                        verdict.failure = result.failure
+                        return verdict
+                    }
+                }
+                let waited = clock.now - started >= wait || skipWait
+                if waited && (!measuring || result != nil) { return verdict }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Under `rollback.automatic: false`, a failed gate holds the traffic where it is until an
+    /// operator decides: `orchestrate abort` rolls back, `orchestrate promote` goes on.
+    func holdForDecision(step: RunPlan.PlannedStep, failure: String, verdict: Verdict) async throws -> Verdict {
+        var verdict = verdict
+        try await journal.update { $0.phase = .holding }
+        try await journal.event(.hold, "\(failure); rollback.automatic is false: holding at \(step.newWeight)%")
+        progress("hold: \(failure)")
+        progress("hold: rollback.automatic is false: traffic stays at \(target) \(step.newWeight)%; `orchestrate abort` rolls back, `orchestrate promote` goes on")
+        while true {
+            if let signal = interruption.signal {
+                verdict.stop = .interrupted(signal)
+                return verdict
+            }
+            switch store.takeControl() {
+            case .abort?:
+                verdict.requests.append("abort")
+                verdict.stop = .aborted
+                return verdict
+            case .promote?, .promoteFull?:
+                try await journal.event(.promote, "orchestrate promote at \(step.newWeight)% despite: \(failure)")
+                progress("hold: promoted by the operator despite the failed gate")
+                verdict.passed = true
+                verdict.failure = nil
+                try await journal.update { $0.phase = .shifting }
+                return verdict
+            case nil:
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// How long a step may stay inconclusive (no data under `onNoData: inconclusive`) before its
+    /// gate fails: twice the longer of the step's wait and the time its measurements need, so a
+    /// slow first scrape is waited for but an unattended step never hangs.
+    static func inconclusiveDeadline(wait: Duration, gates: [PromQLGate]) -> Duration {
+        let measuring = gates.map { $0.initialDelay.duration + $0.interval.duration * $0.count }.max() ?? .zero
+        return max(wait, measuring) * 2
+    }
+
+    // MARK: Rolling back
+
+    /// Traffic back to the live colour first, then the target stopped.
+    func rollBack(reason: String, outcome: ReleaseOutcome) async throws -> Result {
+        try await journal.update { $0.phase = .rollingBack }
+        try await journal.event(outcome == .interrupted ? .interrupt : .rollback, reason)
+        progress("rollback: \(reason)")
+        var failure = reason
+        var restored = live == nil
+        if let live, let nginx {
+            if let instance = await runtime.instance(of: live.color) {
+                do {
+                    try await nginx.apply(split(live: (live.color, instance.address), target: nil, weight: 0))
+                    try await journal.update { $0.weight = 0 }
+                    try await journal.event(.shift, "\(live.color) 100% (traffic restored)")
+                    progress("rollback: traffic back on \(live.color) (100%)")
+                    restored = true
+                } catch {
+                    failure += "; traffic could not be restored to \(live.color): \(error)"
+                    try await journal.event(.shift, "could not restore traffic to \(live.color): \(error)")
+                    progress("rollback: could not restore traffic to \(live.color): \(error)")
+                }
+            } else {
+                failure += "; \(live.color) is not running, so traffic stays on \(target) rather than on nothing"
+                try await journal.event(.shift, "\(live.color) is not running: traffic stays on \(target)")
+                progress("rollback: \(live.color) is not running: traffic stays on \(target); run orchestrate status")
+            }
+        } else if live == nil, let nginx {
+            // Nothing was live before: no colour may keep traffic, so the load balancer stops.
+            await nginx.stop()
+            try await journal.event(.shift, "nothing was live before this release: nginx stopped")
+        }
+        if restored && (plan.stopNew || live == nil) {
+            // Requests already on their way to the target finish before it stops.
+            if live != nil { try? await Task.sleep(for: min(plan.drain.duration, .seconds(1))) }
+            try await runtime.stop(color: target)
+            try await journal.event(.stop, "\(target) stopped")
+            progress("rollback: \(target) stopped")
+        }
+        try? await writeTargets()
+        for hook in plan.hooks.onRollback {
+            let ok = await runHook(hook, label: "on-rollback")
+            try await journal.event(.hook, "on-rollback \(shellQuoted(hook)): \(ok ? "ok" : "failed")")
+        }
+        try await journal.updateRecord { $0.deployment = nil }
+        return Result(outcome: outcome, failure: failure)
+    }
+
+    /// `orchestrate abort` while the old colour drains: it still runs, so the release is undone at
+    /// once: traffic back on it, `current.json` back to the previous release, the target stopped.
+    func abortAfterPromotion(deployed: ColorInstance, previous: LiveRelease) async throws -> Result {
+        try await journal.event(.abort, "orchestrate abort during the drain: returning to \(previous.color) (release \(previous.releaseID))")
+        if let instance = await runtime.instance(of: previous.color), let nginx {
+            try await journal.update { $0.phase = .rollingBack }
+            try await nginx.apply(split(live: (previous.color, instance.address), target: nil, weight: 0))
+            try store.setLive(previous)
+            try await journal.event(.shift, "\(previous.color) 100% (traffic restored)")
+            progress("rollback: traffic back on \(previous.color); \(previous.releaseID) is live again")
+            if plan.stopNew {
+                try await runtime.stop(color: target)
+                try await journal.event(.stop, "\(target) stopped")
+            }
+            try? await writeTargets()
+            try await journal.updateRecord { $0.deployment = nil }
+            return Result(outcome: .rolledBack, failure: "aborted by orchestrate abort during the drain")
+        }
+        try await journal.event(.abort, "\(previous.color) is no longer running: the abort cannot return to it; \(target) stays live")
+        progress("abort: \(previous.color) is no longer running; \(target) stays live")
+        return Result(outcome: .succeeded)
+    }
+
+    // MARK: Helpers
+
+    func split(live: (color: String, address: String)?, target instance: ColorInstance?, weight: Int) -> TrafficSplit {
+        var backends: [TrafficSplit.Backend] = []
+        if let live, weight < 100 { backends.append(.init(color: live.color, address: live.address, weight: 100 - weight)) }
+        if let instance, weight > 0 { backends.append(.init(color: instance.color, address: instance.address, weight: weight)) }
+        return TrafficSplit(mode: plan.mode == .weighted ? .weighted : .sticky, backends: backends)
+    }
+
+    func shift(to instance: ColorInstance, weight: Int) async throws {
+        guard let nginx else { return }
+        var liveBackend: (String, String)?
+        if let live, weight < 100 {
+            guard let liveInstance = await runtime.instance(of: live.color) else {
+                throw OrchestratorError(.stageFailed, "the live colour \(live.color) is not running: no traffic can stay on it")
+            }
+            liveBackend = (live.color, liveInstance.address)
+        }
+        try await nginx.apply(split(live: liveBackend, target: instance, weight: weight))
+    }
+
+    /// Runs `work` until it ends, or until an interruption or an `orchestrate abort` comes first,
+    /// in which case `work` is cancelled.
+    func guarded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> Swift.Result<T, Stop> {
+        try await withThrowingTaskGroup(of: Swift.Result<T, Stop>?.self) { group in
+            group.addTask { .success(try await work()) }
+            group.addTask { [interruption] in
+                await interruption.wait()
+                return interruption.signal.map { .failure(.interrupted($0)) }
+            }
+            group.addTask { [store] in
+                while !Task.isCancelled {
+                    if store.peekControl() == .abort {
+                        _ = store.takeControl()
+                        return .failure(.aborted)
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let next { return next }
+            }
+            throw CancellationError()
+        }
+    }
+
+    func describe(_ stop: Stop) -> String {
+        switch stop {
+        case .aborted: "aborted by orchestrate abort"
+        case .interrupted: "interrupted by \(signalName(stop))"
+        }
+    }
+
+    func signalName(_ stop: Stop) -> String {
+        guard case .interrupted(let signal) = stop else { return "abort" }
+        return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
+    }
+
+    /// Runs a hook's argument vector as a tracked child (stopped with its process group when the
+    /// run ends or is recovered); returns whether it succeeded.
+    func runHook(_ argv: [String], label: String, number: Int = 0) async -> Bool {
+        let name = argv.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "hook"
+        let role = "\(label) hook \(number) \(name)"
+        let journal = self.journal
+        do {
+            let outcome = try await CommandRunner.run(
+                argv, environment: [:], workingDirectory: workingDirectory, logPath: "\(logsFolder)/hooks/\(label)-\(name).log", timeout: nil,
+                grace: .seconds(2), onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
+            try? await journal.untrack(role: role)
+            return outcome.exitStatus == 0
+        } catch {
+            try? await journal.untrack(role: role)
+            return Task.isCancelled
+        }
+    }
+
+    func writeTargets() async throws {
+        try await Self.writeTargets(runtime: runtime, colors: pipeline.deploy?.colors ?? [], store: store, service: plan.service)
+    }
+
+    static func writeTargets(runtime: any DeploymentRuntime, colors: [String], store: StateStore, service: String) async throws {
+        var instances: [ColorInstance] = []
+        for color in colors {
+            if let instance = await runtime.instance(of: color) { instances.append(instance) }
+        }
+        try store.writeTargets(instances, service: service)
+    }
+}
+
+/// A value one task writes and another reads.
+final class SharedValue<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+
+    func get() -> Value { value.withLock { $0 } }
+    func set(_ newValue: Value) { value.withLock { $0 = newValue } }
+}

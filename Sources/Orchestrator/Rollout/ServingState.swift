@@ -1,0 +1,83 @@
+import Foundation
+import StrictYAML
+public import Traffic
+
+/// What actually serves, as nginx and the runtime say, checked against the recorded live
+/// release. A release starts only when they agree: a state file that says one thing while
+/// nginx sends traffic elsewhere is reported, never resolved by guessing.
+public struct ServingState: Sendable {
+    public struct Color: Sendable, Codable {
+        public var color: String
+        public var instance: ColorInstance?
+        public var health: HealthProbe?
+        /// Percent of traffic nginx sends it.
+        public var weight: Int
+    }
+
+    public struct Problem: Sendable, Codable, CustomStringConvertible {
+        /// What the problem stops: `unreachable` (exit 4) or `inconsistent-state` (exit 2).
+        public var code: String
+        public var message: String
+        public var description: String { message }
+
+        var error: OrchestratorError {
+            OrchestratorError(
+                code == "unreachable" ? .unreachable : .inconsistentState, message + "; nothing was changed",
+                hint: "`orchestrate status` shows what serves; `orchestrate repair` makes nginx and current.json agree with the healthy live colour, `orchestrate rollback --to RELEASE` redeploys a release")
+        }
+    }
+
+    public var nginxRunning: Bool
+    /// The split nginx has in force (nil: no configuration, or no traffic section).
+    public var traffic: TrafficSplit?
+    public var colors: [Color]
+
+    /// Looks at nginx and every colour.
+    static func observe(colors: [String], runtime: any DeploymentRuntime, nginx: NginxController?, healthPath: String) async -> ServingState {
+        let nginxRunning = await nginx?.isRunning() ?? false
+        let split = nginx?.currentSplit()
+        var observed: [Color] = []
+        for color in colors {
+            let instance = await runtime.instance(of: color)
+            let health = if let instance { await runtime.probe(instance, path: healthPath) } else { HealthProbe?.none }
+            observed.append(Color(color: color, instance: instance, health: health, weight: nginxRunning ? split?.weight(of: color) ?? 0 : 0))
+        }
+        return ServingState(nginxRunning: nginxRunning, traffic: nginxRunning ? split : nil, colors: observed)
+    }
+
+    /// Where what serves disagrees with the recorded live release.
+    func problems(live: LiveRelease?, trafficConfigured: Bool) -> [Problem] {
+        var problems: [Problem] = []
+        guard let live else {
+            for color in colors where color.weight > 0 {
+                problems.append(
+                    Problem(code: "inconsistent-state", message: "no release is recorded as live (current.json is absent) but nginx sends \(color.weight)% of traffic to \(color.color)"))
+            }
+            return problems
+        }
+        let serving = colors.first { $0.color == live.color }
+        if let instance = serving?.instance {
+            if instance.modelSHA256 != live.modelSHA256 {
+                problems.append(
+                    Problem(
+                        code: "inconsistent-state",
+                        message: "the live release \(live.releaseID) is model \(live.modelSHA256.prefix(12)) on \(live.color), but \(live.color) serves model \(instance.modelSHA256.prefix(12))"))
+            } else if serving?.health?.healthy != true {
+                problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not healthy (\(serving?.health?.detail ?? "no answer"))"))
+            }
+        } else {
+            problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not running"))
+        }
+        if trafficConfigured {
+            if !nginxRunning {
+                problems.append(Problem(code: "unreachable", message: "nginx is not running: no traffic reaches the live colour \(live.color)"))
+            } else {
+                for color in colors where color.color != live.color && color.weight > 0 {
+                    problems.append(
+                        Problem(code: "inconsistent-state", message: "nginx sends \(color.weight)% of traffic to \(color.color), which is not the live colour \(live.color)"))
+                }
+            }
+        }
+        return problems
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import StrictYAML
+
+/// The run in progress, saved before every action: its `RunState` (what recovery needs) and its
+/// provenance record, each in its own file of the state folder. Every change goes through this
+/// actor, so that concurrent children (hooks of one step) never lose each other's updates.
+actor RunJournal {
+    let store: StateStore
+    private(set) var state: RunState
+    private(set) var record: ReleaseRecord
+
+    init(store: StateStore, state: RunState, record: ReleaseRecord) {
+        self.store = store
+        self.state = state
+        self.record = record
+    }
+
+    /// Saves both files as they are now.
+    func begin() throws {
+        try store.savePendingRecord(record)
+        try store.saveRun(state)
+    }
+
+    func update(_ change: (inout RunState) -> Void) throws {
+        change(&state)
+        try store.saveRun(state)
+    }
+
+    func updateRecord(_ change: (inout ReleaseRecord) -> Void) throws {
+        change(&record)
+        try store.savePendingRecord(record)
+    }
+
+    /// Adds an event to the rollout section of the record.
+    func event(_ kind: RolloutEvent.Kind, _ detail: String) throws {
+        try updateRecord { record in
+            record.rollout?.events.append(RolloutEvent(at: Date(), kind: kind, detail: detail))
+        }
+    }
+
+    func track(_ process: TrackedProcess) throws {
+        try update { $0.children.append(process) }
+    }
+
+    func untrack(role: String) throws {
+        try update { $0.children.removeAll { $0.role == role } }
+    }
+}

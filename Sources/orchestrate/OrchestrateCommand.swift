@@ -1,0 +1,48 @@
+import ArgumentParser
+import CommandLineSupport
+import EngineAPI
+import Foundation
+import Orchestrator
+import StrictYAML
+
+/// `orchestrate`: the release controller's command line.
+struct OrchestrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "orchestrate",
+        abstract: "Run declarative ML release pipelines: ingest, train, evaluate, roll out safely, record provenance.",
+        discussion: """
+            Exit codes: 0 success; 1 a stage or gate failed (or the release was rolled back); 2 invalid \
+            input or usage, or a state file that is unreadable or disagrees with what serves; 3 another \
+            run holds the lock; 4 a required service (nginx, Prometheus, the engine, the live colour) is \
+            unreachable before any change was made; 130/143 interrupted by SIGINT/SIGTERM (after \
+            traffic went back to the live colour).
+            """,
+        version: RunIdentity.version,
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self, PromoteCommand.self,
+            RecoverCommand.self, RepairCommand.self, HistoryCommand.self, ImageCommand.self, ComposeCommand.self,
+        ]
+    )
+
+    /// The message and exit code of the controller's own errors.
+    static func classify(_ error: any Error) -> (message: String, code: Int32)? {
+        switch error {
+        case let error as OrchestratorError: ("\(error)", error.code.exitCode)
+        case let error as PipelineValidationError: ("\(error)", ExitStatus.invalidInput)
+        case let error as EngineClientError: ("\(error)", ExitStatus.invalidInput)
+        case let error as DockerError: ("\(error)", error.isUnreachable ? ExitStatus.unreachable : ExitStatus.failed)
+        default: nil
+        }
+    }
+}
+
+struct PipelineArgument: ParsableArguments {
+    @Argument(help: "The pipeline file.") var pipeline: String = "pipelines/pipeline.yml"
+
+    func controller(progress: @escaping @Sendable (String) -> Void = { printError($0) }) throws -> ReleaseController {
+        ReleaseController(
+            pipeline: try PipelineLoader().load(pipeline),
+            options: RunOptions(trigger: RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments),
+            progress: progress)
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import CommandLineSupport
+import Foundation
+import Orchestrator
+import Traffic
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "What is live, what nginx and each colour actually serve, a run in progress; exits 1 when anything disagrees or is unhealthy.")
+
+    @OptionGroup var source: PipelineArgument
+    @Option(help: "text or json.") var output: OutputFormat = .text
+
+    func run() async throws {
+        let controller = try source.controller { _ in }
+        let status = try await controller.status()
+        if output == .json {
+            try printJSON(status)
+        } else {
+            print("service \(status.service) (\(controller.pipeline.file))")
+            if let error = status.liveError {
+                print("live: UNKNOWN: \(error)")
+            } else {
+                print("live: " + (status.live.map { "\($0.color) (release \($0.releaseID), model \($0.modelVersion))" } ?? "nothing released yet"))
+            }
+            let weights = status.traffic?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "none"
+            print("traffic in force: \(weights); nginx \(status.nginxRunning ? "running" : "not running")\(controller.pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
+            for color in status.colors {
+                let detail =
+                    color.instance.map {
+                        "\($0.pid.map { "pid \($0)" } ?? "container") at \($0.address), model \($0.modelVersion), \(color.health?.healthy == true ? "healthy" : "UNHEALTHY") (\(color.health?.detail ?? ""))"
+                    } ?? "not running"
+                print("  \(color.color.padding(toLength: 6, withPad: " ", startingAt: 0)) \(color.weight)%  \(detail)")
+            }
+            print("run in progress: \(status.runInProgress ?? "none")")
+            print("last release: \(status.lastRelease ?? "none")")
+            for problem in status.problems { printError("problem: \(problem)") }
+        }
+        if !status.healthy { throw ExitCode(ExitStatus.failed) }
+    }
+}
+
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Put the previous promoted release (or a named one) back on a colour and all traffic on it.",
+        discussion: """
+            An interrupted run is converged first. When that alone returned traffic to the live release \
+            (the interrupted release was never promoted), nothing more is rolled back unless --to names \
+            a release: recovery and rollback are separate.
+            """)
+
+    @OptionGroup var source: PipelineArgument
+    @Option(help: "The release to return to (default: the promoted release before the live one).") var to: String?
+    @Option(help: "text or json.") var output: OutputFormat = .text
+
+    func run() async throws {
+        let record = try await source.controller().rollback(to: to)
+        if output == .json { try printJSON(record) }
+        if record.outcome == .failed {
+            printError("error: \(record.failure ?? "rollback failed")")
+            throw ExitCode(ExitStatus.failed)
+        }
+    }
+}
+
+struct RecoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Converge a run that a killed controller left behind (the next run does it too), and record it.")
+
+    @OptionGroup var source: PipelineArgument
+    @Option(help: "text or json.") var output: OutputFormat = .text
+
+    func run() async throws {
+        let record = try await source.controller().recover()
+        if output == .json {
+            try printJSON(record)
+        } else if record == nil {
+            print("nothing to recover")
+        }
+    }
+}
+
+struct RepairCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repair",
+        abstract: "Make current.json and nginx agree with what serves: rewrite an unreadable current.json from the colour that carries the traffic, point nginx back at the live colour.")
+
+    @OptionGroup var source: PipelineArgument
+    @Flag(help: "Show what would be done and change nothing.") var dryRun = false
+    @Option(help: "text or json.") var output: OutputFormat = .text
+
+    func run() async throws {
+        let report = try await source.controller().repair(dryRun: dryRun)
+        if output == .json {
+            try printJSON(report)
+        } else if report.actions.isEmpty {
+            print("nothing to repair: current.json, nginx and the colours agree")
+        } else {
+            for action in report.actions { print("\(report.applied ? "done" : "would"): \(action)") }
+        }
+    }
+}
+
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort", abstract: "Ask the rollout in progress (in another process) to roll back now; during the drain it returns to the old colour.")
+
+    @OptionGroup var source: PipelineArgument
+
+    func run() async throws {
+        let run = try source.controller().request(.abort)
+        print("abort requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)")
+    }
+}
+
+struct PromoteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promote", abstract: "Ask the rollout in progress to end the current step's wait, or with --full to go to 100% now.")
+
+    @OptionGroup var source: PipelineArgument
+    @Flag(help: "Skip the remaining steps: all traffic to the new colour once the current step's gates pass.") var full = false
+
+    func run() async throws {
+        let run = try source.controller().request(full ? .promoteFull : .promote)
+        print("\(full ? "promote --full" : "promote") requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)")
+    }
+}
