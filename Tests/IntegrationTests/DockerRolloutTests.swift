@@ -39,7 +39,7 @@ struct DockerRolloutTests {
             let containers = try await engine.containers(labels: ["com.docker.compose.project": playground.service])
             #expect(Set(containers.filter(\.isRunning).map(\.name)) == ["\(playground.service)-\(rollout.target)-1", "\(playground.service)-lb-1"])
             #expect(containers.allSatisfy { $0.labels["com.docker.compose.config-hash"]?.count == 64 && $0.labels["com.docker.compose.oneoff"] == "False" })
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [rollout.target])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [rollout.target])
             #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld removes the old colour's container")
         }
     }
@@ -53,7 +53,7 @@ struct DockerRolloutTests {
             try playground.writePipeline(gates: Playground.impossibleGate)
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
             #expect(second.outcome == "rolled_back", "\(second.failure ?? "")")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let target = try #require(second.rollout?.target)
             #expect(await playground.runtime.instance(of: target) == nil, "the new colour's container is gone")
             #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
@@ -80,7 +80,7 @@ struct DockerRolloutTests {
             #expect(crashed.outcome == "failed")
             #expect(crashed.failure?.contains("exited at start") == true && crashed.failure?.contains("not-a-port") == true, "\(crashed.failure ?? "")")
             #expect(crashed.rollout?.steps.isEmpty != false, "no traffic step was taken")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2)).status == 200)
         }
     }

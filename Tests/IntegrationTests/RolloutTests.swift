@@ -41,7 +41,7 @@ import Traffic
                 #expect(count > 50)
                 #expect(abs(share * 100 - Double(step.weight)) <= 12, "step \(step.weight)%: \(Int(share * 100))% of \(count) answers from \(target)")
             }
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [target])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [target])
             #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld stops the old colour after the drain")
             let history = ReleaseHistory(path: playground.historyPath)
             #expect(try history.verify().isEmpty)
@@ -59,7 +59,7 @@ import Traffic
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate impossible: 1 is not <= 0.5") == true, "\(second.failure ?? "")")
             #expect(second.failure?.contains("recengine_model_info{color=") == true, "the failure names the query")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic is back on the live colour")
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic is back on the live colour")
             let target = try #require(second.rollout?.target)
             #expect(await playground.runtime.instance(of: target) == nil, "the new colour is stopped")
             #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
@@ -80,7 +80,7 @@ import Traffic
             #expect(second.outcome == "rolled_back")
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate error-rate") == true, "\(second.failure ?? "")")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
     }
 
@@ -89,12 +89,12 @@ import Traffic
             try playground.writePipeline()
             let first = try await playground.run()
             let live = try #require(first.deployment?.color)
-            let before = playground.nginx.currentSplit()
+            let before = await playground.nginx.currentSplit()
             try playground.writePipeline(prometheusPort: try freePort())
             let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
             #expect(error?.code == .unreachable)
             #expect(error?.code.exitCode == 4)
-            #expect(playground.nginx.currentSplit() == before)
+            #expect(await playground.nginx.currentSplit() == before)
             #expect(await playground.runtime.instance(of: live) != nil)
             let other = live == "blue" ? "green" : "blue"
             #expect(await playground.runtime.instance(of: other) == nil, "nothing was deployed")
@@ -120,7 +120,7 @@ import Traffic
             let interrupted = try #require(state.inProgress())
             let target = interrupted.target
             #expect(await playground.runtime.instance(of: target) != nil, "the new colour outlived its controller")
-            #expect(playground.nginx.currentSplit()?.weight(of: target) == 25)
+            #expect(await playground.nginx.currentSplit()?.weight(of: target) == 25)
 
             // The next run converges first: traffic on the healthy live colour, no orphan.
             try playground.writePipeline(wait: "1s")
@@ -152,7 +152,7 @@ import Traffic
             #expect(last.outcome == "rolled_back")
             #expect(last.failure == "aborted by orchestrate abort")
             #expect(last.rollout?.events.contains { $0.kind == "abort" } == true)
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let again = try await orchestrate(["abort", playground.pipelinePath])
             #expect(again.status == 1, "nothing in progress any more")
         }
@@ -176,7 +176,7 @@ import Traffic
             #expect(current.modelSHA256 == first.deployment?.modelSHA256)
             let served = try #require(await playground.runtime.instance(of: current.color))
             #expect(served.modelSHA256 == first.deployment?.modelSHA256, "the old model was redeployed, verified by digest")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
             let last = try ReleaseHistory(path: playground.historyPath).records().last
             #expect(last?.action == "rollback" && last?.outcome == "succeeded")
 

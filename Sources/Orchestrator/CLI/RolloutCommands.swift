@@ -34,6 +34,9 @@ struct StatusCommand: AsyncParsableCommand {
         var live: DeploymentState.Current?
         var nginxRunning: Bool
         var traffic: TrafficSplit?
+        /// Which generation of the split, and whether nginx reported it or it comes from the state file.
+        var trafficGeneration: Int?
+        var trafficSource: NginxController.Source?
         var colors: [ColorStatus]
         var rolloutInProgress: String?
         var lastRelease: String?
@@ -43,6 +46,8 @@ struct StatusCommand: AsyncParsableCommand {
         enum CodingKeys: String, CodingKey {
             case service, live, traffic, colors, healthy, problems
             case nginxRunning = "nginx_running"
+            case trafficGeneration = "traffic_generation"
+            case trafficSource = "traffic_source"
             case rolloutInProgress = "rollout_in_progress"
             case lastRelease = "last_release"
         }
@@ -51,7 +56,8 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let (pipeline, rollout) = try source.rollout { _ in }
         let current = rollout.state.current()
-        let split = rollout.nginx?.currentSplit()
+        let traffic = await rollout.nginx?.currentTraffic()
+        let split = traffic?.state.split
         let nginxRunning = await rollout.nginx?.isRunning() == true
         var colors: [ColorStatus] = []
         var problems: [String] = []
@@ -67,6 +73,7 @@ struct StatusCommand: AsyncParsableCommand {
             problems.append("the live colour \(current.color) is not healthy")
         }
         if current != nil && rollout.nginx != nil && !nginxRunning { problems.append("nginx is not running") }
+        if nginxRunning && traffic?.source != .nginx { problems.append("nginx does not answer on its control socket \(rollout.nginx?.config.controlSocket ?? "")") }
         var inProgress: String?
         if let progress = rollout.state.inProgress() {
             let alive = kill(progress.pid, 0) == 0
@@ -75,14 +82,18 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let last = try ReleaseHistory(path: pipeline.history).records().last
         let report = Report(
-            service: rollout.deploy.service, live: current, nginxRunning: nginxRunning, traffic: split, colors: colors, rolloutInProgress: inProgress,
+            service: rollout.deploy.service, live: current, nginxRunning: nginxRunning, traffic: split, trafficGeneration: traffic?.state.generation,
+            trafficSource: traffic?.source, colors: colors, rolloutInProgress: inProgress,
             lastRelease: last.map { "\($0.releaseID) \($0.action ?? "release") \($0.outcome)" }, healthy: problems.isEmpty, problems: problems)
         if output == .json {
             try printJSON(report)
         } else {
             print("service \(report.service) (\(pipeline.file))")
             print("live: " + (current.map { "\($0.color) (release \($0.releaseID), model \($0.modelVersion))" } ?? "nothing released yet"))
-            let weights = split?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "no configuration"
+            var weights = split?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "none applied"
+            if let traffic {
+                weights += traffic.source == .nginx ? " (generation \(traffic.state.generation), in force)" : " (generation \(traffic.state.generation), last applied, from the state file)"
+            }
             print("traffic: \(weights); nginx \(nginxRunning ? "running" : "not running")\(pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
             for color in colors {
                 let detail = color.instance.map { "\($0.pid.map { "pid \($0)" } ?? "container") at \($0.address), model \($0.modelVersion), \(color.health?.healthy == true ? "healthy" : "UNHEALTHY") (\(color.health?.detail ?? ""))" } ?? "not running"

@@ -29,7 +29,7 @@ struct Rollout: Sendable {
         state = DeploymentState(pipeline: pipeline)
         nginx = pipeline.traffic.map { traffic in
             NginxController(
-                config: NginxConfig(listenPort: traffic.listen, runtimeFolder: DeploymentState(pipeline: pipeline).nginxFolder),
+                config: NginxConfig(listenPort: traffic.listen, runtimeFolder: DeploymentState(pipeline: pipeline).nginxFolder, modules: nginxHost.modules),
                 configPath: traffic.nginxConfig, host: nginxHost)
         }
         prometheus = pipeline.analysis.map { PrometheusClient(baseURL: $0.prometheus) }
@@ -46,6 +46,10 @@ struct Rollout: Sendable {
     func preflight() async throws {
         if let local = nginx?.host as? LocalNginx, !local.isInstalled {
             throw OrchestratorError(.unreachable, "nginx is not installed (looked for \(local.nginx)); nothing was changed", hint: "apt-get install nginx")
+        }
+        if let nginx, nginx.config.modules == nil {
+            let missing = NginxModules.missing
+            throw OrchestratorError(.unreachable, missing.message + "; nothing was changed", hint: missing.hint)
         }
         if let docker = runtime as? DockerRuntime {
             try await docker.preflight(colors: deploy.colors, loadBalancer: nginx != nil)
