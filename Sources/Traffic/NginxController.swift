@@ -56,6 +56,11 @@ public struct NginxController: Sendable {
     public struct Report: Sendable, Equatable {
         public var state: TrafficState
         public var source: Source
+
+        public init(state: TrafficState, source: Source) {
+            self.state = state
+            self.source = source
+        }
     }
 
     /// The split nginx has in force when it answers on its control socket, else the last applied
