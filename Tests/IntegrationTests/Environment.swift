@@ -59,14 +59,7 @@ final class Playground: @unchecked Sendable {
 
     func start() async throws {
         try writeRatings()
-        if dockerHost != nil {
-            // The project's compose file with the images the Docker tests import.
-            let compose = try String(contentsOfFile: composePath, encoding: .utf8)
-                .replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1")
-                .replacingOccurrences(of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
-            try compose.write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
-            composePath = folder + "/compose.yml"
-        }
+        try useTestImages()
         let prometheusConfig = """
             global:
               scrape_interval: 1s
@@ -99,6 +92,16 @@ final class Playground: @unchecked Sendable {
             _ = await prometheus.wait()
         }
         try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// Under the Docker runtime: the project's compose file with the images the Docker tests import.
+    func useTestImages() throws {
+        guard dockerHost != nil, composePath == Playground.root.appendingPathComponent("compose/recommender.yml").path else { return }
+        let compose = try String(contentsOfFile: composePath, encoding: .utf8)
+            .replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1")
+            .replacingOccurrences(of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
+        try compose.write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
+        composePath = folder + "/compose.yml"
     }
 
     func writeRatings() throws {

@@ -8,11 +8,13 @@ import Traffic
 /// go through the control socket without a reload, so keep-alive clients that never retry lose
 /// nothing while weights change and colours appear and disappear.
 @Suite(.serialized) struct TrafficShiftTests {
-    /// A playground without Prometheus: a trained model, the process runtime and nginx.
-    static func withColours(_ body: (Playground, _ model: String) async throws -> Void) async throws {
-        let playground = try Playground()
+    /// A playground without Prometheus: a trained model, the colours and nginx as processes (or
+    /// as containers of the engine at `dockerHost`).
+    static func withColours(dockerHost: String? = nil, _ body: (Playground, _ model: String) async throws -> Void) async throws {
+        let playground = try Playground(dockerHost: dockerHost)
         do {
             try playground.writeRatings()
+            try playground.useTestImages()
             let model = playground.folder + "/model"
             let train = try await runCommand(
                 Playground.recengine, ["train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", "8", "--epochs", "5"])
@@ -49,92 +51,106 @@ import Traffic
 
     @Test func keepAliveClientsLoseNoRequestWhileReleasesAndRollbacksMoveTraffic() async throws {
         try await Self.withColours { playground, model in
-            let runtime = playground.runtime
-            let nginx = playground.nginx
-            var live = try await runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
-            try await nginx.apply(Self.split(live: live, target: nil, weight: 0))
-
-            let load = KeepAliveLoad(port: playground.nginxPort)
-            load.start()
-            var steps: [Step] = []
-            var growths: [Growth] = []
-            var mismatches: [String] = []
-            func apply(_ split: TrafficSplit, target: String, weight: Int) async throws {
-                let now = DispatchTime.now().uptimeNanoseconds
-                if !steps.isEmpty { steps[steps.count - 1].until = now }
-                try await nginx.apply(split)
-                steps.append(Step(target: target, weight: weight, from: DispatchTime.now().uptimeNanoseconds))
-                let inForce = await nginx.currentTraffic()
-                if inForce?.source != .nginx || inForce?.state.split != split {
-                    mismatches.append("after \(target) \(weight)%: \(String(describing: inForce))")
-                }
-                try await Task.sleep(for: .milliseconds(700))
-            }
-            do {
-                // Two releases (the new colour appears, takes 25, 50, 75, 100%, the old one
-                // stops) with a rollback (back to 0% from 75%, the new colour stops) after each.
-                for _ in 0..<2 {
-                    for rollback in [false, true] {
-                        let targetColor = live.color == "blue" ? "green" : "blue"
-                        let target = try await runtime.deploy(color: targetColor, modelDirectory: model, timeout: .seconds(30))
-                        growths.append(Growth(target: targetColor, from: DispatchTime.now().uptimeNanoseconds))
-                        for weight in rollback ? [25, 50, 75] : [25, 50, 75, 100] {
-                            try await apply(Self.split(live: live, target: target, weight: weight), target: targetColor, weight: weight)
-                        }
-                        growths[growths.count - 1].until = DispatchTime.now().uptimeNanoseconds
-                        if rollback {
-                            try await apply(Self.split(live: live, target: nil, weight: 0), target: targetColor, weight: 0)
-                            try await runtime.stop(color: targetColor)
-                        } else {
-                            try await runtime.stop(color: live.color)
-                            live = target
-                        }
-                    }
-                }
-            } catch {
-                _ = await load.stop()
-                throw error
-            }
-            try await Task.sleep(for: .milliseconds(500))
-            let samples = await load.stop()
-
-            #expect(mismatches == [], "the split in force is the one applied")
-            let failures = samples.filter { $0.failure != nil }
-            #expect(samples.count > 2000, "the load ran (\(samples.count) requests)")
-            let failed = failures.count
-            #expect(failed == 0, "\(failed) of \(samples.count) requests failed: \(Dictionary(grouping: failures, by: { $0.failure ?? "" }).mapValues(\.count))")
-
-            // Each step's share of the target, from the requests sent and answered while it was in force.
-            for step in steps {
-                let during = samples.filter { $0.started >= step.from && $0.finished <= step.until && $0.failure == nil }
-                guard during.count >= 200 else {
-                    Issue.record("only \(during.count) requests during \(step.target) \(step.weight)%")
-                    continue
-                }
-                let share = Double(during.filter { $0.color == step.target }.count) * 100 / Double(during.count)
-                if step.weight == 0 || step.weight == 100 {
-                    #expect(share == Double(step.weight), "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
-                } else {
-                    #expect(abs(share - Double(step.weight)) <= 10, "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
-                }
-            }
-
-            // While the target's weight only grows, a user it has served stays on it.
-            var flips: [String] = []
-            for growth in growths {
-                var onTarget = Set<Int>()
-                for sample in samples where sample.started >= growth.from && sample.finished <= growth.until && sample.failure == nil {
-                    if sample.color == growth.target {
-                        onTarget.insert(sample.user)
-                    } else if onTarget.contains(sample.user) {
-                        flips.append("u\(sample.user) left \(growth.target) for \(sample.color ?? "?")")
-                    }
-                }
-                #expect(onTarget.count > 100, "\(growth.target) served \(onTarget.count) users while it grew")
-            }
-            let flipped = flips.count
-            #expect(flipped == 0, "\(flipped) sticky users changed colour while the weight grew: \(flips.prefix(10))")
+            try await Self.shiftUnderLoad(playground, model: model)
         }
+    }
+
+    /// The same through the load balancer container, its control socket reached in the
+    /// bind-mounted runtime folder, with the colours as containers.
+    @Test(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+    func keepAliveClientsLoseNoRequestThroughTheLoadBalancerContainer() async throws {
+        try await DockerRolloutTests.images.value
+        try await Self.withColours(dockerHost: TestEngine.host) { playground, model in
+            try await Self.shiftUnderLoad(playground, model: model)
+        }
+    }
+
+    /// Two releases (the new colour appears, takes 25, 50, 75, 100%, the old one stops), each
+    /// followed by a rollback (back to 0% from 75%, the new colour stops), under a keep-alive load.
+    static func shiftUnderLoad(_ playground: Playground, model: String) async throws {
+        let runtime = playground.runtime
+        let nginx = playground.nginx
+        var live = try await runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
+        try await nginx.apply(Self.split(live: live, target: nil, weight: 0))
+
+        let load = KeepAliveLoad(port: playground.nginxPort)
+        load.start()
+        var steps: [Step] = []
+        var growths: [Growth] = []
+        var mismatches: [String] = []
+        func apply(_ split: TrafficSplit, target: String, weight: Int) async throws {
+            let now = DispatchTime.now().uptimeNanoseconds
+            if !steps.isEmpty { steps[steps.count - 1].until = now }
+            try await nginx.apply(split)
+            steps.append(Step(target: target, weight: weight, from: DispatchTime.now().uptimeNanoseconds))
+            let inForce = await nginx.currentTraffic()
+            if inForce?.source != .nginx || inForce?.state.split != split {
+                mismatches.append("after \(target) \(weight)%: \(String(describing: inForce))")
+            }
+            try await Task.sleep(for: .milliseconds(700))
+        }
+        do {
+            for _ in 0..<2 {
+                for rollback in [false, true] {
+                    let targetColor = live.color == "blue" ? "green" : "blue"
+                    let target = try await runtime.deploy(color: targetColor, modelDirectory: model, timeout: .seconds(30))
+                    growths.append(Growth(target: targetColor, from: DispatchTime.now().uptimeNanoseconds))
+                    for weight in rollback ? [25, 50, 75] : [25, 50, 75, 100] {
+                        try await apply(Self.split(live: live, target: target, weight: weight), target: targetColor, weight: weight)
+                    }
+                    growths[growths.count - 1].until = DispatchTime.now().uptimeNanoseconds
+                    if rollback {
+                        try await apply(Self.split(live: live, target: nil, weight: 0), target: targetColor, weight: 0)
+                        try await runtime.stop(color: targetColor)
+                    } else {
+                        try await runtime.stop(color: live.color)
+                        live = target
+                    }
+                }
+            }
+        } catch {
+            _ = await load.stop()
+            throw error
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let samples = await load.stop()
+
+        #expect(mismatches == [], "the split in force is the one applied")
+        let failures = samples.filter { $0.failure != nil }
+        #expect(samples.count > 2000, "the load ran (\(samples.count) requests)")
+        let failed = failures.count
+        #expect(failed == 0, "\(failed) of \(samples.count) requests failed: \(Dictionary(grouping: failures, by: { $0.failure ?? "" }).mapValues(\.count))")
+
+        // Each step's share of the target, from the requests sent and answered while it was in force.
+        for step in steps {
+            let during = samples.filter { $0.started >= step.from && $0.finished <= step.until && $0.failure == nil }
+            guard during.count >= 200 else {
+                Issue.record("only \(during.count) requests during \(step.target) \(step.weight)%")
+                continue
+            }
+            let share = Double(during.filter { $0.color == step.target }.count) * 100 / Double(during.count)
+            if step.weight == 0 || step.weight == 100 {
+                #expect(share == Double(step.weight), "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
+            } else {
+                #expect(abs(share - Double(step.weight)) <= 10, "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
+            }
+        }
+
+        // While the target's weight only grows, a user it has served stays on it.
+        var flips: [String] = []
+        for growth in growths {
+            var onTarget = Set<Int>()
+            for sample in samples where sample.started >= growth.from && sample.finished <= growth.until && sample.failure == nil {
+                if sample.color == growth.target {
+                    onTarget.insert(sample.user)
+                } else if onTarget.contains(sample.user) {
+                    flips.append("u\(sample.user) left \(growth.target) for \(sample.color ?? "?")")
+                }
+            }
+            #expect(onTarget.count > 100, "\(growth.target) served \(onTarget.count) users while it grew")
+        }
+        let flipped = flips.count
+        #expect(flipped == 0, "\(flipped) sticky users changed colour while the weight grew: \(flips.prefix(10))")
     }
 
     @Test func nginxRefusesInvalidOrOlderSplitsAndKeepsTheOneInForce() async throws {
