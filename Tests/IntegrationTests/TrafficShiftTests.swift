@@ -184,6 +184,54 @@ import Traffic
         }
     }
 
+    @Test func anotherConfigurationIsInstalledWithOneReloadAndThenStepsDoNotReload() async throws {
+        try await Self.withColours { playground, model in
+            var nginx = playground.nginx
+            let blue = try await playground.runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
+            // An nginx of an older orchestrate: no Lua, no control socket.
+            try FileManager.default.createDirectory(atPath: nginx.config.runtimeFolder, withIntermediateDirectories: true)
+            let old = """
+                worker_processes 1;
+                pid \(nginx.config.pidFile);
+                events {}
+                http {
+                    access_log off;
+                    client_body_temp_path \(nginx.config.runtimeFolder)/client_body;
+                    proxy_temp_path \(nginx.config.runtimeFolder)/proxy;
+                    server {
+                        listen 127.0.0.1:\(playground.nginxPort);
+                        location / { proxy_pass http://\(blue.address); }
+                    }
+                }
+                """
+            try old.write(toFile: nginx.configPath, atomically: true, encoding: .utf8)
+            try await LocalNginx().start(configPath: nginx.configPath, config: nginx.config)
+            let master = try #require(LocalNginx().masterPID(nginx.config))
+
+            try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
+            #expect(LocalNginx().masterPID(nginx.config) == master, "reloaded, not restarted")
+            #expect(await nginx.currentTraffic()?.source == .nginx)
+            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3").status == 200)
+
+            // Another listen port: a new configuration, so a reload; the split stays.
+            let port = try freePort()
+            nginx.config.listenPort = port
+            try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
+            #expect(LocalNginx().masterPID(nginx.config) == master)
+            #expect(try await HTTPClient.get("http://127.0.0.1:\(port)/recommend/u1?k=3").status == 200)
+            let configuration = try String(contentsOfFile: nginx.configPath, encoding: .utf8)
+            let modified = try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date
+
+            // The same configuration: the split goes through the control socket, the file stays.
+            let green = try await playground.runtime.deploy(color: "green", modelDirectory: model, timeout: .seconds(30))
+            try await nginx.apply(Self.split(live: blue, target: green, weight: 50))
+            #expect(try String(contentsOfFile: nginx.configPath, encoding: .utf8) == configuration)
+            #expect(try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date == modified)
+            #expect(await nginx.currentSplit() == Self.split(live: blue, target: green, weight: 50))
+            await nginx.stop()
+        }
+    }
+
     @Test func nginxStartedAgainServesTheLastAppliedSplit() async throws {
         try await Self.withColours { playground, model in
             let nginx = playground.nginx
