@@ -73,7 +73,9 @@ struct StatusCommand: AsyncParsableCommand {
             problems.append("the live colour \(current.color) is not healthy")
         }
         if current != nil && rollout.nginx != nil && !nginxRunning { problems.append("nginx is not running") }
-        if nginxRunning && traffic?.source != .nginx { problems.append("nginx does not answer on its control socket \(rollout.nginx?.config.controlSocket ?? "")") }
+        if nginxRunning && traffic?.source != .nginx {
+            problems.append("nginx runs but reports no traffic split on its control socket \(rollout.nginx?.config.controlSocket ?? "")")
+        }
         var inProgress: String?
         if let progress = rollout.state.inProgress() {
             let alive = kill(progress.pid, 0) == 0
