@@ -168,6 +168,7 @@ import Traffic
             let status = try await orchestrate(["status", playground.pipelinePath, "--output", "json"])
             #expect(status.status == 0, "\(status.stderr)")
             #expect(status.stdout.contains("\"healthy\" : true"))
+            #expect(status.stdout.contains("\"traffic_source\" : \"nginx\""), "the split nginx reports on its control socket")
 
             let rollback = try await orchestrate(["rollback", playground.pipelinePath])
             #expect(rollback.status == 0, "\(rollback.stderr)")
@@ -185,6 +186,13 @@ import Traffic
             let unhealthy = try await orchestrate(["status", playground.pipelinePath])
             #expect(unhealthy.status == 1)
             #expect(unhealthy.stderr.contains("not running"))
+
+            // Without nginx, the split last applied, said to come from the state file.
+            await playground.nginx.stop()
+            let stopped = try await orchestrate(["status", playground.pipelinePath])
+            #expect(stopped.stdout.contains("\(current.color) 100% (generation"), "\(stopped.stdout)")
+            #expect(stopped.stdout.contains("last applied, from the state file); nginx not running"), "\(stopped.stdout)")
+            #expect(stopped.stderr.contains("problem: nginx is not running"))
         }
     }
 
