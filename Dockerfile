@@ -30,9 +30,10 @@ EXPOSE 8080
 ENTRYPOINT []
 CMD ["recengine", "serve", "--model", "/model", "--host", "0.0.0.0", "--port", "8080"]
 
-# The load balancer: nginx, configured by orchestrate through a bind-mounted folder.
+# The load balancer: nginx with the Lua module (the balancer that takes traffic splits without a
+# reload), configured by orchestrate through a bind-mounted folder.
 FROM debian:bookworm-slim AS lb
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nginx-light \
+    && apt-get install -y --no-install-recommends nginx libnginx-mod-http-lua \
     && rm -rf /var/lib/apt/lists/*
 CMD ["nginx", "-g", "daemon off;"]

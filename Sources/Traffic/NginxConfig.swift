@@ -1,165 +1,102 @@
 import Foundation
 
-/// Renders the nginx configuration for a traffic split from a template.
+/// Renders the nginx configuration from a template. It depends only on where nginx listens and
+/// keeps its files, not on the split: the split reaches the running nginx through the control
+/// socket (see `NginxController`), so a traffic step never reloads nginx.
 ///
-/// Every value that reaches the file is checked first (colours are tokens, addresses are
-/// host:port with a plain host), so nothing from a pipeline can inject nginx syntax.
+/// Every value that reaches the file is checked first, so nothing can inject nginx syntax.
 public struct NginxConfig: Sendable {
     public var template: String
     public var listenAddress: String
     public var listenPort: Int
-    /// Where nginx keeps its pid file, error log and temporary files.
+    /// Where nginx keeps its pid file, error log, temporary files, control socket and the state
+    /// file with the last applied split.
     public var runtimeFolder: String
+    /// The Lua module and the NDK; nil when they are not installed (rendering then says which
+    /// package to install).
+    public var modules: NginxModules?
+    /// The balancer and control code (`nginx/traffic.lua`).
+    public var trafficLua: String
 
-    public init(template: String = NginxConfig.defaultTemplate, listenAddress: String = "127.0.0.1", listenPort: Int, runtimeFolder: String) {
+    public init(
+        template: String = NginxConfig.defaultTemplate, listenAddress: String = "127.0.0.1", listenPort: Int, runtimeFolder: String,
+        modules: NginxModules? = NginxModules.find(), trafficLua: String = NginxConfig.defaultTrafficLua
+    ) {
         self.template = template
         self.listenAddress = listenAddress
         self.listenPort = listenPort
         self.runtimeFolder = runtimeFolder
+        self.modules = modules
+        self.trafficLua = trafficLua
     }
 
     public var pidFile: String { runtimeFolder + "/nginx.pid" }
     public var errorLog: String { runtimeFolder + "/error.log" }
+    /// The control listener (`GET`/`POST /traffic`), never the public port.
+    public var controlSocket: String { runtimeFolder + "/control.sock" }
+    /// The last split the controller applied, in the line format of `TrafficState`; a starting
+    /// nginx loads it.
+    public var stateFile: String { runtimeFolder + "/traffic.state" }
 
-    /// The configuration text for `split`; `generation` names this rendering.
-    public func render(_ split: TrafficSplit, generation: Int) throws -> String {
-        try Self.check(host: listenAddress, what: "the listen address")
+    /// A rendered configuration and its identity, which the running nginx reports on its control
+    /// socket, so the controller can tell whether a reload is needed.
+    public struct Rendering: Sendable, Equatable {
+        public var text: String
+        public var id: String
+    }
+
+    /// The configuration text.
+    ///
+    /// - Throws: `TrafficError` when a value would be misread by nginx or the modules are missing.
+    public func render() throws -> Rendering {
+        try TrafficSplit.check(host: listenAddress, what: "the listen address")
         guard (1...65535).contains(listenPort) else { throw TrafficError("listen port \(listenPort) is outside 1...65535") }
-        for path in [runtimeFolder] where path.contains(where: { ";{}\"'\n\\ ".contains($0) }) {
-            throw TrafficError("the nginx runtime folder \(path) has characters nginx would misread")
+        guard runtimeFolder.hasPrefix("/"), !runtimeFolder.contains(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) else {
+            throw TrafficError("the nginx runtime folder \(runtimeFolder) must be an absolute path without characters nginx or Lua would misread")
         }
-        let serving = split.serving
-        guard !serving.isEmpty else { throw TrafficError("a traffic split must send traffic somewhere: every weight is 0") }
-        guard serving.map(\.weight).reduce(0, +) == 100 else {
-            throw TrafficError("weights must add up to 100, got \(split.backends.map { "\($0.color) \($0.weight)" }.joined(separator: ", "))")
+        // sockaddr_un holds 108 bytes with the terminating zero.
+        guard controlSocket.utf8.count <= 107 else {
+            throw TrafficError(
+                "the control socket path \(controlSocket) is longer than 107 bytes, the limit of a unix socket",
+                hint: "put the pipeline (its releases/state folder) on a shorter path")
         }
-        for backend in split.backends {
-            guard Self.isToken(backend.color) else { throw TrafficError("colour \"\(backend.color)\" must be letters, digits, '_' or '-'") }
-            guard (0...100).contains(backend.weight) else { throw TrafficError("weight \(backend.weight) of \(backend.color) is outside 0...100") }
-            try Self.check(address: backend.address)
+        guard let modules else { throw NginxModules.missing }
+        for path in [modules.developmentKit, modules.lua] where !path.hasPrefix("/") || path.contains(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) {
+            throw TrafficError("the nginx module path \(path) has characters nginx would misread")
         }
-        var upstreams: [String] = []
-        var routing: [String] = []
-        switch split.mode {
-        case .sticky:
-            for backend in serving {
-                // The other serving colour is a backup: a request that cannot reach its colour
-                // (a connection refused or reset while a colour stops) is retried there instead of
-                // failing. Answers the colour gives, errors included, are never retried.
-                let backups = serving.filter { $0.color != backend.color }.map { "        server \($0.address) backup;\n" }.joined()
-                upstreams.append(
-                    "    upstream recommender_\(backend.color) {\n        server \(backend.address);\n\(backups)        keepalive 16;\n    }")
-            }
-            // Recommendations and a user's events hash the same way, so events reach the colour that
-            // served the recommendation.
-            routing.append("    map $uri $recommender_user {\n        ~^/(?:recommend|events)/(?<user>[^/?]+)  $user;\n        default  $request_id;\n    }")
-            if serving.count == 1 {
-                routing.append("    map $uri $recommender_backend {\n        default  recommender_\(serving[0].color);\n    }")
-            } else {
-                // split_clients hashes the user id: a user stays on one colour at every step.
-                let sorted = serving.sorted { $0.weight < $1.weight }
-                routing.append(
-                    "    split_clients \"${recommender_user}\" $recommender_backend {\n        \(sorted[0].weight)%  recommender_\(sorted[0].color);\n        *  recommender_\(sorted[1].color);\n    }")
-            }
-        case .weighted:
-            let servers = serving.map { "        server \($0.address) weight=\($0.weight);" }.joined(separator: "\n")
-            upstreams.append("    upstream recommender_weighted {\n\(servers)\n        keepalive 16;\n    }")
-            routing.append("    map $uri $recommender_backend {\n        default  recommender_weighted;\n    }")
-        }
-        let state = String(decoding: try JSONEncoder.sorted.encode(split), as: UTF8.self)
         let values = [
-            "traffic_state": state, "pid_file": pidFile, "error_log": errorLog, "temp_folder": runtimeFolder,
-            "upstreams": upstreams.joined(separator: "\n\n"), "routing": routing.joined(separator: "\n\n"),
-            "listen_address": listenAddress, "listen_port": String(listenPort), "generation": String(generation),
+            "load_modules": "load_module \(modules.developmentKit);\nload_module \(modules.lua);", "pid_file": pidFile, "error_log": errorLog,
+            "temp_folder": runtimeFolder, "listen_address": listenAddress, "listen_port": String(listenPort), "control_socket": controlSocket,
+            "state_file": stateFile,
         ]
         var text = template
         for (key, value) in values {
             text = text.replacingOccurrences(of: "{{\(key)}}", with: value)
         }
-        if let range = text.range(of: "{{"), let end = text[range.upperBound...].range(of: "}}") {
-            throw TrafficError("the template has an unknown placeholder {{\(text[range.upperBound..<end.lowerBound])}}")
+        var rest = text[...]
+        while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
+            let name = rest[open.upperBound..<close.lowerBound]
+            guard name == "traffic_lua" || name == "config_id" else { throw TrafficError("the template has an unknown placeholder {{\(name)}}") }
+            rest = rest[close.upperBound...]
         }
-        return text
-    }
-
-    /// The split a rendered configuration says it is in force (its `orchestrate-traffic:` line).
-    public static func readSplit(fromConfiguration text: String) -> TrafficSplit? {
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("# orchestrate-traffic: ") }) else { return nil }
-        return try? JSONDecoder().decode(TrafficSplit.self, from: Data(line.dropFirst("# orchestrate-traffic: ".count).utf8))
-    }
-
-    static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.count <= 63 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
-    }
-
-    static func check(host: String, what: String) throws {
-        let ok = !host.isEmpty && host.count <= 253 && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }
-        guard ok else { throw TrafficError("\(what) \"\(host)\" is not a plain host name or IPv4 address") }
-    }
-
-    static func check(address: String) throws {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
-            throw TrafficError("backend address \"\(address)\" is not host:port")
+        for name in ["traffic_lua", "config_id"] where text.components(separatedBy: "{{\(name)}}").count != 2 {
+            throw TrafficError("the template must have {{\(name)}} exactly once")
         }
-        try check(host: String(address[..<colon]), what: "backend host")
+        guard !trafficLua.contains("{{") else { throw TrafficError("the traffic Lua code must not contain {{") }
+        text = text.replacingOccurrences(of: "{{traffic_lua}}", with: trafficLua)
+        let id = Self.fingerprint(text)
+        return Rendering(text: text.replacingOccurrences(of: "{{config_id}}", with: id), id: id)
     }
 
-    /// The template shipped as `nginx/recommender.conf.template` (a test keeps them equal).
-    public static let defaultTemplate = #"""
-        # Rendered by orchestrate from nginx/recommender.conf.template; do not edit the rendered file, it is
-        # replaced at every traffic step; names in double braces are filled in. The line below is read back by
-        # `orchestrate status` to report the weights in force.
-        # orchestrate-traffic: {{traffic_state}}
-        worker_processes 1;
-        pid {{pid_file}};
-        error_log {{error_log}} warn;
-
-        events {
-            worker_connections 1024;
+    /// FNV-1a, 64 bits, in hex: tells renderings apart (it is no defence against a forger, who
+    /// would need write access to nginx's files anyway).
+    static func fingerprint(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
         }
-
-        http {
-            access_log off;
-            client_body_temp_path {{temp_folder}}/client_body;
-            proxy_temp_path {{temp_folder}}/proxy;
-            fastcgi_temp_path {{temp_folder}}/fastcgi;
-            uwsgi_temp_path {{temp_folder}}/uwsgi;
-            scgi_temp_path {{temp_folder}}/scgi;
-
-        {{upstreams}}
-
-        {{routing}}
-
-            server {
-                listen {{listen_address}}:{{listen_port}};
-
-                # Which rendering is in force: the controller waits for it after each reload.
-                location = /__orchestrate/generation {
-                    return 200 "{{generation}}";
-                }
-
-                # For prometheus-nginx-exporter.
-                location = /nginx_status {
-                    stub_status;
-                }
-
-                location / {
-                    proxy_pass http://$recommender_backend;
-                    proxy_http_version 1.1;
-                    proxy_set_header Connection "";
-                    proxy_set_header Host $host;
-                    proxy_set_header X-Request-ID $request_id;
-                }
-            }
-        }
-
-        """#
-}
-
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

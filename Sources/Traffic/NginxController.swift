@@ -1,16 +1,10 @@
 import Foundation
 import HTTPTransport
-import Subprocess
-
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
 
 /// Where the nginx that carries the traffic runs: a process on this machine, or a load-balancer
 /// container (the Docker runtime). Each way validates a configuration, starts nginx on one,
-/// reloads it gracefully and stops it.
+/// reloads it gracefully and stops it. Traffic steps do not go through the host: the controller
+/// talks to nginx's control socket in the runtime folder, which both ways share with this machine.
 public protocol NginxHost: Sendable {
     /// `nginx -t` on the configuration file: nil when it is valid, else what nginx said.
     func check(configPath: String, config: NginxConfig) async throws -> String?
@@ -21,12 +15,23 @@ public protocol NginxHost: Sendable {
     func reload(config: NginxConfig) async throws
     /// Graceful stop (SIGQUIT).
     func stop(config: NginxConfig) async
+    /// The Lua module and the NDK as that nginx sees them; nil when they are missing.
+    var modules: NginxModules? { get }
 }
 
-/// Applies traffic splits to an nginx instance of our own: writes the rendered configuration
-/// atomically (temporary file, `nginx -t`, rename), then reloads the running master with SIGHUP
-/// (graceful: connections in flight finish on the old workers) or starts nginx when none runs.
-/// If validation or reload fails, the previous configuration stays in force.
+extension NginxHost {
+    public var modules: NginxModules? { NginxModules.find() }
+}
+
+/// Applies traffic splits to an nginx instance of our own without reloading it.
+///
+/// The configuration is static for a listen address, port and runtime folder: a Lua balancer
+/// picks each request's colour from the split in force, which the controller changes with
+/// `POST /traffic` on a control socket (`NginxConfig.controlSocket`, never the public port). A
+/// reload closes idle keep-alive client connections, and clients that do not retry lose requests;
+/// the POST does not. nginx is started (or reloaded) only when it does not run or runs another
+/// configuration. Before every change the split is written to the state file, which a starting
+/// nginx loads, so an nginx restarted by hand or after a crash serves the last applied split.
 public struct NginxController: Sendable {
     public var config: NginxConfig
     /// The rendered configuration file.
@@ -39,10 +44,44 @@ public struct NginxController: Sendable {
         self.host = host
     }
 
-    /// The split in force according to the active configuration file.
-    public func currentSplit() -> TrafficSplit? {
-        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else { return nil }
-        return NginxConfig.readSplit(fromConfiguration: text)
+    /// Where a reported split comes from.
+    public enum Source: String, Sendable, Codable {
+        /// The running nginx said so on its control socket.
+        case nginx
+        /// The state file: the last split applied, which nginx loads when it starts; nginx does
+        /// not run (or does not answer).
+        case stateFile = "state_file"
+    }
+
+    /// A split, its generation and where it was read.
+    public struct Report: Sendable, Equatable {
+        public var state: TrafficState
+        public var source: Source
+
+        public init(state: TrafficState, source: Source) {
+            self.state = state
+            self.source = source
+        }
+    }
+
+    /// The split nginx has in force when it answers on its control socket, else the last applied
+    /// one from the state file (`source` says which); nil when there is neither.
+    public func currentTraffic() async -> Report? {
+        if await host.isRunning(config: config), let state = try? await control().state {
+            return Report(state: state, source: .nginx)
+        }
+        return lastApplied().map { Report(state: $0, source: .stateFile) }
+    }
+
+    /// The split of `currentTraffic()`.
+    public func currentSplit() async -> TrafficSplit? {
+        await currentTraffic()?.state.split
+    }
+
+    /// The last split applied, from the state file.
+    public func lastApplied() -> TrafficState? {
+        guard let text = try? String(contentsOfFile: config.stateFile, encoding: .utf8) else { return nil }
+        return try? TrafficState(parsing: text)
     }
 
     /// Whether nginx runs.
@@ -50,28 +89,53 @@ public struct NginxController: Sendable {
         await host.isRunning(config: config)
     }
 
-    /// Renders, validates, installs and activates `split`; returns once nginx answers with it.
+    /// Puts `split` in force and returns once nginx says it is.
+    ///
+    /// Writes the state file first (atomically), then: nginx not running: renders the
+    /// configuration, checks it and starts nginx, which loads the split; running with the same
+    /// configuration: `POST /traffic`; running with another one: installs it and reloads. In every
+    /// case `GET /traffic` must then answer the new generation.
+    ///
+    /// - Throws: `TrafficError` when the split is invalid, nginx refuses the configuration (the
+    ///   previous one stays in force) or does not take the split within 10 s.
     public func apply(_ split: TrafficSplit) async throws {
-        let generation = currentGeneration() + 1
-        let text = try config.render(split, generation: generation)
+        try split.validate()
+        let split = try Self.resolvingHostNames(split)
+        let rendering = try config.render()
         try FileManager.default.createDirectory(atPath: config.runtimeFolder, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(
             atPath: URL(fileURLWithPath: configPath).deletingLastPathComponent().path, withIntermediateDirectories: true)
-        let temporary = configPath + ".next"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-        if let problem = try await host.check(configPath: temporary, config: config) {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw TrafficError("nginx rejected the new configuration; the previous one stays in force:\n\(problem)")
-        }
-        guard rename(temporary, configPath) == 0 else {
-            throw TrafficError("cannot install \(configPath): \(String(cString: strerror(errno)))")
-        }
-        if await host.isRunning(config: config) {
-            try await host.reload(config: config)
-        } else {
+
+        let running = await host.isRunning(config: config)
+        let answer = running ? try? await control() : nil
+        let generation = max(answer?.state?.generation ?? 0, lastApplied()?.generation ?? 0) + 1
+        let state = TrafficState(generation: generation, split: split)
+        try Self.writeAtomically(try state.text(), to: config.stateFile)
+
+        if !running {
+            try await install(rendering)
+            // A socket file left by an nginx that was killed would make the new one fail to bind.
+            try? FileManager.default.removeItem(atPath: config.controlSocket)
             try await host.start(configPath: configPath, config: config)
+        } else if answer?.configuration != rendering.id {
+            try await install(rendering)
+            try await host.reload(config: config)
         }
-        try await waitForGeneration(generation)
+        let inForce = try await waitForConfiguration(rendering.id)
+        if inForce != state {
+            let response = try await send(method: "POST", body: try state.text())
+            guard response.status == 200 else {
+                throw TrafficError(
+                    "nginx refused the traffic split (\(response.status)): \(String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))"
+                )
+            }
+        }
+        let confirmed = try await control().state
+        guard confirmed == state else {
+            throw TrafficError(
+                "nginx answers generation \(confirmed?.generation ?? 0) after generation \(generation) was applied\(errorLogTail())",
+                hint: "another controller may be applying splits to \(config.controlSocket)")
+        }
     }
 
     /// Stops nginx gracefully (SIGQUIT: workers finish their requests).
@@ -79,104 +143,43 @@ public struct NginxController: Sendable {
         await host.stop(config: config)
     }
 
+    /// Writes the configuration next to its place, has nginx check it, then renames it in place.
+    func install(_ rendering: NginxConfig.Rendering) async throws {
+        let temporary = configPath + ".next"
+        try Self.writeAtomically(rendering.text, to: temporary)
+        if let problem = try await host.check(configPath: temporary, config: config) {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw TrafficError("nginx rejected the new configuration; the previous one stays in force:\n\(problem)")
+        }
+        guard rename(temporary, configPath) == 0 else {
+            throw TrafficError("cannot install \(configPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Polls the control socket until nginx runs the configuration `id` (a started or reloaded
+    /// nginx) and returns the split it has in force.
+    func waitForConfiguration(_ id: String) async throws -> TrafficState? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        var last = "no answer on \(config.controlSocket)"
+        while clock.now < deadline {
+            do {
+                let answer = try await control()
+                if answer.configuration == id { return answer.state }
+                last = "it runs configuration \(answer.configuration)"
+            } catch {
+                last = "\(error)"
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw TrafficError(
+            "nginx did not take configuration \(id) within 10 s (\(last))\(errorLogTail())", hint: "see \(config.errorLog)")
+    }
+
     /// The last lines nginx logged (a port it could not bind, say), indented for an error message.
     func errorLogTail(lines: Int = 4) -> String {
         guard let text = try? String(contentsOfFile: config.errorLog, encoding: .utf8) else { return "" }
         let tail = text.split(separator: "\n").suffix(lines)
         return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.map { "    \($0)" }.joined(separator: "\n")
-    }
-
-    func currentGeneration() -> Int {
-        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8),
-            let range = text.range(of: #"return 200 "(\d+)""#, options: .regularExpression)
-        else { return 0 }
-        return Int(text[range].filter(\.isNumber)) ?? 0
-    }
-
-    /// Polls nginx until the workers answer with `generation`, so that a split is in force when
-    /// `apply` returns.
-    func waitForGeneration(_ generation: Int) async throws {
-        let url = "http://\(config.listenAddress):\(config.listenPort)/__orchestrate/generation"
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        var last = "no answer"
-        while clock.now < deadline {
-            if let response = try? await HTTPClient.get(url, timeout: .seconds(1)), response.status == 200 {
-                last = String(decoding: response.body, as: UTF8.self)
-                if last == String(generation) { return }
-            }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        throw TrafficError(
-            "nginx did not take the new configuration within 10 s (it answers generation \(last), expected \(generation))\(errorLogTail())",
-            hint: "see \(config.errorLog)")
-    }
-
-}
-
-/// nginx as a process on this machine, found on the usual paths.
-public struct LocalNginx: NginxHost {
-    public var nginx: String
-
-    public init(nginx: String = LocalNginx.find()) {
-        self.nginx = nginx
-    }
-
-    public static func find() -> String {
-        for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx", "/usr/local/nginx/sbin/nginx"]
-        where FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        return "nginx"
-    }
-
-    public var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: nginx) }
-
-    /// The pid of the running nginx master, if one runs.
-    public func masterPID(_ config: NginxConfig) -> Int32? {
-        guard let text = try? String(contentsOfFile: config.pidFile, encoding: .utf8),
-            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
-        else { return nil }
-        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-        return stat.contains(") Z ") ? nil : pid
-    }
-
-    public func check(configPath: String, config: NginxConfig) async throws -> String? {
-        let check = try await run(["-t", "-q", "-c", configPath], config: config)
-        return check.status == 0 ? nil : check.output
-    }
-
-    public func isRunning(config: NginxConfig) async -> Bool {
-        masterPID(config) != nil
-    }
-
-    public func start(configPath: String, config: NginxConfig) async throws {
-        let start = try await run(["-c", configPath], config: config)
-        guard start.status == 0 else {
-            throw TrafficError("nginx did not start:\n\(start.output)", hint: "is port \(config.listenPort) free? see \(config.errorLog)")
-        }
-    }
-
-    public func reload(config: NginxConfig) async throws {
-        guard let master = masterPID(config), kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master") }
-    }
-
-    public func stop(config: NginxConfig) async {
-        guard let master = masterPID(config) else { return }
-        kill(master, SIGQUIT)
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        while masterPID(config) != nil && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        if let pid = masterPID(config) { kill(pid, SIGKILL) }
-    }
-
-    func run(_ arguments: [String], config: NginxConfig) async throws -> (status: Int32, output: String) {
-        let result = try await Subprocess.run(
-            .path(FilePath(nginx)), arguments: Arguments(["-p", config.runtimeFolder + "/", "-e", config.errorLog] + arguments),
-            output: .string(limit: 1 << 16), error: .combinedWithOutput)
-        let status: Int32 = if case .exited(let code) = result.terminationStatus { code } else { -1 }
-        return (status, result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

@@ -1,9 +1,10 @@
 /// How traffic is divided between the colours: the whole desired state of the load balancer.
 public struct TrafficSplit: Sendable, Codable, Equatable {
     public enum Mode: String, Sendable, Codable {
-        /// `split_clients` on the user id of `/recommend/{userId}`: one user sees one colour.
+        /// The colour comes from a hash of the user id of `/recommend/{userId}`: one user sees one
+        /// colour, and keeps it while that colour's weight grows.
         case sticky
-        /// Weighted round robin over both colours' servers.
+        /// A weighted random choice per request.
         case weighted
     }
 
@@ -22,7 +23,7 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
     }
 
     public var mode: Mode
-    /// The colours with their weights; those at 0% are left out of the configuration.
+    /// The colours with their weights; those at 0% receive nothing.
     public var backends: [Backend]
 
     public init(mode: Mode, backends: [Backend]) {
@@ -37,4 +38,41 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
 
     /// The colours that receive traffic.
     public var serving: [Backend] { backends.filter { $0.weight > 0 } }
+
+    /// Checks every value that reaches nginx (colours are tokens, addresses are host:port with a
+    /// plain host), so nothing from a pipeline can inject syntax, and that traffic goes somewhere.
+    ///
+    /// - Throws: `TrafficError` naming the first problem.
+    public func validate() throws {
+        guard !backends.isEmpty, backends.count <= 8 else { throw TrafficError("a traffic split has 1 to 8 backends, got \(backends.count)") }
+        var colors = Set<String>()
+        for backend in backends {
+            guard Self.isToken(backend.color) else { throw TrafficError("colour \"\(backend.color)\" must be letters, digits, '_' or '-'") }
+            guard colors.insert(backend.color).inserted else { throw TrafficError("colour \(backend.color) appears twice in a traffic split") }
+            guard (0...100).contains(backend.weight) else { throw TrafficError("weight \(backend.weight) of \(backend.color) is outside 0...100") }
+            try Self.check(address: backend.address)
+        }
+        guard !serving.isEmpty else { throw TrafficError("a traffic split must send traffic somewhere: every weight is 0") }
+        guard serving.map(\.weight).reduce(0, +) == 100 else {
+            throw TrafficError("weights must add up to 100, got \(backends.map { "\($0.color) \($0.weight)" }.joined(separator: ", "))")
+        }
+    }
+
+    static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.count <= 63 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+    }
+
+    static func check(host: String, what: String) throws {
+        let ok = !host.isEmpty && host.count <= 253 && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }
+        guard ok else { throw TrafficError("\(what) \"\(host)\" is not a plain host name or IPv4 address") }
+    }
+
+    static func check(address: String) throws {
+        guard let colon = address.lastIndex(of: ":"), case let digits = address[address.index(after: colon)...],
+            !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(digits), (1...65535).contains(port)
+        else {
+            throw TrafficError("backend address \"\(address)\" is not host:port")
+        }
+        try check(host: String(address[..<colon]), what: "backend host")
+    }
 }

@@ -19,8 +19,8 @@ struct ImageImportCommand: AsyncParsableCommand {
         abstract: "Build a root filesystem from a program and its shared libraries and import it into the engine.",
         discussion: """
             recengine: the built recengine (next to this orchestrate unless --binary), as \
-            localhost/recengine:latest. nginx: this machine's nginx, as localhost/orchestrate-nginx:latest, \
-            for the load balancer container. prometheus: this machine's Prometheus, as \
+            localhost/recengine:latest. nginx: this machine's nginx with its Lua module (libnginx-mod-http-lua) \
+            and lua-resty-core, as localhost/orchestrate-nginx:latest, for the load balancer container. prometheus: this machine's Prometheus, as \
             localhost/prometheus:latest, for compose/monitoring.yml. Users with Docker can build the first \
             two from the Dockerfile.
             """)
@@ -45,7 +45,8 @@ struct ImageImportCommand: AsyncParsableCommand {
             image = .recengine(binary: program)
             repository = tag ?? "localhost/recengine:latest"
         case .nginx:
-            image = .nginx(binary: binary ?? LocalNginx.find())
+            let modules = NginxModules.find() ?? .debian
+            image = .nginx(binary: binary ?? LocalNginx.find(), modules: [modules.developmentKit, modules.lua])
             repository = tag ?? "localhost/orchestrate-nginx:latest"
         case .prometheus:
             image = RootFilesystemImage(programs: [binary ?? "/usr/bin/prometheus"], folders: ["/tmp", "/prometheus"])

@@ -24,7 +24,10 @@ struct StatusCommand: AsyncParsableCommand {
             } else {
                 print("live: " + (status.live.map { "\($0.color) (release \($0.releaseID), model \($0.modelVersion))" } ?? "nothing released yet"))
             }
-            let weights = status.traffic?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "none"
+            var weights = status.traffic?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "none applied"
+            if let generation = status.trafficGeneration {
+                weights += status.trafficSource == .nginx ? " (generation \(generation), in force)" : " (generation \(generation), last applied, from the state file)"
+            }
             print("traffic in force: \(weights); nginx \(status.nginxRunning ? "running" : "not running")\(controller.pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
             for color in status.colors {
                 let detail =

@@ -16,7 +16,7 @@ struct DockerRolloutTests {
     static let images = Task<Void, any Error> {
         let engine = try await TestEngine.engine()
         try await RootFilesystemImage.recengine(binary: Playground.recengine).importInto(engine, repository: "localhost/orchestrate-test-recengine:1")
-        try await RootFilesystemImage.nginx(binary: LocalNginx.find()).importInto(engine, repository: "localhost/orchestrate-test-nginx:1")
+        try await RootFilesystemImage.nginx(binary: LocalNginx.find(), modules: [NginxModules.find() ?? .debian].flatMap { [$0.developmentKit, $0.lua] }).importInto(engine, repository: "localhost/orchestrate-test-nginx:1")
     }
 
     @Test func aHealthyReleaseIsPromotedAndTheContainersCarryComposeLabels() async throws {
@@ -42,7 +42,7 @@ struct DockerRolloutTests {
             let containers = try await engine.containers(labels: ["com.docker.compose.project": playground.service])
             #expect(Set(containers.filter(\.isRunning).map(\.name)) == ["\(playground.service)-\(rollout.target)-1", "\(playground.service)-lb-1"])
             #expect(containers.allSatisfy { $0.labels["com.docker.compose.config-hash"]?.count == 64 && $0.labels["com.docker.compose.oneoff"] == "False" })
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [rollout.target])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [rollout.target])
             #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld removes the old colour's container")
         }
     }
@@ -56,7 +56,7 @@ struct DockerRolloutTests {
             try playground.writePipeline(gates: Playground.impossibleGate)
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
             #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let target = try #require(second.rollout?.target)
             #expect(await playground.runtime.instance(of: target) == nil, "the new colour's container is gone")
             #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
@@ -83,7 +83,7 @@ struct DockerRolloutTests {
             #expect(crashed.outcome == .failed)
             #expect(crashed.failure?.contains("exited at start") == true && crashed.failure?.contains("not-a-port") == true, "\(crashed.failure ?? "")")
             #expect(crashed.rollout?.steps.isEmpty != false, "no traffic step was taken")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2)).status == 200)
         }
     }

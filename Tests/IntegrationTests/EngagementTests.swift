@@ -103,7 +103,7 @@ import Traffic
             #expect(poor.failure?.hasPrefix("gate engagement") == true, "on engagement, not errors: \(poor.failure ?? "")")
             let failing = poor.rollout?.steps.first?.measurements.filter { $0.gate.hasPrefix("engagement") && $0.outcome == "failure" } ?? []
             #expect(!failing.isEmpty)
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
     }
 

@@ -62,14 +62,7 @@ final class Playground: @unchecked Sendable {
 
     func start() async throws {
         try writeRatings()
-        if dockerHost != nil {
-            // The project's compose file with the images the Docker tests import.
-            let compose = try String(contentsOfFile: composePath, encoding: .utf8)
-                .replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1")
-                .replacingOccurrences(of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
-            try compose.write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
-            composePath = folder + "/compose.yml"
-        }
+        try useTestImages()
         let prometheusConfig = """
             global:
               scrape_interval: 1s
@@ -104,6 +97,16 @@ final class Playground: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    /// Under the Docker runtime: the project's compose file with the images the Docker tests import.
+    func useTestImages() throws {
+        guard dockerHost != nil, composePath == Playground.root.appendingPathComponent("compose/recommender.yml").path else { return }
+        let compose = try String(contentsOfFile: composePath, encoding: .utf8)
+            .replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1")
+            .replacingOccurrences(of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
+        try compose.write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
+        composePath = folder + "/compose.yml"
+    }
+
     func writeRatings() throws {
         var generator = SeededGenerator(seed: 11)
         var text = "user_id,movie_id,rating\n"
@@ -128,7 +131,10 @@ final class Playground: @unchecked Sendable {
             """
 
     /// A pipeline over the generated ratings; `gate` is the PromQL gate list.
-    func writePipeline(gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]", prometheusPort: Int? = nil) throws {
+    func writePipeline(
+        gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]", prometheusPort: Int? = nil,
+        drain: String = "1s", extra: String = ""
+    ) throws {
         let errorRate = """
                 - name: error-rate
                   query: (sum(rate(recengine_http_requests_total{color="{{color}}",status=~"5.."}[5s])) or vector(0)) / sum(rate(recengine_http_requests_total{color="{{color}}"}[5s]))
@@ -158,11 +164,12 @@ final class Playground: @unchecked Sendable {
               steps: \(steps)
               wait: \(wait)
               stopOld: true
-              drain: 1s
+              drain: \(drain)
             analysis:
               prometheus: http://127.0.0.1:\(prometheusPort ?? self.prometheusPort)
               gates:
             \(gates ?? errorRate)
+            \(extra)
             """
         try text.write(toFile: pipelinePath, atomically: true, encoding: .utf8)
     }
@@ -175,9 +182,9 @@ final class Playground: @unchecked Sendable {
         let pipeline = try PipelineLoader(environment: environment).load(pipelinePath, overrides: options.overrides)
         let load = LoadGenerator()
         load.start(port: nginxPort)
-        let result: PipelineRunner.RunResult
+        let result: ReleaseController.RunResult
         do {
-            result = try await PipelineRunner(pipeline: pipeline, options: options).run()
+            result = try await ReleaseController(pipeline: pipeline, options: options).run()
         } catch {
             await load.stop()
             lastSamples = load.samples
@@ -194,16 +201,28 @@ final class Playground: @unchecked Sendable {
     /// Starts `orchestrate run --force` in another process and returns once its rollout is
     /// holding a traffic step.
     func startControllerUntilTrafficStep() async throws -> ChildProcess {
+        try await startController(until: .shifting)
+    }
+
+    /// The controller's output, when started by `startController`.
+    var controllerLog: String { folder + "/controller.log" }
+
+    /// Starts `orchestrate run --force` in another process and returns once its run reached
+    /// `phase` (and `condition` holds, when given).
+    func startController(
+        _ arguments: [String] = [], until phase: RunPhase, environment: [String: String] = [:], where condition: (RunState) -> Bool = { _ in true }
+    ) async throws -> ChildProcess {
         let controller = try ChildProcess.spawn(
-            Self.orchestrate, ["run", pipelinePath, "--force"], environment: ["RECENGINE_BIN": Self.recengine])
-        let state = DeploymentState(folder: statePath)
-        for _ in 0..<300 {
-            if state.inProgress()?.phase == "shifting" { return controller }
-            try await Task.sleep(for: .milliseconds(100))
+            Self.orchestrate, ["run", pipelinePath, "--force"] + arguments, environment: ["RECENGINE_BIN": Self.recengine].merging(environment) { $1 },
+            log: controllerLog)
+        let state = StateStore(folder: statePath)
+        for _ in 0..<600 {
+            if let run = (try? state.run()) ?? nil, run.phase == phase, condition(run) { return controller }
+            try await Task.sleep(for: .milliseconds(50))
         }
         controller.signal(SIGKILL)
         _ = await controller.wait()
-        throw PlaygroundError("the controller did not reach a traffic step within 30 s")
+        throw PlaygroundError("the controller did not reach \(phase) within 30 s: \((try? String(contentsOfFile: controllerLog, encoding: .utf8)) ?? "")")
     }
 
     /// The compose file the Docker playground deploys with (the project's own unless replaced).

@@ -43,7 +43,7 @@ import Traffic
                 #expect(count > 50)
                 #expect(abs(share * 100 - Double(step.weight)) <= 12, "step \(step.weight)%: \(Int(share * 100))% of \(count) answers from \(target)")
             }
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [target])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [target])
             #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld stops the old colour after the drain")
             let history = ReleaseHistory(path: playground.historyPath)
             #expect(try history.verify().isEmpty)
@@ -61,7 +61,7 @@ import Traffic
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate impossible: 1 is not <= 0.5") == true, "\(second.failure ?? "")")
             #expect(second.failure?.contains("recengine_model_info{color=") == true, "the failure names the query")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic is back on the live colour")
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic is back on the live colour")
             let target = try #require(second.rollout?.target)
             #expect(await playground.runtime.instance(of: target) == nil, "the new colour is stopped")
             #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
@@ -82,7 +82,7 @@ import Traffic
             #expect(second.outcome == .rolledBack)
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate error-rate") == true, "\(second.failure ?? "")")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
     }
 
@@ -91,12 +91,12 @@ import Traffic
             try playground.writePipeline()
             let first = try await playground.run()
             let live = try #require(first.deployment?.color)
-            let before = playground.nginx.currentSplit()
+            let before = await playground.nginx.currentSplit()
             try playground.writePipeline(prometheusPort: try freePort())
             let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
             #expect(error?.code == .unreachable)
             #expect(error?.code.exitCode == 4)
-            #expect(playground.nginx.currentSplit() == before)
+            #expect(await playground.nginx.currentSplit() == before)
             #expect(await playground.runtime.instance(of: live) != nil)
             let other = live == "blue" ? "green" : "blue"
             #expect(await playground.runtime.instance(of: other) == nil, "nothing was deployed")
@@ -122,7 +122,7 @@ import Traffic
             let interrupted = try #require(try state.run())
             let target = try #require(interrupted.target)
             #expect(await playground.runtime.instance(of: target) != nil, "the new colour outlived its controller")
-            #expect(playground.nginx.currentSplit()?.weight(of: target) == 25)
+            #expect(await playground.nginx.currentSplit()?.weight(of: target) == 25)
 
             // The next run converges first: traffic on the healthy live colour, no orphan.
             try playground.writePipeline(wait: "1s")
@@ -154,7 +154,7 @@ import Traffic
             #expect(last.outcome == .rolledBack)
             #expect(last.failure == "aborted by orchestrate abort")
             #expect(last.rollout?.events.contains { $0.kind == .abort } == true)
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let again = try await orchestrate(["abort", playground.pipelinePath])
             #expect(again.status == 1, "nothing in progress any more")
         }
@@ -170,6 +170,7 @@ import Traffic
             let status = try await orchestrate(["status", playground.pipelinePath, "--output", "json"])
             #expect(status.status == 0, "\(status.stderr)")
             #expect(status.stdout.contains("\"healthy\" : true"))
+            #expect(status.stdout.contains("\"traffic_source\" : \"nginx\""), "the split nginx reports on its control socket")
 
             let rollback = try await orchestrate(["rollback", playground.pipelinePath])
             #expect(rollback.status == 0, "\(rollback.stderr)")
@@ -178,7 +179,7 @@ import Traffic
             #expect(current.modelSHA256 == first.deployment?.modelSHA256)
             let served = try #require(await playground.runtime.instance(of: current.color))
             #expect(served.modelSHA256 == first.deployment?.modelSHA256, "the old model was redeployed, verified by digest")
-            #expect(playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
             let last = try ReleaseHistory(path: playground.historyPath).records().last
             #expect(last?.action == .rollback && last?.outcome == .succeeded)
 
@@ -187,6 +188,13 @@ import Traffic
             let unhealthy = try await orchestrate(["status", playground.pipelinePath])
             #expect(unhealthy.status == 1)
             #expect(unhealthy.stderr.contains("not running"))
+
+            // Without nginx, the split last applied, said to come from the state file.
+            await playground.nginx.stop()
+            let stopped = try await orchestrate(["status", playground.pipelinePath])
+            #expect(stopped.stdout.contains("\(current.color) 100% (generation"), "\(stopped.stdout)")
+            #expect(stopped.stdout.contains("last applied, from the state file); nginx not running"), "\(stopped.stdout)")
+            #expect(stopped.stderr.contains("problem: nginx is not running"))
         }
     }
 

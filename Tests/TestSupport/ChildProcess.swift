@@ -26,13 +26,14 @@ public func runCommand(_ program: String, _ arguments: [String], environment: [S
 public struct ChildProcess: Sendable {
     public let pid: Int32
 
-    public static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+    /// - Parameter log: where its standard output and error go (default: nowhere).
+    public static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
         let argv = ([program] + arguments).map { strdup($0) } + [nil]

@@ -3,69 +3,100 @@ import Testing
 @testable import Traffic
 
 @Suite struct NginxConfigTests {
-    static let config = NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx")
+    static let modules = NginxModules(developmentKit: "/modules/ndk_http_module.so", lua: "/modules/ngx_http_lua_module.so")
+    static let config = NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: modules)
 
-    static func split(_ mode: TrafficSplit.Mode = .sticky, blue: Int, green: Int) -> TrafficSplit {
-        TrafficSplit(
-            mode: mode,
-            backends: [.init(color: "blue", address: "127.0.0.1:9001", weight: blue), .init(color: "green", address: "127.0.0.1:9002", weight: green)])
+    static var root: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    @Test func theShippedTemplateIsTheBuiltInOne() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let shipped = try String(contentsOf: root.appendingPathComponent("nginx/recommender.conf.template"), encoding: .utf8)
-        #expect(shipped == NginxConfig.defaultTemplate)
+    @Test func theShippedTemplateAndLuaAreTheBuiltInOnes() throws {
+        let template = try String(contentsOf: Self.root.appendingPathComponent("nginx/recommender.conf.template"), encoding: .utf8)
+        let lua = try String(contentsOf: Self.root.appendingPathComponent("nginx/traffic.lua"), encoding: .utf8)
+        #expect(template == NginxConfig.defaultTemplate)
+        #expect(lua == NginxConfig.defaultTrafficLua)
     }
 
-    @Test func stickySplitHashesUsersWithTheOtherColourAsBackup() throws {
-        let text = try Self.config.render(Self.split(blue: 75, green: 25), generation: 3)
-        #expect(text.contains("split_clients \"${recommender_user}\" $recommender_backend {\n        25%  recommender_green;\n        *  recommender_blue;"))
-        #expect(text.contains("upstream recommender_green {\n        server 127.0.0.1:9002;\n        server 127.0.0.1:9001 backup;"))
-        #expect(text.contains("~^/(?:recommend|events)/(?<user>[^/?]+)  $user;"))
+    @Test func theConfigurationLoadsTheLuaBalancerAndListensForTheControllerOnASocket() throws {
+        let rendering = try Self.config.render()
+        let text = rendering.text
+        let ndk = try #require(text.range(of: "load_module /modules/ndk_http_module.so;\n"))
+        let lua = try #require(text.range(of: "load_module /modules/ngx_http_lua_module.so;\n"))
+        #expect(ndk.upperBound <= lua.lowerBound, "the NDK is loaded before the Lua module that needs it")
+        #expect(text.contains("lua_shared_dict orchestrate_traffic 1m;"))
+        #expect(text.contains("server 0.0.0.1:1;\n        balancer_by_lua_block {\n            orchestrate_traffic.balance()\n        }\n        keepalive 32;"))
         #expect(text.contains("listen 127.0.0.1:8088;"))
-        #expect(text.contains("return 200 \"3\";"))
-        #expect(NginxConfig.readSplit(fromConfiguration: text) == Self.split(blue: 75, green: 25))
+        #expect(text.contains("listen unix:/tmp/orchestrate-nginx/control.sock;"))
+        #expect(text.contains("proxy_next_upstream error timeout;"))
+        #expect(text.contains("location = /nginx_status {\n            stub_status;"))
+        #expect(text.contains(#"orchestrate_traffic.configure("/tmp/orchestrate-nginx/traffic.state", "\#(rendering.id)")"#))
+        #expect(text.contains(NginxConfig.defaultTrafficLua))
+        #expect(!text.contains("{{"))
+        #expect(rendering.id.count == 16 && rendering.id.allSatisfy(\.isHexDigit))
     }
 
-    @Test func zeroPercentRemovesAColourAndAHundredLeavesOne() throws {
-        let text = try Self.config.render(Self.split(blue: 0, green: 100), generation: 1)
-        #expect(!text.contains("server 127.0.0.1:9001"))
-        #expect(!text.contains("split_clients"))
-        #expect(text.contains("default  recommender_green;"))
+    @Test func theConfigurationChangesWithWhereNginxListensOnly() throws {
+        let first = try Self.config.render()
+        #expect(try Self.config.render() == first)
+        var otherPort = Self.config
+        otherPort.listenPort = 8089
+        #expect(try otherPort.render().id != first.id)
+        var otherLua = Self.config
+        otherLua.trafficLua += "-- changed\n"
+        #expect(try otherLua.render().id != first.id, "new balancer code is a new configuration (a reload)")
     }
 
-    @Test func weightedSplitUsesServerWeights() throws {
-        let text = try Self.config.render(Self.split(.weighted, blue: 50, green: 50), generation: 1)
-        #expect(text.contains("server 127.0.0.1:9001 weight=50;"))
-        #expect(text.contains("server 127.0.0.1:9002 weight=50;"))
+    @Test func missingLuaModulesNameThePackageToInstall() {
+        let config = NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: nil)
+        #expect {
+            try config.render()
+        } throws: { error in
+            "\(error)".contains("apt-get install libnginx-mod-http-lua")
+        }
+    }
+
+    /// A configuration a test expects to be refused, named for the test's output.
+    struct Refused: CustomTestStringConvertible, Sendable {
+        var testDescription: String
+        var config: NginxConfig
     }
 
     @Test(arguments: [
-        TrafficSplit(mode: .sticky, backends: [.init(color: "blue; evil", address: "127.0.0.1:1", weight: 100)]),
-        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1; include /etc/passwd", weight: 100)]),
-        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "host}:80", weight: 100)]),
-        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:70000", weight: 100)]),
-        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 60)]),
-        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 0)]),
+        Refused(testDescription: "space in the folder", config: NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/with space", modules: modules)),
+        Refused(
+            testDescription: "Lua in the folder",
+            config: NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/a\"; os.execute(\"x\") --", modules: modules)),
+        Refused(testDescription: "relative folder", config: NginxConfig(listenPort: 8088, runtimeFolder: "relative/folder", modules: modules)),
+        Refused(
+            testDescription: "socket path too long",
+            config: NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/" + String(repeating: "long", count: 25), modules: modules)),
+        Refused(testDescription: "port 70000", config: NginxConfig(listenPort: 70000, runtimeFolder: "/tmp/orchestrate-nginx", modules: modules)),
+        Refused(
+            testDescription: "syntax in the address",
+            config: NginxConfig(listenAddress: "127.0.0.1;", listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: modules)),
+        Refused(
+            testDescription: "syntax in a module path",
+            config: NginxConfig(
+                listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: NginxModules(developmentKit: "/m/ndk.so;", lua: "/m/lua.so"))),
+        Refused(
+            testDescription: "unknown placeholder",
+            config: NginxConfig(template: "{{unknown}}", listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: modules)),
     ])
-    func valuesThatCouldInjectSyntaxOrSendTrafficNowhereAreRefused(split: TrafficSplit) {
-        #expect(throws: TrafficError.self) { try Self.config.render(split, generation: 1) }
+    func valuesNginxOrLuaWouldMisreadAreRefused(refused: Refused) {
+        #expect(throws: TrafficError.self) { try refused.config.render() }
     }
 
-    @Test func renderedConfigurationsPassNginxTest() async throws {
+    @Test func theRenderedConfigurationPassesNginxTest() async throws {
         let nginx = LocalNginx.find()
         try #require(FileManager.default.isExecutableFile(atPath: nginx), "nginx is installed by ./scripts/test")
+        try #require(NginxModules.find() != nil, "libnginx-mod-http-lua is installed by ./scripts/test")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nginx-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let config = NginxConfig(listenPort: 18_088, runtimeFolder: folder)
-        for split in [Self.split(blue: 75, green: 25), Self.split(blue: 100, green: 0), Self.split(.weighted, blue: 10, green: 90)] {
-            let path = folder + "/nginx.conf"
-            try config.render(split, generation: 1).write(toFile: path, atomically: true, encoding: .utf8)
-            let controller = NginxController(config: config, configPath: path)
-            let problem = try await LocalNginx(nginx: nginx).check(configPath: path, config: config)
-            #expect(problem == nil, "\(problem ?? "")")
-            #expect(controller.currentSplit() == split)
-        }
+        let path = folder + "/nginx.conf"
+        try config.render().text.write(toFile: path, atomically: true, encoding: .utf8)
+        let problem = try await LocalNginx(nginx: nginx).check(configPath: path, config: config)
+        #expect(problem == nil, "\(problem ?? "")")
     }
 }

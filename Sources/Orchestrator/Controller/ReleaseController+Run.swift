@@ -84,6 +84,10 @@ extension ReleaseController {
             try await Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
             if let deployment {
                 try await deployment.runtime.preflight(colors: deployment.deploy.colors, loadBalancer: deployment.nginx != nil)
+                if let nginx = deployment.nginx, nginx.config.modules == nil {
+                    let missing = NginxModules.missing
+                    throw OrchestratorError(.unreachable, missing.message + "; nothing was changed", hint: missing.hint)
+                }
                 if let analysis = pipeline.analysis, !analysis.gates.isEmpty, !(await PrometheusClient(baseURL: analysis.prometheus).isReady()) {
                     throw OrchestratorError(
                         .unreachable, "Prometheus at \(analysis.prometheus) is unreachable; nothing was changed",

@@ -11,6 +11,9 @@ extension ReleaseController {
         public var liveError: String?
         public var nginxRunning: Bool
         public var traffic: TrafficSplit?
+        /// The generation of the split, and whether nginx reported it or it comes from the state file.
+        public var trafficGeneration: Int?
+        public var trafficSource: NginxController.Source?
         public var colors: [ServingState.Color]
         public var runInProgress: String?
         public var lastRelease: String?
@@ -21,6 +24,8 @@ extension ReleaseController {
             case service, live, traffic, colors, healthy, problems
             case liveError = "live_error"
             case nginxRunning = "nginx_running"
+            case trafficGeneration = "traffic_generation"
+            case trafficSource = "traffic_source"
             case runInProgress = "run_in_progress"
             case lastRelease = "last_release"
         }
@@ -65,6 +70,7 @@ extension ReleaseController {
         let last = try history.records().last
         return Status(
             service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning, traffic: serving.traffic,
+            trafficGeneration: serving.trafficReport?.state.generation, trafficSource: serving.trafficReport?.source,
             colors: serving.colors, runInProgress: inProgress, lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
             healthy: problems.isEmpty, problems: problems)
     }

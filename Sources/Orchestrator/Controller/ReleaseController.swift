@@ -30,7 +30,8 @@ public struct ReleaseController: Sendable {
         let runtime = try RuntimeFactory.make(deploy, pipeline: pipeline, store: store, options: options)
         let nginx = pipeline.traffic.map { traffic in
             NginxController(
-                config: NginxConfig(listenPort: traffic.listen, runtimeFolder: store.nginxFolder), configPath: traffic.nginxConfig, host: runtime.loadBalancer)
+                config: NginxConfig(listenPort: traffic.listen, runtimeFolder: store.nginxFolder, modules: runtime.loadBalancer.modules),
+                configPath: traffic.nginxConfig, host: runtime.loadBalancer)
         }
         return (deploy, runtime, nginx)
     }

@@ -156,9 +156,10 @@ public struct HealthCheckSpec: Sendable, Codable, Equatable {
 /// How traffic moves from the live colour to the new one.
 public struct TrafficSpec: Sendable, Codable, Equatable {
     public enum Mode: String, Sendable, Codable, CaseIterable {
-        /// Each user id hashes to one colour (`split_clients`): one user sees one model.
+        /// Each user id hashes to one colour (nginx/traffic.lua): one user sees one model, and
+        /// keeps the new one while its weight grows.
         case sticky
-        /// Weighted round robin (`server ... weight=N`).
+        /// A weighted random choice per request.
         case weighted
     }
 

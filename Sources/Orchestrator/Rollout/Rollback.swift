@@ -61,7 +61,7 @@ struct Rollback {
                 throw OrchestratorError(.stageFailed, "the model \(sha256) of \(target.releaseID) is no longer in the model store")
             }
             // The idle colour: not the live one, and not one nginx sends traffic to.
-            let serving = nginx?.currentSplit()?.serving.map(\.color) ?? []
+            let serving = await nginx?.currentSplit()?.serving.map(\.color) ?? []
             let idle = deploy.colors.first { $0 != live?.color && !serving.contains($0) } ?? deploy.colors.first { $0 != live?.color } ?? deploy.colors[0]
             progress("redeploying it on \(idle)")
             let deployed = try await runtime.deploy(color: idle, modelDirectory: stored, timeout: deploy.health.timeout.duration)

@@ -28,21 +28,26 @@ public struct ServingState: Sendable {
     }
 
     public var nginxRunning: Bool
-    /// The split nginx has in force (nil: no configuration, or no traffic section).
+    /// The split nginx has in force, or (nginx not running) the one it would start with; nil: none
+    /// applied yet, or no traffic section.
     public var traffic: TrafficSplit?
+    /// Where `traffic` comes from, and its generation: nginx's control socket, or (nginx not
+    /// answering) the state file of the last split applied.
+    public var trafficReport: NginxController.Report?
     public var colors: [Color]
 
     /// Looks at nginx and every colour.
     static func observe(colors: [String], runtime: any DeploymentRuntime, nginx: NginxController?, healthPath: String) async -> ServingState {
         let nginxRunning = await nginx?.isRunning() ?? false
-        let split = nginx?.currentSplit()
+        let report = await nginx?.currentTraffic()
+        let split = report?.state.split
         var observed: [Color] = []
         for color in colors {
             let instance = await runtime.instance(of: color)
             let health = if let instance { await runtime.probe(instance, path: healthPath) } else { HealthProbe?.none }
             observed.append(Color(color: color, instance: instance, health: health, weight: nginxRunning ? split?.weight(of: color) ?? 0 : 0))
         }
-        return ServingState(nginxRunning: nginxRunning, traffic: nginxRunning ? split : nil, colors: observed)
+        return ServingState(nginxRunning: nginxRunning, traffic: split, trafficReport: report, colors: observed)
     }
 
     /// Where what serves disagrees with the recorded live release.
@@ -69,7 +74,9 @@ public struct ServingState: Sendable {
             problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not running"))
         }
         if trafficConfigured {
-            if !nginxRunning {
+            if nginxRunning && trafficReport?.source != .nginx {
+                problems.append(Problem(code: "unreachable", message: "nginx runs but reports no traffic split on its control socket"))
+            } else if !nginxRunning {
                 problems.append(Problem(code: "unreachable", message: "nginx is not running: no traffic reaches the live colour \(live.color)"))
             } else {
                 for color in colors where color.color != live.color && color.weight > 0 {

@@ -134,15 +134,20 @@ public struct DockerRuntime: DeploymentRuntime {
     }
 }
 
-/// nginx in the load balancer container (`lb` of the compose file): the configuration lives in a
-/// bind-mounted folder; reloads are SIGHUP sent through the engine (the container's init passes it
-/// to the nginx master).
+/// nginx in the load balancer container (`lb` of the compose file): the configuration and the
+/// runtime folder are bind-mounted at the same paths, so the controller reaches the control socket
+/// (traffic steps) as a file of this machine; reloads (a changed configuration only) are SIGHUP
+/// sent through the engine (the container's init passes it to the nginx master).
 public struct ContainerNginx: NginxHost {
     public var runtime: DockerRuntime
 
     public init(runtime: DockerRuntime) {
         self.runtime = runtime
     }
+
+    /// The paths in the image: this machine's (`orchestrate image import nginx` copies them) or
+    /// Debian's (the `Dockerfile`).
+    public var modules: NginxModules? { NginxModules.find() ?? .debian }
 
     func container() async -> DockerEngine.ContainerSummary? {
         try? await runtime.container(of: "lb")

@@ -1,0 +1,75 @@
+import Foundation
+import Subprocess
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// nginx as a process on this machine, found on the usual paths.
+public struct LocalNginx: NginxHost {
+    public var nginx: String
+
+    public init(nginx: String = LocalNginx.find()) {
+        self.nginx = nginx
+    }
+
+    public static func find() -> String {
+        for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx", "/usr/local/nginx/sbin/nginx"]
+        where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return "nginx"
+    }
+
+    public var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: nginx) }
+
+    /// The pid of the running nginx master, if one runs.
+    public func masterPID(_ config: NginxConfig) -> Int32? {
+        guard let text = try? String(contentsOfFile: config.pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
+        else { return nil }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return stat.contains(") Z ") ? nil : pid
+    }
+
+    public func check(configPath: String, config: NginxConfig) async throws -> String? {
+        let check = try await run(["-t", "-q", "-c", configPath], config: config)
+        return check.status == 0 ? nil : check.output
+    }
+
+    public func isRunning(config: NginxConfig) async -> Bool {
+        masterPID(config) != nil
+    }
+
+    public func start(configPath: String, config: NginxConfig) async throws {
+        let start = try await run(["-c", configPath], config: config)
+        guard start.status == 0 else {
+            throw TrafficError("nginx did not start:\n\(start.output)", hint: "is port \(config.listenPort) free? see \(config.errorLog)")
+        }
+    }
+
+    public func reload(config: NginxConfig) async throws {
+        guard let master = masterPID(config), kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master") }
+    }
+
+    public func stop(config: NginxConfig) async {
+        guard let master = masterPID(config) else { return }
+        kill(master, SIGQUIT)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while masterPID(config) != nil && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if let pid = masterPID(config) { kill(pid, SIGKILL) }
+    }
+
+    func run(_ arguments: [String], config: NginxConfig) async throws -> (status: Int32, output: String) {
+        let result = try await Subprocess.run(
+            .path(FilePath(nginx)), arguments: Arguments(["-p", config.runtimeFolder + "/", "-e", config.errorLog] + arguments),
+            output: .string(limit: 1 << 16), error: .combinedWithOutput)
+        let status: Int32 = if case .exited(let code) = result.terminationStatus { code } else { -1 }
+        return (status, result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}

@@ -1,0 +1,387 @@
+extension NginxConfig {
+    /// The template shipped as `nginx/recommender.conf.template` (a test keeps them equal).
+    public static let defaultTemplate = #"""
+        # Rendered by orchestrate from nginx/recommender.conf.template; names in double braces are filled in.
+        # The file only changes with the listen address, the port or the runtime folder: traffic steps
+        # reach nginx through the control socket (POST /traffic) without a reload, and the balancer below
+        # picks each request's colour from the split in force (nginx/traffic.lua).
+        {{load_modules}}
+        worker_processes 1;
+        pid {{pid_file}};
+        error_log {{error_log}} warn;
+
+        events {
+            worker_connections 1024;
+        }
+
+        http {
+            access_log off;
+            client_body_temp_path {{temp_folder}}/client_body;
+            proxy_temp_path {{temp_folder}}/proxy;
+            fastcgi_temp_path {{temp_folder}}/fastcgi;
+            uwsgi_temp_path {{temp_folder}}/uwsgi;
+            scgi_temp_path {{temp_folder}}/scgi;
+
+            # The split in force; it outlives reloads, and a new nginx loads it from the state file.
+            lua_shared_dict orchestrate_traffic 1m;
+
+            init_by_lua_block {
+                orchestrate_traffic = (function()
+        {{traffic_lua}}
+                end)()
+                orchestrate_traffic.configure("{{state_file}}", "{{config_id}}")
+            }
+
+            init_worker_by_lua_block {
+                orchestrate_traffic.init_worker()
+            }
+
+            upstream recommender {
+                # A placeholder: the balancer sets each request's peer.
+                server 0.0.0.1:1;
+                balancer_by_lua_block {
+                    orchestrate_traffic.balance()
+                }
+                keepalive 32;
+            }
+
+            server {
+                listen {{listen_address}}:{{listen_port}};
+
+                # For prometheus-nginx-exporter.
+                location = /nginx_status {
+                    stub_status;
+                }
+
+                location / {
+                    proxy_pass http://recommender;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                    proxy_set_header Host $host;
+                    proxy_set_header X-Request-ID $request_id;
+                    # Only a request that could not reach its colour goes to the other one (the balancer
+                    # allows one more try); answers, errors included, are never retried.
+                    proxy_next_upstream error timeout;
+                }
+            }
+
+            # The controller's: only reachable through the socket file in the runtime folder.
+            server {
+                listen unix:{{control_socket}};
+
+                location = /traffic {
+                    client_max_body_size 8k;
+                    client_body_buffer_size 8k;
+                    content_by_lua_block {
+                        orchestrate_traffic.control()
+                    }
+                }
+
+                location / {
+                    return 404;
+                }
+            }
+        }
+
+        """#
+
+    /// The balancer and control code shipped as `nginx/traffic.lua` (a test keeps them equal).
+    public static let defaultTrafficLua = #"""
+        -- orchestrate's traffic split inside nginx: the weights and backend addresses change without a
+        -- reload (a reload closes idle keep-alive client connections). The rendered configuration runs
+        -- this file as the body of a function in init_by_lua_block and keeps the table it returns.
+        --
+        -- The split in force is one value of the shared dict `orchestrate_traffic`, in the text the
+        -- controller POSTs to /traffic on the control socket and keeps in the state file:
+        --
+        --     generation 7
+        --     mode sticky
+        --     backend blue 127.0.0.1:8001 75
+        --     backend green 127.0.0.1:8002 25
+        --
+        -- A worker that finds no split (nginx just started, by the controller, by hand or after a crash)
+        -- loads the state file, so nginx serves the last applied split, never nothing.
+        local balancer = require("ngx.balancer")
+
+        local M = {}
+
+        local DICT = "orchestrate_traffic"
+        local KEY = "split"
+        local MAX_BACKENDS = 8
+
+        local state_file = nil
+        local config_id = ""
+
+        -- This worker's parsed split and the text it was parsed from.
+        local cached_text, cached_split = nil, nil
+        -- When this worker last tried the state file while the dict was empty.
+        local last_load_attempt = 0
+
+        -- Checks and parses a split; returns it or nil and what is wrong. Nothing reaches the balancer
+        -- that this function did not accept.
+        local function parse(text)
+            if type(text) ~= "string" or text == "" then
+                return nil, "empty split"
+            end
+            if #text > 4096 then
+                return nil, "split longer than 4096 bytes"
+            end
+            local split = { backends = {}, serving = {} }
+            local colors = {}
+            local number = 0
+            for line in text:gmatch("[^\n]+") do
+                number = number + 1
+                local fields = {}
+                for field in line:gmatch("[^ ]+") do
+                    fields[#fields + 1] = field
+                end
+                local kind = fields[1]
+                if kind == "generation" and #fields == 2 and not split.generation then
+                    local generation = fields[2]:match("^[1-9][0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?$")
+                    if not generation then
+                        return nil, "line " .. number .. ": the generation must be a positive integer"
+                    end
+                    split.generation = tonumber(generation)
+                elseif kind == "mode" and #fields == 2 and not split.mode then
+                    if fields[2] ~= "sticky" and fields[2] ~= "weighted" then
+                        return nil, "line " .. number .. ": the mode must be sticky or weighted"
+                    end
+                    split.mode = fields[2]
+                elseif kind == "backend" and #fields == 4 then
+                    local color, address, weight = fields[2], fields[3], fields[4]
+                    if #color > 63 or not color:match("^[A-Za-z0-9_-]+$") then
+                        return nil, "line " .. number .. ": a colour is 1 to 63 letters, digits, '_' or '-'"
+                    end
+                    if colors[color] then
+                        return nil, "line " .. number .. ": colour " .. color .. " appears twice"
+                    end
+                    colors[color] = true
+                    local a, b, c, d, port = address:match("^([0-9]+)%.([0-9]+)%.([0-9]+)%.([0-9]+):([0-9]+)$")
+                    port = tonumber(port)
+                    if not a or #address > 21 or tonumber(a) > 255 or tonumber(b) > 255 or tonumber(c) > 255 or tonumber(d) > 255
+                        or port < 1 or port > 65535 then
+                        return nil, "line " .. number .. ": the address of " .. color .. " must be IPv4:port"
+                    end
+                    if not weight:match("^[0-9]+$") or #weight > 3 or tonumber(weight) > 100 then
+                        return nil, "line " .. number .. ": the weight of " .. color .. " must be 0 to 100"
+                    end
+                    local backend = { color = color, host = a .. "." .. b .. "." .. c .. "." .. d, port = port,
+                        address = address, weight = tonumber(weight) }
+                    split.backends[#split.backends + 1] = backend
+                    if backend.weight > 0 then
+                        split.serving[#split.serving + 1] = backend
+                    end
+                else
+                    return nil, "line " .. number .. " is not understood (expected generation N, mode M or backend COLOUR IPv4:PORT WEIGHT once each)"
+                end
+            end
+            if not split.generation or not split.mode then
+                return nil, "the split needs a generation line and a mode line"
+            end
+            if #split.backends > MAX_BACKENDS then
+                return nil, "at most " .. MAX_BACKENDS .. " backends"
+            end
+            local total = 0
+            for _, backend in ipairs(split.serving) do
+                total = total + backend.weight
+            end
+            if #split.serving == 0 or total ~= 100 then
+                return nil, "the weights of the serving backends must add up to 100, got " .. total
+            end
+            -- Buckets go to the colours in name order, so that the same user keeps a colour however the
+            -- controller lists them: with two colours one grows from one end of the range and the other
+            -- shrinks from the other end, so a user never flips while one weight only grows.
+            table.sort(split.serving, function(x, y) return x.color < y.color end)
+            return split
+        end
+
+        -- The text of a split as stored and answered: one line per fact, backends in the order given.
+        local function format(split)
+            local lines = { "generation " .. split.generation, "mode " .. split.mode }
+            for _, backend in ipairs(split.backends) do
+                lines[#lines + 1] = "backend " .. backend.color .. " " .. backend.address .. " " .. backend.weight
+            end
+            return table.concat(lines, "\n") .. "\n"
+        end
+
+        -- Loads the state file into the dict when the dict holds no split yet (`add` never replaces a
+        -- split that a POST stored meanwhile).
+        local function load_state_file()
+            last_load_attempt = ngx.now()
+            local file, err = io.open(state_file, "r")
+            if not file then
+                ngx.log(ngx.WARN, "orchestrate: no traffic split yet and no state file: ", err)
+                return
+            end
+            local text = file:read("*a")
+            file:close()
+            local split, problem = parse(text)
+            if not split then
+                ngx.log(ngx.ERR, "orchestrate: the state file ", state_file, " is not a valid split: ", problem)
+                return
+            end
+            local ok, add_err = ngx.shared[DICT]:add(KEY, format(split))
+            if not ok and add_err ~= "exists" then
+                ngx.log(ngx.ERR, "orchestrate: cannot store the split: ", add_err)
+            end
+        end
+
+        -- The split in force, parsed once per worker and generation.
+        local function current()
+            local dict = ngx.shared[DICT]
+            local text = dict:get(KEY)
+            if not text and ngx.now() - last_load_attempt >= 1 then
+                load_state_file()
+                text = dict:get(KEY)
+            end
+            if not text then
+                return nil
+            end
+            if text ~= cached_text then
+                local split, problem = parse(text)
+                if not split then
+                    ngx.log(ngx.ERR, "orchestrate: the stored split is invalid: ", problem)
+                    return nil
+                end
+                cached_text, cached_split = text, split
+            end
+            return cached_split
+        end
+
+        -- The user of /recommend/USER and /events/USER (a user's events reach the colour that served
+        -- their recommendations), else the request id.
+        local function user_key()
+            local uri = ngx.var.uri
+            return uri:match("^/recommend/([^/]+)") or uri:match("^/events/([^/]+)") or ngx.var.request_id
+        end
+
+        -- The index in split.serving of the colour for this request.
+        local function choose(split)
+            local serving = split.serving
+            if #serving == 1 then
+                return 1
+            end
+            local point
+            if split.mode == "sticky" then
+                point = ngx.crc32_short(user_key()) % 100
+            else
+                point = math.random(0, 99)
+            end
+            local upper = 0
+            for index, backend in ipairs(serving) do
+                upper = upper + backend.weight
+                if point < upper then
+                    return index
+                end
+            end
+            return #serving
+        end
+
+        function M.configure(path, id)
+            state_file = path
+            config_id = id
+        end
+
+        function M.init_worker()
+            math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+            if not ngx.shared[DICT]:get(KEY) then
+                load_state_file()
+            end
+        end
+
+        -- balancer_by_lua: the chosen colour first; when it cannot be reached (connection refused or
+        -- reset while a colour stops) nginx calls again, once, and the request goes to another serving
+        -- colour. nginx calls again only for proxy_next_upstream's error and timeout, never for an
+        -- answer the colour gave.
+        function M.balance()
+            local ctx = ngx.ctx
+            local peer
+            if not ctx.orchestrate_order then
+                local split = current()
+                if not split then
+                    ngx.log(ngx.ERR, "orchestrate: no traffic split in force")
+                    return ngx.exit(502)
+                end
+                local first = choose(split)
+                local order = { split.serving[first] }
+                for index, backend in ipairs(split.serving) do
+                    if index ~= first then
+                        order[2] = backend
+                        break
+                    end
+                end
+                ctx.orchestrate_order = order
+                ctx.orchestrate_try = 1
+                if #order > 1 then
+                    local ok, err = balancer.set_more_tries(1)
+                    if not ok then
+                        ngx.log(ngx.WARN, "orchestrate: no retry possible: ", err)
+                    end
+                end
+                peer = order[1]
+            else
+                local failed = ctx.orchestrate_order[ctx.orchestrate_try]
+                ctx.orchestrate_try = ctx.orchestrate_try + 1
+                peer = ctx.orchestrate_order[ctx.orchestrate_try]
+                local state, status = balancer.get_last_failure()
+                if not peer then
+                    return ngx.exit(502)
+                end
+                ngx.log(ngx.WARN, "orchestrate: ", failed.color, " at ", failed.address, " failed (", state, " ", status or "",
+                    "), the request goes to ", peer.color)
+            end
+            local ok, err = balancer.set_current_peer(peer.host, peer.port)
+            if not ok then
+                ngx.log(ngx.ERR, "orchestrate: cannot use ", peer.address, ": ", err)
+                return ngx.exit(502)
+            end
+        end
+
+        local function answer(status, text)
+            ngx.status = status
+            ngx.header["Content-Type"] = "text/plain"
+            ngx.print(text)
+            return ngx.exit(status)
+        end
+
+        -- content_by_lua on the control socket: GET /traffic answers the configuration id and the split
+        -- in force; POST /traffic checks the split in the body and puts it in force when its generation
+        -- is newer than the one in force (the same generation with the same split is accepted again).
+        function M.control()
+            local method = ngx.req.get_method()
+            local dict = ngx.shared[DICT]
+            if method == "GET" then
+                current()
+                return answer(200, "config " .. config_id .. "\n" .. (dict:get(KEY) or ""))
+            end
+            if method ~= "POST" then
+                ngx.header["Allow"] = "GET, POST"
+                return answer(405, "GET or POST\n")
+            end
+            ngx.req.read_body()
+            local body = ngx.req.get_body_data()
+            if not body then
+                return answer(400, "no split in the body (or one larger than the body buffer)\n")
+            end
+            local split, problem = parse(body)
+            if not split then
+                return answer(400, problem .. "\n")
+            end
+            local text = format(split)
+            local in_force = dict:get(KEY)
+            local old = in_force and parse(in_force)
+            if old and (split.generation < old.generation or (split.generation == old.generation and text ~= in_force)) then
+                return answer(409, "generation " .. split.generation .. " is not newer than generation " .. old.generation .. " in force\n")
+            end
+            local ok, err = dict:set(KEY, text)
+            if not ok then
+                return answer(500, "cannot store the split: " .. err .. "\n")
+            end
+            ngx.log(ngx.NOTICE, "orchestrate: traffic split generation ", split.generation, " in force")
+            return answer(200, "config " .. config_id .. "\n" .. text)
+        end
+
+        return M
+
+        """#
+}

@@ -1,0 +1,73 @@
+/// A split with its generation: what the controller POSTs to nginx's control socket, what it keeps
+/// in the state file that a starting nginx loads, and what nginx answers to `GET /traffic`.
+///
+/// The text has one fact per line, the same on both sides (nginx/traffic.lua parses it):
+///
+///     generation 7
+///     mode sticky
+///     backend blue 127.0.0.1:8001 75
+///     backend green 127.0.0.1:8002 25
+public struct TrafficState: Sendable, Equatable {
+    /// Grows with every split applied; nginx refuses an older one.
+    public var generation: Int
+    public var split: TrafficSplit
+
+    public init(generation: Int, split: TrafficSplit) {
+        self.generation = generation
+        self.split = split
+    }
+
+    /// The line format; the split must be valid, with IPv4 addresses (nginx's balancer does not
+    /// resolve names).
+    ///
+    /// - Throws: `TrafficError` when a value could not be read back or nginx would refuse it.
+    public func text() throws -> String {
+        guard (1...999_999_999).contains(generation) else { throw TrafficError("generation \(generation) is outside 1...999999999") }
+        try split.validate()
+        for backend in split.backends where !Self.isIPv4Address(backend.address) {
+            throw TrafficError("backend address \"\(backend.address)\" is not IPv4:port (nginx's balancer takes addresses, not names)")
+        }
+        let lines = ["generation \(generation)", "mode \(split.mode.rawValue)"] + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Reads the line format (a `config ID` line, which nginx's answers start with, is skipped).
+    ///
+    /// - Throws: `TrafficError` naming the line that is wrong.
+    public init(parsing text: String) throws {
+        var generation: Int?
+        var mode: TrafficSplit.Mode?
+        var backends: [TrafficSplit.Backend] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            switch (fields.first, fields.count) {
+            case ("config", 2):
+                continue
+            case ("generation", 2) where generation == nil:
+                guard let value = Int(fields[1]), value > 0, fields[1].allSatisfy(\.isNumber) else {
+                    throw TrafficError("line \(index + 1): generation \"\(fields[1])\" is not a positive integer")
+                }
+                generation = value
+            case ("mode", 2) where mode == nil:
+                guard let value = TrafficSplit.Mode(rawValue: fields[1]) else { throw TrafficError("line \(index + 1): unknown mode \"\(fields[1])\"") }
+                mode = value
+            case ("backend", 4):
+                guard let weight = Int(fields[3]), fields[3].allSatisfy(\.isNumber) else {
+                    throw TrafficError("line \(index + 1): weight \"\(fields[3])\" is not a number")
+                }
+                backends.append(.init(color: fields[1], address: fields[2], weight: weight))
+            default:
+                throw TrafficError("line \(index + 1) is not understood: \"\(line.prefix(80))\"")
+            }
+        }
+        guard let generation, let mode else { throw TrafficError("a traffic state needs a generation line and a mode line") }
+        self.init(generation: generation, split: TrafficSplit(mode: mode, backends: backends))
+        _ = try self.text()
+    }
+
+    static func isIPv4Address(_ address: String) -> Bool {
+        guard let colon = address.lastIndex(of: ":") else { return false }
+        let octets = address[..<colon].split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0).map { $0 <= 255 } == true }
+    }
+}

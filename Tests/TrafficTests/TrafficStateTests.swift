@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+@testable import Traffic
+
+@Suite struct TrafficStateTests {
+    static func split(_ mode: TrafficSplit.Mode = .sticky, blue: Int, green: Int) -> TrafficSplit {
+        TrafficSplit(
+            mode: mode,
+            backends: [.init(color: "blue", address: "127.0.0.1:9001", weight: blue), .init(color: "green", address: "127.0.0.1:9002", weight: green)])
+    }
+
+    @Test func theLineFormatHasOneFactPerLine() throws {
+        let text = try TrafficState(generation: 7, split: Self.split(blue: 75, green: 25)).text()
+        #expect(text == "generation 7\nmode sticky\nbackend blue 127.0.0.1:9001 75\nbackend green 127.0.0.1:9002 25\n")
+    }
+
+    @Test(arguments: [
+        TrafficState(generation: 1, split: split(blue: 75, green: 25)),
+        TrafficState(generation: 2, split: split(.weighted, blue: 10, green: 90)),
+        TrafficState(generation: 3, split: split(blue: 0, green: 100)),
+        TrafficState(generation: 999_999_999, split: TrafficSplit(mode: .sticky, backends: [.init(color: "c_1-x", address: "10.0.0.255:65535", weight: 100)])),
+    ])
+    func theLineFormatReadsBackWhatWasWritten(state: TrafficState) throws {
+        #expect(try TrafficState(parsing: state.text()) == state)
+    }
+
+    @Test func nginxsAnswerStartsWithTheConfigurationItRuns() throws {
+        let answer = "config 0123456789abcdef\ngeneration 4\nmode weighted\nbackend green 127.0.0.1:9002 100\n"
+        let expected = TrafficSplit(mode: .weighted, backends: [.init(color: "green", address: "127.0.0.1:9002", weight: 100)])
+        #expect(try TrafficState(parsing: answer) == TrafficState(generation: 4, split: expected))
+    }
+
+    @Test(arguments: [
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue; evil", address: "127.0.0.1:1", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue\nbackend x 1.2.3.4:5", address: "127.0.0.1:1", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1; include /etc/passwd", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1 100\nbackend", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "host}:80", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:70000", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:+80", weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 60)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 0)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 101), .init(color: "green", address: "127.0.0.1:2", weight: -1)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 50), .init(color: "blue", address: "127.0.0.1:2", weight: 50)]),
+        TrafficSplit(mode: .sticky, backends: []),
+        // A name is valid in a split but nginx's balancer takes addresses: the controller resolves it first.
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "localhost:8080", weight: 100)]),
+    ])
+    func splitsThatCouldInjectLinesOrSendTrafficNowhereAreNeverWritten(split: TrafficSplit) {
+        #expect(throws: TrafficError.self) { try TrafficState(generation: 1, split: split).text() }
+    }
+
+    @Test(arguments: [
+        "",
+        "mode sticky\nbackend blue 127.0.0.1:1 100\n",
+        "generation 1\nbackend blue 127.0.0.1:1 100\n",
+        "generation 0\nmode sticky\nbackend blue 127.0.0.1:1 100\n",
+        "generation -1\nmode sticky\nbackend blue 127.0.0.1:1 100\n",
+        "generation 1\ngeneration 2\nmode sticky\nbackend blue 127.0.0.1:1 100\n",
+        "generation 1\nmode random\nbackend blue 127.0.0.1:1 100\n",
+        "generation 1\nmode sticky\nbackend blue 127.0.0.1:1 100 extra\n",
+        "generation 1\nmode sticky\nbackend blue 127.0.0.1:1 1e2\n",
+        "generation 1\nmode sticky\nbackend blue 127.0.0.1:1 100\nweight green 5\n",
+        "generation 1\nmode  sticky\nbackend blue 127.0.0.1:1 100\n",
+        "generation 1\nmode sticky\nbackend blue 256.0.0.1:1 100\n",
+    ])
+    func malformedTextIsRefused(text: String) {
+        #expect(throws: TrafficError.self) { try TrafficState(parsing: text) }
+    }
+
+    @Test func hostNamesAreResolvedToAddressesForTheBalancer() throws {
+        let split = TrafficSplit(
+            mode: .sticky, backends: [.init(color: "blue", address: "localhost:8080", weight: 100), .init(color: "green", address: "10.1.2.3:9", weight: 0)])
+        let resolved = try NginxController.resolvingHostNames(split)
+        #expect(resolved.backends.map(\.address) == ["127.0.0.1:8080", "10.1.2.3:9"])
+        #expect(throws: TrafficError.self) {
+            try NginxController.resolvingHostNames(TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "no-such-host.invalid:80", weight: 100)]))
+        }
+    }
+
+    @Test func theStateFileIsReplacedWholeWithNoTemporaryFileLeft() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/traffic.state"
+        try NginxController.writeAtomically("generation 1\n", to: path)
+        try NginxController.writeAtomically("generation 2\n", to: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "generation 2\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["traffic.state"])
+        #expect(throws: TrafficError.self) { try NginxController.writeAtomically("x", to: path + "/under-a-file") }
+    }
+}
