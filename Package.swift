@@ -46,7 +46,9 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3"])]
         ),
         // Files replaced atomically and durably (checked writes, fsync of the file and its folder).
-        .target(name: "DurableFiles"),
+        .target(name: "DurableFiles", dependencies: ["CDurableFiles"]),
+        // renameat2(RENAME_EXCHANGE), which Swift cannot call (a variadic syscall): folders swapped in one step.
+        .target(name: "CDurableFiles"),
         // The model side: data, training, evaluation, ingest. No HTTP server: the controller links it.
         .target(
             name: "RecEngine",

@@ -1,3 +1,4 @@
+import CDurableFiles
 public import Foundation
 
 /// Replaces files so that a reader sees the old content or the new one, never a part of either,
@@ -49,6 +50,27 @@ public enum AtomicFile {
             throw failure
         }
         synchronizeFolder(folder)
+    }
+
+    /// Replaces the folder at `path` with the folder `replacement` (in the same file system) in one
+    /// step: a reader, or a crash, sees the whole old folder or the whole new one, never a mix or
+    /// nothing. The old folder is then removed.
+    ///
+    /// - Throws: `AtomicFileError` when the folders cannot be exchanged.
+    public static func replaceFolder(at path: String, with replacement: String) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        if FileManager.default.fileExists(atPath: path) {
+            guard durable_exchange_paths(replacement, path) == 0 else {
+                throw AtomicFileError(path: path, step: "exchanging it with \(replacement)", code: errno)
+            }
+            synchronizeFolder(parent)
+            try? FileManager.default.removeItem(atPath: replacement)
+        } else {
+            guard rename(replacement, path) == 0 else {
+                throw AtomicFileError(path: path, step: "renaming \(replacement) to it", code: errno)
+            }
+            synchronizeFolder(parent)
+        }
     }
 
     /// Flushes a folder's entries (new and renamed files) to disk; best effort, since some file

@@ -108,7 +108,7 @@ struct DockerEngineTests {
                 // The engine's event stream tells of what up did, filtered by the compose labels.
                 let seen = EventLog()
                 let now = Int(Date().timeIntervalSince1970)
-                try await engine.events(labels: ["com.docker.compose.project": project], since: now - 60, until: now + 1) { event in
+                try await engine.events(labels: ["com.docker.compose.project": project], since: now - 60, until: now + 3) { event in
                     seen.append(event)
                     return true
                 }

@@ -22,21 +22,10 @@ public enum ModelDirectory {
         manifest.modelSHA256 = SHA256.hash(data: tensors).hexString
         let target = URL(fileURLWithPath: directory).standardizedFileURL.path
         let partial = "\(target).partial-\(getpid())"
-        let previous = "\(target).previous-\(getpid())"
         try? FileManager.default.removeItem(atPath: partial)
         try AtomicFile.write(tensors, to: path(partial, tensorsFile))
         try AtomicFile.write(try encodeManifest(manifest), to: path(partial, manifestFile))
-        let hadPrevious = FileManager.default.fileExists(atPath: target)
-        if hadPrevious && rename(target, previous) != 0 {
-            throw RecEngineError(.fileSystem, "cannot replace the model directory: \(String(cString: strerror(errno)))", location: target)
-        }
-        guard rename(partial, target) == 0 else {
-            let reason = String(cString: strerror(errno))
-            if hadPrevious { rename(previous, target) }
-            throw RecEngineError(.fileSystem, "cannot replace the model directory: \(reason)", location: target)
-        }
-        AtomicFile.synchronizeFolder((target as NSString).deletingLastPathComponent)
-        if hadPrevious { try? FileManager.default.removeItem(atPath: previous) }
+        try AtomicFile.replaceFolder(at: target, with: partial)
         return manifest
     }
 
