@@ -1,5 +1,4 @@
 import Foundation
-import EngineAPI
 import StrictYAML
 import HTTPTransport
 import Traffic

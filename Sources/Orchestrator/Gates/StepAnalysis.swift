@@ -1,5 +1,4 @@
 public import Foundation
-import EngineAPI
 import StrictYAML
 
 /// One measurement of a PromQL gate, as recorded in provenance.

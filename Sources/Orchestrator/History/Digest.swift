@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import EngineAPI
 import StrictYAML
 import RecEngine
 

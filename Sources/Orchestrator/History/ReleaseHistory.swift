@@ -1,5 +1,5 @@
+import DurableFiles
 public import Foundation
-import EngineAPI
 import StrictYAML
 
 /// The release history: one JSON record per line, each carrying the SHA-256 of the line before,
@@ -113,10 +113,10 @@ public struct ReleaseHistory: Sendable {
     private func writeHead(_ head: Head) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let temporary = headPath + ".tmp"
-        try encoder.encode(head).write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, headPath) == 0 else {
-            throw OrchestratorError(.fileSystem, "cannot update \(headPath): \(String(cString: strerror(errno)))")
+        do {
+            try AtomicFile.write(try encoder.encode(head), to: headPath)
+        } catch let error as AtomicFileError {
+            throw OrchestratorError(.fileSystem, "cannot update the history's head: \(error)")
         }
     }
 

@@ -1,5 +1,4 @@
 public import Foundation
-import EngineAPI
 import StrictYAML
 public import RecEngine
 

@@ -1,5 +1,4 @@
 public import Foundation
-import EngineAPI
 import StrictYAML
 
 /// An exclusive lock next to the history file, so that two runs of the same pipeline (overlapping

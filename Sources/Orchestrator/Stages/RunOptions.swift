@@ -1,5 +1,4 @@
 import Foundation
-import EngineAPI
 import StrictYAML
 
 /// How `orchestrate run` runs a pipeline.
