@@ -117,7 +117,7 @@ public struct NginxController: Sendable {
             // A socket file left by an nginx that was killed would make the new one fail to bind.
             try? FileManager.default.removeItem(atPath: config.controlSocket)
             try await host.start(configPath: configPath, config: config)
-        } else if answer?.configuration != rendering.id {
+        } else if answer?.configuration != rendering.id, !(await isTakingInstalled(rendering)) {
             try await install(rendering)
             try await host.reload(config: config)
         }
@@ -158,9 +158,9 @@ public struct NginxController: Sendable {
 
     /// Polls the control socket until nginx runs the configuration `id` (a started or reloaded
     /// nginx) and returns the split it has in force.
-    func waitForConfiguration(_ id: String) async throws -> TrafficState? {
+    func waitForConfiguration(_ id: String, timeout: Duration = .seconds(10)) async throws -> TrafficState? {
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
+        let deadline = clock.now + timeout
         var last = "no answer on \(config.controlSocket)"
         while clock.now < deadline {
             do {
@@ -173,7 +173,15 @@ public struct NginxController: Sendable {
             try await Task.sleep(for: .milliseconds(25))
         }
         throw TrafficError(
-            "nginx did not take configuration \(id) within 10 s (\(last))\(errorLogTail())", hint: "see \(config.errorLog)")
+            "nginx did not take configuration \(id) within \(timeout) (\(last))\(errorLogTail())", hint: "see \(config.errorLog)")
+    }
+
+    /// Whether nginx is taking the configuration already installed: just after a reload, a worker
+    /// of the previous generation may still answer with the old id for a moment, which is no
+    /// reason to reload again.
+    func isTakingInstalled(_ rendering: NginxConfig.Rendering) async -> Bool {
+        guard (try? String(contentsOfFile: configPath, encoding: .utf8)) == rendering.text else { return false }
+        return (try? await waitForConfiguration(rendering.id, timeout: .seconds(2))) != nil
     }
 
     /// The last lines nginx logged (a port it could not bind, say), indented for an error message.

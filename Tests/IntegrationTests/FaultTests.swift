@@ -409,3 +409,25 @@ func poll<T>(for timeout: Duration = .seconds(30), _ check: () async throws -> T
     }
     return nil
 }
+
+/// The process runtime's own faults.
+@Suite struct ProcessRuntimeTests {
+    @Test func aColourThatExitsAtStartReportsItsOwnLogNotThePreviousOnes() async throws {
+        try await withTemporaryDirectory { folder in
+            let runtime = ProcessRuntime(stateFolder: folder + "/state", recengine: Playground.recengine)
+            var messages: [String] = []
+            for attempt in ["first", "second"] {
+                // A model directory whose tensors are garbage: the server refuses it at start.
+                try write("not tensors \(attempt)", to: folder + "/\(attempt)/model.safetensors")
+                try write("{}", to: folder + "/\(attempt)/manifest.json")
+                let error = await #expect(throws: OrchestratorError.self) {
+                    try await runtime.deploy(color: "blue", modelDirectory: folder + "/\(attempt)", timeout: .seconds(20))
+                }
+                messages.append(error?.message ?? "")
+            }
+            #expect(messages[0].contains("exited at start"), "\(messages[0])")
+            let firstDigest = try #require(try FileManager.default.contentsOfDirectory(atPath: folder + "/state/models").first { messages[0].contains($0.prefix(12)) || messages[0].contains($0) })
+            #expect(!messages[1].contains(firstDigest), "the second failure shows the second process's log only: \(messages[1])")
+        }
+    }
+}
