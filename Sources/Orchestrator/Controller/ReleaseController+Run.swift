@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import StrictYAML
 import RecEngine
 import Traffic
@@ -81,7 +81,7 @@ extension ReleaseController {
 
         // Before any change: what the run needs is there, and the recorded state is what serves.
         do {
-            try await Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
+            try Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
             if let deployment {
                 try await deployment.runtime.preflight(colors: deployment.deploy.colors, loadBalancer: deployment.nginx != nil)
                 if let nginx = deployment.nginx, nginx.config.modules == nil {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import StrictYAML
 
 /// What `orchestrate run` will do, computed once before it does anything: `--dry-run` prints

@@ -1,5 +1,5 @@
 import DurableFiles
-public import Foundation
+import Foundation
 import StrictYAML
 
 /// The controller's state folder for one service (`<history folder>/state/<service>/`):
