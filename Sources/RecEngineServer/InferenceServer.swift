@@ -17,17 +17,35 @@ public struct InferenceServerConfiguration: Sendable {
     public var color: String
     /// Share of `/recommend` answers that fail with 500 on purpose, for testing rollbacks.
     public var faultRate: Double
+    /// Faults injected on purpose, for drills and the judge's benchmark: a worse model, a slower tail.
+    public var faults: Faults
     /// How long a recommendation can convert, and how much is remembered.
     public var engagement: EngagementTracker.Limits
 
+    /// Faults a drill injects into a healthy server (named as such: never for real traffic).
+    public struct Faults: Sendable, Equatable {
+        /// Share of the movies in each answer replaced by random ones: a known-worse model.
+        public var randomShare: Double
+        /// Extra latency added to a share of `/recommend` answers: a tail regression with the same median.
+        public var latency: Duration
+        public var latencyShare: Double
+
+        public init(randomShare: Double = 0, latency: Duration = .zero, latencyShare: Double = 0) {
+            self.randomShare = randomShare
+            self.latency = latency
+            self.latencyShare = latencyShare
+        }
+    }
+
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0,
+        host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0, faults: Faults = .init(),
         engagement: EngagementTracker.Limits = .init()
     ) {
         self.host = host
         self.port = port
         self.color = color
         self.faultRate = faultRate
+        self.faults = faults
         self.engagement = engagement
     }
 }
@@ -50,7 +68,7 @@ public enum InferenceServer {
             color: configuration.color, modelVersion: model.manifest.displayVersion,
             modelDigest: model.manifest.modelSHA256)
         let handlers = Handlers(
-            model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate,
+            model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate, faults: configuration.faults,
             tracker: EngagementTracker(limits: configuration.engagement))
         let router = Router()
         router.add(middleware: ResponseMiddleware(color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
@@ -98,6 +116,7 @@ struct Handlers: Sendable {
     let metrics: ServerMetrics
     let started: ContinuousClock.Instant
     let faultRate: Double
+    let faults: InferenceServerConfiguration.Faults
     let tracker: EngagementTracker
 
     /// Largest `POST /events` body accepted.
@@ -217,8 +236,17 @@ struct Handlers: Sendable {
         if faultRate > 0 && Double.random(in: 0..<1) < faultRate {
             return Self.text("error: injected fault (--fault-rate)\n", status: .internalServerError)
         }
+        if faults.latencyShare > 0 && Double.random(in: 0..<1) < faults.latencyShare {
+            try await Task.sleep(for: faults.latency)
+        }
         let recommendations = model.recommend(user: user, count: count)
-        let ids = recommendations.items.map { model.itemIDs[Int($0)] }
+        var ids = recommendations.items.map { model.itemIDs[Int($0)] }
+        if faults.randomShare > 0 {
+            // A worse model, on purpose: a share of the answer replaced by random movies.
+            for index in ids.indices where Double.random(in: 0..<1) < faults.randomShare {
+                ids[index] = model.itemIDs[Int.random(in: 0..<model.itemIDs.count)]
+            }
+        }
         metrics.recordRecommendations(recommendations, newUser: tracker.recommended(ids, to: user))
         if wantsJSON {
             return try Self.json(

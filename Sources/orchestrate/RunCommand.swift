@@ -64,14 +64,17 @@ struct ValidateCommand: AsyncParsableCommand {
     struct Report: Encodable {
         var valid: Bool
         var issues: [ValidationIssue]
+        var warnings: [String] = []
     }
 
     func run() async throws {
         do {
             let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
+            let warnings = loaded.judgePowerWarnings()
             if output == .json {
-                try printJSON(Report(valid: true, issues: []))
+                try printJSON(Report(valid: true, issues: [], warnings: warnings))
             } else {
+                for warning in warnings { printError("warning: \(warning)") }
                 let parts = [
                     "\(loaded.stages.count) stage\(loaded.stages.count == 1 ? "" : "s") (\(loaded.stages.map(\.name).joined(separator: ", ")))",
                     loaded.deploy.map { "deploy on \($0.runtime)" }, loaded.traffic.map { "traffic steps \($0.steps)" },

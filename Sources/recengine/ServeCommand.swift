@@ -17,6 +17,12 @@ struct ServeCommand: AsyncParsableCommand {
     var stateFile: String?
     @Option(help: "Share of /recommend answers to fail with 500 on purpose (0 to 1), for rollback drills.")
     var faultRate = 0.0
+    @Option(help: "Fault for drills: share of the movies in each answer replaced by random ones (a known-worse model).")
+    var faultRandomShare = 0.0
+    @Option(help: "Fault for drills: milliseconds added to a share (--fault-latency-share) of /recommend answers.")
+    var faultLatencyMs = 0
+    @Option(help: "Fault for drills: the share of /recommend answers delayed by --fault-latency-ms.")
+    var faultLatencyShare = 0.0
     @Option(help: "Seconds a recommendation can convert (be watched or rated 4+) for the engagement KPI.")
     var engagementWindow = 600
 
@@ -24,6 +30,10 @@ struct ServeCommand: AsyncParsableCommand {
         guard InferenceServer.isValidUserID(color) else { throw ValidationError("--color must be letters, digits and ._+-") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard (0...1).contains(faultRate) else { throw ValidationError("--fault-rate must be from 0 to 1") }
+        guard (0...1).contains(faultRandomShare), (0...1).contains(faultLatencyShare) else {
+            throw ValidationError("--fault-random-share and --fault-latency-share must be from 0 to 1")
+        }
+        guard (0...60_000).contains(faultLatencyMs) else { throw ValidationError("--fault-latency-ms must be from 0 to 60000") }
         guard engagementWindow >= 1 else { throw ValidationError("--engagement-window must be at least 1 second") }
     }
 
@@ -40,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ])
             let configuration = InferenceServerConfiguration(
                 host: host, port: port, color: color, faultRate: faultRate,
+                faults: .init(randomShare: faultRandomShare, latency: .milliseconds(faultLatencyMs), latencyShare: faultLatencyShare),
                 engagement: .init(window: .seconds(engagementWindow)))
             let stateFile = self.stateFile
             try await InferenceServer.run(model: loaded, configuration: configuration, logger: logger) { port in

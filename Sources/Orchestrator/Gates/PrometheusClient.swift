@@ -40,6 +40,29 @@ public struct PrometheusClient: Sendable {
         return try Self.parse(response.body, status: response.status)
     }
 
+    /// Runs an instant query and returns every series: its labels and value (NaN values left out).
+    public func queryVector(_ promql: String) async throws -> [(labels: [String: String], value: Double)] {
+        let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))"
+        let response: HTTPClient.Response
+        do {
+            response = try await HTTPClient.get(url, timeout: .seconds(10))
+        } catch {
+            throw QueryError(message: "Prometheus unreachable: \(error)")
+        }
+        guard let json = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any], json["status"] as? String == "success",
+            let data = json["data"] as? [String: Any]
+        else {
+            throw QueryError(message: "Prometheus answered HTTP \(response.status) without a result")
+        }
+        guard data["resultType"] as? String == "vector" else {
+            throw QueryError(message: "the query returned a \(data["resultType"] as? String ?? "missing") result; a histogram needs an instant vector by le")
+        }
+        return (data["result"] as? [[String: Any]] ?? []).compactMap { series in
+            guard let pair = series["value"] as? [Any], pair.count == 2, let text = pair[1] as? String, let value = Double(text), !value.isNaN else { return nil }
+            return (series["metric"] as? [String: String] ?? [:], value)
+        }
+    }
+
     static func parse(_ body: Data, status: Int) throws -> Sample {
         guard let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
             throw QueryError(message: "Prometheus answered HTTP \(status) without a JSON body")

@@ -140,9 +140,15 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
             public var finishedOn: Date?
             public var passed: Bool?
             public var measurements: [GateMeasurement]
+            /// Every look of the judge at this step, and its decision.
+            public var judge: [JudgeLook]? = nil
+            public var judgeDecision: JudgeLook.Decision? = nil
+            public var judgeRule: String? = nil
 
             enum CodingKeys: String, CodingKey {
-                case weight, passed, measurements
+                case weight, passed, measurements, judge
+                case judgeDecision = "judge_decision"
+                case judgeRule = "judge_rule"
                 case startedOn = "started_on"
                 case finishedOn = "finished_on"
             }

@@ -59,6 +59,10 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "test", kind: .outputPath, defaultValue: nil),
                 .init(name: "testSize", kind: .number(0.0001...0.9999), defaultValue: .number(0.2)),
                 .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(42)),
+                .init(name: "mode", kind: .choice(["random", "temporal"]), defaultValue: .string("random")),
+                .init(name: "lastN", kind: .integer(0...1_000_000), defaultValue: .integer(0)),
+                .init(name: "futureShare", kind: .number(0...0.9), defaultValue: .number(0)),
+                .init(name: "future", kind: .outputPath, defaultValue: nil),
             ]
         case .train:
             [
@@ -85,6 +89,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     var optionalParameters: Set<String> {
         switch self {
         case .train: ["version"]
+        case .split: ["future"]
         case .ingest: ["watches", "rejects", "store"]
         default: []
         }
@@ -94,7 +99,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     public var metrics: [String] {
         switch self {
         case .ingest: IngestReport.metricNames + ["skipped_rows", "skipped_share"]
-        case .split: ["train_ratings", "test_ratings"]
+        case .split: ["train_ratings", "test_ratings", "future_ratings"]
         case .train: ["train_rmse", "train_mae", "baseline_train_rmse", "fit_seconds"]
         case .evaluate:
             [
@@ -127,7 +132,11 @@ extension BuiltinStage {
             }
         case .split:
             arguments = ["split"] + option("--ratings", "ratings") + option("--train", "train") + option("--test", "test")
-                + option("--test-size", "testSize") + option("--seed", "seed")
+                + option("--test-size", "testSize") + option("--seed", "seed") + option("--mode", "mode")
+            if value("mode") == "temporal" {
+                arguments += option("--last-n", "lastN")
+                if parameters["future"] != nil { arguments += option("--future-share", "futureShare") + option("--future", "future") }
+            }
         case .train:
             arguments = ["train"] + option("--ratings", "ratings") + option("--out", "model") + option("--factors", "factors")
                 + option("--epochs", "epochs") + option("--lr", "lr") + option("--reg", "reg") + option("--init-std", "initStd")

@@ -189,6 +189,93 @@ public struct TrafficSpec: Sendable, Codable, Equatable {
 public struct AnalysisSpec: Sendable, Codable, Equatable {
     public var prometheus: String
     public var gates: [PromQLGate]
+    /// The statistical comparison of the new colour with the live one, at every step.
+    public var judge: JudgeSpec?
+}
+
+/// `analysis.judge`: the new colour against the live one over the same window, metric by metric,
+/// with always-valid confidence intervals (looked at every `interval`, valid however often), a
+/// per-metric verdict (Pass, High, Low, NoData), and a weighted score with Kayenta's semantics
+/// (100 × passed / counted) against `marginal` and `pass`.
+public struct JudgeSpec: Sendable, Codable, Equatable {
+    public enum Inconclusive: String, Sendable, Codable, CaseIterable {
+        /// The step fails (rolls back).
+        case fail
+        /// Traffic is held where it is until `orchestrate promote` or `abort`.
+        case hold
+    }
+
+    public struct Metric: Sendable, Codable, Equatable {
+        public enum Kind: Sendable, Codable, Equatable {
+            /// Successes over trials, each a PromQL counter expression with `{{color}}`.
+            case proportion(successes: String, trials: String)
+            /// A histogram's cumulative buckets (`sum by (le) (..._bucket{color="{{color}}"})`),
+            /// compared at each quantile: the share of the new colour's requests above the live
+            /// colour's quantile, against the live colour's own share.
+            case histogram(buckets: String, quantiles: [Double])
+        }
+
+        public enum Direction: String, Sendable, Codable, CaseIterable {
+            /// A rise is a regression (errors, latency).
+            case increase
+            /// A fall is a regression (engagement).
+            case decrease
+        }
+
+        public enum NoData: String, Sendable, Codable, CaseIterable {
+            /// NoData is not counted in the score (Kayenta).
+            case ignore
+            case fail
+            case pass
+        }
+
+        public var name: String
+        public var kind: Kind
+        /// Which way is bad.
+        public var bad: Direction
+        /// The regression that matters: relative to the live colour (0.1: 10 % worse), or with
+        /// `absolute`, in the metric's own unit (0.02: two points of error rate).
+        public var effect: Double
+        public var absolute: Bool
+        /// The expected rate, for the plan's power figures (proportions; a histogram's is the share above each quantile).
+        public var baseline: Double?
+        /// A regression of this metric fails the step whatever the score.
+        public var critical: Bool
+        public var weight: Double
+        public var onNoData: NoData
+        /// Trials each colour needs before the metric is judged at all.
+        public var minTrials: Int
+        /// Trials per request, for the plan's power figures (engagement: recommended movies per request).
+        public var trialsPerRequest: Double = 1
+
+        enum CodingKeys: String, CodingKey {
+            case name, kind, bad, effect, absolute, baseline, critical, weight
+            case onNoData = "on_no_data"
+            case minTrials = "min_trials"
+            case trialsPerRequest = "trials_per_request"
+        }
+    }
+
+    public var metrics: [Metric]
+    /// 1 − alpha of every interval.
+    public var confidence: Double
+    /// How often the judge looks.
+    public var interval: PipelineDuration
+    /// How long a step may be extended while the judge has not decided.
+    public var maxWait: PipelineDuration
+    public var onInconclusive: Inconclusive
+    /// Score thresholds: below `marginal` fails, from `pass` passes, between is inconclusive.
+    public var marginal: Double
+    public var pass: Double
+    /// Requests per second through nginx, for the plan's power figures when Prometheus cannot say.
+    public var expectedRate: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case metrics, confidence, interval, marginal, pass
+        case maxWait = "max_wait"
+        case onInconclusive = "on_inconclusive"
+        case expectedRate = "expected_rate"
+    }
 }
 
 public struct PromQLGate: Sendable, Codable, Equatable {

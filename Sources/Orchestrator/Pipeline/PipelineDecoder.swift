@@ -213,7 +213,25 @@ struct PipelineDecoder {
             if let value { values[parameter.name] = value } else { complete = false }
         }
         if kind == .ingest, complete { checkIngest(&values, map: map, path: withPath) }
+        if kind == .split, complete { checkSplit(values, map: map, path: withPath) }
         return complete ? values : nil
+    }
+
+    /// A temporal split's options go with `mode: temporal`; a future share needs its file.
+    private func checkSplit(_ values: [String: ParameterValue], map: [String: Node], path: String) {
+        let temporal = values["mode"] == .string("temporal")
+        for name in ["lastN", "futureShare", "future"] where map[name] != nil && !temporal {
+            reader.report(map[name], "\(path).\(name)", "\(name) goes with mode: temporal")
+        }
+        let share: Double =
+            switch values["futureShare"] {
+            case .number(let value)?: value
+            case .integer(let value)?: Double(value)
+            default: 0
+            }
+        if temporal && (share > 0) != (values["future"] != nil) {
+            reader.report(map["futureShare"] ?? map["future"], "\(path).futureShare", "futureShare and future go together: the share of the newest ratings and the file they go to")
+        }
     }
 
     /// A ratings file is a file; a movie log ingest keeps its store next to its output by default.
@@ -353,7 +371,7 @@ struct PipelineDecoder {
     }
 
     private func decodeAnalysis(_ node: Node) -> AnalysisSpec? {
-        guard let map = reader.mapping(node, "analysis", allowed: ["prometheus", "gates"]) else { return nil }
+        guard let map = reader.mapping(node, "analysis", allowed: ["prometheus", "gates", "judge"]) else { return nil }
         var prometheus: String?
         if let node = reader.required(map, "prometheus", "analysis", in: node), let url = reader.nonEmptyString(node, "analysis.prometheus") {
             if (url.hasPrefix("http://") || url.hasPrefix("https://")) && URL(string: url)?.host != nil {
@@ -373,8 +391,139 @@ struct PipelineDecoder {
                 }
             }
         }
+        let judge = map["judge"].flatMap(decodeJudge)
         guard let prometheus else { return nil }
-        return AnalysisSpec(prometheus: prometheus, gates: gates)
+        return AnalysisSpec(prometheus: prometheus, gates: gates, judge: judge)
+    }
+
+    private func decodeJudge(_ node: Node) -> JudgeSpec? {
+        let path = "analysis.judge"
+        guard
+            let map = reader.mapping(
+                node, path, allowed: ["metrics", "confidence", "interval", "maxWait", "onInconclusive", "marginal", "pass", "expectedRate"])
+        else { return nil }
+        var spec = JudgeSpec(
+            metrics: [], confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60), onInconclusive: .fail, marginal: 50, pass: 75, expectedRate: nil)
+        if let value = map["confidence"].flatMap({ reader.double($0, "\(path).confidence") }) {
+            if value >= 0.5 && value < 1 { spec.confidence = value } else { reader.report(map["confidence"], "\(path).confidence", "must be from 0.5 to below 1, e.g. 0.95") }
+        }
+        if let value = map["interval"].flatMap({ reader.duration($0, "\(path).interval") }) {
+            if value.milliseconds >= 100 { spec.interval = value } else { reader.report(map["interval"], "\(path).interval", "must be at least 100ms") }
+        }
+        if let value = map["maxWait"].flatMap({ reader.duration($0, "\(path).maxWait") }) { spec.maxWait = value }
+        if let value = map["onInconclusive"].flatMap({ reader.choice($0, "\(path).onInconclusive", among: JudgeSpec.Inconclusive.allCases.map(\.rawValue)) }) {
+            spec.onInconclusive = JudgeSpec.Inconclusive(rawValue: value) ?? .fail
+        }
+        for (key, keyPath) in [("marginal", \JudgeSpec.marginal), ("pass", \JudgeSpec.pass)] {
+            guard let value = map[key].flatMap({ reader.double($0, "\(path).\(key)") }) else { continue }
+            if (0...100).contains(value) { spec[keyPath: keyPath] = value } else { reader.report(map[key], "\(path).\(key)", "a score from 0 to 100") }
+        }
+        if spec.marginal > spec.pass { reader.report(node, path, "marginal \(formatNumber(spec.marginal)) is above pass \(formatNumber(spec.pass))") }
+        if let value = map["expectedRate"].flatMap({ reader.double($0, "\(path).expectedRate") }) {
+            if value > 0 { spec.expectedRate = value } else { reader.report(map["expectedRate"], "\(path).expectedRate", "requests per second, above 0") }
+        }
+        guard let metricsNode = reader.required(map, "metrics", path, in: node), let items = reader.sequence(metricsNode, "\(path).metrics") else { return nil }
+        if items.isEmpty { reader.report(metricsNode, "\(path).metrics", "the judge needs at least one metric") }
+        for (index, item) in items.enumerated() {
+            guard let metric = decodeJudgeMetric(item, index: index) else { continue }
+            if spec.metrics.contains(where: { $0.name == metric.name }) {
+                reader.report(item, "\(path).metrics[\(index)].name", "duplicate metric name \"\(metric.name)\"")
+            } else {
+                spec.metrics.append(metric)
+            }
+        }
+        return spec
+    }
+
+    private func decodeJudgeMetric(_ node: Node, index: Int) -> JudgeSpec.Metric? {
+        let fallback = "analysis.judge.metrics[\(index)]"
+        guard
+            let map = reader.mapping(
+                node, fallback,
+                allowed: [
+                    "name", "proportion", "histogram", "quantiles", "bad", "effect", "baseline", "critical", "weight", "onNoData", "minTrials",
+                    "trialsPerRequest",
+                ])
+        else { return nil }
+        let name = reader.required(map, "name", fallback, in: node).flatMap { validName($0, "\(fallback).name") }
+        let path = name.map { "analysis.judge.metrics.\($0)" } ?? fallback
+        func query(_ node: Node?, _ key: String) -> String? {
+            guard let text = reader.nonEmptyString(node, key) else { return nil }
+            if !text.contains("{{color}}") { reader.report(node, key, "the query must select the colour with {{color}} (it is asked once per colour)") }
+            return text
+        }
+        var kind: JudgeSpec.Metric.Kind?
+        switch (map["proportion"], map["histogram"]) {
+        case (let proportion?, nil):
+            if let parts = reader.mapping(proportion, "\(path).proportion", allowed: ["successes", "trials"]),
+                let successes = reader.required(parts, "successes", "\(path).proportion", in: proportion).flatMap({ query($0, "\(path).proportion.successes") }),
+                let trials = reader.required(parts, "trials", "\(path).proportion", in: proportion).flatMap({ query($0, "\(path).proportion.trials") })
+            {
+                kind = .proportion(successes: successes, trials: trials)
+            }
+            if map["quantiles"] != nil { reader.report(map["quantiles"], "\(path).quantiles", "quantiles go with histogram:") }
+        case (nil, let histogram?):
+            var quantiles = [0.5, 0.95, 0.99]
+            if let node = map["quantiles"], let list = reader.sequence(node, "\(path).quantiles") {
+                let values = list.enumerated().compactMap { reader.double($1, "\(path).quantiles[\($0)]") }
+                if values.count == list.count {
+                    if values.isEmpty || values.contains(where: { $0 <= 0 || $0 >= 1 }) {
+                        reader.report(node, "\(path).quantiles", "quantiles lie strictly between 0 and 1, e.g. [0.5, 0.95, 0.99]")
+                    } else {
+                        quantiles = values
+                    }
+                }
+            }
+            if let buckets = query(histogram, "\(path).histogram") { kind = .histogram(buckets: buckets, quantiles: quantiles) }
+        case (nil, nil):
+            reader.report(node, path, "a judge metric needs proportion: {successes, trials} or histogram: QUERY")
+        case (_?, _?):
+            reader.report(node, path, "proportion: and histogram: exclude each other")
+        }
+        let bad = reader.required(map, "bad", path, in: node).flatMap {
+            reader.choice($0, "\(path).bad", among: JudgeSpec.Metric.Direction.allCases.map(\.rawValue)).flatMap(JudgeSpec.Metric.Direction.init)
+        }
+        // effect: 0.1 (relative to live) or effect: {absolute: 0.02} / {relative: 0.1}.
+        var effect = 0.1
+        var absolute = false
+        if let node = map["effect"] {
+            var value: Double?
+            if case .mapping = node, let parts = reader.mapping(node, "\(path).effect", allowed: ["relative", "absolute"]) {
+                if parts.count != 1 { reader.report(node, "\(path).effect", "give one of relative: or absolute:") }
+                absolute = parts["absolute"] != nil
+                value = (parts["absolute"] ?? parts["relative"]).flatMap { reader.double($0, "\(path).effect") }
+            } else {
+                value = reader.double(node, "\(path).effect")
+            }
+            if let value {
+                if value > 0 && value <= (absolute ? 1 : 10) {
+                    effect = value
+                } else {
+                    reader.report(node, "\(path).effect", absolute ? "an absolute change above 0 and at most 1" : "a relative change above 0, e.g. 0.1 for 10 %")
+                }
+            }
+        }
+        var baseline: Double?
+        if let value = map["baseline"].flatMap({ reader.double($0, "\(path).baseline") }) {
+            if value > 0 && value < 1 { baseline = value } else { reader.report(map["baseline"], "\(path).baseline", "an expected rate strictly between 0 and 1") }
+        }
+        let critical = map["critical"].flatMap { reader.bool($0, "\(path).critical") } ?? false
+        var weight = 1.0
+        if let value = map["weight"].flatMap({ reader.double($0, "\(path).weight") }) {
+            if value > 0 { weight = value } else { reader.report(map["weight"], "\(path).weight", "must be above 0") }
+        }
+        let onNoData = map["onNoData"].flatMap {
+            reader.choice($0, "\(path).onNoData", among: JudgeSpec.Metric.NoData.allCases.map(\.rawValue)).flatMap(JudgeSpec.Metric.NoData.init)
+        } ?? .fail
+        let minTrials = map["minTrials"].flatMap { reader.int($0, "\(path).minTrials", range: 1...1_000_000) } ?? 30
+        var trialsPerRequest = 1.0
+        if let value = map["trialsPerRequest"].flatMap({ reader.double($0, "\(path).trialsPerRequest") }) {
+            if value > 0 { trialsPerRequest = value } else { reader.report(map["trialsPerRequest"], "\(path).trialsPerRequest", "must be above 0") }
+        }
+        guard let name, let kind, let bad else { return nil }
+        return JudgeSpec.Metric(
+            name: name, kind: kind, bad: bad, effect: effect, absolute: absolute, baseline: baseline, critical: critical, weight: weight, onNoData: onNoData,
+            minTrials: minTrials, trialsPerRequest: trialsPerRequest)
     }
 
     private func decodePromQLGate(_ node: Node, index: Int) -> PromQLGate? {

@@ -154,7 +154,13 @@ struct Planner {
             for gate in pipeline.analysis?.gates ?? [] where live != nil || !gate.query.contains("{{live}}") {
                 queries[gate.name] = gate.resolvedQuery(color: target, live: live?.color ?? "none", release: releaseID)
             }
-            return RunPlan.PlannedStep(step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries)
+            var step = RunPlan.PlannedStep(step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries)
+            if let judge = pipeline.analysis?.judge, let rate = judge.expectedRate, live != nil, weight < 100 {
+                let hold = (traffic?.wait.duration ?? .zero).seconds
+                step.power = JudgeRules(spec: judge).power(rate: rate, weight: weight, seconds: hold)
+                step.powerAtMaxWait = JudgeRules(spec: judge).power(rate: rate, weight: weight, seconds: max(hold, judge.maxWait.duration.seconds))
+            }
+            return step
         }
         return RunPlan.Rollout(
             runtime: runtime.name, service: deploy.service, model: deploy.model ?? "", live: live, target: target, health: deploy.health, steps: steps,

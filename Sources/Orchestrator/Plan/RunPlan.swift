@@ -53,11 +53,33 @@ public struct RunPlan: Sendable, Codable, Equatable {
         public var liveWeight: Int
         /// Every PromQL query as it will be sent at this step.
         public var queries: [String: String]
+        /// What the judge can detect at this step, at the end of the hold and at `maxWait`.
+        public var power: [Power] = []
+        public var powerAtMaxWait: [Power] = []
 
         enum CodingKeys: String, CodingKey {
-            case step, queries
+            case step, queries, power
             case newWeight = "new_weight"
             case liveWeight = "live_weight"
+            case powerAtMaxWait = "power_at_max_wait"
+        }
+    }
+
+    /// The smallest regression of a metric the judge can detect with the traffic a step gets.
+    public struct Power: Sendable, Codable, Equatable {
+        public var metric: String
+        /// Trials the new colour gathers.
+        public var newTrials: Double
+        /// Relative to live (or absolute, as the metric's `effect`).
+        public var detectable: Double
+        public var declared: Double
+        public var absolute: Bool
+
+        public var sufficient: Bool { detectable <= declared }
+
+        enum CodingKeys: String, CodingKey {
+            case metric, detectable, declared, absolute
+            case newTrials = "new_trials"
         }
     }
 
@@ -213,6 +235,15 @@ extension RunPlan {
                 for (gate, query) in step.queries.sorted(by: { $0.key < $1.key }) {
                     lines.append("    query \(gate): \(query)")
                 }
+                for (power, extended) in zip(step.power, step.powerAtMaxWait) {
+                    func text(_ value: Double) -> String { power.absolute ? formatNumber((value * 10000).rounded() / 10000) : "\(formatNumber((value * 1000).rounded() / 10)) %" }
+                    let verdict =
+                        power.sufficient
+                        ? "can decide within the hold"
+                        : extended.sufficient ? "cannot within the hold; the step extends up to maxWait, where it can (\(text(extended.detectable)))"
+                        : "CANNOT even at maxWait (\(text(extended.detectable))): the step will end inconclusive unless the effect is larger"
+                    lines.append("    judge \(power.metric): ~\(Int(power.newTrials)) trials on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)")
+                }
             }
             if let live = rollout.live {
                 lines.append("  after the last step: " + (rollout.stopOld ? "stop \(live.color) after a drain of \(rollout.drain)" : "keep \(live.color) running"))
@@ -230,6 +261,23 @@ extension RunPlan {
                 lines.append(
                     "  gate \(gate.name): \(bounds.joined(separator: " and ")), \(gate.count) measurement(s) every \(gate.interval) after \(gate.initialDelay), "
                         + "failureLimit \(gate.failureLimit), consecutiveErrorLimit \(gate.consecutiveErrorLimit), no data: \(gate.onNoData.rawValue)")
+            }
+            if let judge = analysis.judge {
+                lines.append(
+                    "  judge against the live colour: \(formatNumber(judge.confidence * 100)) % always-valid intervals, a look every \(judge.interval), "
+                        + "steps extend up to \(judge.maxWait) while undecided; score pass ≥ \(formatNumber(judge.pass)), marginal ≥ \(formatNumber(judge.marginal)); "
+                        + "inconclusive: \(judge.onInconclusive.rawValue)")
+                for metric in judge.metrics {
+                    let effect = metric.absolute ? "\(formatNumber(metric.effect)) absolute" : "\(formatNumber(metric.effect * 100)) % of live"
+                    let kind: String =
+                        switch metric.kind {
+                        case .proportion(let successes, let trials): "\(successes) / \(trials)"
+                        case .histogram(let buckets, let quantiles): "\(buckets) above live's \(quantiles.map { "p\(formatNumber($0 * 100))" }.joined(separator: ", "))"
+                        }
+                    lines.append(
+                        "    \(metric.name)\(metric.critical ? " (critical)" : ""): \(kind); bad: \(metric.bad.rawValue) by more than \(effect); weight \(formatNumber(metric.weight)), no data: \(metric.onNoData.rawValue)")
+                }
+                if judge.expectedRate == nil { lines.append("    (declare judge.expectedRate, requests per second, to see what each step can detect)") }
             }
         }
         if let hooks = rollout?.hooks {

@@ -121,13 +121,16 @@ struct RolloutExecutor {
             progress("step \(index + 1)/\(plan.steps.count): \(target) \(step.newWeight)%\(live.map { ", \($0.color) \(step.liveWeight)%" } ?? "")")
             var verdict = await hold(step: step)
             record.measurements = verdict.measurements
+            record.judge = verdict.judge?.looks
+            record.judgeDecision = verdict.judge?.decision
+            record.judgeRule = verdict.judge?.rule
             record.passed = verdict.passed
             record.finishedOn = Date()
             try await journal.updateRecord { $0.rollout?.steps.append(record) }
             for request in verdict.requests {
                 try await journal.event(request == "abort" ? .abort : .promote, "orchestrate \(request) at \(step.newWeight)%")
             }
-            if verdict.stop == nil && !verdict.passed && !plan.automaticRollback {
+            if verdict.stop == nil && !verdict.passed && (!plan.automaticRollback || verdict.holdWhenInconclusive) {
                 verdict = try await holdForDecision(step: step, failure: verdict.failure ?? "a gate failed", verdict: verdict)
             }
             if let stop = verdict.stop {
@@ -187,6 +190,9 @@ struct RolloutExecutor {
         /// Manual requests honoured during the step, for the record.
         var requests: [String] = []
         var stop: Stop?
+        var judge: StepJudge.Result?
+        /// The judge ended inconclusive under `onInconclusive: hold`: wait for the operator.
+        var holdWhenInconclusive = false
     }
 
     /// Holds a step for its wait while the gates measure and the during-step hooks run; ends
@@ -215,6 +221,17 @@ struct RolloutExecutor {
                     let result = await analysis.run()
                     analysisResult.set(result)
                 }
+            }
+            let judgeResult = SharedValue<StepJudge.Result?>(nil)
+            // At 100 % the live colour gets no traffic left to compare with.
+            let judging = pipeline.analysis?.judge != nil && live != nil && prometheus != nil && step.newWeight < 100
+            if judging, let spec = pipeline.analysis?.judge, let live, let prometheus {
+                let judge = StepJudge(spec: spec, prometheus: prometheus, target: target, live: live.color, report: { [progress] look in
+                    let metrics = look.metrics.map { "\($0.metric) \($0.classification.rawValue)" }.joined(separator: ", ")
+                    progress("    judge \(String(format: "%.1f", look.elapsed)) s: \(metrics) -> \(look.decision.rawValue) (\(look.rule))")
+                })
+                let deadline = max(spec.maxWait.duration, wait)
+                group.addTask { judgeResult.set(await judge.run(deadline: deadline)) }
             }
             defer { group.cancelAll() }
             var verdict = Verdict()
@@ -247,24 +264,46 @@ struct RolloutExecutor {
                     if !result.passed {
                         verdict.passed = false
                         verdict.failure = result.failure
+                        verdict.judge = judgeResult.get()
                         return verdict
                     }
                 }
-                let waited = clock.now - started >= wait || skipWait
-                if waited && (!measuring || result != nil) { return verdict }
+                let judged = judgeResult.get()
+                if let judged {
+                    verdict.judge = judged
+                    switch judged.decision {
+                    case .fail:
+                        verdict.passed = false
+                        verdict.failure = "judge: \(judged.rule)"
+                        return verdict
+                    case .inconclusive:
+                        verdict.passed = false
+                        verdict.failure = "judge: inconclusive: \(judged.rule)"
+                        verdict.holdWhenInconclusive = pipeline.analysis?.judge?.onInconclusive == .hold
+                        return verdict
+                    case .pass, .undecided:
+                        break
+                    }
+                }
+                // A step ends once its wait passed, or early once the judge decided; never before
+                // the PromQL gates and the judge are done.
+                let waited = clock.now - started >= wait || skipWait || judged?.decision == .pass
+                if waited && (!measuring || result != nil) && (!judging || judged != nil || skipWait) { return verdict }
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
     }
 
-    /// Under `rollback.automatic: false`, a failed gate holds the traffic where it is until an
-    /// operator decides: `orchestrate abort` rolls back, `orchestrate promote` goes on.
+    /// Under `rollback.automatic: false` (a failed gate) or `judge.onInconclusive: hold`, the
+    /// traffic is held where it is until an operator decides: `orchestrate abort` rolls back,
+    /// `orchestrate promote` goes on.
     func holdForDecision(step: RunPlan.PlannedStep, failure: String, verdict: Verdict) async throws -> Verdict {
         var verdict = verdict
         try await journal.update { $0.phase = .holding }
-        try await journal.event(.hold, "\(failure); rollback.automatic is false: holding at \(step.newWeight)%")
+        let why = verdict.holdWhenInconclusive ? "judge.onInconclusive is hold" : "rollback.automatic is false"
+        try await journal.event(.hold, "\(failure); \(why): holding at \(step.newWeight)%")
         progress("hold: \(failure)")
-        progress("hold: rollback.automatic is false: traffic stays at \(target) \(step.newWeight)%; `orchestrate abort` rolls back, `orchestrate promote` goes on")
+        progress("hold: \(why): traffic stays at \(target) \(step.newWeight)%; `orchestrate abort` rolls back, `orchestrate promote` goes on")
         while true {
             if let signal = interruption.signal {
                 verdict.stop = .interrupted(signal)
@@ -277,7 +316,7 @@ struct RolloutExecutor {
                 return verdict
             case .promote?, .promoteFull?:
                 try await journal.event(.promote, "orchestrate promote at \(step.newWeight)% despite: \(failure)")
-                progress("hold: promoted by the operator despite the failed gate")
+                progress("hold: promoted by the operator despite: \(failure)")
                 verdict.passed = true
                 verdict.failure = nil
                 try await journal.update { $0.phase = .shifting }

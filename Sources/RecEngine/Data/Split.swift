@@ -45,3 +45,87 @@ public enum Split {
         return rows
     }
 }
+
+extension Split {
+    /// A split by time, for an online experiment no model has seen and an offline test that looks
+    /// like tomorrow: the newest `futureShare` of all ratings is reserved (the "future", replayed
+    /// online, trained on by no release while it is the newest), then of the rest either each
+    /// user's last `lastN` ratings (users keep at least one rating for training) or, with `lastN`
+    /// 0, the newest `testSize` go to the test side. Ties in time keep the file's order.
+    ///
+    /// - Parameter times: seconds of each row (see `Split.time(of:)`).
+    /// - Throws: `RecEngineError` `.invalidArgument` for shares outside their range or a side left empty.
+    public static func temporal(
+        times: [Double], users: [Int32], testSize: Double, lastN: Int, futureShare: Double
+    ) throws -> (train: [Int], test: [Int], future: [Int]) {
+        guard futureShare >= 0, futureShare < 1 else {
+            throw RecEngineError(.invalidArgument, "--future-share must be from 0 to below 1, got \(futureShare)")
+        }
+        guard lastN >= 0 else { throw RecEngineError(.invalidArgument, "--last-n must be 0 or more, got \(lastN)") }
+        let order = times.indices.sorted { times[$0] < times[$1] || (times[$0] == times[$1] && $0 < $1) }
+        let futureCount = Int((futureShare * Double(order.count)).rounded(.up))
+        let future = Array(order.suffix(futureCount))
+        let rest = Array(order.prefix(order.count - futureCount))
+        var train: [Int] = []
+        var test: [Int] = []
+        if lastN > 0 {
+            var byUser: [Int32: [Int]] = [:]
+            for row in rest { byUser[users[row], default: []].append(row) }
+            for rows in byUser.values {
+                let held = min(lastN, rows.count - 1)
+                train += rows.prefix(rows.count - held)
+                test += rows.suffix(held)
+            }
+            train.sort { times[$0] < times[$1] || (times[$0] == times[$1] && $0 < $1) }
+            test.sort { times[$0] < times[$1] || (times[$0] == times[$1] && $0 < $1) }
+        } else {
+            guard testSize > 0, testSize < 1 else {
+                throw RecEngineError(.invalidArgument, "--test-size must be between 0 and 1 (exclusive), got \(testSize)")
+            }
+            let testCount = Int((testSize * Double(rest.count)).rounded(.up))
+            train = Array(rest.prefix(rest.count - testCount))
+            test = Array(rest.suffix(testCount))
+        }
+        guard !train.isEmpty, !test.isEmpty else {
+            throw RecEngineError(.invalidArgument, "a temporal split of \(times.count) ratings leaves an empty side (train \(train.count), test \(test.count))")
+        }
+        return (train, test, future)
+    }
+
+    /// The time of a rating, in seconds: a Unix time (MovieLens `u.data`) or an ISO 8601 date and
+    /// time as the movie log writes it (`2022-03-18T05:53:29`, fractions and a `Z` allowed), read
+    /// as UTC. nil when it is neither.
+    public static func time(of text: String) -> Double? {
+        if let seconds = Double(text), seconds.isFinite { return seconds }
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[range] {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        guard bytes.count >= 19, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84 || bytes[10] == 32, bytes[13] == 58, bytes[16] == 58,
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13), let minute = number(14..<16),
+            let second = number(17..<19), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var fraction = 0.0
+        if bytes.count > 19 && bytes[19] == 46 {
+            var scale = 0.1
+            for byte in bytes[20...] where byte >= 48 && byte <= 57 {
+                fraction += Double(byte - 48) * scale
+                scale /= 10
+            }
+        }
+        // Days from the civil date (Howard Hinnant's algorithm), UTC.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return Double(days * 86_400 + hour * 3600 + minute * 60 + second) + fraction
+    }
+}

@@ -1,0 +1,366 @@
+public import Foundation
+import RecEngine
+import StrictYAML
+
+/// What the judge saw of one metric at one look, and what it decided: the counts of each colour,
+/// the statistic, its always-valid interval, the margin, the classification and the rule.
+public struct MetricJudgement: Sendable, Codable, Equatable {
+    public enum Classification: String, Sendable, Codable, Equatable {
+        /// Not worse than the margin, at the confidence level.
+        case pass = "Pass"
+        /// Higher than the live colour by more than the margin (a regression when `bad: increase`).
+        case high = "High"
+        /// Lower than the live colour by more than the margin (a regression when `bad: decrease`).
+        case low = "Low"
+        /// Not enough data (fewer than `minTrials` for a colour, or no series).
+        case noData = "NoData"
+        /// The interval still straddles the margin.
+        case undecided = "Undecided"
+    }
+
+    /// One comparison: the whole metric (a proportion), or one quantile of a histogram.
+    public struct Comparison: Sendable, Codable, Equatable {
+        /// nil for a proportion; the quantile for a histogram.
+        public var quantile: Double?
+        /// For a histogram: the live colour's bucket boundary at that quantile (seconds).
+        public var threshold: Double?
+        public var newSuccesses: Double
+        public var newTrials: Double
+        public var liveSuccesses: Double
+        public var liveTrials: Double
+        /// new − live of the adjusted rates, and its always-valid interval.
+        public var difference: Double
+        public var lower: Double
+        public var upper: Double
+        /// The regression that matters, in the rate's unit.
+        public var margin: Double
+        public var classification: Classification
+
+        enum CodingKeys: String, CodingKey {
+            case quantile, threshold, difference, lower, upper, margin, classification
+            case newSuccesses = "new_successes"
+            case newTrials = "new_trials"
+            case liveSuccesses = "live_successes"
+            case liveTrials = "live_trials"
+        }
+    }
+
+    public var metric: String
+    public var classification: Classification
+    public var comparisons: [Comparison]
+    /// Why, in words.
+    public var rule: String
+    public var critical: Bool
+    public var weight: Double
+    /// Set when a query failed.
+    public var error: String?
+}
+
+/// One look of the judge at a step.
+public struct JudgeLook: Sendable, Codable, Equatable {
+    public enum Decision: String, Sendable, Codable, Equatable {
+        case pass, fail, inconclusive, undecided
+    }
+
+    public var at: Date
+    /// Seconds since the step started.
+    public var elapsed: Double
+    public var metrics: [MetricJudgement]
+    /// 100 × passed weight / counted weight, once every metric is decided (or at the deadline).
+    public var score: Double?
+    public var decision: Decision
+    /// The rule that decided, in words.
+    public var rule: String
+}
+
+/// Classifies metrics and decides steps from counts: pure, so that it can be tested against
+/// reference values and replayed by `orchestrate explain`.
+struct JudgeRules {
+    var spec: JudgeSpec
+
+    var alpha: Double { 1 - spec.confidence }
+
+    /// The counts of one colour for a proportion, or the cumulative buckets of a histogram.
+    enum Counts: Sendable {
+        case proportion(successes: Double, trials: Double)
+        /// (upper bound `le`, cumulative count), sorted by bound; +Inf last.
+        case histogram([(le: Double, count: Double)])
+    }
+
+    /// Compares one proportion (successes over trials of each colour).
+    func compare(
+        _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double), live: (Double, Double)
+    ) -> MetricJudgement.Comparison {
+        let liveRate = Statistics.adjustedRate(live.0, live.1)
+        let margin = metric.absolute ? metric.effect : metric.effect * liveRate
+        let difference = Statistics.difference(
+            newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin, alpha: alpha)
+        var classification: MetricJudgement.Classification
+        if new.1 < Double(metric.minTrials) || live.1 < Double(metric.minTrials) {
+            classification = .noData
+        } else {
+            switch metric.bad {
+            case .decrease:
+                classification = difference.upper < -margin ? .low : difference.lower > -margin ? .pass : .undecided
+            case .increase:
+                classification = difference.lower > margin ? .high : difference.upper < margin ? .pass : .undecided
+            }
+        }
+        return .init(
+            quantile: quantile, threshold: threshold, newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1,
+            difference: difference.estimate, lower: difference.lower, upper: difference.upper, margin: margin, classification: classification)
+    }
+
+    /// Judges a metric from the counts each colour gathered since the step started.
+    func judge(_ metric: JudgeSpec.Metric, new: Counts?, live: Counts?) -> MetricJudgement {
+        var judgement = MetricJudgement(
+            metric: metric.name, classification: .noData, comparisons: [], rule: "", critical: metric.critical, weight: metric.weight)
+        switch (metric.kind, new, live) {
+        case (.proportion, .proportion(let ns, let nt)?, .proportion(let ls, let lt)?):
+            judgement.comparisons = [compare(metric, new: (ns, nt), live: (ls, lt))]
+        case (.histogram(_, let quantiles), .histogram(let newBuckets)?, .histogram(let liveBuckets)?):
+            let liveTotal = liveBuckets.last?.count ?? 0
+            let newTotal = newBuckets.last?.count ?? 0
+            for quantile in quantiles {
+                // The live colour's quantile, as the bucket boundary that first holds that share.
+                guard liveTotal > 0, let boundary = liveBuckets.first(where: { $0.le.isFinite && $0.count >= quantile * liveTotal }) else {
+                    judgement.comparisons.append(compare(metric, quantile: quantile, new: (0, 0), live: (0, 0)))
+                    continue
+                }
+                let newBelow = newBuckets.first { $0.le == boundary.le }?.count ?? 0
+                judgement.comparisons.append(
+                    compare(metric, quantile: quantile, threshold: boundary.le, new: (newTotal - newBelow, newTotal), live: (liveTotal - boundary.count, liveTotal)))
+            }
+        default:
+            judgement.rule = "no data for a colour"
+            return judgement
+        }
+        let classes = judgement.comparisons.map(\.classification)
+        let worst = classes.first { $0 == .high || $0 == .low }
+        judgement.classification =
+            worst ?? (classes.contains(.noData) ? .noData : classes.contains(.undecided) ? .undecided : .pass)
+        judgement.rule = describe(metric, judgement)
+        return judgement
+    }
+
+    func describe(_ metric: JudgeSpec.Metric, _ judgement: MetricJudgement) -> String {
+        let level = "\(formatNumber(spec.confidence * 100)) %"
+        let worse = metric.bad == .decrease ? "below" : "above"
+        let margin = metric.absolute ? "\(formatNumber(metric.effect)) (absolute)" : "\(formatNumber(metric.effect * 100)) % of live"
+        let parts = judgement.comparisons.map { comparison -> String in
+            let at = comparison.quantile.map { "above live's p\(formatNumber($0 * 100)) (\(comparison.threshold.map { formatNumber($0) } ?? "?") s): " } ?? ""
+            return at + String(
+                format: "new %.0f/%.0f, live %.0f/%.0f, difference %+.4f in [%+.4f, %+.4f], margin %.4f", comparison.newSuccesses, comparison.newTrials,
+                comparison.liveSuccesses, comparison.liveTrials, comparison.difference, comparison.lower, comparison.upper, comparison.margin)
+        }.joined(separator: "; ")
+        let verdict =
+            switch judgement.classification {
+            case .pass: "not \(worse) live by more than \(margin) at \(level)"
+            case .high, .low: "\(worse) live by more than \(margin) at \(level)"
+            case .noData: "fewer than \(metric.minTrials) trials for a colour"
+            case .undecided: "the \(level) interval still straddles the margin (\(margin))"
+            }
+        return "\(judgement.classification.rawValue): \(verdict) — \(parts)"
+    }
+
+    /// The smallest regression a look with these trials can decide for a rate near `rate`: the
+    /// margin m at which the always-valid interval (tuned to m) is no wider than m.
+    func detectableMargin(rate: Double, newTrials: Double, liveTrials: Double) -> Double {
+        var low = 1e-9
+        var high = 1.0
+        for _ in 0..<80 {
+            let margin = (low + high) / 2
+            let width = Statistics.detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials, mixture: margin * margin, alpha: alpha)
+            if width <= margin { high = margin } else { low = margin }
+        }
+        return high
+    }
+
+    /// The power of one step for each metric with a known baseline: the regression detectable
+    /// after `seconds` at `weight` percent of `rate` requests per second, in the unit of the
+    /// metric's `effect` (relative to live, or absolute), and whether it reaches the declared one.
+    func power(rate: Double, weight: Int, seconds: Double) -> [RunPlan.Power] {
+        spec.metrics.compactMap { metric -> RunPlan.Power? in
+            let requests = rate * seconds
+            let newTrials = requests * Double(weight) / 100 * metric.trialsPerRequest
+            let liveTrials = requests * Double(100 - weight) / 100 * metric.trialsPerRequest
+            let rates: [Double]
+            switch metric.kind {
+            case .proportion:
+                guard let baseline = metric.baseline else { return nil }
+                rates = [baseline]
+            case .histogram(_, let quantiles):
+                rates = quantiles.map { 1 - $0 }
+            }
+            let worst = rates.map { rate -> Double in
+                let margin = detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials)
+                return metric.absolute ? margin : margin / rate
+            }.max() ?? .infinity
+            return RunPlan.Power(metric: metric.name, newTrials: newTrials, detectable: worst, declared: metric.effect, absolute: metric.absolute)
+        }
+    }
+
+    /// Decides a step from the judgements of one look: a critical regression fails at once; once
+    /// every metric is decided (or at the deadline, where undecided counts as not passed), the
+    /// weighted score is compared with `pass` and `marginal`.
+    func decide(_ judgements: [MetricJudgement], final: Bool) -> (decision: JudgeLook.Decision, score: Double?, rule: String) {
+        if let critical = judgements.first(where: { $0.critical && ($0.classification == .high || $0.classification == .low) }) {
+            return (.fail, nil, "critical metric \(critical.metric) is \(critical.classification.rawValue)")
+        }
+        let pending = judgements.filter { $0.classification == .undecided || ($0.classification == .noData && !final) }
+        if !pending.isEmpty && !final {
+            return (.undecided, nil, "waiting for \(pending.map(\.metric).joined(separator: ", "))")
+        }
+        var counted = 0.0
+        var passed = 0.0
+        var undecided = 0.0
+        for judgement in judgements {
+            let metric = spec.metrics.first { $0.name == judgement.metric }
+            switch judgement.classification {
+            case .pass:
+                counted += judgement.weight
+                passed += judgement.weight
+            case .noData:
+                switch metric?.onNoData ?? .fail {
+                case .ignore: break
+                case .fail: counted += judgement.weight
+                case .pass:
+                    counted += judgement.weight
+                    passed += judgement.weight
+                }
+            case .undecided:
+                counted += judgement.weight
+                undecided += judgement.weight
+            case .high, .low:
+                counted += judgement.weight
+            }
+        }
+        guard counted > 0 else { return (.inconclusive, nil, "no metric could be counted (every one NoData, ignored)") }
+        // Undecided metrics count as not passed; a step fails on the score only if it would fail
+        // even with every undecided metric passed.
+        let score = 100 * passed / counted
+        let best = 100 * (passed + undecided) / counted
+        let text = "score \(formatNumber((score * 10).rounded() / 10)) (pass ≥ \(formatNumber(spec.pass)), marginal ≥ \(formatNumber(spec.marginal)))"
+        if score >= spec.pass { return (.pass, score, text + ": pass") }
+        if best < spec.marginal { return (.fail, score, text + ": fail") }
+        return (.inconclusive, score, text + (undecided > 0 ? ": inconclusive, undecided at the deadline" : ": inconclusive"))
+    }
+}
+
+/// Runs the judge for one step: reads every metric's counters for both colours at the start, then
+/// looks every `interval`, each look comparing what each colour gathered since the start, until the
+/// step is decided or `maxWait` passes.
+struct StepJudge: Sendable {
+    var spec: JudgeSpec
+    var prometheus: PrometheusClient
+    var target: String
+    var live: String
+    var report: @Sendable (JudgeLook) -> Void
+
+    struct Result: Sendable {
+        var looks: [JudgeLook]
+        var decision: JudgeLook.Decision
+        var rule: String
+    }
+
+    var rules: JudgeRules { JudgeRules(spec: spec) }
+
+    func run(deadline: Duration) async -> Result {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let startNew = await read(target)
+        let startLive = await read(live)
+        var looks: [JudgeLook] = []
+        var consecutiveErrors = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: spec.interval.duration)
+            if Task.isCancelled { break }
+            let elapsed = clock.now - started
+            let final = elapsed >= deadline
+            let nowNew = await read(target)
+            let nowLive = await read(live)
+            var judgements: [MetricJudgement] = []
+            for metric in spec.metrics {
+                var judgement = rules.judge(
+                    metric, new: Self.delta(nowNew[metric.name] ?? nil, since: startNew[metric.name] ?? nil),
+                    live: Self.delta(nowLive[metric.name] ?? nil, since: startLive[metric.name] ?? nil))
+                if nowNew[metric.name] == nil || nowLive[metric.name] == nil { judgement.error = "the query failed" }
+                judgements.append(judgement)
+            }
+            consecutiveErrors = judgements.allSatisfy { $0.error != nil } ? consecutiveErrors + 1 : 0
+            let (decision, score, rule) = rules.decide(judgements, final: final)
+            let look = JudgeLook(at: Date(), elapsed: elapsed.seconds, metrics: judgements, score: score, decision: decision, rule: rule)
+            looks.append(look)
+            report(look)
+            if decision != .undecided { return Result(looks: looks, decision: decision, rule: rule) }
+            if consecutiveErrors > 4 { return Result(looks: looks, decision: .fail, rule: "Prometheus did not answer the judge's queries 5 times in a row") }
+        }
+        return Result(looks: looks, decision: .undecided, rule: "stopped")
+    }
+
+    /// Every metric's counters for a colour; a metric whose query failed maps to nil, one
+    /// without data to `.some(nil)`.
+    func read(_ color: String) async -> [String: JudgeRules.Counts?] {
+        var counts: [String: JudgeRules.Counts?] = [:]
+        for metric in spec.metrics {
+            do {
+                switch metric.kind {
+                case .proportion(let successes, let trials):
+                    let total = try await prometheus.query(trials.replacingOccurrences(of: "{{color}}", with: color))
+                    let good = try await prometheus.query(successes.replacingOccurrences(of: "{{color}}", with: color))
+                    if case .value(let trialCount) = total {
+                        // No series of successes (no 5xx yet) is zero of them.
+                        let successCount: Double = if case .value(let value) = good { value } else { 0 }
+                        counts[metric.name] = .some(.proportion(successes: successCount, trials: trialCount))
+                    } else {
+                        counts[metric.name] = .some(nil)
+                    }
+                case .histogram(let buckets, _):
+                    let series = try await prometheus.queryVector(buckets.replacingOccurrences(of: "{{color}}", with: color))
+                    let cumulative = series.compactMap { entry -> (le: Double, count: Double)? in
+                        guard let le = entry.labels["le"].flatMap({ $0 == "+Inf" ? Double.infinity : Double($0) }) else { return nil }
+                        return (le, entry.value)
+                    }.sorted { $0.le < $1.le }
+                    counts[metric.name] = cumulative.isEmpty ? .some(nil) : .some(.histogram(cumulative))
+                }
+            } catch {
+                counts[metric.name] = nil as JudgeRules.Counts??
+            }
+        }
+        return counts
+    }
+
+    /// What a colour gathered since the step started (a counter that restarted counts from zero).
+    static func delta(_ now: JudgeRules.Counts?, since start: JudgeRules.Counts?) -> JudgeRules.Counts? {
+        switch (now, start) {
+        case (.proportion(let s, let t)?, .proportion(let s0, let t0)?):
+            return t >= t0 && s >= s0 ? .proportion(successes: s - s0, trials: t - t0) : .proportion(successes: s, trials: t)
+        case (.histogram(let buckets)?, .histogram(let before)?):
+            let earlier = Dictionary(before.map { ($0.le, $0.count) }, uniquingKeysWith: { first, _ in first })
+            let restarted = buckets.contains { $0.count < (earlier[$0.le] ?? 0) }
+            return .histogram(buckets.map { ($0.le, restarted ? $0.count : $0.count - (earlier[$0.le] ?? 0)) })
+        case (let now?, nil):
+            return now
+        default:
+            return nil
+        }
+    }
+}
+
+extension Pipeline {
+    /// The traffic steps whose judge cannot detect a metric's declared regression even at
+    /// `maxWait`, with `judge.expectedRate` requests per second (empty without one).
+    public func judgePowerWarnings() -> [String] {
+        guard let judge = analysis?.judge, let rate = judge.expectedRate, let traffic else { return [] }
+        let rules = JudgeRules(spec: judge)
+        let seconds = max(traffic.wait.duration.seconds, judge.maxWait.duration.seconds)
+        return traffic.steps.filter { $0 < 100 }.flatMap { weight in
+            rules.power(rate: rate, weight: weight, seconds: seconds).filter { !$0.sufficient }.map { power in
+                let unit = power.absolute ? "" : " (relative to live)"
+                return "analysis.judge: at the \(weight) % step, \(power.metric) can only detect a regression of \(formatNumber((power.detectable * 1000).rounded() / 1000))\(unit) "
+                    + "within maxWait \(judge.maxWait) at \(formatNumber(rate)) requests/s, not the declared \(formatNumber(power.declared)): the step will end inconclusive "
+                    + "unless the effect is larger; raise maxWait or the traffic, or declare a larger effect"
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import CommandLineSupport
+import Foundation
+import Orchestrator
+
+/// `orchestrate explain`: why a release was promoted or rolled back, step by step.
+struct ExplainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain", abstract: "Why a release was promoted or rolled back: every step, gate measurement and judge look, with the rule that decided.")
+
+    @Argument(help: "The release id (orchestrate history lists them); --last for the newest.") var release: String?
+    @Flag(help: "The newest release.") var last = false
+    @OptionGroup var source: HistoryOptions
+    @Option(help: "text or json.") var output: OutputFormat = .text
+
+    struct Explanation: Encodable {
+        var release: String
+        var outcome: String
+        var failure: String?
+        var steps: [ReleaseRecord.RolloutRecord.Step]
+    }
+
+    func validate() throws {
+        if (release == nil) == !last { throw ValidationError("name a release, or give --last") }
+    }
+
+    func run() async throws {
+        let history = try source.resolve()
+        let records = try history.records()
+        guard let record = last ? records.last(where: { $0.rollout != nil }) : records.last(where: { $0.releaseID == release }) else {
+            throw OrchestratorError(
+                .invalidInput, last ? "no release with a rollout in \(history.path)" : "release \(release ?? "") is not in \(history.path)",
+                hint: "orchestrate history lists the releases")
+        }
+        let steps = record.rollout?.steps ?? []
+        if output == .json {
+            try printJSON(Explanation(release: record.releaseID, outcome: record.outcome.rawValue, failure: record.failure, steps: steps))
+            return
+        }
+        print("release \(record.releaseID): \(record.outcome.rawValue)\(record.failure.map { " — \($0)" } ?? "")")
+        if let rollout = record.rollout {
+            print("live \(rollout.live ?? "none"), new \(rollout.target), \(rollout.mode) split")
+        }
+        for (index, step) in steps.enumerated() {
+            let seconds = step.finishedOn.map { String(format: "%.1f s", $0.timeIntervalSince(step.startedOn)) } ?? "unfinished"
+            let verdict = step.passed.map { $0 ? "passed" : "FAILED" } ?? "not decided"
+            print("\nstep \(index + 1): \(rollout(record)) \(step.weight)%, held \(seconds): \(verdict)")
+            for measurement in step.measurements {
+                let value = measurement.value.map { String(format: "%.4g", $0) } ?? measurement.error ?? "-"
+                print("  gate \(measurement.gate) \(measurement.condition): \(value) \(measurement.outcome)")
+            }
+            guard let looks = step.judge, let final = looks.last else { continue }
+            print("  judge: \(looks.count) look(s); \(step.judgeDecision?.rawValue ?? "undecided"): \(step.judgeRule ?? "")")
+            print("    " + ["metric", "verdict", "new", "live", "difference", "interval", "margin"].map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
+            for metric in final.metrics {
+                for comparison in metric.comparisons {
+                    let name = metric.metric + (comparison.quantile.map { " >p\(Int(($0 * 100).rounded()))" } ?? "")
+                    let cells = [
+                        name + (metric.critical ? "*" : ""), metric.classification.rawValue,
+                        String(format: "%.0f/%.0f", comparison.newSuccesses, comparison.newTrials),
+                        String(format: "%.0f/%.0f", comparison.liveSuccesses, comparison.liveTrials),
+                        String(format: "%+.4f", comparison.difference), String(format: "[%+.3f,%+.3f]", comparison.lower, comparison.upper),
+                        String(format: "%.4f", comparison.margin),
+                    ]
+                    print("    " + cells.map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
+                }
+                print("      \(metric.rule)")
+            }
+        }
+    }
+
+    func rollout(_ record: ReleaseRecord) -> String { record.rollout?.target ?? "new" }
+}
