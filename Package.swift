@@ -156,7 +156,8 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport"]
+            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "TrafficTests",

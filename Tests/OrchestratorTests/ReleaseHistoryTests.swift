@@ -87,4 +87,14 @@ import Testing
             #expect(problems.isEmpty)
         }
     }
+
+    /// A record written by an earlier version (before the judge, with its plan) stays readable:
+    /// the history is forever.
+    @Test func aRecordOfAnEarlierVersionStaysReadable() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/record-before-the-judge.json")
+        let line = try Data(contentsOf: fixture).prefix { $0 != UInt8(ascii: "\n") }
+        let record = try ReleaseRecord.decode(Data(line))
+        #expect(record.outcome == .succeeded)
+        #expect(record.plan?.rollout?.steps.first?.power == [])
+    }
 }

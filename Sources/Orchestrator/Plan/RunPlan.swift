@@ -63,6 +63,24 @@ public struct RunPlan: Sendable, Codable, Equatable {
             case liveWeight = "live_weight"
             case powerAtMaxWait = "power_at_max_wait"
         }
+
+        public init(step: Int, newWeight: Int, liveWeight: Int, queries: [String: String]) {
+            self.step = step
+            self.newWeight = newWeight
+            self.liveWeight = liveWeight
+            self.queries = queries
+        }
+
+        /// Records written before the judge have no power figures: they stay readable.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            step = try container.decode(Int.self, forKey: .step)
+            newWeight = try container.decode(Int.self, forKey: .newWeight)
+            liveWeight = try container.decode(Int.self, forKey: .liveWeight)
+            queries = try container.decode([String: String].self, forKey: .queries)
+            power = try container.decodeIfPresent([Power].self, forKey: .power) ?? []
+            powerAtMaxWait = try container.decodeIfPresent([Power].self, forKey: .powerAtMaxWait) ?? []
+        }
     }
 
     /// The smallest regression of a metric the judge can detect with the traffic a step gets.

@@ -87,12 +87,14 @@ struct JudgeRules {
         case histogram([(le: Double, count: Double)])
     }
 
-    /// Compares one proportion (successes over trials of each colour).
+    /// Compares one proportion (successes over trials of each colour). A histogram's relative
+    /// effect is taken against the nominal share above the quantile (5 % above p95): the live
+    /// colour's share at its bucket boundary can be far smaller, which would make any margin moot.
     func compare(
         _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double), live: (Double, Double)
     ) -> MetricJudgement.Comparison {
-        let liveRate = Statistics.adjustedRate(live.0, live.1)
-        let margin = metric.absolute ? metric.effect : metric.effect * liveRate
+        let reference = quantile.map { 1 - $0 } ?? Statistics.adjustedRate(live.0, live.1)
+        let margin = metric.absolute ? metric.effect : metric.effect * reference
         let difference = Statistics.difference(
             newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin, alpha: alpha)
         var classification: MetricJudgement.Classification
