@@ -247,7 +247,7 @@ struct Handlers: Sendable {
                 ids[index] = model.itemIDs[Int.random(in: 0..<model.itemIDs.count)]
             }
         }
-        metrics.recordRecommendations(recommendations, newUser: tracker.recommended(ids, to: user))
+        metrics.recordRecommendations(recommendations, user: user, newUser: tracker.recommended(ids, to: user))
         if wantsJSON {
             return try Self.json(
                 RecommendationBody(

@@ -7,11 +7,11 @@ public struct ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let color: String
     let modelVersion: String
-    private let recommendationsServed: Counter
+    private let recommendationsServed: [Counter]
     private let personalisedAnswers: Counter
     private let popularAnswers: Counter
     private let usersRecommended: Counter
-    private let conversions: [EngagementTracker.Event.Kind: Counter]
+    private let conversions: [EngagementTracker.Event.Kind: [Counter]]
     private let events: [EngagementTracker.Outcome: Counter]
 
     static let latencyBuckets: [Duration] = [
@@ -25,11 +25,12 @@ public struct ServerMetrics: Sendable {
         self.color = color
         self.modelVersion = modelVersion
         let labels = [("color", color), ("model_version", modelVersion)]
-        recommendationsServed = registry.makeCounter(
-            descriptor: .init(
-                namespace: "recengine", metricName: "recommendations_served", unitName: "total",
-                helpText: "Recommended items returned to clients."),
-            labels: labels)
+        let servedDescriptor = MetricNameDescriptor(
+            namespace: "recengine", metricName: "recommendations_served", unitName: "total",
+            helpText: "Recommended items returned to clients, by user bucket.")
+        recommendationsServed = (0..<Self.userBuckets).map {
+            registry.makeCounter(descriptor: servedDescriptor, labels: labels + [("user_bucket", String($0))])
+        }
         let answers = MetricNameDescriptor(
             namespace: "recengine", metricName: "recommendation_answers", unitName: "total",
             helpText: "Recommendation answers, personalised or popular-items fallback for unknown users.")
@@ -44,8 +45,13 @@ public struct ServerMetrics: Sendable {
             namespace: "recengine", metricName: "conversions", unitName: "total",
             helpText: "Recommended movies the user then watched, or rated 4 or more, within the engagement window.")
         conversions = Dictionary(
-            uniqueKeysWithValues: [EngagementTracker.Event.Kind.watch, .rate].map {
-                ($0, registry.makeCounter(descriptor: conversionDescriptor, labels: labels + [("kind", $0.rawValue)]))
+            uniqueKeysWithValues: [EngagementTracker.Event.Kind.watch, .rate].map { kind in
+                (
+                    kind,
+                    (0..<Self.userBuckets).map {
+                        registry.makeCounter(descriptor: conversionDescriptor, labels: labels + [("kind", kind.rawValue), ("user_bucket", String($0))])
+                    }
+                )
             })
         let eventDescriptor = MetricNameDescriptor(
             namespace: "recengine", metricName: "events", unitName: "total", helpText: "User events received, by what they did.")
@@ -77,14 +83,29 @@ public struct ServerMetrics: Sendable {
         ).record(duration)
     }
 
-    func recordRecommendations(_ recommendations: Recommendations, newUser: Bool) {
-        recommendationsServed.increment(by: Int64(recommendations.items.count))
+    /// Users fall into this many buckets by a hash of their id, so that the judge can measure
+    /// how much engagement varies between groups of users (users, not recommendations, are the
+    /// independent units of a sticky split).
+    static let userBuckets = 16
+
+    /// A user's bucket: FNV-1a of the id, independent of the hash nginx splits traffic with.
+    static func userBucket(_ user: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in user.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return Int(hash % UInt64(userBuckets))
+    }
+
+    func recordRecommendations(_ recommendations: Recommendations, user: String, newUser: Bool) {
+        recommendationsServed[Self.userBucket(user)].increment(by: Int64(recommendations.items.count))
         (recommendations.personalised ? personalisedAnswers : popularAnswers).increment()
         if newUser { usersRecommended.increment() }
     }
 
     func recordEvent(_ event: EngagementTracker.Event, outcome: EngagementTracker.Outcome) {
         events[outcome]?.increment()
-        if outcome == .conversion { conversions[event.kind]?.increment() }
+        if outcome == .conversion { conversions[event.kind]?[Self.userBucket(event.user)].increment() }
     }
 }

@@ -11,8 +11,9 @@ import Traffic
         let standard = """
                   - name: engagement
                     proportion:
-                      successes: sum(recengine_conversions_total{color="{{color}}"})
-                      trials: sum(recengine_recommendations_served_total{color="{{color}}"})
+                      successes: sum by (user_bucket) (recengine_conversions_total{color="{{color}}"})
+                      trials: sum by (user_bucket) (recengine_recommendations_served_total{color="{{color}}"})
+                      units: user_bucket
                     bad: decrease
                     effect: 0.25
                     critical: true

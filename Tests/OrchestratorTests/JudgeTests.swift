@@ -59,6 +59,24 @@ import Testing
         #expect(Double(naiveWrong) / 400 > 0.2, "the naive repeated z-test rejects often: \(naiveWrong) of 400")
     }
 
+    @Test func theVarianceBetweenGroupsOfUsers() {
+        // numpy: g/(g-1) * sum((s - R t)^2) / T^2 for the groups below.
+        let variance = Statistics.clusteredVariance([(3, 100), (5, 80), (0, 50), (10, 120)])
+        #expect(abs((variance ?? 0) - 0.0002900302651672914) < 1e-15)
+        #expect(Statistics.clusteredVariance([(3, 100)]) == nil, "one group has no variance to measure")
+        // Users who differ a lot: the grouped interval is wider than the binomial one, so an A/A
+        // difference that looks significant per recommendation is not.
+        var engagement = Self.metric("engagement", bad: .decrease, effect: 0.1)
+        engagement.units = "user_bucket"
+        let rules = JudgeRules(spec: Self.spec([engagement]))
+        let new: JudgeRules.Counts = .grouped(["0": (100, 1000), "1": (10, 1000), "2": (150, 1000), "3": (20, 1000)])
+        let live: JudgeRules.Counts = .grouped(["0": (330, 3000), "1": (30, 3000), "2": (450, 3000), "3": (330, 3000)])
+        let grouped = rules.judge(engagement, new: new, live: live).comparisons[0]
+        let binomial = rules.judge(engagement, new: .proportion(successes: 280, trials: 4000), live: .proportion(successes: 1140, trials: 12000)).comparisons[0]
+        #expect(grouped.upper - grouped.lower > 2 * (binomial.upper - binomial.lower))
+        #expect(binomial.upper < 0 && grouped.upper > 0)
+    }
+
     static func metric(_ name: String, bad: JudgeSpec.Metric.Direction, effect: Double, absolute: Bool = false, critical: Bool = false) -> JudgeSpec.Metric {
         JudgeSpec.Metric(
             name: name, kind: .proportion(successes: "s{{color}}", trials: "t{{color}}"), bad: bad, effect: effect, absolute: absolute, baseline: nil,

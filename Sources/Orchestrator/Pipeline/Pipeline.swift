@@ -247,12 +247,17 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
         public var minTrials: Int
         /// Trials per request, for the plan's power figures (engagement: recommended movies per request).
         public var trialsPerRequest: Double = 1
+        /// A label whose values are independent groups (`user_bucket`: users hashed into buckets):
+        /// the proportion's variance is then measured between the groups, not assumed binomial,
+        /// because one user's recommendations are not independent of each other.
+        public var units: String? = nil
 
         enum CodingKeys: String, CodingKey {
             case name, kind, bad, effect, absolute, baseline, critical, weight
             case onNoData = "on_no_data"
             case minTrials = "min_trials"
             case trialsPerRequest = "trials_per_request"
+            case units
         }
     }
 

@@ -453,13 +453,15 @@ struct PipelineDecoder {
             return text
         }
         var kind: JudgeSpec.Metric.Kind?
+        var units: String?
         switch (map["proportion"], map["histogram"]) {
         case (let proportion?, nil):
-            if let parts = reader.mapping(proportion, "\(path).proportion", allowed: ["successes", "trials"]),
+            if let parts = reader.mapping(proportion, "\(path).proportion", allowed: ["successes", "trials", "units"]),
                 let successes = reader.required(parts, "successes", "\(path).proportion", in: proportion).flatMap({ query($0, "\(path).proportion.successes") }),
                 let trials = reader.required(parts, "trials", "\(path).proportion", in: proportion).flatMap({ query($0, "\(path).proportion.trials") })
             {
                 kind = .proportion(successes: successes, trials: trials)
+                units = parts["units"].flatMap { validName($0, "\(path).proportion.units") }
             }
             if map["quantiles"] != nil { reader.report(map["quantiles"], "\(path).quantiles", "quantiles go with histogram:") }
         case (nil, let histogram?):
@@ -523,7 +525,7 @@ struct PipelineDecoder {
         guard let name, let kind, let bad else { return nil }
         return JudgeSpec.Metric(
             name: name, kind: kind, bad: bad, effect: effect, absolute: absolute, baseline: baseline, critical: critical, weight: weight, onNoData: onNoData,
-            minTrials: minTrials, trialsPerRequest: trialsPerRequest)
+            minTrials: minTrials, trialsPerRequest: trialsPerRequest, units: units)
     }
 
     private func decodePromQLGate(_ node: Node, index: Int) -> PromQLGate? {

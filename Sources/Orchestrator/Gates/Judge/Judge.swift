@@ -85,18 +85,22 @@ struct JudgeRules {
         case proportion(successes: Double, trials: Double)
         /// (upper bound `le`, cumulative count), sorted by bound; +Inf last.
         case histogram([(le: Double, count: Double)])
+        /// Successes and trials per group of units (the values of the metric's `units` label).
+        case grouped([String: (successes: Double, trials: Double)])
     }
 
     /// Compares one proportion (successes over trials of each colour). A histogram's relative
     /// effect is taken against the nominal share above the quantile (5 % above p95): the live
     /// colour's share at its bucket boundary can be far smaller, which would make any margin moot.
     func compare(
-        _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double), live: (Double, Double)
+        _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double), live: (Double, Double),
+        variance: Double? = nil
     ) -> MetricJudgement.Comparison {
         let reference = quantile.map { 1 - $0 } ?? Statistics.adjustedRate(live.0, live.1)
         let margin = metric.absolute ? metric.effect : metric.effect * reference
         let difference = Statistics.difference(
-            newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin, alpha: alpha)
+            newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin, alpha: alpha,
+            variance: variance)
         var classification: MetricJudgement.Classification
         if new.1 < Double(metric.minTrials) || live.1 < Double(metric.minTrials) {
             classification = .noData
@@ -120,6 +124,14 @@ struct JudgeRules {
         switch (metric.kind, new, live) {
         case (.proportion, .proportion(let ns, let nt)?, .proportion(let ls, let lt)?):
             judgement.comparisons = [compare(metric, new: (ns, nt), live: (ls, lt))]
+        case (.proportion, .grouped(let newGroups)?, .grouped(let liveGroups)?):
+            func total(_ groups: [String: (successes: Double, trials: Double)]) -> (Double, Double) {
+                groups.values.reduce((0, 0)) { ($0.0 + $1.successes, $0.1 + $1.trials) }
+            }
+            let newVariance = Statistics.clusteredVariance(Array(newGroups.values))
+            let liveVariance = Statistics.clusteredVariance(Array(liveGroups.values))
+            let variance = newVariance.flatMap { new in liveVariance.map { new + $0 } }
+            judgement.comparisons = [compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)]
         case (.histogram(_, let quantiles), .histogram(let newBuckets)?, .histogram(let liveBuckets)?):
             let liveTotal = liveBuckets.last?.count ?? 0
             let newTotal = newBuckets.last?.count ?? 0
@@ -307,6 +319,14 @@ struct StepJudge: Sendable {
         for metric in spec.metrics {
             do {
                 switch metric.kind {
+                case .proportion(let successes, let trials) where metric.units != nil:
+                    let label = metric.units ?? ""
+                    let total = try await prometheus.queryVector(trials.replacingOccurrences(of: "{{color}}", with: color))
+                    let good = try await prometheus.queryVector(successes.replacingOccurrences(of: "{{color}}", with: color))
+                    var groups: [String: (successes: Double, trials: Double)] = [:]
+                    for entry in total { groups[entry.labels[label] ?? "", default: (0, 0)].trials += entry.value }
+                    for entry in good { groups[entry.labels[label] ?? "", default: (0, 0)].successes += entry.value }
+                    counts[metric.name] = total.isEmpty ? .some(nil) : .some(.grouped(groups))
                 case .proportion(let successes, let trials):
                     let total = try await prometheus.query(trials.replacingOccurrences(of: "{{color}}", with: color))
                     let good = try await prometheus.query(successes.replacingOccurrences(of: "{{color}}", with: color))
@@ -341,6 +361,14 @@ struct StepJudge: Sendable {
             let earlier = Dictionary(before.map { ($0.le, $0.count) }, uniquingKeysWith: { first, _ in first })
             let restarted = buckets.contains { $0.count < (earlier[$0.le] ?? 0) }
             return .histogram(buckets.map { ($0.le, restarted ? $0.count : $0.count - (earlier[$0.le] ?? 0)) })
+        case (.grouped(let groups)?, .grouped(let before)?):
+            var result: [String: (successes: Double, trials: Double)] = [:]
+            for (key, value) in groups {
+                let earlier = before[key] ?? (0, 0)
+                result[key] = value.trials >= earlier.trials && value.successes >= earlier.successes
+                    ? (value.successes - earlier.successes, value.trials - earlier.trials) : value
+            }
+            return .grouped(result)
         case (let now?, nil):
             return now
         default:

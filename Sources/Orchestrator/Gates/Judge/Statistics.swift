@@ -63,14 +63,30 @@ enum Statistics {
         var upper: Double
     }
 
+    /// - Parameter variance: the variance of the difference when measured between groups of
+    ///   units (see `clusteredVariance`); nil: binomial.
     static func difference(
-        newSuccesses: Double, newTrials: Double, liveSuccesses: Double, liveTrials: Double, mixture: Double, alpha: Double
+        newSuccesses: Double, newTrials: Double, liveSuccesses: Double, liveTrials: Double, mixture: Double, alpha: Double, variance: Double? = nil
     ) -> Difference {
         let new = adjustedRate(newSuccesses, newTrials)
         let live = adjustedRate(liveSuccesses, liveTrials)
-        let variance = new * (1 - new) / (newTrials + 2) + live * (1 - live) / (liveTrials + 2)
+        let binomial = new * (1 - new) / (newTrials + 2) + live * (1 - live) / (liveTrials + 2)
+        // Grouped units are never credited with less variance than independent trials.
+        let variance = max(variance ?? binomial, binomial)
         let interval = alwaysValidInterval(estimate: new - live, variance: variance, mixture: mixture, alpha: alpha)
         return Difference(new: new, live: live, estimate: new - live, lower: interval.lower, upper: interval.upper)
+    }
+
+    /// The variance of a ratio of sums (successes over trials) measured between independent
+    /// groups (linearisation, the cluster-robust variance of a ratio estimator):
+    /// `g/(g−1) · Σ (s_i − R t_i)² / T²` with R = S/T over g groups.
+    static func clusteredVariance(_ groups: [(successes: Double, trials: Double)]) -> Double? {
+        let trials = groups.reduce(0) { $0 + $1.trials }
+        let count = Double(groups.filter { $0.trials > 0 }.count)
+        guard count >= 2, trials > 0 else { return nil }
+        let ratio = groups.reduce(0) { $0 + $1.successes } / trials
+        let squares = groups.reduce(0) { $0 + pow($1.successes - ratio * $1.trials, 2) }
+        return count / (count - 1) * squares / (trials * trials)
     }
 
     /// The half-width of the always-valid interval for two proportions near `rate` with `newTrials`
