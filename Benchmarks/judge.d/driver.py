@@ -17,7 +17,7 @@ import driver as faults  # noqa: E402  (Case, Load, free_port)
 
 RECENGINE = os.environ["RECENGINE_BIN"]
 TRIALS = int(os.environ.get("JUDGE_TRIALS", "20"))
-RATE = os.environ.get("JUDGE_RATE", "300")
+RATE = os.environ.get("JUDGE_RATE", "600")
 
 FIXED = """  gates:
     - name: error-rate
@@ -45,7 +45,7 @@ FIXED = """  gates:
 
 JUDGE = """  judge:
     interval: 1s
-    maxWait: 120s
+    maxWait: 180s
     metrics:
       - name: engagement
         proportion:
@@ -73,13 +73,14 @@ JUDGE = """  judge:
 
 class Bench(faults.Case):
     def write_data(self):
-        """Ratings with a low-rank structure; 20 % held out as the replayed 'future'."""
+        """Ratings with a low-rank structure, 20,000 users (a sticky split compares groups of users:
+        with few users, their differences swamp a model's); 20 % held out as the replayed 'future'."""
         rng = random.Random(21)
-        users = [[rng.gauss(0, 1) for _ in range(3)] for _ in range(2000)]
+        users = [[rng.gauss(0, 1) for _ in range(3)] for _ in range(20000)]
         items = [[rng.gauss(0, 1) for _ in range(3)] for _ in range(200)]
         rows = []
         for u, user in enumerate(users):
-            for i in rng.sample(range(200), 40):
+            for i in rng.sample(range(200), 20):
                 score = 3 + sum(a * b for a, b in zip(user, items[i]))
                 rows.append((f"u{u}", f"m{i}", int(min(5, max(1, round(score))))))
         rng.shuffle(rows)
@@ -182,7 +183,7 @@ def main():
     judge = run("judge", JUDGE)
     fixed = run("fixed", FIXED)
     print()
-    print(f"{TRIALS} A/A and {TRIALS} known-worse rollouts each, 3 of each fault; simulator at {RATE} requests/s; steps 25/100, wait 8 s (judge: up to 120 s)")
+    print(f"{TRIALS} A/A and {TRIALS} known-worse rollouts each, 3 of each fault; simulator at {RATE} requests/s; steps 25/100, wait 8 s (judge: up to 180 s)")
     print()
     print("| | A/A false rollbacks (on evidence) | known-worse (engagement -20 %) rolled back | +2 points 5xx caught at 25 % | +40 ms p95 (same median) caught at 25 % | mean step-1 time to decision (A/A / regressions) |")
     print("|---|---|---|---|---|---|")

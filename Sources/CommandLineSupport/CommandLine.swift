@@ -21,6 +21,18 @@ public func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// Lines of a table whose columns are as wide as their widest cell, two spaces apart (the last
+/// column is not padded), like kubectl's output: no value is cut.
+public func tableLines(_ rows: [[String]]) -> [String] {
+    let columns = rows.map(\.count).max() ?? 0
+    let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+    return rows.map { row in
+        row.enumerated().map { column, cell in
+            column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+        }.joined(separator: "  ")
+    }
+}
+
 /// Parses `arguments` as `Root`, runs the command and exits with the documented code: usage
 /// errors exit 2 (not ArgumentParser's 64); a failure `classify` knows exits with its code after
 /// its message; `ExitCode`s pass through; anything else exits 1.

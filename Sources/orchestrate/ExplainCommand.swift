@@ -51,7 +51,8 @@ struct ExplainCommand: AsyncParsableCommand {
             }
             guard let looks = step.judge, let final = looks.last else { continue }
             print("  judge: \(looks.count) look(s); \(step.judgeDecision?.rawValue ?? "undecided"): \(step.judgeRule ?? "")")
-            print("    " + ["metric", "verdict", "new", "live", "difference", "interval", "margin"].map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
+            var rows = [["metric", "verdict", "new", "live", "difference", "interval", "margin"]]
+            var rules: [String] = []
             for metric in final.metrics {
                 for comparison in metric.comparisons {
                     let name = metric.metric + (comparison.quantile.map { " >p\(Int(($0 * 100).rounded()))" } ?? "")
@@ -59,13 +60,15 @@ struct ExplainCommand: AsyncParsableCommand {
                         name + (metric.critical ? "*" : ""), metric.classification.rawValue,
                         String(format: "%.0f/%.0f", comparison.newSuccesses, comparison.newTrials),
                         String(format: "%.0f/%.0f", comparison.liveSuccesses, comparison.liveTrials),
-                        String(format: "%+.4f", comparison.difference), String(format: "[%+.3f,%+.3f]", comparison.lower, comparison.upper),
+                        String(format: "%+.4f", comparison.difference), String(format: "[%+.4f, %+.4f]", comparison.lower, comparison.upper),
                         String(format: "%.4f", comparison.margin),
                     ]
-                    print("    " + cells.map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
+                    rows.append(cells)
                 }
-                print("      \(metric.rule)")
+                rules.append("\(metric.metric): \(metric.rule)")
             }
+            tableLines(rows).forEach { print("    " + $0) }
+            rules.forEach { print("    " + $0) }
         }
     }
 

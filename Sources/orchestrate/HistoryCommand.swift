@@ -46,19 +46,15 @@ struct HistoryListCommand: AsyncParsableCommand {
             return
         }
         let formatter = ISO8601DateFormatter()
-        let columns = [30, 21, 9, 9, 12, 7, 13]
-        func row(_ values: [String]) -> String {
-            zip(values, columns + [0]).map { value, width in width == 0 ? value : value.padding(toLength: width, withPad: " ", startingAt: 0) }
-                .joined(separator: " ")
-        }
-        print(row(["RELEASE", "STARTED", "TRIGGER", "ACTION", "OUTCOME", "COLOUR", "MODEL", "STAGES"]))
+        var rows = [["RELEASE", "STARTED", "TRIGGER", "ACTION", "OUTCOME", "COLOUR", "MODEL", "STAGES"]]
         for record in records {
             let action: String = (record.action ?? .release).rawValue
             let outcome: String = record.dryRun ? "dry-run" : record.outcome.rawValue
             let stages: String = record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
             let started: String = formatter.string(from: record.startedOn)
-            print(row([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages]))
+            rows.append([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages])
         }
+        tableLines(rows).forEach { print($0) }
     }
 }
 

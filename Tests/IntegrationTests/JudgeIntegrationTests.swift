@@ -1,5 +1,6 @@
 import Foundation
 import Orchestrator
+import RecEngine
 import TestSupport
 import Testing
 import Traffic
@@ -7,7 +8,7 @@ import Traffic
 /// The judge against the live colour, for real: Prometheus, nginx, two `recengine serve`
 /// colours, the traffic simulator replaying held-out ratings neither colour trained on.
 @Suite(.serialized) struct JudgeIntegrationTests {
-    static func pipeline(_ playground: Playground, seed: Int = 0, args: String = "[]", metrics: String? = nil, maxWait: String = "40s") -> String {
+    static func pipeline(_ playground: Playground, seed: Int = 0, args: String = "[]", metrics: String? = nil, maxWait: String = "60s") -> String {
         let standard = """
                   - name: engagement
                     proportion:
@@ -59,12 +60,34 @@ import Traffic
             \(metrics ?? standard)
             hooks:
               duringStep:
-                - [\(Playground.recengine), simulate, --ratings, data/test.csv, --url, "http://127.0.0.1:\(playground.nginxPort)", --rate, "150"]
+                - [\(Playground.recengine), simulate, --ratings, data/test.csv, --url, "http://127.0.0.1:\(playground.nginxPort)", --rate, "300"]
             """
     }
 
+    /// Ratings of 5,000 users with a low-rank structure, a fifth of them held out (the replayed
+    /// future). A sticky split compares groups of users: with a few hundred, their differences
+    /// swamp any model's and the judge cannot decide.
+    static func writeData(in folder: String) throws {
+        var generator = SeededGenerator(seed: 21)
+        func vector() -> [Double] { (0..<3).map { _ in generator.nextNormal(mean: 0, standardDeviation: 1) } }
+        let items = (0..<200).map { _ in vector() }
+        var train = "user_id,movie_id,rating\n"
+        var test = "user_id,movie_id,rating\n"
+        for u in 0..<5000 {
+            let user = vector()
+            var chosen = Set<Int>()
+            while chosen.count < 20 { chosen.insert(generator.nextIndex(below: items.count)) }
+            for (index, i) in chosen.sorted().enumerated() {
+                let rating = Int(min(5, max(1, (3 + zip(user, items[i]).map(*).reduce(0, +)).rounded())))
+                if index % 5 == 0 { test += "u\(u),m\(i),\(rating)\n" } else { train += "u\(u),m\(i),\(rating)\n" }
+            }
+        }
+        try write(train, to: folder + "/data/train.csv")
+        try write(test, to: folder + "/data/test.csv")
+    }
+
     func firstRelease(_ playground: Playground) async throws -> String {
-        try EngagementTests.writeData(in: playground.folder)
+        try Self.writeData(in: playground.folder)
         try Self.pipeline(playground).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
         let first = try await playground.run()
         #expect(first.outcome == .succeeded, "\(first.failure ?? "")")

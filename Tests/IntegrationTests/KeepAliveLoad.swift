@@ -56,6 +56,21 @@ final class KeepAliveLoad: @unchecked Sendable {
 
     private var isRunning: Bool { lock.withLock { running } }
 
+    /// How many requests have been answered so far.
+    var answered: Int { lock.withLock { storage.count(where: { $0.failure == nil }) } }
+
+    /// Waits at least `minimum`, then until `requests` more answers arrive or `maximum` has passed:
+    /// a step measured on a loaded machine still sees enough requests to judge its share.
+    func waitForAnswers(_ requests: Int, minimum: Duration, maximum: Duration) async throws {
+        let target = answered + requests
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await Task.sleep(for: minimum)
+        while answered < target && clock.now - start < maximum {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     private func run(index: Int) {
         var generator = SystemRandomNumberGenerator()
         var connection: Int32 = -1

@@ -88,7 +88,7 @@ import Traffic
             if inForce?.source != .nginx || inForce?.state.split != split {
                 mismatches.append("after \(target) \(weight)%: \(String(describing: inForce))")
             }
-            try await Task.sleep(for: .milliseconds(700))
+            try await load.waitForAnswers(400, minimum: .milliseconds(700), maximum: .seconds(10))
         }
         do {
             for _ in 0..<2 {

@@ -95,8 +95,12 @@ import Testing
             try await client.execute(uri: "/metrics", method: .get) { response in
                 let text = String(buffer: response.body)
                 #expect(text.contains(#"recengine_conversions_total{color="green",model_version=""#))
-                #expect(text.contains(#"kind="watch"} 1"#))
-                #expect(text.contains(#"kind="rate"} 1"#))
+                // Counted in the user's bucket (the judge measures variance between buckets of users).
+                let bucket = ServerMetrics.userBucket("u3")
+                #expect(text.contains(#"kind="watch",user_bucket="\#(bucket)"} 1"#), "\(text)")
+                #expect(text.contains(#"kind="rate",user_bucket="\#(bucket)"} 1"#))
+                let served = text.split(separator: "\n").filter { $0.hasPrefix("recengine_recommendations_served_total{") }
+                #expect(served.count == ServerMetrics.userBuckets, "one series per bucket")
                 #expect(text.contains(#"outcome="no_match"} 1"#))
                 #expect(text.contains(#"recengine_users_recommended_total{color="green""#))
             }

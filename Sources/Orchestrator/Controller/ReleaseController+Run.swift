@@ -33,8 +33,17 @@ extension ReleaseController {
         if recovery == nil, let deployment {
             try await checkServing(live: live, deployment)
         }
-        return try Planner(pipeline: pipeline, options: options, records: try history.records(), runtime: deployment?.runtime)
-            .plan(releaseID: releaseID, live: live, recovery: recovery)
+        return try Planner(
+            pipeline: pipeline, options: options, records: try history.records(), runtime: deployment?.runtime, measuredRate: await measuredRate()
+        ).plan(releaseID: releaseID, live: live, recovery: recovery)
+    }
+
+    /// The request rate Prometheus measures now (`judge.rateQuery`), nil when it cannot say.
+    func measuredRate() async -> Double? {
+        guard let analysis = pipeline.analysis, let query = analysis.judge?.rateQuery,
+            case .value(let rate)? = try? await PrometheusClient(baseURL: analysis.prometheus).query(query), rate > 0
+        else { return nil }
+        return rate
     }
 
     /// Stops with the first disagreement between the recorded live release and what serves.
@@ -109,7 +118,7 @@ extension ReleaseController {
 
         let records = try history.records()
         let live = deployment == nil ? nil : try store.live()
-        let plan = try Planner(pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime)
+        let plan = try Planner(pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime, measuredRate: await measuredRate())
             .plan(releaseID: releaseID, live: live, recovery: nil)
         record.plan = plan
         let journal = RunJournal(

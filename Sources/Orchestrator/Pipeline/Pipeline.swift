@@ -274,12 +274,16 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
     public var pass: Double
     /// Requests per second through nginx, for the plan's power figures when Prometheus cannot say.
     public var expectedRate: Double?
+    /// PromQL for the requests per second the service gets now (the plan asks Prometheus when it
+    /// answers, else uses `expectedRate`), e.g. `sum(rate(recengine_http_requests_total[5m]))`.
+    public var rateQuery: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case metrics, confidence, interval, marginal, pass
         case maxWait = "max_wait"
         case onInconclusive = "on_inconclusive"
         case expectedRate = "expected_rate"
+        case rateQuery = "rate_query"
     }
 }
 

@@ -400,7 +400,7 @@ struct PipelineDecoder {
         let path = "analysis.judge"
         guard
             let map = reader.mapping(
-                node, path, allowed: ["metrics", "confidence", "interval", "maxWait", "onInconclusive", "marginal", "pass", "expectedRate"])
+                node, path, allowed: ["metrics", "confidence", "interval", "maxWait", "onInconclusive", "marginal", "pass", "expectedRate", "rateQuery"])
         else { return nil }
         var spec = JudgeSpec(
             metrics: [], confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60), onInconclusive: .fail, marginal: 50, pass: 75, expectedRate: nil)
@@ -422,6 +422,7 @@ struct PipelineDecoder {
         if let value = map["expectedRate"].flatMap({ reader.double($0, "\(path).expectedRate") }) {
             if value > 0 { spec.expectedRate = value } else { reader.report(map["expectedRate"], "\(path).expectedRate", "requests per second, above 0") }
         }
+        spec.rateQuery = map["rateQuery"].flatMap { reader.nonEmptyString($0, "\(path).rateQuery") }
         guard let metricsNode = reader.required(map, "metrics", path, in: node), let items = reader.sequence(metricsNode, "\(path).metrics") else { return nil }
         if items.isEmpty { reader.report(metricsNode, "\(path).metrics", "the judge needs at least one metric") }
         for (index, item) in items.enumerated() {

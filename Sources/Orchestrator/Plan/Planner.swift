@@ -10,6 +10,8 @@ struct Planner {
     /// The history's valid records, oldest first.
     var records: [ReleaseRecord]
     var runtime: (any DeploymentRuntime)?
+    /// The requests per second Prometheus measured (`judge.rateQuery`), for the power figures.
+    var measuredRate: Double? = nil
 
     func plan(releaseID: String, live: LiveRelease?, recovery: RunPlan.PlannedRecovery?) throws -> RunPlan {
         try checkSkips()
@@ -155,7 +157,7 @@ struct Planner {
                 queries[gate.name] = gate.resolvedQuery(color: target, live: live?.color ?? "none", release: releaseID)
             }
             var step = RunPlan.PlannedStep(step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries)
-            if let judge = pipeline.analysis?.judge, let rate = judge.expectedRate, live != nil, weight < 100 {
+            if let judge = pipeline.analysis?.judge, let rate = measuredRate ?? judge.expectedRate, live != nil, weight < 100 {
                 let hold = (traffic?.wait.duration ?? .zero).seconds
                 step.power = JudgeRules(spec: judge).power(rate: rate, weight: weight, seconds: hold)
                 step.powerAtMaxWait = JudgeRules(spec: judge).power(rate: rate, weight: weight, seconds: max(hold, judge.maxWait.duration.seconds))

@@ -295,7 +295,9 @@ extension RunPlan {
                     lines.append(
                         "    \(metric.name)\(metric.critical ? " (critical)" : ""): \(kind); bad: \(metric.bad.rawValue) by more than \(effect); weight \(formatNumber(metric.weight)), no data: \(metric.onNoData.rawValue)")
                 }
-                if judge.expectedRate == nil { lines.append("    (declare judge.expectedRate, requests per second, to see what each step can detect)") }
+                if judge.expectedRate == nil && judge.rateQuery == nil {
+                    lines.append("    (declare judge.rateQuery or judge.expectedRate, requests per second, to see what each step can detect)")
+                }
             }
         }
         if let hooks = rollout?.hooks {
