@@ -16,10 +16,11 @@ public struct DockerError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// The Docker Engine API over libcurl: a unix socket (`unix:///var/run/docker.sock`) or TCP,
-/// with TLS client certificates when `DOCKER_CERT_PATH`/`deploy.docker.certificates` names them.
-/// The API version is negotiated from `/version`: the engine's, capped at the version this code
-/// was written against. Podman's Docker-compatible service answers the same calls.
+/// The Docker Engine API over libcurl: a unix socket (`unix:///var/run/docker.sock`) or TCP, with
+/// TLS by the docker CLI's rules (see `configured`); plain HTTP over TCP only to a loopback host
+/// unless the caller says the network is trusted. The API version is negotiated from `/version`:
+/// the engine's, capped at the version this code was written against. Podman's
+/// Docker-compatible service answers the same calls.
 public struct DockerEngine: Sendable {
     /// The newest API version this client speaks.
     public static let clientVersion = "1.41"
@@ -30,36 +31,94 @@ public struct DockerEngine: Sendable {
     let tls: HTTPClient.TLSFiles?
     public private(set) var version: String
 
-    /// `host`: `unix:///path` or `tcp://HOST:PORT`; `certificates`: a folder with `cert.pem`,
-    /// `key.pem` and `ca.pem` (TLS for tcp).
-    public init(host: String, certificates: String? = nil) throws {
+    /// How a tcp engine is reached over TLS; nil: plain HTTP (or a unix socket).
+    public var tlsFiles: HTTPClient.TLSFiles? { tls }
+    public var usesTLS: Bool { tls != nil }
+
+    /// `host`: `unix:///path` or `tcp://HOST:PORT`; `tls`: how to reach a tcp host over TLS (nil:
+    /// plain HTTP, refused to a host other than loopback unless `insecure`).
+    public init(host: String, tls: HTTPClient.TLSFiles? = nil, insecure: Bool = false) throws {
         self.host = host
         version = Self.clientVersion
         if host.hasPrefix("unix://") {
             socket = String(host.dropFirst("unix://".count))
             baseURL = "http://localhost"
-            tls = nil
+            self.tls = nil
         } else if host.hasPrefix("tcp://") {
             socket = nil
             let address = host.dropFirst("tcp://".count)
-            if let certificates {
-                baseURL = "https://\(address)"
-                tls = .init(certificate: certificates + "/cert.pem", key: certificates + "/key.pem", authority: certificates + "/ca.pem")
-            } else {
-                baseURL = "http://\(address)"
-                tls = nil
+            guard let name = Self.hostName(of: address) else {
+                throw EngineClientError("the Docker host \(host) has no host name", hint: "tcp://HOST:PORT, e.g. tcp://10.0.0.5:2376")
             }
+            if tls == nil && !insecure && !Self.isLoopback(name) {
+                throw EngineClientError(
+                    "refusing plain HTTP to the Docker engine at \(host): anyone on the network could read and change every call, and an engine runs containers as root",
+                    hint: "use TLS: DOCKER_TLS_VERIFY=1 with DOCKER_CERT_PATH holding ca.pem, cert.pem and key.pem (or deploy.docker.certificates); on a network you trust, deploy.docker.insecure: true")
+            }
+            baseURL = (tls == nil ? "http://" : "https://") + address
+            self.tls = tls
         } else {
             throw EngineClientError("the Docker host \(host) is neither unix:///PATH nor tcp://HOST:PORT", hint: "set DOCKER_HOST or deploy.docker.host")
         }
     }
 
-    /// The engine named by `host`, else `DOCKER_HOST`, else the default socket; certificates from
-    /// `certificates`, else `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set.
-    public static func configured(host: String?, certificates: String?, environment: [String: String]? = nil) throws -> DockerEngine {
+    /// The engine the docker CLI would reach, by its rules: `host`, else `DOCKER_HOST`, else the
+    /// default socket. Over tcp, TLS when `DOCKER_TLS` or `DOCKER_TLS_VERIFY` is set to anything
+    /// (not empty), the engine's certificate verified only with `DOCKER_TLS_VERIFY`; the files
+    /// from `DOCKER_CERT_PATH`, else `DOCKER_CONFIG`, else `~/.docker`: `ca.pem` (to verify), and
+    /// `cert.pem` with `key.pem` when they exist. `DOCKER_CERT_PATH` alone does not turn TLS on
+    /// (as with the CLI). A pipeline's `certificates` folder means TLS, verified, with its files.
+    public static func configured(
+        host: String?, certificates: String?, insecure: Bool = false, environment: [String: String]? = nil
+    ) throws -> DockerEngine {
         let environment = environment ?? ProcessInfo.processInfo.environment
-        let certificatePath = certificates ?? (environment["DOCKER_TLS_VERIFY"].map { !$0.isEmpty && $0 != "0" } == true ? environment["DOCKER_CERT_PATH"] : nil)
-        return try DockerEngine(host: host ?? environment["DOCKER_HOST"] ?? "unix:///var/run/docker.sock", certificates: certificatePath)
+        func isSet(_ name: String) -> Bool { !(environment[name] ?? "").isEmpty }
+        let host = host ?? environment["DOCKER_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "unix:///var/run/docker.sock"
+        let verify = certificates != nil || isSet("DOCKER_TLS_VERIFY")
+        guard host.hasPrefix("tcp://"), verify || isSet("DOCKER_TLS") else {
+            return try DockerEngine(host: host, insecure: insecure)
+        }
+        let folder: String =
+            certificates ?? (isSet("DOCKER_CERT_PATH") ? environment["DOCKER_CERT_PATH"] : nil)
+            ?? (isSet("DOCKER_CONFIG") ? environment["DOCKER_CONFIG"] : nil) ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
+        func file(_ name: String) -> String? {
+            let path = URL(fileURLWithPath: folder).appendingPathComponent(name).path
+            return FileManager.default.fileExists(atPath: path) ? path : nil
+        }
+        let source = certificates != nil ? "deploy.docker.certificates" : isSet("DOCKER_CERT_PATH") ? "DOCKER_CERT_PATH" : "the docker CLI's folder"
+        let authority = file("ca.pem")
+        if verify && authority == nil {
+            throw EngineClientError(
+                "TLS to \(host) is to be verified but \(folder)/ca.pem (from \(source)) does not exist",
+                hint: "put the engine's certificate authority there as ca.pem, or point DOCKER_CERT_PATH at the folder that has it")
+        }
+        let certificate = file("cert.pem")
+        let key = file("key.pem")
+        if (certificate == nil) != (key == nil) {
+            throw EngineClientError(
+                "\(folder) (from \(source)) has \(certificate == nil ? "key.pem but no cert.pem" : "cert.pem but no key.pem")",
+                hint: "a client certificate needs both cert.pem and key.pem")
+        }
+        return try DockerEngine(host: host, tls: .init(certificate: certificate, key: key, authority: authority, verify: verify), insecure: insecure)
+    }
+
+    /// The host name of `HOST:PORT` or `[IPv6]:PORT`.
+    static func hostName(of address: Substring) -> String? {
+        if address.hasPrefix("[") {
+            guard let close = address.firstIndex(of: "]") else { return nil }
+            let name = address[address.index(after: address.startIndex)..<close]
+            return name.isEmpty ? nil : String(name)
+        }
+        let name = address.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return name.isEmpty ? nil : String(name)
+    }
+
+    /// Only this machine can see the traffic: localhost, 127.0.0.0/8, ::1.
+    public static func isLoopback(_ name: String) -> Bool {
+        let name = name.lowercased()
+        if name == "localhost" || name == "::1" { return true }
+        let octets = name.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// Asks the engine for its API version and uses the lower of its and ours.

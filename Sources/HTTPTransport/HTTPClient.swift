@@ -25,16 +25,20 @@ public enum HTTPClient {
 
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
 
-    /// Client certificate, key and certificate authority for a TLS peer (a remote Docker engine).
+    /// TLS to a peer (a remote Docker engine): whether its certificate is verified, against which
+    /// certificate authority, and the client certificate and key to present, if any.
     public struct TLSFiles: Sendable, Equatable {
-        public var certificate: String
-        public var key: String
-        public var authority: String
+        public var certificate: String?
+        public var key: String?
+        /// nil with `verify`: the system's authorities.
+        public var authority: String?
+        public var verify: Bool
 
-        public init(certificate: String, key: String, authority: String) {
+        public init(certificate: String?, key: String?, authority: String?, verify: Bool = true) {
             self.certificate = certificate
             self.key = key
             self.authority = authority
+            self.verify = verify
         }
     }
 
@@ -135,9 +139,14 @@ public enum HTTPClient {
         ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
         if let socket = request.unixSocket { ccurl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, socket) }
         if let tls = request.tls {
-            ccurl_setopt_string(handle, CURLOPT_SSLCERT, tls.certificate)
-            ccurl_setopt_string(handle, CURLOPT_SSLKEY, tls.key)
-            ccurl_setopt_string(handle, CURLOPT_CAINFO, tls.authority)
+            if let certificate = tls.certificate { ccurl_setopt_string(handle, CURLOPT_SSLCERT, certificate) }
+            if let key = tls.key { ccurl_setopt_string(handle, CURLOPT_SSLKEY, key) }
+            if tls.verify {
+                if let authority = tls.authority { ccurl_setopt_string(handle, CURLOPT_CAINFO, authority) }
+            } else {
+                ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
+                ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
+            }
         }
         // The progress callback runs at least once a second and on every chunk: it aborts the
         // transfer when the caller's task is cancelled.

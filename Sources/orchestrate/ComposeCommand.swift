@@ -20,6 +20,7 @@ struct ComposeCommand: AsyncParsableCommand {
     struct Options: ParsableArguments {
         @Argument(help: "The compose file.") var file: String
         @Option(help: "The engine: unix:///PATH or tcp://HOST:PORT (default DOCKER_HOST, else /var/run/docker.sock).") var host: String?
+        @Flag(help: "Allow plain HTTP to a tcp engine that is not on loopback (only on a network you trust); TLS follows the docker CLI's DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH.") var insecure = false
         @Option(name: [.short, .customLong("project-name")], help: "The project (default: the file's name:, e.g. a pipeline's deploy.service).")
         var project: String?
 
@@ -34,7 +35,7 @@ struct ComposeCommand: AsyncParsableCommand {
                 ? try ComposeFile.load(path, project: project, variables: variables)
                 : ComposeFile(path: path, project: try project ?? ComposeFile.projectName(of: path), services: [:], networks: [])
             do {
-                return ComposeProject(engine: try await DockerEngine.configured(host: host, certificates: nil).negotiated(), file: compose)
+                return ComposeProject(engine: try await DockerEngine.configured(host: host, certificates: nil, insecure: insecure).negotiated(), file: compose)
             } catch let error as DockerError {
                 throw OrchestratorError(.unreachable, "\(error)", hint: "start the engine or set DOCKER_HOST")
             }

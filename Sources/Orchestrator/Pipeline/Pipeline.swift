@@ -142,10 +142,14 @@ public struct DeploySpec: Sendable, Codable, Equatable {
 public struct DockerSpec: Sendable, Codable, Equatable {
     /// `unix:///PATH` or `tcp://HOST:PORT`; nil: `DOCKER_HOST`, else `/var/run/docker.sock`.
     public var host: String?
-    /// A folder with `cert.pem`, `key.pem`, `ca.pem` for a TLS engine; nil: `DOCKER_CERT_PATH`.
+    /// A folder with `ca.pem`, `cert.pem`, `key.pem`: TLS to the engine, verified; nil: the
+    /// docker CLI's rules (`DOCKER_TLS_VERIFY`, `DOCKER_TLS`, `DOCKER_CERT_PATH`).
     public var certificates: String?
     /// The compose file: a service per colour and `lb`.
     public var compose: String
+    /// Plain HTTP to a tcp engine that is not on loopback is allowed (a network you trust);
+    /// nil or false: refused.
+    public var insecure: Bool?
 }
 
 public struct HealthCheckSpec: Sendable, Codable, Equatable {

@@ -317,16 +317,25 @@ struct PipelineDecoder {
         }
         var spec = DeploySpec(runtime: runtime, service: service, colors: colors, model: model, health: health)
         spec.args = map["args"].flatMap { reader.stringList($0, "deploy.args") } ?? []
-        if let dockerNode = map["docker"], let docker = reader.mapping(dockerNode, "deploy.docker", allowed: ["host", "certificates", "compose"]) {
+        if let dockerNode = map["docker"], let docker = reader.mapping(dockerNode, "deploy.docker", allowed: ["host", "certificates", "compose", "insecure"]) {
             let host = docker["host"].flatMap { reader.nonEmptyString($0, "deploy.docker.host") }
             if let host, !host.hasPrefix("unix://") && !host.hasPrefix("tcp://") {
                 reader.report(docker["host"], "deploy.docker.host", "must be unix:///PATH or tcp://HOST:PORT, got \(host)")
             }
             let compose = reader.required(docker, "compose", "deploy.docker", in: dockerNode).flatMap { reader.nonEmptyString($0, "deploy.docker.compose") }
+            let certificates = docker["certificates"].flatMap { reader.nonEmptyString($0, "deploy.docker.certificates") }.map(resolve)
+            let insecure = docker["insecure"].flatMap { reader.bool($0, "deploy.docker.insecure") }
             if let compose {
-                spec.docker = DockerSpec(
-                    host: host, certificates: docker["certificates"].flatMap { reader.nonEmptyString($0, "deploy.docker.certificates") }.map(resolve),
-                    compose: resolve(compose))
+                spec.docker = DockerSpec(host: host, certificates: certificates, compose: resolve(compose), insecure: insecure)
+            }
+            // What a run would refuse before reaching the engine (plain HTTP to another machine,
+            // certificates missing), refused here already.
+            if host == nil || host?.hasPrefix("tcp://") == true {
+                do {
+                    _ = try DockerEngine.configured(host: host, certificates: certificates, insecure: insecure ?? false, environment: reader.environment)
+                } catch let error as EngineClientError {
+                    reader.report(docker["host"] ?? dockerNode, "deploy.docker", error.message + (error.hint.map { " (\($0))" } ?? ""))
+                } catch {}
             }
         }
         if runtime == "docker" && map["docker"] == nil {

@@ -95,7 +95,7 @@ enum RuntimeFactory {
                 throw OrchestratorError(.invalidInput, "runtime: docker needs deploy.docker")
             }
             return DockerRuntime(
-                engine: try DockerEngine.configured(host: docker.host, certificates: docker.certificates), composePath: docker.compose,
+                engine: try DockerEngine.configured(host: docker.host, certificates: docker.certificates, insecure: docker.insecure ?? false), composePath: docker.compose,
                 project: deploy.service, stateFolder: store.folder, nginxFolder: store.nginxFolder,
                 nginxConfig: pipeline.traffic?.nginxConfig ?? store.folder + "/nginx.conf")
         default:

@@ -249,7 +249,7 @@ struct StageExecutor {
         let docker = pipeline.deploy?.docker
         let engine: DockerEngine
         do {
-            engine = try await DockerEngine.configured(host: docker?.host, certificates: docker?.certificates).negotiated()
+            engine = try await DockerEngine.configured(host: docker?.host, certificates: docker?.certificates, insecure: docker?.insecure ?? false).negotiated()
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "\(error)", hint: "the stage runs in a container: start the engine or set DOCKER_HOST")
         } catch let error as EngineClientError {
