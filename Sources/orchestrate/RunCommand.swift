@@ -41,13 +41,13 @@ struct RunCommand: AsyncParsableCommand {
         let controller = ReleaseController(pipeline: loaded, options: options) { line in printError(line) }
         let result = dryRun ? try await controller.run() : try await ReleaseService.run(controller)
         switch (output, dryRun) {
-        case (.json, true): try printJSON(result.plan)
-        case (.json, false): if let record = result.record { try printJSON(record) }
-        case (.text, true): print(result.plan.rendered())
+        case (.json, true): try printJSON(loaded.redaction.redacted(result.plan))
+        case (.json, false): if let record = result.record { try printJSON(loaded.redaction.redacted(record)) }
+        case (.text, true): print(loaded.redaction.redact(result.plan.rendered()))
         case (.text, false): break
         }
         if result.exitCode != ExitStatus.success {
-            if output == .text, let failure = result.record?.failure { printError("error: \(failure)") }
+            if output == .text, let failure = result.record?.failure { printError("error: \(loaded.redaction.redact(failure))") }
             throw ExitCode(result.exitCode)
         }
     }

@@ -51,7 +51,7 @@ enum CommandRunner {
         let configuration = Configuration(
             executable: executable,
             arguments: Arguments(Array(argv.dropFirst())),
-            environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
+            environment: .inherit.updating(Dictionary(environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) }, uniquingKeysWith: { _, last in last })),
             workingDirectory: FilePath(workingDirectory),
             platformOptions: options
         )
