@@ -1,4 +1,5 @@
 import Foundation
+import DurableFiles
 import EngineAPI
 import StrictYAML
 import Orchestrator
@@ -261,5 +262,37 @@ import Testing
         #expect(redaction.redact("a s3cr3t b") == "a [redacted] b")
         #expect(redaction.redacted(["k-s3cr3t": ["x", "s3"]]) == ["k-[redacted]": ["x", "[redacted]"]])
         #expect(Redaction.isSecretName("github_token") && Redaction.isSecretName("SSH_KEY") && !Redaction.isSecretName("MODE"))
+    }
+}
+
+/// What the controller creates is never writable by others, whatever the umask.
+@Suite struct FileModeTests {
+    @Test func underUmaskZeroNothingCreatedIsWorldWritable() async throws {
+        try await withTemporaryDirectory { folder in
+            try write("version: 1\nname: modes\nhistory: out/releases/h.jsonl\nstages:\n  - name: a\n    run: [\"true\"]\n", to: folder + "/p.yml")
+            // umask is process-wide: a child process has its own, the tests running beside this one keep theirs.
+            let result = try await runCommand("/bin/sh", ["-c", "umask 000 && exec \"$0\" run p.yml", CLITests.binary], in: folder)
+            #expect(result.status == 0, "\(result.stderr)")
+            let created = try FileManager.default.subpathsOfDirectory(atPath: folder + "/out")
+            #expect(created.contains("releases/h.jsonl") && created.contains { $0.hasSuffix("a.log") }, "\(created)")
+            for relative in created + [""] {
+                var info = stat()
+                #expect(lstat(folder + "/out/" + relative, &info) == 0)
+                #expect(info.st_mode & S_IWOTH == 0, "\(relative) is writable by others: \(String(info.st_mode & 0o777, radix: 8))")
+                if (info.st_mode & S_IFMT) == S_IFDIR { #expect(info.st_mode & 0o777 == 0o755, "\(relative)") }
+            }
+        }
+    }
+
+    @Test func atomicWritesTakeTheModeAskedWhateverTheUmask() async throws {
+        try await withTemporaryDirectory { folder in
+            try AtomicFile.write(Data("x".utf8), to: folder + "/a/b/secret.json", permissions: 0o600)
+            var info = stat()
+            #expect(stat(folder + "/a/b/secret.json", &info) == 0)
+            #expect(info.st_mode & 0o777 == 0o600)
+            #expect(stat(folder + "/a", &info) == 0)
+            #expect(info.st_mode & 0o777 == 0o755)
+            #expect(throws: AtomicFileError.self) { try AtomicFile.createFolder(folder + "/a/b/secret.json/c") }
+        }
     }
 }

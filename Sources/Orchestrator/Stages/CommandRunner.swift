@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import StrictYAML
 import Subprocess
@@ -35,8 +36,7 @@ enum CommandRunner {
         onStart: @escaping @Sendable (Int32) async -> Void = { _ in }
     ) async throws -> Outcome {
         guard let program = argv.first else { throw OrchestratorError(.invalidInput, "empty argument vector") }
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: logPath).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(URL(fileURLWithPath: logPath).deletingLastPathComponent().path)
         let log = try FileDescriptor.open(
             FilePath(logPath), .writeOnly, options: [.create, .append, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
         defer { try? log.close() }

@@ -1,3 +1,4 @@
+import DurableFiles
 import EngineAPI
 import Foundation
 import StrictYAML
@@ -257,7 +258,7 @@ struct StageExecutor {
         }
         let project = ComposeProject(engine: engine, file: ComposeFile(path: pipeline.file, project: pipeline.name, services: [:], networks: []))
         let mounts = (stage.inputs + stage.outputs + [stage.metricsFile].compactMap { $0 }).map { ($0 as NSString).deletingLastPathComponent }
-        for folder in mounts { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        for folder in mounts { try AtomicFile.createFolder(folder) }
         let run: (status: Int?, logs: String)
         do {
             run = try await project.runOnce(
@@ -266,8 +267,7 @@ struct StageExecutor {
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "\(error)")
         }
-        try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(run.logs.utf8).write(to: URL(fileURLWithPath: logPath))
+        try AtomicFile.write(Data(run.logs.utf8), to: logPath)
         return CommandRunner.Outcome(exitStatus: run.status.map { Int32($0) }, signalled: false, timedOut: run.status == nil)
     }
 }
