@@ -119,7 +119,18 @@ public enum AtomicFile {
             if errno == ENOENT { return nil }
             throw AtomicFileError(path: path, step: "reading", code: errno)
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw AtomicFileError(path: path, step: "reading (it is not a regular file)", code: EINVAL) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            let kind: String =
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: "a folder"
+                case S_IFIFO: "a FIFO (named pipe)"
+                case S_IFCHR: "a character device"
+                case S_IFBLK: "a block device"
+                case S_IFSOCK: "a socket"
+                default: "a special file"
+                }
+            throw AtomicFileError(path: path, step: "reading (it is \(kind), not a regular file)", code: EINVAL)
+        }
         guard info.st_size <= limit else { throw AtomicFileError(path: path, step: "reading (it is larger than \(limit) bytes)", code: EFBIG) }
         guard let data = FileManager.default.contents(atPath: path) else { throw AtomicFileError(path: path, step: "reading", code: errno == 0 ? EIO : errno) }
         return data

@@ -70,6 +70,15 @@ import Testing
         }
     }
 
+    @Test func aSetKeyTooDeepIsRefusedNotRecursedInto() async throws {
+        try await withTemporaryDirectory { folder in
+            let key = Array(repeating: "a", count: 20_000).joined(separator: ".")
+            let error = try #require(Self.issues(Self.header + Self.stage, overrides: ["\(key)=1"], in: folder))
+            #expect(error.issues.first?.message == "the key has 20000 segments; a pipeline's values lie at most 32 deep")
+            #expect(error.issues.first?.path.count ?? .max < 200, "the key is cut in the message")
+        }
+    }
+
     @Test func problemsAreCappedInTheReport() async throws {
         try await withTemporaryDirectory { folder in
             let unknown = (0..<120).map { "unknown\($0): x\n" }.joined()
@@ -183,6 +192,15 @@ import Testing
             // In a folder, only its regular files count: the FIFO is not opened (that would block).
             let digest = try ArtifactDigest.of(folder + "/data")
             #expect(digest.size == 1)
+        }
+    }
+
+    @Test func aMetricsFileThatIsAFIFOFailsTheStageWithoutBlocking() async throws {
+        try await withTemporaryDirectory { folder in
+            let yaml = Self.header + "history: h.jsonl\nstages:\n  - name: a\n    run: [mkfifo, m.json]\n    metrics: m.json\n"
+            let (result, lines) = try await runPipeline(try { try write(yaml, to: folder + "/p.yml"); return folder + "/p.yml" }())
+            #expect(result.exitCode == 1)
+            #expect(lines.contains { $0.contains("the metrics file \(folder)/m.json is a FIFO (named pipe), not a file") }, "\(lines)")
         }
     }
 

@@ -120,6 +120,9 @@ public struct PipelineLoader: Sendable {
 /// `--set a.b.c=value`: sets a value in the YAML tree before validation, so an override is
 /// checked exactly like the file. In `stages`, a path segment names a stage.
 enum Overrides {
+    /// Segments of a key: the deepest value of a pipeline is 6 deep; this bounds the recursion.
+    static let maxDepth = 32
+
     static func apply(_ override: String, to root: inout Node, reader: NodeReader) {
         guard let equals = override.firstIndex(of: "="), equals != override.startIndex else {
             reader.reportOverride(override, "expected KEY=VALUE, e.g. traffic.wait=60s")
@@ -130,6 +133,10 @@ enum Overrides {
         let segments = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard !segments.contains(where: \.isEmpty) else {
             reader.reportOverride(key, "empty segment in the key")
+            return
+        }
+        guard segments.count <= Self.maxDepth else {
+            reader.reportOverride(key, "the key has \(segments.count) segments; a pipeline's values lie at most \(Self.maxDepth) deep")
             return
         }
         // The value is read as YAML, so `--set traffic.steps=[10,100]` gives a list; without a mark,

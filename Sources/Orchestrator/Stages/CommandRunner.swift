@@ -91,8 +91,11 @@ enum CommandRunner {
 
     /// The last `count` lines of a log, for error messages.
     static func tail(of path: String, lines count: Int = 10) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { return "" }
-        let text = String(decoding: data.suffix(8192), as: UTF8.self)
+        // Only its last 8 KiB are read: a log may be gigabytes (or not a file at all).
+        guard case .regular(let size) = FileKind.of(path), let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: UInt64(max(0, size - 8192)))) != nil, let data = try? handle.read(upToCount: 8192) else { return "" }
+        let text = String(decoding: data, as: UTF8.self)
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count + 1).joined(separator: "\n")
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
