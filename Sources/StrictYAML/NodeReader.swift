@@ -52,6 +52,11 @@ public final class NodeReader {
                 continue
             }
             if !allowed.contains(key) {
+                // Past the problems kept, only the count matters: no suggestion is computed.
+                guard issues.count < InputLimits.maxCollectedIssues else {
+                    issueCount += 1
+                    continue
+                }
                 let hint = suggestion(for: key, among: allowed).map { ": did you mean \"\($0)\"?" } ?? " (allowed: \(allowed.joined(separator: ", ")))"
                 report(keyNode, keyPath, "unknown key \"\(echoed(key))\"\(hint)")
                 continue
