@@ -82,7 +82,13 @@ extension NodeReader {
     public func duration(_ node: Node?, _ path: String, maximum: PipelineDuration = .maximum) -> PipelineDuration? {
         guard let text = string(node, path) else { return nil }
         guard let value = PipelineDuration(text) else {
-            report(node, path, "\"\(echoed(text))\" is not a duration: use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 1h30m")
+            // Well formed but too large to count (a part of 10⁹ or more, or a sum past Int64).
+            let wellFormed = text.wholeMatch(of: /\s*([0-9]+(ms|h|m|s))+\s*/) != nil
+            report(
+                node, path,
+                wellFormed
+                    ? "\(echoed(text)) is longer than the most allowed, \(maximum)"
+                    : "\"\(echoed(text))\" is not a duration: use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 1h30m")
             return nil
         }
         guard value <= maximum else {

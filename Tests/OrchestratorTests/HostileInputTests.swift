@@ -133,6 +133,9 @@ import Testing
         ("deploy:\n  colors: [blue, \"1green\"]\n", "colour \"1green\" must be at most 32 letters"),
         ("deploy: {}\ntraffic:\n  wait: 25h\n", "25h is longer than the most allowed, 24h"),
         ("deploy: {}\ntraffic:\n  wait: 999999999h\n", "is longer than the most allowed, 24h"),
+        ("deploy: {}\ntraffic:\n  wait: 9223372036s1s\n", "9223372036s1s is longer than the most allowed, 24h"),
+        ("deploy: {}\ntraffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    maxWait: 999999999h999999999h999999999h\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", "is longer than the most allowed, 24h"),
+        ("deploy: {}\ntraffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    expectedRate: 1e300\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", "above 0 and at most 1e9"),
         ("deploy: {}\ntraffic:\n  drain: 1441m\n", "24h1m is longer than the most allowed, 24h"),
         ("history: \"my releases/h.jsonl\"\ndeploy: {}\ntraffic: {}\n", "nginx's runtime folder"),
         ("history: \"r;x/h.jsonl\"\ndeploy: {}\ntraffic: {}\n", "which nginx or Lua would misread"),
@@ -254,6 +257,18 @@ import Testing
                 #expect(!lines.joined().contains(secret))
             }
             #expect(try ReleaseHistory(path: folder + "/h.jsonl").records().count == 1, "the redacted record is still a valid record")
+        }
+    }
+
+    @Test func aValidationMessageDoesNotQuoteASecret() async throws {
+        try await withTemporaryDirectory { folder in
+            try write("version: \"${API_TOKEN}\"\nname: \"${MY_CRED}\"\nsecrets: [MY_CRED]\n" + Self.stage, to: folder + "/p.yml")
+            let error = #expect(throws: PipelineValidationError.self) {
+                try PipelineLoader(environment: ["API_TOKEN": "tok-ABCDEF-987", "MY_CRED": "cr ed"]).load(folder + "/p.yml")
+            }
+            let text = String(describing: error)
+            #expect(text.contains("expected a whole number, got \"[redacted]\""), "\(text)")
+            #expect(!text.contains("tok-ABCDEF-987") && !text.contains("cr ed"))
         }
     }
 

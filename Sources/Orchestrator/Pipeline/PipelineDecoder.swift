@@ -314,10 +314,10 @@ struct PipelineDecoder {
         var thresholds: [MetricThreshold] = []
         for (keyNode, valueNode) in mapping {
             guard let metric = keyNode.scalar?.string else { continue }
-            let metricPath = "\(path).\(metric)"
+            let metricPath = "\(path).\(echoed(metric, limit: 40))"
             if case .builtin(let kind, _)? = action, !kind.metrics.contains(metric) {
                 let hint = reader.suggestion(for: metric, among: kind.metrics).map { ": did you mean \"\($0)\"?" } ?? " (it reports \(kind.metrics.joined(separator: ", ")))"
-                reader.report(keyNode, metricPath, "the \(kind.rawValue) stage reports no metric \"\(metric)\"\(hint)")
+                reader.report(keyNode, metricPath, "the \(kind.rawValue) stage reports no metric \"\(echoed(metric))\"\(hint)")
                 continue
             }
             guard let bounds = reader.mapping(valueNode, metricPath, allowed: ["min", "max"]) else { continue }
@@ -374,7 +374,7 @@ struct PipelineDecoder {
         if let dockerNode = map["docker"], let docker = reader.mapping(dockerNode, "deploy.docker", allowed: ["host", "certificates", "compose"]) {
             let host = docker["host"].flatMap { reader.nonEmptyString($0, "deploy.docker.host") }
             if let host, !host.hasPrefix("unix://") && !host.hasPrefix("tcp://") {
-                reader.report(docker["host"], "deploy.docker.host", "must be unix:///PATH or tcp://HOST:PORT, got \(host)")
+                reader.report(docker["host"], "deploy.docker.host", "must be unix:///PATH or tcp://HOST:PORT, got \(echoed(host))")
             }
             let compose = reader.required(docker, "compose", "deploy.docker", in: dockerNode).flatMap { reader.nonEmptyString($0, "deploy.docker.compose") }
             if let compose {
@@ -431,7 +431,7 @@ struct PipelineDecoder {
             if (url.hasPrefix("http://") || url.hasPrefix("https://")) && URL(string: url)?.host != nil {
                 prometheus = url.hasSuffix("/") ? String(url.dropLast()) : url
             } else {
-                reader.report(node, "analysis.prometheus", "\"\(url)\" is not an http:// or https:// URL")
+                reader.report(node, "analysis.prometheus", "\"\(echoed(url))\" is not an http:// or https:// URL")
             }
         }
         var gates: [PromQLGate] = []
@@ -606,7 +606,7 @@ struct PipelineDecoder {
             let placeholder = String(query[range.upperBound..<close.lowerBound])
             return ["color", "live", "release"].contains(placeholder) ? nil : placeholder
         }).first {
-            reader.report(map["query"], "\(path).query", "unknown placeholder {{\(unknown)}}: use {{color}}, {{live}} or {{release}}")
+            reader.report(map["query"], "\(path).query", "unknown placeholder {{\(echoed(unknown))}}: use {{color}}, {{live}} or {{release}}")
         }
         let min = map["min"].flatMap { reader.double($0, "\(path).min") }
         let max = map["max"].flatMap { reader.double($0, "\(path).max") }

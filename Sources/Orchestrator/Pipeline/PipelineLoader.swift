@@ -48,8 +48,16 @@ public struct PipelineLoader: Sendable {
         let decoder = PipelineDecoder(reader: reader, directory: url.deletingLastPathComponent().path)
         let pipeline = decoder.decode(root, file: url.path, sha256: sha256Hex(data))
         guard reader.issues.isEmpty, let pipeline else {
+            // A message may quote a value that came from a secret variable (`version: ${API_TOKEN}`).
+            let declared = root.mapping?["secrets"]?.sequence?.compactMap { $0.scalar?.string } ?? []
+            let redaction = Redaction(values: reader.interpolated.filter { declared.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value))
+            let issues = reader.issues.map { issue in
+                var issue = issue
+                issue.message = redaction.redact(issue.message)
+                return issue
+            }
             throw PipelineValidationError(
-                issues: reader.issues.sorted { ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column) }, count: reader.issueCount)
+                issues: issues.sorted { ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column) }, count: reader.issueCount)
         }
         return pipeline
     }
@@ -97,7 +105,7 @@ public struct PipelineLoader: Sendable {
         case .duplicatedKeysInMapping(let duplicates, let context):
             return ValidationIssue(
                 file: file, line: context.mark.line, column: context.mark.column, path: "",
-                message: "duplicate keys \(duplicates.joined(separator: ", "))")
+                message: "duplicate keys \(echoed(duplicates.joined(separator: ", ")))")
         case .reader(let problem, let offset, _, let yaml):
             // The offset counts characters of the text.
             var line = 1
