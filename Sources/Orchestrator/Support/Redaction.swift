@@ -49,13 +49,25 @@ public struct Redaction: Sendable, Equatable {
         }
     }
 
+    private static func isDigestKey(_ key: String) -> Bool {
+        key == "fingerprint" || key.lowercased().hasSuffix("sha256")
+    }
+
     private func redactTree(_ node: Any) -> Any {
         switch node {
         case let text as String: return redact(text)
         case let array as [Any]: return array.map(redactTree)
         case let object as [String: Any]:
             var result: [String: Any] = [:]
-            for (key, value) in object { result[redact(key)] = redactTree(value) }
+            for (key, value) in object {
+                // Digests are computed, never secret, and must stay intact (a short secret may
+                // occur in hex by chance).
+                if Self.isDigestKey(key), let text = value as? String, text.allSatisfy(\.isHexDigit) {
+                    result[key] = text
+                } else {
+                    result[redact(key)] = redactTree(value)
+                }
+            }
             return result
         default: return node
         }
