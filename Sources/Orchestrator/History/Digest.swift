@@ -51,15 +51,23 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
     }
 
     static func hashFile(_ path: String) throws -> (String, Int64) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw OrchestratorError(.fileSystem, "cannot read \(path) to compute its digest")
+        // Non-blocking, then checked on the open file: a path swapped for a FIFO after `FileKind`
+        // looked is refused, not waited on.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw OrchestratorError(.fileSystem, "cannot read \(path) to compute its digest: \(String(cString: strerror(errno)))")
         }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
         defer { try? handle.close() }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw OrchestratorError(.invalidInput, "\(path) is not a regular file: it cannot be hashed", hint: "inputs and outputs are regular files and folders")
+        }
         var hasher = SHA256()
         var size: Int64 = 0
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
             hasher.update(data: chunk)
-            size += Int64(chunk.count)
+            size = size.addingReportingOverflow(Int64(chunk.count)).overflow ? .max : size + Int64(chunk.count)
         }
         return (hasher.finalize().hexString, size)
     }
