@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport"],
+            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -9,20 +9,20 @@ public import Foundation
 public enum AtomicFile {
     /// Writes `data` to `path` atomically and durably.
     ///
-    /// - Parameter permissions: the new file's mode (before the umask).
+    /// - Parameter permissions: the new file's mode, exactly (whatever the umask).
     /// - Throws: `AtomicFileError` naming the step that failed and why (e.g. no space left).
     public static func write(_ data: Data, to path: String, permissions: mode_t = 0o644) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw AtomicFileError(path: path, step: "creating the folder \(folder)", code: EACCES)
-        }
+        try createFolder(folder)
         let temporary = "\(folder)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
         guard descriptor >= 0 else { throw AtomicFileError(path: path, step: "creating \(temporary)", code: errno) }
         var failure: AtomicFileError?
+        // The umask only removes bits; set the mode exactly so that it is what the caller asked.
+        if fchmod(descriptor, permissions) != 0 {
+            failure = AtomicFileError(path: path, step: "setting the mode of \(temporary)", code: errno)
+        }
         let written = data.withUnsafeBytes { bytes -> Int in
             var offset = 0
             while offset < bytes.count {
@@ -50,6 +50,34 @@ public enum AtomicFile {
             throw failure
         }
         synchronizeFolder(folder)
+    }
+
+    /// Creates a folder and the missing folders above it, each with mode `permissions` exactly
+    /// (0755: never writable by others, even under `umask 000`). Folders that exist are left as
+    /// they are.
+    ///
+    /// - Throws: `AtomicFileError` when a folder cannot be created, or the path names a file.
+    public static func createFolder(_ path: String, permissions: mode_t = 0o755) throws {
+        var missing: [String] = []
+        var current = URL(fileURLWithPath: path).standardizedFileURL.path
+        var info = stat()
+        while stat(current, &info) != 0 {
+            guard errno == ENOENT else { throw AtomicFileError(path: path, step: "creating the folder \(current)", code: errno) }
+            missing.append(current)
+            let parent = (current as NSString).deletingLastPathComponent
+            if parent == current || parent.isEmpty { break }
+            current = parent
+        }
+        if missing.isEmpty && (info.st_mode & S_IFMT) != S_IFDIR {
+            throw AtomicFileError(path: path, step: "creating the folder (a file is in the way)", code: ENOTDIR)
+        }
+        for folder in missing.reversed() {
+            if mkdir(folder, permissions) != 0 && errno != EEXIST {
+                throw AtomicFileError(path: path, step: "creating the folder \(folder)", code: errno)
+            }
+            // Another process may have created it meanwhile; only ours are set.
+            chmod(folder, permissions)
+        }
     }
 
     /// Replaces the folder at `path` with the folder `replacement` (in the same file system) in one
@@ -91,7 +119,18 @@ public enum AtomicFile {
             if errno == ENOENT { return nil }
             throw AtomicFileError(path: path, step: "reading", code: errno)
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw AtomicFileError(path: path, step: "reading (it is not a regular file)", code: EINVAL) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            let kind: String =
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: "a folder"
+                case S_IFIFO: "a FIFO (named pipe)"
+                case S_IFCHR: "a character device"
+                case S_IFBLK: "a block device"
+                case S_IFSOCK: "a socket"
+                default: "a special file"
+                }
+            throw AtomicFileError(path: path, step: "reading (it is \(kind), not a regular file)", code: EINVAL)
+        }
         guard info.st_size <= limit else { throw AtomicFileError(path: path, step: "reading (it is larger than \(limit) bytes)", code: EFBIG) }
         guard let data = FileManager.default.contents(atPath: path) else { throw AtomicFileError(path: path, step: "reading", code: errno == 0 ? EIO : errno) }
         return data

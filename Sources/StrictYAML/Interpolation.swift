@@ -9,6 +9,12 @@ public enum Interpolation {
     }
 
     public static func apply(_ text: String, environment: [String: String]) -> Result<String, Failure> {
+        var used: [String: String] = [:]
+        return apply(text, environment: environment, used: &used)
+    }
+
+    /// - Parameter used: gets each variable referenced and the text put in its place.
+    public static func apply(_ text: String, environment: [String: String], used: inout [String: String]) -> Result<String, Failure> {
         guard text.contains("$") else { return .success(text) }
         var result = ""
         var rest = Substring(text)
@@ -26,7 +32,7 @@ public enum Interpolation {
                 continue
             }
             guard let close = rest[after...].firstIndex(of: "}") else {
-                return .failure(.malformed("unterminated ${ in \"\(text)\""))
+                return .failure(.malformed("unterminated ${ in \"\(echoed(text))\""))
             }
             let body = rest[rest.index(after: after)..<close]
             let (name, fallback): (Substring, Substring?)
@@ -36,12 +42,14 @@ public enum Interpolation {
                 (name, fallback) = (body, nil)
             }
             guard isVariableName(name) else {
-                return .failure(.malformed("\"${\(body)}\" is not a variable reference: use ${NAME} or ${NAME:-default}"))
+                return .failure(.malformed("\"${\(echoed(String(body)))}\" is not a variable reference: use ${NAME} or ${NAME:-default}"))
             }
             if let value = environment[String(name)], !(value.isEmpty && fallback != nil) {
                 result += value
+                used[String(name)] = value
             } else if let fallback {
                 result += fallback
+                used[String(name)] = String(fallback)
             } else {
                 return .failure(.unset(String(name)))
             }

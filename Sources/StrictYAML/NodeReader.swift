@@ -5,7 +5,11 @@ public import Yams
 public final class NodeReader {
     public let file: String
     public let environment: [String: String]
+    /// The first `InputLimits.maxCollectedIssues` problems; `issueCount` counts them all.
     public private(set) var issues: [ValidationIssue] = []
+    public private(set) var issueCount = 0
+    /// Every `${VAR}` substituted so far, with the text put in its place (to redact secrets).
+    public private(set) var interpolated: [String: String] = [:]
 
     public init(file: String, environment: [String: String]) {
         self.file = file
@@ -13,6 +17,8 @@ public final class NodeReader {
     }
 
     public func report(_ node: Node?, _ path: String, _ message: String) {
+        issueCount += 1
+        guard issues.count < InputLimits.maxCollectedIssues else { return }
         if let mark = node?.mark {
             issues.append(ValidationIssue(file: file, line: mark.line, column: mark.column, path: path, message: message))
         } else {
@@ -23,7 +29,9 @@ public final class NodeReader {
 
     /// A problem with a `--set` override as a whole.
     public func reportOverride(_ key: String, _ message: String) {
-        issues.append(ValidationIssue(file: "--set", line: 0, column: 0, path: key, message: message))
+        issueCount += 1
+        guard issues.count < InputLimits.maxCollectedIssues else { return }
+        issues.append(ValidationIssue(file: "--set", line: 0, column: 0, path: echoed(key), message: message))
     }
 
     /// The keys of a mapping; unknown keys, duplicates and non-mappings are reported.
@@ -38,14 +46,19 @@ public final class NodeReader {
                 report(keyNode, path, "keys must be plain strings")
                 continue
             }
-            let keyPath = join(path, key)
+            let keyPath = join(path, echoed(key, limit: 40))
             if result[key] != nil {
-                report(keyNode, keyPath, "duplicate key \"\(key)\"")
+                report(keyNode, keyPath, "duplicate key \"\(echoed(key))\"")
                 continue
             }
             if !allowed.contains(key) {
+                // Past the problems kept, only the count matters: no suggestion is computed.
+                guard issues.count < InputLimits.maxCollectedIssues else {
+                    issueCount += 1
+                    continue
+                }
                 let hint = suggestion(for: key, among: allowed).map { ": did you mean \"\($0)\"?" } ?? " (allowed: \(allowed.joined(separator: ", ")))"
-                report(keyNode, keyPath, "unknown key \"\(key)\"\(hint)")
+                report(keyNode, keyPath, "unknown key \"\(echoed(key))\"\(hint)")
                 continue
             }
             result[key] = value
@@ -63,7 +76,7 @@ public final class NodeReader {
         var result: [String: String] = [:]
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalar?.string else { continue }
-            if result[key] != nil { report(keyNode, join(path, key), "duplicate key \"\(key)\"") }
+            if result[key] != nil { report(keyNode, join(path, echoed(key, limit: 40)), "duplicate key \"\(echoed(key))\"") }
             if let text = string(value, join(path, key)) { result[key] = text }
         }
         return result
@@ -82,7 +95,7 @@ public final class NodeReader {
             report(node, path, "expected a single value, got \(describe(node))")
             return nil
         }
-        switch Interpolation.apply(scalar.string, environment: environment) {
+        switch Interpolation.apply(scalar.string, environment: environment, used: &interpolated) {
         case .success(let text):
             return text
         case .failure(.unset(let name)):
@@ -102,7 +115,7 @@ public final class NodeReader {
     public func int(_ node: Node?, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, path) else { return nil }
         guard let value = Int(text) else {
-            report(node, path, "expected a whole number, got \"\(text)\"")
+            report(node, path, "expected a whole number, got \"\(echoed(text))\"")
             return nil
         }
         guard range.contains(value) else {
@@ -115,7 +128,7 @@ public final class NodeReader {
     public func double(_ node: Node?, _ path: String) -> Double? {
         guard let text = string(node, path) else { return nil }
         guard let value = Double(text), value.isFinite else {
-            report(node, path, "expected a number, got \"\(text)\"")
+            report(node, path, "expected a number, got \"\(echoed(text))\"")
             return nil
         }
         return value
@@ -127,7 +140,7 @@ public final class NodeReader {
         case "true": return true
         case "false": return false
         default:
-            report(node, path, "expected true or false, got \"\(text)\"")
+            report(node, path, "expected true or false, got \"\(echoed(text))\"")
             return nil
         }
     }
@@ -136,7 +149,7 @@ public final class NodeReader {
         guard let text = string(node, path) else { return nil }
         guard choices.contains(text) else {
             let hint = suggestion(for: text, among: choices).map { ": did you mean \"\($0)\"?" } ?? ""
-            report(node, path, "\"\(text)\" is not one of \(choices.joined(separator: ", "))\(hint)")
+            report(node, path, "\"\(echoed(text))\" is not one of \(choices.joined(separator: ", "))\(hint)")
             return nil
         }
         return text
@@ -159,7 +172,7 @@ public final class NodeReader {
 
     public func describe(_ node: Node) -> String {
         switch node {
-        case .scalar(let scalar): "\"\(scalar.string)\""
+        case .scalar(let scalar): "\"\(echoed(scalar.string))\""
         case .mapping: "a mapping"
         case .sequence: "a list"
         case .alias: "an alias"
@@ -172,6 +185,8 @@ public final class NodeReader {
 
     /// The allowed word closest to `word`, if it is close enough to be a likely typo.
     public func suggestion(for word: String, among candidates: [String]) -> String? {
+        // A word much longer than every candidate is no typo of one, and would cost its length squared.
+        guard word.count <= 2 * (candidates.map(\.count).max() ?? 0) + 4 else { return nil }
         let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
         guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
         return best.1 <= max(2, word.count / 3) ? best.0 : nil

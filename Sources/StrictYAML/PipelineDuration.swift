@@ -9,9 +9,18 @@ public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomS
         self.milliseconds = milliseconds
     }
 
+    /// Saturates at `Int64.max` milliseconds rather than trap.
     public static func seconds(_ seconds: Int64) -> PipelineDuration {
-        PipelineDuration(milliseconds: seconds * 1000)
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        return PipelineDuration(milliseconds: overflow ? (seconds < 0 ? .min : .max) : product)
     }
+
+    /// The longest wait, interval or health timeout a pipeline may set: a day. Longer holds are
+    /// a mistake (a unit typo), and every duration then stays far from overflowing sums
+    /// (steps × wait, deadlines on the clock, sleeps in nanoseconds).
+    public static let maximum = PipelineDuration.seconds(24 * 3600)
+    /// The longest stage timeout: a week (training can take longer than a day).
+    public static let maximumStageTimeout = PipelineDuration.seconds(7 * 24 * 3600)
 
     public init?(_ text: String) {
         let units: [(String, Int64)] = [("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
@@ -69,10 +78,21 @@ public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomS
 }
 
 extension NodeReader {
-    public func duration(_ node: Node?, _ path: String) -> PipelineDuration? {
+    /// A duration of at most `maximum` (a day unless said otherwise).
+    public func duration(_ node: Node?, _ path: String, maximum: PipelineDuration = .maximum) -> PipelineDuration? {
         guard let text = string(node, path) else { return nil }
         guard let value = PipelineDuration(text) else {
-            report(node, path, "\"\(text)\" is not a duration: use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 1h30m")
+            // Well formed but too large to count (a part of 10⁹ or more, or a sum past Int64).
+            let wellFormed = text.wholeMatch(of: /\s*([0-9]+(ms|h|m|s))+\s*/) != nil
+            report(
+                node, path,
+                wellFormed
+                    ? "\(echoed(text)) is longer than the most allowed, \(maximum)"
+                    : "\"\(echoed(text))\" is not a duration: use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 1h30m")
+            return nil
+        }
+        guard value <= maximum else {
+            report(node, path, "\(value) is longer than the most allowed, \(maximum)")
             return nil
         }
         return value

@@ -25,14 +25,25 @@ public struct ValidationIssue: Sendable, Equatable, CustomStringConvertible, Cod
 
 /// All the problems of a pipeline, reported at once.
 public struct PipelineValidationError: Error, CustomStringConvertible, Sendable {
+    /// The problems kept (at most `InputLimits.maxCollectedIssues`).
     public var issues: [ValidationIssue]
+    /// Every problem found, also those past the ones kept.
+    public var count: Int
 
-    public init(issues: [ValidationIssue]) {
+    public init(issues: [ValidationIssue], count: Int? = nil) {
         self.issues = issues
+        self.count = max(count ?? issues.count, issues.count)
     }
 
+    /// The first `InputLimits.maxReportedIssues` problems, then how many more there are.
     public var description: String {
-        let noun = issues.count == 1 ? "problem" : "problems"
-        return "the pipeline has \(issues.count) \(noun):\n" + issues.map { "  \($0)" }.joined(separator: "\n")
+        let noun = count == 1 ? "problem" : "problems"
+        let shown = issues.prefix(InputLimits.maxReportedIssues)
+        var lines = shown.map { "  \($0)" }
+        if count > shown.count {
+            let more = count - shown.count
+            lines.append("  … and \(more) more problem\(more == 1 ? "" : "s")")
+        }
+        return "the pipeline has \(count) \(noun):\n" + lines.joined(separator: "\n")
     }
 }

@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import HTTPTransport
 
@@ -102,9 +103,8 @@ public struct NginxController: Sendable {
         try split.validate()
         let split = try Self.resolvingHostNames(split)
         let rendering = try config.render()
-        try FileManager.default.createDirectory(atPath: config.runtimeFolder, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: configPath).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(config.runtimeFolder)
+        try AtomicFile.createFolder(URL(fileURLWithPath: configPath).deletingLastPathComponent().path)
 
         let running = await host.isRunning(config: config)
         let answer = running ? try? await control() : nil

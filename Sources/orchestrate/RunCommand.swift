@@ -41,13 +41,13 @@ struct RunCommand: AsyncParsableCommand {
         let controller = ReleaseController(pipeline: loaded, options: options) { line in printError(line) }
         let result = dryRun ? try await controller.run() : try await ReleaseService.run(controller)
         switch (output, dryRun) {
-        case (.json, true): try printJSON(result.plan)
-        case (.json, false): if let record = result.record { try printJSON(record) }
-        case (.text, true): print(result.plan.rendered())
+        case (.json, true): try printJSON(loaded.redaction.redacted(result.plan))
+        case (.json, false): if let record = result.record { try printJSON(loaded.redaction.redacted(record)) }
+        case (.text, true): print(loaded.redaction.redact(result.plan.rendered()))
         case (.text, false): break
         }
         if result.exitCode != ExitStatus.success {
-            if output == .text, let failure = result.record?.failure { printError("error: \(failure)") }
+            if output == .text, let failure = result.record?.failure { printError("error: \(loaded.redaction.redact(failure))") }
             throw ExitCode(result.exitCode)
         }
     }
@@ -64,6 +64,8 @@ struct ValidateCommand: AsyncParsableCommand {
     struct Report: Encodable {
         var valid: Bool
         var issues: [ValidationIssue]
+        /// Every problem found; `issues` keeps the first 1000.
+        var problems: Int
         var warnings: [String] = []
     }
 
@@ -72,7 +74,7 @@ struct ValidateCommand: AsyncParsableCommand {
             let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
             let warnings = loaded.judgePowerWarnings()
             if output == .json {
-                try printJSON(Report(valid: true, issues: [], warnings: warnings))
+                try printJSON(Report(valid: true, issues: [], problems: 0, warnings: warnings))
             } else {
                 for warning in warnings { printError("warning: \(warning)") }
                 let parts = [
@@ -83,7 +85,7 @@ struct ValidateCommand: AsyncParsableCommand {
                 print("\(pipeline) is valid: \(parts.joined(separator: ", "))")
             }
         } catch let error as PipelineValidationError {
-            if output == .json { try printJSON(Report(valid: false, issues: error.issues)) }
+            if output == .json { try printJSON(Report(valid: false, issues: error.issues, problems: error.count)) }
             throw error
         }
     }

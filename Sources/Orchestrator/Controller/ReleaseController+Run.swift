@@ -80,7 +80,7 @@ extension ReleaseController {
             record.plan = plan
             record.outcome = .planned
             record.finishedOn = Date()
-            return RunResult(plan: plan, record: try history.append(record))
+            return RunResult(plan: plan, record: try history.append(pipeline.redaction.redacted(record)))
         }
 
         let deployment = try deployment()
@@ -112,7 +112,7 @@ extension ReleaseController {
             record.outcome = .failed
             record.failure = error.message
             record.finishedOn = Date()
-            try history.append(record)
+            try history.append(pipeline.redaction.redacted(record))
             throw error
         }
 
@@ -122,7 +122,8 @@ extension ReleaseController {
             .plan(releaseID: releaseID, live: live, recovery: nil)
         record.plan = plan
         let journal = RunJournal(
-            store: store, state: RunState(releaseID: releaseID, pid: getpid(), startedOn: record.startedOn, phase: .stages, live: live), record: record)
+            store: store, state: RunState(releaseID: releaseID, pid: getpid(), startedOn: record.startedOn, phase: .stages, live: live), record: record,
+            redaction: pipeline.redaction)
         try await journal.begin()
 
         let (stages, stageFailure) = await StageExecutor(
@@ -154,7 +155,7 @@ extension ReleaseController {
         finished.failure = failure
         finished.finishedOn = Date()
         if outcome != .succeeded { finished.deployment = nil }
-        let written = try history.append(finished)
+        let written = try history.append(pipeline.redaction.redacted(finished))
         try store.finishRun()
         return RunResult(plan: plan, record: written, interruptedBy: interruption.signal)
     }

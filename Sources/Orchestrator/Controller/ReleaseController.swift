@@ -16,8 +16,17 @@ public struct ReleaseController: Sendable {
 
     public init(pipeline: Pipeline, options: RunOptions = RunOptions(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.pipeline = pipeline
+        var options = options
+        // A secret given on the command line (--set stages.x.env.API_TOKEN=...) is not recorded.
+        options.command = pipeline.redaction.redact(options.command)
+        options.overrides = pipeline.redaction.redact(options.overrides)
         self.options = options
-        self.progress = progress
+        let redaction = pipeline.redaction
+        if redaction.values.isEmpty {
+            self.progress = progress
+        } else {
+            self.progress = { line in progress(redaction.redact(line)) }
+        }
     }
 
     public var store: StateStore { StateStore(pipeline: pipeline) }

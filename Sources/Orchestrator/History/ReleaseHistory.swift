@@ -86,8 +86,7 @@ public struct ReleaseHistory: Sendable {
         }
         line.append(body)
         line.append(UInt8(ascii: "\n"))
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw OrchestratorError(.fileSystem, "cannot open the history \(path): \(String(cString: strerror(errno)))")

@@ -1,3 +1,4 @@
+import DurableFiles
 public import Foundation
 import StrictYAML
 
@@ -34,8 +35,7 @@ public final class RunLock: Sendable {
     /// Takes the lock, or throws `OrchestratorError` `.locked` naming the holder.
     public init(historyPath: String, holder: Holder) throws {
         path = historyPath + ".lock"
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw OrchestratorError(.fileSystem, "cannot open the lock \(path): \(String(cString: strerror(errno)))")

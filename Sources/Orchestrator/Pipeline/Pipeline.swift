@@ -21,6 +21,10 @@ public struct Pipeline: Sendable {
     public var analysis: AnalysisSpec?
     public var rollback: RollbackSpec
     public var hooks: HooksSpec
+    /// The variables `secrets:` names: their values are never written nor printed.
+    public var secrets: [String] = []
+    /// The secret values this pipeline carries (see `Redaction`).
+    public var redaction: Redaction = .none
 }
 
 /// One stage: a built-in that calls the RecEngine library, or a command.

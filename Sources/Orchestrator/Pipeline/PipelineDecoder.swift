@@ -10,7 +10,8 @@ struct PipelineDecoder {
     /// The pipeline file's folder: relative paths are resolved against it, as docker compose does.
     let directory: String
 
-    static let namePattern = "letters, digits, '.', '_' and '-'"
+    static let namePattern = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+    static let colorPattern = "at most 32 letters, digits, '_' and '-', starting with a letter"
 
     /// Whether the file names a train stage, even one with problems of its own (so that its
     /// problems are not echoed as a missing model).
@@ -19,7 +20,7 @@ struct PipelineDecoder {
     func decode(_ root: Node, file: String, sha256: String) -> Pipeline? {
         guard
             let map = reader.mapping(
-                root, "", allowed: ["version", "name", "history", "stages", "deploy", "traffic", "analysis", "rollback", "hooks"])
+                root, "", allowed: ["version", "name", "history", "secrets", "stages", "deploy", "traffic", "analysis", "rollback", "hooks"])
         else { return nil }
         var version: Int?
         if let node = reader.required(map, "version", "", in: root), let value = reader.int(node, "version", range: 0...Int.max) {
@@ -44,10 +45,48 @@ struct PipelineDecoder {
         if analysis != nil && traffic == nil && map["traffic"] == nil {
             reader.report(map["analysis"], "analysis", "analysis needs a traffic section: its gates are checked at each traffic step")
         }
+        let secrets = decodeSecrets(map["secrets"])
         guard let version, let name else { return nil }
-        return Pipeline(
+        var pipeline = Pipeline(
             version: version, name: name, file: file, sha256: sha256, history: history, stages: stages, deploy: deploy,
             traffic: traffic, analysis: analysis, rollback: rollback, hooks: hooks)
+        pipeline.secrets = secrets
+        let fromVariables = reader.interpolated.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value)
+        let fromEnv = stages.flatMap { $0.env.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value) }
+        pipeline.redaction = Redaction(values: fromVariables + fromEnv)
+        if traffic != nil { checkNginxFolder(StateStore(pipeline: pipeline), at: map["history"] ?? root) }
+        return pipeline
+    }
+
+    static func unique(_ paths: [String]) -> [String] {
+        var seen = Set<String>()
+        return paths.filter { seen.insert($0).inserted }
+    }
+
+    /// nginx's runtime folder lies under the history's folder and is written into nginx's
+    /// configuration and Lua unquoted, and its control socket's path must fit a unix socket
+    /// address: `run` would refuse it at the first step, so `validate` does now.
+    private func checkNginxFolder(_ store: StateStore, at node: Node) {
+        let folder = store.nginxFolder
+        if let bad = folder.first(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) {
+            reader.report(
+                node, "history",
+                "nginx's runtime folder \(echoed(folder)) (beside the history) contains \(echoed("\"\(bad)\""))," +
+                    " which nginx or Lua would misread: move the history to a folder without spaces, quotes, ;, {}, $, # or \\")
+        } else if (folder + "/control.sock").utf8.count > 107 {
+            reader.report(
+                node, "history",
+                "nginx's control socket \(echoed(folder))/control.sock (beside the history) is longer than 107 bytes, the limit of a unix socket: use a shorter history path")
+        }
+    }
+
+    /// `secrets: [NAME, ...]`: variables whose values are redacted besides those named like secrets.
+    private func decodeSecrets(_ node: Node?) -> [String] {
+        guard let node, let names = reader.stringList(node, "secrets") else { return [] }
+        for name in names where !(name.first.map { $0 == "_" || $0.isLetter } ?? false) || !name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) {
+            reader.report(node, "secrets", "\"\(echoed(name))\" is not a variable name (letters, digits and _)")
+        }
+        return names
     }
 
     func resolve(_ path: String) -> String {
@@ -57,8 +96,12 @@ struct PipelineDecoder {
 
     private func validName(_ node: Node, _ path: String) -> String? {
         guard let text = reader.nonEmptyString(node, path) else { return nil }
-        guard text.count <= 63, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
-            reader.report(node, path, "\"\(text)\" must be at most 63 \(Self.namePattern)")
+        // Names become folder and file names (releases/state/SERVICE, nginx/generated/NAME.conf):
+        // never "." or "..", never hidden.
+        guard text.count <= 63, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }),
+            let first = text.first, first.isLetter || first.isNumber
+        else {
+            reader.report(node, path, "\"\(echoed(text))\" must be at most 63 \(Self.namePattern)")
             return nil
         }
         return text
@@ -125,7 +168,7 @@ struct PipelineDecoder {
             reader.report(map["metrics"], "\(path).metrics", "built-in stages report their metrics themselves; metrics: is for run: stages")
         }
         let timeout = map["timeout"].flatMap { node -> PipelineDuration? in
-            guard let value = reader.duration(node, "\(path).timeout") else { return nil }
+            guard let value = reader.duration(node, "\(path).timeout", maximum: .maximumStageTimeout) else { return nil }
             if value.milliseconds == 0 { reader.report(node, "\(path).timeout", "must be longer than 0s") }
             return value
         }
@@ -141,6 +184,17 @@ struct PipelineDecoder {
                     allInputs.append(value)
                 }
                 if parameter.kind == .outputPath { allOutputs.append(value) }
+            }
+        }
+        // A path listed twice (or also named by a built-in's parameter) is one input.
+        allInputs = Self.unique(allInputs)
+        allOutputs = Self.unique(allOutputs)
+        for (key, paths) in [("inputs", allInputs), ("outputs", allOutputs), ("metrics", [metricsFile].compactMap { $0 })] {
+            for path in paths {
+                guard case .special(let kind) = FileKind.of(path) else { continue }
+                reader.report(
+                    map[key] ?? map["with"] ?? node, "\(path == metricsFile ? "stages.\(name).metrics" : "stages.\(name).\(key)")",
+                    "\(echoed(path)) is \(kind): a stage reads and writes regular files and folders (it would block or never end)")
             }
         }
         var stage = Stage(
@@ -260,10 +314,10 @@ struct PipelineDecoder {
         var thresholds: [MetricThreshold] = []
         for (keyNode, valueNode) in mapping {
             guard let metric = keyNode.scalar?.string else { continue }
-            let metricPath = "\(path).\(metric)"
+            let metricPath = "\(path).\(echoed(metric, limit: 40))"
             if case .builtin(let kind, _)? = action, !kind.metrics.contains(metric) {
                 let hint = reader.suggestion(for: metric, among: kind.metrics).map { ": did you mean \"\($0)\"?" } ?? " (it reports \(kind.metrics.joined(separator: ", ")))"
-                reader.report(keyNode, metricPath, "the \(kind.rawValue) stage reports no metric \"\(metric)\"\(hint)")
+                reader.report(keyNode, metricPath, "the \(kind.rawValue) stage reports no metric \"\(echoed(metric))\"\(hint)")
                 continue
             }
             guard let bounds = reader.mapping(valueNode, metricPath, allowed: ["min", "max"]) else { continue }
@@ -285,9 +339,9 @@ struct PipelineDecoder {
         var colors = ["blue", "green"]
         if let node = map["colors"], let list = reader.stringList(node, "deploy.colors") {
             if list.count != 2 || Set(list).count != 2 {
-                reader.report(node, "deploy.colors", "blue/green needs exactly two different colours, got \(list)")
-            } else if let bad = list.first(where: { !isToken($0) }) {
-                reader.report(node, "deploy.colors", "colour \"\(bad)\" must be \(Self.namePattern)")
+                reader.report(node, "deploy.colors", "blue/green needs exactly two different colours, got \(echoed("\(list)"))")
+            } else if let bad = list.first(where: { !Self.isColorName($0) }) {
+                reader.report(node, "deploy.colors", "colour \"\(echoed(bad))\" must be \(Self.colorPattern)")
             } else {
                 colors = list
             }
@@ -320,7 +374,7 @@ struct PipelineDecoder {
         if let dockerNode = map["docker"], let docker = reader.mapping(dockerNode, "deploy.docker", allowed: ["host", "certificates", "compose", "insecure"]) {
             let host = docker["host"].flatMap { reader.nonEmptyString($0, "deploy.docker.host") }
             if let host, !host.hasPrefix("unix://") && !host.hasPrefix("tcp://") {
-                reader.report(docker["host"], "deploy.docker.host", "must be unix:///PATH or tcp://HOST:PORT, got \(host)")
+                reader.report(docker["host"], "deploy.docker.host", "must be unix:///PATH or tcp://HOST:PORT, got \(echoed(host))")
             }
             let compose = reader.required(docker, "compose", "deploy.docker", in: dockerNode).flatMap { reader.nonEmptyString($0, "deploy.docker.compose") }
             let certificates = docker["certificates"].flatMap { reader.nonEmptyString($0, "deploy.docker.certificates") }.map(resolve)
@@ -386,7 +440,7 @@ struct PipelineDecoder {
             if (url.hasPrefix("http://") || url.hasPrefix("https://")) && URL(string: url)?.host != nil {
                 prometheus = url.hasSuffix("/") ? String(url.dropLast()) : url
             } else {
-                reader.report(node, "analysis.prometheus", "\"\(url)\" is not an http:// or https:// URL")
+                reader.report(node, "analysis.prometheus", "\"\(echoed(url))\" is not an http:// or https:// URL")
             }
         }
         var gates: [PromQLGate] = []
@@ -429,7 +483,11 @@ struct PipelineDecoder {
         }
         if spec.marginal > spec.pass { reader.report(node, path, "marginal \(formatNumber(spec.marginal)) is above pass \(formatNumber(spec.pass))") }
         if let value = map["expectedRate"].flatMap({ reader.double($0, "\(path).expectedRate") }) {
-            if value > 0 { spec.expectedRate = value } else { reader.report(map["expectedRate"], "\(path).expectedRate", "requests per second, above 0") }
+            if value > 0 && value <= 1e9 {
+                spec.expectedRate = value
+            } else {
+                reader.report(map["expectedRate"], "\(path).expectedRate", "requests per second, above 0 and at most 1e9")
+            }
         }
         spec.rateQuery = map["rateQuery"].flatMap { reader.nonEmptyString($0, "\(path).rateQuery") }
         guard let metricsNode = reader.required(map, "metrics", path, in: node), let items = reader.sequence(metricsNode, "\(path).metrics") else { return nil }
@@ -522,7 +580,7 @@ struct PipelineDecoder {
         let critical = map["critical"].flatMap { reader.bool($0, "\(path).critical") } ?? false
         var weight = 1.0
         if let value = map["weight"].flatMap({ reader.double($0, "\(path).weight") }) {
-            if value > 0 { weight = value } else { reader.report(map["weight"], "\(path).weight", "must be above 0") }
+            if value > 0 && value <= 1e6 { weight = value } else { reader.report(map["weight"], "\(path).weight", "must be above 0 and at most 1e6") }
         }
         let onNoData = map["onNoData"].flatMap {
             reader.choice($0, "\(path).onNoData", among: JudgeSpec.Metric.NoData.allCases.map(\.rawValue)).flatMap(JudgeSpec.Metric.NoData.init)
@@ -530,7 +588,11 @@ struct PipelineDecoder {
         let minTrials = map["minTrials"].flatMap { reader.int($0, "\(path).minTrials", range: 1...1_000_000) } ?? 30
         var trialsPerRequest = 1.0
         if let value = map["trialsPerRequest"].flatMap({ reader.double($0, "\(path).trialsPerRequest") }) {
-            if value > 0 { trialsPerRequest = value } else { reader.report(map["trialsPerRequest"], "\(path).trialsPerRequest", "must be above 0") }
+            if value > 0 && value <= 1e6 {
+                trialsPerRequest = value
+            } else {
+                reader.report(map["trialsPerRequest"], "\(path).trialsPerRequest", "must be above 0 and at most 1e6")
+            }
         }
         guard let name, let kind, let bad else { return nil }
         return JudgeSpec.Metric(
@@ -553,7 +615,7 @@ struct PipelineDecoder {
             let placeholder = String(query[range.upperBound..<close.lowerBound])
             return ["color", "live", "release"].contains(placeholder) ? nil : placeholder
         }).first {
-            reader.report(map["query"], "\(path).query", "unknown placeholder {{\(unknown)}}: use {{color}}, {{live}} or {{release}}")
+            reader.report(map["query"], "\(path).query", "unknown placeholder {{\(echoed(unknown))}}: use {{color}}, {{live}} or {{release}}")
         }
         let min = map["min"].flatMap { reader.double($0, "\(path).min") }
         let max = map["max"].flatMap { reader.double($0, "\(path).max") }
@@ -607,7 +669,10 @@ struct PipelineDecoder {
         return spec
     }
 
-    private func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.count <= 63 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    /// A colour names upstreams and variables in nginx's configuration, containers, files and
+    /// Prometheus labels: only what all of them take.
+    static func isColorName(_ text: String) -> Bool {
+        guard let first = text.first, first.isASCII, first.isLetter, text.count <= 32 else { return false }
+        return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
     }
 }

@@ -260,7 +260,7 @@ extension RunPlan {
                         ? "can decide within the hold"
                         : extended.sufficient ? "cannot within the hold; the step extends up to maxWait, where it can (\(text(extended.detectable)))"
                         : "CANNOT even at maxWait (\(text(extended.detectable))): the step will end inconclusive unless the effect is larger"
-                    lines.append("    judge \(power.metric): ~\(Int(power.newTrials)) trials on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)")
+                    lines.append("    judge \(power.metric): ~\(formatNumber(power.newTrials.rounded())) trials on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)")
                 }
             }
             if let live = rollout.live {

@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import StrictYAML
 import RecEngine
@@ -25,7 +26,7 @@ public struct ModelStore: Sendable {
         if exists, (try? isIntact(target, sha256: sha256)) == true { return (target, sha256, false) }
         let temporary = target + ".tmp-\(getpid())"
         try? FileManager.default.removeItem(atPath: temporary)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(folder)
         try FileManager.default.copyItem(atPath: modelDirectory, toPath: temporary)
         try? FileManager.default.removeItem(atPath: target)
         try FileManager.default.moveItem(atPath: temporary, toPath: target)

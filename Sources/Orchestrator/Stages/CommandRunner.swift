@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import StrictYAML
 import Subprocess
@@ -35,8 +36,7 @@ enum CommandRunner {
         onStart: @escaping @Sendable (Int32) async -> Void = { _ in }
     ) async throws -> Outcome {
         guard let program = argv.first else { throw OrchestratorError(.invalidInput, "empty argument vector") }
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: logPath).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(URL(fileURLWithPath: logPath).deletingLastPathComponent().path)
         let log = try FileDescriptor.open(
             FilePath(logPath), .writeOnly, options: [.create, .append, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
         defer { try? log.close() }
@@ -51,7 +51,7 @@ enum CommandRunner {
         let configuration = Configuration(
             executable: executable,
             arguments: Arguments(Array(argv.dropFirst())),
-            environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
+            environment: .inherit.updating(Dictionary(environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) }, uniquingKeysWith: { _, last in last })),
             workingDirectory: FilePath(workingDirectory),
             platformOptions: options
         )
@@ -91,8 +91,11 @@ enum CommandRunner {
 
     /// The last `count` lines of a log, for error messages.
     static func tail(of path: String, lines count: Int = 10) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { return "" }
-        let text = String(decoding: data.suffix(8192), as: UTF8.self)
+        // Only its last 8 KiB are read: a log may be gigabytes (or not a file at all).
+        guard case .regular(let size) = FileKind.of(path), let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: UInt64(max(0, size - 8192)))) != nil, let data = try? handle.read(upToCount: 8192) else { return "" }
+        let text = String(decoding: data, as: UTF8.self)
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count + 1).joined(separator: "\n")
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }

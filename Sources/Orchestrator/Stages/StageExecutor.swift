@@ -1,3 +1,4 @@
+import DurableFiles
 import EngineAPI
 import Foundation
 import StrictYAML
@@ -208,7 +209,7 @@ struct StageExecutor {
     /// The JSON a built-in's `recengine ... --output json` printed: its `metrics`, and for a
     /// movie log ingest the report of what it read.
     func readBuiltinOutput(_ path: String, stage: Stage, record: inout ReleaseRecord.StageRecord) throws -> [String: Double] {
-        guard let data = FileManager.default.contents(atPath: path),
+        guard let data = try? AtomicFile.read(path, limit: 16 << 20),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let metrics = object["metrics"] as? [String: Any]
         else {
             throw OrchestratorError(.stageFailed, "recengine did not print its JSON report (\(path))", hint: "is RECENGINE_BIN the recengine of this build?")
@@ -233,8 +234,19 @@ struct StageExecutor {
     }
 
     static func readMetrics(_ path: String) throws -> [String: Double] {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let data: Data
+        switch FileKind.of(path) {
+        case .missing:
             throw OrchestratorError(.stageFailed, "the command did not write its metrics file \(path)")
+        case .regular(let size) where size <= 1 << 20:
+            guard let contents = try? AtomicFile.read(path, limit: 1 << 20) else {
+                throw OrchestratorError(.stageFailed, "cannot read the metrics file \(path)")
+            }
+            data = contents
+        case .regular(let size):
+            throw OrchestratorError(.stageFailed, "the metrics file \(path) is \(size) bytes; a metrics file is at most 1 MiB", hint: "write e.g. {\"rmse\": 0.93}")
+        case let kind:
+            throw OrchestratorError(.stageFailed, "the metrics file \(path) is \(kind.description), not a file", hint: "write e.g. {\"rmse\": 0.93}")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw OrchestratorError(.stageFailed, "the metrics file \(path) is not a JSON object", hint: "write e.g. {\"rmse\": 0.93}")
@@ -257,7 +269,7 @@ struct StageExecutor {
         }
         let project = ComposeProject(engine: engine, file: ComposeFile(path: pipeline.file, project: pipeline.name, services: [:], networks: []))
         let mounts = (stage.inputs + stage.outputs + [stage.metricsFile].compactMap { $0 }).map { ($0 as NSString).deletingLastPathComponent }
-        for folder in mounts { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        for folder in mounts { try AtomicFile.createFolder(folder) }
         let run: (status: Int?, logs: String)
         do {
             run = try await project.runOnce(
@@ -266,8 +278,7 @@ struct StageExecutor {
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "\(error)")
         }
-        try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(run.logs.utf8).write(to: URL(fileURLWithPath: logPath))
+        try AtomicFile.write(Data(run.logs.utf8), to: logPath)
         return CommandRunner.Outcome(exitStatus: run.status.map { Int32($0) }, signalled: false, timedOut: run.status == nil)
     }
 }

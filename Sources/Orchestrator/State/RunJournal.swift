@@ -8,16 +8,19 @@ actor RunJournal {
     let store: StateStore
     private(set) var state: RunState
     private(set) var record: ReleaseRecord
+    /// Applied to the record saved to disk (recovery appends that one to the history).
+    let redaction: Redaction
 
-    init(store: StateStore, state: RunState, record: ReleaseRecord) {
+    init(store: StateStore, state: RunState, record: ReleaseRecord, redaction: Redaction = .none) {
         self.store = store
         self.state = state
         self.record = record
+        self.redaction = redaction
     }
 
     /// Saves both files as they are now.
     func begin() throws {
-        try store.savePendingRecord(record)
+        try store.savePendingRecord(redaction.redacted(record))
         try store.saveRun(state)
     }
 
@@ -28,7 +31,7 @@ actor RunJournal {
 
     func updateRecord(_ change: (inout ReleaseRecord) -> Void) throws {
         change(&record)
-        try store.savePendingRecord(record)
+        try store.savePendingRecord(redaction.redacted(record))
     }
 
     /// Adds an event to the rollout section of the record.

@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import StrictYAML
 import RecEngine
@@ -117,8 +118,7 @@ public struct ProcessRuntime: DeploymentRuntime {
     /// Starts a process in a session of its own (so it outlives us and our terminal), stdin from
     /// /dev/null, stdout and stderr appended to `log`.
     static func spawnDetached(_ program: String, arguments: [String], log: String) throws -> Int32 {
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: log).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(URL(fileURLWithPath: log).deletingLastPathComponent().path)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
