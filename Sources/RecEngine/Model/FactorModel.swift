@@ -84,6 +84,12 @@ public struct FactorModel: Sendable {
         return predictions
     }
 
+    /// How many biases and factors are NaN or infinite (padding is zero and counts as finite).
+    var nonFiniteParameterCount: Int {
+        (globalMean.isFinite ? 0 : 1) + userBias.count { !$0.isFinite } + itemBias.count { !$0.isFinite }
+            + userFactors.count { !$0.isFinite } + itemFactors.count { !$0.isFinite }
+    }
+
     /// The factor rows without padding, `rows * factors` floats, as stored on disk.
     func unpadded(_ values: [Float], rows: Int) -> [Float] {
         var result = [Float]()
