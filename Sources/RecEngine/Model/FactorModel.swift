@@ -86,8 +86,10 @@ public struct FactorModel: Sendable {
 
     /// How many biases and factors are NaN or infinite (padding is zero and counts as finite).
     var nonFiniteParameterCount: Int {
-        (globalMean.isFinite ? 0 : 1) + userBias.count { !$0.isFinite } + itemBias.count { !$0.isFinite }
-            + userFactors.count { !$0.isFinite } + itemFactors.count { !$0.isFinite }
+        func count(_ values: [Float]) -> Int {
+            values.withUnsafeBytes { Int(rec_count_nonfinite($0.baseAddress, values.count)) }
+        }
+        return (globalMean.isFinite ? 0 : 1) + count(userBias) + count(itemBias) + count(userFactors) + count(itemFactors)
     }
 
     /// The factor rows without padding, `rows * factors` floats, as stored on disk.

@@ -1,3 +1,4 @@
+import CRecKernels
 import Foundation
 
 /// The safetensors container: an 8-byte little-endian header length, a JSON header naming each
@@ -128,9 +129,7 @@ enum SafeTensors {
 
     /// How many of a float tensor's values are NaN or infinite.
     static func nonFiniteCount(_ data: Data) -> Int {
-        data.withUnsafeBytes { raw in
-            (0..<(raw.count / 4)).count { !Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))).isFinite }
-        }
+        data.withUnsafeBytes { Int(rec_count_nonfinite($0.baseAddress, $0.count / 4)) }
     }
 
     struct DecodeError: Error {
