@@ -150,6 +150,11 @@ import Testing
             try FileManager.default.createSymbolicLink(atPath: folder + "/manifest.json", withDestinationPath: "/dev/zero")
         }
         #expect(device?.message.contains("cannot read manifest.json: it is not a regular file (a FIFO, a device or a folder)") == true, "\(String(describing: device))")
+        let huge = try await loadError { folder in
+            // A sparse file: its size, not its bytes, is what is refused.
+            #expect(truncate(folder + "/model.safetensors", off_t(ModelDirectory.maximumTensorsSize) + 1) == 0)
+        }
+        #expect(huge?.message == "cannot read model.safetensors: it is larger than 2048 MiB, the most read", "\(String(describing: huge))")
     }
 
     @Test func evaluatingAModelWhosePredictionsAreNotNumbersFails() async throws {
