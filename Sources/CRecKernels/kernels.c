@@ -99,6 +99,18 @@ void rec_score_items(const float *item_factors, const float *item_bias, size_t i
     }
 }
 
+size_t rec_count_nonfinite(const void *values, size_t count) {
+    const unsigned char *bytes = values;
+    size_t nonfinite = 0;
+    for (size_t n = 0; n < count; n++) {
+        uint32_t bits;
+        memcpy(&bits, bytes + 4 * n, 4);
+        // All exponent bits set: infinity or NaN.
+        nonfinite += (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return nonfinite;
+}
+
 const char *rec_kernel_isa(void) {
 #if defined(__x86_64__) && defined(__linux__)
     __builtin_cpu_init();

@@ -20,7 +20,7 @@ struct EvaluateCommand: AsyncParsableCommand {
         try await reportingErrors {
             let loaded = try ModelDirectory.load(from: model)
             let test = try input.load()
-            let report = Evaluation.evaluate(loaded, on: test.ratings, k: k)
+            let report = try Evaluation.evaluate(loaded, on: test.ratings, k: k)
             if output.output == .json {
                 try printJSON(report, metrics: [
                     "rmse": report.model.rmse, "mae": report.model.mae, "precision_at_k": report.model.precisionAtK,

@@ -9,8 +9,10 @@ struct RecEngineCommand: AsyncParsableCommand {
         commandName: "recengine",
         abstract: "Train, evaluate and serve matrix-factorisation recommenders (Surprise-compatible SVD).",
         discussion: """
-            Exit codes: 0 success, 1 a runtime failure (e.g. the port is taken), 2 invalid input \
-            (bad arguments, malformed ratings, a corrupt model).
+            Exit codes: 0 success, 1 a runtime failure (e.g. the port is taken, a file that cannot be \
+            read), 2 invalid input or usage (bad arguments, malformed ratings, an input that is not a \
+            regular file or too large, a corrupt model, training that diverges, a metric that is not a \
+            finite number), 4 Kafka unreachable (ingest).
             """,
         subcommands: [
             SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self,

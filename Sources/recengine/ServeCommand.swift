@@ -34,7 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--fault-random-share and --fault-latency-share must be from 0 to 1")
         }
         guard (0...60_000).contains(faultLatencyMs) else { throw ValidationError("--fault-latency-ms must be from 0 to 60000") }
-        guard engagementWindow >= 1 else { throw ValidationError("--engagement-window must be at least 1 second") }
+        guard (1...86_400 * 365).contains(engagementWindow) else { throw ValidationError("--engagement-window must be from 1 second to a year") }
     }
 
     func run() async throws {

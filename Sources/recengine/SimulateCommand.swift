@@ -21,7 +21,7 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard rate > 0, rate <= 10_000 else { throw ValidationError("--rate must be above 0 and at most 10000") }
-        guard duration >= 0 else { throw ValidationError("--duration must be 0 or more") }
+        guard duration >= 0 && duration <= 86_400 * 365 else { throw ValidationError("--duration must be from 0 to a year (31536000 seconds)") }
         guard (1...100).contains(k) else { throw ValidationError("--k must be from 1 to 100") }
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--url must be an http:// or https:// URL") }
     }

@@ -2,26 +2,26 @@
 import Testing
 
 @Suite struct TrainingTests {
-    @Test func oneEpochOfBiasesMatchesTheHandComputedUpdates() {
+    @Test func oneEpochOfBiasesMatchesTheHandComputedUpdates() throws {
         var ratings = Ratings()
         ratings.append(user: "a", item: "x", rating: 5)
         ratings.append(user: "a", item: "y", rating: 3)
         // μ = 4. Rating 1: e = 1 → b_a = 0.1, b_x = 0.1. Rating 2: e = 3 - (4 + 0.1) = -1.1
         // → b_a = 0.1 - 0.11 = -0.01, b_y = -0.11.
-        let model = SVDTrainer(parameters: .init(factors: 0, epochs: 1, learningRate: 0.1, regularization: 0)).fit(ratings)
+        let model = try SVDTrainer(parameters: .init(factors: 0, epochs: 1, learningRate: 0.1, regularization: 0)).fit(ratings)
         #expect(model.globalMean == 4)
         #expect(abs(model.userBias[0] - -0.01) < 1e-6)
         #expect(abs(model.itemBias[0] - 0.1) < 1e-6)
         #expect(abs(model.itemBias[1] - -0.11) < 1e-6)
     }
 
-    @Test func factorUpdatesUseTheOldValuesInSurpriseOrder() {
+    @Test func factorUpdatesUseTheOldValuesInSurpriseOrder() throws {
         var ratings = Ratings()
         ratings.append(user: "a", item: "x", rating: 4)
         ratings.append(user: "b", item: "x", rating: 2)
         ratings.append(user: "a", item: "y", rating: 5)
         let parameters = SVDParameters(factors: 2, epochs: 1, learningRate: 0.05, regularization: 0.1, initStd: 0.5, seed: 3)
-        let model = SVDTrainer(parameters: parameters).fit(ratings)
+        let model = try SVDTrainer(parameters: parameters).fit(ratings)
 
         // The same computation by hand, in Double: users' factors are drawn first, then items',
         // and ratings are visited user by user (a: x, y; then b: x).
@@ -56,26 +56,26 @@ import Testing
         let split = try Split.holdout(count: ratings.count, testSize: 0.2, seed: 1)
         let train = ratings.subset(split.train)
         let test = ratings.subset(split.test)
-        func heldOutRMSE(_ parameters: SVDParameters) -> Double {
-            let model = SVDTrainer(parameters: parameters).fit(train)
+        func heldOutRMSE(_ parameters: SVDParameters) throws -> Double {
+            let model = try SVDTrainer(parameters: parameters).fit(train)
             let users = test.userIDs.map { train.userIndex(of: $0) ?? -1 }
             let items = test.itemIDs.map { train.itemIndex(of: $0) ?? -1 }
             let predictions = model.predict(
                 users: test.users.map { users[Int($0)] }, items: test.items.map { items[Int($0)] }, scale: RatingScale())
             return Evaluation.errors(truth: test.values, predictions: predictions).rmse
         }
-        let baseline = heldOutRMSE(.init(factors: 0, epochs: 60, learningRate: 0.01))
-        let few = heldOutRMSE(.init(factors: 8, epochs: 2, learningRate: 0.01))
-        let many = heldOutRMSE(.init(factors: 8, epochs: 60, learningRate: 0.01))
+        let baseline = try heldOutRMSE(.init(factors: 0, epochs: 60, learningRate: 0.01))
+        let few = try heldOutRMSE(.init(factors: 8, epochs: 2, learningRate: 0.01))
+        let many = try heldOutRMSE(.init(factors: 8, epochs: 60, learningRate: 0.01))
         #expect(many < few, "more epochs converge further: \(many) vs \(few)")
         #expect(many < 0.85 * baseline, "factors capture the structure: \(many) vs baseline \(baseline)")
     }
 
-    @Test func trainingIsReproducibleForASeed() {
+    @Test func trainingIsReproducibleForASeed() throws {
         let ratings = syntheticRatings(users: 30, items: 20, perUser: 8)
-        let a = SVDTrainer(parameters: .init(factors: 4, epochs: 3, seed: 9)).fit(ratings)
-        let b = SVDTrainer(parameters: .init(factors: 4, epochs: 3, seed: 9)).fit(ratings)
-        let c = SVDTrainer(parameters: .init(factors: 4, epochs: 3, seed: 10)).fit(ratings)
+        let a = try SVDTrainer(parameters: .init(factors: 4, epochs: 3, seed: 9)).fit(ratings)
+        let b = try SVDTrainer(parameters: .init(factors: 4, epochs: 3, seed: 9)).fit(ratings)
+        let c = try SVDTrainer(parameters: .init(factors: 4, epochs: 3, seed: 10)).fit(ratings)
         #expect(a.userFactors == b.userFactors)
         #expect(a.userFactors != c.userFactors)
     }
@@ -88,14 +88,25 @@ import Testing
         #expect(throws: RecEngineError.self) { try parameters.validate() }
     }
 
-    @Test func unknownUsersAndItemsDropTheirTerms() {
+    @Test func unknownUsersAndItemsDropTheirTerms() throws {
         var ratings = Ratings()
         ratings.append(user: "a", item: "x", rating: 5)
         ratings.append(user: "b", item: "y", rating: 1)
-        let model = SVDTrainer(parameters: .init(factors: 2, epochs: 5)).fit(ratings)
+        let model = try SVDTrainer(parameters: .init(factors: 2, epochs: 5)).fit(ratings)
         let predictions = model.predict(users: [-1, 0, -1], items: [-1, -1, 0], scale: RatingScale())
         #expect(predictions[0] == model.globalMean)
         #expect(predictions[1] == model.globalMean + model.userBias[0])
         #expect(predictions[2] == model.globalMean + model.itemBias[0])
+    }
+
+    @Test func trainingThatDivergesStopsAtTheEpochItHappens() throws {
+        let ratings = syntheticRatings(users: 40, items: 30, perUser: 10)
+        let error = #expect(throws: RecEngineError.self) { try SVDTrainer(parameters: .init(factors: 5, epochs: 20, learningRate: 50)).fit(ratings) }
+        #expect(error?.code == .trainingDiverged)
+        #expect(error?.message.hasPrefix("training diverged at epoch ") == true, "\(String(describing: error))")
+        #expect(error?.message.contains(" of 20: ") == true)
+        #expect(error?.hint?.contains("--lr") == true)
+        // The defaults converge: the check does not refuse a sound training.
+        #expect(throws: Never.self) { try SVDTrainer(parameters: .init(factors: 5, epochs: 20)).fit(ratings) }
     }
 }

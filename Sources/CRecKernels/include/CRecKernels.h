@@ -25,6 +25,10 @@ void rec_score_items(const float *item_factors, const float *item_bias, size_t i
                      size_t stride, const float *user_vector, float base, float low, float high,
                      float *scores);
 
+/// How many of the `count` floats at `values` (any alignment, little-endian IEEE 754) are NaN or
+/// infinite: the check of trained and loaded parameters, fast even in a debug build.
+size_t rec_count_nonfinite(const void *values, size_t count);
+
 /// The instruction set the kernels run with on this CPU: "avx2+fma" or "baseline".
 const char *rec_kernel_isa(void);
 

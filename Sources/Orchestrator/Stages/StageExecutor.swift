@@ -138,9 +138,12 @@ struct StageExecutor {
                 progress("    wrote \(output.path) (sha256 \(output.sha256?.prefix(12) ?? "-"), \(output.size ?? 0) bytes)")
             }
         }
+        // A metric that is not a finite number (NaN, infinite, or null in the stage's JSON) fails
+        // its gate whatever the bounds: it measured nothing.
         result.gates = stage.gate.map { threshold in
             let value = result.metrics[threshold.metric]
-            return ReleaseRecord.GateVerdict(metric: threshold.metric, condition: threshold.condition, value: value, passed: value.map(threshold.admits) ?? false)
+            let passed = value.map { $0.isFinite && threshold.admits($0) } ?? false
+            return ReleaseRecord.GateVerdict(metric: threshold.metric, condition: threshold.condition, value: value, passed: passed)
         }
         for verdict in result.gates {
             progress("    gate \(verdict.metric) \(verdict.condition): \(verdict.value.map(formatMetric) ?? "not reported") \(verdict.passed ? "passed" : "FAILED")")
@@ -148,9 +151,13 @@ struct StageExecutor {
         if let failed = result.gates.first(where: { !$0.passed }) {
             result.status = .failed
             result.error =
-                failed.value == nil
-                ? "gate \(failed.metric): the stage reported no such metric"
-                : "gate \(failed.metric) \(failed.condition) failed with \(formatMetric(failed.value ?? .nan))"
+                if let value = failed.value {
+                    value.isFinite
+                        ? "gate \(failed.metric) \(failed.condition) failed with \(formatMetric(value))"
+                        : "gate \(failed.metric) \(failed.condition) failed: the stage reported \(failed.metric) = \(formatMetric(value)), not a finite number"
+                } else {
+                    "gate \(failed.metric): the stage reported no such metric"
+                }
         }
         return result
     }
@@ -251,7 +258,9 @@ struct StageExecutor {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw OrchestratorError(.stageFailed, "the metrics file \(path) is not a JSON object", hint: "write e.g. {\"rmse\": 0.93}")
         }
-        return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        // null is a metric the command could not compute (JSON has no NaN): kept as NaN, so that a
+        // gate on it fails saying so and the record shows it; strings and other values are not metrics.
+        return object.compactMapValues { $0 is NSNull ? .nan : ($0 as? NSNumber)?.doubleValue }
     }
 
     /// A command stage with `image:`: its argument vector in a one-off container of the

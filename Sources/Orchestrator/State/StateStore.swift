@@ -140,6 +140,7 @@ public struct StateStore: Sendable {
         }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
+        decoder.nonConformingFloatDecodingStrategy = ReleaseRecord.nonFiniteNumbersDecoding
         do {
             return try decoder.decode(T.self, from: data)
         } catch {
@@ -152,6 +153,7 @@ public struct StateStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
+        encoder.nonConformingFloatEncodingStrategy = ReleaseRecord.nonFiniteNumbers
         do {
             try AtomicFile.write(try encoder.encode(value), to: path)
         } catch let error as AtomicFileError {

@@ -42,6 +42,10 @@ public struct SkippedRow: Sendable, Codable, Equatable {
 
 /// A ratings file read into memory, with what was learnt while reading it.
 public struct RatingsFile: Sendable {
+    /// The largest ratings file read: 2 GiB (MovieLens 25M's ratings.csv is 678 MB). Read whole
+    /// into memory, so a bound is what keeps a huge or endless file from exhausting it.
+    public static let maximumFileSize = 2 << 30
+
     /// How many skipped rows are kept with their line and problem.
     public static let keptSkippedRows = 20
 
@@ -66,7 +70,8 @@ public struct RatingsFile: Sendable {
     /// Reads a ratings file, detecting its format.
     ///
     /// - Throws: `RecEngineError` with code `.invalidRatings` naming file and line for the first bad
-    ///   row under `.fail`, or for a file with no ratings at all; `.fileSystem` when unreadable.
+    ///   row under `.fail`, for a file with no ratings at all, or for one that is not a regular file
+    ///   or is larger than `maximumFileSize`; `.fileSystem` when missing or unreadable.
     public static func load(
         path: String,
         onBadRow policy: BadRowPolicy = .fail,
@@ -74,11 +79,13 @@ public struct RatingsFile: Sendable {
     ) throws -> RatingsFile {
         let bytes: [UInt8]
         do {
-            bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes = [UInt8](try InputFile.read(path, limit: maximumFileSize))
         } catch {
             throw RecEngineError(
-                .fileSystem, "cannot read the ratings file: \(error.localizedDescription)", location: path,
-                hint: "check the path; relative paths are taken from the current directory")
+                error.isBadInput ? .invalidRatings : .fileSystem, "cannot read the ratings file: \(error.reason)", location: path,
+                hint: error.isBadInput
+                    ? "give a regular file of at most \(maximumFileSize >> 20) MiB (split a larger one, or sample it)"
+                    : "check the path; relative paths are taken from the current directory")
         }
         var parser = RatingsParser(path: path, policy: policy, scale: scale)
         try parser.parse(bytes)

@@ -43,21 +43,25 @@ public enum CrossValidation {
         for (number, split) in try Split.kFold(count: ratings.count, folds: folds, seed: seed).enumerated() {
             let train = ratings.subset(split.train)
             let test = ratings.subset(split.test)
-            let fold = evaluateFold(train: train, test: test, parameters: parameters, scale: scale, clock: clock)
+            let fold = try evaluateFold(train: train, test: test, parameters: parameters, scale: scale, clock: clock)
             results.append(fold)
-            baselineResults.append(evaluateFold(train: train, test: test, parameters: baselineParameters, scale: scale, clock: clock))
+            baselineResults.append(try evaluateFold(train: train, test: test, parameters: baselineParameters, scale: scale, clock: clock))
             progress(number + 1, fold)
         }
-        return CrossValidationReport(
+        let report = CrossValidationReport(
             folds: results, mean: mean(results), baseline: mean(baselineResults),
             parameters: parameters, instructionSet: SVDTrainer.instructionSet)
+        try Evaluation.requireFinite([
+            "rmse": report.mean.rmse, "mae": report.mean.mae, "baseline_rmse": report.baseline.rmse, "baseline_mae": report.baseline.mae,
+        ])
+        return report
     }
 
     private static func evaluateFold(
         train: Ratings, test: Ratings, parameters: SVDParameters, scale: RatingScale, clock: ContinuousClock
-    ) -> CrossValidationReport.Fold {
+    ) throws -> CrossValidationReport.Fold {
         let start = clock.now
-        let model = SVDTrainer(parameters: parameters).fit(train)
+        let model = try SVDTrainer(parameters: parameters).fit(train)
         let duration = clock.now - start
         let users = test.userIDs.map { train.userIndex(of: $0) ?? -1 }
         let items = test.itemIDs.map { train.itemIndex(of: $0) ?? -1 }

@@ -36,13 +36,32 @@ public enum Evaluation {
     public static let relevanceThreshold: Float = 4
 
     /// Evaluates a model and its baseline on test ratings.
-    public static func evaluate(_ model: RecommenderModel, on test: Ratings, k: Int = 10) -> EvaluationReport {
+    ///
+    /// - Throws: `RecEngineError` `.nonFiniteMetric` when a metric is NaN or infinite, rather than
+    ///   a report a gate would read as a number.
+    public static func evaluate(_ model: RecommenderModel, on test: Ratings, k: Int = 10) throws -> EvaluationReport {
         let (users, items) = model.indices(of: test)
-        return EvaluationReport(
+        let report = EvaluationReport(
             model: metrics(test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
             baseline: metrics(test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale), k: k),
             unknownUsers: users.count { $0 < 0 },
             unknownItems: items.count { $0 < 0 })
+        try requireFinite([
+            "rmse": report.model.rmse, "mae": report.model.mae, "precision_at_k": report.model.precisionAtK, "recall_at_k": report.model.recallAtK,
+            "baseline_rmse": report.baseline.rmse, "baseline_mae": report.baseline.mae,
+            "baseline_precision_at_k": report.baseline.precisionAtK, "baseline_recall_at_k": report.baseline.recallAtK,
+        ])
+        return report
+    }
+
+    /// - Throws: `RecEngineError` `.nonFiniteMetric` naming the metrics that are NaN or infinite.
+    public static func requireFinite(_ metrics: [String: Double]) throws {
+        let nonFinite = metrics.filter { !$0.value.isFinite }.sorted { $0.key < $1.key }
+        guard nonFinite.isEmpty else {
+            throw RecEngineError(
+                .nonFiniteMetric, "the evaluation computed " + nonFinite.map { "\($0.key) = \($0.value)" }.joined(separator: ", ") + ": not a finite number",
+                hint: "the model's predictions are not numbers: train the model again")
+        }
     }
 
     /// RMSE and MAE of predictions against the truth.

@@ -84,6 +84,14 @@ public struct FactorModel: Sendable {
         return predictions
     }
 
+    /// How many biases and factors are NaN or infinite (padding is zero and counts as finite).
+    var nonFiniteParameterCount: Int {
+        func count(_ values: [Float]) -> Int {
+            values.withUnsafeBytes { Int(rec_count_nonfinite($0.baseAddress, values.count)) }
+        }
+        return (globalMean.isFinite ? 0 : 1) + count(userBias) + count(itemBias) + count(userFactors) + count(itemFactors)
+    }
+
     /// The factor rows without padding, `rows * factors` floats, as stored on disk.
     func unpadded(_ values: [Float], rows: Int) -> [Float] {
         var result = [Float]()

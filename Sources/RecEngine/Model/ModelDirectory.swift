@@ -8,14 +8,20 @@ public enum ModelDirectory {
     public static let tensorsFile = "model.safetensors"
     public static let manifestFile = "manifest.json"
 
-    /// Writes the model; the tensors first, then the manifest that names their digest, each
-    /// atomically, so a reader never pairs a manifest with tensors it does not describe.
+    /// The largest `model.safetensors` read: 2 GiB (a MovieLens 25M model with 100 factors is
+    /// about 90 MB).
+    public static let maximumTensorsSize = 2 << 30
+    /// The largest `manifest.json` read (it lists every user and item id).
+    public static let maximumManifestSize = 512 << 20
+
+    /// Writes the model: the tensors, then the manifest that names their digest, into a folder
+    /// beside `directory`; that folder is loaded back and checked like any model, and only then
+    /// swapped in. A save that fails, or is killed part way, leaves the model that was there whole.
     ///
     /// - Returns: the manifest as written, with the model digest filled in.
+    /// - Throws: `RecEngineError` `.corruptModel` when the new model does not load back (e.g. a
+    ///   parameter is not finite), `AtomicFileError` when a file cannot be written.
     @discardableResult
-    ///
-    /// The files are written into a folder beside `directory` and swapped in at the end, so that a
-    /// save that fails or is killed part way leaves the model that was there whole.
     public static func save(_ model: RecommenderModel, to directory: String) throws -> ModelManifest {
         let tensors = encodeTensors(model)
         var manifest = model.manifest
@@ -23,17 +29,32 @@ public enum ModelDirectory {
         let target = URL(fileURLWithPath: directory).standardizedFileURL.path
         let partial = "\(target).partial-\(getpid())"
         try? FileManager.default.removeItem(atPath: partial)
-        try AtomicFile.write(tensors, to: path(partial, tensorsFile))
-        try AtomicFile.write(try encodeManifest(manifest), to: path(partial, manifestFile))
-        try AtomicFile.replaceFolder(at: target, with: partial)
+        do {
+            try AtomicFile.write(tensors, to: path(partial, tensorsFile))
+            try AtomicFile.write(try encodeManifest(manifest), to: path(partial, manifestFile))
+            _ = try load(from: partial)
+            try AtomicFile.replaceFolder(at: target, with: partial)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            if var error = error as? RecEngineError, error.code == .corruptModel {
+                error.message = "the new model was not saved (what was there is unchanged): \(error.message)"
+                error.location = target
+                error.hint = "train again with other parameters (a lower --lr, a higher --reg)"
+                throw error
+            }
+            throw error
+        }
         return manifest
     }
 
-    /// Loads and verifies a model directory.
+    /// Loads and verifies a model directory. Its files come from outside: each number, id and
+    /// parameter is checked before use, so a damaged or hostile model is an error, never a crash.
     ///
-    /// - Throws: `RecEngineError` `.corruptModel` when a file is missing, the tensors' digest
-    ///   differs from the manifest's, a tensor is missing or has the wrong shape, or an index is
-    ///   out of range. Nothing partially loaded is ever returned.
+    /// - Throws: `RecEngineError` `.corruptModel` naming the file and what is wrong: a file that is
+    ///   missing, not a regular file or too large, a manifest that does not parse or repeats an id,
+    ///   tensors whose digest differs from the manifest's, a tensor that is missing, has the wrong
+    ///   dtype or shape or holds NaN or infinite values, or an index out of range. Nothing partially
+    ///   loaded is ever returned.
     public static func load(from directory: String) throws -> RecommenderModel {
         let manifestPath = path(directory, manifestFile)
         let tensorsPath = path(directory, tensorsFile)
@@ -42,26 +63,38 @@ public enum ModelDirectory {
                 .corruptModel, message, location: location,
                 hint: "the model directory is damaged or incomplete: train it again (recengine train) or restore it from a release")
         }
+        func contents(_ path: String, _ name: String, limit: Int) throws -> Data {
+            do {
+                return try InputFile.read(path, limit: limit)
+            } catch {
+                throw corrupt("cannot read \(name): \(error.reason)", path)
+            }
+        }
         let manifest: ModelManifest
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: manifestPath))
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            manifest = try decoder.decode(ModelManifest.self, from: data)
+            manifest = try decoder.decode(ModelManifest.self, from: try contents(manifestPath, manifestFile, limit: maximumManifestSize))
         } catch let error as DecodingError {
             throw corrupt("manifest.json does not parse: \(describe(error))", manifestPath)
-        } catch {
-            throw corrupt("cannot read manifest.json: \(error.localizedDescription)", manifestPath)
         }
         guard manifest.formatVersion == ModelManifest.currentFormatVersion else {
             throw corrupt("format version \(manifest.formatVersion) is not supported (expected \(ModelManifest.currentFormatVersion))", manifestPath)
         }
-        let bytes: Data
-        do {
-            bytes = try Data(contentsOf: URL(fileURLWithPath: tensorsPath))
-        } catch {
-            throw corrupt("cannot read model.safetensors: \(error.localizedDescription)", tensorsPath)
+        let factors = manifest.parameters.factors
+        guard SVDParameters.factorRange.contains(factors) else {
+            throw corrupt("parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)", manifestPath)
         }
+        let scale = manifest.ratingScale
+        guard scale.low.isFinite, scale.high.isFinite, scale.low < scale.high else {
+            throw corrupt("rating_scale \(scale.low)...\(scale.high) is not a range of finite numbers", manifestPath)
+        }
+        for (kind, ids) in [("user", manifest.userIDs), ("item", manifest.itemIDs)] {
+            if let duplicate = firstDuplicate(ids) {
+                throw corrupt("\(kind)_ids lists \"\(duplicate)\" more than once: each id must name one row", manifestPath)
+            }
+        }
+        let bytes = try contents(tensorsPath, tensorsFile, limit: maximumTensorsSize)
         let digest = SHA256.hash(data: bytes).hexString
         guard digest == manifest.modelSHA256 else {
             throw corrupt("digest mismatch: model.safetensors has sha256 \(digest), the manifest records \(manifest.modelSHA256)", tensorsPath)
@@ -74,34 +107,51 @@ public enum ModelDirectory {
         }
         let users = manifest.userIDs.count
         let items = manifest.itemIDs.count
-        let factors = manifest.parameters.factors
-        func tensor(_ name: String, _ dtype: SafeTensors.DType, _ shape: [Int]) throws -> Data {
+        /// The tensor's data, checked against the dtype and the shape the manifest implies.
+        func tensor(_ name: String, _ dtype: SafeTensors.DType, _ shape: [Int], _ meaning: String = "") throws -> Data {
             guard let tensor = tensors[name] else { throw corrupt("tensor \(name) is missing", tensorsPath) }
-            guard tensor.dtype == dtype, tensor.shape == shape else {
-                throw corrupt("tensor \(name) is \(tensor.dtype.rawValue)\(tensor.shape), expected \(dtype.rawValue)\(shape)", tensorsPath)
+            guard tensor.dtype == dtype else {
+                throw corrupt("tensor \(name) has dtype \(tensor.dtype.rawValue), expected \(dtype.rawValue)", tensorsPath)
+            }
+            guard tensor.shape == shape else {
+                throw corrupt("tensor \(name) is \(tensor.dtype.rawValue)\(tensor.shape), expected \(dtype.rawValue)\(shape)\(meaning)", tensorsPath)
+            }
+            if dtype == .f32 {
+                let nonFinite = SafeTensors.nonFiniteCount(tensor.data)
+                guard nonFinite == 0 else {
+                    throw corrupt("tensor \(name) holds \(nonFinite) non-finite values (NaN or infinite) of \(tensor.data.count / 4)", tensorsPath)
+                }
             }
             return tensor.data
         }
+        let perUser = " (manifest.json lists \(users) user ids)"
+        let perItem = " (manifest.json lists \(items) item ids)"
         let globalMean = SafeTensors.floats(from: try tensor("global_mean", .f32, []))[0]
         let model = FactorModel(
             globalMean: globalMean,
-            userBias: SafeTensors.floats(from: try tensor("user_bias", .f32, [users])),
-            itemBias: SafeTensors.floats(from: try tensor("item_bias", .f32, [items])),
-            userFactors: SafeTensors.floats(from: try tensor("user_factors", .f32, [users, factors])),
-            itemFactors: SafeTensors.floats(from: try tensor("item_factors", .f32, [items, factors])),
+            userBias: SafeTensors.floats(from: try tensor("user_bias", .f32, [users], perUser)),
+            itemBias: SafeTensors.floats(from: try tensor("item_bias", .f32, [items], perItem)),
+            userFactors: SafeTensors.floats(from: try tensor("user_factors", .f32, [users, factors], perUser)),
+            itemFactors: SafeTensors.floats(from: try tensor("item_factors", .f32, [items, factors], perItem)),
             factors: factors)
         let baseline = FactorModel(
             globalMean: globalMean,
-            userBias: SafeTensors.floats(from: try tensor("baseline_user_bias", .f32, [users])),
-            itemBias: SafeTensors.floats(from: try tensor("baseline_item_bias", .f32, [items])),
+            userBias: SafeTensors.floats(from: try tensor("baseline_user_bias", .f32, [users], perUser)),
+            itemBias: SafeTensors.floats(from: try tensor("baseline_item_bias", .f32, [items], perItem)),
             userFactors: [], itemFactors: [], factors: 0)
-        let offsets = SafeTensors.int32s(from: try tensor("rated_offsets", .i32, [users + 1]))
+        let offsets = SafeTensors.int32s(from: try tensor("rated_offsets", .i32, [users + 1], perUser))
         guard let ratedCount = tensors["rated_items"]?.shape.first else { throw corrupt("tensor rated_items is missing", tensorsPath) }
         let rated = SafeTensors.int32s(from: try tensor("rated_items", .i32, [ratedCount]))
-        guard offsets.first == 0, offsets.last == Int32(rated.count), zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+        guard offsets.first == 0, offsets.last.map(Int.init) == rated.count, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
             rated.allSatisfy({ $0 >= 0 && Int($0) < items })
         else { throw corrupt("the rated-items index is inconsistent", tensorsPath) }
         return RecommenderModel(manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: rated)
+    }
+
+    /// The first id that appears twice, if any.
+    private static func firstDuplicate(_ ids: [String]) -> String? {
+        var seen = Set<String>()
+        return ids.first { !seen.insert($0).inserted }
     }
 
     static func encodeTensors(_ model: RecommenderModel) -> Data {

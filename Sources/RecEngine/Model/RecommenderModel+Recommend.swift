@@ -16,6 +16,9 @@ extension RecommenderModel {
     /// Scores every item with one SIMD kernel call into one buffer, then selects with a bounded
     /// heap of `count` entries: no allocation per item.
     public func recommend(user id: String, count: Int) -> Recommendations {
+        // More than there are items (or below zero) is asked by no one who means it: bounded here
+        // so that no count can trap or allocate without end.
+        let count = min(max(count, 0), itemIDs.count)
         guard let user = userIndex(of: id) else {
             return Recommendations(items: Array(popularItems.prefix(count)), scores: [], personalised: false)
         }

@@ -25,8 +25,10 @@ public struct RecommenderModel: Sendable {
         self.baseline = baseline
         self.ratedOffsets = ratedOffsets
         self.ratedItems = ratedItems
-        userIndex = Dictionary(uniqueKeysWithValues: manifest.userIDs.enumerated().map { ($1, Int32($0)) })
-        itemIndex = Dictionary(uniqueKeysWithValues: manifest.itemIDs.enumerated().map { ($1, Int32($0)) })
+        // `ModelDirectory.load` refuses a manifest that repeats an id; should one get here anyway,
+        // its first row wins rather than the process trapping.
+        userIndex = Dictionary(manifest.userIDs.enumerated().map { ($1, Int32(truncatingIfNeeded: $0)) }, uniquingKeysWith: { first, _ in first })
+        itemIndex = Dictionary(manifest.itemIDs.enumerated().map { ($1, Int32(truncatingIfNeeded: $0)) }, uniquingKeysWith: { first, _ in first })
         var counts = [Int](repeating: 0, count: manifest.itemIDs.count)
         for item in ratedItems {
             counts[Int(item)] += 1
@@ -45,11 +47,11 @@ public struct RecommenderModel: Sendable {
         let ratings = training.ratings
         let clock = ContinuousClock()
         let start = clock.now
-        let model = SVDTrainer(parameters: parameters).fit(ratings)
+        let model = try SVDTrainer(parameters: parameters).fit(ratings)
         let fitDuration = clock.now - start
         var baselineParameters = parameters
         baselineParameters.factors = 0
-        let baseline = SVDTrainer(parameters: baselineParameters).fit(ratings)
+        let baseline = try SVDTrainer(parameters: baselineParameters).fit(ratings)
 
         let (users, items, _) = SVDTrainer.groupedByUser(ratings)
         var offsets = [Int32](repeating: 0, count: ratings.userCount + 1)
@@ -63,6 +65,11 @@ public struct RecommenderModel: Sendable {
             truth: ratings.values, predictions: model.predict(users: ratings.users, items: ratings.items, scale: scale))
         let baselineMetrics = Evaluation.errors(
             truth: ratings.values, predictions: baseline.predict(users: ratings.users, items: ratings.items, scale: scale))
+        guard trainingMetrics.rmse.isFinite, baselineMetrics.rmse.isFinite else {
+            throw RecEngineError(
+                .trainingDiverged, "training diverged: the training RMSE is \(trainingMetrics.rmse) (baseline \(baselineMetrics.rmse)), not a finite number",
+                hint: "lower the learning rate (--lr) or raise the regularisation (--reg); no model was written")
+        }
         let manifest = ModelManifest(
             version: version,
             createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)),

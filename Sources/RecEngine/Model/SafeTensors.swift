@@ -1,3 +1,4 @@
+import CRecKernels
 import Foundation
 
 /// The safetensors container: an 8-byte little-endian header length, a JSON header naming each
@@ -46,15 +47,19 @@ enum SafeTensors {
     }
 
     /// Parses a safetensors buffer, checking that every byte range lies in the data section, that
-    /// ranges tile it without gaps or overlaps, and that each range fits its dtype and shape.
+    /// ranges tile it without gaps or overlaps, and that each range fits its dtype and shape. Every
+    /// number in the header comes from outside, so each is checked before any arithmetic on it.
     static func decode(_ bytes: Data) throws(DecodeError) -> [String: Tensor] {
         guard bytes.count >= 8 else { throw DecodeError("the file is \(bytes.count) bytes, shorter than its 8-byte header length") }
         let headerLength = bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard headerLength <= UInt64(bytes.count - 8), headerLength < 100_000_000 else {
-            throw DecodeError("the header claims \(headerLength) bytes but the file has \(bytes.count - 8) after the length")
+        guard headerLength <= UInt64(bytes.count - 8), headerLength <= UInt64(maximumHeaderLength) else {
+            throw DecodeError(
+                "the header claims \(headerLength) bytes but the file has \(bytes.count - 8) after the length"
+                    + (headerLength > UInt64(maximumHeaderLength) ? " (and at most \(maximumHeaderLength) are allowed)" : ""))
         }
         let headerStart = bytes.startIndex + 8
         let dataStart = headerStart + Int(headerLength)
+        let dataLength = bytes.endIndex - dataStart
         let json: Any
         do {
             json = try JSONSerialization.jsonObject(with: bytes[headerStart..<dataStart])
@@ -64,21 +69,23 @@ enum SafeTensors {
         guard let entries = json as? [String: Any] else { throw DecodeError("the header is not a JSON object") }
         var tensors: [String: Tensor] = [:]
         var ranges: [(Int, Int)] = []
-        for (name, value) in entries where name != "__metadata__" {
+        for (name, value) in entries.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
             guard let entry = value as? [String: Any],
                 let dtypeName = entry["dtype"] as? String,
-                let shape = entry["shape"] as? [Int],
-                let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
-            else { throw DecodeError("tensor \(name) has a malformed header entry") }
+                let shape = integers(entry["shape"]),
+                let offsets = integers(entry["data_offsets"]), offsets.count == 2
+            else { throw DecodeError("tensor \(name) has a malformed header entry (dtype, shape and data_offsets must be a string and whole numbers)") }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw DecodeError("tensor \(name) has dtype \(dtypeName); only F32 and I32 are used")
             }
             let (start, end) = (offsets[0], offsets[1])
-            guard start >= 0, end >= start, end <= bytes.count - 8 - Int(headerLength) else {
-                throw DecodeError("tensor \(name) lies outside the file (bytes \(start)..<\(end)): the file is truncated")
+            guard start >= 0, end >= start, end <= dataLength else {
+                throw DecodeError("tensor \(name) lies outside the file (bytes \(start)..<\(end) of a \(dataLength)-byte data section): the file is truncated or altered")
             }
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) * 4 == end - start else {
-                throw DecodeError("tensor \(name) has shape \(shape) but \(end - start) bytes")
+            guard let elements = elementCount(shape), case let (byteCount, false) = elements.multipliedReportingOverflow(by: 4),
+                byteCount == end - start
+            else {
+                throw DecodeError("tensor \(name) has shape \(shape) but \(end - start) bytes (\(dtype.rawValue) takes 4 bytes an element)")
             }
             ranges.append((start, end))
             tensors[name] = Tensor(dtype: dtype, shape: shape, data: bytes[(dataStart + start)..<(dataStart + end)])
@@ -88,10 +95,41 @@ enum SafeTensors {
             guard start == expectedStart else { throw DecodeError("tensor byte ranges overlap or leave gaps") }
             expectedStart = end
         }
-        guard expectedStart == bytes.count - 8 - Int(headerLength) else {
-            throw DecodeError("the data section has \(bytes.count - 8 - Int(headerLength) - expectedStart) bytes no tensor claims")
+        guard expectedStart == dataLength else {
+            throw DecodeError("the data section has \(dataLength - expectedStart) bytes no tensor claims")
         }
         return tensors
+    }
+
+    /// The largest JSON header read (the safetensors reference limit is 100 MB).
+    static let maximumHeaderLength = 100_000_000
+
+    /// The number of elements of `shape`, nil when a dimension is negative or the product overflows.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var product = 1
+        for dimension in shape {
+            guard dimension >= 0 else { return nil }
+            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { return nil }
+            product = next
+        }
+        return product
+    }
+
+    /// A JSON array of whole numbers that fit an `Int`, else nil (1.5, 1e30, "3", null).
+    private static func integers(_ value: Any?) -> [Int]? {
+        guard let array = value as? [Any] else { return nil }
+        var result: [Int] = []
+        for element in array {
+            guard let integer = element as? Int else { return nil }
+            result.append(integer)
+        }
+        return result
+    }
+
+    /// How many of a float tensor's values are NaN or infinite.
+    static func nonFiniteCount(_ data: Data) -> Int {
+        data.withUnsafeBytes { Int(rec_count_nonfinite($0.baseAddress, $0.count / 4)) }
     }
 
     struct DecodeError: Error {

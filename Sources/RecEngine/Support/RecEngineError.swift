@@ -8,6 +8,8 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
             case corruptModel = "corrupt-model"
             case fileSystem = "file-system"
             case unavailable
+            case trainingDiverged = "training-diverged"
+            case nonFiniteMetric = "non-finite-metric"
         }
 
         private let value: Value
@@ -24,6 +26,10 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
         public static let corruptModel = Code(.corruptModel)
         /// A file that cannot be read or written.
         public static let fileSystem = Code(.fileSystem)
+        /// Training whose loss or parameters became NaN or infinite (a learning rate too high).
+        public static let trainingDiverged = Code(.trainingDiverged)
+        /// An evaluation whose metric came out NaN or infinite: no number to report or gate on.
+        public static let nonFiniteMetric = Code(.nonFiniteMetric)
         /// A service (a Kafka broker) that cannot be reached or failed part way.
         public static let unavailable = Code(.unavailable)
 

@@ -41,12 +41,15 @@ public struct SVDParameters: Sendable, Codable, Equatable {
         case initStd = "init_std"
     }
 
+    /// The number of latent factors allowed, in training and in a model file.
+    public static let factorRange = 0...4096
+
     /// - Throws: `RecEngineError` `.invalidArgument` naming the first parameter out of range.
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws {
             if !ok { throw RecEngineError(.invalidArgument, message) }
         }
-        try check((0...4096).contains(factors), "--factors must be from 0 to 4096, got \(factors)")
+        try check(Self.factorRange.contains(factors), "--factors must be from 0 to 4096, got \(factors)")
         try check((1...10_000).contains(epochs), "--epochs must be from 1 to 10000, got \(epochs)")
         try check(learningRate > 0 && learningRate.isFinite, "--lr must be a positive number, got \(learningRate)")
         try check(regularization >= 0 && regularization.isFinite, "--reg must be zero or positive, got \(regularization)")

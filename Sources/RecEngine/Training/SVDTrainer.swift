@@ -16,7 +16,10 @@ public struct SVDTrainer: Sendable {
     }
 
     /// Fits a model to `ratings` (dense indices as numbered by `Ratings`).
-    public func fit(_ ratings: Ratings) -> FactorModel {
+    ///
+    /// - Throws: `RecEngineError` `.trainingDiverged` as soon as an epoch leaves a parameter NaN
+    ///   or infinite (SGD with too high a learning rate), naming the epoch and how many.
+    public func fit(_ ratings: Ratings) throws -> FactorModel {
         var model = FactorModel(
             userCount: ratings.userCount, itemCount: ratings.itemCount,
             globalMean: Float(ratings.mean), parameters: parameters)
@@ -25,7 +28,7 @@ public struct SVDTrainer: Sendable {
         let regularization = Float(parameters.regularization)
         let stride = model.stride
         let globalMean = model.globalMean
-        for _ in 0..<parameters.epochs {
+        for epoch in 0..<parameters.epochs {
             users.withUnsafeBufferPointer { users in
                 items.withUnsafeBufferPointer { items in
                     values.withUnsafeBufferPointer { values in
@@ -44,6 +47,13 @@ public struct SVDTrainer: Sendable {
                         }
                     }
                 }
+            }
+            let nonFinite = model.nonFiniteParameterCount
+            guard nonFinite == 0 else {
+                throw RecEngineError(
+                    .trainingDiverged,
+                    "training diverged at epoch \(epoch + 1) of \(parameters.epochs): \(nonFinite) parameters are NaN or infinite (learning rate \(parameters.learningRate), regularisation \(parameters.regularization))",
+                    hint: "lower the learning rate (--lr, Surprise's default is 0.005) or raise the regularisation (--reg); no model was written")
             }
         }
         return model
