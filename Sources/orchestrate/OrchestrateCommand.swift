@@ -38,11 +38,18 @@ struct OrchestrateCommand: AsyncParsableCommand {
 
 struct PipelineArgument: ParsableArguments {
     @Argument(help: "The pipeline file.") var pipeline: String = "pipelines/pipeline.yml"
+    @Option(help: "Sign the record this appends with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY).")
+    var signingKey: String?
 
-    func controller(progress: @escaping @Sendable (String) -> Void = { printError($0) }) throws -> ReleaseController {
-        ReleaseController(
+    /// - Parameter signing: the action appends a record, signed with the key given (only then is
+    ///   the key read, so a bad key never stops a read-only command).
+    func controller(signing: Bool = false, progress: @escaping @Sendable (String) -> Void = { printError($0) }) throws -> ReleaseController {
+        let environment = ProcessInfo.processInfo.environment
+        return ReleaseController(
             pipeline: try PipelineLoader().load(pipeline),
-            options: RunOptions(trigger: RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments),
+            options: RunOptions(
+                trigger: RunOptions.trigger(from: environment), command: CommandLine.arguments,
+                signingKey: signing ? try ReleaseSigningKey.resolve(file: signingKey, environment: environment) : nil),
             progress: progress)
     }
 }
