@@ -12,7 +12,8 @@ struct OrchestrateCommand: AsyncParsableCommand {
         abstract: "Run declarative ML release pipelines: ingest, train, evaluate, roll out safely, record provenance.",
         discussion: """
             Exit codes: 0 success; 1 a stage or gate failed (or the release was rolled back); 2 invalid \
-            input or usage, or a state file that is unreadable or disagrees with what serves; 3 another \
+            input or usage, or a state file that is unreadable or disagrees with what serves, or a history \
+            file that is not a release history; 3 another \
             run holds the lock; 4 a required service (nginx, Prometheus, the engine, the live colour) is \
             unreachable before any change was made; 130/143 interrupted by SIGINT/SIGTERM (after \
             traffic went back to the live colour).
