@@ -19,7 +19,7 @@ struct HistoryOptions: ParsableArguments {
 struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history", abstract: "Show or verify the release history.",
-        subcommands: [HistoryListCommand.self, HistoryVerifyCommand.self], defaultSubcommand: HistoryListCommand.self)
+        subcommands: [HistoryListCommand.self, HistoryVerifyCommand.self, HistoryKeygenCommand.self], defaultSubcommand: HistoryListCommand.self)
 }
 
 struct HistoryListCommand: AsyncParsableCommand {
@@ -60,32 +60,105 @@ struct HistoryListCommand: AsyncParsableCommand {
 
 struct HistoryVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Check the hash chain: detects edited, removed and torn records.")
+        commandName: "verify", abstract: "Check the hash chain, the head and, with --public-key, every signature.",
+        discussion: """
+            Detects edited, inserted, removed, appended and torn lines. Without --public-key the chain \
+            is checked and the key ids that signed are listed, but signatures are not checked, so a \
+            re-chained file passes; with it, every line from the first signed one on must carry a \
+            valid signature by that key. Exit 1 when a problem is found, 2 for a bad --public-key.
+            """)
 
     @OptionGroup var source: HistoryOptions
+    @Option(help: "The Ed25519 public key records must be signed by: a .pub file from history keygen, or its base64.")
+    var publicKey: String?
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     struct Report: Encodable {
         var path: String
         var records: Int
         var problems: [ReleaseHistory.Problem]
+        /// The key id signatures were checked against; absent: they were not checked.
+        var trustedKeyID: String?
+        var signers: [ReleaseHistory.Verification.SignerCount]
+        var unsigned: Int
+
+        enum CodingKeys: String, CodingKey {
+            case path, records, problems, signers, unsigned
+            case trustedKeyID = "trusted_keyid"
+        }
     }
 
     func run() async throws {
         let history = try source.resolve()
-        let problems = try history.verify()
-        let count = try history.records().count
+        let trustedKey = try publicKey.map { try ReleasePublicKey(fileOrBase64: $0) }
+        let verification = try history.verification(trustedKey: trustedKey)
+        let problems = verification.problems
         if output == .json {
-            try printJSON(Report(path: history.path, records: count, problems: problems))
-        } else if problems.isEmpty {
-            print("\(history.path): \(count) records, chain intact")
+            try printJSON(
+                Report(
+                    path: history.path, records: verification.records, problems: problems, trustedKeyID: verification.trustedKeyID,
+                    signers: verification.signers, unsigned: verification.unsigned))
         } else {
             for problem in problems { printError("\(history.path): \(problem)") }
+            let signed = verification.signers.map { "\($0.keyid) (\($0.records))" }.joined(separator: ", ")
+            let signatures =
+                if let keyID = verification.trustedKeyID {
+                    "signatures checked against key \(keyID)"
+                } else if signed.isEmpty {
+                    "no record is signed"
+                } else {
+                    "signatures not checked (no --public-key); signed by \(signed)"
+                }
+            let unsigned = verification.unsigned > 0 && !signed.isEmpty ? ", \(verification.unsigned) unsigned" : ""
+            print("\(history.path): \(verification.records) records, \(problems.isEmpty ? "chain intact" : "\(problems.count) problem(s)"); \(signatures)\(unsigned)")
         }
         if !problems.isEmpty {
             throw OrchestratorError(
                 .historyCorrupt, "\(history.path) failed verification with \(problems.count) problem(s)",
                 hint: "compare with a backup or the CI artifacts; records after a problem are still readable")
+        }
+    }
+}
+
+struct HistoryKeygenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen", abstract: "Write an Ed25519 key pair that signs release records.",
+        discussion: """
+            Writes FILE (the private key, base64, mode 0600; never overwrites one) and FILE.pub (the \
+            public key), and prints the public key and its key id. Sign with run --signing-key FILE \
+            (or ORCHESTRATE_SIGNING_KEY_FILE, or ORCHESTRATE_SIGNING_KEY holding the private key's \
+            base64); check with history verify --public-key FILE.pub.
+            """)
+
+    @Option(help: "The private key file to write.") var out: String
+
+    func run() async throws {
+        let key = ReleaseSigningKey.generate()
+        try KeyFile.create(out, contents: key.base64 + "\n", mode: 0o600)
+        try KeyFile.create(out + ".pub", contents: key.publicKey.base64 + "\n", mode: 0o644)
+        print("public key: \(key.publicKey.base64)")
+        print("key id:     \(key.publicKey.keyID)")
+        printError("wrote \(out) (private, mode 0600) and \(out).pub")
+    }
+}
+
+/// A key file written once: never over an existing file, with its mode from the start.
+enum KeyFile {
+    static func create(_ path: String, contents: String, mode: mode_t) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw OrchestratorError(
+                .invalidInput, "cannot create \(path): \(reason)",
+                hint: errno == EEXIST ? "keygen never overwrites a key: choose another --out, or remove the old pair first" : nil)
+        }
+        defer { close(descriptor) }
+        let bytes = Data(contents.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(descriptor) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(path)
+            throw OrchestratorError(.fileSystem, "could not write \(path): \(reason)")
         }
     }
 }

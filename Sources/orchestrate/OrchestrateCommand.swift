@@ -12,7 +12,8 @@ struct OrchestrateCommand: AsyncParsableCommand {
         abstract: "Run declarative ML release pipelines: ingest, train, evaluate, roll out safely, record provenance.",
         discussion: """
             Exit codes: 0 success; 1 a stage or gate failed (or the release was rolled back); 2 invalid \
-            input or usage, or a state file that is unreadable or disagrees with what serves; 3 another \
+            input or usage, or a state file that is unreadable or disagrees with what serves, or a history \
+            file that is not a release history; 3 another \
             run holds the lock; 4 a required service (nginx, Prometheus, the engine, the live colour) is \
             unreachable before any change was made; 130/143 interrupted by SIGINT/SIGTERM (after \
             traffic went back to the live colour).
@@ -38,11 +39,18 @@ struct OrchestrateCommand: AsyncParsableCommand {
 
 struct PipelineArgument: ParsableArguments {
     @Argument(help: "The pipeline file.") var pipeline: String = "pipelines/pipeline.yml"
+    @Option(help: "Sign the record this appends with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY).")
+    var signingKey: String?
 
-    func controller(progress: @escaping @Sendable (String) -> Void = { printError($0) }) throws -> ReleaseController {
-        ReleaseController(
+    /// - Parameter signing: the action appends a record, signed with the key given (only then is
+    ///   the key read, so a bad key never stops a read-only command).
+    func controller(signing: Bool = false, progress: @escaping @Sendable (String) -> Void = { printError($0) }) throws -> ReleaseController {
+        let environment = ProcessInfo.processInfo.environment
+        return ReleaseController(
             pipeline: try PipelineLoader().load(pipeline),
-            options: RunOptions(trigger: RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments),
+            options: RunOptions(
+                trigger: RunOptions.trigger(from: environment), command: CommandLine.arguments,
+                signingKey: signing ? try ReleaseSigningKey.resolve(file: signingKey, environment: environment) : nil),
             progress: progress)
     }
 }

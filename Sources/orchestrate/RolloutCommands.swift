@@ -59,7 +59,7 @@ struct RollbackCommand: AsyncParsableCommand {
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     func run() async throws {
-        let record = try await source.controller().rollback(to: to)
+        let record = try await source.controller(signing: true).rollback(to: to)
         if output == .json { try printJSON(record) }
         if record.outcome == .failed {
             printError("error: \(record.failure ?? "rollback failed")")
@@ -77,7 +77,7 @@ struct RecoverCommand: AsyncParsableCommand {
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     func run() async throws {
-        let record = try await source.controller().recover()
+        let record = try await source.controller(signing: true).recover()
         if output == .json {
             try printJSON(record)
         } else if record == nil {
@@ -96,7 +96,7 @@ struct RepairCommand: AsyncParsableCommand {
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     func run() async throws {
-        let report = try await source.controller().repair(dryRun: dryRun)
+        let report = try await source.controller(signing: true).repair(dryRun: dryRun)
         if output == .json {
             try printJSON(report)
         } else if report.actions.isEmpty {

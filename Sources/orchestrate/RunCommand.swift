@@ -23,6 +23,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "What started this run: manual, ci or schedule (default: ORCHESTRATE_TRIGGER, else ci when CI is set, else manual).")
     var trigger: String?
     @Flag(help: "Move all traffic at once once the new colour is healthy, without steps.") var noStagedShift = false
+    @Option(help: "Sign the record with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY).")
+    var signingKey: String?
     @Option(help: "text: progress on stderr; json: one summary object on stdout.") var output: OutputFormat = .text
 
     func validate() throws {
@@ -37,7 +39,7 @@ struct RunCommand: AsyncParsableCommand {
         let options = RunOptions(
             dryRun: dryRun, recordDryRun: recordDryRun, overrides: overrides, skip: skip, force: force,
             trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments,
-            noStagedShift: noStagedShift)
+            noStagedShift: noStagedShift, signingKey: try ReleaseSigningKey.resolve(file: signingKey, environment: ProcessInfo.processInfo.environment))
         let controller = ReleaseController(pipeline: loaded, options: options) { line in printError(line) }
         let result = dryRun ? try await controller.run() : try await ReleaseService.run(controller)
         switch (output, dryRun) {
@@ -72,6 +74,13 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
+            if let line = try ReleaseHistory(path: loaded.history).firstForeignLine() {
+                throw PipelineValidationError(issues: [
+                    ValidationIssue(
+                        file: loaded.history, line: line.number, column: 1, path: "history",
+                        message: "line \(line.number) is not a release record: history: must name a release history, or a file that does not exist yet")
+                ])
+            }
             let warnings = loaded.judgePowerWarnings()
             if output == .json {
                 try printJSON(Report(valid: true, issues: [], problems: 0, warnings: warnings))

@@ -78,6 +78,65 @@ import Testing
         }
     }
 
+    /// A head file that names no usable line is reported as such, never trapped on or called missing.
+    @Test(arguments: [
+        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":0}", "unparseable head", "lines is 0; a head names at least 1 line"),
+        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":-3}", "unparseable head", "lines is -3"),
+        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":100000000000000000000000}", "unparseable head", "lines"),
+        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":9223372036854775807}", "truncated", "records 9223372036854775807 lines, the file has 2"),
+        ("{\"last_sha256\":\"zz\",\"lines\":1}", "unparseable head", "last_sha256 is not 64 hex digits"),
+        ("{\"lines\":1}", "unparseable head", "last_sha256 is missing"),
+        ("not json at all", "unparseable head", "not {"),
+    ])
+    func aBadHeadIsRefusedClearly(head: String, kind: String, detail: String) async throws {
+        try await withTemporaryDirectory { folder in
+            let history = try history(in: folder, records: 2)
+            try write(head, to: history.path + ".head")
+            let problems = try history.verify()
+            #expect(problems.count == 1)
+            #expect(problems.first?.line == 0)
+            #expect(problems.first?.message.contains(kind) == true, "\(problems)")
+            #expect(problems.first?.message.contains(detail) == true, "\(problems)")
+            #expect(problems.first?.message.contains("missing") == false || detail.contains("missing"))
+        }
+    }
+
+    @Test func linesBeyondTheHeadAreChecked() async throws {
+        try await withTemporaryDirectory { folder in
+            let history = try history(in: folder, records: 3)
+            let head = read(history.path + ".head")
+            // Appended with a correct chain link, the head left as it was.
+            try history.append(Self.record("rel-appended"))
+            try write(head, to: history.path + ".head")
+            let problems = try history.verify()
+            #expect(problems.map(\.line) == [4])
+            #expect(problems.first?.message.hasPrefix("beyond the 3 lines the head file records") == true)
+        }
+    }
+
+    @Test func aFileThatIsNotAHistoryIsNeverAppendedTo() async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/passwd"
+            let text = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+            try write(text, to: path)
+            let history = ReleaseHistory(path: path)
+            let error = #expect(throws: OrchestratorError.self) { try history.append(Self.record("rel-0")) }
+            #expect(error?.code == .unreadableState)
+            #expect(error?.code.exitCode == 2)
+            #expect(error?.message.hasPrefix("\(path):1: not a release record") == true)
+            #expect(error?.message.contains("nothing was changed") == true)
+            #expect(read(path) == text)
+            #expect(!FileManager.default.fileExists(atPath: path + ".head"))
+            #expect(try history.firstForeignLine()?.number == 1)
+
+            // A record followed by valid JSON that is not one: line 2 is named.
+            let mixed = try self.history(in: folder + "/m", records: 1)
+            try write(read(mixed.path) + "{\"user\":\"x\"}\n", to: mixed.path)
+            #expect(try mixed.firstForeignLine()?.number == 2)
+            #expect(throws: OrchestratorError.self) { try mixed.append(Self.record("rel-1")) }
+        }
+    }
+
     @Test func anAbsentHistoryIsEmptyAndVerifies() async throws {
         try await withTemporaryDirectory { folder in
             let history = ReleaseHistory(path: folder + "/none.jsonl")

@@ -30,7 +30,7 @@ public struct ReleaseController: Sendable {
     }
 
     public var store: StateStore { StateStore(pipeline: pipeline) }
-    public var history: ReleaseHistory { ReleaseHistory(path: pipeline.history) }
+    public var history: ReleaseHistory { ReleaseHistory(path: pipeline.history, signingKey: options.signingKey) }
     var pipelineFolder: String { URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path }
 
     /// The runtime and nginx of the pipeline's deploy section (nil without one).
@@ -49,8 +49,11 @@ public struct ReleaseController: Sendable {
         Recovery(pipeline: pipeline, store: store, runtime: deployment?.runtime, nginx: deployment?.nginx, history: history, progress: progress)
     }
 
+    /// Takes the pipeline's lock, once the history is known to be a history (a `history:` key
+    /// naming some other file stops the action before the lock file is made next to it).
     func lock(releaseID: String) throws -> RunLock {
-        try RunLock(
+        try history.checkIsHistory()
+        return try RunLock(
             historyPath: pipeline.history,
             holder: .init(pid: getpid(), user: RunIdentity.user, host: RunIdentity.host, since: Date(), releaseID: releaseID, command: options.command))
     }

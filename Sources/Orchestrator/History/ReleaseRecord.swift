@@ -183,9 +183,25 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     public var failure: String?
     /// The plan the run carried out (`orchestrate run --dry-run` prints the same plan).
     public var plan: RunPlan?
+    /// The key that signed this record (the line is then a DSSE envelope around it); nil for an
+    /// unsigned record.
+    public var signer: Signer?
+
+    /// The public half of the key that signed a record, so that anyone can see which key did.
+    public struct Signer: Sendable, Codable, Equatable {
+        /// `ReleasePublicKey.keyID`.
+        public var keyID: String
+        /// The base64 of the raw Ed25519 public key.
+        public var publicKey: String
+
+        enum CodingKeys: String, CodingKey {
+            case keyID = "keyid"
+            case publicKey = "public_key"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout, outcome, failure, plan
+        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout, outcome, failure, plan, signer
         case releaseID = "release_id"
         case previousSHA256 = "previous_sha256"
         case startedOn = "started_on"

@@ -21,11 +21,16 @@ public struct RunOptions: Sendable {
     public var noStagedShift: Bool
     /// The `recengine` executable the process runtime starts; nil: next to this executable.
     public var recengine: String?
+    /// Signs the records the run appends (`--signing-key`, `ORCHESTRATE_SIGNING_KEY_FILE`,
+    /// `ORCHESTRATE_SIGNING_KEY`); nil: they are unsigned.
+    public var signingKey: ReleaseSigningKey?
 
     public init(
         dryRun: Bool = false, recordDryRun: Bool = false, overrides: [String] = [], skip: [String] = [], force: Bool = false,
-        trigger: String = "manual", command: [String] = [], noStagedShift: Bool = false, recengine: String? = nil
+        trigger: String = "manual", command: [String] = [], noStagedShift: Bool = false, recengine: String? = nil,
+        signingKey: ReleaseSigningKey? = nil
     ) {
+        self.signingKey = signingKey
         self.noStagedShift = noStagedShift
         self.recengine = recengine
         self.dryRun = dryRun
