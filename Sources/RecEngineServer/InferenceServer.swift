@@ -286,7 +286,10 @@ struct Handlers: Sendable {
                 ids[index] = model.itemIDs[Int.random(in: 0..<model.itemIDs.count)]
             }
         }
-        metrics.recordRecommendations(recommendations, user: user, newUser: tracker.recommended(ids, to: user))
+        // A HEAD answer shows nobody a movie: it is neither served nor able to convert.
+        if request.method != .head {
+            metrics.recordRecommendations(recommendations, user: user, newUser: tracker.recommended(ids, to: user))
+        }
         if wantsJSON {
             return try Self.json(
                 RecommendationBody(

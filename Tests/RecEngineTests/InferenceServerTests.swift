@@ -160,4 +160,18 @@ import Testing
             #expect(abs(length - get.body.readableBytes) <= (sameLength ? 0 : 200), "\(length) against \(get.body.readableBytes)")
         }
     }
+
+    @Test func headRecommendationsAreNotCountedAsServed() async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: "/recommend/u2?k=3", method: .head) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/recommend/u2?k=3", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                let bucket = ServerMetrics.userBucket("u2")
+                let served = text.split(separator: "\n").first { $0.hasPrefix("recengine_recommendations_served_total{") && $0.contains(#"user_bucket="\#(bucket)""#) }
+                #expect(served?.hasSuffix(" 3") == true, "3 items, from the GET alone: \(served ?? "no series")")
+                #expect(text.contains(#"recengine_http_requests_total{route="/recommend/{userId}",status="200",color="green"} 2"#))
+            }
+        }
+    }
 }
