@@ -4,6 +4,7 @@ import HTTPTypes
 import Prometheus
 import UnixSignals
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import ServiceLifecycle
 
@@ -21,6 +22,39 @@ public struct InferenceServerConfiguration: Sendable {
     public var faults: Faults
     /// How long a recommendation can convert, and how much is remembered.
     public var engagement: EngagementTracker.Limits
+    /// How long clients may take and how many may be connected: what keeps idle and slow
+    /// clients from starving `/health` and the metrics scrape.
+    public var connections: ConnectionLimits
+
+    /// How long a connection may wait and how many may be open.
+    public struct ConnectionLimits: Sendable, Equatable {
+        /// From a request's first byte to the end of its head; after it the connection gets a 408
+        /// and is closed (a slowloris client sends its head a byte at a time).
+        public var headerTimeout: Duration
+        /// A connection that sends nothing for this long (an idle keep-alive connection, or a
+        /// pause inside a request) is closed.
+        public var idleTimeout: Duration
+        /// Open connections at most. At the cap a new connection closes the one that has waited
+        /// longest for a request; when every connection is busy with one, the new one is closed.
+        public var maximumConnections: Int
+
+        /// Descriptors `defaultMaximumConnections(descriptorLimit:)` keeps for everything but
+        /// connections: the listening socket, the event loops, standard streams, the state file.
+        public static let reservedDescriptors = 64
+
+        public init(headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60), maximumConnections: Int = 960) {
+            self.headerTimeout = headerTimeout
+            self.idleTimeout = idleTimeout
+            self.maximumConnections = maximumConnections
+        }
+
+        /// The connection cap for a process allowed `descriptorLimit` open files: all but
+        /// `reservedDescriptors` of them (at least 1).
+        public static func defaultMaximumConnections(descriptorLimit: UInt64) -> Int {
+            let usable = descriptorLimit > UInt64(reservedDescriptors) ? descriptorLimit - UInt64(reservedDescriptors) : 1
+            return Int(clamping: usable)
+        }
+    }
 
     /// Faults a drill injects into a healthy server (named as such: never for real traffic).
     public struct Faults: Sendable, Equatable {
@@ -39,7 +73,7 @@ public struct InferenceServerConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0, faults: Faults = .init(),
-        engagement: EngagementTracker.Limits = .init()
+        engagement: EngagementTracker.Limits = .init(), connections: ConnectionLimits = .init()
     ) {
         self.host = host
         self.port = port
@@ -47,6 +81,7 @@ public struct InferenceServerConfiguration: Sendable {
         self.faultRate = faultRate
         self.faults = faults
         self.engagement = engagement
+        self.connections = connections
     }
 }
 
@@ -70,15 +105,19 @@ public enum InferenceServer {
         let handlers = Handlers(
             model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate, faults: configuration.faults,
             tracker: EngagementTracker(limits: configuration.engagement))
-        let router = Router()
+        // HEAD answers as GET does, without the body.
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: ResponseMiddleware(color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
         router.get("/recommend/:userId", use: handlers.recommend)
         router.get("/health", use: handlers.health)
         router.get("/metrics", use: handlers.metrics)
         router.post("/events", use: handlers.events)
         router.post("/events/:userId", use: handlers.events)
+        let limits = configuration.connections
+        let connections = ConnectionTable(maximum: limits.maximumConnections)
         return Application(
             router: router,
+            server: HTTPServerBuilder { responder in LimitedHTTP1Channel(responder: responder, limits: limits, connections: connections) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "recengine"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
@@ -247,7 +286,10 @@ struct Handlers: Sendable {
                 ids[index] = model.itemIDs[Int.random(in: 0..<model.itemIDs.count)]
             }
         }
-        metrics.recordRecommendations(recommendations, user: user, newUser: tracker.recommended(ids, to: user))
+        // A HEAD answer shows nobody a movie: it is neither served nor able to convert.
+        if request.method != .head {
+            metrics.recordRecommendations(recommendations, user: user, newUser: tracker.recommended(ids, to: user))
+        }
         if wantsJSON {
             return try Self.json(
                 RecommendationBody(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import DurableFiles
 import Logging
@@ -25,6 +26,15 @@ struct ServeCommand: AsyncParsableCommand {
     var faultLatencyShare = 0.0
     @Option(help: "Seconds a recommendation can convert (be watched or rated 4+) for the engagement KPI.")
     var engagementWindow = 600
+    @Option(help: "Seconds a client has, from a request's first byte, to send its whole head; then 408 and the connection closes (slowloris).")
+    var headerTimeout = 10
+    @Option(help: "Seconds a connection may send nothing (idle keep-alive, or a pause inside a request) before it is closed.")
+    var idleTimeout = 60
+    @Option(
+        help: ArgumentHelp(
+            "Open connections at most (default: the descriptor limit less \(InferenceServerConfiguration.ConnectionLimits.reservedDescriptors)).",
+            discussion: "At the cap a new connection closes the one that has waited longest for a request, so /health and /metrics still get in."))
+    var maxConnections: Int?
 
     func validate() throws {
         guard InferenceServer.isValidUserID(color) else { throw ValidationError("--color must be letters, digits and ._+-") }
@@ -35,11 +45,29 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (0...60_000).contains(faultLatencyMs) else { throw ValidationError("--fault-latency-ms must be from 0 to 60000") }
         guard (1...86_400 * 365).contains(engagementWindow) else { throw ValidationError("--engagement-window must be from 1 second to a year") }
+        guard (1...3600).contains(headerTimeout) else { throw ValidationError("--header-timeout must be from 1 to 3600 seconds") }
+        guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be from 1 to 86400 seconds") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
     }
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let logger = Logger(label: "recengine")
+        // Connections use descriptors: take every one the hard limit allows before sizing the cap.
+        let descriptors = raiseDescriptorLimit()
+        let maximumConnections =
+            maxConnections
+            ?? InferenceServerConfiguration.ConnectionLimits.defaultMaximumConnections(descriptorLimit: descriptors?.soft ?? 1024)
+        var limits: Logger.Metadata = [
+            "server.max_connections": "\(maximumConnections)", "server.header_timeout": "\(headerTimeout)s",
+            "server.idle_timeout": "\(idleTimeout)s",
+        ]
+        if let descriptors {
+            limits["descriptors.soft_before"] = "\(descriptors.previous)"
+            limits["descriptors.soft"] = "\(descriptors.soft)"
+            limits["descriptors.hard"] = "\(descriptors.hard)"
+        }
+        logger.info("connection limits", metadata: limits)
         try await reportingErrors {
             let loaded = try ModelDirectory.load(from: model)
             logger.info(
@@ -51,7 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
             let configuration = InferenceServerConfiguration(
                 host: host, port: port, color: color, faultRate: faultRate,
                 faults: .init(randomShare: faultRandomShare, latency: .milliseconds(faultLatencyMs), latencyShare: faultLatencyShare),
-                engagement: .init(window: .seconds(engagementWindow)))
+                engagement: .init(window: .seconds(engagementWindow)),
+                connections: .init(
+                    headerTimeout: .seconds(headerTimeout), idleTimeout: .seconds(idleTimeout), maximumConnections: maximumConnections))
             let stateFile = self.stateFile
             try await InferenceServer.run(model: loaded, configuration: configuration, logger: logger) { port in
                 logger.info("serving", metadata: ["server.address": "\(configuration.host):\(port)", "server.color": "\(configuration.color)"])

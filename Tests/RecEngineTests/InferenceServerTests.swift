@@ -141,4 +141,37 @@ import Testing
             }
         }
     }
+
+    /// HEAD answers as GET does: the same status and headers (the length included), no body.
+    /// `/health`'s uptime and `/metrics`' counters move between the two requests, so their
+    /// lengths are compared only roughly (after a first request has made every series).
+    @Test(arguments: [("/health", false), ("/recommend/u7?k=5", true), ("/recommend/bad%20id", true), ("/metrics", false)])
+    func headAnswersLikeGetWithoutABody(uri: String, sameLength: Bool) async throws {
+        try await Self.application().test(.router) { client in
+            _ = try await client.execute(uri: uri, method: .get)
+            let get = try await client.execute(uri: uri, method: .get)
+            let head = try await client.execute(uri: uri, method: .head)
+            #expect(head.status == get.status)
+            #expect(head.body.readableBytes == 0)
+            #expect(get.body.readableBytes > 0)
+            Self.modelHeaders(head)
+            #expect(head.headers[.contentType] == get.headers[.contentType])
+            let length = try #require(head.headers[.contentLength].flatMap { Int($0) }, "HEAD gives the length GET would")
+            #expect(abs(length - get.body.readableBytes) <= (sameLength ? 0 : 200), "\(length) against \(get.body.readableBytes)")
+        }
+    }
+
+    @Test func headRecommendationsAreNotCountedAsServed() async throws {
+        try await Self.application().test(.router) { client in
+            try await client.execute(uri: "/recommend/u2?k=3", method: .head) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/recommend/u2?k=3", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                let bucket = ServerMetrics.userBucket("u2")
+                let served = text.split(separator: "\n").first { $0.hasPrefix("recengine_recommendations_served_total{") && $0.contains(#"user_bucket="\#(bucket)""#) }
+                #expect(served?.hasSuffix(" 3") == true, "3 items, from the GET alone: \(served ?? "no series")")
+                #expect(text.contains(#"recengine_http_requests_total{route="/recommend/{userId}",status="200",color="green"} 2"#))
+            }
+        }
+    }
 }

@@ -1,0 +1,204 @@
+import Foundation
+import HTTPTransport
+import RecEngine
+import Testing
+import TestSupport
+
+/// A real `recengine serve` against clients that connect and send nothing, or send half a request
+/// head and stay (slowloris): they are closed after the idle and header timeouts, and with more of
+/// them than the server has descriptors `/health` still answers at once.
+@Suite(.serialized) struct ServerLimitsTests {
+    /// A server on a free loopback port over a freshly trained model, stopped after `body` even when it throws.
+    /// - Parameter descriptorLimit: the server's soft and hard limit on open files (through `prlimit`).
+    static func withServer(
+        arguments: [String], descriptorLimit: Int? = nil, _ body: (_ port: Int) async throws -> Void
+    ) async throws {
+        let playground = try Playground()
+        defer { try? FileManager.default.removeItem(atPath: playground.folder) }
+        try playground.writeRatings()
+        let model = playground.folder + "/model"
+        let train = try await runCommand(
+            Playground.recengine, ["train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", "8", "--epochs", "2"])
+        try #require(train.status == 0, "\(train.stderr)")
+        let stateFile = playground.folder + "/serve.json"
+        let serve = [Playground.recengine, "serve", "--model", model, "--port", "0", "--state-file", stateFile] + arguments
+        let server =
+            if let descriptorLimit {
+                try ChildProcess.spawn("/usr/bin/prlimit", ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--"] + serve, log: playground.folder + "/serve.log")
+            } else {
+                try ChildProcess.spawn(serve[0], Array(serve.dropFirst()), log: playground.folder + "/serve.log")
+            }
+        do {
+            var state: ServerState?
+            for _ in 0..<100 where state == nil {
+                state = (try? Data(contentsOf: URL(fileURLWithPath: stateFile))).flatMap { try? JSONDecoder().decode(ServerState.self, from: $0) }
+                if state == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let log = (try? String(contentsOfFile: playground.folder + "/serve.log", encoding: .utf8)) ?? ""
+            let port = try #require(state?.port, "the server did not start: \(log)")
+            try await body(port)
+        } catch {
+            server.signal(SIGTERM)
+            _ = await server.wait()
+            throw error
+        }
+        server.signal(SIGTERM)
+        _ = await server.wait()
+    }
+
+    @Test func idleAndHalfSentConnectionsAreClosedAfterTheirTimeouts() async throws {
+        try await Self.withServer(arguments: ["--header-timeout", "2", "--idle-timeout", "4"]) { port in
+            let idle = try LoopbackConnection(port: port)
+            let halfSent = try LoopbackConnection(port: port)
+            try halfSent.sendText("GET /health HTTP/1.1\r\nHost: localhost\r\n")
+            let start = ContinuousClock.now
+            let halfSentClosed = try #require(halfSent.waitUntilClosed(within: .seconds(6)), "a half-sent head is closed")
+            #expect(halfSentClosed.received.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(halfSentClosed.received)")
+            #expect(halfSentClosed.at - start >= .milliseconds(1500) && halfSentClosed.at - start < .seconds(4))
+            // The header timeout does not apply to a connection that has sent nothing yet.
+            #expect(!idle.receiveWaiting().closed, "an idle connection outlives the header timeout")
+            let idleClosed = try #require(idle.waitUntilClosed(within: .seconds(6)), "an idle connection is closed")
+            #expect(idleClosed.at - start >= .seconds(3) && idleClosed.at - start < .seconds(6))
+            // A keep-alive connection that answers requests is not cut by the header timeout.
+            let client = try LoopbackConnection(port: port)
+            for _ in 0..<3 {
+                try client.sendText("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                try await Task.sleep(for: .milliseconds(1500))
+                let answer = client.receiveWaiting()
+                #expect(answer.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.text)")
+                #expect(!answer.closed)
+            }
+        }
+    }
+
+    @Test func healthAnswersWhileMoreSlowClientsThanDescriptorsHoldConnections() async throws {
+        let clients = 1_500
+        try #require(raiseOwnDescriptorLimit(to: clients + 200), "the test needs \(clients + 200) descriptors")
+        try await Self.withServer(arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512) { port in
+            var slow: [LoopbackConnection] = []
+            for _ in 0..<clients {
+                let connection = try LoopbackConnection(port: port)
+                // A connection the server has already closed refuses the write: that is fine here.
+                try? connection.sendText("GET /recommend/u1 HTTP/1.1\r\nHost: localhost\r\n")
+                slow.append(connection)
+            }
+            // A connect returns once the kernel has queued the connection; let the server take the
+            // queue (it closes most at once) so that the figure is the server's, not the queue's.
+            for _ in 0..<50 where acceptQueueLength(port: port) ?? 0 > 0 {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let start = ContinuousClock.now
+            let health = try await HTTPClient.get("http://127.0.0.1:\(port)/health", timeout: .seconds(1))
+            #expect(health.status == 200)
+            #expect(ContinuousClock.now - start < .seconds(1))
+            let metrics = try await HTTPClient.get("http://127.0.0.1:\(port)/metrics", timeout: .seconds(1))
+            #expect(metrics.status == 200)
+            // The server closes every slow client: the ones the cap pushed out at once, the rest at the header timeout.
+            let deadline = ContinuousClock.now + .seconds(5)
+            let stillOpen = slow.filter { $0.waitUntilClosed(within: deadline - ContinuousClock.now) == nil }
+            #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 5 s after the flood")
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to at least `needed`, within the hard limit.
+func raiseOwnDescriptorLimit(to needed: Int) -> Bool {
+    var limit = rlimit()
+    #if os(Linux)
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #else
+    let resource = RLIMIT_NOFILE
+    #endif
+    guard getrlimit(resource, &limit) == 0 else { return false }
+    if limit.rlim_cur >= rlim_t(needed) { return true }
+    guard limit.rlim_max >= rlim_t(needed) else { return false }
+    limit.rlim_cur = limit.rlim_max
+    return setrlimit(resource, &limit) == 0
+}
+
+/// Connections waiting in the accept queue of the loopback listener on `port` (Linux's
+/// `/proc/net/tcp` shows it as the listening socket's receive queue); nil if there is none.
+func acceptQueueLength(port: Int) -> Int? {
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+    let local = String(format: "0100007F:%04X", port)
+    for line in table.split(separator: "\n").dropFirst() {
+        let fields = line.split(separator: " ")
+        // sl, local address, remote address, state (0A: listening), tx_queue:rx_queue, ...
+        guard fields.count > 4, fields[1] == local, fields[3] == "0A" else { continue }
+        return fields[4].split(separator: ":").last.flatMap { Int($0, radix: 16) }
+    }
+    return nil
+}
+
+/// A raw TCP connection to a loopback port, for clients no HTTP library would be: one that
+/// sends half a request head, or nothing. Closed when the value is freed.
+final class LoopbackConnection: Sendable {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw PlaygroundError("socket: \(String(cString: strerror(errno)))") }
+        // A server that stops accepting leaves connect waiting; bound it.
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            let message = String(cString: strerror(errno))
+            close(descriptor)
+            throw PlaygroundError("connect to 127.0.0.1:\(port): \(message)")
+        }
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    func sendText(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let sent = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { throw PlaygroundError("send: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Reads what the server has sent so far, without waiting.
+    /// - Returns: the text, and whether the server has closed the connection.
+    func receiveWaiting() -> (text: String, closed: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 {
+                received += buffer[0..<count]
+                continue
+            }
+            let closed = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+            return (String(decoding: received, as: UTF8.self), closed)
+        }
+    }
+
+    /// Reads until the server closes the connection or `within` passes.
+    /// - Returns: when it was closed and what it sent before; nil if it is still open.
+    func waitUntilClosed(within: Duration) -> (at: ContinuousClock.Instant, received: String)? {
+        let deadline = ContinuousClock.now + within
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let left = deadline - ContinuousClock.now
+            let milliseconds = max(0, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            var pollDescriptor = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&pollDescriptor, 1, milliseconds) > 0 else { return nil }
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                received += buffer[0..<count]
+            } else {
+                // 0: closed; -1: reset by the server (a close with unread bytes).
+                return (ContinuousClock.now, String(decoding: received, as: UTF8.self))
+            }
+        }
+    }
+}
