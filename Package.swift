@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "Traffic", targets: ["Traffic"]),
         .library(name: "RecEngine", targets: ["RecEngine"]),
         .library(name: "RecEngineServer", targets: ["RecEngineServer"]),
+        // For Fuzz/, which reads compose files.
+        .library(name: "EngineAPI", targets: ["EngineAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

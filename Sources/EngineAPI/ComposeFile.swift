@@ -95,6 +95,9 @@ public struct ComposeFile: Sendable, Equatable {
                     reader.report(nil, "services.\(service.name).networks", "uses network \(network), which is not declared under networks:")
                 }
             }
+            if let cycle = file.dependencyCycle() {
+                reader.report(nil, "services.\(cycle[0]).depends_on", "depends_on goes round in a circle (\(cycle.joined(separator: " -> "))): no service could start first")
+            }
         }
         if !reader.issues.isEmpty {
             throw EngineClientError(reader.issues.map(\.description).joined(separator: "\n"))
@@ -140,8 +143,12 @@ public struct ComposeFile: Sendable, Equatable {
         if let environment = map["environment"] {
             if let list = environment.sequence {
                 for item in list.compactMap({ reader.string($0, "\(path).environment") }) {
-                    let parts = item.split(separator: "=", maxSplits: 1)
-                    service.environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+                    let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard let variable = parts.first, !variable.isEmpty else {
+                        reader.report(environment, "\(path).environment", "\"\(item)\" is not NAME=VALUE")
+                        continue
+                    }
+                    service.environment[String(variable)] = parts.count > 1 ? String(parts[1]) : ""
                 }
             } else {
                 service.environment = reader.stringMap(environment, "\(path).environment")
@@ -186,14 +193,38 @@ public struct ComposeFile: Sendable, Equatable {
     }
 
     /// The services in an order where each comes after what it depends on.
+    /// A dependency cycle is broken where it closes (`load` refuses files that have one).
     public func startOrder(_ names: [String]) -> [String] {
         var ordered: [String] = []
+        var started: Set<String> = []
         func visit(_ name: String) {
-            guard !ordered.contains(name), let service = services[name] else { return }
+            guard started.insert(name).inserted, let service = services[name] else { return }
             service.dependsOn.forEach(visit)
             ordered.append(name)
         }
         names.sorted().forEach(visit)
         return ordered
+    }
+
+    /// The first chain of `depends_on` that comes back to a service already on it, from that
+    /// service to itself again; nil when there is none.
+    func dependencyCycle() -> [String]? {
+        var finished: Set<String> = []
+        var chain: [String] = []
+        func visit(_ name: String) -> [String]? {
+            if let start = chain.firstIndex(of: name) { return chain[start...] + [name] }
+            guard !finished.contains(name), let service = services[name] else { return nil }
+            chain.append(name)
+            for dependency in service.dependsOn {
+                if let cycle = visit(dependency) { return cycle }
+            }
+            chain.removeLast()
+            finished.insert(name)
+            return nil
+        }
+        for name in services.keys.sorted() {
+            if let cycle = visit(name) { return cycle }
+        }
+        return nil
     }
 }

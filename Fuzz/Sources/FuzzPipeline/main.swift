@@ -1,0 +1,8 @@
+import FuzzSupport
+import Orchestrator
+
+// A pipeline file, loaded as `orchestrate validate` loads it, with no environment variables.
+runFuzzer { bytes in
+    let path = FuzzInput.write(bytes, to: "pipeline.yml")
+    _ = try? PipelineLoader(environment: [:]).load(path)
+}

@@ -1,0 +1,58 @@
+import EngineAPI
+import Foundation
+import Testing
+import TestSupport
+
+/// Compose files the fuzzer (Fuzz/, scripts/fuzz) found that once trapped or never ended.
+@Suite struct ComposeFileTests {
+    static func load(_ text: String) async throws -> Result<ComposeFile, EngineClientError> {
+        try await withTemporaryDirectory { folder in
+            try write(text, to: folder + "/compose.yml")
+            do {
+                return .success(try ComposeFile.load(folder + "/compose.yml", variables: [:]))
+            } catch let error as EngineClientError {
+                return .failure(error)
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("environment: [\"\"]", "\"\" is not NAME=VALUE"),
+        ("environment: [\"=x\"]", "\"=x\" is not NAME=VALUE"),
+    ])
+    func anEnvironmentEntryWithoutANameIsAnError(entry: String, message: String) async throws {
+        let result = try await Self.load("services:\n  web:\n    image: x\n    \(entry)\n")
+        guard case .failure(let error) = result else {
+            Issue.record("loaded \(result)")
+            return
+        }
+        #expect(error.description.contains("services.web.environment"))
+        #expect(error.description.contains(message))
+    }
+
+    @Test func anEnvironmentEntryWithAnEmptyValueKeepsItsName() async throws {
+        let file = try await Self.load("services:\n  web:\n    image: x\n    environment: [\"A=\", \"B\", \"C=1=2\"]\n").get()
+        #expect(file.services["web"]?.environment == ["A": "", "B": "", "C": "1=2"])
+    }
+
+    @Test(arguments: [
+        ("  a: {image: x, depends_on: [a]}\n", "a -> a"),
+        ("  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n", "a -> b -> c -> a"),
+    ])
+    func dependsOnInACircleIsAnError(services: String, cycle: String) async throws {
+        let result = try await Self.load("services:\n" + services)
+        guard case .failure(let error) = result else {
+            Issue.record("loaded \(result)")
+            return
+        }
+        #expect(error.description.contains("depends_on goes round in a circle (\(cycle))"))
+    }
+
+    @Test func servicesStartAfterWhatTheyDependOn() async throws {
+        let file = try await Self.load("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x}\n").get()
+        #expect(file.startOrder(["a", "b", "c"]) == ["c", "b", "a"])
+        var circular = file
+        circular.services["c"]?.dependsOn = ["a"]
+        #expect(circular.startOrder(["a", "b", "c"]) == ["c", "b", "a"], "a circle built in code ends where it closes")
+    }
+}
