@@ -5,6 +5,7 @@ import Prometheus
 import UnixSignals
 public import Hummingbird
 import HummingbirdCore
+import NIOCore
 public import Logging
 import ServiceLifecycle
 
@@ -196,8 +197,11 @@ struct Handlers: Sendable {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: Self.maximumEventBody)
+        } catch is NIOTooManyBytesError {
+            let message = "the body is larger than \(Self.maximumEventBody) bytes: send smaller batches"
+            return (try? Self.json(["error": message], status: .contentTooLarge)) ?? Self.text("error: \(message)\n", status: .contentTooLarge)
         } catch {
-            return Self.badRequest("the body is larger than \(Self.maximumEventBody) bytes: send smaller batches", json: true)
+            return Self.badRequest("the body did not arrive whole (\(error)): send it again", json: true)
         }
         let batch: EventBatch
         do {

@@ -46,6 +46,16 @@ import Testing
         }
     }
 
+    @Test func anEventBodyOverTheLimitGets413NotedAsTooLarge() async throws {
+        try await Self.application().test(.router) { client in
+            let body = ByteBuffer(string: String(repeating: " ", count: Handlers.maximumEventBody + 1))
+            try await client.execute(uri: "/events", method: .post, headers: [.contentType: "application/json"], body: body) { response in
+                #expect(response.status == .contentTooLarge)
+                #expect(String(buffer: response.body).contains("larger than"))
+            }
+        }
+    }
+
     @Test(arguments: [
         "/recommend/bad%20id", "/recommend/" + String(repeating: "x", count: 65), "/recommend/a;b",
         "/recommend/u7?k=0", "/recommend/u7?k=101", "/recommend/u7?k=ten", "/recommend/u7?k=",
