@@ -172,7 +172,7 @@ let package = Package(
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport"]
+            dependencies: ["Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport"]
         ),
         .testTarget(
             name: "RecEngineTests",

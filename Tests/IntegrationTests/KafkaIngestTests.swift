@@ -127,7 +127,7 @@ import TestSupport
     }
 
     @Test func aBrokerThatGoesAwayWhileARequestToItIsInFlight() async throws {
-        try await withTemporaryDirectory { folder in
+        try await withLoopbackPortsToItself { try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 3)
             cluster.createTopic("movielog2", partitions: 3)
             for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
@@ -156,11 +156,11 @@ import TestSupport
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
             #expect(ratingTable(written) == ratingTable(ratings))
             #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
-        }
+        } }
     }
 
     @Test func aPartitionLeaderThatIsDownLeavesItsPartitionForTheNextRun() async throws {
-        try await withTemporaryDirectory { folder in
+        try await withLoopbackPortsToItself { try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 3)
             cluster.createTopic("movielog2", partitions: 3)
             for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
@@ -182,6 +182,6 @@ import TestSupport
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
             #expect(ratingTable(written) == ratingTable(ratings))
             #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
-        }
+        } }
     }
 }

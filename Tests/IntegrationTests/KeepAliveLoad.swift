@@ -25,6 +25,7 @@ final class KeepAliveLoad: @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = NSLock()
     private var storage: [Sample] = []
+    private var answeredCount = 0
     private var running = true
     private let finished = DispatchGroup()
 
@@ -57,7 +58,7 @@ final class KeepAliveLoad: @unchecked Sendable {
     private var isRunning: Bool { lock.withLock { running } }
 
     /// How many requests have been answered so far.
-    var answered: Int { lock.withLock { storage.count(where: { $0.failure == nil }) } }
+    var answered: Int { lock.withLock { answeredCount } }
 
     /// Waits at least `minimum`, then until `requests` more answers arrive or `maximum` has passed:
     /// a step measured on a loaded machine still sees enough requests to judge its share.
@@ -110,7 +111,10 @@ final class KeepAliveLoad: @unchecked Sendable {
                 }
             }
             sample.finished = DispatchTime.now().uptimeNanoseconds
-            lock.withLock { storage.append(sample) }
+            lock.withLock {
+                storage.append(sample)
+                if sample.failure == nil { answeredCount += 1 }
+            }
             if sample.failure != nil && connection < 0 { usleep(1000) }
         }
         if connection >= 0 { close(connection) }

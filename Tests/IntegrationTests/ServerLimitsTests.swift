@@ -1,3 +1,4 @@
+import CommandLineSupport
 import Foundation
 import HTTPTransport
 import RecEngine
@@ -74,7 +75,7 @@ import TestSupport
     @Test func healthAnswersWhileMoreSlowClientsThanDescriptorsHoldConnections() async throws {
         let clients = 1_500
         try #require(raiseOwnDescriptorLimit(to: clients + 200), "the test needs \(clients + 200) descriptors")
-        try await Self.withServer(arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512) { port in
+        try await withLoopbackPortsToItself { try await Self.withServer(arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512) { port in
             var slow: [LoopbackConnection] = []
             for _ in 0..<clients {
                 let connection = try LoopbackConnection(port: port)
@@ -97,23 +98,15 @@ import TestSupport
             let deadline = ContinuousClock.now + .seconds(5)
             let stillOpen = slow.filter { $0.waitUntilClosed(within: deadline - ContinuousClock.now) == nil }
             #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 5 s after the flood")
-        }
+        } }
     }
 }
 
-/// Raises this process's soft limit on open files to at least `needed`, within the hard limit.
+/// Raises this process's soft limit on open files to the hard limit (as `orchestrate` and
+/// `recengine serve` do at start); true when that gives at least `needed`.
 func raiseOwnDescriptorLimit(to needed: Int) -> Bool {
-    var limit = rlimit()
-    #if os(Linux)
-    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-    #else
-    let resource = RLIMIT_NOFILE
-    #endif
-    guard getrlimit(resource, &limit) == 0 else { return false }
-    if limit.rlim_cur >= rlim_t(needed) { return true }
-    guard limit.rlim_max >= rlim_t(needed) else { return false }
-    limit.rlim_cur = limit.rlim_max
-    return setrlimit(resource, &limit) == 0
+    guard let limit = raiseDescriptorLimit() else { return false }
+    return limit.soft >= UInt64(needed)
 }
 
 /// Connections waiting in the accept queue of the loopback listener on `port` (Linux's

@@ -65,3 +65,37 @@ public struct ChildProcess: Sendable {
 public struct ChildProcessError: Error {
     public var message: String
 }
+
+/// Tests that use up loopback ports or need one back run one at a time: librdkafka's mock broker,
+/// set down and up again, listens again on the port it had and aborts the whole process when a
+/// connection has taken it meanwhile; a flood of a thousand connections takes ephemeral ports by
+/// the thousand.
+public func withLoopbackPortsToItself<T>(_ body: () async throws -> T) async throws -> T {
+    await LoopbackPortsLock.shared.acquire()
+    do {
+        let result = try await body()
+        await LoopbackPortsLock.shared.release()
+        return result
+    } catch {
+        await LoopbackPortsLock.shared.release()
+        throw error
+    }
+}
+
+actor LoopbackPortsLock {
+    static let shared = LoopbackPortsLock()
+    private var held = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        guard held else {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { held = false } else { waiting.removeFirst().resume() }
+    }
+}

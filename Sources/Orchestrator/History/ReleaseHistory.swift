@@ -102,7 +102,11 @@ public struct ReleaseHistory: Sendable {
     /// The first line that is neither a record nor what a crash leaves of one: the file is then
     /// not a release history (the pipeline's `history:` names some other file). nil when it is one.
     public func firstForeignLine() throws -> Line? {
-        try lines().first { $0.problem != nil && !$0.isTornRecord }
+        Self.firstForeignLine(in: try lines())
+    }
+
+    static func firstForeignLine(in lines: [Line]) -> Line? {
+        lines.first { $0.problem != nil && !$0.isTornRecord }
     }
 
     /// Stops before any change when the file is not a release history.
@@ -131,7 +135,7 @@ public struct ReleaseHistory: Sendable {
     public func append(_ record: ReleaseRecord) throws -> ReleaseRecord {
         var record = record
         let existing = try lines()
-        if let foreign = existing.first(where: { $0.problem != nil && !$0.isTornRecord }) {
+        if let foreign = Self.firstForeignLine(in: existing) {
             throw Self.notAHistory(path, foreign)
         }
         record.previousSHA256 = existing.last.map { sha256Hex($0.bytes) }
