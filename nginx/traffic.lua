@@ -8,7 +8,10 @@
 --     generation 7
 --     mode sticky
 --     backend blue 127.0.0.1:8001 75
---     backend green 127.0.0.1:8002 25
+--     backend green 10.0.0.11:8002,10.0.0.12:8002 25
+--
+-- A colour has one address or several (the tasks of a Swarm service on several hosts), separated
+-- by commas; a request goes to one of them at random, and to the next one when it cannot connect.
 --
 -- A worker that finds no split (nginx just started, by the controller, by hand or after a crash)
 -- loads the state file, so nginx serves the last applied split, never nothing.
@@ -19,6 +22,10 @@ local M = {}
 local DICT = "orchestrate_traffic"
 local KEY = "split"
 local MAX_BACKENDS = 8
+local MAX_PEERS = 32
+-- How many more peers a request may try when it cannot connect (the other tasks of its colour,
+-- then the other colour).
+local MAX_MORE_TRIES = 3
 
 local state_file = nil
 local config_id = ""
@@ -34,8 +41,8 @@ local function parse(text)
     if type(text) ~= "string" or text == "" then
         return nil, "empty split"
     end
-    if #text > 4096 then
-        return nil, "split longer than 4096 bytes"
+    if #text > 8192 then
+        return nil, "split longer than 8192 bytes"
     end
     local split = { backends = {}, serving = {} }
     local colors = {}
@@ -67,17 +74,23 @@ local function parse(text)
                 return nil, "line " .. number .. ": colour " .. color .. " appears twice"
             end
             colors[color] = true
-            local a, b, c, d, port = address:match("^([0-9]+)%.([0-9]+)%.([0-9]+)%.([0-9]+):([0-9]+)$")
-            port = tonumber(port)
-            if not a or #address > 21 or tonumber(a) > 255 or tonumber(b) > 255 or tonumber(c) > 255 or tonumber(d) > 255
-                or port < 1 or port > 65535 then
-                return nil, "line " .. number .. ": the address of " .. color .. " must be IPv4:port"
+            local peers = {}
+            for peer_address in (address .. ","):gmatch("([^,]*),") do
+                local a, b, c, d, port = peer_address:match("^([0-9]+)%.([0-9]+)%.([0-9]+)%.([0-9]+):([0-9]+)$")
+                port = tonumber(port)
+                if not a or #peer_address > 21 or tonumber(a) > 255 or tonumber(b) > 255 or tonumber(c) > 255 or tonumber(d) > 255
+                    or port < 1 or port > 65535 then
+                    return nil, "line " .. number .. ": an address of " .. color .. " must be IPv4:port (several separated by commas)"
+                end
+                peers[#peers + 1] = { color = color, host = a .. "." .. b .. "." .. c .. "." .. d, port = port, address = peer_address }
+            end
+            if #peers > MAX_PEERS then
+                return nil, "line " .. number .. ": at most " .. MAX_PEERS .. " addresses for " .. color
             end
             if not weight:match("^[0-9]+$") or #weight > 3 or tonumber(weight) > 100 then
                 return nil, "line " .. number .. ": the weight of " .. color .. " must be 0 to 100"
             end
-            local backend = { color = color, host = a .. "." .. b .. "." .. c .. "." .. d, port = port,
-                address = address, weight = tonumber(weight) }
+            local backend = { color = color, peers = peers, address = address, weight = tonumber(weight) }
             split.backends[#split.backends + 1] = backend
             if backend.weight > 0 then
                 split.serving[#split.serving + 1] = backend
@@ -200,10 +213,31 @@ function M.init_worker()
     end
 end
 
--- balancer_by_lua: the chosen colour first; when it cannot be reached (connection refused or
--- reset while a colour stops) nginx calls again, once, and the request goes to another serving
--- colour. nginx calls again only for proxy_next_upstream's error and timeout, never for an
--- answer the colour gave.
+-- The peers a request tries, in order: one of its colour's at random, the colour's others, then
+-- one of the other serving colour's; at most 1 + MAX_MORE_TRIES.
+local function peer_order(split, first)
+    local order = {}
+    local peers = split.serving[first].peers
+    local start = math.random(1, #peers)
+    for offset = 0, #peers - 1 do
+        order[#order + 1] = peers[(start + offset - 1) % #peers + 1]
+    end
+    for index, backend in ipairs(split.serving) do
+        if index ~= first then
+            order[#order + 1] = backend.peers[math.random(1, #backend.peers)]
+            break
+        end
+    end
+    while #order > 1 + MAX_MORE_TRIES do
+        table.remove(order, #order - 1)
+    end
+    return order
+end
+
+-- balancer_by_lua: a peer of the chosen colour first; when it cannot be reached (connection
+-- refused, reset or timed out while a colour stops or its host is lost) nginx calls again and the
+-- request goes to the colour's next peer, then to another serving colour. nginx calls again only
+-- for proxy_next_upstream's error and timeout, never for an answer the colour gave.
 function M.balance()
     local ctx = ngx.ctx
     local peer
@@ -213,18 +247,11 @@ function M.balance()
             ngx.log(ngx.ERR, "orchestrate: no traffic split in force")
             return ngx.exit(502)
         end
-        local first = choose(split)
-        local order = { split.serving[first] }
-        for index, backend in ipairs(split.serving) do
-            if index ~= first then
-                order[2] = backend
-                break
-            end
-        end
+        local order = peer_order(split, choose(split))
         ctx.orchestrate_order = order
         ctx.orchestrate_try = 1
         if #order > 1 then
-            local ok, err = balancer.set_more_tries(1)
+            local ok, err = balancer.set_more_tries(#order - 1)
             if not ok then
                 ngx.log(ngx.WARN, "orchestrate: no retry possible: ", err)
             end
@@ -239,7 +266,7 @@ function M.balance()
             return ngx.exit(502)
         end
         ngx.log(ngx.WARN, "orchestrate: ", failed.color, " at ", failed.address, " failed (", state, " ", status or "",
-            "), the request goes to ", peer.color)
+            "), the request goes to ", peer.color, " at ", peer.address)
     end
     local ok, err = balancer.set_current_peer(peer.host, peer.port)
     if not ok then

@@ -103,7 +103,7 @@ public struct DockerEngine: Sendable {
     }
 
     /// The host name of `HOST:PORT` or `[IPv6]:PORT`.
-    static func hostName(of address: Substring) -> String? {
+    public static func hostName(of address: Substring) -> String? {
         if address.hasPrefix("[") {
             guard let close = address.firstIndex(of: "]") else { return nil }
             let name = address[address.index(after: address.startIndex)..<close]

@@ -50,25 +50,32 @@ extension NginxController {
     /// - Throws: `TrafficError` when a name does not resolve.
     static func resolvingHostNames(_ split: TrafficSplit) throws -> TrafficSplit {
         var split = split
-        for index in split.backends.indices where !TrafficState.isIPv4Address(split.backends[index].address) {
-            let address = split.backends[index].address
-            guard let colon = address.lastIndex(of: ":") else { throw TrafficError("backend address \"\(address)\" is not host:port") }
-            let host = String(address[..<colon])
-            var hints = addrinfo()
-            hints.ai_family = AF_INET
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            var result: UnsafeMutablePointer<addrinfo>?
-            guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result, let socketAddress = first.pointee.ai_addr else {
-                throw TrafficError("backend host \(host) of \(split.backends[index].color) does not resolve to an IPv4 address")
+        for index in split.backends.indices {
+            split.backends[index].addresses = try split.backends[index].addresses.map { address in
+                try resolvingHostName(address, of: split.backends[index].color)
             }
-            defer { freeaddrinfo(result) }
-            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            var internet = socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-            guard inet_ntop(AF_INET, &internet, &text, socklen_t(INET_ADDRSTRLEN)) != nil else {
-                throw TrafficError("cannot format the address of \(host)")
-            }
-            split.backends[index].address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + address[colon...]
         }
         return split
+    }
+
+    /// `host:port` with the host replaced by its IPv4 address (an address is kept as it is).
+    static func resolvingHostName(_ address: String, of color: String) throws -> String {
+        if TrafficState.isIPv4Address(address) { return address }
+        guard let colon = address.lastIndex(of: ":") else { throw TrafficError("backend address \"\(address)\" is not host:port") }
+        let host = String(address[..<colon])
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result, let socketAddress = first.pointee.ai_addr else {
+            throw TrafficError("backend host \(host) of \(color) does not resolve to an IPv4 address")
+        }
+        defer { freeaddrinfo(result) }
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        var internet = socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+        guard inet_ntop(AF_INET, &internet, &text, socklen_t(INET_ADDRSTRLEN)) != nil else {
+            throw TrafficError("cannot format the address of \(host)")
+        }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + address[colon...]
     }
 }

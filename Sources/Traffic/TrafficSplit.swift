@@ -10,15 +10,47 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
 
     public struct Backend: Sendable, Codable, Equatable {
         public var color: String
-        /// host:port.
-        public var address: String
+        /// host:port of every instance of the colour (one process or container, or the tasks of a
+        /// Swarm service on several hosts); a request goes to one of them.
+        public var addresses: [String]
         /// Percent of traffic, 0 to 100.
         public var weight: Int
 
-        public init(color: String, address: String, weight: Int) {
+        public init(color: String, addresses: [String], weight: Int) {
             self.color = color
-            self.address = address
+            self.addresses = addresses
             self.weight = weight
+        }
+
+        public init(color: String, address: String, weight: Int) {
+            self.init(color: color, addresses: [address], weight: weight)
+        }
+
+        /// The addresses as one text (comma-separated), as logs and the line format show them.
+        public var address: String { addresses.joined(separator: ",") }
+
+        enum CodingKeys: String, CodingKey {
+            case color, addresses, address, weight
+        }
+
+        /// Reads `addresses`, or the single `address` that state files written before several
+        /// addresses per colour hold.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            color = try container.decode(String.self, forKey: .color)
+            weight = try container.decode(Int.self, forKey: .weight)
+            if let addresses = try container.decodeIfPresent([String].self, forKey: .addresses) {
+                self.addresses = addresses
+            } else {
+                addresses = [try container.decode(String.self, forKey: .address)]
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(color, forKey: .color)
+            try container.encode(addresses, forKey: .addresses)
+            try container.encode(weight, forKey: .weight)
         }
     }
 
@@ -50,13 +82,19 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
             guard Self.isToken(backend.color) else { throw TrafficError("colour \"\(backend.color)\" must be letters, digits, '_' or '-'") }
             guard colors.insert(backend.color).inserted else { throw TrafficError("colour \(backend.color) appears twice in a traffic split") }
             guard (0...100).contains(backend.weight) else { throw TrafficError("weight \(backend.weight) of \(backend.color) is outside 0...100") }
-            try Self.check(address: backend.address)
+            guard (1...Self.maximumAddresses).contains(backend.addresses.count) else {
+                throw TrafficError("\(backend.color) has \(backend.addresses.count) addresses; a colour has 1 to \(Self.maximumAddresses)")
+            }
+            for address in backend.addresses { try Self.check(address: address) }
         }
         guard !serving.isEmpty else { throw TrafficError("a traffic split must send traffic somewhere: every weight is 0") }
         guard serving.map(\.weight).reduce(0, +) == 100 else {
             throw TrafficError("weights must add up to 100, got \(backends.map { "\($0.color) \($0.weight)" }.joined(separator: ", "))")
         }
     }
+
+    /// The most addresses one colour may have (nginx/traffic.lua's MAX_PEERS).
+    public static let maximumAddresses = 32
 
     static func isToken(_ text: String) -> Bool {
         !text.isEmpty && text.count <= 63 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }

@@ -6,7 +6,7 @@
 ///     generation 7
 ///     mode sticky
 ///     backend blue 127.0.0.1:8001 75
-///     backend green 127.0.0.1:8002 25
+///     backend green 10.0.0.11:8002,10.0.0.12:8002 25
 public struct TrafficState: Sendable, Equatable {
     /// Grows with every split applied; nginx refuses an older one.
     public var generation: Int
@@ -24,8 +24,10 @@ public struct TrafficState: Sendable, Equatable {
     public func text() throws -> String {
         guard (1...999_999_999).contains(generation) else { throw TrafficError("generation \(generation) is outside 1...999999999") }
         try split.validate()
-        for backend in split.backends where !Self.isIPv4Address(backend.address) {
-            throw TrafficError("backend address \"\(backend.address)\" is not IPv4:port (nginx's balancer takes addresses, not names)")
+        for backend in split.backends {
+            for address in backend.addresses where !Self.isIPv4Address(address) {
+                throw TrafficError("backend address \"\(address)\" is not IPv4:port (nginx's balancer takes addresses, not names)")
+            }
         }
         let lines = ["generation \(generation)", "mode \(split.mode.rawValue)"] + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
         return lines.joined(separator: "\n") + "\n"
@@ -55,7 +57,7 @@ public struct TrafficState: Sendable, Equatable {
                 guard let weight = Int(fields[3]), fields[3].allSatisfy(\.isNumber) else {
                     throw TrafficError("line \(index + 1): weight \"\(fields[3])\" is not a number")
                 }
-                backends.append(.init(color: fields[1], address: fields[2], weight: weight))
+                backends.append(.init(color: fields[1], addresses: fields[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init), weight: weight))
             default:
                 throw TrafficError("line \(index + 1) is not understood: \"\(line.prefix(80))\"")
             }

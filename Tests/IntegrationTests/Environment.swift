@@ -21,6 +21,12 @@ final class Playground: @unchecked Sendable {
     let service: String
     /// The engine of a Docker playground; nil: the process runtime.
     let dockerHost: String?
+    /// The swarm of a swarm playground, and the published ports of its colours.
+    let swarm: SwarmTestCluster?
+    var swarmPorts: [String: Int] = [:]
+    /// `deploy.swarm.minHealthyReplicas` and `publish` of a swarm playground.
+    var minHealthyReplicas = 3
+    var swarmPublish = "host"
 
     static var root: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -34,9 +40,14 @@ final class Playground: @unchecked Sendable {
         ProcessInfo.processInfo.environment["ORCHESTRATE_BIN"] ?? root.appendingPathComponent(".build/debug/orchestrate").path
     }
 
-    init(dockerHost: String? = nil) throws {
+    init(dockerHost: String? = nil, swarm: SwarmTestCluster? = nil) throws {
         self.dockerHost = dockerHost
-        service = dockerHost == nil ? "svc" : "svc\(UUID().uuidString.prefix(6).lowercased())"
+        self.swarm = swarm
+        service = dockerHost == nil && swarm == nil ? "svc" : "svc\(UUID().uuidString.prefix(6).lowercased())"
+        if swarm != nil {
+            let base = 20000 + Int.random(in: 0..<4000) * 2
+            swarmPorts = ["blue": base, "green": base + 1]
+        }
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("playground-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         nginxPort = try freePort()
@@ -48,8 +59,8 @@ final class Playground: @unchecked Sendable {
     var historyPath: String { folder + "/releases/history.jsonl" }
 
     /// Runs `body` with a started playground and always cleans up.
-    static func with(dockerHost: String? = nil, _ body: (Playground) async throws -> Void) async throws {
-        let playground = try Playground(dockerHost: dockerHost)
+    static func with(dockerHost: String? = nil, swarm: SwarmTestCluster? = nil, _ body: (Playground) async throws -> Void) async throws {
+        let playground = try Playground(dockerHost: dockerHost, swarm: swarm)
         do {
             try await playground.start()
             try await body(playground)
@@ -153,11 +164,12 @@ final class Playground: @unchecked Sendable {
                 uses: train
                 with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: "${EPOCHS:-10}"}
             deploy:
-              runtime: \(dockerHost == nil ? "process" : "docker")
+              runtime: \(swarm != nil ? "swarm" : dockerHost == nil ? "process" : "docker")
               service: \(service)
               args: \(args)
             \(dockerHost.map { "  docker: {host: \"\($0)\", compose: \(composePath)}" } ?? "")
-              health: {path: /health, timeout: 20s}
+            \(swarmBlock)
+              health: {path: /health, timeout: \(swarm == nil ? "20s" : "90s")}
             traffic:
               nginx: {config: releases/state/\(service)/nginx.conf, listen: \(nginxPort)}
               mode: sticky
@@ -172,6 +184,22 @@ final class Playground: @unchecked Sendable {
             \(extra)
             """
         try text.write(toFile: pipelinePath, atomically: true, encoding: .utf8)
+    }
+
+    /// The `deploy.swarm` block of a swarm playground: 3 replicas spread over the zones.
+    var swarmBlock: String {
+        guard let swarm else { return "" }
+        return """
+              swarm:
+                host: "\(swarm.manager)"
+                engines: [\(swarm.engines.map { "\"\($0)\"" }.joined(separator: ", "))]
+                image: \(swarm.image)
+                replicas: 3
+                minHealthyReplicas: \(minHealthyReplicas)
+                ports: {blue: \(swarmPorts["blue"]!), green: \(swarmPorts["green"]!)}
+                spread: [node.labels.zone]
+                publish: \(swarmPublish)
+            """
     }
 
     /// Runs the pipeline in process under a steady load through nginx (so the gates have data);
@@ -237,6 +265,11 @@ final class Playground: @unchecked Sendable {
     }
 
     var runtime: any DeploymentRuntime {
+        if swarm != nil, let pipeline = try? PipelineLoader().load(pipelinePath), let spec = pipeline.deploy?.swarm,
+            let manager = try? DockerEngine(host: spec.host ?? ""), let engines = try? (spec.engines ?? []).map({ try DockerEngine(host: $0) })
+        {
+            return SwarmRuntime(manager: manager, engines: engines, spec: spec, project: service, stateFolder: statePath, serveArguments: [])
+        }
         if let dockerHost, let engine = try? DockerEngine(host: dockerHost) {
             return DockerRuntime(
                 engine: engine, composePath: composePath, project: service, stateFolder: statePath, nginxFolder: statePath + "/nginx",

@@ -185,6 +185,31 @@ import Traffic
         }
     }
 
+    /// A colour on several hosts (Swarm tasks): requests go to all of its addresses, and one
+    /// whose address refuses connections (a lost host) goes to the colour's next address, so no
+    /// request fails and the user stays on the colour.
+    @Test func aColourWithSeveralAddressesSpreadsRequestsAndSkipsOneThatRefuses() async throws {
+        try await Self.withColours { playground, model in
+            let nginx = playground.nginx
+            let blue = try await playground.runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
+            let green = try await playground.runtime.deploy(color: "green", modelDirectory: model, timeout: .seconds(30))
+            // One "blue" of three addresses: blue's server, green's server (answering as green), and a dead port.
+            let dead = "127.0.0.1:\(try freePort())"
+            try await nginx.apply(TrafficSplit(mode: .sticky, backends: [.init(color: "blue", addresses: [blue.address, green.address, dead], weight: 100)]))
+            #expect(await nginx.currentSplit()?.backends.first?.addresses == [blue.address, green.address, dead])
+            var colors: [String: Int] = [:]
+            for user in 0..<300 {
+                let answer = try await HTTPClient.get(
+                    "http://127.0.0.1:\(playground.nginxPort)/recommend/u\(user)?k=3", timeout: .seconds(5), headers: ["Accept: application/json"])
+                #expect(answer.status == 200, "user \(user): \(answer.status)")
+                let body = try JSONSerialization.jsonObject(with: answer.body) as? [String: Any]
+                colors[body?["color"] as? String ?? "?", default: 0] += 1
+            }
+            #expect((colors["blue"] ?? 0) > 60 && (colors["green"] ?? 0) > 60, "both live addresses answered: \(colors)")
+            #expect(read(playground.statePath + "/nginx/error.log").contains("failed"), "the dead address was tried and skipped")
+        }
+    }
+
     @Test func anotherConfigurationIsInstalledWithOneReloadAndThenStepsDoNotReload() async throws {
         try await Self.withColours { playground, model in
             var nginx = playground.nginx

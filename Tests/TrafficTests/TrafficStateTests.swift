@@ -19,9 +19,29 @@ import Testing
         TrafficState(generation: 2, split: split(.weighted, blue: 10, green: 90)),
         TrafficState(generation: 3, split: split(blue: 0, green: 100)),
         TrafficState(generation: 999_999_999, split: TrafficSplit(mode: .sticky, backends: [.init(color: "c_1-x", address: "10.0.0.255:65535", weight: 100)])),
+        TrafficState(
+            generation: 5,
+            split: TrafficSplit(
+                mode: .sticky,
+                backends: [
+                    .init(color: "blue", addresses: ["10.0.0.11:18081", "10.0.0.12:18081", "10.0.0.13:18081"], weight: 50),
+                    .init(color: "green", addresses: ["10.0.0.12:18082"], weight: 50),
+                ])),
     ])
     func theLineFormatReadsBackWhatWasWritten(state: TrafficState) throws {
         #expect(try TrafficState(parsing: state.text()) == state)
+    }
+
+    @Test func aColourWithSeveralAddressesIsOneLineWithCommas() throws {
+        let split = TrafficSplit(mode: .weighted, backends: [.init(color: "blue", addresses: ["10.0.0.11:8081", "10.0.0.12:8081"], weight: 100)])
+        #expect(try TrafficState(generation: 2, split: split).text() == "generation 2\nmode weighted\nbackend blue 10.0.0.11:8081,10.0.0.12:8081 100\n")
+        #expect(throws: TrafficError.self) { try TrafficState(parsing: "generation 2\nmode sticky\nbackend blue 10.0.0.11:8081,,10.0.0.12:8081 100\n") }
+    }
+
+    @Test func aStateFileWrittenWithOneAddressPerColourIsStillRead() throws {
+        let old = #"{"mode":"sticky","backends":[{"color":"blue","address":"127.0.0.1:9001","weight":100}]}"#
+        let split = try JSONDecoder().decode(TrafficSplit.self, from: Data(old.utf8))
+        #expect(split.backends[0].addresses == ["127.0.0.1:9001"])
     }
 
     @Test func nginxsAnswerStartsWithTheConfigurationItRuns() throws {
@@ -43,6 +63,10 @@ import Testing
         TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 101), .init(color: "green", address: "127.0.0.1:2", weight: -1)]),
         TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 50), .init(color: "blue", address: "127.0.0.1:2", weight: 50)]),
         TrafficSplit(mode: .sticky, backends: []),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", addresses: [], weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", addresses: ["127.0.0.1:1", "127.0.0.1:2 100\nbackend"], weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", addresses: ["127.0.0.1:1,127.0.0.1:2"], weight: 100)]),
+        TrafficSplit(mode: .sticky, backends: [.init(color: "blue", addresses: (1...33).map { "10.0.0.\($0):80" }, weight: 100)]),
         // A name is valid in a split but nginx's balancer takes addresses: the controller resolves it first.
         TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "localhost:8080", weight: 100)]),
     ])

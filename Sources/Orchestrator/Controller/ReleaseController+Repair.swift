@@ -70,8 +70,8 @@ extension ReleaseController {
         if let target, let nginx = deployment.nginx {
             let color = serving.colors.first { $0.color == target.color }
             if let instance = color?.instance, color?.health?.healthy == true {
-                if !serving.nginxRunning || color?.weight != 100 {
-                    actions.append("nginx: all traffic to \(target.color) at \(instance.address)")
+                if !serving.nginxRunning || color?.weight != 100 || Set(color?.upstream ?? []) != Set(instance.addresses) {
+                    actions.append("nginx: all traffic to \(target.color) at \(instance.addresses.joined(separator: ", "))")
                 }
             } else {
                 throw OrchestratorError(
@@ -81,9 +81,9 @@ extension ReleaseController {
             if dryRun || actions.isEmpty { return RepairReport(actions: actions, applied: false, record: nil) }
             if unreadable { progress("repair: kept the unreadable file as \(try store.moveAside(store.livePath))") }
             if let adopted { try store.setLive(adopted) }
-            if let instance = color?.instance, !serving.nginxRunning || color?.weight != 100 {
+            if let instance = color?.instance, !serving.nginxRunning || color?.weight != 100 || Set(color?.upstream ?? []) != Set(instance.addresses) {
                 let mode: TrafficSplit.Mode = pipeline.traffic?.mode == .weighted ? .weighted : .sticky
-                try await nginx.apply(TrafficSplit(mode: mode, backends: [.init(color: target.color, address: instance.address, weight: 100)]))
+                try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
             }
         } else if dryRun || actions.isEmpty {
             return RepairReport(actions: actions, applied: false, record: nil)

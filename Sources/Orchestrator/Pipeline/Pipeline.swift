@@ -139,6 +139,48 @@ public struct DeploySpec: Sendable, Codable, Equatable {
     public var args: [String] = []
     /// The engine and compose file of `runtime: docker`.
     public var docker: DockerSpec?
+    /// The swarm of `runtime: swarm`.
+    public var swarm: SwarmSpec?
+}
+
+/// `deploy.swarm`: the manager to drive, every node's engine (to build the model image on), and
+/// how each colour's service runs.
+public struct SwarmSpec: Sendable, Codable, Equatable {
+    /// How tasks publish the colour's port.
+    public enum PublishMode: String, Sendable, Codable, CaseIterable {
+        /// On the node that runs the task only (at most one task per node and port); works on
+        /// every kernel.
+        case host
+        /// Swarm's routing mesh: every node answers for every task (needs IPVS in the kernel).
+        case ingress
+        /// The routing mesh where it works, found out at the first deploy on a swarm (and kept
+        /// in the state folder); host-mode publishing where it does not.
+        case auto
+    }
+
+    /// The manager's engine, `unix:///PATH` or `tcp://HOST:PORT`; nil: `DOCKER_HOST`.
+    public var host: String?
+    /// Every node's engine (the manager's too); nil: the manager's only (a one-node swarm).
+    public var engines: [String]?
+    /// TLS client files for every engine (the docker CLI's rules apply when nil).
+    public var certificates: String?
+    public var insecure: Bool?
+    /// The server's image, on every node (`orchestrate image import recengine`).
+    public var image: String
+    public var replicas: Int
+    /// The fewest healthy tasks the new colour may have during a step: below it, the release
+    /// rolls back; at or above it, it continues on the nodes that remain.
+    public var minHealthyReplicas: Int
+    /// The published port of each colour.
+    public var ports: [String: Int]
+    /// Placement constraints, e.g. `node.labels.zone != edge`.
+    public var constraints: [String]
+    /// Placement preferences: spread the tasks over the values of these node labels, e.g.
+    /// `node.labels.zone`.
+    public var spread: [String]
+    /// At most this many tasks of a colour on one node (1 under host-mode publishing).
+    public var maxReplicasPerNode: Int?
+    public var publish: PublishMode
 }
 
 /// `deploy.docker`: where the engine is and which compose file describes the colours and the

@@ -333,8 +333,8 @@ struct PipelineDecoder {
     // MARK: Deploy, traffic, analysis, rollback, hooks
 
     private func decodeDeploy(_ node: Node, pipelineName: String, stages: [Stage]) -> DeploySpec? {
-        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health", "args", "docker"]) else { return nil }
-        let runtime = map["runtime"].flatMap { reader.choice($0, "deploy.runtime", among: ["process", "docker"]) } ?? "process"
+        guard let map = reader.mapping(node, "deploy", allowed: ["runtime", "service", "colors", "model", "health", "args", "docker", "swarm"]) else { return nil }
+        let runtime = map["runtime"].flatMap { reader.choice($0, "deploy.runtime", among: ["process", "docker", "swarm"]) } ?? "process"
         let service = map["service"].flatMap { validName($0, "deploy.service") } ?? pipelineName
         var colors = ["blue", "green"]
         if let node = map["colors"], let list = reader.stringList(node, "deploy.colors") {
@@ -392,8 +392,74 @@ struct PipelineDecoder {
                 } catch {}
             }
         }
+        if let swarmNode = map["swarm"] {
+            spec.swarm = decodeSwarm(swarmNode, colors: colors)
+        } else if runtime == "swarm" {
+            reader.report(node, "deploy.swarm", "runtime: swarm needs swarm: {host: MANAGER, engines: [EVERY NODE'S ENGINE], ports: {COLOUR: PORT}}")
+        }
         if runtime == "docker" && map["docker"] == nil {
             reader.report(node, "deploy.docker", "runtime: docker needs docker: {compose: FILE} (a service per colour and lb), e.g. ../compose/recommender.yml")
+        }
+        return spec
+    }
+
+    private func decodeSwarm(_ node: Node, colors: [String]) -> SwarmSpec? {
+        let allowed = [
+            "host", "engines", "certificates", "insecure", "image", "replicas", "minHealthyReplicas", "ports", "constraints", "spread",
+            "maxReplicasPerNode", "publish",
+        ]
+        guard let map = reader.mapping(node, "deploy.swarm", allowed: allowed) else { return nil }
+        func engineHost(_ node: Node?, _ path: String) -> String? {
+            guard let host = reader.nonEmptyString(node, path) else { return nil }
+            guard host.hasPrefix("unix://") || host.hasPrefix("tcp://") else {
+                reader.report(node, path, "must be unix:///PATH or tcp://HOST:PORT, got \(echoed(host))")
+                return nil
+            }
+            return host
+        }
+        let host = map["host"].flatMap { engineHost($0, "deploy.swarm.host") }
+        var engines: [String]?
+        if let items = reader.sequence(map["engines"], "deploy.swarm.engines") {
+            engines = items.enumerated().compactMap { engineHost($1, "deploy.swarm.engines[\($0)]") }
+        }
+        let certificates = map["certificates"].flatMap { reader.nonEmptyString($0, "deploy.swarm.certificates") }.map(resolve)
+        let insecure = map["insecure"].flatMap { reader.bool($0, "deploy.swarm.insecure") }
+        let replicas = map["replicas"].flatMap { reader.int($0, "deploy.swarm.replicas", range: 1...100) } ?? 1
+        let minHealthy = map["minHealthyReplicas"].flatMap { reader.int($0, "deploy.swarm.minHealthyReplicas", range: 1...100) } ?? replicas
+        if minHealthy > replicas {
+            reader.report(map["minHealthyReplicas"], "deploy.swarm.minHealthyReplicas", "is \(minHealthy), more than the \(replicas) replicas")
+        }
+        var ports: [String: Int] = [:]
+        for (index, color) in colors.enumerated() { ports[color] = 18081 + index }
+        if let portsNode = map["ports"], let portMap = reader.mapping(portsNode, "deploy.swarm.ports", allowed: colors) {
+            for (color, value) in portMap {
+                if let port = reader.int(value, "deploy.swarm.ports.\(color)", range: 1...65535) { ports[color] = port }
+            }
+        }
+        if Set(ports.values).count != ports.count {
+            reader.report(map["ports"] ?? node, "deploy.swarm.ports", "each colour needs its own port, got \(ports.sorted { $0.key < $1.key })")
+        }
+        let publish = map["publish"].flatMap { reader.choice($0, "deploy.swarm.publish", among: SwarmSpec.PublishMode.allCases.map(\.rawValue)) }
+            .flatMap(SwarmSpec.PublishMode.init(rawValue:)) ?? .auto
+        var maxPerNode = map["maxReplicasPerNode"].flatMap { reader.int($0, "deploy.swarm.maxReplicasPerNode", range: 1...100) }
+        if publish != .ingress, let value = maxPerNode, value > 1 {
+            reader.report(
+                map["maxReplicasPerNode"], "deploy.swarm.maxReplicasPerNode",
+                "host-mode publishing allows one task per node and port, got \(value) (set publish: ingress to use the routing mesh)")
+        }
+        if publish == .host { maxPerNode = 1 }
+        let spec = SwarmSpec(
+            host: host, engines: engines, certificates: certificates, insecure: insecure,
+            image: map["image"].flatMap { reader.nonEmptyString($0, "deploy.swarm.image") } ?? "localhost/recengine:latest",
+            replicas: replicas, minHealthyReplicas: min(minHealthy, replicas), ports: ports,
+            constraints: map["constraints"].flatMap { reader.stringList($0, "deploy.swarm.constraints") } ?? [],
+            spread: map["spread"].flatMap { reader.stringList($0, "deploy.swarm.spread") } ?? [], maxReplicasPerNode: maxPerNode, publish: publish)
+        for engine in [host] + (engines ?? []).map(Optional.some) where engine == nil || engine?.hasPrefix("tcp://") == true {
+            do {
+                _ = try DockerEngine.configured(host: engine, certificates: certificates, insecure: insecure ?? false, environment: reader.environment)
+            } catch let error as EngineClientError {
+                reader.report(map["host"] ?? map["engines"] ?? node, "deploy.swarm", error.message + (error.hint.map { " (\($0))" } ?? ""))
+            } catch {}
         }
         return spec
     }

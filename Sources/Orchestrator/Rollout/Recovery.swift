@@ -103,7 +103,7 @@ struct Recovery {
         } else if let run, let live, live.releaseID == run.releaseID {
             // Promoted before the controller died: finish the promotion.
             if let runtime, let instance = await runtime.instance(of: live.color), let nginx {
-                try await nginx.apply(TrafficSplit(mode: mode, backends: [.init(color: live.color, address: instance.address, weight: 100)]))
+                try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
                 event(.shift, "\(live.color) 100%: its promotion had been saved")
             }
             if let runtime, run.stopOld, let old = run.live, old.color != live.color {
@@ -116,7 +116,7 @@ struct Recovery {
             if let runtime, let nginx {
                 if let live {
                     if let instance = await runtime.instance(of: live.color) {
-                        try await nginx.apply(TrafficSplit(mode: mode, backends: [.init(color: live.color, address: instance.address, weight: 100)]))
+                        try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
                         event(.shift, "\(live.color) 100% (traffic restored to the live release \(live.releaseID))")
                     } else {
                         event(.shift, "the live colour \(live.color) is not running: traffic left as it was; run orchestrate status")

@@ -75,7 +75,7 @@ struct Rollback {
         }
         guard let instance else { return }
         let mode: TrafficSplit.Mode = pipeline.traffic?.mode == .weighted ? .weighted : .sticky
-        try await nginx?.apply(TrafficSplit(mode: mode, backends: [.init(color: instance.color, address: instance.address, weight: 100)]))
+        try await nginx?.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
         events.append(.init(at: Date(), kind: .shift, detail: "\(instance.color) 100%"))
         try store.setLive(LiveRelease(color: instance.color, releaseID: target.releaseID, modelSHA256: sha256, modelVersion: instance.modelVersion))
         try? await RolloutExecutor.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)

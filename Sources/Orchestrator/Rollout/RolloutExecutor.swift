@@ -96,8 +96,8 @@ struct RolloutExecutor {
             try await journal.event(.stop, "\(target) stopped; traffic untouched")
             return Result(outcome: .failed, failure: "deploy of \(target) failed before any traffic moved: \(error)")
         }
-        try await journal.event(.healthy, "\(target) answers \(plan.health.path) at \(deployed.address) (model \(deployed.modelVersion))")
-        progress("deploy: \(target) is healthy at \(deployed.address)")
+        try await journal.event(.healthy, "\(target) answers \(plan.health.path) at \(deployed.addresses.joined(separator: ", ")) (model \(deployed.modelVersion))")
+        progress("deploy: \(target) is healthy at \(deployed.addresses.joined(separator: ", "))")
         try await journal.updateRecord { $0.deployment = .init(runtime: runtime.name, color: target, modelSHA256: deployed.modelSHA256) }
         try? await writeTargets()
 
@@ -222,6 +222,10 @@ struct RolloutExecutor {
                     analysisResult.set(result)
                 }
             }
+            let instanceFailure = SharedValue<String?>(nil)
+            if runtime.instancesMove && nginx != nil {
+                group.addTask { instanceFailure.set(await followInstances(weight: step.newWeight)) }
+            }
             let judgeResult = SharedValue<StepJudge.Result?>(nil)
             // At 100 % the live colour gets no traffic left to compare with.
             let judging = pipeline.analysis?.judge != nil && live != nil && prometheus != nil && step.newWeight < 100
@@ -257,6 +261,11 @@ struct RolloutExecutor {
                         verdict.promoteFull = true
                         verdict.requests.append("promote --full")
                     }
+                }
+                if let failure = instanceFailure.get() {
+                    verdict.passed = false
+                    verdict.failure = failure
+                    return verdict
                 }
                 let result = analysisResult.get()
                 if let result {
@@ -345,9 +354,9 @@ struct RolloutExecutor {
         var failure = reason
         var restored = live == nil
         if let live, let nginx {
-            if let instance = await runtime.instance(of: live.color) {
+            if let instance = await healthyInstance(of: live.color) {
                 do {
-                    try await nginx.apply(split(live: (live.color, instance.address), target: nil, weight: 0))
+                    try await nginx.apply(split(live: instance, target: nil, weight: 0))
                     try await journal.update { $0.weight = 0 }
                     try await journal.event(.shift, "\(live.color) 100% (traffic restored)")
                     progress("rollback: traffic back on \(live.color) (100%)")
@@ -387,9 +396,9 @@ struct RolloutExecutor {
     /// once: traffic back on it, `current.json` back to the previous release, the target stopped.
     func abortAfterPromotion(deployed: ColorInstance, previous: LiveRelease) async throws -> Result {
         try await journal.event(.abort, "orchestrate abort during the drain: returning to \(previous.color) (release \(previous.releaseID))")
-        if let instance = await runtime.instance(of: previous.color), let nginx {
+        if let instance = await healthyInstance(of: previous.color), let nginx {
             try await journal.update { $0.phase = .rollingBack }
-            try await nginx.apply(split(live: (previous.color, instance.address), target: nil, weight: 0))
+            try await nginx.apply(split(live: instance, target: nil, weight: 0))
             try store.setLive(previous)
             try await journal.event(.shift, "\(previous.color) 100% (traffic restored)")
             progress("rollback: traffic back on \(previous.color); \(previous.releaseID) is live again")
@@ -408,23 +417,83 @@ struct RolloutExecutor {
 
     // MARK: Helpers
 
-    func split(live: (color: String, address: String)?, target instance: ColorInstance?, weight: Int) -> TrafficSplit {
+    func split(live: ColorInstance?, target instance: ColorInstance?, weight: Int) -> TrafficSplit {
         var backends: [TrafficSplit.Backend] = []
-        if let live, weight < 100 { backends.append(.init(color: live.color, address: live.address, weight: 100 - weight)) }
-        if let instance, weight > 0 { backends.append(.init(color: instance.color, address: instance.address, weight: weight)) }
+        if let live, weight < 100 { backends.append(live.backend(weight: 100 - weight)) }
+        if let instance, weight > 0 { backends.append(instance.backend(weight: weight)) }
         return TrafficSplit(mode: plan.mode == .weighted ? .weighted : .sticky, backends: backends)
     }
 
     func shift(to instance: ColorInstance, weight: Int) async throws {
         guard let nginx else { return }
-        var liveBackend: (String, String)?
+        var liveInstance: ColorInstance?
         if let live, weight < 100 {
-            guard let liveInstance = await runtime.instance(of: live.color) else {
+            guard let running = await healthyInstance(of: live.color) else {
                 throw OrchestratorError(.stageFailed, "the live colour \(live.color) is not running: no traffic can stay on it")
             }
-            liveBackend = (live.color, liveInstance.address)
+            liveInstance = running
         }
-        try await nginx.apply(split(live: liveBackend, target: instance, weight: weight))
+        let target = runtime.instancesMove ? await healthyInstance(of: instance.color) ?? instance : instance
+        try await nginx.apply(split(live: liveInstance, target: target, weight: weight))
+    }
+
+    /// The colour's instance with only the addresses that answer the health check (all of them
+    /// where instances do not move); nil when none runs or none answers.
+    func healthyInstance(of color: String) async -> ColorInstance? {
+        guard var instance = await runtime.instance(of: color) else { return nil }
+        guard runtime.instancesMove else { return instance }
+        let healthy = await runtime.probeEach(instance, path: plan.health.path).filter(\.probe.healthy).map(\.address)
+        guard let first = healthy.first else { return nil }
+        instance.addresses = healthy
+        instance.address = first
+        return instance
+    }
+
+    /// While a step holds, under a runtime whose instances move (Swarm tasks): once a second, the
+    /// tasks of both colours that answer the health check; when the set changed (a host lost, a
+    /// task rescheduled), the upstream is rendered again with them. Returns why the step fails when
+    /// the new colour has fewer healthy tasks than the runtime's minimum (nil when cancelled).
+    func followInstances(weight: Int) async -> String? {
+        var applied: TrafficSplit?
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if Task.isCancelled { return nil }
+            let current = await healthyInstance(of: target)
+            let count = current?.addresses.count ?? 0
+            if count < runtime.minimumHealthyInstances {
+                let placement = await runtime.placement(of: target) ?? ""
+                let failure = "\(target) has \(count) healthy instances, fewer than the \(runtime.minimumHealthyInstances) required (minHealthyReplicas)\(placement.isEmpty ? "" : ": \(placement)")"
+                try? await journal.event(.shift, failure)
+                return failure
+            }
+            guard let current, let nginx else { continue }
+            var liveInstance: ColorInstance?
+            if let live, weight < 100 {
+                liveInstance = await healthyInstance(of: live.color)
+                if liveInstance == nil { continue }  // nowhere better to send its share; the balancer retries
+            }
+            let wanted = split(live: liveInstance, target: current, weight: weight)
+            if applied == nil { applied = await nginx.currentSplit() }
+            if let applied, Self.sameAddresses(applied, wanted) { continue }
+            do {
+                try await nginx.apply(wanted)
+                applied = wanted
+                let sets = wanted.backends.map { "\($0.color) \($0.addresses.joined(separator: ", "))" }.joined(separator: "; ")
+                try? await journal.event(.shift, "instances moved: upstream rendered again with \(sets)")
+                progress("    instances moved: upstream now \(sets)")
+            } catch {
+                progress("    instances moved but the upstream could not be rendered again: \(error)")
+            }
+        }
+        return nil
+    }
+
+    /// The same colours with the same addresses (in any order).
+    static func sameAddresses(_ one: TrafficSplit, _ other: TrafficSplit) -> Bool {
+        func key(_ split: TrafficSplit) -> [String: Set<String>] {
+            Dictionary(split.backends.map { ($0.color, Set($0.addresses)) }, uniquingKeysWith: { $0.union($1) })
+        }
+        return key(one) == key(other) && one.backends.map(\.weight).sorted() == other.backends.map(\.weight).sorted()
     }
 
     /// Runs `work` until it ends, or until an interruption or an `orchestrate abort` comes first,

@@ -12,6 +12,10 @@ public struct ServingState: Sendable {
         public var health: HealthProbe?
         /// Percent of traffic nginx sends it.
         public var weight: Int
+        /// Where its instances run (Swarm: tasks per node and how ports are published).
+        public var placement: String?
+        /// The addresses nginx's upstream lists for it.
+        public var upstream: [String]?
     }
 
     public struct Problem: Sendable, Codable, CustomStringConvertible {
@@ -43,9 +47,23 @@ public struct ServingState: Sendable {
         let split = report?.state.split
         var observed: [Color] = []
         for color in colors {
-            let instance = await runtime.instance(of: color)
-            let health = if let instance { await runtime.probe(instance, path: healthPath) } else { HealthProbe?.none }
-            observed.append(Color(color: color, instance: instance, health: health, weight: nginxRunning ? split?.weight(of: color) ?? 0 : 0))
+            var instance = await runtime.instance(of: color)
+            var health = if let instance { await runtime.probe(instance, path: healthPath) } else { HealthProbe?.none }
+            if runtime.instancesMove, let running = instance {
+                // Tasks on several hosts: the colour serves with the ones that answer, as long as
+                // there are enough of them.
+                let probes = await runtime.probeEach(running, path: healthPath)
+                let answering = probes.filter(\.probe.healthy).map(\.address)
+                instance?.addresses = answering.isEmpty ? running.addresses : answering
+                health = HealthProbe(
+                    healthy: answering.count >= runtime.minimumHealthyInstances,
+                    detail: "\(answering.count) of \(probes.count) tasks answer 200"
+                        + probes.filter { !$0.probe.healthy }.map { "; \($0.address): \($0.probe.detail)" }.joined())
+            }
+            observed.append(
+                Color(
+                    color: color, instance: instance, health: health, weight: nginxRunning ? split?.weight(of: color) ?? 0 : 0,
+                    placement: await runtime.placement(of: color), upstream: split?.backends.first { $0.color == color }?.addresses))
         }
         return ServingState(nginxRunning: nginxRunning, traffic: split, trafficReport: report, colors: observed)
     }
@@ -69,6 +87,11 @@ public struct ServingState: Sendable {
                         message: "the live release \(live.releaseID) is model \(live.modelSHA256.prefix(12)) on \(live.color), but \(live.color) serves model \(instance.modelSHA256.prefix(12))"))
             } else if serving?.health?.healthy != true {
                 problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not healthy (\(serving?.health?.detail ?? "no answer"))"))
+            } else if nginxRunning, let upstream = serving?.upstream, Set(upstream) != Set(instance.addresses) {
+                problems.append(
+                    Problem(
+                        code: "inconsistent-state",
+                        message: "nginx sends \(live.color)'s traffic to \(upstream.joined(separator: ", ")) but its healthy instances are at \(instance.addresses.joined(separator: ", ")) (tasks moved)"))
             }
         } else {
             problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not running"))

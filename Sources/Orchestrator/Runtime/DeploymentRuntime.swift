@@ -8,27 +8,49 @@ public import Traffic
 public struct ColorInstance: Sendable, Codable, Equatable {
     public var color: String
     public var pid: Int32?
-    /// host:port the colour answers on.
+    /// host:port the colour answers on (its first instance's when it has several).
     public var address: String
+    /// host:port of every instance (the tasks of a Swarm service on several hosts); one address for
+    /// a process or a container.
+    public var addresses: [String]
     public var modelSHA256: String
     public var modelVersion: String
     /// The model directory it serves (the runtime's copy).
     public var modelPath: String
 
-    public init(color: String, pid: Int32?, address: String, modelSHA256: String, modelVersion: String, modelPath: String) {
+    public init(
+        color: String, pid: Int32?, address: String, addresses: [String]? = nil, modelSHA256: String, modelVersion: String, modelPath: String
+    ) {
         self.color = color
         self.pid = pid
         self.address = address
+        self.addresses = addresses ?? [address]
         self.modelSHA256 = modelSHA256
         self.modelVersion = modelVersion
         self.modelPath = modelPath
     }
 
     enum CodingKeys: String, CodingKey {
-        case color, pid, address
+        case color, pid, address, addresses
         case modelSHA256 = "model_sha256"
         case modelVersion = "model_version"
         case modelPath = "model_path"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        color = try container.decode(String.self, forKey: .color)
+        pid = try container.decodeIfPresent(Int32.self, forKey: .pid)
+        address = try container.decode(String.self, forKey: .address)
+        addresses = try container.decodeIfPresent([String].self, forKey: .addresses) ?? [address]
+        modelSHA256 = try container.decode(String.self, forKey: .modelSHA256)
+        modelVersion = try container.decode(String.self, forKey: .modelVersion)
+        modelPath = try container.decode(String.self, forKey: .modelPath)
+    }
+
+    /// Where the load balancer sends this colour's share.
+    public func backend(weight: Int) -> TrafficSplit.Backend {
+        TrafficSplit.Backend(color: color, addresses: addresses, weight: weight)
     }
 }
 
@@ -57,10 +79,24 @@ public protocol DeploymentRuntime: Sendable {
     func stop(color: String) async throws
     /// The last lines the colour logged since it was last started, for error messages.
     func logTail(of color: String) async -> String
+    /// Whether a colour's instances can move while it runs (tasks rescheduled after a host is
+    /// lost): the controller then follows them during a step and re-renders the upstream.
+    var instancesMove: Bool { get }
+    /// The fewest healthy instances the new colour may have during a step.
+    var minimumHealthyInstances: Int { get }
+    /// Where the colour's instances run, for `status` (nil: one process or container).
+    func placement(of color: String) async -> String?
 }
 
 extension DeploymentRuntime {
-    /// Polls `GET path` until it answers 200 or the timeout passes.
+    public var instancesMove: Bool { false }
+    public var minimumHealthyInstances: Int { 1 }
+    public func placement(of color: String) async -> String? { nil }
+}
+
+extension DeploymentRuntime {
+    /// Polls `GET path` on every address of the instance until all answer 200 or the timeout
+    /// passes.
     public func waitHealthy(_ instance: ColorInstance, path: String, timeout: Duration) async throws -> HealthProbe {
         var last = HealthProbe(healthy: false, detail: "no answer yet")
         let healthy = try await poll(every: .milliseconds(200), for: timeout) { () async -> HealthProbe? in
@@ -70,13 +106,33 @@ extension DeploymentRuntime {
         return healthy ?? last
     }
 
-    /// One `GET path` against the instance.
+    /// One `GET path` against every address of the instance: healthy when all answer 200.
     public func probe(_ instance: ColorInstance, path: String) async -> HealthProbe {
-        do {
-            let response = try await HTTPClient.get("http://\(instance.address)\(path)", timeout: .seconds(2))
-            return HealthProbe(healthy: response.status == 200, detail: "HTTP \(response.status)")
-        } catch {
-            return HealthProbe(healthy: false, detail: "\(error)")
+        let probes = await probeEach(instance, path: path)
+        let failed = probes.filter { !$0.probe.healthy }
+        if failed.isEmpty {
+            return HealthProbe(healthy: true, detail: probes.count == 1 ? probes[0].probe.detail : "\(probes.count) of \(probes.count) answer 200")
+        }
+        let detail = failed.map { "\($0.address): \($0.probe.detail)" }.joined(separator: "; ")
+        return HealthProbe(healthy: false, detail: probes.count == 1 ? failed[0].probe.detail : "\(probes.count - failed.count) of \(probes.count) answer 200 (\(detail))")
+    }
+
+    /// One `GET path` against each address of the instance, at the same time.
+    public func probeEach(_ instance: ColorInstance, path: String) async -> [(address: String, probe: HealthProbe)] {
+        await withTaskGroup(of: (Int, HealthProbe).self) { group in
+            for (index, address) in instance.addresses.enumerated() {
+                group.addTask {
+                    do {
+                        let response = try await HTTPClient.get("http://\(address)\(path)", timeout: .seconds(2))
+                        return (index, HealthProbe(healthy: response.status == 200, detail: "HTTP \(response.status)"))
+                    } catch {
+                        return (index, HealthProbe(healthy: false, detail: "\(error)"))
+                    }
+                }
+            }
+            var probes = [HealthProbe?](repeating: nil, count: instance.addresses.count)
+            for await (index, probe) in group { probes[index] = probe }
+            return zip(instance.addresses, probes).map { ($0, $1!) }
         }
     }
 }
@@ -98,6 +154,17 @@ enum RuntimeFactory {
                 engine: try DockerEngine.configured(host: docker.host, certificates: docker.certificates, insecure: docker.insecure ?? false), composePath: docker.compose,
                 project: deploy.service, stateFolder: store.folder, nginxFolder: store.nginxFolder,
                 nginxConfig: pipeline.traffic?.nginxConfig ?? store.folder + "/nginx.conf")
+        case "swarm":
+            guard let swarm = deploy.swarm else {
+                throw OrchestratorError(.invalidInput, "runtime: swarm needs deploy.swarm")
+            }
+            func engine(_ host: String?) throws -> DockerEngine {
+                try DockerEngine.configured(host: host, certificates: swarm.certificates, insecure: swarm.insecure ?? false)
+            }
+            let manager = try engine(swarm.host)
+            return SwarmRuntime(
+                manager: manager, engines: try (swarm.engines ?? [manager.host]).map(engine), spec: swarm, project: deploy.service,
+                stateFolder: store.folder, serveArguments: deploy.args)
         default:
             return ProcessRuntime(stateFolder: store.folder, recengine: options.recengineBinary, serveArguments: deploy.args)
         }

@@ -125,7 +125,7 @@ public struct StateStore: Sendable {
             var targets: [String]
             var labels: [String: String]
         }
-        try write(instances.map { Target(targets: [$0.address], labels: ["color": $0.color, "service": service]) }, to: targetsPath)
+        try write(instances.map { Target(targets: $0.addresses, labels: ["color": $0.color, "service": service]) }, to: targetsPath)
     }
 
     // MARK: Reading and writing

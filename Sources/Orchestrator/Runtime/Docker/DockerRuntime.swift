@@ -116,8 +116,15 @@ public struct DockerRuntime: DeploymentRuntime {
             let container = try? await container(of: color), container.isRunning
         else { return nil }
         return ColorInstance(
-            color: color, pid: nil, address: "127.0.0.1:\(state.port)", modelSHA256: state.modelSHA256, modelVersion: state.modelVersion,
+            color: color, pid: nil, address: "\(hostAddress):\(state.port)", modelSHA256: state.modelSHA256, modelVersion: state.modelVersion,
             modelPath: models.folder + "/" + state.modelSHA256)
+    }
+
+    /// Where the colours' host networking puts them, as the engine is reached: its tcp host, or
+    /// this machine for a unix socket.
+    var hostAddress: String {
+        guard engine.host.hasPrefix("tcp://"), let name = DockerEngine.hostName(of: engine.host.dropFirst("tcp://".count)) else { return "127.0.0.1" }
+        return DockerEngine.isLoopback(name) ? "127.0.0.1" : name
     }
 
     public func stop(color: String) async throws {

@@ -1,0 +1,202 @@
+import Foundation
+import EngineAPI
+import HTTPTransport
+import Orchestrator
+import Testing
+import TestSupport
+import Traffic
+
+/// The swarm `scripts/swarm up` started for the tests (scripts/test exports where it is).
+struct SwarmTestCluster: Sendable {
+    var manager: String
+    var engines: [String]
+    var nodeAddresses: [String]
+    var image: String
+
+    static let current: SwarmTestCluster? = {
+        let environment = ProcessInfo.processInfo.environment
+        guard let manager = environment["ORCHESTRATE_TEST_SWARM_MANAGER"], !manager.isEmpty,
+            let engines = environment["ORCHESTRATE_TEST_SWARM_ENGINES"]?.split(separator: " ").map(String.init), engines.count >= 3
+        else { return nil }
+        return SwarmTestCluster(
+            manager: manager, engines: engines,
+            nodeAddresses: (environment["ORCHESTRATE_TEST_SWARM_NODE_ADDRESSES"] ?? "").split(separator: " ").map(String.init),
+            image: environment["ORCHESTRATE_TEST_SWARM_IMAGE"] ?? "localhost/recengine:latest")
+    }()
+
+    static var available: Bool { current != nil }
+
+    /// `scripts/swarm ARGUMENTS` (kill a node, bring it back).
+    static func script(_ arguments: [String]) async throws {
+        let script = Playground.root.appendingPathComponent("scripts/swarm").path
+        let child = try ChildProcess.spawn(
+            script, arguments, environment: ["ORCHESTRATE_BIN": Playground.orchestrate, "RECENGINE_BIN": Playground.recengine],
+            log: FileManager.default.temporaryDirectory.appendingPathComponent("swarm-\(arguments.joined(separator: "-")).log").path)
+        let status = await child.wait()
+        guard status == 0 else { throw PlaygroundError("scripts/swarm \(arguments.joined(separator: " ")) exited with \(status)") }
+    }
+}
+
+/// The rollout with `runtime: swarm` on a real 3-node Docker Swarm (one dockerd per network
+/// namespace, `scripts/swarm`): each colour a service of 3 tasks spread over the zones, nginx on
+/// this machine sending each colour's share to every task, real Prometheus gates scraping every
+/// task, steady load through nginx.
+@Suite(.serialized, .enabled(if: SwarmTestCluster.available, "needs a swarm: scripts/test starts one with scripts/swarm up (root, docker.io)"))
+struct SwarmRolloutTests {
+    let cluster = SwarmTestCluster.current!
+
+    func manager() throws -> DockerEngine { try DockerEngine(host: cluster.manager) }
+
+    @Test func aReleaseIsPromotedThroughEveryStepWithTasksOnAllThreeNodes() async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline(steps: "[25, 50, 75, 100]", wait: "3s")
+            let first = try await playground.run()
+            #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
+            let firstColor = try #require(first.deployment?.color)
+            #expect(first.deployment?.runtime == "swarm")
+
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
+            let rollout = try #require(second.rollout)
+            #expect(rollout.steps.map(\.weight) == [25, 50, 75, 100])
+            #expect(rollout.steps.allSatisfy { $0.passed == true })
+            let samples = playground.lastSamples
+            #expect(samples.count > 100)
+            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request: \(samples.filter { $0.status != 200 }.count) failed")
+            #expect(samples.contains { $0.color == firstColor } && samples.contains { $0.color == rollout.target })
+
+            // Three tasks, one on each node, each one an upstream address.
+            let instance = try #require(await playground.runtime.instance(of: rollout.target))
+            #expect(Set(instance.addresses.map { String($0.split(separator: ":")[0]) }) == Set(cluster.nodeAddresses))
+            let split = try #require(await playground.nginx.currentSplit())
+            #expect(split.backends.map(\.color) == [rollout.target])
+            #expect(Set(split.backends[0].addresses) == Set(instance.addresses))
+            // Labelled like a stack; the old colour's service is gone (stopOld).
+            let services = try await manager().services(labels: ["com.docker.stack.namespace": playground.service])
+            #expect(services.map(\.name) == ["\(playground.service)_\(rollout.target)"])
+            #expect(services.first?.labels["orchestrate.model.sha256"] == second.deployment?.modelSHA256)
+            #expect(services.first?.publishMode == "host")
+            // Prometheus scraped every task of the new colour.
+            #expect(read(playground.statePath + "/targets.json").components(separatedBy: cluster.nodeAddresses[0]).count >= 2)
+        }
+    }
+
+    @Test func aBadModelIsRolledBackAndTheLiveTasksKeepServing() async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            let live = try #require(first.deployment?.color)
+            try playground.writePipeline(gates: Playground.impossibleGate)
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
+            let target = try #require(second.rollout?.target)
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(await playground.runtime.instance(of: target) == nil, "the new colour's service is removed")
+            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty)
+            let serving = try #require(await playground.runtime.instance(of: live))
+            #expect(serving.modelSHA256 == first.deployment?.modelSHA256)
+            #expect(serving.addresses.count == 3)
+            #expect(playground.lastSamples.allSatisfy { $0.status == 200 })
+        }
+    }
+
+    @Test func rollbackToAReleaseWhoseServiceWasRemovedDeploysItAgain() async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline()
+            let first = try await playground.run()
+            let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
+            #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
+            let firstColor = try #require(first.deployment?.color)
+            #expect(await playground.runtime.instance(of: firstColor) == nil, "release 1's service was removed by stopOld")
+
+            let pipeline = try PipelineLoader().load(playground.pipelinePath)
+            let record = try await ReleaseController(pipeline: pipeline, options: RunOptions()).rollback(to: first.releaseID)
+            #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
+            let instance = try #require(await playground.runtime.instance(of: firstColor))
+            #expect(instance.modelSHA256 == first.deployment?.modelSHA256)
+            #expect(instance.addresses.count == 3)
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [firstColor])
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", timeout: .seconds(2))
+            #expect(answer.status == 200)
+        }
+    }
+
+    /// `publish: auto` finds out once per swarm whether the routing mesh answers on every node,
+    /// keeps what it found, publishes accordingly, and `status` says so.
+    @Test func publishAutoDetectsWhetherTheRoutingMeshWorks() async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            playground.swarmPublish = "auto"
+            try playground.writePipeline()
+            let first = try await playground.run()
+            #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
+            let color = try #require(first.deployment?.color)
+            let found = try #require(
+                try JSONSerialization.jsonObject(with: Data(read(playground.statePath + "/routing-mesh.json").utf8)) as? [String: Any])
+            let works = try #require(found["works"] as? Bool)
+            let service = try #require(try await manager().services(labels: ["orchestrate.service": playground.service]).first)
+            #expect(service.publishMode == (works ? "ingress" : "host"))
+            let placement = try #require(await playground.runtime.placement(of: color))
+            #expect(placement.contains(works ? "routing mesh" : "routing mesh unavailable"), "\(placement)")
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", timeout: .seconds(2))
+            #expect(answer.status == 200)
+            let instance = try #require(await playground.runtime.instance(of: color))
+            #expect(instance.addresses.count == 3)
+        }
+    }
+
+    /// A host lost at 50 %: node 3's engine and everything it runs killed. The upstream is
+    /// rendered again without the lost tasks and no request fails (the balancer retries a refused
+    /// connection on the colour's next task). With `minHealthyReplicas: 2` the release goes on
+    /// with the two tasks left; with 3 it rolls back to the live colour's remaining tasks. Node 3
+    /// is brought back afterwards.
+    @Test(arguments: [2, 3])
+    func aNodeLostAtHalfTrafficContinuesOrRollsBackAsConfigured(minHealthyReplicas: Int) async throws {
+        var failure: (any Error)?
+        do { try await lose3rdNodeAtHalfTraffic(minHealthyReplicas: minHealthyReplicas) } catch { failure = error }
+        try await SwarmTestCluster.script(["up"])  // node 3 back, whatever happened
+        if let failure { throw failure }
+    }
+
+    func lose3rdNodeAtHalfTraffic(minHealthyReplicas: Int) async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            playground.minHealthyReplicas = minHealthyReplicas
+            try playground.writePipeline(steps: "[25, 50, 100]", wait: "8s")
+            let first = try await playground.run()
+            #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
+            let live = try #require(first.deployment?.color)
+
+            let load = LoadGenerator()
+            load.start(port: playground.nginxPort)
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            do {
+                try await SwarmTestCluster.script(["kill", "3"])
+                let status = await controller.wait()
+                try await Task.sleep(for: .milliseconds(300))
+                await load.stop()
+                #expect(status >> 8 == (minHealthyReplicas == 2 ? 0 : 1), "\(read(playground.controllerLog))")
+            } catch {
+                controller.signal(SIGKILL)
+                _ = await controller.wait()
+                await load.stop()
+                throw error
+            }
+            let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            let lost = cluster.nodeAddresses[2]
+            let split = try #require(await playground.nginx.currentSplit())
+            #expect(!split.backends.flatMap(\.addresses).contains { $0.hasPrefix(lost + ":") }, "the lost node is out of the upstream")
+            if minHealthyReplicas == 2 {
+                #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
+                #expect(record.rollout?.events.contains { $0.detail.contains("instances moved") } == true, "the record says the upstream changed")
+                #expect(split.backends.map(\.color) == [record.deployment?.color ?? "?"])
+                #expect(split.backends.first?.addresses.count == 2)
+            } else {
+                #expect(record.outcome == .rolledBack)
+                #expect(record.failure?.contains("minHealthyReplicas") == true, "\(record.failure ?? "")")
+                #expect(split.backends.map(\.color) == [live])
+            }
+            let failed = load.samples.filter { $0.status != 200 }
+            #expect(load.samples.count > 100)
+            #expect(failed.isEmpty, "\(failed.count) of \(load.samples.count) requests failed")
+        }
+    }
+}
