@@ -235,3 +235,27 @@ extension NotifyTests {
         }
     }
 }
+
+extension NotifyTests {
+    @Test func aRecoveredRunIsToldWithItsOutcome() async throws {
+        try await WebhookReceiver.with { receiver in
+            try await withTemporaryDirectory { folder in
+                try write(
+                    Self.base + "history: h.jsonl\nnotify:\n  webhooks:\n    - {name: audit, url: \"${HOOK_URL}\", events: [recovered]}\n",
+                    to: folder + "/p.yml")
+                let pipeline = try PipelineLoader(environment: ["HOOK_URL": receiver.url + "/hook"]).load(folder + "/p.yml")
+                let controller = ReleaseController(pipeline: pipeline)
+                let gone = try ChildProcess.spawn("/bin/true", [])
+                _ = await gone.wait()
+                try FileManager.default.createDirectory(atPath: controller.store.folder, withIntermediateDirectories: true)
+                try controller.store.saveRun(RunState(releaseID: "rel-killed", pid: gone.pid, startedOn: Date(), phase: .stages))
+                let record = try #require(try await controller.recover())
+                #expect(record.outcome == .interrupted)
+                let told = try #require(receiver.requests.first?.json)
+                #expect(told["event"] as? String == "recovered" && told["release"] as? String == "rel-killed", "\(told)")
+                #expect(told["outcome"] as? String == "interrupted")
+                #expect(receiver.requests.count == 1, "only the chosen event")
+            }
+        }
+    }
+}
