@@ -149,7 +149,8 @@ import Testing
             notifier.observe(RunEvent(releaseID: "rel-1", at: Date(), kind: .promoted(color: "green", modelVersion: "v1")))
             observed = clock.now - start
         }
-        #expect(observed < .milliseconds(100), "observing never waits for the receiver")
+        // Bounds far from the receiver's delays, not speed measurements (the machine may be loaded).
+        #expect(observed < .seconds(1), "observing never waits for the receiver")
         let warning = try #require(warnings.lines.first, "a failed delivery is a warning")
         #expect(warning.contains("notify down: promoted not delivered after 3 attempt(s)"), "\(warning)")
         #expect(!warning.contains("T0KEN"), "\(warning)")
@@ -170,8 +171,9 @@ import Testing
                 bodyTook = clock.now - start
             }
             let total = clock.now - start
-            #expect(bodyTook < .milliseconds(100))
-            #expect(total >= Outbox.flushLimit && total < Outbox.flushLimit + .seconds(2), "\(total)")
+            // The receiver stalls 60 s and the timeout is 30 s: only the flush limit ends this sooner.
+            #expect(bodyTook < .seconds(1), "observing never waits for the receiver")
+            #expect(total >= Outbox.flushLimit && total < Outbox.flushLimit + .seconds(10), "\(total)")
             #expect(receiver.requests.count == 1, "the first request is stalled; the rest waited")
             #expect(warnings.lines.contains { $0.contains("5 request(s) still unsent 5.0 seconds after the run ended: given up") }, "\(warnings.lines)")
         }
