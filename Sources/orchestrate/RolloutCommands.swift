@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandLineSupport
 import Foundation
 import Orchestrator
+import Synchronization
 import Traffic
 
 struct StatusCommand: AsyncParsableCommand {
@@ -11,9 +12,26 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var source: PipelineArgument
     @Option(help: "text or json.") var output: OutputFormat = .text
+    @Flag(
+        help: """
+            Follow the rollout in progress (waiting for one if none is): redrawn every second on a terminal, \
+            a line per change otherwise; exits 0 when the release succeeds, 1 when it is rolled back, fails \
+            or is interrupted, 130 on Ctrl-C (the rollout goes on).
+            """)
+    var watch = false
+
+    func validate() throws {
+        if watch && output == .json { throw ValidationError("--watch writes for people: leave out --output json") }
+    }
 
     func run() async throws {
         let controller = try source.controller { _ in }
+        if watch {
+            let printer = WatchPrinter(terminal: isatty(STDOUT_FILENO) == 1, service: controller.pipeline.deploy?.service ?? controller.pipeline.name)
+            let code = try await controller.watch { printer.show($0) }
+            if code != ExitStatus.success { throw ExitCode(code) }
+            return
+        }
         let status = try await controller.status()
         if output == .json {
             try printJSON(status)
@@ -129,5 +147,45 @@ struct PromoteCommand: AsyncParsableCommand {
     func run() async throws {
         let run = try source.controller().request(full ? .promoteFull : .promote)
         print("\(full ? "promote --full" : "promote") requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)")
+    }
+}
+
+/// Writes what `status --watch` sees: the whole view redrawn on a terminal, a line when it
+/// changes otherwise.
+final class WatchPrinter: Sendable {
+    let terminal: Bool
+    let service: String
+    private let last = Mutex<String?>(nil)
+
+    init(terminal: Bool, service: String) {
+        self.terminal = terminal
+        self.service = service
+    }
+
+    func show(_ frame: ReleaseController.WatchFrame) {
+        let clear = "\u{1B}[H\u{1B}[2J"
+        switch frame {
+        case .waiting:
+            let text = "no rollout in progress for \(service): waiting for one (Ctrl-C to stop)"
+            if terminal { print(clear + text) } else if changed(text) { print(text) }
+        case .running(let view):
+            if terminal {
+                print(clear + view.lines().joined(separator: "\n"))
+            } else if changed(view.line) {
+                print("\(Date().formatted(.iso8601))  \(view.line)")
+            }
+        case .finished(let record):
+            print("release \(record.releaseID): \(record.outcome.rawValue)\(record.failure.map { ": \($0)" } ?? "")")
+        case .gone(let view):
+            print("release \(view.releaseID): its controller (pid \(view.controllerPID)) is gone without a record; `orchestrate recover` converges it")
+        }
+        fflush(nil)  // every stream: a pipe sees each line at once
+    }
+
+    private func changed(_ text: String) -> Bool {
+        last.withLock { last in
+            defer { last = text }
+            return last != text
+        }
     }
 }

@@ -16,6 +16,8 @@ final class Playground: @unchecked Sendable {
     let folder: String
     let nginxPort: Int
     let prometheusPort: Int
+    /// Where a test may start a Pushgateway; Prometheus scrapes it (nothing there otherwise).
+    let pushgatewayPort: Int
     var prometheus: ChildProcess?
     /// The service name (the compose project under the Docker runtime).
     let service: String
@@ -52,6 +54,7 @@ final class Playground: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         nginxPort = try freePort()
         prometheusPort = try freePort()
+        pushgatewayPort = try freePort()
     }
 
     var pipelinePath: String { folder + "/pipeline.yml" }
@@ -82,6 +85,10 @@ final class Playground: @unchecked Sendable {
                 file_sd_configs:
                   - files: ["\(statePath)/targets.json"]
                     refresh_interval: 1s
+              - job_name: pushgateway
+                honor_labels: true
+                static_configs:
+                  - targets: ["127.0.0.1:\(pushgatewayPort)"]
             """
         try prometheusConfig.write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
         prometheus = try ChildProcess.spawn(

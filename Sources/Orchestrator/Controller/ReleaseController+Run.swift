@@ -84,7 +84,19 @@ extension ReleaseController {
         }
 
         let deployment = try deployment()
-        _ = try await recovery(deployment).converge()
+        return try await observing { observers in
+            try await release(releaseID: releaseID, deployment: deployment, interruption: interruption, observers: observers)
+        }
+    }
+
+    /// The run proper, under the lock, told to `observers` as it goes.
+    private func release(
+        releaseID: String, deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)?, interruption: Interruption,
+        observers: RunObservers
+    ) async throws -> RunResult {
+        if let recovered = try await recovery(deployment).converge() {
+            observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered)))
+        }
         progress("release \(releaseID) of \(pipeline.name) (\(pipeline.file))")
         var record = await newRecord(releaseID: releaseID, action: .release)
 
@@ -123,8 +135,9 @@ extension ReleaseController {
         record.plan = plan
         let journal = RunJournal(
             store: store, state: RunState(releaseID: releaseID, pid: getpid(), startedOn: record.startedOn, phase: .stages, live: live), record: record,
-            redaction: pipeline.redaction)
+            redaction: pipeline.redaction, observers: observers)
         try await journal.begin()
+        await journal.announce(.started(live: live?.color))
 
         let (stages, stageFailure) = await StageExecutor(
             pipeline: pipeline, plan: plan, records: records, journal: journal, interruption: interruption, progress: progress
@@ -157,6 +170,7 @@ extension ReleaseController {
         if outcome != .succeeded { finished.deployment = nil }
         let written = try history.append(pipeline.redaction.redacted(finished))
         try store.finishRun()
+        await journal.announce(.finished(written))
         return RunResult(plan: plan, record: written, interruptedBy: interruption.signal)
     }
 

@@ -103,6 +103,11 @@ public struct ReleaseController: Sendable {
     public func recover() async throws -> ReleaseRecord? {
         let lock = try lock(releaseID: "recover")
         defer { lock.release() }
-        return try await recovery(try deployment()).converge()
+        let deployment = try deployment()
+        return try await observing { observers in
+            let recovered = try await recovery(deployment).converge()
+            if let recovered { observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered))) }
+            return recovered
+        }
     }
 }

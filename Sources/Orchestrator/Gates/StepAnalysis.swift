@@ -31,7 +31,7 @@ struct StepAnalysis {
     var release: String
     /// Inconclusive gates (no data under `onNoData: inconclusive`) give up at this point.
     var deadline: ContinuousClock.Instant
-    var report: @Sendable (GateMeasurement) -> Void
+    var report: @Sendable (GateMeasurement) async -> Void
 
     func run() async -> StepVerdict {
         await withTaskGroup(of: (Bool, [GateMeasurement], String?).self) { group in
@@ -83,7 +83,7 @@ struct StepAnalysis {
                     consecutiveErrors += 1
                 }
                 measurements.append(measurement)
-                report(measurement)
+                await report(measurement)
                 switch measurement.outcome {
                 case "success":
                     conclusive += 1

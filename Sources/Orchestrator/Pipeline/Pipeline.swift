@@ -21,6 +21,10 @@ public struct Pipeline: Sendable {
     public var analysis: AnalysisSpec?
     public var rollback: RollbackSpec
     public var hooks: HooksSpec
+    /// Webhooks told about the release as it happens.
+    public var notify: NotifySpec? = nil
+    /// Where the controller pushes its own metrics while it runs.
+    public var metrics: MetricsSpec? = nil
     /// The variables `secrets:` names: their values are never written nor printed.
     public var secrets: [String] = []
     /// The secret values this pipeline carries (see `Redaction`).

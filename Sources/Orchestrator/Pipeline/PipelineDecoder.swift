@@ -20,7 +20,9 @@ struct PipelineDecoder {
     func decode(_ root: Node, file: String, sha256: String) -> Pipeline? {
         guard
             let map = reader.mapping(
-                root, "", allowed: ["version", "name", "history", "secrets", "stages", "deploy", "traffic", "analysis", "rollback", "hooks"])
+                root, "", allowed: [
+                    "version", "name", "history", "secrets", "stages", "deploy", "traffic", "analysis", "rollback", "hooks", "notify", "metrics",
+                ])
         else { return nil }
         var version: Int?
         if let node = reader.required(map, "version", "", in: root), let value = reader.int(node, "version", range: 0...Int.max) {
@@ -39,6 +41,8 @@ struct PipelineDecoder {
         let analysis = map["analysis"].flatMap(decodeAnalysis)
         let rollback = decodeRollback(map["rollback"])
         let hooks = decodeHooks(map["hooks"])
+        let notify = map["notify"].flatMap(decodeNotify)
+        let metrics = map["metrics"].flatMap(decodeMetrics)
         if traffic != nil && deploy == nil && map["deploy"] == nil {
             reader.report(map["traffic"], "traffic", "traffic needs a deploy section: it shifts users between the deployed colours")
         }
@@ -51,9 +55,13 @@ struct PipelineDecoder {
             version: version, name: name, file: file, sha256: sha256, history: history, stages: stages, deploy: deploy,
             traffic: traffic, analysis: analysis, rollback: rollback, hooks: hooks)
         pipeline.secrets = secrets
+        pipeline.notify = notify
+        pipeline.metrics = metrics
         let fromVariables = reader.interpolated.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value)
         let fromEnv = stages.flatMap { $0.env.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value) }
-        pipeline.redaction = Redaction(values: fromVariables + fromEnv)
+        // A webhook's URL and header values are secrets whatever their variables are named.
+        let fromWebhooks = notify?.webhooks.flatMap { [$0.url] + $0.headers.values } ?? []
+        pipeline.redaction = Redaction(values: fromVariables + fromEnv + fromWebhooks)
         if traffic != nil { checkNginxFolder(StateStore(pipeline: pipeline), at: map["history"] ?? root) }
         return pipeline
     }

@@ -18,7 +18,15 @@ struct Planner {
         return RunPlan(
             releaseID: releaseID, pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), history: pipeline.history,
             overrides: options.overrides, recovery: recovery, stages: try stages(), rollout: try rollout(releaseID: releaseID, live: live),
-            traffic: pipeline.traffic, analysis: pipeline.analysis)
+            traffic: pipeline.traffic, analysis: pipeline.analysis, observers: observers)
+    }
+
+    /// What the plan shows of `notify:` and `metrics:` (nil without either).
+    var observers: PlannedObservers? {
+        guard pipeline.notify != nil || pipeline.metrics != nil else { return nil }
+        return PlannedObservers(
+            notifications: pipeline.notify?.webhooks.map { .init(name: $0.name, format: $0.format, events: $0.events) } ?? [],
+            timeout: pipeline.notify?.timeout, retries: pipeline.notify?.retries, pushgateway: pipeline.metrics?.pushgateway)
     }
 
     func checkSkips() throws {

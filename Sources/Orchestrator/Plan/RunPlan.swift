@@ -174,9 +174,11 @@ public struct RunPlan: Sendable, Codable, Equatable {
     /// nginx: where it listens and how it splits.
     public var traffic: TrafficSpec?
     public var analysis: AnalysisSpec?
+    /// Who is told (`notify:`) and where the controller's metrics go (`metrics:`); no URL of a webhook.
+    public var observers: PlannedObservers?
 
     enum CodingKeys: String, CodingKey {
-        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis
+        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers
         case releaseID = "release_id"
     }
 }
@@ -298,6 +300,17 @@ extension RunPlan {
                 if judge.expectedRate == nil && judge.rateQuery == nil {
                     lines.append("    (declare judge.rateQuery or judge.expectedRate, requests per second, to see what each step can detect)")
                 }
+            }
+        }
+        if let observers {
+            lines.append("")
+            for notification in observers.notifications {
+                lines.append(
+                    "notify \(notification.name) (\(notification.format.rawValue), URL from the pipeline, not shown) on \(notification.events.map(\.rawValue).joined(separator: ", "))"
+                        + "; \(observers.timeout.map { "\($0)" } ?? "-") per attempt, \(observers.retries ?? 0) retries; never delays the rollout")
+            }
+            if let pushgateway = observers.pushgateway {
+                lines.append("metrics: the controller's state pushed to the Pushgateway at \(pushgateway) at every change; a failed push never fails the rollout")
             }
         }
         if let hooks = rollout?.hooks {

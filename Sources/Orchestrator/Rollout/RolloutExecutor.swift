@@ -108,6 +108,7 @@ struct RolloutExecutor {
             try await journal.update {
                 $0.phase = .shifting
                 $0.weight = step.newWeight
+                $0.gates = nil
             }
             var record = ReleaseRecord.RolloutRecord.Step(weight: step.newWeight, startedOn: Date(), finishedOn: nil, passed: nil, measurements: [])
             do {
@@ -127,6 +128,11 @@ struct RolloutExecutor {
             record.passed = verdict.passed
             record.finishedOn = Date()
             try await journal.updateRecord { $0.rollout?.steps.append(record) }
+            if verdict.passed {
+                await journal.announce(.stepPassed(step: index + 1, steps: plan.steps.count, weight: step.newWeight, measurements: verdict.measurements))
+            } else if verdict.stop == nil {
+                await journal.announce(.gateFailed(weight: step.newWeight, failure: verdict.failure ?? "a gate failed", measurements: verdict.measurements))
+            }
             for request in verdict.requests {
                 try await journal.event(request == "abort" ? .abort : .promote, "orchestrate \(request) at \(step.newWeight)%")
             }
@@ -160,6 +166,7 @@ struct RolloutExecutor {
         try await journal.update { $0.phase = .draining }
         try await journal.event(.promote, "\(target) is live with model \(deployed.modelVersion)")
         progress("promoted: \(target) is live (model \(deployed.modelVersion))")
+        await journal.announce(.promoted(color: target, modelVersion: deployed.modelVersion))
         for hook in plan.hooks.postRollout {
             let ok = await runHook(hook, label: "post-rollout")
             try await journal.event(.hook, "post-rollout \(shellQuoted(hook)): \(ok ? "ok" : "failed (the release stays promoted)")")
@@ -213,9 +220,10 @@ struct RolloutExecutor {
                 let analysis = StepAnalysis(
                     prometheus: prometheus, gates: gates, color: target, live: live?.color ?? "none", release: releaseID,
                     deadline: started + Self.inconclusiveDeadline(wait: wait, gates: gates),
-                    report: { [progress] measurement in
+                    report: { [progress, journal] measurement in
                         let value = measurement.value.map(formatMetric) ?? (measurement.error ?? "-")
                         progress("    gate \(measurement.gate) \(measurement.condition): \(value) \(measurement.outcome)")
+                        try? await journal.measured(measurement)
                     })
                 group.addTask {
                     let result = await analysis.run()
@@ -351,6 +359,7 @@ struct RolloutExecutor {
         try await journal.update { $0.phase = .rollingBack }
         try await journal.event(outcome == .interrupted ? .interrupt : .rollback, reason)
         progress("rollback: \(reason)")
+        await journal.announce(.rolledBack(reason: reason, interrupted: outcome == .interrupted))
         var failure = reason
         var restored = live == nil
         if let live, let nginx {
@@ -402,6 +411,7 @@ struct RolloutExecutor {
             try store.setLive(previous)
             try await journal.event(.shift, "\(previous.color) 100% (traffic restored)")
             progress("rollback: traffic back on \(previous.color); \(previous.releaseID) is live again")
+            await journal.announce(.rolledBack(reason: "aborted by orchestrate abort during the drain", interrupted: false))
             if plan.stopNew {
                 try await runtime.stop(color: target)
                 try await journal.event(.stop, "\(target) stopped")

@@ -10,12 +10,20 @@ actor RunJournal {
     private(set) var record: ReleaseRecord
     /// Applied to the record saved to disk (recovery appends that one to the history).
     let redaction: Redaction
+    /// Told about the run as it goes (webhooks, the Pushgateway); they never wait for a peer.
+    let observers: RunObservers
 
-    init(store: StateStore, state: RunState, record: ReleaseRecord, redaction: Redaction = .none) {
+    init(store: StateStore, state: RunState, record: ReleaseRecord, redaction: Redaction = .none, observers: RunObservers = .none) {
         self.store = store
         self.state = state
         self.record = record
         self.redaction = redaction
+        self.observers = observers
+    }
+
+    /// Tells the observers about the run.
+    func announce(_ kind: RunEvent.Kind) {
+        observers.observe(RunEvent(releaseID: state.releaseID, at: Date(), kind: kind))
     }
 
     /// Saves both files as they are now.
@@ -25,8 +33,20 @@ actor RunJournal {
     }
 
     func update(_ change: (inout RunState) -> Void) throws {
+        let before = state
         change(&state)
         try store.saveRun(state)
+        if (before.phase, before.target, before.weight) != (state.phase, state.target, state.weight) { announce(.progress(state)) }
+    }
+
+    /// The latest measurement of a gate in the step in force, kept in `run.json` for
+    /// `orchestrate status --watch`.
+    func measured(_ measurement: GateMeasurement) throws {
+        var gates = state.gates ?? []
+        gates.removeAll { $0.gate == measurement.gate }
+        gates.append(measurement)
+        try update { $0.gates = gates }
+        announce(.measured(measurement))
     }
 
     func updateRecord(_ change: (inout ReleaseRecord) -> Void) throws {

@@ -81,6 +81,8 @@ public struct RunState: Sendable, Codable, Equatable {
     /// Whether the old colour is stopped once the release is promoted (`traffic.stopOld`).
     public var stopOld: Bool
     public var children: [TrackedProcess]
+    /// The latest measurement of each gate in the step in force (for `status --watch`).
+    public var gates: [GateMeasurement]? = nil
 
     public init(
         releaseID: String, pid: Int32, startedOn: Date, phase: RunPhase, stage: String? = nil, live: LiveRelease? = nil, target: String? = nil,
@@ -99,7 +101,7 @@ public struct RunState: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case pid, phase, stage, live, target, weight, children
+        case pid, phase, stage, live, target, weight, children, gates
         case releaseID = "release_id"
         case startedOn = "started_on"
         case stopOld = "stop_old"
