@@ -84,7 +84,8 @@ analysis:
 
 
 class Load:
-    """Keep-alive requests through nginx, never retried; counts answers and failures."""
+    """Keep-alive requests through nginx, never retried; counts answers and failures (a request
+    that cannot connect at all is not counted: nginx is not up before the first release)."""
 
     def __init__(self, port):
         self.port, self.ok, self.failed, self.stopped = port, 0, 0, False
@@ -106,7 +107,9 @@ class Load:
                 else:
                     self.failed += 1
             except (OSError, http.client.HTTPException):
-                # nginx not started yet before the first release counts as nothing
+                # A connection lost after answers came is a failed request; nginx not up yet is not.
+                if self.ok > 0:
+                    self.failed += 1
                 connection = None
                 time.sleep(0.05)
             time.sleep(0.005)
@@ -114,6 +117,21 @@ class Load:
     def stop(self):
         self.stopped = True
         self.thread.join()
+
+
+def traffic_generation(path):
+    """The generation of the split nginx has in force (GET /traffic on its control socket)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        s.connect(path)
+        s.sendall(b"GET /traffic HTTP/1.0\r\nHost: nginx\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    for line in answer.decode().splitlines():
+        if line.startswith("generation "):
+            return int(line.split()[1])
+    raise OSError("no generation")
 
 
 def records(path):
@@ -147,21 +165,31 @@ def release(runtime, prometheus_port, targets):
         load = Load(listen)
         env["EPOCHS"] = str(11 + round)
         started = time.time()
-        subprocess.run([ORCHESTRATE, "run", "pipeline.yml", "--force", "--output", "json"], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
+        controller = subprocess.Popen([ORCHESTRATE, "run", "pipeline.yml", "--force", "--output", "json"], cwd=folder, env=env, stdout=subprocess.DEVNULL)
+        # When each traffic step is in force in nginx (its control socket, polled every 10 ms).
+        socket_path = os.path.join(folder, f"releases/state/bench-{runtime}/nginx/control.sock")
+        generations, shifts = set(), []
+        while controller.poll() is None:
+            try:
+                generation = traffic_generation(socket_path)
+                if generation not in generations:
+                    generations.add(generation)
+                    shifts.append(time.time())
+            except OSError:
+                pass
+            time.sleep(0.01)
+        if controller.returncode != 0:
+            raise SystemExit(f"orchestrate run on {runtime} exited with {controller.returncode}")
         load.stop()
         record = records(os.path.join(folder, "releases/history.jsonl"))[-1]
         rollout = record["rollout"]
-        events = rollout["events"]
-        deploy_at = next(when(e["at"]) for e in events if e["kind"] == "deploy")
-        first_shift = next(when(e["at"]) for e in events if e["kind"] == "shift")
-        steps = rollout["steps"]
-        spans = [when(b["started_on"]) - (when(a["finished_on"])) for a, b in zip(steps, steps[1:])]
-        held = [when(s["finished_on"]) - when(s["started_on"]) - WAIT for s in steps]
+        # shifts[0] is the split in force before the run; then one per step (25, 50, 75, 100).
+        steps = shifts[1:len(STEPS) + 1]
+        spans = [b - a - WAIT for a, b in zip(steps, steps[1:])]
         results.append({
             "outcome": record["outcome"],
-            "run_to_first_traffic": first_shift - started,
-            "deploy_to_first_traffic": first_shift - deploy_at,
-            "overhead_per_step": (sum(spans) + sum(held)) / len(steps),
+            "run_to_first_traffic": steps[0] - started,
+            "overhead_per_step": sum(spans) / len(spans),
             "requests": load.ok + load.failed, "failed": load.failed,
         })
     return results, folder
@@ -221,13 +249,13 @@ def main():
         prometheus.wait()
         # The colours' processes and nginx of both runs (the swarm's services go with scripts/swarm down).
         subprocess.run(["pkill", "-f", WORK + "/"], check=False)
-    print(f"{'runtime':8} {'outcome':10} {'run->traffic s':>15} {'deploy->traffic s':>18} {'overhead/step s':>16} {'requests':>9} {'failed':>7}")
+    print(f"{'runtime':8} {'outcome':10} {'run->first traffic s':>21} {'overhead/step s':>16} {'requests':>9} {'failed':>7}")
     for runtime, results in measured.items():
         for r in results:
-            print(f"{runtime:8} {r['outcome']:10} {r['run_to_first_traffic']:15.2f} {r['deploy_to_first_traffic']:18.2f} {r['overhead_per_step']:16.2f} {r['requests']:9d} {r['failed']:7d}")
+            print(f"{runtime:8} {r['outcome']:10} {r['run_to_first_traffic']:21.2f} {r['overhead_per_step']:16.2f} {r['requests']:9d} {r['failed']:7d}")
     mean = lambda runtime, key: sum(r[key] for r in measured[runtime]) / len(measured[runtime])
     print(f"swarm/process: run->first traffic x{mean('swarm', 'run_to_first_traffic') / mean('process', 'run_to_first_traffic'):.2f}, "
-          f"overhead per step {mean('swarm', 'overhead_per_step') - mean('process', 'overhead_per_step'):+.2f} s")
+          f"overhead per step {mean('swarm', 'overhead_per_step'):.2f} s against {mean('process', 'overhead_per_step'):.2f} s")
     if memory:
         print("memory per swarm node (dockerd + containerd + shims + tasks): " + ", ".join(f"node{i + 1} {m:.0f} MiB" for i, m in enumerate(memory)))
 

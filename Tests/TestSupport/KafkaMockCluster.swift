@@ -49,12 +49,29 @@ public final class KafkaMockCluster: @unchecked Sendable {
     }
 
     /// Takes a broker away (connections closed, new ones refused) or brings it back.
+    ///
+    /// While it is down its port is reserved (`ip_local_reserved_ports`, where this process may
+    /// write it): librdkafka listens on the same port again when the broker comes back and aborts
+    /// the whole process when anything took it meanwhile, and any test's outgoing connection or
+    /// listener on port 0 could.
     public func setBroker(_ broker: Int, up: Bool) {
+        let port = address(of: broker).split(separator: ":").last.map(String.init) ?? ""
         if up {
             rd_kafka_mock_broker_set_up(cluster, Int32(broker))
+            Self.reservePort(port, false)
         } else {
+            Self.reservePort(port, true)
             rd_kafka_mock_broker_set_down(cluster, Int32(broker))
         }
+    }
+
+    static let reservedPortsFile = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+
+    static func reservePort(_ port: String, _ reserve: Bool) {
+        guard !port.isEmpty, let current = try? String(contentsOfFile: reservedPortsFile, encoding: .utf8) else { return }
+        var ports = current.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init).filter { $0 != port }
+        if reserve { ports.append(port) }
+        try? (ports.joined(separator: ",") + "\n").write(toFile: reservedPortsFile, atomically: false, encoding: .utf8)
     }
 
     /// Delays every answer of `broker` by `milliseconds`.
