@@ -57,11 +57,32 @@ public final class KafkaMockCluster: @unchecked Sendable {
     public func setBroker(_ broker: Int, up: Bool) {
         let port = address(of: broker).split(separator: ":").last.map(String.init) ?? ""
         if up {
+            Self.waitUntilBindable(port)
             rd_kafka_mock_broker_set_up(cluster, Int32(broker))
             Self.reservePort(port, false)
         } else {
             Self.reservePort(port, true)
             rd_kafka_mock_broker_set_down(cluster, Int32(broker))
+        }
+    }
+
+    /// Waits (up to 90 s) until a listener could bind the port again: the connections the broker
+    /// closed when it went down keep the port until they are gone, and librdkafka aborts when it
+    /// cannot listen.
+    static func waitUntilBindable(_ port: String) {
+        guard let number = UInt16(port) else { return }
+        for _ in 0..<900 {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = number.bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(descriptor)
+            if bound { return }
+            usleep(100_000)
         }
     }
 
