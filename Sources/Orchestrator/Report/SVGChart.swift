@@ -84,7 +84,8 @@ struct SVGChart {
         }
         for tick in 0...4 {
             let date = start.addingTimeInterval(span * Double(tick) / 4)
-            svg += "<text class=\"tick\" x=\"\(f(x(date)))\" y=\"\(f(height - 10))\" text-anchor=\"middle\">\(Self.clock(date))</text>\n"
+            let anchor = tick == 0 ? "start" : tick == 4 ? "end" : "middle"
+            svg += "<text class=\"tick\" x=\"\(f(x(date)))\" y=\"\(f(height - 10))\" text-anchor=\"\(anchor)\">\(Self.clock(date))</text>\n"
         }
         for marker in markers {
             svg += "<line class=\"marker\" x1=\"\(f(x(marker.at)))\" x2=\"\(f(x(marker.at)))\" y1=\"\(f(top))\" y2=\"\(f(top + plotHeight))\"/>"
