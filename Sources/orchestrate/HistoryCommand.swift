@@ -23,11 +23,25 @@ struct HistoryCommand: AsyncParsableCommand {
 }
 
 struct HistoryListCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List releases, newest last.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List releases, newest last; or, with --at, what was serving at a time.",
+        discussion: """
+            --at TIME answers which release, model, colour and weight served then, from the records' \
+            traffic events (rollout steps, promotions, rollbacks, recoveries, repairs). TIME is ISO 8601 \
+            (2026-12-01T14:05:00Z, or with an offset). A TIME before the first record exits 2.
+            """)
 
     @OptionGroup var source: HistoryOptions
     @Option(help: "Only the last N releases.") var last: Int?
+    @Option(help: "What was serving at this time (ISO 8601, e.g. 2026-12-01T14:05:00Z).") var at: Timestamp?
+    @Option(help: "Only releases started at or after this time (ISO 8601).") var since: Timestamp?
+    @Option(help: "Only releases started at or before this time (ISO 8601).") var until: Timestamp?
     @Option(help: "text or json.") var output: OutputFormat = .text
+
+    func validate() throws {
+        if at != nil && (since != nil || until != nil || last != nil) { throw ValidationError("--at answers for one time: it goes without --since, --until and --last") }
+        if let since, let until, since.date > until.date { throw ValidationError("--since \(since.text) is after --until \(until.text)") }
+    }
 
     func run() async throws {
         let history = try source.resolve()
@@ -36,13 +50,16 @@ struct HistoryListCommand: AsyncParsableCommand {
             printError("warning: \(history.path):\(line.number): \(line.problem ?? "")")
         }
         var records = lines.compactMap(\.record)
+        if let at { return try serving(at: at, records: records, path: history.path) }
+        if let since { records = records.filter { $0.startedOn >= since.date } }
+        if let until { records = records.filter { $0.startedOn <= until.date } }
         if let last { records = Array(records.suffix(max(0, last))) }
         if output == .json {
             try printJSON(records)
             return
         }
         if records.isEmpty {
-            print("no releases in \(history.path)")
+            print("no releases in \(history.path)\(since != nil || until != nil ? " in that time range" : "")")
             return
         }
         let formatter = ISO8601DateFormatter()
@@ -55,6 +72,64 @@ struct HistoryListCommand: AsyncParsableCommand {
             rows.append([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages])
         }
         tableLines(rows).forEach { print($0) }
+    }
+
+    /// What `--at` prints: the change in force then, and every colour that took traffic.
+    struct Serving: Encodable {
+        var at: Date
+        var history: String
+        /// The change in force; nil when no record had moved traffic yet.
+        var since: ServingTimeline.Change?
+    }
+
+    func serving(at: Timestamp, records: [ReleaseRecord], path: String) throws {
+        let timeline = ServingTimeline(records: records)
+        guard let first = timeline.firstRecord, first <= at.date else {
+            let formatter = ISO8601DateFormatter()
+            throw OrchestratorError(
+                .invalidInput,
+                timeline.firstRecord.map { "\(at.text) is before the first record of \(path) (\(formatter.string(from: $0))): the history cannot say what served then" }
+                    ?? "\(path) holds no release record: it cannot say what served at \(at.text)",
+                hint: "orchestrate history lists the releases and when they started")
+        }
+        let change = timeline.change(at: at.date)
+        if output == .json {
+            try printJSON(Serving(at: at.date, history: path, since: change))
+            return
+        }
+        let formatter = ISO8601DateFormatter()
+        guard let change else {
+            print("nothing was serving at \(at.text): no record had moved traffic yet")
+            return
+        }
+        let cause = "since \(formatter.string(from: change.at)): \(change.action) \(change.recordID), \(change.detail)"
+        guard !change.serving.isEmpty else {
+            print("nothing was serving at \(at.text) (\(cause))")
+            return
+        }
+        print("serving at \(at.text) (\(cause))")
+        var rows = [["COLOUR", "WEIGHT", "RELEASE", "MODEL", "SHA256"]]
+        for serving in change.serving {
+            rows.append([serving.color, "\(serving.weight)%", serving.releaseID ?? "unknown", serving.modelVersion ?? "-", serving.modelSHA256 ?? "-"])
+        }
+        tableLines(rows).forEach { print($0) }
+    }
+}
+
+/// A time on the command line: ISO 8601 with a zone (`2026-12-01T14:05:00Z`, `…+01:00`), with
+/// or without fractional seconds.
+struct Timestamp: ExpressibleByArgument, Sendable {
+    var date: Date
+    var text: String
+
+    init?(argument: String) {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = formatter.date(from: argument) ?? fractional.date(from: argument) else { return nil }
+        self.date = date
+        self.text = argument
     }
 }
 

@@ -21,7 +21,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
         version: RunIdentity.version,
         subcommands: [
             RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self, PromoteCommand.self,
-            RecoverCommand.self, RepairCommand.self, ExplainCommand.self, HistoryCommand.self, ImageCommand.self, ComposeCommand.self,
+            RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self, ImageCommand.self, ComposeCommand.self,
         ]
     )
 

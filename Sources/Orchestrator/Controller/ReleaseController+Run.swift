@@ -170,6 +170,7 @@ extension ReleaseController {
         if outcome != .succeeded { finished.deployment = nil }
         let written = try history.append(pipeline.redaction.redacted(finished))
         try store.finishRun()
+        writeReport(written)
         await journal.announce(.finished(written))
         return RunResult(plan: plan, record: written, interruptedBy: interruption.signal)
     }

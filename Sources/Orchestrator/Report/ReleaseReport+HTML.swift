@@ -1,0 +1,260 @@
+import Foundation
+
+extension ReleaseReport {
+    /// The report as one self-contained HTML page: inline CSS and SVG charts, no script, nothing
+    /// fetched. Every string from the record is escaped.
+    public func html() -> String {
+        let e = HTMLText.escape
+        var body = ""
+        body += "<header><h1>Release \(e(release.releaseID))</h1>"
+        body += "<p><span class=\"badge \(Self.badgeClass(release.outcome))\">\(e(release.outcome))</span> "
+        body += "\(e(release.action)) of <b>\(e(release.pipeline))</b> (\(e(release.pipelinePath)))</p>"
+        if let failure = release.failure { body += "<p class=\"failure\">\(e(failure))</p>" }
+        var facts: [(String, String)] = [
+            ("started", Self.timestamp(release.startedOn)),
+            ("finished", release.finishedOn.map(Self.timestamp) ?? "not finished"),
+            ("duration", release.durationSeconds.map(Self.seconds) ?? "-"),
+            ("trigger", "\(release.trigger) by \(release.user)@\(release.host)"),
+            ("source", release.gitCommit.map { $0 + (release.gitDirty == true ? " (uncommitted changes)" : "") } ?? "-"),
+            ("signed by", release.signerKeyID ?? "unsigned"),
+        ]
+        if let rollout {
+            facts.append(("rollout", "\(rollout.live ?? "none") → \(rollout.target), \(rollout.mode) split"))
+        }
+        body += "<dl class=\"facts\">" + facts.map { "<dt>\(e($0.0))</dt><dd>\(e($0.1))</dd>" }.joined() + "</dl>"
+        if let grafana {
+            body += "<p><a class=\"grafana\" href=\"\(e(grafana.url))\">Grafana dashboard, \(e(Self.timestamp(grafana.from))) to \(e(Self.timestamp(grafana.to)))</a></p>"
+        }
+        body += "</header>"
+
+        if let rollout {
+            body += trafficSection(rollout)
+            body += stepsSection(rollout)
+            if let rollback = rollout.rollback { body += rollbackSection(rollback) }
+            body += gatesSection(rollout)
+            body += judgeSection(rollout)
+        }
+        body += modelSection()
+        body += stagesSection()
+        if let rollout, !rollout.events.isEmpty {
+            body += "<section><h2>Events</h2>" + Self.table(["time", "event", "detail"], rollout.events.map { [Self.timestamp($0.at), $0.kind, $0.detail] }) + "</section>"
+        }
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Release \(e(release.releaseID)): \(e(release.outcome))</title>
+            <style>\(Self.style)</style></head>
+            <body>
+            \(body)
+            <footer>orchestrate report (\(Self.schema)); the same data is in report.json and report.md.</footer>
+            </body></html>
+
+            """
+    }
+
+    private func trafficSection(_ rollout: Rollout) -> String {
+        guard let first = rollout.weights.first else {
+            return "<section><h2>Traffic</h2><p>No traffic was moved.</p></section>"
+        }
+        let colors = first.weights.map(\.color)
+        let series = colors.enumerated().map { index, color in
+            SVGChart.Series(
+                name: "weight:\(color)",
+                points: rollout.weights.map { point in
+                    let weight = point.weights.first { $0.color == color }?.weight ?? 0
+                    return SVGChart.Point(at: point.at, value: Double(weight), label: "\(color) \(weight)% at \(Self.timestamp(point.at)): \(point.detail)")
+                }, stepped: true, color: SVGChart.color(named: color, index: index))
+        }
+        let chart = SVGChart(
+            id: "weights", start: chartStart(rollout), end: chartEnd(rollout), series: series,
+            markers: rollout.steps.map { ($0.startedOn, "step \($0.number)") }, range: 0...100, unit: "%")
+        return "<section><h2>Traffic weights per colour</h2>\(Self.legend(series))\(chart.render())</section>"
+    }
+
+    private func stepsSection(_ rollout: Rollout) -> String {
+        guard !rollout.steps.isEmpty else { return "" }
+        let rows = rollout.steps.map { step in
+            [
+                String(step.number), "\(rollout.target) \(step.weight)%", Self.timestamp(step.startedOn), step.durationSeconds.map(Self.seconds) ?? "-",
+                step.verdict, step.rule,
+            ]
+        }
+        return "<section><h2>Steps</h2>" + Self.table(["step", "weight", "started", "held", "verdict", "the rule that decided"], rows) + "</section>"
+    }
+
+    private func rollbackSection(_ rollback: Rollback) -> String {
+        var html = "<section class=\"rollback\"><h2>Rollback</h2><p>At \(HTMLText.escape(Self.timestamp(rollback.at))): \(HTMLText.escape(rollback.reason))</p>"
+        if !rollback.actions.isEmpty {
+            html += Self.table(["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
+        }
+        return html + "</section>"
+    }
+
+    private func gatesSection(_ rollout: Rollout) -> String {
+        guard !rollout.gates.isEmpty else { return "" }
+        var html = "<section><h2>Gate measurements</h2>"
+        for (index, gate) in rollout.gates.enumerated() {
+            let values = gate.points.compactMap(\.value)
+            let missing = gate.points.count - values.count
+            html += "<h3>gate \(HTMLText.escape(gate.gate)) \(HTMLText.escape(gate.condition)) on \(HTMLText.escape(gate.color))</h3>"
+            html += "<p class=\"query\"><code>\(HTMLText.escape(gate.query))</code></p>"
+            let series = SVGChart.Series(
+                name: "gate:\(gate.gate)",
+                points: gate.points.compactMap { point in
+                    point.value.map {
+                        SVGChart.Point(
+                            at: point.at, value: $0, label: "\(gate.gate) = \(formatNumber($0)) (\(point.outcome), step \(point.step))",
+                            failed: point.outcome == "failure")
+                    }
+                }, color: SVGChart.color(named: gate.color, index: index))
+            let chart = SVGChart(
+                id: "gate:\(gate.gate)", start: chartStart(rollout), end: chartEnd(rollout), series: [series],
+                rules: gate.bounds.map { .init(value: $0.value, label: "\($0.relation) \(formatNumber($0.value))") },
+                markers: rollout.steps.map { ($0.startedOn, "\($0.weight)%") })
+            html += chart.render()
+            let failures = gate.points.filter { $0.outcome == "failure" }.count
+            html += "<p class=\"note\">\(values.count) measurement\(values.count == 1 ? "" : "s") with a value, \(failures) failed"
+            html += missing > 0 ? ", \(missing) without a value (no data or an error)" : ""
+            html += "</p>"
+        }
+        return html + "</section>"
+    }
+
+    private func judgeSection(_ rollout: Rollout) -> String {
+        guard !rollout.judge.isEmpty else { return "" }
+        var html = "<section><h2>The judge: new against live</h2>"
+        for judge in rollout.judge {
+            let e = HTMLText.escape
+            html += "<h3>\(e(judge.metric))\(judge.critical ? " (critical)" : "")</h3>"
+            let last = judge.points.last
+            let margin = last?.margin ?? 0
+            let difference = SVGChart.Series(
+                name: "judge:\(judge.metric)",
+                points: judge.points.map {
+                    SVGChart.Point(
+                        at: $0.at, value: $0.difference,
+                        label: "\(judge.newColor) − \(judge.liveColor) = \(formatNumber($0.difference)) [\(formatNumber($0.lower)), \(formatNumber($0.upper))]: \($0.classification)",
+                        failed: $0.classification == "High" || $0.classification == "Low")
+                }, color: SVGChart.palette[3])
+            let band = SVGChart.Band(points: judge.points.map { ($0.at, $0.lower, $0.upper) }, color: SVGChart.palette[3])
+            html += "<p class=\"note\">difference of the rates with its always-valid interval; the lines are ± the margin that matters</p>"
+            html += SVGChart(
+                id: "judge:\(judge.metric)", start: chartStart(rollout), end: chartEnd(rollout), series: [difference], bands: [band],
+                rules: [.init(value: margin, label: "+\(formatNumber(margin))"), .init(value: -margin, label: "−\(formatNumber(margin))")],
+                markers: rollout.steps.map { ($0.startedOn, "\($0.weight)%") }
+            ).render()
+            let rates = [(judge.newColor, \JudgePoint.newRate, 0), (judge.liveColor, \JudgePoint.liveRate, 1)].map { color, path, index in
+                SVGChart.Series(
+                    name: "rate:\(judge.metric):\(color)",
+                    points: judge.points.compactMap { point in
+                        point[keyPath: path].map { SVGChart.Point(at: point.at, value: $0, label: "\(color) \(formatNumber($0))") }
+                    }, color: SVGChart.color(named: color, index: index))
+            }
+            html += "<p class=\"note\">the rate of each colour</p>" + Self.legend(rates)
+            html += SVGChart(
+                id: "rate:\(judge.metric)", start: chartStart(rollout), end: chartEnd(rollout), series: rates,
+                markers: rollout.steps.map { ($0.startedOn, "\($0.weight)%") }
+            ).render()
+        }
+        return html + "</section>"
+    }
+
+    private func modelSection() -> String {
+        var html = "<section><h2>Model</h2>"
+        let models = [("this release", model), ("live before", liveModel)].compactMap { label, model in
+            model.map { [label, $0.releaseID, $0.version ?? "-", $0.sha256 ?? "-", $0.color ?? "-"] }
+        }
+        if models.isEmpty {
+            html += "<p>No model was deployed.</p>"
+        } else {
+            html += Self.table(["", "release", "version", "sha256", "colour"], models)
+        }
+        if !offlineMetrics.isEmpty {
+            html += "<h3>Offline metrics beside the live model's</h3>"
+            html += Self.table(
+                ["stage", "metric", "this release", "live", "change"],
+                offlineMetrics.map { metric in
+                    [
+                        metric.stage, metric.metric, formatNumber(metric.value), metric.liveValue.map(formatNumber) ?? "-",
+                        metric.liveValue.map { String(format: "%+.4g", metric.value - $0) } ?? "-",
+                    ]
+                })
+        }
+        return html + "</section>"
+    }
+
+    private func stagesSection() -> String {
+        guard !stages.isEmpty else { return "" }
+        let e = HTMLText.escape
+        var rows = ""
+        for stage in stages {
+            let metrics = stage.metrics.map { "\(e($0.name))=\(e(formatNumber($0.value)))" }.joined(separator: "<br>")
+            let gates = stage.gates.map { gate in
+                "<span class=\"\(gate.passed ? "ok" : "bad")\">\(e(gate.metric)) \(e(gate.condition)): \(e(gate.value.map(formatNumber) ?? "-"))</span>"
+            }.joined(separator: "<br>")
+            let digests = (stage.inputs.map { ("in", $0) } + stage.outputs.map { ("out", $0) }).map { direction, digest in
+                "\(direction) <span title=\"\(e(digest.sha256 ?? "absent"))\">\(e(digest.sha256.map { String($0.prefix(12)) } ?? "absent"))</span> \(e(digest.path))"
+            }.joined(separator: "<br>")
+            rows += "<tr><td>\(e(stage.name))</td><td class=\"\(Self.badgeClass(stage.status))\">\(e(stage.status))</td>"
+            rows += "<td>\(e(Self.seconds(stage.durationSeconds)))</td><td>\(stage.attempts)</td><td>\(metrics)</td><td>\(gates)</td>"
+            rows += "<td class=\"digests\">\(digests)</td><td>\(e(stage.note ?? ""))</td></tr>\n"
+        }
+        let head = ["stage", "status", "duration", "attempts", "metrics", "gates", "digests", "note"].map { "<th>\($0)</th>" }.joined()
+        return "<section><h2>Stages</h2><table><thead><tr>\(head)</tr></thead><tbody>\(rows)</tbody></table></section>"
+    }
+
+    private func chartStart(_ rollout: Rollout) -> Date {
+        ([rollout.weights.first?.at, rollout.steps.first?.startedOn] + rollout.gates.map { $0.points.first?.at }).compactMap { $0 }.min()
+            ?? release.startedOn
+    }
+
+    private func chartEnd(_ rollout: Rollout) -> Date {
+        let ends = [release.finishedOn, rollout.events.last?.at, rollout.steps.last?.finishedOn] + rollout.gates.map { $0.points.last?.at }
+        return ends.compactMap { $0 }.max() ?? release.startedOn
+    }
+
+    static func table(_ head: [String], _ rows: [[String]]) -> String {
+        let e = HTMLText.escape
+        let header = head.map { "<th>\(e($0))</th>" }.joined()
+        let body = rows.map { "<tr>" + $0.map { "<td>\(e($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n")
+        return "<table><thead><tr>\(header)</tr></thead><tbody>\(body)</tbody></table>"
+    }
+
+    static func legend(_ series: [SVGChart.Series]) -> String {
+        "<p class=\"legend\">"
+            + series.map { "<span><i style=\"background:\($0.color)\"></i>\(HTMLText.escape($0.name.split(separator: ":").last.map(String.init) ?? $0.name))</span>" }
+            .joined() + "</p>"
+    }
+
+    static func badgeClass(_ status: String) -> String {
+        switch status {
+        case "succeeded", "passed", "cached": "ok"
+        case "failed", "rolled_back", "interrupted": "bad"
+        default: "neutral"
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    static func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
+
+    static let style = """
+        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:24px auto;max-width:1100px;padding:0 16px}
+        h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:4px}h3{font-size:14px;margin:16px 0 4px}
+        .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600}.badge.ok{background:#2e9a46;color:#fff}.badge.bad{background:#c23a3a;color:#fff}.badge.neutral{background:#6b7280;color:#fff}
+        td.ok,span.ok{color:#2e7d32}td.bad,span.bad{color:#c23a3a;font-weight:600}.failure{color:#c23a3a;font-weight:600}
+        dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}dt{color:#6b7280}dd{margin:0}
+        table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;border-bottom:1px solid #eceff3;padding:4px 8px;vertical-align:top}th{background:#f5f7fa}
+        td.digests{font-family:ui-monospace,monospace;font-size:12px}code{font-size:12px;word-break:break-all}.note,.query{color:#6b7280;margin:2px 0}
+        svg.chart{display:block;width:100%;max-width:960px;height:auto;margin:4px 0 8px}svg .plot{fill:#fafbfc;stroke:#dde2ea}svg .grid{stroke:#eceff3}
+        svg .tick,svg .marker-label,svg .bound-label{font-size:11px;fill:#6b7280}svg .marker{stroke:#b8c0cc;stroke-dasharray:3 3}
+        svg .bound{stroke:#c23a3a;stroke-dasharray:6 4}svg .bound-label{fill:#c23a3a}svg .line{fill:none;stroke-width:2}svg .band{opacity:.15}
+        svg .pt.failed{stroke:#c23a3a;stroke-width:2.5}.legend span{margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+        .rollback{background:#fff6f6;border-left:3px solid #c23a3a;padding:2px 12px}footer{margin-top:32px;color:#6b7280;font-size:12px}
+        """
+}
