@@ -151,9 +151,12 @@ import Testing
         }
         // Bounds far from the receiver's delays, not speed measurements (the machine may be loaded).
         #expect(observed < .seconds(1), "observing never waits for the receiver")
-        let warning = try #require(warnings.lines.first, "a failed delivery is a warning")
-        #expect(warning.contains("notify down: promoted not delivered after 3 attempt(s)"), "\(warning)")
-        #expect(!warning.contains("T0KEN"), "\(warning)")
+        // On a loaded machine the run's flush limit may end the retries before the third attempt.
+        let lines = warnings.lines
+        #expect(!lines.isEmpty, "a failed delivery is a warning")
+        #expect(
+            lines.contains { $0.contains("notify down: promoted not delivered after 3 attempt(s)") || $0.contains("still unsent") }, "\(lines)")
+        #expect(!lines.contains { $0.contains("T0KEN") }, "\(lines)")
     }
 
     @Test func aReceiverThatStallsHoldsTheEndOfTheRunAtMostTheFlushLimit() async throws {
@@ -173,7 +176,7 @@ import Testing
             let total = clock.now - start
             // The receiver stalls 60 s and the timeout is 30 s: only the flush limit ends this sooner.
             #expect(bodyTook < .seconds(1), "observing never waits for the receiver")
-            #expect(total >= Outbox.flushLimit && total < Outbox.flushLimit + .seconds(10), "\(total)")
+            #expect(total >= Outbox.flushLimit && total < Outbox.flushLimit + .seconds(20), "\(total)")
             #expect(receiver.requests.count == 1, "the first request is stalled; the rest waited")
             #expect(warnings.lines.contains { $0.contains("5 request(s) still unsent 5.0 seconds after the run ended: given up") }, "\(warnings.lines)")
         }
