@@ -7,6 +7,7 @@ log-normal (a few heavy raters, many with twenty-odd ratings); each (user, item)
 Ratings come from a rank-8 taste model plus biases and noise, rounded to 1..5, so they carry a
 signal an SVD can learn; timestamps increase through the file.
 """
+import os
 import sys
 
 import numpy as np
@@ -38,11 +39,12 @@ score = 3.55 + bu[u] + bi[i] + np.einsum("nk,nk->n", p[u], q[i]) + rng.normal(0,
 rating = np.clip(np.rint(score), 1, 5).astype(np.int64)
 timestamp = 880_000_000 + np.arange(count, dtype=np.int64) * 3
 
-with open(out, "w") as f:
+with open(out + ".partial", "w") as f:
     f.write("user_id,movie_id,rating,timestamp\n")
     chunk = 1_000_000
     for start in range(0, count, chunk):
         end = min(count, start + chunk)
         block = np.stack([u[start:end] + 1, i[start:end] + 1, rating[start:end], timestamp[start:end]], axis=1)
         np.savetxt(f, block, fmt="%d", delimiter=",")
+os.replace(out + ".partial", out)  # a run stopped part way leaves no file that looks whole
 print(f"wrote {count} ratings, {np.unique(u).size} users, {np.unique(i).size} items to {out}", file=sys.stderr)

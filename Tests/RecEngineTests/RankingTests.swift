@@ -54,6 +54,8 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
         let svdReport = try Evaluation.evaluate(svd, on: test, k: 10)
         #expect(alsReport.model == nil, "an implicit model's scores are not ratings: no RMSE")
         #expect(svdReport.model != nil)
+        #expect(svdReport.metrics["recall_at_k"] == svdReport.model?.recallAtK, "SVD's recall@k keeps its meaning")
+        #expect(svdReport.metrics["ranking_recall_at_k"] == svdReport.ranking.model.recall)
         #expect(alsReport.ranking.popular == svdReport.ranking.popular, "the same training interactions, the same popular list")
         #expect(alsReport.ranking.model.ndcg > 1.3 * alsReport.ranking.popular.ndcg, "\(alsReport.ranking)")
         #expect(alsReport.ranking.model.ndcg > 2 * svdReport.ranking.model.ndcg, "\(alsReport.ranking.model) vs \(svdReport.ranking.model)")
@@ -176,7 +178,7 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
                 listed += len(top)
                 covered.update(int(i) for i in top)
             n = len(lists)
-            return {"ndcg_at_k": ndcg / n, "recall_at_k": recall / n, "map_at_k": ap / n,
+            return {"ndcg_at_k": ndcg / n, "ranking_recall_at_k": recall / n, "map_at_k": ap / n,
                     "catalog_coverage": len(covered) / n_items, "popularity_bias": pop / listed}
 
         model_lists, popular_lists = [], []

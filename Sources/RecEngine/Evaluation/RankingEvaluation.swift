@@ -53,12 +53,13 @@ public struct RankingReport: Sendable, Codable, Equatable {
     public var popular: RankingMetrics
     public var `protocol`: RankingProtocol
 
-    /// The numbers gates bound: `ndcg_at_k`, …, and `popular_ndcg_at_k`, ….
+    /// The numbers gates bound: `ndcg_at_k`, …, and `popular_ndcg_at_k`, …. Recall is
+    /// `ranking_recall_at_k`: `recall_at_k` is SVD's, over the user's test items only.
     public var metrics: [String: Double] {
         var result: [String: Double] = [:]
         for (prefix, metrics) in [("", model), ("popular_", popular)] {
             result[prefix + "ndcg_at_k"] = metrics.ndcg
-            result[prefix + "recall_at_k"] = metrics.recall
+            result[prefix + "ranking_recall_at_k"] = metrics.recall
             result[prefix + "map_at_k"] = metrics.map
             result[prefix + "catalog_coverage"] = metrics.coverage
             result[prefix + "popularity_bias"] = metrics.popularity
@@ -73,7 +74,7 @@ public struct RankingReport: Sendable, Codable, Equatable {
     /// list's) is left out when the popular list hits nothing.
     public static let metricNames =
         ["", "popular_"].flatMap { prefix in
-            ["ndcg_at_k", "recall_at_k", "map_at_k", "catalog_coverage", "popularity_bias"].map { prefix + $0 }
+            ["ndcg_at_k", "ranking_recall_at_k", "map_at_k", "catalog_coverage", "popularity_bias"].map { prefix + $0 }
         } + ["ndcg_vs_popular"]
 }
 
