@@ -1,5 +1,6 @@
 #include "CRecKernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // Eight floats: one AVX register, or two SSE/NEON registers on the baseline build.
@@ -97,6 +98,76 @@ void rec_score_items(const float *item_factors, const float *item_bias, size_t i
     for (size_t i = 0; i < item_count; i++) {
         scores[i] = clip(base + item_bias[i] + DOT(item_factors + i * stride, user_vector, stride), low, high);
     }
+}
+
+MULTIVERSION
+void rec_gram(const float *factors, size_t rows, size_t stride, float *gram) {
+    memset(gram, 0, stride * stride * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        const float *y = factors + r * stride;
+        for (size_t a = 0; a < stride; a++) {
+            const float ya = y[a];
+            if (ya == 0) continue;
+            const v8f s = SPLAT8(ya);
+            float *row = gram + a * stride;
+            for (size_t b = 0; b < stride; b += 8) {
+                STORE8(row + b, LOAD8(row + b) + s * LOAD8(y + b));
+            }
+        }
+    }
+}
+
+// out = (gram + regularization I) v + sum over the row's columns of (c - 1) (y_c . v) y_c.
+#define ALS_PRODUCT(out, v) do {                                                   \
+    for (size_t a_ = 0; a_ < stride; a_++) {                                       \
+        (out)[a_] = DOT(gram + a_ * stride, (v), stride) + regularization * (v)[a_]; \
+    }                                                                              \
+    for (int32_t n_ = start; n_ < stop; n_++) {                                    \
+        const float *yc_ = y + (size_t)columns[n_] * stride;                      \
+        const v8f w_ = SPLAT8((confidence[n_] - 1) * DOT(yc_, (v), stride));      \
+        for (size_t f_ = 0; f_ < stride; f_ += 8) {                                \
+            STORE8((out) + f_, LOAD8((out) + f_) + w_ * LOAD8(yc_ + f_));         \
+        }                                                                          \
+    }                                                                              \
+} while (0)
+
+MULTIVERSION
+void rec_als_solve_rows(const int32_t *offsets, const int32_t *columns, const float *confidence,
+                        size_t begin, size_t end, float *x, const float *y, size_t stride,
+                        const float *gram, float regularization, int cg_steps) {
+    float *scratch = malloc(3 * stride * sizeof(float));
+    if (scratch == NULL) return;
+    float *r = scratch, *p = scratch + stride, *ap = scratch + 2 * stride;
+    for (size_t row = begin; row < end; row++) {
+        float *xr = x + row * stride;
+        const int32_t start = offsets[row], stop = offsets[row + 1];
+        // r = b - A x, with b = sum of c y_c.
+        ALS_PRODUCT(ap, xr);
+        for (size_t f = 0; f < stride; f++) r[f] = -ap[f];
+        for (int32_t n = start; n < stop; n++) {
+            const float *yc = y + (size_t)columns[n] * stride;
+            const v8f c = SPLAT8(confidence[n]);
+            for (size_t f = 0; f < stride; f += 8) STORE8(r + f, LOAD8(r + f) + c * LOAD8(yc + f));
+        }
+        memcpy(p, r, stride * sizeof(float));
+        float rs_old = DOT(r, r, stride);
+        for (int step = 0; step < cg_steps && rs_old > 1e-20f; step++) {
+            ALS_PRODUCT(ap, p);
+            const float pap = DOT(p, ap, stride);
+            if (!(pap > 0)) break;
+            const float alpha = rs_old / pap;
+            const v8f va = SPLAT8(alpha);
+            for (size_t f = 0; f < stride; f += 8) {
+                STORE8(xr + f, LOAD8(xr + f) + va * LOAD8(p + f));
+                STORE8(r + f, LOAD8(r + f) - va * LOAD8(ap + f));
+            }
+            const float rs_new = DOT(r, r, stride);
+            const v8f beta = SPLAT8(rs_new / rs_old);
+            for (size_t f = 0; f < stride; f += 8) STORE8(p + f, LOAD8(r + f) + beta * LOAD8(p + f));
+            rs_old = rs_new;
+        }
+    }
+    free(scratch);
 }
 
 size_t rec_count_nonfinite(const void *values, size_t count) {

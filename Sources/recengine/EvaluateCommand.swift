@@ -5,11 +5,17 @@ import RecEngine
 
 struct EvaluateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "evaluate", abstract: "Evaluate a model on test ratings: RMSE, MAE, precision@k, recall@k.")
+        commandName: "evaluate", abstract: "Evaluate a model on test ratings: RMSE, MAE, precision@k, recall@k (SVD); NDCG@k, recall@k, MAP@k, coverage, popularity bias (every model, and the most-popular baseline).",
+        discussion: """
+            Ranking protocol: every test user the model knows gets a list of k items from the \
+            catalogue, leaving out what the user interacted with in training; each of the user's \
+            held-out items is relevant. Give a test file from `split --mode temporal --last-n N` \
+            for the per-user leave-last-N protocol.
+            """)
 
     @Option(help: "Model directory.") var model: String
     @OptionGroup var input: RatingsOptions
-    @Option(help: "k of precision@k and recall@k.") var k = 10
+    @Option(help: "k of every @k metric.") var k = 10
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -20,24 +26,29 @@ struct EvaluateCommand: AsyncParsableCommand {
         try await reportingErrors {
             let loaded = try ModelDirectory.load(from: model)
             let test = try input.load()
-            let report = try Evaluation.evaluate(loaded, on: test.ratings, k: k)
+            let report = try Evaluation.evaluate(loaded, on: test.ratings, k: k, testSHA256: test.sha256)
             if output.output == .json {
-                try printJSON(report, metrics: [
-                    "rmse": report.model.rmse, "mae": report.model.mae, "precision_at_k": report.model.precisionAtK,
-                    "recall_at_k": report.model.recallAtK, "baseline_rmse": report.baseline.rmse, "baseline_mae": report.baseline.mae,
-                    "baseline_precision_at_k": report.baseline.precisionAtK, "baseline_recall_at_k": report.baseline.recallAtK,
-                    "rmse_improvement": report.baseline.rmse - report.model.rmse,
-                ])
+                try printJSON(report, metrics: report.metrics)
             } else {
-                print("model \(loaded.manifest.displayVersion) on \(test.ratings.count) ratings (k = \(k))")
-                print("             RMSE     MAE  precision@k  recall@k")
-                for (name, metrics) in [("model", report.model), ("baseline", report.baseline)] {
+                print("model \(loaded.manifest.displayVersion) (\(loaded.manifest.algorithm)) on \(test.ratings.count) ratings (k = \(k))")
+                if let model = report.model, let baseline = report.baseline {
+                    print("             RMSE     MAE  precision@k  recall@k")
+                    for (name, metrics) in [("model", model), ("baseline", baseline)] {
+                        print(
+                            name.padding(toLength: 9, withPad: " ", startingAt: 0)
+                                + "  \(format(metrics.rmse))  \(format(metrics.mae))       \(format(metrics.precisionAtK))    \(format(metrics.recallAtK))")
+                    }
+                    if model.rmse >= baseline.rmse {
+                        print("warning: the model is no better than the bias-only baseline")
+                    }
+                }
+                let ranking = report.ranking
+                print("ranking over \(ranking.protocol.users) users (\(ranking.protocol.unknownUsers) unknown users left out)")
+                print("             NDCG@k  recall@k   MAP@k  coverage  popularity")
+                for (name, metrics) in [("model", ranking.model), ("popular", ranking.popular)] {
                     print(
                         name.padding(toLength: 9, withPad: " ", startingAt: 0)
-                            + "  \(format(metrics.rmse))  \(format(metrics.mae))       \(format(metrics.precisionAtK))    \(format(metrics.recallAtK))")
-                }
-                if report.model.rmse >= report.baseline.rmse {
-                    print("warning: the model is no better than the bias-only baseline")
+                            + "    \(format(metrics.ndcg))    \(format(metrics.recall))  \(format(metrics.map))    \(format(metrics.coverage))      \(format(metrics.popularity))")
                 }
             }
         }

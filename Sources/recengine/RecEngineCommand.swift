@@ -7,7 +7,7 @@ import RecEngine
 struct RecEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recengine",
-        abstract: "Train, evaluate and serve matrix-factorisation recommenders (Surprise-compatible SVD).",
+        abstract: "Train, evaluate and serve matrix-factorisation recommenders (Surprise-compatible SVD, implicit ALS).",
         discussion: """
             Exit codes: 0 success, 1 a runtime failure (e.g. the port is taken, a file that cannot be \
             read), 2 invalid input or usage (bad arguments, malformed ratings, an input that is not a \
@@ -41,15 +41,40 @@ extension BadRowPolicy: ExpressibleByArgument {}
 extension IngestMode: ExpressibleByArgument {}
 
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Latent factors.") var factors = 100
-    @Option(help: "SGD epochs.") var epochs = 20
-    @Option(help: "Learning rate.") var lr = 0.005
-    @Option(help: "Regularisation.") var reg = 0.02
-    @Option(help: "Standard deviation of the initial factors.") var initStd = 0.1
+    @Option(help: "svd (explicit ratings, predicts them as Surprise's SVD) or als (implicit ALS on ratings and watches, ranks).")
+    var algorithm: Algorithm = .svd
+    @Option(help: "Latent factors (default: svd 100, als 64).") var factors: Int?
+    @Option(help: "SGD epochs, or ALS iterations (default: svd 20, als 15).") var epochs: Int?
+    @Option(help: "svd: learning rate.") var lr = 0.005
+    @Option(help: "Regularisation (default: svd 0.02, als 0.05).") var reg: Double?
+    @Option(help: "svd: standard deviation of the initial factors.") var initStd = 0.1
+    @Option(help: "als: confidence of a pair with n events is 1 + alpha ln(1 + n).") var alpha = ALSParameters().alpha
+    @Option(help: "als: conjugate-gradient steps per row and iteration.") var cgSteps = ALSParameters().cgSteps
+    @Option(help: "als: threads that solve rows in parallel.") var threads = 1
     @Option(help: "Seed of the initial factors.") var seed: UInt64 = 0
 
+    enum Algorithm: String, ExpressibleByArgument, CaseIterable {
+        case svd, als
+    }
+
+    func validate() throws {
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be from 1 to 256") }
+    }
+
     var parameters: SVDParameters {
-        SVDParameters(factors: factors, epochs: epochs, learningRate: lr, regularization: reg, initStd: initStd, seed: seed)
+        let defaults = SVDParameters()
+        return SVDParameters(
+            factors: factors ?? defaults.factors, epochs: epochs ?? defaults.epochs, learningRate: lr, regularization: reg ?? defaults.regularization,
+            initStd: initStd, seed: seed)
+    }
+
+    /// ALS's parameters when `--algorithm als`.
+    var alsParameters: ALSParameters? {
+        guard algorithm == .als else { return nil }
+        let defaults = ALSParameters()
+        return ALSParameters(
+            factors: factors ?? defaults.factors, iterations: epochs ?? defaults.iterations, regularization: reg ?? defaults.regularization,
+            alpha: alpha, cgSteps: cgSteps, seed: seed)
     }
 }
 

@@ -4,18 +4,26 @@ import RecEngine
 
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train an SVD model and write a model directory.")
+        commandName: "train", abstract: "Train an SVD or implicit ALS model and write a model directory.")
 
     @OptionGroup var input: RatingsOptions
     @Option(help: "Model directory to write (model.safetensors + manifest.json).") var out: String
     @Option(help: "Version name for the model (default: the first 12 hex digits of its digest).") var modelVersion: String?
+    @Option(help: "als: watch events to learn from besides the ratings (the CSV `ingest --watches` writes).") var watches: String?
     @OptionGroup var training: TrainingOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await reportingErrors {
             let file = try input.load()
-            let model = try RecommenderModel.train(on: file, parameters: training.parameters, version: modelVersion)
+            let model: RecommenderModel
+            if let als = training.alsParameters {
+                let events = try watches.map { try WatchEvents.load(path: $0) }
+                model = try RecommenderModel.trainALS(on: file, watches: events, parameters: als, threads: training.threads, version: modelVersion)
+            } else {
+                guard watches == nil else { throw RecEngineError(.invalidArgument, "--watches goes with --algorithm als: SVD learns from ratings only") }
+                model = try RecommenderModel.train(on: file, parameters: training.parameters, version: modelVersion)
+            }
             let manifest = try ModelDirectory.save(model, to: out)
             if output.output == .json {
                 var summary = manifest
@@ -24,11 +32,15 @@ struct TrainCommand: AsyncParsableCommand {
                 let metrics = [
                     "train_rmse": manifest.metrics.trainRMSE, "train_mae": manifest.metrics.trainMAE,
                     "baseline_train_rmse": manifest.metrics.baselineTrainRMSE, "fit_seconds": manifest.metrics.fitSeconds,
-                ]
+                ].compactMapValues { $0 }
                 try printJSON(Summary(manifest: summary, skippedRows: file.skippedRows), metrics: metrics)
             } else {
                 print("trained on \(file.ratings.count) ratings, \(file.ratings.userCount) users, \(file.ratings.itemCount) items")
-                print("fit \(format(manifest.metrics.fitSeconds, 3)) s (\(manifest.metrics.instructionSet)); train RMSE \(format(manifest.metrics.trainRMSE)) (baseline \(format(manifest.metrics.baselineTrainRMSE)))")
+                if let rmse = manifest.metrics.trainRMSE, let baseline = manifest.metrics.baselineTrainRMSE {
+                    print("fit \(format(manifest.metrics.fitSeconds, 3)) s (\(manifest.metrics.instructionSet)); train RMSE \(format(rmse)) (baseline \(format(baseline)))")
+                } else {
+                    print("fit \(format(manifest.metrics.fitSeconds, 3)) s (\(manifest.metrics.instructionSet), \(training.threads) threads); \(manifest.metrics.interactions ?? 0) user-item pairs from \(manifest.metrics.events ?? 0) events")
+                }
                 if file.skippedRowCount > 0 {
                     print("skipped \(file.skippedRowCount) malformed rows")
                 }

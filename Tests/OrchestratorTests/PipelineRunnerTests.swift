@@ -2,6 +2,7 @@ import Foundation
 import EngineAPI
 import StrictYAML
 import Orchestrator
+import RecEngine
 import Testing
 
 @Suite struct ReleaseControllerTests {
@@ -30,6 +31,22 @@ import Testing
         """
     }
 
+    @Test func anALSTrainStageIsGatedOnRankingAndReportsNoRatingError() async throws {
+        try await withTemporaryDirectory { folder in
+            try writeRatings(to: folder + "/raw.csv")
+            let text = Self.pipelineText(gate: "{ndcg_at_k: {min: 0}, rmse: {max: 5}}")
+                .replacingOccurrences(of: "factors: 4, epochs: 5}", with: "algorithm: als, factors: 4, epochs: 5}")
+            try write(text, to: folder + "/p.yml")
+            let (run, _) = try await runPipeline(folder + "/p.yml")
+            let record = try #require(run.record)
+            #expect(record.stages[2].argv?.contains("als") == true)
+            #expect(record.stages[2].argv?.contains("--lr") == false, "SVD's learning rate is not passed to ALS")
+            #expect(record.stages[3].gates.map(\.passed) == [true, false], "an ALS model ranks: it reports no RMSE to gate")
+            #expect(record.outcome == .failed)
+            #expect(record.stages[3].error == "gate rmse: the stage reported no such metric")
+        }
+    }
+
     @Test func runsBuiltinsRecordsProvenanceAndCachesUnchangedStages() async throws {
         try await withTemporaryDirectory { folder in
             try writeRatings(to: folder + "/raw.csv")
@@ -42,6 +59,9 @@ import Testing
             #expect(record.stages[0].metrics["ratings"] == 720)
             #expect(record.stages[3].metrics["rmse"] != nil)
             #expect(record.stages[3].gates.first?.passed == true)
+            #expect(record.stages[3].metrics["ndcg_at_k"] != nil)
+            #expect(record.stages[3].rankingProtocol?.k == 10, "the ranking protocol is recorded with the metrics")
+            #expect(record.stages[3].rankingProtocol?.testSHA256 == record.stages[1].outputs.last?.sha256)
             let model = try #require(record.stages[2].outputs.first)
             #expect(model.path == folder + "/models/m" && model.kind == "directory" && model.sha256?.count == 64)
             #expect(record.stages[1].inputs.first?.sha256 == record.stages[0].outputs.first?.sha256, "outputs chain into inputs")

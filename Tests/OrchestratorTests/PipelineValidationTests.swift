@@ -41,6 +41,8 @@ import Testing
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r.csv} # <-\n", message: "missing required parameter \"model\""),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factor: 10 # <-\n", message: "did you mean \"factors\"?"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factors: -1 # <-\n", message: "must be from 0 to 4096, got -1"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: bpr # <-\n", message: "svd, als"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      watches: w.csv # <-\n", message: "watches is for algorithm: als"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      epochs: many # <-\n", message: "expected a whole number, got \"many\""),
         Case(yaml: header + "stages:\n  - name: x\n    uses: split\n    with:\n      ratings: r.csv\n      train: a\n      test: b\n      testSize: 1.5 # <-\n", message: "must be from 0.0001 to 0.9999"),
         Case(yaml: header + "stages:\n  - name: x\n    run: python3 train.py # <-\n", message: "shell strings are never run"),
@@ -152,7 +154,8 @@ import Testing
             #expect(parameters["ratings"] == .string("/data/r.csv"))
             #expect(parameters["model"] == .string(folder + "/models/m"))
             #expect(parameters["epochs"] == .integer(7))
-            #expect(parameters["factors"] == .integer(100))
+            #expect(parameters["factors"] == nil, "left out, factors is the algorithm's own default")
+            #expect(parameters["algorithm"] == .string("svd"))
             #expect(pipeline.stages[0].inputs == ["/data/r.csv"])
             #expect(pipeline.stages[0].outputs == [folder + "/models/m"])
             #expect(pipeline.stages[1].action == .command(["./report.sh", "--price", "$5"]))

@@ -164,7 +164,7 @@ import Testing
             model.model.globalMean = .nan
             let error = #expect(throws: RecEngineError.self) { try Evaluation.evaluate(model, on: file.ratings) }
             #expect(error?.code == .nonFiniteMetric)
-            #expect(error?.message.hasPrefix("the evaluation computed mae = nan, rmse = nan: not a finite number") == true, "\(String(describing: error))")
+            #expect(error?.message.hasPrefix("the evaluation computed mae = nan, rmse = nan, rmse_improvement = nan: not a finite number") == true, "\(String(describing: error))")
         }
     }
 

@@ -35,7 +35,7 @@ func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double
 let mean = samples.reduce(0, +) / Double(samples.count)
 print(
     """
-    {"items": \(model.itemIDs.count), "factors": \(model.manifest.parameters.factors), "repetitions": \(repetitions), \
+    {"items": \(model.itemIDs.count), "factors": \(model.manifest.factors ?? 0), "repetitions": \(repetitions), \
     "mean_us": \(String(format: "%.2f", mean)), "p50_us": \(String(format: "%.2f", percentile(0.5))), \
     "p99_us": \(String(format: "%.2f", percentile(0.99))), "instruction_set": "\(SVDTrainer.instructionSet)", "checksum": \(checksum)}
     """)

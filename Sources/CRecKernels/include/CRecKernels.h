@@ -25,6 +25,19 @@ void rec_score_items(const float *item_factors, const float *item_bias, size_t i
                      size_t stride, const float *user_vector, float base, float low, float high,
                      float *scores);
 
+/// The Gram matrix `Yᵀ Y` of `rows` factor rows, written as `stride * stride` floats (row-major;
+/// padding rows and columns are zero).
+void rec_gram(const float *factors, size_t rows, size_t stride, float *gram);
+
+/// Implicit ALS (Hu, Koren & Volinsky 2008) for rows `begin..<end` of `x`, each by `cg_steps` steps
+/// of conjugate gradient from its current value (Takács, Pilászy & Tikk 2011) toward the solution
+/// of `(YᵀY + Yᵀ(C_r − I)Y + λI) x_r = Yᵀ C_r 1`. Row r's observed columns are
+/// `columns[offsets[r]..<offsets[r + 1]]` with confidences `confidence[...]` (each at least 1).
+/// Rows of `x` in the range are only written by this call, so disjoint ranges may run in parallel.
+void rec_als_solve_rows(const int32_t *offsets, const int32_t *columns, const float *confidence,
+                        size_t begin, size_t end, float *x, const float *y, size_t stride,
+                        const float *gram, float regularization, int cg_steps);
+
 /// How many of the `count` floats at `values` (any alignment, little-endian IEEE 754) are NaN or
 /// infinite: the check of trained and loaded parameters, fast even in a debug build.
 size_t rec_count_nonfinite(const void *values, size_t count);

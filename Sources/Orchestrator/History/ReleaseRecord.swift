@@ -106,9 +106,13 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var reason: String?
         /// What a movie log ingest read: counts, rejects by reason, the position reached.
         public var ingest: IngestReport? = nil
+        /// How an evaluate stage measured its ranking metrics (with the split stage's parameters,
+        /// the whole protocol).
+        public var rankingProtocol: RankingProtocol? = nil
 
         enum CodingKeys: String, CodingKey {
             case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason, ingest
+            case rankingProtocol = "ranking_protocol"
             case exitStatus = "exit_status"
             case durationSeconds = "duration_seconds"
         }

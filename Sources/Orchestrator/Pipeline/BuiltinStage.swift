@@ -10,9 +10,11 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     case ingest
     /// A reproducible random hold-out split into training and test ratings.
     case split
-    /// Trains an SVD model directory.
+    /// Trains a model directory: SVD on ratings, or implicit ALS on ratings and watches.
     case train
-    /// Evaluates a model on test ratings (RMSE, MAE, precision@k, recall@k, and the baseline's).
+    /// Evaluates a model on test ratings (RMSE, MAE, precision@k, recall@k, and the baseline's, for
+    /// SVD; NDCG@k, recall@k, MAP@k, coverage and popularity bias of the model and of the
+    /// most-popular baseline, for every model).
     case evaluate
 
     /// How a parameter is read and what role a path plays.
@@ -68,11 +70,16 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
             [
                 .init(name: "ratings", kind: .inputPath, defaultValue: nil),
                 .init(name: "model", kind: .outputPath, defaultValue: nil),
-                .init(name: "factors", kind: .integer(0...4096), defaultValue: .integer(100)),
-                .init(name: "epochs", kind: .integer(1...10_000), defaultValue: .integer(20)),
+                .init(name: "algorithm", kind: .choice(["svd", "als"]), defaultValue: .string("svd")),
+                // Left out: the algorithm's own default (svd 100, 20, 0.02; als 64, 15, 0.05).
+                .init(name: "factors", kind: .integer(0...4096), defaultValue: nil),
+                .init(name: "epochs", kind: .integer(1...10_000), defaultValue: nil),
                 .init(name: "lr", kind: .number(1e-9...10), defaultValue: .number(0.005)),
-                .init(name: "reg", kind: .number(0...100), defaultValue: .number(0.02)),
+                .init(name: "reg", kind: .number(0...100), defaultValue: nil),
                 .init(name: "initStd", kind: .number(0...10), defaultValue: .number(0.1)),
+                .init(name: "alpha", kind: .number(0...1_000_000), defaultValue: .number(ALSParameters().alpha)),
+                .init(name: "threads", kind: .integer(1...256), defaultValue: .integer(1)),
+                .init(name: "watches", kind: .inputPath, defaultValue: nil),
                 .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(0)),
                 .init(name: "version", kind: .text, defaultValue: nil),
             ]
@@ -88,7 +95,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     /// Parameters that may be left out without a default.
     var optionalParameters: Set<String> {
         switch self {
-        case .train: ["version"]
+        case .train: ["version", "factors", "epochs", "reg", "watches"]
         case .split: ["future"]
         case .ingest: ["watches", "rejects", "store"]
         default: []
@@ -105,7 +112,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
             [
                 "rmse", "mae", "precision_at_k", "recall_at_k", "baseline_rmse", "baseline_mae",
                 "baseline_precision_at_k", "baseline_recall_at_k", "rmse_improvement",
-            ]
+            ] + RankingReport.metricNames
         }
     }
 }
@@ -138,9 +145,14 @@ extension BuiltinStage {
                 if parameters["future"] != nil { arguments += option("--future-share", "futureShare") + option("--future", "future") }
             }
         case .train:
-            arguments = ["train"] + option("--ratings", "ratings") + option("--out", "model") + option("--factors", "factors")
-                + option("--epochs", "epochs") + option("--lr", "lr") + option("--reg", "reg") + option("--init-std", "initStd")
-                + option("--seed", "seed") + option("--model-version", "version")
+            arguments = ["train"] + option("--ratings", "ratings") + option("--out", "model") + option("--algorithm", "algorithm")
+                + option("--factors", "factors") + option("--epochs", "epochs") + option("--reg", "reg")
+            if value("algorithm") == "als" {
+                arguments += option("--alpha", "alpha") + option("--threads", "threads") + option("--watches", "watches")
+            } else {
+                arguments += option("--lr", "lr") + option("--init-std", "initStd")
+            }
+            arguments += option("--seed", "seed") + option("--model-version", "version")
         case .evaluate:
             arguments = ["evaluate"] + option("--model", "model") + option("--ratings", "ratings") + option("--k", "k")
         }

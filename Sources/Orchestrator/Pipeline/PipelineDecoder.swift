@@ -276,6 +276,7 @@ struct PipelineDecoder {
         }
         if kind == .ingest, complete { checkIngest(&values, map: map, path: withPath) }
         if kind == .split, complete { checkSplit(values, map: map, path: withPath) }
+        if kind == .train, complete { checkTrain(values, map: map, path: withPath) }
         return complete ? values : nil
     }
 
@@ -293,6 +294,14 @@ struct PipelineDecoder {
             }
         if temporal && (share > 0) != (values["future"] != nil) {
             reader.report(map["futureShare"] ?? map["future"], "\(path).futureShare", "futureShare and future go together: the share of the newest ratings and the file they go to")
+        }
+    }
+
+    /// SVD learns from ratings alone: watch events and the ALS-only knobs go with `algorithm: als`.
+    private func checkTrain(_ values: [String: ParameterValue], map: [String: Node], path: String) {
+        guard values["algorithm"] != .string("als") else { return }
+        for name in ["watches", "alpha", "threads"] where map[name] != nil {
+            reader.report(map[name], "\(path).\(name)", "\(name) is for algorithm: als (SVD learns from ratings alone)")
         }
     }
 

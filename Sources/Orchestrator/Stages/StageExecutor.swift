@@ -228,6 +228,13 @@ struct StageExecutor {
             record.ingest = report
             reportIngest(report)
         }
+        if case .builtin(.evaluate, _) = stage.action {
+            struct Evaluation: Decodable {
+                struct Ranking: Decodable { var `protocol`: RankingProtocol }
+                var ranking: Ranking?
+            }
+            record.rankingProtocol = try? JSONDecoder().decode(Evaluation.self, from: data).ranking?.protocol
+        }
         return metrics.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan }
     }
 

@@ -16,18 +16,36 @@ public struct EvaluationMetrics: Sendable, Codable, Equatable {
     }
 }
 
-/// The metrics of a model and of its bias-only baseline on the same test ratings.
+/// The metrics of a model and of its bias-only baseline on the same test ratings, and the ranking
+/// metrics of the model and of the most-popular baseline.
 public struct EvaluationReport: Sendable, Codable, Equatable {
-    public var model: EvaluationMetrics
-    public var baseline: EvaluationMetrics
+    /// Rating errors and precision/recall of predicted ratings: nil for an implicit model, whose
+    /// scores are not ratings.
+    public var model: EvaluationMetrics?
+    public var baseline: EvaluationMetrics?
+    public var ranking: RankingReport
     /// Test ratings whose user, or item, the model has not seen in training.
     public var unknownUsers: Int
     public var unknownItems: Int
 
     enum CodingKeys: String, CodingKey {
-        case model, baseline
+        case model, baseline, ranking
         case unknownUsers = "unknown_user_ratings"
         case unknownItems = "unknown_item_ratings"
+    }
+
+    /// Every number a gate may bound, by name.
+    public var metrics: [String: Double] {
+        var result = ranking.metrics
+        if let model, let baseline {
+            result.merge([
+                "rmse": model.rmse, "mae": model.mae, "precision_at_k": model.precisionAtK, "recall_at_k": model.recallAtK,
+                "baseline_rmse": baseline.rmse, "baseline_mae": baseline.mae,
+                "baseline_precision_at_k": baseline.precisionAtK, "baseline_recall_at_k": baseline.recallAtK,
+                "rmse_improvement": baseline.rmse - model.rmse,
+            ]) { first, _ in first }
+        }
+        return result
     }
 }
 
@@ -35,22 +53,21 @@ public enum Evaluation {
     /// Ratings at or above this are relevant, and predictions at or above it count as recommended.
     public static let relevanceThreshold: Float = 4
 
-    /// Evaluates a model and its baseline on test ratings.
+    /// Evaluates a model and its baselines on test ratings.
     ///
+    /// - Parameter testSHA256: the test file's digest, recorded in the ranking protocol.
     /// - Throws: `RecEngineError` `.nonFiniteMetric` when a metric is NaN or infinite, rather than
     ///   a report a gate would read as a number.
-    public static func evaluate(_ model: RecommenderModel, on test: Ratings, k: Int = 10) throws -> EvaluationReport {
+    public static func evaluate(_ model: RecommenderModel, on test: Ratings, k: Int = 10, testSHA256: String? = nil) throws -> EvaluationReport {
         let (users, items) = model.indices(of: test)
+        let implicit = model.manifest.isImplicit
         let report = EvaluationReport(
-            model: metrics(test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
-            baseline: metrics(test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale), k: k),
+            model: implicit ? nil : metrics(test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
+            baseline: implicit ? nil : metrics(test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale), k: k),
+            ranking: RankingEvaluation.evaluate(model, on: test, k: k, testSHA256: testSHA256),
             unknownUsers: users.count { $0 < 0 },
             unknownItems: items.count { $0 < 0 })
-        try requireFinite([
-            "rmse": report.model.rmse, "mae": report.model.mae, "precision_at_k": report.model.precisionAtK, "recall_at_k": report.model.recallAtK,
-            "baseline_rmse": report.baseline.rmse, "baseline_mae": report.baseline.mae,
-            "baseline_precision_at_k": report.baseline.precisionAtK, "baseline_recall_at_k": report.baseline.recallAtK,
-        ])
+        try requireFinite(report.metrics)
         return report
     }
 

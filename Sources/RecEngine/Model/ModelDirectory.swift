@@ -81,7 +81,12 @@ public enum ModelDirectory {
         guard manifest.formatVersion == ModelManifest.currentFormatVersion else {
             throw corrupt("format version \(manifest.formatVersion) is not supported (expected \(ModelManifest.currentFormatVersion))", manifestPath)
         }
-        let factors = manifest.parameters.factors
+        guard ModelManifest.algorithms.contains(manifest.algorithm) else {
+            throw corrupt("algorithm \"\(manifest.algorithm)\" is not one of \(ModelManifest.algorithms.joined(separator: ", "))", manifestPath)
+        }
+        guard let factors = manifest.factors else {
+            throw corrupt("\(manifest.algorithm == "als" ? "als_parameters" : "parameters") is missing: an \(manifest.algorithm) model records its parameters", manifestPath)
+        }
         guard SVDParameters.factorRange.contains(factors) else {
             throw corrupt("parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)", manifestPath)
         }

@@ -19,13 +19,24 @@ public struct ModelManifest: Sendable, Codable, Equatable {
         }
     }
 
+    /// The watch events an implicit model also learnt from.
+    public struct WatchesData: Sendable, Codable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var events: Int
+    }
+
     public struct Metrics: Sendable, Codable, Equatable {
-        public var trainRMSE: Double
-        public var trainMAE: Double
-        public var baselineTrainRMSE: Double
-        public var baselineTrainMAE: Double
+        /// Rating errors on the training ratings: SVD only (an implicit model scores a ranking).
+        public var trainRMSE: Double?
+        public var trainMAE: Double?
+        public var baselineTrainRMSE: Double?
+        public var baselineTrainMAE: Double?
         public var fitSeconds: Double
         public var instructionSet: String
+        /// Implicit models: distinct (user, item) pairs and events (ratings plus watched minutes) trained on.
+        public var interactions: Int? = nil
+        public var events: Int? = nil
 
         enum CodingKeys: String, CodingKey {
             case trainRMSE = "train_rmse"
@@ -34,22 +45,40 @@ public struct ModelManifest: Sendable, Codable, Equatable {
             case baselineTrainMAE = "baseline_train_mae"
             case fitSeconds = "fit_seconds"
             case instructionSet = "instruction_set"
+            case interactions, events
         }
     }
 
+    /// The algorithms a model directory may hold.
+    public static let algorithms = ["svd", "als"]
+
     public var formatVersion: Int = currentFormatVersion
+    /// `svd` (explicit ratings, predicts a rating) or `als` (implicit feedback, scores a ranking).
     public var algorithm: String = "svd"
     /// A name for this model in logs and headers; the digest's first 12 hex digits unless given.
     public var version: String?
     public var createdAt: Date
     /// SHA-256 of `model.safetensors`; checked on every load.
     public var modelSHA256: String
-    public var parameters: SVDParameters
+    /// SVD's parameters (`algorithm` `svd`).
+    public var parameters: SVDParameters?
+    /// Implicit ALS's parameters (`algorithm` `als`).
+    public var alsParameters: ALSParameters? = nil
+    /// The watch events an `als` model learnt from besides the ratings, if any.
+    public var watches: WatchesData? = nil
     public var ratingScale: RatingScale
     public var trainingData: TrainingData
     public var metrics: Metrics
     public var userIDs: [String]
     public var itemIDs: [String]
+
+    /// The number of latent factors, whichever the algorithm.
+    public var factors: Int? {
+        algorithm == "als" ? alsParameters?.factors : parameters?.factors
+    }
+
+    /// Whether scores rank items rather than predict ratings (they are then not clipped to the scale).
+    public var isImplicit: Bool { algorithm == "als" }
 
     /// The version shown to clients: the given one, else the digest's first 12 hex digits.
     public var displayVersion: String {
@@ -58,7 +87,8 @@ public struct ModelManifest: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version"
-        case algorithm, version, parameters, metrics
+        case algorithm, version, parameters, metrics, watches
+        case alsParameters = "als_parameters"
         case createdAt = "created_at"
         case modelSHA256 = "model_sha256"
         case ratingScale = "rating_scale"

@@ -3,7 +3,7 @@ import CRecKernels
 /// Recommended items for one user, best first.
 public struct Recommendations: Sendable, Equatable {
     public var items: [Int32]
-    /// Predicted ratings (clipped to the scale); empty for an unknown user's popular items.
+    /// Predicted ratings (clipped to the scale), or an implicit model's unbounded scores; empty for an unknown user's popular items.
     public var scores: [Float]
     /// False when the user is unknown and the items are the most popular ones.
     public var personalised: Bool
@@ -30,7 +30,9 @@ extension RecommenderModel {
                         rec_score_items(
                             itemFactors.baseAddress, itemBias.baseAddress, itemCount, model.stride,
                             userFactors.baseAddress.map { $0 + Int(user) * model.stride },
-                            model.globalMean + model.userBias[Int(user)], scale.low, scale.high,
+                            model.globalMean + model.userBias[Int(user)],
+                            manifest.isImplicit ? -.greatestFiniteMagnitude : scale.low,
+                            manifest.isImplicit ? .greatestFiniteMagnitude : scale.high,
                             buffer.baseAddress)
                     }
                 }

@@ -91,6 +91,52 @@ public struct RecommenderModel: Sendable {
             manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: items)
     }
 
+    /// Trains an implicit ALS model on the ratings of `training` (each an event) and, if given,
+    /// on watch events; what each user interacted with is left out of their recommendations.
+    ///
+    /// - Parameter threads: threads that solve rows in parallel.
+    public static func trainALS(
+        on training: RatingsFile,
+        watches: WatchEvents? = nil,
+        parameters: ALSParameters,
+        threads: Int = 1,
+        scale: RatingScale = RatingScale(),
+        version: String? = nil
+    ) throws -> RecommenderModel {
+        try parameters.validate()
+        let interactions = Interactions(ratings: training.ratings, watches: watches)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let model = try ALSTrainer(parameters: parameters, threads: threads).fit(interactions)
+        let fitDuration = clock.now - start
+        let baseline = FactorModel(
+            globalMean: 0, userBias: [Float](repeating: 0, count: interactions.userCount),
+            itemBias: [Float](repeating: 0, count: interactions.itemCount), userFactors: [], itemFactors: [], factors: 0)
+        let ratings = training.ratings
+        var manifest = ModelManifest(
+            algorithm: "als",
+            version: version,
+            createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)),
+            modelSHA256: "",
+            parameters: nil,
+            ratingScale: scale,
+            trainingData: .init(
+                path: training.path, sha256: training.sha256, format: training.format,
+                ratings: ratings.count, users: ratings.userCount, items: ratings.itemCount,
+                skippedRows: training.skippedRowCount),
+            metrics: .init(
+                trainRMSE: nil, trainMAE: nil, baselineTrainRMSE: nil, baselineTrainMAE: nil,
+                fitSeconds: fitDuration.seconds, instructionSet: SVDTrainer.instructionSet,
+                interactions: interactions.pairs, events: interactions.events),
+            userIDs: interactions.userIDs,
+            itemIDs: interactions.itemIDs
+        )
+        manifest.alsParameters = parameters
+        manifest.watches = watches.map { .init(path: $0.path, sha256: $0.sha256, events: $0.users.count) }
+        return RecommenderModel(
+            manifest: manifest, model: model, baseline: baseline, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems)
+    }
+
     /// The dense index of a raw user id, if the model knows the user.
     public func userIndex(of id: String) -> Int32? { userIndex[id] }
     /// The dense index of a raw item id, if the model knows the item.
