@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// A real HTTP receiver on a free loopback port for the notification and metrics tests: it
