@@ -50,7 +50,7 @@ struct StatusCommand: AsyncParsableCommand {
             for color in status.colors {
                 let detail =
                     color.instance.map {
-                        "\($0.pid.map { "pid \($0)" } ?? color.placement ?? "container") at \($0.addresses.joined(separator: ", ")), model \($0.modelVersion), \(color.health?.healthy == true ? "healthy" : "UNHEALTHY") (\(color.health?.detail ?? ""))"
+                        "\($0.pid.map { "pid \($0)" } ?? $0.placement ?? "container") at \($0.addresses.joined(separator: ", ")), model \($0.modelVersion), \(color.health?.healthy == true ? "healthy" : "UNHEALTHY") (\(color.health?.detail ?? ""))"
                     } ?? "not running"
                 print("  \(color.color.padding(toLength: 6, withPad: " ", startingAt: 0)) \(color.weight)%  \(detail)")
             }

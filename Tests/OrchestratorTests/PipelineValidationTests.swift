@@ -71,6 +71,7 @@ import Testing
         Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    ports: {blue: 9000, green: 9000} # <-\n", message: "each colour needs its own port"),
         Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    ports: {blue: 9000, red: 9001} # <-\n", message: "unknown key \"red\""),
         Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    maxReplicasPerNode: 2 # <-\n", message: "host-mode publishing allows one task per node"),
+        Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    replicas: 33 # <-\n", message: "must be from 1 to 32"),
         Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    publish: mesh # <-\n", message: "\"mesh\" is not one of host, ingress"),
         Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    engines: [\"unix:///run/a.sock\", \"ssh://node2\"] # <-\n", message: "must be unix:///PATH or tcp://HOST:PORT"),
         Case(yaml: header + train + "deploy:\n  runtime: swarm\n  swarm:\n    host: tcp://10.1.2.3:2375 # <-\n", message: "refusing plain HTTP to the Docker engine at tcp://10.1.2.3:2375"),

@@ -2,6 +2,9 @@ public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+// Where this module also imports librdkafka, whose header includes <sys/socket.h>, the compiler
+// may file the socket constants under CRdKafka: importing both keeps them in scope either way.
+import CRdKafka
 import Synchronization
 
 /// A real HTTP receiver on a free loopback port for the notification and metrics tests: it

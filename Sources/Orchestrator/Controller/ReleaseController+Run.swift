@@ -151,7 +151,7 @@ extension ReleaseController {
         }
         if outcome == .succeeded, let modelPath = pipeline.deploy?.model {
             let digest = try? ArtifactDigest.of(modelPath + "/" + ModelDirectory.tensorsFile)
-            let manifest = try? ModelDirectory.load(from: modelPath).manifest
+            let manifest = try? ModelDirectory.readManifest(of: modelPath)
             try await journal.updateRecord { $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion) }
         }
         if outcome == .succeeded, let deployment, let rollout = plan.rollout {

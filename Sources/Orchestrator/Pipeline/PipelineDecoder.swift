@@ -2,6 +2,7 @@ import Foundation
 import EngineAPI
 import StrictYAML
 import RecEngine
+import Traffic
 import Yams
 
 /// Turns the YAML tree into a `Pipeline`, reporting every problem through the reader.
@@ -441,8 +442,10 @@ struct PipelineDecoder {
         }
         let certificates = map["certificates"].flatMap { reader.nonEmptyString($0, "deploy.swarm.certificates") }.map(resolve)
         let insecure = map["insecure"].flatMap { reader.bool($0, "deploy.swarm.insecure") }
-        let replicas = map["replicas"].flatMap { reader.int($0, "deploy.swarm.replicas", range: 1...100) } ?? 1
-        let minHealthy = map["minHealthyReplicas"].flatMap { reader.int($0, "deploy.swarm.minHealthyReplicas", range: 1...100) } ?? replicas
+        // nginx's balancer takes at most this many addresses per colour.
+        let most = TrafficSplit.maximumAddresses
+        let replicas = map["replicas"].flatMap { reader.int($0, "deploy.swarm.replicas", range: 1...most) } ?? 1
+        let minHealthy = map["minHealthyReplicas"].flatMap { reader.int($0, "deploy.swarm.minHealthyReplicas", range: 1...most) } ?? replicas
         if minHealthy > replicas {
             reader.report(map["minHealthyReplicas"], "deploy.swarm.minHealthyReplicas", "is \(minHealthy), more than the \(replicas) replicas")
         }

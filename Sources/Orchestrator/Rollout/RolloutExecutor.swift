@@ -363,7 +363,8 @@ struct RolloutExecutor {
         var failure = reason
         var restored = live == nil
         if let live, let nginx {
-            if let instance = await healthyInstance(of: live.color) {
+            let applied = runtime.instancesMove ? await nginx.currentSplit() : nil
+            if let instance = await healthyInstance(of: live.color, lastKnown: Self.instance(of: live.color, in: applied)) {
                 do {
                     try await nginx.apply(split(live: instance, target: nil, weight: 0))
                     try await journal.update { $0.weight = 0 }
@@ -436,21 +437,24 @@ struct RolloutExecutor {
 
     func shift(to instance: ColorInstance, weight: Int) async throws {
         guard let nginx else { return }
+        let applied = runtime.instancesMove ? await nginx.currentSplit() : nil
         var liveInstance: ColorInstance?
         if let live, weight < 100 {
-            guard let running = await healthyInstance(of: live.color) else {
+            guard let running = await healthyInstance(of: live.color, lastKnown: Self.instance(of: live.color, in: applied)) else {
                 throw OrchestratorError(.stageFailed, "the live colour \(live.color) is not running: no traffic can stay on it")
             }
             liveInstance = running
         }
-        let target = runtime.instancesMove ? await healthyInstance(of: instance.color) ?? instance : instance
+        let target = runtime.instancesMove ? await healthyInstance(of: instance.color, lastKnown: instance) ?? instance : instance
         try await nginx.apply(split(live: liveInstance, target: target, weight: weight))
     }
 
     /// The colour's instance with only the addresses that answer the health check (all of them
-    /// where instances do not move); nil when none runs or none answers.
-    func healthyInstance(of color: String) async -> ColorInstance? {
-        guard var instance = await runtime.instance(of: color) else { return nil }
+    /// where instances do not move); nil when none runs or none answers. When the runtime cannot
+    /// say what runs (a swarm manager that does not answer), the addresses of `lastKnown` are
+    /// probed instead: tasks serve on without their manager.
+    func healthyInstance(of color: String, lastKnown: ColorInstance? = nil) async -> ColorInstance? {
+        guard var instance = await runtime.instance(of: color) ?? lastKnown else { return nil }
         guard runtime.instancesMove else { return instance }
         let healthy = await runtime.probeEach(instance, path: plan.health.path).filter(\.probe.healthy).map(\.address)
         guard let first = healthy.first else { return nil }
@@ -464,27 +468,27 @@ struct RolloutExecutor {
     /// task rescheduled), the upstream is rendered again with them. Returns why the step fails when
     /// the new colour has fewer healthy tasks than the runtime's minimum (nil when cancelled).
     func followInstances(weight: Int) async -> String? {
-        var applied: TrafficSplit?
+        var applied = await nginx?.currentSplit()
+        func lastApplied(_ color: String) -> ColorInstance? { Self.instance(of: color, in: applied) }
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             if Task.isCancelled { return nil }
-            let current = await healthyInstance(of: target)
+            let current = await healthyInstance(of: target, lastKnown: lastApplied(target))
             let count = current?.addresses.count ?? 0
             if count < runtime.minimumHealthyInstances {
-                let placement = await runtime.placement(of: target) ?? ""
-                let failure = "\(target) has \(count) healthy instances, fewer than the \(runtime.minimumHealthyInstances) required (minHealthyReplicas)\(placement.isEmpty ? "" : ": \(placement)")"
+                let placement = await runtime.instance(of: target)?.placement
+                let failure = "\(target) has \(count) healthy instances, fewer than the \(runtime.minimumHealthyInstances) required (minHealthyReplicas)\(placement.map { ": \($0)" } ?? "")"
                 try? await journal.event(.shift, failure)
                 return failure
             }
             guard let current, let nginx else { continue }
             var liveInstance: ColorInstance?
             if let live, weight < 100 {
-                liveInstance = await healthyInstance(of: live.color)
+                liveInstance = await healthyInstance(of: live.color, lastKnown: lastApplied(live.color))
                 if liveInstance == nil { continue }  // nowhere better to send its share; the balancer retries
             }
             let wanted = split(live: liveInstance, target: current, weight: weight)
-            if applied == nil { applied = await nginx.currentSplit() }
-            if let applied, Self.sameAddresses(applied, wanted) { continue }
+            if let applied, Self.sameBackends(applied, wanted) { continue }
             do {
                 try await nginx.apply(wanted)
                 applied = wanted
@@ -498,12 +502,19 @@ struct RolloutExecutor {
         return nil
     }
 
-    /// The same colours with the same addresses (in any order).
-    static func sameAddresses(_ one: TrafficSplit, _ other: TrafficSplit) -> Bool {
-        func key(_ split: TrafficSplit) -> [String: Set<String>] {
-            Dictionary(split.backends.map { ($0.color, Set($0.addresses)) }, uniquingKeysWith: { $0.union($1) })
+    /// A colour's addresses as a split lists them (what nginx sends its share to), for probing
+    /// when the runtime cannot say what runs.
+    static func instance(of color: String, in split: TrafficSplit?) -> ColorInstance? {
+        guard let backend = split?.backends.first(where: { $0.color == color }), let first = backend.addresses.first else { return nil }
+        return ColorInstance(color: color, pid: nil, address: first, addresses: backend.addresses, modelSHA256: "", modelVersion: "", modelPath: "")
+    }
+
+    /// The same colours with the same weights and addresses (in any order).
+    static func sameBackends(_ one: TrafficSplit, _ other: TrafficSplit) -> Bool {
+        func key(_ split: TrafficSplit) -> [String: [String]] {
+            Dictionary(split.backends.map { ($0.color, ["\($0.weight)"] + $0.addresses.sorted()) }, uniquingKeysWith: { first, _ in first })
         }
-        return key(one) == key(other) && one.backends.map(\.weight).sorted() == other.backends.map(\.weight).sorted()
+        return key(one) == key(other)
     }
 
     /// Runs `work` until it ends, or until an interruption or an `orchestrate abort` comes first,

@@ -12,8 +12,6 @@ public struct ServingState: Sendable {
         public var health: HealthProbe?
         /// Percent of traffic nginx sends it.
         public var weight: Int
-        /// Where its instances run (Swarm: tasks per node and how ports are published).
-        public var placement: String?
         /// The addresses nginx's upstream lists for it.
         public var upstream: [String]?
     }
@@ -48,7 +46,7 @@ public struct ServingState: Sendable {
         var observed: [Color] = []
         for color in colors {
             var instance = await runtime.instance(of: color)
-            var health = if let instance { await runtime.probe(instance, path: healthPath) } else { HealthProbe?.none }
+            var health: HealthProbe?
             if runtime.instancesMove, let running = instance {
                 // Tasks on several hosts: the colour serves with the ones that answer, as long as
                 // there are enough of them.
@@ -59,11 +57,13 @@ public struct ServingState: Sendable {
                     healthy: answering.count >= runtime.minimumHealthyInstances,
                     detail: "\(answering.count) of \(probes.count) tasks answer 200"
                         + probes.filter { !$0.probe.healthy }.map { "; \($0.address): \($0.probe.detail)" }.joined())
+            } else if let instance {
+                health = await runtime.probe(instance, path: healthPath)
             }
             observed.append(
                 Color(
                     color: color, instance: instance, health: health, weight: nginxRunning ? split?.weight(of: color) ?? 0 : 0,
-                    placement: await runtime.placement(of: color), upstream: split?.backends.first { $0.color == color }?.addresses))
+                    upstream: split?.backends.first { $0.color == color }?.addresses))
         }
         return ServingState(nginxRunning: nginxRunning, traffic: split, trafficReport: report, colors: observed)
     }

@@ -17,6 +17,9 @@ public struct ColorInstance: Sendable, Codable, Equatable {
     public var modelVersion: String
     /// The model directory it serves (the runtime's copy).
     public var modelPath: String
+    /// Where the instances run, for `status` (Swarm: tasks per node and how ports are
+    /// published); nil for one process or container.
+    public var placement: String?
 
     public init(
         color: String, pid: Int32?, address: String, addresses: [String]? = nil, modelSHA256: String, modelVersion: String, modelPath: String
@@ -31,7 +34,7 @@ public struct ColorInstance: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case color, pid, address, addresses
+        case color, pid, address, addresses, placement
         case modelSHA256 = "model_sha256"
         case modelVersion = "model_version"
         case modelPath = "model_path"
@@ -46,6 +49,7 @@ public struct ColorInstance: Sendable, Codable, Equatable {
         modelSHA256 = try container.decode(String.self, forKey: .modelSHA256)
         modelVersion = try container.decode(String.self, forKey: .modelVersion)
         modelPath = try container.decode(String.self, forKey: .modelPath)
+        placement = try container.decodeIfPresent(String.self, forKey: .placement)
     }
 
     /// Where the load balancer sends this colour's share.
@@ -84,14 +88,11 @@ public protocol DeploymentRuntime: Sendable {
     var instancesMove: Bool { get }
     /// The fewest healthy instances the new colour may have during a step.
     var minimumHealthyInstances: Int { get }
-    /// Where the colour's instances run, for `status` (nil: one process or container).
-    func placement(of color: String) async -> String?
 }
 
 extension DeploymentRuntime {
     public var instancesMove: Bool { false }
     public var minimumHealthyInstances: Int { 1 }
-    public func placement(of color: String) async -> String? { nil }
 }
 
 extension DeploymentRuntime {

@@ -56,49 +56,10 @@ public enum ModelDirectory {
     ///   dtype or shape or holds NaN or infinite values, or an index out of range. Nothing partially
     ///   loaded is ever returned.
     public static func load(from directory: String) throws -> RecommenderModel {
-        let manifestPath = path(directory, manifestFile)
+        let manifest = try readManifest(of: directory)
+        // readManifest checked that the parameters are there.
+        let factors = manifest.factors ?? 0
         let tensorsPath = path(directory, tensorsFile)
-        func corrupt(_ message: String, _ location: String) -> RecEngineError {
-            RecEngineError(
-                .corruptModel, message, location: location,
-                hint: "the model directory is damaged or incomplete: train it again (recengine train) or restore it from a release")
-        }
-        func contents(_ path: String, _ name: String, limit: Int) throws -> Data {
-            do {
-                return try InputFile.read(path, limit: limit)
-            } catch {
-                throw corrupt("cannot read \(name): \(error.reason)", path)
-            }
-        }
-        let manifest: ModelManifest
-        do {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            manifest = try decoder.decode(ModelManifest.self, from: try contents(manifestPath, manifestFile, limit: maximumManifestSize))
-        } catch let error as DecodingError {
-            throw corrupt("manifest.json does not parse: \(describe(error))", manifestPath)
-        }
-        guard manifest.formatVersion == ModelManifest.currentFormatVersion else {
-            throw corrupt("format version \(manifest.formatVersion) is not supported (expected \(ModelManifest.currentFormatVersion))", manifestPath)
-        }
-        guard ModelManifest.algorithms.contains(manifest.algorithm) else {
-            throw corrupt("algorithm \"\(manifest.algorithm)\" is not one of \(ModelManifest.algorithms.joined(separator: ", "))", manifestPath)
-        }
-        guard let factors = manifest.factors else {
-            throw corrupt("\(manifest.algorithm == "als" ? "als_parameters" : "parameters") is missing: an \(manifest.algorithm) model records its parameters", manifestPath)
-        }
-        guard SVDParameters.factorRange.contains(factors) else {
-            throw corrupt("parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)", manifestPath)
-        }
-        let scale = manifest.ratingScale
-        guard scale.low.isFinite, scale.high.isFinite, scale.low < scale.high else {
-            throw corrupt("rating_scale \(scale.low)...\(scale.high) is not a range of finite numbers", manifestPath)
-        }
-        for (kind, ids) in [("user", manifest.userIDs), ("item", manifest.itemIDs)] {
-            if let duplicate = firstDuplicate(ids) {
-                throw corrupt("\(kind)_ids lists \"\(duplicate)\" more than once: each id must name one row", manifestPath)
-            }
-        }
         let bytes = try contents(tensorsPath, tensorsFile, limit: maximumTensorsSize)
         let digest = SHA256.hash(data: bytes).hexString
         guard digest == manifest.modelSHA256 else {
@@ -154,6 +115,59 @@ public enum ModelDirectory {
     }
 
     /// The first id that appears twice, if any.
+    /// The model's manifest alone, checked as `load` checks it (format, algorithm, parameters,
+    /// rating scale, unique ids), without reading the tensors: what a caller needs for the model's
+    /// version or algorithm.
+    ///
+    /// - Throws: `RecEngineError` `.corruptModel` naming the problem.
+    public static func readManifest(of directory: String) throws -> ModelManifest {
+        let manifestPath = path(directory, manifestFile)
+        let manifest: ModelManifest
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            manifest = try decoder.decode(ModelManifest.self, from: try contents(manifestPath, manifestFile, limit: maximumManifestSize))
+        } catch let error as DecodingError {
+            throw corrupt("manifest.json does not parse: \(describe(error))", manifestPath)
+        }
+        guard manifest.formatVersion == ModelManifest.currentFormatVersion else {
+            throw corrupt("format version \(manifest.formatVersion) is not supported (expected \(ModelManifest.currentFormatVersion))", manifestPath)
+        }
+        guard ModelManifest.algorithms.contains(manifest.algorithm) else {
+            throw corrupt("algorithm \"\(manifest.algorithm)\" is not one of \(ModelManifest.algorithms.joined(separator: ", "))", manifestPath)
+        }
+        guard let factors = manifest.factors else {
+            throw corrupt("\(manifest.algorithm == "als" ? "als_parameters" : "parameters") is missing: an \(manifest.algorithm) model records its parameters", manifestPath)
+        }
+        guard SVDParameters.factorRange.contains(factors) else {
+            throw corrupt("parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)", manifestPath)
+        }
+        let scale = manifest.ratingScale
+        guard scale.low.isFinite, scale.high.isFinite, scale.low < scale.high else {
+            throw corrupt("rating_scale \(scale.low)...\(scale.high) is not a range of finite numbers", manifestPath)
+        }
+        for (kind, ids) in [("user", manifest.userIDs), ("item", manifest.itemIDs)] {
+            if let duplicate = firstDuplicate(ids) {
+                throw corrupt("\(kind)_ids lists \"\(duplicate)\" more than once: each id must name one row", manifestPath)
+            }
+        }
+        return manifest
+    }
+
+    private static func corrupt(_ message: String, _ location: String) -> RecEngineError {
+        RecEngineError(
+            .corruptModel, message, location: location,
+            hint: "the model directory is damaged or incomplete: train it again (recengine train) or restore it from a release")
+    }
+
+    private static func contents(_ path: String, _ name: String, limit: Int) throws -> Data {
+        do {
+            return try InputFile.read(path, limit: limit)
+        } catch {
+            throw corrupt("cannot read \(name): \(error.reason)", path)
+        }
+    }
+
     private static func firstDuplicate(_ ids: [String]) -> String? {
         var seen = Set<String>()
         return ids.first { !seen.insert($0).inserted }

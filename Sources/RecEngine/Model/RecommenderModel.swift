@@ -76,10 +76,7 @@ public struct RecommenderModel: Sendable {
             modelSHA256: "",
             parameters: parameters,
             ratingScale: scale,
-            trainingData: .init(
-                path: training.path, sha256: training.sha256, format: training.format,
-                ratings: ratings.count, users: ratings.userCount, items: ratings.itemCount,
-                skippedRows: training.skippedRowCount),
+            trainingData: .init(training),
             metrics: .init(
                 trainRMSE: trainingMetrics.rmse, trainMAE: trainingMetrics.mae,
                 baselineTrainRMSE: baselineMetrics.rmse, baselineTrainMAE: baselineMetrics.mae,
@@ -120,10 +117,7 @@ public struct RecommenderModel: Sendable {
             modelSHA256: "",
             parameters: nil,
             ratingScale: scale,
-            trainingData: .init(
-                path: training.path, sha256: training.sha256, format: training.format,
-                ratings: ratings.count, users: ratings.userCount, items: ratings.itemCount,
-                skippedRows: training.skippedRowCount),
+            trainingData: .init(training),
             metrics: .init(
                 trainRMSE: nil, trainMAE: nil, baselineTrainRMSE: nil, baselineTrainMAE: nil,
                 fitSeconds: fitDuration.seconds, instructionSet: SVDTrainer.instructionSet,
@@ -159,5 +153,15 @@ extension Duration {
     /// The duration in seconds, as a double.
     public var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}
+
+extension ModelManifest.TrainingData {
+    /// What the manifest records of the ratings file a model was trained on.
+    init(_ training: RatingsFile) {
+        let ratings = training.ratings
+        self.init(
+            path: training.path, sha256: training.sha256, format: training.format, ratings: ratings.count, users: ratings.userCount,
+            items: ratings.itemCount, skippedRows: training.skippedRowCount)
     }
 }

@@ -133,7 +133,7 @@ public struct SwarmRuntime: DeploymentRuntime {
 
     public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
         let (modelPath, sha256, _) = try models.store(modelDirectory: modelDirectory)
-        let version = (try? ModelDirectory.load(from: modelPath))?.manifest.displayVersion ?? String(sha256.prefix(12))
+        let version = (try? ModelDirectory.readManifest(of: modelPath))?.displayVersion ?? String(sha256.prefix(12))
         let image = modelImage(sha256: sha256)
         try await shipModelImage(image, modelPath: modelPath, sha256: sha256)
         var serviceLabels = labels(color: color)
@@ -209,9 +209,15 @@ public struct SwarmRuntime: DeploymentRuntime {
         return decoder
     }
 
+    /// What the last `publish: auto` check found, whichever swarm it was on (nil: none, or a
+    /// file that does not read, which the next check writes again).
+    func recordedRoutingMesh() -> RoutingMesh? {
+        FileManager.default.contents(atPath: meshPath).flatMap { try? Self.meshDecoder.decode(RoutingMesh.self, from: $0) }
+    }
+
+    /// What the check found on this swarm.
     func routingMesh() async -> RoutingMesh? {
-        guard let data = FileManager.default.contents(atPath: meshPath), let mesh = try? Self.meshDecoder.decode(RoutingMesh.self, from: data),
-            let membership = try? await manager.swarmMembership(), membership.clusterID == mesh.clusterID
+        guard let mesh = recordedRoutingMesh(), let membership = try? await manager.swarmMembership(), membership.clusterID == mesh.clusterID
         else { return nil }
         return mesh
     }
@@ -320,26 +326,35 @@ public struct SwarmRuntime: DeploymentRuntime {
         try await manager.services(labels: labels(color: color)).first { $0.name == serviceName(color) }
     }
 
+    /// The colour's running tasks at `node address:published port` (every ready node under the
+    /// routing mesh), read in one look at the service, its tasks and the nodes; `placement` says
+    /// where they run and how ports are published, for `status`.
     public func instance(of color: String) async -> ColorInstance? {
         guard let service = try? await service(of: color), let sha256 = service.labels["orchestrate.model.sha256"],
             let tasks = try? await manager.tasks(service: service.id), let nodes = try? await manager.nodes()
         else { return nil }
         let port = spec.ports[color] ?? 0
-        let addressOf = Dictionary(nodes.map { ($0.id, $0.address) }, uniquingKeysWith: { first, _ in first })
+        let running = tasks.filter { $0.desiredState == "running" && $0.state == "running" && $0.image == service.image }
+        let nodeOf = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var addresses: [String]
         if service.publishMode == "ingress" {
-            // The routing mesh: every ready node answers on the port for every task.
-            let hasRunning = tasks.contains { $0.desiredState == "running" && $0.state == "running" && $0.image == service.image }
-            addresses = hasRunning ? nodes.filter(\.isReady).map { "\($0.address):\(port)" } : []
+            // Every ready node answers for every task; nginx takes a bounded number of them.
+            addresses = running.isEmpty ? [] : nodes.filter(\.isReady).prefix(TrafficSplit.maximumAddresses).map { "\($0.address):\(port)" }
         } else {
-            addresses = tasks.filter { $0.desiredState == "running" && $0.state == "running" && $0.image == service.image }
-                .compactMap { task in addressOf[task.nodeID].map { "\($0):\(task.publishedPorts.first ?? port)" } }
+            addresses = running.compactMap { task in nodeOf[task.nodeID].map { "\($0.address):\(task.publishedPorts.first ?? port)" } }
         }
         addresses.sort()
         guard let first = addresses.first else { return nil }
-        return ColorInstance(
+        let hosts = running.compactMap { nodeOf[$0.nodeID]?.hostname }.sorted()
+        var publishing = service.publishMode == "ingress" ? "routing mesh (ingress publishing)" : "host-mode publishing"
+        if let checked = recordedRoutingMesh(), !checked.works {
+            publishing += " (routing mesh unavailable: \(checked.detail), checked \(checked.checkedOn.formatted(.iso8601)))"
+        }
+        var instance = ColorInstance(
             color: color, pid: nil, address: first, addresses: addresses, modelSHA256: sha256,
             modelVersion: service.labels["orchestrate.model.version"] ?? String(sha256.prefix(12)), modelPath: models.folder + "/" + sha256)
+        instance.placement = "\(running.count)/\(service.replicas) tasks on \(hosts.joined(separator: ", ")); \(publishing)"
+        return instance
     }
 
     /// Removes the colour's service and waits (up to 30 s) until its tasks are gone, so that its
@@ -356,19 +371,5 @@ public struct SwarmRuntime: DeploymentRuntime {
     public func logTail(of color: String) async -> String {
         guard let service = try? await service(of: color) else { return "" }
         return (try? await manager.serviceLogs(service.id, lines: 8)) ?? ""
-    }
-
-    /// The nodes and where the colour's tasks run, for `status`.
-    public func placement(of color: String) async -> String? {
-        guard let service = try? await service(of: color), let tasks = try? await manager.tasks(service: service.id),
-            let nodes = try? await manager.nodes()
-        else { return nil }
-        let running = tasks.filter { $0.desiredState == "running" && $0.state == "running" && $0.image == service.image }
-        let hosts = running.compactMap { task in nodes.first { $0.id == task.nodeID }?.hostname }.sorted()
-        var mesh = service.publishMode == "ingress" ? "routing mesh (ingress publishing)" : "host-mode publishing"
-        if let checked = await routingMesh(), !checked.works {
-            mesh += " (routing mesh unavailable: \(checked.detail), checked \(checked.checkedOn.formatted(.iso8601)))"
-        }
-        return "\(running.count)/\(service.replicas) tasks on \(hosts.joined(separator: ", ")); \(mesh)"
     }
 }
