@@ -184,6 +184,114 @@ struct SwarmRolloutTests {
         }
     }
 
+    /// The controller stopped at 50 % on a swarm, under load: SIGTERM puts all traffic back on the
+    /// live colour's tasks and removes the new colour's service before the controller exits (143,
+    /// the release recorded as interrupted); after kill -9 the new colour keeps serving its share
+    /// until `orchestrate recover` does the same (the release recorded as rolled back by the
+    /// recovery). No request fails either way.
+    @Test(arguments: [SIGTERM, SIGKILL])
+    func aControllerStoppedAtHalfTrafficLeavesTheLiveTasksServing(signal: Int32) async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline(steps: "[25, 50, 100]", wait: "12s")
+            let first = try await playground.run(RunOptions(overrides: ["traffic.wait=3s"]))
+            #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
+            let live = try #require(first.deployment?.color)
+            let load = LoadGenerator()
+            load.start(port: playground.nginxPort)
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            let interrupted = try #require(try StateStore(folder: playground.statePath).run())
+            let target = try #require(interrupted.target)
+            try await Task.sleep(for: .seconds(1))
+            controller.signal(signal)
+            let status = await controller.wait()
+            if signal == SIGTERM {
+                #expect(status >> 8 == 143, "exit 128 + SIGTERM, got \(status): \(read(playground.controllerLog))")
+            } else {
+                #expect(await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted(), "nginx keeps the split of the killed controller")
+                try await Task.sleep(for: .seconds(1))
+                let recover = try await runCommand(
+                    Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
+                #expect(recover.status == 0, "\(recover.stderr)")
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            await load.stop()
+            let split = try #require(await playground.nginx.currentSplit())
+            #expect(split.backends.map(\.color) == [live])
+            #expect(split.backends.first?.addresses.count == 3)
+            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty, "the new colour's service is removed")
+            let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(record.releaseID == interrupted.releaseID)
+            // SIGTERM: the controller stopped its own release; kill -9: recovery rolled it back.
+            #expect(record.outcome == (signal == SIGTERM ? .interrupted : .rolledBack), "\(record.failure ?? "")")
+            #expect(record.failure?.contains(signal == SIGTERM ? "SIGTERM" : "interrupted while shifting") == true, "\(record.failure ?? "")")
+            #expect(try StateStore(folder: playground.statePath).run() == nil, "nothing left to recover")
+            let failed = load.samples.filter { $0.status != 200 }
+            #expect(load.samples.count > 50)
+            #expect(failed.isEmpty, "\(failed.count) of \(load.samples.count) requests failed")
+        }
+    }
+
+    /// kill -9 while the new colour's tasks start (its service created, no task healthy yet):
+    /// `orchestrate recover` removes that service too, not only a colour that already serves, and
+    /// the live tasks serve on throughout.
+    @Test func aControllerKilledWhileTheNewTasksStartLeavesNoServiceBehindAfterRecovery() async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline(steps: "[25, 50, 100]", wait: "3s")
+            let first = try await playground.run()
+            let live = try #require(first.deployment?.color)
+            let load = LoadGenerator()
+            load.start(port: playground.nginxPort)
+            let controller = try await playground.startController(until: .deploying, environment: ["EPOCHS": "12"])
+            let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
+            let created = try await poll(for: .seconds(60)) { () async throws -> Bool? in
+                try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty ? nil : true
+            }
+            controller.signal(SIGKILL)
+            _ = await controller.wait()
+            #expect(created == true, "the new colour's service was created: \(read(playground.controllerLog))")
+            let recover = try await runCommand(
+                Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
+            #expect(recover.status == 0, "\(recover.stderr)")
+            await load.stop()
+            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty, "\(recover.stderr)")
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(record.outcome == .rolledBack, "\(record.failure ?? "")")
+            #expect(try StateStore(folder: playground.statePath).run() == nil)
+            #expect(load.samples.count > 20 && load.samples.allSatisfy { $0.status == 200 })
+        }
+    }
+
+    /// kill -9 while the old colour drains after the promotion: `orchestrate recover` finishes the
+    /// promotion (all traffic on the new colour's 3 tasks, the old service removed by stopOld).
+    @Test func aControllerKilledWhileDrainingHasItsPromotionFinishedByRecovery() async throws {
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline(steps: "[50, 100]", wait: "3s", drain: "30s")
+            let first = try await playground.run(RunOptions(overrides: ["traffic.drain=1s"]))
+            let old = try #require(first.deployment?.color)
+            let load = LoadGenerator()
+            load.start(port: playground.nginxPort)
+            let controller = try await playground.startController(until: .draining, environment: ["EPOCHS": "12"])
+            let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
+            try await Task.sleep(for: .seconds(1))
+            controller.signal(SIGKILL)
+            _ = await controller.wait()
+            let recover = try await runCommand(
+                Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
+            #expect(recover.status == 0, "\(recover.stderr)")
+            try await Task.sleep(for: .milliseconds(300))
+            await load.stop()
+            let split = try #require(await playground.nginx.currentSplit())
+            #expect(split.backends.map(\.color) == [target])
+            #expect(split.backends.first?.addresses.count == 3)
+            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": old]).isEmpty, "stopOld")
+            let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
+            #expect(record.deployment?.color == target)
+            #expect(load.samples.count > 20 && load.samples.allSatisfy { $0.status == 200 })
+        }
+    }
+
     /// A host lost at 50 %: node 3's engine and everything it runs killed. The upstream is
     /// rendered again without the lost tasks and no request fails (the balancer retries a refused
     /// connection on the colour's next task). With `minHealthyReplicas: 2` the release goes on

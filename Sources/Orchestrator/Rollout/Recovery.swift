@@ -132,10 +132,12 @@ struct Recovery {
                 for color in pipeline.deploy?.colors ?? [] where color != live?.color {
                     // A colour that carries the traffic because the live one is gone keeps running.
                     if keepRunning { continue }
-                    if await runtime.instance(of: color) != nil {
-                        try await runtime.stop(color: color)
-                        event(.stop, "\(color) stopped")
-                    }
+                    // Stopped even when nothing of it serves: a colour whose instances were still
+                    // starting when the controller died (a swarm service, a container) is no
+                    // instance yet, but would run on, unrouted.
+                    let serving = await runtime.instance(of: color) != nil
+                    try await runtime.stop(color: color)
+                    if serving { event(.stop, "\(color) stopped") }
                 }
             }
             outcome = .rolledBack
