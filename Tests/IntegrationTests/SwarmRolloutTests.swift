@@ -231,6 +231,51 @@ struct SwarmRolloutTests {
         }
     }
 
+    /// kill -9 at 50 %, then `orchestrate recover` while the manager's API does not answer: it
+    /// cannot know what runs, so it exits 4 and changes nothing (nginx keeps the split, the run
+    /// stays pending) rather than taking every colour for stopped; once the API is back, recover
+    /// rolls back. The tasks serve on throughout.
+    @Test func recoveryWaitsForTheManagersAPIInsteadOfConvergingBlind() async throws {
+        let socket = String(cluster.manager.dropFirst("unix://".count))
+        try await Playground.with(swarm: cluster) { playground in
+            try playground.writePipeline(steps: "[25, 50, 100]", wait: "12s")
+            let first = try await playground.run(RunOptions(overrides: ["traffic.wait=3s"]))
+            let live = try #require(first.deployment?.color)
+            let load = LoadGenerator()
+            load.start(port: playground.nginxPort)
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
+            controller.signal(SIGKILL)
+            _ = await controller.wait()
+            func recover() async throws -> (status: Int32, stdout: String, stderr: String) {
+                try await runCommand(Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
+            }
+            try FileManager.default.moveItem(atPath: socket, toPath: socket + ".away")
+            let blind: (status: Int32, stdout: String, stderr: String)
+            do {
+                blind = try await recover()
+            } catch {
+                try? FileManager.default.moveItem(atPath: socket + ".away", toPath: socket)
+                throw error
+            }
+            try FileManager.default.moveItem(atPath: socket + ".away", toPath: socket)
+            #expect(blind.status == 4, "\(blind.stderr)")
+            #expect(blind.stderr.contains("does not answer"), "\(blind.stderr)")
+            #expect(try StateStore(folder: playground.statePath).run() != nil, "the run is kept for recovery")
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted())
+            #expect(try ReleaseHistory(path: playground.historyPath).records().last?.releaseID == first.releaseID, "nothing recorded")
+
+            let recovered = try await recover()
+            #expect(recovered.status == 0, "\(recovered.stderr)")
+            try await Task.sleep(for: .milliseconds(300))
+            await load.stop()
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
+            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty)
+            #expect(try ReleaseHistory(path: playground.historyPath).records().last?.outcome == .rolledBack)
+            #expect(load.samples.count > 20 && load.samples.allSatisfy { $0.status == 200 })
+        }
+    }
+
     /// kill -9 while the new colour's tasks start (its service created, no task healthy yet):
     /// `orchestrate recover` removes that service too, not only a colour that already serves, and
     /// the live tasks serve on throughout.

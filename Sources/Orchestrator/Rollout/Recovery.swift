@@ -9,7 +9,8 @@ import Traffic
 /// `stopOld`); otherwise traffic goes back to the live colour and every other colour stops. The
 /// run's children (a stage, during-step hooks) are stopped with their process groups. An
 /// unreadable `run.json` or `record.json` is moved aside, never lost, and recovery still
-/// converges from `current.json`; an unreadable `current.json` stops it (nothing is guessed).
+/// converges from `current.json`; an unreadable `current.json`, or a runtime whose engine does
+/// not answer, stops it (nothing is guessed).
 struct Recovery {
     var pipeline: Pipeline
     var store: StateStore
@@ -60,6 +61,13 @@ struct Recovery {
     /// - Throws: `OrchestratorError` `.unreadableState` when `current.json` cannot be read.
     func converge() async throws -> ReleaseRecord? {
         guard isPending else { return nil }
+        if let runtime, !(await runtime.canTellWhatRuns()) {
+            // Nothing can be converged blind: the colours would look stopped and be recorded so.
+            throw OrchestratorError(
+                .unreachable,
+                "the interrupted run cannot be recovered now: the \(runtime.name) runtime's engine does not answer, so what runs cannot be known; nothing was changed and the run is kept for recovery",
+                hint: "once the engine answers: orchestrate recover (nginx keeps the last split meanwhile)")
+        }
         let live = try store.live()
         var notes: [String] = []
         var run: RunState?

@@ -79,6 +79,9 @@ public protocol DeploymentRuntime: Sendable {
     func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance
     /// The colour's instance if it is running.
     func instance(of color: String) async -> ColorInstance?
+    /// Whether the runtime can say what runs now (its engine or swarm manager answers):
+    /// `instance(of:)` is nil both for a colour that does not run and when it cannot tell.
+    func canTellWhatRuns() async -> Bool
     /// Stops the colour; stopping a colour that does not run is not an error.
     func stop(color: String) async throws
     /// The last lines the colour logged since it was last started, for error messages.
@@ -93,6 +96,7 @@ public protocol DeploymentRuntime: Sendable {
 extension DeploymentRuntime {
     public var instancesMove: Bool { false }
     public var minimumHealthyInstances: Int { 1 }
+    public func canTellWhatRuns() async -> Bool { true }
 }
 
 extension DeploymentRuntime {

@@ -127,6 +127,8 @@ public struct DockerRuntime: DeploymentRuntime {
         return DockerEngine.isLoopback(name) ? "127.0.0.1" : name
     }
 
+    public func canTellWhatRuns() async -> Bool { await engine.ping() }
+
     public func stop(color: String) async throws {
         if let container = try await container(of: color) {
             try await engine.stop(container.id, seconds: 10)
