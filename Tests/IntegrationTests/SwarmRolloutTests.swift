@@ -47,6 +47,16 @@ struct SwarmRolloutTests {
 
     func manager() throws -> DockerEngine { try DockerEngine(host: cluster.manager) }
 
+    /// Whether the playground's `color` has a service on the swarm.
+    func hasService(_ color: String, in playground: Playground) async throws -> Bool {
+        try await !manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": color]).isEmpty
+    }
+
+    /// `orchestrate recover` of the playground's pipeline, in another process.
+    func recover(_ playground: Playground) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await runCommand(Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
+    }
+
     @Test func aReleaseIsPromotedThroughEveryStepWithTasksOnAllThreeNodes() async throws {
         try await Playground.with(swarm: cluster) { playground in
             try playground.writePipeline(steps: "[25, 50, 75, 100]", wait: "3s")
@@ -92,7 +102,7 @@ struct SwarmRolloutTests {
             let target = try #require(second.rollout?.target)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             #expect(await playground.runtime.instance(of: target) == nil, "the new colour's service is removed")
-            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty)
+            #expect(try await !hasService(target, in: playground))
             let serving = try #require(await playground.runtime.instance(of: live))
             #expect(serving.modelSHA256 == first.deployment?.modelSHA256)
             #expect(serving.addresses.count == 3)
@@ -209,16 +219,15 @@ struct SwarmRolloutTests {
             } else {
                 #expect(await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted(), "nginx keeps the split of the killed controller")
                 try await Task.sleep(for: .seconds(1))
-                let recover = try await runCommand(
-                    Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
-                #expect(recover.status == 0, "\(recover.stderr)")
+                let recovery = try await recover(playground)
+                #expect(recovery.status == 0, "\(recovery.stderr)")
             }
             try await Task.sleep(for: .milliseconds(300))
             await load.stop()
             let split = try #require(await playground.nginx.currentSplit())
             #expect(split.backends.map(\.color) == [live])
             #expect(split.backends.first?.addresses.count == 3)
-            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty, "the new colour's service is removed")
+            #expect(try await !hasService(target, in: playground), "the new colour's service is removed")
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             #expect(record.releaseID == interrupted.releaseID)
             // SIGTERM: the controller stopped its own release; kill -9: recovery rolled it back.
@@ -247,13 +256,10 @@ struct SwarmRolloutTests {
             let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
             controller.signal(SIGKILL)
             _ = await controller.wait()
-            func recover() async throws -> (status: Int32, stdout: String, stderr: String) {
-                try await runCommand(Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
-            }
             try FileManager.default.moveItem(atPath: socket, toPath: socket + ".away")
             let blind: (status: Int32, stdout: String, stderr: String)
             do {
-                blind = try await recover()
+                blind = try await recover(playground)
             } catch {
                 try? FileManager.default.moveItem(atPath: socket + ".away", toPath: socket)
                 throw error
@@ -265,12 +271,12 @@ struct SwarmRolloutTests {
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted())
             #expect(try ReleaseHistory(path: playground.historyPath).records().last?.releaseID == first.releaseID, "nothing recorded")
 
-            let recovered = try await recover()
+            let recovered = try await recover(playground)
             #expect(recovered.status == 0, "\(recovered.stderr)")
             try await Task.sleep(for: .milliseconds(300))
             await load.stop()
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
-            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty)
+            #expect(try await !hasService(target, in: playground))
             #expect(try ReleaseHistory(path: playground.historyPath).records().last?.outcome == .rolledBack)
             #expect(load.samples.count > 20 && load.samples.allSatisfy { $0.status == 200 })
         }
@@ -289,16 +295,15 @@ struct SwarmRolloutTests {
             let controller = try await playground.startController(until: .deploying, environment: ["EPOCHS": "12"])
             let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
             let created = try await poll(for: .seconds(60)) { () async throws -> Bool? in
-                try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty ? nil : true
+                try await hasService(target, in: playground) ? true : nil
             }
             controller.signal(SIGKILL)
             _ = await controller.wait()
             #expect(created == true, "the new colour's service was created: \(read(playground.controllerLog))")
-            let recover = try await runCommand(
-                Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
-            #expect(recover.status == 0, "\(recover.stderr)")
+            let recovery = try await recover(playground)
+            #expect(recovery.status == 0, "\(recovery.stderr)")
             await load.stop()
-            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": target]).isEmpty, "\(recover.stderr)")
+            #expect(try await !hasService(target, in: playground), "\(recovery.stderr)")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             #expect(record.outcome == .rolledBack, "\(record.failure ?? "")")
@@ -321,15 +326,14 @@ struct SwarmRolloutTests {
             try await Task.sleep(for: .seconds(1))
             controller.signal(SIGKILL)
             _ = await controller.wait()
-            let recover = try await runCommand(
-                Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
-            #expect(recover.status == 0, "\(recover.stderr)")
+            let recovery = try await recover(playground)
+            #expect(recovery.status == 0, "\(recovery.stderr)")
             try await Task.sleep(for: .milliseconds(300))
             await load.stop()
             let split = try #require(await playground.nginx.currentSplit())
             #expect(split.backends.map(\.color) == [target])
             #expect(split.backends.first?.addresses.count == 3)
-            #expect(try await manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": old]).isEmpty, "stopOld")
+            #expect(try await !hasService(old, in: playground), "stopOld")
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
             #expect(record.deployment?.color == target)
