@@ -452,9 +452,12 @@ struct RolloutExecutor {
     /// The colour's instance with only the addresses that answer the health check (all of them
     /// where instances do not move); nil when none runs or none answers. When the runtime cannot
     /// say what runs (a swarm manager that does not answer), the addresses of `lastKnown` are
-    /// probed instead: tasks serve on without their manager.
+    /// probed instead: tasks serve on without their manager. A runtime that answers "none" is
+    /// believed.
     func healthyInstance(of color: String, lastKnown: ColorInstance? = nil) async -> ColorInstance? {
-        guard var instance = await runtime.instance(of: color) ?? lastKnown else { return nil }
+        var instance = await runtime.instance(of: color)
+        if instance == nil, lastKnown != nil, !(await runtime.canTellWhatRuns()) { instance = lastKnown }
+        guard var instance else { return nil }
         guard runtime.instancesMove else { return instance }
         let healthy = await runtime.probeEach(instance, path: plan.health.path).filter(\.probe.healthy).map(\.address)
         guard let first = healthy.first else { return nil }

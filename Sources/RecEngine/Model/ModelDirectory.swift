@@ -114,7 +114,6 @@ public enum ModelDirectory {
         return RecommenderModel(manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: rated)
     }
 
-    /// The first id that appears twice, if any.
     /// The model's manifest alone, checked as `load` checks it (format, algorithm, parameters,
     /// rating scale, unique ids), without reading the tensors: what a caller needs for the model's
     /// version or algorithm.
@@ -168,6 +167,7 @@ public enum ModelDirectory {
         }
     }
 
+    /// The first id that appears twice, if any.
     private static func firstDuplicate(_ ids: [String]) -> String? {
         var seen = Set<String>()
         return ids.first { !seen.insert($0).inserted }

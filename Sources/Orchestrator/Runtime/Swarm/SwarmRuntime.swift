@@ -357,10 +357,10 @@ public struct SwarmRuntime: DeploymentRuntime {
         return instance
     }
 
-    /// Removes the colour's service and waits (up to 30 s) until its tasks are gone, so that its
-    /// ports are free for the next deploy.
     public func canTellWhatRuns() async -> Bool { await manager.ping() }
 
+    /// Removes the colour's service and waits (up to 30 s) until its tasks are gone, so that its
+    /// ports are free for the next deploy.
     public func stop(color: String) async throws {
         guard let service = try await service(of: color) else { return }
         try await manager.removeService(service.id)
