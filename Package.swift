@@ -85,10 +85,13 @@ let package = Package(
             name: "HTTPTransport",
             dependencies: ["CCurl"]
         ),
+        // Text from outside (answers, children's output, files) made safe to print and record:
+        // control characters written out, cut to a bound with a marker.
+        .target(name: "TextSafety"),
         // YAML read strictly: every problem with its file, line and column.
         .target(
             name: "StrictYAML",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["TextSafety", .product(name: "Yams", package: "Yams")]
         ),
         // The Docker Engine API client and the compose file subset it realises.
         .target(
@@ -96,6 +99,7 @@ let package = Package(
             dependencies: [
                 "HTTPTransport",
                 "StrictYAML",
+                "TextSafety",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -107,6 +111,7 @@ let package = Package(
             dependencies: [
                 "DurableFiles",
                 "HTTPTransport",
+                "TextSafety",
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
@@ -119,6 +124,7 @@ let package = Package(
                 "HTTPTransport",
                 "EngineAPI",
                 "StrictYAML",
+                "TextSafety",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -129,7 +135,7 @@ let package = Package(
         // What the two command lines share: output formats, exit codes.
         .target(
             name: "CommandLineSupport",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TextSafety", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "orchestrate",
@@ -138,6 +144,7 @@ let package = Package(
                 "CommandLineSupport",
                 "EngineAPI",
                 "StrictYAML",
+                "TextSafety",
                 "Traffic",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -162,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles"],
+            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -172,7 +179,9 @@ let package = Package(
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport"]
+            dependencies: [
+                "Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
+            ]
         ),
         .testTarget(
             name: "RecEngineTests",

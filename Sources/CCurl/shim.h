@@ -18,6 +18,10 @@ static inline CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, voi
     return curl_easy_setopt(handle, option, value);
 }
 
+static inline CURLcode ccurl_setopt_offset(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
 static inline CURLcode ccurl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
     return curl_easy_setopt(handle, option, value);
 }

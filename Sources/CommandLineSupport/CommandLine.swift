@@ -1,5 +1,6 @@
 public import ArgumentParser
 public import Foundation
+import TextSafety
 
 /// What the two command lines (`orchestrate`, `recengine`) share: output formats, writing for
 /// people and for programs, and the documented exit codes.
@@ -10,8 +11,16 @@ public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable 
     case text, json
 }
 
+/// Writes a line for people to standard error. Whatever the line quotes from outside (an
+/// engine's message, a child's output, a record) has its control characters written out, so
+/// that nothing printed can act on the terminal.
 public func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    FileHandle.standardError.write(Data((OutsideText.escaped(text, lines: .kept) + "\n").utf8))
+}
+
+/// Writes a line for people to standard output, escaped as `printError` does.
+public func printText(_ text: String) {
+    print(OutsideText.escaped(text, lines: .kept))
 }
 
 public func printJSON(_ value: some Encodable) throws {
@@ -25,7 +34,9 @@ public func printJSON(_ value: some Encodable) throws {
 
 /// Lines of a table whose columns are as wide as their widest cell, two spaces apart (the last
 /// column is not padded), like kubectl's output: no value is cut.
+/// Every cell is escaped (see `OutsideText`), line breaks too: a cell is one line.
 public func tableLines(_ rows: [[String]]) -> [String] {
+    let rows = rows.map { $0.map { OutsideText.escaped($0) } }
     let columns = rows.map(\.count).max() ?? 0
     let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
     return rows.map { row in

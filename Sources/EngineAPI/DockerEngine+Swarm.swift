@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTransport
 import Subprocess
+import TextSafety
 
 #if canImport(System)
 import System
@@ -30,8 +31,7 @@ extension DockerEngine {
 
     /// `GET /nodes` (a manager only).
     public func nodes() async throws -> [SwarmNode] {
-        let data = try await call("GET", "/nodes", operation: "listing the swarm's nodes")
-        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        let list = try await list("/nodes", operation: "listing the swarm's nodes")
         return list.map { entry in
             let spec = entry["Spec"] as? [String: Any] ?? [:]
             let status = entry["Status"] as? [String: Any] ?? [:]
@@ -90,8 +90,7 @@ extension DockerEngine {
 
     /// Services carrying every one of `labels`.
     public func services(labels: [String: String]) async throws -> [ServiceSummary] {
-        let data = try await call("GET", "/services", query: ["filters": try Self.labelFilter(labels)], operation: "listing services")
-        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        let list = try await list("/services", query: ["filters": try Self.labelFilter(labels)], operation: "listing services")
         return list.map { entry in
             let spec = entry["Spec"] as? [String: Any] ?? [:]
             let mode = (spec["Mode"] as? [String: Any])?["Replicated"] as? [String: Any]
@@ -110,9 +109,9 @@ extension DockerEngine {
     /// `POST /services/create` without asking a registry for the image (a swarm without one).
     public func createService(_ spec: [String: Any]) async throws -> String {
         let name = spec["Name"] as? String ?? "?"
-        let answer = try await object("POST", "/services/create", json: spec, operation: "creating service \(name)")
-        guard let id = answer["ID"] as? String else {
-            throw DockerError(status: 200, operation: "creating service \(name)", message: "the engine answered without an ID")
+        let answer = try await answer("POST", "/services/create", json: spec, limit: AnswerLimit.object, operation: "creating service \(name)")
+        guard let id = (try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any])?["ID"] as? String else {
+            throw DockerError(status: answer.status, operation: "creating service \(name)", message: "the engine answered without an ID")
         }
         return id
     }
@@ -120,21 +119,21 @@ extension DockerEngine {
     /// `POST /services/ID/update` at the version read with the spec.
     public func updateService(_ id: String, version: Int, spec: [String: Any]) async throws {
         try await call(
-            "POST", "/services/\(id)/update", query: ["version": String(version)], json: spec,
+            "POST", "/services/\(id)/update", query: ["version": String(version)], json: spec, limit: AnswerLimit.object,
             operation: "updating service \(spec["Name"] as? String ?? id)")
     }
 
     /// Removes a service; one that is gone is not an error.
     public func removeService(_ id: String) async throws {
         do {
-            try await call("DELETE", "/services/\(id)", operation: "removing service \(id)")
+            try await call("DELETE", "/services/\(id)", limit: AnswerLimit.object, operation: "removing service \(id)")
         } catch let error as DockerError where error.isNotFound {}
     }
 
     /// The last lines a service's tasks logged (`GET /services/ID/logs`).
     public func serviceLogs(_ id: String, lines: Int = 20) async throws -> String {
         let data = try await call(
-            "GET", "/services/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], timeout: .seconds(10),
+            "GET", "/services/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], timeout: .seconds(10), limit: AnswerLimit.logs,
             operation: "reading the logs of service \(id)")
         return Self.demultiplex(data)
     }
@@ -161,8 +160,7 @@ extension DockerEngine {
     /// The tasks of a service, every state.
     public func tasks(service: String) async throws -> [SwarmTask] {
         let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["service": [service]]), as: UTF8.self)
-        let data = try await call("GET", "/tasks", query: ["filters": filters], operation: "listing the tasks of \(service)")
-        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        let list = try await list("/tasks", query: ["filters": filters], operation: "listing the tasks of \(service)")
         return list.map { entry in
             let status = entry["Status"] as? [String: Any] ?? [:]
             let ports = ((status["PortStatus"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []).compactMap { $0["PublishedPort"] as? Int }
@@ -170,7 +168,8 @@ extension DockerEngine {
             return SwarmTask(
                 id: entry["ID"] as? String ?? "", serviceID: entry["ServiceID"] as? String ?? "", nodeID: entry["NodeID"] as? String ?? "",
                 state: status["State"] as? String ?? "", desiredState: entry["DesiredState"] as? String ?? "",
-                message: (status["Err"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? status["Message"] as? String ?? "",
+                message: OutsideText.bounded(
+                    (status["Err"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? status["Message"] as? String ?? "", limit: OutsideText.messageLimit),
                 publishedPorts: ports, image: container["Image"] as? String ?? "",
                 serviceVersion: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0, updatedAt: entry["UpdatedAt"] as? String ?? "")
         }
@@ -192,10 +191,12 @@ extension DockerEngine {
         let labelsJSON = String(decoding: try JSONSerialization.data(withJSONObject: labels), as: UTF8.self)
         let data = try await call(
             "POST", "/build", query: ["t": tag, "pull": "0", "rm": "1", "forcerm": "1", "labels": labelsJSON], body: .file(tarball),
-            contentType: "application/x-tar", timeout: .seconds(600), operation: "building \(tag) on \(host)")
+            contentType: "application/x-tar", timeout: .seconds(600), limit: AnswerLimit.progress, operation: "building \(tag) on \(host)")
         for line in data.split(separator: UInt8(ascii: "\n")) {
             if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let error = object["error"] as? String {
-                throw DockerError(status: 200, operation: "building \(tag) on \(host)", message: error.trimmingCharacters(in: .whitespacesAndNewlines))
+                throw DockerError(
+                    status: 200, operation: "building \(tag) on \(host)",
+                    message: OutsideText.bounded(error.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit))
             }
         }
     }
@@ -203,7 +204,7 @@ extension DockerEngine {
     /// Removes an image; one that is gone or still used is left (the answer says which).
     public func removeImage(_ reference: String) async throws {
         do {
-            try await call("DELETE", "/images/\(reference)", operation: "removing image \(reference)")
+            try await call("DELETE", "/images/\(reference)", limit: AnswerLimit.object, operation: "removing image \(reference)")
         } catch let error as DockerError where error.isNotFound || error.status == 409 {}
     }
 }

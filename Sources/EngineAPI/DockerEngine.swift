@@ -1,18 +1,32 @@
 public import Foundation
 public import HTTPTransport
+import TextSafety
 
-/// A failure the Docker engine reported (its `message`), or a transport failure reaching it.
+/// A failure the Docker engine reported (its `message`), a status outside 2xx, or no usable
+/// answer: the engine could not be reached, or answered more than the call's limit.
 public struct DockerError: Error, CustomStringConvertible, Sendable {
-    /// The HTTP status, 0 when the engine could not be reached.
+    /// The HTTP status, 0 when the engine gave no usable answer (see `cause`).
     public var status: Int
     public var operation: String
     public var message: String
+    /// Why there was no usable answer, when `status` is 0.
+    public var cause: HTTPClient.TransportError?
+
+    public init(status: Int, operation: String, message: String, cause: HTTPClient.TransportError? = nil) {
+        self.status = status
+        self.operation = operation
+        self.message = message
+        self.cause = cause
+    }
 
     public var isNotFound: Bool { status == 404 }
+    /// No usable answer: what the engine runs cannot be known from it.
     public var isUnreachable: Bool { status == 0 }
 
     public var description: String {
-        status == 0 ? "\(operation): the Docker engine is unreachable: \(message)" : "\(operation): \(message) (HTTP \(status))"
+        guard status == 0 else { return "\(operation): \(message) (HTTP \(status))" }
+        if cause?.code == .answerTooLarge { return "\(operation): the Docker engine's answer was cut off: \(message)" }
+        return "\(operation): the Docker engine is unreachable: \(message)"
     }
 }
 
@@ -123,9 +137,9 @@ public struct DockerEngine: Sendable {
 
     /// Asks the engine for its API version and uses the lower of its and ours.
     public func negotiated() async throws -> DockerEngine {
-        let data = try await call("GET", "/version", versioned: false, operation: "asking the engine for its version")
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let theirs = object["ApiVersion"] as? String else {
-            throw DockerError(status: 200, operation: "reading /version", message: "the answer has no ApiVersion: is \(host) a Docker engine?")
+        let answer = try await answer("GET", "/version", versioned: false, limit: AnswerLimit.object, operation: "asking the engine for its version")
+        guard let object = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any], let theirs = object["ApiVersion"] as? String else {
+            throw DockerError(status: answer.status, operation: "reading /version", message: "the answer has no ApiVersion: is \(host) a Docker engine?")
         }
         var engine = self
         engine.version = Self.negotiatedVersion(engine: theirs)
@@ -139,12 +153,47 @@ public struct DockerEngine: Sendable {
         return theirs.lexicographicallyPrecedes(ours) ? engine : clientVersion
     }
 
-    /// One API call; a status of 400 or more throws the engine's message.
+    /// The most an answer of each kind may hold (documented in the README): an engine that
+    /// answers without end, or a hundred times more than a busy engine would, is cut off with
+    /// an error rather than fill the controller's memory.
+    public enum AnswerLimit {
+        /// One object: a container or service inspected, a created id, the version, `/info`.
+        public static let object = HTTPClient.BodyLimit(
+            1 << 20, for: "one object of the Docker Engine API", hint: "is the Docker host an engine (or a proxy in front of one that answers something else)?")
+        /// A list of containers, services, tasks, nodes or networks: thousands of entries of a
+        /// few kilobytes.
+        public static let list = HTTPClient.BodyLimit(
+            16 << 20, for: "a list of the Docker Engine API",
+            hint: "the engine lists far more objects than a release needs: remove stopped containers and old services (docker system prune), or check that the host is a Docker engine")
+        /// The last lines a container or service logged.
+        public static let logs = HTTPClient.BodyLimit(
+            1 << 20, for: "the last lines of a container's log", hint: "the container writes very long lines; its full log is on the engine (docker logs)")
+        /// The progress an image build or import streams.
+        public static let progress = HTTPClient.BodyLimit(
+            16 << 20, for: "the progress of an image build or import", hint: "the build writes far more output than ours does: check the Dockerfile and the base image")
+        /// The events of one window (streamed, never kept whole).
+        public static let events = HTTPClient.BodyLimit(
+            64 << 20, for: "the events of the Docker engine", hint: "ask for a shorter window, or narrower labels")
+    }
+
+    /// One API call; a status outside 2xx throws the engine's message with that status (304,
+    /// "already started/stopped", is thrown too: the callers that expect it catch it).
     @discardableResult
     public func call(
         _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, body: HTTPClient.Body? = nil,
-        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true, operation: String
+        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true, limit: HTTPClient.BodyLimit, operation: String
     ) async throws -> Data {
+        try await answer(
+            method, path, query: query, json: json, body: body, contentType: contentType, timeout: timeout, versioned: versioned, limit: limit,
+            operation: operation
+        ).body
+    }
+
+    /// `call`, with the answer's status.
+    func answer(
+        _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, body: HTTPClient.Body? = nil,
+        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true, limit: HTTPClient.BodyLimit, operation: String
+    ) async throws -> HTTPClient.Response {
         var url = baseURL + (versioned ? "/v\(version)" : "") + path
         if !query.isEmpty {
             url += "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(HTTPClient.encodeQueryValue($0.value))" }.joined(separator: "&")
@@ -161,27 +210,44 @@ public struct DockerEngine: Sendable {
         let response: HTTPClient.Response
         do {
             response = try await HTTPClient.send(
-                .init(method: method, url: url, headers: headers, body: payload, timeout: timeout, unixSocket: socket, tls: tls))
-        } catch {
-            throw DockerError(status: 0, operation: operation, message: "\(host): \(error)")
+                .init(method: method, url: url, headers: headers, body: payload, timeout: timeout, limit: limit, unixSocket: socket, tls: tls))
+        } catch let error as HTTPClient.TransportError {
+            throw DockerError(status: 0, operation: operation, message: "\(host): \(error)", cause: error)
         }
-        guard response.status < 400 else {
-            let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
-            let message = object?["message"] as? String ?? String(decoding: response.body.prefix(500), as: UTF8.self)
-            throw DockerError(status: response.status, operation: operation, message: message)
+        guard (200..<300).contains(response.status) else {
+            throw DockerError(status: response.status, operation: operation, message: Self.message(of: response))
         }
-        return response.body
+        return response
+    }
+
+    /// What an answer outside 2xx says: the engine's `message`, else the start of the body (a
+    /// proxy's page), escaped and cut. A redirect is no answer of the Engine API.
+    static func message(of response: HTTPClient.Response) -> String {
+        let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+        let text = object?["message"] as? String ?? String(decoding: response.body.prefix(OutsideText.messageLimit), as: UTF8.self)
+        let said = OutsideText.bounded(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit)
+        if (300..<400).contains(response.status) && response.status != 304 {
+            return "a redirect, which the Engine API never answers: is the host a Docker engine, or a proxy in front of one?"
+                + (said.isEmpty ? "" : " (it said: \(said))")
+        }
+        return said.isEmpty ? "no message" : said
     }
 
     /// A JSON answer.
     func object(_ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, operation: String) async throws -> [String: Any] {
-        let data = try await call(method, path, query: query, json: json, operation: operation)
+        let data = try await call(method, path, query: query, json: json, limit: AnswerLimit.object, operation: operation)
         return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }
+
+    /// A JSON list (containers, services, tasks, nodes, networks).
+    func list(_ path: String, query: [String: String] = [:], operation: String) async throws -> [[String: Any]] {
+        let data = try await call("GET", path, query: query, limit: AnswerLimit.list, operation: operation)
+        return (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
     }
 
     /// Answers whether the engine is up (`GET /_ping`).
     public func ping() async -> Bool {
-        (try? await call("GET", "/_ping", timeout: .seconds(3), versioned: false, operation: "ping")) != nil
+        (try? await call("GET", "/_ping", timeout: .seconds(3), versioned: false, limit: AnswerLimit.object, operation: "ping")) != nil
     }
 
     // MARK: Containers
@@ -200,8 +266,7 @@ public struct DockerEngine: Sendable {
 
     /// Containers, stopped ones too, carrying every one of `labels`.
     public func containers(labels: [String: String]) async throws -> [ContainerSummary] {
-        let data = try await call("GET", "/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)], operation: "listing containers")
-        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        let list = try await list("/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)], operation: "listing containers")
         return list.map { entry in
             let names = entry["Names"] as? [String] ?? []
             return ContainerSummary(
@@ -218,38 +283,44 @@ public struct DockerEngine: Sendable {
 
     /// Creates a container from an Engine API create body; returns its id.
     public func createContainer(name: String, config: [String: Any]) async throws -> String {
-        let answer = try await object("POST", "/containers/create", query: ["name": name], json: config, operation: "creating container \(name)")
-        guard let id = answer["Id"] as? String else {
-            throw DockerError(status: 200, operation: "creating container \(name)", message: "the engine answered without an Id")
+        let answer = try await answer(
+            "POST", "/containers/create", query: ["name": name], json: config, limit: AnswerLimit.object, operation: "creating container \(name)")
+        guard let id = (try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any])?["Id"] as? String else {
+            throw DockerError(status: answer.status, operation: "creating container \(name)", message: "the engine answered without an Id")
         }
         return id
     }
 
+    /// Starts; a container that already runs (304) is not an error.
     public func start(_ id: String) async throws {
-        try await call("POST", "/containers/\(id)/start", operation: "starting container \(id.prefix(12))")
+        do {
+            try await call("POST", "/containers/\(id)/start", limit: AnswerLimit.object, operation: "starting container \(id.prefix(12))")
+        } catch let error as DockerError where error.status == 304 {}
     }
 
-    /// Stops (SIGTERM, then SIGKILL after `seconds`); a container that is gone is not an error.
+    /// Stops (SIGTERM, then SIGKILL after `seconds`); a container that is gone or already stopped
+    /// (304) is not an error.
     public func stop(_ id: String, seconds: Int = 10) async throws {
         do {
-            try await call("POST", "/containers/\(id)/stop", query: ["t": String(seconds)], timeout: .seconds(Int64(seconds) + 30), operation: "stopping \(id.prefix(12))")
+            try await call("POST", "/containers/\(id)/stop", query: ["t": String(seconds)], timeout: .seconds(Int64(seconds) + 30), limit: AnswerLimit.object,
+                operation: "stopping \(id.prefix(12))")
         } catch let error as DockerError where error.isNotFound || error.status == 304 {}
     }
 
     /// Removes, running or not; a container that is gone is not an error.
     public func remove(_ id: String) async throws {
         do {
-            try await call("DELETE", "/containers/\(id)", query: ["force": "true", "v": "true"], operation: "removing \(id.prefix(12))")
+            try await call("DELETE", "/containers/\(id)", query: ["force": "true", "v": "true"], limit: AnswerLimit.object, operation: "removing \(id.prefix(12))")
         } catch let error as DockerError where error.isNotFound {}
     }
 
     public func kill(_ id: String, signal: String) async throws {
-        try await call("POST", "/containers/\(id)/kill", query: ["signal": signal], operation: "sending \(signal) to \(id.prefix(12))")
+        try await call("POST", "/containers/\(id)/kill", query: ["signal": signal], limit: AnswerLimit.object, operation: "sending \(signal) to \(id.prefix(12))")
     }
 
     /// Waits for the container to stop; returns its exit status.
     public func wait(_ id: String, timeout: Duration) async throws -> Int {
-        let answer = try await call("POST", "/containers/\(id)/wait", timeout: timeout, operation: "waiting for \(id.prefix(12))")
+        let answer = try await call("POST", "/containers/\(id)/wait", timeout: timeout, limit: AnswerLimit.object, operation: "waiting for \(id.prefix(12))")
         let object = (try? JSONSerialization.jsonObject(with: answer) as? [String: Any]) ?? [:]
         return (object["StatusCode"] as? Int) ?? -1
     }
@@ -258,10 +329,12 @@ public struct DockerEngine: Sendable {
         try await object("GET", "/containers/\(id)/json", operation: "inspecting \(id.prefix(12))")
     }
 
-    /// The last `lines` lines of stdout and stderr, from Docker's multiplexed frames.
+    /// The last `lines` lines of stdout and stderr, from Docker's multiplexed frames (as they
+    /// are: `indented` escapes and cuts them for a message).
     public func logs(_ id: String, lines: Int = 20) async throws -> String {
         let data = try await call(
-            "GET", "/containers/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], operation: "reading logs of \(id.prefix(12))")
+            "GET", "/containers/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], limit: AnswerLimit.logs,
+            operation: "reading logs of \(id.prefix(12))")
         return Self.demultiplex(data)
     }
 
@@ -286,7 +359,7 @@ public struct DockerEngine: Sendable {
         let created = try await object(
             "POST", "/containers/\(id)/exec", json: ["Cmd": command, "AttachStdout": true, "AttachStderr": true], operation: "exec in \(id.prefix(12))")
         guard let execID = created["Id"] as? String else { return -1 }
-        try await call("POST", "/exec/\(execID)/start", json: ["Detach": false, "Tty": false], operation: "exec \(command.joined(separator: " "))")
+        try await call("POST", "/exec/\(execID)/start", json: ["Detach": false, "Tty": false], limit: AnswerLimit.logs, operation: "exec \(command.joined(separator: " "))")
         let result = try await object("GET", "/exec/\(execID)/json", operation: "exec result")
         return result["ExitCode"] as? Int ?? -1
     }
@@ -311,7 +384,8 @@ public struct DockerEngine: Sendable {
         let buffer = LineBuffer()
         let timeout = Duration.seconds(Int64(max(1, until - Int(Date().timeIntervalSince1970)) + 30))
         do {
-            let response = try await HTTPClient.send(.init(url: url, timeout: timeout, unixSocket: socket, tls: tls)) { chunk in
+            let request = HTTPClient.Request(url: url, timeout: timeout, limit: AnswerLimit.events, unixSocket: socket, tls: tls)
+            let response = try await HTTPClient.send(request) { chunk in
                 for line in buffer.append(chunk) {
                     guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { continue }
                     let actor = object["Actor"] as? [String: Any] ?? [:]
@@ -322,13 +396,11 @@ public struct DockerEngine: Sendable {
                 }
                 return true
             }
-            guard response.status < 400 else {
-                throw DockerError(status: response.status, operation: "reading events", message: String(decoding: response.body.prefix(300), as: UTF8.self))
+            guard (200..<300).contains(response.status) else {
+                throw DockerError(status: response.status, operation: "reading events", message: Self.message(of: response))
             }
-        } catch let error as DockerError {
-            throw error
-        } catch {
-            throw DockerError(status: 0, operation: "reading events", message: "\(host): \(error)")
+        } catch let error as HTTPClient.TransportError {
+            throw DockerError(status: 0, operation: "reading events", message: "\(host): \(error)", cause: error)
         }
     }
 
@@ -337,28 +409,27 @@ public struct DockerEngine: Sendable {
     /// Creates the network unless it exists.
     public func ensureNetwork(_ name: String, labels: [String: String]) async throws {
         let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["name": [name]]), as: UTF8.self)
-        let data = try await call("GET", "/networks", query: ["filters": filters], operation: "listing networks")
-        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        let list = try await list("/networks", query: ["filters": filters], operation: "listing networks")
         if list.contains(where: { $0["Name"] as? String == name }) { return }
-        try await call("POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true], operation: "creating network \(name)")
+        try await call("POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true], limit: AnswerLimit.object,
+            operation: "creating network \(name)")
     }
 
     /// The names of the networks carrying every one of `labels`.
     public func networks(labels: [String: String]) async throws -> [String] {
-        let data = try await call("GET", "/networks", query: ["filters": try Self.labelFilter(labels)], operation: "listing networks")
-        let list = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        let list = try await list("/networks", query: ["filters": try Self.labelFilter(labels)], operation: "listing networks")
         return list.compactMap { $0["Name"] as? String }
     }
 
     public func removeNetwork(_ name: String) async throws {
         do {
-            try await call("DELETE", "/networks/\(name)", operation: "removing network \(name)")
+            try await call("DELETE", "/networks/\(name)", limit: AnswerLimit.object, operation: "removing network \(name)")
         } catch let error as DockerError where error.isNotFound {}
     }
 
     public func imageExists(_ reference: String) async throws -> Bool {
         do {
-            try await call("GET", "/images/\(reference)/json", operation: "inspecting image \(reference)")
+            try await call("GET", "/images/\(reference)/json", limit: AnswerLimit.object, operation: "inspecting image \(reference)")
             return true
         } catch let error as DockerError where error.isNotFound {
             return false
@@ -370,7 +441,7 @@ public struct DockerEngine: Sendable {
         // podman 4.3 ignores tag=, so the tag travels in repo=; Docker accepts it there too.
         try await call(
             "POST", "/images/create", query: ["fromSrc": "-", "repo": repository], body: .file(tarball), contentType: "application/x-tar",
-            timeout: .seconds(600), operation: "importing \(tarball) as \(repository)")
+            timeout: .seconds(600), limit: AnswerLimit.progress, operation: "importing \(tarball) as \(repository)")
     }
 }
 

@@ -1,3 +1,5 @@
+import TextSafety
+
 /// A problem with what the Engine API client was given (a compose file, an engine address, a
 /// program to pack into an image), as opposed to what the engine answered (`DockerError`).
 public struct EngineClientError: Error, CustomStringConvertible, Sendable {
@@ -14,7 +16,9 @@ public struct EngineClientError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Text indented by four spaces under a message, one line per line (logs in error messages).
+/// Text indented by four spaces under a message, one line per line (logs in error messages):
+/// escaped, and cut to its last `OutsideText.outputLimit` bytes.
 func indented(_ text: String) -> String {
-    text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+    let text = OutsideText.bounded(text, limit: OutsideText.outputLimit, lines: .kept, keeping: .tail)
+    return text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
 }

@@ -3,24 +3,93 @@ import Dispatch
 public import Foundation
 import Synchronization
 
-/// Every HTTP call the orchestrator makes (Prometheus, health probes, nginx, the Docker engine),
-/// through libcurl.
+/// Every HTTP call the orchestrator makes (Prometheus, health probes, nginx, the Docker engine,
+/// webhooks), through libcurl.
 ///
 /// A transfer blocks the thread it runs on, so it runs on a queue of its own, never on one of the
 /// few threads of Swift's cooperative pool; cancelling the calling task aborts it within a
-/// fraction of a second (libcurl's progress callback checks a flag), and every request has a
-/// timeout.
+/// fraction of a second (libcurl's progress callback checks a flag). Every request has a
+/// deadline (`timeout`, for the whole transfer, so a peer that drips its answer is cut off too)
+/// and a bound on the answer's body that its caller chooses for its purpose (`BodyLimit`): an
+/// answer that never ends, or is a million times larger than expected, ends the transfer with
+/// an error instead of filling the memory. No compressed encoding is asked for, so the bound is
+/// on the bytes kept.
 public enum HTTPClient {
     public struct Response: Sendable {
         public var status: Int
         public var body: Data
     }
 
-    /// A transport failure: the peer could not be reached or did not answer in time.
+    /// The most bytes an answer's body may have, chosen by each caller for what it asks: a
+    /// Prometheus query of one series is a few hundred bytes, a list of containers may be
+    /// megabytes. A larger answer stops the transfer with a `TransportError` of code
+    /// `answerTooLarge` that names the URL, this limit and `hint`.
+    public struct BodyLimit: Sendable, Equatable {
+        public var bytes: Int
+        /// What the answer is, for the error: "a Prometheus gate query".
+        public var purpose: String
+        /// What to do about an answer over the limit.
+        public var hint: String
+
+        public init(_ bytes: Int, for purpose: String, hint: String) {
+            self.bytes = bytes
+            self.purpose = purpose
+            self.hint = hint
+        }
+
+        /// `bytes` for people: "64 KiB", "16 MiB".
+        public var size: String { Self.size(bytes) }
+
+        public static func size(_ bytes: Int) -> String {
+            if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+            if bytes >= 1 << 10 && bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+            return "\(bytes) bytes"
+        }
+    }
+
+    /// The most bytes of response headers read, whatever the purpose: a peer that sends headers
+    /// without end is cut off there (libcurl bounds one header line, not their number).
+    public static let headerLimit = 256 << 10
+
+    /// A transport failure: the peer could not be reached, did not answer in time, or answered
+    /// more than the caller's `BodyLimit`.
     public struct TransportError: Error, CustomStringConvertible, Sendable {
+        public struct Code: Hashable, Sendable, CustomStringConvertible {
+            private enum Value: String, Sendable {
+                case transferFailed = "transfer-failed"
+                case answerTooLarge = "answer-too-large"
+            }
+
+            private let value: Value
+
+            private init(_ value: Value) {
+                self.value = value
+            }
+
+            /// No answer: the peer could not be reached, the connection broke, the deadline passed.
+            public static let transferFailed = Code(.transferFailed)
+            /// The answer's body (or its headers) went past the limit; the transfer was stopped.
+            public static let answerTooLarge = Code(.answerTooLarge)
+
+            public var description: String { value.rawValue }
+        }
+
+        public var code: Code
         public var url: String
         public var message: String
-        public var description: String { "\(url): \(message)" }
+        /// The HTTP status of the answer whose body was too large (0 when no status arrived).
+        public var status: Int
+        public var hint: String?
+
+        public init(_ code: Code, url: String, message: String, status: Int = 0, hint: String? = nil) {
+            self.code = code
+            self.url = url
+            self.message = message
+            self.status = status
+            self.hint = hint
+        }
+
+        public var description: String { "\(url): \(message)" + (hint.map { "\n  hint: \($0)" } ?? "") }
     }
 
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
@@ -53,13 +122,16 @@ public enum HTTPClient {
         public var url: String
         public var headers: [String]
         public var body: Body?
+        /// The deadline of the whole transfer, connecting included.
         public var timeout: Duration
+        /// The most bytes of body read (collected, or handed to `onData`).
+        public var limit: BodyLimit
         /// Reach the host of `url` through this unix socket (the Docker engine's).
         public var unixSocket: String?
         public var tls: TLSFiles?
 
         public init(
-            method: String = "GET", url: String, headers: [String] = [], body: Body? = nil, timeout: Duration = .seconds(5),
+            method: String = "GET", url: String, headers: [String] = [], body: Body? = nil, timeout: Duration = .seconds(5), limit: BodyLimit,
             unixSocket: String? = nil, tls: TLSFiles? = nil
         ) {
             self.method = method
@@ -67,26 +139,33 @@ public enum HTTPClient {
             self.headers = headers
             self.body = body
             self.timeout = timeout
+            self.limit = limit
             self.unixSocket = unixSocket
             self.tls = tls
         }
     }
 
-    /// GET `url`; any status is a response, only transport failures throw.
-    public static func get(_ url: String, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
-        try await send(Request(url: url, headers: headers, timeout: timeout))
+    /// GET `url`; any status is a response, only transport failures (and an answer over
+    /// `limit`) throw.
+    public static func get(_ url: String, limit: BodyLimit, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
+        try await send(Request(url: url, headers: headers, timeout: timeout, limit: limit))
     }
 
-    /// POST `body` to `url`; any status is a response, only transport failures throw.
-    public static func post(_ url: String, body: Data, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
-        try await send(Request(method: "POST", url: url, headers: headers, body: .data(body), timeout: timeout))
+    /// POST `body` to `url`; any status is a response, only transport failures (and an answer
+    /// over `limit`) throw.
+    public static func post(_ url: String, body: Data, limit: BodyLimit, timeout: Duration = .seconds(5), headers: [String] = []) async throws
+        -> Response
+    {
+        try await send(Request(method: "POST", url: url, headers: headers, body: .data(body), timeout: timeout, limit: limit))
     }
 
     /// Sends a request; any status is a response, only transport failures throw. With `onData`,
     /// the body is handed over as it arrives (a stream of events or logs) instead of collected;
-    /// `onData` returning false ends the transfer, which is then not an error.
+    /// `onData` returning false ends the transfer, which is then not an error. Either way, the
+    /// body read is at most `request.limit`.
     ///
-    /// - Throws: `TransportError`, or `CancellationError` when the calling task was cancelled.
+    /// - Throws: `TransportError` (code `answerTooLarge` for an answer over the limit), or
+    ///   `CancellationError` when the calling task was cancelled.
     public static func send(_ request: Request, onData: (@Sendable (Data) -> Bool)? = nil) async throws -> Response {
         let cancellation = CancellationFlag()
         return try await withTaskCancellationHandler {
@@ -116,18 +195,29 @@ public enum HTTPClient {
         var stopped = false
         var upload: FileHandle?
         let cancellation: CancellationFlag
+        let limit: Int
+        /// Body bytes read so far, kept or handed over.
+        var received = 0
+        var headerBytes = 0
+        /// Which limit stopped the transfer, if one did.
+        var exceeded: Exceeded?
 
-        init(cancellation: CancellationFlag) {
+        enum Exceeded {
+            case body, headers
+        }
+
+        init(cancellation: CancellationFlag, limit: Int) {
             self.cancellation = cancellation
+            self.limit = limit
         }
     }
 
     private static func perform(_ request: Request, onData: ((Data) -> Bool)?, cancellation: CancellationFlag) throws -> Response {
         let url = request.url
         if cancellation.isCancelled { throw CancellationError() }
-        guard initialized, let handle = curl_easy_init() else { throw TransportError(url: url, message: "libcurl could not start") }
+        guard initialized, let handle = curl_easy_init() else { throw TransportError(.transferFailed, url: url, message: "libcurl could not start") }
         defer { curl_easy_cleanup(handle) }
-        let transfer = Transfer(cancellation: cancellation)
+        let transfer = Transfer(cancellation: cancellation, limit: request.limit.bytes)
         transfer.onData = onData
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
@@ -137,6 +227,9 @@ public enum HTTPClient {
         ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(milliseconds, 3000))
         ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        // An answer that announces a larger body is refused before its first byte; one that does
+        // not (chunked, or lying) is stopped by the write callback.
+        ccurl_setopt_offset(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(request.limit.bytes))
         if let socket = request.unixSocket { ccurl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, socket) }
         if let tls = request.tls {
             if let certificate = tls.certificate { ccurl_setopt_string(handle, CURLOPT_SSLCERT, certificate) }
@@ -160,6 +253,11 @@ public enum HTTPClient {
         ccurl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            transfer.received += size * count
+            guard transfer.received <= transfer.limit else {
+                transfer.exceeded = .body
+                return 0
+            }
             let bytes = Data(bytes: data, count: size * count)
             if let onData = transfer.onData {
                 guard onData(bytes) else {
@@ -168,6 +266,17 @@ public enum HTTPClient {
                 }
             } else {
                 transfer.data.append(bytes)
+            }
+            return size * count
+        }
+        ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
+        ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { _, size, count, context in
+            guard let context else { return 0 }
+            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            transfer.headerBytes += size * count
+            guard transfer.headerBytes <= HTTPClient.headerLimit else {
+                transfer.exceeded = .headers
+                return 0
             }
             return size * count
         }
@@ -182,7 +291,7 @@ public enum HTTPClient {
         case .file(let path)?:
             guard let file = FileHandle(forReadingAtPath: path),
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int
-            else { throw TransportError(url: url, message: "cannot read \(path) to send it") }
+            else { throw TransportError(.transferFailed, url: url, message: "cannot read \(path) to send it") }
             transfer.upload = file
             ccurl_setopt_long(handle, CURLOPT_POST, 1)
             ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, size)
@@ -207,11 +316,23 @@ public enum HTTPClient {
         let code = curl_easy_perform(handle)
         try? transfer.upload?.close()
         if code == CURLE_ABORTED_BY_CALLBACK && cancellation.isCancelled { throw CancellationError() }
-        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
-            throw TransportError(url: url, message: String(cString: curl_easy_strerror(code)))
-        }
         var status = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        if code == CURLE_FILESIZE_EXCEEDED || transfer.exceeded == .body {
+            let limit = request.limit
+            throw TransportError(
+                .answerTooLarge, url: url,
+                message: "the answer (HTTP \(status)) is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there",
+                status: status, hint: limit.hint)
+        }
+        if transfer.exceeded == .headers {
+            throw TransportError(
+                .answerTooLarge, url: url, message: "the answer's headers are larger than \(BodyLimit.size(headerLimit)): reading stopped there", status: status,
+                hint: "is \(url) the service it should be? No HTTP service of ours sends that much")
+        }
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
+            throw TransportError(.transferFailed, url: url, message: String(cString: curl_easy_strerror(code)))
+        }
         return Response(status: status, body: transfer.data)
     }
 

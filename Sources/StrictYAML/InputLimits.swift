@@ -1,4 +1,5 @@
 public import Yams
+import TextSafety
 
 /// Bounds on what a pipeline file (and a `--set` value) may make the loader do, so that a hostile
 /// or broken file is refused at once instead of taking minutes, gigabytes, or the terminal.
@@ -19,20 +20,7 @@ public enum InputLimits {
 /// A value from the input as a message shows it: control characters escaped (so a message
 /// cannot rewrite the terminal) and, when long, cut to its head and tail around "…".
 public func echoed(_ text: String, limit: Int = InputLimits.maxEchoedCharacters) -> String {
-    var escaped = ""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\n": escaped += "\\n"
-        case "\t": escaped += "\\t"
-        case "\r": escaped += "\\r"
-        default:
-            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-                escaped += "\\u{\(String(scalar.value, radix: 16))}"
-            } else {
-                escaped.unicodeScalars.append(scalar)
-            }
-        }
-    }
+    let escaped = OutsideText.escaped(text)
     guard escaped.count > limit else { return escaped }
     let head = escaped.prefix(limit / 2)
     let tail = escaped.suffix(limit / 2 - 10)

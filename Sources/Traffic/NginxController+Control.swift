@@ -1,6 +1,7 @@
 import DurableFiles
 import Foundation
 import HTTPTransport
+import TextSafety
 
 extension NginxController {
     /// What nginx answers to `GET /traffic`: the configuration it runs and the split in force.
@@ -10,6 +11,11 @@ extension NginxController {
         var state: TrafficState?
     }
 
+    /// The most of a control answer read: the configuration's path and the split, a few
+    /// kilobytes (documented in the README).
+    static let controlAnswerLimit = HTTPClient.BodyLimit(
+        1 << 20, for: "nginx's answer on its control socket", hint: "is the control socket that of our nginx? `orchestrate repair` renders and restarts it")
+
     /// `GET /traffic` on the control socket.
     ///
     /// - Throws: `HTTPClient.TransportError` when nginx does not answer, `TrafficError` when it
@@ -18,7 +24,7 @@ extension NginxController {
         let response = try await send(method: "GET")
         let text = String(decoding: response.body, as: UTF8.self)
         guard response.status == 200, let first = text.split(separator: "\n").first, first.hasPrefix("config ") else {
-            throw TrafficError("nginx's control socket answered \(response.status): \(text.prefix(200))")
+            throw TrafficError("nginx's control socket answered \(response.status): \(OutsideText.bounded(text, limit: 200))")
         }
         let configuration = String(first.dropFirst("config ".count))
         let rest = text.split(separator: "\n").dropFirst()
@@ -29,7 +35,7 @@ extension NginxController {
         try await HTTPClient.send(
             HTTPClient.Request(
                 method: method, url: "http://nginx/traffic", headers: body == nil ? [] : ["Content-Type: text/plain"],
-                body: body.map { .data(Data($0.utf8)) }, timeout: .seconds(3), unixSocket: config.controlSocket))
+                body: body.map { .data(Data($0.utf8)) }, timeout: .seconds(3), limit: Self.controlAnswerLimit, unixSocket: config.controlSocket))
     }
 
     /// Writes `text` to a temporary file beside `path`, checks every write, flushes it to disk and

@@ -1,6 +1,7 @@
 import DurableFiles
 import Foundation
 import HTTPTransport
+import TextSafety
 
 /// Where the nginx that carries the traffic runs: a process on this machine, or a load-balancer
 /// container (the Docker runtime). Each way validates a configuration, starts nginx on one,
@@ -126,7 +127,7 @@ public struct NginxController: Sendable {
             let response = try await send(method: "POST", body: try state.text())
             guard response.status == 200 else {
                 throw TrafficError(
-                    "nginx refused the traffic split (\(response.status)): \(String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))"
+                    "nginx refused the traffic split (\(response.status)): \(OutsideText.bounded(String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit))"
                 )
             }
         }
@@ -188,6 +189,6 @@ public struct NginxController: Sendable {
     func errorLogTail(lines: Int = 4) -> String {
         guard let text = try? String(contentsOfFile: config.errorLog, encoding: .utf8) else { return "" }
         let tail = text.split(separator: "\n").suffix(lines)
-        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.map { "    \($0)" }.joined(separator: "\n")
+        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.map { "    \(OutsideText.bounded($0, limit: OutsideText.messageLimit))" }.joined(separator: "\n")
     }
 }

@@ -3,6 +3,7 @@ import CommandLineSupport
 import Foundation
 import Orchestrator
 import Synchronization
+import TextSafety
 import Traffic
 
 struct StatusCommand: AsyncParsableCommand {
@@ -167,10 +168,10 @@ final class WatchPrinter: Sendable {
         switch frame {
         case .waiting:
             let text = "no rollout in progress for \(service): waiting for one (Ctrl-C to stop)"
-            if terminal { print(clear + text) } else if changed(text) { print(text) }
+            if terminal { Swift.print(clear + text) } else if changed(text) { print(text) }
         case .running(let view):
             if terminal {
-                print(clear + view.lines().joined(separator: "\n"))
+                Swift.print(clear + OutsideText.escaped(view.lines().joined(separator: "\n"), lines: .kept))
             } else if changed(view.line) {
                 print("\(Date().formatted(.iso8601))  \(view.line)")
             }

@@ -35,13 +35,15 @@ struct SimulateCommand: AsyncParsableCommand {
                     baseURL: url.hasSuffix("/") ? String(url.dropLast()) : url, rate: rate,
                     duration: duration > 0 ? .milliseconds(Int64(duration * 1000)) : nil, count: k, seed: seed))
             let stop = StopFlag()
+            // A recommendation of at most 100 ids, or the answer to a batch of events.
+            let limit = HTTPClient.BodyLimit(1 << 20, for: "an answer of the inference server", hint: "is --url the inference server (or nginx in front of it)?")
             let report = await simulator.run(
                 transport: { url, body in
                     let response =
                         if let body {
-                            try await HTTPClient.post(url, body: body, timeout: .seconds(5), headers: ["Content-Type: application/json"])
+                            try await HTTPClient.post(url, body: body, limit: limit, timeout: .seconds(5), headers: ["Content-Type: application/json"])
                         } else {
-                            try await HTTPClient.get(url, timeout: .seconds(5), headers: ["Accept: application/json"])
+                            try await HTTPClient.get(url, limit: limit, timeout: .seconds(5), headers: ["Accept: application/json"])
                         }
                     return (response.status, response.body)
                 },

@@ -51,7 +51,7 @@ struct DockerEngineTests {
         let gone = try DockerEngine(host: "unix:///nonexistent/docker.sock")
         #expect(await !gone.ping())
         await #expect {
-            try await gone.call("GET", "/version", operation: "asking")
+            try await gone.call("GET", "/version", limit: DockerEngine.AnswerLimit.object, operation: "asking")
         } throws: { error in
             (error as? DockerError)?.isUnreachable == true
         }
@@ -165,7 +165,7 @@ struct HTTPClientAnswer {
     var body: String
 
     static func get(_ url: String) async throws -> HTTPClientAnswer {
-        let response = try await HTTPClient.get(url, timeout: .seconds(2))
+        let response = try await HTTPClient.get(url, limit: .forTests, timeout: .seconds(2))
         return HTTPClientAnswer(status: response.status, body: String(decoding: response.body, as: UTF8.self))
     }
 }
@@ -220,7 +220,7 @@ struct MonitoringComposeTests {
         #expect(up.stdout.contains("monitoring-prometheus-1: created") || up.stdout.contains("monitoring-prometheus-1: recreated"), "\(up.stdout)")
         var ready = false
         for _ in 0..<100 where !ready {
-            ready = (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", timeout: .seconds(1)))?.status == 200
+            ready = (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", limit: .forTests, timeout: .seconds(1)))?.status == 200
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready, "Prometheus in its container reads monitoring/prometheus.yml and answers")

@@ -73,7 +73,7 @@ struct DockerRolloutTests {
                 (error as? OrchestratorError)?.code == .unreachable && "\(error)".contains("no-such-image")
             }
             #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2))
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", limit: .forTests, timeout: .seconds(2))
             #expect(answer.status == 200)
 
             // A container that exits at start: the deploy fails with its log, before any traffic moves.
@@ -84,7 +84,7 @@ struct DockerRolloutTests {
             #expect(crashed.failure?.contains("exited at start") == true && crashed.failure?.contains("not-a-port") == true, "\(crashed.failure ?? "")")
             #expect(crashed.rollout?.steps.isEmpty != false, "no traffic step was taken")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
-            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", timeout: .seconds(2)).status == 200)
+            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1", limit: .forTests, timeout: .seconds(2)).status == 200)
         }
     }
 

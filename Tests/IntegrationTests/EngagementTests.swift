@@ -133,9 +133,9 @@ import Traffic
             let report = await simulator.run { url, body in
                 let response =
                     if let body {
-                        try await HTTPClient.post(url, body: body, headers: ["Content-Type: application/json"])
+                        try await HTTPClient.post(url, body: body, limit: .forTests, headers: ["Content-Type: application/json"])
                     } else {
-                        try await HTTPClient.get(url, headers: ["Accept: application/json"])
+                        try await HTTPClient.get(url, limit: .forTests, headers: ["Accept: application/json"])
                     }
                 return (response.status, response.body)
             }

@@ -98,7 +98,7 @@ final class Playground: @unchecked Sendable {
                 "--web.listen-address=127.0.0.1:\(prometheusPort)", "--log.level=warn",
             ])
         for _ in 0..<100 {
-            if (try? await HTTPClient.get("http://127.0.0.1:\(prometheusPort)/-/ready", timeout: .seconds(1)))?.status == 200 { return }
+            if (try? await HTTPClient.get("http://127.0.0.1:\(prometheusPort)/-/ready", limit: .forTests, timeout: .seconds(1)))?.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw PlaygroundError("Prometheus did not become ready")
@@ -327,7 +327,7 @@ final class LoadGenerator: @unchecked Sendable {
                 let sample: Sample
                 do {
                     let response = try await HTTPClient.get(
-                        "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", timeout: .seconds(5), headers: ["Accept: application/json"])
+                        "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", limit: .forTests, timeout: .seconds(5), headers: ["Accept: application/json"])
                     let body = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
                     sample = Sample(at: Date(), status: response.status, color: body?["color"] as? String)
                 } catch is CancellationError {
@@ -357,4 +357,9 @@ final class LoadGenerator: @unchecked Sendable {
         defer { lock.unlock() }
         return storage
     }
+}
+
+extension HTTPClient.BodyLimit {
+    /// What the tests read of an answer: far more than any answer of ours.
+    static let forTests = HTTPClient.BodyLimit(16 << 20, for: "an answer read by a test", hint: "a test reads small answers")
 }

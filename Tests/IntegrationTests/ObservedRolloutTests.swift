@@ -22,7 +22,7 @@ import Testing
         }
         var ready = false
         for _ in 0..<100 where !ready {
-            ready = (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", timeout: .seconds(1)))?.status == 200
+            ready = (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", limit: .forTests, timeout: .seconds(1)))?.status == 200
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         guard ready else { throw PlaygroundError("the Pushgateway did not become ready: \(read(folder + "/pushgateway.log"))") }
@@ -127,7 +127,7 @@ import Testing
         #expect(receiver.requests.filter { $0.path.hasPrefix("/slack/") }.compactMap(\.json).contains { ($0["text"] as? String)?.contains("rolled back") == true })
 
         // The Pushgateway holds the last state; Prometheus scraped the rollout as it went.
-        let pushed = String(decoding: try await HTTPClient.get("http://127.0.0.1:\(playground.pushgatewayPort)/metrics").body, as: UTF8.self)
+        let pushed = String(decoding: try await HTTPClient.get("http://127.0.0.1:\(playground.pushgatewayPort)/metrics", limit: .forTests).body, as: UTF8.self)
         let idle = pushed.split(separator: "\n").first { $0.hasPrefix("orchestrate_rollout_phase{") && $0.contains(#"phase="idle""#) }
         let ours = pushed.split(separator: "\n").filter { $0.hasPrefix("orchestrate_") || $0.hasPrefix("push_") }
         #expect(idle?.hasSuffix(" 1") == true && idle?.contains(#"service="svc""#) == true, "\(ours.joined(separator: "\n"))")

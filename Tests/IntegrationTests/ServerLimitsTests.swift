@@ -89,10 +89,10 @@ import TestSupport
                 try await Task.sleep(for: .milliseconds(100))
             }
             let start = ContinuousClock.now
-            let health = try await HTTPClient.get("http://127.0.0.1:\(port)/health", timeout: .seconds(1))
+            let health = try await HTTPClient.get("http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(1))
             #expect(health.status == 200)
             #expect(ContinuousClock.now - start < .seconds(1))
-            let metrics = try await HTTPClient.get("http://127.0.0.1:\(port)/metrics", timeout: .seconds(1))
+            let metrics = try await HTTPClient.get("http://127.0.0.1:\(port)/metrics", limit: .forTests, timeout: .seconds(1))
             #expect(metrics.status == 200)
             // The server closes every slow client: the ones the cap pushed out at once, the rest at the header timeout.
             let deadline = ContinuousClock.now + .seconds(5)

@@ -126,7 +126,7 @@ struct SwarmRolloutTests {
             #expect(instance.modelSHA256 == first.deployment?.modelSHA256)
             #expect(instance.addresses.count == 3)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [firstColor])
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", timeout: .seconds(2))
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", limit: .forTests, timeout: .seconds(2))
             #expect(answer.status == 200)
         }
     }
@@ -151,7 +151,7 @@ struct SwarmRolloutTests {
             let placement = try #require(await playground.runtime.instance(of: color)?.placement)
             #expect(placement.contains(works ? "routing mesh" : "routing mesh unavailable"), "\(placement)")
             #expect(placement.hasPrefix("3/3 tasks on node1, node2, node3"), "\(placement)")
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", timeout: .seconds(2))
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", limit: .forTests, timeout: .seconds(2))
             #expect(answer.status == 200)
             let instance = try #require(await playground.runtime.instance(of: color))
             #expect(instance.addresses.count == 3)

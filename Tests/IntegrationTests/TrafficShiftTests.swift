@@ -176,11 +176,12 @@ import Traffic
             ]
             for body in bodies {
                 let response = try await HTTPClient.send(
-                    HTTPClient.Request(method: "POST", url: "http://nginx/traffic", body: .data(Data(body.utf8)), unixSocket: nginx.config.controlSocket))
+                    HTTPClient.Request(method: "POST", url: "http://nginx/traffic", body: .data(Data(body.utf8)), limit: .forTests,
+                        unixSocket: nginx.config.controlSocket))
                 #expect([400, 409].contains(response.status), "\(body): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
             }
             #expect(await nginx.currentTraffic() == inForce, "the split in force did not change")
-            let publicAnswer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/traffic")
+            let publicAnswer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/traffic", limit: .forTests)
             #expect(publicAnswer.status != 200 || !String(decoding: publicAnswer.body, as: UTF8.self).contains("generation"), "the public port has no control")
         }
     }
@@ -200,7 +201,7 @@ import Traffic
             var colors: [String: Int] = [:]
             for user in 0..<300 {
                 let answer = try await HTTPClient.get(
-                    "http://127.0.0.1:\(playground.nginxPort)/recommend/u\(user)?k=3", timeout: .seconds(5), headers: ["Accept: application/json"])
+                    "http://127.0.0.1:\(playground.nginxPort)/recommend/u\(user)?k=3", limit: .forTests, timeout: .seconds(5), headers: ["Accept: application/json"])
                 #expect(answer.status == 200, "user \(user): \(answer.status)")
                 let body = try JSONSerialization.jsonObject(with: answer.body) as? [String: Any]
                 colors[body?["color"] as? String ?? "?", default: 0] += 1
@@ -237,14 +238,14 @@ import Traffic
             try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
             #expect(LocalNginx().masterPID(nginx.config) == master, "reloaded, not restarted")
             #expect(await nginx.currentTraffic()?.source == .nginx)
-            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3").status == 200)
+            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3", limit: .forTests).status == 200)
 
             // Another listen port: a new configuration, so a reload; the split stays.
             let port = try freePort()
             nginx.config.listenPort = port
             try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
             #expect(LocalNginx().masterPID(nginx.config) == master)
-            #expect(try await HTTPClient.get("http://127.0.0.1:\(port)/recommend/u1?k=3").status == 200)
+            #expect(try await HTTPClient.get("http://127.0.0.1:\(port)/recommend/u1?k=3", limit: .forTests).status == 200)
             let configuration = try String(contentsOfFile: nginx.configPath, encoding: .utf8)
             let modified = try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date
 
@@ -281,7 +282,7 @@ import Traffic
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(restarted == NginxController.Report(state: before.state, source: .nginx))
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3")
+            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3", limit: .forTests)
             #expect(answer.status == 200)
 
             // A control socket left behind by an nginx that was killed does not stop the next start.

@@ -60,6 +60,17 @@ public struct ChildProcess: Sendable {
             return status
         }.value
     }
+
+    /// Waits for the child to exit; returns its wait status and its peak resident memory (the
+    /// kernel's maximum resident set size of the child, in KiB).
+    public func waitReportingPeakMemory() async -> (status: Int32, peakKiB: Int) {
+        await Task.detached {
+            var status: Int32 = 0
+            var usage = rusage()
+            wait4(pid, &status, 0, &usage)
+            return (status, usage.ru_maxrss)
+        }.value
+    }
 }
 
 public struct ChildProcessError: Error {

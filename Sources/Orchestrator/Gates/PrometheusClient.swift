@@ -1,9 +1,17 @@
 import Foundation
 import StrictYAML
 import HTTPTransport
+import Synchronization
+import TextSafety
 import Traffic
 
 /// Instant PromQL queries against Prometheus's HTTP API (`GET /api/v1/query`).
+///
+/// Every answer is bounded: a gate's query answers one series (a few hundred bytes), so its
+/// answer is read up to `gateAnswerLimit` and stops at the second series; the judge's queries
+/// (a histogram by `le`, counts by unit) up to `vectorAnswerLimit`. An answer that never ends, or
+/// a query that forgot its `sum(...)` and matches a million series, ends the query with an error
+/// that says so, which the gate counts as an error (and fails after `consecutiveErrorLimit`).
 public struct PrometheusClient: Sendable {
     public var baseURL: String
 
@@ -11,11 +19,27 @@ public struct PrometheusClient: Sendable {
         self.baseURL = baseURL
     }
 
+    /// A gate's query: one series, or a scalar (documented in the README).
+    static let gateAnswerLimit = HTTPClient.BodyLimit(
+        1 << 20, for: "the answer to a gate's query",
+        hint: "a gate's query returns one series of a few hundred bytes: aggregate it, e.g. sum(...), and try it in Prometheus's console")
+    /// A judge's query: a histogram's buckets, or counts per unit (documented in the README).
+    static let vectorAnswerLimit = HTTPClient.BodyLimit(
+        4 << 20, for: "the answer to a judge's query",
+        hint: "the judge reads a histogram's buckets by le, or counts by its units label: aggregate the query to those labels, e.g. sum by (le) (...)")
+    static let readinessLimit = HTTPClient.BodyLimit(
+        64 << 10, for: "Prometheus's readiness answer", hint: "is analysis.prometheus the address of Prometheus?")
+    /// How long one query may take, the answer read whole.
+    static let queryTimeout: Duration = .seconds(10)
+
     /// What one query returned.
     public enum Sample: Sendable, Equatable {
+        /// A number (possibly infinite, which no gate admits).
         case value(Double)
-        /// An empty result, or NaN (e.g. a rate divided by a rate of zero requests).
+        /// An empty result.
         case noData
+        /// NaN, e.g. a rate divided by a rate of zero requests: no data, which never passes.
+        case notANumber
     }
 
     public struct QueryError: Error, CustomStringConvertible, Sendable {
@@ -25,57 +49,76 @@ public struct PrometheusClient: Sendable {
 
     /// Whether Prometheus answers its readiness endpoint.
     public func isReady() async -> Bool {
-        (try? await HTTPClient.get("\(baseURL)/-/ready", timeout: .seconds(3)))?.status == 200
+        (try? await HTTPClient.get("\(baseURL)/-/ready", limit: Self.readinessLimit, timeout: .seconds(3)))?.status == 200
     }
 
-    /// Runs an instant query; a result with several series is an error (aggregate it in PromQL).
+    /// Runs an instant query that must return one value; a result with several series is an
+    /// error that says how many (aggregate it in PromQL). Reading stops at the second series.
     public func query(_ promql: String) async throws -> Sample {
-        let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))"
-        let response: HTTPClient.Response
-        do {
-            response = try await HTTPClient.get(url, timeout: .seconds(10))
-        } catch {
-            throw QueryError(message: "Prometheus unreachable: \(error)")
+        let scan = SeriesScan()
+        let response = try await get(promql, limit: Self.gateAnswerLimit) { scan.take($0) }
+        if scan.series > 1 {
+            let count = try? await countSeries(promql)
+            throw QueryError(
+                message: "the query returned \(count.map { "\($0)" } ?? "more than one") series; a gate needs one: wrap it in sum(...)")
         }
-        return try Self.parse(response.body, status: response.status)
+        return try Self.parse(scan.body, status: response.status)
     }
 
-    /// Runs an instant query and returns every series: its labels and value (NaN values left out).
-    public func queryVector(_ promql: String) async throws -> [(labels: [String: String], value: Double)] {
-        let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))"
-        let response: HTTPClient.Response
-        do {
-            response = try await HTTPClient.get(url, timeout: .seconds(10))
-        } catch {
-            throw QueryError(message: "Prometheus unreachable: \(error)")
+    /// How many series `promql` returns, asked of Prometheus (`count(...)`), so that an answer
+    /// of a million series need not be read to say how many it holds.
+    func countSeries(_ promql: String) async throws -> Int {
+        let scan = SeriesScan()
+        let response = try await get("count((\(promql)))", limit: Self.gateAnswerLimit) { scan.take($0) }
+        guard case .value(let count) = try Self.parse(scan.body, status: response.status), count.isFinite, count >= 0 else {
+            throw QueryError(message: "no count")
         }
-        guard let json = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any], json["status"] as? String == "success",
+        return Int(count)
+    }
+
+    /// Runs an instant query and returns every series: its labels and value. A value that is not
+    /// a finite number (NaN, ±Inf) is an error: the judge reads counts, and a count is finite.
+    public func queryVector(_ promql: String) async throws -> [(labels: [String: String], value: Double)] {
+        let scan = SeriesScan(stopAtSecondSeries: false)
+        let response = try await get(promql, limit: Self.vectorAnswerLimit) { scan.take($0) }
+        guard let json = try? JSONSerialization.jsonObject(with: scan.body) as? [String: Any], json["status"] as? String == "success",
             let data = json["data"] as? [String: Any]
         else {
-            throw QueryError(message: "Prometheus answered HTTP \(response.status) without a result")
+            throw Self.failure(scan.body, status: response.status)
         }
         guard data["resultType"] as? String == "vector" else {
-            throw QueryError(message: "the query returned a \(data["resultType"] as? String ?? "missing") result; a histogram needs an instant vector by le")
+            throw QueryError(message: "the query returned a \(Self.echo(data["resultType"] as? String ?? "missing")) result; a histogram needs an instant vector by le")
         }
-        return (data["result"] as? [[String: Any]] ?? []).compactMap { series in
-            guard let pair = series["value"] as? [Any], pair.count == 2, let text = pair[1] as? String, let value = Double(text), !value.isNaN else { return nil }
+        return try (data["result"] as? [[String: Any]] ?? []).compactMap { series in
+            guard let pair = series["value"] as? [Any], pair.count == 2, let text = pair[1] as? String, let value = Double(text) else { return nil }
+            guard value.isFinite else { throw QueryError(message: "the query returned \(Self.echo(text)), not a finite count") }
             return (series["metric"] as? [String: String] ?? [:], value)
         }
     }
 
-    static func parse(_ body: Data, status: Int) throws -> Sample {
-        guard let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-            throw QueryError(message: "Prometheus answered HTTP \(status) without a JSON body")
+    /// GET a query; the body goes to `take` as it arrives (which may end the transfer).
+    private func get(_ promql: String, limit: HTTPClient.BodyLimit, take: @escaping @Sendable (Data) -> Bool) async throws -> HTTPClient.Response {
+        let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))"
+        do {
+            return try await HTTPClient.send(HTTPClient.Request(url: url, timeout: Self.queryTimeout, limit: limit), onData: take)
+        } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge {
+            throw QueryError(message: "Prometheus's answer is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there\n  hint: \(limit.hint)")
+        } catch let error as HTTPClient.TransportError {
+            throw QueryError(message: "Prometheus unreachable: \(error)")
         }
-        guard json["status"] as? String == "success", let data = json["data"] as? [String: Any] else {
-            let kind = json["errorType"] as? String ?? "error"
-            throw QueryError(message: "Prometheus answered HTTP \(status), \(kind): \(json["error"] as? String ?? "no message")")
+    }
+
+    static func parse(_ body: Data, status: Int) throws -> Sample {
+        guard let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+            json["status"] as? String == "success", let data = json["data"] as? [String: Any]
+        else {
+            throw failure(body, status: status)
         }
         func number(_ pair: Any?) throws -> Sample {
             guard let pair = pair as? [Any], pair.count == 2, let text = pair[1] as? String, let value = Double(text) else {
                 throw QueryError(message: "Prometheus returned a sample that is not [time, \"value\"]")
             }
-            return value.isNaN ? .noData : .value(value)
+            return value.isNaN ? .notANumber : .value(value)
         }
         switch data["resultType"] as? String {
         case "scalar":
@@ -84,11 +127,63 @@ public struct PrometheusClient: Sendable {
             let result = data["result"] as? [[String: Any]] ?? []
             if result.isEmpty { return .noData }
             guard result.count == 1 else {
-                throw QueryError(message: "the query returned \(result.count) series; a gate needs one: aggregate it, e.g. sum(...)")
+                throw QueryError(message: "the query returned \(result.count) series; a gate needs one: wrap it in sum(...)")
             }
             return try number(result[0]["value"])
         case let other:
-            throw QueryError(message: "the query returned a \(other ?? "missing") result; a gate needs an instant vector or scalar")
+            throw QueryError(message: "the query returned a \(echo(other ?? "missing")) result; a gate needs an instant vector or scalar")
+        }
+    }
+
+    /// What an answer that is not a result says: Prometheus's error, or the start of whatever
+    /// else answered (a proxy's page), escaped and cut.
+    static func failure(_ body: Data, status: Int) -> QueryError {
+        if let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let error = json["error"] as? String {
+            let kind = json["errorType"] as? String ?? "error"
+            return QueryError(message: "Prometheus answered HTTP \(status), \(echo(kind)): \(echo(error))")
+        }
+        let start = body.isEmpty ? "an empty body" : "\"\(echo(String(decoding: body.prefix(OutsideText.messageLimit), as: UTF8.self)))\""
+        return QueryError(message: "Prometheus answered HTTP \(status) without a result: \(start)")
+    }
+
+    /// Text of Prometheus's answer as a message keeps it: escaped, and cut.
+    static func echo(_ text: String) -> String {
+        OutsideText.bounded(text, limit: OutsideText.messageLimit)
+    }
+}
+
+/// Collects a query's answer as it arrives and counts its series: in Prometheus's JSON every
+/// series of a vector begins with `"metric":{`, which cannot occur inside a JSON string (its
+/// quotes would be escaped) nor as a label (label values are strings).
+private final class SeriesScan: Sendable {
+    private struct State {
+        var body = Data()
+        var series = 0
+    }
+
+    private static let marker = Data(#""metric":{"#.utf8)
+    private let state = Mutex(State())
+    private let stopAtSecondSeries: Bool
+
+    init(stopAtSecondSeries: Bool = true) {
+        self.stopAtSecondSeries = stopAtSecondSeries
+    }
+
+    var body: Data { state.withLock { $0.body } }
+    var series: Int { state.withLock { $0.series } }
+
+    /// Appends a chunk; false (end the transfer) once a second series began, when asked to.
+    func take(_ chunk: Data) -> Bool {
+        state.withLock { state in
+            // A marker may straddle two chunks: search from just before this chunk.
+            let from = max(state.body.startIndex, state.body.endIndex - (Self.marker.count - 1))
+            state.body.append(chunk)
+            var searched = from
+            while let found = state.body.range(of: Self.marker, in: searched..<state.body.endIndex) {
+                state.series += 1
+                searched = found.upperBound
+            }
+            return !(stopAtSecondSeries && state.series > 1)
         }
     }
 }

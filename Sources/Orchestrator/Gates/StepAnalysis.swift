@@ -11,6 +11,16 @@ public struct GateMeasurement: Sendable, Codable, Equatable {
     public var condition: String
     public var at: Date
     public var error: String?
+
+    public init(outcome: String, gate: String, query: String, value: Double?, condition: String, at: Date, error: String? = nil) {
+        self.outcome = outcome
+        self.gate = gate
+        self.query = query
+        self.value = value
+        self.condition = condition
+        self.at = at
+        self.error = error
+    }
 }
 
 /// The verdict on one traffic step.
@@ -68,6 +78,7 @@ struct StepAnalysis {
                     case .value(let value):
                         measurement.value = value
                         measurement.outcome = condition.admits(value) ? "success" : "failure"
+                        if !value.isFinite { measurement.error = "not a finite number" }
                     case .noData:
                         switch gate.onNoData {
                         case .pass: measurement.outcome = "success"
@@ -75,6 +86,15 @@ struct StepAnalysis {
                         case .inconclusive: measurement.outcome = "inconclusive"
                         }
                         measurement.error = "no data"
+                    case .notANumber:
+                        // No data, as an empty result, but a value that is not a number never
+                        // passes: under `onNoData: pass` it waits for a number (and fails at the
+                        // step's deadline without one).
+                        switch gate.onNoData {
+                        case .fail: measurement.outcome = "failure"
+                        case .pass, .inconclusive: measurement.outcome = "inconclusive"
+                        }
+                        measurement.error = "NaN: no data, which never passes"
                     }
                     consecutiveErrors = 0
                 } catch {
@@ -91,8 +111,13 @@ struct StepAnalysis {
                     conclusive += 1
                     failures += 1
                     if failures > gate.failureLimit {
-                        let value = measurement.value.map(formatMetric) ?? "no data"
-                        return (false, measurements, "gate \(gate.name): \(value) is not \(condition.condition) (query: \(query))")
+                        let reason =
+                            switch measurement.value {
+                            case let value? where !value.isFinite: "the query returned \(formatMetric(value)), not a finite number"
+                            case let value?: "\(formatMetric(value)) is not \(condition.condition)"
+                            case nil: "no data is not \(condition.condition)"
+                            }
+                        return (false, measurements, "gate \(gate.name): \(reason) (query: \(query))")
                     }
                 case "error" where consecutiveErrors > gate.consecutiveErrorLimit:
                     return (false, measurements, "gate \(gate.name): \(consecutiveErrors) query errors in a row: \(measurement.error ?? "")")

@@ -10,6 +10,9 @@ import Synchronization
 final class Outbox: Sendable {
     /// How long the end of a run waits for queued requests (documented in the README).
     static let flushLimit: Duration = .seconds(5)
+    /// The most of a receiver's answer read: only its status matters (documented in the README).
+    static let answerLimit = HTTPClient.BodyLimit(
+        64 << 10, for: "a webhook receiver's answer", hint: "a receiver acknowledges with a status and a short body; check the receiver")
 
     /// One receiver.
     struct Destination: Sendable {
@@ -150,11 +153,13 @@ final class Outbox: Sendable {
                     HTTPClient.Request(
                         // "Expect:" keeps libcurl from waiting for a 100 Continue before a body over 1 KiB.
                         method: request.method, url: request.url, headers: request.headers + ["Expect:"], body: .data(request.body),
-                        timeout: destination.timeout))
+                        timeout: destination.timeout, limit: Self.answerLimit))
                 if (200..<300).contains(response.status) { return }
                 problem = "HTTP \(response.status)"
                 // A request the receiver refuses will be refused again (but 408 and 429 may pass later).
                 if (400..<500).contains(response.status) && response.status != 408 && response.status != 429 { break }
+            } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge && (200..<300).contains(error.status) {
+                return  // delivered: the receiver took it, only its answer was cut off
             } catch is CancellationError {
                 return
             } catch {

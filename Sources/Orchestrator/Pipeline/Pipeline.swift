@@ -86,9 +86,11 @@ public struct MetricThreshold: Sendable, Equatable, Codable {
         self.max = max
     }
 
-    /// Whether `value` is within the bounds.
+    /// Whether `value` is within the bounds. A value that is not a finite number (NaN, +Inf,
+    /// -Inf: a division by zero, an overflow) measured nothing and is never admitted, whatever
+    /// the bounds: -Inf is not "at most 1", nor +Inf "at least 0.5".
     public func admits(_ value: Double) -> Bool {
-        !value.isNaN && (min.map { value >= $0 } ?? true) && (max.map { value <= $0 } ?? true)
+        value.isFinite && (min.map { value >= $0 } ?? true) && (max.map { value <= $0 } ?? true)
     }
 
     public var condition: String {

@@ -1,4 +1,5 @@
 import Foundation
+import TextSafety
 
 extension ReleaseReport {
     /// The report as Markdown: the same sections as the page, with tables in place of charts.
@@ -104,9 +105,11 @@ extension ReleaseReport {
     }
 
     /// Text that Markdown shows as written: no HTML, emphasis, links or table breaks of its own.
+    /// Control characters are written out first (`OutsideText`), so none reaches a terminal that
+    /// shows the file.
     static func markdownText(_ text: String) -> String {
         var result = ""
-        for character in text {
+        for character in OutsideText.escaped(text) {
             switch character {
             case "\n", "\r": result += " "
             case "|": result += "\\|"

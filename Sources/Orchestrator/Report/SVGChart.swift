@@ -1,4 +1,5 @@
 import Foundation
+import TextSafety
 
 /// A small time-series chart drawn as inline SVG, so that the report opens anywhere with no
 /// network and no script: lines (or steps) over time, horizontal bounds, an interval band, and
@@ -162,12 +163,13 @@ struct SVGChart {
 }
 
 /// Text made safe for HTML (and SVG) content and attribute values: every string that comes from
-/// a record goes through this.
+/// a record goes through this. Control characters are written out first (`OutsideText`), as
+/// everywhere text from outside is shown.
 enum HTMLText {
     static func escape(_ text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count)
-        for character in text.unicodeScalars {
+        for character in OutsideText.escaped(text, lines: .kept).unicodeScalars {
             switch character {
             case "&": result += "&amp;"
             case "<": result += "&lt;"

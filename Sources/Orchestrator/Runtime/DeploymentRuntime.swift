@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 import EngineAPI
 import HTTPTransport
+import TextSafety
 public import Traffic
 
 /// One running colour of the service.
@@ -128,7 +129,7 @@ extension DeploymentRuntime {
             for (index, address) in instance.addresses.enumerated() {
                 group.addTask {
                     do {
-                        let response = try await HTTPClient.get("http://\(address)\(path)", timeout: .seconds(2))
+                        let response = try await HTTPClient.get("http://\(address)\(path)", limit: HealthProbe.answerLimit, timeout: .seconds(2))
                         return (index, HealthProbe(healthy: response.status == 200, detail: "HTTP \(response.status)"))
                     } catch {
                         return (index, HealthProbe(healthy: false, detail: "\(error)"))
@@ -145,6 +146,10 @@ extension DeploymentRuntime {
 public struct HealthProbe: Sendable, Codable, Equatable {
     public var healthy: Bool
     public var detail: String
+
+    /// The most of a health answer read: only its status matters (documented in the README).
+    static let answerLimit = HTTPClient.BodyLimit(
+        64 << 10, for: "a health probe's answer", hint: "a health endpoint answers a short status; check deploy.health.path")
 }
 
 /// The runtime a pipeline names.
@@ -176,7 +181,9 @@ enum RuntimeFactory {
     }
 }
 
-/// Text indented by four spaces under a message, one line per line (logs in error messages).
+/// Text indented by four spaces under a message, one line per line (logs in error messages):
+/// escaped, and cut to its last `OutsideText.outputLimit` bytes.
 func indented(_ text: String) -> String {
-    text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+    let text = OutsideText.bounded(text, limit: OutsideText.outputLimit, lines: .kept, keeping: .tail)
+    return text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
 }

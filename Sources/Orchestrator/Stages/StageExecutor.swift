@@ -2,6 +2,7 @@ import DurableFiles
 import EngineAPI
 import Foundation
 import StrictYAML
+import TextSafety
 import RecEngine
 
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
@@ -142,7 +143,7 @@ struct StageExecutor {
         // its gate whatever the bounds: it measured nothing.
         result.gates = stage.gate.map { threshold in
             let value = result.metrics[threshold.metric]
-            let passed = value.map { $0.isFinite && threshold.admits($0) } ?? false
+            let passed = value.map(threshold.admits) ?? false
             return ReleaseRecord.GateVerdict(metric: threshold.metric, condition: threshold.condition, value: value, passed: passed)
         }
         for verdict in result.gates {
@@ -235,7 +236,13 @@ struct StageExecutor {
             }
             record.rankingProtocol = try? JSONDecoder().decode(Evaluation.self, from: data).ranking?.protocol
         }
-        return metrics.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan }
+        return Self.metricNames(metrics.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan })
+    }
+
+    /// Metrics as a record keeps them: each name, which a command or a file chose, escaped and cut
+    /// (a gate names a metric by a plain name, which this leaves as it is).
+    static func metricNames(_ metrics: [String: Double]) -> [String: Double] {
+        Dictionary(metrics.map { (OutsideText.bounded($0.key, limit: 200), $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     func reportIngest(_ report: IngestReport) {
@@ -267,7 +274,7 @@ struct StageExecutor {
         }
         // null is a metric the command could not compute (JSON has no NaN): kept as NaN, so that a
         // gate on it fails saying so and the record shows it; strings and other values are not metrics.
-        return object.compactMapValues { $0 is NSNull ? .nan : ($0 as? NSNumber)?.doubleValue }
+        return metricNames(object.compactMapValues { $0 is NSNull ? .nan : ($0 as? NSNumber)?.doubleValue })
     }
 
     /// A command stage with `image:`: its argument vector in a one-off container of the

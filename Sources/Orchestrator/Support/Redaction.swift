@@ -38,10 +38,15 @@ public struct Redaction: Sendable, Equatable {
     public func redacted<T: Codable>(_ value: T) -> T {
         guard !values.isEmpty else { return value }
         do {
-            let data = try JSONEncoder().encode(value)
+            // A gate value of -Inf or a metric of NaN goes through as the record writes it.
+            let encoder = JSONEncoder()
+            encoder.nonConformingFloatEncodingStrategy = ReleaseRecord.nonFiniteNumbers
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = ReleaseRecord.nonFiniteNumbersDecoding
+            let data = try encoder.encode(value)
             let tree = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
             let clean = try JSONSerialization.data(withJSONObject: redactTree(tree), options: [.fragmentsAllowed])
-            return try JSONDecoder().decode(T.self, from: clean)
+            return try decoder.decode(T.self, from: clean)
         } catch {
             // Encodable values of this module always round-trip; should one not, hide nothing
             // rather than lose the record.

@@ -1,6 +1,7 @@
 public import Foundation
 import RecEngine
 import StrictYAML
+import TextSafety
 
 /// What the judge saw of one metric at one look, and what it decided: the counts of each colour,
 /// the statistic, its always-valid interval, the margin, the classification and the rule.
@@ -234,6 +235,10 @@ struct JudgeRules {
             case .pass:
                 counted += judgement.weight
                 passed += judgement.weight
+            case .noData where judgement.error != nil:
+                // A query that failed, or counted something that is not a finite number, measured
+                // nothing: it never passes, whatever onNoData says of an honest absence of data.
+                counted += judgement.weight
             case .noData:
                 switch metric?.onNoData ?? .fail {
                 case .ignore: break
@@ -282,8 +287,8 @@ struct StepJudge: Sendable {
     func run(deadline: Duration) async -> Result {
         let clock = ContinuousClock()
         let started = clock.now
-        let startNew = await read(target)
-        let startLive = await read(live)
+        let startNew = await read(target).counts
+        let startLive = await read(live).counts
         var looks: [JudgeLook] = []
         var consecutiveErrors = 0
         while !Task.isCancelled {
@@ -291,14 +296,17 @@ struct StepJudge: Sendable {
             if Task.isCancelled { break }
             let elapsed = clock.now - started
             let final = elapsed >= deadline
-            let nowNew = await read(target)
-            let nowLive = await read(live)
+            let (nowNew, newErrors) = await read(target)
+            let (nowLive, liveErrors) = await read(live)
             var judgements: [MetricJudgement] = []
             for metric in spec.metrics {
                 var judgement = rules.judge(
                     metric, new: Self.delta(nowNew[metric.name] ?? nil, since: startNew[metric.name] ?? nil),
                     live: Self.delta(nowLive[metric.name] ?? nil, since: startLive[metric.name] ?? nil))
-                if nowNew[metric.name] == nil || nowLive[metric.name] == nil { judgement.error = "the query failed" }
+                let errors = [(target, newErrors[metric.name]), (live, liveErrors[metric.name])].compactMap { color, error in
+                    error.map { "\(color): \($0)" }
+                }
+                if !errors.isEmpty { judgement.error = "the query failed: " + errors.joined(separator: "; ") }
                 judgements.append(judgement)
             }
             consecutiveErrors = judgements.allSatisfy { $0.error != nil } ? consecutiveErrors + 1 : 0
@@ -312,10 +320,23 @@ struct StepJudge: Sendable {
         return Result(looks: looks, decision: .undecided, rule: "stopped")
     }
 
-    /// Every metric's counters for a colour; a metric whose query failed maps to nil, one
-    /// without data to `.some(nil)`.
-    func read(_ color: String) async -> [String: JudgeRules.Counts?] {
+    /// Every metric's counters for a colour; a metric whose query failed (or counted something
+    /// that is not a finite number) maps to nil and has its error, one without data maps to
+    /// `.some(nil)`.
+    func read(_ color: String) async -> (counts: [String: JudgeRules.Counts?], errors: [String: String]) {
         var counts: [String: JudgeRules.Counts?] = [:]
+        var errors: [String: String] = [:]
+        /// A count read with `query`: a value that is not finite is an error, not a count.
+        func finite(_ sample: PrometheusClient.Sample) throws -> PrometheusClient.Sample {
+            switch sample {
+            case .value(let value) where !value.isFinite:
+                throw PrometheusClient.QueryError(message: "the query returned \(formatMetric(value)), not a finite count")
+            case .notANumber:
+                throw PrometheusClient.QueryError(message: "the query returned NaN, not a finite count")
+            default:
+                return sample
+            }
+        }
         for metric in spec.metrics {
             do {
                 switch metric.kind {
@@ -328,8 +349,8 @@ struct StepJudge: Sendable {
                     for entry in good { groups[entry.labels[label] ?? "", default: (0, 0)].successes += entry.value }
                     counts[metric.name] = total.isEmpty ? .some(nil) : .some(.grouped(groups))
                 case .proportion(let successes, let trials):
-                    let total = try await prometheus.query(trials.replacingOccurrences(of: "{{color}}", with: color))
-                    let good = try await prometheus.query(successes.replacingOccurrences(of: "{{color}}", with: color))
+                    let total = try finite(await prometheus.query(trials.replacingOccurrences(of: "{{color}}", with: color)))
+                    let good = try finite(await prometheus.query(successes.replacingOccurrences(of: "{{color}}", with: color)))
                     if case .value(let trialCount) = total {
                         // No series of successes (no 5xx yet) is zero of them.
                         let successCount: Double = if case .value(let value) = good { value } else { 0 }
@@ -347,9 +368,11 @@ struct StepJudge: Sendable {
                 }
             } catch {
                 counts[metric.name] = nil as JudgeRules.Counts??
+                // Recorded at every look: kept short.
+                errors[metric.name] = OutsideText.bounded("\(error)", limit: 300)
             }
         }
-        return counts
+        return (counts, errors)
     }
 
     /// What a colour gathered since the step started (a counter that restarted counts from zero).

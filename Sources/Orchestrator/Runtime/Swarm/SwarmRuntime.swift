@@ -162,7 +162,7 @@ public struct SwarmRuntime: DeploymentRuntime {
         var refused: [String] = []
         for node in nodes {
             let url = "http://\(node.address):\(spec.ports[color] ?? 0)/health"
-            if (try? await HTTPClient.get(url, timeout: .seconds(3)))?.status != 200 { refused.append(node.hostname) }
+            if (try? await HTTPClient.get(url, limit: HealthProbe.answerLimit, timeout: .seconds(3)))?.status != 200 { refused.append(node.hostname) }
         }
         let membership = try await manager.swarmMembership()
         let verdict = RoutingMesh(
