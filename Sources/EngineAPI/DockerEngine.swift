@@ -163,7 +163,7 @@ public struct DockerEngine: Sendable {
         /// A list of containers, services, tasks, nodes or networks: thousands of entries of a
         /// few kilobytes.
         public static let list = HTTPClient.BodyLimit(
-            16 << 20, for: "a list of the Docker Engine API",
+            4 << 20, for: "a list of the Docker Engine API",
             hint: "the engine lists far more objects than a release needs: remove stopped containers and old services (docker system prune), or check that the host is a Docker engine")
         /// The last lines a container or service logged.
         public static let logs = HTTPClient.BodyLimit(

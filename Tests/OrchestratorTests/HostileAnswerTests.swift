@@ -85,6 +85,35 @@ import TextSafety
         }
     }
 
+    @Test func seriesAreCountedAsTheyArriveAlsoInJSONWithSpaces() async throws {
+        try await HostileHTTPServer.with({ path in
+            path.contains("query=count%28%28") ? .prometheusValue("1400000") : .prometheusVector(series: 1_400_000, spaced: true)
+        }) { server in
+            let error = await #expect(throws: PrometheusClient.QueryError.self) {
+                try await PrometheusClient(baseURL: server.url).query("up")
+            }
+            #expect(error?.message == "the query returned 1400000 series; a gate needs one: wrap it in sum(...)")
+        }
+        try await HostileHTTPServer.with({ _ in .prometheusVector(series: 1, value: "3", spaced: true) }) { server in
+            let sample = try await PrometheusClient(baseURL: server.url).query("up")
+            #expect(sample == .value(3))
+        }
+    }
+
+    @Test func aJudgeQueryOfTooManySeriesIsAnErrorWithoutReadingThemAll() async throws {
+        try await HostileHTTPServer.with({ _ in .prometheusVector(series: 1_400_000) }) { server in
+            let error = await #expect(throws: PrometheusClient.QueryError.self) {
+                try await PrometheusClient(baseURL: server.url).queryVector("sum by (le) (x)")
+            }
+            #expect(error?.message.hasPrefix("the query returned more than 10000 series; the judge reads a histogram's buckets by le") == true, "\(error?.message ?? "")")
+        }
+        try await HostileHTTPServer.with({ _ in .prometheusVector(series: 3, value: "7") }) { server in
+            let series = try await PrometheusClient(baseURL: server.url).queryVector("sum by (le) (x)")
+            #expect(series.map(\.value) == [7, 7, 7])
+            #expect(series.map { $0.labels["instance"] } == ["host-0", "host-1", "host-2"])
+        }
+    }
+
     @Test func aGateQueryOfTwoSeriesIsAnErrorBeforeSizeMatters() async throws {
         try await HostileHTTPServer.with(Self.manySeries(2)) { server in
             let error = await #expect(throws: PrometheusClient.QueryError.self) {
@@ -246,7 +275,7 @@ import TextSafety
             let error = await #expect(throws: DockerError.self) { try await Self.engine(server).containers(labels: ["a": "b"]) }
             #expect(error?.isUnreachable == true, "what runs cannot be known from it")
             #expect(error?.cause?.code == .answerTooLarge)
-            #expect(error?.description.contains("larger than 16 MiB, the limit for a list of the Docker Engine API") == true, "\(error.map { "\($0)" } ?? "")")
+            #expect(error?.description.contains("larger than 4 MiB, the limit for a list of the Docker Engine API") == true, "\(error.map { "\($0)" } ?? "")")
         }
     }
 

@@ -27,7 +27,7 @@ public final class HostileHTTPServer: Sendable {
     private let listener: Int32
     private let answer: @Sendable (String) -> Answer
     private struct State {
-        var paths: [String] = []
+        var requests: [(path: String, at: Date)] = []
         var stopped = false
         var connections: Set<Int32> = []
     }
@@ -73,7 +73,10 @@ public final class HostileHTTPServer: Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     /// The paths (with their queries) asked so far.
-    public var paths: [String] { state.withLock { $0.paths } }
+    public var paths: [String] { state.withLock { $0.requests.map(\.path) } }
+
+    /// The requests so far: path (with its query) and when it arrived.
+    public var requests: [(path: String, at: Date)] { state.withLock { $0.requests } }
 
     private func stop() {
         let open = state.withLock { state -> Set<Int32> in
@@ -129,7 +132,7 @@ public final class HostileHTTPServer: Sendable {
         let head = String(decoding: data[..<headerEnd.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let requestLine = head.first?.split(separator: " ") ?? []
         let path = requestLine.count > 1 ? String(requestLine[1]) : ""
-        state.withLock { $0.paths.append(path) }
+        state.withLock { $0.requests.append((path, Date())) }
         switch answer(path) {
         case .body(let status, let contentType, let body, let headers):
             let head = (["HTTP/1.1 \(status) Status", "Content-Type: \(contentType)", "Content-Length: \(body.count)", "Connection: close"] + headers)
@@ -180,7 +183,8 @@ extension HostileHTTPServer.Answer {
 
     /// A Prometheus vector of `count` series (about 70 bytes each, a million series about 70 MB),
     /// streamed as it is written, never held whole.
-    public static func prometheusVector(series count: Int, value: String = "1") -> Self {
+    /// With `spaced`, the JSON has spaces after its colons, as a proxy may write it.
+    public static func prometheusVector(series count: Int, value: String = "1", spaced: Bool = false) -> Self {
         let perChunk = 1_000
         return .stream(status: 200) { index in
             if index == 0 { return Data(#"{"status":"success","data":{"resultType":"vector","result":["#.utf8) }
@@ -188,7 +192,8 @@ extension HostileHTTPServer.Answer {
             guard first < count else { return index == (count + perChunk - 1) / perChunk + 1 ? Data("]}}".utf8) : nil }
             var text = ""
             for series in first..<min(count, first + perChunk) {
-                text += (series == 0 ? "" : ",") + #"{"metric":{"__name__":"up","instance":"host-\#(series)"},"value":[1700000000,"\#(value)"]}"#
+                let entry = #"{"metric":{"__name__":"up","instance":"host-\#(series)"},"value":[1700000000,"\#(value)"]}"#
+                text += (series == 0 ? "" : ",") + (spaced ? entry.replacingOccurrences(of: "\":", with: "\": ") : entry)
             }
             return Data(text.utf8)
         }

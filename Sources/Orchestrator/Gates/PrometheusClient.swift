@@ -55,7 +55,7 @@ public struct PrometheusClient: Sendable {
     /// Runs an instant query that must return one value; a result with several series is an
     /// error that says how many (aggregate it in PromQL). Reading stops at the second series.
     public func query(_ promql: String) async throws -> Sample {
-        let scan = SeriesScan()
+        let scan = SeriesScan(stopAfter: 1)
         let response = try await get(promql, limit: Self.gateAnswerLimit) { scan.take($0) }
         if scan.series > 1 {
             let count = try? await countSeries(promql)
@@ -68,7 +68,7 @@ public struct PrometheusClient: Sendable {
     /// How many series `promql` returns, asked of Prometheus (`count(...)`), so that an answer
     /// of a million series need not be read to say how many it holds.
     func countSeries(_ promql: String) async throws -> Int {
-        let scan = SeriesScan()
+        let scan = SeriesScan(stopAfter: 1)
         let response = try await get("count((\(promql)))", limit: Self.gateAnswerLimit) { scan.take($0) }
         guard case .value(let count) = try Self.parse(scan.body, status: response.status), count.isFinite, count >= 0 else {
             throw QueryError(message: "no count")
@@ -76,23 +76,33 @@ public struct PrometheusClient: Sendable {
         return Int(count)
     }
 
+    /// The most series a judge's query may return: a histogram has tens of buckets, counts by
+    /// unit a few hundred groups (documented in the README).
+    static let vectorSeriesLimit = 10_000
+
     /// Runs an instant query and returns every series: its labels and value. A value that is not
     /// a finite number (NaN, ±Inf) is an error: the judge reads counts, and a count is finite.
+    /// Reading stops after `vectorSeriesLimit` series.
     public func queryVector(_ promql: String) async throws -> [(labels: [String: String], value: Double)] {
-        let scan = SeriesScan(stopAtSecondSeries: false)
+        let scan = SeriesScan(stopAfter: Self.vectorSeriesLimit)
         let response = try await get(promql, limit: Self.vectorAnswerLimit) { scan.take($0) }
-        guard let json = try? JSONSerialization.jsonObject(with: scan.body) as? [String: Any], json["status"] as? String == "success",
-            let data = json["data"] as? [String: Any]
-        else {
+        if scan.series > Self.vectorSeriesLimit {
+            throw QueryError(
+                message: "the query returned more than \(Self.vectorSeriesLimit) series; the judge reads a histogram's buckets by le, or counts by its units label: "
+                    + "aggregate it to those labels, e.g. sum by (le) (...)")
+        }
+        // Decoded into plain values: a tree of Foundation objects would take ten times the answer's size.
+        guard let answer = try? JSONDecoder().decode(VectorAnswer.self, from: scan.body), answer.status == "success", let data = answer.data else {
             throw Self.failure(scan.body, status: response.status)
         }
-        guard data["resultType"] as? String == "vector" else {
-            throw QueryError(message: "the query returned a \(Self.echo(data["resultType"] as? String ?? "missing")) result; a histogram needs an instant vector by le")
+        guard let result = data.result else {
+            throw QueryError(message: "the query returned a \(Self.echo(data.resultType)) result; a histogram needs an instant vector by le")
         }
-        return try (data["result"] as? [[String: Any]] ?? []).compactMap { series in
-            guard let pair = series["value"] as? [Any], pair.count == 2, let text = pair[1] as? String, let value = Double(text) else { return nil }
-            guard value.isFinite else { throw QueryError(message: "the query returned \(Self.echo(text)), not a finite count") }
-            return (series["metric"] as? [String: String] ?? [:], value)
+        return try result.map { series in
+            guard let value = Double(series.value), value.isFinite else {
+                throw QueryError(message: "the query returned \(Self.echo(series.value)), not a finite count")
+            }
+            return (series.metric, value)
         }
     }
 
@@ -153,37 +163,103 @@ public struct PrometheusClient: Sendable {
 }
 
 /// Collects a query's answer as it arrives and counts its series: in Prometheus's JSON every
-/// series of a vector begins with `"metric":{`, which cannot occur inside a JSON string (its
-/// quotes would be escaped) nor as a label (label values are strings).
+/// series of a vector is an object with a key `"metric"` whose value is an object, which cannot
+/// occur inside a JSON string (its quotes would be escaped) nor as a label (label values are
+/// strings). Spaces around the colon are allowed, as a proxy may reformat the answer.
 private final class SeriesScan: Sendable {
     private struct State {
         var body = Data()
         var series = 0
+        /// Where the search for the next series goes on.
+        var scanned = 0
     }
 
-    private static let marker = Data(#""metric":{"#.utf8)
+    private static let key = Data(#""metric""#.utf8)
     private let state = Mutex(State())
-    private let stopAtSecondSeries: Bool
+    private let seriesLimit: Int
 
-    init(stopAtSecondSeries: Bool = true) {
-        self.stopAtSecondSeries = stopAtSecondSeries
+    /// - Parameter seriesLimit: the transfer ends once more series than this began.
+    init(stopAfter seriesLimit: Int) {
+        self.seriesLimit = seriesLimit
     }
 
     var body: Data { state.withLock { $0.body } }
     var series: Int { state.withLock { $0.series } }
 
-    /// Appends a chunk; false (end the transfer) once a second series began, when asked to.
+    /// Appends a chunk; false (end the transfer) once more series than the limit began.
     func take(_ chunk: Data) -> Bool {
         state.withLock { state in
-            // A marker may straddle two chunks: search from just before this chunk.
-            let from = max(state.body.startIndex, state.body.endIndex - (Self.marker.count - 1))
             state.body.append(chunk)
-            var searched = from
-            while let found = state.body.range(of: Self.marker, in: searched..<state.body.endIndex) {
-                state.series += 1
-                searched = found.upperBound
+            let bytes = state.body
+            scan: while let found = bytes.range(of: Self.key, in: (bytes.startIndex + state.scanned)..<bytes.endIndex) {
+                // `"metric"`, spaces, a colon, spaces, then `{`: a series.
+                var index = found.upperBound
+                var sawColon = false
+                while index < bytes.endIndex {
+                    switch bytes[index] {
+                    case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
+                        index += 1
+                    case UInt8(ascii: ":") where !sawColon:
+                        sawColon = true
+                        index += 1
+                    case UInt8(ascii: "{") where sawColon:
+                        state.series += 1
+                        state.scanned = index + 1 - bytes.startIndex
+                        continue scan
+                    default:
+                        state.scanned = found.upperBound - bytes.startIndex
+                        continue scan
+                    }
+                }
+                // The rest has not arrived yet: look at this key again with the next chunk.
+                state.scanned = found.lowerBound - bytes.startIndex
+                break
             }
-            return !(stopAtSecondSeries && state.series > 1)
+            if bytes.range(of: Self.key, in: (bytes.startIndex + state.scanned)..<bytes.endIndex) == nil {
+                // A key may straddle this chunk and the next: search again from just before the end.
+                state.scanned = max(state.scanned, bytes.count - (Self.key.count - 1))
+            }
+            return state.series <= seriesLimit
         }
     }
+}
+
+/// Prometheus's answer to an instant query, as far as the judge reads it: `result` holds the
+/// series of a vector, and is nil for any other type.
+private struct VectorAnswer: Decodable {
+    struct Result: Decodable {
+        var resultType: String
+        var result: [Series]?
+
+        enum CodingKeys: String, CodingKey {
+            case resultType, result
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            resultType = try container.decode(String.self, forKey: .resultType)
+            result = resultType == "vector" ? try container.decodeIfPresent([Series].self, forKey: .result) ?? [] : nil
+        }
+    }
+
+    struct Series: Decodable {
+        var metric: [String: String]
+        /// The sample's value as Prometheus writes it ("12", "NaN", "+Inf").
+        var value: String
+
+        enum CodingKeys: String, CodingKey {
+            case metric, value
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            metric = try container.decodeIfPresent([String: String].self, forKey: .metric) ?? [:]
+            var pair = try container.nestedUnkeyedContainer(forKey: .value)
+            _ = try pair.decode(Double.self)
+            value = try pair.decode(String.self)
+        }
+    }
+
+    var status: String
+    var data: Result?
 }
