@@ -15,7 +15,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
             input or usage, or a state file that is unreadable or disagrees with what serves, or a history \
             file that is not a release history; 3 another \
             run holds the lock; 4 a required service (nginx, Prometheus, the engine, the live colour) is \
-            unreachable before any change was made; 130/143 interrupted by SIGINT/SIGTERM (after \
+            unreachable, or answers more than its bound, before any change was made; 130/143 interrupted by SIGINT/SIGTERM (after \
             traffic went back to the live colour).
             """,
         version: RunIdentity.version,
