@@ -57,6 +57,7 @@ public enum HTTPClient {
         public struct Code: Hashable, Sendable, CustomStringConvertible {
             private enum Value: String, Sendable {
                 case transferFailed = "transfer-failed"
+                case timedOut = "timed-out"
                 case answerTooLarge = "answer-too-large"
             }
 
@@ -66,8 +67,10 @@ public enum HTTPClient {
                 self.value = value
             }
 
-            /// No answer: the peer could not be reached, the connection broke, the deadline passed.
+            /// No answer: the peer could not be reached, the connection broke.
             public static let transferFailed = Code(.transferFailed)
+            /// No whole answer before the request's deadline (a peer that is slow, or drips).
+            public static let timedOut = Code(.timedOut)
             /// The answer's body (or its headers) went past the limit; the transfer was stopped.
             public static let answerTooLarge = Code(.answerTooLarge)
 
@@ -330,10 +333,20 @@ public enum HTTPClient {
                 .answerTooLarge, url: url, message: "the answer's headers are larger than \(BodyLimit.size(headerLimit)): reading stopped there", status: status,
                 hint: "is \(url) the service it should be? No HTTP service of ours sends that much")
         }
+        if code == CURLE_OPERATION_TIMEDOUT {
+            throw TransportError(
+                .timedOut, url: url, message: "no whole answer within \(Self.seconds(request.timeout)) s, the deadline", status: status)
+        }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
             throw TransportError(.transferFailed, url: url, message: String(cString: curl_easy_strerror(code)))
         }
         return Response(status: status, body: transfer.data)
+    }
+
+    /// A duration in seconds for people: "10", "0.5".
+    static func seconds(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
     }
 
     /// Percent-encodes a query parameter value.

@@ -16,6 +16,8 @@ import Traffic
         case manySeries
         /// An answer without end.
         case endless
+        /// A byte every 100 ms: only the query's deadline (10 s) ends it.
+        case drip
         /// An error text of 850 KB full of terminal escape sequences (items 9 and 10).
         case escapes
 
@@ -29,6 +31,12 @@ import Traffic
             case .endless:
                 return { path in
                     path.hasPrefix("/-/ready") ? .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8)) : .endless()
+                }
+            case .drip:
+                return { path in
+                    path.hasPrefix("/-/ready")
+                        ? .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8))
+                        : .stream(status: 200, pause: .milliseconds(100)) { _ in Data(" ".utf8) }
                 }
             case .escapes:
                 let text = String(repeating: "\u{1B}[2J\u{1B}]0;owned\u{7}bad ", count: 25_000)
@@ -44,6 +52,7 @@ import Traffic
             switch self {
             case .manySeries: "the query returned 1400000 series; a gate needs one: wrap it in sum(...)"
             case .endless: "larger than 1 MiB, the limit for the answer to a gate's query"
+            case .drip: "3 query errors in a row: Prometheus did not answer in time"
             case .escapes: "Prometheus answered HTTP 400, bad_data: \\u{1b}[2J\\u{1b}]0;owned\\u{7}bad"
             }
         }

@@ -54,8 +54,8 @@ import TextSafety
             let error = await #expect(throws: HTTPClient.TransportError.self) {
                 try await HTTPClient.get(server.url, limit: Self.small, timeout: .seconds(1))
             }
-            #expect(error?.code == .transferFailed)
-            #expect(error?.description.contains("Timeout") == true, "\(error.map { "\($0)" } ?? "")")
+            #expect(error?.code == .timedOut)
+            #expect(error?.description.contains("no whole answer within 1 s, the deadline") == true, "\(error.map { "\($0)" } ?? "")")
         }
     }
 

@@ -113,6 +113,8 @@ public struct PrometheusClient: Sendable {
             return try await HTTPClient.send(HTTPClient.Request(url: url, timeout: Self.queryTimeout, limit: limit), onData: take)
         } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge {
             throw QueryError(message: "Prometheus's answer is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there\n  hint: \(limit.hint)")
+        } catch let error as HTTPClient.TransportError where error.code == .timedOut {
+            throw QueryError(message: "Prometheus did not answer in time: \(error)")
         } catch let error as HTTPClient.TransportError {
             throw QueryError(message: "Prometheus unreachable: \(error)")
         }
