@@ -121,7 +121,7 @@ struct Recovery {
             let unsaved = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
             event(.shift, detail)
             if let unsaved {
-                event(.shift, "the split's state file could not be written (\(unsaved.message)): an nginx started now would load the previous split")
+                event(.shift, RolloutExecutor.stateFileBehind(unsaved))
             }
         }
 
@@ -211,7 +211,7 @@ struct Recovery {
         let actions = done.isEmpty ? "" : ": " + done.joined(separator: "; ")
         return OrchestratorError(
             .unrecorded,
-            "release \(record.releaseID) ended \(record.outcome.rawValue)\(actions). It is NOT recorded in the history: \(error.message). "
+            "release \(record.releaseID) ended \(record.outcome.rawValue)\(actions). It is NOT recorded in the history: \(error.message.prefix { $0 != "\n" }). "
                 + "Its state stays in \(store.folder) for recovery.",
             hint: "free space on the disk holding \(pipeline.history), then run `orchestrate recover \(pipeline.file)`: it appends the record "
                 + "(the next `orchestrate run` does it first too); traffic and colours need nothing more")

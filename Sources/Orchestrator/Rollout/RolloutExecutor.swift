@@ -240,6 +240,11 @@ struct RolloutExecutor {
         "the controller's state could not be saved (\(failure.message.prefix { $0 != "\n" }))"
     }
 
+    /// What a split put in force without its state file means (the error's first line).
+    static func stateFileBehind(_ error: TrafficError) -> String {
+        "the split's state file could not be written (\(error.message.prefix { $0 != "\n" })): an nginx started now would load the previous split"
+    }
+
     /// A stop (a signal, an abort) that is already requested; an abort is taken. Checked right
     /// before traffic moves forward, so that a stop seen by then is never overtaken by a step.
     func pendingStop() -> Stop? {
@@ -460,8 +465,8 @@ struct RolloutExecutor {
                     done.append((Date(), .shift, "\(live.color) 100% (traffic restored)"))
                     progress("rollback: traffic back on \(live.color) (100%)")
                     if let unsaved {
-                        done.append((Date(), .shift, "the split's state file could not be written (\(unsaved.message)): an nginx started now would load the previous split"))
-                        progress("rollback: nginx's state file could not be written: \(unsaved)")
+                        done.append((Date(), .shift, Self.stateFileBehind(unsaved)))
+                        progress("rollback: \(Self.stateFileBehind(unsaved))")
                     }
                 } catch {
                     failure += "; traffic could not be restored to \(live.color): \(error)"
