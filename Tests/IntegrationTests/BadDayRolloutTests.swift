@@ -268,6 +268,10 @@ import Traffic
                 return found.count == 2 ? found : nil
             }
             let started = try #require(hooks, "the hook and its child started")
+            defer {
+                // Whatever recovery left is not left behind by the test.
+                for pid in started where isAlive(pid) && read("/proc/\(pid)/cmdline").hasPrefix("sleep") { kill(pid, SIGKILL) }
+            }
             controller.signal(SIGKILL)
             _ = await controller.wait()
             #expect(started.allSatisfy(isAlive), "they outlived their controller")
