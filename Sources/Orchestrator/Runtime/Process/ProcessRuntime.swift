@@ -76,7 +76,7 @@ public struct ProcessRuntime: DeploymentRuntime {
         } catch {
             // A deploy that does not return an instance leaves nothing running: a server still
             // starting when the deploy was cancelled would serve on, unrouted.
-            Self.terminate(pid)
+            if Self.isRunning(pid) { Self.terminate(pid) }
             throw error
         }
     }
