@@ -91,6 +91,16 @@ public struct NginxController: Sendable {
         await host.isRunning(config: config)
     }
 
+    /// What `apply` does when the state file cannot be written (a full disk, a read-only folder).
+    public enum StateFilePolicy: Sendable {
+        /// The split is not applied: traffic never moves to where a restarted nginx would not
+        /// send it (moving traffic forward).
+        case required
+        /// A running nginx takes the split all the same, and `apply` returns why the file was not
+        /// written: putting traffic back on an approved colour never waits for a disk.
+        case bestEffort
+    }
+
     /// Puts `split` in force and returns once nginx says it is.
     ///
     /// Writes the state file first (atomically), then: nginx not running: renders the
@@ -98,9 +108,13 @@ public struct NginxController: Sendable {
     /// configuration: `POST /traffic`; running with another one: installs it and reloads. In every
     /// case `GET /traffic` must then answer the new generation.
     ///
+    /// - Parameter stateFile: whether the split may be applied when its state file cannot be
+    ///   written (then an nginx that restarts loads the previous split until the next `apply`).
+    /// - Returns: why the state file does not hold the split (`.bestEffort` only); nil when it does.
     /// - Throws: `TrafficError` when the split is invalid, nginx refuses the configuration (the
     ///   previous one stays in force) or does not take the split within 10 s.
-    public func apply(_ split: TrafficSplit) async throws {
+    @discardableResult
+    public func apply(_ split: TrafficSplit, stateFile policy: StateFilePolicy = .required) async throws -> TrafficError? {
         try split.validate()
         let split = try Self.resolvingHostNames(split)
         let rendering = try config.render()
@@ -111,7 +125,12 @@ public struct NginxController: Sendable {
         let answer = running ? try? await control() : nil
         let generation = max(answer?.state?.generation ?? 0, lastApplied()?.generation ?? 0) + 1
         let state = TrafficState(generation: generation, split: split)
-        try Self.writeAtomically(try state.text(), to: config.stateFile)
+        var unsaved: TrafficError?
+        do {
+            try Self.writeAtomically(try state.text(), to: config.stateFile)
+        } catch let error as TrafficError where policy == .bestEffort && running {
+            unsaved = error
+        }
 
         if !running {
             try await install(rendering)
@@ -137,6 +156,7 @@ public struct NginxController: Sendable {
                 "nginx answers generation \(confirmed?.generation ?? 0) after generation \(generation) was applied\(errorLogTail())",
                 hint: "another controller may be applying splits to \(config.controlSocket)")
         }
+        return unsaved
     }
 
     /// Stops nginx gracefully (SIGQUIT: workers finish their requests).

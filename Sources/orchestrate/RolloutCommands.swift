@@ -90,7 +90,11 @@ struct RollbackCommand: AsyncParsableCommand {
 struct RecoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recover",
-        abstract: "Converge a run that a killed controller left behind (the next run does it too), and record it.")
+        abstract: "Converge a run that a killed controller left behind (the next run does it too), and record it.",
+        discussion: """
+            Traffic and processes are converged even on a full disk; when the record cannot be written \
+            then, it exits 5 and keeps the run: run it again once there is space.
+            """)
 
     @OptionGroup var source: PipelineArgument
     @Option(help: "text or json.") var output: OutputFormat = .text

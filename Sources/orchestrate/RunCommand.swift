@@ -10,7 +10,9 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             SIGTERM or SIGINT during a run puts all traffic back on the live colour, stops what the run \
             started, records the release as interrupted and exits 143 (130); a second signal exits at \
-            once and the next run converges what is left.
+            once and the next run converges what is left. Exit 5: traffic and colours were converged \
+            but the release could not be recorded (a full disk); `orchestrate recover` records it once \
+            there is space.
             """)
 
     @Argument(help: "The pipeline file (YAML).") var pipeline: String

@@ -105,6 +105,7 @@ final class Playground: @unchecked Sendable {
     }
 
     func stop() async {
+        for disk in disks { disk.free() }
         for color in ["blue", "green"] { try? await runtime.stop(color: color) }
         await nginx.stop()
         if let docker = runtime as? DockerRuntime { try? await docker.compose().down() }
@@ -112,7 +113,19 @@ final class Playground: @unchecked Sendable {
             prometheus.signal(SIGTERM)
             _ = await prometheus.wait()
         }
+        for disk in disks { disk.unmount() }
         try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// The small file systems mounted in the playground, unmounted by `stop`.
+    var disks: [FullDisk] = []
+
+    /// Mounts a small tmpfs over `path` (relative to the playground's folder), to be filled by
+    /// the test: `releases/state` puts the state folder on it, `releases` the history too.
+    func mountDisk(at path: String, megabytes: Int = 16) throws -> FullDisk {
+        let disk = try FullDisk(at: folder + "/" + path, megabytes: megabytes)
+        disks.append(disk)
+        return disk
     }
 
     /// Under the Docker runtime: the project's compose file with the images the Docker tests import.

@@ -16,16 +16,58 @@ public enum KillAtRename {
     /// The environment that makes a child kill itself when it renames a file whose path ends
     /// with `suffix` (e.g. `/store/state.json`).
     public static func environment(suffix: String, when: When) throws -> [String: String] {
-        ["LD_PRELOAD": try library(), "KILL_AT_RENAME_TARGET": suffix, "KILL_AT_RENAME_WHEN": when.rawValue]
+        try AtRename.environment(suffix: suffix, when: when, action: .signal(SIGKILL, to: .itself))
+    }
+}
+
+/// Something done at an exact moment of a process's life: when it first renames a file over a
+/// path ending with a suffix (a commit point: a state file written, a model stored). The same
+/// `LD_PRELOAD` fake as `KillAtRename`; the process and its children inherit it, and each acts
+/// once, at its own first matching rename.
+public enum AtRename {
+    public enum Recipient: String, Sendable {
+        case itself, parent
     }
 
+    public enum Action: Sendable {
+        /// Sends `signal` to the process itself or to its parent; then, when `thenWait` is
+        /// given, waits that long before the rename goes on (a window in which the parent acts).
+        case signal(Int32, to: Recipient, thenWait: Duration? = nil)
+        /// Writes `text` to the file at `path` (atomically), as another process would at that moment.
+        case write(String, to: String)
+    }
+
+    /// The environment that does `action` when a file whose path ends with `suffix` is renamed.
+    /// With `.before`, a SIGKILL of the process itself means the rename never happens; any other
+    /// action is followed by the rename.
+    public static func environment(suffix: String, when: KillAtRename.When, action: Action) throws -> [String: String] {
+        var environment = ["LD_PRELOAD": try KillAtRename.library(), "KILL_AT_RENAME_TARGET": suffix, "KILL_AT_RENAME_WHEN": when.rawValue]
+        switch action {
+        case .signal(let signal, let recipient, let wait):
+            environment["KILL_AT_RENAME_SIGNAL"] = "\(signal)"
+            environment["KILL_AT_RENAME_RECIPIENT"] = recipient.rawValue
+            if let wait { environment["KILL_AT_RENAME_WAIT_MS"] = "\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)" }
+        case .write(let text, let path):
+            environment["KILL_AT_RENAME_WRITE_PATH"] = path
+            environment["KILL_AT_RENAME_WRITE_TEXT"] = text
+        }
+        return environment
+    }
+}
+
+extension KillAtRename {
     static let source = """
         #define _GNU_SOURCE
         #include <dlfcn.h>
+        #include <fcntl.h>
         #include <signal.h>
+        #include <stdio.h>
         #include <stdlib.h>
         #include <string.h>
         #include <unistd.h>
+
+        static int (*real)(const char *, const char *);
+        static int done;
 
         static int matches(const char *path) {
             const char *suffix = getenv("KILL_AT_RENAME_TARGET");
@@ -34,14 +76,36 @@ public enum KillAtRename {
             return n >= m && strcmp(path + n - m, suffix) == 0;
         }
 
+        static void act(void) {
+            const char *path = getenv("KILL_AT_RENAME_WRITE_PATH");
+            if (path) {
+                const char *text = getenv("KILL_AT_RENAME_WRITE_TEXT");
+                char temporary[4096];
+                snprintf(temporary, sizeof temporary, "%s.at-rename-%d", path, (int)getpid());
+                int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (fd >= 0) {
+                    if (text) write(fd, text, strlen(text));
+                    close(fd);
+                    real(temporary, path);
+                }
+                return;
+            }
+            const char *signal_text = getenv("KILL_AT_RENAME_SIGNAL");
+            const char *recipient = getenv("KILL_AT_RENAME_RECIPIENT");
+            int signal_number = signal_text ? atoi(signal_text) : SIGKILL;
+            kill(recipient && strcmp(recipient, "parent") == 0 ? getppid() : getpid(), signal_number);
+            const char *wait = getenv("KILL_AT_RENAME_WAIT_MS");
+            if (wait) usleep((useconds_t)atoi(wait) * 1000);
+        }
+
         int rename(const char *from, const char *to) {
-            static int (*real)(const char *, const char *);
             if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
             const char *when = getenv("KILL_AT_RENAME_WHEN");
-            int hit = matches(to) && when;
-            if (hit && strcmp(when, "before") == 0) kill(getpid(), SIGKILL);
+            int hit = !done && matches(to) && when;
+            if (hit) done = 1;
+            if (hit && strcmp(when, "before") == 0) act();
             int result = real(from, to);
-            if (hit && strcmp(when, "after") == 0) kill(getpid(), SIGKILL);
+            if (hit && strcmp(when, "after") == 0) act();
             return result;
         }
         """

@@ -67,6 +67,10 @@ extension ReleaseController {
             }
         }
         let target = adopted ?? live
+        let strays = serving.strays(live: target, keptModels: keptModels(try history.records()))
+        for color in strays {
+            actions.append("stop \(color.color): it runs model \(color.instance?.modelSHA256.prefix(12) ?? "") with no traffic and no run owns it")
+        }
         if let target, let nginx = deployment.nginx {
             let color = serving.colors.first { $0.color == target.color }
             if let instance = color?.instance, color?.health?.healthy == true {
@@ -91,6 +95,7 @@ extension ReleaseController {
             if unreadable { progress("repair: kept the unreadable file as \(try store.moveAside(store.livePath))") }
             if let adopted { try store.setLive(adopted) }
         }
+        for color in strays { try await deployment.runtime.stop(color: color.color) }
         for action in actions { progress("repair: \(action)") }
         var record = await newRecord(releaseID: RunIdentity.releaseID(), action: .repair)
         if let target {

@@ -168,7 +168,15 @@ extension ReleaseController {
         finished.failure = failure
         finished.finishedOn = Date()
         if outcome != .succeeded { finished.deployment = nil }
-        let written = try history.append(pipeline.redaction.redacted(finished))
+        let written: ReleaseRecord
+        do {
+            written = try history.append(pipeline.redaction.redacted(finished))
+        } catch let error as OrchestratorError where error.code == .fileSystem {
+            // Traffic and colours are where the outcome says; only the record is missing. The
+            // state stays for `recover`, with the finished record when the disk takes it.
+            try? store.savePendingRecord(pipeline.redaction.redacted(finished))
+            throw Recovery.unrecorded(finished, done: Recovery.lastActions(of: finished), because: error, pipeline: pipeline, store: store)
+        }
         try store.finishRun()
         writeReport(written)
         await journal.announce(.finished(written))

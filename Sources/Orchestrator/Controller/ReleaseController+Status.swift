@@ -59,20 +59,35 @@ extension ReleaseController {
             inProgress = "unknown (\(error.message))"
             problems.append("an interrupted run whose state is unreadable: `orchestrate recover` converges it from current.json")
         }
+        let records = try history.records()
         if liveError == nil && inProgress == nil {
             problems += serving.problems(live: live, trafficConfigured: deployment.nginx != nil).map(\.message)
+            problems += serving.strays(live: live, keptModels: keptModels(records)).map { ServingState.strayProblem($0).message }
         } else if inProgress != nil {
             // During a rollout the split is expected; only a colour with traffic that is down matters.
             for color in serving.colors where color.weight > 0 && color.health?.healthy != true {
                 problems.append("\(color.color) receives \(color.weight)% of traffic but is \(color.instance == nil ? "not running" : "unhealthy")")
             }
         }
-        let last = try history.records().last
+        let last = records.last
         return Status(
             service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning, traffic: serving.traffic,
             trafficGeneration: serving.trafficReport?.state.generation, trafficSource: serving.trafficReport?.source,
             colors: serving.colors, runInProgress: inProgress, lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
             healthy: problems.isEmpty, problems: problems)
+    }
+
+    /// The models a colour may serve while idle on purpose: with `traffic.stopOld: false`, those
+    /// of promoted releases (the previous live colour, kept for a fast rollback); with
+    /// `rollback.stopNew: false`, that of the last release (kept after its rollback).
+    func keptModels(_ records: [ReleaseRecord]) -> Set<String> {
+        var kept = Set<String>()
+        let releases = records.filter { ($0.action ?? .release) == .release && !$0.dryRun }
+        if !(pipeline.traffic?.stopOld ?? false) {
+            kept.formUnion(records.filter { $0.outcome == .succeeded }.compactMap { $0.deployment?.modelSHA256 })
+        }
+        if !pipeline.rollback.stopNew, let model = releases.last?.model?.sha256 { kept.insert(model) }
+        return kept
     }
 
     /// Puts an earlier promoted release back (`orchestrate rollback`). An interrupted run is

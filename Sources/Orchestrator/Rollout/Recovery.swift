@@ -33,7 +33,7 @@ struct Recovery {
         if run == nil && FileManager.default.fileExists(atPath: store.runPath) {
             actions.append("move the unreadable \(store.runPath) aside")
         }
-        for child in run?.children ?? [] where ProcessTable.isRunning(child) {
+        for child in ProcessTable.processes(ofRunIn: store.folder, tracked: run?.children ?? []) {
             actions.append("stop the \(child.role) (pid \(child.pid)) with its process group")
         }
         if let run, run.phase == .stages {
@@ -91,17 +91,38 @@ struct Recovery {
             return nil
         }
         let phase = run?.phase
-        progress("recovery: release \(releaseID) was interrupted\(phase.map { " while \($0.rawValue)" } ?? "") (its controller, pid \(run.map { String($0.pid) } ?? "?"), is gone)")
+        // A record already finished was ended by its controller (or an earlier recover) that could
+        // not append it (a full disk): its account stands, and what is done now is added to it.
+        let finished = pending.map { $0.outcome != .running } ?? false
+        if finished {
+            progress("recovery: release \(releaseID) ended \(pending?.outcome.rawValue ?? "") but was not recorded (its controller could not write the history)")
+        } else {
+            progress("recovery: release \(releaseID) was interrupted\(phase.map { " while \($0.rawValue)" } ?? "") (its controller, pid \(run.map { String($0.pid) } ?? "?"), is gone)")
+        }
         var events: [RolloutEvent] = [
-            RolloutEvent(at: Date(), kind: .recover, detail: "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%")
+            RolloutEvent(
+                at: Date(), kind: .recover,
+                detail: finished
+                    ? "recorded by recovery: it had ended (its controller, or an earlier recover, could not append it to the history)"
+                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%")
         ]
         for note in notes { events.append(RolloutEvent(at: Date(), kind: .recover, detail: note)) }
+        var done: [String] = []
         func event(_ kind: RolloutEvent.Kind, _ detail: String) {
             events.append(RolloutEvent(at: Date(), kind: kind, detail: detail))
+            done.append(detail)
             progress("recovery: \(detail)")
         }
-        for child in run?.children ?? [] where await ProcessTable.stop(child) {
+        for child in ProcessTable.processes(ofRunIn: store.folder, tracked: run?.children ?? []) where await ProcessTable.stop(child) {
             event(.stop, "stopped the \(child.role) (pid \(child.pid)) and its process group")
+        }
+        /// Puts all traffic on `instance`; converging waits for no disk write.
+        func putAllTraffic(on instance: ColorInstance, via nginx: NginxController, _ detail: String) async throws {
+            let unsaved = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
+            event(.shift, detail)
+            if let unsaved {
+                event(.shift, RolloutExecutor.stateFileBehind(unsaved))
+            }
         }
 
         let outcome: ReleaseOutcome
@@ -111,8 +132,7 @@ struct Recovery {
         } else if let run, let live, live.releaseID == run.releaseID {
             // Promoted before the controller died: finish the promotion.
             if let runtime, let instance = await runtime.instance(of: live.color), let nginx {
-                try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
-                event(.shift, "\(live.color) 100%: its promotion had been saved")
+                try await putAllTraffic(on: instance, via: nginx, "\(live.color) 100%: its promotion had been saved")
             }
             if let runtime, run.stopOld, let old = run.live, old.color != live.color {
                 try await runtime.stop(color: old.color)
@@ -124,8 +144,7 @@ struct Recovery {
             if let runtime, let nginx {
                 if let live {
                     if let instance = await runtime.instance(of: live.color) {
-                        try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
-                        event(.shift, "\(live.color) 100% (traffic restored to the live release \(live.releaseID))")
+                        try await putAllTraffic(on: instance, via: nginx, "\(live.color) 100% (traffic restored to the live release \(live.releaseID))")
                     } else {
                         event(.shift, "the live colour \(live.color) is not running: traffic left as it was; run orchestrate status")
                     }
@@ -158,21 +177,53 @@ struct Recovery {
             record.rollout = .init(live: run.live?.color, target: target, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: [])
         }
         record.rollout?.events += events
-        record.outcome = outcome
-        record.deployment = deployment
-        let converged = outcome == .succeeded ? "the promoted release" : outcome == .rolledBack ? "the live release" : "nothing deployed"
-        record.failure = "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(converged)"
-        record.finishedOn = Date()
-        for index in record.stages.indices where record.stages[index].status == .running {
-            record.stages[index].status = .interrupted
+        if !finished {
+            record.outcome = outcome
+            record.deployment = deployment
+            let converged = outcome == .succeeded ? "the promoted release" : outcome == .rolledBack ? "the live release" : "nothing deployed"
+            record.failure = "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(converged)"
+            record.finishedOn = Date()
+            for index in record.stages.indices where record.stages[index].status == .running {
+                record.stages[index].status = .interrupted
+            }
         }
-        let written = try history.append(record)
+        let written: ReleaseRecord
+        do {
+            written = try history.append(record)
+        } catch let error as OrchestratorError where error.code == .fileSystem {
+            // Converged, not recorded: the finished record is kept (when the disk takes it) for
+            // the next recover, which appends it with what it does then.
+            try? store.savePendingRecord(record)
+            throw Self.unrecorded(record, done: done, because: error, pipeline: pipeline, store: store)
+        }
         try store.finishRun()
-        progress("recovery: release \(releaseID) recorded as \(outcome.rawValue)")
+        progress("recovery: release \(releaseID) recorded as \(record.outcome.rawValue)")
         return written
     }
 
     var mode: TrafficSplit.Mode { pipeline.traffic?.mode == .weighted ? .weighted : .sticky }
+
+    /// The error of a release whose traffic and colours were converged but whose record could not
+    /// be appended: what was done, what was not recorded, what to run once there is space.
+    static func unrecorded(_ record: ReleaseRecord, done: [String], because error: OrchestratorError, pipeline: Pipeline, store: StateStore)
+        -> OrchestratorError
+    {
+        let actions = done.isEmpty ? "" : ": " + done.joined(separator: "; ")
+        return OrchestratorError(
+            .unrecorded,
+            "release \(record.releaseID) ended \(record.outcome.rawValue)\(actions). It is NOT recorded in the history: \(error.message.prefix { $0 != "\n" }). "
+                + "Its state stays in \(store.folder) for recovery.",
+            hint: "free space on the disk holding \(pipeline.history), then run `orchestrate recover \(pipeline.file)`: it appends the record "
+                + "(the next `orchestrate run` does it first too); traffic and colours need nothing more")
+    }
+
+    /// What the end of a rollout did to traffic and colours, from its record: the traffic and
+    /// stop events since it began to roll back, was promoted, or was stopped.
+    static func lastActions(of record: ReleaseRecord) -> [String] {
+        let events = record.rollout?.events ?? []
+        let start = events.lastIndex { [.rollback, .interrupt, .abort, .promote].contains($0.kind) } ?? events.startIndex
+        return events[start...].filter { $0.kind == .shift || $0.kind == .stop }.map(\.detail)
+    }
 
     /// A record for an interrupted run whose own record was lost.
     static func rebuiltRecord(releaseID: String, pipeline: Pipeline, run: RunState?) -> ReleaseRecord {

@@ -36,7 +36,42 @@ struct RolloutExecutor {
         case aborted
     }
 
+    /// What the rollout reached before its commit point.
+    enum Advance: Sendable {
+        /// It ended without promoting: rolled back, failed, stopped.
+        case ended(Result)
+        /// `current.json` names the release.
+        case promoted(ColorInstance)
+    }
+
+    /// Carries out the rollout. Before the commit point, anything that goes wrong (a state file
+    /// that cannot be saved on a full disk included) rolls back: traffic back on the live colour
+    /// first, which needs no disk write, then the target stopped, then the journal as far as the
+    /// disk allows. After it, the release is live: what remains (hooks, the drain, stopping the
+    /// old colour) goes forward, as recovery would.
     func run(modelDirectory: String) async throws -> Result {
+        let deployed: ColorInstance
+        do {
+            switch try await advance(modelDirectory: modelDirectory) {
+            case .ended(let result): return result
+            case .promoted(let instance): deployed = instance
+            }
+        } catch {
+            let saveFailure = await journal.saveFailure
+            let reason = saveFailure.map(Self.unsaved) ?? "the rollout failed: \(error)"
+            if let signal = interruption.signal {
+                return await rollBack(reason: "interrupted by \(signalName(.interrupted(signal))); \(reason)", outcome: .interrupted)
+            }
+            return await rollBack(reason: reason, outcome: .rolledBack)
+        }
+        return try await finish(deployed: deployed)
+    }
+
+    /// Deploys the target, moves traffic step by step while the gates hold, and promotes.
+    func advance(modelDirectory: String) async throws -> Advance {
+        if let failure = await journal.saveFailure {
+            return .ended(Result(outcome: .failed, failure: "\(Self.unsaved(failure)) during the stages; nothing was deployed"))
+        }
         try await journal.update {
             $0.phase = .deploying
             $0.live = live
@@ -54,12 +89,13 @@ struct RolloutExecutor {
             switch try await guarded({ [self] in await runHook(hook, label: "pre-rollout") }) {
             case .success(let ok):
                 try await journal.event(.hook, "pre-rollout \(shellQuoted(hook)): \(ok ? "ok" : "failed")")
-                if !ok { return Result(outcome: .failed, failure: "pre-rollout hook \(shellQuoted(hook)) failed; nothing was changed") }
+                if !ok { return .ended(Result(outcome: .failed, failure: "pre-rollout hook \(shellQuoted(hook)) failed; nothing was changed")) }
             case .failure(let stop):
-                try await journal.event(stop == .aborted ? .abort : .interrupt, "\(describe(stop)) during the pre-rollout hook \(shellQuoted(hook)); nothing was changed")
-                return stop == .aborted
-                    ? Result(outcome: .rolledBack, failure: "aborted by orchestrate abort before the deploy; nothing was changed")
-                    : Result(outcome: .interrupted, failure: "interrupted by \(signalName(stop)) before the deploy; nothing was changed")
+                try? await journal.event(stop == .aborted ? .abort : .interrupt, "\(describe(stop)) during the pre-rollout hook \(shellQuoted(hook)); nothing was changed")
+                return .ended(
+                    stop == .aborted
+                        ? Result(outcome: .rolledBack, failure: "aborted by orchestrate abort before the deploy; nothing was changed")
+                        : Result(outcome: .interrupted, failure: "interrupted by \(signalName(stop)) before the deploy; nothing was changed"))
             }
         }
 
@@ -83,18 +119,13 @@ struct RolloutExecutor {
             case .success(let instance):
                 deployed = instance
             case .failure(let stop):
-                try? await runtime.stop(color: target)
-                try await journal.event(stop == .aborted ? .abort : .interrupt, "\(describe(stop)) while deploying: \(target) stopped; traffic untouched")
-                progress("deploy: \(describe(stop)); \(target) stopped, traffic untouched")
-                return stop == .aborted
-                    ? Result(outcome: .rolledBack, failure: "aborted by orchestrate abort while deploying; traffic was not moved")
-                    : Result(outcome: .interrupted, failure: "interrupted by \(signalName(stop)) while deploying; traffic was not moved")
+                return .ended(await stoppedBeforeTraffic(stop, while: "while deploying"))
             }
         } catch {
             progress("deploy: FAILED: \(error)")
             try? await runtime.stop(color: target)
-            try await journal.event(.stop, "\(target) stopped; traffic untouched")
-            return Result(outcome: .failed, failure: "deploy of \(target) failed before any traffic moved: \(error)")
+            try? await journal.event(.stop, "\(target) stopped; traffic untouched")
+            return .ended(Result(outcome: .failed, failure: "deploy of \(target) failed before any traffic moved: \(error)"))
         }
         try await journal.event(.healthy, "\(target) answers \(plan.health.path) at \(deployed.addresses.joined(separator: ", ")) (model \(deployed.modelVersion))")
         progress("deploy: \(target) is healthy at \(deployed.addresses.joined(separator: ", "))")
@@ -110,14 +141,20 @@ struct RolloutExecutor {
                 $0.weight = step.newWeight
                 $0.gates = nil
             }
+            // The last moment to honour a stop requested meanwhile: none may be overtaken by a step.
+            try await journal.requireSaved()
+            if let stop = pendingStop() {
+                if index == 0 { return .ended(await stoppedBeforeTraffic(stop, while: "before the first traffic step")) }
+                return .ended(await rollBack(stop, at: plan.steps[index - 1].newWeight))
+            }
             var record = ReleaseRecord.RolloutRecord.Step(weight: step.newWeight, startedOn: Date(), finishedOn: nil, passed: nil, measurements: [])
             do {
-                try await journal.event(.shift, "\(target) \(step.newWeight)% / \(live?.color ?? "none") \(step.liveWeight)%")
                 try await shift(to: deployed, weight: step.newWeight)
             } catch {
-                try await journal.updateRecord { $0.rollout?.steps.append(record) }
-                return try await rollBack(reason: "traffic step \(step.newWeight)% failed: \(error)", outcome: .rolledBack)
+                try? await journal.updateRecord { $0.rollout?.steps.append(record) }
+                return .ended(await rollBack(reason: "traffic step \(step.newWeight)% failed: \(error)", outcome: .rolledBack))
             }
+            try await journal.event(.shift, "\(target) \(step.newWeight)% / \(live?.color ?? "none") \(step.liveWeight)%", at: record.startedOn)
             record.startedOn = Date()
             progress("step \(index + 1)/\(plan.steps.count): \(target) \(step.newWeight)%\(live.map { ", \($0.color) \(step.liveWeight)%" } ?? "")")
             var verdict = await hold(step: step)
@@ -128,6 +165,8 @@ struct RolloutExecutor {
             record.passed = verdict.passed
             record.finishedOn = Date()
             try await journal.updateRecord { $0.rollout?.steps.append(record) }
+            // A measurement or a hook's entry that could not be saved during the hold.
+            try await journal.requireSaved()
             if verdict.passed {
                 await journal.announce(.stepPassed(step: index + 1, steps: plan.steps.count, weight: step.newWeight, measurements: verdict.measurements))
             } else if verdict.stop == nil {
@@ -140,21 +179,21 @@ struct RolloutExecutor {
                 verdict = try await holdForDecision(step: step, failure: verdict.failure ?? "a gate failed", verdict: verdict)
             }
             if let stop = verdict.stop {
-                return stop == .aborted
-                    ? try await rollBack(reason: "aborted by orchestrate abort", outcome: .rolledBack)
-                    : try await rollBack(reason: "interrupted by \(signalName(stop)) at \(step.newWeight)%", outcome: .interrupted)
+                return .ended(await rollBack(stop, at: step.newWeight))
             }
             if !verdict.passed {
                 progress("step \(index + 1): FAILED: \(verdict.failure ?? "")")
-                return try await rollBack(reason: verdict.failure ?? "a gate failed", outcome: .rolledBack)
+                return .ended(await rollBack(reason: verdict.failure ?? "a gate failed", outcome: .rolledBack))
             }
             if verdict.promoteFull && step.newWeight < 100 {
                 try await journal.event(.promote, "promote --full: \(target) to 100% now")
                 try await journal.update { $0.weight = 100 }
+                try await journal.requireSaved()
+                if let stop = pendingStop() { return .ended(await rollBack(stop, at: step.newWeight)) }
                 do {
                     try await shift(to: deployed, weight: 100)
                 } catch {
-                    return try await rollBack(reason: "traffic step 100% failed: \(error)", outcome: .rolledBack)
+                    return .ended(await rollBack(reason: "traffic step 100% failed: \(error)", outcome: .rolledBack))
                 }
                 break
             }
@@ -162,29 +201,68 @@ struct RolloutExecutor {
         }
 
         // Promote: current.json names the release. From here on, recovery converges forward.
+        try await journal.requireSaved()
         try store.setLive(LiveRelease(color: target, releaseID: releaseID, modelSHA256: deployed.modelSHA256, modelVersion: deployed.modelVersion))
-        try await journal.update { $0.phase = .draining }
-        try await journal.event(.promote, "\(target) is live with model \(deployed.modelVersion)")
+        return .promoted(deployed)
+    }
+
+    /// After the commit point: post-rollout hooks, the drain, the old colour stopped. The release
+    /// is live whatever happens to the journal now, so its writes are best effort (the record the
+    /// controller appends holds them all).
+    func finish(deployed: ColorInstance) async throws -> Result {
+        try? await journal.update { $0.phase = .draining }
+        try? await journal.event(.promote, "\(target) is live with model \(deployed.modelVersion)")
         progress("promoted: \(target) is live (model \(deployed.modelVersion))")
         await journal.announce(.promoted(color: target, modelVersion: deployed.modelVersion))
         for hook in plan.hooks.postRollout {
             let ok = await runHook(hook, label: "post-rollout")
-            try await journal.event(.hook, "post-rollout \(shellQuoted(hook)): \(ok ? "ok" : "failed (the release stays promoted)")")
+            try? await journal.event(.hook, "post-rollout \(shellQuoted(hook)): \(ok ? "ok" : "failed (the release stays promoted)")")
         }
         guard let live, plan.stopOld else { return Result(outcome: .succeeded) }
         progress("draining \(live.color) for \(plan.drain), then stopping it (orchestrate abort now returns to it)")
-        try await journal.event(.drain, "\(live.color) drains for \(plan.drain)")
+        try? await journal.event(.drain, "\(live.color) drains for \(plan.drain)")
         let drained = try await guarded { [plan] in try await Task.sleep(for: plan.drain.duration) }
         if case .failure(.aborted) = drained {
             return try await abortAfterPromotion(deployed: deployed, previous: live)
         }
         if case .failure(let stop) = drained {
-            try await journal.event(.interrupt, "\(describe(stop)) during the drain: \(live.color) is stopped now")
+            try? await journal.event(.interrupt, "\(describe(stop)) during the drain: \(live.color) is stopped now")
         }
         try await runtime.stop(color: live.color)
-        try await journal.event(.stop, "\(live.color) stopped after the drain")
+        try? await journal.event(.stop, "\(live.color) stopped after the drain")
         try? await writeTargets()
         return Result(outcome: .succeeded)
+    }
+
+    /// Why a rollout stopped when its state could not be saved (the error's first line, without
+    /// its hint: the record keeps one line).
+    static func unsaved(_ failure: OrchestratorError) -> String {
+        "the controller's state could not be saved (\(failure.message.prefix { $0 != "\n" }))"
+    }
+
+    /// What a split put in force without its state file means (the error's first line).
+    static func stateFileBehind(_ error: TrafficError) -> String {
+        "the split's state file could not be written (\(error.message.prefix { $0 != "\n" })): an nginx started now would load the previous split"
+    }
+
+    /// A stop (a signal, an abort) that is already requested; an abort is taken. Checked right
+    /// before traffic moves forward, so that a stop seen by then is never overtaken by a step.
+    func pendingStop() -> Stop? {
+        if let signal = interruption.signal { return .interrupted(signal) }
+        if store.peekControl() == .abort, store.takeControl() == .abort { return .aborted }
+        return nil
+    }
+
+    /// A stop before any traffic moved: the target is stopped (also what its deploy was still
+    /// starting), traffic is left as it is.
+    func stoppedBeforeTraffic(_ stop: Stop, while doing: String) async -> Result {
+        try? await runtime.stop(color: target)
+        progress("deploy: \(describe(stop)) \(doing); \(target) stopped, traffic untouched")
+        try? await journal.update { $0.weight = 0 }
+        try? await journal.event(stop == .aborted ? .abort : .interrupt, "\(describe(stop)) \(doing): \(target) stopped; traffic untouched")
+        return stop == .aborted
+            ? Result(outcome: .rolledBack, failure: "aborted by orchestrate abort \(doing); traffic was not moved")
+            : Result(outcome: .interrupted, failure: "interrupted by \(signalName(stop)) \(doing); traffic was not moved")
     }
 
     // MARK: Holding a step
@@ -251,6 +329,12 @@ struct RolloutExecutor {
             while true {
                 if let signal = interruption.signal {
                     verdict.stop = .interrupted(signal)
+                    return verdict
+                }
+                if let failure = await journal.saveFailure {
+                    // The run can no longer be converged from its files: the step ends now.
+                    verdict.passed = false
+                    verdict.failure = Self.unsaved(failure)
                     return verdict
                 }
                 if let control = store.takeControl() {
@@ -326,6 +410,7 @@ struct RolloutExecutor {
                 verdict.stop = .interrupted(signal)
                 return verdict
             }
+            try await journal.requireSaved()
             switch store.takeControl() {
             case .abort?:
                 verdict.requests.append("abort")
@@ -354,76 +439,110 @@ struct RolloutExecutor {
 
     // MARK: Rolling back
 
-    /// Traffic back to the live colour first, then the target stopped.
-    func rollBack(reason: String, outcome: ReleaseOutcome) async throws -> Result {
-        try await journal.update { $0.phase = .rollingBack }
-        try await journal.event(outcome == .interrupted ? .interrupt : .rollback, reason)
+    /// Rolls back for a signal or an abort, with traffic at `weight`.
+    func rollBack(_ stop: Stop, at weight: Int) async -> Result {
+        stop == .aborted
+            ? await rollBack(reason: "aborted by orchestrate abort", outcome: .rolledBack)
+            : await rollBack(reason: "interrupted by \(signalName(stop)) at \(weight)%", outcome: .interrupted)
+    }
+
+    /// Traffic back to the live colour first, then the target stopped, then the journal. Putting
+    /// traffic back waits for no disk write (on a full disk the split's state file may stay
+    /// behind, and the journal's writes fail): what could not be saved is still in the record the
+    /// controller appends, and `run.json` as last saved lets recovery converge to the same place.
+    func rollBack(reason: String, outcome: ReleaseOutcome) async -> Result {
         progress("rollback: \(reason)")
-        await journal.announce(.rolledBack(reason: reason, interrupted: outcome == .interrupted))
+        let began = Date()
         var failure = reason
+        var done: [(at: Date, kind: RolloutEvent.Kind, detail: String)] = []
         var restored = live == nil
         if let live, let nginx {
             let applied = runtime.instancesMove ? await nginx.currentSplit() : nil
             if let instance = await healthyInstance(of: live.color, lastKnown: Self.instance(of: live.color, in: applied)) {
                 do {
-                    try await nginx.apply(split(live: instance, target: nil, weight: 0))
-                    try await journal.update { $0.weight = 0 }
-                    try await journal.event(.shift, "\(live.color) 100% (traffic restored)")
-                    progress("rollback: traffic back on \(live.color) (100%)")
+                    let unsaved = try await nginx.apply(split(live: instance, target: nil, weight: 0), stateFile: .bestEffort)
                     restored = true
+                    done.append((Date(), .shift, "\(live.color) 100% (traffic restored)"))
+                    progress("rollback: traffic back on \(live.color) (100%)")
+                    if let unsaved {
+                        done.append((Date(), .shift, Self.stateFileBehind(unsaved)))
+                        progress("rollback: \(Self.stateFileBehind(unsaved))")
+                    }
                 } catch {
                     failure += "; traffic could not be restored to \(live.color): \(error)"
-                    try await journal.event(.shift, "could not restore traffic to \(live.color): \(error)")
+                    done.append((Date(), .shift, "could not restore traffic to \(live.color): \(error)"))
                     progress("rollback: could not restore traffic to \(live.color): \(error)")
                 }
             } else {
                 failure += "; \(live.color) is not running, so traffic stays on \(target) rather than on nothing"
-                try await journal.event(.shift, "\(live.color) is not running: traffic stays on \(target)")
+                done.append((Date(), .shift, "\(live.color) is not running: traffic stays on \(target)"))
                 progress("rollback: \(live.color) is not running: traffic stays on \(target); run orchestrate status")
             }
         } else if live == nil, let nginx {
             // Nothing was live before: no colour may keep traffic, so the load balancer stops.
             await nginx.stop()
-            try await journal.event(.shift, "nothing was live before this release: nginx stopped")
+            done.append((Date(), .shift, "nothing was live before this release: nginx stopped"))
         }
+        try? await journal.update {
+            $0.phase = .rollingBack
+            if restored { $0.weight = 0 }
+        }
+        try? await journal.event(outcome == .interrupted ? .interrupt : .rollback, reason, at: began)
+        for entry in done { try? await journal.event(entry.kind, entry.detail, at: entry.at) }
+        await journal.announce(.rolledBack(reason: reason, interrupted: outcome == .interrupted))
         if restored && (plan.stopNew || live == nil) {
             // Requests already on their way to the target finish before it stops.
             if live != nil { try? await Task.sleep(for: min(plan.drain.duration, .seconds(1))) }
-            try await runtime.stop(color: target)
-            try await journal.event(.stop, "\(target) stopped")
-            progress("rollback: \(target) stopped")
+            do {
+                try await runtime.stop(color: target)
+                try? await journal.event(.stop, "\(target) stopped")
+                progress("rollback: \(target) stopped")
+            } catch {
+                failure += "; \(target) could not be stopped: \(error)"
+                try? await journal.event(.stop, "\(target) could not be stopped: \(error)")
+                progress("rollback: \(target) could not be stopped: \(error)")
+            }
         }
         try? await writeTargets()
         for hook in plan.hooks.onRollback {
             let ok = await runHook(hook, label: "on-rollback")
-            try await journal.event(.hook, "on-rollback \(shellQuoted(hook)): \(ok ? "ok" : "failed")")
+            try? await journal.event(.hook, "on-rollback \(shellQuoted(hook)): \(ok ? "ok" : "failed")")
         }
-        try await journal.updateRecord { $0.deployment = nil }
+        try? await journal.updateRecord { $0.deployment = nil }
         return Result(outcome: outcome, failure: failure)
     }
 
     /// `orchestrate abort` while the old colour drains: it still runs, so the release is undone at
-    /// once: traffic back on it, `current.json` back to the previous release, the target stopped.
+    /// once: `current.json` back to the previous release (the abort's commit point: a controller
+    /// killed after it is converged back there), traffic back on it, the target stopped. The
+    /// release is live until then, so the journal's writes are best effort.
     func abortAfterPromotion(deployed: ColorInstance, previous: LiveRelease) async throws -> Result {
-        try await journal.event(.abort, "orchestrate abort during the drain: returning to \(previous.color) (release \(previous.releaseID))")
-        if let instance = await healthyInstance(of: previous.color), let nginx {
-            try await journal.update { $0.phase = .rollingBack }
-            try await nginx.apply(split(live: instance, target: nil, weight: 0))
-            try store.setLive(previous)
-            try await journal.event(.shift, "\(previous.color) 100% (traffic restored)")
-            progress("rollback: traffic back on \(previous.color); \(previous.releaseID) is live again")
-            await journal.announce(.rolledBack(reason: "aborted by orchestrate abort during the drain", interrupted: false))
-            if plan.stopNew {
-                try await runtime.stop(color: target)
-                try await journal.event(.stop, "\(target) stopped")
-            }
-            try? await writeTargets()
-            try await journal.updateRecord { $0.deployment = nil }
-            return Result(outcome: .rolledBack, failure: "aborted by orchestrate abort during the drain")
+        try? await journal.event(.abort, "orchestrate abort during the drain: returning to \(previous.color) (release \(previous.releaseID))")
+        guard let instance = await healthyInstance(of: previous.color), let nginx else {
+            try? await journal.event(.abort, "\(previous.color) is no longer running: the abort cannot return to it; \(target) stays live")
+            progress("abort: \(previous.color) is no longer running; \(target) stays live")
+            return Result(outcome: .succeeded)
         }
-        try await journal.event(.abort, "\(previous.color) is no longer running: the abort cannot return to it; \(target) stays live")
-        progress("abort: \(previous.color) is no longer running; \(target) stays live")
-        return Result(outcome: .succeeded)
+        do {
+            try store.setLive(previous)
+        } catch {
+            try? await journal.event(.abort, "current.json cannot be written back to \(previous.releaseID) (\(error)): \(target) stays live")
+            progress("abort: current.json cannot be written back to \(previous.releaseID): \(error); \(target) stays live")
+            return Result(outcome: .succeeded)
+        }
+        try? await journal.update { $0.phase = .rollingBack }
+        let restoredAt = Date()
+        try await nginx.apply(split(live: instance, target: nil, weight: 0), stateFile: .bestEffort)
+        try? await journal.event(.shift, "\(previous.color) 100% (traffic restored)", at: restoredAt)
+        progress("rollback: traffic back on \(previous.color); \(previous.releaseID) is live again")
+        await journal.announce(.rolledBack(reason: "aborted by orchestrate abort during the drain", interrupted: false))
+        if plan.stopNew {
+            try await runtime.stop(color: target)
+            try? await journal.event(.stop, "\(target) stopped")
+        }
+        try? await writeTargets()
+        try? await journal.updateRecord { $0.deployment = nil }
+        return Result(outcome: .rolledBack, failure: "aborted by orchestrate abort during the drain")
     }
 
     // MARK: Helpers
@@ -567,7 +686,7 @@ struct RolloutExecutor {
         let journal = self.journal
         do {
             let outcome = try await CommandRunner.run(
-                argv, environment: [:], workingDirectory: workingDirectory, logPath: "\(logsFolder)/hooks/\(label)-\(name).log", timeout: nil,
+                argv, environment: journal.childEnvironment(role: role), workingDirectory: workingDirectory, logPath: "\(logsFolder)/hooks/\(label)-\(name).log", timeout: nil,
                 grace: .seconds(2), onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
             try? await journal.untrack(role: role)
             return outcome.exitStatus == 0

@@ -68,6 +68,27 @@ public struct ServingState: Sendable {
         return ServingState(nginxRunning: nginxRunning, traffic: split, trafficReport: report, colors: observed)
     }
 
+    /// Colours that run while nginx sends them no traffic, other than the live one and those kept
+    /// on purpose (serving one of `keptModels`). Asked only when no run is in progress: such a
+    /// colour was left by a deploy that was interrupted or a controller that was killed, and
+    /// serves a model nobody approved.
+    func strays(live: LiveRelease?, keptModels: Set<String>) -> [Color] {
+        colors.filter { color in
+            guard color.color != live?.color, color.weight == 0, let instance = color.instance else { return false }
+            return !keptModels.contains(instance.modelSHA256)
+        }
+    }
+
+    /// The problem `status` reports for a stray colour.
+    static func strayProblem(_ color: Color) -> Problem {
+        let instance = color.instance
+        let place = instance.map { $0.pid.map { "pid \($0)" } ?? $0.addresses.joined(separator: ", ") } ?? ""
+        return Problem(
+            code: "inconsistent-state",
+            message: "\(color.color) runs (\(place), model \(instance?.modelSHA256.prefix(12) ?? "")) but nginx sends it no traffic and no run owns it "
+                + "(left by an interrupted deploy or a killed controller): `orchestrate repair` stops it")
+    }
+
     /// Where what serves disagrees with the recorded live release.
     func problems(live: LiveRelease?, trafficConfigured: Bool) -> [Problem] {
         var problems: [Problem] = []

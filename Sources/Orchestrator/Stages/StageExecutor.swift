@@ -189,7 +189,7 @@ struct StageExecutor {
             let journal = self.journal
             do {
                 outcome = try await CommandRunner.run(
-                    planned.command, environment: stage.env, workingDirectory: pipelineFolder, logPath: logPath, outputPath: outputPath,
+                    planned.command, environment: stage.env.merging(journal.childEnvironment(role: role)) { _, marker in marker }, workingDirectory: pipelineFolder, logPath: logPath, outputPath: outputPath,
                     timeout: stage.timeout?.duration, grace: builtin ? Self.builtinGrace : .seconds(5),
                     onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
             } catch {

@@ -12,6 +12,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case fileSystem = "file-system"
             case unreadableState = "unreadable-state"
             case inconsistentState = "inconsistent-state"
+            case unrecorded
         }
 
         private let value: Value
@@ -39,6 +40,10 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
         public static let unreadableState = Code(.unreadableState)
         /// The recorded live release is not what nginx and the runtime serve. Exit code 2.
         public static let inconsistentState = Code(.inconsistentState)
+        /// Traffic and the colours were converged (all traffic on the approved colour, the others
+        /// stopped) but the release could not be recorded (a full disk). Exit code 5: once there
+        /// is space, `orchestrate recover` records it.
+        public static let unrecorded = Code(.unrecorded)
 
         public var description: String { value.rawValue }
 
@@ -49,6 +54,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case .invalidInput, .unreadableState, .inconsistentState: 2
             case .locked: 3
             case .unreachable: 4
+            case .unrecorded: 5
             }
         }
     }
@@ -79,6 +85,9 @@ public enum ExitStatus {
     public static let locked: Int32 = 3
     /// A required service is unreachable before any change was made.
     public static let unreachable: Int32 = 4
+    /// Traffic is back on the approved colour and the others are stopped, but the release could
+    /// not be recorded (a full disk): `orchestrate recover` records it once there is space.
+    public static let unrecorded: Int32 = 5
 
     /// The exit code of a run stopped by a signal (after it rolled back): 128 + the signal, as
     /// shells report it (130 for SIGINT, 143 for SIGTERM).

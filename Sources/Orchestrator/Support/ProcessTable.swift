@@ -26,6 +26,67 @@ enum ProcessTable {
         return text[text.index(after: close)...].split(separator: " ")
     }
 
+    // MARK: The processes of a run
+
+    /// A run's children are found again from the kernel's process table, not only from
+    /// `run.json`: that file may be unreadable (a crash, an edit) or never written (a full disk),
+    /// and a grandchild that made a session of its own is in no group `run.json` names. Every
+    /// process a run starts (a stage, a hook) carries its state folder in its environment, which
+    /// its children inherit through fork, exec and setsid; `/proc/PID/environ` shows it without
+    /// any file of ours. (A process that clears its environment is still stopped with the
+    /// process group it was started in, which `run.json` names when it can be read.)
+    static let stateFolderVariable = "ORCHESTRATE_STATE_FOLDER"
+    static let releaseVariable = "ORCHESTRATE_RELEASE_ID"
+    static let roleVariable = "ORCHESTRATE_PROCESS_ROLE"
+    static let markerVariables: Set<String> = [stateFolderVariable, releaseVariable, roleVariable]
+
+    /// The environment that marks a child of a run of the state folder `stateFolder`.
+    static func marker(stateFolder: String, releaseID: String, role: String) -> [String: String] {
+        [stateFolderVariable: canonical(stateFolder), releaseVariable: releaseID, roleVariable: role]
+    }
+
+    /// The live processes marked as children of a run of `stateFolder` (this process excepted),
+    /// oldest first.
+    static func marked(stateFolder: String) -> [TrackedProcess] {
+        let wanted = canonical(stateFolder)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { $0 != getpid() }.compactMap { pid -> TrackedProcess? in
+            let environment = self.environment(of: pid)
+            guard environment[stateFolderVariable] == wanted, let start = startTime(of: pid) else { return nil }
+            return TrackedProcess(pid: pid, startTime: start, role: environment[roleVariable] ?? "process")
+        }.sorted { ($0.startTime, $0.pid) < ($1.startTime, $1.pid) }
+    }
+
+    /// The processes of a run to stop: those marked with its state folder, and those `run.json`
+    /// names (when it could be read), each once.
+    static func processes(ofRunIn stateFolder: String, tracked: [TrackedProcess]) -> [TrackedProcess] {
+        var found = marked(stateFolder: stateFolder)
+        for process in tracked where !found.contains(where: { $0.pid == process.pid }) && isRunning(process) {
+            found.append(process)
+        }
+        return found
+    }
+
+    /// The marker variables of a process's environment (the rest is not kept). At most 1 MiB is
+    /// read: an environment is bounded by the kernel's ARG_MAX, but /proc says nothing of sizes.
+    static func environment(of pid: Int32) -> [String: String] {
+        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/environ") else { return [:] }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 1 << 20) else { return [:] }
+        var found: [String: String] = [:]
+        for entry in data.split(separator: 0) {
+            let text = String(decoding: entry, as: UTF8.self)
+            guard let equals = text.firstIndex(of: "=") else { continue }
+            let name = String(text[..<equals])
+            if markerVariables.contains(name) { found[name] = String(text[text.index(after: equals)...]) }
+        }
+        return found
+    }
+
+    static func canonical(_ folder: String) -> String {
+        URL(fileURLWithPath: folder).standardizedFileURL.path
+    }
+
     /// A tracked process record for a child just started.
     static func track(_ pid: Int32, role: String) -> TrackedProcess {
         TrackedProcess(pid: pid, startTime: startTime(of: pid) ?? 0, role: role)

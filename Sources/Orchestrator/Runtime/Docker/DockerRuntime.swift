@@ -93,7 +93,8 @@ public struct DockerRuntime: DeploymentRuntime {
         try await stop(color: color)
         let project = try compose(color: color, modelDirectory: modelPath)
         do {
-            try await project.up([color])
+            try Task.checkCancellation()
+            _ = try await completing { try await project.up([color]) }
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "the \(color) container could not start: \(error)")
         }

@@ -57,20 +57,28 @@ public struct ProcessRuntime: DeploymentRuntime {
             try? FileManager.default.moveItem(atPath: log, toPath: log + ".1")
         }
         let arguments = ["serve", "--model", modelPath, "--host", host, "--port", "0", "--color", color, "--state-file", state] + serveArguments
+        // A deploy cancelled by now (a signal, an abort) starts nothing.
+        try Task.checkCancellation()
         let pid = try Self.spawnDetached(recengine, arguments: arguments, log: log)
-        let started = try await poll(every: .milliseconds(50), for: timeout) { () async throws -> ColorInstance? in
-            if let instance = await instance(of: color), instance.pid == pid { return instance }
-            if !Self.isRunning(pid) {
-                throw OrchestratorError(
-                    .stageFailed, "the \(color) server exited at start\(indented(await logTail(of: color)))", hint: "see \(log)")
+        do {
+            let started = try await poll(every: .milliseconds(50), for: timeout) { () async throws -> ColorInstance? in
+                if let instance = await instance(of: color), instance.pid == pid { return instance }
+                if !Self.isRunning(pid) {
+                    throw OrchestratorError(
+                        .stageFailed, "the \(color) server exited at start\(indented(await logTail(of: color)))", hint: "see \(log)")
+                }
+                return nil
             }
-            return nil
+            guard let started else {
+                throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(indented(await logTail(of: color)))")
+            }
+            return started
+        } catch {
+            // A deploy that does not return an instance leaves nothing running: a server still
+            // starting when the deploy was cancelled would serve on, unrouted.
+            if Self.isRunning(pid) { Self.terminate(pid) }
+            throw error
         }
-        guard let started else {
-            Self.terminate(pid)
-            throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(indented(await logTail(of: color)))")
-        }
-        return started
     }
 
     public func instance(of color: String) async -> ColorInstance? {
@@ -83,16 +91,35 @@ public struct ProcessRuntime: DeploymentRuntime {
             modelVersion: state.modelVersion, modelPath: models.folder + "/" + state.modelSHA256)
     }
 
+    /// Stops the process its state file names and every other process serving that state file:
+    /// one started a moment ago has not written it yet (a deploy interrupted at its start, a
+    /// controller killed then), and would otherwise run on, unrouted.
     public func stop(color: String) async throws {
-        guard let data = FileManager.default.contents(atPath: statePath(color)),
-            let state = try? JSONDecoder().decode(ServerState.self, from: data)
-        else { return }
-        if Self.isRunning(state.pid) {
-            kill(state.pid, SIGTERM)
-            let stopped = try await poll(every: .milliseconds(50), for: .seconds(10)) { Self.isRunning(state.pid) ? nil : true }
-            if stopped == nil { kill(state.pid, SIGKILL) }
+        var pids = Set(Self.servers(stateFile: statePath(color)))
+        if let data = FileManager.default.contents(atPath: statePath(color)), let state = try? JSONDecoder().decode(ServerState.self, from: data),
+            Self.isRunning(state.pid)
+        {
+            pids.insert(state.pid)
+        }
+        for pid in pids { kill(pid, SIGTERM) }
+        if !pids.isEmpty {
+            let stopped = try await poll(every: .milliseconds(50), for: .seconds(10)) { pids.contains(where: Self.isRunning) ? nil : true }
+            if stopped == nil { pids.filter(Self.isRunning).forEach { kill($0, SIGKILL) } }
         }
         try? FileManager.default.removeItem(atPath: statePath(color))
+    }
+
+    /// The `recengine serve` processes started with `--state-file stateFile`, from their command
+    /// lines in /proc (at most 1 MiB of each is read).
+    static func servers(stateFile: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard pid != getpid(), let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/cmdline") else { return false }
+            defer { try? handle.close() }
+            let arguments = ((try? handle.read(upToCount: 1 << 20)) ?? Data()).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.contains("serve"), let flag = arguments.firstIndex(of: "--state-file"), flag + 1 < arguments.count else { return false }
+            return arguments[flag + 1] == stateFile && isRunning(pid)
+        }
     }
 
     public func logTail(of color: String) async -> String {
@@ -131,9 +158,16 @@ public struct ProcessRuntime: DeploymentRuntime {
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        // A colour outlives runs: it never carries the marker of a run's children (ProcessTable),
+        // even when orchestrate itself was started by a hook.
+        let variables = ProcessInfo.processInfo.environment.filter { !ProcessTable.markerVariables.contains($0.key) }
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, program, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
         guard result == 0 else {
             throw OrchestratorError(
                 .unreachable, "cannot start \(program): \(String(cString: strerror(result)))",
