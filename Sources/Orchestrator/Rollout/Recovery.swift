@@ -111,8 +111,9 @@ struct Recovery {
         } else if let run, let live, live.releaseID == run.releaseID {
             // Promoted before the controller died: finish the promotion.
             if let runtime, let instance = await runtime.instance(of: live.color), let nginx {
-                try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
+                let applied = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
                 event(.shift, "\(live.color) 100%: its promotion had been saved")
+                if let note = applied.replacementNote { event(.recover, note) }
             }
             if let runtime, run.stopOld, let old = run.live, old.color != live.color {
                 try await runtime.stop(color: old.color)
@@ -124,12 +125,13 @@ struct Recovery {
             if let runtime, let nginx {
                 if let live {
                     if let instance = await runtime.instance(of: live.color) {
-                        try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
+                        let applied = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
                         event(.shift, "\(live.color) 100% (traffic restored to the live release \(live.releaseID))")
+                        if let note = applied.replacementNote { event(.recover, note) }
                     } else {
                         event(.shift, "the live colour \(live.color) is not running: traffic left as it was; run orchestrate status")
                     }
-                } else if await nginx.isRunning() {
+                } else if await nginx.isServing() {
                     await nginx.stop()
                     event(.shift, "nothing was live before: nginx stopped")
                 }
