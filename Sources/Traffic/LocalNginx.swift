@@ -10,9 +10,14 @@ import SystemPackage
 /// nginx as a process on this machine, found on the usual paths.
 public struct LocalNginx: NginxHost {
     public var nginx: String
+    /// Whether a fresh nginx that replaces orphaned workers takes their listening sockets over
+    /// (the port never closes) where the kernel allows it; false: the orphans stop first and the
+    /// fresh nginx binds anew (see `replaceOrphanedWorkers`).
+    public var handsOverSockets: Bool
 
-    public init(nginx: String = LocalNginx.find()) {
+    public init(nginx: String = LocalNginx.find(), handsOverSockets: Bool = true) {
         self.nginx = nginx
+        self.handsOverSockets = handsOverSockets
     }
 
     public static func find() -> String {
@@ -65,6 +70,8 @@ public struct LocalNginx: NginxHost {
                 try? await Task.sleep(for: .milliseconds(50))
             }
             if let pid = masterPID(config) { kill(pid, SIGKILL) }
+            // Reaped when it was our child (a master started with the sockets of orphaned workers).
+            _ = waitpid(master, nil, WNOHANG)
         }
         let orphans = await orphanedWorkers(config: config)
         if !orphans.isEmpty { try? await stopOrphanedWorkers(orphans, config: config) }

@@ -21,8 +21,8 @@ public protocol NginxHost: Sendable {
     /// until they are gone, and their split is in force. Empty where the host cannot leave any (a
     /// container's workers end with it).
     func orphanedWorkers(config: NginxConfig) async -> [Int32]
-    /// Stops them and returns once the port and the control socket are free.
-    func stopOrphanedWorkers(_ workers: [Int32], config: NginxConfig) async throws
+    /// Replaces them with a fresh nginx on the configuration (the split is in the state file).
+    func replaceOrphanedWorkers(_ workers: [Int32], configPath: String, config: NginxConfig) async throws
     /// The Lua module and the NDK as that nginx sees them; nil when they are missing.
     var modules: NginxModules? { get }
 }
@@ -30,7 +30,9 @@ public protocol NginxHost: Sendable {
 extension NginxHost {
     public var modules: NginxModules? { NginxModules.find() }
     public func orphanedWorkers(config: NginxConfig) async -> [Int32] { [] }
-    public func stopOrphanedWorkers(_ workers: [Int32], config: NginxConfig) async throws {}
+    public func replaceOrphanedWorkers(_ workers: [Int32], configPath: String, config: NginxConfig) async throws {
+        try await start(configPath: configPath, config: config)
+    }
 }
 
 /// Applies traffic splits to an nginx instance of our own without reloading it.
@@ -161,19 +163,18 @@ public struct NginxController: Sendable {
         let state = TrafficState(generation: generation, split: split)
         try Self.writeAtomically(try state.text(), to: config.stateFile)
 
-        if !running {
+        if !running && orphans.isEmpty {
             try await install(rendering)
-            if !orphans.isEmpty {
-                // The orphans serve until they are gone: the split goes to them first (best
-                // effort: a fresh nginx loads it from the state file anyway).
-                if answer != nil { _ = try? await send(method: "POST", body: try state.text()) }
-                try await host.stopOrphanedWorkers(orphans, config: config)
-            }
-            // Nothing listens on the socket file any more (the orphans that did are gone, and a
-            // socket still in use is never removed); left in place, it would make the new nginx
-            // fail to bind.
+            // Nothing listens on a socket file left by an nginx killed with its workers (one still
+            // in use is never removed); left in place, it would make the new nginx fail to bind.
             try? FileManager.default.removeItem(atPath: config.controlSocket)
             try await host.start(configPath: configPath, config: config)
+        } else if !running {
+            try await install(rendering)
+            // The orphans serve until they are replaced: the split goes to them first (best
+            // effort: the fresh nginx loads it from the state file anyway).
+            if answer != nil { _ = try? await send(method: "POST", body: try state.text()) }
+            try await host.replaceOrphanedWorkers(orphans, configPath: configPath, config: config)
         } else if answer?.configuration != rendering.id, !(await isTakingInstalled(rendering)) {
             try await install(rendering)
             try await host.reload(config: config)

@@ -80,13 +80,26 @@ import Traffic
             + "\(Dictionary(grouping: samples.compactMap(\.failure), by: { $0 }).mapValues(\.count))"
     }
 
+    /// The fresh nginx took the orphans' listening sockets over: no connection was refused, every
+    /// answer was 200, and only keep-alive connections the orphans closed while idle (as a reload
+    /// does) could lose the request sent at that instant: at most one per connection.
+    static func expectThePortNeverClosed(_ samples: [KeepAliveLoad.Sample], connections: Int = 8) {
+        #expect(!samples.contains { $0.failure?.hasPrefix("connect:") == true }, "the port never closed: \(failures(samples))")
+        #expect(samples.allSatisfy { $0.status == 200 || $0.status == 0 }, "no answer but 200: \(failures(samples))")
+        #expect(samples.filter { $0.failure != nil }.count <= connections, "\(failures(samples))")
+    }
+
     /// The fault itself, under the controller: the orphaned worker serves the 50/50 split and holds
     /// the port; applying "all on blue" puts it in force on the orphan first, then replaces the
-    /// orphan with a fresh nginx, never deleting a socket the orphan still listens on.
-    @Test func aSplitAppliedAfterTheMasterWasKilledTakesEffectAndAFreshNginxReplacesItsOrphans() async throws {
+    /// orphan with a fresh nginx, never deleting a socket the orphan still listens on. With the
+    /// sockets handed over the port never closes; without (a kernel or user that may not copy
+    /// them), the orphan stops first and only new connections are refused for a moment.
+    @Test(arguments: [true, false])
+    func aSplitAppliedAfterTheMasterWasKilledTakesEffectAndAFreshNginxReplacesItsOrphans(handsOverSockets: Bool) async throws {
         try await TrafficShiftTests.withColours { playground, model in
             let runtime = playground.runtime
-            let nginx = playground.nginx
+            var nginx = playground.nginx
+            nginx.host = LocalNginx(handsOverSockets: handsOverSockets)
             let blue = try await runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
             let green = try await runtime.deploy(color: "green", modelDirectory: model, timeout: .seconds(30))
             try await nginx.apply(TrafficShiftTests.split(live: blue, target: green, weight: 50))
@@ -117,8 +130,12 @@ import Traffic
                 try await load.waitForAnswers(400, minimum: .milliseconds(700), maximum: .seconds(10))
                 let samples = await load.stop()
                 #expect(Self.colours(after: after, in: samples) == ["blue"], "the rejected colour no longer answers")
-                print("master killed, split applied through a fresh nginx: \(Self.failures(samples))")
-                #expect(samples.allSatisfy { $0.status == 200 || $0.status == 0 }, "no answer but 200: \(Self.failures(samples))")
+                print("master killed, split applied through a fresh nginx (sockets handed over: \(handsOverSockets)): \(Self.failures(samples))")
+                if handsOverSockets {
+                    Self.expectThePortNeverClosed(samples)
+                } else {
+                    #expect(samples.allSatisfy { $0.status == 200 || $0.status == 0 }, "no answer but 200: \(Self.failures(samples))")
+                }
             } catch {
                 _ = await load.stop()
                 killed?.cleanUp()
@@ -160,7 +177,7 @@ import Traffic
                 #expect(inForce.source == .nginx && inForce.orphanedWorkers.isEmpty && inForce.state.split.backends.map(\.color) == [target])
                 #expect(LocalNginx().masterPID(playground.nginx.config) != nil)
                 print("master killed at 50% of a rollout: \(Self.failures(samples))")
-                #expect(samples.allSatisfy { $0.status == 200 || $0.status == 0 }, "no answer but 200: \(Self.failures(samples))")
+                Self.expectThePortNeverClosed(samples)
                 let after = try await orchestrate(["status", playground.pipelinePath])
                 #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
             } catch {

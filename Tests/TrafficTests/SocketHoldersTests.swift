@@ -1,3 +1,4 @@
+import CProcessDescriptors
 import Foundation
 import Testing
 
@@ -38,12 +39,42 @@ import Testing
         }
         try #require(bound == 0 && listen(descriptor, 1) == 0)
         #expect(SocketHolders.processes(holdingUnixSocketAt: path) == [getpid()])
+        let listening = SocketHolders.listeningUnixInodes(boundAt: path)
+        #expect(listening.count == 1)
+        #expect(SocketHolders.descriptors(of: getpid()).contains { $0.descriptor == descriptor && listening.contains($0.inode) })
+        #expect(SocketHolders.accepts(unixSocketAt: path))
         // The file removed, the socket still listens and is still found (a deleted socket file
         // is exactly what must not hide an nginx that serves).
         try FileManager.default.removeItem(atPath: path)
         #expect(SocketHolders.processes(holdingUnixSocketAt: path) == [getpid()])
         close(descriptor)
         #expect(SocketHolders.processes(holdingUnixSocketAt: path) == [])
+        #expect(!SocketHolders.accepts(unixSocketAt: path))
         #expect(!SocketHolders.isNginx(getpid()))
+    }
+
+    @Test func aListeningPortIsFoundAndItsSocketCopiedFromTheProcessThatHoldsIt() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(descriptor >= 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        try #require(bound && listen(descriptor, 1) == 0)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let inodes = SocketHolders.listeningTCPInodes(port: port)
+        #expect(inodes.count == 1)
+        #expect(SocketHolders.descriptors(of: getpid()).contains { $0.descriptor == descriptor && inodes.contains($0.inode) })
+
+        // pidfd_getfd: the copy is the same socket (the same inode).
+        let copy = process_descriptor_copy(getpid(), descriptor)
+        try #require(copy >= 0, "pidfd_getfd: \(String(cString: strerror(errno)))")
+        defer { close(copy) }
+        #expect(SocketHolders.descriptors(of: getpid()).contains { $0.descriptor == copy && inodes.contains($0.inode) })
+        #expect(fcntl(copy, F_GETFD) & FD_CLOEXEC != 0, "the copy is close-on-exec")
     }
 }
