@@ -52,6 +52,9 @@ let package = Package(
         .target(name: "DurableFiles", dependencies: ["CDurableFiles"]),
         // renameat2(RENAME_EXCHANGE), which Swift cannot call (a variadic syscall): folders swapped in one step.
         .target(name: "CDurableFiles"),
+        // pidfd_getfd (a variadic syscall too): the listening sockets of a killed nginx master's
+        // workers handed to a fresh nginx, so the port never closes.
+        .target(name: "CProcessDescriptors"),
         // The model side: data, training, evaluation, ingest. No HTTP server: the controller links it.
         .target(
             name: "RecEngine",
@@ -112,6 +115,7 @@ let package = Package(
                 "DurableFiles",
                 "HTTPTransport",
                 "TextSafety",
+                "CProcessDescriptors",
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
@@ -174,7 +178,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TrafficTests",
-            dependencies: ["Traffic", "HTTPTransport"]
+            dependencies: ["Traffic", "HTTPTransport", "CProcessDescriptors"]
         ),
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(

@@ -10,9 +10,14 @@ import SystemPackage
 /// nginx as a process on this machine, found on the usual paths.
 public struct LocalNginx: NginxHost {
     public var nginx: String
+    /// Whether a fresh nginx that replaces orphaned workers takes their listening sockets over
+    /// (the port never closes) where the kernel allows it; false: the orphans stop first and the
+    /// fresh nginx binds anew (see `replaceOrphanedWorkers`).
+    public var handsOverSockets: Bool
 
-    public init(nginx: String = LocalNginx.find()) {
+    public init(nginx: String = LocalNginx.find(), handsOverSockets: Bool = true) {
         self.nginx = nginx
+        self.handsOverSockets = handsOverSockets
     }
 
     public static func find() -> String {
@@ -25,13 +30,14 @@ public struct LocalNginx: NginxHost {
 
     public var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: nginx) }
 
-    /// The pid of the running nginx master, if one runs.
+    /// The pid of the running nginx master, if one runs: the pid file's, when that process lives
+    /// and is nginx (a master killed with kill -9 leaves its pid file, and the pid may be reused).
     public func masterPID(_ config: NginxConfig) -> Int32? {
-        guard let text = try? String(contentsOfFile: config.pidFile, encoding: .utf8),
+        guard let text = SocketHolders.read(config.pidFile, limit: 64),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
         else { return nil }
-        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-        return stat.contains(") Z ") ? nil : pid
+        let stat = SocketHolders.read("/proc/\(pid)/stat", limit: 4096) ?? ""
+        return stat.contains(") Z ") || !SocketHolders.isNginx(pid) ? nil : pid
     }
 
     public func check(configPath: String, config: NginxConfig) async throws -> String? {
@@ -54,15 +60,21 @@ public struct LocalNginx: NginxHost {
         guard let master = masterPID(config), kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master") }
     }
 
+    /// Stops the master and its workers, and workers a killed master left behind.
     public func stop(config: NginxConfig) async {
-        guard let master = masterPID(config) else { return }
-        kill(master, SIGQUIT)
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        while masterPID(config) != nil && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        if let master = masterPID(config) {
+            kill(master, SIGQUIT)
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while masterPID(config) != nil && clock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            if let pid = masterPID(config) { kill(pid, SIGKILL) }
+            // Reaped when it was our child (a master started with the sockets of orphaned workers).
+            _ = waitpid(master, nil, WNOHANG)
         }
-        if let pid = masterPID(config) { kill(pid, SIGKILL) }
+        let orphans = await orphanedWorkers(config: config)
+        if !orphans.isEmpty { try? await stopOrphanedWorkers(orphans, config: config) }
     }
 
     func run(_ arguments: [String], config: NginxConfig) async throws -> (status: Int32, output: String) {

@@ -15,14 +15,25 @@ public protocol NginxHost: Sendable {
     func start(configPath: String, config: NginxConfig) async throws
     /// Graceful reload (SIGHUP: connections in flight finish on the old workers).
     func reload(config: NginxConfig) async throws
-    /// Graceful stop (SIGQUIT).
+    /// Graceful stop (SIGQUIT), of orphaned workers too.
     func stop(config: NginxConfig) async
+    /// Processes of this configuration that serve without a running master (its workers, after
+    /// the master was killed): they hold the port and the control socket, so nginx cannot start
+    /// until they are gone, and their split is in force. Empty where the host cannot leave any (a
+    /// container's workers end with it).
+    func orphanedWorkers(config: NginxConfig) async -> [Int32]
+    /// Replaces them with a fresh nginx on the configuration (the split is in the state file).
+    func replaceOrphanedWorkers(_ workers: [Int32], configPath: String, config: NginxConfig) async throws
     /// The Lua module and the NDK as that nginx sees them; nil when they are missing.
     var modules: NginxModules? { get }
 }
 
 extension NginxHost {
     public var modules: NginxModules? { NginxModules.find() }
+    public func orphanedWorkers(config: NginxConfig) async -> [Int32] { [] }
+    public func replaceOrphanedWorkers(_ workers: [Int32], configPath: String, config: NginxConfig) async throws {
+        try await start(configPath: configPath, config: config)
+    }
 }
 
 /// Applies traffic splits to an nginx instance of our own without reloading it.
@@ -59,20 +70,27 @@ public struct NginxController: Sendable {
     public struct Report: Sendable, Equatable {
         public var state: TrafficState
         public var source: Source
+        /// Workers serving without their master (see `NginxHost.orphanedWorkers`); when `source` is
+        /// `.nginx` and this is not empty, they answered for the split.
+        public var orphanedWorkers: [Int32]
 
-        public init(state: TrafficState, source: Source) {
+        public init(state: TrafficState, source: Source, orphanedWorkers: [Int32] = []) {
             self.state = state
             self.source = source
+            self.orphanedWorkers = orphanedWorkers
         }
     }
 
-    /// The split nginx has in force when it answers on its control socket, else the last applied
-    /// one from the state file (`source` says which); nil when there is neither.
+    /// The split nginx has in force when it (its master, or workers a killed master left) answers
+    /// on its control socket, else the last applied one from the state file (`source` says
+    /// which); nil when there is neither.
     public func currentTraffic() async -> Report? {
-        if await host.isRunning(config: config), let state = try? await control().state {
-            return Report(state: state, source: .nginx)
+        let running = await host.isRunning(config: config)
+        let orphans = running ? [] : await host.orphanedWorkers(config: config)
+        if running || !orphans.isEmpty, let state = try? await control().state {
+            return Report(state: state, source: .nginx, orphanedWorkers: orphans)
         }
-        return lastApplied().map { Report(state: $0, source: .stateFile) }
+        return lastApplied().map { Report(state: $0, source: .stateFile, orphanedWorkers: orphans) }
     }
 
     /// The split of `currentTraffic()`.
@@ -86,7 +104,7 @@ public struct NginxController: Sendable {
         return try? TrafficState(parsing: text)
     }
 
-    /// Whether nginx runs.
+    /// Whether nginx runs (its master, or its container).
     public func isRunning() async -> Bool {
         await host.isRunning(config: config)
     }
@@ -101,6 +119,35 @@ public struct NginxController: Sendable {
         case bestEffort
     }
 
+    /// Whether nginx serves: its master runs, or workers a killed master left do.
+    public func isServing() async -> Bool {
+        if await host.isRunning(config: config) { return true }
+        return !(await host.orphanedWorkers(config: config)).isEmpty
+    }
+
+    /// Workers that serve without their master (see `NginxHost.orphanedWorkers`).
+    public func orphanedWorkers() async -> [Int32] {
+        await host.isRunning(config: config) ? [] : await host.orphanedWorkers(config: config)
+    }
+
+    /// What `apply` did beyond putting the split in force.
+    public struct Applied: Sendable {
+        /// The generation now in force.
+        public var generation: Int
+        /// Why the state file does not hold the split (`.bestEffort` only); nil when it does.
+        public var unsaved: TrafficError?
+        /// Workers of a killed master that served until this split: they got it first, then made
+        /// way for a fresh nginx.
+        public var replacedOrphans: [Int32]
+
+        /// What happened to the orphans, for records and logs; nil when there were none.
+        public var replacementNote: String? {
+            guard !replacedOrphans.isEmpty else { return nil }
+            let pids = replacedOrphans.map(String.init).joined(separator: ", ")
+            return "nginx's master was gone: its orphaned workers (pid \(pids)) got the split first, then stopped; a fresh nginx serves it"
+        }
+    }
+
     /// Puts `split` in force and returns once nginx says it is.
     ///
     /// Writes the state file first (atomically), then: nginx not running: renders the
@@ -108,13 +155,18 @@ public struct NginxController: Sendable {
     /// configuration: `POST /traffic`; running with another one: installs it and reloads. In every
     /// case `GET /traffic` must then answer the new generation.
     ///
+    /// Restoring traffic does not depend on one nginx process: when the master was killed and its
+    /// workers serve on (they hold the port, so no nginx could start), the split is posted to them
+    /// first, so it is in force at once, then they are stopped and a fresh nginx starts with it.
+    ///
     /// - Parameter stateFile: whether the split may be applied when its state file cannot be
     ///   written (then an nginx that restarts loads the previous split until the next `apply`).
-    /// - Returns: why the state file does not hold the split (`.bestEffort` only); nil when it does.
+    /// - Returns: the generation in force, the orphans replaced, and (`.bestEffort` only) why the
+    ///   state file does not hold the split.
     /// - Throws: `TrafficError` when the split is invalid, nginx refuses the configuration (the
     ///   previous one stays in force) or does not take the split within 10 s.
     @discardableResult
-    public func apply(_ split: TrafficSplit, stateFile policy: StateFilePolicy = .required) async throws -> TrafficError? {
+    public func apply(_ split: TrafficSplit, stateFile policy: StateFilePolicy = .required) async throws -> Applied {
         try split.validate()
         let split = try Self.resolvingHostNames(split)
         let rendering = try config.render()
@@ -122,7 +174,8 @@ public struct NginxController: Sendable {
         try AtomicFile.createFolder(URL(fileURLWithPath: configPath).deletingLastPathComponent().path)
 
         let running = await host.isRunning(config: config)
-        let answer = running ? try? await control() : nil
+        let orphans = running ? [] : await host.orphanedWorkers(config: config)
+        let answer = running || !orphans.isEmpty ? try? await control() : nil
         let generation = max(answer?.state?.generation ?? 0, lastApplied()?.generation ?? 0) + 1
         let state = TrafficState(generation: generation, split: split)
         var unsaved: TrafficError?
@@ -132,11 +185,18 @@ public struct NginxController: Sendable {
             unsaved = error
         }
 
-        if !running {
+        if !running && orphans.isEmpty {
             try await install(rendering)
-            // A socket file left by an nginx that was killed would make the new one fail to bind.
+            // Nothing listens on a socket file left by an nginx killed with its workers (one still
+            // in use is never removed); left in place, it would make the new nginx fail to bind.
             try? FileManager.default.removeItem(atPath: config.controlSocket)
             try await host.start(configPath: configPath, config: config)
+        } else if !running {
+            try await install(rendering)
+            // The orphans serve until they are replaced: the split goes to them first (best
+            // effort: the fresh nginx loads it from the state file anyway).
+            if answer != nil { _ = try? await send(method: "POST", body: try state.text()) }
+            try await host.replaceOrphanedWorkers(orphans, configPath: configPath, config: config)
         } else if answer?.configuration != rendering.id, !(await isTakingInstalled(rendering)) {
             try await install(rendering)
             try await host.reload(config: config)
@@ -156,7 +216,7 @@ public struct NginxController: Sendable {
                 "nginx answers generation \(confirmed?.generation ?? 0) after generation \(generation) was applied\(errorLogTail())",
                 hint: "another controller may be applying splits to \(config.controlSocket)")
         }
-        return unsaved
+        return Applied(generation: generation, unsaved: unsaved, replacedOrphans: orphans)
     }
 
     /// Stops nginx gracefully (SIGQUIT: workers finish their requests).

@@ -47,7 +47,11 @@ struct StatusCommand: AsyncParsableCommand {
             if let generation = status.trafficGeneration {
                 weights += status.trafficSource == .nginx ? " (generation \(generation), in force)" : " (generation \(generation), last applied, from the state file)"
             }
-            print("traffic in force: \(weights); nginx \(status.nginxRunning ? "running" : "not running")\(controller.pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
+            let nginx =
+                status.nginxRunning
+                ? "running" : status.nginxOrphanedWorkers.isEmpty
+                    ? "not running" : "MASTER GONE, orphaned worker pid \(status.nginxOrphanedWorkers.map(String.init).joined(separator: ", ")) serving"
+            print("traffic in force: \(weights); nginx \(nginx)\(controller.pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
             for color in status.colors {
                 let detail =
                     color.instance.map {

@@ -21,6 +21,13 @@ extension ReleaseController {
         }
         let lock = dryRun ? nil : try lock(releaseID: "repair")
         defer { lock?.release() }
+        return try await repairHoldingLock(deployment, dryRun: dryRun)
+    }
+
+    /// `repair` once the lock is held (`recover` repairs too, under its own lock).
+    func repairHoldingLock(_ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?), dryRun: Bool) async throws
+        -> RepairReport
+    {
         let serving = await ServingState.observe(
             colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx, healthPath: deployment.deploy.health.path)
         var actions: [String] = []
@@ -36,7 +43,7 @@ extension ReleaseController {
         if live == nil {
             let healthy = serving.colors.filter { $0.health?.healthy == true && $0.instance != nil }
             let candidate: ServingState.Color?
-            if serving.nginxRunning {
+            if serving.nginxServing {
                 candidate = serving.colors.first { $0.weight == 100 }
                 if candidate == nil && serving.colors.contains(where: { $0.weight > 0 }) {
                     throw OrchestratorError(
@@ -75,7 +82,10 @@ extension ReleaseController {
             let color = serving.colors.first { $0.color == target.color }
             if let instance = color?.instance, color?.health?.healthy == true {
                 if !serving.nginxRunning || color?.weight != 100 || Set(color?.upstream ?? []) != Set(instance.addresses) {
-                    actions.append("nginx: all traffic to \(target.color) at \(instance.addresses.joined(separator: ", "))")
+                    let orphans = serving.nginxOrphanedWorkers.map(String.init).joined(separator: ", ")
+                    actions.append(
+                        (orphans.isEmpty ? "" : "nginx's master is gone: all traffic to \(target.color) on its orphaned workers (pid \(orphans)) first, then they stop and a fresh nginx starts; ")
+                            + "nginx: all traffic to \(target.color) at \(instance.addresses.joined(separator: ", "))")
                 }
             } else {
                 throw OrchestratorError(

@@ -10,6 +10,8 @@ extension ReleaseController {
         public var live: LiveRelease?
         public var liveError: String?
         public var nginxRunning: Bool
+        /// Workers serving without their master (it was killed); their split is `traffic`.
+        public var nginxOrphanedWorkers: [Int32]
         public var traffic: TrafficSplit?
         /// The generation of the split, and whether nginx reported it or it comes from the state file.
         public var trafficGeneration: Int?
@@ -24,6 +26,7 @@ extension ReleaseController {
             case service, live, traffic, colors, healthy, problems
             case liveError = "live_error"
             case nginxRunning = "nginx_running"
+            case nginxOrphanedWorkers = "nginx_orphaned_workers"
             case trafficGeneration = "traffic_generation"
             case trafficSource = "traffic_source"
             case runInProgress = "run_in_progress"
@@ -49,9 +52,11 @@ extension ReleaseController {
         let serving = await ServingState.observe(
             colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx, healthPath: deployment.deploy.health.path)
         var inProgress: String?
+        var controllerAlive = false
         do {
             if let run = try store.run() {
                 let alive = kill(run.pid, 0) == 0 && ProcessTable.startTime(of: run.pid) != nil
+                controllerAlive = alive
                 inProgress = "release \(run.releaseID) \(run.phase.rawValue)\(run.target.map { " to \($0) at \(run.weight)%" } ?? "") (controller pid \(run.pid) \(alive ? "running" : "gone"))"
                 if !alive { problems.append("release \(run.releaseID) was interrupted: `orchestrate recover` (or the next run) converges it") }
             }
@@ -69,9 +74,19 @@ extension ReleaseController {
                 problems.append("\(color.color) receives \(color.weight)% of traffic but is \(color.instance == nil ? "not running" : "unhealthy")")
             }
         }
+        if let orphans = serving.orphanProblem {
+            let remedy =
+                inProgress == nil
+                ? "`orchestrate repair` replaces them with a fresh nginx serving the live colour"
+                : controllerAlive
+                    ? "the rollout in progress replaces them with a fresh nginx within a second"
+                    : "`orchestrate recover` converges the interrupted run and replaces them with a fresh nginx"
+            problems.append("\(orphans): \(remedy)")
+        }
         let last = records.last
         return Status(
-            service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning, traffic: serving.traffic,
+            service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning,
+            nginxOrphanedWorkers: serving.nginxOrphanedWorkers, traffic: serving.traffic,
             trafficGeneration: serving.trafficReport?.state.generation, trafficSource: serving.trafficReport?.source,
             colors: serving.colors, runInProgress: inProgress, lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
             healthy: problems.isEmpty, problems: problems)
@@ -115,7 +130,8 @@ extension ReleaseController {
                 progress: progress
             ).run(to: requested, live: live, record: &record)
             record.outcome = .succeeded
-        } catch let error as OrchestratorError where error.code == .invalidInput {
+        } catch let error as OrchestratorError where error.code == .invalidInput || error.code == .inconsistentState {
+            // Refused before any change (an unknown release, no idle colour): nothing to record.
             throw error
         } catch {
             record.outcome = .failed

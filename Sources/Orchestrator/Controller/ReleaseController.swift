@@ -99,15 +99,22 @@ public struct ReleaseController: Sendable {
 
     // MARK: Recovery
 
-    /// Converges an interrupted run, if any, and records it.
+    /// Converges an interrupted run, if any, and records it. With none, workers that a killed
+    /// nginx master left serving are replaced by a fresh nginx all the same (as `repair` does,
+    /// recorded as a repair): what a killed process left behind is recovered.
     public func recover() async throws -> ReleaseRecord? {
         let lock = try lock(releaseID: "recover")
         defer { lock.release() }
         let deployment = try deployment()
-        return try await observing { observers in
+        let recovered = try await observing { observers in
             let recovered = try await recovery(deployment).converge()
             if let recovered { observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered))) }
             return recovered
         }
+        if recovered == nil, let deployment, let nginx = deployment.nginx, !(await nginx.orphanedWorkers()).isEmpty {
+            progress("recover: no run was interrupted, but nginx's master is gone and its workers serve on: repairing")
+            return try await repairHoldingLock(deployment, dryRun: false).record
+        }
+        return recovered
     }
 }

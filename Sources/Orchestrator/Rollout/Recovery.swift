@@ -118,9 +118,10 @@ struct Recovery {
         }
         /// Puts all traffic on `instance`; converging waits for no disk write.
         func putAllTraffic(on instance: ColorInstance, via nginx: NginxController, _ detail: String) async throws {
-            let unsaved = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
+            let applied = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
             event(.shift, detail)
-            if let unsaved {
+            if let note = applied.replacementNote { event(.recover, note) }
+            if let unsaved = applied.unsaved {
                 event(.shift, RolloutExecutor.stateFileBehind(unsaved))
             }
         }
@@ -148,7 +149,7 @@ struct Recovery {
                     } else {
                         event(.shift, "the live colour \(live.color) is not running: traffic left as it was; run orchestrate status")
                     }
-                } else if await nginx.isRunning() {
+                } else if await nginx.isServing() {
                     await nginx.stop()
                     event(.shift, "nothing was live before: nginx stopped")
                 }

@@ -60,10 +60,20 @@ struct Rollback {
             guard let stored = try runtime.models.storedModel(sha256: sha256) else {
                 throw OrchestratorError(.stageFailed, "the model \(sha256) of \(target.releaseID) is no longer in the model store")
             }
-            // The idle colour: not the live one, and not one nginx sends traffic to.
-            let serving = await nginx?.currentSplit()?.serving.map(\.color) ?? []
-            let idle = deploy.colors.first { $0 != live?.color && !serving.contains($0) } ?? deploy.colors.first { $0 != live?.color } ?? deploy.colors[0]
-            progress("redeploying it on \(idle)")
+            // Never onto a colour that carries traffic: its requests would fail while it restarts.
+            var carrying: [String: Int] = [:]
+            if let report = await nginx?.currentTraffic(), report.source == .nginx {
+                for backend in report.state.split.serving {
+                    if await runtime.instance(of: backend.color) != nil { carrying[backend.color] = backend.weight }
+                }
+            }
+            guard let idle = Self.idleColor(colors: deploy.colors, live: live?.color, carrying: Set(carrying.keys)) else {
+                throw OrchestratorError(
+                    .inconsistentState,
+                    "every colour carries traffic (\(carrying.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)%" }.joined(separator: ", "))): redeploying \(target.releaseID) on one would fail its requests; nothing was changed",
+                    hint: "`orchestrate status` shows what serves; `orchestrate repair` puts all traffic on the live colour, after which a colour is idle")
+            }
+            progress("redeploying it on \(idle), which carries no traffic")
             let deployed = try await runtime.deploy(color: idle, modelDirectory: stored, timeout: deploy.health.timeout.duration)
             let health = try await runtime.waitHealthy(deployed, path: deploy.health.path, timeout: deploy.health.timeout.duration)
             guard health.healthy else {
@@ -82,5 +92,12 @@ struct Rollback {
         progress("rolled back: \(instance.color) is live with the model of \(target.releaseID)")
         record.deployment = .init(runtime: runtime.name, color: instance.color, modelSHA256: sha256)
         record.rollout = .init(live: live?.color, target: instance.color, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: events)
+    }
+
+    /// The colour to redeploy a release on: one that carries no traffic (nginx sends it nothing,
+    /// or it does not run, so nginx's balancer already sends its share to the other colour), the
+    /// live colour only when no other is idle; nil when every colour carries traffic.
+    static func idleColor(colors: [String], live: String?, carrying: Set<String>) -> String? {
+        colors.first { $0 != live && !carrying.contains($0) } ?? colors.first { !carrying.contains($0) }
     }
 }

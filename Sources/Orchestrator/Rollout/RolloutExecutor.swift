@@ -157,7 +157,7 @@ struct RolloutExecutor {
             try await journal.event(.shift, "\(target) \(step.newWeight)% / \(live?.color ?? "none") \(step.liveWeight)%", at: record.startedOn)
             record.startedOn = Date()
             progress("step \(index + 1)/\(plan.steps.count): \(target) \(step.newWeight)%\(live.map { ", \($0.color) \(step.liveWeight)%" } ?? "")")
-            var verdict = await hold(step: step)
+            var verdict = await hold(step: step, deployed: deployed)
             record.measurements = verdict.measurements
             record.judge = verdict.judge?.looks
             record.judgeDecision = verdict.judge?.decision
@@ -175,7 +175,8 @@ struct RolloutExecutor {
             for request in verdict.requests {
                 try await journal.event(request == "abort" ? .abort : .promote, "orchestrate \(request) at \(step.newWeight)%")
             }
-            if verdict.stop == nil && !verdict.passed && (!plan.automaticRollback || verdict.holdWhenInconclusive) {
+            // A colour lost is an outage, not a verdict on the model: no operator is waited for.
+            if verdict.stop == nil && !verdict.passed && !verdict.colourLost && (!plan.automaticRollback || verdict.holdWhenInconclusive) {
                 verdict = try await holdForDecision(step: step, failure: verdict.failure ?? "a gate failed", verdict: verdict)
             }
             if let stop = verdict.stop {
@@ -278,12 +279,15 @@ struct RolloutExecutor {
         var judge: StepJudge.Result?
         /// The judge ended inconclusive under `onInconclusive: hold`: wait for the operator.
         var holdWhenInconclusive = false
+        /// A colour with traffic stopped serving during the step (see `watch`).
+        var colourLost = false
     }
 
-    /// Holds a step for its wait while the gates measure and the during-step hooks run; ends
-    /// early on a failed gate, an `abort`, a `promote` or an interruption. The hooks are child
-    /// tasks: when the step ends they are stopped with their process groups.
-    func hold(step: RunPlan.PlannedStep) async -> Verdict {
+    /// Holds a step for its wait while the gates measure, the during-step hooks run and nginx and
+    /// both colours are watched; ends early on a failed gate, a colour lost, an `abort`, a
+    /// `promote` or an interruption. The hooks are child tasks: when the step ends they are
+    /// stopped with their process groups.
+    func hold(step: RunPlan.PlannedStep, deployed: ColorInstance) async -> Verdict {
         let clock = ContinuousClock()
         let started = clock.now
         let wait = plan.hold.duration
@@ -308,9 +312,9 @@ struct RolloutExecutor {
                     analysisResult.set(result)
                 }
             }
-            let instanceFailure = SharedValue<String?>(nil)
-            if runtime.instancesMove && nginx != nil {
-                group.addTask { instanceFailure.set(await followInstances(weight: step.newWeight)) }
+            let colourLost = SharedValue<String?>(nil)
+            if nginx != nil {
+                group.addTask { colourLost.set(await watch(weight: step.newWeight, deployed: deployed)) }
             }
             let judgeResult = SharedValue<StepJudge.Result?>(nil)
             // At 100 % the live colour gets no traffic left to compare with.
@@ -354,9 +358,10 @@ struct RolloutExecutor {
                         verdict.requests.append("promote --full")
                     }
                 }
-                if let failure = instanceFailure.get() {
+                if let failure = colourLost.get() {
                     verdict.passed = false
                     verdict.failure = failure
+                    verdict.colourLost = true
                     return verdict
                 }
                 let result = analysisResult.get()
@@ -446,25 +451,32 @@ struct RolloutExecutor {
             : await rollBack(reason: "interrupted by \(signalName(stop)) at \(weight)%", outcome: .interrupted)
     }
 
-    /// Traffic back to the live colour first, then the target stopped, then the journal. Putting
-    /// traffic back waits for no disk write (on a full disk the split's state file may stay
-    /// behind, and the journal's writes fail): what could not be saved is still in the record the
-    /// controller appends, and `run.json` as last saved lets recovery converge to the same place.
+    /// What a rollback did, in order, journalled once traffic is back (best effort).
+    typealias Done = [(at: Date, kind: RolloutEvent.Kind, detail: String)]
+
+    /// Traffic back to the live colour first (restored first when it is lost), then the target
+    /// stopped, then the journal. Putting traffic back waits for no disk write (on a full disk the
+    /// split's state file may stay behind, and the journal's writes fail): what could not be saved
+    /// is still in the record the controller appends, and `run.json` as last saved lets recovery
+    /// converge to the same place. A rollback that could not put traffic back on the live release
+    /// is recorded as failed, never as rolled back.
     func rollBack(reason: String, outcome: ReleaseOutcome) async -> Result {
         progress("rollback: \(reason)")
         let began = Date()
         var failure = reason
-        var done: [(at: Date, kind: RolloutEvent.Kind, detail: String)] = []
+        var done: Done = []
         var restored = live == nil
         if let live, let nginx {
             let applied = runtime.instancesMove ? await nginx.currentSplit() : nil
-            if let instance = await healthyInstance(of: live.color, lastKnown: Self.instance(of: live.color, in: applied)) {
+            var instance = await servingInstance(of: live.color, lastKnown: Self.instance(of: live.color, in: applied))
+            if instance == nil { instance = await restoreLive(live, failure: &failure, done: &done) }
+            if let instance {
                 do {
-                    let unsaved = try await nginx.apply(split(live: instance, target: nil, weight: 0), stateFile: .bestEffort)
+                    let applied = try await put(split(live: instance, target: nil, weight: 0), on: nginx, stateFile: .bestEffort)
                     restored = true
                     done.append((Date(), .shift, "\(live.color) 100% (traffic restored)"))
                     progress("rollback: traffic back on \(live.color) (100%)")
-                    if let unsaved {
+                    if let unsaved = applied.unsaved {
                         done.append((Date(), .shift, Self.stateFileBehind(unsaved)))
                         progress("rollback: \(Self.stateFileBehind(unsaved))")
                     }
@@ -473,10 +485,6 @@ struct RolloutExecutor {
                     done.append((Date(), .shift, "could not restore traffic to \(live.color): \(error)"))
                     progress("rollback: could not restore traffic to \(live.color): \(error)")
                 }
-            } else {
-                failure += "; \(live.color) is not running, so traffic stays on \(target) rather than on nothing"
-                done.append((Date(), .shift, "\(live.color) is not running: traffic stays on \(target)"))
-                progress("rollback: \(live.color) is not running: traffic stays on \(target); run orchestrate status")
             }
         } else if live == nil, let nginx {
             // Nothing was live before: no colour may keep traffic, so the load balancer stops.
@@ -509,7 +517,52 @@ struct RolloutExecutor {
             try? await journal.event(.hook, "on-rollback \(shellQuoted(hook)): \(ok ? "ok" : "failed")")
         }
         try? await journal.updateRecord { $0.deployment = nil }
-        return Result(outcome: outcome, failure: failure)
+        // Without a load balancer there is no traffic to put back.
+        let tookEffect = restored || nginx == nil || outcome == .interrupted
+        return Result(outcome: tookEffect ? outcome : .failed, failure: failure)
+    }
+
+    /// The live colour is lost (it stopped, or answers no health check), so traffic cannot simply
+    /// go back to it. All traffic goes at once to the new colour, the only one that serves (rather
+    /// than nginx retrying there each request of the lost share), then the live release's model,
+    /// the recorded digest from the model store, is deployed again on the live colour. Returns its
+    /// healthy instance, or nil with `failure` saying why it could not be restored (traffic then
+    /// stays on the new colour, whose model was not approved, and the operator decides).
+    func restoreLive(_ live: LiveRelease, failure: inout String, done: inout Done) async -> ColorInstance? {
+        if let nginx, let serving = await servingInstance(of: target) {
+            do {
+                try await put(split(live: nil, target: serving, weight: 100), on: nginx, stateFile: .bestEffort)
+                try? await journal.update { $0.weight = 100 }
+                let detail = "\(target) 100% (\(live.color), the live colour, is lost: all traffic on the only colour that serves, whose model was not approved, until \(live.color) is restored)"
+                done.append((Date(), .shift, detail))
+                progress("rollback: \(detail)")
+            } catch {
+                progress("rollback: could not put all traffic on \(target): \(error)")
+            }
+        }
+        let hint = "traffic stays on \(target), whose model was not approved: `orchestrate rollback --to \(live.releaseID)` redeploys the live release on the idle colour"
+        guard let stored = try? runtime.models.storedModel(sha256: live.modelSHA256) else {
+            failure += "; the live colour \(live.color) is lost and its model \(live.modelSHA256.prefix(12)) is not in the model store; \(hint)"
+            done.append((Date(), .deploy, "\(live.color) is lost and cannot be redeployed: model \(live.modelSHA256.prefix(12)) is not in the model store"))
+            return nil
+        }
+        progress("rollback: \(live.color) is lost: redeploying the live release \(live.releaseID) (model \(live.modelSHA256.prefix(12))) on it")
+        done.append((Date(), .deploy, "\(live.color) is lost: redeploying the live release \(live.releaseID) (model \(live.modelSHA256.prefix(12))) on it"))
+        do {
+            let deployed = try await runtime.deploy(color: live.color, modelDirectory: stored, timeout: plan.health.timeout.duration)
+            let health = try await runtime.waitHealthy(deployed, path: plan.health.path, timeout: plan.health.timeout.duration)
+            guard health.healthy else {
+                throw OrchestratorError(.stageFailed, "it did not answer GET \(plan.health.path) with 200 within \(plan.health.timeout) (\(health.detail))")
+            }
+            done.append((Date(), .healthy, "\(live.color) serves the live release \(live.releaseID) again at \(deployed.addresses.joined(separator: ", "))"))
+            return deployed
+        } catch {
+            try? await runtime.stop(color: live.color)
+            failure += "; the live colour \(live.color) is lost and could not be redeployed (\(error)); \(hint)"
+            done.append((Date(), .deploy, "\(live.color) could not be redeployed: \(error)"))
+            progress("rollback: \(live.color) could not be redeployed: \(error)")
+            return nil
+        }
     }
 
     /// `orchestrate abort` while the old colour drains: it still runs, so the release is undone at
@@ -532,7 +585,7 @@ struct RolloutExecutor {
         }
         try? await journal.update { $0.phase = .rollingBack }
         let restoredAt = Date()
-        try await nginx.apply(split(live: instance, target: nil, weight: 0), stateFile: .bestEffort)
+        try await put(split(live: instance, target: nil, weight: 0), on: nginx, stateFile: .bestEffort)
         try? await journal.event(.shift, "\(previous.color) 100% (traffic restored)", at: restoredAt)
         progress("rollback: traffic back on \(previous.color); \(previous.releaseID) is live again")
         await journal.announce(.rolledBack(reason: "aborted by orchestrate abort during the drain", interrupted: false))
@@ -565,7 +618,29 @@ struct RolloutExecutor {
             liveInstance = running
         }
         let target = runtime.instancesMove ? await healthyInstance(of: instance.color, lastKnown: instance) ?? instance : instance
-        try await nginx.apply(split(live: liveInstance, target: target, weight: weight))
+        try await put(split(live: liveInstance, target: target, weight: weight), on: nginx)
+    }
+
+    /// `nginx.apply`, noting in the record when it replaced the workers of a killed master.
+    @discardableResult
+    func put(_ split: TrafficSplit, on nginx: NginxController, stateFile: NginxController.StateFilePolicy = .required) async throws
+        -> NginxController.Applied
+    {
+        let applied = try await nginx.apply(split, stateFile: stateFile)
+        if let detail = applied.replacementNote {
+            try? await journal.event(.recover, detail)
+            progress("    \(detail)")
+        }
+        return applied
+    }
+
+    /// The colour's instance when it serves: `healthyInstance`, which probes only instances that
+    /// move, and otherwise answering the health check within 3 s.
+    func servingInstance(of color: String, lastKnown: ColorInstance? = nil) async -> ColorInstance? {
+        guard let instance = await healthyInstance(of: color, lastKnown: lastKnown) else { return nil }
+        if runtime.instancesMove { return instance }
+        let health = try? await runtime.waitHealthy(instance, path: plan.health.path, timeout: .seconds(3))
+        return health?.healthy == true ? instance : nil
     }
 
     /// The colour's instance with only the addresses that answer the health check (all of them
@@ -585,43 +660,76 @@ struct RolloutExecutor {
         return instance
     }
 
-    /// While a step holds, under a runtime whose instances move (Swarm tasks): once a second, the
-    /// tasks of both colours that answer the health check; when the set changed (a host lost, a
-    /// task rescheduled), the upstream is rendered again with them. Returns why the step fails when
-    /// the new colour has fewer healthy tasks than the runtime's minimum (nil when cancelled).
-    func followInstances(weight: Int) async -> String? {
-        var applied = await nginx?.currentSplit()
+    /// While a step holds: once a second, a look at nginx and at both colours, which `StepWatch`
+    /// judges. nginx's master lost (killed, its workers serving alone): the step's split is put in
+    /// force again, which replaces them with a fresh nginx; instances moved (Swarm tasks): the
+    /// upstream is rendered again with the ones that answer. Returns why the step ends when a
+    /// colour that carries traffic is lost, or nginx cannot be brought back (nil when cancelled).
+    func watch(weight: Int, deployed: ColorInstance) async -> String? {
+        guard let nginx else { return nil }
+        var watch = StepWatch(
+            target: target, live: weight < 100 ? live?.color : nil, weight: weight, minimumHealthy: runtime.minimumHealthyInstances,
+            instancesMove: runtime.instancesMove)
+        var applied = await nginx.currentSplit()
         func lastApplied(_ color: String) -> ColorInstance? { Self.instance(of: color, in: applied) }
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             if Task.isCancelled { return nil }
-            let current = await healthyInstance(of: target, lastKnown: lastApplied(target))
-            let count = current?.addresses.count ?? 0
-            if count < runtime.minimumHealthyInstances {
-                let placement = await runtime.instance(of: target)?.placement
-                let failure = "\(target) has \(count) healthy instances, fewer than the \(runtime.minimumHealthyInstances) required (minHealthyReplicas)\(placement.map { ": \($0)" } ?? "")"
-                try? await journal.event(.shift, failure)
-                return failure
-            }
-            guard let current, let nginx else { continue }
+            let (targetLook, targetInstance) = await look(at: target, lastKnown: lastApplied(target))
+            var liveLook: StepWatch.Colour?
             var liveInstance: ColorInstance?
-            if let live, weight < 100 {
-                liveInstance = await healthyInstance(of: live.color, lastKnown: lastApplied(live.color))
-                if liveInstance == nil { continue }  // nowhere better to send its share; the balancer retries
-            }
-            let wanted = split(live: liveInstance, target: current, weight: weight)
-            if let applied, Self.sameBackends(applied, wanted) { continue }
-            do {
-                try await nginx.apply(wanted)
-                applied = wanted
-                let sets = wanted.backends.map { "\($0.color) \($0.addresses.joined(separator: ", "))" }.joined(separator: "; ")
-                try? await journal.event(.shift, "instances moved: upstream rendered again with \(sets)")
-                progress("    instances moved: upstream now \(sets)")
-            } catch {
-                progress("    instances moved but the upstream could not be rendered again: \(error)")
+            if let live = watch.live { (liveLook, liveInstance) = await look(at: live, lastKnown: lastApplied(live)) }
+            let nginxRunning = await nginx.isRunning()
+            let look = StepWatch.Look(
+                nginxRunning: nginxRunning, orphanedWorkers: nginxRunning ? [] : await nginx.orphanedWorkers(), target: targetLook,
+                live: liveLook, upstream: Dictionary((applied?.backends ?? []).map { ($0.color, $0.addresses) }, uniquingKeysWith: { first, _ in first }))
+            switch watch.decide(look) {
+            case .hold:
+                continue
+            case .targetLost(let why), .liveLost(let why):
+                try? await journal.event(.shift, why)
+                progress("    \(why)")
+                return why
+            case .reapply(let why):
+                // A colour that did not answer this time keeps the addresses nginx has for it.
+                let liveShare = watch.live.flatMap { liveInstance ?? lastApplied($0) }
+                let wanted = split(live: liveShare, target: targetInstance ?? lastApplied(target) ?? deployed, weight: weight)
+                do {
+                    try await put(wanted, on: nginx)
+                    applied = wanted
+                    let weights = "\(target) \(weight)% / \(live?.color ?? "none") \(100 - weight)%"
+                    let detail =
+                        nginxRunning
+                        ? "\(weights) again: \(why): upstream now \(wanted.backends.map { "\($0.color) \($0.addresses.joined(separator: ", "))" }.joined(separator: "; "))"
+                        : "\(weights) again: \(why); a fresh nginx serves the step's split"
+                    try? await journal.event(.shift, detail)
+                    progress("    \(detail)")
+                } catch {
+                    progress("    \(why), and the split could not be put in force again: \(error)")
+                    if !nginxRunning { return "\(why), and nginx could not be brought back: \(error)" }
+                }
             }
         }
         return nil
+    }
+
+    /// A colour as the step's watch sees it, and its instance with the addresses that answered.
+    /// When the runtime cannot say what runs (a swarm manager that does not answer), the
+    /// addresses of `lastKnown` are probed: tasks serve on without their manager.
+    func look(at color: String, lastKnown: ColorInstance?) async -> (StepWatch.Colour, ColorInstance?) {
+        var instance = await runtime.instance(of: color)
+        if instance == nil, lastKnown != nil, !(await runtime.canTellWhatRuns()) { instance = lastKnown }
+        guard var instance else { return (.gone, nil) }
+        let probes = await runtime.probeEach(instance, path: plan.health.path)
+        let healthy = probes.filter(\.probe.healthy).map(\.address)
+        guard let first = healthy.first else {
+            return (.silent(detail: probes.map { "\($0.address): \($0.probe.detail)" }.joined(separator: "; ")), nil)
+        }
+        if runtime.instancesMove {
+            instance.addresses = healthy
+            instance.address = first
+        }
+        return (.serving(instance.addresses), instance)
     }
 
     /// A colour's addresses as a split lists them (what nginx sends its share to), for probing
@@ -629,14 +737,6 @@ struct RolloutExecutor {
     static func instance(of color: String, in split: TrafficSplit?) -> ColorInstance? {
         guard let backend = split?.backends.first(where: { $0.color == color }), let first = backend.addresses.first else { return nil }
         return ColorInstance(color: color, pid: nil, address: first, addresses: backend.addresses, modelSHA256: "", modelVersion: "", modelPath: "")
-    }
-
-    /// The same colours with the same weights and addresses (in any order).
-    static func sameBackends(_ one: TrafficSplit, _ other: TrafficSplit) -> Bool {
-        func key(_ split: TrafficSplit) -> [String: [String]] {
-            Dictionary(split.backends.map { ($0.color, ["\($0.weight)"] + $0.addresses.sorted()) }, uniquingKeysWith: { first, _ in first })
-        }
-        return key(one) == key(other)
     }
 
     /// Runs `work` until it ends, or until an interruption or an `orchestrate abort` comes first,

@@ -29,7 +29,13 @@ public struct ServingState: Sendable {
         }
     }
 
+    /// Whether nginx's master (or its container) runs.
     public var nginxRunning: Bool
+    /// Workers that serve without their master (it was killed): their split is in force, but
+    /// nothing replaces one that dies.
+    public var nginxOrphanedWorkers: [Int32] = []
+    /// Whether traffic flows through nginx: its master runs, or orphaned workers serve.
+    public var nginxServing: Bool { nginxRunning || !nginxOrphanedWorkers.isEmpty }
     /// The split nginx has in force, or (nginx not running) the one it would start with; nil: none
     /// applied yet, or no traffic section.
     public var traffic: TrafficSplit?
@@ -42,6 +48,8 @@ public struct ServingState: Sendable {
     static func observe(colors: [String], runtime: any DeploymentRuntime, nginx: NginxController?, healthPath: String) async -> ServingState {
         let nginxRunning = await nginx?.isRunning() ?? false
         let report = await nginx?.currentTraffic()
+        let orphans = report?.orphanedWorkers ?? []
+        let serving = nginxRunning || (!orphans.isEmpty && report?.source == .nginx)
         let split = report?.state.split
         var observed: [Color] = []
         for color in colors {
@@ -62,10 +70,10 @@ public struct ServingState: Sendable {
             }
             observed.append(
                 Color(
-                    color: color, instance: instance, health: health, weight: nginxRunning ? split?.weight(of: color) ?? 0 : 0,
+                    color: color, instance: instance, health: health, weight: serving ? split?.weight(of: color) ?? 0 : 0,
                     upstream: split?.backends.first { $0.color == color }?.addresses))
         }
-        return ServingState(nginxRunning: nginxRunning, traffic: split, trafficReport: report, colors: observed)
+        return ServingState(nginxRunning: nginxRunning, nginxOrphanedWorkers: orphans, traffic: split, trafficReport: report, colors: observed)
     }
 
     /// Colours that run while nginx sends them no traffic, other than the live one and those kept
@@ -108,7 +116,7 @@ public struct ServingState: Sendable {
                         message: "the live release \(live.releaseID) is model \(live.modelSHA256.prefix(12)) on \(live.color), but \(live.color) serves model \(instance.modelSHA256.prefix(12))"))
             } else if serving?.health?.healthy != true {
                 problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not healthy (\(serving?.health?.detail ?? "no answer"))"))
-            } else if nginxRunning, let upstream = serving?.upstream, Set(upstream) != Set(instance.addresses) {
+            } else if nginxServing, let upstream = serving?.upstream, Set(upstream) != Set(instance.addresses) {
                 problems.append(
                     Problem(
                         code: "inconsistent-state",
@@ -118,9 +126,9 @@ public struct ServingState: Sendable {
             problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not running"))
         }
         if trafficConfigured {
-            if nginxRunning && trafficReport?.source != .nginx {
+            if nginxServing && trafficReport?.source != .nginx {
                 problems.append(Problem(code: "unreachable", message: "nginx runs but reports no traffic split on its control socket"))
-            } else if !nginxRunning {
+            } else if !nginxServing {
                 problems.append(Problem(code: "unreachable", message: "nginx is not running: no traffic reaches the live colour \(live.color)"))
             } else {
                 for color in colors where color.color != live.color && color.weight > 0 {
@@ -130,5 +138,22 @@ public struct ServingState: Sendable {
             }
         }
         return problems
+    }
+
+    /// nginx's master is gone while its workers serve on. Not a disagreement about what serves
+    /// (the split in force is read from the workers and checked like any other), so a run does
+    /// not stop on it: its first traffic step replaces them. `status` reports it.
+    var orphanProblem: String? {
+        guard !nginxOrphanedWorkers.isEmpty else { return nil }
+        let pids = nginxOrphanedWorkers.map(String.init).joined(separator: ", ")
+        let split = trafficReport?.source == .nginx ? traffic.map { "they serve \(Self.describe($0)) (read from their control socket)" } : nil
+        return "nginx's master is gone (killed?) but its orphaned worker\(nginxOrphanedWorkers.count == 1 ? "" : "s") (pid \(pids)) still hold the port: "
+            + (split ?? "their split cannot be read")
+            + "; nothing replaces a worker that dies and nginx cannot be reloaded"
+    }
+
+    /// `blue 50%, green 50%`.
+    static func describe(_ split: TrafficSplit) -> String {
+        split.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ")
     }
 }

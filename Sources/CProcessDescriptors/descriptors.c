@@ -1,0 +1,33 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "CProcessDescriptors.h"
+
+int process_descriptor_copy(int pid, int descriptor) {
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    int process = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (process < 0) {
+        return -1;
+    }
+    int copy = (int)syscall(SYS_pidfd_getfd, process, descriptor, 0);
+    int saved = errno;
+    close(process);
+    errno = saved;
+    return copy;
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int process_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+#else
+    (void)actions;
+    (void)lowest;
+    return ENOSYS;
+#endif
+}
