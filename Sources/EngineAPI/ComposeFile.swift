@@ -64,7 +64,7 @@ public struct ComposeFile: Sendable, Equatable {
         let reader = NodeReader(file: path, environment: environment)
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) else {
+            guard let node = try NodeReader.compose(String(decoding: data, as: UTF8.self)) else {
                 throw EngineClientError("\(path): the compose file is empty")
             }
             root = node
@@ -73,6 +73,7 @@ public struct ComposeFile: Sendable, Equatable {
         } catch {
             throw EngineClientError("\(path): not valid YAML: \(error)")
         }
+        reader.reportTags(in: root)
         let folder = (path as NSString).deletingLastPathComponent
         var file = ComposeFile(path: path, project: project ?? "", services: [:], networks: [])
         if let map = reader.mapping(root, "", allowed: ["name", "services", "networks", "version"]) {
@@ -111,7 +112,7 @@ public struct ComposeFile: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw EngineClientError("\(path): cannot read the compose file")
         }
-        let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self))
+        let root = try? NodeReader.compose(String(decoding: data, as: UTF8.self))
         if case .mapping(let map)? = root, let name = map["name"]?.scalar?.string, !name.contains("$") { return name }
         return ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent
     }

@@ -26,14 +26,28 @@ public func runCommand(_ program: String, _ arguments: [String], environment: [S
 public struct ChildProcess: Sendable {
     public let pid: Int32
 
-    /// - Parameter log: where its standard output and error go (default: nowhere).
-    public static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil) throws -> ChildProcess {
+    /// - Parameters:
+    ///   - log: where its standard output goes, and its standard error unless `errors` is given
+    ///     (default: nowhere).
+    ///   - standardInput: a descriptor for its standard input (default: /dev/null).
+    public static func spawn(
+        _ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil, errors: String? = nil,
+        standardInput: Int32? = nil
+    ) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 1, log ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errors {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
@@ -58,6 +72,41 @@ public struct ChildProcess: Sendable {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             return status
+        }.value
+    }
+}
+
+extension ChildProcess {
+    /// How a child ended, and the most memory it held.
+    public struct Exit: Sendable {
+        /// The exit code; nil when a signal ended it.
+        public var code: Int32?
+        /// Its peak resident memory, in bytes.
+        public var peakMemory: Int
+        /// Whether it had to be killed at the deadline.
+        public var killedAtDeadline: Bool
+    }
+
+    /// Waits for the child to exit (without blocking the cooperative pool), killing it after
+    /// `deadline` so that a test of something that must not hang cannot hang itself.
+    public func exit(killingAfter deadline: Duration) async -> Exit {
+        await Task.detached {
+            let clock = ContinuousClock()
+            let end = clock.now + deadline
+            var status: Int32 = 0
+            var usage = rusage()
+            var killed = false
+            while true {
+                let reaped = wait4(pid, &status, WNOHANG, &usage)
+                if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+                if clock.now >= end && !killed {
+                    kill(pid, SIGKILL)
+                    killed = true
+                }
+                usleep(20_000)
+            }
+            let signalled = status & 0x7f != 0
+            return Exit(code: signalled ? nil : (status >> 8) & 0xff, peakMemory: Int(usage.ru_maxrss) * 1024, killedAtDeadline: killed)
         }.value
     }
 }
