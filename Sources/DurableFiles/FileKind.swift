@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// What a path names, from `stat` (symbolic links followed), so that a FIFO, a device or a
 /// socket is never opened where a file is expected: opening a FIFO blocks until a writer comes,

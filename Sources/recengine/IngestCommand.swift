@@ -76,7 +76,7 @@ struct IngestCommand: AsyncParsableCommand {
             print("wrote \(report.ratings) ratings of \(report.users) users and \(report.movies) movies to \(out) (store generation \(report.generation))")
             if let rejectsFile = report.rejectsFile, report.rejected > 0 {
                 print("rejected lines: \(rejectsFile)")
-                for line in report.rejectedSample ?? [] { print("  \(line.origin) \(line.reason): \(line.text)") }
+                for line in report.rejectedSample ?? [] { print("  \(line.origin) \(line.reason)\(line.text.map { ": \($0)" } ?? "")") }
             }
             for note in report.notes { print("note: \(note)") }
         }

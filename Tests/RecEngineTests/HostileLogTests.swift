@@ -174,7 +174,7 @@ import Testing
     }
 
     /// Everything ingest writes holds the log's lines: it is private (0600), or as private as the
-    /// source where that is stricter.
+    /// source where that is stricter; the report quotes no line of a private source.
     @Test(arguments: [(0o644, 0o600), (0o600, 0o600), (0o640, 0o600), (0o400, 0o400)] as [(mode_t, mode_t)])
     func outputsAreNoMoreReadableThanTheSource(source: mode_t, expected: mode_t) async throws {
         try await withTemporaryDirectory { folder in
@@ -193,6 +193,11 @@ import Testing
             for path in [folder + "/ratings.csv", folder + "/watches.csv", folder + "/rejects.tsv", folder + "/store/state.json"] + segments {
                 #expect(mode(path) == expected, "\(path) has mode \(String(mode(path) ?? 0, radix: 8))")
             }
+            // The report goes to the history, which anyone may read: it quotes a line only of a
+            // source that anyone may read.
+            let sample = try #require((run.report["rejected_sample"] as? [[String: Any]])?.first)
+            #expect(sample["reason"] as? String == "truncated")
+            #expect(sample["text"] as? String == (source & 0o004 != 0 ? "secret line" : nil))
         }
     }
 

@@ -52,7 +52,8 @@ public struct MovieLogIngest: Sendable {
     public func run() throws -> IngestReport {
         let reader = makeReader()
         // Before anything is written: a source that is not a regular file is refused here.
-        let permissions = try outputPermissions(reader)
+        let sourcePermissions = try (reader as? FileLogReader)?.permissions()
+        let permissions = Self.outputPermissions(source: sourcePermissions)
         let store = IngestStore(folder: self.store, permissions: permissions)
         let lock = try store.lock()
         defer { close(lock) }
@@ -72,7 +73,10 @@ public struct MovieLogIngest: Sendable {
         let generation = base.generation + 1
         let segment = try store.createSegment(generation)
         defer { segment.discard() }
-        var batch = Batch(knownUsers: table.users, knownMovies: table.movies, segment: segment)
+        // The report goes where anyone may read it (the release history): it quotes rejected
+        // lines only of a source anyone may read.
+        let quotesLines = sourcePermissions.map { $0 & 0o004 != 0 } ?? false
+        var batch = Batch(knownUsers: table.users, knownMovies: table.movies, segment: segment, quotesLines: quotesLines)
         let deadline = ContinuousClock.now + maxDuration
         let read = try reader.readLines(after: base.positions, limit: maxRecords, deadline: deadline) { line in
             try batch.take(line, into: &table)
@@ -132,11 +136,11 @@ public struct MovieLogIngest: Sendable {
     }
 
     /// The mode of the files a run writes: 0600, less what the source's files deny (a 0400 log
-    /// gives 0400 files). Standard input and Kafka give 0600.
-    private func outputPermissions(_ reader: any LogReader) throws -> mode_t {
-        guard let files = reader as? FileLogReader else { return 0o600 }
+    /// gives 0400 files). Standard input and Kafka (nil) give 0600.
+    static func outputPermissions(source: mode_t?) -> mode_t {
+        guard let source else { return 0o600 }
         // The owner keeps reading what it wrote, whatever odd mode the source has.
-        return (0o600 & (try files.permissions())) | 0o400
+        return (0o600 & source) | 0o400
     }
 
     private func makeReader() -> any LogReader {
@@ -179,7 +183,8 @@ public struct IngestReport: Sendable, Codable, Equatable {
     public var recommendations: Int
     public var rejectedByReason: [String: Int]
     /// The first rejected lines (at most `IngestLimits.sampleLines`, each cut and with control
-    /// characters escaped); every one is in the rejects file. Nil in reports written before it.
+    /// characters escaped; quoted only from a source anyone may read); every one is in the
+    /// rejects file. Nil in reports written before it.
     public var rejectedSample: [RejectedLine]?
     /// Where each source key was read up to (byte offsets, or the next Kafka offset).
     public var positions: [String: Int64]
@@ -248,8 +253,9 @@ public struct RejectedLine: Sendable, Codable, Equatable {
     /// `SOURCE@OFFSET`, as in the rejects file.
     public var origin: String
     public var reason: String
-    /// The line's head, control characters escaped.
-    public var text: String
+    /// The line's head, control characters escaped; nil when the source is not readable by
+    /// everyone (the line is then only in the rejects file, which is as private as the source).
+    public var text: String?
 }
 
 /// What one run read: counts, and the lines written to the segment's files as they come.
@@ -258,6 +264,8 @@ private struct Batch {
     let knownUsers: Set<String>
     let knownMovies: Set<String>
     let segment: IngestStore.SegmentWriter
+    /// Whether the sample quotes the rejected lines, or only says where they are.
+    let quotesLines: Bool
     var lines = 0
     var ratingsRead = 0
     var ratingsNew = 0
@@ -270,10 +278,11 @@ private struct Batch {
     var ratingsByUnknownUsers = 0
     var ratingsOfUnknownMovies = 0
 
-    init(knownUsers: Set<String>, knownMovies: Set<String>, segment: IngestStore.SegmentWriter) {
+    init(knownUsers: Set<String>, knownMovies: Set<String>, segment: IngestStore.SegmentWriter, quotesLines: Bool) {
         self.knownUsers = knownUsers
         self.knownMovies = knownMovies
         self.segment = segment
+        self.quotesLines = quotesLines
     }
 
     mutating func take(_ line: LogLine, into table: inout RatingTable) throws {
@@ -310,7 +319,7 @@ private struct Batch {
         let origin = "\(line.key)@\(line.offset)"
         try segment.rejects.write("\(origin)\t\(reason.rawValue)\t\(line.text)\n")
         if rejectedSample.count < IngestLimits.sampleLines {
-            rejectedSample.append(RejectedLine(origin: origin, reason: reason.rawValue, text: Self.printable(line.text)))
+            rejectedSample.append(RejectedLine(origin: origin, reason: reason.rawValue, text: quotesLines ? Self.printable(line.text) : nil))
         }
     }
 
