@@ -30,13 +30,22 @@ public struct ChildProcess: Sendable {
     ///   - log: where its standard output goes, and its standard error unless `errors` is given
     ///     (default: nowhere).
     ///   - standardInput: a descriptor for its standard input (default: /dev/null).
+    ///   - ownProcessGroup: starts it in a process group of its own, which `stopProcessGroup`
+    ///     stops whole (a server and the workers it forks).
     public static func spawn(
         _ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil, errors: String? = nil,
-        standardInput: Int32? = nil
+        standardInput: Int32? = nil, ownProcessGroup: Bool = false
     ) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if ownProcessGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         if let standardInput {
             posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
         } else {
@@ -57,13 +66,35 @@ public struct ChildProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
         guard result == 0 else { throw ChildProcessError(message: "cannot start \(program): \(String(cString: strerror(result)))") }
         return ChildProcess(pid: pid)
     }
 
     public func signal(_ signal: Int32) {
         kill(pid, signal)
+    }
+
+    /// Stops a child started with `ownProcessGroup` and everything in its group: SIGTERM, up to
+    /// `grace` for the child to exit, then SIGKILL to whatever of the group is left (workers
+    /// of a server that did not wait for them), and the child reaped. Killing only the child
+    /// would leave its workers running, re-parented to init, on the child's ports.
+    public func stopProcessGroup(grace: Duration = .seconds(5)) {
+        kill(-pid, SIGTERM)
+        let clock = ContinuousClock()
+        let end = clock.now + grace
+        var status: Int32 = 0
+        var reaped = false
+        while clock.now < end {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result < 0 && errno != EINTR) {
+                reaped = true
+                break
+            }
+            usleep(20_000)
+        }
+        kill(-pid, SIGKILL)
+        if !reaped { waitpid(pid, &status, 0) }
     }
 
     /// Waits for the child to exit, without blocking the cooperative pool.
