@@ -57,8 +57,11 @@ public struct ComposeFile: Sendable, Equatable {
 
     /// Loads `path`, substituting `variables` (then the environment).
     public static func load(_ path: String, project: String? = nil, variables: [String: String] = [:]) throws -> ComposeFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EngineClientError("\(path): cannot read the compose file", hint: "check deploy.docker.compose")
+        let data: Data
+        do {
+            data = try YAMLFile.read(path)
+        } catch {
+            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)", hint: "check deploy.docker.compose")
         }
         let environment = ProcessInfo.processInfo.environment.merging(variables) { $1 }
         let reader = NodeReader(file: path, environment: environment)
@@ -109,8 +112,11 @@ public struct ComposeFile: Sendable, Equatable {
     /// The project a compose file names (`name:`, else its folder's name), read without
     /// substituting variables: enough to list or remove what the project runs.
     public static func projectName(of path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EngineClientError("\(path): cannot read the compose file")
+        let data: Data
+        do {
+            data = try YAMLFile.read(path)
+        } catch {
+            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)")
         }
         let root = try? NodeReader.compose(String(decoding: data, as: UTF8.self))
         if case .mapping(let map)? = root, let name = map["name"]?.scalar?.string, !name.contains("$") { return name }
