@@ -129,6 +129,29 @@ import Testing
         }
     }
 
+    /// A gzip file's committed position is reached by decompressing up to it, under the same
+    /// deadline and ratio bound as the rest.
+    @Test func aGzipFileGoesOnFromItsCommittedPosition() async throws {
+        try await withTemporaryDirectory { folder in
+            let log = folder + "/log/movielog.log"
+            func gzip(_ lines: [String]) async throws {
+                try write(lines.joined(separator: "\n") + "\n", to: log)
+                try await shell("gzip -f '\(log)'")
+            }
+            func ingest() throws -> IngestReport {
+                try MovieLogIngest(source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv").run()
+            }
+            try await gzip(Array(Self.goodLines.prefix(1)))
+            #expect(try ingest().lines == 1)
+            try await gzip(Self.goodLines)
+            let next = try ingest()
+            #expect(next.lines == 2)
+            #expect(next.ratings == 3)
+            try await gzip([])
+            #expect { try ingest() } throws: { "\($0)".contains("the decompressed file is shorter than the committed position") }
+        }
+    }
+
     @Test func aFIFOIsRefusedAtOnceAlsoInAFolder() async throws {
         try await withTemporaryDirectory { folder in
             try FileManager.default.createDirectory(atPath: folder + "/log", withIntermediateDirectories: true)

@@ -199,9 +199,8 @@ struct FileLogReader: LogReader {
             }
             let descriptor = try Self.openRegular(file)
             if file.hasSuffix(".gz") {
-                let complete = try readGzip(file, descriptor, from: start, into: &splitter, deadline: deadline, accept: accept)
-                if !complete {
-                    result.notes.append("\(file): the gzip stream is not finished (still being written?); the rest is read when it is")
+                if let note = try readGzip(file, descriptor, from: start, into: &splitter, deadline: deadline, accept: accept) {
+                    result.notes.append(note)
                 }
             } else {
                 defer { close(descriptor) }
@@ -245,58 +244,71 @@ struct FileLogReader: LogReader {
         _ = try splitter.pump(deadline: deadline, accept: accept) { try readDescriptor(descriptor, into: $0, location: file) }
     }
 
-    /// Reads a gzip file from its open `descriptor` (which it closes). Returns false when the
-    /// file ends before its gzip stream does (a file still being written): its partial last
-    /// line is left for the next run, like a plain file's.
+    /// Reads a gzip file from its open `descriptor` (which it closes). Returns a note when it
+    /// stopped short: the file ends before its gzip stream does (a file still being written: its
+    /// partial last line is left for the next run, like a plain file's), or the deadline came
+    /// before the committed position was reached.
     ///
     /// - Throws: `.invalidArgument` when the data is damaged, or expands more than
     ///   `IngestLimits.maximumGzipRatio` times (a decompression bomb).
     private func readGzip(
         _ file: String, _ descriptor: Int32, from start: Int64, into splitter: inout LineSplitter, deadline: ContinuousClock.Instant,
         accept: (LogLine) throws -> Bool
-    ) throws -> Bool {
+    ) throws -> String? {
         guard let gz = gzdopen(descriptor, "rb") else {
             close(descriptor)
             throw RecEngineError(.fileSystem, "cannot open the gzip log file: \(String(cString: strerror(errno)))", location: file)
         }
         defer { gzclose(gz) }
-        if start > 0 && Int64(gzseek(gz, numericCast(start), SEEK_SET)) != start {
-            throw RecEngineError(
-                .invalidArgument, "the decompressed file is shorter than the committed position \(start)", location: file,
-                hint: "it was replaced; run the ingest with mode historical to rebuild from the beginning")
-        }
         struct Damaged: Error { var message: String }
+        func decompress(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+            let count = gzread(gz, buffer.baseAddress, UInt32(buffer.count))
+            guard count >= 0 else {
+                var code: Int32 = 0
+                throw Damaged(message: String(cString: gzerror(gz, &code)))
+            }
+            let expanded = Int64(gztell(gz))
+            let compressed = max(Int64(gzoffset(gz)), 1)
+            if expanded > IngestLimits.gzipRatioAllowance && expanded > IngestLimits.maximumGzipRatio * compressed {
+                throw RecEngineError(
+                    .invalidArgument,
+                    "the gzip file expands more than \(IngestLimits.maximumGzipRatio) times (\(expanded >> 20) MiB from \(compressed >> 10) KiB so far): a decompression bomb, or not a movie log",
+                    location: file,
+                    hint: "nothing of this run was committed; remove the file from the source, or decompress it yourself and give the plain file")
+            }
+            return Int(count)
+        }
         let ended: Bool
         do {
-            ended = try splitter.pump(deadline: deadline, accept: accept) { buffer in
-                let count = gzread(gz, buffer.baseAddress, UInt32(buffer.count))
-                guard count >= 0 else {
-                    var code: Int32 = 0
-                    throw Damaged(message: String(cString: gzerror(gz, &code)))
+            // The committed position is reached by reading up to it (what gzseek does), within
+            // the deadline and the ratio bound.
+            var skipped: Int64 = 0
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while skipped < start {
+                guard ContinuousClock.now < deadline else { return "\(file): the deadline came before the committed position; the next run goes on" }
+                let count = try buffer.withUnsafeMutableBytes { whole in
+                    try decompress(into: UnsafeMutableRawBufferPointer(rebasing: whole[..<Int(min(Int64(whole.count), start - skipped))]))
                 }
-                let expanded = Int64(gztell(gz))
-                let compressed = max(Int64(gzoffset(gz)), 1)
-                if expanded > IngestLimits.gzipRatioAllowance && expanded > IngestLimits.maximumGzipRatio * compressed {
+                guard count > 0 else {
                     throw RecEngineError(
-                        .invalidArgument,
-                        "the gzip file expands more than \(IngestLimits.maximumGzipRatio) times (\(expanded >> 20) MiB from \(compressed >> 10) KiB so far): a decompression bomb, or not a movie log",
-                        location: file,
-                        hint: "nothing of this run was committed; remove the file from the source, or decompress it yourself and give the plain file")
+                        .invalidArgument, "the decompressed file is shorter than the committed position \(start)", location: file,
+                        hint: "it was replaced; run the ingest with mode historical to rebuild from the beginning")
                 }
-                return Int(count)
+                skipped += Int64(count)
             }
+            ended = try splitter.pump(deadline: deadline, accept: accept, read: decompress)
         } catch let damage as Damaged {
             throw RecEngineError(
                 .invalidArgument, "the gzip data is damaged after offset \(splitter.consumed): \(damage.message)", location: file,
                 hint: "nothing of this run was committed; repair or remove the file and run again")
         }
-        guard ended else { return true }
+        guard ended else { return nil }
         var code: Int32 = 0
         gzerror(gz, &code)
-        if code == Z_BUF_ERROR { return false }
+        if code == Z_BUF_ERROR { return "\(file): the gzip stream is not finished (still being written?); the rest is read when it is" }
         // A finished gzip file: its last line counts even without a newline.
         try splitter.finish(accept: accept)
-        return true
+        return nil
     }
 }
 
