@@ -57,14 +57,17 @@ public struct ComposeFile: Sendable, Equatable {
 
     /// Loads `path`, substituting `variables` (then the environment).
     public static func load(_ path: String, project: String? = nil, variables: [String: String] = [:]) throws -> ComposeFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EngineClientError("\(path): cannot read the compose file", hint: "check deploy.docker.compose")
+        let data: Data
+        do {
+            data = try YAMLFile.read(path)
+        } catch {
+            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)", hint: "check deploy.docker.compose")
         }
         let environment = ProcessInfo.processInfo.environment.merging(variables) { $1 }
         let reader = NodeReader(file: path, environment: environment)
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) else {
+            guard let node = try NodeReader.compose(String(decoding: data, as: UTF8.self)) else {
                 throw EngineClientError("\(path): the compose file is empty")
             }
             root = node
@@ -73,6 +76,7 @@ public struct ComposeFile: Sendable, Equatable {
         } catch {
             throw EngineClientError("\(path): not valid YAML: \(error)")
         }
+        reader.reportTags(in: root)
         let folder = (path as NSString).deletingLastPathComponent
         var file = ComposeFile(path: path, project: project ?? "", services: [:], networks: [])
         if let map = reader.mapping(root, "", allowed: ["name", "services", "networks", "version"]) {
@@ -108,10 +112,13 @@ public struct ComposeFile: Sendable, Equatable {
     /// The project a compose file names (`name:`, else its folder's name), read without
     /// substituting variables: enough to list or remove what the project runs.
     public static func projectName(of path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EngineClientError("\(path): cannot read the compose file")
+        let data: Data
+        do {
+            data = try YAMLFile.read(path)
+        } catch {
+            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)")
         }
-        let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self))
+        let root = try? NodeReader.compose(String(decoding: data, as: UTF8.self))
         if case .mapping(let map)? = root, let name = map["name"]?.scalar?.string, !name.contains("$") { return name }
         return ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent
     }

@@ -10,8 +10,12 @@ struct IngestCommand: AsyncParsableCommand {
         discussion: """
             What was read is kept in --store with the position reached; the next run goes on from \
             there (--mode stream) or rebuilds from the beginning (--mode historical). Malformed \
-            lines are counted by reason and kept with their position in the store's rejects file. \
-            Exit codes: 0 done, 1 a file could not be read or written, 2 bad arguments or data, \
+            lines, and lines longer than 1 MiB, are counted by reason and kept with their position \
+            in the store's rejects file. Only regular files are read (a FIFO or a device is \
+            refused); standard input is read until its end or --max-seconds. Every file written \
+            is created with mode 0600, or the source files' permissions where they are stricter. \
+            Exit codes: 0 done, 1 a file could not be read or written, 2 bad arguments or data (a \
+            source that is not a regular file, a gzip file that expands more than 100 times), \
             4 Kafka unreachable or lost part way (what was read before is committed).
             """)
 
@@ -27,7 +31,7 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "stream: go on from the committed position; historical: rebuild from the beginning.") var mode: IngestMode = .stream
     @Option(help: "The Kafka consumer group.") var group = "recengine-ingest"
     @Option(help: "At most this many lines or messages (0: no bound).") var maxRecords = 0
-    @Option(help: "At most this many seconds.") var maxSeconds = 300.0
+    @Option(help: "At most this many seconds (also when standard input stays open).") var maxSeconds = 300.0
     @Option(help: "The shares of ratings 1 to 5 in the last release, comma-separated: the reference of the rating PSI.")
     var baselineShares: String?
 
@@ -70,7 +74,10 @@ struct IngestCommand: AsyncParsableCommand {
                 "read \(report.lines) lines: \(report.ratingsNew) new ratings, \(report.ratingsUpdated) updated, \(report.watches) watches, \(report.recommendations) recommendations, \(report.rejected) rejected\(rejected.isEmpty ? "" : " (\(rejected))")"
             )
             print("wrote \(report.ratings) ratings of \(report.users) users and \(report.movies) movies to \(out) (store generation \(report.generation))")
-            if let rejectsFile = report.rejectsFile, report.rejected > 0 { print("rejected lines: \(rejectsFile)") }
+            if let rejectsFile = report.rejectsFile, report.rejected > 0 {
+                print("rejected lines: \(rejectsFile)")
+                for line in report.rejectedSample ?? [] { print("  \(line.origin) \(line.reason)\(line.text.map { ": \($0)" } ?? "")") }
+            }
             for note in report.notes { print("note: \(note)") }
         }
         if let interruption = report.interruption {

@@ -189,7 +189,11 @@ struct TLSProxy {
             }
             """
         try Data(configuration.utf8).write(to: URL(fileURLWithPath: folder + "/nginx.conf"))
-        let child = try ChildProcess.spawn("/usr/sbin/nginx", ["-e", folder + "/error.log", "-p", folder, "-c", folder + "/nginx.conf"], log: folder + "/output.log")
+        // In a process group of its own, stopped whole: killing only the master (as this once
+        // did) leaves its worker running, re-parented to init, on the port.
+        let child = try ChildProcess.spawn(
+            "/usr/sbin/nginx", ["-e", folder + "/error.log", "-p", folder, "-c", folder + "/nginx.conf"], log: folder + "/output.log",
+            ownProcessGroup: true)
         // Ready once it accepts connections.
         for _ in 0..<100 {
             let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -204,13 +208,11 @@ struct TLSProxy {
             if connected { return TLSProxy(child: child) }
             usleep(50_000)
         }
-        child.signal(SIGKILL)
+        child.stopProcessGroup()
         throw PlaygroundError("nginx (stream, TLS) did not listen on \(port): \((try? String(contentsOfFile: folder + "/error.log", encoding: .utf8)) ?? "")")
     }
 
     func stop() {
-        child.signal(SIGKILL)
-        var status: Int32 = 0
-        waitpid(child.pid, &status, 0)
+        child.stopProcessGroup()
     }
 }

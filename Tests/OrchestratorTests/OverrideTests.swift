@@ -64,6 +64,14 @@ import Testing
         #expect(found.contains { $0.message.contains("weights must increase") })
     }
 
+    @Test func aTagInAnOverrideIsRefusedLikeOneInTheFile() async throws {
+        let found = try await issues(["traffic.wait=!!str 5s", "stages.train.with.epochs=!custom 3"])
+        #expect(found.count == 2)
+        #expect(found.allSatisfy { $0.file == "--set" && $0.message.contains("is not read") })
+        #expect(found.contains { $0.path == "traffic.wait" && $0.message.contains("!!str") })
+        #expect(found.contains { $0.path == "stages.train.with.epochs" && $0.message.contains("!custom") })
+    }
+
     @Test func badOverrideKeysAreReported() async throws {
         #expect(try await issues(["stages.deploy.timeout=1m"]).first?.message.contains("no entry named \"deploy\"") == true)
         #expect(try await issues(["name"]).first?.message.contains("expected KEY=VALUE") == true)

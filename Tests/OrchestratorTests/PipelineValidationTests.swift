@@ -97,6 +97,21 @@ import Testing
         Case(yaml: "version: 1\nname: demo # <-\nname: again\n" + train, message: "duplicate keys name"),
         Case(yaml: header + train + "hooks:\n  preRollout:\n    - curl http://x # <-\n", message: "a hook is an argument vector"),
         Case(yaml: header + train + "rollback:\n  automatic: sometimes # <-\n", message: "expected true or false"),
+
+        // An explicit YAML tag is never read: refused where it stands, whatever it asks for.
+        Case(yaml: "version: !!str 1 # <-\nname: demo\n" + train, message: "the YAML tag !!str is not read"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factors: !!int \"x\" # <-\n", message: "the YAML tag !!int is not read"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factors: !!int 8 # <-\n", message: "the YAML tag !!int is not read"),
+        Case(yaml: "version: 1\nname: !custom demo # <-\n" + train, message: "the YAML tag !custom is not read"),
+        Case(yaml: header + train + deploy + "traffic:\n  wait: !!float 60 # <-\n", message: "the YAML tag !!float is not read"),
+        Case(yaml: header + train + "rollback:\n  automatic: !!bool yes # <-\n", message: "the YAML tag !!bool is not read"),
+        Case(yaml: header + train + "history: !!null # <-\n", message: "the YAML tag !!null is not read"),
+        Case(yaml: header + train + "history: !!binary aGVsbG8= # <-\n", message: "the YAML tag !!binary is not read"),
+        Case(yaml: header + train + "history: !<tag:example.com,2000:file> h.jsonl # <-\n", message: "the YAML tag tag:example.com,2000:file is not read"),
+        Case(yaml: header + train + deploy + "traffic:\n  steps: !!seq [25, 100] # <-\n", message: "the YAML tag !!seq is not read"),
+        Case(yaml: header + train + deploy + "traffic: !!map # <-\n  wait: 1m\n", message: "the YAML tag !!map is not read"),
+        Case(yaml: header + train + deploy + "traffic:\n  !custom wait: 1m # <-\n", message: "the YAML tag !custom is not read"),
+        Case(yaml: header + train + deploy + "traffic:\n  steps: [25, !!str 100] # <-\n", message: "the YAML tag !!str is not read"),
     ]
 
     @Test(arguments: cases)
@@ -111,6 +126,23 @@ import Testing
             #expect(issue.line == expectedLine, "\(issue)")
             #expect(issue.column >= 1)
             #expect(issue.description.hasPrefix("\(path):\(expectedLine):"))
+        }
+    }
+
+    /// A quoted value is text, as an untagged one is: quoting is how a value is kept as written.
+    @Test func quotedValuesAreReadByTheirKeysType() async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/pipeline.yml"
+            try write(
+                "version: \"1\"\nname: 'demo'\nstages:\n  - name: train\n    uses: train\n    with: {ratings: r.csv, model: m, factors: \"8\"}\n",
+                to: path)
+            let pipeline = try PipelineLoader(environment: [:]).load(path)
+            guard case .builtin(_, let parameters) = pipeline.stages[0].action else {
+                Issue.record("not a built-in stage: \(pipeline.stages[0].action)")
+                return
+            }
+            #expect(parameters["factors"] == .integer(8))
+            #expect(pipeline.name == "demo")
         }
     }
 

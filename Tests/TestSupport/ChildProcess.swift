@@ -26,14 +26,37 @@ public func runCommand(_ program: String, _ arguments: [String], environment: [S
 public struct ChildProcess: Sendable {
     public let pid: Int32
 
-    /// - Parameter log: where its standard output and error go (default: nowhere).
-    public static func spawn(_ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil) throws -> ChildProcess {
+    /// - Parameters:
+    ///   - log: where its standard output goes, and its standard error unless `errors` is given
+    ///     (default: nowhere).
+    ///   - standardInput: a descriptor for its standard input (default: /dev/null).
+    ///   - ownProcessGroup: starts it in a process group of its own, which `stopProcessGroup`
+    ///     stops whole (a server and the workers it forks).
+    public static func spawn(
+        _ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil, errors: String? = nil,
+        standardInput: Int32? = nil, ownProcessGroup: Bool = false
+    ) throws -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if ownProcessGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 1, log ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errors {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
@@ -43,13 +66,35 @@ public struct ChildProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
         guard result == 0 else { throw ChildProcessError(message: "cannot start \(program): \(String(cString: strerror(result)))") }
         return ChildProcess(pid: pid)
     }
 
     public func signal(_ signal: Int32) {
         kill(pid, signal)
+    }
+
+    /// Stops a child started with `ownProcessGroup` and everything in its group: SIGTERM, up to
+    /// `grace` for the child to exit, then SIGKILL to whatever of the group is left (workers
+    /// of a server that did not wait for them), and the child reaped. Killing only the child
+    /// would leave its workers running, re-parented to init, on the child's ports.
+    public func stopProcessGroup(grace: Duration = .seconds(5)) {
+        kill(-pid, SIGTERM)
+        let clock = ContinuousClock()
+        let end = clock.now + grace
+        var status: Int32 = 0
+        var reaped = false
+        while clock.now < end {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result < 0 && errno != EINTR) {
+                reaped = true
+                break
+            }
+            usleep(20_000)
+        }
+        kill(-pid, SIGKILL)
+        if !reaped { waitpid(pid, &status, 0) }
     }
 
     /// Waits for the child to exit, without blocking the cooperative pool.
@@ -69,6 +114,41 @@ public struct ChildProcess: Sendable {
             var usage = rusage()
             wait4(pid, &status, 0, &usage)
             return (status, usage.ru_maxrss)
+        }.value
+    }
+}
+
+extension ChildProcess {
+    /// How a child ended, and the most memory it held.
+    public struct Exit: Sendable {
+        /// The exit code; nil when a signal ended it.
+        public var code: Int32?
+        /// Its peak resident memory, in bytes.
+        public var peakMemory: Int
+        /// Whether it had to be killed at the deadline.
+        public var killedAtDeadline: Bool
+    }
+
+    /// Waits for the child to exit (without blocking the cooperative pool), killing it after
+    /// `deadline` so that a test of something that must not hang cannot hang itself.
+    public func exit(killingAfter deadline: Duration) async -> Exit {
+        await Task.detached {
+            let clock = ContinuousClock()
+            let end = clock.now + deadline
+            var status: Int32 = 0
+            var usage = rusage()
+            var killed = false
+            while true {
+                let reaped = wait4(pid, &status, WNOHANG, &usage)
+                if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+                if clock.now >= end && !killed {
+                    kill(pid, SIGKILL)
+                    killed = true
+                }
+                usleep(20_000)
+            }
+            let signalled = status & 0x7f != 0
+            return Exit(code: signalled ? nil : (status >> 8) & 0xff, peakMemory: Int(usage.ru_maxrss) * 1024, killedAtDeadline: killed)
         }.value
     }
 }

@@ -28,7 +28,7 @@ public struct PipelineLoader: Sendable {
         let reader = NodeReader(file: path, environment: environment)
         var root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try NodeReader.compose(text) else {
                 throw PipelineValidationError(issues: [.init(file: path, line: 0, column: 0, path: "", message: "the file is empty")])
             }
             root = node
@@ -42,6 +42,7 @@ public struct PipelineLoader: Sendable {
                     message: "the YAML expands to more than \(InputLimits.maxExpandedNodes) values with its aliases expanded (an alias bomb?): write the values out")
             ])
         }
+        reader.reportTags(in: root)
         for override in overrides {
             Overrides.apply(override, to: &root, reader: reader)
         }
@@ -149,12 +150,14 @@ enum Overrides {
         }
         // The value is read as YAML, so `--set traffic.steps=[10,100]` gives a list; without a mark,
         // problems with it are reported against --set.
-        let composed = (try? Yams.compose(yaml: valueText)).flatMap { $0 }
+        let composed = (try? NodeReader.compose(valueText)).flatMap { $0 }
         if let composed, composed.expands(beyond: InputLimits.maxExpandedNodes) {
             reader.reportOverride(key, "the value expands to more than \(InputLimits.maxExpandedNodes) values with its aliases expanded (an alias bomb?)")
             return
         }
         let value = composed.map(stripMarks) ?? .scalar(.init(valueText))
+        // Without marks, a tag in the value is reported against --set.
+        reader.reportTags(in: value, path: key)
         if let updated = set(value, at: segments[...], in: root, path: "", reader: reader, key: key) {
             root = updated
         }

@@ -110,7 +110,9 @@ public struct RatingsFile: Sendable {
 
     /// Writes ratings as the seed's CSV (`user_id,movie_id,rating[,timestamp]` with a header),
     /// atomically: a temporary file next to the target, then a rename.
-    public static func writeCSV(_ ratings: Ratings, to path: String) throws {
+    ///
+    /// - Parameter permissions: the file's mode (the ingest's is 0600 or stricter).
+    public static func writeCSV(_ ratings: Ratings, to path: String, permissions: mode_t = 0o644) throws {
         var text = ratings.timestamps == nil ? "user_id,movie_id,rating\n" : "user_id,movie_id,rating,timestamp\n"
         text.reserveCapacity(ratings.count * 24)
         for row in 0..<ratings.count {
@@ -125,7 +127,7 @@ public struct RatingsFile: Sendable {
             }
             text += "\n"
         }
-        try AtomicFile.write(Data(text.utf8), to: path)
+        try AtomicFile.write(Data(text.utf8), to: path, permissions: permissions)
     }
 
     static func formatRating(_ value: Float) -> String {

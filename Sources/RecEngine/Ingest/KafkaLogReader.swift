@@ -30,7 +30,7 @@ final class KafkaLogReader: LogReader {
 
     func readLines(
         after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant,
-        handle: (Substring, String, Int64) -> Void
+        handle: (LogLine) throws -> Void
     ) throws -> LogReadResult {
         let consumer = try KafkaConsumer(brokers: brokers, group: group, timeout: brokerTimeout)
         self.consumer = consumer
@@ -69,12 +69,12 @@ final class KafkaLogReader: LogReader {
             switch message.pointee.err {
             case RD_KAFKA_RESP_ERR_NO_ERROR:
                 let offset = message.pointee.offset
-                let bytes = UnsafeRawBufferPointer(start: message.pointee.payload, count: message.pointee.len)
-                let text = String(decoding: bytes, as: UTF8.self)
+                var bytes = UnsafeRawBufferPointer(start: message.pointee.payload, count: message.pointee.len)
                 // A message is one log line; a trailing newline is tolerated.
-                var line = text[...]
-                while line.last == "\n" || line.last == "\r" { line = line.dropLast() }
-                handle(line, "\(topic)/\(partition)", offset)
+                while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") {
+                    bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast())
+                }
+                try handle(LogLine(bytes: bytes, key: "\(topic)/\(partition)", offset: offset))
                 taken += 1
                 reached[partition] = offset + 1
                 atEnd.remove(partition)

@@ -46,8 +46,15 @@ public struct MovieLogIngest: Sendable {
 
     /// Reads what is new, commits it, and writes the outputs. A source that fails part way (a
     /// broker gone) still commits what was read; the report's `interruption` says what happened.
+    /// What is read is streamed to the store's segment files, never held whole; every file
+    /// written is created with mode 0600, or the source files' permissions where they are
+    /// stricter (their lines are copied into it).
     public func run() throws -> IngestReport {
-        let store = IngestStore(folder: self.store)
+        let reader = makeReader()
+        // Before anything is written: a source that is not a regular file is refused here.
+        let sourcePermissions = try (reader as? FileLogReader)?.permissions()
+        let permissions = Self.outputPermissions(source: sourcePermissions)
+        let store = IngestStore(folder: self.store, permissions: permissions)
         let lock = try store.lock()
         defer { close(lock) }
         let committed = try store.load()
@@ -58,45 +65,47 @@ public struct MovieLogIngest: Sendable {
         }
         var table = RatingTable()
         for generation in base.segments {
-            try table.load(segment: store.readSegment(generation, .ratings))
+            try store.forEachLine(generation, .ratings) { try table.load(line: $0) }
         }
         let baseline = baselineShares ?? (table.count > 0 ? table.shares : nil)
 
-        // Read.
-        var batch = Batch(knownUsers: table.users, knownMovies: table.movies)
-        let reader = makeReader()
+        // Read, into the next generation's segment files.
+        let generation = base.generation + 1
+        let segment = try store.createSegment(generation)
+        defer { segment.discard() }
+        // The report goes where anyone may read it (the release history): it quotes rejected
+        // lines only of a source anyone may read.
+        let quotesLines = sourcePermissions.map { $0 & 0o004 != 0 } ?? false
+        var batch = Batch(knownUsers: table.users, knownMovies: table.movies, segment: segment, quotesLines: quotesLines)
         let deadline = ContinuousClock.now + maxDuration
-        let read = try reader.readLines(after: base.positions, limit: maxRecords, deadline: deadline) { line, key, offset in
-            batch.take(line, origin: "\(key)@\(offset)", into: &table)
+        let read = try reader.readLines(after: base.positions, limit: maxRecords, deadline: deadline) { line in
+            try batch.take(line, into: &table)
         }
 
         // Commit: segment files first, flushed, then the state that names them.
-        let generation = base.generation + 1
         var state = base
         let readSomething = batch.lines > 0 || read.positions != base.positions || mode == .historical
         if readSomething {
-            try store.writeSegment(generation, .ratings, batch.ratingsText)
-            try store.writeSegment(generation, .watches, batch.watchesText)
-            try store.writeSegment(generation, .rejects, batch.rejectsText)
+            try segment.commit()
             state.generation = generation
             state.segments.append(generation)
             state.positions = read.positions
             state.source = source.description
             state.committedOn = Date()
             try store.commit(state)
+        } else {
+            segment.discard()
         }
         store.removeUnlisted(state)
 
         // Outputs, from the committed store (the same on every run over the same state).
-        try RatingsFile.writeCSV(table.ratings, to: output)
+        try RatingsFile.writeCSV(table.ratings, to: output, permissions: permissions)
         if let watches {
-            var text = "timestamp,user_id,movie_id,minute\n"
-            for generation in state.segments { text += try store.readSegment(generation, .watches) }
-            try AtomicFile.write(Data(text.utf8), to: watches)
+            try store.concatenate(state.segments, .watches, header: "timestamp,user_id,movie_id,minute\n", to: watches)
         }
         let rejectsFile = readSomething ? store.segmentPath(generation, .rejects) : nil
         if let rejects {
-            try AtomicFile.write(Data(batch.rejectsText.utf8), to: rejects)
+            try store.concatenate(readSomething ? [generation] : [], .rejects, header: "", to: rejects)
         }
         var notes = read.notes
         if case .kafka = source, readSomething, let kafka = reader as? KafkaLogReader {
@@ -110,7 +119,8 @@ public struct MovieLogIngest: Sendable {
         return IngestReport(
             source: source.description, mode: mode, generation: state.generation, lines: batch.lines, ratingsRead: batch.ratingsRead,
             ratingsNew: batch.ratingsNew, ratingsUpdated: batch.ratingsUpdated, watches: batch.watches,
-            recommendations: batch.recommendations, rejectedByReason: batch.rejectedByReason, positions: state.positions,
+            recommendations: batch.recommendations, rejectedByReason: batch.rejectedByReason, rejectedSample: batch.rejectedSample,
+            positions: state.positions,
             ratings: table.count, users: table.users.count, movies: table.movies.count,
             unknownUsersShare: batch.unknownUsersShare, unknownMoviesShare: batch.unknownMoviesShare,
             ratingPSI: baseline.map { populationStabilityIndex(batch.ratingCounts, against: $0) } ?? 0,
@@ -123,6 +133,14 @@ public struct MovieLogIngest: Sendable {
         guard case .kafka(let brokers, _) = source else { return }
         let consumer = try KafkaConsumer(brokers: brokers, group: "recengine-check", timeout: timeout)
         try consumer.checkBrokers(timeout: timeout)
+    }
+
+    /// The mode of the files a run writes: 0600, less what the source's files deny (a 0400 log
+    /// gives 0400 files). Standard input and Kafka (nil) give 0600.
+    static func outputPermissions(source: mode_t?) -> mode_t {
+        guard let source else { return 0o600 }
+        // The owner keeps reading what it wrote, whatever odd mode the source has.
+        return (0o600 & source) | 0o400
     }
 
     private func makeReader() -> any LogReader {
@@ -164,6 +182,10 @@ public struct IngestReport: Sendable, Codable, Equatable {
     public var watches: Int
     public var recommendations: Int
     public var rejectedByReason: [String: Int]
+    /// The first rejected lines (at most `IngestLimits.sampleLines`, each cut and with control
+    /// characters escaped; quoted only from a source anyone may read); every one is in the
+    /// rejects file. Nil in reports written before it.
+    public var rejectedSample: [RejectedLine]?
     /// Where each source key was read up to (byte offsets, or the next Kafka offset).
     public var positions: [String: Int64]
     /// In the ratings file written: ratings, users and movies.
@@ -192,6 +214,7 @@ public struct IngestReport: Sendable, Codable, Equatable {
         case ratingsNew = "ratings_new"
         case ratingsUpdated = "ratings_updated"
         case rejectedByReason = "rejected_by_reason"
+        case rejectedSample = "rejected_sample"
         case unknownUsersShare = "unknown_users_share"
         case unknownMoviesShare = "unknown_movies_share"
         case ratingPSI = "rating_psi"
@@ -225,11 +248,24 @@ public struct IngestReport: Sendable, Codable, Equatable {
         ] + MovieLogLine.Rejection.allCases.map { "rejected_\($0.rawValue)" } + (1...5).map { "rating_share_\($0)" }
 }
 
-/// What one run read, as the store's segment texts and counts.
+/// A rejected line as the report shows it.
+public struct RejectedLine: Sendable, Codable, Equatable {
+    /// `SOURCE@OFFSET`, as in the rejects file.
+    public var origin: String
+    public var reason: String
+    /// The line's head, control characters escaped; nil when the source is not readable by
+    /// everyone (the line is then only in the rejects file, which is as private as the source).
+    public var text: String?
+}
+
+/// What one run read: counts, and the lines written to the segment's files as they come.
 private struct Batch {
     /// Who and what the store had ratings of before the run.
     let knownUsers: Set<String>
     let knownMovies: Set<String>
+    let segment: IngestStore.SegmentWriter
+    /// Whether the sample quotes the rejected lines, or only says where they are.
+    let quotesLines: Bool
     var lines = 0
     var ratingsRead = 0
     var ratingsNew = 0
@@ -237,22 +273,31 @@ private struct Batch {
     var watches = 0
     var recommendations = 0
     var rejectedByReason: [String: Int] = [:]
+    var rejectedSample: [RejectedLine] = []
     var ratingCounts = [0, 0, 0, 0, 0]
     var ratingsByUnknownUsers = 0
     var ratingsOfUnknownMovies = 0
-    var ratingsText = ""
-    var watchesText = ""
-    var rejectsText = ""
 
-    mutating func take(_ line: Substring, origin: @autoclosure () -> String, into table: inout RatingTable) {
+    init(knownUsers: Set<String>, knownMovies: Set<String>, segment: IngestStore.SegmentWriter, quotesLines: Bool) {
+        self.knownUsers = knownUsers
+        self.knownMovies = knownMovies
+        self.segment = segment
+        self.quotesLines = quotesLines
+    }
+
+    mutating func take(_ line: LogLine, into table: inout RatingTable) throws {
         lines += 1
-        switch MovieLogLine.parse(line) {
+        guard line.overlongLength == nil else {
+            try reject(line, .lineTooLong)
+            return
+        }
+        switch MovieLogLine.parse(line.text) {
         case .success(.rating(let time, let user, let movie, let rating)):
             ratingsRead += 1
             ratingCounts[rating - 1] += 1
             if !knownUsers.contains(user) { ratingsByUnknownUsers += 1 }
             if !knownMovies.contains(movie) { ratingsOfUnknownMovies += 1 }
-            ratingsText += "\(time),\(user),\(movie),\(rating)\n"
+            try segment.ratings.write("\(time),\(user),\(movie),\(rating)\n")
             switch table.apply(time: time, user: user, movie: movie, rating: rating) {
             case .new: ratingsNew += 1
             case .updated: ratingsUpdated += 1
@@ -260,13 +305,42 @@ private struct Batch {
             }
         case .success(.watch(let time, let user, let movie, let minute)):
             watches += 1
-            watchesText += "\(time),\(user),\(movie),\(minute)\n"
+            try segment.watches.write("\(time),\(user),\(movie),\(minute)\n")
         case .success(.recommendation):
             recommendations += 1
         case .failure(let reason):
-            rejectedByReason[reason.rawValue, default: 0] += 1
-            rejectsText += "\(origin())\t\(reason.rawValue)\t\(line)\n"
+            try reject(line, reason)
         }
+    }
+
+    /// Counts the line, writes it to the rejects file, and keeps it in the sample while there is room.
+    private mutating func reject(_ line: LogLine, _ reason: MovieLogLine.Rejection) throws {
+        rejectedByReason[reason.rawValue, default: 0] += 1
+        let origin = "\(line.key)@\(line.offset)"
+        try segment.rejects.write("\(origin)\t\(reason.rawValue)\t\(line.text)\n")
+        if rejectedSample.count < IngestLimits.sampleLines {
+            rejectedSample.append(RejectedLine(origin: origin, reason: reason.rawValue, text: quotesLines ? Self.printable(line.text) : nil))
+        }
+    }
+
+    /// The head of `text` with control characters escaped, so that a sample printed to a
+    /// terminal cannot drive it.
+    static func printable(_ text: Substring) -> String {
+        var result = ""
+        var count = 0
+        for scalar in text.unicodeScalars {
+            guard count < IngestLimits.sampleCharacters else {
+                result += "…"
+                break
+            }
+            count += 1
+            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                result += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
     }
 
     /// 0 when the store was empty: a first or historical run has nothing to be unknown to.
@@ -300,14 +374,15 @@ private struct RatingTable {
         return .new
     }
 
-    mutating func load(segment text: String) throws {
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: ",")
-            guard fields.count == 4, let rating = Int(fields[3]) else {
-                throw RecEngineError(.fileSystem, "a committed ratings segment has a damaged line: \(line)", hint: "rebuild the store with mode historical")
-            }
-            _ = apply(time: String(fields[0]), user: String(fields[1]), movie: String(fields[2]), rating: rating)
+    /// Applies one line of a committed ratings segment.
+    mutating func load(line: Substring) throws {
+        guard !line.isEmpty else { return }
+        let fields = line.split(separator: ",")
+        guard fields.count == 4, let rating = Int(fields[3]), (1...5).contains(rating) else {
+            throw RecEngineError(
+                .fileSystem, "a committed ratings segment has a damaged line: \(Batch.printable(line))", hint: "rebuild the store with mode historical")
         }
+        _ = apply(time: String(fields[0]), user: String(fields[1]), movie: String(fields[2]), rating: rating)
     }
 
     var shares: [Double] {

@@ -25,6 +25,8 @@ public enum MovieLogLine: Sendable, Equatable {
         case badMinute = "bad_minute"
         case badRecommendation = "bad_recommendation"
         case unknownKind = "unknown_kind"
+        /// Longer than `IngestLimits.maximumLineBytes`: not parsed; its head is kept.
+        case lineTooLong = "line_too_long"
     }
 
     /// Largest user id accepted; ids beyond it are treated as corrupt.
