@@ -67,7 +67,12 @@ extension ReleaseController {
                 problems.append("\(color.color) receives \(color.weight)% of traffic but is \(color.instance == nil ? "not running" : "unhealthy")")
             }
         }
-        let last = try history.records().last
+        if let torn = try history.tornTail() {
+            problems.append(
+                "\(history.path):\(torn.number): the history's last line is torn (\(torn.length) bytes with no newline: a write cut short by a crash or a full disk): "
+                    + "`orchestrate recover` keeps its bytes aside, removes it and records the repair")
+        }
+        let last = try history.lastRecord()
         return Status(
             service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning, traffic: serving.traffic,
             trafficGeneration: serving.trafficReport?.state.generation, trafficSource: serving.trafficReport?.source,

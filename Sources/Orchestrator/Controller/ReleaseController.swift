@@ -99,15 +99,31 @@ public struct ReleaseController: Sendable {
 
     // MARK: Recovery
 
-    /// Converges an interrupted run, if any, and records it.
+    /// Converges an interrupted run, if any, and records it; then, if the history still ends in
+    /// a torn line, records the repair (the append keeps the torn bytes aside and replaces them).
+    /// Returns the record appended, nil when there was nothing to do.
     public func recover() async throws -> ReleaseRecord? {
         let lock = try lock(releaseID: "recover")
         defer { lock.release() }
         let deployment = try deployment()
-        return try await observing { observers in
+        let recovered = try await observing { observers in
             let recovered = try await recovery(deployment).converge()
             if let recovered { observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered))) }
             return recovered
         }
+        if let recovered { return recovered }
+        return try await repairHistory()
+    }
+
+    /// Replaces a torn last line of the history with a record of the repair; nil when the
+    /// history ends cleanly.
+    func repairHistory() async throws -> ReleaseRecord? {
+        guard try history.tornTail() != nil else { return nil }
+        var record = await newRecord(releaseID: RunIdentity.releaseID(), action: .repair)
+        record.outcome = .succeeded
+        record.finishedOn = Date()
+        let written = try history.append(record)
+        if let repair = written.historyRepair { progress("recover: \(repair.summary)") }
+        return written
     }
 }

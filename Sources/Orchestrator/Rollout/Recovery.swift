@@ -85,7 +85,9 @@ struct Recovery {
             notes.append("record.json was unreadable (kept as \(moved)): the record was rebuilt from run.json")
         }
         let releaseID = run?.releaseID ?? pending?.releaseID ?? "unknown-" + RunIdentity.releaseID()
-        if try history.records().contains(where: { $0.releaseID == releaseID && $0.outcome != .running }) {
+        // Its record, if the run wrote it, is among the last: read back to a minute before it started.
+        let started = (run?.startedOn ?? pending?.startedOn)?.addingTimeInterval(-60)
+        if let started, try history.lastRecord(startedOnOrAfter: started, where: { $0.releaseID == releaseID && $0.outcome != .running }) != nil {
             // The run had recorded itself and was stopped while cleaning up: nothing to converge.
             try store.finishRun()
             return nil
@@ -167,6 +169,7 @@ struct Recovery {
             record.stages[index].status = .interrupted
         }
         let written = try history.append(record)
+        if let repair = written.historyRepair { progress("recovery: \(repair.summary)") }
         try store.finishRun()
         progress("recovery: release \(releaseID) recorded as \(outcome.rawValue)")
         return written

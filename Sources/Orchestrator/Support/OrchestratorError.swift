@@ -12,6 +12,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case fileSystem = "file-system"
             case unreadableState = "unreadable-state"
             case inconsistentState = "inconsistent-state"
+            case diskFull = "disk-full"
         }
 
         private let value: Value
@@ -39,6 +40,9 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
         public static let unreadableState = Code(.unreadableState)
         /// The recorded live release is not what nginx and the runtime serve. Exit code 2.
         public static let inconsistentState = Code(.inconsistentState)
+        /// No space left on the device (ENOSPC, or a quota: EDQUOT) for a file the controller
+        /// writes; nothing was half-written. Exit code 5.
+        public static let diskFull = Code(.diskFull)
 
         public var description: String { value.rawValue }
 
@@ -49,6 +53,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case .invalidInput, .unreadableState, .inconsistentState: 2
             case .locked: 3
             case .unreachable: 4
+            case .diskFull: 5
             }
         }
     }
@@ -79,6 +84,8 @@ public enum ExitStatus {
     public static let locked: Int32 = 3
     /// A required service is unreachable before any change was made.
     public static let unreachable: Int32 = 4
+    /// No space left on the device for a file the controller writes.
+    public static let diskFull: Int32 = 5
 
     /// The exit code of a run stopped by a signal (after it rolled back): 128 + the signal, as
     /// shells report it (130 for SIGINT, 143 for SIGTERM).
