@@ -144,6 +144,20 @@ import Testing
         }
     }
 
+    /// `status` names a torn last line and what to do about it.
+    @Test func statusReportsATornLine() async throws {
+        try await withTemporaryDirectory { folder in
+            try write(CLITests.passing + "deploy:\n  model: m\n", to: folder + "/p.yml")
+            let clean = try await Self.orchestrate(["status", "p.yml"], in: folder)
+            #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+            try write("{\"release_id\":\"rel-torn\"", to: folder + "/h.jsonl")
+            let torn = try await Self.orchestrate(["status", "p.yml"], in: folder)
+            #expect(torn.status == 1)
+            #expect(torn.stderr.contains("h.jsonl:1: the history's last line is torn"), "\(torn.stderr)")
+            #expect(torn.stderr.contains("`orchestrate recover` keeps its bytes aside"))
+        }
+    }
+
     // MARK: A history that is not a file
 
     /// A history that is a FIFO, a device or a folder is never opened (a FIFO would block,
