@@ -140,7 +140,7 @@ struct ReleaseListing {
         written += 1
         if format == .json {
             // An element of the array printJSON would print, indented as it indents.
-            let element = try jsonText(record).split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }.joined(separator: "\n")
+            let element = "  " + (try jsonText(record)).replacingOccurrences(of: "\n", with: "\n  ")
             print(written == 1 ? "[\n" + element : ",\n" + element, terminator: "")
             return
         }
