@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A real full disk for tests: a tmpfs of `bytes` mounted on a new folder, unmounted and removed
 /// when `body` returns or throws. Needs root (tests run as root).

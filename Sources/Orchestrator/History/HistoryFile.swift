@@ -3,7 +3,7 @@ import Foundation
 import RecEngine
 
 /// The history file, open, read through a buffer of fixed size whatever the file's size: forward
-/// from any offset, or backward from the end so that what wants the newest records reads only
+/// from the start, or backward from the end so that what wants the newest records reads only
 /// them. A line longer than the limit is never held: its first bytes, its length and its digest
 /// are all that is kept of it. Only a regular file is opened, without ever blocking: a FIFO waits
 /// for a writer, `/dev/zero` never ends.
@@ -85,13 +85,13 @@ struct HistoryFile {
 
     // MARK: Reading forward
 
-    /// Calls `body` with each line from `start` on, in order, until it returns false.
+    /// Calls `body` with each line, in order, until it returns false.
     ///
     /// - Parameter limit: the longest line held whole.
-    func forEachLine(from start: Int64 = 0, limit: Int, _ body: (RawLine) throws -> Bool) throws {
+    func forEachLine(limit: Int, _ body: (RawLine) throws -> Bool) throws {
         var buffer = [UInt8](repeating: 0, count: Self.chunkBytes)
-        var position = start
-        var line = LineInProgress(offset: start, limit: limit)
+        var position: Int64 = 0
+        var line = LineInProgress(offset: 0, limit: limit)
         while position < size {
             let count = Int(min(Int64(buffer.count), size - position))
             try read(into: &buffer, at: position, count: count)

@@ -1,5 +1,5 @@
 import DurableFiles
-public import Foundation
+import Foundation
 
 extension ReleaseHistory {
     /// What the head file holds: the number of lines, the length of the file up to the last one,

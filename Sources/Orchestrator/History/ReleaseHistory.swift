@@ -16,11 +16,11 @@ import StrictYAML
 /// what wants the newest records reads only them. An append reads only the file's first and last
 /// lines (and the head), so it costs the same with ten records or a million.
 ///
-/// Appends cannot tear: the line is written and flushed, and on any failure (a full disk, an I/O
-/// error) the file is cut back to its previous length. A crash in the middle of the write (`kill
+/// Appends cannot tear: the line is written and flushed, then the head, and on any failure (a full
+/// disk, an I/O error) the file is cut back to its previous length. A crash in the middle of the write (`kill
 /// -9`, a power loss) can still leave a last line with no newline; it is a torn line, never read
 /// as a record, and the next append (`orchestrate recover` makes one) keeps its bytes in
-/// `<history>.torn-TIME`, writes the new record in its place and names the repair in that record
+/// `<history>.torn-TIME-OFFSET`, writes the new record in its place and names the repair in that record
 /// (`history_repair`). A file that is not a history is never appended to.
 public struct ReleaseHistory: Sendable {
     public var path: String
