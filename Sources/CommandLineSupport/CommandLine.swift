@@ -24,12 +24,17 @@ public func printText(_ text: String) {
 }
 
 public func printJSON(_ value: some Encodable) throws {
+    print(try jsonText(value))
+}
+
+/// What `printJSON` prints.
+public func jsonText(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
     // As in the release record: a number JSON cannot hold is written "nan", "inf" or "-inf".
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
 /// Lines of a table whose columns are as wide as their widest cell, two spaces apart (the last

@@ -26,8 +26,7 @@ struct ExplainCommand: AsyncParsableCommand {
 
     func run() async throws {
         let history = try source.resolve()
-        let records = try history.records()
-        guard let record = last ? records.last(where: { $0.rollout != nil }) : records.last(where: { $0.releaseID == release }) else {
+        guard let record = try history.lastRecord(where: { last ? $0.rollout != nil : $0.releaseID == release }) else {
             throw OrchestratorError(
                 .invalidInput, last ? "no release with a rollout in \(history.path)" : "release \(release ?? "") is not in \(history.path)",
                 hint: "orchestrate history lists the releases")

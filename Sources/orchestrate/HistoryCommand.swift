@@ -33,45 +33,45 @@ struct HistoryListCommand: AsyncParsableCommand {
 
     @OptionGroup var source: HistoryOptions
     @Option(help: "Only the last N releases.") var last: Int?
-    @Option(help: "What was serving at this time (ISO 8601, e.g. 2026-12-01T14:05:00Z).") var at: Timestamp?
-    @Option(help: "Only releases started at or after this time (ISO 8601).") var since: Timestamp?
-    @Option(help: "Only releases started at or before this time (ISO 8601).") var until: Timestamp?
+    @Option(help: "What was serving at this time (ISO 8601, e.g. 2026-12-01T14:05:00Z).", transform: Timestamp.init(parsing:)) var at: Timestamp?
+    @Option(help: "Only releases started at or after this time (ISO 8601).", transform: Timestamp.init(parsing:)) var since: Timestamp?
+    @Option(help: "Only releases started at or before this time (ISO 8601).", transform: Timestamp.init(parsing:)) var until: Timestamp?
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     func validate() throws {
         if at != nil && (since != nil || until != nil || last != nil) { throw ValidationError("--at answers for one time: it goes without --since, --until and --last") }
         if let since, let until, since.date > until.date { throw ValidationError("--since \(since.text) is after --until \(until.text)") }
+        if let last, last < 0 { throw ValidationError("--last \(last): give a number of releases, 0 or more") }
     }
 
     func run() async throws {
         let history = try source.resolve()
-        let lines = try history.lines()
-        for line in lines where line.problem != nil {
-            printError("warning: \(history.path):\(line.number): \(line.problem ?? "")")
+        var warnings = LineWarnings(path: history.path)
+        if let at { return try serving(at: at, in: history, warnings: &warnings) }
+        var listing = ReleaseListing(format: output)
+        let wanted: (ReleaseRecord) -> Bool = { record in
+            (since.map { record.startedOn >= $0.date } ?? true) && (until.map { record.startedOn <= $0.date } ?? true)
         }
-        var records = lines.compactMap(\.record)
-        if let at { return try serving(at: at, records: records, path: history.path) }
-        if let since { records = records.filter { $0.startedOn >= since.date } }
-        if let until { records = records.filter { $0.startedOn <= until.date } }
-        if let last { records = Array(records.suffix(max(0, last))) }
-        if output == .json {
-            try printJSON(records)
-            return
+        if let last {
+            // Newest first, only as far back as the last N go.
+            var newest: [ReleaseRecord] = []
+            if last > 0 {
+                try history.forEachLineNewestFirst { line in
+                    warnings.warn(line)
+                    if let record = line.record, wanted(record) { newest.append(record) }
+                    return newest.count < last
+                }
+            }
+            for record in newest.reversed() { try listing.add(record) }
+        } else {
+            try history.forEachLine { line in
+                warnings.warn(line)
+                if let record = line.record, wanted(record) { try listing.add(record) }
+                return true
+            }
         }
-        if records.isEmpty {
-            print("no releases in \(history.path)\(since != nil || until != nil ? " in that time range" : "")")
-            return
-        }
-        let formatter = ISO8601DateFormatter()
-        var rows = [["RELEASE", "STARTED", "TRIGGER", "ACTION", "OUTCOME", "COLOUR", "MODEL", "STAGES"]]
-        for record in records {
-            let action: String = (record.action ?? .release).rawValue
-            let outcome: String = record.dryRun ? "dry-run" : record.outcome.rawValue
-            let stages: String = record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
-            let started: String = formatter.string(from: record.startedOn)
-            rows.append([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages])
-        }
-        tableLines(rows).forEach { print($0) }
+        warnings.finish()
+        listing.finish(empty: "no releases in \(history.path)\(since != nil || until != nil ? " in that time range" : "")")
     }
 
     /// What `--at` prints: the change in force then, and every colour that took traffic.
@@ -82,8 +82,16 @@ struct HistoryListCommand: AsyncParsableCommand {
         var since: ServingTimeline.Change?
     }
 
-    func serving(at: Timestamp, records: [ReleaseRecord], path: String) throws {
-        let timeline = ServingTimeline(records: records)
+    /// Reads the history once, keeping only the change in force at `at`.
+    func serving(at: Timestamp, in history: ReleaseHistory, warnings: inout LineWarnings) throws {
+        var timeline = ServingTimeline(keepingOnlyTheChangeAt: at.date)
+        try history.forEachLine { line in
+            warnings.warn(line)
+            if let record = line.record { timeline.add(record) }
+            return true
+        }
+        warnings.finish()
+        let path = history.path
         guard let first = timeline.firstRecord, first <= at.date else {
             let formatter = ISO8601DateFormatter()
             throw OrchestratorError(
@@ -116,20 +124,79 @@ struct HistoryListCommand: AsyncParsableCommand {
     }
 }
 
+/// The releases `history` lists: a table for people (its rows kept, a short line per release, as
+/// the column widths need them all), or a JSON array written a record at a time.
+struct ReleaseListing {
+    let format: OutputFormat
+    private var rows = [["RELEASE", "STARTED", "TRIGGER", "ACTION", "OUTCOME", "COLOUR", "MODEL", "STAGES"]]
+    private var written = 0
+    private let formatter = ISO8601DateFormatter()
+
+    init(format: OutputFormat) {
+        self.format = format
+    }
+
+    mutating func add(_ record: ReleaseRecord) throws {
+        written += 1
+        if format == .json {
+            // An element of the array printJSON would print, indented as it indents.
+            let element = "  " + (try jsonText(record)).replacingOccurrences(of: "\n", with: "\n  ")
+            print(written == 1 ? "[\n" + element : ",\n" + element, terminator: "")
+            return
+        }
+        let action: String = (record.action ?? .release).rawValue
+        let outcome: String = record.dryRun ? "dry-run" : record.outcome.rawValue
+        let stages: String = record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
+        let started: String = formatter.string(from: record.startedOn)
+        rows.append([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages])
+        if let repair = record.historyRepair {
+            printError(
+                "note: \(record.releaseID) replaced the torn line \(repair.line) of the history (\(repair.bytes) bytes, kept in \(repair.keptIn))")
+        }
+    }
+
+    func finish(empty: String) {
+        if format == .json {
+            print(written == 0 ? "[]" : "\n]")
+        } else if written == 0 {
+            print(empty)
+        } else {
+            tableLines(rows).forEach { print($0) }
+        }
+    }
+}
+
+/// The warnings `history` prints about lines that are not records: the first hundred, then a
+/// count, so that a file of garbage does not flood the terminal.
+struct LineWarnings {
+    let path: String
+    private var count = 0
+    static let shown = 100
+
+    init(path: String) {
+        self.path = path
+    }
+
+    mutating func warn(_ line: ReleaseHistory.Line) {
+        guard let problem = line.problem else { return }
+        count += 1
+        if count <= Self.shown { printError("warning: \(path):\(line.number): \(problem)") }
+    }
+
+    func finish() {
+        if count > Self.shown { printError("warning: \(path): \(count - Self.shown) more lines are not records") }
+    }
+}
+
 /// A time on the command line: ISO 8601 with a zone (`2026-12-01T14:05:00Z`, `…+01:00`), with
-/// or without fractional seconds.
-struct Timestamp: ExpressibleByArgument, Sendable {
+/// or without fractional seconds, read strictly (`ISO8601Time`).
+struct Timestamp: Sendable {
     var date: Date
     var text: String
 
-    init?(argument: String) {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = formatter.date(from: argument) ?? fractional.date(from: argument) else { return nil }
-        self.date = date
-        self.text = argument
+    init(parsing argument: String) throws {
+        date = try ISO8601Time.parse(argument)
+        text = argument
     }
 }
 
@@ -188,9 +255,11 @@ struct HistoryVerifyCommand: AsyncParsableCommand {
             print("\(history.path): \(verification.records) records, \(problems.isEmpty ? "chain intact" : "\(problems.count) problem(s)"); \(signatures)\(unsigned)")
         }
         if !problems.isEmpty {
+            let torn = problems.contains { $0.message.hasPrefix(ReleaseHistory.tornLineProblem) }
             throw OrchestratorError(
                 .historyCorrupt, "\(history.path) failed verification with \(problems.count) problem(s)",
-                hint: "compare with a backup or the CI artifacts; records after a problem are still readable")
+                hint: (torn ? "the torn last line: orchestrate recover PIPELINE repairs it (its bytes are kept) and records the repair; " : "")
+                    + "compare with a backup or the CI artifacts; records after a problem are still readable")
         }
     }
 }
@@ -214,26 +283,5 @@ struct HistoryKeygenCommand: AsyncParsableCommand {
         print("public key: \(key.publicKey.base64)")
         print("key id:     \(key.publicKey.keyID)")
         printError("wrote \(out) (private, mode 0600) and \(out).pub")
-    }
-}
-
-/// A key file written once: never over an existing file, with its mode from the start.
-enum KeyFile {
-    static func create(_ path: String, contents: String, mode: mode_t) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard descriptor >= 0 else {
-            let reason = String(cString: strerror(errno))
-            throw OrchestratorError(
-                .invalidInput, "cannot create \(path): \(reason)",
-                hint: errno == EEXIST ? "keygen never overwrites a key: choose another --out, or remove the old pair first" : nil)
-        }
-        defer { close(descriptor) }
-        let bytes = Data(contents.utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(descriptor) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(path)
-            throw OrchestratorError(.fileSystem, "could not write \(path): \(reason)")
-        }
     }
 }

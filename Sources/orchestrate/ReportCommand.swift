@@ -34,17 +34,14 @@ struct ReportCommand: AsyncParsableCommand {
     func run() async throws {
         let history = try source.resolve()
         try history.checkIsHistory()
-        let lines = try history.lines()
-        for line in lines where line.problem != nil {
-            printError("warning: \(history.path):\(line.number): \(line.problem ?? "")")
-        }
-        let records = lines.compactMap(\.record)
-        guard let record = last ? records.last(where: { !$0.dryRun }) : records.last(where: { $0.releaseID == release }) else {
+        if let torn = try history.tornTail() { printError("warning: \(history.path):\(torn.number): \(torn.problem ?? "")") }
+        guard let found = try ReleaseReport.find(in: history, where: { last ? !$0.dryRun : $0.releaseID == release }) else {
             throw OrchestratorError(
                 .invalidInput, last ? "no release in \(history.path)" : "release \(release ?? "") is not in \(history.path)",
                 hint: "orchestrate history lists the releases")
         }
-        let report = ReleaseReport(record: record, history: records, grafana: grafanaURL ?? ReleaseReport.GrafanaLink.defaultBaseURL())
+        let record = found.record
+        let report = ReleaseReport(record: record, liveRelease: found.live, grafana: grafanaURL ?? ReleaseReport.GrafanaLink.defaultBaseURL())
         let folder = try out ?? ReleaseReport.folder(history: history.path, releaseID: record.releaseID)
         let written = try report.write(to: folder)
         if output == .json {

@@ -76,7 +76,7 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
-            if let line = try ReleaseHistory(path: loaded.history).firstForeignLine() {
+            if let line = try ReleaseHistory(path: loaded.history).foreignLine() {
                 throw PipelineValidationError(issues: [
                     ValidationIssue(
                         file: loaded.history, line: line.number, column: 1, path: "history",

@@ -84,6 +84,10 @@ import Testing
             let validate = try await Self.orchestrate(["validate", "p.yml"], in: folder)
             #expect(validate.status == 2)
             #expect(validate.stderr.contains("\(folder)/passwd:1:1: history"), "\(validate.stderr)")
+            // The same check for the plan: a dry run refuses it too.
+            let dryRun = try await Self.orchestrate(["run", "p.yml", "--dry-run"], in: folder)
+            #expect(dryRun.status == 2, "\(dryRun.stdout)")
+            #expect(dryRun.stderr.contains("\(folder)/passwd:1: not a release record"), "\(dryRun.stderr)")
         }
     }
 }

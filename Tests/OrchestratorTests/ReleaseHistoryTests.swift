@@ -57,24 +57,49 @@ import Testing
         }
     }
 
-    @Test func aTornLastLineIsReportedAndLaterAppendsStayReadable() async throws {
+    /// What a crash mid-append leaves (half a line, no newline) is reported as torn, never read
+    /// as a record, and the next append keeps its bytes aside, takes its place and says so: the
+    /// history verifies again.
+    @Test func aTornLastLineIsKeptAsideAndReplacedByTheNextAppend() async throws {
         try await withTemporaryDirectory { folder in
             let history = try history(in: folder, records: 2)
-            // A crash mid-append leaves half a line with no newline.
+            let torn = "{\"release_id\":\"rel-torn\",\"sche"
             let handle = try #require(FileHandle(forWritingAtPath: history.path))
             try handle.seekToEnd()
-            try handle.write(contentsOf: Data("{\"release_id\":\"rel-torn\",\"sche".utf8))
+            try handle.write(contentsOf: Data(torn.utf8))
             try handle.close()
             let lines = try history.lines()
             #expect(lines.last?.problem?.contains("incomplete") == true)
+            #expect(lines.last?.problem?.contains("orchestrate recover") == true)
             #expect(try history.records().count == 2)
+            #expect(try history.tornTail()?.number == 3)
+            #expect(try history.verify().map(\.line) == [3])
 
-            try history.append(Self.record("rel-after"))
+            let written = try history.append(Self.record("rel-after"))
+            let repair = try #require(written.historyRepair)
+            #expect(repair.line == 3)
+            #expect(repair.bytes == torn.utf8.count)
+            #expect(read(repair.keptIn) == torn)
             #expect(try history.records().map(\.releaseID) == ["rel-0", "rel-1", "rel-after"])
-            let problems = try history.verify()
-            #expect(problems.count == 1)
-            #expect(problems.first?.line == 3)
-            #expect(problems.first?.message.contains("torn write") == true)
+            #expect(try history.records().last?.historyRepair == repair, "the repair is recorded in the line that replaced it")
+            #expect(try history.verify().isEmpty)
+            #expect(try history.tornTail() == nil)
+        }
+    }
+
+    /// A complete record missing only its newline is still a torn line: a record counts once its
+    /// newline is written, so a reader never shows a record the repair then moves aside.
+    @Test func aRecordWithoutItsNewlineIsTorn() async throws {
+        try await withTemporaryDirectory { folder in
+            let history = try history(in: folder, records: 1)
+            var text = read(history.path)
+            text += String(decoding: try Self.record("rel-unended").jsonLine(), as: UTF8.self)
+            try write(text, to: history.path)
+            #expect(try history.records().map(\.releaseID) == ["rel-0"])
+            #expect(try history.tornTail()?.number == 2)
+            try history.append(Self.record("rel-1"))
+            #expect(try history.records().map(\.releaseID) == ["rel-0", "rel-1"])
+            #expect(try history.verify().isEmpty)
         }
     }
 
@@ -127,12 +152,12 @@ import Testing
             #expect(error?.message.contains("nothing was changed") == true)
             #expect(read(path) == text)
             #expect(!FileManager.default.fileExists(atPath: path + ".head"))
-            #expect(try history.firstForeignLine()?.number == 1)
+            #expect(try history.foreignLine()?.number == 1)
 
             // A record followed by valid JSON that is not one: line 2 is named.
             let mixed = try self.history(in: folder + "/m", records: 1)
             try write(read(mixed.path) + "{\"user\":\"x\"}\n", to: mixed.path)
-            #expect(try mixed.firstForeignLine()?.number == 2)
+            #expect(try mixed.foreignLine()?.number == 2)
             #expect(throws: OrchestratorError.self) { try mixed.append(Self.record("rel-1")) }
         }
     }

@@ -148,6 +148,7 @@ import Testing
     @Test func theKeyComesFromTheOptionTheFileVariableOrTheKeyVariable() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.key.base64 + "\n", to: folder + "/k")
+            chmod(folder + "/k", 0o600)
             let fromFile = try ReleaseSigningKey.resolve(file: folder + "/k", environment: ["ORCHESTRATE_SIGNING_KEY": Self.otherKey.base64])
             #expect(fromFile?.publicKey == Self.key.publicKey)
             let fromFileVariable = try ReleaseSigningKey.resolve(file: nil, environment: ["ORCHESTRATE_SIGNING_KEY_FILE": folder + "/k"])

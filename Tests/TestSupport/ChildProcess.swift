@@ -97,6 +97,17 @@ public struct ChildProcess: Sendable {
         if !reaped { waitpid(pid, &status, 0) }
     }
 
+    /// Waits for the child to exit; returns its wait status and its peak resident memory in
+    /// bytes (the kernel's `ru_maxrss`).
+    public func waitMeasuringMemory() async -> (status: Int32, peakBytes: Int) {
+        await Task.detached {
+            var status: Int32 = 0
+            var usage = rusage()
+            wait4(pid, &status, 0, &usage)
+            return (status, usage.ru_maxrss * 1024)
+        }.value
+    }
+
     /// Waits for the child to exit, without blocking the cooperative pool.
     public func wait() async -> Int32 {
         await Task.detached {

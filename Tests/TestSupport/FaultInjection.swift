@@ -110,13 +110,80 @@ extension KillAtRename {
         }
         """
 
-    private static let built = Result<String, any Error> {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kill-at-rename-\(getpid())").path
+    private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "kill_at_rename", source: source) }
+
+    static func library() throws -> String {
+        try built.get()
+    }
+}
+
+/// A process killed (SIGKILL) in the middle of a write: half the bytes written, then the kill, as
+/// a power loss or the OOM killer cuts a write short. Wraps `write`, `pwrite` and `pwrite64` for
+/// files whose path ends with a suffix; a fake, named as such, for child processes only.
+public enum KillMidWrite {
+    /// The environment that makes a child kill itself halfway through its first write of more than
+    /// one byte to a file whose path ends with `suffix` (e.g. `/h.jsonl`).
+    public static func environment(suffix: String) throws -> [String: String] {
+        ["LD_PRELOAD": try built.get(), "KILL_MID_WRITE_TARGET": suffix]
+    }
+
+    static let source = """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <signal.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <sys/types.h>
+        #include <unistd.h>
+
+        static int matches(int fd) {
+            const char *suffix = getenv("KILL_MID_WRITE_TARGET");
+            if (!suffix) return 0;
+            char link[64], path[4096];
+            snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+            ssize_t n = readlink(link, path, sizeof path - 1);
+            if (n <= 0) return 0;
+            path[n] = 0;
+            size_t m = strlen(suffix);
+            return (size_t)n >= m && strcmp(path + n - m, suffix) == 0;
+        }
+
+        ssize_t write(int fd, const void *buffer, size_t count) {
+            static ssize_t (*real)(int, const void *, size_t);
+            if (!real) real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+            if (count > 1 && matches(fd)) {
+                real(fd, buffer, count / 2);
+                kill(getpid(), SIGKILL);
+            }
+            return real(fd, buffer, count);
+        }
+
+        static ssize_t cut(const char *name, int fd, const void *buffer, size_t count, off_t offset) {
+            ssize_t (*real)(int, const void *, size_t, off_t) = (ssize_t (*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, name);
+            if (count > 1 && matches(fd)) {
+                real(fd, buffer, count / 2, offset);
+                kill(getpid(), SIGKILL);
+            }
+            return real(fd, buffer, count, offset);
+        }
+
+        ssize_t pwrite(int fd, const void *buffer, size_t count, off_t offset) { return cut("pwrite", fd, buffer, count, offset); }
+        ssize_t pwrite64(int fd, const void *buffer, size_t count, off_t offset) { return cut("pwrite64", fd, buffer, count, offset); }
+        """
+
+    private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "kill_mid_write", source: source) }
+}
+
+/// Compiles a fault injector's C source into a shared library, once per test process.
+enum PreloadLibrary {
+    static func build(name: String, source: String) throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try source.write(toFile: folder + "/kill_at_rename.c", atomically: true, encoding: .utf8)
-        let library = folder + "/kill_at_rename.so"
+        try source.write(toFile: folder + "/\(name).c", atomically: true, encoding: .utf8)
+        let library = folder + "/\(name).so"
         var pid: pid_t = 0
-        let words = ["cc", "-shared", "-fPIC", "-o", library, folder + "/kill_at_rename.c", "-ldl"]
+        let words = ["cc", "-shared", "-fPIC", "-o", library, folder + "/\(name).c", "-ldl"]
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         guard posix_spawnp(&pid, "cc", nil, nil, argv, environ) == 0 else { throw FaultInjectionError("cannot run cc") }
@@ -124,10 +191,6 @@ extension KillAtRename {
         waitpid(pid, &status, 0)
         guard status == 0, FileManager.default.fileExists(atPath: library) else { throw FaultInjectionError("cc could not build \(library)") }
         return library
-    }
-
-    static func library() throws -> String {
-        try built.get()
     }
 }
 

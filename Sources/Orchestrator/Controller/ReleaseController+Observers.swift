@@ -18,7 +18,7 @@ extension ReleaseController {
             observers.append(
                 MetricsPusher(
                     spec: metrics, outbox: outbox, service: pipeline.deploy?.service ?? pipeline.name, colors: pipeline.deploy?.colors ?? [],
-                    gates: pipeline.analysis?.gates ?? [], records: (try? history.records()) ?? [], live: try? store.live()))
+                    gates: pipeline.analysis?.gates ?? [], tally: (try? MetricsPusher.Tally.of(history)) ?? .init(), live: try? store.live()))
         }
         return try await outbox.delivering { try await body(RunObservers(observers: observers)) }
     }

@@ -57,14 +57,22 @@ extension ReleaseController {
                 guard candidate.health?.healthy == true else {
                     throw OrchestratorError(.unreachable, "\(candidate.color) carries the traffic but is not healthy: it cannot be adopted as the live release")
                 }
-                let records = try history.records()
-                guard let release = records.last(where: { $0.outcome == .succeeded && $0.deployment?.modelSHA256 == instance.modelSHA256 }) else {
+                // The newest record that promoted the model and, since a rollback record names the
+                // release it returned to only through the model, the oldest release that built it.
+                var release: ReleaseRecord?
+                var builtBy: ReleaseRecord?
+                try history.forEachLineNewestFirst { line in
+                    guard let record = line.record, record.outcome == .succeeded, record.deployment?.modelSHA256 == instance.modelSHA256 else { return true }
+                    if release == nil { release = record }
+                    if record.action == .release { builtBy = record }
+                    return true
+                }
+                guard let release else {
                     throw OrchestratorError(
                         .inconsistentState, "\(candidate.color) serves model \(instance.modelSHA256.prefix(12)), which no promoted release in \(history.path) recorded",
                         hint: "`orchestrate rollback --to RELEASE` puts a recorded release back")
                 }
-                // A rollback record names the release it returned to through the model; use the release that built it.
-                let origin = records.first { $0.action == .release && $0.outcome == .succeeded && $0.deployment?.modelSHA256 == instance.modelSHA256 } ?? release
+                let origin = builtBy ?? release
                 adopted = LiveRelease(color: candidate.color, releaseID: origin.releaseID, modelSHA256: instance.modelSHA256, modelVersion: instance.modelVersion)
                 actions.append("write \(store.livePath): \(candidate.color) is live with release \(origin.releaseID) (model \(instance.modelSHA256.prefix(12)), healthy)")
             } else if unreadable {
@@ -74,7 +82,7 @@ extension ReleaseController {
             }
         }
         let target = adopted ?? live
-        let strays = serving.strays(live: target, keptModels: keptModels(try history.records()))
+        let strays = serving.strays(live: target, keptModels: try keptModels())
         for color in strays {
             actions.append("stop \(color.color): it runs model \(color.instance?.modelSHA256.prefix(12) ?? "") with no traffic and no run owns it")
         }

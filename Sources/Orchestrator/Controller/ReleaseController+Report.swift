@@ -7,7 +7,8 @@ extension ReleaseController {
     func writeReport(_ record: ReleaseRecord) {
         do {
             let folder = try ReleaseReport.folder(history: pipeline.history, releaseID: record.releaseID)
-            try ReleaseReport(record: record, history: try history.records()).write(to: folder)
+            let live = try ReleaseReport.find(in: history) { $0.releaseID == record.releaseID }?.live
+            try ReleaseReport(record: record, liveRelease: live).write(to: folder)
             progress("report: \(folder)/report.html")
         } catch {
             progress("warning: the release report was not written (\(error)); the release is recorded in \(pipeline.history)")

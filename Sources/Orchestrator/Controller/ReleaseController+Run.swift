@@ -27,6 +27,7 @@ extension ReleaseController {
     /// - Throws: what `run` would stop on before any change: an unreadable state file, a live
     ///   release that is not what nginx and the runtime serve, an unknown `--skip`.
     public func plan(releaseID: String = RunIdentity.releaseID()) async throws -> RunPlan {
+        try history.checkIsHistory()
         let deployment = try deployment()
         let recovery = try recovery(deployment).describe()
         let live = deployment == nil ? nil : try store.live()
@@ -34,7 +35,8 @@ extension ReleaseController {
             try await checkServing(live: live, deployment)
         }
         return try Planner(
-            pipeline: pipeline, options: options, records: try history.records(), runtime: deployment?.runtime, measuredRate: await measuredRate()
+            pipeline: pipeline, options: options, records: try PlanningRecords.read(for: pipeline.stages, from: history), runtime: deployment?.runtime,
+            measuredRate: await measuredRate()
         ).plan(releaseID: releaseID, live: live, recovery: recovery)
     }
 
@@ -128,7 +130,7 @@ extension ReleaseController {
             throw error
         }
 
-        let records = try history.records()
+        let records = try PlanningRecords.read(for: pipeline.stages, from: history)
         let live = deployment == nil ? nil : try store.live()
         let plan = try Planner(pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime, measuredRate: await measuredRate())
             .plan(releaseID: releaseID, live: live, recovery: nil)
@@ -171,7 +173,7 @@ extension ReleaseController {
         let written: ReleaseRecord
         do {
             written = try history.append(pipeline.redaction.redacted(finished))
-        } catch let error as OrchestratorError where error.code == .fileSystem {
+        } catch let error as OrchestratorError where error.code == .fileSystem || error.code == .diskFull {
             // Traffic and colours are where the outcome says; only the record is missing. The
             // state stays for `recover`, with the finished record when the disk takes it.
             try? store.savePendingRecord(pipeline.redaction.redacted(finished))

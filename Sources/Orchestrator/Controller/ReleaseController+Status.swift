@@ -64,10 +64,9 @@ extension ReleaseController {
             inProgress = "unknown (\(error.message))"
             problems.append("an interrupted run whose state is unreadable: `orchestrate recover` converges it from current.json")
         }
-        let records = try history.records()
         if liveError == nil && inProgress == nil {
             problems += serving.problems(live: live, trafficConfigured: deployment.nginx != nil).map(\.message)
-            problems += serving.strays(live: live, keptModels: keptModels(records)).map { ServingState.strayProblem($0).message }
+            problems += serving.strays(live: live, keptModels: try keptModels()).map { ServingState.strayProblem($0).message }
         } else if inProgress != nil {
             // During a rollout the split is expected; only a colour with traffic that is down matters.
             for color in serving.colors where color.weight > 0 && color.health?.healthy != true {
@@ -83,7 +82,12 @@ extension ReleaseController {
                     : "`orchestrate recover` converges the interrupted run and replaces them with a fresh nginx"
             problems.append("\(orphans): \(remedy)")
         }
-        let last = records.last
+        if let torn = try history.tornTail() {
+            problems.append(
+                "\(history.path):\(torn.number): the history's last line is torn (\(torn.length) bytes with no newline: a write cut short by a crash or a full disk): "
+                    + "`orchestrate recover` keeps its bytes aside, removes it and records the repair")
+        }
+        let last = try history.lastRecord()
         return Status(
             service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning,
             nginxOrphanedWorkers: serving.nginxOrphanedWorkers, traffic: serving.traffic,
@@ -95,13 +99,18 @@ extension ReleaseController {
     /// The models a colour may serve while idle on purpose: with `traffic.stopOld: false`, those
     /// of promoted releases (the previous live colour, kept for a fast rollback); with
     /// `rollback.stopNew: false`, that of the last release (kept after its rollback).
-    func keptModels(_ records: [ReleaseRecord]) -> Set<String> {
+    func keptModels() throws -> Set<String> {
+        let keepPromoted = !(pipeline.traffic?.stopOld ?? false)
         var kept = Set<String>()
-        let releases = records.filter { ($0.action ?? .release) == .release && !$0.dryRun }
-        if !(pipeline.traffic?.stopOld ?? false) {
-            kept.formUnion(records.filter { $0.outcome == .succeeded }.compactMap { $0.deployment?.modelSHA256 })
+        var lastReleaseModel: String?
+        // One record at a time: a long history is never held whole.
+        try history.forEachLine { line in
+            guard let record = line.record else { return true }
+            if keepPromoted, record.outcome == .succeeded, let model = record.deployment?.modelSHA256 { kept.insert(model) }
+            if (record.action ?? .release) == .release && !record.dryRun { lastReleaseModel = record.model?.sha256 }
+            return true
         }
-        if !pipeline.rollback.stopNew, let model = releases.last?.model?.sha256 { kept.insert(model) }
+        if !pipeline.rollback.stopNew, let lastReleaseModel { kept.insert(lastReleaseModel) }
         return kept
     }
 

@@ -102,7 +102,9 @@ extension ReleaseController {
             let view = rolloutView()
             if let previous = watched, view?.releaseID != previous.releaseID {
                 // The watched run ended (its record is appended before run.json is removed).
-                if let record = try history.records().last(where: { $0.releaseID == previous.releaseID }) {
+                if let record = try history.lastRecord(
+                    startedOnOrAfter: previous.startedOn.addingTimeInterval(-60), where: { $0.releaseID == previous.releaseID })
+                {
                     show(.finished(record))
                     return record.outcome == .succeeded ? ExitStatus.success : ExitStatus.failed
                 }

@@ -101,7 +101,9 @@ public struct ReleaseController: Sendable {
 
     /// Converges an interrupted run, if any, and records it. With none, workers that a killed
     /// nginx master left serving are replaced by a fresh nginx all the same (as `repair` does,
-    /// recorded as a repair): what a killed process left behind is recovered.
+    /// recorded as a repair): what a killed process left behind is recovered. Then, if the
+    /// history still ends in a torn line, the repair is recorded (the append keeps the torn bytes
+    /// aside and replaces them). Returns the record appended, nil when there was nothing to do.
     public func recover() async throws -> ReleaseRecord? {
         let lock = try lock(releaseID: "recover")
         defer { lock.release() }
@@ -111,10 +113,23 @@ public struct ReleaseController: Sendable {
             if let recovered { observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered))) }
             return recovered
         }
-        if recovered == nil, let deployment, let nginx = deployment.nginx, !(await nginx.orphanedWorkers()).isEmpty {
+        if let recovered { return recovered }
+        if let deployment, let nginx = deployment.nginx, !(await nginx.orphanedWorkers()).isEmpty {
             progress("recover: no run was interrupted, but nginx's master is gone and its workers serve on: repairing")
             return try await repairHoldingLock(deployment, dryRun: false).record
         }
-        return recovered
+        return try await repairHistory()
+    }
+
+    /// Replaces a torn last line of the history with a record of the repair; nil when the
+    /// history ends cleanly.
+    func repairHistory() async throws -> ReleaseRecord? {
+        guard try history.tornTail() != nil else { return nil }
+        var record = await newRecord(releaseID: RunIdentity.releaseID(), action: .repair)
+        record.outcome = .succeeded
+        record.finishedOn = Date()
+        let written = try history.append(record)
+        if let repair = written.historyRepair { progress("recover: \(repair.summary)") }
+        return written
     }
 }

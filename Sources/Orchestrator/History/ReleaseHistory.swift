@@ -3,21 +3,33 @@ public import Foundation
 import StrictYAML
 
 /// The release history: one JSON record per line, each carrying the SHA-256 of the line before,
-/// plus a small head file (`<history>.head`) naming the line count and last line's digest so
-/// that removing records from the end is detected too.
+/// plus a small head file (`<history>.head`) naming the line count, the file's length and the
+/// last line's digest so that removing records from the end is detected too.
 ///
 /// With a signing key, each line is a DSSE envelope around the record's JSON (which then names
 /// its signer) and the head is one too: the chain link is inside what is signed, so editing,
 /// inserting, removing or appending a line, or re-chaining the file, needs the private key.
 /// Unsigned lines (written without a key, or by earlier versions) stay readable.
 ///
-/// Appends are atomic: one `write` of the whole line on an `O_APPEND` descriptor, then `fsync`.
-/// A torn last line left by a crash is reported, and the next append starts on a fresh line so
-/// that it never makes later records unreadable. A file that is not a history is never appended to.
+/// It is read a line at a time through a buffer of fixed size, forward or from the end, and a line
+/// longer than `maxLineBytes` is never held: a history of any size costs the same memory, and
+/// what wants the newest records reads only them. An append reads only the file's first and last
+/// lines (and the head), so it costs the same with ten records or a million.
+///
+/// Appends cannot tear: the line is written and flushed, then the head, and on any failure (a full
+/// disk, an I/O error) the file is cut back to its previous length. A crash in the middle of the write (`kill
+/// -9`, a power loss) can still leave a last line with no newline; it is a torn line, never read
+/// as a record, and the next append (`orchestrate recover` makes one) keeps its bytes in
+/// `<history>.torn-TIME-OFFSET`, writes the new record in its place and names the repair in that record
+/// (`history_repair`). A file that is not a history is never appended to.
 public struct ReleaseHistory: Sendable {
     public var path: String
     /// Signs every record this appends; nil: records are unsigned.
     public var signingKey: ReleaseSigningKey?
+
+    /// The longest line read whole (16 MiB, a thousand times a large record): a longer one is
+    /// reported, with its length and digest, and never held in memory.
+    public static let maxLineBytes = 16 << 20
 
     public init(path: String, signingKey: ReleaseSigningKey? = nil) {
         self.path = path
@@ -29,91 +41,202 @@ public struct ReleaseHistory: Sendable {
     /// One line of the file as read back.
     public struct Line: Sendable {
         public var number: Int
+        /// Its bytes without the newline; only the first few hundred of a line longer than `maxLineBytes`.
         public var bytes: Data
+        /// Its length in bytes, without the newline.
+        public var length: Int
         public var record: ReleaseRecord?
         /// The DSSE envelope the record came in; nil for an unsigned record.
         public var envelope: SignedEnvelope?
-        /// Why the line is not a record: a torn write, or not our JSON.
+        /// Why the line is not a record: a torn write, too long, or not our JSON.
         public var problem: String?
+        /// What it is, for deciding whether the file is a history and what to repair.
+        var kind: Kind
+        /// The digest of a line longer than `maxLineBytes`, computed as it went by.
+        let overlongSHA256: String?
 
-        /// Whether the line can be what a crash leaves of an append: the start of a JSON object
-        /// that never ended. Anything else that is not a record means the file is not a history.
-        var isTornRecord: Bool {
-            bytes.first == UInt8(ascii: "{") && (try? JSONSerialization.jsonObject(with: bytes)) == nil
+        /// The SHA-256 of its bytes (what the next record's `previous_sha256` names); nil only
+        /// for a line cut short before its end was read.
+        public var sha256: String? { length == bytes.count ? sha256Hex(bytes) : overlongSHA256 }
+
+        enum Kind: Equatable {
+            case record
+            /// The last line, with no newline: what a crash leaves of an append.
+            case tornTail
+            /// The start of a JSON object that does not parse, or a line too long to read: a
+            /// damaged record, but nothing says the file is not a history.
+            case damagedRecord
+            /// Anything else: the file is not a release history.
+            case foreign
         }
     }
 
-    public struct Head: Sendable, Codable, Equatable {
-        public var lines: Int
-        public var lastSHA256: String
+    /// How the problem of a torn last line starts.
+    public static let tornLineProblem = "the last line is incomplete"
 
-        enum CodingKeys: String, CodingKey {
-            case lines
-            case lastSHA256 = "last_sha256"
+    /// A line as read, parsed: its record, or what is wrong with it. A line is a record only
+    /// once its newline was written.
+    static func parse(_ raw: HistoryFile.RawLine, number: Int) -> Line {
+        var line = Line(number: number, bytes: raw.bytes, length: raw.length, kind: .record, overlongSHA256: raw.overlongSHA256)
+        let startsAnObject = raw.bytes.first == UInt8(ascii: "{")
+        guard raw.isWhole else {
+            line.problem = "\(raw.length) bytes long, more than the \(maxLineBytes) a record may have: not read"
+            line.kind = startsAnObject ? (raw.isTerminated ? .damagedRecord : .tornTail) : .foreign
+            return line
         }
-    }
-
-    /// Every line of the history; an absent file has none.
-    public func lines() throws -> [Line] {
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw OrchestratorError(.fileSystem, "cannot read the history \(path): \(error.localizedDescription)")
+        guard raw.isTerminated else {
+            line.problem =
+                "\(tornLineProblem) (\(raw.length) bytes and no newline: a write cut short by a crash or a full disk); "
+                + "orchestrate recover keeps its bytes aside, removes it and records the repair"
+            line.kind = startsAnObject ? .tornTail : .foreign
+            return line
         }
-        var result: [Line] = []
-        let parts = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        for (index, part) in parts.enumerated() {
-            let isLast = index == parts.count - 1
-            if isLast && part.isEmpty { break }
-            result.append(Self.parse(Data(part), number: index + 1, isLast: isLast))
-        }
-        return result
-    }
-
-    static func parse(_ bytes: Data, number: Int, isLast: Bool) -> Line {
-        var line = Line(number: number, bytes: bytes)
-        if let envelope = SignedEnvelope.decode(bytes) {
+        if let envelope = SignedEnvelope.decode(raw.bytes) {
             line.envelope = envelope
             if envelope.payloadType != SignedEnvelope.releasePayloadType {
                 line.problem = "a signed envelope of type \(envelope.payloadType), not a release record"
+                line.kind = .foreign
             } else if let record = try? ReleaseRecord.decode(envelope.payload) {
                 line.record = record
             } else {
                 line.problem = "the signed payload is not a release record"
+                line.kind = .foreign
             }
-        } else if let record = try? ReleaseRecord.decode(bytes) {
+        } else if let record = try? ReleaseRecord.decode(raw.bytes) {
             line.record = record
         } else {
-            line.problem =
-                isLast
-                ? "the last line is incomplete (a write torn by a crash)"
-                : "not a release record (a torn write or an edit)"
+            line.problem = "not a release record (a torn write or an edit)"
+            line.kind = startsAnObject && (try? JSONSerialization.jsonObject(with: raw.bytes)) == nil ? .damagedRecord : .foreign
         }
         return line
     }
 
-    /// The valid records, oldest first.
+    // MARK: Reading
+
+    /// Calls `body` with each line, oldest first, read one at a time, until it returns false. An
+    /// absent file has no line.
+    ///
+    /// - Throws: `.unreadableState` (exit 2) when the path is a FIFO, a device or a folder (never
+    ///   opened); `.fileSystem` when it cannot be read.
+    public func forEachLine(_ body: (Line) throws -> Bool) throws {
+        _ = try HistoryFile.withOpened(path, for: .read) { file in
+            var number = 0
+            try file.forEachLine(limit: Self.maxLineBytes) { raw in
+                number += 1
+                return try body(Self.parse(raw, number: number))
+            }
+        }
+    }
+
+    /// Calls `body` with each line, newest first, until it returns false: only as much of the
+    /// file is read as `body` goes back.
+    public func forEachLineNewestFirst(_ body: (Line) throws -> Bool) throws {
+        _ = try HistoryFile.withOpened(path, for: .read) { file in
+            var number: Int?
+            try file.forEachLineBackward(limit: Self.maxLineBytes) { raw in
+                if number == nil {
+                    number = raw.isTerminated ? try wholeLineCount(file, last: raw) : try tail(of: file).lines
+                }
+                defer { number? -= 1 }
+                return try body(Self.parse(raw, number: number ?? 0))
+            }
+        }
+    }
+
+    /// The newest record for which `predicate` holds, reading from the end only as far as it must.
+    ///
+    /// - Parameter earliest: stop at the first record started before this: runs append in the
+    ///   order they took the run lock, so no record of a run started since lies further back.
+    public func lastRecord(startedOnOrAfter earliest: Date? = nil, where predicate: (ReleaseRecord) throws -> Bool = { _ in true }) throws
+        -> ReleaseRecord?
+    {
+        var found: ReleaseRecord?
+        try forEachLineNewestFirst { line in
+            guard let record = line.record else { return true }
+            if let earliest, record.startedOn < earliest { return false }
+            guard try predicate(record) else { return true }
+            found = record
+            return false
+        }
+        return found
+    }
+
+    /// Every line of the history; an absent file has none. All of it in memory: commands read it
+    /// with `forEachLine` or `forEachLineNewestFirst` instead.
+    public func lines() throws -> [Line] {
+        var result: [Line] = []
+        try forEachLine {
+            result.append($0)
+            return true
+        }
+        return result
+    }
+
+    /// The valid records, oldest first, all in memory (see `lines`).
     public func records() throws -> [ReleaseRecord] {
         try lines().compactMap(\.record)
     }
 
-    /// The first line that is neither a record nor what a crash leaves of one: the file is then
-    /// not a release history (the pipeline's `history:` names some other file). nil when it is one.
-    public func firstForeignLine() throws -> Line? {
-        Self.firstForeignLine(in: try lines())
+    /// The end of the file: its last whole line, a torn line after it, and how many whole lines
+    /// there are.
+    struct Tail {
+        var lastWhole: HistoryFile.RawLine?
+        var torn: HistoryFile.RawLine?
+        var wholeLines: Int
+
+        /// Where the last whole line ends: where an append writes.
+        var end: Int64 { lastWhole?.end ?? 0 }
+        var lines: Int { wholeLines + (torn == nil ? 0 : 1) }
     }
 
-    static func firstForeignLine(in lines: [Line]) -> Line? {
-        lines.first { $0.problem != nil && !$0.isTornRecord }
+    func tail(of file: HistoryFile) throws -> Tail {
+        var lastWhole: HistoryFile.RawLine?
+        var torn: HistoryFile.RawLine?
+        try file.forEachLineBackward(limit: Self.maxLineBytes) { raw in
+            guard raw.isTerminated else {
+                torn = raw
+                return true
+            }
+            lastWhole = raw
+            return false
+        }
+        return Tail(lastWhole: lastWhole, torn: torn, wholeLines: try lastWhole.map { try wholeLineCount(file, last: $0) } ?? 0)
     }
 
-    /// Stops before any change when the file is not a release history.
+    /// The number of whole lines up to and including `last`: from the head file when it names
+    /// exactly that line and where it ends, else counted.
+    func wholeLineCount(_ file: HistoryFile, last: HistoryFile.RawLine) throws -> Int {
+        if case .read(let head, _) = readHead(), head.bytes == last.end, head.lastSHA256 == last.sha256 { return head.lines }
+        return try file.countNewlines(before: last.end)
+    }
+
+    // MARK: Is it a history?
+
+    /// A line that shows the file is not a release history: its first or its last line is
+    /// neither a record nor what a crash leaves of one (only those are read: a history damaged
+    /// in the middle is still one, and `verify` names every bad line). nil when it is a history.
     ///
-    /// - Throws: `.unreadableState` (exit 2) naming the file and the line.
+    /// - Throws: `.unreadableState` (exit 2) for a FIFO, a device or a folder.
+    public func foreignLine() throws -> Line? {
+        try HistoryFile.withOpened(path, for: .read) { file in try foreignLine(in: file, tail: try tail(of: file)) } ?? nil
+    }
+
+    func foreignLine(in file: HistoryFile, tail: Tail) throws -> Line? {
+        if let first = try file.firstLine(limit: Self.maxLineBytes), case let line = Self.parse(first, number: 1), line.kind == .foreign {
+            return line
+        }
+        if let torn = tail.torn, case let line = Self.parse(torn, number: tail.lines), line.kind == .foreign { return line }
+        if let last = tail.lastWhole, case let line = Self.parse(last, number: tail.wholeLines), line.kind == .foreign { return line }
+        return nil
+    }
+
+    /// Stops before any change when the file is not a release history: the one check of
+    /// `validate`, `run --dry-run` and every command that appends.
+    ///
+    /// - Throws: `.unreadableState` (exit 2) naming the file and the line, or what the path is
+    ///   when it is not a regular file.
     public func checkIsHistory() throws {
-        guard let line = try firstForeignLine() else { return }
+        guard let line = try foreignLine() else { return }
         throw Self.notAHistory(path, line)
     }
 
@@ -125,20 +248,66 @@ public struct ReleaseHistory: Sendable {
                 + "orchestrate history verify --history \(path) lists every line that is wrong")
     }
 
-    /// Appends a record, filling in `previousSHA256` from the current last line and `signer`
-    /// from the signing key; with a key, the line is a DSSE envelope around the record.
+    /// The torn last line, if the file ends in one: what `status` and `verify` report and the
+    /// next append repairs. Reads only the end of the file.
+    public func tornTail() throws -> Line? {
+        var torn: Line?
+        try forEachLineNewestFirst { line in
+            if line.kind == .tornTail { torn = line }
+            return false
+        }
+        return torn
+    }
+
+    // MARK: Appending
+
+    /// Appends a record, filling in `previousSHA256` from the last line and `signer` from the
+    /// signing key; with a key, the line is a DSSE envelope around the record. A torn last line
+    /// is kept aside, replaced by the record and named in its `historyRepair`.
     ///
-    /// The caller holds the run lock, so nothing else appends meanwhile.
+    /// Reads the first and last lines and the head, not the whole file. The caller holds the run
+    /// lock, so nothing else appends meanwhile.
     ///
-    /// - Throws: `.unreadableState` when the file is not a release history (nothing is written).
+    /// - Throws: `.unreadableState` when the file is not a release history (nothing is written);
+    ///   `.diskFull` (exit 5) when the disk is full, the file then as it was.
     @discardableResult
     public func append(_ record: ReleaseRecord) throws -> ReleaseRecord {
-        var record = record
-        let existing = try lines()
-        if let foreign = Self.firstForeignLine(in: existing) {
-            throw Self.notAHistory(path, foreign)
+        do {
+            try AtomicFile.createFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        } catch let error as AtomicFileError {
+            throw OrchestratorError.writing(error, what: "the history's folder")
         }
-        record.previousSHA256 = existing.last.map { sha256Hex($0.bytes) }
+        let appended = try HistoryFile.withOpened(path, for: .write) { file in
+            let tail = try tail(of: file)
+            let (record, head) = try append(record, to: file, after: tail)
+            do {
+                try writeHead(head)
+            } catch let error as AtomicFileError {
+                // All or nothing: without its head the line would read as written by someone else.
+                let original = tail.torn?.bytes ?? Data()
+                let restored = (try? AtomicFile.replaceTail(of: file.descriptor, from: off_t(tail.end), with: original, original: Data(), path: path)) != nil
+                if restored, let aside = record.historyRepair?.keptIn { unlink(aside) }
+                throw OrchestratorError.writing(
+                    error, what: "the history's head file",
+                    unchanged: restored
+                        ? "the record was not appended and the history is as it was"
+                        : "the record is appended (line \(head.lines)) but the head file names the line before, which history verify reports until the next append")
+            }
+            return record
+        }
+        guard let appended else { throw OrchestratorError(.fileSystem, "cannot open the history \(path)") }
+        return appended
+    }
+
+    private func append(_ record: ReleaseRecord, to file: HistoryFile, after tail: Tail) throws -> (ReleaseRecord, Head) {
+        if let foreign = try foreignLine(in: file, tail: tail) { throw Self.notAHistory(path, foreign) }
+        var record = record
+        var original = Data()
+        if let torn = tail.torn {
+            record.historyRepair = try keepAside(torn, line: tail.lines)
+            original = torn.bytes
+        }
+        record.previousSHA256 = tail.lastWhole?.sha256
         record.signer = signingKey.map { .init(keyID: $0.publicKey.keyID, publicKey: $0.publicKey.base64) }
         let body: Data
         if let signingKey {
@@ -146,244 +315,55 @@ public struct ReleaseHistory: Sendable {
         } else {
             body = try record.jsonLine()
         }
-        var line = Data()
-        if !existing.isEmpty, try endsWithoutNewline() {
-            // A torn line from a crash: end it so our record starts on a line of its own.
-            line.append(UInt8(ascii: "\n"))
-        }
-        line.append(body)
+        var line = body
         line.append(UInt8(ascii: "\n"))
-        try AtomicFile.createFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
-        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw OrchestratorError(.fileSystem, "cannot open the history \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        let written = line.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
-        guard written == line.count else {
-            throw OrchestratorError(.fileSystem, "could not append to the history \(path): \(String(cString: strerror(errno)))")
-        }
-        guard fsync(descriptor) == 0 else {
-            throw OrchestratorError(.fileSystem, "could not flush the history \(path): \(String(cString: strerror(errno)))")
-        }
-        let head = Head(lines: existing.count + 1, lastSHA256: sha256Hex(body))
-        try writeHead(head)
-        return record
-    }
-
-    /// The head file as read back.
-    enum HeadFile {
-        case absent
-        /// It exists but names no usable line count and digest.
-        case unparseable(String)
-        case read(Head, envelope: SignedEnvelope?)
-    }
-
-    func readHead() -> HeadFile {
-        guard let data = FileManager.default.contents(atPath: headPath) else { return .absent }
-        var bytes = data
-        let envelope = SignedEnvelope.decode(data)
-        if let envelope {
-            guard envelope.payloadType == SignedEnvelope.headPayloadType else {
-                return .unparseable("a signed envelope of type \(envelope.payloadType), not a head")
-            }
-            bytes = envelope.payload
-        }
-        let head: Head
         do {
-            head = try JSONDecoder().decode(Head.self, from: bytes)
-        } catch {
-            return .unparseable("not {\"lines\": N, \"last_sha256\": HEX} (\(Self.decodingSummary(error)))")
-        }
-        guard head.lines >= 1 else { return .unparseable("lines is \(head.lines); a head names at least 1 line") }
-        guard head.lastSHA256.count == 64, head.lastSHA256.allSatisfy(\.isHexDigit) else {
-            return .unparseable("last_sha256 is not 64 hex digits")
-        }
-        return .read(head, envelope: envelope)
-    }
-
-    private static func decodingSummary(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, _): "\(key.stringValue) is missing"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
-        case DecodingError.dataCorrupted(let context): context.debugDescription
-        default: "\(error)"
-        }
-    }
-
-    private func writeHead(_ head: Head) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            var bytes = try encoder.encode(head)
-            if let signingKey {
-                bytes = try SignedEnvelope.signing(bytes, type: SignedEnvelope.headPayloadType, with: signingKey).jsonLine()
-            }
-            try AtomicFile.write(bytes, to: headPath)
+            try AtomicFile.replaceTail(of: file.descriptor, from: off_t(tail.end), with: line, original: original, path: path)
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.fileSystem, "cannot update the history's head: \(error)")
+            throw OrchestratorError.writing(error, what: "the history", unchanged: "the record was not appended and the history is as it was")
         }
+        return (record, Head(lines: tail.wholeLines + 1, lastSHA256: sha256Hex(body), bytes: tail.end + Int64(line.count)))
     }
 
-    private func endsWithoutNewline() throws -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        let end = try handle.seekToEnd()
-        guard end > 0 else { return false }
-        try handle.seek(toOffset: end - 1)
-        return try handle.read(upToCount: 1) != Data([UInt8(ascii: "\n")])
+    /// Copies a torn last line to `<history>.torn-TIME` (durably) before it is replaced.
+    private func keepAside(_ torn: HistoryFile.RawLine, line: Int) throws -> ReleaseRecord.HistoryRepair {
+        guard torn.isWhole else {
+            throw OrchestratorError(
+                .unreadableState,
+                "\(path):\(line): the last line is incomplete and \(torn.length) bytes long, more than any record: orchestrate did not write it; nothing was changed",
+                hint: "move \(path) away (or cut that line off by hand) and run again")
+        }
+        let bytes = torn.bytes
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let aside = "\(path).torn-\(stamp)-\(torn.offset)"
+        do {
+            try AtomicFile.write(bytes, to: aside)
+        } catch let error as AtomicFileError {
+            throw OrchestratorError.writing(
+                error, what: "a copy of the history's torn last line", unchanged: "nothing was appended and the history is as it was")
+        }
+        return .init(line: line, bytes: bytes.count, sha256: sha256Hex(bytes), keptIn: aside)
     }
+}
 
-    /// A problem `verify` found.
-    public struct Problem: Sendable, Codable, Equatable, CustomStringConvertible {
+extension ReleaseRecord {
+    /// A torn last line of the history (a write cut short by a crash or a full disk) that the
+    /// append of this record replaced, its bytes kept in `keptIn`.
+    public struct HistoryRepair: Sendable, Codable, Equatable {
+        /// The line number it had.
         public var line: Int
-        public var message: String
-
-        public var description: String { line > 0 ? "line \(line): \(message)" : message }
-    }
-
-    /// What `verify` found: the problems, and who signed what.
-    public struct Verification: Sendable, Codable, Equatable {
-        public var records: Int
-        public var problems: [Problem]
-        /// The key id signatures were checked against; nil: they were not checked.
-        public var trustedKeyID: String?
-        /// The key ids that signed records, with how many records each (first seen first).
-        public var signers: [SignerCount]
-        /// Records with no signature.
-        public var unsigned: Int
-
-        public struct SignerCount: Sendable, Codable, Equatable {
-            public var keyid: String
-            public var records: Int
-
-            public init(keyid: String, records: Int) {
-                self.keyid = keyid
-                self.records = records
-            }
-        }
+        public var bytes: Int
+        public var sha256: String
+        public var keptIn: String
 
         enum CodingKeys: String, CodingKey {
-            case records, problems, signers, unsigned
-            case trustedKeyID = "trusted_keyid"
+            case line, bytes, sha256
+            case keptIn = "kept_in"
         }
-    }
 
-    /// Checks every line: it parses, its `previous_sha256` matches the line before it, the head
-    /// file names the last line exactly; with `trustedKey`, every signed line carries a valid
-    /// signature by that key, no unsigned line follows a signed one, some line is signed, and
-    /// the head is signed too when the last line is.
-    ///
-    /// Unsigned lines before the first signed one were written before signing was turned on: they
-    /// are counted, not reported. Truncating the file back to an earlier state together with that
-    /// state's own head file cannot be told from the file alone: keep the head file of each run
-    /// elsewhere (CI artifacts) to detect that.
-    public func verification(trustedKey: ReleasePublicKey? = nil) throws -> Verification {
-        let all = try lines()
-        var problems: [Problem] = []
-        var signers: [Verification.SignerCount] = []
-        var unsigned = 0
-        var signedByTrustedKey = 0
-        var lastSigned: Int?
-        for (index, line) in all.enumerated() {
-            if let problem = line.problem {
-                problems.append(Problem(line: line.number, message: problem))
-                continue
-            }
-            let expected = index == 0 ? nil : sha256Hex(all[index - 1].bytes)
-            if line.record?.previousSHA256 != expected {
-                problems.append(
-                    Problem(
-                        line: line.number,
-                        message: index == 0
-                            ? "the first record names a previous line: records before it were removed"
-                            : "previous_sha256 does not match line \(index): a line before it was edited, inserted or removed"))
-            }
-            guard let envelope = line.envelope else {
-                unsigned += 1
-                if trustedKey != nil, let lastSigned {
-                    problems.append(
-                        Problem(
-                            line: line.number,
-                            message: "unsigned, after the signed line \(lastSigned): written without the signing key (appended or replaced by hand)"))
-                }
-                continue
-            }
-            lastSigned = line.number
-            for keyid in Set(envelope.signatures.map(\.keyid)).sorted() {
-                if let position = signers.firstIndex(where: { $0.keyid == keyid }) {
-                    signers[position].records += 1
-                } else {
-                    signers.append(.init(keyid: keyid, records: 1))
-                }
-            }
-            if let trustedKey {
-                switch envelope.check(with: trustedKey) {
-                case .valid:
-                    signedByTrustedKey += 1
-                    if let signer = line.record?.signer, signer.keyID != trustedKey.keyID {
-                        problems.append(Problem(line: line.number, message: "names signer \(signer.keyID) but is signed by \(trustedKey.keyID)"))
-                    }
-                case .signedByOthers(let keyids):
-                    let others = keyids.isEmpty ? "no key" : "key \(keyids.joined(separator: ", "))"
-                    problems.append(Problem(line: line.number, message: "signed by \(others), not by the trusted key \(trustedKey.keyID)"))
-                case .invalid:
-                    problems.append(
-                        Problem(line: line.number, message: "the signature by \(trustedKey.keyID) does not match the line: it was edited after signing"))
-                }
-            }
-        }
-        if let trustedKey, !all.isEmpty, signedByTrustedKey == 0 {
-            let found = signers.isEmpty ? "no line is signed" : "lines are signed by \(signers.map(\.keyid).joined(separator: ", "))"
-            problems.append(Problem(line: 0, message: "no record is signed by the trusted key \(trustedKey.keyID) (\(found))"))
-        }
-        problems += headProblems(all, trustedKey: trustedKey)
-        return Verification(
-            records: all.filter { $0.record != nil }.count, problems: problems, trustedKeyID: trustedKey?.keyID, signers: signers, unsigned: unsigned)
-    }
-
-    /// The problems `verification` finds without a trusted key: the chain and the head.
-    public func verify() throws -> [Problem] {
-        try verification().problems
-    }
-
-    /// The head must name the last line: fewer lines than it records means records were removed
-    /// from the end, more means lines were appended by something other than `orchestrate` (or a
-    /// crash came between the append and the head's update; the next append covers the line).
-    private func headProblems(_ all: [Line], trustedKey: ReleasePublicKey?) -> [Problem] {
-        switch readHead() {
-        case .absent:
-            return all.isEmpty ? [] : [Problem(line: 0, message: "the head file \(headPath) is missing")]
-        case .unparseable(let reason):
-            return [Problem(line: 0, message: "unparseable head \(headPath): \(reason)")]
-        case .read(let head, let envelope):
-            var problems: [Problem] = []
-            if all.count < head.lines {
-                problems.append(Problem(line: 0, message: "the history was truncated: the head file records \(head.lines) lines, the file has \(all.count)"))
-            } else {
-                if sha256Hex(all[head.lines - 1].bytes) != head.lastSHA256 {
-                    problems.append(Problem(line: head.lines, message: "differs from the line the head file recorded: it was edited"))
-                }
-                for line in all.dropFirst(head.lines) {
-                    problems.append(
-                        Problem(
-                            line: line.number,
-                            message: "beyond the \(head.lines) lines the head file records: appended by something other than orchestrate "
-                                + "(or orchestrate stopped before updating the head)"))
-                }
-            }
-            if let trustedKey, all.last?.envelope != nil {
-                switch envelope?.check(with: trustedKey) {
-                case .valid?: break
-                case nil:
-                    problems.append(Problem(line: 0, message: "the head file \(headPath) is not signed, but the last line is: it was rewritten"))
-                case .signedByOthers?, .invalid?:
-                    problems.append(
-                        Problem(line: 0, message: "the head file \(headPath) is not validly signed by the trusted key \(trustedKey.keyID): it was rewritten"))
-                }
-            }
-            return problems
+        /// What was done, for people.
+        public var summary: String {
+            "the history's last line \(line) was torn (\(bytes) bytes with no newline): its bytes are kept in \(keptIn) and the record took its place"
         }
     }
 }

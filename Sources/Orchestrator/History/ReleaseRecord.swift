@@ -190,6 +190,8 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     /// The key that signed this record (the line is then a DSSE envelope around it); nil for an
     /// unsigned record.
     public var signer: Signer?
+    /// The torn last line of the history that this record's append replaced (kept aside), if any.
+    public var historyRepair: HistoryRepair?
 
     /// The public half of the key that signed a record, so that anyone can see which key did.
     public struct Signer: Sendable, Codable, Equatable {
@@ -211,6 +213,7 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         case startedOn = "started_on"
         case finishedOn = "finished_on"
         case dryRun = "dry_run"
+        case historyRepair = "history_repair"
     }
 
     /// How a number that JSON cannot hold (a stage metric that came out NaN, a division by zero)

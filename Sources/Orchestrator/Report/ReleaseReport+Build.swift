@@ -8,6 +8,12 @@ extension ReleaseReport {
     ///     offline metrics are taken from the release that was promoted last before this one.
     ///   - grafana: the Grafana base URL (`GrafanaLink.defaultBaseURL`); nil: no link.
     public init(record: ReleaseRecord, history: [ReleaseRecord], grafana: String? = GrafanaLink.defaultBaseURL()) {
+        self.init(record: record, liveRelease: Self.liveRelease(before: record, in: history), grafana: grafana)
+    }
+
+    /// The report of `record`, `liveRelease` being the release that was live when it started
+    /// (`find(in:where:)` reads both from a history).
+    public init(record: ReleaseRecord, liveRelease live: ReleaseRecord?, grafana: String? = GrafanaLink.defaultBaseURL()) {
         let finished = record.finishedOn
         release = Summary(
             releaseID: record.releaseID, action: (record.action ?? .release).rawValue, outcome: record.dryRun ? "dry-run" : record.outcome.rawValue,
@@ -16,7 +22,6 @@ extension ReleaseReport {
             trigger: record.invocation.trigger, user: record.invocation.user, host: record.invocation.host, gitCommit: record.source.gitCommit,
             gitDirty: record.source.gitDirty, signerKeyID: record.signer?.keyID)
 
-        let live = Self.liveRelease(before: record, in: history)
         let sha256 = record.model?.sha256 ?? record.deployment?.modelSHA256
         model =
             record.model == nil && record.deployment == nil
@@ -46,8 +51,37 @@ extension ReleaseReport {
 
     /// The release that was live when `record` started: the last promoted release before it.
     static func liveRelease(before record: ReleaseRecord, in history: [ReleaseRecord]) -> ReleaseRecord? {
-        let earlier = history.prefix { $0.releaseID != record.releaseID || $0.startedOn != record.startedOn }
-        return earlier.last { $0.outcome == .succeeded && !$0.dryRun && $0.deployment != nil && ($0.action ?? .release) == .release }
+        let earlier = history.prefix { !isSame($0, as: record) }
+        return earlier.last(where: isPromotedRelease)
+    }
+
+    /// The newest record for which `predicate` holds, and the release that was live when it
+    /// started, read from the end of `history` back only as far as they lie; nil when no record
+    /// matches.
+    public static func find(in history: ReleaseHistory, where predicate: (ReleaseRecord) -> Bool) throws -> (record: ReleaseRecord, live: ReleaseRecord?)? {
+        var found: ReleaseRecord?
+        var live: ReleaseRecord?
+        try history.forEachLineNewestFirst { line in
+            guard let record = line.record else { return true }
+            guard let found else {
+                if predicate(record) { found = record }
+                return true
+            }
+            // A copy of the record appended again is not the release before it.
+            if isSame(record, as: found) { return true }
+            guard isPromotedRelease(record) else { return true }
+            live = record
+            return false
+        }
+        return found.map { ($0, live) }
+    }
+
+    private static func isSame(_ record: ReleaseRecord, as other: ReleaseRecord) -> Bool {
+        record.releaseID == other.releaseID && record.startedOn == other.startedOn
+    }
+
+    private static func isPromotedRelease(_ record: ReleaseRecord) -> Bool {
+        record.outcome == .succeeded && !record.dryRun && record.deployment != nil && (record.action ?? .release) == .release
     }
 
     static func rollout(_ rollout: ReleaseRecord.RolloutRecord, record: ReleaseRecord) -> Rollout {

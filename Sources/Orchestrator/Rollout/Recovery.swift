@@ -85,7 +85,9 @@ struct Recovery {
             notes.append("record.json was unreadable (kept as \(moved)): the record was rebuilt from run.json")
         }
         let releaseID = run?.releaseID ?? pending?.releaseID ?? "unknown-" + RunIdentity.releaseID()
-        if try history.records().contains(where: { $0.releaseID == releaseID && $0.outcome != .running }) {
+        // Its record, if the run wrote it, is among the last: read back to a minute before it started.
+        let started = (run?.startedOn ?? pending?.startedOn)?.addingTimeInterval(-60)
+        if let started, try history.lastRecord(startedOnOrAfter: started, where: { $0.releaseID == releaseID && $0.outcome != .running }) != nil {
             // The run had recorded itself and was stopped while cleaning up: nothing to converge.
             try store.finishRun()
             return nil
@@ -191,12 +193,13 @@ struct Recovery {
         let written: ReleaseRecord
         do {
             written = try history.append(record)
-        } catch let error as OrchestratorError where error.code == .fileSystem {
+        } catch let error as OrchestratorError where error.code == .fileSystem || error.code == .diskFull {
             // Converged, not recorded: the finished record is kept (when the disk takes it) for
             // the next recover, which appends it with what it does then.
             try? store.savePendingRecord(record)
             throw Self.unrecorded(record, done: done, because: error, pipeline: pipeline, store: store)
         }
+        if let repair = written.historyRepair { progress("recovery: \(repair.summary)") }
         try store.finishRun()
         progress("recovery: release \(releaseID) recorded as \(record.outcome.rawValue)")
         return written

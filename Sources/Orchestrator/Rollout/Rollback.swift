@@ -20,20 +20,21 @@ struct Rollback {
     ///   - live: the live release, nil when none is recorded (or its file is unreadable and a
     ///     release was named).
     func run(to requested: String?, live: LiveRelease?, record: inout ReleaseRecord) async throws {
-        let promoted = try history.records().filter {
-            ($0.action ?? .release) == .release && $0.outcome == .succeeded && $0.deployment?.modelSHA256 != nil && !$0.dryRun
+        var choice = RollbackTarget(requested: requested, live: live)
+        try history.forEachLineNewestFirst { line in
+            if let record = line.record { choice.consider(record) }
+            return !choice.isDecided
         }
         let target: ReleaseRecord
         if let requested {
-            guard let found = promoted.last(where: { $0.releaseID == requested }) else {
+            guard let found = choice.target else {
                 throw OrchestratorError(
                     .invalidInput, "release \(requested) was never promoted (or is not in \(history.path))",
                     hint: "orchestrate history lists the releases; promoted ones have outcome succeeded")
             }
             target = found
         } else {
-            let before = promoted.prefix { $0.releaseID != live?.releaseID }
-            guard let found = before.last(where: { $0.deployment?.modelSHA256 != live?.modelSHA256 }) ?? before.last else {
+            guard let found = choice.target else {
                 throw OrchestratorError(.stageFailed, "there is no earlier promoted release to roll back to")
             }
             target = found
@@ -99,5 +100,63 @@ struct Rollback {
     /// live colour only when no other is idle; nil when every colour carries traffic.
     static func idleColor(colors: [String], live: String?, carrying: Set<String>) -> String? {
         colors.first { $0 != live && !carrying.contains($0) } ?? colors.first { !carrying.contains($0) }
+    }
+}
+
+/// Which promoted release `orchestrate rollback` returns to, from the history read newest first:
+/// the one named, or else the newest promoted before the live release that serves another model
+/// (the newest promoted before it when all serve the same). Decided as soon as the records read
+/// allow, so that a long history is read only back to the answer.
+struct RollbackTarget {
+    let requested: String?
+    let live: LiveRelease?
+    /// Whether the live release's record was passed: what follows is older than it.
+    private var passedLive: Bool
+    /// The newest promoted release older than the live one, and the newest serving another model.
+    private var newest: ReleaseRecord?
+    private var newestOther: ReleaseRecord?
+    /// The same two over every promoted release, for when the live release is not in the history.
+    private var newestOverall: ReleaseRecord?
+    private var newestOtherOverall: ReleaseRecord?
+    private(set) var isDecided = false
+
+    init(requested: String?, live: LiveRelease?) {
+        self.requested = requested
+        self.live = live
+        passedLive = live == nil
+    }
+
+    /// Looks at the next older record.
+    mutating func consider(_ record: ReleaseRecord) {
+        guard !isDecided, (record.action ?? .release) == .release, record.outcome == .succeeded, let sha256 = record.deployment?.modelSHA256,
+            !record.dryRun
+        else { return }
+        if let requested {
+            if record.releaseID == requested {
+                newest = record
+                isDecided = true
+            }
+            return
+        }
+        if !passedLive && record.releaseID == live?.releaseID {
+            passedLive = true
+            return
+        }
+        if passedLive {
+            if newest == nil { newest = record }
+            if sha256 != live?.modelSHA256 {
+                newestOther = record
+                isDecided = true
+            }
+        } else {
+            if newestOverall == nil { newestOverall = record }
+            if newestOtherOverall == nil && sha256 != live?.modelSHA256 { newestOtherOverall = record }
+        }
+    }
+
+    /// The release to return to; nil when there is none.
+    var target: ReleaseRecord? {
+        if requested != nil { return newest }
+        return passedLive ? newestOther ?? newest : newestOtherOverall ?? newestOverall
     }
 }

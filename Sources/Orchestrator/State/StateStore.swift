@@ -100,7 +100,7 @@ public struct StateStore: Sendable {
         do {
             try AtomicFile.write(Data(control.rawValue.utf8), to: controlPath)
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.fileSystem, "\(error)")
+            throw OrchestratorError.writing(error, what: "the request to the run in progress")
         }
     }
 
@@ -157,7 +157,7 @@ public struct StateStore: Sendable {
         do {
             try AtomicFile.write(try encoder.encode(value), to: path)
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)")
+            throw OrchestratorError.writing(error, what: "the controller's state", unchanged: "its previous content is unchanged")
         }
     }
 

@@ -13,6 +13,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case unreadableState = "unreadable-state"
             case inconsistentState = "inconsistent-state"
             case unrecorded
+            case diskFull = "disk-full"
         }
 
         private let value: Value
@@ -44,6 +45,9 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
         /// stopped) but the release could not be recorded (a full disk). Exit code 5: once there
         /// is space, `orchestrate recover` records it.
         public static let unrecorded = Code(.unrecorded)
+        /// No space left on the device (ENOSPC, or a quota: EDQUOT) for a file the controller
+        /// writes; nothing was half-written. Exit code 5.
+        public static let diskFull = Code(.diskFull)
 
         public var description: String { value.rawValue }
 
@@ -55,6 +59,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case .locked: 3
             case .unreachable: 4
             case .unrecorded: 5
+            case .diskFull: 5
             }
         }
     }
@@ -85,9 +90,9 @@ public enum ExitStatus {
     public static let locked: Int32 = 3
     /// A required service is unreachable before any change was made.
     public static let unreachable: Int32 = 4
-    /// Traffic is back on the approved colour and the others are stopped, but the release could
-    /// not be recorded (a full disk): `orchestrate recover` records it once there is space.
-    public static let unrecorded: Int32 = 5
+    /// No space left on the device for a file the controller writes (nothing half-written), or
+    /// traffic converged but the release could not be recorded for lack of space.
+    public static let diskFull: Int32 = 5
 
     /// The exit code of a run stopped by a signal (after it rolled back): 128 + the signal, as
     /// shells report it (130 for SIGINT, 143 for SIGTERM).

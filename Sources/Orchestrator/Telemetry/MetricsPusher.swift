@@ -36,16 +36,23 @@ final class MetricsPusher: RunObserver {
     let gates: [PromQLGate]
     private let snapshot: Mutex<Snapshot>
 
-    init(spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate], records: [ReleaseRecord], live: LiveRelease?) {
+    convenience init(
+        spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate], records: [ReleaseRecord], live: LiveRelease?
+    ) {
+        var tally = Tally()
+        records.forEach { tally.count($0) }
+        self.init(spec: spec, outbox: outbox, service: service, colors: colors, gates: gates, tally: tally, live: live)
+    }
+
+    /// - Parameter tally: the history's records by action and outcome (`Tally.of(history)`).
+    init(spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate], tally: Tally, live: LiveRelease?) {
         self.spec = spec
         self.outbox = outbox
         self.service = service
         self.colors = colors
         self.gates = gates
         var initial = Snapshot()
-        for record in records where record.outcome != .planned {
-            initial.tally[(record.action ?? .release).rawValue, default: [:]][record.outcome.rawValue, default: 0] += 1
-        }
+        initial.tally = tally.counts
         initial.live = live?.color
         if let live { initial.weights[live.color] = 100 }
         snapshot = Mutex(initial)
@@ -160,5 +167,27 @@ final class MetricsPusher: RunObserver {
 
     static func pathSegment(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
+    }
+}
+
+extension MetricsPusher {
+    /// Releases by action and outcome, dry runs left out.
+    struct Tally {
+        var counts: [String: [String: Int]] = [:]
+
+        mutating func count(_ record: ReleaseRecord) {
+            guard record.outcome != .planned else { return }
+            counts[(record.action ?? .release).rawValue, default: [:]][record.outcome.rawValue, default: 0] += 1
+        }
+
+        /// The tally of a whole history, read a record at a time.
+        static func of(_ history: ReleaseHistory) throws -> Tally {
+            var tally = Tally()
+            try history.forEachLine { line in
+                if let record = line.record { tally.count(record) }
+                return true
+            }
+            return tally
+        }
     }
 }
