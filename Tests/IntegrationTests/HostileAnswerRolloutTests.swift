@@ -84,7 +84,7 @@ import Traffic
                 let started = ContinuousClock.now
                 let controller = try ChildProcess.spawn(
                     Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"],
-                    log: playground.controllerLog)
+                    log: playground.controllerLog, measuringPeakMemory: true)
                 // When all traffic is back on the live colour, as nginx says (polled while the controller runs).
                 let watch = Task.detached { () -> Date? in
                     var shifted = false
@@ -96,7 +96,8 @@ import Traffic
                     }
                     return nil
                 }
-                let (status, peakKiB) = await controller.waitReportingPeakMemory()
+                let (status, peakBytes) = await controller.waitMeasuringMemory()
+                let peakKiB = peakBytes / 1024
                 let took = ContinuousClock.now - started
                 watch.cancel()
                 let restoredAt = await watch.value
@@ -176,8 +177,10 @@ import Traffic
             defer { try? FileManager.default.removeItem(atPath: folder) }
             try "name: hostile\nservices: {}\n".write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
             let controller = try ChildProcess.spawn(
-                Playground.orchestrate, ["compose", "ps", folder + "/compose.yml", "--host", "tcp://127.0.0.1:\(server.port)"], log: folder + "/out.log")
-            let (status, peakKiB) = await controller.waitReportingPeakMemory()
+                Playground.orchestrate, ["compose", "ps", folder + "/compose.yml", "--host", "tcp://127.0.0.1:\(server.port)"], log: folder + "/out.log",
+                measuringPeakMemory: true)
+            let (status, peakBytes) = await controller.waitMeasuringMemory()
+                let peakKiB = peakBytes / 1024
             let output = (try? String(contentsOfFile: folder + "/out.log", encoding: .utf8)) ?? ""
             print("compose ps against an endless engine: exit \(status >> 8), peak \(peakKiB / 1024) MiB")
             #expect(status & 0x7f == 0, "exited, not killed by a signal: \(status)")

@@ -252,7 +252,8 @@ import Testing
     static func measured(_ arguments: [String], in folder: String) async throws -> (status: Int32, peak: Int) {
         let child = try ChildProcess.spawn(
             "/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", folder, CLITests.binary] + arguments,
-            environment: ["CI": "true", "ORCHESTRATE_SIGNING_KEY": "", "ORCHESTRATE_SIGNING_KEY_FILE": ""], log: folder + "/measured.log")
+            environment: ["CI": "true", "ORCHESTRATE_SIGNING_KEY": "", "ORCHESTRATE_SIGNING_KEY_FILE": ""], log: folder + "/measured.log",
+            measuringPeakMemory: true)
         let (status, peak) = await child.waitMeasuringMemory()
         return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : -1, peak)
     }

@@ -33,7 +33,8 @@ import Testing
         let output = "\(folder)/\(name).out"
         let errors = "\(folder)/\(name).err"
         let child = try ChildProcess.spawn(
-            recengineBinary, ["ingest"] + arguments + ["--output", "json"], log: output, errors: errors, standardInput: standardInput)
+            recengineBinary, ["ingest"] + arguments + ["--output", "json"], log: output, errors: errors, standardInput: standardInput,
+            measuringPeakMemory: true)
         let exit = await child.exit(killingAfter: .seconds(120))
         return Run(exit: exit, output: read(output), errors: read(errors))
     }

@@ -25,6 +25,13 @@ public func runCommand(_ program: String, _ arguments: [String], environment: [S
 /// A long-running child started with posix_spawn, stopped and reaped explicitly.
 public struct ChildProcess: Sendable {
     public let pid: Int32
+    /// Where `PeakMemoryLauncher` writes the child's peak resident memory (KiB) when it ends.
+    let peakMemoryFile: String?
+
+    init(pid: Int32, peakMemoryFile: String? = nil) {
+        self.pid = pid
+        self.peakMemoryFile = peakMemoryFile
+    }
 
     /// - Parameters:
     ///   - log: where its standard output goes, and its standard error unless `errors` is given
@@ -32,10 +39,19 @@ public struct ChildProcess: Sendable {
     ///   - standardInput: a descriptor for its standard input (default: /dev/null).
     ///   - ownProcessGroup: starts it in a process group of its own, which `stopProcessGroup`
     ///     stops whole (a server and the workers it forks).
+    ///   - measuringPeakMemory: starts it through `PeakMemoryLauncher`, so that `waitMeasuringMemory`
+    ///     and `exit(killingAfter:)` report its own peak resident memory.
     public static func spawn(
         _ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil, errors: String? = nil,
-        standardInput: Int32? = nil, ownProcessGroup: Bool = false
+        standardInput: Int32? = nil, ownProcessGroup: Bool = false, measuringPeakMemory: Bool = false
     ) throws -> ChildProcess {
+        var peakMemoryFile: String?
+        var (program, arguments) = (program, arguments)
+        if measuringPeakMemory {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("peak-memory-\(UUID().uuidString)").path
+            (program, arguments) = (try PeakMemoryLauncher.path(), [file, program] + arguments)
+            peakMemoryFile = file
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -68,7 +84,7 @@ public struct ChildProcess: Sendable {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
         guard result == 0 else { throw ChildProcessError(message: "cannot start \(program): \(String(cString: strerror(result)))") }
-        return ChildProcess(pid: pid)
+        return ChildProcess(pid: pid, peakMemoryFile: peakMemoryFile)
     }
 
     public func signal(_ signal: Int32) {
@@ -97,15 +113,23 @@ public struct ChildProcess: Sendable {
         if !reaped { waitpid(pid, &status, 0) }
     }
 
-    /// Waits for the child to exit; returns its wait status and its peak resident memory in
-    /// bytes (the kernel's `ru_maxrss`).
+    /// Waits for the child to exit; returns its wait status and its peak resident memory in bytes
+    /// (0 unless it was spawned `measuringPeakMemory`).
     public func waitMeasuringMemory() async -> (status: Int32, peakBytes: Int) {
-        await Task.detached {
-            var status: Int32 = 0
-            var usage = rusage()
-            wait4(pid, &status, 0, &usage)
-            return (status, usage.ru_maxrss * 1024)
-        }.value
+        let status = await wait()
+        return (status, measuredPeakMemory())
+    }
+
+    /// The peak resident memory, in bytes, that `PeakMemoryLauncher` wrote when the child ended:
+    /// 0 when it was not measured, `Int.max` when the launcher wrote nothing (so that no bound
+    /// passes on a measurement that failed).
+    func measuredPeakMemory() -> Int {
+        guard let peakMemoryFile else { return 0 }
+        defer { try? FileManager.default.removeItem(atPath: peakMemoryFile) }
+        guard let text = try? String(contentsOfFile: peakMemoryFile, encoding: .utf8),
+            let kibibytes = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return Int.max }
+        return kibibytes * 1024
     }
 
     /// Waits for the child to exit, without blocking the cooperative pool.
@@ -116,17 +140,6 @@ public struct ChildProcess: Sendable {
             return status
         }.value
     }
-
-    /// Waits for the child to exit; returns its wait status and its peak resident memory (the
-    /// kernel's maximum resident set size of the child, in KiB).
-    public func waitReportingPeakMemory() async -> (status: Int32, peakKiB: Int) {
-        await Task.detached {
-            var status: Int32 = 0
-            var usage = rusage()
-            wait4(pid, &status, 0, &usage)
-            return (status, usage.ru_maxrss)
-        }.value
-    }
 }
 
 extension ChildProcess {
@@ -134,7 +147,7 @@ extension ChildProcess {
     public struct Exit: Sendable {
         /// The exit code; nil when a signal ended it.
         public var code: Int32?
-        /// Its peak resident memory, in bytes.
+        /// Its peak resident memory, in bytes (0 unless it was spawned `measuringPeakMemory`).
         public var peakMemory: Int
         /// Whether it had to be killed at the deadline.
         public var killedAtDeadline: Bool
@@ -147,10 +160,9 @@ extension ChildProcess {
             let clock = ContinuousClock()
             let end = clock.now + deadline
             var status: Int32 = 0
-            var usage = rusage()
             var killed = false
             while true {
-                let reaped = wait4(pid, &status, WNOHANG, &usage)
+                let reaped = waitpid(pid, &status, WNOHANG)
                 if reaped == pid || (reaped < 0 && errno != EINTR) { break }
                 if clock.now >= end && !killed {
                     kill(pid, SIGKILL)
@@ -159,9 +171,63 @@ extension ChildProcess {
                 usleep(20_000)
             }
             let signalled = status & 0x7f != 0
-            return Exit(code: signalled ? nil : (status >> 8) & 0xff, peakMemory: Int(usage.ru_maxrss) * 1024, killedAtDeadline: killed)
+            return Exit(code: signalled ? nil : (status >> 8) & 0xff, peakMemory: measuredPeakMemory(), killedAtDeadline: killed)
         }.value
     }
+}
+
+/// Starts a command and reports its own peak resident memory. The kernel's `ru_maxrss` of a child
+/// spawned from the test process counts the test process's memory too (posix_spawn shares the
+/// parent's memory until exec, and exec keeps the larger high-water mark), so a bound on it would
+/// measure the test runner. This small launcher forks the command from itself instead, forwards
+/// SIGTERM, SIGINT and SIGHUP to it, writes the command's `ru_maxrss` (KiB) to a file when it
+/// ends and ends the same way; the command is killed when the launcher is (PR_SET_PDEATHSIG).
+/// Do not combine with `ownProcessGroup`: a signal to the group would reach the command twice.
+enum PeakMemoryLauncher {
+    static let source = """
+        #include <errno.h>
+        #include <signal.h>
+        #include <stdio.h>
+        #include <sys/prctl.h>
+        #include <sys/resource.h>
+        #include <sys/wait.h>
+        #include <unistd.h>
+
+        static volatile pid_t child;
+        static void forward(int signal) { if (child > 0) kill(child, signal); }
+
+        int main(int argc, char **argv) {
+            if (argc < 3) return 127;
+            pid_t launcher = getpid();
+            child = fork();
+            if (child < 0) return 127;
+            if (child == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != launcher) _exit(127);
+                execvp(argv[2], argv + 2);
+                _exit(127);
+            }
+            struct sigaction action = {0};
+            action.sa_handler = forward;
+            sigaction(SIGTERM, &action, 0);
+            sigaction(SIGINT, &action, 0);
+            sigaction(SIGHUP, &action, 0);
+            int status;
+            struct rusage usage;
+            while (wait4(child, &status, 0, &usage) < 0) if (errno != EINTR) return 127;
+            FILE *file = fopen(argv[1], "w");
+            if (file) { fprintf(file, "%ld\\n", usage.ru_maxrss); fclose(file); }
+            if (WIFSIGNALED(status)) {
+                signal(WTERMSIG(status), SIG_DFL);
+                kill(getpid(), WTERMSIG(status));
+            }
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 127;
+        }
+        """
+
+    private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "peak_memory", source: source, executable: true) }
+
+    static func path() throws -> String { try built.get() }
 }
 
 public struct ChildProcessError: Error {

@@ -175,15 +175,16 @@ public enum KillMidWrite {
     private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "kill_mid_write", source: source) }
 }
 
-/// Compiles a fault injector's C source into a shared library, once per test process.
+/// Compiles a fault injector's C source into a shared library (or a small helper program into an
+/// executable), once per test process.
 enum PreloadLibrary {
-    static func build(name: String, source: String) throws -> String {
+    static func build(name: String, source: String, executable: Bool = false) throws -> String {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try source.write(toFile: folder + "/\(name).c", atomically: true, encoding: .utf8)
-        let library = folder + "/\(name).so"
+        let library = folder + (executable ? "/\(name)" : "/\(name).so")
         var pid: pid_t = 0
-        let words = ["cc", "-shared", "-fPIC", "-o", library, folder + "/\(name).c", "-ldl"]
+        let words = ["cc"] + (executable ? [] : ["-shared", "-fPIC"]) + ["-o", library, folder + "/\(name).c", "-ldl"]
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         guard posix_spawnp(&pid, "cc", nil, nil, argv, environ) == 0 else { throw FaultInjectionError("cannot run cc") }
