@@ -141,16 +141,16 @@ import TestSupport
                 source: .kafka(brokers: cluster.address(of: 1), topic: "movielog2"), store: folder + "/store", output: folder + "/ratings.csv",
                 watches: folder + "/watches.csv", group: "mid-run", maxDuration: .seconds(30))
             ingest.brokerTimeout = .seconds(3)
-            let run = Task.detached { try ingest.run() }
+            let run = Task { [ingest] in try await onOwnThread { try ingest.run() } }
             try await Task.sleep(for: .milliseconds(1200))
-            cluster.setBroker(2, up: false)
+            await cluster.setBroker(2, up: false)
             let partial = try await run.value
             let onPartition1 = lines.indices.filter { $0 % 3 == 1 }.count
             #expect(partial.interruption?.contains("partitions 1 of movielog2") == true, "\(partial.interruption ?? "no interruption")")
             #expect(partial.lines == lines.count - onPartition1, "partitions 0 and 2 were read and committed")
 
             cluster.setRoundTrip(broker: 2, milliseconds: 0)
-            cluster.setBroker(2, up: true)
+            await cluster.setBroker(2, up: true)
             let rest = try ingest.run()
             #expect(rest.lines == onPartition1)
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
@@ -169,13 +169,13 @@ import TestSupport
             try cluster.produce(lines, topic: "movielog2", partitions: 3)
 
             // The leader of partition 1 goes away before the run reads it.
-            cluster.setBroker(2, up: false)
+            await cluster.setBroker(2, up: false)
             let partial = try ingest(cluster, topic: "movielog2", folder: folder).run()
             #expect(partial.interruption?.contains("partitions 1 of movielog2") == true, "\(partial.interruption ?? "no interruption")")
             #expect(partial.lines > 0 && partial.lines < lines.count)
             #expect(partial.positions["kafka:movielog2/1"] == nil)
 
-            cluster.setBroker(2, up: true)
+            await cluster.setBroker(2, up: true)
             let rest = try ingest(cluster, topic: "movielog2", folder: folder).run()
             #expect(rest.interruption == nil)
             #expect(partial.lines + rest.lines == lines.count, "nothing lost, nothing read twice")

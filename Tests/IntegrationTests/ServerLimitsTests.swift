@@ -53,21 +53,21 @@ import TestSupport
             let halfSent = try LoopbackConnection(port: port)
             try halfSent.sendText("GET /health HTTP/1.1\r\nHost: localhost\r\n")
             let start = ContinuousClock.now
-            let halfSentClosed = try #require(halfSent.waitUntilClosed(within: .seconds(6)), "a half-sent head is closed")
+            let halfSentClosed = try #require(await halfSent.waitUntilClosed(within: .seconds(6)), "a half-sent head is closed")
             #expect(halfSentClosed.received.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(halfSentClosed.received)")
             #expect(halfSentClosed.at - start >= .milliseconds(1500) && halfSentClosed.at - start < .seconds(4))
             // The header timeout does not apply to a connection that has sent nothing yet.
             #expect(!idle.receiveWaiting().closed, "an idle connection outlives the header timeout")
-            let idleClosed = try #require(idle.waitUntilClosed(within: .seconds(6)), "an idle connection is closed")
+            let idleClosed = try #require(await idle.waitUntilClosed(within: .seconds(6)), "an idle connection is closed")
             #expect(idleClosed.at - start >= .seconds(3) && idleClosed.at - start < .seconds(6))
             // A keep-alive connection that answers requests is not cut by the header timeout.
             let client = try LoopbackConnection(port: port)
             for _ in 0..<3 {
                 try client.sendText("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                try await Task.sleep(for: .milliseconds(1500))
-                let answer = client.receiveWaiting()
+                let answer = await client.receive(within: .seconds(10))
                 #expect(answer.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.text)")
                 #expect(!answer.closed)
+                try await Task.sleep(for: .milliseconds(1500))
             }
         }
     }
@@ -76,12 +76,14 @@ import TestSupport
         let clients = 1_500
         try #require(raiseOwnDescriptorLimit(to: clients + 200), "the test needs \(clients + 200) descriptors")
         try await withLoopbackPortsToItself { try await Self.withServer(arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512) { port in
-            var slow: [LoopbackConnection] = []
-            for _ in 0..<clients {
-                let connection = try LoopbackConnection(port: port)
-                // A connection the server has already closed refuses the write: that is fine here.
-                try? connection.sendText("GET /recommend/u1 HTTP/1.1\r\nHost: localhost\r\n")
-                slow.append(connection)
+            // Connected on a thread of their own: a connect waits while the server's queue is full.
+            let slow = try await onOwnThread {
+                try (0..<clients).map { _ in
+                    let connection = try LoopbackConnection(port: port)
+                    // A connection the server has already closed refuses the write: that is fine here.
+                    try? connection.sendText("GET /recommend/u1 HTTP/1.1\r\nHost: localhost\r\n")
+                    return connection
+                }
             }
             // A connect returns once the kernel has queued the connection; let the server take the
             // queue (it closes most at once) so that the figure is the server's, not the queue's.
@@ -96,7 +98,10 @@ import TestSupport
             #expect(metrics.status == 200)
             // The server closes every slow client: the ones the cap pushed out at once, the rest at the header timeout.
             let deadline = ContinuousClock.now + .seconds(5)
-            let stillOpen = slow.filter { $0.waitUntilClosed(within: deadline - ContinuousClock.now) == nil }
+            var stillOpen: [LoopbackConnection] = []
+            for connection in slow where await connection.waitUntilClosed(within: deadline - ContinuousClock.now) == nil {
+                stillOpen.append(connection)
+            }
             #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 5 s after the flood")
         } }
     }
@@ -174,17 +179,34 @@ final class LoopbackConnection: Sendable {
         }
     }
 
-    /// Reads until the server closes the connection or `within` passes.
+    /// Waits up to `within` for the server to send something (on a thread of its own), then reads
+    /// what it has sent so far.
+    /// - Returns: the text, and whether the server has closed the connection.
+    func receive(within: Duration) async -> (text: String, closed: Bool) {
+        await onOwnThread { [self] in
+            var pollDescriptor = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pollDescriptor, 1, Self.milliseconds(within))
+            return receiveWaiting()
+        }
+    }
+
+    /// Reads until the server closes the connection or `within` passes (on a thread of its own).
     /// - Returns: when it was closed and what it sent before; nil if it is still open.
-    func waitUntilClosed(within: Duration) -> (at: ContinuousClock.Instant, received: String)? {
+    func waitUntilClosed(within: Duration) async -> (at: ContinuousClock.Instant, received: String)? {
+        await onOwnThread { [self] in blockingWaitUntilClosed(within: within) }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        max(0, Int32(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000))
+    }
+
+    private func blockingWaitUntilClosed(within: Duration) -> (at: ContinuousClock.Instant, received: String)? {
         let deadline = ContinuousClock.now + within
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let left = deadline - ContinuousClock.now
-            let milliseconds = max(0, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
             var pollDescriptor = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&pollDescriptor, 1, milliseconds) > 0 else { return nil }
+            guard poll(&pollDescriptor, 1, Self.milliseconds(deadline - ContinuousClock.now)) > 0 else { return nil }
             let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 received += buffer[0..<count]

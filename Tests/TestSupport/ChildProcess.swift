@@ -134,11 +134,11 @@ public struct ChildProcess: Sendable {
 
     /// Waits for the child to exit, without blocking the cooperative pool.
     public func wait() async -> Int32 {
-        await Task.detached {
+        await onOwnThread {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             return status
-        }.value
+        }
     }
 }
 
@@ -156,7 +156,7 @@ extension ChildProcess {
     /// Waits for the child to exit (without blocking the cooperative pool), killing it after
     /// `deadline` so that a test of something that must not hang cannot hang itself.
     public func exit(killingAfter deadline: Duration) async -> Exit {
-        await Task.detached {
+        await onOwnThread {
             let clock = ContinuousClock()
             let end = clock.now + deadline
             var status: Int32 = 0
@@ -172,7 +172,7 @@ extension ChildProcess {
             }
             let signalled = status & 0x7f != 0
             return Exit(code: signalled ? nil : (status >> 8) & 0xff, peakMemory: measuredPeakMemory(), killedAtDeadline: killed)
-        }.value
+        }
     }
 }
 

@@ -54,10 +54,10 @@ public final class KafkaMockCluster: @unchecked Sendable {
     /// write it): librdkafka listens on the same port again when the broker comes back and aborts
     /// the whole process when anything took it meanwhile, and any test's outgoing connection or
     /// listener on port 0 could.
-    public func setBroker(_ broker: Int, up: Bool) {
+    public func setBroker(_ broker: Int, up: Bool) async {
         let port = address(of: broker).split(separator: ":").last.map(String.init) ?? ""
         if up {
-            Self.waitUntilBindable(port)
+            await onOwnThread { Self.waitUntilBindable(port) }
             rd_kafka_mock_broker_set_up(cluster, Int32(broker))
             Self.reservePort(port, false)
         } else {
