@@ -221,7 +221,7 @@ struct Handlers: Sendable {
         }
         for entry in batch.events {
             let event = EngagementTracker.Event(user: entry.user ?? pathUser ?? "", movie: entry.movie, kind: entry.kind, rating: entry.rating)
-            let outcome = interleaved ? .interleaved : tracker.record(event)
+            let outcome: EngagementTracker.Outcome = interleaved ? .interleaved : tracker.record(event)
             metrics.recordEvent(event, outcome: outcome)
             report.accepted += 1
             switch outcome {

@@ -300,8 +300,9 @@ import Traffic
                 ("a,b|a,c,d,e|5|u1:r1", "a,b|2,1"),
                 // An empty list interleaves nothing.
                 ("|a,b|3|u1:r1", "|"),
-                // A list that repeats a movie places it once.
-                ("x,x,y|z,x,w|4|u7:abc", "z,x,y,w|2,1,1,2"),
+                // A list that repeats a movie places it once: b places z, a x, the coin gives a y;
+                // then a has nothing left to place, so the draft ends before b's w.
+                ("x,x,y|z,x,w|4|u7:abc", "z,x,y|2,1,1"),
             ]
             var generator = SeededGenerator(seed: 22)
             var cases = known.map(\.input)
