@@ -267,8 +267,12 @@ extension NginxConfig {
                 second = second + 1
             end
             local after = preference(first, second)
-            -- Existing keys are replaced in place (the same size), so this cannot run out of memory.
-            state:set(key, first .. " " .. second)
+            -- safe_set never evicts another user (whose preference is counted) or a counter to make room:
+            -- a credit that does not fit is not counted.
+            if not state:safe_set(key, first .. " " .. second) then
+                state:incr("full", 1, 0)
+                return
+            end
             state:incr("credits:" .. team, 1, 0)
             state:incr("credited", 1, 0)
             if before ~= after then
