@@ -13,6 +13,11 @@
 -- A colour has one address or several (the tasks of a Swarm service on several hosts), separated
 -- by commas; a request goes to one of them at random, and to the next one when it cannot connect.
 --
+-- A split of two colours may interleave (nginx/interleave.lua): `interleave PERCENT WINDOW SEED
+-- EXPERIMENT` samples PERCENT % of the users by a hash of SEED and the user id; their lists come
+-- from both colours, merged, and their events are credited to the colour that placed the movie
+-- within WINDOW seconds, counted per EXPERIMENT.
+--
 -- A worker that finds no split (nginx just started, by the controller, by hand or after a crash)
 -- loads the state file, so nginx serves the last applied split, never nothing.
 local balancer = require("ngx.balancer")
@@ -65,6 +70,20 @@ local function parse(text)
                 return nil, "line " .. number .. ": the mode must be sticky or weighted"
             end
             split.mode = fields[2]
+        elseif kind == "interleave" and #fields == 5 and not split.interleave then
+            local percent, window, seed, experiment = fields[2], fields[3], fields[4], fields[5]
+            if not percent:match("^[0-9]+$") or #percent > 3 or tonumber(percent) < 1 or tonumber(percent) > 100 then
+                return nil, "line " .. number .. ": the interleaved share is 1 to 100 percent of the users"
+            end
+            if not window:match("^[0-9]+$") or #window > 6 or tonumber(window) < 1 or tonumber(window) > 86400 then
+                return nil, "line " .. number .. ": the credit window is 1 to 86400 seconds"
+            end
+            for _, token in ipairs({ seed, experiment }) do
+                if #token > 100 or not token:match("^[A-Za-z0-9._-]+$") then
+                    return nil, "line " .. number .. ": the seed and the experiment are 1 to 100 letters, digits, '.', '_' or '-'"
+                end
+            end
+            split.interleave = { percent = tonumber(percent), window = tonumber(window), seed = seed, experiment = experiment }
         elseif kind == "backend" and #fields == 4 then
             local color, address, weight = fields[2], fields[3], fields[4]
             if #color > 63 or not color:match("^[A-Za-z0-9_-]+$") then
@@ -96,7 +115,8 @@ local function parse(text)
                 split.serving[#split.serving + 1] = backend
             end
         else
-            return nil, "line " .. number .. " is not understood (expected generation N, mode M or backend COLOUR IPv4:PORT WEIGHT once each)"
+            return nil, "line " .. number .. " is not understood (expected generation N, mode M, backend COLOUR IPv4:PORT WEIGHT "
+                .. "or interleave PERCENT WINDOW SEED EXPERIMENT once each)"
         end
     end
     if not split.generation or not split.mode then
@@ -116,6 +136,15 @@ local function parse(text)
     -- controller lists them: with two colours one grows from one end of the range and the other
     -- shrinks from the other end, so a user never flips while one weight only grows.
     table.sort(split.serving, function(x, y) return x.color < y.color end)
+    if split.interleave then
+        -- Two colours, the live one and the new one (at 0 % in an interleaving step), in name order.
+        if #split.backends ~= 2 then
+            return nil, "an interleaving split has two backends, got " .. #split.backends
+        end
+        local colors = { split.backends[1].color, split.backends[2].color }
+        table.sort(colors)
+        split.interleave.colors = colors
+    end
     return split
 end
 
@@ -124,6 +153,10 @@ local function format(split)
     local lines = { "generation " .. split.generation, "mode " .. split.mode }
     for _, backend in ipairs(split.backends) do
         lines[#lines + 1] = "backend " .. backend.color .. " " .. backend.address .. " " .. backend.weight
+    end
+    local interleave = split.interleave
+    if interleave then
+        lines[#lines + 1] = "interleave " .. interleave.percent .. " " .. interleave.window .. " " .. interleave.seed .. " " .. interleave.experiment
     end
     return table.concat(lines, "\n") .. "\n"
 end
@@ -201,6 +234,9 @@ local function choose(split)
     return #serving
 end
 
+-- The split in force (nil when there is none), for nginx/interleave.lua.
+M.current = current
+
 function M.configure(path, id)
     state_file = path
     config_id = id
@@ -211,6 +247,24 @@ function M.init_worker()
     if not ngx.shared[DICT]:get(KEY) then
         load_state_file()
     end
+end
+
+-- The peers of one colour only, for the subrequests of an interleaved list (nginx/interleave.lua):
+-- a colour that cannot answer is left out of the merge there, never replaced by the other colour.
+-- nil when the split has no such colour.
+local function colour_order(split, color)
+    for _, backend in ipairs(split.backends) do
+        if backend.color == color then
+            local peers = backend.peers
+            local start = math.random(1, #peers)
+            local order = {}
+            for offset = 0, math.min(#peers, 1 + MAX_MORE_TRIES) - 1 do
+                order[#order + 1] = peers[(start + offset - 1) % #peers + 1]
+            end
+            return order
+        end
+    end
+    return nil
 end
 
 -- The peers a request tries, in order: one of its colour's at random, the colour's others, then
@@ -247,7 +301,16 @@ function M.balance()
             ngx.log(ngx.ERR, "orchestrate: no traffic split in force")
             return ngx.exit(502)
         end
-        local order = peer_order(split, choose(split))
+        local order
+        if ctx.orchestrate_colour then
+            order = colour_order(split, ctx.orchestrate_colour)
+            if not order then
+                ngx.log(ngx.WARN, "orchestrate: ", ctx.orchestrate_colour, " is no longer in the split")
+                return ngx.exit(502)
+            end
+        else
+            order = peer_order(split, choose(split))
+        end
         ctx.orchestrate_order = order
         ctx.orchestrate_try = 1
         if #order > 1 then

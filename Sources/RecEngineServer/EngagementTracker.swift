@@ -51,6 +51,9 @@ public final class EngagementTracker: Sendable {
         case noMatch = "no_match"
         /// A rating below 4: not a conversion, and the recommendation stays open.
         case lowRating = "low_rating"
+        /// An event of a user in nginx's interleaving sample: nginx credits it to a colour, this
+        /// server leaves it out of its own engagement (see `InferenceServer.interleavedHeader`).
+        case interleaved
     }
 
     private struct Pending {

@@ -209,6 +209,7 @@ struct Handlers: Sendable {
         } catch {
             return Self.badRequest("expected {\"events\": [{\"user\", \"movie\", \"kind\": \"watch\" or \"rate\", \"rating\"}]}", json: true)
         }
+        let interleaved = InferenceServer.isInterleaved(request)
         var report = EventReport(accepted: 0, conversions: 0, noMatch: 0, lowRating: 0)
         for entry in batch.events {
             guard let user = entry.user ?? pathUser, InferenceServer.isValidUserID(user), !entry.movie.isEmpty else {
@@ -220,13 +221,14 @@ struct Handlers: Sendable {
         }
         for entry in batch.events {
             let event = EngagementTracker.Event(user: entry.user ?? pathUser ?? "", movie: entry.movie, kind: entry.kind, rating: entry.rating)
-            let outcome = tracker.record(event)
+            let outcome: EngagementTracker.Outcome = interleaved ? .interleaved : tracker.record(event)
             metrics.recordEvent(event, outcome: outcome)
             report.accepted += 1
             switch outcome {
             case .conversion: report.conversions += 1
             case .noMatch: report.noMatch += 1
             case .lowRating: report.lowRating += 1
+            case .interleaved: break
             }
         }
         return try Self.json(report)
@@ -290,8 +292,11 @@ struct Handlers: Sendable {
                 ids[index] = model.itemIDs[Int.random(in: 0..<model.itemIDs.count)]
             }
         }
-        // A HEAD answer shows nobody a movie: it is neither served nor able to convert.
-        if request.method != .head {
+        // A HEAD answer shows nobody a movie: it is neither served nor able to convert. Nor is a
+        // list nginx interleaves: it counts that user's engagement itself.
+        if InferenceServer.isInterleaved(request) {
+            metrics.recordInterleavedAnswer()
+        } else if request.method != .head {
             metrics.recordRecommendations(recommendations, user: user, newUser: tracker.recommended(ids, to: user))
         }
         if wantsJSON {
@@ -365,7 +370,19 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+extension InferenceServer {
+    /// Set by nginx (nginx/interleave.lua) on the requests of users in its interleaving sample:
+    /// their recommendations and events stay out of this colour's engagement counts, so that
+    /// the interleaved users do not bias the comparison of the colours' own users.
+    public static let interleavedHeader = "X-Orchestrate-Interleaved"
+
+    static func isInterleaved(_ request: Request) -> Bool {
+        request.headers[.orchestrateInterleaved] == "1"
+    }
+}
+
 extension HTTPField.Name {
+    static let orchestrateInterleaved = HTTPField.Name(InferenceServer.interleavedHeader) ?? .server
     // Both literals are valid header tokens, so the fallback is never taken.
     static let modelColor = HTTPField.Name("X-Model-Color") ?? .server
     static let modelVersion = HTTPField.Name("X-Model-Version") ?? .server

@@ -10,6 +10,7 @@ public struct ServerMetrics: Sendable {
     private let recommendationsServed: [Counter]
     private let personalisedAnswers: Counter
     private let popularAnswers: Counter
+    private let interleavedAnswers: Counter
     private let usersRecommended: Counter
     private let conversions: [EngagementTracker.Event.Kind: [Counter]]
     private let events: [EngagementTracker.Outcome: Counter]
@@ -36,6 +37,7 @@ public struct ServerMetrics: Sendable {
             helpText: "Recommendation answers, personalised or popular-items fallback for unknown users.")
         personalisedAnswers = registry.makeCounter(descriptor: answers, labels: labels + [("kind", "personalised")])
         popularAnswers = registry.makeCounter(descriptor: answers, labels: labels + [("kind", "popular")])
+        interleavedAnswers = registry.makeCounter(descriptor: answers, labels: labels + [("kind", "interleaved")])
         usersRecommended = registry.makeCounter(
             descriptor: .init(
                 namespace: "recengine", metricName: "users_recommended", unitName: "total",
@@ -102,6 +104,12 @@ public struct ServerMetrics: Sendable {
         recommendationsServed[Self.userBucket(user)].increment(by: Int64(recommendations.items.count))
         (recommendations.personalised ? personalisedAnswers : popularAnswers).increment()
         if newUser { usersRecommended.increment() }
+    }
+
+    /// A list nginx merged into an interleaved one: not served by this colour alone, so not
+    /// counted in `recommendations_served`.
+    func recordInterleavedAnswer() {
+        interleavedAnswers.increment()
     }
 
     func recordEvent(_ event: EngagementTracker.Event, outcome: EngagementTracker.Outcome) {

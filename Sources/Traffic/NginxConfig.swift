@@ -17,10 +17,13 @@ public struct NginxConfig: Sendable {
     public var modules: NginxModules?
     /// The balancer and control code (`nginx/traffic.lua`).
     public var trafficLua: String
+    /// The team-draft interleaving (`nginx/interleave.lua`).
+    public var interleaveLua: String
 
     public init(
         template: String = NginxConfig.defaultTemplate, listenAddress: String = "127.0.0.1", listenPort: Int, runtimeFolder: String,
-        modules: NginxModules? = NginxModules.find(), trafficLua: String = NginxConfig.defaultTrafficLua
+        modules: NginxModules? = NginxModules.find(), trafficLua: String = NginxConfig.defaultTrafficLua,
+        interleaveLua: String = NginxConfig.defaultInterleaveLua
     ) {
         self.template = template
         self.listenAddress = listenAddress
@@ -28,6 +31,7 @@ public struct NginxConfig: Sendable {
         self.runtimeFolder = runtimeFolder
         self.modules = modules
         self.trafficLua = trafficLua
+        self.interleaveLua = interleaveLua
     }
 
     public var pidFile: String { runtimeFolder + "/nginx.pid" }
@@ -76,14 +80,16 @@ public struct NginxConfig: Sendable {
         var rest = text[...]
         while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
             let name = rest[open.upperBound..<close.lowerBound]
-            guard name == "traffic_lua" || name == "config_id" else { throw TrafficError("the template has an unknown placeholder {{\(name)}}") }
+            guard ["traffic_lua", "interleave_lua", "config_id"].contains(name) else {
+                throw TrafficError("the template has an unknown placeholder {{\(name)}}")
+            }
             rest = rest[close.upperBound...]
         }
-        for name in ["traffic_lua", "config_id"] where text.components(separatedBy: "{{\(name)}}").count != 2 {
+        for name in ["traffic_lua", "interleave_lua", "config_id"] where text.components(separatedBy: "{{\(name)}}").count != 2 {
             throw TrafficError("the template must have {{\(name)}} exactly once")
         }
-        guard !trafficLua.contains("{{") else { throw TrafficError("the traffic Lua code must not contain {{") }
-        text = text.replacingOccurrences(of: "{{traffic_lua}}", with: trafficLua)
+        guard !trafficLua.contains("{{"), !interleaveLua.contains("{{") else { throw TrafficError("the Lua code must not contain {{") }
+        text = text.replacingOccurrences(of: "{{traffic_lua}}", with: trafficLua).replacingOccurrences(of: "{{interleave_lua}}", with: interleaveLua)
         let id = Self.fingerprint(text)
         return Rendering(text: text.replacingOccurrences(of: "{{config_id}}", with: id), id: id)
     }

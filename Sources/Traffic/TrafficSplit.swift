@@ -55,12 +55,16 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
     }
 
     public var mode: Mode
-    /// The colours with their weights; those at 0% receive nothing.
+    /// The colours with their weights; those at 0% receive nothing (but the subrequests of an
+    /// interleaved list).
     public var backends: [Backend]
+    /// A sampled share of users sees both colours' lists interleaved (nil: none does).
+    public var interleave: Interleave?
 
-    public init(mode: Mode, backends: [Backend]) {
+    public init(mode: Mode, backends: [Backend], interleave: Interleave? = nil) {
         self.mode = mode
         self.backends = backends
+        self.interleave = interleave
     }
 
     /// The weight of a colour (0 when absent).
@@ -91,6 +95,7 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
         guard serving.map(\.weight).reduce(0, +) == 100 else {
             throw TrafficError("weights must add up to 100, got \(backends.map { "\($0.color) \($0.weight)" }.joined(separator: ", "))")
         }
+        try interleave?.validate(backends: backends.count)
     }
 
     /// The most addresses one colour may have (nginx/traffic.lua's MAX_PEERS).

@@ -7,6 +7,8 @@
 ///     mode sticky
 ///     backend blue 127.0.0.1:8001 75
 ///     backend green 10.0.0.11:8002,10.0.0.12:8002 25
+///
+/// and, when a share of users sees interleaved lists, `interleave PERCENT WINDOW SEED EXPERIMENT`.
 public struct TrafficState: Sendable, Equatable {
     /// Grows with every split applied; nginx refuses an older one.
     public var generation: Int
@@ -29,7 +31,8 @@ public struct TrafficState: Sendable, Equatable {
                 throw TrafficError("backend address \"\(address)\" is not IPv4:port (nginx's balancer takes addresses, not names)")
             }
         }
-        let lines = ["generation \(generation)", "mode \(split.mode.rawValue)"] + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
+        var lines = ["generation \(generation)", "mode \(split.mode.rawValue)"] + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
+        if let interleave = split.interleave { lines.append(interleave.line) }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -40,6 +43,7 @@ public struct TrafficState: Sendable, Equatable {
         var generation: Int?
         var mode: TrafficSplit.Mode?
         var backends: [TrafficSplit.Backend] = []
+        var interleave: TrafficSplit.Interleave?
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
             switch (fields.first, fields.count) {
@@ -58,12 +62,17 @@ public struct TrafficState: Sendable, Equatable {
                     throw TrafficError("line \(index + 1): weight \"\(fields[3])\" is not a number")
                 }
                 backends.append(.init(color: fields[1], addresses: fields[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init), weight: weight))
+            case ("interleave", 5) where interleave == nil:
+                guard let percent = Int(fields[1]), let window = Int(fields[2]), fields[1].allSatisfy(\.isNumber), fields[2].allSatisfy(\.isNumber) else {
+                    throw TrafficError("line \(index + 1): the interleaved share and window must be numbers")
+                }
+                interleave = .init(percent: percent, window: window, seed: fields[3], experiment: fields[4])
             default:
                 throw TrafficError("line \(index + 1) is not understood: \"\(line.prefix(80))\"")
             }
         }
         guard let generation, let mode else { throw TrafficError("a traffic state needs a generation line and a mode line") }
-        self.init(generation: generation, split: TrafficSplit(mode: mode, backends: backends))
+        self.init(generation: generation, split: TrafficSplit(mode: mode, backends: backends, interleave: interleave))
         _ = try self.text()
     }
 

@@ -15,6 +15,8 @@ import Testing
         let lua = try String(contentsOf: Self.root.appendingPathComponent("nginx/traffic.lua"), encoding: .utf8)
         #expect(template == NginxConfig.defaultTemplate)
         #expect(lua == NginxConfig.defaultTrafficLua)
+        let interleave = try String(contentsOf: Self.root.appendingPathComponent("nginx/interleave.lua"), encoding: .utf8)
+        #expect(interleave == NginxConfig.defaultInterleaveLua)
     }
 
     @Test func theConfigurationLoadsTheLuaBalancerAndListensForTheControllerOnASocket() throws {
@@ -31,6 +33,8 @@ import Testing
         #expect(text.contains("location = /nginx_status {\n            stub_status;"))
         #expect(text.contains(#"orchestrate_traffic.configure("/tmp/orchestrate-nginx/traffic.state", "\#(rendering.id)")"#))
         #expect(text.contains(NginxConfig.defaultTrafficLua))
+        #expect(text.contains(NginxConfig.defaultInterleaveLua))
+        #expect(text.contains("location = /interleaving {"), "the interleaving's counts on the control socket")
         #expect(!text.contains("{{"))
         #expect(rendering.id.count == 16 && rendering.id.allSatisfy(\.isHexDigit))
     }

@@ -32,6 +32,42 @@ import Testing
         #expect(try TrafficState(parsing: state.text()) == state)
     }
 
+    @Test func anInterleavingSplitHasItsOwnLineAndReadsBack() throws {
+        var split = Self.split(blue: 100, green: 0)
+        split.interleave = .init(percent: 20, window: 600, seed: "rel-1", experiment: "rel-1-w0")
+        let state = TrafficState(generation: 3, split: split)
+        #expect(try state.text() == "generation 3\nmode sticky\nbackend blue 127.0.0.1:9001 100\nbackend green 127.0.0.1:9002 0\ninterleave 20 600 rel-1 rel-1-w0\n")
+        #expect(try TrafficState(parsing: state.text()) == state)
+        let counts = try #require(
+            try InterleavingCounts(
+                parsing: "experiment e1\ncolour blue\ncolour green\nusers 9\nmerged 30\ncredited 7\nties 1\nfull 0\nprefer blue 2\nprefer green 4\n"
+                    + "credits blue 2\ncredits green 5\nfallback blue 0\nfallback green 3\n"))
+        #expect(counts.prefer == ["blue": 2, "green": 4] && counts.ties == 1 && counts.fallback["green"] == 3 && counts.colors == ["blue", "green"])
+        #expect(try InterleavingCounts(parsing: "experiment none\n") == nil, "no experiment: no counts")
+        #expect(throws: TrafficError.self) { try InterleavingCounts(parsing: "experiment e1\ncolour blue\ncolour green\nusers -1\n") }
+    }
+
+    @Test(arguments: [
+        TrafficSplit.Interleave(percent: 0, window: 600, seed: "s", experiment: "e"),
+        TrafficSplit.Interleave(percent: 101, window: 600, seed: "s", experiment: "e"),
+        TrafficSplit.Interleave(percent: 10, window: 0, seed: "s", experiment: "e"),
+        TrafficSplit.Interleave(percent: 10, window: 600, seed: "s e", experiment: "e"),
+        TrafficSplit.Interleave(percent: 10, window: 600, seed: "s", experiment: "e\nbackend x 1.2.3.4:5 100"),
+        TrafficSplit.Interleave(percent: 10, window: 600, seed: "", experiment: "e"),
+    ])
+    func anInterleavingNginxWouldRefuseIsRefusedFirst(interleave: TrafficSplit.Interleave) {
+        var split = Self.split(blue: 100, green: 0)
+        split.interleave = interleave
+        #expect(throws: TrafficError.self) { try TrafficState(generation: 1, split: split).text() }
+    }
+
+    @Test func anInterleavingSplitHasTwoColours() {
+        let split = TrafficSplit(
+            mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 100)],
+            interleave: .init(percent: 10, window: 600, seed: "s", experiment: "e"))
+        #expect(throws: TrafficError.self) { try split.validate() }
+    }
+
     @Test func aColourWithSeveralAddressesIsOneLineWithCommas() throws {
         let split = TrafficSplit(mode: .weighted, backends: [.init(color: "blue", addresses: ["10.0.0.11:8081", "10.0.0.12:8081"], weight: 100)])
         #expect(try TrafficState(generation: 2, split: split).text() == "generation 2\nmode weighted\nbackend blue 10.0.0.11:8081,10.0.0.12:8081 100\n")

@@ -232,13 +232,25 @@ public struct TrafficSpec: Sendable, Codable, Equatable {
     public var stopOld: Bool
     /// How long the old colour keeps running after the last step, so nginx can drain it.
     public var drain: PipelineDuration
+    /// A sampled share of users sees both colours' lists interleaved at every step below 100 %
+    /// (and at a first step of 0 %, the interleaving step); nil: none does.
+    public var interleave: InterleaveSpec? = nil
 
     enum CodingKeys: String, CodingKey {
         case nginxConfig = "nginx_config"
         case listen, mode, steps, wait
         case stopOld = "stop_old"
-        case drain
+        case drain, interleave
     }
+}
+
+/// `traffic.interleave`: team-draft interleaving in nginx (nginx/interleave.lua) for a sampled
+/// share of users, judged by a judge metric of kind `interleaving`.
+public struct InterleaveSpec: Sendable, Codable, Equatable {
+    /// Percent of users sampled (by a hash of the release id and the user id), 1 to 100.
+    public var share: Int
+    /// How long after a movie was placed an event on it is credited to its team.
+    public var window: PipelineDuration
 }
 
 /// Prometheus and the PromQL gates checked at every step.
@@ -269,6 +281,10 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
             /// compared at each quantile: the share of the new colour's requests above the live
             /// colour's quantile, against the live colour's own share.
             case histogram(buckets: String, quantiles: [Double])
+            /// The users of `traffic.interleave` who preferred the new colour (more of their
+            /// conversions on movies its team placed) against those who preferred the live one,
+            /// counted by nginx: a sign test of the new colour's share of them against 1/2.
+            case interleaving
         }
 
         public enum Direction: String, Sendable, Codable, CaseIterable {

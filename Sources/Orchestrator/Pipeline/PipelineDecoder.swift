@@ -50,6 +50,7 @@ struct PipelineDecoder {
         if analysis != nil && traffic == nil && map["traffic"] == nil {
             reader.report(map["analysis"], "analysis", "analysis needs a traffic section: its gates are checked at each traffic step")
         }
+        checkInterleaving(traffic: traffic, analysis: analysis, map: map, root: root)
         let secrets = decodeSecrets(map["secrets"])
         guard let version, let name else { return nil }
         var pipeline = Pipeline(
@@ -485,7 +486,7 @@ struct PipelineDecoder {
     }
 
     private func decodeTraffic(_ node: Node, pipelineName: String) -> TrafficSpec? {
-        guard let map = reader.mapping(node, "traffic", allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain"]) else { return nil }
+        guard let map = reader.mapping(node, "traffic", allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain", "interleave"]) else { return nil }
         var spec = TrafficSpec(
             nginxConfig: resolve("nginx/generated/\(pipelineName).conf"), listen: 8080, mode: .sticky, steps: [25, 50, 75, 100],
             wait: .seconds(3600), stopOld: false, drain: .seconds(30))
@@ -502,8 +503,9 @@ struct PipelineDecoder {
                 let values = steps.compactMap { $0 }
                 if values.isEmpty {
                     reader.report(node, "traffic.steps", "give at least one step, e.g. [25, 50, 75, 100]")
-                } else if let over = values.first(where: { $0 > 100 || $0 < 1 }) {
-                    reader.report(node, "traffic.steps", "weight \(over) is outside 1...100 (percent of users on the new colour)")
+                } else if let over = values.enumerated().first(where: { $1 > 100 || $1 < 1 && !($0 == 0 && $1 == 0 && map["interleave"] != nil) })?.element {
+                    let zero = over == 0 ? "; a first step of 0 is the interleaving step, with traffic.interleave" : ""
+                    reader.report(node, "traffic.steps", "weight \(over) is outside 1...100 (percent of users on the new colour)\(zero)")
                 } else if zip(values, values.dropFirst()).contains(where: { $0 >= $1 }) {
                     reader.report(node, "traffic.steps", "weights must increase step by step, got \(values)")
                 } else if values.last != 100 {
@@ -516,6 +518,7 @@ struct PipelineDecoder {
         if let wait = map["wait"].flatMap({ reader.duration($0, "traffic.wait") }) { spec.wait = wait }
         if let stopOld = map["stopOld"].flatMap({ reader.bool($0, "traffic.stopOld") }) { spec.stopOld = stopOld }
         if let drain = map["drain"].flatMap({ reader.duration($0, "traffic.drain") }) { spec.drain = drain }
+        spec.interleave = map["interleave"].flatMap(decodeInterleave)
         return spec
     }
 
@@ -595,8 +598,8 @@ struct PipelineDecoder {
             let map = reader.mapping(
                 node, fallback,
                 allowed: [
-                    "name", "proportion", "histogram", "quantiles", "bad", "effect", "baseline", "critical", "weight", "onNoData", "minTrials",
-                    "trialsPerRequest",
+                    "name", "proportion", "histogram", "interleaving", "quantiles", "bad", "effect", "baseline", "critical", "weight", "onNoData",
+                    "minTrials", "trialsPerRequest",
                 ])
         else { return nil }
         let name = reader.required(map, "name", fallback, in: node).flatMap { validName($0, "\(fallback).name") }
@@ -632,9 +635,20 @@ struct PipelineDecoder {
             }
             if let buckets = query(histogram, "\(path).histogram") { kind = .histogram(buckets: buckets, quantiles: quantiles) }
         case (nil, nil):
-            reader.report(node, path, "a judge metric needs proportion: {successes, trials} or histogram: QUERY")
+            if let interleaving = map["interleaving"] {
+                // No options yet: a mapping, so that some can come.
+                if reader.mapping(interleaving, "\(path).interleaving", allowed: []) != nil { kind = .interleaving }
+                for key in ["quantiles", "baseline", "trialsPerRequest"] where map[key] != nil {
+                    reader.report(map[key], "\(path).\(key)", "\(key) does not apply to interleaving (users who preferred a colour)")
+                }
+            } else {
+                reader.report(node, path, "a judge metric needs proportion: {successes, trials} or histogram: QUERY (or interleaving: {})")
+            }
         case (_?, _?):
             reader.report(node, path, "proportion: and histogram: exclude each other")
+        }
+        if map["interleaving"] != nil && (map["proportion"] != nil || map["histogram"] != nil) {
+            reader.report(map["interleaving"], "\(path).interleaving", "interleaving: and \(map["proportion"] != nil ? "proportion:" : "histogram:") exclude each other")
         }
         let bad = reader.required(map, "bad", path, in: node).flatMap {
             reader.choice($0, "\(path).bad", among: JudgeSpec.Metric.Direction.allCases.map(\.rawValue)).flatMap(JudgeSpec.Metric.Direction.init)

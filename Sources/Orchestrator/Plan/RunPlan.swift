@@ -248,6 +248,12 @@ extension RunPlan {
                 } else if rollout.steps.count == 1 && traffic.steps.count > 1 {
                     lines.append("  --no-staged-shift: all traffic moves in one step once healthy")
                 }
+                if let interleave = traffic.interleave, rollout.live != nil, rollout.steps.contains(where: { $0.newWeight < 100 }) {
+                    lines.append(
+                        "  interleaving: \(interleave.share) % of users (sampled by the release id) get both colours' lists merged by team draft at every step "
+                            + "below 100 %; their conversions within \(interleave.window) credit the colour that placed the movie; they stay out of the A/B metrics"
+                            + (rollout.steps.first?.newWeight == 0 ? "; step 1 at 0 % is interleaving alone (judged on the interleaving metrics)" : ""))
+                }
             }
             let live = rollout.live?.color ?? "none"
             for step in rollout.steps {
@@ -293,6 +299,7 @@ extension RunPlan {
                         switch metric.kind {
                         case .proportion(let successes, let trials): "\(successes) / \(trials)"
                         case .histogram(let buckets, let quantiles): "\(buckets) above live's \(quantiles.map { "p\(formatNumber($0 * 100))" }.joined(separator: ", "))"
+                        case .interleaving: "interleaved users preferring the new colour, against 1/2 (sign test)"
                         }
                     lines.append(
                         "    \(metric.name)\(metric.critical ? " (critical)" : ""): \(kind); bad: \(metric.bad.rawValue) by more than \(effect); weight \(formatNumber(metric.weight)), no data: \(metric.onNoData.rawValue)")

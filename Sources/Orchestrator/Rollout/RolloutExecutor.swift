@@ -320,10 +320,12 @@ struct RolloutExecutor {
             // At 100 % the live colour gets no traffic left to compare with.
             let judging = pipeline.analysis?.judge != nil && live != nil && prometheus != nil && step.newWeight < 100
             if judging, let spec = pipeline.analysis?.judge, let live, let prometheus {
-                let judge = StepJudge(spec: spec, prometheus: prometheus, target: target, live: live.color, report: { [progress] look in
+                var configured = StepJudge(spec: Self.judged(spec, weight: step.newWeight), prometheus: prometheus, target: target, live: live.color, report: { [progress] look in
                     let metrics = look.metrics.map { "\($0.metric) \($0.classification.rawValue)" }.joined(separator: ", ")
                     progress("    judge \(String(format: "%.1f", look.elapsed)) s: \(metrics) -> \(look.decision.rawValue) (\(look.rule))")
                 })
+                configured.interleaving = interleavingCounts(weight: step.newWeight)
+                let judge = configured
                 let deadline = max(spec.maxWait.duration, wait)
                 group.addTask { judgeResult.set(await judge.run(deadline: deadline)) }
             }
@@ -602,9 +604,10 @@ struct RolloutExecutor {
 
     func split(live: ColorInstance?, target instance: ColorInstance?, weight: Int) -> TrafficSplit {
         var backends: [TrafficSplit.Backend] = []
+        let interleave = live != nil && instance != nil ? interleaving(weight: weight) : nil
         if let live, weight < 100 { backends.append(live.backend(weight: 100 - weight)) }
-        if let instance, weight > 0 { backends.append(instance.backend(weight: weight)) }
-        return TrafficSplit(mode: plan.mode == .weighted ? .weighted : .sticky, backends: backends)
+        if let instance, weight > 0 || interleave != nil { backends.append(instance.backend(weight: weight)) }
+        return TrafficSplit(mode: plan.mode == .weighted ? .weighted : .sticky, backends: backends, interleave: interleave)
     }
 
     func shift(to instance: ColorInstance, weight: Int) async throws {

@@ -2,6 +2,7 @@ public import Foundation
 import RecEngine
 import StrictYAML
 import TextSafety
+import Traffic
 
 /// What the judge saw of one metric at one look, and what it decided: the counts of each colour,
 /// the statistic, its always-valid interval, the margin, the classification and the rule.
@@ -88,6 +89,8 @@ struct JudgeRules {
         case histogram([(le: Double, count: Double)])
         /// Successes and trials per group of units (the values of the metric's `units` label).
         case grouped([String: (successes: Double, trials: Double)])
+        /// Interleaved users who preferred this colour (wins), the other one (losses), neither.
+        case preferences(wins: Double, losses: Double, ties: Double)
     }
 
     /// Compares one proportion (successes over trials of each colour). A histogram's relative
@@ -146,6 +149,8 @@ struct JudgeRules {
                 judgement.comparisons.append(
                     compare(metric, quantile: quantile, threshold: boundary.le, new: (newTotal - newBelow, newTotal), live: (liveTotal - boundary.count, liveTotal)))
             }
+        case (.interleaving, .preferences(let wins, let losses, let ties)?, _):
+            return judgePreference(metric, wins: wins, losses: losses, ties: ties, judgement: judgement)
         default:
             judgement.rule = "no data for a colour"
             return judgement
@@ -206,6 +211,9 @@ struct JudgeRules {
                 rates = [baseline]
             case .histogram(_, let quantiles):
                 rates = quantiles.map { 1 - $0 }
+            case .interleaving:
+                // How many users come to prefer a colour per second is not known in advance.
+                return nil
             }
             let worst = rates.map { rate -> Double in
                 let margin = detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials)
@@ -275,6 +283,8 @@ struct StepJudge: Sendable {
     var target: String
     var live: String
     var report: @Sendable (JudgeLook) -> Void
+    /// nginx's counts of the step's interleaving experiment (nil when it has none yet).
+    var interleaving: @Sendable () async throws -> InterleavingCounts? = { nil }
 
     struct Result: Sendable {
         var looks: [JudgeLook]
@@ -300,9 +310,12 @@ struct StepJudge: Sendable {
             let (nowLive, liveErrors) = await read(live)
             var judgements: [MetricJudgement] = []
             for metric in spec.metrics {
+                // An interleaving experiment starts with the step: its counts are the step's.
+                let fresh = metric.kind == .interleaving
+                let sinceNew: JudgeRules.Counts? = fresh ? nil : startNew[metric.name] ?? nil
+                let sinceLive: JudgeRules.Counts? = fresh ? nil : startLive[metric.name] ?? nil
                 var judgement = rules.judge(
-                    metric, new: Self.delta(nowNew[metric.name] ?? nil, since: startNew[metric.name] ?? nil),
-                    live: Self.delta(nowLive[metric.name] ?? nil, since: startLive[metric.name] ?? nil))
+                    metric, new: Self.delta(nowNew[metric.name] ?? nil, since: sinceNew), live: Self.delta(nowLive[metric.name] ?? nil, since: sinceLive))
                 let errors = [(target, newErrors[metric.name]), (live, liveErrors[metric.name])].compactMap { color, error in
                     error.map { "\(color): \($0)" }
                 }
@@ -365,6 +378,14 @@ struct StepJudge: Sendable {
                         return (le, entry.value)
                     }.sorted { $0.le < $1.le }
                     counts[metric.name] = cumulative.isEmpty ? .some(nil) : .some(.histogram(cumulative))
+                case .interleaving:
+                    if let interleaved = try await interleaving(), let other = interleaved.colors.first(where: { $0 != color }) {
+                        counts[metric.name] = .some(
+                            .preferences(
+                                wins: Double(interleaved.prefer[color] ?? 0), losses: Double(interleaved.prefer[other] ?? 0), ties: Double(interleaved.ties)))
+                    } else {
+                        counts[metric.name] = .some(nil)
+                    }
                 }
             } catch {
                 counts[metric.name] = nil as JudgeRules.Counts??
