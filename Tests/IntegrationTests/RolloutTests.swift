@@ -42,7 +42,7 @@ import Traffic
                 // Each step's share of answers from the target, within 12 points or 3.5 standard
                 // errors of its weight, whichever is wider (the load's rate depends on the machine).
                 let (share, count) = Self.share(of: target, in: samples, during: step)
-                #expect(count >= 20)
+                #expect(count >= 10)
                 let weight = Double(step.weight) / 100
                 let tolerance = max(0.12, 3.5 * (weight * (1 - weight) / Double(max(count, 1))).squareRoot())
                 #expect(abs(share - weight) <= tolerance, "step \(step.weight)%: \(Int(share * 100))% of \(count) answers from \(target)")
