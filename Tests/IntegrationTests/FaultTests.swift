@@ -41,7 +41,7 @@ import Traffic
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color)
+            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let split = await playground.nginx.currentSplit()
             // Truncated, as a full disk or a crash of an older writer leaves it.
             let currentPath = playground.statePath + "/current.json"
@@ -85,7 +85,7 @@ import Traffic
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color)
+            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             // current.json says nothing is live, but nginx sends all traffic to the live colour.
             try FileManager.default.removeItem(atPath: playground.statePath + "/current.json")
             let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
@@ -102,7 +102,7 @@ import Traffic
         try await Playground.with { playground in
             try playground.writePipeline(wait: "30s", extra: try sleeperHook(playground))
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color)
+            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             try? FileManager.default.removeItem(atPath: playground.folder + "/sleeper.pids")
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
@@ -152,7 +152,7 @@ import Traffic
             chmod(slow, 0o755)
             try playground.writePipeline(wait: "30s", extra: "hooks:\n  onRollback:\n    - [\(slow)]\n")
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color)
+            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let controller = try await playground.startController(until: .shifting)
             controller.signal(SIGINT)
             let hook = try #require(
@@ -240,7 +240,7 @@ import Traffic
             chmod(slow, 0o755)
             try playground.writePipeline(extra: "hooks:\n  preRollout:\n    - [\(slow)]\n")
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color)
+            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let before = await playground.nginx.currentSplit()
             let controller = try await playground.startController(until: .deploying)
             let abort = try await orchestrate(["abort", playground.pipelinePath])
@@ -280,7 +280,7 @@ import Traffic
         try await Playground.with { playground in
             try playground.writePipeline(wait: "30s")
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color)
+            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let controller = try await playground.startController(until: .shifting)
             let run = try #require(try StateStore(folder: playground.statePath).run())
             controller.signal(SIGKILL)
