@@ -17,6 +17,9 @@ import Synchronization
 public enum HTTPClient {
     public struct Response: Sendable {
         public var status: Int
+        /// The answer's header fields, names in lower case, a repeated field's values joined with
+        /// ", "; those of the final answer only (not of an interim `100 Continue`).
+        public var headers: [String: String]
         public var body: Data
     }
 
@@ -202,6 +205,7 @@ public enum HTTPClient {
         /// Body bytes read so far, kept or handed over.
         var received = 0
         var headerBytes = 0
+        var headers: [String: String] = [:]
         /// Which limit stopped the transfer, if one did.
         var exceeded: Exceeded?
 
@@ -273,13 +277,23 @@ public enum HTTPClient {
             return size * count
         }
         ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
-        ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { _, size, count, context in
-            guard let context else { return 0 }
+        ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+            guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             transfer.headerBytes += size * count
             guard transfer.headerBytes <= HTTPClient.headerLimit else {
                 transfer.exceeded = .headers
                 return 0
+            }
+            // libcurl hands over one whole line at a time: a status line starts an answer's
+            // fields afresh, so an interim 100 Continue's are not kept.
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+            if line.hasPrefix("HTTP/") {
+                transfer.headers = [:]
+            } else if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                transfer.headers[name] = transfer.headers[name].map { "\($0), \(value)" } ?? value
             }
             return size * count
         }
@@ -309,7 +323,11 @@ public enum HTTPClient {
         case nil:
             break
         }
-        if request.method != "GET" && request.method != "POST" {
+        if request.method == "HEAD" {
+            // A HEAD answer announces the length of a body it never sends: libcurl must not wait
+            // for that body until the deadline.
+            ccurl_setopt_long(handle, CURLOPT_NOBODY, 1)
+        } else if request.method != "GET" && request.method != "POST" {
             ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
@@ -340,7 +358,7 @@ public enum HTTPClient {
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
             throw TransportError(.transferFailed, url: url, message: String(cString: curl_easy_strerror(code)))
         }
-        return Response(status: status, body: transfer.data)
+        return Response(status: status, headers: transfer.headers, body: transfer.data)
     }
 
     /// A duration in seconds for people: "10", "0.5".

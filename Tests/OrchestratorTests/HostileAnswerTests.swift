@@ -49,6 +49,30 @@ import TextSafety
         }
     }
 
+    @Test func theAnswersHeadersArriveNamedInLowerCaseRepeatedOnesJoined() async throws {
+        let answer = HostileHTTPServer.Answer.body(status: 201, contentType: "text/plain", Data("ok".utf8), headers: ["X-Colour: green", "X-Seen: a", "x-seen:  b "])
+        try await HostileHTTPServer.with({ _ in answer }) { server in
+            let response = try await HTTPClient.get(server.url, limit: Self.small)
+            #expect(response.status == 201)
+            #expect(response.headers["content-type"] == "text/plain")
+            #expect(response.headers["x-colour"] == "green")
+            #expect(response.headers["x-seen"] == "a, b")
+            #expect(response.body == Data("ok".utf8))
+        }
+    }
+
+    /// An interim `100 Continue` answer's fields are not the final answer's.
+    @Test func onlyTheFinalAnswersHeadersAreKept() async throws {
+        let final = Data("HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok".utf8)
+        try await HostileHTTPServer.with({ _ in .stream(status: 100) { $0 == 0 ? final : nil } }) { server in
+            let response = try await HTTPClient.get(server.url, limit: Self.small)
+            #expect(response.status == 200)
+            #expect(response.headers["x-final"] == "yes")
+            #expect(response.headers["content-type"] == nil, "the interim answer's")
+            #expect(response.body == Data("ok".utf8))
+        }
+    }
+
     @Test func aDripEndsAtTheDeadline() async throws {
         try await HostileHTTPServer.with({ _ in .stream(status: 200, pause: .milliseconds(100)) { _ in Data("x".utf8) } }) { server in
             let error = await #expect(throws: HTTPClient.TransportError.self) {
