@@ -1,13 +1,14 @@
 import CCurl
-import Dispatch
 public import Foundation
 import Synchronization
 
 /// Every HTTP call the orchestrator makes (Prometheus, health probes, nginx, the Docker engine,
 /// webhooks), through libcurl.
 ///
-/// A transfer blocks the thread it runs on, so it runs on a queue of its own, never on one of the
-/// few threads of Swift's cooperative pool; cancelling the calling task aborts it within a
+/// A transfer blocks the thread it runs on, so it runs on a thread of its own, never on one of the
+/// few threads of Swift's cooperative pool nor on a Dispatch worker (on Linux, Dispatch adds a
+/// worker about once a second when its workers block, and the cooperative pool waits for the
+/// same workers: ten transfers at once stalled every task for seconds); cancelling the calling task aborts it within a
 /// fraction of a second (libcurl's progress callback checks a flag). Every request has a
 /// deadline (`timeout`, for the whole transfer, so a peer that drips its answer is cut off too)
 /// and a bound on the answer's body that its caller chooses for its purpose (`BodyLimit`): an
@@ -176,17 +177,16 @@ public enum HTTPClient {
         let cancellation = CancellationFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                transfers.async {
+                // A thread of its own, not a Dispatch worker: Dispatch on Linux adds a worker about
+                // once a second when its workers block, and Swift's tasks wait for the same workers.
+                Thread {
                     continuation.resume(with: Result { try perform(request, onData: onData, cancellation: cancellation) })
-                }
+                }.start()
             }
         } onCancel: {
             cancellation.cancel()
         }
     }
-
-    /// The threads blocking transfers run on.
-    private static let transfers = DispatchQueue(label: "HTTPTransport.transfers", attributes: .concurrent)
 
     /// Set when the task waiting for a transfer is cancelled; read by libcurl's progress callback.
     private final class CancellationFlag: Sendable {

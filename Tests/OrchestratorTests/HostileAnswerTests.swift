@@ -2,6 +2,7 @@ import EngineAPI
 import Foundation
 import HTTPTransport
 import StrictYAML
+import Synchronization
 @testable import Orchestrator
 import Testing
 import TextSafety
@@ -71,6 +72,35 @@ import TextSafety
             #expect(response.headers["content-type"] == nil, "the interim answer's")
             #expect(response.body == Data("ok".utf8))
         }
+    }
+
+    /// Each transfer blocks a thread of its own: many at once all run together. The peer answers
+    /// none of them before it has them all; transfers queued behind Dispatch workers (one more a
+    /// second) would take about `count` seconds to be all there, far past the deadline.
+    @Test func manyTransfersAtOnceRunTogether() async throws {
+        let count = 48
+        let arrived = ArrivalCounter()
+        let answer: @Sendable (String) -> HostileHTTPServer.Answer = { _ in
+            arrived.value.add(1, ordering: .relaxed)
+            return .stream(status: 200) { index in
+                guard index == 0 else { return nil }
+                let deadline = Date().addingTimeInterval(60)
+                while arrived.value.load(ordering: .relaxed) < count && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                return Data("ok".utf8)
+            }
+        }
+        try await HostileHTTPServer.with(answer) { server in
+            try await withThrowingTaskGroup(of: Data.self) { group in
+                for _ in 0..<count {
+                    group.addTask { try await HTTPClient.get(server.url, limit: Self.small, timeout: .seconds(30)).body }
+                }
+                for try await body in group { #expect(body == Data("ok".utf8)) }
+            }
+        }
+    }
+
+    final class ArrivalCounter: Sendable {
+        let value = Atomic<Int>(0)
     }
 
     @Test func aDripEndsAtTheDeadline() async throws {
