@@ -20,7 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        // No default traits: swift-configuration (ConfigurationSupport) is not built, and our
+        // code uses nothing that needs full Foundation (FullFoundation).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0", traits: []),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
@@ -187,13 +189,21 @@ let package = Package(
                 "Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
             ]
         ),
+        // The inference server is tested served on loopback and asked through HTTPTransport, not
+        // through HummingbirdTesting, whose AsyncHTTPClient brings a second TLS stack and HTTP/2
+        // into every build.
         .testTarget(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",
                 "RecEngineServer",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "HTTPTransport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,13 +1,14 @@
 import CCurl
-import Dispatch
 public import Foundation
 import Synchronization
 
 /// Every HTTP call the orchestrator makes (Prometheus, health probes, nginx, the Docker engine,
 /// webhooks), through libcurl.
 ///
-/// A transfer blocks the thread it runs on, so it runs on a queue of its own, never on one of the
-/// few threads of Swift's cooperative pool; cancelling the calling task aborts it within a
+/// A transfer blocks the thread it runs on, so it runs on a thread of its own, never on one of the
+/// few threads of Swift's cooperative pool nor on a Dispatch worker (on Linux, Dispatch adds a
+/// worker about once a second when its workers block, and the cooperative pool waits for the
+/// same workers: ten transfers at once stalled every task for seconds); cancelling the calling task aborts it within a
 /// fraction of a second (libcurl's progress callback checks a flag). Every request has a
 /// deadline (`timeout`, for the whole transfer, so a peer that drips its answer is cut off too)
 /// and a bound on the answer's body that its caller chooses for its purpose (`BodyLimit`): an
@@ -17,6 +18,9 @@ import Synchronization
 public enum HTTPClient {
     public struct Response: Sendable {
         public var status: Int
+        /// The answer's header fields, names in lower case, a repeated field's values joined with
+        /// ", "; those of the final answer only (not of an interim `100 Continue`).
+        public var headers: [String: String]
         public var body: Data
     }
 
@@ -173,17 +177,16 @@ public enum HTTPClient {
         let cancellation = CancellationFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                transfers.async {
+                // A thread of its own, not a Dispatch worker: Dispatch on Linux adds a worker about
+                // once a second when its workers block, and Swift's tasks wait for the same workers.
+                Thread {
                     continuation.resume(with: Result { try perform(request, onData: onData, cancellation: cancellation) })
-                }
+                }.start()
             }
         } onCancel: {
             cancellation.cancel()
         }
     }
-
-    /// The threads blocking transfers run on.
-    private static let transfers = DispatchQueue(label: "HTTPTransport.transfers", attributes: .concurrent)
 
     /// Set when the task waiting for a transfer is cancelled; read by libcurl's progress callback.
     private final class CancellationFlag: Sendable {
@@ -202,6 +205,7 @@ public enum HTTPClient {
         /// Body bytes read so far, kept or handed over.
         var received = 0
         var headerBytes = 0
+        var headers: [String: String] = [:]
         /// Which limit stopped the transfer, if one did.
         var exceeded: Exceeded?
 
@@ -273,13 +277,23 @@ public enum HTTPClient {
             return size * count
         }
         ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
-        ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { _, size, count, context in
-            guard let context else { return 0 }
+        ccurl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+            guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             transfer.headerBytes += size * count
             guard transfer.headerBytes <= HTTPClient.headerLimit else {
                 transfer.exceeded = .headers
                 return 0
+            }
+            // libcurl hands over one whole line at a time: a status line starts an answer's
+            // fields afresh, so an interim 100 Continue's are not kept.
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+            if line.hasPrefix("HTTP/") {
+                transfer.headers = [:]
+            } else if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                transfer.headers[name] = transfer.headers[name].map { "\($0), \(value)" } ?? value
             }
             return size * count
         }
@@ -309,7 +323,11 @@ public enum HTTPClient {
         case nil:
             break
         }
-        if request.method != "GET" && request.method != "POST" {
+        if request.method == "HEAD" {
+            // A HEAD answer announces the length of a body it never sends: libcurl must not wait
+            // for that body until the deadline.
+            ccurl_setopt_long(handle, CURLOPT_NOBODY, 1)
+        } else if request.method != "GET" && request.method != "POST" {
             ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
@@ -340,7 +358,7 @@ public enum HTTPClient {
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
             throw TransportError(.transferFailed, url: url, message: String(cString: curl_easy_strerror(code)))
         }
-        return Response(status: status, body: transfer.data)
+        return Response(status: status, headers: transfer.headers, body: transfer.data)
     }
 
     /// A duration in seconds for people: "10", "0.5".

@@ -2,6 +2,7 @@ import EngineAPI
 import Foundation
 import HTTPTransport
 import StrictYAML
+import Synchronization
 @testable import Orchestrator
 import Testing
 import TextSafety
@@ -47,6 +48,59 @@ import TextSafety
             let answer = try await HTTPClient.get(server.url, limit: Self.small)
             #expect(answer.body.count == 64 << 10)
         }
+    }
+
+    @Test func theAnswersHeadersArriveNamedInLowerCaseRepeatedOnesJoined() async throws {
+        let answer = HostileHTTPServer.Answer.body(status: 201, contentType: "text/plain", Data("ok".utf8), headers: ["X-Colour: green", "X-Seen: a", "x-seen:  b "])
+        try await HostileHTTPServer.with({ _ in answer }) { server in
+            let response = try await HTTPClient.get(server.url, limit: Self.small)
+            #expect(response.status == 201)
+            #expect(response.headers["content-type"] == "text/plain")
+            #expect(response.headers["x-colour"] == "green")
+            #expect(response.headers["x-seen"] == "a, b")
+            #expect(response.body == Data("ok".utf8))
+        }
+    }
+
+    /// An interim `100 Continue` answer's fields are not the final answer's.
+    @Test func onlyTheFinalAnswersHeadersAreKept() async throws {
+        let final = Data("HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok".utf8)
+        try await HostileHTTPServer.with({ _ in .stream(status: 100) { $0 == 0 ? final : nil } }) { server in
+            let response = try await HTTPClient.get(server.url, limit: Self.small)
+            #expect(response.status == 200)
+            #expect(response.headers["x-final"] == "yes")
+            #expect(response.headers["content-type"] == nil, "the interim answer's")
+            #expect(response.body == Data("ok".utf8))
+        }
+    }
+
+    /// Each transfer blocks a thread of its own: many at once all run together. The peer answers
+    /// none of them before it has them all; transfers queued behind Dispatch workers (one more a
+    /// second) would take about `count` seconds to be all there, far past the deadline.
+    @Test func manyTransfersAtOnceRunTogether() async throws {
+        let count = 48
+        let arrived = ArrivalCounter()
+        let answer: @Sendable (String) -> HostileHTTPServer.Answer = { _ in
+            arrived.value.add(1, ordering: .relaxed)
+            return .stream(status: 200) { index in
+                guard index == 0 else { return nil }
+                let deadline = Date().addingTimeInterval(60)
+                while arrived.value.load(ordering: .relaxed) < count && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                return Data("ok".utf8)
+            }
+        }
+        try await HostileHTTPServer.with(answer) { server in
+            try await withThrowingTaskGroup(of: Data.self) { group in
+                for _ in 0..<count {
+                    group.addTask { try await HTTPClient.get(server.url, limit: Self.small, timeout: .seconds(30)).body }
+                }
+                for try await body in group { #expect(body == Data("ok".utf8)) }
+            }
+        }
+    }
+
+    final class ArrivalCounter: Sendable {
+        let value = Atomic<Int>(0)
     }
 
     @Test func aDripEndsAtTheDeadline() async throws {

@@ -1,24 +1,32 @@
 import Foundation
-import Hummingbird
-import HummingbirdTesting
+import HTTPTypes
 import Logging
+import NIOCore
 import RecEngine
 @testable import RecEngineServer
 import Testing
 
+/// The inference server served for real on a free loopback port, asked over HTTP as nginx and
+/// the controller ask it.
 @Suite struct InferenceServerTests {
-    static func application() -> some ApplicationProtocol {
-        InferenceServer.application(
-            model: RecommendTests.model, configuration: .init(port: 0, color: "green"), logger: Logger(label: "test"))
+    /// Runs `body` against a server of `RecommendTests.model`, coloured green, stopped when `body` ends.
+    static func withServer(_ body: (LiveServer.Client) async throws -> Void) async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        try await LiveServer.run(
+            { onServerRunning in
+                InferenceServer.application(
+                    model: RecommendTests.model, configuration: .init(port: 0, color: "green"), logger: logger, onServerRunning: onServerRunning)
+            }, body)
     }
 
-    static func modelHeaders(_ response: TestResponse) {
+    static func modelHeaders(_ response: LiveServer.Response) {
         #expect(response.headers[.init("X-Model-Color")!] == "green")
         #expect(response.headers[.init("X-Model-Version")!] == RecommendTests.model.manifest.displayVersion)
     }
 
     @Test func recommendAnswersCommaSeparatedIDs() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             try await client.execute(uri: "/recommend/u7?k=5", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
@@ -34,7 +42,7 @@ import Testing
     }
 
     @Test func recommendAnswersJSONWhenAsked() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             try await client.execute(uri: "/recommend/stranger?k=3", method: .get, headers: [.accept: "application/json"]) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "application/json")
@@ -47,7 +55,7 @@ import Testing
     }
 
     @Test func anEventBodyOverTheLimitGets413NotedAsTooLarge() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             let body = ByteBuffer(string: String(repeating: " ", count: Handlers.maximumEventBody + 1))
             try await client.execute(uri: "/events", method: .post, headers: [.contentType: "application/json"], body: body) { response in
                 #expect(response.status == .contentTooLarge)
@@ -61,7 +69,7 @@ import Testing
         "/recommend/u7?k=0", "/recommend/u7?k=101", "/recommend/u7?k=ten", "/recommend/u7?k=",
     ])
     func badInputGets400WithAMessage(uri: String) async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             try await client.execute(uri: uri, method: .get) { response in
                 #expect(response.status == .badRequest)
                 #expect(String(buffer: response.body).hasPrefix("error: "))
@@ -76,7 +84,7 @@ import Testing
     }
 
     @Test func unknownRoutesStillCarryTheModelHeaders() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             try await client.execute(uri: "/nothing-here", method: .get) { response in
                 #expect(response.status == .notFound)
                 Self.modelHeaders(response)
@@ -85,7 +93,7 @@ import Testing
     }
 
     @Test func eventsConvertRecommendationsAndAreCountedPerColour() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             var recommended: [String] = []
             try await client.execute(uri: "/recommend/u3?k=3", method: .get) { response in
                 recommended = String(buffer: response.body).split(separator: ",").map(String.init)
@@ -118,7 +126,7 @@ import Testing
     }
 
     @Test func healthReportsColourAndDigest() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
                 Self.modelHeaders(response)
@@ -132,7 +140,7 @@ import Testing
     }
 
     @Test func metricsCountRequestsPerColour() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             for _ in 0..<3 {
                 try await client.execute(uri: "/recommend/u1?k=4", method: .get) { #expect($0.status == .ok) }
             }
@@ -157,7 +165,7 @@ import Testing
     /// lengths are compared only roughly (after a first request has made every series).
     @Test(arguments: [("/health", false), ("/recommend/u7?k=5", true), ("/recommend/bad%20id", true), ("/metrics", false)])
     func headAnswersLikeGetWithoutABody(uri: String, sameLength: Bool) async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             _ = try await client.execute(uri: uri, method: .get)
             let get = try await client.execute(uri: uri, method: .get)
             let head = try await client.execute(uri: uri, method: .head)
@@ -172,7 +180,7 @@ import Testing
     }
 
     @Test func headRecommendationsAreNotCountedAsServed() async throws {
-        try await Self.application().test(.router) { client in
+        try await Self.withServer { client in
             try await client.execute(uri: "/recommend/u2?k=3", method: .head) { #expect($0.status == .ok) }
             try await client.execute(uri: "/recommend/u2?k=3", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/metrics", method: .get) { response in
