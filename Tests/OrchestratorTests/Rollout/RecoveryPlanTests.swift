@@ -26,9 +26,9 @@ import Testing
     ) -> RecoveryObservation {
         RecoveryObservation(
             runPath: "/s/run.json", recordPath: "/s/record.json", run: run, record: record, live: live,
-            engine: running.map { colours in
-                .init(runtime: "process", answers: answers, instances: Dictionary(uniqueKeysWithValues: colours.map { ($0, instance($0)) }))
-            }, trafficSwitch: trafficSwitch, colours: ["blue", "green"], processes: processes, alreadyRecorded: alreadyRecorded)
+            engine: running.map { colors in
+                .init(runtime: "process", answers: answers, instances: Dictionary(uniqueKeysWithValues: colors.map { ($0, instance($0)) }))
+            }, trafficSwitch: trafficSwitch, colors: ["blue", "green"], processes: processes, alreadyRecorded: alreadyRecorded)
     }
 
     struct Case: Sendable, CustomTestStringConvertible {

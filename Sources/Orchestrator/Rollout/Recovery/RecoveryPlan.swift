@@ -63,7 +63,7 @@ public struct RecoveryPlan: Sendable, Equatable, Codable {
                 default:
                     break
                 }
-                let others = observed.colours.filter { $0 != observed.live?.color }
+                let others = observed.colors.filter { $0 != observed.live?.color }
                 if let live = observed.live, !engine.runs(live.color) {
                     // The colours that carry the traffic because the live one is gone keep running.
                     if !others.isEmpty { actions.append(.keepRunning(colors: others, liveColor: live.color)) }
@@ -211,7 +211,7 @@ struct RecoveryObservation: Sendable, Equatable {
     /// nil when the pipeline has no traffic section.
     var trafficSwitch: TrafficSwitch?
     /// The pipeline's colours.
-    var colours: [String]
+    var colors: [String]
     /// The run's processes still there (tracked in `run.json`, or found by their marker).
     var processes: [TrackedProcess]
     /// The history already holds the run's finished record.
