@@ -160,8 +160,8 @@ extension ReleaseController {
             let prometheus = pipeline.analysis.map { PrometheusClient(baseURL: $0.prometheus) }
             let result = try await RolloutExecutor(
                 pipeline: pipeline, plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, prometheus: prometheus,
-                store: store, journal: journal, interruption: interruption, progress: progress
-            ).run(modelDirectory: rollout.model)
+                store: store, journal: journal, interruption: interruption, progress: { [progress] in progress($0.text) }
+            ).run()
             outcome = result.outcome
             failure = result.failure
         }

@@ -124,7 +124,7 @@ struct Recovery {
             event(.shift, detail)
             if let note = applied.replacementNote { event(.recover, note) }
             if let unsaved = applied.unsaved {
-                event(.shift, RolloutExecutor.stateFileBehind(unsaved))
+                event(.shift, RolloutMachine.stateFileBehind(unsaved.message))
             }
         }
 
@@ -173,7 +173,7 @@ struct Recovery {
             outcome = .rolledBack
         }
         if let runtime, let deploy = pipeline.deploy {
-            try? await RolloutExecutor.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
+            try? await ServingAdapter.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
         }
         var record = pending ?? Self.rebuiltRecord(releaseID: releaseID, pipeline: pipeline, run: run)
         if record.rollout == nil, let run, let target = run.target {

@@ -142,7 +142,13 @@ final class FakeRuntime: ColourRuntime {
         return StepWatch.Look(nginxRunning: true, target: colour("green"), live: weight < 100 ? colour("blue") : nil, upstream: [:])
     }
 
-    func writeTargets() async { state.update { $0.targetsWritten += 1 } }
+    /// What writing the targets also does (the moment the new colour is healthy).
+    let whenWritingTargets = Locked<(@Sendable () async -> Void)?>(nil)
+
+    func writeTargets() async {
+        state.update { $0.targetsWritten += 1 }
+        await whenWritingTargets.get()?()
+    }
 }
 
 /// Prometheus: what each query returns next, and the judge's looks.

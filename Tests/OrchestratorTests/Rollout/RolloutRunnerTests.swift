@@ -85,6 +85,26 @@ import Testing
         #expect(world.traffic.split == ["blue": 100])
     }
 
+    /// `orchestrate abort` as the new colour turns healthy, taken by the poller of requests while
+    /// the targets are written: the checkpoint before the first step answers behind it, so the
+    /// step never overtakes it (it did when the checkpoint's answer jumped the stream).
+    @Test func anAbortThePollerTookAsTheDeployEndsIsNeverOvertakenByTheFirstStep() async throws {
+        let world = World(plan: FakePlan.plan(judge: false, hooks: false))
+        let control = world.control
+        world.runtime.whenWritingTargets.update {
+            $0 = {
+                control.requests.update { $0 = [.abort] }
+                // The poller (every 5 ms) takes it while this effect still runs.
+                while !control.requests.get().isEmpty { try? await Task.sleep(for: .milliseconds(1)) }
+            }
+        }
+        let outcome = try await world.run()
+        #expect(outcome.ending == .finished(.rolledBack, failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
+        #expect(world.journal.state.get().steps.isEmpty, "no step was taken")
+        #expect(world.traffic.split == ["blue": 100], "traffic never moved")
+        #expect(world.runtime.state.get().running == ["blue"], "green stopped")
+    }
+
     @Test func aSaveThatFailsOnItsOwnIsNoticedAndRollsBack() async throws {
         let world = World(plan: FakePlan.plan(judge: false))
         let outcome = try await world.run(

@@ -27,13 +27,6 @@ struct RolloutEffects: Sendable {
             await journal.clearDeployment()
         case .saveMeasurement(let measurement):
             await journal.saveMeasurement(measurement)
-        case .checkpoint:
-            // A stop already requested is delivered first: no stop is overtaken by a step.
-            var events: [Event] = []
-            if let signal = ports.control.signal { events.append(.signal(signal)) }
-            if let request = ports.control.takeRequest() { events.append(.control(request)) }
-            events.append(await journal.saveFailure().map { .journalSaveFailed($0) } ?? .saved)
-            return (events, nil)
         case .setLive(let live):
             do {
                 try await journal.commit(live)
@@ -111,10 +104,22 @@ struct RolloutEffects: Sendable {
             } catch {
                 return ([], nil)
             }
+        case .checkpoint:
+            return (checkpoint(saveFailure: await journal.saveFailure()), nil)
         case .cancelDeploy, .cancelHook, .endStep, .finish:
             // The runner's: they stop tasks it started.
             break
         }
         return ([], nil)
+    }
+
+    /// The answer to `Effect.checkpoint`: a stop already requested first (no stop is overtaken
+    /// by a step), then whether every change so far is saved.
+    func checkpoint(saveFailure: String?) -> [Event] {
+        var events: [Event] = []
+        if let signal = ports.control.signal { events.append(.signal(signal)) }
+        if let request = ports.control.takeRequest() { events.append(.control(request)) }
+        events.append(saveFailure.map { .journalSaveFailed($0) } ?? .saved)
+        return events
     }
 }

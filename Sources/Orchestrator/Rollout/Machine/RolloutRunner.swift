@@ -4,7 +4,8 @@ import Synchronization
 /// Runs a rollout: feeds the machine one stream of events and carries its effects out, in order.
 /// Effects that take time (a deploy, a hook, a look, a query, a timer) run as tasks beside the
 /// loop and answer through the stream; the others are carried out before the next event is
-/// taken, and their answers come first. Signals and requests from other processes join the same
+/// taken, and their answers come first (but a checkpoint's, which comes through the stream behind
+/// the requests already in it). Signals and requests from other processes join the same
 /// stream, and so does a save that failed on its own (a measurement, a hook's entry).
 struct RolloutRunner: Sendable {
     var plan: RolloutMachine.Plan
@@ -29,10 +30,13 @@ struct RolloutRunner: Sendable {
         if let failure = await ports.journal.saveFailure() { queue.append(.journalSaveFailed(failure)) }
         queue.append(.start)
 
-        // The sources of the stream.
+        // The sources of the stream. A request is taken and put in the stream in one step, under
+        // `requests`, as the checkpoint does: a request the poller took is in the stream before
+        // the checkpoint's answer, so no stop is ever overtaken by a step.
         let control = ports.control
         let journal = ports.journal
         let interval = pollInterval
+        let requests = OneAtATime()
         tasks.start(.source) {
             await control.waitForSignal()
             if let signal = control.signal { continuation.yield(.signal(signal)) }
@@ -40,7 +44,9 @@ struct RolloutRunner: Sendable {
         tasks.start(.source) {
             var reported = false
             while !Task.isCancelled {
-                if let request = control.takeRequest() { continuation.yield(.control(request)) }
+                requests.run {
+                    if let request = control.takeRequest() { continuation.yield(.control(request)) }
+                }
                 if !reported, let failure = await journal.saveFailure() {
                     reported = true
                     continuation.yield(.journalSaveFailed(failure))
@@ -69,6 +75,12 @@ struct RolloutRunner: Sendable {
                     await tasks.cancel(.step(step))
                 case .finish:
                     break
+                case .checkpoint:
+                    // Answered through the stream, behind every request and signal already in it.
+                    let failure = await journal.saveFailure()
+                    requests.run {
+                        for event in effects.checkpoint(saveFailure: failure) { continuation.yield(event) }
+                    }
                 case let effect where effect.runsBeside:
                     tasks.start(Self.scope(of: effect)) {
                         let (events, _) = await effects.perform(effect)
@@ -106,6 +118,15 @@ struct RolloutRunner: Sendable {
         case .look(let step, _), .sampleGate(let step, _), .startJudge(let step), .lookJudge(let step): .step(step)
         default: .rollout
         }
+    }
+}
+
+/// Runs one closure at a time (a lock the closures it runs share).
+final class OneAtATime: Sendable {
+    private let mutex = Mutex(())
+
+    func run(_ body: () -> Void) {
+        mutex.withLock { _ in body() }
     }
 }
 

@@ -4,17 +4,19 @@ import StrictYAML
 /// Prometheus as the rollout's gates and judge read it: a gate's query, and the judge's counters
 /// of both colours since each step started (the judgements; the machine decides from them).
 actor PrometheusMetrics: MetricsSource {
-    let prometheus: PrometheusClient
+    /// nil without an `analysis:` section (no gate is then measured).
+    let prometheus: PrometheusClient?
     /// nil without a judge.
     let judge: StepJudge?
     private var baselines: [Int: (started: ContinuousClock.Instant, new: [String: JudgeRules.Counts?], live: [String: JudgeRules.Counts?])] = [:]
 
-    init(prometheus: PrometheusClient, judge: StepJudge?) {
+    init(prometheus: PrometheusClient?, judge: StepJudge?) {
         self.prometheus = prometheus
         self.judge = judge
     }
 
     nonisolated func sample(_ query: String) async -> RolloutMachine.GateSample {
+        guard let prometheus else { return .error("no Prometheus to ask (the pipeline has no analysis section)") }
         do {
             switch try await prometheus.query(query) {
             case .value(let value): return .value(value)
