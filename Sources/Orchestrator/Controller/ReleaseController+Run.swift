@@ -29,7 +29,7 @@ extension ReleaseController {
     public func plan(releaseID: String = RunIdentity.releaseID()) async throws -> RunPlan {
         try history.checkIsHistory()
         let deployment = try deployment()
-        let recovery = try recovery(deployment).describe()
+        let recovery = try await recovery(deployment).plan().map(RunPlan.PlannedRecovery.init)
         let live = deployment == nil ? nil : try store.live()
         if recovery == nil, let deployment {
             try await checkServing(live: live, deployment)

@@ -121,6 +121,12 @@ public struct ReleaseController: Sendable {
         return try await repairHistory()
     }
 
+    /// What `recover` would do now with the interrupted run (`recover --dry-run`): the same plan
+    /// `recover` carries out, by reading only; nil when no run was interrupted.
+    public func recoveryPlan() async throws -> RunPlan.PlannedRecovery? {
+        try await recovery(try deployment()).plan().map(RunPlan.PlannedRecovery.init)
+    }
+
     /// Replaces a torn last line of the history with a record of the repair; nil when the
     /// history ends cleanly.
     func repairHistory() async throws -> ReleaseRecord? {

@@ -103,6 +103,13 @@ public struct RecoveryPlan: Sendable, Equatable, Codable {
     public var lines: [String] { actions.map { $0.description(releaseID: releaseID) } }
 }
 
+extension RunPlan.PlannedRecovery {
+    /// The recovery plan as the run's plan prints it: one line per action.
+    init(_ plan: RecoveryPlan) {
+        self.init(releaseID: plan.releaseID, phase: plan.phase, actions: plan.lines)
+    }
+}
+
 /// One thing recovery does.
 public enum RecoveryAction: Sendable, Equatable, Codable {
     /// The runtime cannot say what runs: nothing is changed, the run is kept for later.
