@@ -9,19 +9,16 @@ import Traffic
 /// the rollout decides is the machine's (deploy, steps, promotion, drain, rollback); this type
 /// only builds the machine's plan and the real adapters.
 struct RolloutExecutor {
-    var pipeline: Pipeline
+    /// All the rollout reads: what `--dry-run` printed and the record keeps.
     var plan: RunPlan.Rollout
     var releaseID: String
     var runtime: any DeploymentRuntime
     var nginx: NginxController?
-    var prometheus: PrometheusClient?
     var store: StateStore
     var journal: RunJournal
     var interruption: Interruption
     var progress: @Sendable (RolloutProgress) -> Void
 
-    var logsFolder: String { URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("logs").path }
-    var workingDirectory: String { URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path }
     var target: String { plan.target }
     var live: LiveRelease? { plan.live }
 
@@ -48,19 +45,16 @@ struct RolloutExecutor {
         }
     }
 
-    /// The machine's view of the plan.
+    /// The machine's view of the plan: each step's gates with the query the plan sends.
     var machinePlan: RolloutMachine.Plan {
-        let analysis = pipeline.analysis
-        let measuring = prometheus != nil
+        let measuring = plan.prometheus != nil
         return RolloutMachine.Plan(
             releaseID: releaseID, target: target, live: live, modelDirectory: plan.model,
             steps: plan.steps.map { step in
-                let gates = measuring ? (analysis?.gates ?? []).filter { step.queries[$0.name] != nil } : []
-                return RolloutMachine.Plan.Step(
-                    newWeight: step.newWeight, liveWeight: step.liveWeight,
-                    gates: gates.map { GateTally(gate: $0, query: $0.resolvedQuery(color: target, live: live?.color ?? "none", release: releaseID)) })
+                let gates = measuring ? plan.gates.compactMap { gate in step.queries[gate.name].map { GateTally(gate: gate, query: $0) } } : []
+                return RolloutMachine.Plan.Step(newWeight: step.newWeight, liveWeight: step.liveWeight, gates: gates)
             }, hold: plan.hold, drain: plan.drain, healthPath: plan.health.path, stopOld: plan.stopOld, stopNew: plan.stopNew,
-            automaticRollback: plan.automaticRollback, hooks: plan.hooks, judge: live != nil && measuring ? analysis?.judge : nil, trafficSwitch: nginx != nil,
+            automaticRollback: plan.automaticRollback, hooks: plan.hooks, judge: measuring && live != nil ? plan.judge : nil, trafficSwitch: nginx != nil,
             mode: plan.mode?.rawValue ?? "none", minimumHealthyInstances: runtime.minimumHealthyInstances, instancesMove: runtime.instancesMove)
     }
 
@@ -69,15 +63,16 @@ struct RolloutExecutor {
     var ports: RolloutPorts {
         let serving = ServingAdapter(
             runtime: runtime, nginx: nginx, target: target, live: live, healthPath: plan.health.path, healthTimeout: plan.health.timeout,
-            mode: plan.mode == .weighted ? .weighted : .sticky, colors: pipeline.deploy?.colors ?? [], service: plan.service, store: store)
-        let judge = pipeline.analysis?.judge.flatMap { spec in
+            mode: plan.mode == .weighted ? .weighted : .sticky, colors: plan.colors, service: plan.service, store: store)
+        let prometheus = plan.prometheus.map { PrometheusClient(baseURL: $0) }
+        let judge = machinePlan.judge.flatMap { spec in
             prometheus.flatMap { prometheus in live.map { StepJudge(spec: spec, prometheus: prometheus, target: target, live: $0.color) } }
         }
         return RolloutPorts(
             traffic: serving, runtime: serving, metrics: PrometheusMetrics(prometheus: prometheus, judge: judge), clock: SystemClock(),
             journal: RunJournalPort(journal: journal, store: store, live: live, target: target, stopOld: plan.stopOld, runtime: runtime.name),
             notifier: RunNotifierPort(journal: journal, report: progress),
-            hooks: HookPort(journal: journal, workingDirectory: workingDirectory, logsFolder: logsFolder),
+            hooks: HookPort(journal: journal, workingDirectory: plan.files.workingDirectory, logsFolder: plan.files.logs),
             control: RunControlPort(store: store, interruption: interruption))
     }
 }
