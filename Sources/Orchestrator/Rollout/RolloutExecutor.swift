@@ -45,17 +45,11 @@ struct RolloutExecutor {
         }
     }
 
-    /// The machine's view of the plan: each step's gates with the query the plan sends.
+    /// The machine's view of the plan.
     var machinePlan: RolloutMachine.Plan {
-        let measuring = plan.prometheus != nil
-        return RolloutMachine.Plan(
-            releaseID: releaseID, target: target, live: live, modelDirectory: plan.model,
-            steps: plan.steps.map { step in
-                let gates = measuring ? plan.gates.compactMap { gate in step.queries[gate.name].map { GateTally(gate: gate, query: $0) } } : []
-                return RolloutMachine.Plan.Step(newWeight: step.newWeight, liveWeight: step.liveWeight, gates: gates)
-            }, hold: plan.hold, drain: plan.drain, healthPath: plan.health.path, stopOld: plan.stopOld, stopNew: plan.stopNew,
-            automaticRollback: plan.automaticRollback, hooks: plan.hooks, judge: measuring && live != nil ? plan.judge : nil, trafficSwitch: nginx != nil,
-            mode: plan.mode?.rawValue ?? "none", minimumHealthyInstances: runtime.minimumHealthyInstances, instancesMove: runtime.instancesMove)
+        RolloutMachine.Plan(
+            plan, releaseID: releaseID, trafficSwitch: nginx != nil, minimumHealthyInstances: runtime.minimumHealthyInstances,
+            instancesMove: runtime.instancesMove)
     }
 
     /// The real adapters of the rollout's effects: nginx, the runtime, Prometheus, the clock, the
@@ -74,5 +68,22 @@ struct RolloutExecutor {
             notifier: RunNotifierPort(journal: journal, report: progress),
             hooks: HookPort(journal: journal, workingDirectory: plan.files.workingDirectory, logsFolder: plan.files.logs),
             control: RunControlPort(store: store, interruption: interruption))
+    }
+}
+
+extension RolloutMachine.Plan {
+    /// The machine's view of a planned rollout: each step's gates with the query the plan sends,
+    /// the judge when there is a live colour and Prometheus to ask. Nothing but the plan is read.
+    init(_ plan: RunPlan.Rollout, releaseID: String, trafficSwitch: Bool, minimumHealthyInstances: Int = 1, instancesMove: Bool = false) {
+        let measuring = plan.prometheus != nil
+        self.init(
+            releaseID: releaseID, target: plan.target, live: plan.live, modelDirectory: plan.model,
+            steps: plan.steps.map { step in
+                let gates = measuring ? plan.gates.compactMap { gate in step.queries[gate.name].map { GateTally(gate: gate, query: $0) } } : []
+                return Step(newWeight: step.newWeight, liveWeight: step.liveWeight, gates: gates)
+            }, hold: plan.hold, drain: plan.drain, healthPath: plan.health.path, stopOld: plan.stopOld, stopNew: plan.stopNew,
+            automaticRollback: plan.automaticRollback, hooks: plan.hooks, judge: measuring && plan.live != nil ? plan.judge : nil,
+            trafficSwitch: trafficSwitch, mode: plan.mode?.rawValue ?? "none", minimumHealthyInstances: minimumHealthyInstances,
+            instancesMove: instancesMove)
     }
 }
