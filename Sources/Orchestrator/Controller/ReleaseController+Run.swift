@@ -159,7 +159,7 @@ extension ReleaseController {
         if outcome == .succeeded, let deployment, let rollout = plan.rollout {
             let result = try await RolloutExecutor(
                 plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, store: store, journal: journal,
-                interruption: interruption, progress: { [progress] in progress($0.text) }
+                interruption: interruption, progress: { [events] in events(.rollout($0)) }
             ).run()
             outcome = result.outcome
             failure = result.failure
