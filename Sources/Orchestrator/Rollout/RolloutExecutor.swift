@@ -39,7 +39,7 @@ struct RolloutExecutor {
         let outcome = await RolloutRunner(plan: machinePlan, ports: ports).run()
         switch outcome.ending {
         case .finished(let outcome, let failure):
-            return Result(outcome: outcome, failure: failure)
+            return Result(outcome: outcome, failure: failure?.description)
         case .failed(let message):
             throw outcome.error ?? OrchestratorError(.stageFailed, message)
         }

@@ -359,3 +359,23 @@ enum FakePlan {
         }
     }
 }
+
+/// A rollout's end as the record writes it: the outcome, and the failure's text.
+struct RecordedEnding: Equatable, CustomStringConvertible {
+    var outcome: ReleaseOutcome
+    var failure: String?
+
+    init(_ outcome: ReleaseOutcome, failure: String?) {
+        self.outcome = outcome
+        self.failure = failure
+    }
+
+    var description: String { "\(outcome.rawValue): \(failure ?? "no failure")" }
+}
+
+extension RolloutMachine.Ending {
+    var recorded: RecordedEnding? {
+        guard case .finished(let outcome, let failure) = self else { return nil }
+        return RecordedEnding(outcome, failure: failure?.description)
+    }
+}

@@ -84,7 +84,7 @@ import Testing
         switch harness.machine.ending {
         case .finished(let outcome, let failure)?:
             #expect(outcome == expected.outcome)
-            if let wanted = expected.failure { #expect(failure?.contains(wanted) == true, "\(failure ?? "no failure")") }
+            if let wanted = expected.failure { #expect(failure?.description.contains(wanted) == true, "\(failure.map(String.init(describing:)) ?? "no failure")") }
         case .failed(let error)?:
             Issue.record("ended on an error: \(error)")
         case nil:

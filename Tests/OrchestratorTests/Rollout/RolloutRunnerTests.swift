@@ -59,7 +59,7 @@ import Testing
     @Test func aRolloutRunsToItsPromotionThroughTheStream() async throws {
         let world = World(plan: FakePlan.plan(judge: false))
         let outcome = try await world.run()
-        #expect(outcome.ending == .finished(.succeeded, failure: nil))
+        #expect(outcome.ending.recorded == RecordedEnding(.succeeded, failure: nil))
         #expect(outcome.signal == nil)
         #expect(world.traffic.split == ["green": 100])
         #expect(world.runtime.state.get().running == ["green"])
@@ -71,7 +71,7 @@ import Testing
     @Test func sigtermMidStepPutsTrafficBackAndEndsInterrupted() async throws {
         let world = World(plan: FakePlan.plan(judge: false))
         let outcome = try await world.run(until: { $0.traffic.split["green"] == 50 }, then: { $0.control.raised.update { $0 = SIGTERM } })
-        #expect(outcome.ending == .finished(.interrupted, failure: "interrupted by SIGTERM at 50%"))
+        #expect(outcome.ending.recorded == RecordedEnding(.interrupted, failure: "interrupted by SIGTERM at 50%"))
         #expect(outcome.signal == SIGTERM)
         #expect(world.traffic.split == ["blue": 100])
         #expect(world.runtime.state.get().running == ["blue"])
@@ -80,7 +80,7 @@ import Testing
     @Test func anAbortFromAnotherProcessRollsBack() async throws {
         let world = World(plan: FakePlan.plan(judge: false))
         let outcome = try await world.run(until: { $0.traffic.split["green"] == 25 }, then: { $0.control.requests.update { $0 = [.abort] } })
-        #expect(outcome.ending == .finished(.rolledBack, failure: "aborted by orchestrate abort"))
+        #expect(outcome.ending.recorded == RecordedEnding(.rolledBack, failure: "aborted by orchestrate abort"))
         #expect(world.journal.state.get().events.contains { $0.detail == "orchestrate abort at 25%" })
         #expect(world.traffic.split == ["blue": 100])
     }
@@ -99,7 +99,7 @@ import Testing
             }
         }
         let outcome = try await world.run()
-        #expect(outcome.ending == .finished(.rolledBack, failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
+        #expect(outcome.ending.recorded == RecordedEnding(.rolledBack, failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
         #expect(world.journal.state.get().steps.isEmpty, "no step was taken")
         #expect(world.traffic.split == ["blue": 100], "traffic never moved")
         #expect(world.runtime.state.get().running == ["blue"], "green stopped")
@@ -110,7 +110,7 @@ import Testing
         let outcome = try await world.run(
             until: { $0.traffic.split["green"] == 25 },
             then: { $0.journal.state.update { $0.diskFull = "No space left on device"; $0.saveFailure = "No space left on device" } })
-        #expect(outcome.ending == .finished(.rolledBack, failure: "the controller's state could not be saved (No space left on device)"))
+        #expect(outcome.ending.recorded == RecordedEnding(.rolledBack, failure: "the controller's state could not be saved (No space left on device)"))
         #expect(world.traffic.split == ["blue": 100], "traffic goes back without a disk write")
     }
 

@@ -16,7 +16,7 @@ import Testing
         #expect(harness.phaseName == "draining")
         await harness.send(.timer(.drain))
 
-        #expect(harness.machine.ending == .finished(.succeeded, failure: nil))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.succeeded, failure: nil))
         #expect(RolloutMachine.exitStatus(try #require(harness.machine.ending), signal: nil) == 0)
         #expect(harness.split == ["green": 100])
         #expect(harness.runtime.state.get().running == ["green"], "blue stopped after the drain")
@@ -56,7 +56,8 @@ import Testing
         await harness.send(.gateSample(step: 1, gate: "error-rate", .value(0.2), at: harness.clock.now()))
 
         let failure = "gate error-rate: 0.2000 is not <= 0.05 (query: rate{color=\"green\"})"
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: failure))
+        #expect(harness.machine.ending == .finished(.rolledBack, failure: RolloutFailure(.gateFailed(failure))), "the reason, typed")
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: failure))
         #expect(harness.split == ["blue": 100])
         #expect(harness.runtime.state.get().running == ["blue"])
         let events = harness.recorded.suffix(5).map { "\($0.kind.rawValue): \($0.detail)" }
@@ -110,7 +111,7 @@ import Testing
 
         #expect(harness.traffic.state.get().applied.isEmpty, "no traffic ever moved")
         #expect(
-            harness.machine.ending == .finished(.rolledBack, failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
+            harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
         #expect(harness.recorded.last?.detail == "aborted by orchestrate abort before the first traffic step: green stopped; traffic untouched")
         #expect(harness.runtime.state.get().running == ["blue"])
     }
@@ -123,7 +124,7 @@ import Testing
         await harness.send(.signal(SIGINT))
         #expect(harness.split == ["blue": 75, "green": 25], "the split being put in force is not overtaken")
         await harness.answer { if case .shift = $0 { true } else { false } }
-        #expect(harness.machine.ending == .finished(.interrupted, failure: "interrupted by SIGINT at 50%"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.interrupted, failure: "interrupted by SIGINT at 50%"))
         #expect(RolloutMachine.exitStatus(harness.machine.ending ?? .failed(""), signal: harness.machine.signal) == 130)
         #expect(harness.split == ["blue": 100])
         #expect(!harness.hooks.runs.get().contains(.duringStep(step: 1, 0)), "the step's hooks never started")
@@ -141,8 +142,13 @@ import Testing
             return
         }
         #expect(outcome == .failed, "a rollback that could not put traffic back on the live release is never recorded as rolled back")
-        #expect(failure.contains("the live colour blue is lost and its model aaaaaaaaaaaa is not in the model store"), "\(failure)")
-        #expect(failure.contains("`orchestrate rollback --to rel-1` redeploys the live release on the idle colour"))
+        guard case .colourLost = failure.reason, case .liveModelMissing(color: "blue", model: "aaaaaaaaaaaa", _)? = failure.problems.first else {
+            Issue.record("the reason is the colour lost, the problem the live model missing: \(failure)")
+            return
+        }
+        #expect(failure.problems.count == 1)
+        #expect(failure.description.contains("the live colour blue is lost and its model aaaaaaaaaaaa is not in the model store"), "\(failure)")
+        #expect(failure.description.contains("`orchestrate rollback --to rel-1` redeploys the live release on the idle colour"))
         #expect(harness.split == ["green": 100], "all traffic on the only colour that serves")
         #expect(harness.runtime.state.get().running == ["green"], "green is not stopped: it carries the traffic")
         #expect(RolloutMachine.exitStatus(try #require(harness.machine.ending), signal: nil) == 1)
@@ -154,8 +160,7 @@ import Testing
         harness.traffic.state.update { $0.failNextSend = "nginx does not answer on its control socket" }
         await harness.send(.control(.abort))
         #expect(
-            harness.machine.ending
-                == .finished(.failed, failure: "aborted by orchestrate abort; traffic could not be restored to blue: nginx does not answer on its control socket"))
+            harness.machine.ending?.recorded == RecordedEnding(.failed, failure: "aborted by orchestrate abort; traffic could not be restored to blue: nginx does not answer on its control socket"))
         #expect(harness.runtime.state.get().running.contains("green"), "green carries traffic: it is not stopped")
         #expect(harness.recorded.contains { $0.detail == "could not restore traffic to blue: nginx does not answer on its control socket" })
     }
@@ -167,7 +172,7 @@ import Testing
         #expect(harness.traffic.state.get().running == false)
         #expect(harness.runtime.state.get().running.isEmpty)
         #expect(harness.recorded.contains { $0.detail == "nothing was live before this release: nginx stopped" })
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "gate error-rate: 1 is not <= 0.05 (query: rate{color=\"green\"})"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "gate error-rate: 1 is not <= 0.05 (query: rate{color=\"green\"})"))
     }
 
     @Test func promoteFullAt25PercentGoesTo100PercentOnceTheGatesHaveMeasured() async {
@@ -208,15 +213,14 @@ import Testing
         await harness.send(.start)
         harness.runtime.state.update { _ = $0.running.remove("green") }
         await harness.send(.looked(step: 0, StepWatch.Look(nginxRunning: true, target: .gone, live: .serving(["127.0.0.1:1"]), upstream: [:])))
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "green stopped running at 25%"), "an outage, not a verdict on the model")
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "green stopped running at 25%"), "an outage, not a verdict on the model")
     }
 
     @Test func aSaveThatFailedDuringTheStagesDeploysNothing() async {
         let harness = RolloutHarness()
         await harness.send([.journalSaveFailed("No space left on device"), .start])
         #expect(
-            harness.machine.ending
-                == .finished(.failed, failure: "the controller's state could not be saved (No space left on device) during the stages; nothing was deployed"))
+            harness.machine.ending?.recorded == RecordedEnding(.failed, failure: "the controller's state could not be saved (No space left on device) during the stages; nothing was deployed"))
         #expect(harness.log.count == 1, "only the end")
     }
 
@@ -229,7 +233,7 @@ import Testing
         #expect(harness.phaseName == "pre-rollout hooks", "the hook runs on")
         await harness.answer { if case .runHook = $0 { true } else { false } }
         #expect(harness.runtime.state.get().deployed.isEmpty, "nothing deployed")
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "the controller's state could not be saved (No space left on device)"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "the controller's state could not be saved (No space left on device)"))
         #expect(harness.split == ["blue": 100])
     }
 
@@ -272,7 +276,7 @@ import Testing
         await harness.send(.start)
         harness.traffic.state.update { $0.failNextReapply = "nginx: [emerg] bind() failed" }
         await harness.send(.looked(step: 0, StepWatch.Look(nginxRunning: false, target: .serving(["a"]), live: .serving(["b"]), upstream: [:])))
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "nginx was not running, and nginx could not be brought back: nginx: [emerg] bind() failed"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "nginx was not running, and nginx could not be brought back: nginx: [emerg] bind() failed"))
     }
 
     @Test func aGateWithoutDataFailsOnlyAfterTheInconclusiveDeadline() async {
@@ -287,7 +291,7 @@ import Testing
         #expect(harness.phaseName == "holding")
         await harness.send(.timer(.inconclusiveDeadline(step: 0)))
         await harness.send(.gateSample(step: 0, gate: "error-rate", .noData, at: harness.clock.now()))
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "gate error-rate: no data until the step's deadline (query: rate{color=\"green\"})"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "gate error-rate: no data until the step's deadline (query: rate{color=\"green\"})"))
     }
 
     @Test func aJudgeWhoseQueriesFailFiveTimesInARowFailsTheStep() async {
@@ -297,7 +301,7 @@ import Testing
             #expect(harness.phaseName == "holding", "look \(look)")
             await harness.send(.judgeLooked(step: 0, .init(judgements: FakePlan.errors(), elapsed: Double(look * 2), at: harness.clock.now())))
         }
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "judge: Prometheus did not answer the judge's queries 5 times in a row"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "judge: Prometheus did not answer the judge's queries 5 times in a row"))
         #expect(harness.journal.state.get().steps.first?.judge?.count == 5)
     }
 
@@ -310,7 +314,7 @@ import Testing
         await harness.send([.timer(.stepWait(step: 0)), .timer(.judgeMaxWait(step: 0))])
         #expect(harness.phaseName == "holding", "the wait passed, but the judge has not decided")
         await harness.send(.judgeLooked(step: 0, .init(judgements: undecided, elapsed: 60, at: harness.clock.now())))
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive, undecided at the deadline"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive, undecided at the deadline"))
     }
 
     @Test func anAbortDuringTheDrainWhenTheOldColourIsGoneLeavesTheReleaseLive() async {
@@ -319,7 +323,7 @@ import Testing
         for _ in 0..<3 { await harness.passStep() }
         harness.runtime.state.update { _ = $0.running.remove("blue") }
         await harness.send(.control(.abort))
-        #expect(harness.machine.ending == .finished(.succeeded, failure: nil))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.succeeded, failure: nil))
         #expect(harness.recorded.last?.detail == "blue is no longer running: the abort cannot return to it; green stays live")
         #expect(harness.split == ["green": 100])
     }
@@ -337,7 +341,7 @@ import Testing
         let harness = RolloutHarness(plan: FakePlan.plan(trafficSwitch: false))
         await harness.send(.start)
         await harness.send(.gateSample(step: 0, gate: "error-rate", .value(1), at: harness.clock.now()))
-        #expect(harness.machine.ending == .finished(.rolledBack, failure: "gate error-rate: 1 is not <= 0.05 (query: rate{color=\"green\"})"))
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "gate error-rate: 1 is not <= 0.05 (query: rate{color=\"green\"})"))
         #expect(!RolloutHarness.world(harness.log).contains("send all to blue"))
     }
 }

@@ -156,7 +156,7 @@ extension RolloutMachine {
 
     /// How a rollout ended.
     enum Ending: Sendable, Equatable {
-        case finished(ReleaseOutcome, failure: String?)
+        case finished(ReleaseOutcome, failure: RolloutFailure?)
         /// An action after the commit point failed (stopping the old colour, returning to it
         /// after an abort): the error is the run's, as before the machine.
         case failed(String)

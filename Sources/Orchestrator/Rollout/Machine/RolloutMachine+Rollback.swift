@@ -4,16 +4,17 @@ import StrictYAML
 extension RolloutMachine {
     /// Rolls back for a signal or an abort, with traffic at `weight`.
     mutating func rollBack(_ stop: Stop, at weight: Int, now: Date) -> [Effect] {
-        stop == .aborted
-            ? rollBack(reason: "aborted by orchestrate abort", outcome: .rolledBack, at: now)
-            : rollBack(reason: "interrupted by \(stop.signalName) at \(weight)%", outcome: .interrupted, at: now)
+        switch stop {
+        case .aborted: rollBack(reason: .aborted, outcome: .rolledBack, at: now)
+        case .interrupted(let signal): rollBack(reason: .interrupted(signal: signal, weight: weight), outcome: .interrupted, at: now)
+        }
     }
 
     /// Rolls back because the run cannot go on: a state that could not be saved, or `error`.
     mutating func rollBackOnError(_ error: String?, at now: Date) -> [Effect] {
-        let reason = saveFailure.map(Self.unsaved) ?? "the rollout failed: \(error ?? "")"
+        let reason = saveFailure.map(RolloutFailure.Reason.unsaved) ?? .error(error ?? "")
         if let signal {
-            return rollBack(reason: "interrupted by \(Self.signalName(signal)); \(reason)", outcome: .interrupted, at: now)
+            return rollBack(reason: .interruptedWhile(signal: signal, reason), outcome: .interrupted, at: now)
         }
         return rollBack(reason: reason, outcome: .rolledBack, at: now)
     }
@@ -23,9 +24,9 @@ extension RolloutMachine {
     /// disk write: what could not be saved is still in the record the controller appends, and
     /// `run.json` as last saved lets recovery converge to the same place. A rollback that could
     /// not put traffic back on the live release is recorded as failed, never as rolled back.
-    mutating func rollBack(reason: String, outcome: ReleaseOutcome, at now: Date) -> [Effect] {
-        var rollback = Rollback(reason: reason, outcome: outcome, began: now, failure: reason, restored: live == nil, stage: .locatingLive)
-        let line = Effect.progress(.rollingBack(reason: reason))
+    mutating func rollBack(reason: RolloutFailure.Reason, outcome: ReleaseOutcome, at now: Date) -> [Effect] {
+        var rollback = Rollback(reason: reason, outcome: outcome, began: now, restored: live == nil, stage: .locatingLive)
+        let line = Effect.progress(.rollingBack(reason: reason.description))
         if let live, plan.trafficSwitch {
             phase = .rollingBack(rollback)
             return [line, .locate(live.color, .servingOrLastKnown)]
@@ -82,7 +83,7 @@ extension RolloutMachine {
         case (.sendingToTarget, .trafficNotSent(target, let error)):
             return [.progress(.allTrafficNotOnTarget(target: target, error: error))] + findLiveModel(rollback)
         case (.findingModel, .storedModel(found: false)):
-            rollback.failure += "; the live colour \(live.color) is lost and its model \(model) is not in the model store; \(hint)"
+            rollback.problems.append(.liveModelMissing(color: live.color, model: String(model), hint: hint))
             rollback.done.append(
                 .init(at: now, kind: .deploy, detail: "\(live.color) is lost and cannot be redeployed: model \(model) is not in the model store"))
             return journalRollback(rollback, at: now)
@@ -104,7 +105,7 @@ extension RolloutMachine {
             phase = .rollingBack(rollback)
             return [.sendAllTraffic(to: live.color)]
         case (.redeployingLive, .deployFailed(live.color, let error)):
-            rollback.failure += "; the live colour \(live.color) is lost and could not be redeployed (\(error)); \(hint)"
+            rollback.problems.append(.liveNotRedeployed(color: live.color, error: error, hint: hint))
             rollback.done.append(.init(at: now, kind: .deploy, detail: "\(live.color) could not be redeployed: \(error)"))
             return [.stopColourQuietly(live.color), .progress(.liveNotRedeployed(color: live.color, error: error))] + journalRollback(rollback, at: now)
         case (.restoringLive, .trafficSent(live.color, let replaced, let behind)):
@@ -118,7 +119,7 @@ extension RolloutMachine {
             }
             return effects + journalRollback(rollback, at: now)
         case (.restoringLive, .trafficNotSent(live.color, let error)):
-            rollback.failure += "; traffic could not be restored to \(live.color): \(error)"
+            rollback.problems.append(.trafficNotRestored(color: live.color, error: error))
             rollback.done.append(.init(at: now, kind: .shift, detail: "could not restore traffic to \(live.color): \(error)"))
             return [.progress(.trafficNotRestored(color: live.color, error: error))] + journalRollback(rollback, at: now)
         default:
@@ -141,10 +142,10 @@ extension RolloutMachine {
         let interrupted = rollback.outcome == .interrupted
         var effects: [Effect] = [
             .save(RunStateChange(phase: .rollingBack, weight: rollback.restored ? 0 : nil)),
-            .record(interrupted ? .interrupt : .rollback, rollback.reason, at: rollback.began),
+            .record(interrupted ? .interrupt : .rollback, rollback.reason.description, at: rollback.began),
         ]
         effects += rollback.done.map { .record($0.kind, $0.detail, at: $0.at) }
-        effects.append(.announce(.rolledBack(reason: rollback.reason, interrupted: interrupted)))
+        effects.append(.announce(.rolledBack(reason: rollback.reason.description, interrupted: interrupted)))
         guard rollback.restored && (plan.stopNew || live == nil) else { return effects + afterStopping(rollback) }
         if live != nil {
             rollback.stage = .pausing
@@ -167,7 +168,7 @@ extension RolloutMachine {
         case (.stoppingTarget, .colourStopped(target)):
             return [.record(.stop, "\(target) stopped", at: now), .progress(.targetStopped(color: target))] + afterStopping(rollback)
         case (.stoppingTarget, .colourStopFailed(target, let error)):
-            rollback.failure += "; \(target) could not be stopped: \(error)"
+            rollback.problems.append(.targetNotStopped(color: target, error: error))
             return [.record(.stop, "\(target) could not be stopped: \(error)", at: now), .progress(.targetNotStopped(color: target, error: error))]
                 + afterStopping(rollback)
         case (.hook(let index), .hookFinished(.onRollback(let finished), let ok)) where finished == index:
@@ -187,7 +188,7 @@ extension RolloutMachine {
         guard index < plan.hooks.onRollback.count else {
             // Without a load balancer there is no traffic to put back.
             let tookEffect = rollback.restored || !plan.trafficSwitch || rollback.outcome == .interrupted
-            let ending = Ending.finished(tookEffect ? rollback.outcome : .failed, failure: rollback.failure)
+            let ending = Ending.finished(tookEffect ? rollback.outcome : .failed, failure: RolloutFailure(rollback.reason, problems: rollback.problems))
             phase = .done(ending)
             return [.clearDeployment, .finish(ending)]
         }

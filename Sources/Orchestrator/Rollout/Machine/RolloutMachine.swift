@@ -118,7 +118,7 @@ struct RolloutMachine: Sendable, Equatable {
         var waited = false
         var skipWait = false
         var passed = true
-        var failure: String?
+        var failure: RolloutFailure.Reason?
         var promoteFull = false
         /// `orchestrate` requests honoured during the step, for the record.
         var requests: [String] = []
@@ -190,11 +190,11 @@ struct RolloutMachine: Sendable, Equatable {
             var detail: String
         }
 
-        var reason: String
+        var reason: RolloutFailure.Reason
         var outcome: ReleaseOutcome
         var began: Date
-        /// The reason, and what could not be done.
-        var failure: String
+        /// What could not be done.
+        var problems: [RolloutFailure.Problem] = []
         var done: [Done] = []
         /// Traffic is on the live release (or nothing was live).
         var restored: Bool
@@ -306,8 +306,8 @@ struct RolloutMachine: Sendable, Equatable {
         return pendingStop
     }
 
-    private mutating func finish(_ outcome: ReleaseOutcome, _ failure: String?) -> [Effect] {
-        let ending = Ending.finished(outcome, failure: failure)
+    private mutating func finish(_ outcome: ReleaseOutcome, _ failure: RolloutFailure.Reason?) -> [Effect] {
+        let ending = Ending.finished(outcome, failure: failure.map { RolloutFailure($0) })
         phase = .done(ending)
         return [.finish(ending)]
     }
@@ -336,7 +336,7 @@ struct RolloutMachine: Sendable, Equatable {
                 .checkpoint,
             ]
         case .journalSaveFailed(let message):
-            return finish(.failed, "\(Self.unsaved(message)) during the stages; nothing was deployed")
+            return finish(.failed, .unsavedDuringStages(message))
         default:
             keep(event)
             return []
@@ -380,7 +380,7 @@ struct RolloutMachine: Sendable, Equatable {
         case (.control(.abort), nil):
             return stopped(.aborted, duringHook: index, at: now, running: true)
         case (.saved, let ok?):
-            guard ok else { return finish(.failed, "pre-rollout hook \(shellQuoted(hook)) failed; nothing was changed") }
+            guard ok else { return finish(.failed, .preRolloutHookFailed(hook)) }
             return preRolloutHook(index + 1, at: now)
         case (.journalSaveFailed, _?):
             return rollBackOnError(nil, at: now)
@@ -394,10 +394,7 @@ struct RolloutMachine: Sendable, Equatable {
         let hook = shellQuoted(plan.hooks.preRollout[index])
         let recorded = Effect.record(
             stop == .aborted ? .abort : .interrupt, "\(stop.description) during the pre-rollout hook \(hook); nothing was changed", at: now)
-        let ending =
-            stop == .aborted
-            ? finish(.rolledBack, "aborted by orchestrate abort before the deploy; nothing was changed")
-            : finish(.interrupted, "interrupted by \(stop.signalName) before the deploy; nothing was changed")
+        let ending = finish(stop == .aborted ? .rolledBack : .interrupted, .stoppedBeforeDeploy(stop))
         return (running ? [.cancelHook(.preRollout(index))] : []) + [recorded] + ending
     }
 
@@ -421,7 +418,7 @@ struct RolloutMachine: Sendable, Equatable {
             ] + beginStep(0, at: now)
         case (.deployFailed(let color, let error), true) where color == target:
             return [.progress(.deployFailed(error: error)), .stopColourQuietly(target), .record(.stop, "\(target) stopped; traffic untouched", at: now)]
-                + finish(.failed, "deploy of \(target) failed before any traffic moved: \(error)")
+                + finish(.failed, .deployFailed(color: target, error: error))
         case (.signal(let signal), true):
             return [.cancelDeploy] + stoppedBeforeTraffic(.interrupted(signal), "while deploying", at: now)
         case (.control(.abort), true):
@@ -440,10 +437,7 @@ struct RolloutMachine: Sendable, Equatable {
             .save(RunStateChange(weight: 0)),
             .record(stop == .aborted ? .abort : .interrupt, "\(stop.description) \(moment): \(target) stopped; traffic untouched", at: now),
         ]
-        return effects
-            + (stop == .aborted
-                ? finish(.rolledBack, "aborted by orchestrate abort \(moment); traffic was not moved")
-                : finish(.interrupted, "interrupted by \(stop.signalName) \(moment); traffic was not moved"))
+        return effects + finish(stop == .aborted ? .rolledBack : .interrupted, .stoppedBeforeTraffic(stop, moment: moment))
     }
 
     // MARK: Traffic steps
@@ -477,7 +471,7 @@ struct RolloutMachine: Sendable, Equatable {
             ] + startHold(index, at: now)
         case (.shiftFailed(step.newWeight, let error), let requestedAt?):
             let record = ReleaseRecord.RolloutRecord.Step(weight: step.newWeight, startedOn: requestedAt, finishedOn: nil, passed: nil, measurements: [])
-            return [.recordStep(record)] + rollBack(reason: "traffic step \(step.newWeight)% failed: \(error)", outcome: .rolledBack, at: now)
+            return [.recordStep(record)] + rollBack(reason: .trafficStepFailed(weight: step.newWeight, error: error), outcome: .rolledBack, at: now)
         default:
             keep(event)
             return []
@@ -503,7 +497,7 @@ struct RolloutMachine: Sendable, Equatable {
         if let saveFailure {
             // The run can no longer be converged from its files: the step ends at once.
             hold.passed = false
-            hold.failure = Self.unsaved(saveFailure)
+            hold.failure = .unsaved(saveFailure)
             return endHold(hold, at: now)
         }
         var effects: [Effect] = []
@@ -541,7 +535,7 @@ struct RolloutMachine: Sendable, Equatable {
         case .journalSaveFailed(let message):
             // The run can no longer be converged from its files: the step ends now.
             hold.passed = false
-            hold.failure = Self.unsaved(message)
+            hold.failure = .unsaved(message)
             return endHold(hold, at: now)
         case .control(.abort):
             hold.requests.append("abort")
@@ -571,7 +565,7 @@ struct RolloutMachine: Sendable, Equatable {
                 effects.append(.startTimer(.gateDue(step: index, gate: name), after: hold.gates[position].gate.interval.duration))
             case .failed(let reason):
                 hold.passed = false
-                hold.failure = reason
+                hold.failure = .gateFailed(reason)
                 return effects + endHold(hold, at: now)
             case .passed:
                 break
@@ -607,11 +601,11 @@ struct RolloutMachine: Sendable, Equatable {
             switch judge.decision {
             case .fail?:
                 hold.passed = false
-                hold.failure = "judge: \(judge.rule ?? "")"
+                hold.failure = .judgeFailed(rule: judge.rule ?? "")
                 return effects + endHold(hold, at: now)
             case .inconclusive?:
                 hold.passed = false
-                hold.failure = "judge: inconclusive: \(judge.rule ?? "")"
+                hold.failure = .judgeInconclusive(rule: judge.rule ?? "")
                 hold.holdWhenInconclusive = spec.onInconclusive == .hold
                 return effects + endHold(hold, at: now)
             case .pass?, .undecided?, nil:
@@ -633,7 +627,7 @@ struct RolloutMachine: Sendable, Equatable {
                 return [.reapply(step: index, weight: hold.weight)]
             case .targetLost(let why), .liveLost(let why):
                 hold.passed = false
-                hold.failure = why
+                hold.failure = .colourLost(why)
                 hold.colourLost = true
                 return [.record(.shift, why, at: now), .progress(.colourLost(detail: why))] + endHold(hold, at: now)
             }
@@ -655,7 +649,7 @@ struct RolloutMachine: Sendable, Equatable {
             let line = Effect.progress(.splitNotReapplied(why: reapply.why, error: error))
             if !reapply.nginxRunning {
                 hold.passed = false
-                hold.failure = "\(reapply.why), and nginx could not be brought back: \(error)"
+                hold.failure = .trafficSwitchLost(why: reapply.why, error: error)
                 hold.colourLost = true
                 return [line] + endHold(hold, at: now)
             }
@@ -698,7 +692,7 @@ struct RolloutMachine: Sendable, Equatable {
                 effects.append(
                     .announce(.stepPassed(step: hold.step + 1, steps: plan.steps.count, weight: hold.weight, measurements: hold.recordedMeasurements)))
             } else if hold.stop == nil {
-                effects.append(.announce(.gateFailed(weight: hold.weight, failure: hold.failure ?? "a gate failed", measurements: hold.recordedMeasurements)))
+                effects.append(.announce(.gateFailed(weight: hold.weight, failure: hold.failure?.description ?? "a gate failed", measurements: hold.recordedMeasurements)))
             }
             for request in hold.requests {
                 effects.append(.record(request == "abort" ? .abort : .promote, "orchestrate \(request) at \(hold.weight)%", at: now))
@@ -720,9 +714,8 @@ struct RolloutMachine: Sendable, Equatable {
     private mutating func afterVerdict(_ hold: Hold, at now: Date) -> [Effect] {
         if let stop = hold.stop { return rollBack(stop, at: hold.weight, now: now) }
         if !hold.passed {
-            let failure = hold.failure ?? "a gate failed"
-            return [.progress(.stepFailed(number: hold.step + 1, failure: hold.failure ?? ""))]
-                + rollBack(reason: failure, outcome: .rolledBack, at: now)
+            return [.progress(.stepFailed(number: hold.step + 1, failure: hold.failure?.description ?? ""))]
+                + rollBack(reason: hold.failure ?? .gateFailed("a gate failed"), outcome: .rolledBack, at: now)
         }
         if hold.promoteFull && hold.weight < 100 {
             phase = .promotingFully(hold, shifting: false)
@@ -736,7 +729,7 @@ struct RolloutMachine: Sendable, Equatable {
     /// Under `rollback.automatic: false` (a failed gate) or `judge.onInconclusive: hold`, traffic
     /// stays where it is until an operator decides: `abort` rolls back, `promote` goes on.
     private mutating func holdForDecision(_ hold: Hold, at now: Date) -> [Effect] {
-        let failure = hold.failure ?? "a gate failed"
+        let failure = hold.failure?.description ?? "a gate failed"
         let why = hold.holdWhenInconclusive ? "judge.onInconclusive is hold" : "rollback.automatic is false"
         phase = .holdingForDecision(hold)
         return [
@@ -759,7 +752,7 @@ struct RolloutMachine: Sendable, Equatable {
         case .control(.abort):
             return rollBack(.aborted, at: held.weight, now: now)
         case .control(.promote), .control(.promoteFull):
-            let failure = held.failure ?? "a gate failed"
+            let failure = held.failure?.description ?? "a gate failed"
             var hold = held
             hold.passed = true
             hold.failure = nil
@@ -786,7 +779,7 @@ struct RolloutMachine: Sendable, Equatable {
             weight = 100
             return replacement(replaced, at: now) + beginPromotion()
         case (.shiftFailed(100, let error), true):
-            return rollBack(reason: "traffic step 100% failed: \(error)", outcome: .rolledBack, at: now)
+            return rollBack(reason: .trafficStepFailed(weight: 100, error: error), outcome: .rolledBack, at: now)
         default:
             keep(event)
             return []
@@ -913,7 +906,7 @@ struct RolloutMachine: Sendable, Equatable {
 
     private mutating func returning(_ state: Return, _ event: Event, at now: Date) -> [Effect] {
         guard let live else { return [] }
-        let reason = "aborted by orchestrate abort during the drain"
+        let reason = RolloutFailure.Reason.abortedDuringDrain
         switch (state.stage, event) {
         case (.locating, .located(live.color)):
             phase = .returning(Return(stage: .committing))
@@ -933,7 +926,7 @@ struct RolloutMachine: Sendable, Equatable {
             let effects =
                 replacement(replaced, at: now) + [
                     .record(.shift, "\(live.color) 100% (traffic restored)", at: since), .progress(.returnedToPrevious(color: live.color, release: live.releaseID)),
-                    .announce(.rolledBack(reason: reason, interrupted: false)),
+                    .announce(.rolledBack(reason: reason.description, interrupted: false)),
                 ]
             guard plan.stopNew else { return effects + finishReturn(reason) }
             phase = .returning(Return(stage: .stoppingTarget))
@@ -949,7 +942,7 @@ struct RolloutMachine: Sendable, Equatable {
         }
     }
 
-    private mutating func finishReturn(_ reason: String) -> [Effect] {
+    private mutating func finishReturn(_ reason: RolloutFailure.Reason) -> [Effect] {
         [.writeTargets, .clearDeployment] + finish(.rolledBack, reason)
     }
 }

@@ -96,7 +96,7 @@ struct RolloutRunner: Sendable {
         }
         await tasks.cancelAll()
         continuation.finish()
-        let ending = machine.ending ?? .finished(.failed, failure: "the rollout stopped without an end")
+        let ending = machine.ending ?? .finished(.failed, failure: RolloutFailure(.error("it stopped without an end")))
         return Outcome(ending: ending, signal: machine.signal, error: lastError)
     }
 
