@@ -175,7 +175,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety"],
+            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety", "Traffic"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

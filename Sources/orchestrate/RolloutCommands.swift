@@ -101,9 +101,22 @@ struct RecoverCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var source: PipelineArgument
+    @Flag(help: "Print what would be done (the plan recover carries out) and change nothing.") var dryRun = false
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     func run() async throws {
+        if dryRun {
+            let plan = try await source.controller(signing: false).recoveryPlan()
+            if output == .json {
+                try printJSON(plan)
+            } else if let plan {
+                print("recover release \(plan.releaseID ?? "(unknown: its state is unreadable)")\(plan.phase.map { " (it stopped while \($0.rawValue))" } ?? ""):")
+                for action in plan.actions { print("  - \(action)") }
+            } else {
+                print("no run was interrupted: nothing to converge")
+            }
+            return
+        }
         let record = try await source.controller(signing: true).recover()
         if output == .json {
             try printJSON(record)

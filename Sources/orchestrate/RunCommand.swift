@@ -27,7 +27,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Move all traffic at once once the new colour is healthy, without steps.") var noStagedShift = false
     @Option(help: "Sign the record with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY).")
     var signingKey: String?
-    @Option(help: "text: progress on stderr; json: one summary object on stdout.") var output: OutputFormat = .text
+    @Option(help: "text: progress as lines on stderr; json: progress as one JSON object per line on stderr, the record (or, with --dry-run, the plan) on stdout.")
+    var output: OutputFormat = .text
 
     func validate() throws {
         if let trigger, !RunOptions.triggers.contains(trigger) {
@@ -42,7 +43,8 @@ struct RunCommand: AsyncParsableCommand {
             dryRun: dryRun, recordDryRun: recordDryRun, overrides: overrides, skip: skip, force: force,
             trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments,
             noStagedShift: noStagedShift, signingKey: try ReleaseSigningKey.resolve(file: signingKey, environment: ProcessInfo.processInfo.environment))
-        let controller = ReleaseController(pipeline: loaded, options: options) { line in printError(line) }
+        let format: ProgressFormat = output == .json ? .json : .text
+        let controller = ReleaseController(pipeline: loaded, options: options, events: { event in printError(format.render(event)) })
         let result = dryRun ? try await controller.run() : try await ReleaseService.run(controller)
         switch (output, dryRun) {
         case (.json, true): try printJSON(loaded.redaction.redacted(result.plan))

@@ -42,6 +42,34 @@ import Testing
         }
     }
 
+    @Test func runOutputJSONPrintsProgressAsOneEventPerLine() async throws {
+        try await withTemporaryDirectory { folder in
+            try write(Self.passing, to: folder + "/p.yml")
+            let run = try await Self.orchestrate(["run", "p.yml", "--output", "json"], in: folder)
+            #expect(run.status == 0, "\(run.stderr)")
+            let lines = run.stderr.split(separator: "\n").map(String.init)
+            #expect(!lines.isEmpty)
+            for line in lines {
+                let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(event?["event"] is String && event?["message"] is String && event?["at"] is String, "\(line)")
+            }
+            #expect(lines.contains { $0.contains(#""message":"[1/1] a: done"#) }, "\(lines)")
+            let record = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+            #expect(record?["outcome"] as? String == "succeeded", "the record stays the one object on stdout")
+        }
+    }
+
+    @Test func rolloutProgressIsTypedAndReadsTheSameAsText() throws {
+        let event = ProgressEvent.rollout(.step(number: 2, of: 3, target: "green", weight: 50, live: "blue", liveWeight: 50))
+        #expect(event.text == "step 2/3: green 50%, blue 50%")
+        let object = try JSONSerialization.jsonObject(with: Data(event.jsonLine(at: Date(timeIntervalSince1970: 0)).utf8)) as? [String: Any]
+        #expect(object?["event"] as? String == "rollout.step")
+        #expect(object?["message"] as? String == event.text)
+        #expect(object?["weight"] as? Int == 50 && object?["number"] as? Int == 2 && object?["live"] as? String == "blue")
+        #expect(object?["at"] as? String == "1970-01-01T00:00:00Z")
+        #expect(!event.jsonLine().contains("\n"), "one line")
+    }
+
     @Test func aFailedGateExitsOne() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.passing, to: folder + "/p.yml")

@@ -107,7 +107,7 @@ import Testing
             record.stages = names.filter { _ in generator.nextIndex(below: 3) > 0 }.map { name in
                 var stage = StageExecutor.emptyRecord(
                     Stage(name: name, action: .command(["true"]), env: [:], inputs: [], outputs: [], metricsFile: nil, timeout: nil, retries: 0, gate: []),
-                    planned: nil, status: statuses[generator.nextIndex(below: statuses.count)], reason: nil)
+                    status: statuses[generator.nextIndex(below: statuses.count)], reason: nil)
                 if name == "ingest" && generator.nextIndex(below: 2) == 0 {
                     for share in 1...5 { stage.metrics["rating_share_\(share)"] = Double(share) / 15 }
                 }
@@ -146,7 +146,7 @@ import Testing
         }
         // With every stage found in the newest record, only that record is read.
         var newest = ReleaseHistoryTests.record("rel-new")
-        newest.stages = stages.map { StageExecutor.emptyRecord($0, planned: nil, status: .succeeded, reason: nil) }
+        newest.stages = stages.map { StageExecutor.emptyRecord($0, status: .succeeded, reason: nil) }
         newest.stages[0].metrics = Dictionary(uniqueKeysWithValues: (1...5).map { ("rating_share_\($0)", 0.2) })
         var planning = PlanningRecords(stages: stages)
         planning.consider(newest)

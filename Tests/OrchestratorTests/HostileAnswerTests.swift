@@ -214,6 +214,28 @@ import TextSafety
         }
     }
 
+    /// A gate measured as a rollout's step measures it: each sample asked of Prometheus by the
+    /// rollout's metrics source (`PrometheusMetrics`), counted by the gate's tally, until it
+    /// passes or fails; the step's inconclusive deadline has passed from sample `deadlineAfter` on.
+    static func measure(_ gate: PromQLGate, at url: String, deadlineAfter: Int = .max) async -> GateVerdict {
+        let metrics = PrometheusMetrics(prometheus: PrometheusClient(baseURL: url), judges: [:])
+        var tally = GateTally(gate: gate, query: gate.query)
+        var verdict = GateVerdict()
+        while tally.verdict == .measuring && verdict.measurements.count < 100 {
+            let sample = await metrics.sample(tally.query)
+            verdict.measurements.append(tally.record(sample, at: Date(), deadlinePassed: verdict.measurements.count + 1 >= deadlineAfter))
+        }
+        verdict.passed = tally.verdict == .passed
+        if case .failed(let reason) = tally.verdict { verdict.failure = reason }
+        return verdict
+    }
+
+    struct GateVerdict {
+        var passed = false
+        var measurements: [GateMeasurement] = []
+        var failure: String?
+    }
+
     @Test func aGateMeasuringAHostileErrorRecordsItCutAndEscaped() async throws {
         let text = String(repeating: "\u{1B}[31mred ", count: 50_000)  // 700 KB of JSON
         let body = try JSONSerialization.data(withJSONObject: ["status": "error", "errorType": "execution", "error": text])
@@ -221,10 +243,7 @@ import TextSafety
             let gate = PromQLGate(
                 name: "g", query: "up", min: nil, max: 1, interval: .seconds(0), count: 1, initialDelay: .seconds(0), failureLimit: 0,
                 consecutiveErrorLimit: 1, onNoData: .fail)
-            let verdict = await StepAnalysis(
-                prometheus: PrometheusClient(baseURL: server.url), gates: [gate], color: "green", live: "blue", release: "r",
-                deadline: .now + .seconds(30), report: { _ in }
-            ).run()
+            let verdict = await Self.measure(gate, at: server.url)
             #expect(!verdict.passed)
             #expect(verdict.measurements.count == 2)
             for measurement in verdict.measurements {
@@ -254,10 +273,7 @@ import TextSafety
             let gate = PromQLGate(
                 name: "g", query: "up", min: min, max: max, interval: .seconds(0), count: 1, initialDelay: .seconds(0), failureLimit: 0,
                 consecutiveErrorLimit: 0, onNoData: .fail)
-            let verdict = await StepAnalysis(
-                prometheus: PrometheusClient(baseURL: server.url), gates: [gate], color: "green", live: "blue", release: "r",
-                deadline: .now + .seconds(30), report: { _ in }
-            ).run()
+            let verdict = await Self.measure(gate, at: server.url)
             #expect(!verdict.passed, "\(value) must not pass \(gate)")
             #expect(verdict.measurements.first?.outcome == "failure")
             if value != "NaN" {
@@ -271,10 +287,7 @@ import TextSafety
             let gate = PromQLGate(
                 name: "g", query: "up", min: nil, max: 1, interval: PipelineDuration(milliseconds: 200), count: 1, initialDelay: .seconds(0),
                 failureLimit: 0, consecutiveErrorLimit: 0, onNoData: .pass)
-            let verdict = await StepAnalysis(
-                prometheus: PrometheusClient(baseURL: server.url), gates: [gate], color: "green", live: "blue", release: "r",
-                deadline: .now + .seconds(1), report: { _ in }
-            ).run()
+            let verdict = await Self.measure(gate, at: server.url, deadlineAfter: 3)
             #expect(!verdict.passed)
             #expect(verdict.measurements.allSatisfy { $0.outcome == "inconclusive" }, "\(verdict.measurements.map(\.outcome))")
             #expect(verdict.failure?.contains("no data until the step's deadline") == true, "\(verdict.failure ?? "")")
@@ -284,10 +297,7 @@ import TextSafety
             let gate = PromQLGate(
                 name: "g", query: "up", min: nil, max: 1, interval: .seconds(0), count: 1, initialDelay: .seconds(0), failureLimit: 0,
                 consecutiveErrorLimit: 0, onNoData: .pass)
-            let verdict = await StepAnalysis(
-                prometheus: PrometheusClient(baseURL: server.url), gates: [gate], color: "green", live: "blue", release: "r",
-                deadline: .now + .seconds(30), report: { _ in }
-            ).run()
+            let verdict = await Self.measure(gate, at: server.url)
             #expect(verdict.passed)
         }
     }
@@ -298,7 +308,7 @@ import TextSafety
         metric.onNoData = .pass
         let spec = JudgeTests.spec([metric])
         try await HostileHTTPServer.with({ _ in .prometheusValue("+Inf") }) { server in
-            let judge = StepJudge(spec: spec, prometheus: PrometheusClient(baseURL: server.url), target: "green", live: "blue", report: { _ in })
+            let judge = StepJudge(spec: spec, prometheus: PrometheusClient(baseURL: server.url), target: "green", live: "blue")
             let read = await judge.read("green")
             #expect(!read.counts.keys.contains("errors"), "an infinite count is no count")
             #expect(read.errors["errors"]?.contains("not a finite count") == true, "\(read.errors)")

@@ -94,8 +94,8 @@ import Testing
             baseline: nil, critical: true, weight: 1, onNoData: .fail, minTrials: 30)
         var spec = Self.rules.spec
         spec.metrics = [errors, Self.metric()]
-        #expect(RolloutExecutor.judged(spec, weight: 0).metrics.map(\.name) == ["preference"])
-        #expect(RolloutExecutor.judged(spec, weight: 25).metrics.map(\.name) == ["errors", "preference"])
+        #expect(spec.judging(weight: 0).metrics.map(\.name) == ["preference"])
+        #expect(spec.judging(weight: 25).metrics.map(\.name) == ["errors", "preference"])
     }
 
     static func pipeline(steps: String = "[0, 25, 100]", interleave: String? = "{share: 20, window: 5m}", metric: String? = "interleaving: {}", extra: String = "")

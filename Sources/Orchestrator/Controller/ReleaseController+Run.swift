@@ -29,7 +29,7 @@ extension ReleaseController {
     public func plan(releaseID: String = RunIdentity.releaseID()) async throws -> RunPlan {
         try history.checkIsHistory()
         let deployment = try deployment()
-        let recovery = try recovery(deployment).describe()
+        let recovery = try await recovery(deployment).plan().map(RunPlan.PlannedRecovery.init)
         let live = deployment == nil ? nil : try store.live()
         if recovery == nil, let deployment {
             try await checkServing(live: live, deployment)
@@ -121,7 +121,7 @@ extension ReleaseController {
             if let deployment { try await checkServing(live: try store.live(), deployment) }
         } catch let error as OrchestratorError where error.code != .invalidInput && error.code != .locked {
             record.stages = pipeline.stages.map {
-                StageExecutor.emptyRecord($0, planned: nil, status: .notRun, reason: "the run was refused before any change")
+                StageExecutor.emptyRecord($0, status: .notRun, reason: "the run was refused before any change")
             }
             record.outcome = .failed
             record.failure = error.message
@@ -142,7 +142,7 @@ extension ReleaseController {
         await journal.announce(.started(live: live?.color))
 
         let (stages, stageFailure) = await StageExecutor(
-            pipeline: pipeline, plan: plan, records: records, journal: journal, interruption: interruption, progress: progress
+            plan: plan, records: records, journal: journal, interruption: interruption, progress: progress
         ).run()
         try await journal.updateRecord { $0.stages = stages }
         var outcome: ReleaseOutcome = stageFailure == nil ? .succeeded : .failed
@@ -157,11 +157,10 @@ extension ReleaseController {
             try await journal.updateRecord { $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion) }
         }
         if outcome == .succeeded, let deployment, let rollout = plan.rollout {
-            let prometheus = pipeline.analysis.map { PrometheusClient(baseURL: $0.prometheus) }
             let result = try await RolloutExecutor(
-                pipeline: pipeline, plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, prometheus: prometheus,
-                store: store, journal: journal, interruption: interruption, progress: progress
-            ).run(modelDirectory: rollout.model)
+                plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, store: store, journal: journal,
+                interruption: interruption, progress: { [events] in events(.rollout($0)) }
+            ).run()
             outcome = result.outcome
             failure = result.failure
         }

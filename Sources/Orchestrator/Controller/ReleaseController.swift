@@ -1,4 +1,5 @@
 import Foundation
+public import Logging
 import StrictYAML
 import RecEngine
 import Subprocess
@@ -11,10 +12,16 @@ import Traffic
 public struct ReleaseController: Sendable {
     public var pipeline: Pipeline
     public var options: RunOptions
-    /// Progress for people (stderr in the CLI).
-    public var progress: @Sendable (String) -> Void
+    /// Progress for people, as typed events (the CLI renders each as a line of text or of JSON),
+    /// with the pipeline's secrets redacted; each is also logged (debug level) to the logger.
+    public var events: @Sendable (ProgressEvent) -> Void
+    /// A line of progress of the stages, recovery or the controller (a `.note` event).
+    public var progress: @Sendable (String) -> Void { { [events] line in events(.note(line)) } }
 
-    public init(pipeline: Pipeline, options: RunOptions = RunOptions(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        pipeline: Pipeline, options: RunOptions = RunOptions(), logger: Logger = Logger(label: "orchestrate"),
+        events: @escaping @Sendable (ProgressEvent) -> Void
+    ) {
         self.pipeline = pipeline
         var options = options
         // A secret given on the command line (--set stages.x.env.API_TOKEN=...) is not recorded.
@@ -22,11 +29,16 @@ public struct ReleaseController: Sendable {
         options.overrides = pipeline.redaction.redact(options.overrides)
         self.options = options
         let redaction = pipeline.redaction
-        if redaction.values.isEmpty {
-            self.progress = progress
-        } else {
-            self.progress = { line in progress(redaction.redact(line)) }
+        self.events = { event in
+            let shown = redaction.values.isEmpty ? event : redaction.redacted(event)
+            shown.log(to: logger)
+            events(shown)
         }
+    }
+
+    /// A controller whose progress is shown as lines of text.
+    public init(pipeline: Pipeline, options: RunOptions = RunOptions(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.init(pipeline: pipeline, options: options, events: { progress($0.text) })
     }
 
     public var store: StateStore { StateStore(pipeline: pipeline) }
@@ -119,6 +131,12 @@ public struct ReleaseController: Sendable {
             return try await repairHoldingLock(deployment, dryRun: false).record
         }
         return try await repairHistory()
+    }
+
+    /// What `recover` would do now with the interrupted run (`recover --dry-run`): the same plan
+    /// `recover` carries out, by reading only; nil when no run was interrupted.
+    public func recoveryPlan() async throws -> RunPlan.PlannedRecovery? {
+        try await recovery(try deployment()).plan().map(RunPlan.PlannedRecovery.init)
     }
 
     /// Replaces a torn last line of the history with a record of the repair; nil when the

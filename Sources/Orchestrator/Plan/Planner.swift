@@ -18,7 +18,7 @@ struct Planner {
         return RunPlan(
             releaseID: releaseID, pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), history: pipeline.history,
             overrides: options.overrides, recovery: recovery, stages: try stages(), rollout: try rollout(releaseID: releaseID, live: live),
-            traffic: pipeline.traffic, analysis: pipeline.analysis, observers: observers)
+            traffic: pipeline.traffic, analysis: pipeline.analysis, observers: observers, docker: pipeline.deploy?.docker)
     }
 
     /// What the plan shows of `notify:` and `metrics:` (nil without either).
@@ -46,19 +46,19 @@ struct Planner {
             var entry = RunPlan.PlannedStage(
                 name: stage.name, uses: stage.uses, parameters: stage.parameters, command: command(for: stage), image: stage.image, env: stage.env,
                 inputs: stage.inputs, outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries, gate: stage.gate, action: .run, reason: "",
-                cachedFrom: nil, inputDigests: [])
+                cachedFrom: nil, inputDigests: [], metricsFile: stage.metricsFile)
             if options.skip.contains(stage.name) {
                 entry.action = .skipped
                 entry.reason = "--skip \(stage.name)"
             } else if let upstream = stage.inputs.compactMap({ input in writtenBy[input].map { (input, $0) } }).first {
                 entry.inputDigests = try stage.inputs.filter { writtenBy[$0] == nil }.map(ArtifactDigest.of)
-                let reusable = (try? cacheDecision(for: stage, inputs: entry.inputDigests, checkInputs: false))?.cachedFrom != nil
+                let reusable = (try? cacheDecision(for: entry, inputs: entry.inputDigests, checkInputs: false))?.cachedFrom != nil
                 entry.action = reusable ? .runOrReuse : .run
                 entry.reason = "its input \(upstream.0) is written by \(upstream.1), which runs first" + (reusable ? "; reused if it comes out unchanged" : "")
             } else {
                 let inputs = try stage.inputs.map(ArtifactDigest.of)
                 entry.inputDigests = inputs
-                let decision = try cacheDecision(for: stage, inputs: inputs)
+                let decision = try cacheDecision(for: entry, inputs: inputs)
                 entry.action = decision.cachedFrom == nil ? .run : .cached
                 entry.reason = decision.reason
                 entry.cachedFrom = decision.cachedFrom
@@ -88,21 +88,29 @@ struct Planner {
     ///
     /// - Parameter checkInputs: false when some inputs are not known yet (an earlier stage writes
     ///   them): then only whether the stage could be reused at all is decided.
-    func cacheDecision(for stage: Stage, inputs: [ArtifactDigest], checkInputs: Bool = true) throws -> (cachedFrom: String?, reason: String) {
+    func cacheDecision(for stage: RunPlan.PlannedStage, inputs: [ArtifactDigest], checkInputs: Bool = true) throws -> (cachedFrom: String?, reason: String) {
+        try Self.cacheDecision(for: stage, inputs: inputs, records: records, force: options.force, checkInputs: checkInputs)
+    }
+
+    /// The same decision, for a stage planned `run_or_reuse` once the stage before it has run and
+    /// its inputs are known: the planner's rule, applied by the executor to what it now knows.
+    static func cacheDecision(
+        for stage: RunPlan.PlannedStage, inputs: [ArtifactDigest], records: [ReleaseRecord], force: Bool, checkInputs: Bool = true
+    ) throws -> (cachedFrom: String?, reason: String) {
         if let missing = inputs.first(where: { $0.sha256 == nil }) {
             return (nil, "its input \(missing.path) does not exist yet")
         }
-        if case .builtin(let kind, let parameters) = stage.action, kind.alwaysRuns(parameters) {
+        if let kind = stage.builtin, kind.alwaysRuns(stage.parameters ?? [:]) {
             return (nil, "a movie log ingest always reads what is new")
         }
-        if case .command = stage.action, stage.outputs.isEmpty {
+        if stage.builtin == nil, stage.outputs.isEmpty {
             return (nil, "a command without declared outputs always runs")
         }
-        if options.force { return (nil, "--force") }
-        guard let (record, previous) = Self.lastSuccess(of: stage.name, in: records) else {
+        if force { return (nil, "--force") }
+        guard let (record, previous) = lastSuccess(of: stage.name, in: records) else {
             return (nil, "no earlier successful run")
         }
-        guard !checkInputs || previous.fingerprint == Self.fingerprint(of: stage, inputs: inputs) else {
+        guard !checkInputs || previous.fingerprint == fingerprint(of: stage, inputs: inputs) else {
             return (nil, "its inputs or parameters changed since \(record.releaseID)")
         }
         for output in previous.outputs {
@@ -123,7 +131,7 @@ struct Planner {
         return nil
     }
 
-    static func fingerprint(of stage: Stage, inputs: [ArtifactDigest]) -> String {
+    static func fingerprint(of stage: RunPlan.PlannedStage, inputs: [ArtifactDigest]) -> String {
         struct Fingerprint: Encodable {
             var uses: String?
             var argv: [String]?
@@ -172,10 +180,15 @@ struct Planner {
             }
             return step
         }
+        let folder = URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path
+        let logs = URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("logs").path
         return RunPlan.Rollout(
             runtime: runtime.name, service: deploy.service, model: deploy.model ?? "", live: live, target: target, health: deploy.health, steps: steps,
             mode: traffic?.mode, hold: traffic?.wait ?? .seconds(0), stopOld: traffic?.stopOld ?? false, drain: traffic?.drain ?? .seconds(0),
             automaticRollback: pipeline.rollback.automatic, stopNew: pipeline.rollback.stopNew, hooks: pipeline.hooks,
-            containers: try runtime.plannedContainers(target: target, loadBalancer: traffic != nil))
+            containers: try runtime.plannedContainers(target: target, loadBalancer: traffic != nil), colors: deploy.colors,
+            prometheus: pipeline.analysis?.prometheus, gates: pipeline.analysis?.gates ?? [],
+            // The judge compares the new colour with the live one: without one, there is nothing to judge.
+            judge: live == nil ? nil : pipeline.analysis?.judge, interleave: traffic?.interleave, files: .init(workingDirectory: folder, logs: logs))
     }
 }

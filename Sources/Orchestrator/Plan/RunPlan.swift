@@ -38,11 +38,19 @@ public struct RunPlan: Sendable, Codable, Equatable {
         /// The digests of the inputs as planned (inputs no earlier stage writes), so the run does
         /// not read them again.
         public var inputDigests: [ArtifactDigest]
+        /// The JSON file of metrics a command writes (command stages only).
+        public var metricsFile: String? = nil
+
+        /// The built-in it runs (nil for a command).
+        var builtin: BuiltinStage? { uses.flatMap(BuiltinStage.init(rawValue:)) }
+        /// A command's argument vector (nil for a built-in).
+        var argv: [String]? { uses == nil ? command : nil }
 
         enum CodingKeys: String, CodingKey {
             case name, uses, parameters, command, image, env, inputs, outputs, timeout, retries, gate, action, reason
             case cachedFrom = "cached_from"
             case inputDigests = "input_digests"
+            case metricsFile = "metrics_file"
         }
     }
 
@@ -155,9 +163,33 @@ public struct RunPlan: Sendable, Codable, Equatable {
         public var stopNew: Bool
         public var hooks: HooksSpec
         public var containers: [PlannedContainer]
+        /// The pipeline's colours (`deploy.colors`), whose running instances Prometheus scrapes.
+        public var colors: [String] = []
+        /// Where Prometheus answers the gates and the judge; nil without `analysis:` (nothing is
+        /// measured then).
+        public var prometheus: String?
+        /// Every PromQL gate's policy; the query each step sends is in its `queries`.
+        public var gates: [PromQLGate] = []
+        /// The judge, when there is a live colour to compare the new one with.
+        public var judge: JudgeSpec?
+        /// `traffic.interleave`: the sampled share of users who get both colours' lists
+        /// interleaved at every step below 100 % (nil: none does).
+        public var interleave: InterleaveSpec? = nil
+        /// Where hooks run (the pipeline's folder) and write their logs.
+        public var files: Files = Files(workingDirectory: "", logs: "")
+
+        public struct Files: Sendable, Codable, Equatable {
+            public var workingDirectory: String
+            public var logs: String
+
+            enum CodingKeys: String, CodingKey {
+                case logs
+                case workingDirectory = "working_directory"
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
-            case runtime, service, model, live, target, health, steps, mode, hold, drain, hooks, containers
+            case runtime, service, model, live, target, health, steps, mode, hold, drain, hooks, containers, colors, prometheus, gates, judge, interleave, files
             case stopOld = "stop_old"
             case automaticRollback = "automatic_rollback"
             case stopNew = "stop_new"
@@ -176,9 +208,11 @@ public struct RunPlan: Sendable, Codable, Equatable {
     public var analysis: AnalysisSpec?
     /// Who is told (`notify:`) and where the controller's metrics go (`metrics:`); no URL of a webhook.
     public var observers: PlannedObservers?
+    /// The Docker Engine that runs the stages with an `image:` (`deploy.docker`).
+    public var docker: DockerSpec? = nil
 
     enum CodingKeys: String, CodingKey {
-        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers
+        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers, docker
         case releaseID = "release_id"
     }
 }
@@ -340,4 +374,33 @@ func shellQuoted(_ argv: [String]) -> String {
         word.isEmpty || word.contains(where: { " \t\n'\"$`\\|&;<>()*?[]{}#~".contains($0) })
             ? "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" : word
     }.joined(separator: " ")
+}
+
+extension RunPlan.Rollout {
+    /// Records written before the plan carried the colours, gates, judge, interleaving and files stay
+    /// readable.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        runtime = try container.decode(String.self, forKey: .runtime)
+        service = try container.decode(String.self, forKey: .service)
+        model = try container.decode(String.self, forKey: .model)
+        live = try container.decodeIfPresent(LiveRelease.self, forKey: .live)
+        target = try container.decode(String.self, forKey: .target)
+        health = try container.decode(HealthCheckSpec.self, forKey: .health)
+        steps = try container.decode([RunPlan.PlannedStep].self, forKey: .steps)
+        mode = try container.decodeIfPresent(TrafficSpec.Mode.self, forKey: .mode)
+        hold = try container.decode(PipelineDuration.self, forKey: .hold)
+        stopOld = try container.decode(Bool.self, forKey: .stopOld)
+        drain = try container.decode(PipelineDuration.self, forKey: .drain)
+        automaticRollback = try container.decode(Bool.self, forKey: .automaticRollback)
+        stopNew = try container.decode(Bool.self, forKey: .stopNew)
+        hooks = try container.decode(HooksSpec.self, forKey: .hooks)
+        containers = try container.decode([RunPlan.PlannedContainer].self, forKey: .containers)
+        colors = try container.decodeIfPresent([String].self, forKey: .colors) ?? []
+        prometheus = try container.decodeIfPresent(String.self, forKey: .prometheus)
+        gates = try container.decodeIfPresent([PromQLGate].self, forKey: .gates) ?? []
+        judge = try container.decodeIfPresent(JudgeSpec.self, forKey: .judge)
+        interleave = try container.decodeIfPresent(InterleaveSpec.self, forKey: .interleave)
+        files = try container.decodeIfPresent(Files.self, forKey: .files) ?? Files(workingDirectory: "", logs: "")
+    }
 }

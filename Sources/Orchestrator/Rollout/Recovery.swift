@@ -2,7 +2,9 @@ import Foundation
 import StrictYAML
 import Traffic
 
-/// Converges a run that a killed controller left behind (its `run.json`), and records it.
+/// Converges a run that a killed controller left behind (its `run.json`), and records it: it
+/// observes (reading only), `RecoveryPlan` decides, and `converge` carries out that plan, the one
+/// `recover --dry-run` and `run --dry-run` print.
 ///
 /// The commit point of a rollout is `current.json`: when it names the interrupted release, the
 /// release had been promoted and recovery finishes it (traffic on it, the old colour stopped if
@@ -24,167 +26,174 @@ struct Recovery {
         FileManager.default.fileExists(atPath: store.runPath) || FileManager.default.fileExists(atPath: store.recordPath)
     }
 
-    /// What `converge` would do, for the plan; nil when nothing is pending.
-    func describe() throws -> RunPlan.PlannedRecovery? {
-        guard isPending else { return nil }
-        let run = try? store.run()
-        let live = try store.live()
-        var actions: [String] = []
-        if run == nil && FileManager.default.fileExists(atPath: store.runPath) {
-            actions.append("move the unreadable \(store.runPath) aside")
-        }
-        for child in ProcessTable.processes(ofRunIn: store.folder, tracked: run?.children ?? []) {
-            actions.append("stop the \(child.role) (pid \(child.pid)) with its process group")
-        }
-        if let run, run.phase == .stages {
-            actions.append("nothing was deployed: record release \(run.releaseID) as interrupted")
-        } else if let run, live?.releaseID == run.releaseID, let target = run.target {
-            actions.append("its promotion was saved: all traffic on \(target)")
-            if run.stopOld, let old = run.live { actions.append("stop \(old.color) (traffic.stopOld)") }
-        } else {
-            if let live {
-                actions.append("all traffic back on \(live.color) (release \(live.releaseID))")
-            } else if nginx != nil {
-                actions.append("nothing was live before: stop nginx")
-            }
-            for color in pipeline.deploy?.colors ?? [] where color != live?.color {
-                actions.append("stop \(color) if it runs")
-            }
-        }
-        actions.append("append the interrupted release to the history")
-        return RunPlan.PlannedRecovery(releaseID: run?.releaseID, phase: run?.phase, actions: actions)
-    }
-
-    /// Converges and records the interrupted run; returns the record appended, nil when nothing
-    /// was pending.
+    /// What recovery sees of the interrupted run, by reading only: its files, what runs, what
+    /// nginx does, the run's processes, whether the history already holds it. nil when nothing
+    /// is pending. The pending record comes whole with it (it is appended with what is done).
     ///
     /// - Throws: `OrchestratorError` `.unreadableState` when `current.json` cannot be read.
-    func converge() async throws -> ReleaseRecord? {
+    func observe() async throws -> (observed: RecoveryObservation, pending: ReleaseRecord?)? {
         guard isPending else { return nil }
-        if let runtime, !(await runtime.canTellWhatRuns()) {
-            // Nothing can be converged blind: the colours would look stopped and be recorded so.
-            throw OrchestratorError(
-                .unreachable,
-                "the interrupted run cannot be recovered now: the \(runtime.name) runtime's engine does not answer, so what runs cannot be known; nothing was changed and the run is kept for recovery",
-                hint: "once the engine answers: orchestrate recover (nginx keeps the last split meanwhile)")
-        }
-        let live = try store.live()
-        var notes: [String] = []
-        var run: RunState?
-        do {
-            run = try store.run()
-        } catch {
-            let moved = try store.moveAside(store.runPath)
-            notes.append("run.json was unreadable (kept as \(moved)): converged from current.json")
-        }
+        let exists = { (path: String) in FileManager.default.fileExists(atPath: path) }
+        var run: RecoveryObservation.File<RunState> = .absent
+        if exists(store.runPath) { run = (try? store.run()).map { .read($0) } ?? .unreadable }
         var pending: ReleaseRecord?
-        do {
-            pending = try store.pendingRecord()
-        } catch {
-            let moved = try store.moveAside(store.recordPath)
-            notes.append("record.json was unreadable (kept as \(moved)): the record was rebuilt from run.json")
+        var record: RecoveryObservation.File<RecoveryObservation.PendingRecord> = .absent
+        if exists(store.recordPath) {
+            pending = try? store.pendingRecord()
+            record = pending.map { .read(.init(releaseID: $0.releaseID, startedOn: $0.startedOn, outcome: $0.outcome)) } ?? .unreadable
         }
-        let releaseID = run?.releaseID ?? pending?.releaseID ?? "unknown-" + RunIdentity.releaseID()
+        var engine: RecoveryObservation.Engine?
+        var live: LiveRelease?
+        if let runtime {
+            var instances: [String: ColorInstance] = [:]
+            let answers = await runtime.canTellWhatRuns()
+            if answers {
+                for color in pipeline.deploy?.colors ?? [] {
+                    if let instance = await runtime.instance(of: color) { instances[color] = instance }
+                }
+            }
+            engine = .init(runtime: runtime.name, answers: answers, instances: instances)
+        }
+        // Nothing is decided when the engine does not answer: `current.json` is not read then.
+        if engine?.answers != false { live = try store.live() }
+        var trafficSwitch: RecoveryObservation.TrafficSwitch?
+        if let nginx { trafficSwitch = await nginx.isServing() ? .serving : .stopped }
+        let runState = run.value
+        let releaseID = runState?.releaseID ?? pending?.releaseID
         // Its record, if the run wrote it, is among the last: read back to a minute before it started.
-        let started = (run?.startedOn ?? pending?.startedOn)?.addingTimeInterval(-60)
-        if let started, try history.lastRecord(startedOnOrAfter: started, where: { $0.releaseID == releaseID && $0.outcome != .running }) != nil {
-            // The run had recorded itself and was stopped while cleaning up: nothing to converge.
-            try store.finishRun()
-            return nil
+        var alreadyRecorded = false
+        if let releaseID, let started = (runState?.startedOn ?? pending?.startedOn)?.addingTimeInterval(-60) {
+            alreadyRecorded = try history.lastRecord(startedOnOrAfter: started, where: { $0.releaseID == releaseID && $0.outcome != .running }) != nil
         }
+        let observed = RecoveryObservation(
+            runPath: store.runPath, recordPath: store.recordPath, run: run, record: record, live: live, engine: engine, trafficSwitch: trafficSwitch,
+            colors: pipeline.deploy?.colors ?? [], processes: ProcessTable.processes(ofRunIn: store.folder, tracked: runState?.children ?? []),
+            alreadyRecorded: alreadyRecorded)
+        return (observed, pending)
+    }
+
+    /// What `converge` would do now (the plan `run --dry-run` and `recover --dry-run` print);
+    /// nil when nothing is pending.
+    func plan() async throws -> RecoveryPlan? {
+        try await observe().flatMap { RecoveryPlan($0.observed) }
+    }
+
+    /// Converges and records the interrupted run by carrying out its `RecoveryPlan`, the one
+    /// `plan()` prints; returns the record appended, nil when nothing was pending (or the run had
+    /// recorded itself).
+    ///
+    /// - Throws: `OrchestratorError` `.unreadableState` when `current.json` cannot be read,
+    ///   `.unreachable` when the runtime's engine does not answer (nothing is changed then).
+    func converge() async throws -> ReleaseRecord? {
+        guard let observation = try await observe(), let plan = RecoveryPlan(observation.observed) else { return nil }
+        let (observed, pending) = observation
+        let began = Date()
+        let run = observed.runState
         let phase = run?.phase
-        // A record already finished was ended by its controller (or an earlier recover) that could
-        // not append it (a full disk): its account stands, and what is done now is added to it.
-        let finished = pending.map { $0.outcome != .running } ?? false
-        if finished {
-            progress("recovery: release \(releaseID) ended \(pending?.outcome.rawValue ?? "") but was not recorded (its controller could not write the history)")
-        } else {
-            progress("recovery: release \(releaseID) was interrupted\(phase.map { " while \($0.rawValue)" } ?? "") (its controller, pid \(run.map { String($0.pid) } ?? "?"), is gone)")
-        }
-        var events: [RolloutEvent] = [
-            RolloutEvent(
-                at: Date(), kind: .recover,
-                detail: finished
-                    ? "recorded by recovery: it had ended (its controller, or an earlier recover, could not append it to the history)"
-                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%")
-        ]
-        for note in notes { events.append(RolloutEvent(at: Date(), kind: .recover, detail: note)) }
+        let releaseID = plan.releaseID ?? "unknown-" + RunIdentity.releaseID()
+        var notes: [String] = []
+        var events: [RolloutEvent] = []
         var done: [String] = []
         func event(_ kind: RolloutEvent.Kind, _ detail: String) {
             events.append(RolloutEvent(at: Date(), kind: kind, detail: detail))
             done.append(detail)
             progress("recovery: \(detail)")
         }
-        for child in ProcessTable.processes(ofRunIn: store.folder, tracked: run?.children ?? []) where await ProcessTable.stop(child) {
-            event(.stop, "stopped the \(child.role) (pid \(child.pid)) and its process group")
-        }
-        /// Puts all traffic on `instance`; converging waits for no disk write.
-        func putAllTraffic(on instance: ColorInstance, via nginx: NginxController, _ detail: String) async throws {
+        /// Puts all traffic on `color` as observed; converging waits for no disk write.
+        func putAllTraffic(on color: String, _ detail: String) async throws {
+            guard let nginx, let instance = observed.engine?.instances[color] else { return }
             let applied = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
             event(.shift, detail)
             if let note = applied.replacementNote { event(.recover, note) }
-            if let unsaved = applied.unsaved {
-                event(.shift, RolloutExecutor.stateFileBehind(unsaved))
+            if let unsaved = applied.unsaved { event(.shift, RolloutMachine.stateFileBehind(unsaved.message)) }
+        }
+        var announced = false
+        func announce() {
+            guard !announced else { return }
+            announced = true
+            if let ended = observed.endedOutcome {
+                progress("recovery: release \(releaseID) ended \(ended.rawValue) but was not recorded (its controller could not write the history)")
+            } else {
+                progress("recovery: release \(releaseID) was interrupted\(phase.map { " while \($0.rawValue)" } ?? "") (its controller, pid \(run.map { String($0.pid) } ?? "?"), is gone)")
             }
         }
-
-        let outcome: ReleaseOutcome
-        var deployment: ReleaseRecord.DeploymentRecord?
-        if phase == .stages {
-            outcome = .interrupted
-        } else if let run, let live, live.releaseID == run.releaseID {
-            // Promoted before the controller died: finish the promotion.
-            if let runtime, let instance = await runtime.instance(of: live.color), let nginx {
-                try await putAllTraffic(on: instance, via: nginx, "\(live.color) 100%: its promotion had been saved")
-            }
-            if let runtime, run.stopOld, let old = run.live, old.color != live.color {
-                try await runtime.stop(color: old.color)
-                event(.stop, "\(old.color) stopped (traffic.stopOld)")
-            }
-            outcome = .succeeded
-            deployment = .init(runtime: runtime?.name ?? "", color: live.color, modelSHA256: live.modelSHA256)
-        } else {
-            if let runtime, let nginx {
-                if let live {
-                    if let instance = await runtime.instance(of: live.color) {
-                        try await putAllTraffic(on: instance, via: nginx, "\(live.color) 100% (traffic restored to the live release \(live.releaseID))")
-                    } else {
-                        event(.shift, "the live colour \(live.color) is not running: traffic left as it was; run orchestrate status")
-                    }
-                } else if await nginx.isServing() {
-                    await nginx.stop()
-                    event(.shift, "nothing was live before: nginx stopped")
+        var outcome: ReleaseOutcome = .rolledBack
+        var ended = false
+        for action in plan.actions {
+            switch action {
+            case .refuse(let runtime):
+                // Nothing can be converged blind: the colours would look stopped and be recorded so.
+                throw OrchestratorError(
+                    .unreachable,
+                    "the interrupted run cannot be recovered now: the \(runtime) runtime's engine does not answer, so what runs cannot be known; nothing was changed and the run is kept for recovery",
+                    hint: "once the engine answers: orchestrate recover (nginx keeps the last split meanwhile)")
+            case .moveAside(let path):
+                let moved = try store.moveAside(path)
+                notes.append(
+                    path == store.runPath
+                        ? "run.json was unreadable (kept as \(moved)): converged from current.json"
+                        : "record.json was unreadable (kept as \(moved)): the record was rebuilt from run.json")
+            case .discardState:
+                // The run had recorded itself and was stopped while cleaning up: nothing to converge.
+                try store.finishRun()
+                return nil
+            case .stopProcess(let child):
+                announce()
+                if await ProcessTable.stop(child) { event(.stop, "stopped the \(child.role) (pid \(child.pid)) and its process group") }
+            case .sendAllTraffic(let color, .promotionSaved):
+                announce()
+                try await putAllTraffic(on: color, "\(color) 100%: its promotion had been saved")
+            case .sendAllTraffic(let color, .liveRelease(let release)):
+                announce()
+                try await putAllTraffic(on: color, "\(color) 100% (traffic restored to the live release \(release))")
+            case .leaveTraffic(let color):
+                announce()
+                event(.shift, "the live colour \(color) is not running: traffic left as it was; run orchestrate status")
+            case .stopTrafficSwitch:
+                announce()
+                await nginx?.stop()
+                event(.shift, "nothing was live before: nginx stopped")
+            case .stopColour(let color, let reason):
+                announce()
+                try await runtime?.stop(color: color)
+                switch reason {
+                case .stopOld: event(.stop, "\(color) stopped (traffic.stopOld)")
+                case .notLive(running: true): event(.stop, "\(color) stopped")
+                case .notLive(running: false): break
                 }
-            }
-            if let runtime {
-                var keepRunning = false
-                if let live { keepRunning = await runtime.instance(of: live.color) == nil }
-                for color in pipeline.deploy?.colors ?? [] where color != live?.color {
-                    // A colour that carries the traffic because the live one is gone keeps running.
-                    if keepRunning { continue }
-                    // Stopped even when nothing of it serves: a colour whose instances were still
-                    // starting when the controller died (a swarm service, a container) is no
-                    // instance yet, but would run on, unrouted.
-                    let serving = await runtime.instance(of: color) != nil
-                    try await runtime.stop(color: color)
-                    if serving { event(.stop, "\(color) stopped") }
+            case .keepRunning:
+                break
+            case .writeTargets:
+                if let runtime, let deploy = pipeline.deploy {
+                    try? await ServingAdapter.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
                 }
+            case .record(let recorded, let hadEnded):
+                announce()
+                outcome = recorded
+                ended = hadEnded
             }
-            outcome = .rolledBack
         }
-        if let runtime, let deploy = pipeline.deploy {
-            try? await RolloutExecutor.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
-        }
+        var recoveryEvents: [RolloutEvent] = [
+            RolloutEvent(
+                at: began, kind: .recover,
+                detail: ended
+                    ? "recorded by recovery: it had ended (its controller, or an earlier recover, could not append it to the history)"
+                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%")
+        ]
+        recoveryEvents += notes.map { RolloutEvent(at: began, kind: .recover, detail: $0) }
         var record = pending ?? Self.rebuiltRecord(releaseID: releaseID, pipeline: pipeline, run: run)
         if record.rollout == nil, let run, let target = run.target {
             record.rollout = .init(live: run.live?.color, target: target, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: [])
         }
-        record.rollout?.events += events
-        if !finished {
+        record.rollout?.events += recoveryEvents + events
+        if !ended {
             record.outcome = outcome
-            record.deployment = deployment
-            let converged = outcome == .succeeded ? "the promoted release" : outcome == .rolledBack ? "the live release" : "nothing deployed"
-            record.failure = "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(converged)"
+            if outcome == .succeeded, let live = observed.live {
+                record.deployment = .init(runtime: runtime?.name ?? "", color: live.color, modelSHA256: live.modelSHA256)
+            } else {
+                record.deployment = nil
+            }
+            record.failure = "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(plan.converged)"
             record.finishedOn = Date()
             for index in record.stages.indices where record.stages[index].status == .running {
                 record.stages[index].status = .interrupted

@@ -89,7 +89,7 @@ struct Rollback {
         try await nginx?.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
         events.append(.init(at: Date(), kind: .shift, detail: "\(instance.color) 100%"))
         try store.setLive(LiveRelease(color: instance.color, releaseID: target.releaseID, modelSHA256: sha256, modelVersion: instance.modelVersion))
-        try? await RolloutExecutor.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
+        try? await ServingAdapter.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
         progress("rolled back: \(instance.color) is live with the model of \(target.releaseID)")
         record.deployment = .init(runtime: runtime.name, color: instance.color, modelSHA256: sha256)
         record.rollout = .init(live: live?.color, target: instance.color, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: events)

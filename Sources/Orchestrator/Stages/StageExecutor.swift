@@ -8,17 +8,16 @@ import RecEngine
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
 /// timeout, as a child process whose group a timeout or an interruption stops), a planned
 /// `cached` reuses the recorded outputs, a `skipped` is recorded as such. Never throws: every
-/// failure is a `failed` stage record with its reason.
+/// failure is a `failed` stage record with its reason. All it reads is the plan.
 struct StageExecutor {
-    var pipeline: Pipeline
     var plan: RunPlan
     var records: [ReleaseRecord]
     var journal: RunJournal
     var interruption: Interruption
     var progress: @Sendable (String) -> Void
 
-    var logsFolder: String { URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("logs").path }
-    var pipelineFolder: String { URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path }
+    var logsFolder: String { URL(fileURLWithPath: plan.history).deletingLastPathComponent().appendingPathComponent("logs").path }
+    var pipelineFolder: String { URL(fileURLWithPath: plan.pipeline.path).deletingLastPathComponent().path }
 
     /// How long a built-in stage's `recengine` gets between SIGTERM and SIGKILL: it keeps nothing
     /// half-written (its outputs are replaced atomically), so it is stopped at once.
@@ -28,15 +27,14 @@ struct StageExecutor {
     func run() async -> (stages: [ReleaseRecord.StageRecord], failure: String?) {
         var results: [ReleaseRecord.StageRecord] = []
         var failure: String?
-        for (index, planned) in plan.stages.enumerated() {
-            guard let stage = pipeline.stages.first(where: { $0.name == planned.name }) else { continue }
+        for (index, stage) in plan.stages.enumerated() {
             let label = "[\(index + 1)/\(plan.stages.count)] \(stage.name)"
             if failure != nil || interruption.isRaised {
                 let reason = interruption.isRaised ? "the run was interrupted" : "an earlier stage failed"
-                results.append(Self.emptyRecord(stage, planned: planned, status: .notRun, reason: reason))
+                results.append(Self.emptyRecord(stage, status: .notRun, reason: reason))
                 continue
             }
-            let result = await runStage(stage, planned: planned, label: label)
+            let result = await runStage(stage, label: label)
             results.append(result)
             if result.status == .failed { failure = "stage \(stage.name): \(result.error ?? "failed")" }
             try? await journal.updateRecord { $0.stages = results }
@@ -44,40 +42,47 @@ struct StageExecutor {
         return (results, failure)
     }
 
-    static func emptyRecord(_ stage: Stage, planned: RunPlan.PlannedStage?, status: StageStatus, reason: String?) -> ReleaseRecord.StageRecord {
+    static func emptyRecord(_ stage: RunPlan.PlannedStage, status: StageStatus, reason: String?) -> ReleaseRecord.StageRecord {
         ReleaseRecord.StageRecord(
-            status: status, name: stage.name, uses: stage.uses, argv: planned?.command ?? stage.argv, parameters: stage.parameters, attempts: 0,
-            durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
+            status: status, name: stage.name, uses: stage.uses, argv: stage.command, parameters: stage.parameters, attempts: 0, durationSeconds: 0,
+            inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
     }
 
-    func runStage(_ stage: Stage, planned: RunPlan.PlannedStage, label: String) async -> ReleaseRecord.StageRecord {
-        var result = Self.emptyRecord(stage, planned: planned, status: .running, reason: planned.reason)
+    /// The record of a stage of a run refused before it was planned (nothing ran).
+    static func emptyRecord(_ stage: Stage, status: StageStatus, reason: String?) -> ReleaseRecord.StageRecord {
+        ReleaseRecord.StageRecord(
+            status: status, name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters, attempts: 0, durationSeconds: 0,
+            inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
+    }
+
+    func runStage(_ stage: RunPlan.PlannedStage, label: String) async -> ReleaseRecord.StageRecord {
+        var result = Self.emptyRecord(stage, status: .running, reason: stage.reason)
         let clock = ContinuousClock()
         let start = clock.now
-        switch planned.action {
+        switch stage.action {
         case .skipped:
-            progress("\(label): skipped (\(planned.reason))")
+            progress("\(label): skipped (\(stage.reason))")
             result.status = .skipped
             return result
         case .cached:
-            guard let previous = planned.cachedFrom.flatMap({ release in
+            guard let previous = stage.cachedFrom.flatMap({ release in
                 records.first { $0.releaseID == release }?.stages.first { $0.name == stage.name }
             }) else {
                 result.status = .failed
-                result.error = "the plan reuses \(planned.cachedFrom ?? "?"), which is not in the history any more"
+                result.error = "the plan reuses \(stage.cachedFrom ?? "?"), which is not in the history any more"
                 return result
             }
-            reuse(previous, inputs: planned.inputDigests, into: &result)
-            progress("\(label): cached (\(planned.reason))")
+            reuse(previous, inputs: stage.inputDigests, into: &result)
+            progress("\(label): cached (\(stage.reason))")
         case .run, .runOrReuse:
             do {
-                result.inputs = try stage.inputs.map { path in try planned.inputDigests.first { $0.path == path } ?? ArtifactDigest.of(path) }
+                result.inputs = try stage.inputs.map { path in try stage.inputDigests.first { $0.path == path } ?? ArtifactDigest.of(path) }
                 if let missing = result.inputs.first(where: { $0.sha256 == nil }) {
                     throw OrchestratorError(.stageFailed, "input \(missing.path) does not exist", hint: "an earlier stage or the ingest source should create it")
                 }
                 result.fingerprint = Planner.fingerprint(of: stage, inputs: result.inputs)
-                if planned.action == .runOrReuse {
-                    let decision = try Planner(pipeline: pipeline, options: RunOptions(), records: records, runtime: nil).cacheDecision(for: stage, inputs: result.inputs)
+                if stage.action == .runOrReuse {
+                    let decision = try Planner.cacheDecision(for: stage, inputs: result.inputs, records: records, force: false)
                     if decision.cachedFrom != nil, let previous = Planner.lastSuccess(of: stage.name, in: records)?.1 {
                         reuse(previous, inputs: result.inputs, into: &result)
                         result.reason = decision.reason
@@ -89,7 +94,7 @@ struct StageExecutor {
                     $0.phase = .stages
                     $0.stage = stage.name
                 }
-                progress("\(label): running (\(planned.reason))")
+                progress("\(label): running (\(stage.reason))")
                 var attempt = 0
                 while true {
                     attempt += 1
@@ -97,7 +102,7 @@ struct StageExecutor {
                     let details = SharedValue(result)
                     do {
                         guard let metrics = try await interruption.unlessInterrupted({ [self] in
-                            try await execute(stage, planned: planned, details: details)
+                            try await execute(stage, details: details)
                         }) else {
                             result = details.get()
                             result.status = .interrupted
@@ -174,7 +179,7 @@ struct StageExecutor {
 
     /// Executes a stage once (one attempt) and returns the metrics it reports; the log, exit
     /// status and ingest report go into `details`, also when the attempt fails.
-    func execute(_ stage: Stage, planned: RunPlan.PlannedStage, details: SharedValue<ReleaseRecord.StageRecord>) async throws -> [String: Double] {
+    func execute(_ stage: RunPlan.PlannedStage, details: SharedValue<ReleaseRecord.StageRecord>) async throws -> [String: Double] {
         var record = details.get()
         defer { details.set(record) }
         let logPath = "\(logsFolder)/\(plan.releaseID)/\(stage.name).log"
@@ -183,13 +188,13 @@ struct StageExecutor {
         let outputPath = builtin ? "\(logsFolder)/\(plan.releaseID)/\(stage.name).json" : nil
         let outcome: CommandRunner.Outcome
         if let image = stage.image {
-            outcome = try await runInContainer(stage, argv: planned.command, image: image, logPath: logPath)
+            outcome = try await runInContainer(stage, argv: stage.command, image: image, logPath: logPath)
         } else {
             let role = "stage \(stage.name)"
             let journal = self.journal
             do {
                 outcome = try await CommandRunner.run(
-                    planned.command, environment: stage.env.merging(journal.childEnvironment(role: role)) { _, marker in marker }, workingDirectory: pipelineFolder, logPath: logPath, outputPath: outputPath,
+                    stage.command, environment: stage.env.merging(journal.childEnvironment(role: role)) { _, marker in marker }, workingDirectory: pipelineFolder, logPath: logPath, outputPath: outputPath,
                     timeout: stage.timeout?.duration, grace: builtin ? Self.builtinGrace : .seconds(5),
                     onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
             } catch {
@@ -205,7 +210,7 @@ struct StageExecutor {
             throw OrchestratorError(.stageFailed, "timed out after \(stage.timeout?.description ?? "?"); its process was stopped\(output)")
         }
         guard outcome.exitStatus == 0 else {
-            throw OrchestratorError(.stageFailed, "\(shellQuoted(planned.command)) exited with status \(outcome.exitStatus ?? -1)\(output)")
+            throw OrchestratorError(.stageFailed, "\(shellQuoted(stage.command)) exited with status \(outcome.exitStatus ?? -1)\(output)")
         }
         if let outputPath {
             return try readBuiltinOutput(outputPath, stage: stage, record: &record)
@@ -216,20 +221,20 @@ struct StageExecutor {
 
     /// The JSON a built-in's `recengine ... --output json` printed: its `metrics`, and for a
     /// movie log ingest the report of what it read.
-    func readBuiltinOutput(_ path: String, stage: Stage, record: inout ReleaseRecord.StageRecord) throws -> [String: Double] {
+    func readBuiltinOutput(_ path: String, stage: RunPlan.PlannedStage, record: inout ReleaseRecord.StageRecord) throws -> [String: Double] {
         guard let data = try? AtomicFile.read(path, limit: 16 << 20),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let metrics = object["metrics"] as? [String: Any]
         else {
             throw OrchestratorError(.stageFailed, "recengine did not print its JSON report (\(path))", hint: "is RECENGINE_BIN the recengine of this build?")
         }
-        if case .builtin(.ingest, let parameters) = stage.action, parameters["format"] != .string("ratings") {
+        if stage.builtin == .ingest, stage.parameters?["format"] != .string("ratings") {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
             let report = try decoder.decode(IngestReport.self, from: data)
             record.ingest = report
             reportIngest(report)
         }
-        if case .builtin(.evaluate, _) = stage.action {
+        if stage.builtin == .evaluate {
             struct Evaluation: Decodable {
                 struct Ranking: Decodable { var `protocol`: RankingProtocol }
                 var ranking: Ranking?
@@ -280,8 +285,8 @@ struct StageExecutor {
     /// A command stage with `image:`: its argument vector in a one-off container of the
     /// pipeline's compose project, the pipeline's folder (and those of its inputs and outputs)
     /// bind-mounted at the same paths, the log written like a local command's.
-    func runInContainer(_ stage: Stage, argv: [String], image: String, logPath: String) async throws -> CommandRunner.Outcome {
-        let docker = pipeline.deploy?.docker
+    func runInContainer(_ stage: RunPlan.PlannedStage, argv: [String], image: String, logPath: String) async throws -> CommandRunner.Outcome {
+        let docker = plan.docker
         let engine: DockerEngine
         do {
             engine = try await DockerEngine.configured(host: docker?.host, certificates: docker?.certificates, insecure: docker?.insecure ?? false).negotiated()
@@ -290,7 +295,7 @@ struct StageExecutor {
         } catch let error as EngineClientError {
             throw OrchestratorError(.invalidInput, error.message, hint: error.hint)
         }
-        let project = ComposeProject(engine: engine, file: ComposeFile(path: pipeline.file, project: pipeline.name, services: [:], networks: []))
+        let project = ComposeProject(engine: engine, file: ComposeFile(path: plan.pipeline.path, project: plan.pipeline.name, services: [:], networks: []))
         let mounts = (stage.inputs + stage.outputs + [stage.metricsFile].compactMap { $0 }).map { ($0 as NSString).deletingLastPathComponent }
         for folder in mounts { try AtomicFile.createFolder(folder) }
         let run: (status: Int?, logs: String)

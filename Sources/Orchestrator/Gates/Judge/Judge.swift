@@ -274,64 +274,18 @@ struct JudgeRules {
     }
 }
 
-/// Runs the judge for one step: reads every metric's counters for both colours at the start, then
-/// looks every `interval`, each look comparing what each colour gathered since the start, until the
-/// step is decided or `maxWait` passes.
+/// The judge's reads for one step: every metric's counters of a colour, and what a colour
+/// gathered since the step started. What it decides is `JudgeRules`' (called by the rollout's
+/// machine at every look); the reads are `PrometheusMetrics`'.
 struct StepJudge: Sendable {
     var spec: JudgeSpec
     var prometheus: PrometheusClient
     var target: String
     var live: String
-    var report: @Sendable (JudgeLook) -> Void
     /// nginx's counts of the step's interleaving experiment (nil when it has none yet).
     var interleaving: @Sendable () async throws -> InterleavingCounts? = { nil }
 
-    struct Result: Sendable {
-        var looks: [JudgeLook]
-        var decision: JudgeLook.Decision
-        var rule: String
-    }
-
     var rules: JudgeRules { JudgeRules(spec: spec) }
-
-    func run(deadline: Duration) async -> Result {
-        let clock = ContinuousClock()
-        let started = clock.now
-        let startNew = await read(target).counts
-        let startLive = await read(live).counts
-        var looks: [JudgeLook] = []
-        var consecutiveErrors = 0
-        while !Task.isCancelled {
-            try? await Task.sleep(for: spec.interval.duration)
-            if Task.isCancelled { break }
-            let elapsed = clock.now - started
-            let final = elapsed >= deadline
-            let (nowNew, newErrors) = await read(target)
-            let (nowLive, liveErrors) = await read(live)
-            var judgements: [MetricJudgement] = []
-            for metric in spec.metrics {
-                // An interleaving experiment starts with the step: its counts are the step's.
-                let fresh = metric.kind == .interleaving
-                let sinceNew: JudgeRules.Counts? = fresh ? nil : startNew[metric.name] ?? nil
-                let sinceLive: JudgeRules.Counts? = fresh ? nil : startLive[metric.name] ?? nil
-                var judgement = rules.judge(
-                    metric, new: Self.delta(nowNew[metric.name] ?? nil, since: sinceNew), live: Self.delta(nowLive[metric.name] ?? nil, since: sinceLive))
-                let errors = [(target, newErrors[metric.name]), (live, liveErrors[metric.name])].compactMap { color, error in
-                    error.map { "\(color): \($0)" }
-                }
-                if !errors.isEmpty { judgement.error = "the query failed: " + errors.joined(separator: "; ") }
-                judgements.append(judgement)
-            }
-            consecutiveErrors = judgements.allSatisfy { $0.error != nil } ? consecutiveErrors + 1 : 0
-            let (decision, score, rule) = rules.decide(judgements, final: final)
-            let look = JudgeLook(at: Date(), elapsed: elapsed.seconds, metrics: judgements, score: score, decision: decision, rule: rule)
-            looks.append(look)
-            report(look)
-            if decision != .undecided { return Result(looks: looks, decision: decision, rule: rule) }
-            if consecutiveErrors > 4 { return Result(looks: looks, decision: .fail, rule: "Prometheus did not answer the judge's queries 5 times in a row") }
-        }
-        return Result(looks: looks, decision: .undecided, rule: "stopped")
-    }
 
     /// Every metric's counters for a colour; a metric whose query failed (or counted something
     /// that is not a finite number) maps to nil and has its error, one without data maps to

@@ -1,0 +1,61 @@
+import Foundation
+import StrictYAML
+
+/// Prometheus as the rollout's gates and judge read it: a gate's query, and the judge's counters
+/// of both colours since each step started (the judgements; the machine decides from them); an
+/// interleaving metric's counts are nginx's, of the step's own experiment.
+actor PrometheusMetrics: MetricsSource {
+    /// nil without an `analysis:` section (no gate is then measured).
+    let prometheus: PrometheusClient?
+    /// The judge's reads of each judged step, by its index (none without a judge).
+    let judges: [Int: StepJudge]
+    private var baselines: [Int: (started: ContinuousClock.Instant, new: [String: JudgeRules.Counts?], live: [String: JudgeRules.Counts?])] = [:]
+
+    init(prometheus: PrometheusClient?, judges: [Int: StepJudge]) {
+        self.prometheus = prometheus
+        self.judges = judges
+    }
+
+    nonisolated func sample(_ query: String) async -> RolloutMachine.GateSample {
+        guard let prometheus else { return .error("no Prometheus to ask (the pipeline has no analysis section)") }
+        do {
+            switch try await prometheus.query(query) {
+            case .value(let value): return .value(value)
+            case .noData: return .noData
+            case .notANumber: return .notANumber
+            }
+        } catch {
+            return .error("\(error)")
+        }
+    }
+
+    func startJudge(step: Int) async {
+        guard let judge = judges[step] else { return }
+        let started = ContinuousClock.now
+        let new = await judge.read(judge.target).counts
+        let live = await judge.read(judge.live).counts
+        baselines[step] = (started, new, live)
+    }
+
+    func lookJudge(step: Int) async -> RolloutMachine.JudgeObservation {
+        guard let judge = judges[step], let baseline = baselines[step] else { return RolloutMachine.JudgeObservation(judgements: [], elapsed: 0, at: Date()) }
+        let elapsed = ContinuousClock.now - baseline.started
+        let (nowNew, newErrors) = await judge.read(judge.target)
+        let (nowLive, liveErrors) = await judge.read(judge.live)
+        var judgements: [MetricJudgement] = []
+        for metric in judge.spec.metrics {
+            // An interleaving experiment starts with the step: its counts are the step's.
+            let fresh = metric.kind == .interleaving
+            let sinceNew: JudgeRules.Counts? = fresh ? nil : baseline.new[metric.name] ?? nil
+            let sinceLive: JudgeRules.Counts? = fresh ? nil : baseline.live[metric.name] ?? nil
+            var judgement = judge.rules.judge(
+                metric, new: StepJudge.delta(nowNew[metric.name] ?? nil, since: sinceNew), live: StepJudge.delta(nowLive[metric.name] ?? nil, since: sinceLive))
+            let errors = [(judge.target, newErrors[metric.name]), (judge.live, liveErrors[metric.name])].compactMap { color, error in
+                error.map { "\(color): \($0)" }
+            }
+            if !errors.isEmpty { judgement.error = "the query failed: " + errors.joined(separator: "; ") }
+            judgements.append(judgement)
+        }
+        return RolloutMachine.JudgeObservation(judgements: judgements, elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, at: Date())
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// What a rollout tells people as it goes: a typed event, rendered as a line of text on stderr
+/// (`text`, word for word what the controller always printed) or as one JSON object per line
+/// (`orchestrate run --output json`).
+public enum RolloutProgress: Sendable, Equatable, Codable {
+    case plan(live: String?, liveRelease: String?, target: String)
+    case deployStarting(target: String, model: String)
+    case deployFailed(error: String)
+    case deployHealthy(target: String, addresses: [String])
+    /// A stop before any traffic moved: the new colour was stopped, traffic left as it was.
+    case stoppedBeforeTraffic(stop: String, moment: String, target: String)
+    case step(number: Int, of: Int, target: String, weight: Int, live: String?, liveWeight: Int)
+    case gate(GateMeasurement)
+    case judge(JudgeLook)
+    case promoteRequested
+    case promoteFullRequested
+    case stepFailed(number: Int, failure: String)
+    case holding(failure: String)
+    case holdingUntilDecided(why: String, target: String, weight: Int)
+    case promotedDespite(failure: String)
+    case promoted(target: String, modelVersion: String)
+    case draining(color: String, drain: String)
+    /// A killed nginx master's workers replaced by a fresh nginx when a split was put in force.
+    case workersReplaced(detail: String)
+    /// A colour with traffic was lost during a step.
+    case colourLost(detail: String)
+    /// The step's split was put in force again (nginx restarted, instances moved).
+    case splitReapplied(detail: String)
+    case splitNotReapplied(why: String, error: String)
+    case rollingBack(reason: String)
+    case trafficRestored(color: String)
+    /// The split put back is in force, but its state file could not be written.
+    case stateFileBehind(detail: String)
+    case trafficNotRestored(color: String, error: String)
+    /// The live colour is lost: all traffic on the new one until it is redeployed.
+    case allTrafficOnTarget(detail: String)
+    case allTrafficNotOnTarget(target: String, error: String)
+    case redeployingLive(color: String, release: String, model: String)
+    case liveNotRedeployed(color: String, error: String)
+    case targetStopped(color: String)
+    case targetNotStopped(color: String, error: String)
+    /// `orchestrate abort` during the drain put the previous release back.
+    case returnedToPrevious(color: String, release: String)
+    case abortCannotReturn(previous: String, target: String)
+    case abortCannotWriteLive(release: String, error: String, target: String)
+
+    /// The line for people.
+    public var text: String {
+        switch self {
+        case .plan(let live, let release, let target):
+            "rollout: live colour \(live.map { "\($0) (release \(release ?? ""))" } ?? "none"), releasing to \(target)"
+        case .deployStarting(let target, let model): "deploy: starting \(target) with \(model)"
+        case .deployFailed(let error): "deploy: FAILED: \(error)"
+        case .deployHealthy(let target, let addresses): "deploy: \(target) is healthy at \(addresses.joined(separator: ", "))"
+        case .stoppedBeforeTraffic(let stop, let moment, let target): "deploy: \(stop) \(moment); \(target) stopped, traffic untouched"
+        case .step(let number, let count, let target, let weight, let live, let liveWeight):
+            "step \(number)/\(count): \(target) \(weight)%\(live.map { ", \($0) \(liveWeight)%" } ?? "")"
+        case .gate(let measurement):
+            "    gate \(measurement.gate) \(measurement.condition): \(measurement.value.map(formatMetric) ?? (measurement.error ?? "-")) \(measurement.outcome)"
+        case .judge(let look):
+            "    judge \(String(format: "%.1f", look.elapsed)) s: \(look.metrics.map { "\($0.metric) \($0.classification.rawValue)" }.joined(separator: ", ")) -> \(look.decision.rawValue) (\(look.rule))"
+        case .promoteRequested: "promote requested: ending this step's wait"
+        case .promoteFullRequested: "promote --full requested"
+        case .stepFailed(let number, let failure): "step \(number): FAILED: \(failure)"
+        case .holding(let failure): "hold: \(failure)"
+        case .holdingUntilDecided(let why, let target, let weight):
+            "hold: \(why): traffic stays at \(target) \(weight)%; `orchestrate abort` rolls back, `orchestrate promote` goes on"
+        case .promotedDespite(let failure): "hold: promoted by the operator despite: \(failure)"
+        case .promoted(let target, let version): "promoted: \(target) is live (model \(version))"
+        case .draining(let color, let drain): "draining \(color) for \(drain), then stopping it (orchestrate abort now returns to it)"
+        case .workersReplaced(let detail), .colourLost(let detail), .splitReapplied(let detail): "    \(detail)"
+        case .splitNotReapplied(let why, let error): "    \(why), and the split could not be put in force again: \(error)"
+        case .rollingBack(let reason): "rollback: \(reason)"
+        case .trafficRestored(let color): "rollback: traffic back on \(color) (100%)"
+        case .stateFileBehind(let detail), .allTrafficOnTarget(let detail): "rollback: \(detail)"
+        case .trafficNotRestored(let color, let error): "rollback: could not restore traffic to \(color): \(error)"
+        case .allTrafficNotOnTarget(let target, let error): "rollback: could not put all traffic on \(target): \(error)"
+        case .redeployingLive(let color, let release, let model):
+            "rollback: \(color) is lost: redeploying the live release \(release) (model \(model.prefix(12))) on it"
+        case .liveNotRedeployed(let color, let error): "rollback: \(color) could not be redeployed: \(error)"
+        case .targetStopped(let color): "rollback: \(color) stopped"
+        case .targetNotStopped(let color, let error): "rollback: \(color) could not be stopped: \(error)"
+        case .returnedToPrevious(let color, let release): "rollback: traffic back on \(color); \(release) is live again"
+        case .abortCannotReturn(let previous, let target): "abort: \(previous) is no longer running; \(target) stays live"
+        case .abortCannotWriteLive(let release, let error, let target): "abort: current.json cannot be written back to \(release): \(error); \(target) stays live"
+        }
+    }
+
+    /// The event's name in JSON and in the log's metadata (`rollout.step`, `rollout.gate`).
+    public var name: String {
+        // A case with values reflects as one child labelled with its name.
+        "rollout." + (Mirror(reflecting: self).children.first?.label ?? String(describing: self))
+    }
+}
