@@ -55,10 +55,19 @@ let package = Package(
         // pidfd_getfd (a variadic syscall too): the listening sockets of a killed nginx master's
         // workers handed to a fresh nginx, so the port never closes.
         .target(name: "CProcessDescriptors"),
-        // The model side: data, training, evaluation, ingest. No HTTP server: the controller links it.
+        // What `recengine --output json` reports and the server exposes, which the controller reads:
+        // the stage outputs' types and metric names, the model files' names and identity, the
+        // server's state file, RecEngine's errors. RecEngine produces them; the controller links
+        // only this, not the training and ingest code (nor librdkafka and zlib).
+        .target(
+            name: "RecEngineContract",
+            dependencies: ["DurableFiles"]
+        ),
+        // The model side: data, training, evaluation, ingest. No HTTP server.
         .target(
             name: "RecEngine",
             dependencies: [
+                "RecEngineContract",
                 "DurableFiles",
                 "CRecKernels",
                 "CRdKafka",
@@ -72,6 +81,7 @@ let package = Package(
             name: "RecEngineServer",
             dependencies: [
                 "RecEngine",
+                "RecEngineContract",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -122,7 +132,7 @@ let package = Package(
         .target(
             name: "Orchestrator",
             dependencies: [
-                "RecEngine",
+                "RecEngineContract",
                 "Traffic",
                 "DurableFiles",
                 "HTTPTransport",
@@ -157,6 +167,7 @@ let package = Package(
             name: "recengine",
             dependencies: [
                 "RecEngine",
+                "RecEngineContract",
                 "RecEngineServer",
                 "CommandLineSupport",
                 "DurableFiles",
@@ -168,12 +179,12 @@ let package = Package(
         // Helpers shared by the test targets: temporary folders, child processes.
         .target(
             name: "TestSupport",
-            dependencies: ["CRdKafka", "RecEngine", .product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: ["CRdKafka", "RecEngine", "RecEngineContract", .product(name: "Subprocess", package: "swift-subprocess")],
             path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety"],
+            dependencies: ["Orchestrator", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -184,13 +195,14 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
+                "Orchestrator", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
             ]
         ),
         .testTarget(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",
+                "RecEngineContract",
                 "RecEngineServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

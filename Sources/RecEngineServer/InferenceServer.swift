@@ -8,6 +8,7 @@ import HummingbirdCore
 import NIOCore
 public import Logging
 import ServiceLifecycle
+import RecEngineContract
 
 /// Where and as what the inference server runs.
 public struct InferenceServerConfiguration: Sendable {

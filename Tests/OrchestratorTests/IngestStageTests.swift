@@ -4,6 +4,7 @@ import StrictYAML
 import Orchestrator
 import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct IngestStageTests {
     /// Movie log lines for numeric users rating movie slugs; `rating` fixes every rating when given.

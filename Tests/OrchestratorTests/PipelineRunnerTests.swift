@@ -4,6 +4,7 @@ import StrictYAML
 import Orchestrator
 import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct ReleaseControllerTests {
     /// A pipeline of built-ins over generated ratings, plus a command stage.

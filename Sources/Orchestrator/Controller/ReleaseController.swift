@@ -1,6 +1,6 @@
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Subprocess
 import Traffic
 

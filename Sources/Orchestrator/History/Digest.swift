@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 
 /// The SHA-256 and size of a file or folder, as recorded in provenance.
 public struct ArtifactDigest: Sendable, Codable, Equatable {

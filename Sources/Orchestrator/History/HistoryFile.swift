@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import RecEngine
+import RecEngineContract
 
 /// The history file, open, read through a buffer of fixed size whatever the file's size: forward
 /// from the start, or backward from the end so that what wants the newest records reads only

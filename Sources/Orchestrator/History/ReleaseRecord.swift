@@ -1,6 +1,6 @@
 public import Foundation
 import StrictYAML
-public import RecEngine
+public import RecEngineContract
 
 /// One line of the release history: what a run did, built from what, approved by which numbers.
 ///

@@ -1,6 +1,6 @@
 import Crypto
 import DurableFiles
-import RecEngine
+import RecEngineContract
 public import Foundation
 
 /// The Ed25519 private key that signs release records (`orchestrate history keygen` makes one).

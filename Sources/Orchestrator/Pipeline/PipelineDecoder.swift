@@ -1,7 +1,7 @@
 import Foundation
 import EngineAPI
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Traffic
 import Yams
 

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Yams
 
 /// Loads a pipeline file: YAML, then `--set` overrides, then `${VAR}` interpolation and strict

@@ -1,6 +1,6 @@
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Traffic
 
 /// `orchestrate rollback`: puts a previously promoted release back, at once when a colour still

@@ -1,5 +1,5 @@
 public import Foundation
-import RecEngine
+import RecEngineContract
 import StrictYAML
 import TextSafety
 

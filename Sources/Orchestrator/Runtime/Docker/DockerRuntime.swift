@@ -1,7 +1,7 @@
 import Foundation
 import StrictYAML
 public import EngineAPI
-import RecEngine
+import RecEngineContract
 public import Traffic
 
 /// The colours as containers of a compose project (`compose/recommender.yml`), driven over the

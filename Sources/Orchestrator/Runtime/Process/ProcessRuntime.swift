@@ -1,7 +1,7 @@
 import DurableFiles
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 public import Traffic
 
 /// The embedded default runtime: each colour is a detached `recengine serve` process (its own

@@ -2,7 +2,7 @@ import DurableFiles
 import Foundation
 import HTTPTransport
 public import EngineAPI
-import RecEngine
+import RecEngineContract
 public import Traffic
 
 /// The colours as Docker Swarm services spread over several hosts, driven over the Engine API of
@@ -133,7 +133,7 @@ public struct SwarmRuntime: DeploymentRuntime {
 
     public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
         let (modelPath, sha256, _) = try models.store(modelDirectory: modelDirectory)
-        let version = (try? ModelDirectory.readManifest(of: modelPath))?.displayVersion ?? String(sha256.prefix(12))
+        let version = (try? ModelIdentity.read(modelDirectory: modelPath))?.displayVersion ?? String(sha256.prefix(12))
         let image = modelImage(sha256: sha256)
         try await shipModelImage(image, modelPath: modelPath, sha256: sha256)
         var serviceLabels = labels(color: color)
