@@ -129,9 +129,35 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // The controller's shared vocabulary: its error and exit codes, what a path names, file
+        // digests, the redaction of secrets, JSON's non-finite numbers.
+        .target(
+            name: "OrchestratorSupport",
+            dependencies: [
+                "DurableFiles",
+                "RecEngineContract",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The pipeline file: its model, decoder and validation (every problem with its line).
+        .target(
+            name: "PipelineSchema",
+            dependencies: [
+                "OrchestratorSupport",
+                "RecEngineContract",
+                "DurableFiles",
+                "EngineAPI",
+                "StrictYAML",
+                "Traffic",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .target(
             name: "Orchestrator",
             dependencies: [
+                "OrchestratorSupport",
+                "PipelineSchema",
                 "RecEngineContract",
                 "Traffic",
                 "DurableFiles",
@@ -155,6 +181,8 @@ let package = Package(
             name: "orchestrate",
             dependencies: [
                 "Orchestrator",
+                "OrchestratorSupport",
+                "PipelineSchema",
                 "CommandLineSupport",
                 "EngineAPI",
                 "StrictYAML",
@@ -184,8 +212,15 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety"],
+            dependencies: [
+                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
+                "DurableFiles", "HTTPTransport", "TextSafety",
+            ],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "PipelineSchemaTests",
+            dependencies: ["PipelineSchema", "OrchestratorSupport", "EngineAPI", "StrictYAML", "TestSupport"]
         ),
         .testTarget(
             name: "TrafficTests",
@@ -195,7 +230,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Orchestrator", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
+                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
             ]
         ),
         .testTarget(

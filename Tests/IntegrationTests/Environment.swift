@@ -7,6 +7,7 @@ import Orchestrator
 import RecEngine
 import Testing
 import Traffic
+import PipelineSchema
 
 /// A rollout playground on loopback: generated ratings, a pipeline with deploy/traffic/analysis,
 /// a real Prometheus scraping the colours, real nginx and real `recengine serve` processes, all

@@ -4,6 +4,7 @@ import Orchestrator
 import RecEngine
 import Testing
 import RecEngineContract
+import OrchestratorSupport
 
 /// The controller's state files: read loudly, written whole, and the model store checked.
 @Suite struct StateStoreTests {

@@ -2,6 +2,8 @@ import Foundation
 import StrictYAML
 import RecEngineContract
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 extension ReleaseController {
     /// The result of `run`: the plan, and the record when one was written.

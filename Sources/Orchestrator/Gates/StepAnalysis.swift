@@ -1,5 +1,6 @@
 public import Foundation
 import StrictYAML
+import PipelineSchema
 
 /// One measurement of a PromQL gate, as recorded in provenance.
 public struct GateMeasurement: Sendable, Codable, Equatable {

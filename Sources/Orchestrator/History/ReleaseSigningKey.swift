@@ -2,6 +2,7 @@ import Crypto
 import DurableFiles
 import RecEngineContract
 public import Foundation
+import OrchestratorSupport
 
 /// The Ed25519 private key that signs release records (`orchestrate history keygen` makes one).
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 
 extension ReleaseReport {
     /// The report as one self-contained HTML page: inline CSS and SVG charts, no script, nothing

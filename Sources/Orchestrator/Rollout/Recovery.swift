@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// Converges a run that a killed controller left behind (its `run.json`), and records it.
 ///

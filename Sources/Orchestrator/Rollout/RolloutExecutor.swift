@@ -2,6 +2,8 @@ import Foundation
 import StrictYAML
 import Synchronization
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// Carries out the rollout of a plan: deploy the target colour, check its health, move traffic
 /// step by step while the gates hold, promote (the commit point: `current.json`), drain and stop

@@ -2,6 +2,7 @@ import DurableFiles
 import Foundation
 import StrictYAML
 import RecEngineContract
+import OrchestratorSupport
 
 /// A content-addressed store of model directories (`FOLDER/<sha256 of model.safetensors>/`), so
 /// that retraining in place never changes what a colour serves, and rollbacks find old models.

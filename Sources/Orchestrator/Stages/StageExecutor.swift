@@ -4,6 +4,8 @@ import Foundation
 import StrictYAML
 import TextSafety
 import RecEngineContract
+import OrchestratorSupport
+import PipelineSchema
 
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
 /// timeout, as a child process whose group a timeout or an interruption stops), a planned

@@ -2,6 +2,7 @@ public import Foundation
 import RecEngineContract
 import StrictYAML
 import TextSafety
+public import PipelineSchema
 
 /// What the judge saw of one metric at one look, and what it decided: the counts of each colour,
 /// the statistic, its always-valid interval, the margin, the classification and the rule.

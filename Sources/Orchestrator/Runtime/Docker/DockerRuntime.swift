@@ -3,6 +3,7 @@ import StrictYAML
 public import EngineAPI
 import RecEngineContract
 public import Traffic
+import OrchestratorSupport
 
 /// The colours as containers of a compose project (`compose/recommender.yml`), driven over the
 /// Engine API. Each colour is the compose service of its name, realised with the variables

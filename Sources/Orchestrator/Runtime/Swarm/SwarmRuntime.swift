@@ -4,6 +4,8 @@ import HTTPTransport
 public import EngineAPI
 import RecEngineContract
 public import Traffic
+import OrchestratorSupport
+public import PipelineSchema
 
 /// The colours as Docker Swarm services spread over several hosts, driven over the Engine API of
 /// a manager (`deploy.swarm.host`). Each colour is the service `SERVICE_COLOR` with `replicas`

@@ -157,7 +157,7 @@ extension BuiltinStage {
 
     /// Whether the stage must run even when its inputs and parameters are unchanged: a movie log
     /// ingest reads what is new in its source.
-    func alwaysRuns(_ parameters: [String: ParameterValue]) -> Bool {
+    package func alwaysRuns(_ parameters: [String: ParameterValue]) -> Bool {
         self == .ingest && parameters["format"] != .string("ratings")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import EngineAPI
 public import StrictYAML
+public import OrchestratorSupport
 
 /// A validated pipeline: what `orchestrate run` does, resolved against its file and environment.
 public struct Pipeline: Sendable {
@@ -407,6 +408,6 @@ public struct HooksSpec: Sendable, Codable, Equatable {
     }
 }
 
-func formatNumber(_ value: Double) -> String {
+package func formatNumber(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }
