@@ -1,9 +1,13 @@
 // swift-tools-version:6.1
+// 6.1: the upcoming feature MemberImportVisibility (below) is new in Swift 6.1.
 import PackageDescription
+
+// Linux only (kernel 5.6 or later): renameat2 (CDurableFiles), pidfd_getfd (CProcessDescriptors),
+// /proc, and libcurl, librdkafka and zlib through pkg-config. No Apple platform is supported, so
+// `platforms` names none. The AVX2/FMA kernels are chosen at run time on x86-64 (CRecKernels).
 
 let package = Package(
     name: "orchestrate",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .executable(name: "recengine", targets: ["recengine"]),
@@ -20,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.0"),
+        // FilePath for Subprocess's executables and working folders.
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
@@ -72,7 +78,6 @@ let package = Package(
                 "CRecKernels",
                 "CRdKafka",
                 "CZlib",
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -116,6 +121,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // nginx as the traffic splitter: configuration, validation, weights in force.
@@ -127,7 +133,10 @@ let package = Package(
                 "TextSafety",
                 "CProcessDescriptors",
                 .product(name: "Subprocess", package: "swift-subprocess"),
-            ]
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            // nginx's configuration template and the Lua balancer, loaded through Bundle.module.
+            resources: [.copy("Resources/recommender.conf.template"), .copy("Resources/traffic.lua")]
         ),
         // The controller's shared vocabulary: its error and exit codes, what a path names, file
         // digests, the redaction of secrets, JSON's non-finite numbers.
@@ -166,11 +175,14 @@ let package = Package(
                 "StrictYAML",
                 "TextSafety",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The report's style sheet, loaded through Bundle.module.
+            resources: [.copy("Report/report.css")]
         ),
         // What the two command lines share: output formats, exit codes.
         .target(
@@ -207,30 +219,32 @@ let package = Package(
         // Helpers shared by the test targets: temporary folders, child processes.
         .target(
             name: "TestSupport",
-            dependencies: ["CRdKafka", "RecEngine", "RecEngineContract", .product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: [
+                "CRdKafka", "RecEngine", "RecEngineContract", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
                 "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
-                "DurableFiles", "HTTPTransport", "TextSafety",
+                "DurableFiles", "HTTPTransport", "TextSafety", "Traffic",
             ],
             exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "PipelineSchemaTests",
-            dependencies: ["PipelineSchema", "OrchestratorSupport", "EngineAPI", "StrictYAML", "TestSupport"]
+            dependencies: ["PipelineSchema", "EngineAPI", "StrictYAML", "TestSupport"]
         ),
         .testTarget(
             name: "TrafficTests",
-            dependencies: ["Traffic", "HTTPTransport", "CProcessDescriptors"]
+            dependencies: ["Traffic", "CProcessDescriptors"]
         ),
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
+                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport",
             ]
         ),
         .testTarget(
@@ -239,7 +253,10 @@ let package = Package(
                 "RecEngine",
                 "RecEngineContract",
                 "RecEngineServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

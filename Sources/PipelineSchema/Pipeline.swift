@@ -213,7 +213,7 @@ public struct HealthCheckSpec: Sendable, Codable, Equatable {
 /// How traffic moves from the live colour to the new one.
 public struct TrafficSpec: Sendable, Codable, Equatable {
     public enum Mode: String, Sendable, Codable, CaseIterable {
-        /// Each user id hashes to one colour (nginx/traffic.lua): one user sees one model, and
+        /// Each user id hashes to one colour (Sources/Traffic/Resources/traffic.lua): one user sees one model, and
         /// keeps the new one while its weight grows.
         case sticky
         /// A weighted random choice per request.

@@ -15,7 +15,7 @@ public struct NginxConfig: Sendable {
     /// The Lua module and the NDK; nil when they are not installed (rendering then says which
     /// package to install).
     public var modules: NginxModules?
-    /// The balancer and control code (`nginx/traffic.lua`).
+    /// The balancer and control code (`Resources/traffic.lua`).
     public var trafficLua: String
 
     public init(

@@ -6,15 +6,13 @@ import Testing
     static let modules = NginxModules(developmentKit: "/modules/ndk_http_module.so", lua: "/modules/ngx_http_lua_module.so")
     static let config = NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: modules)
 
-    static var root: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    @Test func theShippedTemplateAndLuaAreTheBuiltInOnes() throws {
-        let template = try String(contentsOf: Self.root.appendingPathComponent("nginx/recommender.conf.template"), encoding: .utf8)
-        let lua = try String(contentsOf: Self.root.appendingPathComponent("nginx/traffic.lua"), encoding: .utf8)
-        #expect(template == NginxConfig.defaultTemplate)
-        #expect(lua == NginxConfig.defaultTrafficLua)
+    /// The template and the balancer are package resources (one file each, no copy in Swift).
+    @Test func theTemplateAndLuaAreTheModulesResources() throws {
+        #expect(NginxConfig.defaultTemplate.hasPrefix("# Rendered by orchestrate from Sources/Traffic/Resources/recommender.conf.template"))
+        #expect(NginxConfig.defaultTemplate.contains("{{traffic_lua}}"))
+        #expect(NginxConfig.defaultTrafficLua.contains("return M\n"))
+        let resources = try #require(Bundle.module.resourceURL)
+        #expect(try String(contentsOf: resources.appendingPathComponent("traffic.lua"), encoding: .utf8) == NginxConfig.defaultTrafficLua)
     }
 
     @Test func theConfigurationLoadsTheLuaBalancerAndListensForTheControllerOnASocket() throws {
