@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .executable(name: "recengine", targets: ["recengine"]),
         .library(name: "Orchestrator", targets: ["Orchestrator"]),
+        // For Fuzz/, which loads pipeline files.
+        .library(name: "PipelineSchema", targets: ["PipelineSchema"]),
         .library(name: "Traffic", targets: ["Traffic"]),
         .library(name: "RecEngine", targets: ["RecEngine"]),
         .library(name: "RecEngineServer", targets: ["RecEngineServer"]),
