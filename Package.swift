@@ -1,13 +1,19 @@
 // swift-tools-version:6.1
+// 6.1: the upcoming feature MemberImportVisibility (below) is new in Swift 6.1.
 import PackageDescription
+
+// Linux only (kernel 5.6 or later): renameat2 (CDurableFiles), pidfd_getfd (CProcessDescriptors),
+// /proc, and libcurl, librdkafka and zlib through pkg-config. No Apple platform is supported, so
+// `platforms` names none. The AVX2/FMA kernels are chosen at run time on x86-64 (CRecKernels).
 
 let package = Package(
     name: "orchestrate",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .executable(name: "recengine", targets: ["recengine"]),
         .library(name: "Orchestrator", targets: ["Orchestrator"]),
+        // For Fuzz/, which loads pipeline files.
+        .library(name: "PipelineSchema", targets: ["PipelineSchema"]),
         .library(name: "Traffic", targets: ["Traffic"]),
         .library(name: "RecEngine", targets: ["RecEngine"]),
         .library(name: "RecEngineServer", targets: ["RecEngineServer"]),
@@ -20,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.0"),
+        // FilePath for Subprocess's executables and working folders.
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         // No default traits: swift-configuration (ConfigurationSupport) is not built, and our
         // code uses nothing that needs full Foundation (FullFoundation).
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0", traits: []),
@@ -57,15 +65,23 @@ let package = Package(
         // pidfd_getfd (a variadic syscall too): the listening sockets of a killed nginx master's
         // workers handed to a fresh nginx, so the port never closes.
         .target(name: "CProcessDescriptors"),
-        // The model side: data, training, evaluation, ingest. No HTTP server: the controller links it.
+        // What `recengine --output json` reports and the server exposes, which the controller reads:
+        // the stage outputs' types and metric names, the model files' names and identity, the
+        // server's state file, RecEngine's errors. RecEngine produces them; the controller links
+        // only this, not the training and ingest code (nor librdkafka and zlib).
+        .target(
+            name: "RecEngineContract",
+            dependencies: ["DurableFiles"]
+        ),
+        // The model side: data, training, evaluation, ingest. No HTTP server.
         .target(
             name: "RecEngine",
             dependencies: [
+                "RecEngineContract",
                 "DurableFiles",
                 "CRecKernels",
                 "CRdKafka",
                 "CZlib",
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -74,6 +90,7 @@ let package = Package(
             name: "RecEngineServer",
             dependencies: [
                 "RecEngine",
+                "RecEngineContract",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -108,6 +125,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // nginx as the traffic splitter: configuration, validation, weights in force.
@@ -119,12 +137,41 @@ let package = Package(
                 "TextSafety",
                 "CProcessDescriptors",
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            // nginx's configuration template, the Lua balancer and the interleaving, loaded through Bundle.module.
+            resources: [.copy("Resources/recommender.conf.template"), .copy("Resources/traffic.lua"), .copy("Resources/interleave.lua")]
+        ),
+        // The controller's shared vocabulary: its error and exit codes, what a path names, file
+        // digests, the redaction of secrets, JSON's non-finite numbers.
+        .target(
+            name: "OrchestratorSupport",
+            dependencies: [
+                "DurableFiles",
+                "RecEngineContract",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The pipeline file: its model, decoder and validation (every problem with its line).
+        .target(
+            name: "PipelineSchema",
+            dependencies: [
+                "OrchestratorSupport",
+                "RecEngineContract",
+                "DurableFiles",
+                "EngineAPI",
+                "StrictYAML",
+                "Traffic",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
             name: "Orchestrator",
             dependencies: [
-                "RecEngine",
+                "OrchestratorSupport",
+                "PipelineSchema",
+                "RecEngineContract",
                 "Traffic",
                 "DurableFiles",
                 "HTTPTransport",
@@ -132,11 +179,14 @@ let package = Package(
                 "StrictYAML",
                 "TextSafety",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The report's style sheet, loaded through Bundle.module.
+            resources: [.copy("Report/report.css")]
         ),
         // What the two command lines share: output formats, exit codes.
         .target(
@@ -147,6 +197,8 @@ let package = Package(
             name: "orchestrate",
             dependencies: [
                 "Orchestrator",
+                "OrchestratorSupport",
+                "PipelineSchema",
                 "CommandLineSupport",
                 "EngineAPI",
                 "StrictYAML",
@@ -159,6 +211,7 @@ let package = Package(
             name: "recengine",
             dependencies: [
                 "RecEngine",
+                "RecEngineContract",
                 "RecEngineServer",
                 "CommandLineSupport",
                 "DurableFiles",
@@ -170,23 +223,32 @@ let package = Package(
         // Helpers shared by the test targets: temporary folders, child processes.
         .target(
             name: "TestSupport",
-            dependencies: ["CRdKafka", "RecEngine", .product(name: "Subprocess", package: "swift-subprocess")],
+            dependencies: [
+                "CRdKafka", "RecEngine", "RecEngineContract", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "RecEngine", "EngineAPI", "StrictYAML", "TestSupport", "DurableFiles", "HTTPTransport", "TextSafety", "Traffic"],
+            dependencies: [
+                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
+                "DurableFiles", "HTTPTransport", "TextSafety", "Traffic",
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "PipelineSchemaTests",
+            dependencies: ["PipelineSchema", "EngineAPI", "StrictYAML", "TestSupport"]
+        ),
+        .testTarget(
             name: "TrafficTests",
-            dependencies: ["Traffic", "HTTPTransport", "CProcessDescriptors"]
+            dependencies: ["Traffic", "CProcessDescriptors"]
         ),
         // Start real nginx, Prometheus and recengine processes on loopback.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Orchestrator", "RecEngine", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport", "TextSafety",
+                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport",
             ]
         ),
         // The inference server is tested served on loopback and asked through HTTPTransport, not
@@ -196,6 +258,7 @@ let package = Package(
             name: "RecEngineTests",
             dependencies: [
                 "RecEngine",
+                "RecEngineContract",
                 "RecEngineServer",
                 "HTTPTransport",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -23,7 +23,7 @@ let package = Package(
         // Bytes → what `orchestrate validate` does: YAML, interpolation, strict decoding.
         .executableTarget(
             name: "FuzzPipeline",
-            dependencies: ["FuzzSupport", .product(name: "Orchestrator", package: root)]
+            dependencies: ["FuzzSupport", .product(name: "PipelineSchema", package: root)]
         ),
         // Bytes → manifest.json and model.safetensors → ModelDirectory.load.
         .executableTarget(

@@ -8,6 +8,7 @@ import HummingbirdCore
 import NIOCore
 public import Logging
 import ServiceLifecycle
+import RecEngineContract
 
 /// Where and as what the inference server runs.
 public struct InferenceServerConfiguration: Sendable {
@@ -371,9 +372,9 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 extension InferenceServer {
-    /// Set by nginx (nginx/interleave.lua) on the requests of users in its interleaving sample:
-    /// their recommendations and events stay out of this colour's engagement counts, so that
-    /// the interleaved users do not bias the comparison of the colours' own users.
+    /// Set by nginx (Sources/Traffic/Resources/interleave.lua) on the requests of users in its
+    /// interleaving sample: their recommendations and events stay out of this colour's engagement
+    /// counts, so that the interleaved users do not bias the comparison of the colours' own users.
     public static let interleavedHeader = "X-Orchestrate-Interleaved"
 
     static func isInterleaved(_ request: Request) -> Bool {

@@ -1,5 +1,5 @@
 /// What nginx counted of the interleaving experiment in force (`GET /interleaving` on the control
-/// socket, nginx/interleave.lua): users sampled, and per colour the users who preferred it (more
+/// socket, Resources/interleave.lua): users sampled, and per colour the users who preferred it (more
 /// of their conversions came from movies its team placed), the conversions credited to it, and
 /// the answers it gave alone because the other colour failed.
 public struct InterleavingCounts: Sendable, Equatable {

@@ -15,9 +15,9 @@ public struct NginxConfig: Sendable {
     /// The Lua module and the NDK; nil when they are not installed (rendering then says which
     /// package to install).
     public var modules: NginxModules?
-    /// The balancer and control code (`nginx/traffic.lua`).
+    /// The balancer and control code (`Resources/traffic.lua`).
     public var trafficLua: String
-    /// The team-draft interleaving (`nginx/interleave.lua`).
+    /// The team-draft interleaving (`Resources/interleave.lua`).
     public var interleaveLua: String
 
     public init(

@@ -1,5 +1,5 @@
 extension TrafficSplit {
-    /// Team-draft interleaving for a sampled share of users (nginx/interleave.lua): their lists
+    /// Team-draft interleaving for a sampled share of users (Resources/interleave.lua): their lists
     /// come from both colours of the split, merged, and their events are credited to the colour
     /// whose team placed the movie. The other users keep the sticky (or weighted) split.
     public struct Interleave: Sendable, Codable, Equatable {

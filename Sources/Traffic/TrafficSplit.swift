@@ -98,7 +98,7 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
         try interleave?.validate(backends: backends.count)
     }
 
-    /// The most addresses one colour may have (nginx/traffic.lua's MAX_PEERS).
+    /// The most addresses one colour may have (Resources/traffic.lua's MAX_PEERS).
     public static let maximumAddresses = 32
 
     static func isToken(_ text: String) -> Bool {

@@ -1,7 +1,7 @@
 /// A split with its generation: what the controller POSTs to nginx's control socket, what it keeps
 /// in the state file that a starting nginx loads, and what nginx answers to `GET /traffic`.
 ///
-/// The text has one fact per line, the same on both sides (nginx/traffic.lua parses it):
+/// The text has one fact per line, the same on both sides (Resources/traffic.lua parses it):
 ///
 ///     generation 7
 ///     mode sticky

@@ -4,6 +4,7 @@ import CommandLineSupport
 import Orchestrator
 import StrictYAML
 import EngineAPI
+import OrchestratorSupport
 
 /// `orchestrate compose`: the compose files of compose/ brought up through the Engine API, for
 /// hosts without the compose CLI.

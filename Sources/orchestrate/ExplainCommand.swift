@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandLineSupport
 import Foundation
 import Orchestrator
+import OrchestratorSupport
 
 /// `orchestrate explain`: why a release was promoted or rolled back, step by step.
 struct ExplainCommand: AsyncParsableCommand {

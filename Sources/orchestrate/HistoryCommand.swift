@@ -4,6 +4,8 @@ import CommandLineSupport
 import Orchestrator
 import EngineAPI
 import StrictYAML
+import OrchestratorSupport
+import PipelineSchema
 
 struct HistoryOptions: ParsableArguments {
     @Option(help: "The history file.") var history: String?

@@ -5,6 +5,7 @@ import Orchestrator
 import StrictYAML
 import Traffic
 import EngineAPI
+import OrchestratorSupport
 
 /// `orchestrate image import`: the images of the Docker runtime without a registry.
 struct ImageCommand: AsyncParsableCommand {

@@ -4,6 +4,8 @@ import EngineAPI
 import Foundation
 import Orchestrator
 import StrictYAML
+import OrchestratorSupport
+import PipelineSchema
 
 /// `orchestrate`: the release controller's command line.
 struct OrchestrateCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandLineSupport
 import Foundation
 import Orchestrator
+import OrchestratorSupport
 
 /// `orchestrate report`: a release's report (HTML with charts, Markdown, JSON) from its record.
 struct ReportCommand: AsyncParsableCommand {

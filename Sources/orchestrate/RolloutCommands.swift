@@ -2,9 +2,11 @@ import ArgumentParser
 import CommandLineSupport
 import Foundation
 import Orchestrator
+import PipelineSchema
 import Synchronization
 import TextSafety
 import Traffic
+import OrchestratorSupport
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,8 @@ import CommandLineSupport
 import Foundation
 import Orchestrator
 import StrictYAML
+import OrchestratorSupport
+import PipelineSchema
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

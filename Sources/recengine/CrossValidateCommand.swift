@@ -2,6 +2,7 @@ import CommandLineSupport
 import ArgumentParser
 import Foundation
 import RecEngine
+import RecEngineContract
 
 struct CrossValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import CommandLineSupport
 import ArgumentParser
 import Foundation
 import RecEngine
+import RecEngineContract
 
 struct EvaluateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import CommandLineSupport
 import ArgumentParser
 import Foundation
 import RecEngine
+import RecEngineContract
 
 struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,8 +94,9 @@ struct IngestCommand: AsyncParsableCommand {
             try RatingsFile.writeCSV(file.ratings, to: out)
             let rows = file.ratings.count + file.skippedRowCount
             let metrics = [
-                "ratings": Double(file.ratings.count), "users": Double(file.ratings.userCount), "items": Double(file.ratings.itemCount),
-                "skipped_rows": Double(file.skippedRowCount), "skipped_share": rows == 0 ? 0 : Double(file.skippedRowCount) / Double(rows),
+                RatingsImportMetric.ratings.rawValue: Double(file.ratings.count), RatingsImportMetric.users.rawValue: Double(file.ratings.userCount),
+                RatingsImportMetric.items.rawValue: Double(file.ratings.itemCount), RatingsImportMetric.skippedRows.rawValue: Double(file.skippedRowCount),
+                RatingsImportMetric.skippedShare.rawValue: rows == 0 ? 0 : Double(file.skippedRowCount) / Double(rows),
             ]
             if output.output == .json {
                 struct Summary: Encodable {

@@ -3,6 +3,7 @@ import Foundation
 import CommandLineSupport
 import DurableFiles
 import RecEngine
+import RecEngineContract
 
 struct RecEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +16,7 @@ struct RecEngineCommand: AsyncParsableCommand {
             finite number), 4 Kafka unreachable (ingest).
             """,
         subcommands: [
-            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self,
+            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self, CheckSourceCommand.self,
         ]
     )
 }

@@ -5,6 +5,7 @@ import DurableFiles
 import Logging
 import RecEngine
 import RecEngineServer
+import RecEngineContract
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import CommandLineSupport
 import ArgumentParser
 import RecEngine
+import RecEngineContract
 
 struct SplitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,7 +80,8 @@ struct SplitCommand: AsyncParsableCommand {
                 format: file.format, sha256: file.sha256)
             if output.output == .json {
                 try printJSON(report, metrics: [
-                    "train_ratings": Double(split.train.count), "test_ratings": Double(split.test.count), "future_ratings": Double(split.future.count),
+                    SplitMetric.trainRatings.rawValue: Double(split.train.count), SplitMetric.testRatings.rawValue: Double(split.test.count),
+                    SplitMetric.futureRatings.rawValue: Double(split.future.count),
                 ])
             } else {
                 print("split \(file.ratings.count) ratings (\(file.format.rawValue), \(mode.rawValue)): \(split.train.count) -> \(train), \(split.test.count) -> \(test)\(future.map { ", \(split.future.count) -> \($0)" } ?? "")")

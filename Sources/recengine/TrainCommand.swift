@@ -1,6 +1,7 @@
 import CommandLineSupport
 import ArgumentParser
 import RecEngine
+import RecEngineContract
 
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,8 +31,8 @@ struct TrainCommand: AsyncParsableCommand {
                 summary.userIDs = []
                 summary.itemIDs = []
                 let metrics = [
-                    "train_rmse": manifest.metrics.trainRMSE, "train_mae": manifest.metrics.trainMAE,
-                    "baseline_train_rmse": manifest.metrics.baselineTrainRMSE, "fit_seconds": manifest.metrics.fitSeconds,
+                    TrainMetric.trainRMSE.rawValue: manifest.metrics.trainRMSE, TrainMetric.trainMAE.rawValue: manifest.metrics.trainMAE,
+                    TrainMetric.baselineTrainRMSE.rawValue: manifest.metrics.baselineTrainRMSE, TrainMetric.fitSeconds.rawValue: manifest.metrics.fitSeconds,
                 ].compactMapValues { $0 }
                 try printJSON(Summary(manifest: summary, skippedRows: file.skippedRows), metrics: metrics)
             } else {

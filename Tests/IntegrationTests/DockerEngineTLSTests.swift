@@ -5,6 +5,7 @@ import Orchestrator
 import StrictYAML
 import Testing
 import TestSupport
+import PipelineSchema
 
 /// Which engines the client reaches, and how, by the docker CLI's rules; no engine is needed.
 struct DockerEngineAddressTests {

@@ -7,6 +7,7 @@ import Orchestrator
 import RecEngine
 import Testing
 import Traffic
+import PipelineSchema
 
 /// A rollout playground on loopback: generated ratings, a pipeline with deploy/traffic/analysis,
 /// a real Prometheus scraping the colours, real nginx and real `recengine serve` processes, all
@@ -302,21 +303,6 @@ final class Playground: @unchecked Sendable {
 struct PlaygroundError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-func freePort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-    }
-    guard bound else { throw PlaygroundError("no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// A steady load through nginx: random users, recording each answer's status and colour.

@@ -6,9 +6,9 @@ import Testing
 import TestSupport
 import Traffic
 
-/// Team-draft interleaving in nginx (nginx/interleave.lua), for real: the draft against a Python
-/// reference on fixed lists and seeds, and real nginx in front of two real `recengine serve`
-/// colours that answer different lists, one of them stopped or gone.
+/// Team-draft interleaving in nginx (Sources/Traffic/Resources/interleave.lua), for real: the draft
+/// against a Python reference on fixed lists and seeds, and real nginx in front of two real
+/// `recengine serve` colours that answer different lists, one of them stopped or gone.
 @Suite(.serialized) struct InterleavingTests {
     /// The reference: team draft as Chapelle et al. give it, with the coin nginx uses (the parity
     /// of the first 32 bits of the MD5 of "SEED#N"). Reads `a|b|length|seed` lines, writes

@@ -4,6 +4,7 @@ import StrictYAML
 import RecEngine
 import Testing
 import TestSupport
+import RecEngineContract
 
 /// The ingest against Kafka brokers: librdkafka's mock cluster, which speaks the Kafka protocol
 /// over TCP on loopback (no broker to install), filled by a real producer.

@@ -5,6 +5,7 @@ import Orchestrator
 import TestSupport
 import Testing
 import Traffic
+import OrchestratorSupport
 
 /// Real nginx, Prometheus and `recengine serve` processes on loopback.
 @Suite(.serialized) struct RolloutTests {

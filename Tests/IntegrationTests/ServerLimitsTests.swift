@@ -4,6 +4,7 @@ import HTTPTransport
 import RecEngine
 import Testing
 import TestSupport
+import RecEngineContract
 
 /// A real `recengine serve` against clients that connect and send nothing, or send half a request
 /// head and stay (slowloris): they are closed after the idle and header timeouts, and with more of

@@ -5,6 +5,7 @@ import Orchestrator
 import Testing
 import TestSupport
 import Traffic
+import PipelineSchema
 
 /// The swarm `scripts/swarm up` started for the tests (scripts/test exports where it is).
 struct SwarmTestCluster: Sendable {

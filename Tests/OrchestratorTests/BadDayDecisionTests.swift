@@ -2,6 +2,8 @@ import Foundation
 @testable import Orchestrator
 import Testing
 import Traffic
+@testable import OrchestratorSupport
+@testable import PipelineSchema
 
 /// The decisions behind a bad day's rollout, on plain values: which colours are strays, what a
 /// rollout's end did, what a journal that cannot save keeps, which processes belong to a run.

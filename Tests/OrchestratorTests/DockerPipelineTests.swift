@@ -3,6 +3,8 @@ import EngineAPI
 import StrictYAML
 import Orchestrator
 import Testing
+import OrchestratorSupport
+import PipelineSchema
 
 @Suite struct DockerPipelineTests {
     static func pipeline(host: String, docker: Bool = true) -> String {

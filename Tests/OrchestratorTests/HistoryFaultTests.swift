@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 import Orchestrator
 import Testing
+import OrchestratorSupport
 
 /// The release history on a bad day, with real files: a full disk (a small tmpfs), a controller
 /// killed in the middle of an append, a history that is a FIFO or a device, a huge history and a

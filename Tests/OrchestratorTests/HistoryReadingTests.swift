@@ -3,6 +3,8 @@ import RecEngine
 import StrictYAML
 @testable import Orchestrator
 import Testing
+@testable import OrchestratorSupport
+@testable import PipelineSchema
 
 /// Reading the history a line at a time, forward or from the end, and the decisions that read
 /// only the newest records: they decide as they did from every record.

@@ -6,6 +6,8 @@ import Synchronization
 @testable import Orchestrator
 import Testing
 import TextSafety
+@testable import OrchestratorSupport
+@testable import PipelineSchema
 
 /// What peers answer on their worst day (issue 20): a body without end, a huge one, a drip,
 /// headers without end, a million series, -Inf, a redirect, escape sequences; against the real

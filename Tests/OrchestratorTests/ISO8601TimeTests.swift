@@ -1,6 +1,7 @@
 import Foundation
 import Orchestrator
 import Testing
+import OrchestratorSupport
 
 /// `--at`, `--since` and `--until` take ISO 8601 times and nothing looser.
 @Suite struct ISO8601TimeTests {

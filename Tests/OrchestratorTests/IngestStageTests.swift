@@ -4,6 +4,8 @@ import StrictYAML
 import Orchestrator
 import RecEngine
 import Testing
+import RecEngineContract
+import PipelineSchema
 
 @Suite struct IngestStageTests {
     /// Movie log lines for numeric users rating movie slugs; `rating` fixes every rating when given.

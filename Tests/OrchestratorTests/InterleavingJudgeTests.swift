@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 @testable import Orchestrator
 import Testing
+@testable import PipelineSchema
 
 /// The interleaving metric of the judge: the sign test's always-valid interval against scipy,
 /// its always-valid property, its verdicts, and the pipeline keys that turn it on.

@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 @testable import Orchestrator
 import Testing
+@testable import PipelineSchema
 
 /// The judge's statistics against reference values (scipy 1.17: `norm.ppf`; the mSPRT interval
 /// evaluated in Python from its definition), its rules, and its always-valid property.

@@ -1,6 +1,7 @@
 import Foundation
 import Orchestrator
 import Testing
+import OrchestratorSupport
 
 /// A stage metric that is not a number (null in the stage's JSON: NaN) fails its gate and is
 /// still recorded: the history gets the record, with "nan" where the number would be (issue 13).
@@ -60,7 +61,7 @@ import Testing
     @Test func recordsWrittenBeforeWithPlainNumbersReadAsBefore() throws {
         let old = #"{"rmse":0.93,"mae":1}"#
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = ReleaseRecord.nonFiniteNumbersDecoding
+        decoder.nonConformingFloatDecodingStrategy = NonFiniteNumbers.decoding
         #expect(try decoder.decode([String: Double].self, from: Data(old.utf8)) == ["rmse": 0.93, "mae": 1])
     }
 }

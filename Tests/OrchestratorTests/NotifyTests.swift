@@ -2,6 +2,8 @@ import Foundation
 import StrictYAML
 @testable import Orchestrator
 import Testing
+@testable import OrchestratorSupport
+@testable import PipelineSchema
 
 /// `notify:` and `metrics:` in the pipeline, and the outbox that sends off the rollout's path,
 /// against real HTTP receivers on loopback.

@@ -4,6 +4,8 @@ import StrictYAML
 import Orchestrator
 import RecEngine
 import Testing
+import RecEngineContract
+import OrchestratorSupport
 
 @Suite struct ReleaseControllerTests {
     /// A pipeline of built-ins over generated ratings, plus a command stage.

@@ -3,6 +3,7 @@ import EngineAPI
 import StrictYAML
 import Orchestrator
 import Testing
+import OrchestratorSupport
 
 @Suite struct ReleaseHistoryTests {
     static func record(_ id: String) -> ReleaseRecord {

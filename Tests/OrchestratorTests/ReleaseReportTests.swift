@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Orchestrator
+@testable import OrchestratorSupport
 
 /// The release report's data, its three renderings, and what it does with hostile records.
 /// `Fixtures/report-history.jsonl` (made by `Fixtures/make-report-history.py`) holds four records:

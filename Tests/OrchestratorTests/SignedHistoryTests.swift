@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 import Orchestrator
 import Testing
+import OrchestratorSupport
 
 /// Signed release records: every way of forging provenance is detected with the trusted key.
 @Suite struct SignedHistoryTests {

@@ -3,6 +3,8 @@ import Foundation
 import Orchestrator
 import RecEngine
 import Testing
+import RecEngineContract
+import OrchestratorSupport
 
 /// The controller's state files: read loudly, written whole, and the model store checked.
 @Suite struct StateStoreTests {
@@ -81,7 +83,7 @@ import Testing
             #expect(!repaired)
             #expect(try store.storedModel(sha256: sha256) == path)
             // One byte of the stored copy flipped.
-            let tensors = path + "/" + ModelDirectory.tensorsFile
+            let tensors = path + "/" + ModelFiles.tensors
             var bytes = try #require(FileManager.default.contents(atPath: tensors))
             bytes[bytes.count - 1] ^= 0xff
             try bytes.write(to: URL(fileURLWithPath: tensors))

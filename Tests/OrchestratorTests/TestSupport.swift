@@ -4,6 +4,7 @@ import StrictYAML
 @_exported import TestSupport
 import Orchestrator
 import RecEngine
+import PipelineSchema
 
 /// A small ratings file with structure a model can learn.
 func writeRatings(to path: String, users: Int = 60, items: Int = 40, perUser: Int = 12) throws {

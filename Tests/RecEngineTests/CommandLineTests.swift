@@ -2,6 +2,7 @@ import Foundation
 import RecEngine
 import TestSupport
 import Testing
+import RecEngineContract
 
 /// The built `recengine` executable's exit codes on hostile input (issue 13): 2 for bad
 /// arguments and bad files, the message on stderr, nothing written that was there before.
@@ -81,6 +82,26 @@ import Testing
             let missing = try await Self.recengine(["train", "--ratings", "missing.csv", "--out", "m"], in: folder)
             #expect(missing.status == 1)
             #expect(missing.stderr.contains("missing.csv: cannot read the ratings file: it does not exist"), "\(missing.stderr)")
+        }
+    }
+
+    /// What the controller asks before a run changes anything (it does not link the ingest code):
+    /// a Kafka source whose brokers do not answer is reported as JSON, exit 4; a file source is
+    /// checked when read; a source that is not one exits 2.
+    @Test func checkSourceReportsUnreachableBrokersAsJSON() async throws {
+        try await withTemporaryDirectory { folder in
+            let port = try freePort()
+            let unreachable = try await Self.recengine(["check-source", "--source", "kafka://127.0.0.1:\(port)/movielog2", "--timeout", "2", "--output", "json"])
+            #expect(unreachable.status == 4, "\(unreachable.stderr)")
+            let check = try JSONDecoder().decode(SourceCheck.self, from: Data(unreachable.stdout.utf8))
+            #expect(check.reachable == false)
+            #expect(check.error?.contains("cannot reach the Kafka brokers 127.0.0.1:\(port)") == true, "\(check)")
+            let file = try await Self.recengine(["check-source", "--source", folder + "/log", "--output", "json"])
+            #expect(file.status == 0, "\(file.stderr)")
+            #expect(try JSONDecoder().decode(SourceCheck.self, from: Data(file.stdout.utf8)).reachable)
+            let bad = try await Self.recengine(["check-source", "--source", "kafka://nobroker"])
+            #expect(bad.status == 2)
+            #expect(bad.stderr.contains("a Kafka source needs brokers and a topic"), "\(bad.stderr)")
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import RecEngine
 import TestSupport
 import Testing
+import RecEngineContract
 
 /// `recengine ingest` against sources made to hurt it: a gzip bomb, a file of garbage, a line that
 /// never ends, a FIFO, a device, a pipe that stays open, a private file. Each runs the real binary

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 @testable import RecEngine
 import Testing
+import RecEngineContract
 
 /// Model directories written by someone else: every malformed number, id or file is refused at
 /// load with a message naming the file and what is wrong, never a crash (issue 13).
@@ -19,7 +20,7 @@ import Testing
     /// Writes `bytes` as the model's tensors and records their digest in the manifest, as an
     /// attacker (or a buggy writer) would, so that the load gets past the digest check.
     static func replaceTensors(in folder: String, with bytes: Data) throws {
-        try bytes.write(to: URL(fileURLWithPath: folder + "/" + ModelDirectory.tensorsFile))
+        try bytes.write(to: URL(fileURLWithPath: folder + "/" + ModelFiles.tensors))
         try editManifestText(in: folder) {
             $0.replacingOccurrences(
                 of: #""model_sha256" : "[0-9a-f]+""#, with: "\"model_sha256\" : \"\(SHA256.hash(data: bytes).hexString)\"",
@@ -28,7 +29,7 @@ import Testing
     }
 
     static func editManifestText(in folder: String, _ edit: (String) -> String) throws {
-        let path = folder + "/" + ModelDirectory.manifestFile
+        let path = folder + "/" + ModelFiles.manifest
         try write(edit(try String(contentsOfFile: path, encoding: .utf8)), to: path)
     }
 
@@ -78,7 +79,7 @@ import Testing
     /// The model's own tensors with one header entry changed: the bytes are all there, the meaning is wrong.
     func rewrittenHeaderError(_ edit: (inout [String: [String: Any]]) -> Void) async throws -> RecEngineError? {
         try await loadError { folder in
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + ModelDirectory.tensorsFile))
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + ModelFiles.tensors))
             let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
             let object = try JSONSerialization.jsonObject(with: bytes[8..<(8 + headerLength)]) as? [String: Any] ?? [:]
             var entries = object.compactMapValues { $0 as? [String: Any] }
@@ -104,7 +105,7 @@ import Testing
     @Test(arguments: [Float.nan, .infinity, -.infinity])
     func nonFiniteParametersAreRefusedNamingTheTensorAndTheCount(value: Float) async throws {
         let error = try await loadError { folder in
-            var bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + ModelDirectory.tensorsFile))
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + ModelFiles.tensors))
             let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
             let header = try JSONSerialization.jsonObject(with: bytes[8..<(8 + headerLength)]) as? [String: Any]
             let offsets = try #require((header?["user_factors"] as? [String: Any])?["data_offsets"] as? [Int])

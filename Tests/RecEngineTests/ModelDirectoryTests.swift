@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct ModelDirectoryTests {
     static func trainedModel(in folder: String) throws -> (RecommenderModel, RatingsFile) {

@@ -2,6 +2,7 @@ import Foundation
 import RecEngine
 import TestSupport
 import Testing
+import RecEngineContract
 
 var recengineBinary: String {
     ProcessInfo.processInfo.environment["RECENGINE_BIN"]

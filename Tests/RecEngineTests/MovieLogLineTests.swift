@@ -1,5 +1,6 @@
 import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct MovieLogLineTests {
     @Test func parsesTheThreeKinds() {

@@ -1,6 +1,7 @@
 import Foundation
 import RecEngine
 import Testing
+import RecEngineContract
 
 /// Interactions with a taste structure: users belong to one of `groups` groups and pick three
 /// quarters of their items from their group's quarter of the catalogue, the rest at random; item

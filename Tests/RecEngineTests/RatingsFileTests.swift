@@ -1,6 +1,7 @@
 import Foundation
 import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct RatingsFileTests {
     @Test func readsTheSeedCSVWithStringIDs() async throws {

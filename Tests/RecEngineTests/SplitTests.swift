@@ -1,5 +1,6 @@
 import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct SplitTests {
     @Test func holdoutIsReproducibleAndPartitionsTheRows() throws {

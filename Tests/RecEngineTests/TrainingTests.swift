@@ -1,5 +1,6 @@
 @testable import RecEngine
 import Testing
+import RecEngineContract
 
 @Suite struct TrainingTests {
     @Test func oneEpochOfBiasesMatchesTheHandComputedUpdates() throws {

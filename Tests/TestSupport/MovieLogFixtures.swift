@@ -1,4 +1,5 @@
 public import RecEngine
+import RecEngineContract
 
 /// Ratings whose ids look like the movie log's (numeric users, movie slugs `film+N`), each user
 /// rating `perUser` of `movies` movies; ratings follow a learnable pattern unless `rating` fixes them.

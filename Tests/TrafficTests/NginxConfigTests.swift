@@ -6,17 +6,17 @@ import Testing
     static let modules = NginxModules(developmentKit: "/modules/ndk_http_module.so", lua: "/modules/ngx_http_lua_module.so")
     static let config = NginxConfig(listenPort: 8088, runtimeFolder: "/tmp/orchestrate-nginx", modules: modules)
 
-    static var root: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    @Test func theShippedTemplateAndLuaAreTheBuiltInOnes() throws {
-        let template = try String(contentsOf: Self.root.appendingPathComponent("nginx/recommender.conf.template"), encoding: .utf8)
-        let lua = try String(contentsOf: Self.root.appendingPathComponent("nginx/traffic.lua"), encoding: .utf8)
-        #expect(template == NginxConfig.defaultTemplate)
-        #expect(lua == NginxConfig.defaultTrafficLua)
-        let interleave = try String(contentsOf: Self.root.appendingPathComponent("nginx/interleave.lua"), encoding: .utf8)
-        #expect(interleave == NginxConfig.defaultInterleaveLua)
+    /// The template, the balancer and the interleaving are package resources (one file each, no
+    /// copy in Swift).
+    @Test func theTemplateAndLuaAreTheModulesResources() throws {
+        #expect(NginxConfig.defaultTemplate.hasPrefix("# Rendered by orchestrate from Sources/Traffic/Resources/recommender.conf.template"))
+        #expect(NginxConfig.defaultTemplate.contains("{{traffic_lua}}"))
+        #expect(NginxConfig.defaultTrafficLua.contains("return M\n"))
+        let resources = try #require(Bundle.module.resourceURL)
+        #expect(try String(contentsOf: resources.appendingPathComponent("traffic.lua"), encoding: .utf8) == NginxConfig.defaultTrafficLua)
+        #expect(NginxConfig.defaultTemplate.contains("{{interleave_lua}}"))
+        #expect(NginxConfig.defaultInterleaveLua.hasPrefix("-- Team-draft interleaving inside nginx"))
+        #expect(try String(contentsOf: resources.appendingPathComponent("interleave.lua"), encoding: .utf8) == NginxConfig.defaultInterleaveLua)
     }
 
     @Test func theConfigurationLoadsTheLuaBalancerAndListensForTheControllerOnASocket() throws {

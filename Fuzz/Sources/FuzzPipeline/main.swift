@@ -1,5 +1,5 @@
 import FuzzSupport
-import Orchestrator
+import PipelineSchema
 
 // A pipeline file, loaded as `orchestrate validate` loads it, with no environment variables.
 runFuzzer { bytes in

@@ -1,5 +1,6 @@
 public import Foundation
 import Logging
+import OrchestratorSupport
 
 /// What a run tells people as it goes, as a typed event: rendered as a line of text (stderr, as
 /// the controller always printed it) or as one JSON object per line (`--output json`), and
@@ -32,7 +33,7 @@ public enum ProgressEvent: Sendable, Equatable, Codable {
         guard case .rollout(let progress) = self else { return [:] }
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        encoder.nonConformingFloatEncodingStrategy = ReleaseRecord.nonFiniteNumbers
+        encoder.nonConformingFloatEncodingStrategy = NonFiniteNumbers.encoding
         guard let data = try? encoder.encode(progress), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let values = object.values.first as? [String: Any]
         else { return [:] }

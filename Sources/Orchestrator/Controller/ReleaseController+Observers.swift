@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 
 extension ReleaseController {
     /// Runs `body` with the pipeline's observers (`notify:` webhooks, the `metrics:` Pushgateway)

@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 extension ReleaseController {
     /// What `orchestrate repair` found and did.

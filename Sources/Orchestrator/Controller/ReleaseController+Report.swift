@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 
 extension ReleaseController {
     /// Writes the release's report (`report.html`, `report.md`, `report.json`) into

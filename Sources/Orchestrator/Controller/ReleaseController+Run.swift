@@ -1,7 +1,9 @@
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 extension ReleaseController {
     /// The result of `run`: the plan, and the record when one was written.
@@ -152,8 +154,8 @@ extension ReleaseController {
             failure = "interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") during the stages; nothing was deployed"
         }
         if outcome == .succeeded, let modelPath = pipeline.deploy?.model {
-            let digest = try? ArtifactDigest.of(modelPath + "/" + ModelDirectory.tensorsFile)
-            let manifest = try? ModelDirectory.readManifest(of: modelPath)
+            let digest = try? ArtifactDigest.of(modelPath + "/" + ModelFiles.tensors)
+            let manifest = try? ModelIdentity.read(modelDirectory: modelPath)
             try await journal.updateRecord { $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion) }
         }
         if outcome == .succeeded, let deployment, let rollout = plan.rollout {
@@ -184,19 +186,17 @@ extension ReleaseController {
         return RunResult(plan: plan, record: written, interruptedBy: interruption.signal)
     }
 
-    /// The Kafka brokers of the ingest stages that will run, checked before anything changes.
+    /// The Kafka brokers of the ingest stages that will run, checked before anything changes
+    /// (through `recengine check-source`: the controller does not link the ingest code).
     func checkLogSources() async -> OrchestratorError? {
         for stage in pipeline.stages where !options.skip.contains(stage.name) {
             guard case .builtin(.ingest, let parameters) = stage.action, parameters["format"] == .string("movielog"),
-                case .string(let text)? = parameters["source"], let source = try? MovieLogSource(parsing: text)
+                case .string(let text)? = parameters["source"], case .kafka? = try? MovieLogSource(parsing: text)
             else { continue }
-            do {
-                try await Task.detached { try MovieLogIngest.checkReachable(source) }.value
-            } catch let error as RecEngineError where error.code == .unavailable {
-                return OrchestratorError(.unreachable, "stage \(stage.name): \(error.message); nothing was changed", hint: error.hint)
-            } catch {
-                continue
-            }
+            // A check that cannot be made (no recengine, an answer that is not one) is left to the
+            // stage itself, which reports what it finds.
+            guard let check = await LogSourceCheck.run(source: text, recengine: options.recengineBinary), !check.reachable else { continue }
+            return OrchestratorError(.unreachable, "stage \(stage.name): \(check.error ?? "the source is unreachable"); nothing was changed", hint: check.hint)
         }
         return nil
     }

@@ -1,6 +1,8 @@
 import Foundation
+import PipelineSchema
 import StrictYAML
 public import Traffic
+import OrchestratorSupport
 
 extension ReleaseController {
     /// What `orchestrate status` reports.

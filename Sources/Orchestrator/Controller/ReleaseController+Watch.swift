@@ -1,6 +1,8 @@
 public import Foundation
 import StrictYAML
 import UnixSignals
+import OrchestratorSupport
+import PipelineSchema
 
 extension ReleaseController {
     /// A run in progress as `orchestrate status --watch` shows it, read from the state files the

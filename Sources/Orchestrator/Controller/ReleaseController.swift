@@ -1,9 +1,11 @@
 import Foundation
 public import Logging
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Subprocess
 import Traffic
+import OrchestratorSupport
+public import PipelineSchema
 
 /// The release controller of one pipeline: what the command line calls. `run` plans once and
 /// carries out the plan (stages, then the rollout); `status`, `rollback`, `recover`, `repair` and

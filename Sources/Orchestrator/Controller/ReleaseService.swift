@@ -4,6 +4,7 @@ import Logging
 public import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import OrchestratorSupport
 
 /// `orchestrate run` as a service with graceful shutdown: a SIGTERM or SIGINT (a CI cancel, a job
 /// timeout, Ctrl-C) interrupts the run, which puts traffic back on the live colour, stops what it

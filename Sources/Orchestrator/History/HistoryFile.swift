@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
-import RecEngine
+import RecEngineContract
+import OrchestratorSupport
+import DurableFiles
 
 /// The history file, open, read through a buffer of fixed size whatever the file's size: forward
 /// from the start, or backward from the end so that what wants the newest records reads only

@@ -1,6 +1,7 @@
 import DurableFiles
 public import Foundation
 import StrictYAML
+public import OrchestratorSupport
 
 /// The release history: one JSON record per line, each carrying the SHA-256 of the line before,
 /// plus a small head file (`<history>.head`) naming the line count, the file's length and the

@@ -1,6 +1,8 @@
 public import Foundation
 import StrictYAML
-public import RecEngine
+public import RecEngineContract
+public import OrchestratorSupport
+public import PipelineSchema
 
 /// One line of the release history: what a run did, built from what, approved by which numbers.
 ///
@@ -216,29 +218,19 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         case historyRepair = "history_repair"
     }
 
-    /// How a number that JSON cannot hold (a stage metric that came out NaN, a division by zero)
-    /// is written: as the strings "nan", "inf" and "-inf", so that the record of a run whose metric
-    /// is not a number is still written, and says what the number was. Records written before
-    /// hold plain numbers only, and read as they did.
-    public static let nonFiniteNumbers = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
-        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    /// Reads what `nonFiniteNumbers` writes.
-    public static let nonFiniteNumbersDecoding = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
-        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-
     /// The record as one JSON line (no newline): stable key order, so the chain hash is reproducible.
     public func jsonLine() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        encoder.nonConformingFloatEncodingStrategy = Self.nonFiniteNumbers
+        encoder.nonConformingFloatEncodingStrategy = NonFiniteNumbers.encoding
         return try encoder.encode(self)
     }
 
     public static func decode(_ line: Data) throws -> ReleaseRecord {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        decoder.nonConformingFloatDecodingStrategy = nonFiniteNumbersDecoding
+        decoder.nonConformingFloatDecodingStrategy = NonFiniteNumbers.decoding
         return try decoder.decode(ReleaseRecord.self, from: line)
     }
 }

@@ -1,7 +1,8 @@
 import Crypto
 import DurableFiles
-import RecEngine
+import RecEngineContract
 public import Foundation
+import OrchestratorSupport
 
 /// The Ed25519 private key that signs release records (`orchestrate history keygen` makes one).
 ///

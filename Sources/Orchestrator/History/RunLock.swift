@@ -1,6 +1,7 @@
 import DurableFiles
 public import Foundation
 import StrictYAML
+import OrchestratorSupport
 
 /// An exclusive lock next to the history file, so that two runs of the same pipeline (overlapping
 /// cron jobs) never interleave. It is an `flock` on `<history>.lock`: the kernel releases it when

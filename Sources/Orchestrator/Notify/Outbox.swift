@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTransport
 import Synchronization
+import OrchestratorSupport
 
 /// HTTP requests sent off the rollout's path: observers queue them (never waiting), and one
 /// sender per destination delivers them in order, with a timeout per attempt and retries with

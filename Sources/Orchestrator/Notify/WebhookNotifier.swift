@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Synchronization
+import OrchestratorSupport
+import PipelineSchema
 
 /// Tells the pipeline's webhooks about the events each one chose, through the outbox (never
 /// waiting for them).

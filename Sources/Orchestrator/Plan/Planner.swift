@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
+import OrchestratorSupport
+import PipelineSchema
 
 /// Computes the plan of a run, once, from the pipeline, the options, the history and the live
 /// release. Reads files and the history; writes nothing and starts no process.

@@ -1,5 +1,7 @@
 import Foundation
 public import StrictYAML
+public import OrchestratorSupport
+public import PipelineSchema
 
 /// What `orchestrate run` will do, computed once before it does anything: `--dry-run` prints
 /// it, the executor carries it out, and the release record stores it. Nothing the run does is

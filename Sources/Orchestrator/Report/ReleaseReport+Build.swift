@@ -1,4 +1,6 @@
 public import Foundation
+import PipelineSchema
+import OrchestratorSupport
 
 extension ReleaseReport {
     /// The report of `record`.

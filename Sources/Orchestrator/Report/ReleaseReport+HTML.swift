@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 
 extension ReleaseReport {
     /// The report as one self-contained HTML page: inline CSS and SVG charts, no script, nothing
@@ -243,18 +244,15 @@ extension ReleaseReport {
 
     static func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
 
-    static let style = """
-        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:24px auto;max-width:1100px;padding:0 16px}
-        h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:4px}h3{font-size:14px;margin:16px 0 4px}
-        .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600}.badge.ok{background:#2e9a46;color:#fff}.badge.bad{background:#c23a3a;color:#fff}.badge.neutral{background:#6b7280;color:#fff}
-        td.ok,span.ok{color:#2e7d32}td.bad,span.bad{color:#c23a3a;font-weight:600}.failure{color:#c23a3a;font-weight:600}
-        dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}dt{color:#6b7280}dd{margin:0}
-        table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;border-bottom:1px solid #eceff3;padding:4px 8px;vertical-align:top}th{background:#f5f7fa}
-        td.digests{font-family:ui-monospace,monospace;font-size:12px}code{font-size:12px;word-break:break-all}.note,.query{color:#6b7280;margin:2px 0}
-        svg.chart{display:block;width:100%;max-width:960px;height:auto;margin:4px 0 8px}svg .plot{fill:#fafbfc;stroke:#dde2ea}svg .grid{stroke:#eceff3}
-        svg .tick,svg .marker-label,svg .bound-label{font-size:11px;fill:#6b7280}svg .marker{stroke:#b8c0cc;stroke-dasharray:3 3}
-        svg .bound{stroke:#c23a3a;stroke-dasharray:6 4}svg .bound-label{fill:#c23a3a}svg .line{fill:none;stroke-width:2}svg .band{opacity:.15}
-        svg .pt.failed{stroke:#c23a3a;stroke-width:2.5}.legend span{margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
-        .rollback{background:#fff6f6;border-left:3px solid #c23a3a;padding:2px 12px}footer{margin-top:32px;color:#6b7280;font-size:12px}
-        """
+    /// The page's style sheet, the package resource `Report/report.css`.
+    static let style = resourceText("report.css").trimmingCharacters(in: .newlines)
+
+    /// A text file of this module's resources, which the build puts beside the executable
+    /// (`orchestrate_Orchestrator.resources/`). One missing is a broken installation, not an input.
+    static func resourceText(_ name: String) -> String {
+        guard let url = Bundle.module.resourceURL?.appendingPathComponent(name), let text = try? String(contentsOf: url, encoding: .utf8) else {
+            fatalError("\(name) is missing from \(Bundle.module.bundlePath): copy the .resources folders beside the orchestrate executable with it")
+        }
+        return text
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TextSafety
+import PipelineSchema
 
 extension ReleaseReport {
     /// The report as Markdown: the same sections as the page, with tables in place of charts.

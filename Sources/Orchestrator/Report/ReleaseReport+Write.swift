@@ -1,5 +1,6 @@
 import DurableFiles
 public import Foundation
+import OrchestratorSupport
 
 extension ReleaseReport {
     /// The files a report is written as.
@@ -12,7 +13,7 @@ extension ReleaseReport {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.nonConformingFloatEncodingStrategy = ReleaseRecord.nonFiniteNumbers
+        encoder.nonConformingFloatEncodingStrategy = NonFiniteNumbers.encoding
         return try encoder.encode(self)
     }
 

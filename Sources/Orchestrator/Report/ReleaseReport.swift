@@ -1,4 +1,5 @@
 public import Foundation
+public import PipelineSchema
 
 /// What a person looking after releases wants to see of one release, taken from its record in the
 /// history (and, for the live model's offline metrics, from the record of the release that was

@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// Converges a run that a killed controller left behind (its `run.json`), and records it: it
 /// observes (reading only), `RecoveryPlan` decides, and `converge` carries out that plan, the one

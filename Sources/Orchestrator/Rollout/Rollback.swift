@@ -1,7 +1,9 @@
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// `orchestrate rollback`: puts a previously promoted release back, at once when a colour still
 /// runs its model, otherwise by redeploying its model (from the model store, verified by digest)

@@ -1,5 +1,6 @@
 import StrictYAML
 import Traffic
+import PipelineSchema
 
 extension InterleaveSpec {
     /// The interleaving of the step at `weight` (below 100 %): the release id samples the users

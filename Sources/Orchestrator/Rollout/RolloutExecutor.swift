@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// Carries out the rollout of a plan: `RolloutRunner` feeds `RolloutMachine` one stream of
 /// events (what the effects came back with, looks at nginx and both colours, gate samples, the

@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 public import Traffic
+import OrchestratorSupport
 
 /// What actually serves, as nginx and the runtime say, checked against the recorded live
 /// release. A release starts only when they agree: a state file that says one thing while

@@ -4,6 +4,8 @@ import EngineAPI
 import HTTPTransport
 import TextSafety
 public import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// One running colour of the service.
 public struct ColorInstance: Sendable, Codable, Equatable {

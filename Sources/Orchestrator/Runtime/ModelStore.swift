@@ -1,7 +1,8 @@
 import DurableFiles
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
+import OrchestratorSupport
 
 /// A content-addressed store of model directories (`FOLDER/<sha256 of model.safetensors>/`), so
 /// that retraining in place never changes what a colour serves, and rollbacks find old models.
@@ -17,7 +18,7 @@ public struct ModelStore: Sendable {
     /// Copies a model into the store (once; again when the stored copy is damaged) and returns
     /// the copy's path, digest, and whether a damaged copy was replaced.
     public func store(modelDirectory: String) throws -> (path: String, sha256: String, repaired: Bool) {
-        let tensors = try ArtifactDigest.of(modelDirectory + "/" + ModelDirectory.tensorsFile)
+        let tensors = try ArtifactDigest.of(modelDirectory + "/" + ModelFiles.tensors)
         guard let sha256 = tensors.sha256 else {
             throw OrchestratorError(.stageFailed, "no model at \(modelDirectory) (model.safetensors is missing)")
         }
@@ -49,7 +50,7 @@ public struct ModelStore: Sendable {
 
     /// Whether the copy's tensors have the digest it is named by and its manifest is there.
     func isIntact(_ path: String, sha256: String) throws -> Bool {
-        guard FileManager.default.fileExists(atPath: path + "/" + ModelDirectory.manifestFile) else { return false }
-        return try ArtifactDigest.of(path + "/" + ModelDirectory.tensorsFile).sha256 == sha256
+        guard FileManager.default.fileExists(atPath: path + "/" + ModelFiles.manifest) else { return false }
+        return try ArtifactDigest.of(path + "/" + ModelFiles.tensors).sha256 == sha256
     }
 }

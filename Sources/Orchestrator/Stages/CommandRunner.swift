@@ -8,6 +8,7 @@ import Subprocess
 import System
 #else
 import SystemPackage
+import OrchestratorSupport
 #endif
 
 /// Runs an argument vector as a child process in a session of its own: no shell, output to a

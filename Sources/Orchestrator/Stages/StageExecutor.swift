@@ -3,7 +3,9 @@ import EngineAPI
 import Foundation
 import StrictYAML
 import TextSafety
-import RecEngine
+import RecEngineContract
+import OrchestratorSupport
+import PipelineSchema
 
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
 /// timeout, as a child process whose group a timeout or an interruption stops), a planned

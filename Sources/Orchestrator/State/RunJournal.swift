@@ -1,5 +1,6 @@
 import Foundation
 import StrictYAML
+import OrchestratorSupport
 
 /// The run in progress, saved before every action: its `RunState` (what recovery needs) and its
 /// provenance record, each in its own file of the state folder. Every change goes through this

@@ -1,6 +1,8 @@
 import DurableFiles
 import Foundation
 import StrictYAML
+import OrchestratorSupport
+public import PipelineSchema
 
 /// The controller's state folder for one service (`<history folder>/state/<service>/`):
 ///
@@ -22,15 +24,14 @@ public struct StateStore: Sendable {
 
     /// The state folder of a pipeline: `<history folder>/state/<service>`.
     public init(pipeline: Pipeline) {
-        let base = URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("state")
-        folder = base.appendingPathComponent(pipeline.deploy?.service ?? pipeline.name).path
+        folder = pipeline.stateFolder
     }
 
     public var livePath: String { folder + "/current.json" }
     public var runPath: String { folder + "/run.json" }
     public var recordPath: String { folder + "/record.json" }
     var controlPath: String { folder + "/control" }
-    public var nginxFolder: String { folder + "/nginx" }
+    public var nginxFolder: String { Pipeline.nginxFolder(inStateFolder: folder) }
     public var targetsPath: String { folder + "/targets.json" }
 
     // MARK: The live release
@@ -140,7 +141,7 @@ public struct StateStore: Sendable {
         }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        decoder.nonConformingFloatDecodingStrategy = ReleaseRecord.nonFiniteNumbersDecoding
+        decoder.nonConformingFloatDecodingStrategy = NonFiniteNumbers.decoding
         do {
             return try decoder.decode(T.self, from: data)
         } catch {
@@ -153,7 +154,7 @@ public struct StateStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        encoder.nonConformingFloatEncodingStrategy = ReleaseRecord.nonFiniteNumbers
+        encoder.nonConformingFloatEncodingStrategy = NonFiniteNumbers.encoding
         do {
             try AtomicFile.write(try encoder.encode(value), to: path)
         } catch let error as AtomicFileError {

@@ -1,5 +1,6 @@
 public import Foundation
 import StrictYAML
+import OrchestratorSupport
 
 /// A time as the command line takes it (`history --at`, `--since`, `--until`): ISO 8601 in its
 /// RFC 3339 form, `2026-12-01T14:05:00Z` or `2026-12-01T15:05:00+01:00`, with optional fractional

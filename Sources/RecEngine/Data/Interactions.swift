@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RecEngineContract
 
 /// Implicit feedback: how many events each user had with each item. A rating counts one event,
 /// each watched minute one more. Ids keep the numbering of the ratings (first appearance), and

@@ -1,6 +1,7 @@
 import Crypto
 public import Foundation
 import DurableFiles
+import RecEngineContract
 
 /// The layouts of ratings files RecEngine reads, detected from the first line.
 public enum RatingsFormat: String, Sendable, Codable {

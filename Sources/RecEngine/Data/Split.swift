@@ -1,3 +1,4 @@
+import RecEngineContract
 /// Reproducible train/test splits of row indices, shaped like Surprise's `train_test_split` and
 /// `KFold`: the rows are shuffled once with the seed, then cut.
 public enum Split {

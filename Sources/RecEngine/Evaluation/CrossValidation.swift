@@ -1,3 +1,4 @@
+public import RecEngineContract
 /// K-fold cross-validation, as Surprise's `cross_validate(algo, data, cv=KFold(...))`, with the
 /// ranking metrics of each fold's model and of the most-popular baseline.
 public struct CrossValidationReport: Sendable, Codable, Equatable {

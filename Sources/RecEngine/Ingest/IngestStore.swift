@@ -1,5 +1,6 @@
 import Foundation
 import DurableFiles
+import RecEngineContract
 
 /// The ingest's durable state, in one folder:
 ///

@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import RecEngineContract
 
 /// A Kafka topic read through librdkafka. Partitions are assigned explicitly (no group
 /// rebalance) at the offsets the ingest store committed; the consumer group's offsets are

@@ -1,6 +1,7 @@
 import CZlib
 import DurableFiles
 import Foundation
+import RecEngineContract
 
 /// One line of a log source as a reader hands it on.
 struct LogLine {

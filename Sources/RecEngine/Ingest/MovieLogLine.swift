@@ -1,3 +1,4 @@
+public import RecEngineContract
 /// One line of the movie log stream (the Kafka topic `movielog`), parsed.
 ///
 /// ```
@@ -13,21 +14,9 @@ public enum MovieLogLine: Sendable, Equatable {
     /// A recommendation the service answered.
     case recommendation(time: String, user: String, status: Int, movies: [String], milliseconds: Int)
 
-    /// Why a line was rejected; counted by reason and written to the rejects file.
-    public enum Rejection: String, Error, Sendable, CaseIterable, Codable {
-        case truncated
-        case extraSpaces = "extra_spaces"
-        case badTime = "bad_time"
-        case badUser = "bad_user"
-        case badMovie = "bad_movie"
-        case badRating = "bad_rating"
-        case ratingOutOfRange = "rating_out_of_range"
-        case badMinute = "bad_minute"
-        case badRecommendation = "bad_recommendation"
-        case unknownKind = "unknown_kind"
-        /// Longer than `IngestLimits.maximumLineBytes`: not parsed; its head is kept.
-        case lineTooLong = "line_too_long"
-    }
+    /// Why a line was rejected; counted by reason and written to the rejects file (the reasons
+    /// `IngestReport` counts).
+    public typealias Rejection = MovieLogRejection
 
     /// Largest user id accepted; ids beyond it are treated as corrupt.
     public static let maximumUserID = 10_000_000

@@ -1,18 +1,15 @@
 import Crypto
 import Foundation
 import DurableFiles
+import RecEngineContract
 
 /// A model directory: `model.safetensors` (the tensors) and `manifest.json` (ids, parameters,
 /// provenance, metrics and the model file's SHA-256).
 public enum ModelDirectory {
-    public static let tensorsFile = "model.safetensors"
-    public static let manifestFile = "manifest.json"
 
     /// The largest `model.safetensors` read: 2 GiB (a MovieLens 25M model with 100 factors is
     /// about 90 MB).
     public static let maximumTensorsSize = 2 << 30
-    /// The largest `manifest.json` read (it lists every user and item id).
-    public static let maximumManifestSize = 512 << 20
 
     /// Writes the model: the tensors, then the manifest that names their digest, into a folder
     /// beside `directory`; that folder is loaded back and checked like any model, and only then
@@ -30,8 +27,8 @@ public enum ModelDirectory {
         let partial = "\(target).partial-\(getpid())"
         try? FileManager.default.removeItem(atPath: partial)
         do {
-            try AtomicFile.write(tensors, to: path(partial, tensorsFile))
-            try AtomicFile.write(try encodeManifest(manifest), to: path(partial, manifestFile))
+            try AtomicFile.write(tensors, to: path(partial, ModelFiles.tensors))
+            try AtomicFile.write(try encodeManifest(manifest), to: path(partial, ModelFiles.manifest))
             _ = try load(from: partial)
             try AtomicFile.replaceFolder(at: target, with: partial)
         } catch {
@@ -59,8 +56,8 @@ public enum ModelDirectory {
         let manifest = try readManifest(of: directory)
         // readManifest checked that the parameters are there.
         let factors = manifest.factors ?? 0
-        let tensorsPath = path(directory, tensorsFile)
-        let bytes = try contents(tensorsPath, tensorsFile, limit: maximumTensorsSize)
+        let tensorsPath = path(directory, ModelFiles.tensors)
+        let bytes = try contents(tensorsPath, ModelFiles.tensors, limit: maximumTensorsSize)
         let digest = SHA256.hash(data: bytes).hexString
         guard digest == manifest.modelSHA256 else {
             throw corrupt("digest mismatch: model.safetensors has sha256 \(digest), the manifest records \(manifest.modelSHA256)", tensorsPath)
@@ -120,12 +117,12 @@ public enum ModelDirectory {
     ///
     /// - Throws: `RecEngineError` `.corruptModel` naming the problem.
     public static func readManifest(of directory: String) throws -> ModelManifest {
-        let manifestPath = path(directory, manifestFile)
+        let manifestPath = path(directory, ModelFiles.manifest)
         let manifest: ModelManifest
         do {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            manifest = try decoder.decode(ModelManifest.self, from: try contents(manifestPath, manifestFile, limit: maximumManifestSize))
+            manifest = try decoder.decode(ModelManifest.self, from: try contents(manifestPath, ModelFiles.manifest, limit: ModelFiles.maximumManifestSize))
         } catch let error as DecodingError {
             throw corrupt("manifest.json does not parse: \(describe(error))", manifestPath)
         }

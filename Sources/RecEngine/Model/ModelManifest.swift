@@ -1,8 +1,9 @@
 public import Foundation
+import RecEngineContract
 
 /// `manifest.json` of a model directory: where the model came from and how good it was.
 public struct ModelManifest: Sendable, Codable, Equatable {
-    public static let currentFormatVersion = 1
+    public static let currentFormatVersion = ModelIdentity.formatVersion
 
     public struct TrainingData: Sendable, Codable, Equatable {
         public var path: String

@@ -1,4 +1,5 @@
 import Foundation
+import RecEngineContract
 
 /// A trained recommender: the factor model, a bias-only baseline trained the same way (so that a
 /// degenerate model shows), the raw ids, and what each user rated (excluded from recommendations).
@@ -149,12 +150,6 @@ public struct RecommenderModel: Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, as a double.
-    public var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) * 1e-18
-    }
-}
 
 extension ModelManifest.TrainingData {
     /// What the manifest records of the ratings file a model was trained on.

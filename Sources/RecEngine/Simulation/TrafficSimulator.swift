@@ -1,4 +1,5 @@
 public import Foundation
+import RecEngineContract
 
 /// Replays users from held-out ratings against the load balancer: asks for recommendations and,
 /// for every recommended movie the user really rated 4 or more in the held-out data, sends a rate

@@ -1,3 +1,4 @@
+public import RecEngineContract
 /// Hyper-parameters of implicit alternating least squares (Hu, Koren & Volinsky 2008, solved by
 /// conjugate gradient as Takács et al. 2011), with the defaults that rank best on MovieLens 100k
 /// under the README's protocol.
@@ -16,7 +17,7 @@ public struct ALSParameters: Sendable, Codable, Equatable {
     /// Seed of the factor initialisation, N(0, 0.01).
     public var seed: UInt64
 
-    public init(factors: Int = 64, iterations: Int = 15, regularization: Double = 0.05, alpha: Double = 10, cgSteps: Int = 3, seed: UInt64 = 0) {
+    public init(factors: Int = 64, iterations: Int = 15, regularization: Double = 0.05, alpha: Double = TrainDefaults.alsAlpha, cgSteps: Int = 3, seed: UInt64 = 0) {
         self.factors = factors
         self.iterations = iterations
         self.regularization = regularization

@@ -2,6 +2,7 @@ import Foundation
 
 import CRecKernels
 import Dispatch
+import RecEngineContract
 
 /// Trains implicit-feedback matrix factorisation by alternating least squares with conjugate
 /// gradient: every observed pair is a preference of 1 with confidence `1 + alpha ln(1 + events)`,

@@ -1,3 +1,4 @@
+import RecEngineContract
 /// Hyper-parameters of biased matrix factorisation, with Surprise's `SVD` defaults.
 public struct SVDParameters: Sendable, Codable, Equatable {
     /// Number of latent factors (Surprise: `n_factors`).

@@ -1,4 +1,5 @@
 import CRecKernels
+import RecEngineContract
 
 /// Trains biased matrix factorisation by stochastic gradient descent, step for step as Surprise's
 /// `SVD.fit`: ratings grouped by user in order of first appearance, both factor updates from the

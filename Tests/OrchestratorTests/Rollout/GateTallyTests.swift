@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import Testing
+@testable import PipelineSchema
 
 @testable import Orchestrator
 

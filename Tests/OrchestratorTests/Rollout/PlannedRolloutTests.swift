@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 import Testing
 import Traffic
+@testable import PipelineSchema
 
 @testable import Orchestrator
 

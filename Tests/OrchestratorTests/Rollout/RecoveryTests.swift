@@ -3,6 +3,7 @@ import StrictYAML
 import TestSupport
 import Testing
 import Traffic
+@testable import PipelineSchema
 
 @testable import Orchestrator
 

@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import Synchronization
+@testable import PipelineSchema
 
 @testable import Orchestrator
 

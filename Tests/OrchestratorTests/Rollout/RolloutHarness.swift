@@ -1,5 +1,6 @@
 import Foundation
 import StrictYAML
+@testable import PipelineSchema
 
 @testable import Orchestrator
 

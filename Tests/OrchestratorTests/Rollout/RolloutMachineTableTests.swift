@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Testing
+import OrchestratorSupport
+@testable import PipelineSchema
 
 @testable import Orchestrator
 

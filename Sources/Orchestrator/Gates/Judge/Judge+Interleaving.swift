@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 
 extension Statistics {
     /// The Beta(a, a) mixture of `preferenceInterval` tuned to a margin: its standard deviation

@@ -1,8 +1,9 @@
 public import Foundation
-import RecEngine
+import RecEngineContract
 import StrictYAML
 import TextSafety
 import Traffic
+public import PipelineSchema
 
 /// What the judge saw of one metric at one look, and what it decided: the counts of each colour,
 /// the statistic, its always-valid interval, the margin, the classification and the rule.

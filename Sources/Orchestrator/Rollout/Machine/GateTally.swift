@@ -1,5 +1,6 @@
 import Foundation
 import StrictYAML
+import PipelineSchema
 
 /// One PromQL gate's measurements during a step, counted by its policy: `count` conclusive
 /// measurements pass it, more than `failureLimit` failed ones or more than

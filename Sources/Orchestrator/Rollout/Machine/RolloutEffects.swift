@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 
 /// Carries out one effect of the rollout against its ports and returns the events it answers
 /// with. What waits for a task to end (cancelling a deploy, a hook, a step) is the runner's.

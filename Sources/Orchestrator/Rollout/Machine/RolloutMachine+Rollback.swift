@@ -1,5 +1,6 @@
 import Foundation
 import StrictYAML
+import PipelineSchema
 
 extension RolloutMachine {
     /// Rolls back for a signal or an abort, with traffic at `weight`.

@@ -1,8 +1,9 @@
 import Foundation
 import StrictYAML
 public import EngineAPI
-import RecEngine
+import RecEngineContract
 public import Traffic
+import OrchestratorSupport
 
 /// The colours as containers of a compose project (`compose/recommender.yml`), driven over the
 /// Engine API. Each colour is the compose service of its name, realised with the variables

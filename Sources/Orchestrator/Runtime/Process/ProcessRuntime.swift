@@ -1,8 +1,9 @@
 import DurableFiles
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 public import Traffic
+import OrchestratorSupport
 
 /// The embedded default runtime: each colour is a detached `recengine serve` process (its own
 /// session, a state file with pid and port, a log file, a free port) under the state folder. It

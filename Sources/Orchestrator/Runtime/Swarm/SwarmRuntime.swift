@@ -2,8 +2,10 @@ import DurableFiles
 import Foundation
 import HTTPTransport
 public import EngineAPI
-import RecEngine
+import RecEngineContract
 public import Traffic
+import OrchestratorSupport
+public import PipelineSchema
 
 /// The colours as Docker Swarm services spread over several hosts, driven over the Engine API of
 /// a manager (`deploy.swarm.host`). Each colour is the service `SERVICE_COLOR` with `replicas`
@@ -133,7 +135,7 @@ public struct SwarmRuntime: DeploymentRuntime {
 
     public func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
         let (modelPath, sha256, _) = try models.store(modelDirectory: modelDirectory)
-        let version = (try? ModelDirectory.readManifest(of: modelPath))?.displayVersion ?? String(sha256.prefix(12))
+        let version = (try? ModelIdentity.read(modelDirectory: modelPath))?.displayVersion ?? String(sha256.prefix(12))
         let image = modelImage(sha256: sha256)
         try await shipModelImage(image, modelPath: modelPath, sha256: sha256)
         var serviceLabels = labels(color: color)

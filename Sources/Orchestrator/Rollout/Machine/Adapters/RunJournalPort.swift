@@ -1,4 +1,5 @@
 import Foundation
+import OrchestratorSupport
 
 /// The run's journal and `current.json` as the rollout's effects use them. Every write is best
 /// effort here: a failed save is kept by the journal (`saveFailure`), which the machine is told

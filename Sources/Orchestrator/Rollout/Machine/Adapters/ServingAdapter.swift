@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import Traffic
+import OrchestratorSupport
+import PipelineSchema
 
 /// nginx and the deployment runtime as the rollout's effects use them: it remembers the
 /// instances it deployed, located and looked at, and builds each split from them.

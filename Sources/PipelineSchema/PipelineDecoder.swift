@@ -1,9 +1,11 @@
 import Foundation
 import EngineAPI
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Traffic
 import Yams
+import OrchestratorSupport
+import DurableFiles
 
 /// Turns the YAML tree into a `Pipeline`, reporting every problem through the reader.
 struct PipelineDecoder {
@@ -64,7 +66,7 @@ struct PipelineDecoder {
         // A webhook's URL and header values are secrets whatever their variables are named.
         let fromWebhooks = notify?.webhooks.flatMap { [$0.url] + $0.headers.values } ?? []
         pipeline.redaction = Redaction(values: fromVariables + fromEnv + fromWebhooks)
-        if traffic != nil { checkNginxFolder(StateStore(pipeline: pipeline), at: map["history"] ?? root) }
+        if traffic != nil { checkNginxFolder(Pipeline.nginxFolder(inStateFolder: pipeline.stateFolder), at: map["history"] ?? root) }
         return pipeline
     }
 
@@ -76,8 +78,7 @@ struct PipelineDecoder {
     /// nginx's runtime folder lies under the history's folder and is written into nginx's
     /// configuration and Lua unquoted, and its control socket's path must fit a unix socket
     /// address: `run` would refuse it at the first step, so `validate` does now.
-    private func checkNginxFolder(_ store: StateStore, at node: Node) {
-        let folder = store.nginxFolder
+    private func checkNginxFolder(_ folder: String, at node: Node) {
         if let bad = folder.first(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) {
             reader.report(
                 node, "history",

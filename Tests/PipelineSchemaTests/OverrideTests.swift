@@ -1,8 +1,9 @@
 import Foundation
 import EngineAPI
 import StrictYAML
-import Orchestrator
+import PipelineSchema
 import Testing
+import TestSupport
 
 @Suite struct OverrideTests {
     static let pipeline = """

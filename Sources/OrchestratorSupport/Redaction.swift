@@ -40,9 +40,9 @@ public struct Redaction: Sendable, Equatable {
         do {
             // A gate value of -Inf or a metric of NaN goes through as the record writes it.
             let encoder = JSONEncoder()
-            encoder.nonConformingFloatEncodingStrategy = ReleaseRecord.nonFiniteNumbers
+            encoder.nonConformingFloatEncodingStrategy = NonFiniteNumbers.encoding
             let decoder = JSONDecoder()
-            decoder.nonConformingFloatDecodingStrategy = ReleaseRecord.nonFiniteNumbersDecoding
+            decoder.nonConformingFloatDecodingStrategy = NonFiniteNumbers.decoding
             let data = try encoder.encode(value)
             let tree = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
             let clean = try JSONSerialization.data(withJSONObject: redactTree(tree), options: [.fragmentsAllowed])

@@ -78,10 +78,23 @@ public struct PlannedObservers: Sendable, Codable, Equatable {
         public var name: String
         public var format: NotifySpec.Format
         public var events: [NotifyEvent]
+
+        package init(name: String, format: NotifySpec.Format, events: [NotifyEvent]) {
+            self.name = name
+            self.format = format
+            self.events = events
+        }
     }
 
     public var notifications: [Notification]
     public var timeout: PipelineDuration?
     public var retries: Int?
     public var pushgateway: String?
+
+    package init(notifications: [Notification], timeout: PipelineDuration?, retries: Int?, pushgateway: String?) {
+        self.notifications = notifications
+        self.timeout = timeout
+        self.retries = retries
+        self.pushgateway = pushgateway
+    }
 }

@@ -1,4 +1,4 @@
-import RecEngine
+import RecEngineContract
 
 /// The stages built into the orchestrator. Each runs as a child process of `recengine` (the
 /// command a person would type, with `--output json`), so that a timeout or a signal stops its
@@ -77,7 +77,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "lr", kind: .number(1e-9...10), defaultValue: .number(0.005)),
                 .init(name: "reg", kind: .number(0...100), defaultValue: nil),
                 .init(name: "initStd", kind: .number(0...10), defaultValue: .number(0.1)),
-                .init(name: "alpha", kind: .number(0...1_000_000), defaultValue: .number(ALSParameters().alpha)),
+                .init(name: "alpha", kind: .number(0...1_000_000), defaultValue: .number(TrainDefaults.alsAlpha)),
                 .init(name: "threads", kind: .integer(1...256), defaultValue: .integer(1)),
                 .init(name: "watches", kind: .inputPath, defaultValue: nil),
                 .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(0)),
@@ -105,14 +105,10 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     /// The metrics the stage reports, which gates may bound.
     public var metrics: [String] {
         switch self {
-        case .ingest: IngestReport.metricNames + ["skipped_rows", "skipped_share"]
-        case .split: ["train_ratings", "test_ratings", "future_ratings"]
-        case .train: ["train_rmse", "train_mae", "baseline_train_rmse", "fit_seconds"]
-        case .evaluate:
-            [
-                "rmse", "mae", "precision_at_k", "recall_at_k", "baseline_rmse", "baseline_mae",
-                "baseline_precision_at_k", "baseline_recall_at_k", "rmse_improvement",
-            ] + RankingReport.metricNames
+        case .ingest: IngestReport.metricNames + [RatingsImportMetric.skippedRows, .skippedShare].map(\.rawValue)
+        case .split: SplitMetric.allCases.map(\.rawValue)
+        case .train: TrainMetric.allCases.map(\.rawValue)
+        case .evaluate: EvaluationReport.metricNames
         }
     }
 }
@@ -161,7 +157,7 @@ extension BuiltinStage {
 
     /// Whether the stage must run even when its inputs and parameters are unchanged: a movie log
     /// ingest reads what is new in its source.
-    func alwaysRuns(_ parameters: [String: ParameterValue]) -> Bool {
+    package func alwaysRuns(_ parameters: [String: ParameterValue]) -> Bool {
         self == .ingest && parameters["format"] != .string("ratings")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import EngineAPI
 public import StrictYAML
+public import OrchestratorSupport
 
 /// A validated pipeline: what `orchestrate run` does, resolved against its file and environment.
 public struct Pipeline: Sendable {
@@ -212,7 +213,7 @@ public struct HealthCheckSpec: Sendable, Codable, Equatable {
 /// How traffic moves from the live colour to the new one.
 public struct TrafficSpec: Sendable, Codable, Equatable {
     public enum Mode: String, Sendable, Codable, CaseIterable {
-        /// Each user id hashes to one colour (nginx/traffic.lua): one user sees one model, and
+        /// Each user id hashes to one colour (Sources/Traffic/Resources/traffic.lua): one user sees one model, and
         /// keeps the new one while its weight grows.
         case sticky
         /// A weighted random choice per request.
@@ -244,8 +245,8 @@ public struct TrafficSpec: Sendable, Codable, Equatable {
     }
 }
 
-/// `traffic.interleave`: team-draft interleaving in nginx (nginx/interleave.lua) for a sampled
-/// share of users, judged by a judge metric of kind `interleaving`.
+/// `traffic.interleave`: team-draft interleaving in nginx (Sources/Traffic/Resources/interleave.lua)
+/// for a sampled share of users, judged by a judge metric of kind `interleaving`.
 public struct InterleaveSpec: Sendable, Codable, Equatable {
     /// Percent of users sampled (by a hash of the release id and the user id), 1 to 100.
     public var share: Int
@@ -423,6 +424,6 @@ public struct HooksSpec: Sendable, Codable, Equatable {
     }
 }
 
-func formatNumber(_ value: Double) -> String {
+package func formatNumber(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }

@@ -1,8 +1,10 @@
 import Crypto
 import Foundation
 import StrictYAML
-import RecEngine
+import RecEngineContract
 import Yams
+import OrchestratorSupport
+import DurableFiles
 
 /// Loads a pipeline file: YAML, then `--set` overrides, then `${VAR}` interpolation and strict
 /// validation of every key, with every problem reported at once and nothing done before.

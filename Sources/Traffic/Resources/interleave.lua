@@ -1,8 +1,8 @@
 -- Team-draft interleaving inside nginx (Radlinski, Kurup, Joachims 2008; Chapelle, Joachims,
 -- Radlinski, Yue 2012). The rendered configuration runs this file as the body of a function in
--- init_by_lua_block, after nginx/traffic.lua, and keeps the table it returns.
+-- init_by_lua_block, after Resources/traffic.lua, and keeps the table it returns.
 --
--- When the split in force has an `interleave` line (see nginx/traffic.lua), a sampled share of the
+-- When the split in force has an `interleave` line (see Resources/traffic.lua), a sampled share of the
 -- users (a hash of the split's seed and the user id, independent of the sticky split's hash):
 --
 --   * GET /recommend/USER is answered by both colours (two subrequests, each to its colour only,

@@ -1,4 +1,4 @@
-import DurableFiles
+package import DurableFiles
 import Foundation
 
 extension OrchestratorError {
@@ -8,7 +8,7 @@ extension OrchestratorError {
     /// - Parameters:
     ///   - what: what the file is, for people ("the history").
     ///   - unchanged: what the failure left as it was ("the history is as it was").
-    static func writing(_ error: AtomicFileError, what: String, unchanged: String? = nil) -> OrchestratorError {
+    package static func writing(_ error: AtomicFileError, what: String, unchanged: String? = nil) -> OrchestratorError {
         let reason = String(cString: strerror(error.code))
         let state = unchanged.map { "; \($0)" } ?? ""
         guard error.isDiskFull && error.code != EFBIG else {
@@ -20,7 +20,7 @@ extension OrchestratorError {
     }
 
     /// No space left for `path`: the disk (or the user's quota) is full.
-    static func diskFull(path: String, doing: String, code: Int32, unchanged: String? = nil) -> OrchestratorError {
+    package static func diskFull(path: String, doing: String, code: Int32, unchanged: String? = nil) -> OrchestratorError {
         let device = code == EDQUOT ? "the disk quota" : "the disk"
         return OrchestratorError(
             .diskFull,

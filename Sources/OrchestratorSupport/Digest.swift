@@ -1,7 +1,7 @@
 import Crypto
-import Foundation
-import StrictYAML
-import RecEngine
+public import Foundation
+import RecEngineContract
+import DurableFiles
 
 /// The SHA-256 and size of a file or folder, as recorded in provenance.
 public struct ArtifactDigest: Sendable, Codable, Equatable {
@@ -50,7 +50,7 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
         return ArtifactDigest(path: path, sha256: hasher.finalize().hexString, size: total, kind: "directory")
     }
 
-    static func hashFile(_ path: String) throws -> (String, Int64) {
+    package static func hashFile(_ path: String) throws -> (String, Int64) {
         // Non-blocking, then checked on the open file: a path swapped for a FIFO after `FileKind`
         // looked is refused, not waited on.
         let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -73,6 +73,6 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
     }
 }
 
-func sha256Hex(_ data: Data) -> String {
+package func sha256Hex(_ data: Data) -> String {
     SHA256.hash(data: data).hexString
 }

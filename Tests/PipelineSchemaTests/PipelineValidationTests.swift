@@ -1,8 +1,9 @@
 import Foundation
 import EngineAPI
 import StrictYAML
-import Orchestrator
+import PipelineSchema
 import Testing
+import TestSupport
 
 /// The invalid-pipeline table: each case is a file whose line marked `# <-` carries the problem.
 @Suite struct PipelineValidationTests {

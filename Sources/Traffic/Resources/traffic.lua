@@ -13,7 +13,7 @@
 -- A colour has one address or several (the tasks of a Swarm service on several hosts), separated
 -- by commas; a request goes to one of them at random, and to the next one when it cannot connect.
 --
--- A split of two colours may interleave (nginx/interleave.lua): `interleave PERCENT WINDOW SEED
+-- A split of two colours may interleave (Resources/interleave.lua): `interleave PERCENT WINDOW SEED
 -- EXPERIMENT` samples PERCENT % of the users by a hash of SEED and the user id; their lists come
 -- from both colours, merged, and their events are credited to the colour that placed the movie
 -- within WINDOW seconds, counted per EXPERIMENT.
@@ -234,7 +234,7 @@ local function choose(split)
     return #serving
 end
 
--- The split in force (nil when there is none), for nginx/interleave.lua.
+-- The split in force (nil when there is none), for Resources/interleave.lua.
 M.current = current
 
 function M.configure(path, id)
@@ -249,7 +249,7 @@ function M.init_worker()
     end
 end
 
--- The peers of one colour only, for the subrequests of an interleaved list (nginx/interleave.lua):
+-- The peers of one colour only, for the subrequests of an interleaved list (Resources/interleave.lua):
 -- a colour that cannot answer is left out of the merge there, never replaced by the other colour.
 -- nil when the split has no such colour.
 local function colour_order(split, color)
