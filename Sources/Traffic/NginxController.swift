@@ -270,8 +270,7 @@ public struct NginxController: Sendable {
 
     /// The last lines nginx logged (a port it could not bind, say), indented for an error message.
     func errorLogTail(lines: Int = 4) -> String {
-        guard let text = try? String(contentsOfFile: config.errorLog, encoding: .utf8) else { return "" }
-        let tail = text.split(separator: "\n").suffix(lines)
-        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.map { "    \(OutsideText.bounded($0, limit: OutsideText.messageLimit))" }.joined(separator: "\n")
+        let tail = OutsideText.tail(ofFile: config.errorLog, lines: lines)
+        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
     }
 }

@@ -199,7 +199,7 @@ struct StageExecutor {
             try? await journal.untrack(role: role)
         }
         record.exitStatus = outcome.exitStatus
-        let tail = CommandRunner.tail(of: logPath)
+        let tail = OutsideText.tail(ofFile: logPath)
         let output = tail.isEmpty ? "" : "\n  last lines of \(logPath):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
         if outcome.timedOut {
             throw OrchestratorError(.stageFailed, "timed out after \(stage.timeout?.description ?? "?"); its process was stopped\(output)")

@@ -1,6 +1,7 @@
 import DurableFiles
 import Foundation
 import StrictYAML
+import TextSafety
 import RecEngine
 public import Traffic
 
@@ -123,7 +124,7 @@ public struct ProcessRuntime: DeploymentRuntime {
     }
 
     public func logTail(of color: String) async -> String {
-        CommandRunner.tail(of: logPath(color), lines: 8)
+        OutsideText.tail(ofFile: logPath(color), lines: 8)
     }
 
     /// A live process that is a `recengine` (not a recycled pid, not a zombie).
