@@ -1,5 +1,6 @@
 #include "CRecKernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,145 @@ void rec_als_solve_rows(const int32_t *offsets, const int32_t *columns, const fl
         }
     }
     free(scratch);
+}
+
+// Four doubles: one AVX register. Rows of the n x n matrices are only 8-byte aligned.
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4d_unaligned __attribute__((vector_size(32), aligned(8)));
+#define LOAD4D(p) (*(const v4d_unaligned *)(p))
+#define STORE4D(p, v) (*(v4d_unaligned *)(p) = (v))
+#define SPLAT4D(x) ((v4d){(x), (x), (x), (x)})
+// The dot product of `m` doubles (any m), two accumulators.
+#define DOTD(a, b, m) ({                                          \
+    v4d s0_ = {0}, s1_ = {0};                                     \
+    size_t k_ = 0;                                                \
+    for (; k_ + 8 <= (m); k_ += 8) {                              \
+        s0_ += LOAD4D((a) + k_) * LOAD4D((b) + k_);               \
+        s1_ += LOAD4D((a) + k_ + 4) * LOAD4D((b) + k_ + 4);       \
+    }                                                             \
+    s0_ += s1_;                                                   \
+    double t_ = (s0_[0] + s0_[2]) + (s0_[1] + s0_[3]);            \
+    for (; k_ < (m); k_++) t_ += (a)[k_] * (b)[k_];               \
+    t_;                                                           \
+})
+
+void rec_ease_gram_rows(const int32_t *offsets, const int32_t *items, size_t users, size_t n,
+                        size_t begin, size_t end, double *gram) {
+    for (size_t u = 0; u < users; u++) {
+        const int32_t start = offsets[u], stop = offsets[u + 1];
+        for (int32_t x = start; x < stop; x++) {
+            const size_t i = (size_t)items[x];
+            if (i < begin) continue;
+            if (i >= end) break; // items are ascending
+            double *row = gram + i * n;
+            for (int32_t y = start; y <= x; y++) row[items[y]] += 1;
+        }
+    }
+}
+
+// Cholesky–Banachiewicz by blocks of rows: L[i][j] = (A[i][j] - L[i][0..<j] . L[j][0..<j]) / L[j][j].
+// Row j's prefix is read once for all the rows of the range, which stay in cache.
+MULTIVERSION
+void rec_cholesky_panel(double *a, size_t n, size_t block, size_t begin, size_t end) {
+    for (size_t j = 0; j < block; j++) {
+        const double *lj = a + j * n;
+        for (size_t i = begin; i < end; i++) {
+            double *li = a + i * n;
+            li[j] = (li[j] - DOTD(li, lj, j)) / lj[j];
+        }
+    }
+}
+
+MULTIVERSION
+size_t rec_cholesky_diagonal(double *a, size_t n, size_t block, size_t end) {
+    for (size_t i = block; i < end; i++) {
+        double *li = a + i * n;
+        for (size_t j = block; j < i; j++) {
+            const double *lj = a + j * n;
+            li[j] = (li[j] - DOTD(li, lj, j)) / lj[j];
+        }
+        const double pivot = li[i] - DOTD(li, li, i);
+        if (!(pivot > 0) || !isfinite(pivot)) return i + 1;
+        li[i] = sqrt(pivot);
+    }
+    return 0;
+}
+
+// Eight right-hand sides at once (the unit vectors of eight consecutive rows), as two vectors of
+// four: each row of L is read once for the eight.
+#define INVERSE_BLOCK 8
+
+MULTIVERSION
+void rec_cholesky_inverse_rows(double *a, size_t n, size_t begin, size_t end, double *diagonal) {
+    double *y = malloc(n * INVERSE_BLOCK * sizeof(double));
+    if (y == NULL) {
+        for (size_t row = begin; row < end; row++) diagonal[row] = NAN; // the caller sees a non-finite weight
+        return;
+    }
+    for (size_t c = begin; c < end; c += INVERSE_BLOCK) {
+        const size_t lanes = end - c < INVERSE_BLOCK ? end - c : INVERSE_BLOCK;
+        // Forward: L y = e. Rows before c are zero, and only the rows from c on are needed: P is
+        // symmetric, so row c of P's upper triangle is its column c from the diagonal down.
+        for (size_t i = c; i < n; i++) {
+            const double *li = a + i * n;
+            v4d s0 = {0}, s1 = {0};
+            for (size_t k = c; k < i; k++) {
+                const v4d l = SPLAT4D(li[k]);
+                s0 += l * LOAD4D(y + (k - c) * INVERSE_BLOCK);
+                s1 += l * LOAD4D(y + (k - c) * INVERSE_BLOCK + 4);
+            }
+            double unit[INVERSE_BLOCK] = {0};
+            if (i - c < lanes) unit[i - c] = 1;
+            const v4d d = SPLAT4D(li[i]);
+            STORE4D(y + (i - c) * INVERSE_BLOCK, (LOAD4D(unit) - s0) / d);
+            STORE4D(y + (i - c) * INVERSE_BLOCK + 4, (LOAD4D(unit + 4) - s1) / d);
+        }
+        // Back: Lᵀ p = y, by columns of Lᵀ (rows of L), from the last row up to c.
+        for (size_t i = n; i-- > c;) {
+            const double *li = a + i * n;
+            double *yi = y + (i - c) * INVERSE_BLOCK;
+            const v4d d = SPLAT4D(li[i]);
+            const v4d p0 = LOAD4D(yi) / d, p1 = LOAD4D(yi + 4) / d;
+            STORE4D(yi, p0);
+            STORE4D(yi + 4, p1);
+            for (size_t k = c; k < i; k++) {
+                double *yk = y + (k - c) * INVERSE_BLOCK;
+                const v4d l = SPLAT4D(li[k]);
+                STORE4D(yk, LOAD4D(yk) - l * p0);
+                STORE4D(yk + 4, LOAD4D(yk + 4) - l * p1);
+            }
+        }
+        for (size_t lane = 0; lane < lanes; lane++) {
+            const size_t row = c + lane;
+            diagonal[row] = y[(row - c) * INVERSE_BLOCK + lane];
+            double *upper = a + row * n;
+            for (size_t i = row + 1; i < n; i++) upper[i] = y[(i - c) * INVERSE_BLOCK + lane];
+        }
+    }
+    free(y);
+}
+
+void rec_ease_weights_rows(const double *a, const double *diagonal, size_t n, size_t begin,
+                           size_t end, float *weights) {
+    for (size_t i = begin; i < end; i++) {
+        float *wi = weights + i * n;
+        for (size_t j = 0; j < i; j++) wi[j] = (float)(-a[j * n + i] / diagonal[j]);
+        wi[i] = 0;
+        const double *upper = a + i * n;
+        for (size_t j = i + 1; j < n; j++) wi[j] = (float)(-upper[j] / diagonal[j]);
+    }
+}
+
+MULTIVERSION
+void rec_ease_scores(const float *weights, size_t n, const int32_t *rated, size_t count,
+                     float *scores) {
+    memset(scores, 0, n * sizeof(float));
+    for (size_t x = 0; x < count; x++) {
+        const float *row = weights + (size_t)rated[x] * n;
+        size_t f = 0;
+        for (; f + 8 <= n; f += 8) STORE8(scores + f, LOAD8(scores + f) + LOAD8(row + f));
+        for (; f < n; f++) scores[f] += row[f];
+    }
 }
 
 size_t rec_count_nonfinite(const void *values, size_t count) {
