@@ -3,8 +3,6 @@ the peers (Surprise SVD through Recommenders' own code, `implicit`'s ALS and BPR
 list), all on the same files RecEngine reads.
 
     quality.py split-microsoft RATINGS OUT_DIR     u.data -> train.csv, test.csv (their split)
-    quality.py split-validation TRAIN OUT_DIR      train.csv -> fit.csv, valid.csv (the same split
-                                                   of the training data, for tuning)
     quality.py peers TRAIN TEST OUT_JSON           every peer row's metrics and fit seconds
     quality.py score TRAIN TEST LISTS              Recommenders' metrics of a lists CSV
                                                    (user_id,movie_id,rank), as JSON
@@ -51,13 +49,13 @@ def write_csv(df, path):
     os.replace(path + ".partial", path)
 
 
-def split(df, out_dir, names):
+def split(df, out_dir):
     # Their benchmark notebook's call, with the splitter's default seed (42, recommenders' SEED).
     train, test = python_stratified_split(
         df, ratio=0.75, min_rating=1, filter_by="item", col_user="userID", col_item="itemID", seed=SEED)
     os.makedirs(out_dir, exist_ok=True)
-    write_csv(train, os.path.join(out_dir, names[0]))
-    write_csv(test, os.path.join(out_dir, names[1]))
+    write_csv(train, os.path.join(out_dir, "train.csv"))
+    write_csv(test, os.path.join(out_dir, "test.csv"))
     print(json.dumps({"train": len(train), "test": len(test), "test_users": int(test["userID"].nunique())}))
 
 
@@ -181,9 +179,7 @@ def most_popular(train, test):
 def main():
     command = sys.argv[1]
     if command == "split-microsoft":
-        split(read_udata(sys.argv[2]), sys.argv[3], ("train.csv", "test.csv"))
-    elif command == "split-validation":
-        split(read_csv(sys.argv[2]), sys.argv[3], ("fit.csv", "valid.csv"))
+        split(read_udata(sys.argv[2]), sys.argv[3])
     elif command == "peers":
         train, test = read_csv(sys.argv[2]), read_csv(sys.argv[3])
         rows = {}

@@ -118,42 +118,69 @@ void rec_gram(const float *factors, size_t rows, size_t stride, float *gram) {
     }
 }
 
-// out = (gram + regularization I) v + sum over the row's columns of (c - 1) (y_c . v) y_c.
-#define ALS_PRODUCT(out, v) do {                                                   \
-    for (size_t a_ = 0; a_ < stride; a_++) {                                       \
-        (out)[a_] = DOT(gram + a_ * stride, (v), stride) + regularization * (v)[a_]; \
-    }                                                                              \
-    for (int32_t n_ = start; n_ < stop; n_++) {                                    \
-        const float *yc_ = y + (size_t)columns[n_] * stride;                      \
-        const v8f w_ = SPLAT8((confidence[n_] - 1) * DOT(yc_, (v), stride));      \
-        for (size_t f_ = 0; f_ < stride; f_ += 8) {                                \
-            STORE8((out) + f_, LOAD8((out) + f_) + w_ * LOAD8(yc_ + f_));         \
-        }                                                                          \
-    }                                                                              \
+// out = sum over a of gw[a] gram[a] + scale * gw + sum over the row's columns n of w[n] y_n: the
+// gram's rows (it is symmetric) and the observed rows, weighted, summed with the partial sums in
+// registers, up to eight independent vectors of eight at a time. Neither a horizontal sum per
+// output (as one dot product per output would need) nor a store per observed row.
+#define ROW_SUM_CHUNK(out, gw, scale, w, b_, VECTORS) do {                                 \
+    v8f c_[VECTORS];                                                                       \
+    for (int j_ = 0; j_ < (VECTORS); j_++) c_[j_] = (v8f){0};                              \
+    for (size_t a_ = 0; a_ < stride; a_++) {                                               \
+        const v8f s_ = SPLAT8((gw)[a_]);                                                   \
+        const float *g_ = gram + a_ * stride + (b_);                                       \
+        for (int j_ = 0; j_ < (VECTORS); j_++) c_[j_] += s_ * LOAD8(g_ + 8 * j_);          \
+    }                                                                                      \
+    for (int32_t n_ = start; n_ < stop; n_++) {                                            \
+        const v8f s_ = SPLAT8((w)[n_ - start]);                                            \
+        const float *y_ = y + (size_t)columns[n_] * stride + (b_);                         \
+        for (int j_ = 0; j_ < (VECTORS); j_++) c_[j_] += s_ * LOAD8(y_ + 8 * j_);          \
+    }                                                                                      \
+    const v8f r_ = SPLAT8(scale);                                                          \
+    for (int j_ = 0; j_ < (VECTORS); j_++)                                                 \
+        STORE8((out) + (b_) + 8 * j_, c_[j_] + r_ * LOAD8((gw) + (b_) + 8 * j_));          \
+} while (0)
+
+#define ROW_SUM(out, gw, scale, w) do {                                                    \
+    size_t b_ = 0;                                                                         \
+    for (; b_ + 64 <= stride; b_ += 64) ROW_SUM_CHUNK(out, gw, scale, w, b_, 8);           \
+    for (; b_ + 32 <= stride; b_ += 32) ROW_SUM_CHUNK(out, gw, scale, w, b_, 4);           \
+    for (; b_ + 16 <= stride; b_ += 16) ROW_SUM_CHUNK(out, gw, scale, w, b_, 2);           \
+    for (; b_ < stride; b_ += 8) ROW_SUM_CHUNK(out, gw, scale, w, b_, 1);                  \
 } while (0)
 
 MULTIVERSION
 void rec_als_solve_rows(const int32_t *offsets, const int32_t *columns, const float *confidence,
                         size_t begin, size_t end, float *x, const float *y, size_t stride,
                         const float *gram, float regularization, int cg_steps) {
-    float *scratch = malloc(3 * stride * sizeof(float));
+    size_t longest = 1;
+    for (size_t row = begin; row < end; row++) {
+        const size_t count = (size_t)(offsets[row + 1] - offsets[row]);
+        if (count > longest) longest = count;
+    }
+    // r, p, Ap, -x, and one weight per observed column of the longest row.
+    float *scratch = malloc((4 * stride + longest) * sizeof(float));
     if (scratch == NULL) return;
-    float *r = scratch, *p = scratch + stride, *ap = scratch + 2 * stride;
+    float *r = scratch, *p = scratch + stride, *ap = scratch + 2 * stride, *minus_x = scratch + 3 * stride;
+    float *w = scratch + 4 * stride;
     for (size_t row = begin; row < end; row++) {
         float *xr = x + row * stride;
         const int32_t start = offsets[row], stop = offsets[row + 1];
-        // r = b - A x, with b = sum of c y_c.
-        ALS_PRODUCT(ap, xr);
-        for (size_t f = 0; f < stride; f++) r[f] = -ap[f];
+        // r = b - A x with b = sum of c y_c and A = gram + λI + sum of (c - 1) y_c y_cᵀ:
+        // r = -(gram + λI) x + sum of (c - (c - 1) y_c . x) y_c.
         for (int32_t n = start; n < stop; n++) {
-            const float *yc = y + (size_t)columns[n] * stride;
-            const v8f c = SPLAT8(confidence[n]);
-            for (size_t f = 0; f < stride; f += 8) STORE8(r + f, LOAD8(r + f) + c * LOAD8(yc + f));
+            const float c = confidence[n];
+            w[n - start] = c - (c - 1) * DOT(y + (size_t)columns[n] * stride, xr, stride);
         }
+        for (size_t f = 0; f < stride; f += 8) STORE8(minus_x + f, -LOAD8(xr + f));
+        ROW_SUM(r, minus_x, regularization, w);
         memcpy(p, r, stride * sizeof(float));
         float rs_old = DOT(r, r, stride);
         for (int step = 0; step < cg_steps && rs_old > 1e-20f; step++) {
-            ALS_PRODUCT(ap, p);
+            // Ap = (gram + λI) p + sum of (c - 1) (y_c . p) y_c.
+            for (int32_t n = start; n < stop; n++) {
+                w[n - start] = (confidence[n] - 1) * DOT(y + (size_t)columns[n] * stride, p, stride);
+            }
+            ROW_SUM(ap, p, regularization, w);
             const float pap = DOT(p, ap, stride);
             if (!(pap > 0)) break;
             const float alpha = rs_old / pap;
