@@ -33,6 +33,27 @@ import Testing
         }
     }
 
+    /// The server answers from an EASE model as from any other: the user's list leaves out what
+    /// they interacted with, scores unclipped, in the model's order.
+    @Test func anEASEModelIsServed() async throws {
+        let ratings = clusteredInteractions(users: 40, items: 30, perUser: 8, seed: 6)
+        let model = try RecommenderModel.trainEASE(
+            on: RatingsFile(path: "t.csv", ratings: ratings, format: .csv, sha256: ""), parameters: EASEParameters(regularization: 10))
+        let application = InferenceServer.application(model: model, configuration: .init(port: 0, color: "blue"), logger: Logger(label: "test"))
+        try await application.test(.router) { client in
+            try await client.execute(uri: "/recommend/u3?k=4", method: .get, headers: [.accept: "application/json"]) { response in
+                #expect(response.status == .ok)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                let items = try #require(body?["items"] as? [String])
+                #expect(items == model.recommend(user: "u3", count: 4).items.map { model.itemIDs[Int($0)] })
+                #expect(body?["personalised"] as? Bool == true)
+                let user = try #require(model.userIndex(of: "u3"))
+                let seen = Set(model.ratedItems(of: user).map { model.itemIDs[Int($0)] })
+                #expect(items.count == 4 && seen.isDisjoint(with: items))
+            }
+        }
+    }
+
     @Test func recommendAnswersJSONWhenAsked() async throws {
         try await Self.application().test(.router) { client in
             try await client.execute(uri: "/recommend/stranger?k=3", method: .get, headers: [.accept: "application/json"]) { response in
