@@ -233,12 +233,38 @@ void rec_ease_gram_rows(const int32_t *offsets, const int32_t *items, size_t use
 }
 
 // Cholesky–Banachiewicz by blocks of rows: L[i][j] = (A[i][j] - L[i][0..<j] . L[j][0..<j]) / L[j][j].
-// Row j's prefix is read once for all the rows of the range, which stay in cache.
+// Row j's prefix is read once for four rows of the range at a time (four independent sums), and the
+// rows of the range stay in cache.
 MULTIVERSION
 void rec_cholesky_panel(double *a, size_t n, size_t block, size_t begin, size_t end) {
     for (size_t j = 0; j < block; j++) {
         const double *lj = a + j * n;
-        for (size_t i = begin; i < end; i++) {
+        size_t i = begin;
+        for (; i + 4 <= end; i += 4) {
+            double *l0 = a + i * n, *l1 = l0 + n, *l2 = l1 + n, *l3 = l2 + n;
+            v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            size_t k = 0;
+            for (; k + 4 <= j; k += 4) {
+                const v4d q = LOAD4D(lj + k);
+                s0 += LOAD4D(l0 + k) * q;
+                s1 += LOAD4D(l1 + k) * q;
+                s2 += LOAD4D(l2 + k) * q;
+                s3 += LOAD4D(l3 + k) * q;
+            }
+            double t0 = (s0[0] + s0[2]) + (s0[1] + s0[3]), t1 = (s1[0] + s1[2]) + (s1[1] + s1[3]);
+            double t2 = (s2[0] + s2[2]) + (s2[1] + s2[3]), t3 = (s3[0] + s3[2]) + (s3[1] + s3[3]);
+            for (; k < j; k++) {
+                t0 += l0[k] * lj[k];
+                t1 += l1[k] * lj[k];
+                t2 += l2[k] * lj[k];
+                t3 += l3[k] * lj[k];
+            }
+            l0[j] = (l0[j] - t0) / lj[j];
+            l1[j] = (l1[j] - t1) / lj[j];
+            l2[j] = (l2[j] - t2) / lj[j];
+            l3[j] = (l3[j] - t3) / lj[j];
+        }
+        for (; i < end; i++) {
             double *li = a + i * n;
             li[j] = (li[j] - DOTD(li, lj, j)) / lj[j];
         }
@@ -260,9 +286,10 @@ size_t rec_cholesky_diagonal(double *a, size_t n, size_t block, size_t end) {
     return 0;
 }
 
-// Eight right-hand sides at once (the unit vectors of eight consecutive rows), as two vectors of
-// four: each row of L is read once for the eight.
-#define INVERSE_BLOCK 8
+// Sixteen right-hand sides at once (the unit vectors of sixteen consecutive rows), as four vectors
+// of four: each row of L is read once for the sixteen, and the sums of two rows of L at a time are
+// eight independent chains.
+#define INVERSE_BLOCK 16
 
 MULTIVERSION
 void rec_cholesky_inverse_rows(double *a, size_t n, size_t begin, size_t end, double *diagonal) {
@@ -277,31 +304,54 @@ void rec_cholesky_inverse_rows(double *a, size_t n, size_t begin, size_t end, do
         // symmetric, so row c of P's upper triangle is its column c from the diagonal down.
         for (size_t i = c; i < n; i++) {
             const double *li = a + i * n;
-            v4d s0 = {0}, s1 = {0};
-            for (size_t k = c; k < i; k++) {
+            v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, u0 = {0}, u1 = {0}, u2 = {0}, u3 = {0};
+            size_t k = c;
+            for (; k + 2 <= i; k += 2) {
+                const double *yk = y + (k - c) * INVERSE_BLOCK;
+                const v4d l = SPLAT4D(li[k]), m = SPLAT4D(li[k + 1]);
+                s0 += l * LOAD4D(yk);
+                s1 += l * LOAD4D(yk + 4);
+                s2 += l * LOAD4D(yk + 8);
+                s3 += l * LOAD4D(yk + 12);
+                u0 += m * LOAD4D(yk + INVERSE_BLOCK);
+                u1 += m * LOAD4D(yk + INVERSE_BLOCK + 4);
+                u2 += m * LOAD4D(yk + INVERSE_BLOCK + 8);
+                u3 += m * LOAD4D(yk + INVERSE_BLOCK + 12);
+            }
+            for (; k < i; k++) {
+                const double *yk = y + (k - c) * INVERSE_BLOCK;
                 const v4d l = SPLAT4D(li[k]);
-                s0 += l * LOAD4D(y + (k - c) * INVERSE_BLOCK);
-                s1 += l * LOAD4D(y + (k - c) * INVERSE_BLOCK + 4);
+                s0 += l * LOAD4D(yk);
+                s1 += l * LOAD4D(yk + 4);
+                s2 += l * LOAD4D(yk + 8);
+                s3 += l * LOAD4D(yk + 12);
             }
             double unit[INVERSE_BLOCK] = {0};
             if (i - c < lanes) unit[i - c] = 1;
             const v4d d = SPLAT4D(li[i]);
-            STORE4D(y + (i - c) * INVERSE_BLOCK, (LOAD4D(unit) - s0) / d);
-            STORE4D(y + (i - c) * INVERSE_BLOCK + 4, (LOAD4D(unit + 4) - s1) / d);
+            double *yi = y + (i - c) * INVERSE_BLOCK;
+            STORE4D(yi, (LOAD4D(unit) - s0 - u0) / d);
+            STORE4D(yi + 4, (LOAD4D(unit + 4) - s1 - u1) / d);
+            STORE4D(yi + 8, (LOAD4D(unit + 8) - s2 - u2) / d);
+            STORE4D(yi + 12, (LOAD4D(unit + 12) - s3 - u3) / d);
         }
         // Back: Lᵀ p = y, by columns of Lᵀ (rows of L), from the last row up to c.
         for (size_t i = n; i-- > c;) {
             const double *li = a + i * n;
             double *yi = y + (i - c) * INVERSE_BLOCK;
             const v4d d = SPLAT4D(li[i]);
-            const v4d p0 = LOAD4D(yi) / d, p1 = LOAD4D(yi + 4) / d;
+            const v4d p0 = LOAD4D(yi) / d, p1 = LOAD4D(yi + 4) / d, p2 = LOAD4D(yi + 8) / d, p3 = LOAD4D(yi + 12) / d;
             STORE4D(yi, p0);
             STORE4D(yi + 4, p1);
+            STORE4D(yi + 8, p2);
+            STORE4D(yi + 12, p3);
             for (size_t k = c; k < i; k++) {
                 double *yk = y + (k - c) * INVERSE_BLOCK;
                 const v4d l = SPLAT4D(li[k]);
                 STORE4D(yk, LOAD4D(yk) - l * p0);
                 STORE4D(yk + 4, LOAD4D(yk + 4) - l * p1);
+                STORE4D(yk + 8, LOAD4D(yk + 8) - l * p2);
+                STORE4D(yk + 12, LOAD4D(yk + 12) - l * p3);
             }
         }
         for (size_t lane = 0; lane < lanes; lane++) {
