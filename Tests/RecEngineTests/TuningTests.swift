@@ -21,6 +21,31 @@ import Testing
         #expect(first.fitRatings + first.validationRatings == Self.training.ratings.count)
     }
 
+    /// What a tune stage reads: `recengine tune --output json` prints the chosen parameters under
+    /// the names `train` takes, the score, every trial and the protocol; twice the same.
+    @Test func theCommandPrintsItsChoiceAsJSON() async throws {
+        try await withTemporaryDirectory { folder in
+            try RatingsFile.writeCSV(Self.training.ratings, to: folder + "/train.csv")
+            let arguments = [
+                "tune", "--ratings", "train.csv", "--algorithm", "ease", "--space", "reg=1,20,400", "--validation", "stratified-item",
+                "--seed", "3", "--output", "json",
+            ]
+            let first = try await runCommand(recengineBinary, arguments, in: folder)
+            try #require(first.status == 0, "\(first.stderr)")
+            let second = try await runCommand(recengineBinary, arguments, in: folder)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+            let chosen = try #require(report["chosen"] as? [String: Double])
+            #expect(chosen.keys.sorted() == ["reg"])
+            #expect([1, 20, 400].contains(chosen["reg"] ?? -1))
+            #expect((report["trials"] as? [Any])?.count == 3)
+            #expect((report["protocol"] as? [String: Any])?["validation"] as? String == "stratified-item")
+            #expect((report["metrics"] as? [String: Double])?["tune_trials"] == 3)
+            let again = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any]
+            #expect(again?["chosen"] as? [String: Double] == chosen)
+            #expect(first.stderr.contains("reg=400: ndcg_at_k"), "progress per trial on stderr: \(first.stderr)")
+        }
+    }
+
     @Test func randomSamplingDependsOnTheSeedAlone() throws {
         let space = try SearchSpace(algorithm: "als", parsing: "factors=4,8,16;reg=0.01,0.1,1", strategy: "random", samples: 4)
         #expect(space.candidates(seed: 1) == space.candidates(seed: 1))
