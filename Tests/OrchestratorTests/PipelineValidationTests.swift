@@ -2,6 +2,7 @@ import Foundation
 import EngineAPI
 import StrictYAML
 import Orchestrator
+import RecEngine
 import Testing
 
 /// The invalid-pipeline table: each case is a file whose line marked `# <-` carries the problem.
@@ -43,6 +44,7 @@ import Testing
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factors: -1 # <-\n", message: "must be from 0 to 4096, got -1"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: bpr # <-\n", message: "svd, als"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      watches: w.csv # <-\n", message: "watches is for algorithm: als"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: ease\n      alpha: 3 # <-\n", message: "alpha is for algorithm: als"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      epochs: many # <-\n", message: "expected a whole number, got \"many\""),
         Case(yaml: header + "stages:\n  - name: x\n    uses: split\n    with:\n      ratings: r.csv\n      train: a\n      test: b\n      testSize: 1.5 # <-\n", message: "must be from 0.0001 to 0.9999"),
         Case(yaml: header + "stages:\n  - name: x\n    run: python3 train.py # <-\n", message: "shell strings are never run"),
@@ -143,6 +145,27 @@ import Testing
             }
             #expect(parameters["factors"] == .integer(8))
             #expect(pipeline.name == "demo")
+        }
+    }
+
+    /// EASE's item-item matrix must fit the machine: `validate` reads a ratings file that is
+    /// already there and refuses a catalogue one item too large, with the estimate and the limit.
+    @Test func anEASECatalogueTooLargeForTheMachineIsRefusedAtValidation() async throws {
+        try await withTemporaryDirectory { folder in
+            let items = EASETrainer.largestCatalogue(limit: EASETrainer.memoryLimit) + 1
+            var ratings = "user_id,movie_id,rating\n"
+            for item in 0..<items { ratings += "u\(item % 5),m\(item),3\n" }
+            try write(ratings, to: folder + "/r.csv")
+            let path = folder + "/pipeline.yml"
+            try write(Self.header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: ease\n", to: path)
+            let error = #expect(throws: PipelineValidationError.self) { try PipelineLoader(environment: [:]).load(path) }
+            let issue = try #require(error?.issues.first, "\(String(describing: error))")
+            #expect(issue.line == 9, "\(issue)")
+            #expect(issue.message.contains("EASE on \(items) items needs about"), "\(issue)")
+            #expect(issue.message.contains("above this machine's limit of"), "\(issue)")
+            // The same stage on a catalogue that fits validates.
+            try write("user_id,movie_id,rating\nu,a,4\nv,b,5\n", to: folder + "/r.csv")
+            _ = try PipelineLoader(environment: [:]).load(path)
         }
     }
 

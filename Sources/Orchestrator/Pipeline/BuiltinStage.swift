@@ -10,7 +10,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     case ingest
     /// A reproducible random hold-out split into training and test ratings.
     case split
-    /// Trains a model directory: SVD on ratings, or implicit ALS on ratings and watches.
+    /// Trains a model directory: SVD on ratings, or implicit ALS or EASE on ratings and watches.
     case train
     /// Evaluates a model on test ratings (RMSE, MAE, precision@k, recall@k, and the baseline's, for
     /// SVD; NDCG@k, recall@k, MAP@k, coverage and popularity bias of the model and of the
@@ -70,8 +70,8 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
             [
                 .init(name: "ratings", kind: .inputPath, defaultValue: nil),
                 .init(name: "model", kind: .outputPath, defaultValue: nil),
-                .init(name: "algorithm", kind: .choice(["svd", "als"]), defaultValue: .string("svd")),
-                // Left out: the algorithm's own default (svd 100, 20, 0.02; als 64, 15, 0.05).
+                .init(name: "algorithm", kind: .choice(["svd", "als", "ease"]), defaultValue: .string("svd")),
+                // Left out: the algorithm's own default (svd 100, 20, 0.02; als 64, 15, 0.05; ease λ 500).
                 .init(name: "factors", kind: .integer(0...4096), defaultValue: nil),
                 .init(name: "epochs", kind: .integer(1...10_000), defaultValue: nil),
                 .init(name: "lr", kind: .number(1e-9...10), defaultValue: .number(0.005)),
@@ -149,6 +149,8 @@ extension BuiltinStage {
                 + option("--factors", "factors") + option("--epochs", "epochs") + option("--reg", "reg")
             if value("algorithm") == "als" {
                 arguments += option("--alpha", "alpha") + option("--threads", "threads") + option("--watches", "watches")
+            } else if value("algorithm") == "ease" {
+                arguments += option("--threads", "threads") + option("--watches", "watches")
             } else {
                 arguments += option("--lr", "lr") + option("--init-std", "initStd")
             }

@@ -299,11 +299,30 @@ struct PipelineDecoder {
         }
     }
 
-    /// SVD learns from ratings alone: watch events and the ALS-only knobs go with `algorithm: als`.
+    /// SVD learns from ratings alone: watch events and the implicit models' knobs go with
+    /// `algorithm: als` (or `ease`, which takes no alpha). EASE's item-item matrix must fit the
+    /// machine: when its ratings file is already there, its catalogue is checked now.
     private func checkTrain(_ values: [String: ParameterValue], map: [String: Node], path: String) {
-        guard values["algorithm"] != .string("als") else { return }
-        for name in ["watches", "alpha", "threads"] where map[name] != nil {
-            reader.report(map[name], "\(path).\(name)", "\(name) is for algorithm: als (SVD learns from ratings alone)")
+        switch values["algorithm"] {
+        case .string("als")?:
+            return
+        case .string("ease")?:
+            if map["alpha"] != nil {
+                reader.report(map["alpha"], "\(path).alpha", "alpha is for algorithm: als (EASE weighs every interaction alike)")
+            }
+            guard case .string(let ratings)? = values["ratings"], case .regular = FileKind.of(ratings) else { return }
+            do {
+                let file = try RatingsFile.load(path: ratings, onBadRow: .skip)
+                try EASETrainer.requireFits(items: file.ratings.itemCount, location: ratings)
+            } catch let error as RecEngineError where error.code == .tooLarge {
+                reader.report(map["algorithm"], "\(path).algorithm", error.message + (error.hint.map { "; \($0)" } ?? ""))
+            } catch {
+                return  // the train stage reports a file it cannot read when it runs
+            }
+        default:
+            for name in ["watches", "alpha", "threads"] where map[name] != nil {
+                reader.report(map[name], "\(path).\(name)", "\(name) is for algorithm: als or ease (SVD learns from ratings alone)")
+            }
         }
     }
 

@@ -1,0 +1,89 @@
+import Foundation
+import RecEngine
+import Testing
+
+@Suite struct TuningTests {
+    static let training = RatingsFile(path: "train.csv", ratings: clusteredInteractions(users: 120, items: 80, perUser: 16, seed: 4), format: .csv, sha256: "")
+
+    /// The same ratings, space and seed choose the same parameters with the same scores; the
+    /// choice is the best trial's.
+    @Test func theChoiceIsReproducibleForAFixedSeed() throws {
+        let space = try SearchSpace(algorithm: "ease", parsing: "reg=0.5,5,50,500,5000")
+        let rankingProtocol = TuningProtocol(validation: "stratified-user", validationShare: 0.25, seed: 7, k: 10)
+        let first = try Tuning.run(Self.training, space: space, protocol: rankingProtocol, threads: 2)
+        let second = try Tuning.run(Self.training, space: space, protocol: rankingProtocol, threads: 1)
+        #expect(first.trials.map(\.score) == second.trials.map(\.score))
+        #expect(first.chosen == second.chosen)
+        #expect(first.trials.count == 5)
+        #expect(!first.stoppedByBudget)
+        #expect(first.score == first.trials.map(\.score).max())
+        #expect(Set(first.trials.map(\.score)).count > 1, "λ changes the ranking: \(first.trials)")
+        #expect(first.fitRatings + first.validationRatings == Self.training.ratings.count)
+    }
+
+    /// What a tune stage reads: `recengine tune --output json` prints the chosen parameters under
+    /// the names `train` takes, the score, every trial and the protocol; twice the same.
+    @Test func theCommandPrintsItsChoiceAsJSON() async throws {
+        try await withTemporaryDirectory { folder in
+            try RatingsFile.writeCSV(Self.training.ratings, to: folder + "/train.csv")
+            let arguments = [
+                "tune", "--ratings", "train.csv", "--algorithm", "ease", "--space", "reg=1,20,400", "--validation", "stratified-item",
+                "--seed", "3", "--output", "json",
+            ]
+            let first = try await runCommand(recengineBinary, arguments, in: folder)
+            try #require(first.status == 0, "\(first.stderr)")
+            let second = try await runCommand(recengineBinary, arguments, in: folder)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+            let chosen = try #require(report["chosen"] as? [String: Double])
+            #expect(chosen.keys.sorted() == ["reg"])
+            #expect([1, 20, 400].contains(chosen["reg"] ?? -1))
+            #expect((report["trials"] as? [Any])?.count == 3)
+            #expect((report["protocol"] as? [String: Any])?["validation"] as? String == "stratified-item")
+            #expect((report["metrics"] as? [String: Double])?["tune_trials"] == 3)
+            let again = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any]
+            #expect(again?["chosen"] as? [String: Double] == chosen)
+            #expect(first.stderr.contains("reg=400: ndcg_at_k"), "progress per trial on stderr: \(first.stderr)")
+        }
+    }
+
+    @Test func randomSamplingDependsOnTheSeedAlone() throws {
+        let space = try SearchSpace(algorithm: "als", parsing: "factors=4,8,16;reg=0.01,0.1,1", strategy: "random", samples: 4)
+        #expect(space.candidates(seed: 1) == space.candidates(seed: 1))
+        #expect(space.candidates(seed: 1).count == 4)
+        #expect(try SearchSpace(algorithm: "als", parsing: "factors=4,8,16;reg=0.01,0.1,1").candidates(seed: 1).count == 9)
+        #expect(space.candidates(seed: 1) != space.candidates(seed: 2))
+    }
+
+    /// No candidate starts once the budget is spent; the first always runs.
+    @Test func theTimeBudgetStopsTheSearch() throws {
+        let space = try SearchSpace(algorithm: "ease", parsing: "reg=1,10,100")
+        let report = try Tuning.run(Self.training, space: space, protocol: TuningProtocol(), budget: .zero)
+        #expect(report.trials.count == 1)
+        #expect(report.stoppedByBudget)
+        #expect(report.candidates == 3)
+    }
+
+    @Test(arguments: [
+        ("ease", "factors=10", "NAME one of reg for ease"), ("svd", "reg=a", "must be numbers"), ("bpr", "reg=1", "must be one of svd, als, ease"),
+        ("ease", "", "names no parameter"), ("ease", "reg=1;reg=2", "names reg twice"),
+    ])
+    func aBadSpaceIsRefused(algorithm: String, text: String, message: String) {
+        let error = #expect(throws: RecEngineError.self) { try SearchSpace(algorithm: algorithm, parsing: text) }
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+    }
+
+    /// Each item keeps `round(0.75 * count)` of its ratings for training, halves to even.
+    @Test func aStratifiedSplitKeepsEachGroupsShare() throws {
+        // Group 0: 2 rows (1.5 -> 2), group 1: 6 rows (4.5 -> 4), group 2: 4 rows (3), group 3: 1 row (0.75 -> 1).
+        let groups: [Int32] = [0, 1, 1, 2, 0, 1, 2, 1, 2, 1, 2, 1, 3]
+        let split = try Split.stratified(groups: groups, testSize: 0.25, seed: 3)
+        func kept(_ group: Int32) -> Int { split.train.count { groups[$0] == group } }
+        let kepts: [Int] = [kept(0), kept(1), kept(2), kept(3)]
+        #expect(kepts == [2, 4, 3, 1])
+        #expect(split.train == split.train.sorted())
+        #expect(Set(split.train).isDisjoint(with: split.test))
+        #expect(split.train.count + split.test.count == groups.count)
+        let again = try Split.stratified(groups: groups, testSize: 0.25, seed: 3)
+        #expect(again.train == split.train && again.test == split.test)
+    }
+}
