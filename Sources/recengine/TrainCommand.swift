@@ -10,11 +10,14 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Model directory to write (model.safetensors + manifest.json).") var out: String
     @Option(help: "Version name for the model (default: the first 12 hex digits of its digest).") var modelVersion: String?
     @Option(help: "als, ease: watch events to learn from besides the ratings (the CSV `ingest --watches` writes).") var watches: String?
-    @OptionGroup var training: TrainingOptions
+    @Option(help: "The parameters recengine tune chose (the file of its --out) for this --algorithm: each fills a parameter left unset here; one also set here is refused.")
+    var tuned: String?
+    @OptionGroup var options: TrainingOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await reportingErrors {
+            let training = try tuned.map { try options.tuned(by: TuningChoice.load(path: $0), file: $0) } ?? options
             let file = try input.load()
             let model: RecommenderModel
             if let als = training.alsParameters {

@@ -10,8 +10,9 @@ struct TuneCommand: AsyncParsableCommand {
             Each candidate of --space (a grid, or --samples of it drawn with --seed) is trained on \
             the fitting side of one validation split of --ratings and scored by --metric on the \
             held-out side; the best is printed (with --output json, as "chosen", the parameters a \
-            train stage takes). No candidate starts once --time-budget is spent. The same ratings, \
-            space and seed choose the same parameters.
+            train stage takes; --out keeps the choice alone for train --tuned). No candidate \
+            starts once --time-budget is spent. The same ratings, space and seed choose the same \
+            parameters.
             """)
 
     @OptionGroup var input: RatingsOptions
@@ -29,6 +30,7 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(help: "Formulas of the metric: recengine or microsoft-recommenders.") var definitions = RankingDefinitions.recengine
     @Option(help: "Seconds after which no new candidate starts (default: no limit).") var timeBudget: Double?
     @Option(help: "Threads for als and ease.") var threads = 1
+    @Option(help: "Also write the choice (the algorithm and its chosen parameters) to this file, replaced atomically: what train --tuned reads.") var out: String?
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -48,8 +50,10 @@ struct TuneCommand: AsyncParsableCommand {
             ) { trial in
                 printError("\(Self.describe(trial.parameters)): \(metric) \(format(trial.score)) (fit \(format(trial.fitSeconds, 3)) s)")
             }
+            try out.map { try report.choice.write(to: $0) }
             if output.output == .json {
-                try printJSON(report, metrics: ["tune_score": report.score, "tune_trials": Double(report.trials.count)])
+                let chosen = Dictionary(uniqueKeysWithValues: report.chosen.map { ("chosen_\($0.key)", $0.value) })
+                try printJSON(report, metrics: chosen.merging(["tune_score": report.score, "tune_trials": Double(report.trials.count)]) { $1 })
             } else {
                 print("\(report.trials.count) of \(report.candidates) candidates tried on \(report.fitRatings) ratings, validated on \(report.validationRatings) (\(validation))\(report.stoppedByBudget ? ", stopped by the time budget" : "")")
                 print("chosen: \(algorithm) \(Self.describe(report.chosen)), \(metric) \(format(report.score))")

@@ -86,4 +86,61 @@ import Testing
         let again = try Split.stratified(groups: groups, testSize: 0.25, seed: 3)
         #expect(again.train == split.train && again.test == split.test)
     }
+
+    /// `tune --out` keeps the choice alone; `train --tuned` trains with it, filling what the
+    /// command line leaves unset, and refuses a parameter set in both, another algorithm's
+    /// choice, and a file that is not a choice, without reading a FIFO.
+    @Test func trainTakesTheChoiceOfATuneReport() async throws {
+        try await withTemporaryDirectory { folder in
+            try RatingsFile.writeCSV(Self.training.ratings, to: folder + "/train.csv")
+            let tune = try await runCommand(
+                recengineBinary, ["tune", "--ratings", "train.csv", "--algorithm", "ease", "--space", "reg=2,30,700", "--seed", "5", "--out", "tuned.json"],
+                in: folder)
+            try #require(tune.status == 0, "\(tune.stderr)")
+            let choice = try TuningChoice.load(path: folder + "/tuned.json")
+            let reg = try #require(choice.parameters["reg"])
+            #expect(choice.algorithm == "ease" && choice.parameters.count == 1 && [2, 30, 700].contains(reg))
+            // Another search that makes the same choice writes the same file.
+            let before = try Data(contentsOf: URL(fileURLWithPath: folder + "/tuned.json"))
+            let again = try await runCommand(
+                recengineBinary, ["tune", "--ratings", "train.csv", "--algorithm", "ease", "--space", "reg=\(reg)", "--seed", "9", "--out", "tuned.json"],
+                in: folder)
+            try #require(again.status == 0, "\(again.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/tuned.json")) == before)
+
+            let train = try await runCommand(
+                recengineBinary, ["train", "--ratings", "train.csv", "--algorithm", "ease", "--tuned", "tuned.json", "--out", "m"], in: folder)
+            try #require(train.status == 0, "\(train.stderr)")
+            #expect(try ModelDirectory.readManifest(of: folder + "/m").easeParameters?.regularization == reg)
+
+            func refusal(_ arguments: [String]) async throws -> String {
+                let result = try await runCommand(recengineBinary, ["train", "--ratings", "train.csv", "--out", "m2"] + arguments, in: folder)
+                #expect(result.status == 2, "\(arguments): \(result.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: folder + "/m2"), "nothing is trained")
+                return result.stderr
+            }
+            #expect(try await refusal(["--algorithm", "ease", "--tuned", "tuned.json", "--reg", "3"]).contains("tuned.json: reg is set here and also chosen by the tune"))
+            #expect(try await refusal(["--algorithm", "als", "--tuned", "tuned.json"]).contains("the tune chose parameters for ease, not als"))
+            try write("{\"parameters\": {}}", to: folder + "/other.json")
+            #expect(try await refusal(["--algorithm", "ease", "--tuned", "other.json"]).contains("other.json: not a tune choice (it has no algorithm)"))
+            #expect(mkfifo(folder + "/fifo", 0o600) == 0)
+            #expect(try await refusal(["--algorithm", "ease", "--tuned", "fifo"]).contains("not a regular file"))
+        }
+    }
+
+    /// The parameters a train takes from a choice: all of them, unless the choice is for another
+    /// algorithm, names what that algorithm does not take, or names what the caller set.
+    @Test func aChoiceIsCheckedAgainstWhatTheTrainSets() throws {
+        var choice = TuningChoice(algorithm: "als", parameters: ["factors": 16, "alpha": 10])
+        #expect(try choice.parameters(for: "als", given: ["reg", "epochs"], location: "t.json") == ["factors": 16, "alpha": 10])
+        let twice = #expect(throws: RecEngineError.self) { try choice.parameters(for: "als", given: ["alpha"], location: "t.json") }
+        #expect(twice?.message.contains("alpha is set here and also chosen") == true && twice?.location == "t.json")
+        #expect(throws: RecEngineError.self) { try choice.parameters(for: "svd", given: [], location: "t.json") }
+        choice.parameters["factors"] = 16.5
+        let fraction = #expect(throws: RecEngineError.self) { try choice.parameters(for: "als", given: [], location: "t.json") }
+        #expect(fraction?.message.contains("factors = 16.5, not a whole finite number") == true)
+        choice.parameters = ["lr": 0.01]
+        let foreign = #expect(throws: RecEngineError.self) { try choice.parameters(for: "als", given: [], location: "t.json") }
+        #expect(foreign?.message.contains("chose lr, which als does not take") == true)
+    }
 }

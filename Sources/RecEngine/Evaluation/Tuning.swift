@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 
 /// The candidates of a hyper-parameter search for one algorithm: each named parameter's values,
@@ -21,10 +22,11 @@ public struct SearchSpace: Sendable, Codable, Equatable {
     /// Parses `name=v1,v2,...;name=...` (e.g. `reg=100,200,500`).
     ///
     /// - Throws: `RecEngineError` `.invalidArgument` for an unknown algorithm, parameter or
-    ///   strategy, a value that is not a finite number, or too many combinations.
+    ///   strategy, a value that is not a finite number (a whole one for factors and epochs), or
+    ///   too many combinations.
     public init(algorithm: String, parsing text: String, strategy: String = "grid", samples: Int? = nil) throws {
         guard let names = Self.parameterNames[algorithm] else {
-            throw RecEngineError(.invalidArgument, "--algorithm must be one of svd, als, ease, got \(algorithm)")
+            throw RecEngineError(.invalidArgument, "the algorithm must be one of svd, als, ease, got \(algorithm)")
         }
         var values: [String: [Double]] = [:]
         for part in text.split(separator: ";", omittingEmptySubsequences: true) {
@@ -32,25 +34,29 @@ public struct SearchSpace: Sendable, Codable, Equatable {
             let name = pair.first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
             guard pair.count == 2, names.contains(name) else {
                 throw RecEngineError(
-                    .invalidArgument, "--space: \"\(part)\" is not NAME=V1,V2,... with NAME one of \(names.joined(separator: ", ")) for \(algorithm)")
+                    .invalidArgument, "the search space's \"\(part)\" is not NAME=V1,V2,... with NAME one of \(names.joined(separator: ", ")) for \(algorithm)")
             }
-            guard values[name] == nil else { throw RecEngineError(.invalidArgument, "--space names \(name) twice") }
+            guard values[name] == nil else { throw RecEngineError(.invalidArgument, "the search space names \(name) twice") }
             let numbers = pair[1].split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard !numbers.isEmpty, numbers.allSatisfy({ $0?.isFinite == true }) else {
-                throw RecEngineError(.invalidArgument, "--space: the values of \(name) must be numbers separated by commas, got \"\(pair[1])\"")
+                throw RecEngineError(.invalidArgument, "the search space's values of \(name) must be numbers separated by commas, got \"\(pair[1])\"")
             }
-            values[name] = numbers.compactMap { $0 }
+            let parsed = numbers.compactMap { $0 }
+            if name == "factors" || name == "epochs", let bad = parsed.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= 1e9 }) {
+                throw RecEngineError(.invalidArgument, "the search space's \(name) takes whole numbers, got \(bad)")
+            }
+            values[name] = parsed
         }
-        guard !values.isEmpty else { throw RecEngineError(.invalidArgument, "--space names no parameter (e.g. reg=100,200,500)") }
+        guard !values.isEmpty else { throw RecEngineError(.invalidArgument, "the search space names no parameter (e.g. reg=100,200,500)") }
         guard strategy == "grid" || strategy == "random" else {
-            throw RecEngineError(.invalidArgument, "--strategy must be grid or random, got \(strategy)")
+            throw RecEngineError(.invalidArgument, "the strategy must be grid or random, got \(strategy)")
         }
         let combinations = values.values.reduce(1) { $0.multipliedReportingOverflow(by: $1.count).partialValue }
         guard combinations <= Self.maximumCandidates else {
-            throw RecEngineError(.invalidArgument, "--space holds \(combinations) combinations, more than \(Self.maximumCandidates)")
+            throw RecEngineError(.invalidArgument, "the search space holds \(combinations) combinations, more than \(Self.maximumCandidates)")
         }
         if strategy == "random" {
-            guard let samples, samples >= 1 else { throw RecEngineError(.invalidArgument, "--strategy random needs --samples N (at least 1)") }
+            guard let samples, samples >= 1 else { throw RecEngineError(.invalidArgument, "the random strategy needs a number of samples (at least 1)") }
         }
         self.algorithm = algorithm
         self.values = values
@@ -161,6 +167,96 @@ public struct TuningReport: Sendable, Codable, Equatable {
         case fitRatings = "fit_ratings"
         case validationRatings = "validation_ratings"
     }
+}
+
+/// What a search chose, as `recengine tune --out` keeps it for `train --tuned`: the algorithm and
+/// its parameters, nothing else, so that the same choice from another search is the same file
+/// (and a pipeline's train stage that reads it stays cached).
+public struct TuningChoice: Sendable, Codable, Equatable {
+    public var algorithm: String
+    /// By the names `train` takes.
+    public var parameters: [String: Double]
+
+    public init(algorithm: String, parameters: [String: Double]) {
+        self.algorithm = algorithm
+        self.parameters = parameters
+    }
+
+    /// The largest choice file read: a few parameters fit many times over.
+    public static let maximumFileSize = 1 << 20
+
+    /// Writes the choice as JSON, replacing the file atomically: a reader sees the old choice or
+    /// the new one, never half of one.
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(self), to: path)
+    }
+
+    /// Reads a choice `recengine tune --out` wrote.
+    ///
+    /// - Throws: `RecEngineError` `.invalidArgument` (`PATH: what is wrong`) for a file that is not
+    ///   a regular file, is too large or is not a choice; `.fileSystem` when it is missing or
+    ///   unreadable.
+    public static func load(path: String) throws -> TuningChoice {
+        let data: Data
+        do {
+            data = try InputFile.read(path, limit: maximumFileSize)
+        } catch {
+            throw RecEngineError(
+                error.isBadInput ? .invalidArgument : .fileSystem, "cannot read the tune choice: \(error.reason)", location: path,
+                hint: "give the file recengine tune --out wrote")
+        }
+        do {
+            return try JSONDecoder().decode(TuningChoice.self, from: data)
+        } catch {
+            throw RecEngineError(.invalidArgument, "not a tune choice (\(Self.describe(error)))", location: path, hint: "give the file recengine tune --out wrote")
+        }
+    }
+
+    /// The chosen parameters, for training `algorithm` with the parameters in `given` already set
+    /// by the caller (a parameter set twice is refused rather than one silently winning).
+    ///
+    /// - Throws: `RecEngineError` `.invalidArgument` at `location` when the choice is for another
+    ///   algorithm, names a parameter `algorithm` does not take or a value that is not a finite
+    ///   number (a whole one for factors and epochs), or names a parameter in `given`.
+    public func parameters(for algorithm: String, given: Set<String>, location: String) throws -> [String: Double] {
+        guard self.algorithm == algorithm else {
+            throw RecEngineError(
+                .invalidArgument, "the tune chose parameters for \(self.algorithm), not \(algorithm)", location: location,
+                hint: "train the algorithm that was tuned, or tune \(algorithm)")
+        }
+        let names = SearchSpace.parameterNames[algorithm] ?? []
+        for (name, value) in parameters.sorted(by: { $0.key < $1.key }) {
+            guard names.contains(name) else {
+                throw RecEngineError(.invalidArgument, "the tune chose \(name), which \(algorithm) does not take (\(names.joined(separator: ", ")))", location: location)
+            }
+            let whole = name == "factors" || name == "epochs"
+            guard value.isFinite, !whole || (value == value.rounded() && abs(value) < 1e9) else {
+                throw RecEngineError(.invalidArgument, "the tune chose \(name) = \(value), not a \(whole ? "whole " : "")finite number", location: location)
+            }
+            guard !given.contains(name) else {
+                throw RecEngineError(
+                    .invalidArgument, "\(name) is set here and also chosen by the tune (\(value))", location: location,
+                    hint: "leave \(name) out to train with the tuned value, or leave out the tune's choice")
+            }
+        }
+        return parameters
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): "it has no \(key.stringValue)"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.dataCorrupted(let context):
+            context.codingPath.isEmpty ? "it is not a JSON object" : "its \(context.codingPath.map(\.stringValue).joined(separator: ".")) is not what a choice holds"
+        default: "\(error)"
+        }
+    }
+}
+
+extension TuningReport {
+    /// The choice alone, as `--out` keeps it.
+    public var choice: TuningChoice { TuningChoice(algorithm: algorithm, parameters: chosen) }
 }
 
 public enum Tuning {
