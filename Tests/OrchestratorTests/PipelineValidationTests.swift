@@ -99,6 +99,19 @@ import Testing
         Case(yaml: "version: 1\nname: demo # <-\nname: again\n" + train, message: "duplicate keys name"),
         Case(yaml: header + train + "hooks:\n  preRollout:\n    - curl http://x # <-\n", message: "a hook is an argument vector"),
         Case(yaml: header + train + "rollback:\n  automatic: sometimes # <-\n", message: "expected true or false"),
+        // A tune stage: its space, strategy and protocol, and the train stage that reads its choice.
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,a # <-\n", message: "the search space's values of reg must be numbers"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: factors=8,16 # <-\n", message: "with NAME one of reg for ease"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: als\n      space: factors=8.5 # <-\n", message: "factors takes whole numbers"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, space: reg=1} # <-\n", message: "missing required parameter \"algorithm\" of the tune stage"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      samples: 2 # <-\n", message: "samples goes with strategy: random"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      strategy: random # <-\n", message: "strategy: random needs samples: N"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      lastN: 5 # <-\n", message: "lastN goes with validation: temporal"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      metric: rmse # <-\n", message: "\"rmse\" is not one of ndcg_at_k"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: ease, space: reg=1}\n    gate:\n      ndcg_at_k: {min: 0.1} # <-\n", message: "the tune stage reports no metric \"ndcg_at_k\""),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: ease, space: reg=1}\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      tuned: c.json\n      algorithm: als # <-\n", message: "the tune stage \"t\" tunes ease and this stage trains als"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: svd, space: \"reg=0.01,0.1;lr=0.005\"}\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      tuned: c.json\n      lr: 0.01 # <-\n", message: "lr is chosen by the tune stage \"t\": leave it out here"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: ease\n      tuned: c.json # <-\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: ease, space: reg=1}\n", message: "the tune stage \"t\" writes"),
 
         // An explicit YAML tag is never read: refused where it stands, whatever it asks for.
         Case(yaml: "version: !!str 1 # <-\nname: demo\n" + train, message: "the YAML tag !!str is not read"),
