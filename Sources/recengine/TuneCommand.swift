@@ -19,7 +19,7 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(help: "svd, als or ease.") var algorithm = "ease"
     @Option(help: "Values to try, NAME=V1,V2;NAME=... (svd: factors, epochs, lr, reg; als: factors, epochs, reg, alpha; ease: reg).")
     var space: String
-    @Option(help: "grid (every combination) or random (--samples of them).") var strategy = "grid"
+    @Option(help: "grid (every combination), random (--samples of them) or halving (svd, als: every combination for a few epochs, the best third for three times as many, ... the last for all of epochs=N, by default the algorithm's).") var strategy = "grid"
     @Option(help: "random: how many combinations to try.") var samples: Int?
     @Option(help: "Validation split of the ratings: random, temporal, stratified-item or stratified-user.") var validation = "random"
     @Option(help: "Share of the ratings held out for validation.") var validationShare = 0.25
@@ -55,7 +55,7 @@ struct TuneCommand: AsyncParsableCommand {
                 let chosen = Dictionary(uniqueKeysWithValues: report.chosen.map { ("chosen_\($0.key)", $0.value) })
                 try printJSON(report, metrics: chosen.merging(["tune_score": report.score, "tune_trials": Double(report.trials.count)]) { $1 })
             } else {
-                print("\(report.trials.count) of \(report.candidates) candidates tried on \(report.fitRatings) ratings, validated on \(report.validationRatings) (\(validation))\(report.stoppedByBudget ? ", stopped by the time budget" : "")")
+                print("\(report.trials.count) trials of \(report.candidates) candidates on \(report.fitRatings) ratings, validated on \(report.validationRatings) (\(validation))\(report.stoppedByBudget ? ", stopped by the time budget" : "")")
                 print("chosen: \(algorithm) \(Self.describe(report.chosen)), \(metric) \(format(report.score))")
             }
         }

@@ -143,4 +143,34 @@ import Testing
         let foreign = #expect(throws: RecEngineError.self) { try choice.parameters(for: "als", given: [], location: "t.json") }
         #expect(foreign?.message.contains("chose lr, which als does not take") == true)
     }
+
+    /// Successive halving: every combination for a ninth of the epochs, the best third of them
+    /// for a third, the best of those for all; the choice is the last round's, the same twice.
+    @Test func successiveHalvingTrainsTheBestLonger() throws {
+        let space = try SearchSpace(algorithm: "als", parsing: "factors=2,4,8;reg=0.01,0.3,10;epochs=9", strategy: "halving")
+        let rankingProtocol = TuningProtocol(validation: "stratified-user", seed: 3)
+        let report = try Tuning.run(Self.training, space: space, protocol: rankingProtocol)
+        #expect(report.trials.map { $0.parameters["epochs"] } == Array(repeating: 1, count: 9) + [3, 3, 3, 9])
+        let first = report.trials[0..<9]
+        let topThree = first.sorted { $0.score > $1.score }.prefix(3).map { $0.parameters.filter { $0.key != "epochs" } }
+        let second = report.trials[9..<12].map { $0.parameters.filter { $0.key != "epochs" } }
+        #expect(Set(second) == Set(topThree), "the best third goes on")
+        let bestOfSecond = report.trials[9..<12].max { $0.score < $1.score }?.parameters.filter { $0.key != "epochs" }
+        #expect(report.trials[12].parameters.filter { $0.key != "epochs" } == bestOfSecond)
+        #expect(report.chosen == report.trials[12].parameters && report.chosen["epochs"] == 9)
+        let again = try Tuning.run(Self.training, space: space, protocol: rankingProtocol)
+        #expect(again.trials.map(\.parameters) == report.trials.map(\.parameters) && again.trials.map(\.score) == report.trials.map(\.score))
+
+        // Out of budget at once: the first trial is the choice, at the epochs it was trained for.
+        let stopped = try Tuning.run(Self.training, space: space, protocol: rankingProtocol, budget: .zero)
+        #expect(stopped.trials.count == 1 && stopped.stoppedByBudget && stopped.chosen == stopped.trials[0].parameters)
+    }
+
+    @Test(arguments: [
+        ("ease", "reg=1,2", "it is for svd and als"), ("als", "reg=1;epochs=5,10", "the one number of epochs the last round trains for"),
+    ])
+    func successiveHalvingNeedsEpochs(algorithm: String, text: String, message: String) {
+        let error = #expect(throws: RecEngineError.self) { try SearchSpace(algorithm: algorithm, parsing: text, strategy: "halving") }
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+    }
 }

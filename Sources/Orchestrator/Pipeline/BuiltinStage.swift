@@ -96,7 +96,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "algorithm", kind: .choice(["svd", "als", "ease"]), defaultValue: nil),
                 // NAME=V1,V2;NAME=... with the names train takes (e.g. reg=100,200,500).
                 .init(name: "space", kind: .text, defaultValue: nil),
-                .init(name: "strategy", kind: .choice(["grid", "random"]), defaultValue: .string("grid")),
+                .init(name: "strategy", kind: .choice(SearchSpace.strategies), defaultValue: .string("grid")),
                 .init(name: "samples", kind: .integer(1...SearchSpace.maximumCandidates), defaultValue: nil),
                 .init(name: "validation", kind: .choice(TuningProtocol.validations), defaultValue: .string("random")),
                 .init(name: "validationShare", kind: .number(0.0001...0.9999), defaultValue: .number(0.25)),

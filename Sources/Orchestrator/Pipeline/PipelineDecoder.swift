@@ -160,8 +160,9 @@ struct PipelineDecoder {
                     with?["algorithm"] ?? with?["tuned"], "\(path).algorithm",
                     "the tune stage \"\(tune)\" tunes \(tuning["algorithm"]?.description ?? "?") and this stage trains \(parameters["algorithm"]?.description ?? "?"): train the algorithm that was tuned")
             }
+            let samples: Int? = if case .integer(let count)? = tuning["samples"] { count } else { nil }
             guard case .string(let algorithm)? = tuning["algorithm"], case .string(let text)? = tuning["space"],
-                let space = try? SearchSpace(algorithm: algorithm, parsing: text)
+                let space = try? SearchSpace(algorithm: algorithm, parsing: text, strategy: tuning["strategy"]?.description ?? "grid", samples: samples)
             else { continue }
             for name in space.values.keys.sorted() where with?[name] != nil {
                 reader.report(
@@ -381,8 +382,12 @@ struct PipelineDecoder {
         let samples: Int? = if case .integer(let count)? = values["samples"] { count } else { nil }
         if strategy == "random" && samples == nil {
             reader.report(map["strategy"], "\(path).samples", "strategy: random needs samples: N, how many combinations to try")
-        } else if strategy == "grid" && samples != nil {
-            reader.report(map["samples"], "\(path).samples", "samples goes with strategy: random (a grid tries every combination)")
+        } else if strategy != "random" && samples != nil {
+            reader.report(map["samples"], "\(path).samples", "samples goes with strategy: random (\(strategy) tries every combination)")
+        }
+        if strategy == "halving" && algorithm == "ease" {
+            reader.report(map["strategy"], "\(path).strategy", "successive halving trains for more epochs each round: it is for algorithm svd or als (EASE is solved in one step)")
+            return
         }
         if map["lastN"] != nil && values["validation"] != .string("temporal") {
             reader.report(map["lastN"], "\(path).lastN", "lastN goes with validation: temporal")

@@ -247,7 +247,7 @@ struct StageExecutor {
             record.tuning = ReleaseRecord.Tuning(report)
             let chosen = report.chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
             progress(
-                "    chose \(report.algorithm) \(chosen): \(report.protocol.metric) \(formatMetric(report.score)) on a \(report.protocol.validation) validation split, \(report.trials.count) of \(report.candidates) candidates\(report.stoppedByBudget ? " (the time budget ran out)" : "")"
+                "    chose \(report.algorithm) \(chosen): \(report.protocol.metric) \(formatMetric(report.score)) on a \(report.protocol.validation) validation split, \(report.trials.count) trials of \(report.candidates) candidates\(report.stoppedByBudget ? " (the time budget ran out)" : "")"
             )
         }
         return Self.metricNames(metrics.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan })

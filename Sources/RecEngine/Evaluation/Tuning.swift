@@ -2,13 +2,17 @@ import DurableFiles
 import Foundation
 
 /// The candidates of a hyper-parameter search for one algorithm: each named parameter's values,
-/// tried as a full grid or as `samples` combinations drawn from it with a seed.
+/// tried as a full grid, as `samples` combinations drawn from it with a seed, or by successive
+/// halving (every combination for a few epochs, the best third for three times as many, and so on
+/// until the last ones train for all of `epochs`).
 public struct SearchSpace: Sendable, Codable, Equatable {
     /// `svd`, `als` or `ease`.
     public var algorithm: String
     /// Each parameter's values, by the names `train` takes: factors, epochs, reg, lr (svd), alpha (als).
     public var values: [String: [Double]]
-    /// `grid` (every combination) or `random` (`samples` combinations drawn without replacement).
+    /// `grid` (every combination), `random` (`samples` combinations drawn without replacement) or
+    /// `halving` (successive halving over epochs: svd and als; `values["epochs"]` holds the one
+    /// number of epochs the last round trains for).
     public var strategy: String
     public var samples: Int?
 
@@ -18,6 +22,9 @@ public struct SearchSpace: Sendable, Codable, Equatable {
     ]
     /// The most combinations a space may hold.
     public static let maximumCandidates = 10_000
+    public static let strategies = ["grid", "random", "halving"]
+    /// Successive halving keeps the best 1/rate of each round and trains them `rate` times longer.
+    public static let halvingRate = 3
 
     /// Parses `name=v1,v2,...;name=...` (e.g. `reg=100,200,500`).
     ///
@@ -48,8 +55,19 @@ public struct SearchSpace: Sendable, Codable, Equatable {
             values[name] = parsed
         }
         guard !values.isEmpty else { throw RecEngineError(.invalidArgument, "the search space names no parameter (e.g. reg=100,200,500)") }
-        guard strategy == "grid" || strategy == "random" else {
-            throw RecEngineError(.invalidArgument, "the strategy must be grid or random, got \(strategy)")
+        guard Self.strategies.contains(strategy) else {
+            throw RecEngineError(.invalidArgument, "the strategy must be one of \(Self.strategies.joined(separator: ", ")), got \(strategy)")
+        }
+        if strategy == "halving" {
+            guard algorithm == "svd" || algorithm == "als" else {
+                throw RecEngineError(.invalidArgument, "successive halving trains each candidate for more epochs each round: it is for svd and als (\(algorithm) has no epochs)")
+            }
+            let epochs = values["epochs"] ?? [Double(algorithm == "svd" ? SVDParameters().epochs : ALSParameters().iterations)]
+            guard epochs.count == 1, let full = epochs.first, full >= 1 else {
+                throw RecEngineError(
+                    .invalidArgument, "with successive halving, epochs is the one number of epochs the last round trains for (e.g. epochs=20), got \(epochs.count) values")
+            }
+            values["epochs"] = [full]
         }
         let combinations = values.values.reduce(1) { $0.multipliedReportingOverflow(by: $1.count).partialValue }
         guard combinations <= Self.maximumCandidates else {
@@ -65,7 +83,8 @@ public struct SearchSpace: Sendable, Codable, Equatable {
     }
 
     /// Every combination in a fixed order (parameters by name, values as given), or for `random`
-    /// the first `samples` of them after a shuffle with `seed`.
+    /// the first `samples` of them after a shuffle with `seed`. For `halving`, each with the full
+    /// epochs; `Tuning.run` trains them for fewer in the first rounds.
     public func candidates(seed: UInt64) -> [[String: Double]] {
         var result: [[String: Double]] = [[:]]
         for name in values.keys.sorted() {
@@ -281,26 +300,68 @@ public enum Tuning {
         let start = clock.now
         var trials: [TuningReport.Trial] = []
         var stopped = false
-        for candidate in candidates {
-            if let budget, !trials.isEmpty, clock.now - start >= budget {
-                stopped = true
-                break
+        /// Trains and scores each of `round` in order; false when the budget ran out first.
+        func attempt(_ round: [[String: Double]]) throws -> Bool {
+            for candidate in round {
+                if let budget, !trials.isEmpty, clock.now - start >= budget { return false }
+                let model = try train(space.algorithm, candidate, on: fit, threads: threads, seed: rankingProtocol.seed)
+                let report = RankingEvaluation.evaluate(model, on: validation, k: rankingProtocol.k, definitions: rankingProtocol.definitions)
+                let trial = TuningReport.Trial(
+                    parameters: candidate, score: report.metrics[rankingProtocol.metric] ?? .nan, fitSeconds: model.manifest.metrics.fitSeconds)
+                trials.append(trial)
+                progress(trial)
             }
-            let model = try train(space.algorithm, candidate, on: fit, threads: threads, seed: rankingProtocol.seed)
-            let report = RankingEvaluation.evaluate(model, on: validation, k: rankingProtocol.k, definitions: rankingProtocol.definitions)
-            let score = report.metrics[rankingProtocol.metric] ?? .nan
-            let trial = TuningReport.Trial(parameters: candidate, score: score, fitSeconds: model.manifest.metrics.fitSeconds)
-            trials.append(trial)
-            progress(trial)
+            return true
         }
-        var best = trials[0]
-        for trial in trials.dropFirst() where trial.score > best.score || (!best.score.isFinite && trial.score.isFinite) {
+        // The trials the choice is made among: every one, or for halving the last round's (the
+        // last that tried anything when the budget ran out).
+        var finalists = 0
+        if space.strategy == "halving" {
+            let rounds = halvingRounds(candidates.count)
+            let full = Int(space.values["epochs"]?.first ?? 1)
+            var survivors = candidates
+            for round in 0..<rounds {
+                var divisor = 1
+                for _ in round..<(rounds - 1) { divisor *= SearchSpace.halvingRate }
+                let epochs = Double(max(1, full / divisor))
+                let roundStart = trials.count
+                stopped = try !attempt(survivors.map { $0.merging(["epochs": epochs]) { $1 } })
+                // Out of budget: the choice is among the last round that tried anything.
+                if trials.count > roundStart { finalists = roundStart }
+                if stopped || round == rounds - 1 { break }
+                let scored = trials[roundStart...]
+                let keep = (survivors.count + SearchSpace.halvingRate - 1) / SearchSpace.halvingRate
+                let ranked = scored.indices.sorted { better(trials[$0], than: trials[$1]) || (!better(trials[$1], than: trials[$0]) && $0 < $1) }
+                survivors = ranked.prefix(keep).sorted().map { survivors[$0 - roundStart] }
+            }
+        } else {
+            stopped = try !attempt(candidates)
+        }
+        var best = trials[finalists]
+        for trial in trials[(finalists + 1)...] where better(trial, than: best) {
             best = trial
         }
         return TuningReport(
             algorithm: space.algorithm, space: space, protocol: rankingProtocol, chosen: best.parameters, score: best.score, trials: trials,
             candidates: candidates.count, stoppedByBudget: stopped, budgetSeconds: budget?.seconds, fitRatings: split.train.count,
             validationRatings: split.test.count)
+    }
+
+    /// A higher score, or a finite one against one that is not (the first of equals stays best).
+    static func better(_ trial: TuningReport.Trial, than other: TuningReport.Trial) -> Bool {
+        trial.score > other.score || (!other.score.isFinite && trial.score.isFinite)
+    }
+
+    /// Rounds of successive halving for `count` candidates: until one is left, each keeping the
+    /// best 1/rate (rounded up); 1 for a single candidate.
+    static func halvingRounds(_ count: Int) -> Int {
+        var rounds = 1
+        var left = count
+        while left > 1 {
+            left = (left + SearchSpace.halvingRate - 1) / SearchSpace.halvingRate
+            rounds += 1
+        }
+        return rounds
     }
 
     /// A model of `algorithm` with its defaults overridden by `parameters`.
