@@ -121,7 +121,8 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     }
 
     /// A tune stage's choice: the parameters, their score, the space searched and the protocol
-    /// that scored it (every trial is in the stage's output file, whose digest the record keeps).
+    /// that scored it (the choice is also the stage's output file, whose digest the record keeps;
+    /// every trial is in the stage's JSON report beside its log).
     public struct Tuning: Sendable, Codable, Equatable {
         public var algorithm: String
         public var chosen: [String: Double]

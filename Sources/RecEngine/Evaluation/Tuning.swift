@@ -65,7 +65,7 @@ public struct SearchSpace: Sendable, Codable, Equatable {
             let epochs = values["epochs"] ?? [Double(algorithm == "svd" ? SVDParameters().epochs : ALSParameters().iterations)]
             guard epochs.count == 1, let full = epochs.first, full >= 1 else {
                 throw RecEngineError(
-                    .invalidArgument, "with successive halving, epochs is the one number of epochs the last round trains for (e.g. epochs=20), got \(epochs.count) values")
+                    .invalidArgument, "with successive halving, epochs is the one number of epochs the last round trains for, at least 1 (e.g. epochs=20), got epochs=\(epochs.map { String(Int($0)) }.joined(separator: ","))")
             }
             values["epochs"] = [full]
         }
