@@ -222,6 +222,16 @@ class TrafficWatch:
 ROWS = []
 
 
+def said(path):
+    """What a command said on stderr: its error line (the hint follows it), else its last line."""
+    try:
+        lines = open(path, errors="replace").read().strip().splitlines()
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error")]
+    return (errors[0] if errors else lines[-1] if lines else "").strip().replace(ROOT + "/", "")
+
+
 class Row:
     def __init__(self, name, requests="-", failed="-", seconds="-", peak=None, exits="-", ends="n/a", outcome="-", verifies="-", note=""):
         self.name, self.requests, self.failed, self.seconds = name, requests, failed, seconds
@@ -283,7 +293,7 @@ class Case:
         shutil.rmtree(self.folder, ignore_errors=True)
         os.makedirs(self.folder)
         self.nginx_port, self.prometheus_port = free_port(), free_port()
-        self.state = os.path.join(self.folder, "releases/state/svc")
+        self.state = os.path.join(self.folder, os.path.dirname(history), "state/svc")  # the controller keeps it beside the history
         self.history = history
         self.prometheus = None
         self.peer = None
@@ -791,9 +801,8 @@ def case_engine_endless():
         with open(os.path.join(case.folder, "compose.yml"), "w") as f:
             f.write("name: hostile\nservices: {}\n")
         command = case.run("compose", "ps", "compose.yml", "--host", f"tcp://127.0.0.1:{port}", label="compose ps")
-        said = open(os.path.join(case.folder, "controller.log"), errors="replace").read().strip().splitlines()
         add_row(Row("`compose ps` against an engine whose list never ends", peak=command.peak_mib, exits=command.summary(),
-                    note=f"\"{(said[-1] if said else '')[:90]}\"; {command.seconds:.2f} s"))
+                    note=f"\"{said(os.path.join(case.folder, 'controller.log'))[:110]}\"; {command.seconds:.2f} s"))
     finally:
         case.close()
 
@@ -1104,8 +1113,9 @@ def case_rollback_to_after_live_killed():
 # Issue 20, item 2 (the history): an append on a full disk, kill -9 in the middle of one.
 
 def case_history_full():
-    """The history's own disk fills while the release drains: the release is live, its record cannot
-    be appended (exit 5); once freed, recover records it."""
+    """The history's disk (and so the state folder's, which is beside it) fills while the release
+    drains: the release is live, its record cannot be appended (exit 5); once freed, recover records
+    it."""
     case = Case("history-full", history="history/history.jsonl")
     try:
         disk = case.mount("history")
@@ -1123,7 +1133,7 @@ def case_history_full():
         disk.free()
         case.run("recover", "pipeline.yml", label="recover once freed")
         time.sleep(0.3)
-        case.finish("the history's disk full as the release ends, free, recover", load, watch, filled,
+        case.finish("the history's disk full as the release drains, free, recover", load, watch, filled,
                     note=f"records {records} after the run, {len(case.records())} after recover")
     finally:
         case.close()
@@ -1191,7 +1201,7 @@ def ingest_inputs():
 
 
 def case_ingest(kind):
-    names = {"bomb": "ingest: a 10 MB gzip of 10 GiB", "garbage": "ingest: 20 MB of garbage lines", "long": "ingest: a 1 GB line between good lines",
+    names = {"bomb": "ingest: a gzip of 10 GiB", "garbage": "ingest: 20 MB of garbage lines", "long": "ingest: a 1 GB line between good lines",
              "fifo": "ingest: a FIFO nobody writes", "zero": "ingest: /dev/zero", "stdin": "ingest: a standard input that stays open (--max-seconds 3)"}
     folder = os.path.join(ROOT, f"ingest-{kind}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -1200,6 +1210,8 @@ def case_ingest(kind):
     deadline = []
     if kind in ("bomb", "garbage", "long"):
         source = ingest_inputs()[kind]
+        if kind == "bomb":
+            names[kind] = f"ingest: a {os.path.getsize(os.path.join(source, 'movielog.gz')) / 1e6:.0f} MB gzip of 10 GiB"
     elif kind == "fifo":
         source = os.path.join(folder, "movielog.fifo")
         os.mkfifo(source)
@@ -1218,11 +1230,10 @@ def case_ingest(kind):
             command.launcher.stdin.close()
     try:
         report = json.load(open(os.path.join(folder, "report.json")))
-        said = f"{report.get('lines')} lines, {report.get('ratings_read')} ratings, rejected {report.get('rejected_by_reason')}"
+        said_text = f"{report.get('lines')} lines, {report.get('ratings_read')} ratings, rejected {report.get('rejected_by_reason')}"
     except (OSError, ValueError):
-        lines = open(os.path.join(folder, "stderr.txt"), errors="replace").read().strip().splitlines()
-        said = f"\"{(lines[-1] if lines else '')[:100]}\""
-    add_row(Row(names[kind], peak=command.peak_mib, exits=command.summary(), note=f"{said}; {command.seconds:.2f} s"))
+        said_text = f"\"{said(os.path.join(folder, 'stderr.txt'))[:110]}\""
+    add_row(Row(names[kind], peak=command.peak_mib, exits=command.summary(), note=f"{said_text}; {command.seconds:.2f} s"))
     shutil.rmtree(folder, ignore_errors=True)
 
 
