@@ -6,7 +6,8 @@ Every row says: requests and failed requests; seconds from the fault until all t
 approved colour (nginx's control socket, read every 20 ms; the approved colour is the one
 `current.json` names at the end); the peak resident memory of the controller's commands (each
 started through /usr/bin/time, a small process: the peak of a child of this Python would count this
-Python's memory, which the child shares until it execs); their exit codes; and whether traffic was
+Python's memory, which the child shares until it execs; time's figure is the larger of the command's
+own and that of the children it waited for: the stages it ran); their exit codes; and whether traffic was
 all on the approved colour each time a controller command exited and at the end (must say yes: the
 driver exits 1 otherwise, or when a case fails to run, or when a peak is over 200 MiB). Ingest's
 rows measure `recengine ingest` instead, with no traffic.
