@@ -558,10 +558,43 @@ def case_release(gates=None, name="healthy release 25/50/75/100"):
         watch = TrafficWatch(case)
         load = Load(case.nginx_port).start()
         started = time.monotonic()
+        decision = LogWatch(os.path.join(case.folder, "controller.log"), "FAILED")
         case.run("run", "pipeline.yml", "--force", environment={"EPOCHS": "12"})
-        case.finish(name, load, watch, started, note="seconds from the run's start")
+        decided = decision.stop()
+        if decided is None:
+            case.finish(name, load, watch, started, note="seconds from the run's start")
+        else:
+            case.finish(name, load, watch, decided, note=f"seconds from the decision (the controller's FAILED line, {decided - started:.2f} s after the run's start)")
     finally:
         case.close()
+
+
+class LogWatch:
+    """When `text` first appears in the log file at `path` (read every 10 ms), on the monotonic clock."""
+
+    def __init__(self, path, text):
+        self.path, self.text = path, text
+        self.offset = os.path.getsize(path) if os.path.exists(path) else 0
+        self.seen = None
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping and self.seen is None:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    if self.text.encode() in f.read():
+                        self.seen = time.monotonic()
+            except OSError:
+                pass
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join()
+        return self.seen
 
 
 def case_signal(step, signum):
