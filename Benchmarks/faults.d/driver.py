@@ -1199,6 +1199,45 @@ def case_history_torn():
         case.close()
 
 
+def case_history_append():
+    """A 200 MB history (Benchmarks/history.d/generate.py): what one append costs (recorded dry runs
+    less plain dry runs, 10 of each, medians), then a release under load appending to it."""
+    case = Case("history-append")
+    try:
+        generated = os.path.join(ROOT, "inputs/history-200mb/history.jsonl")
+        if not os.path.exists(generated + ".head"):
+            os.makedirs(os.path.dirname(generated), exist_ok=True)
+            subprocess.run([sys.executable, os.path.join(HERE, "../history.d/generate.py"), generated, "200"], check=True, stdout=subprocess.DEVNULL)
+        os.makedirs(os.path.join(case.folder, "releases"))
+        for suffix in ("", ".head"):
+            shutil.copyfile(generated + suffix, os.path.join(case.folder, case.history + suffix))
+        case.pipeline()
+        case.start_prometheus()
+        case.first_release()
+        size = os.path.getsize(os.path.join(case.folder, case.history))
+        plans, appends = [], []
+        for _ in range(10):
+            plans.append(case.run("run", "pipeline.yml", "--dry-run", label="run --dry-run"))
+            appends.append(case.run("run", "pipeline.yml", "--dry-run", "--record-dry-run", label="run --dry-run --record-dry-run"))
+        median = lambda values: sorted(values)[len(values) // 2]
+        plan_seconds, both_seconds = median([c.seconds for c in plans]), median([c.seconds for c in appends])
+        spread = f"{min(c.seconds for c in plans):.3f}-{max(c.seconds for c in plans):.3f} s"
+        plan_peak, append_peak = max(c.peak_mib for c in plans), max(c.peak_mib for c in appends)
+        dry_exits = sorted({c.code for c in plans + appends})
+        case.commands = []  # the row's exits and peak are the release's; the dry runs' are in the note
+        watch = TrafficWatch(case)
+        load = Load(case.nginx_port).start()
+        started = time.monotonic()
+        release = case.run("run", "pipeline.yml", "--force", environment={"EPOCHS": "12"})
+        case.finish(f"a release appending to a {size / 1e6:.0f} MB history", load, watch, started,
+                    note=f"the append alone {1000 * (both_seconds - plan_seconds):.0f} ms: median of 10 recorded dry runs {both_seconds:.3f} s "
+                         f"less median of 10 dry runs {plan_seconds:.3f} s (those spread {spread}); peak {append_peak:.1f} MiB recorded, "
+                         f"{plan_peak:.1f} MiB not (exits {dry_exits}); "
+                         f"the release {release.seconds:.2f} s; seconds from the run's start")
+    finally:
+        case.close()
+
+
 # Issue 20, item 7: ingest's hostile inputs (the peak is `recengine ingest`'s).
 
 GOOD_LINES = ["2022-03-18T05:00:00,17,GET /rate/up+2009=2", "2022-03-18T05:00:01,34,GET /rate/heat+1995=4",
@@ -1318,6 +1357,7 @@ CASES = {
     "rollback-to": case_rollback_to_after_live_killed,
     "history-full": case_history_full,
     "history-torn": case_history_torn,
+    "history-append": case_history_append,
     "ingest-bomb": lambda: case_ingest("bomb"),
     "ingest-garbage": lambda: case_ingest("garbage"),
     "ingest-long": lambda: case_ingest("long"),
@@ -1333,7 +1373,7 @@ GROUPS = {
     "disk": ["full-state", "sigterm-full", "full-history", "recover-full"],
     "races": ["start-sigterm", "abort-deploy", "hook-no-runjson"],
     "nginx": ["master", "master-abort", "master-controller", "live", "rollback-to"],
-    "history": ["history-full", "history-torn"],
+    "history": ["history-full", "history-torn", "history-append"],
     "ingest": ["ingest-bomb", "ingest-garbage", "ingest-long", "ingest-fifo", "ingest-zero", "ingest-stdin"],
 }
 
