@@ -1012,6 +1012,12 @@ def alive(pid):
         return False
 
 
+def failures_after(load, moment):
+    """When the failed requests failed, in seconds after `moment`, for a note ("" when none failed)."""
+    times = [f"{t - moment:+.2f}" for t, status, _ in load.samples if status != 200]
+    return f"; failed at {', '.join(times[:10])} s after the kill" if times else ""
+
+
 def kill_master(case):
     """kill -9 of nginx's master, as the OOM killer does; its workers run on."""
     master = master_pid(case)
@@ -1051,7 +1057,7 @@ def case_master_killed(then_abort=False):
         time.sleep(0.5)
         left = [w for w in workers if alive(w)]
         note = (f"a fresh nginx {fresh:.2f} s after the kill" if fresh is not None else "NO fresh nginx") + \
-            ("; no orphaned worker" if not left else f"; ORPHANS {left}")
+            ("; no orphaned worker" if not left else f"; ORPHANS {left}") + failures_after(load, killed)
         case.finish("nginx master killed at 50%, then abort" if then_abort else "nginx master killed at 50%, the rollout goes on",
                     load, watch, killed, note=note)
     finally:
@@ -1084,7 +1090,8 @@ def case_master_and_controller_killed():
         time.sleep(0.5)
         left = [w for w in workers if alive(w)]
         case.finish("nginx master and controller killed at 50%, then recover", load, watch, killed,
-                    note=f"status exit {status.returncode} before recover, {after.returncode} after; " + ("no orphaned worker" if not left else f"ORPHANS {left}"))
+                    note=f"status exit {status.returncode} before recover, {after.returncode} after; " + ("no orphaned worker" if not left else f"ORPHANS {left}")
+                    + failures_after(load, killed))
     finally:
         for worker in workers:
             if alive(worker):
