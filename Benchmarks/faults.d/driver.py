@@ -371,8 +371,8 @@ scrape_configs:
         time.sleep(0.5)
 
     def start_peer(self, mode, port):
-        """hostile-peer.py answering as `mode` on `port`."""
-        self.peer = subprocess.Popen([sys.executable, os.path.join(HERE, "hostile-peer.py"), mode, str(port)],
+        """hostile-peer.py answering as `mode` on `port`; the requests it had in peer-requests.txt."""
+        self.peer = subprocess.Popen([sys.executable, os.path.join(HERE, "hostile-peer.py"), mode, str(port), os.path.join(self.folder, "peer-requests.txt")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port)
 
@@ -794,6 +794,7 @@ HOSTILITIES = {
     "endless": "Prometheus turns hostile at 25%: an answer without end",
     "drip": "Prometheus turns hostile at 25%: a byte every 100 ms",
     "escapes": "Prometheus turns hostile at 25%: an 850 KB error of escape sequences",
+    "neginf": "Prometheus turns hostile at 25%: every value -Inf (the gate is max 0.05)",
 }
 
 
@@ -823,6 +824,33 @@ def case_hostile_prometheus(mode):
         failure = case.records()[-1].get("failure", "")
         case.finish(HOSTILITIES[mode], load, watch, turned,
                     note=f"\"{failure[:70]}\"; record {len(line):,} bytes; {'RAW' if raw else 'no'} escape on stderr")
+    finally:
+        case.close()
+
+
+def received(case):
+    try:
+        return sum(1 for line in open(os.path.join(case.folder, "peer-requests.txt")) if line.startswith("POST"))
+    except OSError:
+        return 0
+
+
+def case_webhook_endless():
+    """A healthy release whose webhook receiver answers every event with a body without end."""
+    case = Case("webhook-endless")
+    try:
+        port = free_port()
+        case.start_peer("receiver", port)
+        case.pipeline()
+        case.start_prometheus()
+        case.first_release()
+        case.pipeline(extra=f"notify:\n  timeout: 5s\n  retries: 1\n  webhooks:\n    - name: endless\n      url: http://127.0.0.1:{port}/hook\n")
+        watch = TrafficWatch(case)
+        load = Load(case.nginx_port).start()
+        started = time.monotonic()
+        release = case.run("run", "pipeline.yml", "--force", environment={"EPOCHS": "12"})
+        case.finish("a webhook receiver whose answers never end, on every event", load, watch, started,
+                    note=f"seconds from the run's start; the run took {release.seconds:.2f} s; the receiver had {received(case)} POSTs")
     finally:
         case.close()
 
@@ -1349,6 +1377,8 @@ CASES = {
     "hostile-endless": lambda: case_hostile_prometheus("endless"),
     "hostile-drip": lambda: case_hostile_prometheus("drip"),
     "hostile-escapes": lambda: case_hostile_prometheus("escapes"),
+    "hostile-neginf": lambda: case_hostile_prometheus("neginf"),
+    "webhook": case_webhook_endless,
     "engine": case_engine_endless,
     "full-state": lambda: case_full("full-state", "the state folder's disk full at 50%", "releases/state"),
     "sigterm-full": lambda: case_full("sigterm-full", "SIGTERM on a full state folder at 50%", "releases/state", signal_too=True),
@@ -1376,7 +1406,7 @@ CASES = {
 GROUPS = {
     "signals": ["sigterm-1", "sigterm-2", "sigterm-3", "sigint-2"],
     "kills": ["kill-stages", "kill-deploying", "kill-25", "kill-50", "kill-75", "kill-draining"],
-    "hostile": ["hostile-series", "hostile-endless", "hostile-drip", "hostile-escapes", "engine"],
+    "hostile": ["hostile-series", "hostile-endless", "hostile-drip", "hostile-escapes", "hostile-neginf", "webhook", "engine"],
     "disk": ["full-state", "sigterm-full", "full-history", "recover-full"],
     "races": ["start-sigterm", "abort-deploy", "hook-no-runjson"],
     "nginx": ["master", "master-abort", "master-controller", "live", "rollback-to"],

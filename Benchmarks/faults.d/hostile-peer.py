@@ -1,9 +1,12 @@
-# A hostile peer on loopback (Benchmarks/faults): python3 hostile-peer.py MODE PORT
+# A hostile peer on loopback (Benchmarks/faults): python3 hostile-peer.py MODE PORT [REQUESTS_FILE]
+# (with REQUESTS_FILE, the path of every request is appended to it as a line)
 #   series  - Prometheus: every query answers 1.4 million series (about 100 MB), count((...)) answers 1400000
 #   endless - Prometheus: every query answers a body without end
 #   drip    - Prometheus: every query answers a byte every 100 ms
 #   escapes - Prometheus: every query answers HTTP 400 with an 850 KB error full of escape sequences
 #   engine  - Docker engine: /version answers, every list answers a body without end
+#   neginf  - Prometheus: every query answers one series whose value is -Inf
+#   receiver - a webhook receiver: every POST answers 200 with a body without end
 import http.server, json, sys, time
 mode, port = sys.argv[1], int(sys.argv[2])
 ERROR = json.dumps({"status": "error", "errorType": "bad_data", "error": "\x1b[2J\x1b]0;owned\x07bad " * 25000}).encode()
@@ -18,7 +21,13 @@ class Hostile(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
         self.end_headers()
 
+    def note(self):
+        if len(sys.argv) > 3:
+            with open(sys.argv[3], "a") as f:
+                f.write(self.command + " " + self.path + "\n")
+
     def do_GET(self):
+        self.note()
         try:
             if self.path.startswith("/-/ready") or self.path.endswith("/version"):
                 body = b'{"ApiVersion":"1.41"}' if mode == "engine" else b"Prometheus is Ready.\n"
@@ -32,6 +41,9 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                 for chunk in range(1400):
                     self.wfile.write(",".join('{"metric":{"__name__":"up","instance":"host-%d"},"value":[1,"1"]}' % (chunk * 1000 + i) for i in range(1000)).encode() + (b"," if chunk < 1399 else b""))
                 self.wfile.write(b"]}}"); return
+            if mode == "neginf":
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [time.time(), "-Inf"]}]}}).encode()
+                self.head(200, len(body)); self.wfile.write(body); return
             if mode == "escapes":
                 self.head(400, len(ERROR)); self.wfile.write(ERROR); return
             self.head(200)
@@ -41,6 +53,18 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b" "); self.wfile.flush(); time.sleep(0.1)
                 else:
                     self.wfile.write(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_POST(self):
+        self.note()
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if mode != "receiver":
+            self.head(404, 0); return
+        try:
+            self.head(200)
+            while True:
+                self.wfile.write(b"x" * 65536)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
