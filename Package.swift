@@ -238,7 +238,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineSchemaTests",
-            dependencies: ["PipelineSchema", "EngineAPI", "StrictYAML", "TestSupport"]
+            dependencies: ["PipelineSchema", "EngineAPI", "RecEngineContract", "StrictYAML", "TestSupport"]
         ),
         .testTarget(
             name: "TrafficTests",

@@ -10,7 +10,11 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     case ingest
     /// A reproducible random hold-out split into training and test ratings.
     case split
-    /// Trains a model directory: SVD on ratings, or implicit ALS on ratings and watches.
+    /// Chooses an algorithm's parameters from a declared search space, each candidate scored on a
+    /// validation split of the training ratings (never the test file), within a time budget; the
+    /// choice is a file (`output`) a train stage reads (`tuned`).
+    case tune
+    /// Trains a model directory: SVD on ratings, or implicit ALS or EASE on ratings and watches.
     case train
     /// Evaluates a model on test ratings (RMSE, MAE, precision@k, recall@k, and the baseline's, for
     /// SVD; NDCG@k, recall@k, MAP@k, coverage and popularity bias of the model and of the
@@ -70,8 +74,8 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
             [
                 .init(name: "ratings", kind: .inputPath, defaultValue: nil),
                 .init(name: "model", kind: .outputPath, defaultValue: nil),
-                .init(name: "algorithm", kind: .choice(["svd", "als"]), defaultValue: .string("svd")),
-                // Left out: the algorithm's own default (svd 100, 20, 0.02; als 64, 15, 0.05).
+                .init(name: "algorithm", kind: .choice(["svd", "als", "ease"]), defaultValue: .string("svd")),
+                // Left out: the algorithm's own default (svd 100, 20, 0.02; als 64, 15, 0.05; ease λ 500).
                 .init(name: "factors", kind: .integer(0...4096), defaultValue: nil),
                 .init(name: "epochs", kind: .integer(1...10_000), defaultValue: nil),
                 .init(name: "lr", kind: .number(1e-9...10), defaultValue: .number(0.005)),
@@ -82,6 +86,27 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "watches", kind: .inputPath, defaultValue: nil),
                 .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(0)),
                 .init(name: "version", kind: .text, defaultValue: nil),
+                // The parameters a tune stage chose (its output): each fills one left unset here.
+                .init(name: "tuned", kind: .inputPath, defaultValue: nil),
+            ]
+        case .tune:
+            [
+                .init(name: "ratings", kind: .inputPath, defaultValue: nil),
+                .init(name: "output", kind: .outputPath, defaultValue: nil),
+                .init(name: "algorithm", kind: .choice(["svd", "als", "ease"]), defaultValue: nil),
+                // NAME=V1,V2;NAME=... with the names train takes (e.g. reg=100,200,500).
+                .init(name: "space", kind: .text, defaultValue: nil),
+                .init(name: "strategy", kind: .choice(SearchSpace.strategies), defaultValue: .string("grid")),
+                .init(name: "samples", kind: .integer(1...SearchSpace.maximumCandidates), defaultValue: nil),
+                .init(name: "validation", kind: .choice(TuningProtocol.validations), defaultValue: .string("random")),
+                .init(name: "validationShare", kind: .number(0.0001...0.9999), defaultValue: .number(0.25)),
+                .init(name: "lastN", kind: .integer(0...1_000_000), defaultValue: .integer(0)),
+                .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(42)),
+                .init(name: "k", kind: .integer(1...1000), defaultValue: .integer(10)),
+                .init(name: "metric", kind: .choice(TuningProtocol.metrics), defaultValue: .string("ndcg_at_k")),
+                .init(name: "definitions", kind: .choice(RankingDefinitions.all.map(\.name)), defaultValue: .string("recengine")),
+                .init(name: "timeBudget", kind: .number(0.001...604_800), defaultValue: nil),
+                .init(name: "threads", kind: .integer(1...256), defaultValue: .integer(1)),
             ]
         case .evaluate:
             [
@@ -95,7 +120,8 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
     /// Parameters that may be left out without a default.
     var optionalParameters: Set<String> {
         switch self {
-        case .train: ["version", "factors", "epochs", "reg", "watches"]
+        case .train: ["version", "factors", "epochs", "reg", "watches", "tuned"]
+        case .tune: ["samples", "timeBudget"]
         case .split: ["future"]
         case .ingest: ["watches", "rejects", "store"]
         default: []
@@ -107,6 +133,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
         switch self {
         case .ingest: IngestReport.metricNames + [RatingsImportMetric.skippedRows, .skippedShare].map(\.rawValue)
         case .split: SplitMetric.allCases.map(\.rawValue)
+        case .tune: TuningReport.metricNames
         case .train: TrainMetric.allCases.map(\.rawValue)
         case .evaluate: EvaluationReport.metricNames
         }
@@ -145,10 +172,19 @@ extension BuiltinStage {
                 + option("--factors", "factors") + option("--epochs", "epochs") + option("--reg", "reg")
             if value("algorithm") == "als" {
                 arguments += option("--alpha", "alpha") + option("--threads", "threads") + option("--watches", "watches")
+            } else if value("algorithm") == "ease" {
+                arguments += option("--threads", "threads") + option("--watches", "watches")
             } else {
                 arguments += option("--lr", "lr") + option("--init-std", "initStd")
             }
-            arguments += option("--seed", "seed") + option("--model-version", "version")
+            arguments += option("--seed", "seed") + option("--model-version", "version") + option("--tuned", "tuned")
+        case .tune:
+            arguments = ["tune"] + option("--ratings", "ratings") + option("--out", "output") + option("--algorithm", "algorithm")
+                + option("--space", "space") + option("--strategy", "strategy") + option("--samples", "samples")
+                + option("--validation", "validation") + option("--validation-share", "validationShare")
+            if value("validation") == "temporal" { arguments += option("--last-n", "lastN") }
+            arguments += option("--seed", "seed") + option("--k", "k") + option("--metric", "metric") + option("--definitions", "definitions")
+                + option("--time-budget", "timeBudget") + option("--threads", "threads")
         case .evaluate:
             arguments = ["evaluate"] + option("--model", "model") + option("--ratings", "ratings") + option("--k", "k")
         }

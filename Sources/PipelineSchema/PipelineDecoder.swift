@@ -134,7 +134,43 @@ struct PipelineDecoder {
             seen[stage.name] = item
             stages.append(stage)
         }
+        checkTunedTraining(stages, nodes: seen)
         return stages
+    }
+
+    /// A train stage that reads a tune stage's choice (its `tuned` is the tune's `output`) runs
+    /// after it, trains the algorithm it tuned, and leaves the parameters it searches to it (a
+    /// parameter set in both would be refused when the stage runs).
+    private func checkTunedTraining(_ stages: [Stage], nodes: [String: Node]) {
+        for (index, train) in stages.enumerated() {
+            guard case .builtin(.train, let parameters) = train.action, case .string(let tuned)? = parameters["tuned"] else { continue }
+            let with = nodes[train.name]?.mapping?["with"]?.mapping
+            let path = "stages.\(train.name).with"
+            guard
+                let tuneIndex = stages.firstIndex(where: {
+                    if case .builtin(.tune, let tuning) = $0.action { return tuning["output"] == .string(tuned) }
+                    return false
+                }), case .builtin(_, let tuning) = stages[tuneIndex].action
+            else { continue }
+            let tune = stages[tuneIndex].name
+            if tuneIndex > index {
+                reader.report(with?["tuned"], "\(path).tuned", "the tune stage \"\(tune)\" writes \(echoed(tuned)) after this stage runs: put it before")
+            }
+            if tuning["algorithm"] != parameters["algorithm"] {
+                reader.report(
+                    with?["algorithm"] ?? with?["tuned"], "\(path).algorithm",
+                    "the tune stage \"\(tune)\" tunes \(tuning["algorithm"]?.description ?? "?") and this stage trains \(parameters["algorithm"]?.description ?? "?"): train the algorithm that was tuned")
+            }
+            let samples: Int? = if case .integer(let count)? = tuning["samples"] { count } else { nil }
+            guard case .string(let algorithm)? = tuning["algorithm"], case .string(let text)? = tuning["space"],
+                let space = try? SearchSpace(algorithm: algorithm, parsing: text, strategy: tuning["strategy"]?.description ?? "grid", samples: samples)
+            else { continue }
+            for name in space.values.keys.sorted() where with?[name] != nil {
+                reader.report(
+                    with?[name], "\(path).\(name)",
+                    "\(name) is chosen by the tune stage \"\(tune)\": leave it out here (set in both, the stage would refuse to run)")
+            }
+        }
     }
 
     private func decodeStage(_ node: Node, index: Int) -> Stage? {
@@ -279,7 +315,8 @@ struct PipelineDecoder {
         }
         if kind == .ingest, complete { checkIngest(&values, map: map, path: withPath) }
         if kind == .split, complete { checkSplit(values, map: map, path: withPath) }
-        if kind == .train, complete { checkTrain(values, map: map, path: withPath) }
+        if kind == .train, complete { checkTrain(&values, map: map, path: withPath) }
+        if kind == .tune, complete { checkTune(values, map: map, path: withPath) }
         return complete ? values : nil
     }
 
@@ -300,12 +337,73 @@ struct PipelineDecoder {
         }
     }
 
-    /// SVD learns from ratings alone: watch events and the ALS-only knobs go with `algorithm: als`.
-    private func checkTrain(_ values: [String: ParameterValue], map: [String: Node], path: String) {
-        guard values["algorithm"] != .string("als") else { return }
-        for name in ["watches", "alpha", "threads"] where map[name] != nil {
-            reader.report(map[name], "\(path).\(name)", "\(name) is for algorithm: als (SVD learns from ratings alone)")
+    /// SVD learns from ratings alone: watch events and the implicit models' knobs go with
+    /// `algorithm: als` (or `ease`, which takes no alpha). EASE's item-item matrix must fit the
+    /// machine: when its ratings file is already there, its catalogue is checked now.
+    private func checkTrain(_ values: inout [String: ParameterValue], map: [String: Node], path: String) {
+        if values["tuned"] != nil {
+            // Left out, a tuned train stage takes the tune's choice or the algorithm's default.
+            for name in ["lr", "alpha"] where map[name] == nil { values[name] = nil }
         }
+        switch values["algorithm"] {
+        case .string("als")?:
+            return
+        case .string("ease")?:
+            if map["alpha"] != nil {
+                reader.report(map["alpha"], "\(path).alpha", "alpha is for algorithm: als (EASE weighs every interaction alike)")
+            }
+            checkEASEFits(values, map: map, path: path)
+        default:
+            for name in ["watches", "alpha", "threads"] where map[name] != nil {
+                reader.report(map[name], "\(path).\(name)", "\(name) is for algorithm: als or ease (SVD learns from ratings alone)")
+            }
+        }
+    }
+
+    /// EASE's item-item matrix must fit the machine: when the stage's ratings file is already
+    /// there, its catalogue is checked now (`RatingsCatalogue` counts its items by the ratings
+    /// reader's rules; `EASEMemory` is the arithmetic `recengine` refuses with).
+    private func checkEASEFits(_ values: [String: ParameterValue], map: [String: Node], path: String) {
+        guard case .string(let ratings)? = values["ratings"], let items = RatingsCatalogue.itemCount(ofFile: ratings) else { return }
+        do {
+            try EASEMemory.requireFits(items: items, location: ratings)
+        } catch let error as RecEngineError {
+            reader.report(map["algorithm"], "\(path).algorithm", error.message + (error.hint.map { "; \($0)" } ?? ""))
+        } catch {
+            return
+        }
+    }
+
+    /// A tune stage's space parses for its algorithm with its strategy; `samples` goes with
+    /// `strategy: random` and `lastN` with `validation: temporal`; EASE's catalogue must fit.
+    private func checkTune(_ values: [String: ParameterValue], map: [String: Node], path: String) {
+        guard case .string(let algorithm)? = values["algorithm"], case .string(let space)? = values["space"],
+            case .string(let strategy)? = values["strategy"]
+        else { return }
+        let samples: Int? = if case .integer(let count)? = values["samples"] { count } else { nil }
+        if strategy == "random" && samples == nil {
+            reader.report(map["strategy"], "\(path).samples", "strategy: random needs samples: N, how many combinations to try")
+        } else if strategy != "random" && samples != nil {
+            reader.report(map["samples"], "\(path).samples", "samples goes with strategy: random (\(strategy) tries every combination)")
+        }
+        if strategy == "halving" && algorithm == "ease" {
+            reader.report(map["strategy"], "\(path).strategy", "successive halving trains for more epochs each round: it is for algorithm svd or als (EASE is solved in one step)")
+            return
+        }
+        if map["lastN"] != nil && values["validation"] != .string("temporal") {
+            reader.report(map["lastN"], "\(path).lastN", "lastN goes with validation: temporal")
+        }
+        if algorithm == "svd" && map["threads"] != nil {
+            reader.report(map["threads"], "\(path).threads", "threads is for algorithm: als or ease (SVD trains on one thread)")
+        }
+        do {
+            _ = try SearchSpace(algorithm: algorithm, parsing: space, strategy: strategy, samples: samples ?? 1)
+        } catch let error as RecEngineError {
+            reader.report(map["space"], "\(path).space", error.message)
+        } catch {
+            return
+        }
+        if algorithm == "ease" { checkEASEFits(values, map: map, path: path) }
     }
 
     /// A ratings file is a file; a movie log ingest keeps its store next to its output by default.

@@ -1,4 +1,5 @@
 import CProcessDescriptors
+import TextSafety
 import Foundation
 
 extension LocalNginx {
@@ -38,7 +39,7 @@ extension LocalNginx {
         guard await waitForWorker(of: master, config: config, for: .seconds(10)) else {
             kill(master, SIGKILL)
             _ = waitpid(master, nil, 0)
-            let log = (SocketHolders.read(config.errorLog, limit: 1 << 20) ?? "").split(separator: "\n").suffix(4).joined(separator: "\n")
+            let log = OutsideText.tail(ofFile: config.errorLog, lines: 4)
             throw TrafficError(
                 "a fresh nginx given the sockets of the orphaned workers did not start; they serve on:\n\(log)", hint: "see \(config.errorLog)")
         }

@@ -187,9 +187,12 @@ public struct NginxController: Sendable {
 
         if !running && orphans.isEmpty {
             try await install(rendering)
-            // Nothing listens on a socket file left by an nginx killed with its workers (one still
-            // in use is never removed); left in place, it would make the new nginx fail to bind.
-            try? FileManager.default.removeItem(atPath: config.controlSocket)
+            // Nothing listens on a socket file left by an nginx killed with its workers; left in
+            // place, it would make the new nginx fail to bind. One that still accepts is never
+            // removed: whatever answers on it (an nginx the host could not see) keeps it.
+            if !SocketHolders.accepts(unixSocketAt: config.controlSocket) {
+                try? FileManager.default.removeItem(atPath: config.controlSocket)
+            }
             try await host.start(configPath: configPath, config: config)
         } else if !running {
             try await install(rendering)
@@ -267,8 +270,7 @@ public struct NginxController: Sendable {
 
     /// The last lines nginx logged (a port it could not bind, say), indented for an error message.
     func errorLogTail(lines: Int = 4) -> String {
-        guard let text = try? String(contentsOfFile: config.errorLog, encoding: .utf8) else { return "" }
-        let tail = text.split(separator: "\n").suffix(lines)
-        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.map { "    \(OutsideText.bounded($0, limit: OutsideText.messageLimit))" }.joined(separator: "\n")
+        let tail = OutsideText.tail(ofFile: config.errorLog, lines: lines)
+        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
     }
 }

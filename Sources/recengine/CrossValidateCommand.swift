@@ -19,7 +19,8 @@ struct CrossValidateCommand: AsyncParsableCommand {
         try await reportingErrors {
             let file = try input.load()
             let report = try CrossValidation.run(
-                file.ratings, folds: folds, seed: cvSeed, parameters: training.parameters, als: training.alsParameters, threads: training.threads, k: k
+                file.ratings, folds: folds, seed: cvSeed, parameters: training.parameters, als: training.alsParameters, ease: training.easeParameters, threads: training.threads,
+                k: k
             ) { number, fold in
                 printError("fold \(number)/\(folds): \(fold.rmse.map { "RMSE \(format($0)) MAE \(format(fold.mae ?? 0)) " } ?? "")NDCG@\(k) \(format(fold.ranking.ndcg)) fit \(format(fold.fitSeconds, 3)) s")
             }

@@ -8,7 +8,7 @@ import RecEngineContract
 struct RecEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recengine",
-        abstract: "Train, evaluate and serve matrix-factorisation recommenders (Surprise-compatible SVD, implicit ALS).",
+        abstract: "Train, evaluate and serve recommenders (Surprise-compatible SVD, implicit ALS, EASE).",
         discussion: """
             Exit codes: 0 success, 1 a runtime failure (e.g. the port is taken, a file that cannot be \
             read), 2 invalid input or usage (bad arguments, malformed ratings, an input that is not a \
@@ -16,7 +16,7 @@ struct RecEngineCommand: AsyncParsableCommand {
             finite number), 4 Kafka unreachable (ingest).
             """,
         subcommands: [
-            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self, CheckSourceCommand.self,
+            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, TuneCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self, CheckSourceCommand.self,
         ]
     )
 }
@@ -41,21 +41,29 @@ struct RatingsOptions: ParsableArguments {
 extension BadRowPolicy: ExpressibleByArgument {}
 extension IngestMode: ExpressibleByArgument {}
 
+extension RankingDefinitions: ExpressibleByArgument {
+    init?(argument: String) {
+        self.init(named: argument)
+    }
+
+    static var allValueStrings: [String] { all.map(\.name) }
+}
+
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "svd (explicit ratings, predicts them as Surprise's SVD) or als (implicit ALS on ratings and watches, ranks).")
+    @Option(help: "svd (explicit ratings, predicts them as Surprise's SVD), als (implicit ALS on ratings and watches, ranks) or ease (closed-form item-item model on ratings and watches, ranks; memory grows with the square of the catalogue).")
     var algorithm: Algorithm = .svd
     @Option(help: "Latent factors (default: svd 100, als 64).") var factors: Int?
     @Option(help: "SGD epochs, or ALS iterations (default: svd 20, als 15).") var epochs: Int?
-    @Option(help: "svd: learning rate.") var lr = 0.005
-    @Option(help: "Regularisation (default: svd 0.02, als 0.05).") var reg: Double?
+    @Option(help: "svd: learning rate (default 0.005).") var lr: Double?
+    @Option(help: "Regularisation (default: svd 0.02, als 0.05, ease λ 500).") var reg: Double?
     @Option(help: "svd: standard deviation of the initial factors.") var initStd = 0.1
-    @Option(help: "als: confidence of a pair with n events is 1 + alpha ln(1 + n).") var alpha = ALSParameters().alpha
+    @Option(help: "als: confidence of a pair with n events is 1 + alpha ln(1 + n) (default \(ALSParameters().alpha)).") var alpha: Double?
     @Option(help: "als: conjugate-gradient steps per row and iteration.") var cgSteps = ALSParameters().cgSteps
-    @Option(help: "als: threads that solve rows in parallel.") var threads = 1
+    @Option(help: "als, ease: threads that solve rows in parallel.") var threads = 1
     @Option(help: "Seed of the initial factors.") var seed: UInt64 = 0
 
     enum Algorithm: String, ExpressibleByArgument, CaseIterable {
-        case svd, als
+        case svd, als, ease
     }
 
     func validate() throws {
@@ -65,7 +73,8 @@ struct TrainingOptions: ParsableArguments {
     var parameters: SVDParameters {
         let defaults = SVDParameters()
         return SVDParameters(
-            factors: factors ?? defaults.factors, epochs: epochs ?? defaults.epochs, learningRate: lr, regularization: reg ?? defaults.regularization,
+            factors: factors ?? defaults.factors, epochs: epochs ?? defaults.epochs, learningRate: lr ?? defaults.learningRate,
+            regularization: reg ?? defaults.regularization,
             initStd: initStd, seed: seed)
     }
 
@@ -75,7 +84,29 @@ struct TrainingOptions: ParsableArguments {
         let defaults = ALSParameters()
         return ALSParameters(
             factors: factors ?? defaults.factors, iterations: epochs ?? defaults.iterations, regularization: reg ?? defaults.regularization,
-            alpha: alpha, cgSteps: cgSteps, seed: seed)
+            alpha: alpha ?? defaults.alpha, cgSteps: cgSteps, seed: seed)
+    }
+
+    /// These options with the parameters a tune chose filled in (`train --tuned FILE`).
+    ///
+    /// - Throws: `RecEngineError` `.invalidArgument` when the choice is for another algorithm or
+    ///   names a parameter also given here.
+    func tuned(by choice: TuningChoice, file: String) throws -> TrainingOptions {
+        let given: [String: Bool] = ["factors": factors != nil, "epochs": epochs != nil, "lr": lr != nil, "reg": reg != nil, "alpha": alpha != nil]
+        let chosen = try choice.parameters(for: algorithm.rawValue, given: Set(given.filter(\.value).keys), location: file)
+        var options = self
+        options.factors = chosen["factors"].map { Int($0) } ?? factors
+        options.epochs = chosen["epochs"].map { Int($0) } ?? epochs
+        options.lr = chosen["lr"] ?? lr
+        options.reg = chosen["reg"] ?? reg
+        options.alpha = chosen["alpha"] ?? alpha
+        return options
+    }
+
+    /// EASE's parameters when `--algorithm ease`.
+    var easeParameters: EASEParameters? {
+        guard algorithm == .ease else { return nil }
+        return EASEParameters(regularization: reg ?? EASEParameters().regularization)
     }
 }
 

@@ -5,24 +5,30 @@ import RecEngineContract
 
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train an SVD or implicit ALS model and write a model directory.")
+        commandName: "train", abstract: "Train an SVD, implicit ALS or EASE model and write a model directory.")
 
     @OptionGroup var input: RatingsOptions
     @Option(help: "Model directory to write (model.safetensors + manifest.json).") var out: String
     @Option(help: "Version name for the model (default: the first 12 hex digits of its digest).") var modelVersion: String?
-    @Option(help: "als: watch events to learn from besides the ratings (the CSV `ingest --watches` writes).") var watches: String?
-    @OptionGroup var training: TrainingOptions
+    @Option(help: "als, ease: watch events to learn from besides the ratings (the CSV `ingest --watches` writes).") var watches: String?
+    @Option(help: "The parameters recengine tune chose (the file of its --out) for this --algorithm: each fills a parameter left unset here; one also set here is refused.")
+    var tuned: String?
+    @OptionGroup var options: TrainingOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await reportingErrors {
+            let training = try tuned.map { try options.tuned(by: TuningChoice.load(path: $0), file: $0) } ?? options
             let file = try input.load()
             let model: RecommenderModel
             if let als = training.alsParameters {
                 let events = try watches.map { try WatchEvents.load(path: $0) }
                 model = try RecommenderModel.trainALS(on: file, watches: events, parameters: als, threads: training.threads, version: modelVersion)
+            } else if let ease = training.easeParameters {
+                let events = try watches.map { try WatchEvents.load(path: $0) }
+                model = try RecommenderModel.trainEASE(on: file, watches: events, parameters: ease, threads: training.threads, version: modelVersion)
             } else {
-                guard watches == nil else { throw RecEngineError(.invalidArgument, "--watches goes with --algorithm als: SVD learns from ratings only") }
+                guard watches == nil else { throw RecEngineError(.invalidArgument, "--watches goes with --algorithm als or ease: SVD learns from ratings only") }
                 model = try RecommenderModel.train(on: file, parameters: training.parameters, version: modelVersion)
             }
             let manifest = try ModelDirectory.save(model, to: out)

@@ -25,11 +25,13 @@ struct DockerRolloutTests {
         try await Playground.with(dockerHost: TestEngine.host) { playground in
             try playground.writePipeline()
             let first = try await playground.run()
-            #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
+            let afterFirst = first.outcome == .succeeded ? "" : await Self.loadBalancer(playground)
+            #expect(first.outcome == .succeeded, "\(first.failure ?? "")\n\(afterFirst)")
             let firstColor = try #require(first.deployment?.color)
 
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
-            #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
+            let afterSecond = second.outcome == .succeeded ? "" : await Self.loadBalancer(playground)
+            #expect(second.outcome == .succeeded, "\(second.failure ?? "")\n\(afterSecond)")
             let rollout = try #require(second.rollout)
             #expect(rollout.target != firstColor)
             #expect(rollout.steps.map(\.weight) == [25, 50, 100])
@@ -110,5 +112,25 @@ struct DockerRolloutTests {
             let target = try #require(record.rollout?.target)
             #expect(await playground.runtime.instance(of: target) == nil, "nothing was live: the new colour is stopped")
         }
+    }
+
+    /// What the load balancer container and its nginx look like, for a failure's message: its
+    /// state and log, the control socket, and the nginx processes of this machine.
+    static func loadBalancer(_ playground: Playground) async -> String {
+        guard let docker = playground.runtime as? DockerRuntime else { return "" }
+        let container = (try? await ComposeProject.container(of: "lb", project: docker.project, engine: docker.engine)) ?? nil
+        var log: String?
+        if let container { log = try? await docker.engine.logs(container.id, lines: 20) }
+        let socket = playground.nginx.config.controlSocket
+        let processes = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).compactMap { pid -> String? in
+            let command = read("/proc/\(pid)/cmdline").split(separator: "\0").joined(separator: " ")
+            return command.hasPrefix("nginx") && command.contains(playground.folder) ? "\(pid) \(command)" : nil
+        }
+        return """
+            load balancer container: \(container.map { "\($0.name) \($0.state)" } ?? "none")
+            its log: \(log ?? "(none)")
+            control socket \(socket) exists: \(FileManager.default.fileExists(atPath: socket))
+            nginx processes of the playground: \(processes)
+            """
     }
 }

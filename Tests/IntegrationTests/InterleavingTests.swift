@@ -260,8 +260,8 @@ import Traffic
             // wait for nginx's proxy timeout, as without interleaving: not asked here.)
             let greenPID = try #require(green.pid)
             let asked = (0..<80).filter { sampled.contains("u\($0)") || healthy["u\($0)"] == "blue" }
-            kill(greenPID, SIGSTOP)
             do {
+                try await stopProcess(greenPID)
                 let slow = try await colors(asked, timeout: .seconds(30))
                 #expect(slow.values.allSatisfy { $0 == "blue" }, "the live colour's list when green is slow: \(slow.filter { $0.value != "blue" })")
             } catch {

@@ -422,6 +422,26 @@ import TextSafety
         #expect(OutsideText.escaped(OutsideText.escaped(text)) == escaped, "escaping twice changes nothing")
     }
 
+    /// A log's last lines for an error message (nginx's error log, a stage's or a colour's log):
+    /// from a log of 4 GiB only its end is read, and a FIFO in its place gives nothing at once.
+    @Test func theTailOfALogIsReadFromItsEndAndNeverFromAFIFO() throws {
+        let folder = NSTemporaryDirectory() + "tail-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/error.log"
+        #expect(FileManager.default.createFile(atPath: log, contents: Data("first line\n".utf8)))
+        let handle = try #require(FileHandle(forWritingAtPath: log))
+        try handle.seek(toOffset: 4 << 30)  // a sparse hole of 4 GiB: reading it whole would not fit the test's memory bound
+        try handle.write(contentsOf: Data("\nbind() failed\n\u{1B}[31mlast line\n".utf8))
+        try handle.close()
+        #expect(OutsideText.tail(ofFile: log, lines: 2) == "bind() failed\n\\u{1b}[31mlast line")
+
+        let fifo = folder + "/fifo.log"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(OutsideText.tail(ofFile: fifo) == "")
+        #expect(OutsideText.tail(ofFile: folder + "/missing.log") == "")
+    }
+
     @Test func linesMayBeKept() {
         #expect(OutsideText.escaped("a\nb\tc\r\u{1B}", lines: .kept) == "a\nb\tc\\r\\u{1b}")
     }

@@ -75,6 +75,7 @@ import OrchestratorSupport
             let (second, secondProgress) = try await runPipeline(folder + "/p.yml")
             #expect(second.record?.stages.map(\.status) == [.cached, .cached, .cached, .cached])
             #expect(second.record?.stages[3].metrics == record.stages[3].metrics)
+            #expect(second.record?.stages[3].rankingProtocol == record.stages[3].rankingProtocol, "a reused stage keeps how it measured")
             #expect(secondProgress.contains { $0.contains("cached (inputs and parameters unchanged since \(record.releaseID)") })
 
             // A changed input re-runs its stage; identical outputs let later stages stay cached.

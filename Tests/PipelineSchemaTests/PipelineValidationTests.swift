@@ -2,6 +2,7 @@ import Foundation
 import EngineAPI
 import StrictYAML
 import PipelineSchema
+import RecEngineContract
 import Testing
 import TestSupport
 
@@ -44,6 +45,7 @@ import TestSupport
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      factors: -1 # <-\n", message: "must be from 0 to 4096, got -1"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: bpr # <-\n", message: "svd, als"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      watches: w.csv # <-\n", message: "watches is for algorithm: als"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: ease\n      alpha: 3 # <-\n", message: "alpha is for algorithm: als"),
         Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      epochs: many # <-\n", message: "expected a whole number, got \"many\""),
         Case(yaml: header + "stages:\n  - name: x\n    uses: split\n    with:\n      ratings: r.csv\n      train: a\n      test: b\n      testSize: 1.5 # <-\n", message: "must be from 0.0001 to 0.9999"),
         Case(yaml: header + "stages:\n  - name: x\n    run: python3 train.py # <-\n", message: "shell strings are never run"),
@@ -98,6 +100,22 @@ import TestSupport
         Case(yaml: "version: 1\nname: demo # <-\nname: again\n" + train, message: "duplicate keys name"),
         Case(yaml: header + train + "hooks:\n  preRollout:\n    - curl http://x # <-\n", message: "a hook is an argument vector"),
         Case(yaml: header + train + "rollback:\n  automatic: sometimes # <-\n", message: "expected true or false"),
+        // A tune stage: its space, strategy and protocol, and the train stage that reads its choice.
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,a # <-\n", message: "the search space's values of reg must be numbers"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: factors=8,16 # <-\n", message: "with NAME one of reg for ease"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: als\n      space: factors=8.5 # <-\n", message: "factors takes whole numbers"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, space: reg=1} # <-\n", message: "missing required parameter \"algorithm\" of the tune stage"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      samples: 2 # <-\n", message: "samples goes with strategy: random"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      strategy: random # <-\n", message: "strategy: random needs samples: N"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      lastN: 5 # <-\n", message: "lastN goes with validation: temporal"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      strategy: halving # <-\n", message: "successive halving trains for more epochs each round"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: svd\n      space: reg=0.01,0.1;epochs=5,10 # <-\n      strategy: halving\n", message: "epochs is the one number of epochs"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: svd, space: \"reg=0.01,0.1\", strategy: halving}\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      tuned: c.json\n      epochs: 20 # <-\n", message: "epochs is chosen by the tune stage \"t\""),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with:\n      ratings: r.csv\n      output: c.json\n      algorithm: ease\n      space: reg=1,2\n      metric: rmse # <-\n", message: "\"rmse\" is not one of ndcg_at_k"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: ease, space: reg=1}\n    gate:\n      ndcg_at_k: {min: 0.1} # <-\n", message: "the tune stage reports no metric \"ndcg_at_k\""),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: ease, space: reg=1}\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      tuned: c.json\n      algorithm: als # <-\n", message: "the tune stage \"t\" tunes ease and this stage trains als"),
+        Case(yaml: header + "stages:\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: svd, space: \"reg=0.01,0.1;lr=0.005\"}\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      tuned: c.json\n      lr: 0.01 # <-\n", message: "lr is chosen by the tune stage \"t\": leave it out here"),
+        Case(yaml: header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: ease\n      tuned: c.json # <-\n  - name: t\n    uses: tune\n    with: {ratings: r.csv, output: c.json, algorithm: ease, space: reg=1}\n", message: "the tune stage \"t\" writes"),
 
         // An explicit YAML tag is never read: refused where it stands, whatever it asks for.
         Case(yaml: "version: !!str 1 # <-\nname: demo\n" + train, message: "the YAML tag !!str is not read"),
@@ -144,6 +162,27 @@ import TestSupport
             }
             #expect(parameters["factors"] == .integer(8))
             #expect(pipeline.name == "demo")
+        }
+    }
+
+    /// EASE's item-item matrix must fit the machine: `validate` reads a ratings file that is
+    /// already there and refuses a catalogue one item too large, with the estimate and the limit.
+    @Test func anEASECatalogueTooLargeForTheMachineIsRefusedAtValidation() async throws {
+        try await withTemporaryDirectory { folder in
+            let items = EASEMemory.largestCatalogue(limit: EASEMemory.limit) + 1
+            var ratings = "user_id,movie_id,rating\n"
+            for item in 0..<items { ratings += "u\(item % 5),m\(item),3\n" }
+            try write(ratings, to: folder + "/r.csv")
+            let path = folder + "/pipeline.yml"
+            try write(Self.header + "stages:\n  - name: x\n    uses: train\n    with:\n      ratings: r.csv\n      model: m\n      algorithm: ease\n", to: path)
+            let error = #expect(throws: PipelineValidationError.self) { try PipelineLoader(environment: [:]).load(path) }
+            let issue = try #require(error?.issues.first, "\(String(describing: error))")
+            #expect(issue.line == 9, "\(issue)")
+            #expect(issue.message.contains("EASE on \(items) items needs about"), "\(issue)")
+            #expect(issue.message.contains("above this machine's limit of"), "\(issue)")
+            // The same stage on a catalogue that fits validates.
+            try write("user_id,movie_id,rating\nu,a,4\nv,b,5\n", to: folder + "/r.csv")
+            _ = try PipelineLoader(environment: [:]).load(path)
         }
     }
 

@@ -9,14 +9,15 @@ import Testing
 /// The inference server served for real on a free loopback port, asked over HTTP as nginx and
 /// the controller ask it.
 @Suite struct InferenceServerTests {
-    /// Runs `body` against a server of `RecommendTests.model`, coloured green, stopped when `body` ends.
-    static func withServer(_ body: (LiveServer.Client) async throws -> Void) async throws {
+    /// Runs `body` against a server of `model` (`RecommendTests.model` by default), coloured
+    /// green, stopped when `body` ends.
+    static func withServer(model: RecommenderModel = RecommendTests.model, _ body: (LiveServer.Client) async throws -> Void) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         try await LiveServer.run(
             { onServerRunning in
                 InferenceServer.application(
-                    model: RecommendTests.model, configuration: .init(port: 0, color: "green"), logger: logger, onServerRunning: onServerRunning)
+                    model: model, configuration: .init(port: 0, color: "green"), logger: logger, onServerRunning: onServerRunning)
             }, body)
     }
 
@@ -37,6 +38,26 @@ import Testing
             }
             try await client.execute(uri: "/recommend/u7", method: .get) { response in
                 #expect(String(buffer: response.body).split(separator: ",").count == InferenceServer.defaultCount)
+            }
+        }
+    }
+
+    /// The server answers from an EASE model as from any other: the user's list leaves out what
+    /// they interacted with, scores unclipped, in the model's order.
+    @Test func anEASEModelIsServed() async throws {
+        let ratings = clusteredInteractions(users: 40, items: 30, perUser: 8, seed: 6)
+        let model = try RecommenderModel.trainEASE(
+            on: RatingsFile(path: "t.csv", ratings: ratings, format: .csv, sha256: ""), parameters: EASEParameters(regularization: 10))
+        try await Self.withServer(model: model) { client in
+            try await client.execute(uri: "/recommend/u3?k=4", method: .get, headers: [.accept: "application/json"]) { response in
+                #expect(response.status == .ok)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                let items = try #require(body?["items"] as? [String])
+                #expect(items == model.recommend(user: "u3", count: 4).items.map { model.itemIDs[Int($0)] })
+                #expect(body?["personalised"] as? Bool == true)
+                let user = try #require(model.userIndex(of: "u3"))
+                let seen = Set(model.ratedItems(of: user).map { model.itemIDs[Int($0)] })
+                #expect(items.count == 4 && seen.isDisjoint(with: items))
             }
         }
     }

@@ -267,3 +267,22 @@ actor LoopbackPortsLock {
         if waiting.isEmpty { held = false } else { waiting.removeFirst().resume() }
     }
 }
+
+/// Stops a process with SIGSTOP and returns once every one of its threads is stopped: `kill`
+/// returns before a thread running on another core has stopped, and that thread may still answer
+/// a request or two.
+public func stopProcess(_ pid: Int32) async throws {
+    kill(pid, SIGSTOP)
+    let folder = "/proc/\(pid)/task"
+    for _ in 0..<500 {
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let stopped = threads.allSatisfy { thread in
+            let stat = read("\(folder)/\(thread)/stat")
+            guard let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+        }
+        if stopped { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw ChildProcessError(message: "process \(pid) did not stop within 5 s of SIGSTOP")
+}

@@ -51,3 +51,12 @@ public func runFuzzer(_ target: @escaping (Data) -> Void) -> Never {
     }
     exit(status)
 }
+
+/// The entry point libFuzzer's own `main` (FuzzerMain.cpp) names: a debug build links that
+/// object, and it does not link without the symbol. It is never called (the target's `main`
+/// runs the driver through `runFuzzer`), but if it is, it fuzzes the same target.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    fuzzTarget(start.map { Data(bytes: $0, count: count) } ?? Data())
+    return 0
+}

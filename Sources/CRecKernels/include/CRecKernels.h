@@ -38,6 +38,39 @@ void rec_als_solve_rows(const int32_t *offsets, const int32_t *columns, const fl
                         size_t begin, size_t end, float *x, const float *y, size_t stride,
                         const float *gram, float regularization, int cg_steps);
 
+/// EASE (Steck 2019), step 1: rows `begin..<end` of the lower triangle (columns 0...row) of the
+/// item Gram matrix `XᵀX` of a binary user-item matrix, into `gram` (`n * n` doubles, row-major,
+/// zeroed by the caller). User u's items are `items[offsets[u]..<offsets[u + 1]]`, ascending and
+/// distinct. Rows in the range are only written by this call.
+void rec_ease_gram_rows(const int32_t *offsets, const int32_t *items, size_t users, size_t n,
+                        size_t begin, size_t end, double *gram);
+
+/// Cholesky factorisation `A = L Lᵀ` of a symmetric positive definite `n * n` matrix (row-major,
+/// lower triangle read and overwritten by L), by blocks of rows. Step a: for rows
+/// `begin..<end` of the block that starts at row `block`, the columns before `block` (every row
+/// before `block` must be final). Disjoint row ranges of one block may run in parallel.
+void rec_cholesky_panel(double *a, size_t n, size_t block, size_t begin, size_t end);
+
+/// Cholesky, step b: the columns `block...row` of rows `block..<end` (after step a for them).
+/// Returns 0, or the 1-based row whose pivot is not positive (the matrix is not positive definite).
+size_t rec_cholesky_diagonal(double *a, size_t n, size_t block, size_t end);
+
+/// The inverse `P = A⁻¹` from the factor L in the lower triangle of `a`: rows `begin..<end` of
+/// P's strict upper triangle are written into the strict upper triangle of `a` (which L leaves
+/// free), and `diagonal[row] = P[row][row]`. Disjoint row ranges may run in parallel.
+void rec_cholesky_inverse_rows(double *a, size_t n, size_t begin, size_t end, double *diagonal);
+
+/// EASE, last step: rows `begin..<end` of `B = I - P diagMat(1 / diag(P))` with `diag(B) = 0`, i.e.
+/// `B[i][j] = -P[i][j] / P[j][j]`, from P as `rec_cholesky_inverse_rows` leaves it, into `weights`
+/// (`n * n` floats, row-major).
+void rec_ease_weights_rows(const double *a, const double *diagonal, size_t n, size_t begin,
+                           size_t end, float *weights);
+
+/// EASE scores of every item for a user who interacted with `count` items: the sum of their rows
+/// of `weights` (`n * n`), into `scores` (`n` floats).
+void rec_ease_scores(const float *weights, size_t n, const int32_t *rated, size_t count,
+                     float *scores);
+
 /// How many of the `count` floats at `values` (any alignment, little-endian IEEE 754) are NaN or
 /// infinite: the check of trained and loaded parameters, fast even in a debug build.
 size_t rec_count_nonfinite(const void *values, size_t count);

@@ -111,12 +111,45 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         /// How an evaluate stage measured its ranking metrics (with the split stage's parameters,
         /// the whole protocol).
         public var rankingProtocol: RankingProtocol? = nil
+        /// What a tune stage chose and how it scored the candidates.
+        public var tuning: Tuning? = nil
 
         enum CodingKeys: String, CodingKey {
-            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason, ingest
+            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason, ingest, tuning
             case rankingProtocol = "ranking_protocol"
             case exitStatus = "exit_status"
             case durationSeconds = "duration_seconds"
+        }
+    }
+
+    /// A tune stage's choice: the parameters, their score, the space searched and the protocol
+    /// that scored it (the choice is also the stage's output file, whose digest the record keeps;
+    /// every trial is in the stage's JSON report beside its log).
+    public struct Tuning: Sendable, Codable, Equatable {
+        public var algorithm: String
+        public var chosen: [String: Double]
+        public var score: Double
+        public var space: SearchSpace
+        public var `protocol`: TuningProtocol
+        /// Candidates tried, of `candidates`.
+        public var trials: Int
+        public var candidates: Int
+        public var stoppedByBudget: Bool
+
+        public init(_ report: TuningReport) {
+            algorithm = report.algorithm
+            chosen = report.chosen
+            score = report.score
+            space = report.space
+            self.protocol = report.protocol
+            trials = report.trials.count
+            candidates = report.candidates
+            stoppedByBudget = report.stoppedByBudget
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case algorithm, chosen, score, space, `protocol`, trials, candidates
+            case stoppedByBudget = "stopped_by_budget"
         }
     }
 

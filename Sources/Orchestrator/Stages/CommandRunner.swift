@@ -90,16 +90,4 @@ enum CommandRunner {
     static func resolvePath(_ program: String, in directory: String) -> String {
         program.hasPrefix("/") ? program : URL(fileURLWithPath: directory).appendingPathComponent(program).standardizedFileURL.path
     }
-
-    /// The last `count` lines of a log, for error messages: escaped, and at most
-    /// `OutsideText.outputLimit` bytes.
-    static func tail(of path: String, lines count: Int = 10) -> String {
-        // Only its last 8 KiB are read: a log may be gigabytes (or not a file at all).
-        guard case .regular(let size) = FileKind.of(path), let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: UInt64(max(0, size - 8192)))) != nil, let data = try? handle.read(upToCount: 8192) else { return "" }
-        let text = String(decoding: data, as: UTF8.self)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count + 1).joined(separator: "\n")
-        return OutsideText.bounded(lines.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.outputLimit, lines: .kept, keeping: .tail)
-    }
 }

@@ -177,6 +177,8 @@ struct StageExecutor {
         result.fingerprint = previous.fingerprint
         result.metrics = previous.metrics
         result.outputs = previous.outputs
+        result.rankingProtocol = previous.rankingProtocol
+        result.tuning = previous.tuning
     }
 
     /// Executes a stage once (one attempt) and returns the metrics it reports; the log, exit
@@ -206,7 +208,7 @@ struct StageExecutor {
             try? await journal.untrack(role: role)
         }
         record.exitStatus = outcome.exitStatus
-        let tail = CommandRunner.tail(of: logPath)
+        let tail = OutsideText.tail(ofFile: logPath)
         let output = tail.isEmpty ? "" : "\n  last lines of \(logPath):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
         if outcome.timedOut {
             throw OrchestratorError(.stageFailed, "timed out after \(stage.timeout?.description ?? "?"); its process was stopped\(output)")
@@ -242,6 +244,18 @@ struct StageExecutor {
                 var ranking: Ranking?
             }
             record.rankingProtocol = try? JSONDecoder().decode(Evaluation.self, from: data).ranking?.protocol
+        }
+        if stage.builtin == .tune {
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = NonFiniteNumbers.decoding
+            guard let report = try? decoder.decode(TuningReport.self, from: data) else {
+                throw OrchestratorError(.stageFailed, "recengine tune printed no tune report (\(path))", hint: "is RECENGINE_BIN the recengine of this build?")
+            }
+            record.tuning = ReleaseRecord.Tuning(report)
+            let chosen = report.chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
+            progress(
+                "    chose \(report.algorithm) \(chosen): \(report.protocol.metric) \(formatMetric(report.score)) on a \(report.protocol.validation) validation split, \(report.trials.count) trials of \(report.candidates) candidates\(report.stoppedByBudget ? " (the time budget ran out)" : "")"
+            )
         }
         return Self.metricNames(metrics.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan })
     }

@@ -39,6 +39,33 @@ public enum Split {
         return result
     }
 
+    /// A stratified hold-out, shaped like Microsoft Recommenders' `python_stratified_split`: the
+    /// rows of each group (an item's or a user's ratings) in an order shuffled with the seed, the
+    /// first `round((1 - testSize) * count)` (halves to even, as Python rounds) for training and
+    /// the rest for testing; both sides in the rows' original order.
+    ///
+    /// - Throws: `RecEngineError` `.invalidArgument` when `testSize` is not in (0, 1) or a side is empty.
+    public static func stratified(groups: [Int32], testSize: Double, seed: UInt64) throws -> (train: [Int], test: [Int]) {
+        guard testSize > 0, testSize < 1 else {
+            throw RecEngineError(.invalidArgument, "the test share must be between 0 and 1 (exclusive), got \(testSize)")
+        }
+        var rowsByGroup = [[Int]](repeating: [], count: Int(groups.max() ?? -1) + 1)
+        for row in shuffled(count: groups.count, seed: seed) {
+            rowsByGroup[Int(groups[row])].append(row)
+        }
+        var train: [Int] = []
+        var test: [Int] = []
+        for rows in rowsByGroup {
+            let kept = Int((Double(rows.count) * (1 - testSize)).rounded(.toNearestOrEven))
+            train += rows.prefix(kept)
+            test += rows.dropFirst(kept)
+        }
+        guard !train.isEmpty, !test.isEmpty else {
+            throw RecEngineError(.invalidArgument, "a stratified split of \(groups.count) ratings leaves an empty side (train \(train.count), test \(test.count))")
+        }
+        return (train.sorted(), test.sorted())
+    }
+
     private static func shuffled(count: Int, seed: UInt64) -> [Int] {
         var rows = Array(0..<count)
         var generator = SeededGenerator(seed: seed)

@@ -24,6 +24,7 @@ public struct CrossValidationReport: Sendable, Codable, Equatable {
     public var baseline: Fold?
     public var parameters: SVDParameters?
     public var alsParameters: ALSParameters?
+    public var easeParameters: EASEParameters?
     /// The k of the ranking metrics; each fold's held-out ratings are the relevant items.
     public var k: Int
     public var instructionSet: String
@@ -31,19 +32,21 @@ public struct CrossValidationReport: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case algorithm, folds, mean, baseline, parameters, k
         case alsParameters = "als_parameters"
+        case easeParameters = "ease_parameters"
         case instructionSet = "instruction_set"
     }
 }
 
 public enum CrossValidation {
     /// Runs `folds`-fold cross-validation of SVD with `parameters`, or of implicit ALS when `als`
-    /// is given; `progress` is called after each fold.
+    /// is given, or of EASE when `ease` is; `progress` is called after each fold.
     public static func run(
         _ ratings: Ratings,
         folds: Int,
         seed: UInt64,
         parameters: SVDParameters,
         als: ALSParameters? = nil,
+        ease: EASEParameters? = nil,
         threads: Int = 1,
         k: Int = 10,
         scale: RatingScale = RatingScale(),
@@ -51,6 +54,7 @@ public enum CrossValidation {
     ) throws -> CrossValidationReport {
         try parameters.validate()
         try als?.validate()
+        try ease?.validate()
         var results: [CrossValidationReport.Fold] = []
         var baselineResults: [CrossValidationReport.Fold] = []
         for (number, split) in try Split.kFold(count: ratings.count, folds: folds, seed: seed).enumerated() {
@@ -59,6 +63,8 @@ public enum CrossValidation {
             let model =
                 if let als {
                     try RecommenderModel.trainALS(on: train, parameters: als, threads: threads, scale: scale)
+                } else if let ease {
+                    try RecommenderModel.trainEASE(on: train, parameters: ease, threads: threads, scale: scale)
                 } else {
                     try RecommenderModel.train(on: train, parameters: parameters, scale: scale)
                 }
@@ -73,9 +79,10 @@ public enum CrossValidation {
             progress(number + 1, fold)
         }
         return CrossValidationReport(
-            algorithm: als == nil ? "svd" : "als", folds: results, mean: mean(results),
+            algorithm: als != nil ? "als" : ease != nil ? "ease" : "svd", folds: results, mean: mean(results),
             baseline: baselineResults.isEmpty ? nil : mean(baselineResults),
-            parameters: als == nil ? parameters : nil, alsParameters: als, k: k, instructionSet: SVDTrainer.instructionSet)
+            parameters: als == nil && ease == nil ? parameters : nil, alsParameters: als, easeParameters: ease, k: k,
+            instructionSet: SVDTrainer.instructionSet)
     }
 
     private static func mean(_ folds: [CrossValidationReport.Fold]) -> CrossValidationReport.Fold {
@@ -87,6 +94,7 @@ public enum CrossValidation {
         func average(_ metrics: [RankingMetrics]) -> RankingMetrics {
             RankingMetrics(
                 ndcg: metrics.map(\.ndcg).reduce(0, +) / count, recall: metrics.map(\.recall).reduce(0, +) / count,
+                precision: metrics.map(\.precision).reduce(0, +) / count,
                 map: metrics.map(\.map).reduce(0, +) / count, coverage: metrics.map(\.coverage).reduce(0, +) / count,
                 popularity: metrics.map(\.popularity).reduce(0, +) / count)
         }

@@ -5,16 +5,20 @@ public enum Evaluation {
 
     /// Evaluates a model and its baselines on test ratings.
     ///
-    /// - Parameter testSHA256: the test file's digest, recorded in the ranking protocol.
+    /// - Parameters:
+    ///   - testSHA256: the test file's digest, recorded in the ranking protocol.
+    ///   - definitions: the formulas of the ranking metrics.
     /// - Throws: `RecEngineError` `.nonFiniteMetric` when a metric is NaN or infinite, rather than
     ///   a report a gate would read as a number.
-    public static func evaluate(_ model: RecommenderModel, on test: Ratings, k: Int = 10, testSHA256: String? = nil) throws -> EvaluationReport {
+    public static func evaluate(
+        _ model: RecommenderModel, on test: Ratings, k: Int = 10, testSHA256: String? = nil, definitions: RankingDefinitions = .recengine
+    ) throws -> EvaluationReport {
         let (users, items) = model.indices(of: test)
         let implicit = model.manifest.isImplicit
         let report = EvaluationReport(
             model: implicit ? nil : metrics(test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
             baseline: implicit ? nil : metrics(test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale), k: k),
-            ranking: RankingEvaluation.evaluate(model, on: test, k: k, testSHA256: testSHA256),
+            ranking: RankingEvaluation.evaluate(model, on: test, k: k, testSHA256: testSHA256, definitions: definitions),
             unknownUsers: users.count { $0 < 0 },
             unknownItems: items.count { $0 < 0 })
         try requireFinite(report.metrics)

@@ -102,13 +102,16 @@ public enum ModelDirectory {
             userBias: SafeTensors.floats(from: try tensor("baseline_user_bias", .f32, [users], perUser)),
             itemBias: SafeTensors.floats(from: try tensor("baseline_item_bias", .f32, [items], perItem)),
             userFactors: [], itemFactors: [], factors: 0)
+        let itemWeights =
+            manifest.algorithm == "ease" ? SafeTensors.floats(from: try tensor("item_weights", .f32, [items, items], perItem)) : []
         let offsets = SafeTensors.int32s(from: try tensor("rated_offsets", .i32, [users + 1], perUser))
         guard let ratedCount = tensors["rated_items"]?.shape.first else { throw corrupt("tensor rated_items is missing", tensorsPath) }
         let rated = SafeTensors.int32s(from: try tensor("rated_items", .i32, [ratedCount]))
         guard offsets.first == 0, offsets.last.map(Int.init) == rated.count, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
             rated.allSatisfy({ $0 >= 0 && Int($0) < items })
         else { throw corrupt("the rated-items index is inconsistent", tensorsPath) }
-        return RecommenderModel(manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: rated)
+        return RecommenderModel(
+            manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: rated, itemWeights: itemWeights)
     }
 
     /// The model's manifest alone, checked as `load` checks it (format, algorithm, parameters,
@@ -133,7 +136,7 @@ public enum ModelDirectory {
             throw corrupt("algorithm \"\(manifest.algorithm)\" is not one of \(ModelManifest.algorithms.joined(separator: ", "))", manifestPath)
         }
         guard let factors = manifest.factors else {
-            throw corrupt("\(manifest.algorithm == "als" ? "als_parameters" : "parameters") is missing: an \(manifest.algorithm) model records its parameters", manifestPath)
+            throw corrupt("\(manifest.parametersKey) is missing: an \(manifest.algorithm) model records its parameters", manifestPath)
         }
         guard SVDParameters.factorRange.contains(factors) else {
             throw corrupt("parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)", manifestPath)
@@ -172,6 +175,11 @@ public enum ModelDirectory {
 
     static func encodeTensors(_ model: RecommenderModel) -> Data {
         let factorModel = model.model
+        // EASE's item-to-item weights; the factor tensors of an EASE model are empty (0 factors).
+        let itemWeights: [(name: String, tensor: SafeTensors.Tensor)] =
+            model.manifest.algorithm == "ease"
+            ? [("item_weights", .init(dtype: .f32, shape: [factorModel.itemCount, factorModel.itemCount], data: SafeTensors.floats(model.itemWeights)))]
+            : []
         return SafeTensors.encode(
             [
                 ("global_mean", .init(dtype: .f32, shape: [], data: SafeTensors.floats([factorModel.globalMean]))),
@@ -193,7 +201,7 @@ public enum ModelDirectory {
                 ("baseline_item_bias", .init(dtype: .f32, shape: [model.baseline.itemCount], data: SafeTensors.floats(model.baseline.itemBias))),
                 ("rated_offsets", .init(dtype: .i32, shape: [model.ratedOffsets.count], data: SafeTensors.int32s(model.ratedOffsets))),
                 ("rated_items", .init(dtype: .i32, shape: [model.ratedItems.count], data: SafeTensors.int32s(model.ratedItems))),
-            ],
+            ] + itemWeights,
             metadata: ["format": "recengine-svd"])
     }
 

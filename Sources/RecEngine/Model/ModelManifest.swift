@@ -51,10 +51,10 @@ public struct ModelManifest: Sendable, Codable, Equatable {
     }
 
     /// The algorithms a model directory may hold.
-    public static let algorithms = ["svd", "als"]
+    public static let algorithms = ["svd", "als", "ease"]
 
     public var formatVersion: Int = currentFormatVersion
-    /// `svd` (explicit ratings, predicts a rating) or `als` (implicit feedback, scores a ranking).
+    /// `svd` (explicit ratings, predicts a rating), `als` or `ease` (implicit feedback, score a ranking).
     public var algorithm: String = "svd"
     /// A name for this model in logs and headers; the digest's first 12 hex digits unless given.
     public var version: String?
@@ -65,7 +65,9 @@ public struct ModelManifest: Sendable, Codable, Equatable {
     public var parameters: SVDParameters?
     /// Implicit ALS's parameters (`algorithm` `als`).
     public var alsParameters: ALSParameters? = nil
-    /// The watch events an `als` model learnt from besides the ratings, if any.
+    /// EASE's parameters (`algorithm` `ease`).
+    public var easeParameters: EASEParameters? = nil
+    /// The watch events an `als` or `ease` model learnt from besides the ratings, if any.
     public var watches: WatchesData? = nil
     public var ratingScale: RatingScale
     public var trainingData: TrainingData
@@ -73,13 +75,27 @@ public struct ModelManifest: Sendable, Codable, Equatable {
     public var userIDs: [String]
     public var itemIDs: [String]
 
-    /// The number of latent factors, whichever the algorithm.
+    /// The number of latent factors, whichever the algorithm (0 for EASE, which has none); nil
+    /// when the algorithm's parameters are missing.
     public var factors: Int? {
-        algorithm == "als" ? alsParameters?.factors : parameters?.factors
+        switch algorithm {
+        case "als": alsParameters?.factors
+        case "ease": easeParameters.map { _ in 0 }
+        default: parameters?.factors
+        }
+    }
+
+    /// The key of the algorithm's parameters in `manifest.json`.
+    var parametersKey: String {
+        switch algorithm {
+        case "als": CodingKeys.alsParameters.rawValue
+        case "ease": CodingKeys.easeParameters.rawValue
+        default: CodingKeys.parameters.rawValue
+        }
     }
 
     /// Whether scores rank items rather than predict ratings (they are then not clipped to the scale).
-    public var isImplicit: Bool { algorithm == "als" }
+    public var isImplicit: Bool { algorithm != "svd" }
 
     /// The version shown to clients: the given one, else the digest's first 12 hex digits.
     public var displayVersion: String {
@@ -90,6 +106,7 @@ public struct ModelManifest: Sendable, Codable, Equatable {
         case formatVersion = "format_version"
         case algorithm, version, parameters, metrics, watches
         case alsParameters = "als_parameters"
+        case easeParameters = "ease_parameters"
         case createdAt = "created_at"
         case modelSHA256 = "model_sha256"
         case ratingScale = "rating_scale"

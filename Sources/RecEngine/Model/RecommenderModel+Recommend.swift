@@ -24,6 +24,17 @@ extension RecommenderModel {
         }
         let itemCount = itemIDs.count
         var scores = [Float](unsafeUninitializedCapacity: itemCount) { buffer, initialized in
+            if manifest.algorithm == "ease" {
+                // The sum of the weight rows of what the user interacted with.
+                let rated = ratedItems(of: user)
+                itemWeights.withUnsafeBufferPointer { weights in
+                    rated.withUnsafeBufferPointer { rated in
+                        rec_ease_scores(weights.baseAddress, itemCount, rated.baseAddress, rated.count, buffer.baseAddress)
+                    }
+                }
+                initialized = itemCount
+                return
+            }
             model.itemFactors.withUnsafeBufferPointer { itemFactors in
                 model.itemBias.withUnsafeBufferPointer { itemBias in
                     model.userFactors.withUnsafeBufferPointer { userFactors in

@@ -10,6 +10,9 @@ public struct RecommenderModel: Sendable {
     /// Items rated by user `u` in training: `ratedItems[ratedOffsets[u]..<ratedOffsets[u + 1]]`.
     public var ratedOffsets: [Int32]
     public var ratedItems: [Int32]
+    /// EASE's item-to-item weights, `itemCount²` floats (row j: what interacting with item j adds
+    /// to every item's score); empty for the factor models.
+    public var itemWeights: [Float]
     /// Item indices by number of training ratings, most first; ties by lower index.
     public let popularItems: [Int32]
 
@@ -20,8 +23,11 @@ public struct RecommenderModel: Sendable {
     public var itemIDs: [String] { manifest.itemIDs }
     public var scale: RatingScale { manifest.ratingScale }
 
-    init(manifest: ModelManifest, model: FactorModel, baseline: FactorModel, ratedOffsets: [Int32], ratedItems: [Int32]) {
+    init(
+        manifest: ModelManifest, model: FactorModel, baseline: FactorModel, ratedOffsets: [Int32], ratedItems: [Int32], itemWeights: [Float] = []
+    ) {
         self.manifest = manifest
+        self.itemWeights = itemWeights
         self.model = model
         self.baseline = baseline
         self.ratedOffsets = ratedOffsets
@@ -130,6 +136,53 @@ public struct RecommenderModel: Sendable {
         manifest.watches = watches.map { .init(path: $0.path, sha256: $0.sha256, events: $0.users.count) }
         return RecommenderModel(
             manifest: manifest, model: model, baseline: baseline, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems)
+    }
+
+    /// Trains EASE on the ratings of `training` (each a 1 in the binary user-item matrix) and, if
+    /// given, on watch events; what each user interacted with is left out of their recommendations
+    /// and is what their scores are summed from.
+    ///
+    /// - Throws: `RecEngineError` `.tooLarge` before any work when the catalogue's item-item
+    ///   matrix does not fit this machine (with the estimate and the limit), `.trainingDiverged`
+    ///   when the solve fails.
+    public static func trainEASE(
+        on training: RatingsFile,
+        watches: WatchEvents? = nil,
+        parameters: EASEParameters,
+        threads: Int = 1,
+        scale: RatingScale = RatingScale(),
+        version: String? = nil
+    ) throws -> RecommenderModel {
+        try parameters.validate()
+        let interactions = Interactions(ratings: training.ratings, watches: watches)
+        try EASEMemory.requireFits(items: interactions.itemCount, location: training.path.isEmpty ? nil : training.path)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let weights = try EASETrainer(parameters: parameters, threads: threads).fit(interactions)
+        let fitDuration = clock.now - start
+        let empty = FactorModel(
+            globalMean: 0, userBias: [Float](repeating: 0, count: interactions.userCount),
+            itemBias: [Float](repeating: 0, count: interactions.itemCount), userFactors: [], itemFactors: [], factors: 0)
+        var manifest = ModelManifest(
+            algorithm: "ease",
+            version: version,
+            createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)),
+            modelSHA256: "",
+            parameters: nil,
+            ratingScale: scale,
+            trainingData: .init(training),
+            metrics: .init(
+                trainRMSE: nil, trainMAE: nil, baselineTrainRMSE: nil, baselineTrainMAE: nil,
+                fitSeconds: fitDuration.seconds, instructionSet: SVDTrainer.instructionSet,
+                interactions: interactions.pairs, events: interactions.events),
+            userIDs: interactions.userIDs,
+            itemIDs: interactions.itemIDs
+        )
+        manifest.easeParameters = parameters
+        manifest.watches = watches.map { .init(path: $0.path, sha256: $0.sha256, events: $0.users.count) }
+        return RecommenderModel(
+            manifest: manifest, model: empty, baseline: empty, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems,
+            itemWeights: weights)
     }
 
     /// The dense index of a raw user id, if the model knows the user.

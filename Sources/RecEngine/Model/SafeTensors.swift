@@ -91,7 +91,8 @@ enum SafeTensors {
             tensors[name] = Tensor(dtype: dtype, shape: shape, data: bytes[(dataStart + start)..<(dataStart + end)])
         }
         var expectedStart = 0
-        for (start, end) in ranges.sorted(by: { $0.0 < $1.0 }) {
+        // By start, then end: an empty tensor (a dimension of 0) starts where the next one does.
+        for (start, end) in ranges.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
             guard start == expectedStart else { throw DecodeError("tensor byte ranges overlap or leave gaps") }
             expectedStart = end
         }
@@ -138,12 +139,17 @@ enum SafeTensors {
     }
 
     static func floats(_ values: [Float]) -> Data {
+        #if _endian(little)
+        // The memory layout is the file's: one copy (an EASE model holds items² floats).
+        return values.withUnsafeBytes { Data($0) }
+        #else
         var data = Data(capacity: values.count * 4)
         for value in values {
             var bits = value.bitPattern.littleEndian
             withUnsafeBytes(of: &bits) { data.append(contentsOf: $0) }
         }
         return data
+        #endif
     }
 
     static func int32s(_ values: [Int32]) -> Data {
@@ -151,9 +157,19 @@ enum SafeTensors {
     }
 
     static func floats(from data: Data) -> [Float] {
-        data.withUnsafeBytes { raw in
+        #if _endian(little)
+        let count = data.count / 4
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            data.withUnsafeBytes { raw in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(count * 4)))
+            }
+            initialized = count
+        }
+        #else
+        return data.withUnsafeBytes { raw in
             (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         }
+        #endif
     }
 
     static func int32s(from data: Data) -> [Int32] {

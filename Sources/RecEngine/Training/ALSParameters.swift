@@ -17,7 +17,7 @@ public struct ALSParameters: Sendable, Codable, Equatable {
     /// Seed of the factor initialisation, N(0, 0.01).
     public var seed: UInt64
 
-    public init(factors: Int = 64, iterations: Int = 15, regularization: Double = 0.05, alpha: Double = TrainDefaults.alsAlpha, cgSteps: Int = 3, seed: UInt64 = 0) {
+    public init(factors: Int = 64, iterations: Int = TrainDefaults.alsIterations, regularization: Double = 0.05, alpha: Double = TrainDefaults.alsAlpha, cgSteps: Int = 3, seed: UInt64 = 0) {
         self.factors = factors
         self.iterations = iterations
         self.regularization = regularization

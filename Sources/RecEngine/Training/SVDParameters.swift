@@ -1,4 +1,4 @@
-import RecEngineContract
+public import RecEngineContract
 /// Hyper-parameters of biased matrix factorisation, with Surprise's `SVD` defaults.
 public struct SVDParameters: Sendable, Codable, Equatable {
     /// Number of latent factors (Surprise: `n_factors`).
@@ -18,7 +18,7 @@ public struct SVDParameters: Sendable, Codable, Equatable {
 
     public init(
         factors: Int = 100,
-        epochs: Int = 20,
+        epochs: Int = TrainDefaults.svdEpochs,
         learningRate: Double = 0.005,
         regularization: Double = 0.02,
         initMean: Double = 0,

@@ -10,6 +10,7 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
             case unavailable
             case trainingDiverged = "training-diverged"
             case nonFiniteMetric = "non-finite-metric"
+            case tooLarge = "too-large"
         }
 
         private let value: Value
@@ -30,6 +31,8 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
         public static let trainingDiverged = Code(.trainingDiverged)
         /// An evaluation whose metric came out NaN or infinite: no number to report or gate on.
         public static let nonFiniteMetric = Code(.nonFiniteMetric)
+        /// Work that would need more memory than the machine allows (an EASE catalogue too large).
+        public static let tooLarge = Code(.tooLarge)
         /// A service (a Kafka broker) that cannot be reached or failed part way.
         public static let unavailable = Code(.unavailable)
 

@@ -2,6 +2,7 @@ import DurableFiles
 import Foundation
 import StrictYAML
 import RecEngineContract
+import TextSafety
 public import Traffic
 import OrchestratorSupport
 
@@ -124,7 +125,7 @@ public struct ProcessRuntime: DeploymentRuntime {
     }
 
     public func logTail(of color: String) async -> String {
-        CommandRunner.tail(of: logPath(color), lines: 8)
+        OutsideText.tail(ofFile: logPath(color), lines: 8)
     }
 
     /// A live process that is a `recengine` (not a recycled pid, not a zombie).
