@@ -53,6 +53,10 @@ import Traffic
             let controller = try await playground.startController(until: .shifting) { $0.weight == 50 }
             let run = try #require(try StateStore(folder: playground.statePath).run())
             let target = try #require(run.target)
+            // run.json names 50 % before the step's split is put in force: the disk fills once nginx
+            // has it, so that the full disk meets the held step, not the split's own state file.
+            let inForce = try await poll { await playground.nginx.currentSplit()?.backends.first { $0.color == target }?.weight == 50 ? true : nil }
+            #expect(inForce == true, "the step's split was never put in force: \(read(playground.controllerLog))")
 
             let filled = ContinuousClock.now
             try disk.fill()
