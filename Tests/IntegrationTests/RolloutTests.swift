@@ -85,7 +85,11 @@ import OrchestratorSupport
             try playground.writePipeline(args: #"[--fault-rate, "0.5"]"#)
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .rolledBack)
-            #expect(second.rollout?.steps.count == 1)
+            // Usually at the first step (4 s); on a loaded machine the new colour's first failed
+            // answers may reach Prometheus too late for that step's looks.
+            let steps = second.rollout?.steps ?? []
+            #expect(steps.count == 1 || steps.count == 2, "rolled back before the last step: \(steps.map(\.weight))")
+            #expect(steps.last?.passed == false)
             #expect(second.failure?.contains("gate error-rate") == true, "\(second.failure ?? "")")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
