@@ -58,6 +58,22 @@ import RecEngineContract
         }
     }
 
+    /// A tab-separated first line fixes the column count: other than 3 or 4 columns is refused
+    /// at once, also when bad rows are skipped (2 columns crashed the reader: index out of range).
+    @Test(arguments: ["u\ta\nv\tb\n", "1\t2\t3\t4\t5\n1\t2\t3\t4\t5\n"])
+    func aTabSeparatedFileOfAnotherColumnCountIsRefusedAtItsFirstLine(text: String) async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/x.tsv"
+            try write(text, to: path)
+            for policy in [BadRowPolicy.fail, .skip] {
+                let error = #expect(throws: RecEngineError.self) { try RatingsFile.load(path: path, onBadRow: policy) }
+                #expect(error?.code == .invalidRatings)
+                #expect(error?.location == "\(path):1")
+                #expect(error?.message.hasPrefix("expected 3 or 4 tab-separated columns, found ") == true, "\(error?.message ?? "")")
+            }
+        }
+    }
+
     @Test func skipPolicyCountsMalformedRows() async throws {
         try await withTemporaryDirectory { folder in
             let path = folder + "/mixed.csv"

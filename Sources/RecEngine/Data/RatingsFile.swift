@@ -189,6 +189,12 @@ struct RatingsParser {
             format = .movieLensTSV
             columnCount = fields(of: line).count
             ratings = Ratings(hasTimestamps: columnCount == 4)
+            guard columnCount == 3 || columnCount == 4 else {
+                throw RecEngineError(
+                    .invalidRatings, "expected 3 or 4 tab-separated columns, found \(columnCount)",
+                    location: "\(path):\(lineNumber)",
+                    hint: "MovieLens u.data has user, item, rating and timestamp separated by tabs")
+            }
             return false
         }
         format = .csv
