@@ -83,6 +83,26 @@ import Testing
         #expect(sent < journalled)
     }
 
+    /// Two gates, one failing while the other has not measured yet: the record and the
+    /// announcement keep the failing measurement (they kept none: EngagementTests on CI).
+    @Test func aGateFailingBesideOneStillMeasuringIsRecordedWithItsMeasurement() async throws {
+        var plan = FakePlan.plan(judge: false)
+        var engagement = FakePlan.gate
+        engagement.name = "engagement"
+        engagement.interval = .seconds(60)
+        for index in plan.steps.indices { plan.steps[index].gates.append(GateTally(gate: engagement, query: "engagement")) }
+        let harness = RolloutHarness(plan: plan)
+        await harness.send(.start)
+        await harness.send(.gateSample(step: 0, gate: "error-rate", .value(0.2), at: harness.clock.now()))
+
+        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "gate error-rate: 0.2000 is not <= 0.05 (query: rate{color=\"green\"})"))
+        let steps = harness.journal.state.get().steps
+        #expect(steps.map(\.passed) == [false])
+        #expect(steps[0].measurements.map { "\($0.gate) \($0.outcome)" } == ["error-rate failure"])
+        let failed = harness.notifier.announcements.get().first { if case .gateFailed = $0 { true } else { false } }
+        #expect(failed.map { if case .gateFailed(_, _, let measurements) = $0 { measurements.count } else { 0 } } == 1)
+    }
+
     @Test func sigtermThenASecondSignalLeavesTheStateForRecovery() async {
         let harness = RolloutHarness()
         harness.heldHooks = [.onRollback(0)]

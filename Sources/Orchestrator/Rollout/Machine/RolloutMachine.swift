@@ -150,8 +150,12 @@ struct RolloutMachine: Sendable, Equatable {
             return nil
         }
 
-        /// The measurements the step's record keeps: those of a finished analysis.
-        var recordedMeasurements: [GateMeasurement] { analysisFinished ? measurements.sorted { $0.at < $1.at } : [] }
+        /// The measurements the step's record keeps: those of an analysis that ended, every gate
+        /// decided or one failed (the others may still have been measuring: the failing
+        /// measurement is the one a reader of the record needs most).
+        var recordedMeasurements: [GateMeasurement] {
+            analysisFinished || analysisFailure != nil ? measurements.sorted { $0.at < $1.at } : []
+        }
     }
 
     /// The judge during a step.
