@@ -39,3 +39,16 @@ public func fillDisk(_ folder: String) throws {
 public struct SmallDiskError: Error, CustomStringConvertible {
     public var description: String
 }
+
+/// Removes `folder/filler` and returns once the file system shows its space free again (at most
+/// 10 s): a child another test forks in that instant holds the file's descriptor until it execs,
+/// and tmpfs frees the pages only when the last descriptor closes.
+public func freeDisk(_ folder: String) async throws {
+    guard unlink(folder + "/filler") == 0 else { throw SmallDiskError(description: "cannot remove \(folder)/filler: \(String(cString: strerror(errno)))") }
+    for _ in 0..<1000 {
+        var status = statvfs()
+        if statvfs(folder, &status) == 0, UInt64(status.f_bavail) * UInt64(status.f_frsize) >= 64 << 10 { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw SmallDiskError(description: "\(folder) still has no free space 10 s after its filler was removed")
+}
