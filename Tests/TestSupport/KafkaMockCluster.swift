@@ -48,51 +48,12 @@ public final class KafkaMockCluster: @unchecked Sendable {
         rd_kafka_mock_partition_set_leader(cluster, topic, Int32(partition), Int32(broker))
     }
 
-    /// Takes a broker away (connections closed, new ones refused) or brings it back.
-    ///
-    /// While it is down its port is reserved (`ip_local_reserved_ports`, where this process may
-    /// write it): librdkafka listens on the same port again when the broker comes back and aborts
-    /// the whole process when anything took it meanwhile, and any test's outgoing connection or
-    /// listener on port 0 could.
-    public func setBroker(_ broker: Int, up: Bool) async {
-        let port = address(of: broker).split(separator: ":").last.map(String.init) ?? ""
-        if up {
-            await onOwnThread { Self.waitUntilBindable(port) }
-            rd_kafka_mock_broker_set_up(cluster, Int32(broker))
-            Self.reservePort(port, false)
-        } else {
-            Self.reservePort(port, true)
-            rd_kafka_mock_broker_set_down(cluster, Int32(broker))
-        }
-    }
-
-    /// Waits (up to 90 s) until a listener could bind the port again: the connections the broker
-    /// closed when it went down keep the port until they are gone, and librdkafka aborts when it
-    /// cannot listen.
-    static func waitUntilBindable(_ port: String) {
-        guard let number = UInt16(port) else { return }
-        for _ in 0..<900 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = number.bigEndian
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            close(descriptor)
-            if bound { return }
-            usleep(100_000)
-        }
-    }
-
-    static let reservedPortsFile = "/proc/sys/net/ipv4/ip_local_reserved_ports"
-
-    static func reservePort(_ port: String, _ reserve: Bool) {
-        guard !port.isEmpty, let current = try? String(contentsOfFile: reservedPortsFile, encoding: .utf8) else { return }
-        var ports = current.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init).filter { $0 != port }
-        if reserve { ports.append(port) }
-        try? (ports.joined(separator: ",") + "\n").write(toFile: reservedPortsFile, atomically: false, encoding: .utf8)
+    /// Takes a broker away for good: its connections are closed and new ones refused. There is no
+    /// way back on purpose: librdkafka listens on the same port again when a broker comes back and
+    /// aborts the whole process when anything took the port meanwhile; a test moves the broker's
+    /// partitions to another leader instead.
+    public func takeDown(broker: Int) {
+        rd_kafka_mock_broker_set_down(cluster, Int32(broker))
     }
 
     /// Delays every answer of `broker` by `milliseconds`.
