@@ -47,6 +47,14 @@ public struct FactorModel: Sendable {
         itemFactors = draw(rows: itemCount, stride: stride)
     }
 
+    /// A model that predicts 0 for everyone: the baseline of models trained on implicit
+    /// interactions (ALS, EASE), which have no rating biases.
+    static func empty(users: Int, items: Int) -> FactorModel {
+        FactorModel(
+            globalMean: 0, userBias: [Float](repeating: 0, count: users), itemBias: [Float](repeating: 0, count: items),
+            userFactors: [], itemFactors: [], factors: 0)
+    }
+
     /// A model from stored parameters; factor rows are `factors` floats wide and get padded here.
     init(globalMean: Float, userBias: [Float], itemBias: [Float], userFactors: [Float], itemFactors: [Float], factors: Int) {
         self.factors = factors

@@ -113,29 +113,13 @@ public struct RecommenderModel: Sendable {
         let start = clock.now
         let model = try ALSTrainer(parameters: parameters, threads: threads).fit(interactions)
         let fitDuration = clock.now - start
-        let baseline = FactorModel(
-            globalMean: 0, userBias: [Float](repeating: 0, count: interactions.userCount),
-            itemBias: [Float](repeating: 0, count: interactions.itemCount), userFactors: [], itemFactors: [], factors: 0)
-        let ratings = training.ratings
-        var manifest = ModelManifest(
-            algorithm: "als",
-            version: version,
-            createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)),
-            modelSHA256: "",
-            parameters: nil,
-            ratingScale: scale,
-            trainingData: .init(training),
-            metrics: .init(
-                trainRMSE: nil, trainMAE: nil, baselineTrainRMSE: nil, baselineTrainMAE: nil,
-                fitSeconds: fitDuration.seconds, instructionSet: SVDTrainer.instructionSet,
-                interactions: interactions.pairs, events: interactions.events),
-            userIDs: interactions.userIDs,
-            itemIDs: interactions.itemIDs
-        )
+        var manifest = implicitManifest(
+            algorithm: "als", training: training, interactions: interactions, watches: watches, fitSeconds: fitDuration.seconds,
+            scale: scale, version: version)
         manifest.alsParameters = parameters
-        manifest.watches = watches.map { .init(path: $0.path, sha256: $0.sha256, events: $0.users.count) }
         return RecommenderModel(
-            manifest: manifest, model: model, baseline: baseline, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems)
+            manifest: manifest, model: model, baseline: .empty(users: interactions.userCount, items: interactions.itemCount),
+            ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems)
     }
 
     /// Trains EASE on the ratings of `training` (each a 1 in the binary user-item matrix) and, if
@@ -160,11 +144,24 @@ public struct RecommenderModel: Sendable {
         let start = clock.now
         let weights = try EASETrainer(parameters: parameters, threads: threads).fit(interactions)
         let fitDuration = clock.now - start
-        let empty = FactorModel(
-            globalMean: 0, userBias: [Float](repeating: 0, count: interactions.userCount),
-            itemBias: [Float](repeating: 0, count: interactions.itemCount), userFactors: [], itemFactors: [], factors: 0)
+        var manifest = implicitManifest(
+            algorithm: "ease", training: training, interactions: interactions, watches: watches, fitSeconds: fitDuration.seconds,
+            scale: scale, version: version)
+        manifest.easeParameters = parameters
+        let empty = FactorModel.empty(users: interactions.userCount, items: interactions.itemCount)
+        return RecommenderModel(
+            manifest: manifest, model: empty, baseline: empty, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems,
+            itemWeights: weights)
+    }
+
+    /// The manifest of a model trained on implicit interactions (ALS, EASE): no rating metrics,
+    /// the interactions and events it learned from, the watch events if any.
+    private static func implicitManifest(
+        algorithm: String, training: RatingsFile, interactions: Interactions, watches: WatchEvents?, fitSeconds: Double,
+        scale: RatingScale, version: String?
+    ) -> ModelManifest {
         var manifest = ModelManifest(
-            algorithm: "ease",
+            algorithm: algorithm,
             version: version,
             createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)),
             modelSHA256: "",
@@ -173,16 +170,13 @@ public struct RecommenderModel: Sendable {
             trainingData: .init(training),
             metrics: .init(
                 trainRMSE: nil, trainMAE: nil, baselineTrainRMSE: nil, baselineTrainMAE: nil,
-                fitSeconds: fitDuration.seconds, instructionSet: SVDTrainer.instructionSet,
+                fitSeconds: fitSeconds, instructionSet: SVDTrainer.instructionSet,
                 interactions: interactions.pairs, events: interactions.events),
             userIDs: interactions.userIDs,
             itemIDs: interactions.itemIDs
         )
-        manifest.easeParameters = parameters
         manifest.watches = watches.map { .init(path: $0.path, sha256: $0.sha256, events: $0.users.count) }
-        return RecommenderModel(
-            manifest: manifest, model: empty, baseline: empty, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems,
-            itemWeights: weights)
+        return manifest
     }
 
     /// The dense index of a raw user id, if the model knows the user.
