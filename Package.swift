@@ -226,7 +226,9 @@ let package = Package(
             dependencies: [
                 "CRdKafka", "RecEngine", "RecEngineContract", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
             ],
-            path: "Tests/TestSupport"
+            path: "Tests/TestSupport",
+            // The fault injectors (C, compiled when first used); Benchmarks/faults uses the same files.
+            resources: [.copy("Faults")]
         ),
         .testTarget(
             name: "OrchestratorTests",

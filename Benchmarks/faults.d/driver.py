@@ -875,10 +875,10 @@ PRELOADS = {}
 
 
 def preload(name):
-    """The fault injector `name`.c of this folder, compiled once."""
+    """The fault injector `name`.c of the tests' (Tests/TestSupport/Faults), compiled once."""
     if name not in PRELOADS:
         library = os.path.join(ROOT, f"{name}.so")
-        subprocess.run(["cc", "-shared", "-fPIC", "-o", library, os.path.join(HERE, f"{name}.c"), "-ldl"], check=True)
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", library, os.path.join(HERE, "..", "..", "Tests", "TestSupport", "Faults", f"{name}.c"), "-ldl"], check=True)
         PRELOADS[name] = library
     return PRELOADS[name]
 

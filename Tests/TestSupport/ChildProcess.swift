@@ -184,48 +184,8 @@ extension ChildProcess {
 /// ends and ends the same way; the command is killed when the launcher is (PR_SET_PDEATHSIG).
 /// Do not combine with `ownProcessGroup`: a signal to the group would reach the command twice.
 enum PeakMemoryLauncher {
-    static let source = """
-        #include <errno.h>
-        #include <signal.h>
-        #include <stdio.h>
-        #include <sys/prctl.h>
-        #include <sys/resource.h>
-        #include <sys/wait.h>
-        #include <unistd.h>
 
-        static volatile pid_t child;
-        static void forward(int signal) { if (child > 0) kill(child, signal); }
-
-        int main(int argc, char **argv) {
-            if (argc < 3) return 127;
-            pid_t launcher = getpid();
-            child = fork();
-            if (child < 0) return 127;
-            if (child == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != launcher) _exit(127);
-                execvp(argv[2], argv + 2);
-                _exit(127);
-            }
-            struct sigaction action = {0};
-            action.sa_handler = forward;
-            sigaction(SIGTERM, &action, 0);
-            sigaction(SIGINT, &action, 0);
-            sigaction(SIGHUP, &action, 0);
-            int status;
-            struct rusage usage;
-            while (wait4(child, &status, 0, &usage) < 0) if (errno != EINTR) return 127;
-            FILE *file = fopen(argv[1], "w");
-            if (file) { fprintf(file, "%ld\\n", usage.ru_maxrss); fclose(file); }
-            if (WIFSIGNALED(status)) {
-                signal(WTERMSIG(status), SIG_DFL);
-                kill(getpid(), WTERMSIG(status));
-            }
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 127;
-        }
-        """
-
-    private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "peak_memory", source: source, executable: true) }
+    private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "peak_memory", executable: true) }
 
     static func path() throws -> String { try built.get() }
 }

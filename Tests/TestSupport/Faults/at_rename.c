@@ -1,7 +1,7 @@
 /* Something done at a process's first rename over a path ending with $KILL_AT_RENAME_TARGET (a
    commit point): a signal to itself or its parent, or a file written, as another process would at
-   that moment. A fake, preloaded (LD_PRELOAD) into the controller and what it starts; the same as
-   AtRename in Tests/TestSupport/FaultInjection.swift. */
+   that moment. A fake, preloaded (LD_PRELOAD) into the controller and what it starts; used by
+   AtRename (Tests/TestSupport/FaultInjection.swift) and Benchmarks/faults. */
 
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -1,7 +1,7 @@
 /* A process killed (SIGKILL) halfway through its first write of more than one byte to a file whose
    path ends with $KILL_MID_WRITE_TARGET, as a power loss or the OOM killer cuts a write short. A
-   fake, preloaded (LD_PRELOAD) into the controller and what it starts; the same as KillMidWrite in
-   Tests/TestSupport/FaultInjection.swift. */
+   fake, preloaded (LD_PRELOAD) into the controller and what it starts; used by KillMidWrite
+   (Tests/TestSupport/FaultInjection.swift) and Benchmarks/faults. */
 
 #define _GNU_SOURCE
 #include <dlfcn.h>
