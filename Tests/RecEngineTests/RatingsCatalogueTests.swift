@@ -15,6 +15,8 @@ import Testing
         ("every row bad", "user_id,movie_id,rating\nu,a,9\n"),
         ("an unknown header", "user,movie,rating\nu,a,4\n"),
         ("two columns", "u,a\n"),
+        ("five tab-separated columns", "196\t242\t3\t881250949\textra\n186\t302\t3\t891717742\textra\n"),
+        ("two tab-separated columns", "196\t242\n"),
         ("empty", ""),
     ]
 

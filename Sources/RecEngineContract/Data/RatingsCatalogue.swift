@@ -45,7 +45,7 @@ public enum RatingsCatalogue {
                         separator = UInt8(ascii: "\t")
                         fields = line.split(separator: separator, omittingEmptySubsequences: false)
                         columns = fields.count
-                        guard columns >= 3 else {
+                        guard columns == 3 || columns == 4 else {
                             refused = true
                             return
                         }
