@@ -331,7 +331,9 @@ public enum HTTPClient {
             ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
-        for header in request.headers { list = curl_slist_append(list, header) }
+        // An empty `Expect:` keeps libcurl from asking for `100 Continue` before a body over 1 KiB
+        // and then waiting a whole second for an answer most receivers never send.
+        for header in request.headers + (request.body == nil ? [] : ["Expect:"]) { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
         if list != nil { ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list) }
         let code = curl_easy_perform(handle)

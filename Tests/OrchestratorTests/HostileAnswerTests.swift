@@ -52,6 +52,16 @@ import TextSafety
         }
     }
 
+    @Test func aLargeBodyIsSentWithoutWaitingForAContinue() async throws {
+        let body = Data(repeating: UInt8(ascii: "b"), count: 4 << 10)
+        try await HostileHTTPServer.with({ _ in .body(status: 200, Data("ok".utf8)) }) { server in
+            let answer = try await HTTPClient.post(server.url, body: body, limit: Self.small)
+            #expect(answer.status == 200)
+            let head = try #require(server.heads.first)
+            #expect(!head.contains { $0.lowercased().hasPrefix("expect:") }, "no Expect: 100-continue (libcurl waits a second for it): \(head)")
+        }
+    }
+
     @Test func theAnswersHeadersArriveNamedInLowerCaseRepeatedOnesJoined() async throws {
         let answer = HostileHTTPServer.Answer.body(status: 201, contentType: "text/plain", Data("ok".utf8), headers: ["X-Colour: green", "X-Seen: a", "x-seen:  b "])
         try await HostileHTTPServer.with({ _ in answer }) { server in

@@ -28,6 +28,7 @@ public final class HostileHTTPServer: Sendable {
     private let answer: @Sendable (String) -> Answer
     private struct State {
         var requests: [(path: String, at: Date)] = []
+        var heads: [[String]] = []
         var stopped = false
         var connections: Set<Int32> = []
     }
@@ -77,6 +78,9 @@ public final class HostileHTTPServer: Sendable {
 
     /// The requests so far: path (with its query) and when it arrived.
     public var requests: [(path: String, at: Date)] { state.withLock { $0.requests } }
+
+    /// The head of every request so far: its request line, then its header lines as sent.
+    public var heads: [[String]] { state.withLock { $0.heads } }
 
     private func stop() {
         let open = state.withLock { state -> Set<Int32> in
@@ -132,7 +136,10 @@ public final class HostileHTTPServer: Sendable {
         let head = String(decoding: data[..<headerEnd.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let requestLine = head.first?.split(separator: " ") ?? []
         let path = requestLine.count > 1 ? String(requestLine[1]) : ""
-        state.withLock { $0.requests.append((path, Date())) }
+        state.withLock {
+            $0.requests.append((path, Date()))
+            $0.heads.append(head)
+        }
         switch answer(path) {
         case .body(let status, let contentType, let body, let headers):
             let head = (["HTTP/1.1 \(status) Status", "Content-Type: \(contentType)", "Content-Length: \(body.count)", "Connection: close"] + headers)
