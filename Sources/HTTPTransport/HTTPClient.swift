@@ -331,7 +331,7 @@ public enum HTTPClient {
             ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
         var list: UnsafeMutablePointer<curl_slist>? = nil
-        // An empty `Expect:` keeps libcurl from asking for `100 Continue` before a body over 1 KiB
+        // An empty `Expect:` keeps libcurl from asking for `100 Continue` before a body over 1 MiB
         // and then waiting a whole second for an answer most receivers never send.
         for header in request.headers + (request.body == nil ? [] : ["Expect:"]) { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }

@@ -53,10 +53,11 @@ import TextSafety
     }
 
     @Test func aLargeBodyIsSentWithoutWaitingForAContinue() async throws {
-        let body = Data(repeating: UInt8(ascii: "b"), count: 4 << 10)
+        // libcurl asks for `100 Continue` before a body over 1 MiB. This receiver answers without
+        // reading the body, so the transfer itself may end either way; the head is what counts.
+        let body = Data(repeating: UInt8(ascii: "b"), count: (1 << 20) + 1)
         try await HostileHTTPServer.with({ _ in .body(status: 200, Data("ok".utf8)) }) { server in
-            let answer = try await HTTPClient.post(server.url, body: body, limit: Self.small)
-            #expect(answer.status == 200)
+            _ = try? await HTTPClient.post(server.url, body: body, limit: Self.small)
             let head = try #require(server.heads.first)
             #expect(!head.contains { $0.lowercased().hasPrefix("expect:") }, "no Expect: 100-continue (libcurl waits a second for it): \(head)")
         }
