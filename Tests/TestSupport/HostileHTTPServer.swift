@@ -2,7 +2,7 @@ public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-// As in WebhookReceiver: librdkafka's header may file the socket constants under CRdKafka.
+// As in LoopbackListener: librdkafka's header may file the socket constants under CRdKafka.
 import CRdKafka
 import Synchronization
 
@@ -23,123 +23,47 @@ public final class HostileHTTPServer: Sendable {
         case endlessHeaders
     }
 
-    public let port: Int
-    private let listener: Int32
+    private let listener: LoopbackListener
     private let answer: @Sendable (String) -> Answer
-    private struct State {
-        var requests: [(path: String, at: Date)] = []
-        var heads: [[String]] = []
-        var stopped = false
-        var connections: Set<Int32> = []
+    private struct Request {
+        var path: String
+        var at: Date
+        var head: [String]
     }
-    private let state = Mutex(State())
+    private let received = Mutex([Request]())
 
     private init(answer: @escaping @Sendable (String) -> Answer) throws {
         self.answer = answer
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 && listen(descriptor, 64) == 0
-            }
-        }
-        guard bound else {
-            close(descriptor)
-            throw ServerError(message: "cannot listen on loopback: errno \(errno)")
-        }
-        listener = descriptor
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    struct ServerError: Error, CustomStringConvertible {
-        var message: String
-        var description: String { message }
+        listener = try LoopbackListener()
     }
 
     /// Runs `body` with a started server and stops it afterwards.
     public static func with<T>(_ answer: @escaping @Sendable (String) -> Answer, _ body: (HostileHTTPServer) async throws -> T) async throws -> T {
         let server = try HostileHTTPServer(answer: answer)
-        let thread = Thread { [server] in server.acceptLoop() }
-        thread.start()
-        defer { server.stop() }
+        server.listener.start { [server] in server.serve($0) }
+        defer { server.listener.stop() }
         return try await body(server)
     }
 
+    public var port: Int { listener.port }
     public var url: String { "http://127.0.0.1:\(port)" }
 
     /// The paths (with their queries) asked so far.
-    public var paths: [String] { state.withLock { $0.requests.map(\.path) } }
+    public var paths: [String] { received.withLock { $0.map(\.path) } }
 
     /// The requests so far: path (with its query) and when it arrived.
-    public var requests: [(path: String, at: Date)] { state.withLock { $0.requests } }
+    public var requests: [(path: String, at: Date)] { received.withLock { $0.map { ($0.path, $0.at) } } }
 
     /// The head of every request so far: its request line, then its header lines as sent.
-    public var heads: [[String]] { state.withLock { $0.heads } }
+    public var heads: [[String]] { received.withLock { $0.map(\.head) } }
 
-    private func stop() {
-        let open = state.withLock { state -> Set<Int32> in
-            state.stopped = true
-            return state.connections
-        }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        // Ends the writers of bodies without end; each closes its own descriptor.
-        for connection in open { shutdown(connection, Int32(SHUT_RDWR)) }
-    }
-
-    private var stopped: Bool { state.withLock { $0.stopped } }
-
-    private func acceptLoop() {
-        while !stopped {
-            let connection = accept(listener, nil, nil)
-            guard connection >= 0 else {
-                if stopped { return }
-                continue
-            }
-            let registered = state.withLock { state -> Bool in
-                guard !state.stopped else { return false }
-                state.connections.insert(connection)
-                return true
-            }
-            guard registered else {
-                close(connection)
-                return
-            }
-            let thread = Thread { [self] in
-                serve(connection)
-                state.withLock { _ = $0.connections.remove(connection) }
-                close(connection)
-            }
-            thread.start()
-        }
-    }
+    private var stopped: Bool { listener.stopped }
 
     private func serve(_ connection: Int32) {
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        var headerEnd: Range<Data.Index>?
-        while headerEnd == nil {
-            let count = recv(connection, &buffer, buffer.count, 0)
-            guard count > 0 else { return }
-            data.append(contentsOf: buffer[0..<count])
-            headerEnd = data.range(of: Data("\r\n\r\n".utf8))
-        }
-        guard let headerEnd else { return }
-        let head = String(decoding: data[..<headerEnd.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        guard let head = LoopbackListener.readHead(connection)?.lines else { return }
         let requestLine = head.first?.split(separator: " ") ?? []
         let path = requestLine.count > 1 ? String(requestLine[1]) : ""
-        state.withLock {
-            $0.requests.append((path, Date()))
-            $0.heads.append(head)
-        }
+        received.withLock { $0.append(Request(path: path, at: Date(), head: head)) }
         switch answer(path) {
         case .body(let status, let contentType, let body, let headers):
             let head = (["HTTP/1.1 \(status) Status", "Content-Type: \(contentType)", "Content-Length: \(body.count)", "Connection: close"] + headers)
@@ -161,19 +85,7 @@ public final class HostileHTTPServer: Sendable {
         }
     }
 
-    /// Writes all of `data`; false once the peer is gone.
-    private func write(_ data: Data, to connection: Int32) -> Bool {
-        data.withUnsafeBytes { bytes in
-            guard let base = bytes.baseAddress else { return true }
-            var offset = 0
-            while offset < bytes.count {
-                let sent = send(connection, base + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-                guard sent > 0 else { return false }
-                offset += sent
-            }
-            return true
-        }
-    }
+    private func write(_ data: Data, to connection: Int32) -> Bool { LoopbackListener.write(data, to: connection) }
 }
 
 extension HostileHTTPServer.Answer {
