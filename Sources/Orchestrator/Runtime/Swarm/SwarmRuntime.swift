@@ -152,7 +152,11 @@ public struct SwarmRuntime: DeploymentRuntime {
                     ["ForceUpdate": ((existing.spec["TaskTemplate"] as? [String: Any])?["ForceUpdate"] as? Int ?? 0) + 1]) { $1 }
                 try await manager.updateService(existing.id, version: existing.version, spec: updated)
             } else {
-                _ = try await manager.createService(body)
+                // Created to its end even when the release is cancelled meanwhile, so that the
+                // stop that follows finds the service (never one created behind its back).
+                nonisolated(unsafe) let spec = body
+                let manager = manager
+                _ = try await completing { try await manager.createService(spec) }
             }
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "the \(color) service could not be created on the swarm: \(error)")
