@@ -17,6 +17,7 @@ extension ReleaseController {
         public var exitCode: Int32 {
             if let interruptedBy { return ExitStatus.interrupted(by: interruptedBy) }
             switch record?.outcome {
+            case .rolledBack? where record?.rollout?.steps.last?.judgeDecision == .invalid: return ExitStatus.invalidExperiment
             case .failed?, .rolledBack?, .interrupted?: return ExitStatus.failed
             default: return ExitStatus.success
             }
