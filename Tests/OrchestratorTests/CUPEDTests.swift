@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 @testable import Orchestrator
 import Testing
+import TestSupport
 @testable import PipelineSchema
 
 /// CUPED for the judge's grouped metrics against a numpy computation of its definition (numpy
@@ -65,5 +66,36 @@ import Testing
         #expect(cuped.window == "10m" && abs(cuped.theta - 0.9439298631233138) < 1e-12)
         #expect(abs(a.difference - (p.difference + cuped.newShift - cuped.liveShift)) < 1e-15)
         #expect(adjusted.rule.contains("; CUPED on the 10m before the step: variance -"), "\(adjusted.rule)")
+    }
+
+    /// The adapter's read: the live colour's counters of each group now and a window earlier (an
+    /// instant query at each time), their difference the covariate.
+    @Test func theCovariateIsTheLiveColoursCountsInTheWindowBeforeTheStep() async throws {
+        let now = Date().timeIntervalSince1970
+        try await HostileHTTPServer.with({ path in
+            let time = path.components(separatedBy: "&time=").last.flatMap { Double($0) } ?? now
+            let earlier = time < now - 300
+            let counts: [(String, Int)] =
+                path.contains("conv")
+                ? (earlier ? [("0", 10), ("1", 4)] : [("0", 40), ("1", 9)]) : (earlier ? [("0", 100), ("1", 100)] : [("0", 700), ("1", 300)])
+            let series = counts.map { #"{"metric":{"user_bucket":"\#($0.0)"},"value":[1700000000,"\#($0.1)"]}"# }.joined(separator: ",")
+            return .json(#"{"status":"success","data":{"resultType":"vector","result":[\#(series)]}}"#)
+        }) { server in
+            var engagement = JudgeTests.metric("engagement", bad: .decrease, effect: 0.2)
+            engagement.kind = .proportion(successes: "sum by (user_bucket) (conv{color=\"{{color}}\"})", trials: "sum by (user_bucket) (served{color=\"{{color}}\"})")
+            engagement.units = "user_bucket"
+            engagement.cuped = .seconds(600)
+            let judge = StepJudge(
+                spec: JudgeTests.spec([engagement, JudgeTests.metric("errors", bad: .increase, effect: 0.02, absolute: true)]),
+                prometheus: PrometheusClient(baseURL: server.url), target: "green", live: "blue")
+            let covariates = await judge.readCovariates()
+            #expect(covariates.keys.sorted() == ["engagement"], "only the metric with cuped")
+            let groups = try #require(covariates["engagement"])
+            #expect(groups["0"]?.successes == 30 && groups["0"]?.trials == 600)
+            #expect(groups["1"]?.successes == 5 && groups["1"]?.trials == 200)
+            #expect(server.paths.count == 4 && server.paths.allSatisfy { $0.contains("blue") && !$0.contains("green") }, "\(server.paths)")
+            let times = server.paths.compactMap { $0.components(separatedBy: "&time=").last.flatMap(Double.init) }
+            #expect(times.count == 4 && abs((times.max() ?? 0) - (times.min() ?? 0) - 600) < 1, "now and 10m before: \(times)")
+        }
     }
 }
