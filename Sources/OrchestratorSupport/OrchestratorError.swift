@@ -93,6 +93,9 @@ public enum ExitStatus {
     /// No space left on the device for a file the controller writes (nothing half-written), or
     /// traffic converged but the release could not be recorded for lack of space.
     public static let diskFull: Int32 = 5
+    /// The release was rolled back as an invalid experiment: the split did not send each colour
+    /// its intended share (sample ratio mismatch), so no verdict on the model could be trusted.
+    public static let invalidExperiment: Int32 = 6
 
     /// The exit code of a run stopped by a signal (after it rolled back): 128 + the signal, as
     /// shells report it (130 for SIGINT, 143 for SIGTERM).

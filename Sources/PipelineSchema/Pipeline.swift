@@ -324,13 +324,16 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
         /// the proportion's variance is then measured between the groups, not assumed binomial,
         /// because one user's recommendations are not independent of each other.
         public var units: String? = nil
+        /// CUPED: the window before each step whose rate of each group of `units`, on the live
+        /// colour, is the covariate that takes the users' own differences out of the comparison.
+        public var cuped: PipelineDuration? = nil
 
         enum CodingKeys: String, CodingKey {
             case name, kind, bad, effect, absolute, baseline, critical, weight
             case onNoData = "on_no_data"
             case minTrials = "min_trials"
             case trialsPerRequest = "trials_per_request"
-            case units
+            case units, cuped
         }
     }
 
@@ -350,6 +353,47 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
     /// PromQL for the requests per second the service gets now (the plan asks Prometheus when it
     /// answers, else uses `expectedRate`), e.g. `sum(rate(recengine_http_requests_total[5m]))`.
     public var rateQuery: String? = nil
+    /// The sample ratio check of every judged step (nil: none).
+    public var sampleRatio: SampleRatio? = nil
+    /// `allowUndecidedCritical: true`: a step whose critical metric is still undecided at
+    /// `maxWait` may pass on the other metrics' score (the verdict then says so); without it
+    /// (nil or false) such a step ends inconclusive.
+    public var allowUndecidedCritical: Bool? = nil
+    /// Users who reach the service per minute, for the plan's power figures of the metrics
+    /// measured between groups of users (`units`): their units are users, not requests.
+    public var usersPerMinute: Double? = nil
+
+    /// Whether a step may pass with its critical metric undecided at `maxWait`.
+    public var allowsUndecidedCritical: Bool { allowUndecidedCritical ?? false }
+
+    /// The sample ratio check: each colour's share of users (and of requests) since the step
+    /// started against the share the step gives it, by a chi-squared goodness of fit. A split
+    /// that does not send the intended share (a balancer, a cache or a client that skews it)
+    /// biases every comparison, so a mismatch ends the step as an invalid experiment.
+    public struct SampleRatio: Sendable, Codable, Equatable {
+        /// PromQL with `{{color}}`: a counter of the users (units) each colour served.
+        public var users: String?
+        /// PromQL with `{{color}}`: a counter of the requests each colour answered.
+        public var requests: String?
+        /// A label whose values are independent groups of users (`user_bucket`): a count read by
+        /// that label is tested with its variance measured between the groups, because one
+        /// user's requests (or sessions) do not fall on a colour independently of each other.
+        public var units: String?
+        /// A mismatch when the test's p-value is below this (0.001).
+        public var pValue: Double
+
+        public init(users: String? = nil, requests: String? = nil, units: String? = nil, pValue: Double = 0.001) {
+            self.users = users
+            self.requests = requests
+            self.units = units
+            self.pValue = pValue
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case users, requests, units
+            case pValue = "p_value"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case metrics, confidence, interval, marginal, pass
@@ -357,6 +401,9 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
         case onInconclusive = "on_inconclusive"
         case expectedRate = "expected_rate"
         case rateQuery = "rate_query"
+        case sampleRatio = "sample_ratio"
+        case allowUndecidedCritical = "allow_undecided_critical"
+        case usersPerMinute = "users_per_minute"
     }
 }
 

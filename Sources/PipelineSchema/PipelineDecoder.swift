@@ -651,7 +651,11 @@ struct PipelineDecoder {
         let path = "analysis.judge"
         guard
             let map = reader.mapping(
-                node, path, allowed: ["metrics", "confidence", "interval", "maxWait", "onInconclusive", "marginal", "pass", "expectedRate", "rateQuery"])
+                node, path,
+                allowed: [
+                    "metrics", "confidence", "interval", "maxWait", "onInconclusive", "marginal", "pass", "expectedRate", "rateQuery", "sampleRatio",
+                    "allowUndecidedCritical", "usersPerMinute",
+                ])
         else { return nil }
         var spec = JudgeSpec(
             metrics: [], confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60), onInconclusive: .fail, marginal: 50, pass: 75, expectedRate: nil)
@@ -678,6 +682,15 @@ struct PipelineDecoder {
             }
         }
         spec.rateQuery = map["rateQuery"].flatMap { reader.nonEmptyString($0, "\(path).rateQuery") }
+        spec.allowUndecidedCritical = map["allowUndecidedCritical"].flatMap { reader.bool($0, "\(path).allowUndecidedCritical") }
+        if let value = map["usersPerMinute"].flatMap({ reader.double($0, "\(path).usersPerMinute") }) {
+            if value > 0 && value <= 1e9 {
+                spec.usersPerMinute = value
+            } else {
+                reader.report(map["usersPerMinute"], "\(path).usersPerMinute", "users per minute, above 0 and at most 1e9")
+            }
+        }
+        spec.sampleRatio = map["sampleRatio"].flatMap(decodeSampleRatio)
         guard let metricsNode = reader.required(map, "metrics", path, in: node), let items = reader.sequence(metricsNode, "\(path).metrics") else { return nil }
         if items.isEmpty { reader.report(metricsNode, "\(path).metrics", "the judge needs at least one metric") }
         for (index, item) in items.enumerated() {
@@ -691,6 +704,32 @@ struct PipelineDecoder {
         return spec
     }
 
+    /// `sampleRatio: {users: QUERY, requests: QUERY, units: LABEL, pValue: 0.001}`.
+    private func decodeSampleRatio(_ node: Node) -> JudgeSpec.SampleRatio? {
+        let path = "analysis.judge.sampleRatio"
+        guard let map = reader.mapping(node, path, allowed: ["users", "requests", "units", "pValue"]) else { return nil }
+        var spec = JudgeSpec.SampleRatio()
+        for (key, keyPath) in [("users", \JudgeSpec.SampleRatio.users), ("requests", \JudgeSpec.SampleRatio.requests)] {
+            guard let text = map[key].flatMap({ reader.nonEmptyString($0, "\(path).\(key)") }) else { continue }
+            if !text.contains("{{color}}") {
+                reader.report(map[key], "\(path).\(key)", "the query must select the colour with {{color}} (it is asked once per colour)")
+            }
+            spec[keyPath: keyPath] = text
+        }
+        if spec.users == nil && spec.requests == nil {
+            reader.report(node, path, "the sample ratio check needs users: QUERY or requests: QUERY (a counter per colour with {{color}})")
+        }
+        spec.units = map["units"].flatMap { validName($0, "\(path).units") }
+        if let value = map["pValue"].flatMap({ reader.double($0, "\(path).pValue") }) {
+            if value > 0 && value <= 0.05 {
+                spec.pValue = value
+            } else {
+                reader.report(map["pValue"], "\(path).pValue", "a p-value above 0 and at most 0.05, e.g. 0.001 (checked at every look, so keep it small)")
+            }
+        }
+        return spec
+    }
+
     private func decodeJudgeMetric(_ node: Node, index: Int) -> JudgeSpec.Metric? {
         let fallback = "analysis.judge.metrics[\(index)]"
         guard
@@ -698,7 +737,7 @@ struct PipelineDecoder {
                 node, fallback,
                 allowed: [
                     "name", "proportion", "histogram", "interleaving", "quantiles", "bad", "effect", "baseline", "critical", "weight", "onNoData",
-                    "minTrials", "trialsPerRequest",
+                    "minTrials", "trialsPerRequest", "cuped",
                 ])
         else { return nil }
         let name = reader.required(map, "name", fallback, in: node).flatMap { validName($0, "\(fallback).name") }
@@ -793,10 +832,20 @@ struct PipelineDecoder {
                 reader.report(map["trialsPerRequest"], "\(path).trialsPerRequest", "must be above 0 and at most 1e6")
             }
         }
+        var cuped: PipelineDuration?
+        if let node = map["cuped"], let window = reader.duration(node, "\(path).cuped") {
+            if units == nil {
+                reader.report(node, "\(path).cuped", "CUPED needs proportion.units: the groups of users whose engagement before the step is the covariate")
+            } else if window.milliseconds < 1000 {
+                reader.report(node, "\(path).cuped", "the window before the step must be at least 1s, e.g. 10m")
+            } else {
+                cuped = window
+            }
+        }
         guard let name, let kind, let bad else { return nil }
         return JudgeSpec.Metric(
             name: name, kind: kind, bad: bad, effect: effect, absolute: absolute, baseline: baseline, critical: critical, weight: weight, onNoData: onNoData,
-            minTrials: minTrials, trialsPerRequest: trialsPerRequest, units: units)
+            minTrials: minTrials, trialsPerRequest: trialsPerRequest, units: units, cuped: cuped)
     }
 
     private func decodePromQLGate(_ node: Node, index: Int) -> PromQLGate? {

@@ -51,6 +51,10 @@ struct ExplainCommand: AsyncParsableCommand {
             }
             guard let looks = step.judge, let final = looks.last else { continue }
             print("  judge: \(looks.count) look(s); \(step.judgeDecision?.rawValue ?? "undecided"): \(step.judgeRule ?? "")")
+            // The split's health at the last look that could check it.
+            for check in looks.last(where: { !($0.sampleRatio ?? []).isEmpty })?.sampleRatio ?? [] {
+                print("  sample ratio \(check.mismatch ? "MISMATCH" : "ok"): \(check.summary)")
+            }
             var rows = [["metric", "verdict", "new", "live", "difference", "interval", "margin"]]
             var rules: [String] = []
             for metric in final.metrics {

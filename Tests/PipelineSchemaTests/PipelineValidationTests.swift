@@ -131,6 +131,12 @@ import TestSupport
         Case(yaml: header + train + deploy + "traffic: !!map # <-\n  wait: 1m\n", message: "the YAML tag !!map is not read"),
         Case(yaml: header + train + deploy + "traffic:\n  !custom wait: 1m # <-\n", message: "the YAML tag !custom is not read"),
         Case(yaml: header + train + deploy + "traffic:\n  steps: [25, !!str 100] # <-\n", message: "the YAML tag !!str is not read"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    allowUndecidedCritical: perhaps # <-\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "perhaps"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    usersPerMinute: 0 # <-\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "users per minute, above 0"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    sampleRatio: {units: user_bucket} # <-\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "the sample ratio check needs users: QUERY or requests: QUERY"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    sampleRatio:\n      users: sum(u) # <-\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "the query must select the colour with {{color}}"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    sampleRatio:\n      users: sum(u{c=\"{{color}}\"})\n      pValue: 0.5 # <-\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "a p-value above 0 and at most 0.05"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    metrics:\n      - name: e\n        proportion: {successes: 's{c=\"{{color}}\"}', trials: 't{c=\"{{color}}\"}'}\n        bad: decrease\n        cuped: 10m # <-\n", message: "CUPED needs proportion.units"),
     ]
 
     @Test(arguments: cases)

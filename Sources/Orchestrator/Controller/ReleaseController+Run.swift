@@ -14,9 +14,14 @@ extension ReleaseController {
         public var interruptedBy: Int32?
 
         /// The documented exit code for this result.
-        public var exitCode: Int32 {
+        public var exitCode: Int32 { Self.exitCode(record: record, interruptedBy: interruptedBy) }
+
+        /// The documented exit code of a run that ended with `record`: a release rolled back as
+        /// an invalid experiment (its last step's judge found a sample ratio mismatch) exits 6.
+        static func exitCode(record: ReleaseRecord?, interruptedBy: Int32?) -> Int32 {
             if let interruptedBy { return ExitStatus.interrupted(by: interruptedBy) }
             switch record?.outcome {
+            case .rolledBack? where record?.rollout?.steps.last?.judgeDecision == .invalid: return ExitStatus.invalidExperiment
             case .failed?, .rolledBack?, .interrupted?: return ExitStatus.failed
             default: return ExitStatus.success
             }

@@ -84,8 +84,13 @@ public struct PrometheusClient: Sendable {
     /// a finite number (NaN, ±Inf) is an error: the judge reads counts, and a count is finite.
     /// Reading stops after `vectorSeriesLimit` series.
     public func queryVector(_ promql: String) async throws -> [(labels: [String: String], value: Double)] {
+        try await queryVector(promql, at: nil)
+    }
+
+    /// The same, evaluated at `time` (nil: now).
+    func queryVector(_ promql: String, at time: Date?) async throws -> [(labels: [String: String], value: Double)] {
         let scan = SeriesScan(stopAfter: Self.vectorSeriesLimit)
-        let response = try await get(promql, limit: Self.vectorAnswerLimit) { scan.take($0) }
+        let response = try await get(promql, at: time, limit: Self.vectorAnswerLimit) { scan.take($0) }
         if scan.series > Self.vectorSeriesLimit {
             throw QueryError(
                 message: "the query returned more than \(Self.vectorSeriesLimit) series; the judge reads a histogram's buckets by le, or counts by its units label: "
@@ -107,8 +112,11 @@ public struct PrometheusClient: Sendable {
     }
 
     /// GET a query; the body goes to `take` as it arrives (which may end the transfer).
-    private func get(_ promql: String, limit: HTTPClient.BodyLimit, take: @escaping @Sendable (Data) -> Bool) async throws -> HTTPClient.Response {
-        let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))"
+    private func get(_ promql: String, at time: Date? = nil, limit: HTTPClient.BodyLimit, take: @escaping @Sendable (Data) -> Bool) async throws
+        -> HTTPClient.Response
+    {
+        let instant = time.map { String(format: "&time=%.3f", $0.timeIntervalSince1970) } ?? ""
+        let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))\(instant)"
         do {
             return try await HTTPClient.send(HTTPClient.Request(url: url, timeout: Self.queryTimeout, limit: limit), onData: take)
         } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge {

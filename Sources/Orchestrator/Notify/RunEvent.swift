@@ -10,7 +10,8 @@ struct RunEvent: Sendable {
         case progress(RunState)
         /// A gate was measured during a step.
         case measured(GateMeasurement)
-        case stepPassed(step: Int, steps: Int, weight: Int, measurements: [GateMeasurement])
+        /// `note`: what the verdict must say (a judge that passed without its critical metric deciding).
+        case stepPassed(step: Int, steps: Int, weight: Int, measurements: [GateMeasurement], note: String? = nil)
         /// A gate or the judge failed a step: why, and every measurement of the step.
         case gateFailed(weight: Int, failure: String, measurements: [GateMeasurement])
         case rolledBack(reason: String, interrupted: Bool)

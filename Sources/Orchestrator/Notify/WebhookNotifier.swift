@@ -104,14 +104,17 @@ final class WebhookNotifier: RunObserver {
             message.live = live
             message.weight = nil
             message.summary = "\(name) started (live: \(live ?? "none"))"
-        case .stepPassed(let step, let steps, let weight, let measurements):
+        case .stepPassed(let step, let steps, let weight, let measurements, let note):
             message.event = .stepPassed
             message.step = step
             message.steps = steps
             message.weight = weight
             message.measurements = Self.latest(measurements)
+            message.reason = note
             let values = Self.latest(measurements).map { "\($0.gate) \($0.value.map(formatMetric) ?? "-")" }.joined(separator: ", ")
-            message.summary = "\(name): step \(step)/\(steps) passed, \(run?.target ?? "the new colour") at \(weight)%\(values.isEmpty ? "" : " (\(values))")"
+            message.summary =
+                "\(name): step \(step)/\(steps) passed, \(run?.target ?? "the new colour") at \(weight)%\(values.isEmpty ? "" : " (\(values))")"
+                + (note.map { "; \($0)" } ?? "")
         case .gateFailed(let weight, let failure, let measurements):
             message.event = .gateFailed
             message.weight = weight

@@ -102,12 +102,21 @@ public struct RunPlan: Sendable, Codable, Equatable {
         public var detectable: Double
         public var declared: Double
         public var absolute: Bool
+        /// What `newTrials` counts: `trials` (requests, or recommendations) or `users` (a metric
+        /// measured between groups of users); nil in plans written before.
+        public var unit: String? = nil
+        /// What the new colour needs for the declared effect, and how long it takes to gather at
+        /// the expected rate (nil when no amount would do).
+        public var neededNew: Double? = nil
+        public var neededSeconds: Double? = nil
 
         public var sufficient: Bool { detectable <= declared }
 
         enum CodingKeys: String, CodingKey {
-            case metric, detectable, declared, absolute
+            case metric, detectable, declared, absolute, unit
             case newTrials = "new_trials"
+            case neededNew = "needed_new"
+            case neededSeconds = "needed_seconds"
         }
     }
 
@@ -304,7 +313,8 @@ extension RunPlan {
                         ? "can decide within the hold"
                         : extended.sufficient ? "cannot within the hold; the step extends up to maxWait, where it can (\(text(extended.detectable)))"
                         : "CANNOT even at maxWait (\(text(extended.detectable))): the step will end inconclusive unless the effect is larger"
-                    lines.append("    judge \(power.metric): ~\(formatNumber(power.newTrials.rounded())) trials on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)")
+                    let needs = extended.sufficient ? "" : extended.neededNew.map { "; needs ~\(formatNumber($0)) \(power.unit ?? "trials")" + (extended.neededSeconds.map { " (\(formatNumber(($0 / 6).rounded(.up) / 10)) min)" } ?? "") } ?? ""
+                    lines.append("    judge \(power.metric): ~\(formatNumber(power.newTrials.rounded())) \(power.unit ?? "trials") on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)\(needs)")
                 }
             }
             if let live = rollout.live {

@@ -322,10 +322,16 @@ enum FakePlan {
             critical: critical, weight: 1, onNoData: .fail, minTrials: 30)
     }
 
+    /// Checks the split's share of users at every look (`users{color}`), as a pipeline would.
     static func judge(onInconclusive: JudgeSpec.Inconclusive = .fail) -> JudgeSpec {
         JudgeSpec(
             metrics: [metric("engagement", critical: true), metric("latency", critical: false)], confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60),
-            onInconclusive: onInconclusive, marginal: 40, pass: 90, expectedRate: nil)
+            onInconclusive: onInconclusive, marginal: 40, pass: 90, expectedRate: nil, sampleRatio: .init(users: "users{color=\"{{color}}\"}"))
+    }
+
+    /// What the sample ratio check counts at a look: users `new` and `live` since the step started.
+    static func users(new: Double, live: Double) -> [JudgeRules.RatioCounts] {
+        [JudgeRules.RatioCounts(count: "users", new: ["": new], live: ["": live])]
     }
 
     static func plan(

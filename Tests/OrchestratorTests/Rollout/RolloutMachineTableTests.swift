@@ -32,6 +32,7 @@ import OrchestratorSupport
         case judgePasses = "the judge passes"
         case judgeFails = "the judge fails"
         case judgeInconclusive = "the judge is inconclusive"
+        case splitSkewed = "the judge passes on a skewed split (sample ratio mismatch)"
         case abort = "orchestrate abort"
         case promote = "orchestrate promote"
         case promoteFull = "orchestrate promote --full"
@@ -179,6 +180,9 @@ import OrchestratorSupport
         case .judgePasses: return [judge(.pass, .pass)]
         case .judgeFails: return [judge(.low, .pass)]
         case .judgeInconclusive: return [judge(.pass, .low)]
+        case .splitSkewed:
+            // 15 % of the users, at 25 % and at 50 %: far from either.
+            return [.judgeLooked(step: step, .init(judgements: FakePlan.judgements(.pass, .pass), elapsed: 4, at: now, ratios: FakePlan.users(new: 150, live: 850)))]
         case .abort: return [.control(.abort)]
         case .promote: return [.control(.promote)]
         case .promoteFull: return [.control(.promoteFull)]
@@ -316,6 +320,10 @@ import OrchestratorSupport
             return rolledBack(step: phase.step, failure: "judge: critical metric engagement is Low")
         case (.holding25, .judgeInconclusive), (.holding50, .judgeInconclusive):
             return rolledBack(step: phase.step, failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive")
+        case (.holding25, .splitSkewed), (.holding50, .splitSkewed):
+            return rolledBack(
+                step: phase.step, failure: "invalid experiment: sample ratio mismatch (p < 0.001): users: new 15.0 % of 1000 (150 new, 850 live), expected \(phase.weight).0 %",
+                exit: ExitStatus.invalidExperiment)
         case (.holding25, .abort), (.holding50, .abort), (.holding100, .abort):
             return rolledBack(step: phase.step, before: [.abort], failure: "aborted by orchestrate abort")
         case (.holding25, .sigterm), (.holding50, .sigterm), (.holding100, .sigterm):

@@ -335,7 +335,11 @@ import Testing
         await harness.send([.timer(.stepWait(step: 0)), .timer(.judgeMaxWait(step: 0))])
         #expect(harness.phaseName == "holding", "the wait passed, but the judge has not decided")
         await harness.send(.judgeLooked(step: 0, .init(judgements: undecided, elapsed: 60, at: harness.clock.now())))
-        #expect(harness.machine.ending?.recorded == RecordedEnding(.rolledBack, failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive, undecided at the deadline"))
+        #expect(
+            harness.machine.ending?.recorded
+                == RecordedEnding(
+                    .rolledBack,
+                    failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive, the critical metric did not decide (engagement Undecided at the deadline)"))
     }
 
     @Test func anAbortDuringTheDrainWhenTheOldColourIsGoneLeavesTheReleaseLive() async {

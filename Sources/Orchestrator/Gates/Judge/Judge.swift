@@ -57,12 +57,17 @@ public struct MetricJudgement: Sendable, Codable, Equatable {
     public var weight: Double
     /// Set when a query failed.
     public var error: String?
+    /// What CUPED did (a grouped metric with `cuped`, once it had a covariate).
+    public var cuped: CovariateAdjustment? = nil
 }
 
 /// One look of the judge at a step.
 public struct JudgeLook: Sendable, Codable, Equatable {
     public enum Decision: String, Sendable, Codable, Equatable {
         case pass, fail, inconclusive, undecided
+        /// The split did not send each colour its share (sample ratio mismatch): the comparison
+        /// is biased, so the step ends without a verdict on the model.
+        case invalid = "invalid experiment"
     }
 
     public var at: Date
@@ -74,6 +79,13 @@ public struct JudgeLook: Sendable, Codable, Equatable {
     public var decision: Decision
     /// The rule that decided, in words.
     public var rule: String
+    /// The sample ratio check of each count at this look (nil without `sampleRatio`).
+    public var sampleRatio: [SampleRatioCheck]? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case at, elapsed, metrics, score, decision, rule
+        case sampleRatio = "sample_ratio"
+    }
 }
 
 /// Classifies metrics and decides steps from counts: pure, so that it can be tested against
@@ -99,13 +111,13 @@ struct JudgeRules {
     /// colour's share at its bucket boundary can be far smaller, which would make any margin moot.
     func compare(
         _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double), live: (Double, Double),
-        variance: Double? = nil
+        variance: Double? = nil, shift: Double = 0
     ) -> MetricJudgement.Comparison {
         let reference = quantile.map { 1 - $0 } ?? Statistics.adjustedRate(live.0, live.1)
         let margin = metric.absolute ? metric.effect : metric.effect * reference
         let difference = Statistics.difference(
             newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin, alpha: alpha,
-            variance: variance)
+            variance: variance, shift: shift)
         var classification: MetricJudgement.Classification
         if new.1 < Double(metric.minTrials) || live.1 < Double(metric.minTrials) {
             classification = .noData
@@ -123,7 +135,10 @@ struct JudgeRules {
     }
 
     /// Judges a metric from the counts each colour gathered since the step started.
-    func judge(_ metric: JudgeSpec.Metric, new: Counts?, live: Counts?) -> MetricJudgement {
+    ///
+    /// - Parameter covariate: for a grouped metric with `cuped`, each group's successes and
+    ///   trials on the live colour in the window before the step.
+    func judge(_ metric: JudgeSpec.Metric, new: Counts?, live: Counts?, covariate: [String: (successes: Double, trials: Double)]? = nil) -> MetricJudgement {
         var judgement = MetricJudgement(
             metric: metric.name, classification: .noData, comparisons: [], rule: "", critical: metric.critical, weight: metric.weight)
         switch (metric.kind, new, live) {
@@ -136,7 +151,20 @@ struct JudgeRules {
             let newVariance = Statistics.clusteredVariance(Array(newGroups.values))
             let liveVariance = Statistics.clusteredVariance(Array(liveGroups.values))
             let variance = newVariance.flatMap { new in liveVariance.map { new + $0 } }
-            judgement.comparisons = [compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)]
+            if let window = metric.cuped, let covariate, let adjusted = Statistics.cuped(new: newGroups, live: liveGroups, covariate: covariate) {
+                let plain = compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)
+                let comparison = compare(
+                    metric, new: total(newGroups), live: total(liveGroups), variance: adjusted.new.adjustedVariance + adjusted.live.adjustedVariance,
+                    shift: adjusted.new.shift - adjusted.live.shift)
+                // As the intervals use them (never below independent trials'): their squared widths.
+                let before = pow(plain.upper - plain.lower, 2)
+                let reduction = before > 0 && before.isFinite ? 1 - pow(comparison.upper - comparison.lower, 2) / before : 0
+                judgement.cuped = CovariateAdjustment(
+                    window: "\(window)", theta: adjusted.theta, newShift: adjusted.new.shift, liveShift: adjusted.live.shift, varianceReduction: reduction)
+                judgement.comparisons = [comparison]
+            } else {
+                judgement.comparisons = [compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)]
+            }
         case (.histogram(_, let quantiles), .histogram(let newBuckets)?, .histogram(let liveBuckets)?):
             let liveTotal = liveBuckets.last?.count ?? 0
             let newTotal = newBuckets.last?.count ?? 0
@@ -181,7 +209,10 @@ struct JudgeRules {
             case .noData: "fewer than \(metric.minTrials) trials for a colour"
             case .undecided: "the \(level) interval still straddles the margin (\(margin))"
             }
-        return "\(judgement.classification.rawValue): \(verdict) — \(parts)"
+        let cuped = judgement.cuped.map {
+            "; CUPED on the \($0.window) before the step: " + String(format: "variance %+.0f %%, θ %.3g", -$0.varianceReduction * 100, $0.theta)
+        } ?? ""
+        return "\(judgement.classification.rawValue): \(verdict) — \(parts)\(cuped)"
     }
 
     /// The smallest regression a look with these trials can decide for a rate near `rate`: the
@@ -200,11 +231,24 @@ struct JudgeRules {
     /// The power of one step for each metric with a known baseline: the regression detectable
     /// after `seconds` at `weight` percent of `rate` requests per second, in the unit of the
     /// metric's `effect` (relative to live, or absolute), and whether it reaches the declared one.
+    ///
+    /// A metric measured between groups of users (`units`) counts users, not trials: one user's
+    /// recommendations are not independent, so a thousand requests of the same hundred users
+    /// decide no more than those hundred users do. Each user counts as one trial of the rate (the
+    /// most a user's own rate can vary: a conservative figure), at `usersPerMinute`; without it
+    /// such a metric has no figure.
     func power(rate: Double, weight: Int, seconds: Double) -> [RunPlan.Power] {
         spec.metrics.compactMap { metric -> RunPlan.Power? in
-            let requests = rate * seconds
-            let newTrials = requests * Double(weight) / 100 * metric.trialsPerRequest
-            let liveTrials = requests * Double(100 - weight) / 100 * metric.trialsPerRequest
+            // Units (trials or users) per second reaching the service.
+            let perSecond: Double
+            if metric.units != nil {
+                guard let users = spec.usersPerMinute else { return nil }
+                perSecond = users / 60
+            } else {
+                perSecond = rate * metric.trialsPerRequest
+            }
+            let newTrials = perSecond * seconds * Double(weight) / 100
+            let liveTrials = perSecond * seconds * Double(100 - weight) / 100
             let rates: [Double]
             switch metric.kind {
             case .proportion:
@@ -220,8 +264,36 @@ struct JudgeRules {
                 let margin = detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials)
                 return metric.absolute ? margin : margin / rate
             }.max() ?? .infinity
-            return RunPlan.Power(metric: metric.name, newTrials: newTrials, detectable: worst, declared: metric.effect, absolute: metric.absolute)
+            // What the new colour needs for the declared effect: the most any of its rates needs.
+            let needed = rates.map { rate in neededTrials(rate: rate, margin: metric.absolute ? metric.effect : metric.effect * rate, weight: weight) }.max() ?? .infinity
+            let share = perSecond * Double(weight) / 100
+            return RunPlan.Power(
+                metric: metric.name, newTrials: newTrials, detectable: worst, declared: metric.effect, absolute: metric.absolute,
+                unit: metric.units != nil ? "users" : "trials", neededNew: needed.isFinite ? needed : nil,
+                neededSeconds: needed.isFinite && share > 0 ? needed / share : nil)
         }
+    }
+
+    /// The trials (or users) the new colour needs at `weight` percent (the live colour getting
+    /// the rest) for the always-valid interval to decide a regression of `margin` (absolute) of a
+    /// rate near `rate`: infinity when even 1e12 cannot.
+    func neededTrials(rate: Double, margin: Double, weight: Int) -> Double {
+        guard weight > 0 && weight < 100, margin > 0 else { return .infinity }
+        let liveShare = Double(100 - weight) / Double(weight)
+        func decides(_ trials: Double) -> Bool {
+            Statistics.detectableMargin(rate: rate, newTrials: trials, liveTrials: trials * liveShare, mixture: margin * margin, alpha: alpha) <= margin
+        }
+        var high = 1.0
+        while !decides(high) {
+            high *= 2
+            if high > 1e12 { return .infinity }
+        }
+        var low = high / 2
+        for _ in 0..<60 where high - low > 0.5 {
+            let middle = (low + high) / 2
+            if decides(middle) { high = middle } else { low = middle }
+        }
+        return high.rounded(.up)
     }
 
     /// Decides a step from the judgements of one look: a critical regression fails at once; once
@@ -269,8 +341,25 @@ struct JudgeRules {
         let score = 100 * passed / counted
         let best = 100 * (passed + undecided) / counted
         let text = "score \(formatNumber((score * 10).rounded() / 10)) (pass ≥ \(formatNumber(spec.pass)), marginal ≥ \(formatNumber(spec.marginal)))"
-        if score >= spec.pass { return (.pass, score, text + ": pass") }
+        // A critical metric is the question the release exists to answer: the others' score
+        // passes a step without its answer only when the pipeline says so.
+        let open = judgements.filter { judgement in
+            guard judgement.critical else { return false }
+            let onNoData = spec.metrics.first { $0.name == judgement.metric }?.onNoData ?? .fail
+            return judgement.classification == .undecided || (judgement.classification == .noData && (judgement.error != nil || onNoData != .pass))
+        }.map { "\($0.metric) \($0.classification.rawValue)" }.joined(separator: ", ")
+        if score >= spec.pass {
+            guard !open.isEmpty else { return (.pass, score, text + ": pass") }
+            if spec.allowsUndecidedCritical {
+                return (.pass, score, text + ": pass without the critical metric deciding (\(open) at the deadline; allowUndecidedCritical: true)")
+            }
+            return (
+                .inconclusive, score,
+                text + ": inconclusive: the critical metric did not decide (\(open) at the deadline); passing on the other metrics needs allowUndecidedCritical: true"
+            )
+        }
         if best < spec.marginal { return (.fail, score, text + ": fail") }
+        if !open.isEmpty { return (.inconclusive, score, text + ": inconclusive, the critical metric did not decide (\(open) at the deadline)") }
         return (.inconclusive, score, text + (undecided > 0 ? ": inconclusive, undecided at the deadline" : ": inconclusive"))
     }
 }
@@ -351,6 +440,58 @@ struct StepJudge: Sendable {
         return (counts, errors)
     }
 
+    /// The sample ratio check's counts of a colour (`users`, `requests`), each by group of units
+    /// ("" without `units`); a count whose query failed is left out.
+    func readRatios(_ color: String) async -> [String: [String: Double]] {
+        guard let ratio = spec.sampleRatio else { return [:] }
+        var counts: [String: [String: Double]] = [:]
+        for (name, query) in [("users", ratio.users), ("requests", ratio.requests)] {
+            guard let query, let series = try? await prometheus.queryVector(query.replacingOccurrences(of: "{{color}}", with: color)) else { continue }
+            var groups: [String: Double] = [:]
+            for entry in series where entry.value.isFinite {
+                groups[ratio.units.flatMap { entry.labels[$0] } ?? "", default: 0] += entry.value
+            }
+            counts[name] = groups
+        }
+        return counts
+    }
+
+    /// Each group's successes and trials on the live colour in the `cuped` window before now, for
+    /// every grouped metric with `cuped` (a metric whose queries fail has none).
+    func readCovariates() async -> [String: [String: (successes: Double, trials: Double)]] {
+        var covariates: [String: [String: (successes: Double, trials: Double)]] = [:]
+        let now = Date()
+        for metric in spec.metrics {
+            guard let window = metric.cuped, let label = metric.units, case .proportion(let successes, let trials) = metric.kind else { continue }
+            let earlier = now.addingTimeInterval(-window.duration.seconds)
+            func groups(_ query: String, at time: Date) async throws -> [String: Double] {
+                var groups: [String: Double] = [:]
+                for entry in try await prometheus.queryVector(query.replacingOccurrences(of: "{{color}}", with: live), at: time) {
+                    groups[entry.labels[label] ?? "", default: 0] += entry.value
+                }
+                return groups
+            }
+            guard let goodNow = try? await groups(successes, at: now), let allNow = try? await groups(trials, at: now),
+                let goodBefore = try? await groups(successes, at: earlier), let allBefore = try? await groups(trials, at: earlier)
+            else { continue }
+            let good = Self.delta(goodNow, since: goodBefore)
+            let all = Self.delta(allNow, since: allBefore)
+            covariates[metric.name] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, (successes: good[$0.key] ?? 0, trials: $0.value)) })
+        }
+        return covariates
+    }
+
+    /// What each group of a count gathered since `start` (a counter that restarted counts from zero).
+    static func delta(_ now: [String: Double], since start: [String: Double]?) -> [String: Double] {
+        guard let start else { return now }
+        var result: [String: Double] = [:]
+        for (key, value) in now {
+            let earlier = start[key] ?? 0
+            result[key] = value >= earlier ? value - earlier : value
+        }
+        return result
+    }
+
     /// What a colour gathered since the step started (a counter that restarted counts from zero).
     static func delta(_ now: JudgeRules.Counts?, since start: JudgeRules.Counts?) -> JudgeRules.Counts? {
         switch (now, start) {
@@ -383,11 +524,23 @@ extension Pipeline {
         guard let judge = analysis?.judge, let rate = judge.expectedRate, let traffic else { return [] }
         let rules = JudgeRules(spec: judge)
         let seconds = max(traffic.wait.duration.seconds, judge.maxWait.duration.seconds)
-        return traffic.steps.filter { $0 < 100 }.flatMap { weight in
+        // A metric of users with no rate of users has no power figure: say so once.
+        let unknown = judge.usersPerMinute == nil ? judge.metrics.filter { $0.units != nil && $0.kind != .interleaving } : []
+        let missing = unknown.map { metric in
+            "analysis.judge: \(metric.name) is measured between users (units: \(metric.units ?? "")), so its power counts users, not requests: "
+                + "give usersPerMinute (users who reach the service per minute) for validate and the plan to say whether a step can decide it"
+        }
+        return missing + traffic.steps.filter { $0 > 0 && $0 < 100 }.flatMap { weight in
             rules.power(rate: rate, weight: weight, seconds: seconds).filter { !$0.sufficient }.map { power in
                 let unit = power.absolute ? "" : " (relative to live)"
+                let arrival = power.unit == "users" ? "\(formatNumber(judge.usersPerMinute ?? 0)) users/min" : "\(formatNumber(rate)) requests/s"
+                let needed = power.neededNew.map { needed in
+                    "; it would need about \(formatNumber(needed)) \(power.unit ?? "trials") on the new colour"
+                        + (power.neededSeconds.map { " (\(formatNumber(($0 / 6).rounded(.up) / 10)) minutes at this rate)" } ?? "")
+                        + ", maxWait gives \(formatNumber(power.newTrials.rounded()))"
+                } ?? ""
                 return "analysis.judge: at the \(weight) % step, \(power.metric) can only detect a regression of \(formatNumber((power.detectable * 1000).rounded() / 1000))\(unit) "
-                    + "within maxWait \(judge.maxWait) at \(formatNumber(rate)) requests/s, not the declared \(formatNumber(power.declared)): the step will end inconclusive "
+                    + "within maxWait \(judge.maxWait) at \(arrival), not the declared \(formatNumber(power.declared))\(needed): the step will end inconclusive "
                     + "unless the effect is larger; raise maxWait or the traffic, or declare a larger effect"
             }
         }

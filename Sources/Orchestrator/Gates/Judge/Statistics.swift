@@ -63,18 +63,21 @@ enum Statistics {
         var upper: Double
     }
 
-    /// - Parameter variance: the variance of the difference when measured between groups of
-    ///   units (see `clusteredVariance`); nil: binomial.
+    /// - Parameters:
+    ///   - variance: the variance of the difference when measured between groups of units (see
+    ///     `clusteredVariance`); nil: binomial.
+    ///   - shift: what a covariate adjustment (CUPED) moves the difference by.
     static func difference(
-        newSuccesses: Double, newTrials: Double, liveSuccesses: Double, liveTrials: Double, mixture: Double, alpha: Double, variance: Double? = nil
+        newSuccesses: Double, newTrials: Double, liveSuccesses: Double, liveTrials: Double, mixture: Double, alpha: Double, variance: Double? = nil,
+        shift: Double = 0
     ) -> Difference {
         let new = adjustedRate(newSuccesses, newTrials)
         let live = adjustedRate(liveSuccesses, liveTrials)
         let binomial = new * (1 - new) / (newTrials + 2) + live * (1 - live) / (liveTrials + 2)
         // Grouped units are never credited with less variance than independent trials.
         let variance = max(variance ?? binomial, binomial)
-        let interval = alwaysValidInterval(estimate: new - live, variance: variance, mixture: mixture, alpha: alpha)
-        return Difference(new: new, live: live, estimate: new - live, lower: interval.lower, upper: interval.upper)
+        let interval = alwaysValidInterval(estimate: new - live + shift, variance: variance, mixture: mixture, alpha: alpha)
+        return Difference(new: new, live: live, estimate: new - live + shift, lower: interval.lower, upper: interval.upper)
     }
 
     /// The variance of a ratio of sums (successes over trials) measured between independent

@@ -30,6 +30,9 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
         case gateFailed(String)
         case judgeFailed(rule: String)
         case judgeInconclusive(rule: String)
+        /// The split did not send each colour its share (sample ratio mismatch): the experiment
+        /// is invalid, whatever the metrics say; what was expected and seen.
+        case sampleRatioMismatch(String)
         /// A colour that carries traffic stopped serving during a step (an outage, not a verdict).
         case colourLost(String)
         /// nginx was lost during a step and could not be brought back.
@@ -59,6 +62,7 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
             case .gateFailed(let why), .colourLost(let why): why
             case .judgeFailed(let rule): "judge: \(rule)"
             case .judgeInconclusive(let rule): "judge: inconclusive: \(rule)"
+            case .sampleRatioMismatch(let rule): "invalid experiment: \(rule)"
             case .trafficSwitchLost(let why, let error): "\(why), and nginx could not be brought back: \(error)"
             case .aborted: "aborted by orchestrate abort"
             case .interrupted(let signal, let weight): "interrupted by \(RolloutMachine.signalName(signal)) at \(weight)%"
@@ -89,4 +93,12 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
     }
 
     var description: String { ([reason.description] + problems.map(\.description)).joined(separator: "; ") }
+}
+
+extension RolloutFailure.Reason {
+    /// A sample ratio mismatch: the run exits `ExitStatus.invalidExperiment`, not `failed`.
+    var isInvalidExperiment: Bool {
+        if case .sampleRatioMismatch = self { return true }
+        return false
+    }
 }

@@ -113,7 +113,8 @@ extension RolloutMachine {
 
     /// What the run tells its observers (webhooks, the Pushgateway).
     enum Announcement: Sendable, Equatable {
-        case stepPassed(step: Int, steps: Int, weight: Int, measurements: [GateMeasurement])
+        /// `note`: what the verdict must say (a judge that passed without its critical metric deciding).
+        case stepPassed(step: Int, steps: Int, weight: Int, measurements: [GateMeasurement], note: String? = nil)
         case gateFailed(weight: Int, failure: String, measurements: [GateMeasurement])
         case rolledBack(reason: String, interrupted: Bool)
         case promoted(color: String, modelVersion: String)

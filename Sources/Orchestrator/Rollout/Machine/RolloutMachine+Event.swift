@@ -115,6 +115,9 @@ extension RolloutMachine {
         /// Seconds since the step started.
         var elapsed: Double
         var at: Date
+        /// The sample ratio check's counts of each colour since the step started (none without
+        /// `sampleRatio`, or when their queries failed).
+        var ratios: [JudgeRules.RatioCounts] = []
     }
 
     /// A colour that answers its health check.

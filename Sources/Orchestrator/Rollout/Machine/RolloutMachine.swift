@@ -166,6 +166,15 @@ struct RolloutMachine: Sendable, Equatable {
         var final = false
         var decision: JudgeLook.Decision?
         var rule: String?
+
+        /// The judge's verdict, when it passed the step although a critical metric had not
+        /// decided (`allowUndecidedCritical: true`): the notification says so.
+        var passedWithoutCritical: String? {
+            guard decision == .pass, let last = looks.last,
+                last.metrics.contains(where: { $0.critical && ($0.classification == .undecided || $0.classification == .noData) })
+            else { return nil }
+            return "judge: \(rule ?? "")"
+        }
     }
 
     /// An abort during the drain, returning to the previous release.
@@ -231,6 +240,7 @@ struct RolloutMachine: Sendable, Equatable {
         if let signal { return ExitStatus.interrupted(by: signal) }
         switch ending {
         case .finished(.succeeded, _): return ExitStatus.success
+        case .finished(_, let failure?) where failure.reason.isInvalidExperiment: return ExitStatus.invalidExperiment
         case .finished: return ExitStatus.failed
         case .failed: return nil
         }
@@ -597,8 +607,20 @@ struct RolloutMachine: Sendable, Equatable {
             return []
         case .judgeLooked(index, let observation):
             guard let spec = plan.judge(ofStep: index), var judge = hold.judge, judge.decision == nil else { return [] }
-            let (decision, score, rule) = JudgeRules(spec: spec).decide(observation.judgements, final: judge.final)
-            let look = JudgeLook(at: observation.at, elapsed: observation.elapsed, metrics: observation.judgements, score: score, decision: decision, rule: rule)
+            let rules = JudgeRules(spec: spec)
+            var (decision, score, rule) = rules.decide(observation.judgements, final: judge.final)
+            // A split that does not send each colour its share biases every comparison: the
+            // step ends as an invalid experiment, whatever the metrics say.
+            let checks = observation.ratios.compactMap { rules.sampleRatio($0, weight: hold.weight) }
+            let mismatches = checks.filter(\.mismatch)
+            if !mismatches.isEmpty, let threshold = spec.sampleRatio?.pValue {
+                (decision, score) = (.invalid, nil)
+                rule =
+                    "sample ratio mismatch (p < \(formatNumber(threshold))): " + mismatches.map(\.summary).joined(separator: "; ")
+                    + ": the split does not send each colour its share, so no comparison of this step can be trusted"
+            }
+            var look = JudgeLook(at: observation.at, elapsed: observation.elapsed, metrics: observation.judgements, score: score, decision: decision, rule: rule)
+            if spec.sampleRatio != nil { look.sampleRatio = checks }
             judge.looks.append(look)
             judge.consecutiveErrors = observation.judgements.allSatisfy { $0.error != nil } ? judge.consecutiveErrors + 1 : 0
             effects.append(.progress(.judge(look)))
@@ -611,6 +633,10 @@ struct RolloutMachine: Sendable, Equatable {
             }
             hold.judge = judge
             switch judge.decision {
+            case .invalid?:
+                hold.passed = false
+                hold.failure = .sampleRatioMismatch(judge.rule ?? "")
+                return effects + endHold(hold, at: now)
             case .fail?:
                 hold.passed = false
                 hold.failure = .judgeFailed(rule: judge.rule ?? "")
@@ -702,7 +728,10 @@ struct RolloutMachine: Sendable, Equatable {
             var effects: [Effect] = []
             if hold.passed {
                 effects.append(
-                    .announce(.stepPassed(step: hold.step + 1, steps: plan.steps.count, weight: hold.weight, measurements: hold.recordedMeasurements)))
+                    .announce(
+                        .stepPassed(
+                            step: hold.step + 1, steps: plan.steps.count, weight: hold.weight, measurements: hold.recordedMeasurements,
+                            note: hold.judge?.passedWithoutCritical)))
             } else if hold.stop == nil {
                 effects.append(.announce(.gateFailed(weight: hold.weight, failure: hold.failure?.description ?? "a gate failed", measurements: hold.recordedMeasurements)))
             }

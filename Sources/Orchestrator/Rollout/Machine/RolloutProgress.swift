@@ -59,7 +59,10 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
         case .gate(let measurement):
             "    gate \(measurement.gate) \(measurement.condition): \(measurement.value.map(formatMetric) ?? (measurement.error ?? "-")) \(measurement.outcome)"
         case .judge(let look):
-            "    judge \(String(format: "%.1f", look.elapsed)) s: \(look.metrics.map { "\($0.metric) \($0.classification.rawValue)" }.joined(separator: ", ")) -> \(look.decision.rawValue) (\(look.rule))"
+            "    judge \(String(format: "%.1f", look.elapsed)) s: \(look.metrics.map { "\($0.metric) \($0.classification.rawValue)\($0.cuped.map { String(format: " (CUPED variance %+.0f %%)", -$0.varianceReduction * 100) } ?? "")" }.joined(separator: ", ")) -> \(look.decision.rawValue) (\(look.rule))"
+                + (look.sampleRatio ?? []).map {
+                    "; split \($0.count) " + String(format: "new %.1f %% (expected %.1f %%), p %.2g", $0.observedShare * 100, $0.expectedShare * 100, $0.pValue)
+                }.joined()
         case .promoteRequested: "promote requested: ending this step's wait"
         case .promoteFullRequested: "promote --full requested"
         case .stepFailed(let number, let failure): "step \(number): FAILED: \(failure)"

@@ -11,6 +11,10 @@ actor PrometheusMetrics: MetricsSource {
     /// The judge's reads of each judged step, by its index (none without a judge).
     let judges: [Int: StepJudge]
     private var baselines: [Int: (started: ContinuousClock.Instant, new: [String: JudgeRules.Counts?], live: [String: JudgeRules.Counts?])] = [:]
+    /// The sample ratio check's counts of each colour when each judged step started.
+    /// The CUPED covariates of each judged step's grouped metrics, read when it started.
+    private var covariates: [Int: [String: [String: (successes: Double, trials: Double)]]] = [:]
+    private var ratioBaselines: [Int: (new: [String: [String: Double]], live: [String: [String: Double]])] = [:]
 
     init(prometheus: PrometheusClient?, judges: [Int: StepJudge]) {
         self.prometheus = prometheus
@@ -36,6 +40,8 @@ actor PrometheusMetrics: MetricsSource {
         let new = await judge.read(judge.target).counts
         let live = await judge.read(judge.live).counts
         baselines[step] = (started, new, live)
+        ratioBaselines[step] = (await judge.readRatios(judge.target), await judge.readRatios(judge.live))
+        covariates[step] = await judge.readCovariates()
     }
 
     func lookJudge(step: Int) async -> RolloutMachine.JudgeObservation {
@@ -50,13 +56,23 @@ actor PrometheusMetrics: MetricsSource {
             let sinceNew: JudgeRules.Counts? = fresh ? nil : baseline.new[metric.name] ?? nil
             let sinceLive: JudgeRules.Counts? = fresh ? nil : baseline.live[metric.name] ?? nil
             var judgement = judge.rules.judge(
-                metric, new: StepJudge.delta(nowNew[metric.name] ?? nil, since: sinceNew), live: StepJudge.delta(nowLive[metric.name] ?? nil, since: sinceLive))
+                metric, new: StepJudge.delta(nowNew[metric.name] ?? nil, since: sinceNew), live: StepJudge.delta(nowLive[metric.name] ?? nil, since: sinceLive),
+                covariate: covariates[step]?[metric.name])
             let errors = [(judge.target, newErrors[metric.name]), (judge.live, liveErrors[metric.name])].compactMap { color, error in
                 error.map { "\(color): \($0)" }
             }
             if !errors.isEmpty { judgement.error = "the query failed: " + errors.joined(separator: "; ") }
             judgements.append(judgement)
         }
-        return RolloutMachine.JudgeObservation(judgements: judgements, elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, at: Date())
+        var ratios: [JudgeRules.RatioCounts] = []
+        let (ratioNew, ratioLive) = (await judge.readRatios(judge.target), await judge.readRatios(judge.live))
+        for count in ["users", "requests"] {
+            guard let new = ratioNew[count], let live = ratioLive[count] else { continue }
+            ratios.append(
+                JudgeRules.RatioCounts(
+                    count: count, new: StepJudge.delta(new, since: ratioBaselines[step]?.new[count]), live: StepJudge.delta(live, since: ratioBaselines[step]?.live[count])))
+        }
+        return RolloutMachine.JudgeObservation(
+            judgements: judgements, elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, at: Date(), ratios: ratios)
     }
 }

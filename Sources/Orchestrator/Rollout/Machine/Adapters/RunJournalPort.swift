@@ -69,8 +69,8 @@ struct RunNotifierPort: RolloutNotifier {
 
     func announce(_ announcement: RolloutMachine.Announcement) async {
         switch announcement {
-        case .stepPassed(let step, let steps, let weight, let measurements):
-            await journal.announce(.stepPassed(step: step, steps: steps, weight: weight, measurements: measurements))
+        case .stepPassed(let step, let steps, let weight, let measurements, let note):
+            await journal.announce(.stepPassed(step: step, steps: steps, weight: weight, measurements: measurements, note: note))
         case .gateFailed(let weight, let failure, let measurements):
             await journal.announce(.gateFailed(weight: weight, failure: failure, measurements: measurements))
         case .rolledBack(let reason, let interrupted):
