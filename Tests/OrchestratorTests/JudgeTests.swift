@@ -215,6 +215,9 @@ import Testing
         #expect(!small.sufficient, "a few dozen requests cannot detect 10 %: \(small.detectable)")
         #expect(large.detectable < small.detectable)
         #expect(large.sufficient, "\(large.detectable)")
+        // The interleaving step (0 %) judges no A/B metric: no power figure, so no warning that
+        // engagement "can only detect" a regression it is not asked to.
+        #expect(rules.power(rate: 300, weight: 0, seconds: 60).isEmpty)
     }
 }
 

@@ -221,6 +221,8 @@ struct JudgeRules {
     /// metric's `effect` (relative to live, or absolute), and whether it reaches the declared one.
     func power(rate: Double, weight: Int, seconds: Double) -> [RunPlan.Power] {
         spec.metrics.compactMap { metric -> RunPlan.Power? in
+            // At 0 % (the interleaving step) the A/B metrics are not judged: nothing to power.
+            if weight == 0 && metric.kind != .interleaving { return nil }
             let requests = rate * seconds
             let newTrials = requests * Double(weight) / 100 * metric.trialsPerRequest
             let liveTrials = requests * Double(100 - weight) / 100 * metric.trialsPerRequest
