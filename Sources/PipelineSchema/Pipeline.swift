@@ -327,9 +327,17 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
         /// CUPED: the window before each step whose rate of each group of `units`, on the live
         /// colour, is the covariate that takes the users' own differences out of the comparison.
         public var cuped: PipelineDuration? = nil
+        /// For a histogram: the smallest slowdown that can count as a regression, in the
+        /// histogram's unit (seconds for latency). The new colour's answers are counted above live's
+        /// quantile plus this floor (rounded up to a bucket bound), so that a tail a fraction of a
+        /// millisecond slower, which no user notices, is not a regression. The decoder sets 0.005
+        /// (5 ms) when a pipeline gives none; nil (a record written before the floor) is 0.
+        public var floor: Double? = nil
+        /// A histogram's floor when the pipeline gives none: 5 ms of latency.
+        public static let defaultFloor = 0.005
 
         enum CodingKeys: String, CodingKey {
-            case name, kind, bad, effect, absolute, baseline, critical, weight
+            case name, kind, bad, effect, absolute, baseline, critical, weight, floor
             case onNoData = "on_no_data"
             case minTrials = "min_trials"
             case trialsPerRequest = "trials_per_request"

@@ -737,7 +737,7 @@ struct PipelineDecoder {
                 node, fallback,
                 allowed: [
                     "name", "proportion", "histogram", "interleaving", "quantiles", "bad", "effect", "baseline", "critical", "weight", "onNoData",
-                    "minTrials", "trialsPerRequest", "cuped",
+                    "minTrials", "trialsPerRequest", "cuped", "floor",
                 ])
         else { return nil }
         let name = reader.required(map, "name", fallback, in: node).flatMap { validName($0, "\(fallback).name") }
@@ -842,10 +842,24 @@ struct PipelineDecoder {
                 cuped = window
             }
         }
+        // A histogram's floor: the smallest slowdown that counts (seconds for latency).
+        var floor: Double?
+        if case .histogram? = kind { floor = JudgeSpec.Metric.defaultFloor }
+        if let node = map["floor"] {
+            if map["histogram"] == nil {
+                reader.report(node, "\(path).floor", "floor goes with histogram: (the smallest change of a quantile that counts, e.g. 0.005 for 5 ms)")
+            } else if let value = reader.double(node, "\(path).floor") {
+                if value >= 0 && value <= 1e6 {
+                    floor = value
+                } else {
+                    reader.report(node, "\(path).floor", "the smallest change that counts, in the histogram's unit (seconds for latency): from 0 to 1e6, e.g. 0.005")
+                }
+            }
+        }
         guard let name, let kind, let bad else { return nil }
         return JudgeSpec.Metric(
             name: name, kind: kind, bad: bad, effect: effect, absolute: absolute, baseline: baseline, critical: critical, weight: weight, onNoData: onNoData,
-            minTrials: minTrials, trialsPerRequest: trialsPerRequest, units: units, cuped: cuped)
+            minTrials: minTrials, trialsPerRequest: trialsPerRequest, units: units, cuped: cuped, floor: floor)
     }
 
     private func decodePromQLGate(_ node: Node, index: Int) -> PromQLGate? {

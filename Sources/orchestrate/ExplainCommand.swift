@@ -18,6 +18,8 @@ struct ExplainCommand: AsyncParsableCommand {
         var release: String
         var outcome: String
         var failure: String?
+        /// What each tune stage chose, by stage name.
+        var tuning: [String: ReleaseRecord.Tuning]
         var steps: [ReleaseRecord.RolloutRecord.Step]
     }
 
@@ -33,11 +35,19 @@ struct ExplainCommand: AsyncParsableCommand {
                 hint: "orchestrate history lists the releases")
         }
         let steps = record.rollout?.steps ?? []
+        let tuned = record.stages.compactMap { stage in stage.tuning.map { (stage.name, $0) } }
         if output == .json {
-            try printJSON(Explanation(release: record.releaseID, outcome: record.outcome.rawValue, failure: record.failure, steps: steps))
+            try printJSON(
+                Explanation(
+                    release: record.releaseID, outcome: record.outcome.rawValue, failure: record.failure,
+                    tuning: Dictionary(tuned, uniquingKeysWith: { _, last in last }), steps: steps))
             return
         }
         print("release \(record.releaseID): \(record.outcome.rawValue)\(record.failure.map { " — \($0)" } ?? "")")
+        // The model released is the one its tune stage chose: say which, and how it was chosen.
+        for (stage, tuning) in tuned {
+            print("tuned by stage \(stage) (\(record.stages.first { $0.name == stage }?.status.rawValue ?? "")): chose \(tuning.summary)")
+        }
         if let rollout = record.rollout {
             print("live \(rollout.live ?? "none"), new \(rollout.target), \(rollout.mode) split")
         }

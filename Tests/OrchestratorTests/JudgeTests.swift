@@ -128,6 +128,56 @@ import Testing
         #expect(rules.judge(latency, new: live, live: live).classification == .pass)
     }
 
+    /// The demo's EASE against SVD: live's p95 falls in the 1 ms bucket and 30 % of the new
+    /// colour's answers take 1 to 2.5 ms. Without a floor that tail is High (the release was rolled
+    /// back for it); with the default 5 ms floor the new colour is counted above 10 ms, where it has
+    /// no answer: Pass. A tail that really is slower by more than the floor is still High.
+    @Test func aSlowdownBelowTheFloorIsNoRegression() {
+        func latency(floor: Double?) -> JudgeSpec.Metric {
+            JudgeSpec.Metric(
+                name: "latency", kind: .histogram(buckets: "b{{color}}", quantiles: [0.5, 0.95]), bad: .increase, effect: 1, absolute: false, baseline: nil,
+                critical: false, weight: 1, onNoData: .fail, minTrials: 30, floor: floor)
+        }
+        let live: JudgeRules.Counts = .histogram([
+            (0.00025, 0), (0.0005, 1000), (0.001, 9600), (0.0025, 9950), (0.005, 10000), (0.01, 10000), (0.025, 10000), (.infinity, 10000),
+        ])
+        let submillisecondTail: JudgeRules.Counts = .histogram([
+            (0.00025, 0), (0.0005, 200), (0.001, 7000), (0.0025, 9900), (0.005, 10000), (0.01, 10000), (0.025, 10000), (.infinity, 10000),
+        ])
+        let before = JudgeRules(spec: Self.spec([latency(floor: nil)])).judge(latency(floor: nil), new: submillisecondTail, live: live)
+        #expect(before.classification == .high, "without a floor the 1-2.5 ms tail is a regression: \(before.rule)")
+        #expect(before.comparisons.first { $0.quantile == 0.95 }?.newThreshold == nil)
+
+        let floored = latency(floor: JudgeSpec.Metric.defaultFloor)
+        let after = JudgeRules(spec: Self.spec([floored])).judge(floored, new: submillisecondTail, live: live)
+        #expect(after.classification == .pass, "\(after.rule)")
+        let p95 = after.comparisons.first { $0.quantile == 0.95 }
+        #expect(p95?.threshold == 0.001)
+        #expect(p95?.newThreshold == 0.01, "1 ms + 5 ms, up to the 10 ms bound")
+        #expect(p95?.newSuccesses == 0)
+        #expect(after.rule.contains("new counted above 0.01 s (floor 0.005 s)"), "\(after.rule)")
+
+        // 30 % of the new colour's answers above 25 ms: slower by far more than the floor.
+        let slow: JudgeRules.Counts = .histogram([
+            (0.00025, 0), (0.0005, 200), (0.001, 5000), (0.0025, 6000), (0.005, 6500), (0.01, 7000), (0.025, 7000), (.infinity, 10000),
+        ])
+        #expect(JudgeRules(spec: Self.spec([floored])).judge(floored, new: slow, live: live).classification == .high)
+        // A floor past the last finite bucket counts the answers slower than every finite bound.
+        let wide = latency(floor: 1)
+        let beyond = JudgeRules(spec: Self.spec([wide])).judge(wide, new: slow, live: live)
+        #expect(beyond.comparisons.first { $0.quantile == 0.95 }?.newThreshold == 0.025)
+        #expect(beyond.classification == .high)
+    }
+
+    /// Bounds are found within a rounding error: 0.005 + 0.005 is the 10 ms bucket, not the next.
+    @Test func theFloorsBoundIsTheFirstBucketAtOrAboveIt() {
+        let buckets: [(le: Double, count: Double)] = [(0.001, 1), (0.005, 2), (0.01, 3), (0.025, 4), (.infinity, 5)]
+        #expect(JudgeRules.bound(atLeast: 0.005 + 0.005, in: buckets) == 0.01)
+        #expect(JudgeRules.bound(atLeast: 0.0011, in: buckets) == 0.005)
+        #expect(JudgeRules.bound(atLeast: 3, in: buckets) == 0.025)
+        #expect(JudgeRules.bound(atLeast: 3, in: [(.infinity, 5)]) == nil)
+    }
+
     @Test func stepsAreDecidedWithKayentasScore() {
         let a = Self.metric("a", bad: .decrease, effect: 0.1, critical: true)
         let b = Self.metric("b", bad: .decrease, effect: 0.1)
@@ -165,6 +215,9 @@ import Testing
         #expect(!small.sufficient, "a few dozen requests cannot detect 10 %: \(small.detectable)")
         #expect(large.detectable < small.detectable)
         #expect(large.sufficient, "\(large.detectable)")
+        // The interleaving step (0 %) judges no A/B metric: no power figure, so no warning that
+        // engagement "can only detect" a regression it is not asked to.
+        #expect(rules.power(rate: 300, weight: 0, seconds: 60).isEmpty)
     }
 }
 

@@ -63,6 +63,15 @@ import Testing
             #expect(tune.argv?.contains("--out") == true)
             let shown = reg == reg.rounded() ? String(Int(reg)) : String(format: "%.4f", reg)
             #expect(progress.contains { $0.contains("chose ease reg=\(shown): ndcg_at_k") }, "\(progress)")
+            #expect(tuning.summary.hasPrefix("ease reg=\(shown): ndcg_at_k ") && tuning.summary.hasSuffix("a stratified-user validation split, 3 trials of 3 candidates"))
+
+            // `orchestrate explain` says which parameters the released model was trained with.
+            let explain = try await CLITests.orchestrate(["explain", record.releaseID, "--history", "releases/history.jsonl"], in: folder)
+            #expect(explain.status == 0, "\(explain.stderr)")
+            #expect(explain.stdout.contains("tuned by stage tune (succeeded): chose \(tuning.summary)"), "\(explain.stdout)")
+            let json = try await CLITests.orchestrate(["explain", record.releaseID, "--history", "releases/history.jsonl", "--output", "json"], in: folder)
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect(((object?["tuning"] as? [String: Any])?["tune"] as? [String: Any])?["chosen"] as? [String: Double] == ["reg": reg])
 
             // The train stage read the tune's output: the same digest, and the model has that λ.
             let choice = try #require(tune.outputs.first)

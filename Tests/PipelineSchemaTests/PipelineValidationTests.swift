@@ -90,6 +90,9 @@ import TestSupport
         Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    confidence: 1.5 # <-\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "must be from 0.5 to below 1"),
         Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        quantiles: [0.5, 1.2] # <-\n        bad: increase\n", message: "quantiles lie strictly between 0 and 1"),
         Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n        effect: {absolute: 0.02, relative: 0.1} # <-\n", message: "give one of relative: or absolute:"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n        floor: -0.001 # <-\n", message: "from 0 to 1e6, e.g. 0.005"),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n        floor: 5ms # <-\n", message: "expected a number, got \"5ms\""),
+        Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    metrics:\n      - name: e\n        proportion:\n          successes: s{c=\"{{color}}\"}\n          trials: t{c=\"{{color}}\"}\n        bad: decrease\n        floor: 0.005 # <-\n", message: "floor goes with histogram:"),
         Case(yaml: header + train + deploy + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    marginal: 80 # <-\n    pass: 60\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", message: "marginal 80 is above pass 60"),
         Case(yaml: header + "stages:\n  - name: s\n    uses: split\n    with: {ratings: r.csv, train: a.csv, test: b.csv, lastN: 3} # <-\n", message: "lastN goes with mode: temporal"),
         Case(yaml: header + "stages:\n  - name: s\n    uses: split\n    with: {ratings: r.csv, train: a.csv, test: b.csv, mode: temporal, futureShare: 0.1} # <-\n", message: "futureShare and future go together"),
@@ -151,6 +154,35 @@ import TestSupport
             #expect(issue.line == expectedLine, "\(issue)")
             #expect(issue.column >= 1)
             #expect(issue.description.hasPrefix("\(path):\(expectedLine):"))
+        }
+    }
+
+    /// A latency histogram's floor: 5 ms unless the pipeline says otherwise (0 turns it off); a
+    /// proportion has none.
+    @Test(arguments: [("", 0.005), ("        floor: 0.02\n", 0.02), ("        floor: 0\n", 0)])
+    func aHistogramsFloorDefaultsToFiveMilliseconds(line: String, expected: Double) async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/pipeline.yml"
+            let judge = """
+                traffic: {}
+                analysis:
+                  prometheus: http://p:9090
+                  judge:
+                    metrics:
+                      - name: latency
+                        histogram: b{c="{{color}}"}
+                        bad: increase
+                \(line)      - name: engagement
+                        proportion:
+                          successes: s{c="{{color}}"}
+                          trials: t{c="{{color}}"}
+                        bad: decrease
+
+                """
+            try write(Self.header + Self.train + Self.deploy + judge, to: path)
+            let metrics = try #require(try PipelineLoader(environment: [:]).load(path).analysis?.judge?.metrics)
+            #expect(metrics.first { $0.name == "latency" }?.floor == expected)
+            #expect(metrics.first { $0.name == "engagement" }?.floor == nil)
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import RecEngine
+@testable import RecEngine
 import RecEngineContract
 import Testing
 
@@ -45,6 +45,30 @@ import Testing
             #expect(again?["chosen"] as? [String: Double] == chosen)
             #expect(first.stderr.contains("reg=400: ndcg_at_k"), "progress per trial on stderr: \(first.stderr)")
         }
+    }
+
+    /// A trial whose score is not a number is written null (a plain JSONEncoder threw on it, so
+    /// `tune --output json` failed) and read back as NaN; a search where every trial scored NaN
+    /// chooses nothing and says why, and one with a number chooses it.
+    @Test func aTrialThatScoredNaNIsWrittenNullAndAllNaNChoosesNothing() throws {
+        let space = try SearchSpace(algorithm: "ease", parsing: "reg=1,10")
+        let trials = [
+            TuningReport.Trial(parameters: ["reg": 1], score: .nan, fitSeconds: 0.1),
+            TuningReport.Trial(parameters: ["reg": 10], score: .nan, fitSeconds: 0.2),
+        ]
+        let report = TuningReport(
+            algorithm: "ease", space: space, protocol: TuningProtocol(), chosen: ["reg": 1], score: .nan, trials: trials, candidates: 2,
+            stoppedByBudget: false, budgetSeconds: nil, fitRatings: 10, validationRatings: 5)
+        let data = try JSONEncoder().encode(report.trials)
+        #expect(String(decoding: data, as: UTF8.self).contains("\"score\":null"))
+        let decoded = try JSONDecoder().decode([TuningReport.Trial].self, from: data)
+        #expect(decoded.allSatisfy { $0.score.isNaN } && decoded.map(\.parameters) == trials.map(\.parameters))
+
+        let error = #expect(throws: RecEngineError.self) { try Tuning.choose(trials[...], metric: "ndcg_at_k") }
+        #expect(error?.code == .nonFiniteMetric)
+        #expect("\(error.map { "\($0)" } ?? "")".contains("no candidate scored a number: ndcg_at_k was not a finite number for each of the 2 trials"))
+        let scored = trials + [TuningReport.Trial(parameters: ["reg": 100], score: 0.2, fitSeconds: 0.3)]
+        #expect(try Tuning.choose(scored[...], metric: "ndcg_at_k").parameters == ["reg": 100])
     }
 
     @Test func randomSamplingDependsOnTheSeedAlone() throws {

@@ -151,6 +151,16 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
             case algorithm, chosen, score, space, `protocol`, trials, candidates
             case stoppedByBudget = "stopped_by_budget"
         }
+
+        /// The choice in one line, as the run's progress and `orchestrate explain` print it:
+        /// `ease reg=300: ndcg_at_k 0.1234 on a temporal validation split, 4 trials of 4 candidates`.
+        public var summary: String {
+            let parameters = chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
+            let split = self.protocol.validation == "temporal" && self.protocol.lastN > 0
+                ? "a temporal validation split (each user's last \(self.protocol.lastN))" : "a \(self.protocol.validation) validation split"
+            return "\(algorithm) \(parameters): \(self.protocol.metric) \(formatMetric(score)) on \(split), \(trials) trials of \(candidates) candidates"
+                + (stoppedByBudget ? " (the time budget ran out)" : "")
+        }
     }
 
     public struct ModelReference: Sendable, Codable, Equatable {

@@ -251,11 +251,9 @@ struct StageExecutor {
             guard let report = try? decoder.decode(TuningReport.self, from: data) else {
                 throw OrchestratorError(.stageFailed, "recengine tune printed no tune report (\(path))", hint: "is RECENGINE_BIN the recengine of this build?")
             }
-            record.tuning = ReleaseRecord.Tuning(report)
-            let chosen = report.chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
-            progress(
-                "    chose \(report.algorithm) \(chosen): \(report.protocol.metric) \(formatMetric(report.score)) on a \(report.protocol.validation) validation split, \(report.trials.count) trials of \(report.candidates) candidates\(report.stoppedByBudget ? " (the time budget ran out)" : "")"
-            )
+            let tuning = ReleaseRecord.Tuning(report)
+            record.tuning = tuning
+            progress("    chose \(tuning.summary)")
         }
         return Self.metricNames(metrics.mapValues { ($0 as? NSNumber)?.doubleValue ?? .nan })
     }

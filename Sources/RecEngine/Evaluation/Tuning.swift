@@ -167,14 +167,28 @@ public enum Tuning {
         } else {
             stopped = try !attempt(candidates)
         }
-        var best = trials[finalists]
-        for trial in trials[(finalists + 1)...] where better(trial, than: best) {
-            best = trial
-        }
+        let best = try choose(trials[finalists...], metric: rankingProtocol.metric)
         return TuningReport(
             algorithm: space.algorithm, space: space, protocol: rankingProtocol, chosen: best.parameters, score: best.score, trials: trials,
             candidates: candidates.count, stoppedByBudget: stopped, budgetSeconds: budget?.seconds, fitRatings: split.train.count,
             validationRatings: split.test.count)
+    }
+
+    /// The best of `finalists` (the first of equal scores).
+    ///
+    /// - Throws: `RecEngineError` `.nonFiniteMetric` when no finalist scored a number: a choice
+    ///   among scores that are all NaN would be the first candidate, chosen by nothing.
+    static func choose(_ finalists: ArraySlice<TuningReport.Trial>, metric: String) throws -> TuningReport.Trial {
+        guard var best = finalists.first else { throw RecEngineError(.invalidArgument, "the search tried no candidate") }
+        for trial in finalists.dropFirst() where better(trial, than: best) {
+            best = trial
+        }
+        guard best.score.isFinite else {
+            throw RecEngineError(
+                .nonFiniteMetric,
+                "no candidate scored a number: \(metric) was not a finite number for each of the \(finalists.count) trials, so there is nothing to choose (is the validation side empty of users the fitting side knows?)")
+        }
+        return best
     }
 
     /// A higher score, or a finite one against one that is not (the first of equals stays best).

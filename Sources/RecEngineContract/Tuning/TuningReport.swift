@@ -157,6 +157,22 @@ public struct TuningReport: Sendable, Codable, Equatable {
             case parameters, score
             case fitSeconds = "fit_seconds"
         }
+
+        /// A score that is not a number (a metric the evaluation could not compute) is written
+        /// null, which JSON can hold, and read back as NaN.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            parameters = try container.decode([String: Double].self, forKey: .parameters)
+            score = try container.decodeIfPresent(Double.self, forKey: .score) ?? .nan
+            fitSeconds = try container.decode(Double.self, forKey: .fitSeconds)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(parameters, forKey: .parameters)
+            if score.isFinite { try container.encode(score, forKey: .score) } else { try container.encodeNil(forKey: .score) }
+            try container.encode(fitSeconds, forKey: .fitSeconds)
+        }
     }
 
     public var algorithm: String

@@ -27,6 +27,9 @@ public struct MetricJudgement: Sendable, Codable, Equatable {
         public var quantile: Double?
         /// For a histogram: the live colour's bucket boundary at that quantile (seconds).
         public var threshold: Double?
+        /// For a histogram with a floor: the bound above which the new colour's answers were
+        /// counted (live's threshold plus the floor, rounded up to a bucket bound); nil without one.
+        public var newThreshold: Double? = nil
         public var newSuccesses: Double
         public var newTrials: Double
         public var liveSuccesses: Double
@@ -41,6 +44,7 @@ public struct MetricJudgement: Sendable, Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case quantile, threshold, difference, lower, upper, margin, classification
+            case newThreshold = "new_threshold"
             case newSuccesses = "new_successes"
             case newTrials = "new_trials"
             case liveSuccesses = "live_successes"
@@ -174,9 +178,15 @@ struct JudgeRules {
                     judgement.comparisons.append(compare(metric, quantile: quantile, new: (0, 0), live: (0, 0)))
                     continue
                 }
-                let newBelow = newBuckets.first { $0.le == boundary.le }?.count ?? 0
-                judgement.comparisons.append(
-                    compare(metric, quantile: quantile, threshold: boundary.le, new: (newTotal - newBelow, newTotal), live: (liveTotal - boundary.count, liveTotal)))
+                // With a floor, the new colour's answers count from live's quantile plus the floor:
+                // a tail slower by less than the floor is no regression, however many it holds.
+                let floor = metric.floor ?? 0
+                let counted = floor > 0 ? Self.bound(atLeast: boundary.le + floor, in: newBuckets) ?? boundary.le : boundary.le
+                let newBelow = newBuckets.first { $0.le == counted }?.count ?? 0
+                var comparison = compare(
+                    metric, quantile: quantile, threshold: boundary.le, new: (newTotal - newBelow, newTotal), live: (liveTotal - boundary.count, liveTotal))
+                if floor > 0 { comparison.newThreshold = counted }
+                judgement.comparisons.append(comparison)
             }
         case (.interleaving, .preferences(let wins, let losses, let ties)?, _):
             return judgePreference(metric, wins: wins, losses: losses, ties: ties, judgement: judgement)
@@ -192,12 +202,21 @@ struct JudgeRules {
         return judgement
     }
 
+    /// The first finite bucket bound at or above `value` (within a rounding error: 0.005 + 0.005
+    /// is the 0.01 bound), else the largest finite one: a floor past the last bucket still counts
+    /// the answers slower than every finite bound.
+    static func bound(atLeast value: Double, in buckets: [(le: Double, count: Double)]) -> Double? {
+        let finite = buckets.map(\.le).filter(\.isFinite)
+        return finite.first { $0 >= value * (1 - 1e-9) } ?? finite.last
+    }
+
     func describe(_ metric: JudgeSpec.Metric, _ judgement: MetricJudgement) -> String {
         let level = "\(formatNumber(spec.confidence * 100)) %"
         let worse = metric.bad == .decrease ? "below" : "above"
         let margin = metric.absolute ? "\(formatNumber(metric.effect)) (absolute)" : "\(formatNumber(metric.effect * 100)) % of live"
         let parts = judgement.comparisons.map { comparison -> String in
-            let at = comparison.quantile.map { "above live's p\(formatNumber($0 * 100)) (\(comparison.threshold.map { formatNumber($0) } ?? "?") s): " } ?? ""
+            let floor = comparison.newThreshold.map { ", new counted above \(formatNumber($0)) s (floor \(formatNumber(metric.floor ?? 0)) s)" } ?? ""
+            let at = comparison.quantile.map { "above live's p\(formatNumber($0 * 100)) (\(comparison.threshold.map { formatNumber($0) } ?? "?") s\(floor)): " } ?? ""
             return at + String(
                 format: "new %.0f/%.0f, live %.0f/%.0f, difference %+.4f in [%+.4f, %+.4f], margin %.4f", comparison.newSuccesses, comparison.newTrials,
                 comparison.liveSuccesses, comparison.liveTrials, comparison.difference, comparison.lower, comparison.upper, comparison.margin)
@@ -239,6 +258,8 @@ struct JudgeRules {
     /// such a metric has no figure.
     func power(rate: Double, weight: Int, seconds: Double) -> [RunPlan.Power] {
         spec.metrics.compactMap { metric -> RunPlan.Power? in
+            // At 0 % (the interleaving step) the A/B metrics are not judged: nothing to power.
+            if weight == 0 && metric.kind != .interleaving { return nil }
             // Units (trials or users) per second reaching the service.
             let perSecond: Double
             if metric.units != nil {
