@@ -4,6 +4,8 @@ import Testing
 import Traffic
 @testable import OrchestratorSupport
 @testable import PipelineSchema
+@testable import Provenance
+@testable import DeploymentRuntimes
 
 /// The decisions behind a bad day's rollout, on plain values: which colours are strays, what a
 /// rollout's end did, what a journal that cannot save keeps, which processes belong to a run.

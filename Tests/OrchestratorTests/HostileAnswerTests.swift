@@ -8,6 +8,8 @@ import Testing
 import TextSafety
 @testable import OrchestratorSupport
 @testable import PipelineSchema
+@testable import Provenance
+@testable import DeploymentRuntimes
 
 /// What peers answer on their worst day (issue 20): a body without end, a huge one, a drip,
 /// headers without end, a million series, -Inf, a redirect, escape sequences; against the real

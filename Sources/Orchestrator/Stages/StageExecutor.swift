@@ -6,6 +6,8 @@ import TextSafety
 import RecEngineContract
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
 /// timeout, as a child process whose group a timeout or an interruption stops), a planned

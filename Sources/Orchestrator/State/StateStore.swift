@@ -3,6 +3,8 @@ import Foundation
 import StrictYAML
 import OrchestratorSupport
 public import PipelineSchema
+public import Provenance
+public import DeploymentRuntimes
 
 /// The controller's state folder for one service (`<history folder>/state/<service>/`):
 ///

@@ -6,6 +6,7 @@ import RecEngineContract
 public import Traffic
 import OrchestratorSupport
 public import PipelineSchema
+public import Provenance
 
 /// The colours as Docker Swarm services spread over several hosts, driven over the Engine API of
 /// a manager (`deploy.swarm.host`). Each colour is the service `SERVICE_COLOR` with `replicas`

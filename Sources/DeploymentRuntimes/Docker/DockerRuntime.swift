@@ -4,6 +4,7 @@ public import EngineAPI
 import RecEngineContract
 public import Traffic
 import OrchestratorSupport
+public import Provenance
 
 /// The colours as containers of a compose project (`compose/recommender.yml`), driven over the
 /// Engine API. Each colour is the compose service of its name, realised with the variables
