@@ -280,6 +280,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "DeploymentRuntimesTests",
+            dependencies: ["DeploymentRuntimes", "Provenance", "TestSupport"]
+        ),
+        .testTarget(
             name: "PipelineSchemaTests",
             dependencies: ["PipelineSchema", "EngineAPI", "RecEngineContract", "StrictYAML", "TestSupport"]
         ),
