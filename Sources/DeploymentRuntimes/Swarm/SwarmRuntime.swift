@@ -156,7 +156,7 @@ public struct SwarmRuntime: DeploymentRuntime {
                 _ = try await manager.createService(body)
             }
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) service could not be created on the swarm: \(error)")
+            throw OrchestratorError(.stageFailed, "the \(color) service could not be created on the swarm: \(error)", cause: error)
         }
         let instance = try await waitForTasks(color: color, image: image, sha256: sha256, timeout: timeout)
         guard checkMesh else { return instance }
@@ -181,7 +181,7 @@ public struct SwarmRuntime: DeploymentRuntime {
         do {
             try await manager.updateService(service.id, version: service.version, spec: hostMode)
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) service could not change to host-mode publishing: \(error)")
+            throw OrchestratorError(.stageFailed, "the \(color) service could not change to host-mode publishing: \(error)", cause: error)
         }
         _ = try await poll(every: .milliseconds(250), for: timeout) { () async -> Bool? in
             (try? await self.service(of: color))?.publishMode == "host" ? true : nil
@@ -251,7 +251,7 @@ public struct SwarmRuntime: DeploymentRuntime {
                     do {
                         try await engine.buildImage(context: folder, tag: image, labels: ["orchestrate.model.sha256": sha256, "orchestrate.base-image": spec.image])
                     } catch let error as DockerError {
-                        throw OrchestratorError(.stageFailed, "the model image could not be built on \(engine.host): \(error)")
+                        throw OrchestratorError(.stageFailed, "the model image could not be built on \(engine.host): \(error)", cause: error)
                     }
                 }
             }

@@ -44,7 +44,14 @@ public struct PrometheusClient: Sendable {
 
     public struct QueryError: Error, CustomStringConvertible, Sendable {
         public var message: String
+        /// The transport failure behind the message, when there was one.
+        public var cause: (any Error)?
         public var description: String { message }
+
+        public init(message: String, cause: (any Error)? = nil) {
+            self.message = message
+            self.cause = cause
+        }
     }
 
     /// Whether Prometheus answers its readiness endpoint.
@@ -114,9 +121,9 @@ public struct PrometheusClient: Sendable {
         } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge {
             throw QueryError(message: "Prometheus's answer is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there\n  hint: \(limit.hint)")
         } catch let error as HTTPClient.TransportError where error.code == .timedOut {
-            throw QueryError(message: "Prometheus did not answer in time: \(error)")
+            throw QueryError(message: "Prometheus did not answer in time: \(error)", cause: error)
         } catch let error as HTTPClient.TransportError {
-            throw QueryError(message: "Prometheus unreachable: \(error)")
+            throw QueryError(message: "Prometheus unreachable: \(error)", cause: error)
         }
     }
 

@@ -60,7 +60,7 @@ actor RunJournal {
         do {
             try save()
         } catch {
-            let failure = error as? OrchestratorError ?? OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)")
+            let failure = error as? OrchestratorError ?? OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)", cause: error)
             if saveFailure == nil { saveFailure = failure }
             throw failure
         }
