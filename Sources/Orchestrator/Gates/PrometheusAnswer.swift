@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTransport
 
 /// Prometheus's answer to an instant query (`GET /api/v1/query`), as a gate reads it: decoded into
 /// values, each field as lenient as the answer may be (a field of another type reads as absent),
@@ -38,9 +39,9 @@ struct PrometheusAnswer: Decodable, Equatable {
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            resultType = try? container.decodeIfPresent(String.self, forKey: .resultType)
-            scalar = try? container.decodeIfPresent(Sample.self, forKey: .result)
-            series = try? container.decodeIfPresent([Series].self, forKey: .result)
+            resultType = container.lenient(String.self, forKey: .resultType)
+            scalar = container.lenient(Sample.self, forKey: .result)
+            series = container.lenient([Series].self, forKey: .result)
         }
     }
 
@@ -58,7 +59,7 @@ struct PrometheusAnswer: Decodable, Equatable {
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            value = try? container.decodeIfPresent(Sample.self, forKey: .value)
+            value = container.lenient(Sample.self, forKey: .value)
         }
     }
 
@@ -99,39 +100,15 @@ struct PrometheusAnswer: Decodable, Equatable {
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        status = try? container.decodeIfPresent(String.self, forKey: .status)
-        data = try? container.decodeIfPresent(Result.self, forKey: .data)
-        errorType = try? container.decodeIfPresent(String.self, forKey: .errorType)
-        error = try? container.decodeIfPresent(String.self, forKey: .error)
+        status = container.lenient(String.self, forKey: .status)
+        data = container.lenient(Result.self, forKey: .data)
+        errorType = container.lenient(String.self, forKey: .errorType)
+        error = container.lenient(String.self, forKey: .error)
     }
 
     /// The answer in `body`; nil when it is not a JSON object, or holds a value JSON cannot
     /// carry (a number beyond a Double, a string that is not Unicode) anywhere, read or not.
     static func decode(_ body: Data) -> PrometheusAnswer? {
-        guard (try? JSONDecoder().decode(Checked.self, from: body)) != nil else { return nil }
-        return try? JSONDecoder().decode(PrometheusAnswer.self, from: body)
-    }
-
-    /// Any JSON value, read through to its leaves so that every number and string in it is
-    /// checked, and not kept.
-    private struct Checked: Decodable {
-        struct AnyKey: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
-        init(from decoder: any Decoder) throws {
-            if let object = try? decoder.container(keyedBy: AnyKey.self) {
-                for key in object.allKeys { _ = try object.decode(Checked.self, forKey: key) }
-            } else if var array = try? decoder.unkeyedContainer() {
-                while !array.isAtEnd { _ = try array.decode(Checked.self) }
-            } else {
-                let value = try decoder.singleValueContainer()
-                if value.decodeNil() || (try? value.decode(Bool.self)) != nil || (try? value.decode(String.self)) != nil { return }
-                _ = try value.decode(Double.self)
-            }
-        }
+        JSONAnswer.decode(PrometheusAnswer.self, from: body)
     }
 }
