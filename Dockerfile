@@ -18,7 +18,7 @@ COPY Tests Tests
 RUN swift build -c release --static-swift-stdlib --product recengine \
     && swift build -c release --static-swift-stdlib --product orchestrate \
     && mkdir /out && cp "$(swift build -c release --show-bin-path)"/recengine "$(swift build -c release --show-bin-path)"/orchestrate /out/ \
-    && cp -R "$(swift build -c release --show-bin-path)"/orchestrate_Traffic.resources "$(swift build -c release --show-bin-path)"/orchestrate_Orchestrator.resources /out/
+    && cp -R "$(swift build -c release --show-bin-path)"/orchestrate_Traffic.resources "$(swift build -c release --show-bin-path)"/orchestrate_Provenance.resources /out/
 
 # Run: a slim base with the shared libraries only.
 FROM debian:bookworm-slim AS recengine
@@ -29,7 +29,7 @@ RUN apt-get update \
 COPY --from=build /out/recengine /out/orchestrate /usr/local/bin/
 # orchestrate's resources (nginx's template, the Lua balancer, the report's style) beside it.
 COPY --from=build /out/orchestrate_Traffic.resources /usr/local/bin/orchestrate_Traffic.resources
-COPY --from=build /out/orchestrate_Orchestrator.resources /usr/local/bin/orchestrate_Orchestrator.resources
+COPY --from=build /out/orchestrate_Provenance.resources /usr/local/bin/orchestrate_Provenance.resources
 EXPOSE 8080
 ENTRYPOINT []
 CMD ["recengine", "serve", "--model", "/model", "--host", "0.0.0.0", "--port", "8080"]

@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "orchestrate", targets: ["orchestrate"]),
         .executable(name: "recengine", targets: ["recengine"]),
         .library(name: "Orchestrator", targets: ["Orchestrator"]),
+        // For Fuzz/, which reads histories.
+        .library(name: "Provenance", targets: ["Provenance"]),
         // For Fuzz/, which loads pipeline files.
         .library(name: "PipelineSchema", targets: ["PipelineSchema"]),
         .library(name: "Traffic", targets: ["Traffic"]),
@@ -166,9 +168,46 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Provenance: the record of a release and what it embeds (the plan as recorded, the run's
+        // state file, the gates' and the judge's measurements), the hash-chained history, its
+        // signing, the serving timeline and the report. The release core writes it; nothing here
+        // runs a release.
+        .target(
+            name: "Provenance",
+            dependencies: [
+                "OrchestratorSupport",
+                "PipelineSchema",
+                "RecEngineContract",
+                "DurableFiles",
+                "StrictYAML",
+                "TextSafety",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            // The report's style sheet, loaded through Bundle.module.
+            resources: [.copy("Report/report.css")]
+        ),
+        // Where colours run, behind `DeploymentRuntime`: a process, a Docker container, a Swarm
+        // service; the model store and the kernel's process table they use.
+        .target(
+            name: "DeploymentRuntimes",
+            dependencies: [
+                "Provenance",
+                "OrchestratorSupport",
+                "PipelineSchema",
+                "RecEngineContract",
+                "DurableFiles",
+                "EngineAPI",
+                "HTTPTransport",
+                "StrictYAML",
+                "TextSafety",
+                "Traffic",
+            ]
+        ),
         .target(
             name: "Orchestrator",
             dependencies: [
+                "Provenance",
+                "DeploymentRuntimes",
                 "OrchestratorSupport",
                 "PipelineSchema",
                 "RecEngineContract",
@@ -184,9 +223,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ],
-            // The report's style sheet, loaded through Bundle.module.
-            resources: [.copy("Report/report.css")]
+            ]
         ),
         // What the two command lines share: output formats, exit codes.
         .target(
@@ -197,6 +234,8 @@ let package = Package(
             name: "orchestrate",
             dependencies: [
                 "Orchestrator",
+                "Provenance",
+                "DeploymentRuntimes",
                 "OrchestratorSupport",
                 "PipelineSchema",
                 "CommandLineSupport",
@@ -224,7 +263,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "CRdKafka", "RecEngine", "RecEngineContract", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
+                "CRdKafka", "RecEngine", "RecEngineContract", "Provenance", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Tests/TestSupport",
             // The fault injectors (C, compiled when first used); Benchmarks/faults uses the same files.
@@ -233,10 +272,18 @@ let package = Package(
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
-                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
+                "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
                 "DurableFiles", "HTTPTransport", "TextSafety", "Traffic",
-            ],
+            ]
+        ),
+        .testTarget(
+            name: "ProvenanceTests",
+            dependencies: ["Provenance", "OrchestratorSupport", "PipelineSchema", "EngineAPI", "StrictYAML", "TestSupport"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "DeploymentRuntimesTests",
+            dependencies: ["DeploymentRuntimes", "Provenance", "TestSupport"]
         ),
         .testTarget(
             name: "PipelineSchemaTests",
@@ -250,7 +297,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Orchestrator", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport",
+                "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport",
             ]
         ),
         // The inference server is tested served on loopback and asked through HTTPTransport, not

@@ -40,7 +40,7 @@ let package = Package(
         // Bytes → a history head and its history file → ReleaseHistory.verify.
         .executableTarget(
             name: "FuzzHistory",
-            dependencies: ["FuzzSupport", .product(name: "Orchestrator", package: root)]
+            dependencies: ["FuzzSupport", .product(name: "Provenance", package: root)]
         ),
         // Bytes → a compose file → ComposeFile.load.
         .executableTarget(

@@ -61,7 +61,7 @@ public struct ComposeFile: Sendable, Equatable {
         do {
             data = try YAMLFile.read(path)
         } catch {
-            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)", hint: "check deploy.docker.compose")
+            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)", hint: "check deploy.docker.compose", cause: error)
         }
         let environment = ProcessInfo.processInfo.environment.merging(variables) { $1 }
         let reader = NodeReader(file: path, environment: environment)
@@ -74,7 +74,7 @@ public struct ComposeFile: Sendable, Equatable {
         } catch let error as EngineClientError {
             throw error
         } catch {
-            throw EngineClientError("\(path): not valid YAML: \(error)")
+            throw EngineClientError("\(path): not valid YAML: \(error)", cause: error)
         }
         reader.reportTags(in: root)
         let folder = (path as NSString).deletingLastPathComponent
@@ -116,7 +116,7 @@ public struct ComposeFile: Sendable, Equatable {
         do {
             data = try YAMLFile.read(path)
         } catch {
-            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)")
+            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)", cause: error)
         }
         let root = try? NodeReader.compose(String(decoding: data, as: UTF8.self))
         if case .mapping(let map)? = root, let name = map["name"]?.scalar?.string, !name.contains("$") { return name }

@@ -110,7 +110,7 @@ extension DockerEngine {
     public func createService(_ spec: [String: Any]) async throws -> String {
         let name = spec["Name"] as? String ?? "?"
         let answer = try await answer("POST", "/services/create", json: spec, limit: AnswerLimit.object, operation: "creating service \(name)")
-        guard let id = (try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any])?["ID"] as? String else {
+        guard let id = JSONAnswer.decode(EngineAnswer.Created.self, from: answer.body)?.serviceID else {
             throw DockerError(status: answer.status, operation: "creating service \(name)", message: "the engine answered without an ID")
         }
         return id
@@ -193,7 +193,7 @@ extension DockerEngine {
             "POST", "/build", query: ["t": tag, "pull": "0", "rm": "1", "forcerm": "1", "labels": labelsJSON], body: .file(tarball),
             contentType: "application/x-tar", timeout: .seconds(600), limit: AnswerLimit.progress, operation: "building \(tag) on \(host)")
         for line in data.split(separator: UInt8(ascii: "\n")) {
-            if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let error = object["error"] as? String {
+            if let error = JSONAnswer.decode(EngineAnswer.Progress.self, from: Data(line))?.error {
                 throw DockerError(
                     status: 200, operation: "building \(tag) on \(host)",
                     message: OutsideText.bounded(error.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit))

@@ -138,7 +138,7 @@ public struct DockerEngine: Sendable {
     /// Asks the engine for its API version and uses the lower of its and ours.
     public func negotiated() async throws -> DockerEngine {
         let answer = try await answer("GET", "/version", versioned: false, limit: AnswerLimit.object, operation: "asking the engine for its version")
-        guard let object = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any], let theirs = object["ApiVersion"] as? String else {
+        guard let theirs = JSONAnswer.decode(EngineAnswer.Version.self, from: answer.body)?.apiVersion else {
             throw DockerError(status: answer.status, operation: "reading /version", message: "the answer has no ApiVersion: is \(host) a Docker engine?")
         }
         var engine = self
@@ -223,8 +223,9 @@ public struct DockerEngine: Sendable {
     /// What an answer outside 2xx says: the engine's `message`, else the start of the body (a
     /// proxy's page), escaped and cut. A redirect is no answer of the Engine API.
     static func message(of response: HTTPClient.Response) -> String {
-        let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
-        let text = object?["message"] as? String ?? String(decoding: response.body.prefix(OutsideText.messageLimit), as: UTF8.self)
+        let text =
+            JSONAnswer.decode(EngineAnswer.Failure.self, from: response.body)?.message
+            ?? String(decoding: response.body.prefix(OutsideText.messageLimit), as: UTF8.self)
         let said = OutsideText.bounded(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit)
         if (300..<400).contains(response.status) && response.status != 304 {
             return "a redirect, which the Engine API never answers: is the host a Docker engine, or a proxy in front of one?"
@@ -266,12 +267,17 @@ public struct DockerEngine: Sendable {
 
     /// Containers, stopped ones too, carrying every one of `labels`.
     public func containers(labels: [String: String]) async throws -> [ContainerSummary] {
-        let list = try await list("/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)], operation: "listing containers")
-        return list.map { entry in
-            let names = entry["Names"] as? [String] ?? []
-            return ContainerSummary(
-                id: entry["Id"] as? String ?? "", name: (names.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
-                state: entry["State"] as? String ?? "", labels: entry["Labels"] as? [String: String] ?? [:], image: entry["Image"] as? String ?? "")
+        let data = try await call(
+            "GET", "/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)], limit: AnswerLimit.list, operation: "listing containers")
+        return Self.containerSummaries(data)
+    }
+
+    /// The containers of a `GET /containers/json` answer; none when it is not a list of objects.
+    static func containerSummaries(_ data: Data) -> [ContainerSummary] {
+        (JSONAnswer.decode([EngineAnswer.Container].self, from: data) ?? []).map { entry in
+            ContainerSummary(
+                id: entry.id ?? "", name: (entry.names?.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                state: entry.state ?? "", labels: entry.labels ?? [:], image: entry.image ?? "")
         }
     }
 
@@ -285,7 +291,7 @@ public struct DockerEngine: Sendable {
     public func createContainer(name: String, config: [String: Any]) async throws -> String {
         let answer = try await answer(
             "POST", "/containers/create", query: ["name": name], json: config, limit: AnswerLimit.object, operation: "creating container \(name)")
-        guard let id = (try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any])?["Id"] as? String else {
+        guard let id = JSONAnswer.decode(EngineAnswer.Created.self, from: answer.body)?.id else {
             throw DockerError(status: answer.status, operation: "creating container \(name)", message: "the engine answered without an Id")
         }
         return id
@@ -321,8 +327,7 @@ public struct DockerEngine: Sendable {
     /// Waits for the container to stop; returns its exit status.
     public func wait(_ id: String, timeout: Duration) async throws -> Int {
         let answer = try await call("POST", "/containers/\(id)/wait", timeout: timeout, limit: AnswerLimit.object, operation: "waiting for \(id.prefix(12))")
-        let object = (try? JSONSerialization.jsonObject(with: answer) as? [String: Any]) ?? [:]
-        return (object["StatusCode"] as? Int) ?? -1
+        return JSONAnswer.decode(EngineAnswer.Exit.self, from: answer)?.statusCode ?? -1
     }
 
     public func inspect(_ id: String) async throws -> [String: Any] {
@@ -356,12 +361,13 @@ public struct DockerEngine: Sendable {
 
     /// Runs a command in a running container and returns its exit status.
     public func exec(_ id: String, _ command: [String]) async throws -> Int {
-        let created = try await object(
-            "POST", "/containers/\(id)/exec", json: ["Cmd": command, "AttachStdout": true, "AttachStderr": true], operation: "exec in \(id.prefix(12))")
-        guard let execID = created["Id"] as? String else { return -1 }
+        let created = try await call(
+            "POST", "/containers/\(id)/exec", json: ["Cmd": command, "AttachStdout": true, "AttachStderr": true], limit: AnswerLimit.object,
+            operation: "exec in \(id.prefix(12))")
+        guard let execID = JSONAnswer.decode(EngineAnswer.Created.self, from: created)?.id else { return -1 }
         try await call("POST", "/exec/\(execID)/start", json: ["Detach": false, "Tty": false], limit: AnswerLimit.logs, operation: "exec \(command.joined(separator: " "))")
-        let result = try await object("GET", "/exec/\(execID)/json", operation: "exec result")
-        return result["ExitCode"] as? Int ?? -1
+        let result = try await call("GET", "/exec/\(execID)/json", limit: AnswerLimit.object, operation: "exec result")
+        return JSONAnswer.decode(EngineAnswer.Exit.self, from: result)?.exitCode ?? -1
     }
 
     /// One event of `GET /events`.
@@ -387,11 +393,7 @@ public struct DockerEngine: Sendable {
             let request = HTTPClient.Request(url: url, timeout: timeout, limit: AnswerLimit.events, unixSocket: socket, tls: tls)
             let response = try await HTTPClient.send(request) { chunk in
                 for line in buffer.append(chunk) {
-                    guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { continue }
-                    let actor = object["Actor"] as? [String: Any] ?? [:]
-                    let event = Event(
-                        type: object["Type"] as? String ?? "", action: object["Action"] as? String ?? object["status"] as? String ?? "",
-                        id: actor["ID"] as? String ?? object["id"] as? String ?? "", attributes: actor["Attributes"] as? [String: String] ?? [:])
+                    guard let event = Self.event(line) else { continue }
                     if !handle(event) { return false }
                 }
                 return true
@@ -404,21 +406,34 @@ public struct DockerEngine: Sendable {
         }
     }
 
+    /// One line of the events stream; nil when it is not a JSON object.
+    static func event(_ line: Data) -> Event? {
+        guard let answer = JSONAnswer.decode(EngineAnswer.Event.self, from: line) else { return nil }
+        return Event(
+            type: answer.type ?? "", action: answer.action ?? answer.status ?? "", id: answer.actor?.id ?? answer.id ?? "",
+            attributes: answer.actor?.attributes ?? [:])
+    }
+
     // MARK: Networks and images
 
     /// Creates the network unless it exists.
     public func ensureNetwork(_ name: String, labels: [String: String]) async throws {
         let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["name": [name]]), as: UTF8.self)
-        let list = try await list("/networks", query: ["filters": filters], operation: "listing networks")
-        if list.contains(where: { $0["Name"] as? String == name }) { return }
+        let list = try await call("GET", "/networks", query: ["filters": filters], limit: AnswerLimit.list, operation: "listing networks")
+        if Self.networkNames(list).contains(name) { return }
         try await call("POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true], limit: AnswerLimit.object,
             operation: "creating network \(name)")
     }
 
     /// The names of the networks carrying every one of `labels`.
     public func networks(labels: [String: String]) async throws -> [String] {
-        let list = try await list("/networks", query: ["filters": try Self.labelFilter(labels)], operation: "listing networks")
-        return list.compactMap { $0["Name"] as? String }
+        let list = try await call("GET", "/networks", query: ["filters": try Self.labelFilter(labels)], limit: AnswerLimit.list, operation: "listing networks")
+        return Self.networkNames(list)
+    }
+
+    /// The names in a `GET /networks` answer; none when it is not a list of objects.
+    static func networkNames(_ data: Data) -> [String] {
+        (JSONAnswer.decode([EngineAnswer.Network].self, from: data) ?? []).compactMap(\.name)
     }
 
     public func removeNetwork(_ name: String) async throws {

@@ -67,11 +67,15 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
     public var code: Code
     public var message: String
     public var hint: String?
+    /// The error this one reports (a transport failure, a file system error, an engine's answer),
+    /// kept for programs and logs; the message already says what it means.
+    public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String, hint: String? = nil) {
+    public init(_ code: Code, _ message: String, hint: String? = nil, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.hint = hint
+        self.cause = cause
     }
 
     public var description: String {

@@ -96,7 +96,7 @@ public struct PipelineLoader: Sendable {
         } catch let error as OrchestratorError {
             throw error
         } catch {
-            throw OrchestratorError(.invalidInput, "cannot read the pipeline \(path): \(error.localizedDescription)", hint: "check the path")
+            throw OrchestratorError(.invalidInput, "cannot read the pipeline \(path): \(error.localizedDescription)", hint: "check the path", cause: error)
         }
         return data
     }

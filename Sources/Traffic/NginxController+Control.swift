@@ -46,7 +46,7 @@ extension NginxController {
         do {
             try AtomicFile.write(Data(text.utf8), to: path)
         } catch let error as AtomicFileError {
-            throw TrafficError("\(error)")
+            throw TrafficError("\(error)", cause: error)
         }
     }
 

@@ -38,7 +38,7 @@ struct ComposeCommand: AsyncParsableCommand {
             do {
                 return ComposeProject(engine: try await DockerEngine.configured(host: host, certificates: nil, insecure: insecure).negotiated(), file: compose)
             } catch let error as DockerError {
-                throw OrchestratorError(.unreachable, "\(error)", hint: "start the engine or set DOCKER_HOST")
+                throw OrchestratorError(.unreachable, "\(error)", hint: "start the engine or set DOCKER_HOST", cause: error)
             }
         }
     }
@@ -56,7 +56,7 @@ struct ComposeCommand: AsyncParsableCommand {
                     print("\(project.containerName(service)): \(change.rawValue)")
                 }
             } catch let error as DockerError {
-                throw OrchestratorError(.stageFailed, "\(error)")
+                throw OrchestratorError(.stageFailed, "\(error)", cause: error)
             }
         }
     }

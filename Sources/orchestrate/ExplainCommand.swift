@@ -3,6 +3,7 @@ import CommandLineSupport
 import Foundation
 import Orchestrator
 import OrchestratorSupport
+import Provenance
 
 /// `orchestrate explain`: why a release was promoted or rolled back, step by step.
 struct ExplainCommand: AsyncParsableCommand {

@@ -6,6 +6,7 @@ import EngineAPI
 import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 struct HistoryOptions: ParsableArguments {
     @Option(help: "The history file.") var history: String?

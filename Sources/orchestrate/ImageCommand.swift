@@ -57,7 +57,7 @@ struct ImageImportCommand: AsyncParsableCommand {
         do {
             try await image.importInto(engine, repository: repository)
         } catch let error as DockerError {
-            throw OrchestratorError(error.isUnreachable ? .unreachable : .stageFailed, "\(error)")
+            throw OrchestratorError(error.isUnreachable ? .unreachable : .stageFailed, "\(error)", cause: error)
         }
         print("imported \(repository) into \(engine.host)")
     }

@@ -6,6 +6,7 @@ import Orchestrator
 import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 /// `orchestrate`: the release controller's command line.
 struct OrchestrateCommand: AsyncParsableCommand {

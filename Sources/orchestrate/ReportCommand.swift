@@ -3,6 +3,7 @@ import CommandLineSupport
 import Foundation
 import Orchestrator
 import OrchestratorSupport
+import Provenance
 
 /// `orchestrate report`: a release's report (HTML with charts, Markdown, JSON) from its record.
 struct ReportCommand: AsyncParsableCommand {

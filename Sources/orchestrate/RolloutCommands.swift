@@ -7,6 +7,8 @@ import Synchronization
 import TextSafety
 import Traffic
 import OrchestratorSupport
+import Provenance
+import DeploymentRuntimes
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

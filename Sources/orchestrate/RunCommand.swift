@@ -5,6 +5,7 @@ import Orchestrator
 import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

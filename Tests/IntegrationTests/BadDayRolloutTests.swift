@@ -4,6 +4,8 @@ import StrictYAML
 import TestSupport
 import Testing
 import Traffic
+import Provenance
+import DeploymentRuntimes
 
 /// Rollouts on a bad day that no earlier test named: the state folder's disk fills at 50 %, a
 /// signal or an abort lands while the new colour starts, a killed controller's run.json cannot

@@ -7,6 +7,8 @@ import Testing
 import TestSupport
 import Traffic
 import OrchestratorSupport
+import DeploymentRuntimes
+import Provenance
 
 /// The rollout with `runtime: docker`: the colours and the nginx load balancer as containers of
 /// podman's Docker-compatible engine, real Prometheus gates, steady load through the load balancer.

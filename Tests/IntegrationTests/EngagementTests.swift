@@ -7,6 +7,7 @@ import RecEngine
 import TestSupport
 import Testing
 import Traffic
+import Provenance
 
 /// The engagement gate tells models apart: real Prometheus, nginx, recengine processes and the
 /// traffic simulator as the during-step hook.

@@ -8,6 +8,8 @@ import RecEngine
 import Testing
 import Traffic
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// A rollout playground on loopback: generated ratings, a pipeline with deploy/traffic/analysis,
 /// a real Prometheus scraping the colours, real nginx and real `recengine serve` processes, all

@@ -8,6 +8,8 @@ import TestSupport
 import Testing
 import Traffic
 import OrchestratorSupport
+import Provenance
+import DeploymentRuntimes
 
 /// The controller on its worst day: unreadable state, signals, kill -9 at every phase, aborts at
 /// awkward moments, children that must not outlive it. Real nginx, Prometheus and colours.

@@ -5,6 +5,7 @@ import Orchestrator
 import TestSupport
 import Testing
 import Traffic
+import Provenance
 
 /// A hostile answer in the middle of a real rollout (issue 20, item 1): a hostile HTTP server
 /// stands in for Prometheus at the second release's 25 % step; the controller, a child process

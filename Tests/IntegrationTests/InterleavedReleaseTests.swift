@@ -4,6 +4,7 @@ import RecEngine
 import TestSupport
 import Testing
 import Traffic
+import Provenance
 
 /// Releases decided by interleaving, for real: Prometheus, nginx interleaving half of the users,
 /// two `recengine serve` colours, the simulator replaying held-out ratings. The first step is the

@@ -5,6 +5,7 @@ import RecEngine
 import Testing
 import TestSupport
 import Traffic
+import DeploymentRuntimes
 
 /// Team-draft interleaving in nginx (Sources/Traffic/Resources/interleave.lua), for real: the draft
 /// against a Python reference on fixed lists and seeds, and real nginx in front of two real

@@ -4,6 +4,7 @@ import RecEngine
 import TestSupport
 import Testing
 import Traffic
+import Provenance
 
 /// The judge against the live colour, for real: Prometheus, nginx, two `recengine serve`
 /// colours, the traffic simulator replaying held-out ratings neither colour trained on.

@@ -3,6 +3,7 @@ import HTTPTransport
 import Orchestrator
 import TestSupport
 import Testing
+import Provenance
 
 /// A release seen from outside while it runs: webhooks on loopback (one answering, one down,
 /// one that stalls), a real Pushgateway that the playground's Prometheus scrapes, and

@@ -2,11 +2,12 @@ import Foundation
 import Orchestrator
 import TestSupport
 import Testing
+import Provenance
 
 /// The release report opened in a real browser (Debian's headless `chromium`): it renders with no
 /// script error, and its charts hold exactly the points of the record.
 @Suite struct ReportBrowserTests {
-    static let fixture = Playground.root.appendingPathComponent("Tests/OrchestratorTests/Fixtures/report-history.jsonl").path
+    static let fixture = Playground.root.appendingPathComponent("Tests/ProvenanceTests/Fixtures/report-history.jsonl").path
 
     /// Chromium's serialised DOM after load, and its console errors (`Uncaught …`).
     struct Page {

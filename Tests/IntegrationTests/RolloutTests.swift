@@ -6,6 +6,8 @@ import TestSupport
 import Testing
 import Traffic
 import OrchestratorSupport
+import Provenance
+import DeploymentRuntimes
 
 /// Real nginx, Prometheus and `recengine serve` processes on loopback.
 @Suite(.serialized) struct RolloutTests {

@@ -5,6 +5,8 @@ import StrictYAML
 import TestSupport
 import Testing
 import Traffic
+import Provenance
+import DeploymentRuntimes
 
 /// What serves is lost in the middle of a rollout: nginx's master killed (kill -9, as the OOM
 /// killer does: its workers serve on, holding the port) or the live colour killed. Real nginx,

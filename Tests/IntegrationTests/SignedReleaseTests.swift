@@ -3,6 +3,7 @@ import StrictYAML
 import Orchestrator
 import TestSupport
 import Testing
+import Provenance
 
 /// Signed records written by real releases and a real rollback (nginx, Prometheus and `recengine
 /// serve` on loopback), checked by `orchestrate history verify --public-key`.

@@ -6,6 +6,8 @@ import Testing
 import TestSupport
 import Traffic
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// The swarm `scripts/swarm up` started for the tests (scripts/test exports where it is).
 struct SwarmTestCluster: Sendable {

@@ -4,6 +4,7 @@ import Orchestrator
 import Testing
 import TestSupport
 import Traffic
+import DeploymentRuntimes
 
 /// Real nginx with the Lua balancer in front of two real `recengine serve` colours: traffic steps
 /// go through the control socket without a reload, so keep-alive clients that never retry lose

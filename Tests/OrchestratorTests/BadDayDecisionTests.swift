@@ -4,9 +4,12 @@ import Testing
 import Traffic
 @testable import OrchestratorSupport
 @testable import PipelineSchema
+@testable import Provenance
+@testable import DeploymentRuntimes
 
 /// The decisions behind a bad day's rollout, on plain values: which colours are strays, what a
-/// rollout's end did, what a journal that cannot save keeps, which processes belong to a run.
+/// rollout's end did, what a journal that cannot save keeps. (Which processes belong to a run:
+/// `ProcessTableTests` in DeploymentRuntimesTests.)
 @Suite struct BadDayDecisionTests {
     static let approved = String(repeating: "a", count: 64)
     static let unapproved = String(repeating: "b", count: 64)
@@ -88,24 +91,6 @@ import Traffic
             await #expect(throws: OrchestratorError.self, "a failed save is kept: traffic never moves forward after one") {
                 try await journal.requireSaved()
             }
-        }
-    }
-
-    @Test func aRunsProcessesAreFoundByTheirMarkerWithoutAnyFile() async throws {
-        try await withTemporaryDirectory { folder in
-            let marker = ProcessTable.marker(stateFolder: folder + "/state/svc/", releaseID: "rel-4", role: "during-step hook 0 load.sh")
-            let marked = try ChildProcess.spawn("/bin/sleep", ["30"], environment: marker)
-            let unmarked = try ChildProcess.spawn("/bin/sleep", ["30"])
-            let other = try ChildProcess.spawn("/bin/sleep", ["30"], environment: ProcessTable.marker(stateFolder: folder + "/other", releaseID: "rel-5", role: "stage x"))
-            let found = ProcessTable.marked(stateFolder: folder + "/state/svc")
-            #expect(found.map(\.pid) == [marked.pid], "only the run's own process, whatever the path's spelling: \(found)")
-            #expect(found.first?.role == "during-step hook 0 load.sh")
-            #expect(found.first.map(ProcessTable.isRunning) == true)
-            for child in [marked, unmarked, other] {
-                child.signal(SIGKILL)
-                _ = await child.wait()
-            }
-            #expect(ProcessTable.marked(stateFolder: folder + "/state/svc").isEmpty)
         }
     }
 }

@@ -3,6 +3,7 @@ import EngineAPI
 import StrictYAML
 import Orchestrator
 import Testing
+import Provenance
 
 /// The `orchestrate` executable's documented exit codes and outputs.
 @Suite struct CLITests {

@@ -1,7 +1,7 @@
 import Synchronization
 import Testing
 
-@testable import Orchestrator
+import OrchestratorSupport
 
 /// A request that starts something (a container, a swarm service) runs to its end even when the
 /// release is cancelled meanwhile, so that the stop that follows knows what it started.

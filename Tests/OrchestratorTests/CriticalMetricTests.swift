@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 import StrictYAML
 @testable import Orchestrator
 import Testing

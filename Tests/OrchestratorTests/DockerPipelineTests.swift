@@ -5,6 +5,7 @@ import Orchestrator
 import Testing
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 @Suite struct DockerPipelineTests {
     static func pipeline(host: String, docker: Bool = true) -> String {

@@ -5,6 +5,7 @@ import OrchestratorSupport
 import PipelineSchema
 import RecEngine
 import Testing
+import Provenance
 
 /// The fuzzers' corpora (`Fuzz/Corpus/<target>`: seeds, and every input a fuzzer once crashed on,
 /// kept as a seed after its fix) replayed through the loaders the fuzzers target, in the ordinary

@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 import Orchestrator
 import Testing
+import Provenance
 
 /// `orchestrate history keygen` and `verify`, and a signed run, through the real executable.
 @Suite struct HistoryCommandTests {
@@ -41,7 +42,7 @@ import Testing
             #expect(unchecked.stdout.contains("signatures not checked (no --public-key); signed by \(key.publicKey.keyID) (2)"))
 
             // A record appended with a correct chain but without the key.
-            try ReleaseHistory(path: folder + "/h.jsonl").append(ReleaseHistoryTests.record("rel-forged"))
+            try ReleaseHistory(path: folder + "/h.jsonl").append(ReleaseRecords.sample("rel-forged"))
             let forged = try await Self.orchestrate(
                 ["history", "verify", "--history", "h.jsonl", "--public-key", key.publicKey.base64, "--output", "json"], in: folder)
             #expect(forged.status == 1)

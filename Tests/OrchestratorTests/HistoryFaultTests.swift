@@ -3,6 +3,7 @@ import StrictYAML
 import Orchestrator
 import Testing
 import OrchestratorSupport
+import Provenance
 
 /// The release history on a bad day, with real files: a full disk (a small tmpfs), a controller
 /// killed in the middle of an append, a history that is a FIFO or a device, a huge history and a
@@ -13,7 +14,7 @@ import OrchestratorSupport
     }
 
     static func bigRecord(_ id: String) -> ReleaseRecord {
-        var record = ReleaseHistoryTests.record(id)
+        var record = ReleaseRecords.sample(id)
         record.failure = String(repeating: "x", count: 64 << 10)
         return record
     }
@@ -26,7 +27,7 @@ import OrchestratorSupport
     @Test func aFullDiskLeavesTheHistoryAsItWasAndSaysSo() async throws {
         try await withSmallDisk(bytes: 512 << 10) { disk in
             let history = ReleaseHistory(path: disk + "/h.jsonl")
-            for index in 0..<2 { try history.append(ReleaseHistoryTests.record("rel-\(index)")) }
+            for index in 0..<2 { try history.append(ReleaseRecords.sample("rel-\(index)")) }
             let before = read(history.path)
             let head = read(history.path + ".head")
             try fillDisk(disk)
@@ -42,7 +43,7 @@ import OrchestratorSupport
             #expect(read(history.path + ".head") == head)
             #expect(try history.verify().isEmpty)
             // A small record fits in the file's last block, but its head does not: all or nothing.
-            let small = #expect(throws: OrchestratorError.self) { try history.append(ReleaseHistoryTests.record("rel-small")) }
+            let small = #expect(throws: OrchestratorError.self) { try history.append(ReleaseRecords.sample("rel-small")) }
             #expect(small?.code == .diskFull)
             #expect(small?.message.contains("the record was not appended and the history is as it was") == true, "\(small?.description ?? "")")
             #expect(read(history.path) == before)
@@ -60,18 +61,18 @@ import OrchestratorSupport
     @Test func aTornLineOnAFullDiskIsLeftUntilThereIsSpace() async throws {
         try await withSmallDisk(bytes: 512 << 10) { disk in
             let history = ReleaseHistory(path: disk + "/h.jsonl")
-            try history.append(ReleaseHistoryTests.record("rel-0"))
+            try history.append(ReleaseRecords.sample("rel-0"))
             try write(read(history.path) + "{\"release_id\":\"rel-torn\"", to: history.path)
             let before = read(history.path)
             try fillDisk(disk)
 
-            let error = #expect(throws: OrchestratorError.self) { try history.append(ReleaseHistoryTests.record("rel-1")) }
+            let error = #expect(throws: OrchestratorError.self) { try history.append(ReleaseRecords.sample("rel-1")) }
             #expect(error?.code == .diskFull)
             #expect(error?.message.contains("torn last line") == true, "\(error?.description ?? "")")
             #expect(read(history.path) == before)
 
             try await freeDisk(disk)
-            let written = try history.append(ReleaseHistoryTests.record("rel-1"))
+            let written = try history.append(ReleaseRecords.sample("rel-1"))
             #expect(written.historyRepair?.line == 2)
             #expect(try history.verify().isEmpty)
         }

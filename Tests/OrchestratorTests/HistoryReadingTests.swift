@@ -5,6 +5,7 @@ import StrictYAML
 import Testing
 @testable import OrchestratorSupport
 @testable import PipelineSchema
+@testable import Provenance
 
 /// Reading the history a line at a time, forward or from the end, and the decisions that read
 /// only the newest records: they decide as they did from every record.
@@ -63,7 +64,7 @@ import Testing
     @Test func linesNewestFirstAreNumberedFromTheStart() async throws {
         try await withTemporaryDirectory { folder in
             let history = ReleaseHistory(path: folder + "/h.jsonl")
-            for index in 0..<5 { try history.append(ReleaseHistoryTests.record("rel-\(index)")) }
+            for index in 0..<5 { try history.append(ReleaseRecords.sample("rel-\(index)")) }
             for withHead in [true, false] {
                 if !withHead { unlink(history.path + ".head") }
                 var numbers: [Int] = []
@@ -86,10 +87,10 @@ import Testing
     @Test func appendsKeepTheHeadRightWhateverItSaid() async throws {
         try await withTemporaryDirectory { folder in
             let history = ReleaseHistory(path: folder + "/h.jsonl")
-            for index in 0..<3 { try history.append(ReleaseHistoryTests.record("rel-\(index)")) }
+            for index in 0..<3 { try history.append(ReleaseRecords.sample("rel-\(index)")) }
             // A head of an earlier version: no byte count.
             try write("{\"last_sha256\":\"\(try #require(try history.lines().last?.sha256))\",\"lines\":3}", to: history.path + ".head")
-            try history.append(ReleaseHistoryTests.record("rel-3"))
+            try history.append(ReleaseRecords.sample("rel-3"))
             #expect(try history.verify().isEmpty)
             #expect(read(history.path + ".head").contains("\"bytes\":\(read(history.path).utf8.count)"))
         }
@@ -102,7 +103,7 @@ import Testing
         let statuses: [StageStatus] = [.succeeded, .cached, .failed, .skipped]
         let outcomes: [ReleaseOutcome] = [.succeeded, .succeeded, .failed, .rolledBack, .planned]
         return (0..<count).map { index in
-            var record = ReleaseHistoryTests.record("rel-\(index)")
+            var record = ReleaseRecords.sample("rel-\(index)")
             record.outcome = outcomes[generator.nextIndex(below: outcomes.count)]
             record.dryRun = generator.nextIndex(below: 8) == 0
             record.action = generator.nextIndex(below: 6) == 0 ? .rollback : .release
@@ -147,7 +148,7 @@ import Testing
             #expect(planning.records.count <= 4, "one record per question at most")
         }
         // With every stage found in the newest record, only that record is read.
-        var newest = ReleaseHistoryTests.record("rel-new")
+        var newest = ReleaseRecords.sample("rel-new")
         newest.stages = stages.map { StageExecutor.emptyRecord($0, status: .succeeded, reason: nil) }
         newest.stages[0].metrics = Dictionary(uniqueKeysWithValues: (1...5).map { ("rating_share_\($0)", 0.2) })
         var planning = PlanningRecords(stages: stages)

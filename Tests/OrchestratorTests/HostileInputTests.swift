@@ -6,6 +6,7 @@ import Orchestrator
 import Testing
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 /// Pipeline files and `--set` values written to hurt: each is refused at once with a message
 /// that says where and what, never a trap, a hang, or a value leaked into a record.

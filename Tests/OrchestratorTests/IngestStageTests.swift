@@ -6,6 +6,7 @@ import RecEngine
 import Testing
 import RecEngineContract
 import PipelineSchema
+import Provenance
 
 @Suite struct IngestStageTests {
     /// Movie log lines for numeric users rating movie slugs; `rating` fixes every rating when given.

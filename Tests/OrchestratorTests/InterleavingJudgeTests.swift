@@ -3,6 +3,7 @@ import StrictYAML
 @testable import Orchestrator
 import Testing
 @testable import PipelineSchema
+@testable import Provenance
 
 /// The interleaving metric of the judge: the sign test's always-valid interval against scipy,
 /// its always-valid property, its verdicts, and the pipeline keys that turn it on.

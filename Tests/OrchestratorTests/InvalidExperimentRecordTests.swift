@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 import Testing
 import TestSupport
 
@@ -13,9 +14,14 @@ import TestSupport
         "sample ratio mismatch (p < 0.001): users: new 40.0 % of 1000 (400 new, 600 live), expected 50.0 %: chi-squared 40.00, p 2.5e-10: "
         + "the split does not send each colour its share, so no comparison of this step can be trusted"
 
+    /// The four records of the report's fixture history (`ReleaseRecords.reportHistory`).
+    static func reportHistory() throws -> [ReleaseRecord] {
+        try ReleaseHistory(path: ReleaseRecords.reportHistory).records()
+    }
+
     /// The fixture's release rolled back at 50 %, its last step ended by a sample ratio mismatch.
     static func invalid() throws -> ReleaseRecord {
-        var record = try ReleaseReportTests.records()[1]
+        var record = try Self.reportHistory()[1]
         var rollout = try #require(record.rollout)
         let last = rollout.steps.count - 1
         let check = SampleRatioCheck(
@@ -34,9 +40,9 @@ import TestSupport
     @Test func runExitsSixAndTheReportSaysWhy() throws {
         let record = try Self.invalid()
         #expect(ReleaseController.RunResult.exitCode(record: record, interruptedBy: nil) == ExitStatus.invalidExperiment)
-        #expect(ReleaseController.RunResult.exitCode(record: try ReleaseReportTests.records()[1], interruptedBy: nil) == ExitStatus.failed, "a worse model exits 1")
+        #expect(ReleaseController.RunResult.exitCode(record: try Self.reportHistory()[1], interruptedBy: nil) == ExitStatus.failed, "a worse model exits 1")
         #expect(ReleaseController.RunResult.exitCode(record: record, interruptedBy: SIGTERM) == 143, "a signal first decides")
-        let report = ReleaseReport(record: record, history: try ReleaseReportTests.records(), grafana: "http://grafana.test:3000/")
+        let report = ReleaseReport(record: record, history: try Self.reportHistory(), grafana: "http://grafana.test:3000/")
         let step = try #require(report.rollout?.steps.last)
         #expect(step.verdict == "failed")
         #expect(step.rule == "judge invalid experiment: \(Self.rule)")

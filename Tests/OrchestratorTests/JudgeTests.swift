@@ -3,6 +3,7 @@ import StrictYAML
 @testable import Orchestrator
 import Testing
 @testable import PipelineSchema
+@testable import Provenance
 
 /// The judge's statistics against reference values (scipy 1.17: `norm.ppf`; the mSPRT interval
 /// evaluated in Python from its definition), its rules, and its always-valid property.

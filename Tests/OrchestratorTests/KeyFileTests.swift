@@ -2,6 +2,7 @@ import Foundation
 import Orchestrator
 import Testing
 import OrchestratorSupport
+import Provenance
 
 /// Signing key files are read like ssh reads private keys: only the owner may read one, a public
 /// key is not a private one, and nothing but a small regular file is ever read.

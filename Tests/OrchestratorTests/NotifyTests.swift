@@ -4,6 +4,7 @@ import StrictYAML
 import Testing
 @testable import OrchestratorSupport
 @testable import PipelineSchema
+@testable import Provenance
 
 /// `notify:` and `metrics:` in the pipeline, and the outbox that sends off the rollout's path,
 /// against real HTTP receivers on loopback.

@@ -6,6 +6,7 @@ import RecEngine
 import Testing
 import RecEngineContract
 import OrchestratorSupport
+import Provenance
 
 @Suite struct ReleaseControllerTests {
     /// A pipeline of built-ins over generated ratings, plus a command stage.

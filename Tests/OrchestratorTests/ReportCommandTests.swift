@@ -1,6 +1,7 @@
 import Foundation
 import Orchestrator
 import Testing
+import Provenance
 
 /// `orchestrate report` and `orchestrate history --at/--since/--until` through the real executable.
 @Suite struct ReportCommandTests {
@@ -81,7 +82,7 @@ import Testing
     @Test func historyAtSinceAndUntil() async throws {
         try await withTemporaryDirectory { folder in
             let history = folder + "/h.jsonl"
-            try FileManager.default.copyItem(atPath: ReleaseReportTests.fixture, toPath: history)
+            try FileManager.default.copyItem(atPath: ReleaseRecords.reportHistory, toPath: history)
             let at = try await Self.orchestrate(["history", "--history", "h.jsonl", "--at", "2026-12-01T14:00:30Z"], in: folder)
             #expect(at.status == 0, "\(at.stderr)")
             #expect(at.stdout.contains("serving at 2026-12-01T14:00:30Z (since 2026-12-01T14:00:25Z: release rel-20261201T140000Z-bbbbbb, green 50% / blue 50%)"))

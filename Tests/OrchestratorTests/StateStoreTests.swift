@@ -5,6 +5,8 @@ import RecEngine
 import Testing
 import RecEngineContract
 import OrchestratorSupport
+import Provenance
+import DeploymentRuntimes
 
 /// The controller's state files: read loudly, written whole, and the model store checked.
 @Suite struct StateStoreTests {

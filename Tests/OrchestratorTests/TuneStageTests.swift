@@ -5,6 +5,7 @@ import RecEngine
 import RecEngineContract
 import OrchestratorSupport
 import Testing
+import Provenance
 
 /// The tune stage, run for real: `recengine tune` chooses EASE's λ on a validation split of the
 /// training side, the train stage reads the choice, the record keeps both with their digests.

@@ -2,6 +2,7 @@ import Foundation
 @testable import Orchestrator
 import Testing
 @testable import PipelineSchema
+@testable import Provenance
 
 /// `orchestrate status --watch`: what it draws, and how it ends when no rollout will finish.
 /// (Tests/IntegrationTests/ObservedRolloutTests watches real rollouts to their outcome.)

@@ -1,5 +1,5 @@
 import FuzzSupport
-import Orchestrator
+import Provenance
 
 // The first line is the head file (`<history>.head`), the rest the history itself; without a
 // newline there is no head file. Reads every line and verifies the chain and the head.

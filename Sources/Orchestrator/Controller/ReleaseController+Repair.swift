@@ -3,6 +3,8 @@ import StrictYAML
 import Traffic
 import OrchestratorSupport
 import PipelineSchema
+public import Provenance
+import DeploymentRuntimes
 
 extension ReleaseController {
     /// What `orchestrate repair` found and did.

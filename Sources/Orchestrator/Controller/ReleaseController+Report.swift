@@ -1,5 +1,6 @@
 import Foundation
 import PipelineSchema
+import Provenance
 
 extension ReleaseController {
     /// Writes the release's report (`report.html`, `report.md`, `report.json`) into

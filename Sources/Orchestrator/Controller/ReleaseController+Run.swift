@@ -4,6 +4,8 @@ import RecEngineContract
 import Traffic
 import OrchestratorSupport
 import PipelineSchema
+public import Provenance
+import DeploymentRuntimes
 
 extension ReleaseController {
     /// The result of `run`: the plan, and the record when one was written.

@@ -3,6 +3,8 @@ import PipelineSchema
 import StrictYAML
 public import Traffic
 import OrchestratorSupport
+public import Provenance
+import DeploymentRuntimes
 
 extension ReleaseController {
     /// What `orchestrate status` reports.

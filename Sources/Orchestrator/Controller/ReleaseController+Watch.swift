@@ -3,6 +3,8 @@ import StrictYAML
 import UnixSignals
 import OrchestratorSupport
 import PipelineSchema
+public import Provenance
+import DeploymentRuntimes
 
 extension ReleaseController {
     /// A run in progress as `orchestrate status --watch` shows it, read from the state files the

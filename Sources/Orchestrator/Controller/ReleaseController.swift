@@ -6,6 +6,8 @@ import Subprocess
 import Traffic
 import OrchestratorSupport
 public import PipelineSchema
+public import Provenance
+import DeploymentRuntimes
 
 /// The release controller of one pipeline: what the command line calls. `run` plans once and
 /// carries out the plan (stages, then the rollout); `status`, `rollback`, `recover`, `repair` and

@@ -44,7 +44,14 @@ public struct PrometheusClient: Sendable {
 
     public struct QueryError: Error, CustomStringConvertible, Sendable {
         public var message: String
+        /// The transport failure behind the message, when there was one.
+        public var cause: (any Error)?
         public var description: String { message }
+
+        public init(message: String, cause: (any Error)? = nil) {
+            self.message = message
+            self.cause = cause
+        }
     }
 
     /// Whether Prometheus answers its readiness endpoint.
@@ -122,34 +129,32 @@ public struct PrometheusClient: Sendable {
         } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge {
             throw QueryError(message: "Prometheus's answer is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there\n  hint: \(limit.hint)")
         } catch let error as HTTPClient.TransportError where error.code == .timedOut {
-            throw QueryError(message: "Prometheus did not answer in time: \(error)")
+            throw QueryError(message: "Prometheus did not answer in time: \(error)", cause: error)
         } catch let error as HTTPClient.TransportError {
-            throw QueryError(message: "Prometheus unreachable: \(error)")
+            throw QueryError(message: "Prometheus unreachable: \(error)", cause: error)
         }
     }
 
     static func parse(_ body: Data, status: Int) throws -> Sample {
-        guard let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-            json["status"] as? String == "success", let data = json["data"] as? [String: Any]
-        else {
+        guard let answer = PrometheusAnswer.decode(body), answer.status == "success", let data = answer.data else {
             throw failure(body, status: status)
         }
-        func number(_ pair: Any?) throws -> Sample {
-            guard let pair = pair as? [Any], pair.count == 2, let text = pair[1] as? String, let value = Double(text) else {
+        func number(_ sample: PrometheusAnswer.Sample?) throws -> Sample {
+            guard let sample, let value = Double(sample.text) else {
                 throw QueryError(message: "Prometheus returned a sample that is not [time, \"value\"]")
             }
             return value.isNaN ? .notANumber : .value(value)
         }
-        switch data["resultType"] as? String {
+        switch data.resultType {
         case "scalar":
-            return try number(data["result"])
+            return try number(data.scalar)
         case "vector":
-            let result = data["result"] as? [[String: Any]] ?? []
-            if result.isEmpty { return .noData }
-            guard result.count == 1 else {
-                throw QueryError(message: "the query returned \(result.count) series; a gate needs one: wrap it in sum(...)")
+            let series = data.series ?? []
+            if series.isEmpty { return .noData }
+            guard series.count == 1 else {
+                throw QueryError(message: "the query returned \(series.count) series; a gate needs one: wrap it in sum(...)")
             }
-            return try number(result[0]["value"])
+            return try number(series[0].value)
         case let other:
             throw QueryError(message: "the query returned a \(echo(other ?? "missing")) result; a gate needs an instant vector or scalar")
         }
@@ -158,9 +163,8 @@ public struct PrometheusClient: Sendable {
     /// What an answer that is not a result says: Prometheus's error, or the start of whatever
     /// else answered (a proxy's page), escaped and cut.
     static func failure(_ body: Data, status: Int) -> QueryError {
-        if let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let error = json["error"] as? String {
-            let kind = json["errorType"] as? String ?? "error"
-            return QueryError(message: "Prometheus answered HTTP \(status), \(echo(kind)): \(echo(error))")
+        if let answer = PrometheusAnswer.decode(body), let error = answer.error {
+            return QueryError(message: "Prometheus answered HTTP \(status), \(echo(answer.errorType ?? "error")): \(echo(error))")
         }
         let start = body.isEmpty ? "an empty body" : "\"\(echo(String(decoding: body.prefix(OutsideText.messageLimit), as: UTF8.self)))\""
         return QueryError(message: "Prometheus answered HTTP \(status) without a result: \(start)")

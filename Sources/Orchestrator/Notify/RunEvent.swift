@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 
 /// What a run tells its observers (webhooks, the Pushgateway) as it goes. The journal, through
 /// which every change of the run passes, hands each event to every observer.

@@ -3,6 +3,7 @@ import StrictYAML
 import Synchronization
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 /// Tells the pipeline's webhooks about the events each one chose, through the outbox (never
 /// waiting for them).

@@ -3,6 +3,8 @@ import StrictYAML
 import RecEngineContract
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// Computes the plan of a run, once, from the pipeline, the options, the history and the live
 /// release. Reads files and the history; writes nothing and starts no process.

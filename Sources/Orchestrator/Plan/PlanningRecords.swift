@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import PipelineSchema
+import Provenance
 
 /// The records a plan reads, from a history of any length: for each stage, the newest succeeded
 /// release that ran it (whose outputs the stage may reuse), and for a movie log ingest the newest

@@ -3,6 +3,8 @@ import StrictYAML
 import Traffic
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// Converges a run that a killed controller left behind (its `run.json`), and records it: it
 /// observes (reading only), `RecoveryPlan` decides, and `converge` carries out that plan, the one

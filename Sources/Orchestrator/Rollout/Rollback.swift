@@ -4,6 +4,8 @@ import RecEngineContract
 import Traffic
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// `orchestrate rollback`: puts a previously promoted release back, at once when a colour still
 /// runs its model, otherwise by redeploying its model (from the model store, verified by digest)

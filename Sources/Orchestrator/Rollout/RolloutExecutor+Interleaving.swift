@@ -1,6 +1,7 @@
 import StrictYAML
 import Traffic
 import PipelineSchema
+import Provenance
 
 extension InterleaveSpec {
     /// The interleaving of the step at `weight` (below 100 %): the release id samples the users

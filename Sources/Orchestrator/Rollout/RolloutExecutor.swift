@@ -3,6 +3,8 @@ import StrictYAML
 import Traffic
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// Carries out the rollout of a plan: `RolloutRunner` feeds `RolloutMachine` one stream of
 /// events (what the effects came back with, looks at nginx and both colours, gate samples, the

@@ -2,6 +2,8 @@ import Foundation
 import StrictYAML
 public import Traffic
 import OrchestratorSupport
+import Provenance
+public import DeploymentRuntimes
 
 /// What actually serves, as nginx and the runtime say, checked against the recorded live
 /// release. A release starts only when they agree: a state file that says one thing while

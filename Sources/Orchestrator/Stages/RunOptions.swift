@@ -1,5 +1,6 @@
 import Foundation
 import StrictYAML
+public import Provenance
 
 /// How `orchestrate run` runs a pipeline.
 public struct RunOptions: Sendable {

@@ -6,6 +6,8 @@ import TextSafety
 import RecEngineContract
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
 /// timeout, as a child process whose group a timeout or an interruption stops), a planned
@@ -305,7 +307,7 @@ struct StageExecutor {
         do {
             engine = try await DockerEngine.configured(host: docker?.host, certificates: docker?.certificates, insecure: docker?.insecure ?? false).negotiated()
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "\(error)", hint: "the stage runs in a container: start the engine or set DOCKER_HOST")
+            throw OrchestratorError(.stageFailed, "\(error)", hint: "the stage runs in a container: start the engine or set DOCKER_HOST", cause: error)
         } catch let error as EngineClientError {
             throw OrchestratorError(.invalidInput, error.message, hint: error.hint)
         }
@@ -318,13 +320,9 @@ struct StageExecutor {
                 image: image, command: argv, folder: pipelineFolder, mounts: mounts, environment: stage.env, name: stage.name,
                 timeout: stage.timeout?.duration)
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "\(error)")
+            throw OrchestratorError(.stageFailed, "\(error)", cause: error)
         }
         try AtomicFile.write(Data(run.logs.utf8), to: logPath)
         return CommandRunner.Outcome(exitStatus: run.status.map { Int32($0) }, signalled: false, timedOut: run.status == nil)
     }
-}
-
-func formatMetric(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e12 ? String(Int(value)) : String(format: "%.4f", value)
 }

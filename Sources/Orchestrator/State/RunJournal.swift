@@ -1,6 +1,8 @@
 import Foundation
 import StrictYAML
 import OrchestratorSupport
+import Provenance
+import DeploymentRuntimes
 
 /// The run in progress, saved before every action: its `RunState` (what recovery needs) and its
 /// provenance record, each in its own file of the state folder. Every change goes through this
@@ -58,7 +60,7 @@ actor RunJournal {
         do {
             try save()
         } catch {
-            let failure = error as? OrchestratorError ?? OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)")
+            let failure = error as? OrchestratorError ?? OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)", cause: error)
             if saveFailure == nil { saveFailure = failure }
             throw failure
         }

@@ -3,6 +3,8 @@ import Foundation
 import StrictYAML
 import OrchestratorSupport
 public import PipelineSchema
+public import Provenance
+public import DeploymentRuntimes
 
 /// The controller's state folder for one service (`<history folder>/state/<service>/`):
 ///
@@ -137,7 +139,7 @@ public struct StateStore: Sendable {
             guard let contents = try AtomicFile.read(path, limit: 16 << 20) else { return nil }
             data = contents
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.unreadableState, "the state file \(path) cannot be read: \(error.step) failed: \(String(cString: strerror(error.code)))", hint: hint)
+            throw OrchestratorError(.unreadableState, "the state file \(path) cannot be read: \(error.step) failed: \(String(cString: strerror(error.code)))", hint: hint, cause: error)
         }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTransport
 import Synchronization
 import PipelineSchema
+import Provenance
 
 /// The controller's own state in Prometheus: at every change of a run (phase, weight, a gate
 /// measured, the outcome) the whole state is pushed to a Pushgateway group

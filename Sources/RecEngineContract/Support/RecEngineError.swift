@@ -46,12 +46,15 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
     public var location: String?
     /// What to do about it.
     public var hint: String?
+    /// The error this one reports, kept for programs and logs; the message already says what it means.
+    public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String, location: String? = nil, hint: String? = nil) {
+    public init(_ code: Code, _ message: String, location: String? = nil, hint: String? = nil, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.location = location
         self.hint = hint
+        self.cause = cause
     }
 
     public var description: String {

@@ -4,6 +4,7 @@ import Testing
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// How a PromQL gate counts its measurements during a step (what `StepAnalysis` decided inside
 /// its query loop): plain values, no Prometheus.

@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 import StrictYAML
 import Testing
 import OrchestratorSupport

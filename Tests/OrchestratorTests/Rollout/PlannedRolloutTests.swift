@@ -5,6 +5,7 @@ import Traffic
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// The plan is all the rollout reads: the planned rollout carries the colours, the gates' policies,
 /// the judge and the files, and the machine's plan is made from it alone, with the queries the

@@ -3,6 +3,8 @@ import StrictYAML
 import Testing
 
 @testable import Orchestrator
+@testable import Provenance
+@testable import DeploymentRuntimes
 
 /// What recovery does with a run a killed controller left, from what it observed: one plan,
 /// printed by `run --dry-run` and `status` and carried out by `recover`.

@@ -6,6 +6,8 @@ import Traffic
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
+@testable import DeploymentRuntimes
 
 /// Recovery prints and carries out one plan: what `recover --dry-run` and `run --dry-run` show
 /// is what `recover` does (they were two decision trees, and disagreed when the live colour was

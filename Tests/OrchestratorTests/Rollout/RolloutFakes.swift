@@ -4,6 +4,7 @@ import Synchronization
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// In-memory stand-ins for what a rollout acts on, each keeping what was done to it.
 

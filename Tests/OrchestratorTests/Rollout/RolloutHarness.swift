@@ -3,6 +3,7 @@ import StrictYAML
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// Drives the machine as `RolloutRunner` does, with the same `RolloutEffects` against the fakes,
 /// but one event at a time: what takes time (a look, a query, a timer, a during-step hook, and

@@ -5,6 +5,7 @@ import OrchestratorSupport
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// Every phase of a rollout × every event it can meet, on plain values: the machine with the
 /// fakes of `RolloutFakes` (blue live, green new, steps 25/50/100, a gate, a judge, a hook of

@@ -3,6 +3,7 @@ import StrictYAML
 import Testing
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// The runner against the fakes, with its tasks, timers and polling: the stream of events the
 /// machine is fed comes together as it would in a run (time moves only as the test moves it).

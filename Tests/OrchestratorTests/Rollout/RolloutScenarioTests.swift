@@ -4,6 +4,7 @@ import Testing
 @testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import Provenance
 
 /// Whole rollouts, several events each, through the machine and the fakes: what the record, the
 /// traffic, the observers and people get, word for word where it matters.

@@ -1,27 +1,6 @@
 import Foundation
 import PipelineSchema
-
-/// What CUPED did to one grouped metric at one look (Deng, Xu, Kohavi, Walker, "Improving the
-/// sensitivity of online controlled experiments by utilizing pre-experiment data", WSDM 2013).
-public struct CovariateAdjustment: Sendable, Codable, Equatable {
-    /// The window before the step whose engagement (on the live colour) is the covariate.
-    public var window: String
-    /// The regression coefficient of the step's rate on the covariate, pooled over both colours.
-    public var theta: Double
-    /// What the adjustment moved each colour's rate by (−θ (X̄ colour − X̄ both)).
-    public var newShift: Double
-    public var liveShift: Double
-    /// 1 − the variance of the difference with the covariate / without it, as the interval uses
-    /// them (never below independent trials'): 0.4 is 40 % less variance.
-    public var varianceReduction: Double
-
-    enum CodingKeys: String, CodingKey {
-        case window, theta
-        case newShift = "new_shift"
-        case liveShift = "live_shift"
-        case varianceReduction = "variance_reduction"
-    }
-}
+import Provenance
 
 extension Statistics {
     /// One colour's rate and variance with the covariate, and without.

@@ -1,5 +1,6 @@
 import Foundation
 import PipelineSchema
+import Provenance
 
 extension Statistics {
     /// The Beta(a, a) mixture of `preferenceInterval` tuned to a margin: its standard deviation

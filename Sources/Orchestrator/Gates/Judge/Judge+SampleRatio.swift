@@ -1,40 +1,6 @@
 import Foundation
 import PipelineSchema
-
-/// One look's sample ratio check of one count (users or requests): the share of it the new
-/// colour got since the step started against the share the step gives it.
-public struct SampleRatioCheck: Sendable, Codable, Equatable {
-    /// `users` or `requests`.
-    public var count: String
-    /// The new colour's intended share (the step's weight) and its observed share, from 0 to 1.
-    public var expectedShare: Double
-    public var observedShare: Double
-    /// What each colour counted since the step started.
-    public var new: Double
-    public var live: Double
-    /// The groups of units the variance was measured between (nil: each count independent).
-    public var groups: Int?
-    /// The chi-squared statistic (one degree of freedom) and its p-value.
-    public var statistic: Double
-    public var pValue: Double
-    /// Below the judge's `sampleRatio.pValue`: the split does not send what it should.
-    public var mismatch: Bool
-
-    enum CodingKeys: String, CodingKey {
-        case count, new, live, groups, statistic, mismatch
-        case expectedShare = "expected_share"
-        case observedShare = "observed_share"
-        case pValue = "p_value"
-    }
-
-    /// "users: new 40.0 % of 1000 (400 new, 600 live), expected 50.0 %: chi-squared 40.00, p 2.5e-10".
-    public var summary: String {
-        func percent(_ share: Double) -> String { String(format: "%.1f %%", share * 100) }
-        let grouped = groups.map { ", variance between \($0) groups of users" } ?? ""
-        return "\(count): new \(percent(observedShare)) of \(formatNumber(new + live)) (\(formatNumber(new)) new, \(formatNumber(live)) live), "
-            + "expected \(percent(expectedShare)): chi-squared \(String(format: "%.2f", statistic))\(grouped), p \(String(format: "%.2g", pValue))"
-    }
-}
+import Provenance
 
 extension Statistics {
     /// The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a): its series below

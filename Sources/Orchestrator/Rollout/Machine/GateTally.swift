@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import PipelineSchema
+import Provenance
 
 /// One PromQL gate's measurements during a step, counted by its policy: `count` conclusive
 /// measurements pass it, more than `failureLimit` failed ones or more than

@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 
 /// Why a rollout did not end promoted, as the machine decided it: the reason, and what its
 /// rollback could not do. The record's `failure` is its description, word for word what the

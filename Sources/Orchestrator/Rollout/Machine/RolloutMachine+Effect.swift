@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 
 extension RolloutMachine {
     /// What the rollout asks of the world. The executor carries effects out in the order given;

@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 
 extension RolloutMachine {
     /// Everything the rollout reacts to, from one stream: what the effects it asked for came back

@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import PipelineSchema
+import Provenance
 
 extension RolloutMachine {
     /// Rolls back for a signal or an abort, with traffic at `weight`.

@@ -2,6 +2,7 @@ import Foundation
 import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 
 /// The decisions of a rollout, apart from their effects: `handle(event)` takes the state from
 /// one event to the next and returns what must be done, in order. Nothing here waits, reads a

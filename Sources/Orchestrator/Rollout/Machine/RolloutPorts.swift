@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 
 /// What the rollout's effects act on, one small protocol per service: the real adapters wrap
 /// nginx, the runtime, Prometheus, the journal and the hooks; tests use in-memory fakes.

@@ -1,4 +1,5 @@
 import Foundation
+public import Provenance
 
 /// What a rollout tells people as it goes: a typed event, rendered as a line of text on stderr
 /// (`text`, word for word what the controller always printed) or as one JSON object per line

@@ -1,4 +1,6 @@
 import Foundation
+public import Provenance
+import DeploymentRuntimes
 
 /// What recovery will do with a run a killed controller left behind, decided once from what it
 /// observed (`RecoveryObservation`): the same plan is printed (`run --dry-run`, `status`) and

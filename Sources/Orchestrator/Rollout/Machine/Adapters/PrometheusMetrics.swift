@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import PipelineSchema
+import Provenance
 
 /// Prometheus as the rollout's gates and judge read it: a gate's query, and the judge's counters
 /// of both colours since each step started (the judgements; the machine decides from them); an

@@ -1,5 +1,7 @@
 import Foundation
 import OrchestratorSupport
+import Provenance
+import DeploymentRuntimes
 
 /// The run's journal and `current.json` as the rollout's effects use them. Every write is best
 /// effort here: a failed save is kept by the journal (`saveFailure`), which the machine is told

@@ -3,6 +3,8 @@ import StrictYAML
 import Traffic
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
+import DeploymentRuntimes
 
 /// nginx and the deployment runtime as the rollout's effects use them: it remembers the
 /// instances it deployed, located and looked at, and builds each split from them.

@@ -1,8 +1,9 @@
 import Foundation
 import StrictYAML
-import Orchestrator
 import Testing
+import TestSupport
 import OrchestratorSupport
+import Provenance
 
 /// Signed release records: every way of forging provenance is detected with the trusted key.
 @Suite struct SignedHistoryTests {

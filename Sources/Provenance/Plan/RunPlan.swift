@@ -44,15 +44,34 @@ public struct RunPlan: Sendable, Codable, Equatable {
         public var metricsFile: String? = nil
 
         /// The built-in it runs (nil for a command).
-        var builtin: BuiltinStage? { uses.flatMap(BuiltinStage.init(rawValue:)) }
+        package var builtin: BuiltinStage? { uses.flatMap(BuiltinStage.init(rawValue:)) }
         /// A command's argument vector (nil for a built-in).
-        var argv: [String]? { uses == nil ? command : nil }
+        package var argv: [String]? { uses == nil ? command : nil }
 
         enum CodingKeys: String, CodingKey {
             case name, uses, parameters, command, image, env, inputs, outputs, timeout, retries, gate, action, reason
             case cachedFrom = "cached_from"
             case inputDigests = "input_digests"
             case metricsFile = "metrics_file"
+        }
+
+        package init(name: String, uses: String? = nil, parameters: [String: ParameterValue]? = nil, command: [String], image: String? = nil, env: [String: String], inputs: [String], outputs: [String], timeout: PipelineDuration? = nil, retries: Int, gate: [MetricThreshold], action: StageAction, reason: String, cachedFrom: String? = nil, inputDigests: [ArtifactDigest], metricsFile: String? = nil) {
+            self.name = name
+            self.uses = uses
+            self.parameters = parameters
+            self.command = command
+            self.image = image
+            self.env = env
+            self.inputs = inputs
+            self.outputs = outputs
+            self.timeout = timeout
+            self.retries = retries
+            self.gate = gate
+            self.action = action
+            self.reason = reason
+            self.cachedFrom = cachedFrom
+            self.inputDigests = inputDigests
+            self.metricsFile = metricsFile
         }
     }
 
@@ -118,6 +137,20 @@ public struct RunPlan: Sendable, Codable, Equatable {
             case neededNew = "needed_new"
             case neededSeconds = "needed_seconds"
         }
+
+        package init(
+            metric: String, newTrials: Double, detectable: Double, declared: Double, absolute: Bool, unit: String? = nil,
+            neededNew: Double? = nil, neededSeconds: Double? = nil
+        ) {
+            self.metric = metric
+            self.newTrials = newTrials
+            self.detectable = detectable
+            self.declared = declared
+            self.absolute = absolute
+            self.unit = unit
+            self.neededNew = neededNew
+            self.neededSeconds = neededSeconds
+        }
     }
 
     /// A container the Docker runtime will create (or recreate), as the engine will be asked.
@@ -149,6 +182,12 @@ public struct RunPlan: Sendable, Codable, Equatable {
         enum CodingKeys: String, CodingKey {
             case phase, actions
             case releaseID = "release_id"
+        }
+
+        package init(releaseID: String? = nil, phase: RunPhase? = nil, actions: [String]) {
+            self.releaseID = releaseID
+            self.phase = phase
+            self.actions = actions
         }
     }
 
@@ -197,6 +236,11 @@ public struct RunPlan: Sendable, Codable, Equatable {
                 case logs
                 case workingDirectory = "working_directory"
             }
+
+            package init(workingDirectory: String, logs: String) {
+                self.workingDirectory = workingDirectory
+                self.logs = logs
+            }
         }
 
         enum CodingKeys: String, CodingKey {
@@ -204,6 +248,30 @@ public struct RunPlan: Sendable, Codable, Equatable {
             case stopOld = "stop_old"
             case automaticRollback = "automatic_rollback"
             case stopNew = "stop_new"
+        }
+
+        package init(runtime: String, service: String, model: String, live: LiveRelease? = nil, target: String, health: HealthCheckSpec, steps: [PlannedStep], mode: TrafficSpec.Mode? = nil, hold: PipelineDuration, stopOld: Bool, drain: PipelineDuration, automaticRollback: Bool, stopNew: Bool, hooks: HooksSpec, containers: [PlannedContainer], colors: [String] = [], prometheus: String? = nil, gates: [PromQLGate] = [], judge: JudgeSpec? = nil, interleave: InterleaveSpec? = nil, files: Files = Files(workingDirectory: "", logs: "")) {
+            self.runtime = runtime
+            self.service = service
+            self.model = model
+            self.live = live
+            self.target = target
+            self.health = health
+            self.steps = steps
+            self.mode = mode
+            self.hold = hold
+            self.stopOld = stopOld
+            self.drain = drain
+            self.automaticRollback = automaticRollback
+            self.stopNew = stopNew
+            self.hooks = hooks
+            self.containers = containers
+            self.colors = colors
+            self.prometheus = prometheus
+            self.gates = gates
+            self.judge = judge
+            self.interleave = interleave
+            self.files = files
         }
     }
 
@@ -225,6 +293,20 @@ public struct RunPlan: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers, docker
         case releaseID = "release_id"
+    }
+
+    package init(releaseID: String, pipeline: ReleaseRecord.PipelineReference, history: String, overrides: [String], recovery: PlannedRecovery? = nil, stages: [PlannedStage], rollout: Rollout? = nil, traffic: TrafficSpec? = nil, analysis: AnalysisSpec? = nil, observers: PlannedObservers? = nil, docker: DockerSpec? = nil) {
+        self.releaseID = releaseID
+        self.pipeline = pipeline
+        self.history = history
+        self.overrides = overrides
+        self.recovery = recovery
+        self.stages = stages
+        self.rollout = rollout
+        self.traffic = traffic
+        self.analysis = analysis
+        self.observers = observers
+        self.docker = docker
     }
 }
 
@@ -381,7 +463,7 @@ extension RunPlan {
 
 /// An argument vector written the way a person would type it, for display only: it is never run
 /// through a shell.
-func shellQuoted(_ argv: [String]) -> String {
+package func shellQuoted(_ argv: [String]) -> String {
     argv.map { word in
         word.isEmpty || word.contains(where: { " \t\n'\"$`\\|&;<>()*?[]{}#~".contains($0) })
             ? "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" : word

@@ -87,6 +87,13 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var condition: String
         public var value: Double?
         public var passed: Bool
+
+        package init(metric: String, condition: String, value: Double? = nil, passed: Bool) {
+            self.metric = metric
+            self.condition = condition
+            self.value = value
+            self.passed = passed
+        }
     }
 
     public struct StageRecord: Sendable, Codable, Equatable {
@@ -119,6 +126,28 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
             case rankingProtocol = "ranking_protocol"
             case exitStatus = "exit_status"
             case durationSeconds = "duration_seconds"
+        }
+
+        package init(status: StageStatus, name: String, uses: String? = nil, argv: [String]? = nil, parameters: [String: ParameterValue]? = nil, fingerprint: String? = nil, attempts: Int, exitStatus: Int32? = nil, durationSeconds: Double, inputs: [ArtifactDigest], outputs: [ArtifactDigest], metrics: [String: Double], gates: [GateVerdict], log: String? = nil, error: String? = nil, reason: String? = nil, ingest: IngestReport? = nil, rankingProtocol: RankingProtocol? = nil, tuning: Tuning? = nil) {
+            self.status = status
+            self.name = name
+            self.uses = uses
+            self.argv = argv
+            self.parameters = parameters
+            self.fingerprint = fingerprint
+            self.attempts = attempts
+            self.exitStatus = exitStatus
+            self.durationSeconds = durationSeconds
+            self.inputs = inputs
+            self.outputs = outputs
+            self.metrics = metrics
+            self.gates = gates
+            self.log = log
+            self.error = error
+            self.reason = reason
+            self.ingest = ingest
+            self.rankingProtocol = rankingProtocol
+            self.tuning = tuning
         }
     }
 
@@ -167,6 +196,12 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var path: String
         public var sha256: String?
         public var version: String?
+
+        package init(path: String, sha256: String? = nil, version: String? = nil) {
+            self.path = path
+            self.sha256 = sha256
+            self.version = version
+        }
     }
 
     /// Where the release went: the colour that serves it once promoted.
@@ -178,6 +213,12 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         enum CodingKeys: String, CodingKey {
             case runtime, color
             case modelSHA256 = "model_sha256"
+        }
+
+        package init(runtime: String, color: String, modelSHA256: String? = nil) {
+            self.runtime = runtime
+            self.color = color
+            self.modelSHA256 = modelSHA256
         }
     }
 
@@ -201,6 +242,17 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
                 case startedOn = "started_on"
                 case finishedOn = "finished_on"
             }
+
+            package init(weight: Int, startedOn: Date, finishedOn: Date? = nil, passed: Bool? = nil, measurements: [GateMeasurement], judge: [JudgeLook]? = nil, judgeDecision: JudgeLook.Decision? = nil, judgeRule: String? = nil) {
+                self.weight = weight
+                self.startedOn = startedOn
+                self.finishedOn = finishedOn
+                self.passed = passed
+                self.measurements = measurements
+                self.judge = judge
+                self.judgeDecision = judgeDecision
+                self.judgeRule = judgeRule
+            }
         }
 
         public var live: String?
@@ -208,6 +260,14 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var mode: String
         public var steps: [Step]
         public var events: [RolloutEvent]
+
+        package init(live: String? = nil, target: String, mode: String, steps: [Step], events: [RolloutEvent]) {
+            self.live = live
+            self.target = target
+            self.mode = mode
+            self.steps = steps
+            self.events = events
+        }
     }
 
     public var schema: String = ReleaseRecord.schema
@@ -336,4 +396,9 @@ public struct RolloutEvent: Sendable, Codable, Equatable {
         self.kind = kind
         self.detail = detail
     }
+}
+
+/// A metric as people read it: a whole number without decimals, anything else to 4 places.
+package func formatMetric(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e12 ? String(Int(value)) : String(format: "%.4f", value)
 }

@@ -248,7 +248,7 @@ extension ReleaseReport {
     static let style = resourceText("report.css").trimmingCharacters(in: .newlines)
 
     /// A text file of this module's resources, which the build puts beside the executable
-    /// (`orchestrate_Orchestrator.resources/`). One missing is a broken installation, not an input.
+    /// (`orchestrate_Provenance.resources/`). One missing is a broken installation, not an input.
     static func resourceText(_ name: String) -> String {
         guard let url = Bundle.module.resourceURL?.appendingPathComponent(name), let text = try? String(contentsOf: url, encoding: .utf8) else {
             fatalError("\(name) is missing from \(Bundle.module.bundlePath): copy the .resources folders beside the orchestrate executable with it")

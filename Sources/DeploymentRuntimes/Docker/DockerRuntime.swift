@@ -4,6 +4,7 @@ public import EngineAPI
 import RecEngineContract
 public import Traffic
 import OrchestratorSupport
+public import Provenance
 
 /// The colours as containers of a compose project (`compose/recommender.yml`), driven over the
 /// Engine API. Each colour is the compose service of its name, realised with the variables
@@ -97,7 +98,7 @@ public struct DockerRuntime: DeploymentRuntime {
             try Task.checkCancellation()
             _ = try await completing { try await project.up([color]) }
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) container could not start: \(error)")
+            throw OrchestratorError(.stageFailed, "the \(color) container could not start: \(error)", cause: error)
         }
         let started = try await poll(every: .milliseconds(100), for: timeout) { () async throws -> ColorInstance? in
             if let instance = await instance(of: color), instance.modelSHA256 == sha256 { return instance }
@@ -181,7 +182,7 @@ public struct ContainerNginx: NginxHost {
         do {
             try await project.up(["lb"])
         } catch let error as DockerError {
-            throw TrafficError("the load balancer container could not start: \(error)")
+            throw TrafficError("the load balancer container could not start: \(error)", cause: error)
         }
         try await Task.sleep(for: .milliseconds(300))
         if let container = try await project.container(of: "lb"), container.hasExited {
@@ -195,7 +196,7 @@ public struct ContainerNginx: NginxHost {
         do {
             try await runtime.engine.kill(container.id, signal: "HUP")
         } catch {
-            throw TrafficError("cannot reload the load balancer: \(error)")
+            throw TrafficError("cannot reload the load balancer: \(error)", cause: error)
         }
     }
 

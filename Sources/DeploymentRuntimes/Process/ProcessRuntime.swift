@@ -5,6 +5,7 @@ import RecEngineContract
 import TextSafety
 public import Traffic
 import OrchestratorSupport
+public import Provenance
 
 /// The embedded default runtime: each colour is a detached `recengine serve` process (its own
 /// session, a state file with pid and port, a log file, a free port) under the state folder. It

@@ -49,7 +49,7 @@ extension ReleaseReport {
                 written.append(path)
             }
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.fileSystem, "cannot write the report to \(folder): \(error)", hint: "choose a folder that can be written with --out")
+            throw OrchestratorError(.fileSystem, "cannot write the report to \(folder): \(error)", hint: "choose a folder that can be written with --out", cause: error)
         }
         return written
     }

@@ -1,15 +1,16 @@
 import Foundation
 import Testing
+import TestSupport
 
-@testable import Orchestrator
 @testable import OrchestratorSupport
+@testable import Provenance
 
 /// The release report's data, its three renderings, and what it does with hostile records.
 /// `Fixtures/report-history.jsonl` (made by `Fixtures/make-report-history.py`) holds four records:
 /// a first release on blue; one on green rolled back at 50 % (gates and the judge at 25 %); one
 /// promoted on green; an `orchestrate rollback` to the first model on blue.
 @Suite struct ReleaseReportTests {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/report-history.jsonl").path
+    static let fixture = ReleaseRecords.reportHistory
 
     static func records() throws -> [ReleaseRecord] {
         let records = try ReleaseHistory(path: fixture).records()

@@ -1,19 +1,20 @@
 import Foundation
-import StrictYAML
+package import Provenance
+import OrchestratorSupport
 
 /// What the kernel says about processes (`/proc`), to stop the children a run left behind
 /// without ever signalling a stranger that reuses a pid.
-enum ProcessTable {
+package enum ProcessTable {
     /// The start time of a process (field 22 of `/proc/PID/stat`, in clock ticks since boot), nil
     /// when it does not exist or is a zombie.
-    static func startTime(of pid: Int32) -> UInt64? {
+    package static func startTime(of pid: Int32) -> UInt64? {
         guard pid > 0, let fields = statFields(of: pid), fields.count > 19, fields[0] != "Z" else { return nil }
         // After the command in parentheses: state is field 3, starttime field 22.
         return UInt64(fields[19])
     }
 
     /// The process group of a process.
-    static func processGroup(of pid: Int32) -> Int32? {
+    package static func processGroup(of pid: Int32) -> Int32? {
         guard let fields = statFields(of: pid), fields.count > 2 else { return nil }
         return Int32(fields[2])
     }
@@ -35,19 +36,19 @@ enum ProcessTable {
     /// its children inherit through fork, exec and setsid; `/proc/PID/environ` shows it without
     /// any file of ours. (A process that clears its environment is still stopped with the
     /// process group it was started in, which `run.json` names when it can be read.)
-    static let stateFolderVariable = "ORCHESTRATE_STATE_FOLDER"
-    static let releaseVariable = "ORCHESTRATE_RELEASE_ID"
-    static let roleVariable = "ORCHESTRATE_PROCESS_ROLE"
-    static let markerVariables: Set<String> = [stateFolderVariable, releaseVariable, roleVariable]
+    package static let stateFolderVariable = "ORCHESTRATE_STATE_FOLDER"
+    package static let releaseVariable = "ORCHESTRATE_RELEASE_ID"
+    package static let roleVariable = "ORCHESTRATE_PROCESS_ROLE"
+    package static let markerVariables: Set<String> = [stateFolderVariable, releaseVariable, roleVariable]
 
     /// The environment that marks a child of a run of the state folder `stateFolder`.
-    static func marker(stateFolder: String, releaseID: String, role: String) -> [String: String] {
+    package static func marker(stateFolder: String, releaseID: String, role: String) -> [String: String] {
         [stateFolderVariable: canonical(stateFolder), releaseVariable: releaseID, roleVariable: role]
     }
 
     /// The live processes marked as children of a run of `stateFolder` (this process excepted),
     /// oldest first.
-    static func marked(stateFolder: String) -> [TrackedProcess] {
+    package static func marked(stateFolder: String) -> [TrackedProcess] {
         let wanted = canonical(stateFolder)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { $0 != getpid() }.compactMap { pid -> TrackedProcess? in
@@ -59,7 +60,7 @@ enum ProcessTable {
 
     /// The processes of a run to stop: those marked with its state folder, and those `run.json`
     /// names (when it could be read), each once.
-    static func processes(ofRunIn stateFolder: String, tracked: [TrackedProcess]) -> [TrackedProcess] {
+    package static func processes(ofRunIn stateFolder: String, tracked: [TrackedProcess]) -> [TrackedProcess] {
         var found = marked(stateFolder: stateFolder)
         for process in tracked where !found.contains(where: { $0.pid == process.pid }) && isRunning(process) {
             found.append(process)
@@ -69,7 +70,7 @@ enum ProcessTable {
 
     /// The marker variables of a process's environment (the rest is not kept). At most 1 MiB is
     /// read: an environment is bounded by the kernel's ARG_MAX, but /proc says nothing of sizes.
-    static func environment(of pid: Int32) -> [String: String] {
+    package static func environment(of pid: Int32) -> [String: String] {
         guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/environ") else { return [:] }
         defer { try? handle.close() }
         guard let data = try? handle.read(upToCount: 1 << 20) else { return [:] }
@@ -83,17 +84,17 @@ enum ProcessTable {
         return found
     }
 
-    static func canonical(_ folder: String) -> String {
+    package static func canonical(_ folder: String) -> String {
         URL(fileURLWithPath: folder).standardizedFileURL.path
     }
 
     /// A tracked process record for a child just started.
-    static func track(_ pid: Int32, role: String) -> TrackedProcess {
+    package static func track(_ pid: Int32, role: String) -> TrackedProcess {
         TrackedProcess(pid: pid, startTime: startTime(of: pid) ?? 0, role: role)
     }
 
     /// The pids of every process in the group `group` (the children of a hook that outlived it).
-    static func members(ofGroup group: Int32) -> [Int32] {
+    package static func members(ofGroup group: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { processGroup(of: $0) == group && startTime(of: $0) != nil }
     }
@@ -101,7 +102,7 @@ enum ProcessTable {
     /// Whether the tracked process, or any process of the group it led, still runs. The group is
     /// only considered when the leader is gone or is the same process (same start time): Linux
     /// never reuses a pid while a process group of that number exists.
-    static func isRunning(_ process: TrackedProcess) -> Bool {
+    package static func isRunning(_ process: TrackedProcess) -> Bool {
         if let start = startTime(of: process.pid) { return start == process.startTime }
         return !members(ofGroup: process.pid).isEmpty
     }
@@ -109,7 +110,7 @@ enum ProcessTable {
     /// Stops the tracked process and its process group: SIGTERM, then SIGKILL after `grace`.
     /// Returns whether anything was still running.
     @discardableResult
-    static func stop(_ process: TrackedProcess, grace: Duration = .seconds(2)) async -> Bool {
+    package static func stop(_ process: TrackedProcess, grace: Duration = .seconds(2)) async -> Bool {
         guard isRunning(process) else { return false }
         kill(-process.pid, SIGTERM)
         kill(process.pid, SIGTERM)

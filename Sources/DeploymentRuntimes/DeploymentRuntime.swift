@@ -6,6 +6,7 @@ import TextSafety
 public import Traffic
 import OrchestratorSupport
 import PipelineSchema
+public import Provenance
 
 /// One running colour of the service.
 public struct ColorInstance: Sendable, Codable, Equatable {
@@ -152,40 +153,16 @@ public struct HealthProbe: Sendable, Codable, Equatable {
     /// The most of a health answer read: only its status matters (documented in the README).
     static let answerLimit = HTTPClient.BodyLimit(
         64 << 10, for: "a health probe's answer", hint: "a health endpoint answers a short status; check deploy.health.path")
-}
 
-/// The runtime a pipeline names.
-enum RuntimeFactory {
-    static func make(_ deploy: DeploySpec, pipeline: Pipeline, store: StateStore, options: RunOptions) throws -> any DeploymentRuntime {
-        switch deploy.runtime {
-        case "docker":
-            guard let docker = deploy.docker else {
-                throw OrchestratorError(.invalidInput, "runtime: docker needs deploy.docker")
-            }
-            return DockerRuntime(
-                engine: try DockerEngine.configured(host: docker.host, certificates: docker.certificates, insecure: docker.insecure ?? false), composePath: docker.compose,
-                project: deploy.service, stateFolder: store.folder, nginxFolder: store.nginxFolder,
-                nginxConfig: pipeline.traffic?.nginxConfig ?? store.folder + "/nginx.conf")
-        case "swarm":
-            guard let swarm = deploy.swarm else {
-                throw OrchestratorError(.invalidInput, "runtime: swarm needs deploy.swarm")
-            }
-            func engine(_ host: String?) throws -> DockerEngine {
-                try DockerEngine.configured(host: host, certificates: swarm.certificates, insecure: swarm.insecure ?? false)
-            }
-            let manager = try engine(swarm.host)
-            return SwarmRuntime(
-                manager: manager, engines: try (swarm.engines ?? [manager.host]).map(engine), spec: swarm, project: deploy.service,
-                stateFolder: store.folder, serveArguments: deploy.args)
-        default:
-            return ProcessRuntime(stateFolder: store.folder, recengine: options.recengineBinary, serveArguments: deploy.args)
-        }
+    package init(healthy: Bool, detail: String) {
+        self.healthy = healthy
+        self.detail = detail
     }
 }
 
 /// Text indented by four spaces under a message, one line per line (logs in error messages):
 /// escaped, and cut to its last `OutsideText.outputLimit` bytes.
-func indented(_ text: String) -> String {
+package func indented(_ text: String) -> String {
     let text = OutsideText.bounded(text, limit: OutsideText.outputLimit, lines: .kept, keeping: .tail)
     return text.isEmpty ? "" : "\n" + text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
 }

@@ -6,6 +6,7 @@ import RecEngineContract
 public import Traffic
 import OrchestratorSupport
 public import PipelineSchema
+public import Provenance
 
 /// The colours as Docker Swarm services spread over several hosts, driven over the Engine API of
 /// a manager (`deploy.swarm.host`). Each colour is the service `SERVICE_COLOR` with `replicas`
@@ -159,7 +160,7 @@ public struct SwarmRuntime: DeploymentRuntime {
                 _ = try await completing { try await manager.createService(spec) }
             }
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) service could not be created on the swarm: \(error)")
+            throw OrchestratorError(.stageFailed, "the \(color) service could not be created on the swarm: \(error)", cause: error)
         }
         let instance = try await waitForTasks(color: color, image: image, sha256: sha256, timeout: timeout)
         guard checkMesh else { return instance }
@@ -184,7 +185,7 @@ public struct SwarmRuntime: DeploymentRuntime {
         do {
             try await manager.updateService(service.id, version: service.version, spec: hostMode)
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) service could not change to host-mode publishing: \(error)")
+            throw OrchestratorError(.stageFailed, "the \(color) service could not change to host-mode publishing: \(error)", cause: error)
         }
         _ = try await poll(every: .milliseconds(250), for: timeout) { () async -> Bool? in
             (try? await self.service(of: color))?.publishMode == "host" ? true : nil
@@ -254,7 +255,7 @@ public struct SwarmRuntime: DeploymentRuntime {
                     do {
                         try await engine.buildImage(context: folder, tag: image, labels: ["orchestrate.model.sha256": sha256, "orchestrate.base-image": spec.image])
                     } catch let error as DockerError {
-                        throw OrchestratorError(.stageFailed, "the model image could not be built on \(engine.host): \(error)")
+                        throw OrchestratorError(.stageFailed, "the model image could not be built on \(engine.host): \(error)", cause: error)
                     }
                 }
             }

@@ -1,18 +1,13 @@
 import Foundation
 import EngineAPI
 import StrictYAML
-import Orchestrator
 import Testing
+import TestSupport
 import OrchestratorSupport
+import Provenance
 
 @Suite struct ReleaseHistoryTests {
-    static func record(_ id: String) -> ReleaseRecord {
-        ReleaseRecord(
-            releaseID: id, startedOn: Date(timeIntervalSince1970: 1_800_000_000), finishedOn: nil,
-            invocation: .init(trigger: "manual", user: "u", host: "h", command: []), builder: .init(id: "orchestrate", version: "t"),
-            source: .init(gitCommit: nil, gitDirty: nil), pipeline: .init(name: "p", path: "/p.yml", sha256: "00"), overrides: [],
-            dryRun: false, stages: [], model: nil, outcome: .succeeded)
-    }
+    static func record(_ id: String) -> ReleaseRecord { ReleaseRecords.sample(id) }
 
     func history(in folder: String, records: Int) throws -> ReleaseHistory {
         let history = ReleaseHistory(path: folder + "/h.jsonl")
