@@ -389,16 +389,25 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
         public var units: String?
         /// A mismatch when the test's p-value is below this (0.001).
         public var pValue: Double
+        /// How far behind Prometheus's samples may be (a few scrape intervals): a query over
+        /// `{{window}}` counts from this long after the step started to this long before now, so
+        /// that neither colour's window holds traffic from before the step or misses its last
+        /// scrape. nil in plans written before: 5s.
+        public var settle: PipelineDuration? = nil
 
-        public init(users: String? = nil, requests: String? = nil, units: String? = nil, pValue: Double = 0.001) {
+        public init(users: String? = nil, requests: String? = nil, units: String? = nil, pValue: Double = 0.001, settle: PipelineDuration? = nil) {
             self.users = users
             self.requests = requests
             self.units = units
             self.pValue = pValue
+            self.settle = settle
         }
 
+        /// `settle`, 5s by default.
+        public var settleTime: PipelineDuration { settle ?? .seconds(5) }
+
         enum CodingKeys: String, CodingKey {
-            case users, requests, units
+            case users, requests, units, settle
             case pValue = "p_value"
         }
     }

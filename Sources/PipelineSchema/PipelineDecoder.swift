@@ -707,7 +707,7 @@ struct PipelineDecoder {
     /// `sampleRatio: {users: QUERY, requests: QUERY, units: LABEL, pValue: 0.001}`.
     private func decodeSampleRatio(_ node: Node) -> JudgeSpec.SampleRatio? {
         let path = "analysis.judge.sampleRatio"
-        guard let map = reader.mapping(node, path, allowed: ["users", "requests", "units", "pValue"]) else { return nil }
+        guard let map = reader.mapping(node, path, allowed: ["users", "requests", "units", "pValue", "settle"]) else { return nil }
         var spec = JudgeSpec.SampleRatio()
         for (key, keyPath) in [("users", \JudgeSpec.SampleRatio.users), ("requests", \JudgeSpec.SampleRatio.requests)] {
             guard let text = map[key].flatMap({ reader.nonEmptyString($0, "\(path).\(key)") }) else { continue }
@@ -720,6 +720,7 @@ struct PipelineDecoder {
             reader.report(node, path, "the sample ratio check needs users: QUERY or requests: QUERY (a counter per colour with {{color}})")
         }
         spec.units = map["units"].flatMap { validName($0, "\(path).units") }
+        spec.settle = map["settle"].flatMap { reader.duration($0, "\(path).settle") }
         if let value = map["pValue"].flatMap({ reader.double($0, "\(path).pValue") }) {
             if value > 0 && value <= 0.05 {
                 spec.pValue = value

@@ -376,12 +376,18 @@ struct StepJudge: Sendable {
     }
 
     /// The sample ratio check's counts of a colour (`users`, `requests`), each by group of units
-    /// ("" without `units`); a count whose query failed is left out.
-    func readRatios(_ color: String) async -> [String: [String: Double]] {
+    /// ("" without `units`), with `{{window}}` the seconds since the step started (`5s`); a count
+    /// whose query failed, or returned no series, is left out.
+    func readRatios(_ color: String, window seconds: Double = 0, at time: Date? = nil) async -> [String: [String: Double]] {
         guard let ratio = spec.sampleRatio else { return [:] }
         var counts: [String: [String: Double]] = [:]
+        let window = "\(max(1, Int(seconds.rounded(.down))))s"
         for (name, query) in [("users", ratio.users), ("requests", ratio.requests)] {
-            guard let query, let series = try? await prometheus.queryVector(query.replacingOccurrences(of: "{{color}}", with: color)) else { continue }
+            guard let query,
+                let series = try? await prometheus.queryVector(
+                    query.replacingOccurrences(of: "{{color}}", with: color).replacingOccurrences(of: "{{window}}", with: window), at: time),
+                !series.isEmpty
+            else { continue }
             var groups: [String: Double] = [:]
             for entry in series where entry.value.isFinite {
                 groups[ratio.units.flatMap { entry.labels[$0] } ?? "", default: 0] += entry.value

@@ -66,12 +66,26 @@ actor PrometheusMetrics: MetricsSource {
             judgements.append(judgement)
         }
         var ratios: [JudgeRules.RatioCounts] = []
-        let (ratioNew, ratioLive) = (await judge.readRatios(judge.target), await judge.readRatios(judge.live))
-        for count in ["users", "requests"] {
-            guard let new = ratioNew[count], let live = ratioLive[count] else { continue }
-            ratios.append(
-                JudgeRules.RatioCounts(
-                    count: count, new: StepJudge.delta(new, since: ratioBaselines[step]?.new[count]), live: StepJudge.delta(live, since: ratioBaselines[step]?.live[count])))
+        // A window over `{{window}}`: from `settle` after the step started to `settle` before now.
+        let settle = Double(judge.spec.sampleRatio?.settleTime.milliseconds ?? 5000) / 1000
+        let seconds = Double(elapsed.components.seconds) - 2 * settle
+        let (ratioNew, ratioLive) =
+            seconds >= 1
+            ? (await judge.readRatios(judge.target, window: seconds, at: Date().addingTimeInterval(-settle)),
+                await judge.readRatios(judge.live, window: seconds, at: Date().addingTimeInterval(-settle)))
+            : ([:], [:])
+        for (count, query) in [("users", judge.spec.sampleRatio?.users), ("requests", judge.spec.sampleRatio?.requests)] {
+            guard let query, let new = ratioNew[count], let live = ratioLive[count] else { continue }
+            // A query over `{{window}}` (`increase(...[{{window}}])`) counts the step's window
+            // itself, Prometheus extrapolating each colour's samples to its edges; without it,
+            // the counters' growth since the step started, once both colours' have grown (a
+            // colour not scraped since would show none and look skewed).
+            let windowed = query.contains("{{window}}")
+            let counts = JudgeRules.RatioCounts(
+                count: count, new: windowed ? new : StepJudge.delta(new, since: ratioBaselines[step]?.new[count]),
+                live: windowed ? live : StepJudge.delta(live, since: ratioBaselines[step]?.live[count]))
+            guard windowed || (counts.new.values.reduce(0, +) > 0 && counts.live.values.reduce(0, +) > 0) else { continue }
+            ratios.append(counts)
         }
         return RolloutMachine.JudgeObservation(
             judgements: judgements, elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, at: Date(), ratios: ratios)
