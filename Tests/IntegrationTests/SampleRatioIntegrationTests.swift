@@ -1,5 +1,6 @@
 import Foundation
 import Orchestrator
+import Provenance
 import TestSupport
 import Testing
 
