@@ -142,7 +142,10 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             // nginx's configuration template, the Lua balancer and the interleaving, loaded through Bundle.module.
-            resources: [.copy("Resources/recommender.conf.template"), .copy("Resources/traffic.lua"), .copy("Resources/interleave.lua")]
+            resources: [
+                .copy("Resources/recommender.conf.template"), .copy("Resources/traffic.lua"),
+                .copy("Resources/interleave.lua"),
+            ]
         ),
         // The controller's shared vocabulary: its error and exit codes, what a path names, file
         // digests, the redaction of secrets, JSON's non-finite numbers.
@@ -263,7 +266,9 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "CRdKafka", "RecEngine", "RecEngineContract", "Provenance", .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
+                "CRdKafka", "RecEngine", "RecEngineContract", "Provenance",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Tests/TestSupport",
             // The fault injectors (C, compiled when first used); Benchmarks/faults uses the same files.
@@ -272,13 +277,16 @@ let package = Package(
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
-                "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
+                "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema",
+                "RecEngine", "RecEngineContract", "EngineAPI", "StrictYAML", "TestSupport",
                 "DurableFiles", "HTTPTransport", "TextSafety", "Traffic",
             ]
         ),
         .testTarget(
             name: "ProvenanceTests",
-            dependencies: ["Provenance", "OrchestratorSupport", "PipelineSchema", "EngineAPI", "StrictYAML", "TestSupport"],
+            dependencies: [
+                "Provenance", "OrchestratorSupport", "PipelineSchema", "EngineAPI", "StrictYAML", "TestSupport",
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -297,7 +305,9 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema", "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport", "CommandLineSupport",
+                "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema",
+                "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport",
+                "CommandLineSupport",
             ]
         ),
         // The inference server is tested served on loopback and asked through HTTPTransport, not

@@ -29,7 +29,8 @@ let package = Package(
         .executableTarget(
             name: "FuzzModel",
             dependencies: [
-                "FuzzSupport", .product(name: "RecEngine", package: root), .product(name: "Crypto", package: "swift-crypto"),
+                "FuzzSupport", .product(name: "RecEngine", package: root),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Bytes → one movie log line → MovieLogLine.parse.

@@ -20,9 +20,9 @@ public struct DescriptorLimit: Sendable, Equatable {
 public func raiseDescriptorLimit() -> DescriptorLimit? {
     var limit = rlimit()
     #if os(Linux)
-    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
     #else
-    let resource = RLIMIT_NOFILE
+        let resource = RLIMIT_NOFILE
     #endif
     guard getrlimit(resource, &limit) == 0 else { return nil }
     let previous = UInt64(limit.rlim_cur)

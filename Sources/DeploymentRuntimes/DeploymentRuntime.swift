@@ -1,12 +1,12 @@
-import Foundation
-import StrictYAML
 import EngineAPI
+import Foundation
 import HTTPTransport
-import TextSafety
-public import Traffic
 import OrchestratorSupport
 import PipelineSchema
 public import Provenance
+import StrictYAML
+import TextSafety
+public import Traffic
 
 /// One running colour of the service.
 public struct ColorInstance: Sendable, Codable, Equatable {
@@ -26,7 +26,8 @@ public struct ColorInstance: Sendable, Codable, Equatable {
     public var placement: String?
 
     public init(
-        color: String, pid: Int32?, address: String, addresses: [String]? = nil, modelSHA256: String, modelVersion: String, modelPath: String
+        color: String, pid: Int32?, address: String, addresses: [String]? = nil, modelSHA256: String,
+        modelVersion: String, modelPath: String
     ) {
         self.color = color
         self.pid = pid
@@ -120,10 +121,15 @@ extension DeploymentRuntime {
         let probes = await probeEach(instance, path: path)
         let failed = probes.filter { !$0.probe.healthy }
         if failed.isEmpty {
-            return HealthProbe(healthy: true, detail: probes.count == 1 ? probes[0].probe.detail : "\(probes.count) of \(probes.count) answer 200")
+            return HealthProbe(
+                healthy: true,
+                detail: probes.count == 1 ? probes[0].probe.detail : "\(probes.count) of \(probes.count) answer 200")
         }
         let detail = failed.map { "\($0.address): \($0.probe.detail)" }.joined(separator: "; ")
-        return HealthProbe(healthy: false, detail: probes.count == 1 ? failed[0].probe.detail : "\(probes.count - failed.count) of \(probes.count) answer 200 (\(detail))")
+        return HealthProbe(
+            healthy: false,
+            detail: probes.count == 1
+                ? failed[0].probe.detail : "\(probes.count - failed.count) of \(probes.count) answer 200 (\(detail))")
     }
 
     /// One `GET path` against each address of the instance, at the same time.
@@ -132,7 +138,8 @@ extension DeploymentRuntime {
             for (index, address) in instance.addresses.enumerated() {
                 group.addTask {
                     do {
-                        let response = try await HTTPClient.get("http://\(address)\(path)", limit: HealthProbe.answerLimit, timeout: .seconds(2))
+                        let response = try await HTTPClient.get(
+                            "http://\(address)\(path)", limit: HealthProbe.answerLimit, timeout: .seconds(2))
                         return (index, HealthProbe(healthy: response.status == 200, detail: "HTTP \(response.status)"))
                     } catch {
                         return (index, HealthProbe(healthy: false, detail: "\(error)"))
@@ -152,7 +159,8 @@ public struct HealthProbe: Sendable, Codable, Equatable {
 
     /// The most of a health answer read: only its status matters (documented in the README).
     static let answerLimit = HTTPClient.BodyLimit(
-        64 << 10, for: "a health probe's answer", hint: "a health endpoint answers a short status; check deploy.health.path")
+        64 << 10, for: "a health probe's answer",
+        hint: "a health endpoint answers a short status; check deploy.health.path")
 
     package init(healthy: Bool, detail: String) {
         self.healthy = healthy

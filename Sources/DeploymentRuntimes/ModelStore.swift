@@ -1,8 +1,8 @@
 import DurableFiles
 import Foundation
-import StrictYAML
-import RecEngineContract
 import OrchestratorSupport
+import RecEngineContract
+import StrictYAML
 
 /// A content-addressed store of model directories (`FOLDER/<sha256 of model.safetensors>/`), so
 /// that retraining in place never changes what a colour serves, and rollbacks find old models.
@@ -42,7 +42,8 @@ public struct ModelStore: Sendable {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard try isIntact(path, sha256: sha256) else {
             throw OrchestratorError(
-                .stageFailed, "the stored copy of model \(sha256.prefix(12)) at \(path) is damaged (its digest no longer matches)",
+                .stageFailed,
+                "the stored copy of model \(sha256.prefix(12)) at \(path) is damaged (its digest no longer matches)",
                 hint: "release that model again from its training data, or restore the copy from a backup")
         }
         return path

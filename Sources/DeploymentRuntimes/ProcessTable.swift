@@ -1,6 +1,6 @@
 import Foundation
-package import Provenance
 import OrchestratorSupport
+package import Provenance
 
 /// What the kernel says about processes (`/proc`), to stop the children a run left behind
 /// without ever signalling a stranger that reuses a pid.

@@ -62,7 +62,9 @@ public enum AtomicFile {
         var current = URL(fileURLWithPath: path).standardizedFileURL.path
         var info = stat()
         while stat(current, &info) != 0 {
-            guard errno == ENOENT else { throw AtomicFileError(path: path, step: "creating the folder \(current)", code: errno) }
+            guard errno == ENOENT else {
+                throw AtomicFileError(path: path, step: "creating the folder \(current)", code: errno)
+            }
             missing.append(current)
             let parent = (current as NSString).deletingLastPathComponent
             if parent == current || parent.isEmpty { break }
@@ -131,8 +133,12 @@ public enum AtomicFile {
                 }
             throw AtomicFileError(path: path, step: "reading (it is \(kind), not a regular file)", code: EINVAL)
         }
-        guard info.st_size <= limit else { throw AtomicFileError(path: path, step: "reading (it is larger than \(limit) bytes)", code: EFBIG) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw AtomicFileError(path: path, step: "reading", code: errno == 0 ? EIO : errno) }
+        guard info.st_size <= limit else {
+            throw AtomicFileError(path: path, step: "reading (it is larger than \(limit) bytes)", code: EFBIG)
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AtomicFileError(path: path, step: "reading", code: errno == 0 ? EIO : errno)
+        }
         return data
     }
 }
@@ -156,7 +162,10 @@ public struct AtomicFileError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         let reason = String(cString: strerror(code))
-        let hint = isDiskFull ? "free space on the disk holding it; the previous content is unchanged" : "check that the folder exists and is writable"
+        let hint =
+            isDiskFull
+            ? "free space on the disk holding it; the previous content is unchanged"
+            : "check that the folder exists and is writable"
         return "\(path): \(step) failed: \(reason)\n  hint: \(hint)"
     }
 }

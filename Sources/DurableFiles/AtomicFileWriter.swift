@@ -49,7 +49,9 @@ public final class AtomicFileWriter {
 
     /// Appends `bytes`.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard !finished else { throw AtomicFileError(path: path, step: "writing (after commit or discard)", code: EBADF) }
+        guard !finished else {
+            throw AtomicFileError(path: path, step: "writing (after commit or discard)", code: EBADF)
+        }
         count += Int64(bytes.count)
         if buffer.count + bytes.count > Self.bufferSize { try flushBuffer() }
         if bytes.count >= Self.bufferSize {
@@ -64,14 +66,20 @@ public final class AtomicFileWriter {
     /// - Throws: `AtomicFileError` naming the step that failed (e.g. no space left); `path` then
     ///   keeps its previous content and the temporary file is removed.
     public func commit() throws {
-        guard !finished else { throw AtomicFileError(path: path, step: "committing (after commit or discard)", code: EBADF) }
+        guard !finished else {
+            throw AtomicFileError(path: path, step: "committing (after commit or discard)", code: EBADF)
+        }
         do {
             try flushBuffer()
-            guard fsync(descriptor) == 0 else { throw AtomicFileError(path: path, step: "flushing (fsync)", code: errno) }
+            guard fsync(descriptor) == 0 else {
+                throw AtomicFileError(path: path, step: "flushing (fsync)", code: errno)
+            }
             let closed = close(descriptor)
             descriptor = -1
             guard closed == 0 else { throw AtomicFileError(path: path, step: "closing", code: errno) }
-            guard rename(temporary, path) == 0 else { throw AtomicFileError(path: path, step: "renaming \(temporary) over it", code: errno) }
+            guard rename(temporary, path) == 0 else {
+                throw AtomicFileError(path: path, step: "renaming \(temporary) over it", code: errno)
+            }
             finished = true
         } catch {
             discard()

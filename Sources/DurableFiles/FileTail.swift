@@ -14,7 +14,9 @@ extension AtomicFile {
     ///   - descriptor: the file, opened for writing without `O_APPEND` (which would ignore `offset`).
     ///   - path: names the file in errors.
     /// - Throws: `AtomicFileError` naming the step that failed and why (`isDiskFull` for ENOSPC).
-    public static func replaceTail(of descriptor: Int32, from offset: off_t, with data: Data, original: Data, path: String) throws {
+    public static func replaceTail(
+        of descriptor: Int32, from offset: off_t, with data: Data, original: Data, path: String
+    ) throws {
         var failure = writeAll(data, to: descriptor, at: offset, path: path)
         if failure == nil && ftruncate(descriptor, offset + off_t(data.count)) != 0 {
             failure = AtomicFileError(path: path, step: "cutting it to its new length", code: errno)
@@ -25,7 +27,9 @@ extension AtomicFile {
         guard let failure else { return }
         // Back to what it was: the original bytes sit in blocks the file already had, so putting
         // them back needs no space; cutting a file shorter never does.
-        if writeAll(original, to: descriptor, at: offset, path: path) != nil || ftruncate(descriptor, offset + off_t(original.count)) != 0 {
+        if writeAll(original, to: descriptor, at: offset, path: path) != nil
+            || ftruncate(descriptor, offset + off_t(original.count)) != 0
+        {
             ftruncate(descriptor, offset)
         }
         fsync(descriptor)
@@ -34,14 +38,18 @@ extension AtomicFile {
 
     /// Writes every byte of `data` at `offset`, going on after short writes and signals; nil when
     /// all were written.
-    private static func writeAll(_ data: Data, to descriptor: Int32, at offset: off_t, path: String) -> AtomicFileError? {
+    private static func writeAll(_ data: Data, to descriptor: Int32, at offset: off_t, path: String) -> AtomicFileError?
+    {
         data.withUnsafeBytes { bytes -> AtomicFileError? in
             var done = 0
             while done < bytes.count {
-                let result = pwrite(descriptor, bytes.baseAddress.map { $0 + done }, bytes.count - done, offset + off_t(done))
+                let result = pwrite(
+                    descriptor, bytes.baseAddress.map { $0 + done }, bytes.count - done, offset + off_t(done))
                 if result < 0 {
                     if errno == EINTR { continue }
-                    return AtomicFileError(path: path, step: "writing \(bytes.count) bytes at offset \(offset) (\(done) written)", code: errno)
+                    return AtomicFileError(
+                        path: path, step: "writing \(bytes.count) bytes at offset \(offset) (\(done) written)",
+                        code: errno)
                 }
                 // A write that makes no progress and reports no error would loop for ever.
                 if result == 0 { return AtomicFileError(path: path, step: "writing (no progress)", code: EIO) }

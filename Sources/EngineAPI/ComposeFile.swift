@@ -56,12 +56,16 @@ public struct ComposeFile: Sendable, Equatable {
     }
 
     /// Loads `path`, substituting `variables` (then the environment).
-    public static func load(_ path: String, project: String? = nil, variables: [String: String] = [:]) throws -> ComposeFile {
+    public static func load(
+        _ path: String, project: String? = nil, variables: [String: String] = [:]
+    ) throws -> ComposeFile {
         let data: Data
         do {
             data = try YAMLFile.read(path)
         } catch {
-            throw EngineClientError("\(error.path): cannot read the compose file: \(error.reason)", hint: "check deploy.docker.compose", cause: error)
+            throw EngineClientError(
+                "\(error.path): cannot read the compose file: \(error.reason)", hint: "check deploy.docker.compose",
+                cause: error)
         }
         let environment = ProcessInfo.processInfo.environment.merging(variables) { $1 }
         let reader = NodeReader(file: path, environment: environment)
@@ -80,27 +84,38 @@ public struct ComposeFile: Sendable, Equatable {
         let folder = (path as NSString).deletingLastPathComponent
         var file = ComposeFile(path: path, project: project ?? "", services: [:], networks: [])
         if let map = reader.mapping(root, "", allowed: ["name", "services", "networks", "version"]) {
-            file.project = project ?? map["name"].flatMap { reader.nonEmptyString($0, "name") } ?? ((folder as NSString).lastPathComponent)
+            file.project =
+                project ?? map["name"].flatMap { reader.nonEmptyString($0, "name") }
+                ?? ((folder as NSString).lastPathComponent)
             if let networks = map["networks"], case .mapping(let entries) = networks {
                 file.networks = entries.compactMap { $0.key.scalar?.string }
             }
             if let services = map["services"].flatMap({ reader.mapping($0, "services", allowed: Self.anyKey($0)) }) {
                 for (name, node) in services {
-                    if let service = decodeService(name, node, reader: reader, folder: folder) { file.services[name] = service }
+                    if let service = decodeService(name, node, reader: reader, folder: folder) {
+                        file.services[name] = service
+                    }
                 }
             } else if map["services"] == nil {
                 reader.report(root, "services", "a compose file needs services:")
             }
             for service in file.services.values {
                 for dependency in service.dependsOn where file.services[dependency] == nil {
-                    reader.report(nil, "services.\(service.name).depends_on", "depends on \(dependency), which is not a service here")
+                    reader.report(
+                        nil, "services.\(service.name).depends_on",
+                        "depends on \(dependency), which is not a service here")
                 }
                 for network in service.networks where !file.networks.contains(network) && network != "default" {
-                    reader.report(nil, "services.\(service.name).networks", "uses network \(network), which is not declared under networks:")
+                    reader.report(
+                        nil, "services.\(service.name).networks",
+                        "uses network \(network), which is not declared under networks:")
                 }
             }
             if let cycle = file.dependencyCycle() {
-                reader.report(nil, "services.\(cycle[0]).depends_on", "depends_on goes round in a circle (\(cycle.joined(separator: " -> "))): no service could start first")
+                reader.report(
+                    nil, "services.\(cycle[0]).depends_on",
+                    "depends_on goes round in a circle (\(cycle.joined(separator: " -> "))): no service could start first"
+                )
             }
         }
         if !reader.issues.isEmpty {
@@ -134,11 +149,16 @@ public struct ComposeFile: Sendable, Equatable {
             let map = reader.mapping(
                 node, path,
                 allowed: [
-                    "image", "command", "environment", "ports", "volumes", "labels", "healthcheck", "networks", "network_mode", "depends_on",
+                    "image", "command", "environment", "ports", "volumes", "labels", "healthcheck", "networks",
+                    "network_mode", "depends_on",
                     "restart", "init", "container_name",
                 ])
         else { return nil }
-        guard let image = reader.required(map, "image", path, in: node).flatMap({ reader.nonEmptyString($0, "\(path).image") }) else { return nil }
+        guard
+            let image = reader.required(map, "image", path, in: node).flatMap({
+                reader.nonEmptyString($0, "\(path).image")
+            })
+        else { return nil }
         var service = Service(name: name, image: image)
         if let command = map["command"] {
             if let list = command.sequence {
@@ -171,30 +191,47 @@ public struct ComposeFile: Sendable, Equatable {
                 continue
             }
             service.ports.append(
-                Port(hostIP: parts.count == 3 ? parts[0] : nil, hostPort: parts.count >= 2 ? Int(parts[parts.count - 2]) : nil, containerPort: containerPort))
+                Port(
+                    hostIP: parts.count == 3 ? parts[0] : nil,
+                    hostPort: parts.count >= 2 ? Int(parts[parts.count - 2]) : nil, containerPort: containerPort))
         }
         for text in map["volumes"].flatMap({ reader.stringList($0, "\(path).volumes") }) ?? [] {
             let parts = text.split(separator: ":").map(String.init)
-            guard parts.count == 2 || parts.count == 3, parts[0].hasPrefix("/") || parts[0].hasPrefix("."), parts[1].hasPrefix("/"),
+            guard parts.count == 2 || parts.count == 3, parts[0].hasPrefix("/") || parts[0].hasPrefix("."),
+                parts[1].hasPrefix("/"),
                 parts.count == 2 || ["ro", "rw"].contains(parts[2])
             else {
-                reader.report(map["volumes"], "\(path).volumes", "\"\(text)\" is not a bind SOURCE:TARGET[:ro|rw] with a path as source (named volumes are not read)")
+                reader.report(
+                    map["volumes"], "\(path).volumes",
+                    "\"\(text)\" is not a bind SOURCE:TARGET[:ro|rw] with a path as source (named volumes are not read)"
+                )
                 continue
             }
-            let source = parts[0].hasPrefix("/") ? parts[0] : URL(fileURLWithPath: folder).appendingPathComponent(parts[0]).standardized.path
-            service.volumes.append(Bind(source: source, target: parts[1], readOnly: parts.count == 3 && parts[2] == "ro"))
+            let source =
+                parts[0].hasPrefix("/")
+                ? parts[0] : URL(fileURLWithPath: folder).appendingPathComponent(parts[0]).standardized.path
+            service.volumes.append(
+                Bind(source: source, target: parts[1], readOnly: parts.count == 3 && parts[2] == "ro"))
         }
         service.labels = reader.stringMap(map["labels"], "\(path).labels")
-        if let node = map["healthcheck"], let check = reader.mapping(node, "\(path).healthcheck", allowed: ["test", "interval", "timeout", "retries"]) {
+        if let node = map["healthcheck"],
+            let check = reader.mapping(
+                node, "\(path).healthcheck", allowed: ["test", "interval", "timeout", "retries"])
+        {
             let test = check["test"].flatMap { reader.stringList($0, "\(path).healthcheck.test") } ?? []
             service.healthcheck = Healthcheck(
-                test: test, interval: check["interval"].flatMap { reader.string($0, "") }, timeout: check["timeout"].flatMap { reader.string($0, "") },
+                test: test, interval: check["interval"].flatMap { reader.string($0, "") },
+                timeout: check["timeout"].flatMap { reader.string($0, "") },
                 retries: check["retries"].flatMap { reader.int($0, "\(path).healthcheck.retries", range: 0...100) })
         }
         service.networks = map["networks"].flatMap { reader.stringList($0, "\(path).networks") } ?? []
-        service.networkMode = map["network_mode"].flatMap { reader.choice($0, "\(path).network_mode", among: ["host", "bridge", "none"]) }
+        service.networkMode = map["network_mode"].flatMap {
+            reader.choice($0, "\(path).network_mode", among: ["host", "bridge", "none"])
+        }
         service.dependsOn = map["depends_on"].flatMap { reader.stringList($0, "\(path).depends_on") } ?? []
-        service.restart = map["restart"].flatMap { reader.choice($0, "\(path).restart", among: ["no", "always", "on-failure", "unless-stopped"]) }
+        service.restart = map["restart"].flatMap {
+            reader.choice($0, "\(path).restart", among: ["no", "always", "on-failure", "unless-stopped"])
+        }
         service.initProcess = map["init"].flatMap { reader.bool($0, "\(path).init") } ?? false
         return service
     }

@@ -48,14 +48,18 @@ public struct ComposeProject: Sendable {
     }
 
     /// A service's container found by its labels alone: no compose file needs to be read.
-    public static func container(of service: String, project: String, engine: DockerEngine) async throws -> DockerEngine.ContainerSummary? {
-        try await engine.containers(labels: [Label.project: project, Label.service: service, Label.oneOff: "False"]).first
+    public static func container(
+        of service: String, project: String, engine: DockerEngine
+    ) async throws -> DockerEngine.ContainerSummary? {
+        try await engine.containers(labels: [Label.project: project, Label.service: service, Label.oneOff: "False"])
+            .first
     }
 
     /// Creates, recreates or starts the services (all when `services` is nil) and what they
     /// depend on; returns what changed per service.
     @discardableResult
-    public func up(_ services: [String]? = nil, progress: (String) -> Void = { _ in }) async throws -> [String: Change] {
+    public func up(_ services: [String]? = nil, progress: (String) -> Void = { _ in }) async throws -> [String: Change]
+    {
         var changes: [String: Change] = [:]
         for name in file.startOrder(services ?? Array(file.services.keys)) {
             guard let service = file.services[name] else { continue }
@@ -77,13 +81,16 @@ public struct ComposeProject: Sendable {
             } else {
                 changes[name] = .created
             }
-            let id = try await engine.createContainer(name: containerName(name), config: createBody(service, hash: hash, oneOff: false))
+            let id = try await engine.createContainer(
+                name: containerName(name), config: createBody(service, hash: hash, oneOff: false))
             do {
                 try await engine.start(id)
             } catch let error as DockerError {
                 let logs = (try? await engine.logs(id)) ?? ""
                 try? await engine.remove(id)
-                throw DockerError(status: error.status, operation: "starting \(containerName(name))", message: error.message + Self.logSuffix(logs))
+                throw DockerError(
+                    status: error.status, operation: "starting \(containerName(name))",
+                    message: error.message + Self.logSuffix(logs))
             }
         }
         return changes
@@ -103,11 +110,13 @@ public struct ComposeProject: Sendable {
     /// and it and `mounts` bind-mounted at the same paths (compose's one-off labels), waits for it
     /// (nil status: timed out, the container was killed), and removes it.
     public func runOnce(
-        image: String, command: [String], folder: String, mounts: [String] = [], environment: [String: String], name: String, timeout: Duration?
+        image: String, command: [String], folder: String, mounts: [String] = [], environment: [String: String],
+        name: String, timeout: Duration?
     ) async throws -> (status: Int?, logs: String) {
         let binds = Self.outermost([folder] + mounts).map { ComposeFile.Bind(source: $0, target: $0, readOnly: false) }
         // The engine's default bridge: a stage needs no service of the project, and leaves no network behind.
-        var service = ComposeFile.Service(name: name, image: image, command: command, environment: environment, volumes: binds, initProcess: true)
+        var service = ComposeFile.Service(
+            name: name, image: image, command: command, environment: environment, volumes: binds, initProcess: true)
         service.networkMode = "bridge"
         var body = createBody(service, hash: configHash(service), oneOff: true)
         body["WorkingDir"] = folder
@@ -144,7 +153,8 @@ public struct ComposeProject: Sendable {
     private func ensureNetworks(_ service: ComposeFile.Service) async throws {
         guard service.networkMode == nil else { return }
         for network in service.networks.isEmpty ? ["default"] : service.networks {
-            try await engine.ensureNetwork(networkName(network), labels: [Label.project: file.project, Label.network: network])
+            try await engine.ensureNetwork(
+                networkName(network), labels: [Label.project: file.project, Label.network: network])
         }
     }
 
@@ -160,20 +170,26 @@ public struct ComposeProject: Sendable {
         labels[Label.configFiles] = file.path
         var hostConfig: [String: Any] = [
             // The same bind twice (two variables naming one folder) is one mount.
-            "Binds": service.volumes.map { "\($0.source):\($0.target)\($0.readOnly ? ":ro" : "")" }.reduce(into: [String]()) { binds, bind in
+            "Binds": service.volumes.map { "\($0.source):\($0.target)\($0.readOnly ? ":ro" : "")" }.reduce(
+                into: [String]()
+            ) { binds, bind in
                 if !binds.contains(bind) { binds.append(bind) }
             },
             "Init": service.initProcess,
         ]
         var body: [String: Any] = [
-            "Image": service.image, "Labels": labels, "Env": service.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+            "Image": service.image, "Labels": labels,
+            "Env": service.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
         ]
         if let command = service.command { body["Cmd"] = command }
         if !service.ports.isEmpty {
-            body["ExposedPorts"] = Dictionary(uniqueKeysWithValues: service.ports.map { ("\($0.containerPort)/tcp", [String: Any]()) })
+            body["ExposedPorts"] = Dictionary(
+                uniqueKeysWithValues: service.ports.map { ("\($0.containerPort)/tcp", [String: Any]()) })
             var bindings: [String: [[String: String]]] = [:]
             for port in service.ports {
-                bindings["\(port.containerPort)/tcp", default: []].append(["HostIp": port.hostIP ?? "", "HostPort": port.hostPort.map(String.init) ?? ""])
+                bindings["\(port.containerPort)/tcp", default: []].append([
+                    "HostIp": port.hostIP ?? "", "HostPort": port.hostPort.map(String.init) ?? "",
+                ])
             }
             hostConfig["PortBindings"] = bindings
         }
@@ -184,13 +200,20 @@ public struct ComposeProject: Sendable {
             let networks = service.networks.isEmpty ? ["default"] : service.networks
             hostConfig["NetworkMode"] = networkName(networks[0])
             body["NetworkingConfig"] = [
-                "EndpointsConfig": Dictionary(uniqueKeysWithValues: networks.map { (networkName($0), ["Aliases": [service.name]] as [String: Any]) })
+                "EndpointsConfig": Dictionary(
+                    uniqueKeysWithValues: networks.map {
+                        (networkName($0), ["Aliases": [service.name]] as [String: Any])
+                    })
             ]
         }
         if let check = service.healthcheck, !check.test.isEmpty {
             var health: [String: Any] = ["Test": check.test]
-            if let interval = check.interval.flatMap({ PipelineDuration($0) }) { health["Interval"] = Int(interval.milliseconds) * 1_000_000 }
-            if let timeout = check.timeout.flatMap({ PipelineDuration($0) }) { health["Timeout"] = Int(timeout.milliseconds) * 1_000_000 }
+            if let interval = check.interval.flatMap({ PipelineDuration($0) }) {
+                health["Interval"] = Int(interval.milliseconds) * 1_000_000
+            }
+            if let timeout = check.timeout.flatMap({ PipelineDuration($0) }) {
+                health["Timeout"] = Int(timeout.milliseconds) * 1_000_000
+            }
             if let retries = check.retries { health["Retries"] = retries }
             body["Healthcheck"] = health
         }

@@ -4,9 +4,9 @@ import Subprocess
 import TextSafety
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 /// Swarm mode over the same Engine API: services, their tasks, the nodes, and images built on
@@ -38,7 +38,9 @@ extension DockerEngine {
             let description = entry["Description"] as? [String: Any] ?? [:]
             var address = status["Addr"] as? String ?? ""
             // A manager may report 0.0.0.0; its manager address has the real one.
-            if address.isEmpty || address == "0.0.0.0", let manager = (entry["ManagerStatus"] as? [String: Any])?["Addr"] as? String {
+            if address.isEmpty || address == "0.0.0.0",
+                let manager = (entry["ManagerStatus"] as? [String: Any])?["Addr"] as? String
+            {
                 address = String(manager.split(separator: ":").first ?? "")
             }
             return SwarmNode(
@@ -62,7 +64,8 @@ extension DockerEngine {
         let swarm = info["Swarm"] as? [String: Any] ?? [:]
         return SwarmMembership(
             state: swarm["LocalNodeState"] as? String ?? "inactive", nodeID: swarm["NodeID"] as? String ?? "",
-            isManager: swarm["ControlAvailable"] as? Bool ?? false, clusterID: (swarm["Cluster"] as? [String: Any])?["ID"] as? String ?? "")
+            isManager: swarm["ControlAvailable"] as? Bool ?? false,
+            clusterID: (swarm["Cluster"] as? [String: Any])?["ID"] as? String ?? "")
     }
 
     // MARK: Services
@@ -80,7 +83,9 @@ extension DockerEngine {
         /// How tasks publish ports: `host` or `ingress` (the first published port's).
         public var publishMode: String
         /// The whole spec as the engine returned it, to be changed and sent back by an update.
-        public var spec: [String: Any] { specJSON.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:] }
+        public var spec: [String: Any] {
+            specJSON.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+        }
         var specJSON: Data?
 
         public static func == (lhs: ServiceSummary, rhs: ServiceSummary) -> Bool {
@@ -90,15 +95,18 @@ extension DockerEngine {
 
     /// Services carrying every one of `labels`.
     public func services(labels: [String: String]) async throws -> [ServiceSummary] {
-        let list = try await list("/services", query: ["filters": try Self.labelFilter(labels)], operation: "listing services")
+        let list = try await list(
+            "/services", query: ["filters": try Self.labelFilter(labels)], operation: "listing services")
         return list.map { entry in
             let spec = entry["Spec"] as? [String: Any] ?? [:]
             let mode = (spec["Mode"] as? [String: Any])?["Replicated"] as? [String: Any]
             let template = spec["TaskTemplate"] as? [String: Any] ?? [:]
             let ports = (spec["EndpointSpec"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []
             return ServiceSummary(
-                id: entry["ID"] as? String ?? "", name: spec["Name"] as? String ?? "", labels: spec["Labels"] as? [String: String] ?? [:],
-                version: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0, replicas: mode?["Replicas"] as? Int ?? 0,
+                id: entry["ID"] as? String ?? "", name: spec["Name"] as? String ?? "",
+                labels: spec["Labels"] as? [String: String] ?? [:],
+                version: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0,
+                replicas: mode?["Replicas"] as? Int ?? 0,
                 image: (template["ContainerSpec"] as? [String: Any])?["Image"] as? String ?? "",
                 updateState: (entry["UpdateStatus"] as? [String: Any])?["State"] as? String ?? "",
                 publishMode: ports.first?["PublishMode"] as? String ?? "ingress",
@@ -109,9 +117,12 @@ extension DockerEngine {
     /// `POST /services/create` without asking a registry for the image (a swarm without one).
     public func createService(_ spec: [String: Any]) async throws -> String {
         let name = spec["Name"] as? String ?? "?"
-        let answer = try await answer("POST", "/services/create", json: spec, limit: AnswerLimit.object, operation: "creating service \(name)")
+        let answer = try await answer(
+            "POST", "/services/create", json: spec, limit: AnswerLimit.object, operation: "creating service \(name)")
         guard let id = JSONAnswer.decode(EngineAnswer.Created.self, from: answer.body)?.serviceID else {
-            throw DockerError(status: answer.status, operation: "creating service \(name)", message: "the engine answered without an ID")
+            throw DockerError(
+                status: answer.status, operation: "creating service \(name)",
+                message: "the engine answered without an ID")
         }
         return id
     }
@@ -119,7 +130,8 @@ extension DockerEngine {
     /// `POST /services/ID/update` at the version read with the spec.
     public func updateService(_ id: String, version: Int, spec: [String: Any]) async throws {
         try await call(
-            "POST", "/services/\(id)/update", query: ["version": String(version)], json: spec, limit: AnswerLimit.object,
+            "POST", "/services/\(id)/update", query: ["version": String(version)], json: spec,
+            limit: AnswerLimit.object,
             operation: "updating service \(spec["Name"] as? String ?? id)")
     }
 
@@ -133,7 +145,8 @@ extension DockerEngine {
     /// The last lines a service's tasks logged (`GET /services/ID/logs`).
     public func serviceLogs(_ id: String, lines: Int = 20) async throws -> String {
         let data = try await call(
-            "GET", "/services/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], timeout: .seconds(10), limit: AnswerLimit.logs,
+            "GET", "/services/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)],
+            timeout: .seconds(10), limit: AnswerLimit.logs,
             operation: "reading the logs of service \(id)")
         return Self.demultiplex(data)
     }
@@ -159,19 +172,25 @@ extension DockerEngine {
 
     /// The tasks of a service, every state.
     public func tasks(service: String) async throws -> [SwarmTask] {
-        let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["service": [service]]), as: UTF8.self)
+        let filters = String(
+            decoding: try JSONSerialization.data(withJSONObject: ["service": [service]]), as: UTF8.self)
         let list = try await list("/tasks", query: ["filters": filters], operation: "listing the tasks of \(service)")
         return list.map { entry in
             let status = entry["Status"] as? [String: Any] ?? [:]
-            let ports = ((status["PortStatus"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []).compactMap { $0["PublishedPort"] as? Int }
+            let ports = ((status["PortStatus"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []).compactMap {
+                $0["PublishedPort"] as? Int
+            }
             let container = (entry["Spec"] as? [String: Any])?["ContainerSpec"] as? [String: Any] ?? [:]
             return SwarmTask(
-                id: entry["ID"] as? String ?? "", serviceID: entry["ServiceID"] as? String ?? "", nodeID: entry["NodeID"] as? String ?? "",
+                id: entry["ID"] as? String ?? "", serviceID: entry["ServiceID"] as? String ?? "",
+                nodeID: entry["NodeID"] as? String ?? "",
                 state: status["State"] as? String ?? "", desiredState: entry["DesiredState"] as? String ?? "",
                 message: OutsideText.bounded(
-                    (status["Err"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? status["Message"] as? String ?? "", limit: OutsideText.messageLimit),
+                    (status["Err"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? status["Message"] as? String ?? "",
+                    limit: OutsideText.messageLimit),
                 publishedPorts: ports, image: container["Image"] as? String ?? "",
-                serviceVersion: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0, updatedAt: entry["UpdatedAt"] as? String ?? "")
+                serviceVersion: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0,
+                updatedAt: entry["UpdatedAt"] as? String ?? "")
         }
     }
 
@@ -184,19 +203,23 @@ extension DockerEngine {
         let tarball = folder + ".tar"
         defer { try? FileManager.default.removeItem(atPath: tarball) }
         let tar = try await Subprocess.run(
-            .name("tar"), arguments: ["-C", folder, "-cf", tarball, "."], output: .discarded, error: .string(limit: 1 << 16))
+            .name("tar"), arguments: ["-C", folder, "-cf", tarball, "."], output: .discarded,
+            error: .string(limit: 1 << 16))
         guard tar.terminationStatus.isSuccess else {
             throw EngineClientError("tar failed: \(tar.standardError)")
         }
         let labelsJSON = String(decoding: try JSONSerialization.data(withJSONObject: labels), as: UTF8.self)
         let data = try await call(
-            "POST", "/build", query: ["t": tag, "pull": "0", "rm": "1", "forcerm": "1", "labels": labelsJSON], body: .file(tarball),
-            contentType: "application/x-tar", timeout: .seconds(600), limit: AnswerLimit.progress, operation: "building \(tag) on \(host)")
+            "POST", "/build", query: ["t": tag, "pull": "0", "rm": "1", "forcerm": "1", "labels": labelsJSON],
+            body: .file(tarball),
+            contentType: "application/x-tar", timeout: .seconds(600), limit: AnswerLimit.progress,
+            operation: "building \(tag) on \(host)")
         for line in data.split(separator: UInt8(ascii: "\n")) {
             if let error = JSONAnswer.decode(EngineAnswer.Progress.self, from: Data(line))?.error {
                 throw DockerError(
                     status: 200, operation: "building \(tag) on \(host)",
-                    message: OutsideText.bounded(error.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit))
+                    message: OutsideText.bounded(
+                        error.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit))
             }
         }
     }
@@ -204,7 +227,8 @@ extension DockerEngine {
     /// Removes an image; one that is gone or still used is left (the answer says which).
     public func removeImage(_ reference: String) async throws {
         do {
-            try await call("DELETE", "/images/\(reference)", limit: AnswerLimit.object, operation: "removing image \(reference)")
+            try await call(
+                "DELETE", "/images/\(reference)", limit: AnswerLimit.object, operation: "removing image \(reference)")
         } catch let error as DockerError where error.isNotFound || error.status == 409 {}
     }
 }

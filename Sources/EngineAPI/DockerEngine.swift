@@ -62,17 +62,22 @@ public struct DockerEngine: Sendable {
             socket = nil
             let address = host.dropFirst("tcp://".count)
             guard let name = Self.hostName(of: address) else {
-                throw EngineClientError("the Docker host \(host) has no host name", hint: "tcp://HOST:PORT, e.g. tcp://10.0.0.5:2376")
+                throw EngineClientError(
+                    "the Docker host \(host) has no host name", hint: "tcp://HOST:PORT, e.g. tcp://10.0.0.5:2376")
             }
             if tls == nil && !insecure && !Self.isLoopback(name) {
                 throw EngineClientError(
                     "refusing plain HTTP to the Docker engine at \(host): anyone on the network could read and change every call, and an engine runs containers as root",
-                    hint: "use TLS: DOCKER_TLS_VERIFY=1 with DOCKER_CERT_PATH holding ca.pem, cert.pem and key.pem (or deploy.docker.certificates); on a network you trust, deploy.docker.insecure: true")
+                    hint:
+                        "use TLS: DOCKER_TLS_VERIFY=1 with DOCKER_CERT_PATH holding ca.pem, cert.pem and key.pem (or deploy.docker.certificates); on a network you trust, deploy.docker.insecure: true"
+                )
             }
             baseURL = (tls == nil ? "http://" : "https://") + address
             self.tls = tls
         } else {
-            throw EngineClientError("the Docker host \(host) is neither unix:///PATH nor tcp://HOST:PORT", hint: "set DOCKER_HOST or deploy.docker.host")
+            throw EngineClientError(
+                "the Docker host \(host) is neither unix:///PATH nor tcp://HOST:PORT",
+                hint: "set DOCKER_HOST or deploy.docker.host")
         }
     }
 
@@ -94,17 +99,22 @@ public struct DockerEngine: Sendable {
         }
         let folder: String =
             certificates ?? (isSet("DOCKER_CERT_PATH") ? environment["DOCKER_CERT_PATH"] : nil)
-            ?? (isSet("DOCKER_CONFIG") ? environment["DOCKER_CONFIG"] : nil) ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
+            ?? (isSet("DOCKER_CONFIG") ? environment["DOCKER_CONFIG"] : nil)
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
         func file(_ name: String) -> String? {
             let path = URL(fileURLWithPath: folder).appendingPathComponent(name).path
             return FileManager.default.fileExists(atPath: path) ? path : nil
         }
-        let source = certificates != nil ? "deploy.docker.certificates" : isSet("DOCKER_CERT_PATH") ? "DOCKER_CERT_PATH" : "the docker CLI's folder"
+        let source =
+            certificates != nil
+            ? "deploy.docker.certificates" : isSet("DOCKER_CERT_PATH") ? "DOCKER_CERT_PATH" : "the docker CLI's folder"
         let authority = file("ca.pem")
         if verify && authority == nil {
             throw EngineClientError(
                 "TLS to \(host) is to be verified but \(folder)/ca.pem (from \(source)) does not exist",
-                hint: "put the engine's certificate authority there as ca.pem, or point DOCKER_CERT_PATH at the folder that has it")
+                hint:
+                    "put the engine's certificate authority there as ca.pem, or point DOCKER_CERT_PATH at the folder that has it"
+            )
         }
         let certificate = file("cert.pem")
         let key = file("key.pem")
@@ -113,7 +123,9 @@ public struct DockerEngine: Sendable {
                 "\(folder) (from \(source)) has \(certificate == nil ? "key.pem but no cert.pem" : "cert.pem but no key.pem")",
                 hint: "a client certificate needs both cert.pem and key.pem")
         }
-        return try DockerEngine(host: host, tls: .init(certificate: certificate, key: key, authority: authority, verify: verify), insecure: insecure)
+        return try DockerEngine(
+            host: host, tls: .init(certificate: certificate, key: key, authority: authority, verify: verify),
+            insecure: insecure)
     }
 
     /// The host name of `HOST:PORT` or `[IPv6]:PORT`.
@@ -137,9 +149,13 @@ public struct DockerEngine: Sendable {
 
     /// Asks the engine for its API version and uses the lower of its and ours.
     public func negotiated() async throws -> DockerEngine {
-        let answer = try await answer("GET", "/version", versioned: false, limit: AnswerLimit.object, operation: "asking the engine for its version")
+        let answer = try await answer(
+            "GET", "/version", versioned: false, limit: AnswerLimit.object,
+            operation: "asking the engine for its version")
         guard let theirs = JSONAnswer.decode(EngineAnswer.Version.self, from: answer.body)?.apiVersion else {
-            throw DockerError(status: answer.status, operation: "reading /version", message: "the answer has no ApiVersion: is \(host) a Docker engine?")
+            throw DockerError(
+                status: answer.status, operation: "reading /version",
+                message: "the answer has no ApiVersion: is \(host) a Docker engine?")
         }
         var engine = self
         engine.version = Self.negotiatedVersion(engine: theirs)
@@ -159,18 +175,23 @@ public struct DockerEngine: Sendable {
     public enum AnswerLimit {
         /// One object: a container or service inspected, a created id, the version, `/info`.
         public static let object = HTTPClient.BodyLimit(
-            1 << 20, for: "one object of the Docker Engine API", hint: "is the Docker host an engine (or a proxy in front of one that answers something else)?")
+            1 << 20, for: "one object of the Docker Engine API",
+            hint: "is the Docker host an engine (or a proxy in front of one that answers something else)?")
         /// A list of containers, services, tasks, nodes or networks: thousands of entries of a
         /// few kilobytes.
         public static let list = HTTPClient.BodyLimit(
             4 << 20, for: "a list of the Docker Engine API",
-            hint: "the engine lists far more objects than a release needs: remove stopped containers and old services (docker system prune), or check that the host is a Docker engine")
+            hint:
+                "the engine lists far more objects than a release needs: remove stopped containers and old services (docker system prune), or check that the host is a Docker engine"
+        )
         /// The last lines a container or service logged.
         public static let logs = HTTPClient.BodyLimit(
-            1 << 20, for: "the last lines of a container's log", hint: "the container writes very long lines; its full log is on the engine (docker logs)")
+            1 << 20, for: "the last lines of a container's log",
+            hint: "the container writes very long lines; its full log is on the engine (docker logs)")
         /// The progress an image build or import streams.
         public static let progress = HTTPClient.BodyLimit(
-            16 << 20, for: "the progress of an image build or import", hint: "the build writes far more output than ours does: check the Dockerfile and the base image")
+            16 << 20, for: "the progress of an image build or import",
+            hint: "the build writes far more output than ours does: check the Dockerfile and the base image")
         /// The events of one window (streamed, never kept whole).
         public static let events = HTTPClient.BodyLimit(
             64 << 20, for: "the events of the Docker engine", hint: "ask for a shorter window, or narrower labels")
@@ -181,10 +202,12 @@ public struct DockerEngine: Sendable {
     @discardableResult
     public func call(
         _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, body: HTTPClient.Body? = nil,
-        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true, limit: HTTPClient.BodyLimit, operation: String
+        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true,
+        limit: HTTPClient.BodyLimit, operation: String
     ) async throws -> Data {
         try await answer(
-            method, path, query: query, json: json, body: body, contentType: contentType, timeout: timeout, versioned: versioned, limit: limit,
+            method, path, query: query, json: json, body: body, contentType: contentType, timeout: timeout,
+            versioned: versioned, limit: limit,
             operation: operation
         ).body
     }
@@ -192,11 +215,15 @@ public struct DockerEngine: Sendable {
     /// `call`, with the answer's status.
     func answer(
         _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, body: HTTPClient.Body? = nil,
-        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true, limit: HTTPClient.BodyLimit, operation: String
+        contentType: String? = nil, timeout: Duration = .seconds(30), versioned: Bool = true,
+        limit: HTTPClient.BodyLimit, operation: String
     ) async throws -> HTTPClient.Response {
         var url = baseURL + (versioned ? "/v\(version)" : "") + path
         if !query.isEmpty {
-            url += "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(HTTPClient.encodeQueryValue($0.value))" }.joined(separator: "&")
+            url +=
+                "?"
+                + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(HTTPClient.encodeQueryValue($0.value))" }.joined(
+                    separator: "&")
         }
         var headers: [String] = []
         var payload = body
@@ -210,7 +237,9 @@ public struct DockerEngine: Sendable {
         let response: HTTPClient.Response
         do {
             response = try await HTTPClient.send(
-                .init(method: method, url: url, headers: headers, body: payload, timeout: timeout, limit: limit, unixSocket: socket, tls: tls))
+                .init(
+                    method: method, url: url, headers: headers, body: payload, timeout: timeout, limit: limit,
+                    unixSocket: socket, tls: tls))
         } catch let error as HTTPClient.TransportError {
             throw DockerError(status: 0, operation: operation, message: "\(host): \(error)", cause: error)
         }
@@ -226,17 +255,22 @@ public struct DockerEngine: Sendable {
         let text =
             JSONAnswer.decode(EngineAnswer.Failure.self, from: response.body)?.message
             ?? String(decoding: response.body.prefix(OutsideText.messageLimit), as: UTF8.self)
-        let said = OutsideText.bounded(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit)
+        let said = OutsideText.bounded(
+            text.trimmingCharacters(in: .whitespacesAndNewlines), limit: OutsideText.messageLimit)
         if (300..<400).contains(response.status) && response.status != 304 {
-            return "a redirect, which the Engine API never answers: is the host a Docker engine, or a proxy in front of one?"
+            return
+                "a redirect, which the Engine API never answers: is the host a Docker engine, or a proxy in front of one?"
                 + (said.isEmpty ? "" : " (it said: \(said))")
         }
         return said.isEmpty ? "no message" : said
     }
 
     /// A JSON answer.
-    func object(_ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, operation: String) async throws -> [String: Any] {
-        let data = try await call(method, path, query: query, json: json, limit: AnswerLimit.object, operation: operation)
+    func object(
+        _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, operation: String
+    ) async throws -> [String: Any] {
+        let data = try await call(
+            method, path, query: query, json: json, limit: AnswerLimit.object, operation: operation)
         return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     }
 
@@ -248,7 +282,9 @@ public struct DockerEngine: Sendable {
 
     /// Answers whether the engine is up (`GET /_ping`).
     public func ping() async -> Bool {
-        (try? await call("GET", "/_ping", timeout: .seconds(3), versioned: false, limit: AnswerLimit.object, operation: "ping")) != nil
+        (try? await call(
+            "GET", "/_ping", timeout: .seconds(3), versioned: false, limit: AnswerLimit.object, operation: "ping"))
+            != nil
     }
 
     // MARK: Containers
@@ -268,7 +304,8 @@ public struct DockerEngine: Sendable {
     /// Containers, stopped ones too, carrying every one of `labels`.
     public func containers(labels: [String: String]) async throws -> [ContainerSummary] {
         let data = try await call(
-            "GET", "/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)], limit: AnswerLimit.list, operation: "listing containers")
+            "GET", "/containers/json", query: ["all": "true", "filters": try Self.labelFilter(labels)],
+            limit: AnswerLimit.list, operation: "listing containers")
         return Self.containerSummaries(data)
     }
 
@@ -276,7 +313,8 @@ public struct DockerEngine: Sendable {
     static func containerSummaries(_ data: Data) -> [ContainerSummary] {
         (JSONAnswer.decode([EngineAnswer.Container].self, from: data) ?? []).map { entry in
             ContainerSummary(
-                id: entry.id ?? "", name: (entry.names?.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                id: entry.id ?? "",
+                name: (entry.names?.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
                 state: entry.state ?? "", labels: entry.labels ?? [:], image: entry.image ?? "")
         }
     }
@@ -290,9 +328,12 @@ public struct DockerEngine: Sendable {
     /// Creates a container from an Engine API create body; returns its id.
     public func createContainer(name: String, config: [String: Any]) async throws -> String {
         let answer = try await answer(
-            "POST", "/containers/create", query: ["name": name], json: config, limit: AnswerLimit.object, operation: "creating container \(name)")
+            "POST", "/containers/create", query: ["name": name], json: config, limit: AnswerLimit.object,
+            operation: "creating container \(name)")
         guard let id = JSONAnswer.decode(EngineAnswer.Created.self, from: answer.body)?.id else {
-            throw DockerError(status: answer.status, operation: "creating container \(name)", message: "the engine answered without an Id")
+            throw DockerError(
+                status: answer.status, operation: "creating container \(name)",
+                message: "the engine answered without an Id")
         }
         return id
     }
@@ -300,7 +341,9 @@ public struct DockerEngine: Sendable {
     /// Starts; a container that already runs (304) is not an error.
     public func start(_ id: String) async throws {
         do {
-            try await call("POST", "/containers/\(id)/start", limit: AnswerLimit.object, operation: "starting container \(id.prefix(12))")
+            try await call(
+                "POST", "/containers/\(id)/start", limit: AnswerLimit.object,
+                operation: "starting container \(id.prefix(12))")
         } catch let error as DockerError where error.status == 304 {}
     }
 
@@ -308,7 +351,9 @@ public struct DockerEngine: Sendable {
     /// (304) is not an error.
     public func stop(_ id: String, seconds: Int = 10) async throws {
         do {
-            try await call("POST", "/containers/\(id)/stop", query: ["t": String(seconds)], timeout: .seconds(Int64(seconds) + 30), limit: AnswerLimit.object,
+            try await call(
+                "POST", "/containers/\(id)/stop", query: ["t": String(seconds)], timeout: .seconds(Int64(seconds) + 30),
+                limit: AnswerLimit.object,
                 operation: "stopping \(id.prefix(12))")
         } catch let error as DockerError where error.isNotFound || error.status == 304 {}
     }
@@ -316,17 +361,23 @@ public struct DockerEngine: Sendable {
     /// Removes, running or not; a container that is gone is not an error.
     public func remove(_ id: String) async throws {
         do {
-            try await call("DELETE", "/containers/\(id)", query: ["force": "true", "v": "true"], limit: AnswerLimit.object, operation: "removing \(id.prefix(12))")
+            try await call(
+                "DELETE", "/containers/\(id)", query: ["force": "true", "v": "true"], limit: AnswerLimit.object,
+                operation: "removing \(id.prefix(12))")
         } catch let error as DockerError where error.isNotFound {}
     }
 
     public func kill(_ id: String, signal: String) async throws {
-        try await call("POST", "/containers/\(id)/kill", query: ["signal": signal], limit: AnswerLimit.object, operation: "sending \(signal) to \(id.prefix(12))")
+        try await call(
+            "POST", "/containers/\(id)/kill", query: ["signal": signal], limit: AnswerLimit.object,
+            operation: "sending \(signal) to \(id.prefix(12))")
     }
 
     /// Waits for the container to stop; returns its exit status.
     public func wait(_ id: String, timeout: Duration) async throws -> Int {
-        let answer = try await call("POST", "/containers/\(id)/wait", timeout: timeout, limit: AnswerLimit.object, operation: "waiting for \(id.prefix(12))")
+        let answer = try await call(
+            "POST", "/containers/\(id)/wait", timeout: timeout, limit: AnswerLimit.object,
+            operation: "waiting for \(id.prefix(12))")
         return JSONAnswer.decode(EngineAnswer.Exit.self, from: answer)?.statusCode ?? -1
     }
 
@@ -338,7 +389,8 @@ public struct DockerEngine: Sendable {
     /// are: `indented` escapes and cuts them for a message).
     public func logs(_ id: String, lines: Int = 20) async throws -> String {
         let data = try await call(
-            "GET", "/containers/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)], limit: AnswerLimit.logs,
+            "GET", "/containers/\(id)/logs", query: ["stdout": "true", "stderr": "true", "tail": String(lines)],
+            limit: AnswerLimit.logs,
             operation: "reading logs of \(id.prefix(12))")
         return Self.demultiplex(data)
     }
@@ -349,7 +401,9 @@ public struct DockerEngine: Sendable {
         let bytes = [UInt8](data)
         var text = [UInt8]()
         var index = 0
-        while index + 8 <= bytes.count, [0, 1, 2].contains(bytes[index]), bytes[index + 1] == 0, bytes[index + 2] == 0, bytes[index + 3] == 0 {
+        while index + 8 <= bytes.count, [0, 1, 2].contains(bytes[index]), bytes[index + 1] == 0, bytes[index + 2] == 0,
+            bytes[index + 3] == 0
+        {
             let size = bytes[(index + 4)..<(index + 8)].reduce(0) { $0 << 8 | Int($1) }
             let end = min(bytes.count, index + 8 + size)
             text += bytes[(index + 8)..<end]
@@ -362,10 +416,13 @@ public struct DockerEngine: Sendable {
     /// Runs a command in a running container and returns its exit status.
     public func exec(_ id: String, _ command: [String]) async throws -> Int {
         let created = try await call(
-            "POST", "/containers/\(id)/exec", json: ["Cmd": command, "AttachStdout": true, "AttachStderr": true], limit: AnswerLimit.object,
+            "POST", "/containers/\(id)/exec", json: ["Cmd": command, "AttachStdout": true, "AttachStderr": true],
+            limit: AnswerLimit.object,
             operation: "exec in \(id.prefix(12))")
         guard let execID = JSONAnswer.decode(EngineAnswer.Created.self, from: created)?.id else { return -1 }
-        try await call("POST", "/exec/\(execID)/start", json: ["Detach": false, "Tty": false], limit: AnswerLimit.logs, operation: "exec \(command.joined(separator: " "))")
+        try await call(
+            "POST", "/exec/\(execID)/start", json: ["Detach": false, "Tty": false], limit: AnswerLimit.logs,
+            operation: "exec \(command.joined(separator: " "))")
         let result = try await call("GET", "/exec/\(execID)/json", limit: AnswerLimit.object, operation: "exec result")
         return JSONAnswer.decode(EngineAnswer.Exit.self, from: result)?.exitCode ?? -1
     }
@@ -384,13 +441,17 @@ public struct DockerEngine: Sendable {
     public func events(
         labels: [String: String], since: Int, until: Int, handle: @escaping @Sendable (Event) -> Bool
     ) async throws {
-        let url = baseURL + "/v\(version)/events?" + [
-            "filters=\(HTTPClient.encodeQueryValue(try Self.labelFilter(labels)))", "since=\(since)", "until=\(until)",
-        ].joined(separator: "&")
+        let url =
+            baseURL + "/v\(version)/events?"
+            + [
+                "filters=\(HTTPClient.encodeQueryValue(try Self.labelFilter(labels)))", "since=\(since)",
+                "until=\(until)",
+            ].joined(separator: "&")
         let buffer = LineBuffer()
         let timeout = Duration.seconds(Int64(max(1, until - Int(Date().timeIntervalSince1970)) + 30))
         do {
-            let request = HTTPClient.Request(url: url, timeout: timeout, limit: AnswerLimit.events, unixSocket: socket, tls: tls)
+            let request = HTTPClient.Request(
+                url: url, timeout: timeout, limit: AnswerLimit.events, unixSocket: socket, tls: tls)
             let response = try await HTTPClient.send(request) { chunk in
                 for line in buffer.append(chunk) {
                     guard let event = Self.event(line) else { continue }
@@ -399,7 +460,8 @@ public struct DockerEngine: Sendable {
                 return true
             }
             guard (200..<300).contains(response.status) else {
-                throw DockerError(status: response.status, operation: "reading events", message: Self.message(of: response))
+                throw DockerError(
+                    status: response.status, operation: "reading events", message: Self.message(of: response))
             }
         } catch let error as HTTPClient.TransportError {
             throw DockerError(status: 0, operation: "reading events", message: "\(host): \(error)", cause: error)
@@ -410,7 +472,8 @@ public struct DockerEngine: Sendable {
     static func event(_ line: Data) -> Event? {
         guard let answer = JSONAnswer.decode(EngineAnswer.Event.self, from: line) else { return nil }
         return Event(
-            type: answer.type ?? "", action: answer.action ?? answer.status ?? "", id: answer.actor?.id ?? answer.id ?? "",
+            type: answer.type ?? "", action: answer.action ?? answer.status ?? "",
+            id: answer.actor?.id ?? answer.id ?? "",
             attributes: answer.actor?.attributes ?? [:])
     }
 
@@ -419,15 +482,20 @@ public struct DockerEngine: Sendable {
     /// Creates the network unless it exists.
     public func ensureNetwork(_ name: String, labels: [String: String]) async throws {
         let filters = String(decoding: try JSONSerialization.data(withJSONObject: ["name": [name]]), as: UTF8.self)
-        let list = try await call("GET", "/networks", query: ["filters": filters], limit: AnswerLimit.list, operation: "listing networks")
+        let list = try await call(
+            "GET", "/networks", query: ["filters": filters], limit: AnswerLimit.list, operation: "listing networks")
         if Self.networkNames(list).contains(name) { return }
-        try await call("POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true], limit: AnswerLimit.object,
+        try await call(
+            "POST", "/networks/create", json: ["Name": name, "Labels": labels, "CheckDuplicate": true],
+            limit: AnswerLimit.object,
             operation: "creating network \(name)")
     }
 
     /// The names of the networks carrying every one of `labels`.
     public func networks(labels: [String: String]) async throws -> [String] {
-        let list = try await call("GET", "/networks", query: ["filters": try Self.labelFilter(labels)], limit: AnswerLimit.list, operation: "listing networks")
+        let list = try await call(
+            "GET", "/networks", query: ["filters": try Self.labelFilter(labels)], limit: AnswerLimit.list,
+            operation: "listing networks")
         return Self.networkNames(list)
     }
 
@@ -438,13 +506,16 @@ public struct DockerEngine: Sendable {
 
     public func removeNetwork(_ name: String) async throws {
         do {
-            try await call("DELETE", "/networks/\(name)", limit: AnswerLimit.object, operation: "removing network \(name)")
+            try await call(
+                "DELETE", "/networks/\(name)", limit: AnswerLimit.object, operation: "removing network \(name)")
         } catch let error as DockerError where error.isNotFound {}
     }
 
     public func imageExists(_ reference: String) async throws -> Bool {
         do {
-            try await call("GET", "/images/\(reference)/json", limit: AnswerLimit.object, operation: "inspecting image \(reference)")
+            try await call(
+                "GET", "/images/\(reference)/json", limit: AnswerLimit.object,
+                operation: "inspecting image \(reference)")
             return true
         } catch let error as DockerError where error.isNotFound {
             return false
@@ -455,7 +526,8 @@ public struct DockerEngine: Sendable {
     public func importImage(tarball: String, repository: String) async throws {
         // podman 4.3 ignores tag=, so the tag travels in repo=; Docker accepts it there too.
         try await call(
-            "POST", "/images/create", query: ["fromSrc": "-", "repo": repository], body: .file(tarball), contentType: "application/x-tar",
+            "POST", "/images/create", query: ["fromSrc": "-", "repo": repository], body: .file(tarball),
+            contentType: "application/x-tar",
             timeout: .seconds(600), limit: AnswerLimit.progress, operation: "importing \(tarball) as \(repository)")
     }
 }

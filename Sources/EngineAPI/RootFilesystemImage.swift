@@ -2,9 +2,9 @@ import Foundation
 import Subprocess
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 /// An image for machines without a registry: a root filesystem made of the given programs and the
@@ -21,7 +21,8 @@ public struct RootFilesystemImage: Sendable {
     public var files: [String: String]
     public var folders: [String]
 
-    public init(programs: [String], copies: [String] = [], files: [String: String] = [:], folders: [String] = ["/tmp"]) {
+    public init(programs: [String], copies: [String] = [], files: [String: String] = [:], folders: [String] = ["/tmp"])
+    {
         self.programs = programs
         self.copies = copies
         self.files = files
@@ -30,7 +31,8 @@ public struct RootFilesystemImage: Sendable {
 
     /// `recengine` (for the colours and containerised stages).
     public static func recengine(binary: String) -> RootFilesystemImage {
-        RootFilesystemImage(programs: [binary], files: ["/etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"], folders: ["/tmp", "/model"])
+        RootFilesystemImage(
+            programs: [binary], files: ["/etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"], folders: ["/tmp", "/model"])
     }
 
     /// Where Debian's lua-resty-core and lua-resty-lrucache put the Lua code the nginx Lua module
@@ -45,7 +47,8 @@ public struct RootFilesystemImage: Sendable {
             programs: [binary],
             copies: modules + restyLuaFolders,
             files: [
-                "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                "/etc/passwd":
+                    "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                 "/etc/group": "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n",
             ],
             folders: ["/tmp", "/run", "/var/log/nginx", "/var/lib/nginx"])
@@ -53,7 +56,9 @@ public struct RootFilesystemImage: Sendable {
 
     /// Builds the tarball and imports it as `repository` (`localhost/NAME:TAG`).
     public func importInto(_ engine: DockerEngine, repository: String) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("orchestrate-image-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orchestrate-image-\(UUID().uuidString)"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let root = folder + "/root"
         for program in programs {
@@ -80,7 +85,8 @@ public struct RootFilesystemImage: Sendable {
             }
         }
         for (path, contents) in files {
-            try FileManager.default.createDirectory(atPath: root + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: root + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data(contents.utf8).write(to: URL(fileURLWithPath: root + path))
         }
         for path in folders {
@@ -88,7 +94,8 @@ public struct RootFilesystemImage: Sendable {
         }
         let tarball = folder + "/root.tar"
         let tar = try await Subprocess.run(
-            .name("tar"), arguments: ["-C", root, "-cf", tarball, "."], output: .discarded, error: .string(limit: 1 << 16))
+            .name("tar"), arguments: ["-C", root, "-cf", tarball, "."], output: .discarded,
+            error: .string(limit: 1 << 16))
         guard tar.terminationStatus.isSuccess else {
             throw EngineClientError("tar failed: \(tar.standardError)")
         }
@@ -97,7 +104,8 @@ public struct RootFilesystemImage: Sendable {
 
     private func copy(_ source: String, into root: String, as path: String) throws {
         let target = root + path
-        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         if FileManager.default.fileExists(atPath: target) { return }
         // The file itself, not a symbolic link to it.
         let resolved = URL(fileURLWithPath: source).resolvingSymlinksInPath().path
@@ -112,7 +120,9 @@ public struct RootFilesystemImage: Sendable {
         }
         for entry in try FileManager.default.subpathsOfDirectory(atPath: path) {
             var entryIsFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path + "/" + entry, isDirectory: &entryIsFolder), !entryIsFolder.boolValue {
+            if FileManager.default.fileExists(atPath: path + "/" + entry, isDirectory: &entryIsFolder),
+                !entryIsFolder.boolValue
+            {
                 try copy(path + "/" + entry, into: root, as: path + "/" + entry)
             }
         }
@@ -120,7 +130,8 @@ public struct RootFilesystemImage: Sendable {
 
     /// The absolute paths of the shared libraries a program loads, the dynamic loader included.
     func sharedLibraries(of program: String) async throws -> [String] {
-        let result = try await Subprocess.run(.name("ldd"), arguments: [program], output: .string(limit: 1 << 20), error: .discarded)
+        let result = try await Subprocess.run(
+            .name("ldd"), arguments: [program], output: .string(limit: 1 << 20), error: .discarded)
         let output = result.standardOutput
         guard result.terminationStatus.isSuccess else {
             throw EngineClientError("ldd cannot read \(program): is it a dynamically linked program?")

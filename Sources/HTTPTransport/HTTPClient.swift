@@ -138,7 +138,8 @@ public enum HTTPClient {
         public var tls: TLSFiles?
 
         public init(
-            method: String = "GET", url: String, headers: [String] = [], body: Body? = nil, timeout: Duration = .seconds(5), limit: BodyLimit,
+            method: String = "GET", url: String, headers: [String] = [], body: Body? = nil,
+            timeout: Duration = .seconds(5), limit: BodyLimit,
             unixSocket: String? = nil, tls: TLSFiles? = nil
         ) {
             self.method = method
@@ -154,16 +155,21 @@ public enum HTTPClient {
 
     /// GET `url`; any status is a response, only transport failures (and an answer over
     /// `limit`) throw.
-    public static func get(_ url: String, limit: BodyLimit, timeout: Duration = .seconds(5), headers: [String] = []) async throws -> Response {
+    public static func get(
+        _ url: String, limit: BodyLimit, timeout: Duration = .seconds(5), headers: [String] = []
+    ) async throws -> Response {
         try await send(Request(url: url, headers: headers, timeout: timeout, limit: limit))
     }
 
     /// POST `body` to `url`; any status is a response, only transport failures (and an answer
     /// over `limit`) throw.
-    public static func post(_ url: String, body: Data, limit: BodyLimit, timeout: Duration = .seconds(5), headers: [String] = []) async throws
+    public static func post(
+        _ url: String, body: Data, limit: BodyLimit, timeout: Duration = .seconds(5), headers: [String] = []
+    ) async throws
         -> Response
     {
-        try await send(Request(method: "POST", url: url, headers: headers, body: .data(body), timeout: timeout, limit: limit))
+        try await send(
+            Request(method: "POST", url: url, headers: headers, body: .data(body), timeout: timeout, limit: limit))
     }
 
     /// Sends a request; any status is a response, only transport failures throw. With `onData`,
@@ -180,7 +186,8 @@ public enum HTTPClient {
                 // A thread of its own, not a Dispatch worker: Dispatch on Linux adds a worker about
                 // once a second when its workers block, and Swift's tasks wait for the same workers.
                 Thread {
-                    continuation.resume(with: Result { try perform(request, onData: onData, cancellation: cancellation) })
+                    continuation.resume(
+                        with: Result { try perform(request, onData: onData, cancellation: cancellation) })
                 }.start()
             }
         } onCancel: {
@@ -219,16 +226,21 @@ public enum HTTPClient {
         }
     }
 
-    private static func perform(_ request: Request, onData: ((Data) -> Bool)?, cancellation: CancellationFlag) throws -> Response {
+    private static func perform(
+        _ request: Request, onData: ((Data) -> Bool)?, cancellation: CancellationFlag
+    ) throws -> Response {
         let url = request.url
         if cancellation.isCancelled { throw CancellationError() }
-        guard initialized, let handle = curl_easy_init() else { throw TransportError(.transferFailed, url: url, message: "libcurl could not start") }
+        guard initialized, let handle = curl_easy_init() else {
+            throw TransportError(.transferFailed, url: url, message: "libcurl could not start")
+        }
         defer { curl_easy_cleanup(handle) }
         let transfer = Transfer(cancellation: cancellation, limit: request.limit.bytes)
         transfer.onData = onData
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
-        let milliseconds = Int(request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int(
+            request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
         ccurl_setopt_string(handle, CURLOPT_URL, url)
         ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds)
         ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(milliseconds, 3000))
@@ -303,7 +315,8 @@ public enum HTTPClient {
             ccurl_setopt_long(handle, CURLOPT_POST, 1)
             ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
             body.withUnsafeBytes { bytes in
-                _ = ccurl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+                _ = ccurl_setopt_pointer(
+                    handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
             }
         case .file(let path)?:
             guard let file = FileHandle(forReadingAtPath: path),
@@ -333,7 +346,9 @@ public enum HTTPClient {
         var list: UnsafeMutablePointer<curl_slist>? = nil
         // An empty `Expect:` keeps libcurl from asking for `100 Continue` before a body over 1 MiB
         // and then waiting a whole second for an answer most receivers never send.
-        for header in request.headers + (request.body == nil ? [] : ["Expect:"]) { list = curl_slist_append(list, header) }
+        for header in request.headers + (request.body == nil ? [] : ["Expect:"]) {
+            list = curl_slist_append(list, header)
+        }
         defer { curl_slist_free_all(list) }
         if list != nil { ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list) }
         let code = curl_easy_perform(handle)
@@ -345,17 +360,21 @@ public enum HTTPClient {
             let limit = request.limit
             throw TransportError(
                 .answerTooLarge, url: url,
-                message: "the answer (HTTP \(status)) is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there",
+                message:
+                    "the answer (HTTP \(status)) is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there",
                 status: status, hint: limit.hint)
         }
         if transfer.exceeded == .headers {
             throw TransportError(
-                .answerTooLarge, url: url, message: "the answer's headers are larger than \(BodyLimit.size(headerLimit)): reading stopped there", status: status,
+                .answerTooLarge, url: url,
+                message: "the answer's headers are larger than \(BodyLimit.size(headerLimit)): reading stopped there",
+                status: status,
                 hint: "is \(url) the service it should be? No HTTP service of ours sends that much")
         }
         if code == CURLE_OPERATION_TIMEDOUT {
             throw TransportError(
-                .timedOut, url: url, message: "no whole answer within \(Self.seconds(request.timeout)) s, the deadline", status: status)
+                .timedOut, url: url, message: "no whole answer within \(Self.seconds(request.timeout)) s, the deadline",
+                status: status)
         }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stopped) else {
             throw TransportError(.transferFailed, url: url, message: String(cString: curl_easy_strerror(code)))

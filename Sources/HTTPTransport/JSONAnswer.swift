@@ -23,7 +23,10 @@ public enum JSONAnswer {
                 while !array.isAtEnd { _ = try array.decode(Checked.self) }
             } else {
                 let value = try decoder.singleValueContainer()
-                if value.decodeNil() || (try? value.decode(Bool.self)) != nil || (try? value.decode(String.self)) != nil { return }
+                if value.decodeNil() || (try? value.decode(Bool.self)) != nil || (try? value.decode(String.self)) != nil
+                {
+                    return
+                }
                 _ = try value.decode(Double.self)
             }
         }

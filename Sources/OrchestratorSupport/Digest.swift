@@ -1,7 +1,7 @@
 import Crypto
+import DurableFiles
 public import Foundation
 import RecEngineContract
-import DurableFiles
 
 /// The SHA-256 and size of a file or folder, as recorded in provenance.
 public struct ArtifactDigest: Sendable, Codable, Equatable {
@@ -26,7 +26,8 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
             return ArtifactDigest(path: path, sha256: digest, size: size, kind: "file")
         case .special(let kind):
             throw OrchestratorError(
-                .invalidInput, "\(path) is \(kind), not a file or folder: it cannot be hashed", hint: "inputs and outputs are regular files and folders")
+                .invalidInput, "\(path) is \(kind), not a file or folder: it cannot be hashed",
+                hint: "inputs and outputs are regular files and folders")
         case .directory:
             break
         }
@@ -36,7 +37,9 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
         var files: [String] = []
         while let relative = enumerator.nextObject() as? String {
             // Only regular files count: a FIFO or device inside a folder is never opened.
-            if case .regular = FileKind.of(path + "/" + relative), !URL(fileURLWithPath: relative).lastPathComponent.hasPrefix(".") {
+            if case .regular = FileKind.of(path + "/" + relative),
+                !URL(fileURLWithPath: relative).lastPathComponent.hasPrefix(".")
+            {
                 files.append(relative)
             }
         }
@@ -55,13 +58,16 @@ public struct ArtifactDigest: Sendable, Codable, Equatable {
         // looked is refused, not waited on.
         let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw OrchestratorError(.fileSystem, "cannot read \(path) to compute its digest: \(String(cString: strerror(errno)))")
+            throw OrchestratorError(
+                .fileSystem, "cannot read \(path) to compute its digest: \(String(cString: strerror(errno)))")
         }
         let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
         defer { try? handle.close() }
         var info = stat()
         guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw OrchestratorError(.invalidInput, "\(path) is not a regular file: it cannot be hashed", hint: "inputs and outputs are regular files and folders")
+            throw OrchestratorError(
+                .invalidInput, "\(path) is not a regular file: it cannot be hashed",
+                hint: "inputs and outputs are regular files and folders")
         }
         var hasher = SHA256()
         var size: Int64 = 0

@@ -16,17 +16,21 @@ extension OrchestratorError {
                 .fileSystem, "cannot write \(what) \(error.path): \(error.step) failed: \(reason)\(state)",
                 hint: "check that the folder exists and is writable by this user")
         }
-        return diskFull(path: error.path, doing: "writing \(what) (\(error.step))", code: error.code, unchanged: unchanged)
+        return diskFull(
+            path: error.path, doing: "writing \(what) (\(error.step))", code: error.code, unchanged: unchanged)
     }
 
     /// No space left for `path`: the disk (or the user's quota) is full.
-    package static func diskFull(path: String, doing: String, code: Int32, unchanged: String? = nil) -> OrchestratorError {
+    package static func diskFull(
+        path: String, doing: String, code: Int32, unchanged: String? = nil
+    ) -> OrchestratorError {
         let device = code == EDQUOT ? "the disk quota" : "the disk"
         return OrchestratorError(
             .diskFull,
             "\(device) holding \(path) is full (\(code == EDQUOT ? "EDQUOT" : "ENOSPC"): \(String(cString: strerror(code)))) while \(doing)"
                 + (unchanged.map { "; \($0)" } ?? ""),
-            hint: "free space on that file system (df -h \(URL(fileURLWithPath: path).deletingLastPathComponent().path)), "
+            hint:
+                "free space on that file system (df -h \(URL(fileURLWithPath: path).deletingLastPathComponent().path)), "
                 + "then run orchestrate recover PIPELINE: it converges and records what was left undone")
     }
 }

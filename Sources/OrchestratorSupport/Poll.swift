@@ -3,7 +3,8 @@
 ///
 /// - Returns: the first value, or nil when the time ran out (`check` is tried at least once).
 /// - Throws: `CancellationError` when the task is cancelled, or what `check` throws.
-package func poll<T>(every interval: Duration, for timeout: Duration, _ check: () async throws -> T?) async throws -> T? {
+package func poll<T>(every interval: Duration, for timeout: Duration, _ check: () async throws -> T?) async throws -> T?
+{
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while true {

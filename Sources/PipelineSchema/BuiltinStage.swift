@@ -52,7 +52,8 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "watches", kind: .outputPath, defaultValue: nil),
                 .init(name: "rejects", kind: .outputPath, defaultValue: nil),
                 .init(name: "store", kind: .statePath, defaultValue: nil),
-                .init(name: "mode", kind: .choice(IngestMode.allCases.map(\.rawValue)), defaultValue: .string("stream")),
+                .init(
+                    name: "mode", kind: .choice(IngestMode.allCases.map(\.rawValue)), defaultValue: .string("stream")),
                 .init(name: "group", kind: .text, defaultValue: .string("orchestrate-ingest")),
                 .init(name: "maxRecords", kind: .integer(0...Int.max), defaultValue: .integer(0)),
                 .init(name: "maxSeconds", kind: .number(0.001...86_400), defaultValue: .number(300)),
@@ -104,7 +105,9 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(42)),
                 .init(name: "k", kind: .integer(1...1000), defaultValue: .integer(10)),
                 .init(name: "metric", kind: .choice(TuningProtocol.metrics), defaultValue: .string("ndcg_at_k")),
-                .init(name: "definitions", kind: .choice(RankingDefinitions.all.map(\.name)), defaultValue: .string("recengine")),
+                .init(
+                    name: "definitions", kind: .choice(RankingDefinitions.all.map(\.name)),
+                    defaultValue: .string("recengine")),
                 .init(name: "timeBudget", kind: .number(0.001...604_800), defaultValue: nil),
                 .init(name: "threads", kind: .integer(1...256), defaultValue: .integer(1)),
             ]
@@ -144,34 +147,47 @@ extension BuiltinStage {
     /// The `recengine` command line that does this stage's work, printing a JSON object with its
     /// `metrics` on standard output. `baselineShares` are the rating shares of the last promoted
     /// release's ingest, the reference for the ingest's distribution shift.
-    public func command(recengine: String, parameters: [String: ParameterValue], baselineShares: [Double]? = nil) -> [String] {
+    public func command(
+        recengine: String, parameters: [String: ParameterValue], baselineShares: [Double]? = nil
+    ) -> [String] {
         func value(_ name: String) -> String? { parameters[name]?.description }
         func option(_ flag: String, _ name: String) -> [String] { value(name).map { [flag, $0] } ?? [] }
         var arguments: [String]
         switch self {
         case .ingest:
-            arguments = ["ingest", "--source"] + [value("source") ?? "", "--format", value("format") ?? "movielog"] + option("--out", "output")
+            arguments =
+                ["ingest", "--source"] + [value("source") ?? "", "--format", value("format") ?? "movielog"]
+                + option("--out", "output")
             if value("format") == "ratings" {
                 arguments += option("--on-bad-row", "onBadRow")
             } else {
-                arguments += option("--store", "store") + option("--watches", "watches") + option("--rejects", "rejects") + option("--mode", "mode")
-                    + option("--group", "group") + option("--max-records", "maxRecords") + option("--max-seconds", "maxSeconds")
+                arguments +=
+                    option("--store", "store") + option("--watches", "watches") + option("--rejects", "rejects")
+                    + option("--mode", "mode")
+                    + option("--group", "group") + option("--max-records", "maxRecords")
+                    + option("--max-seconds", "maxSeconds")
                 if let baselineShares, baselineShares.count == 5 {
                     arguments += ["--baseline-shares", baselineShares.map { String($0) }.joined(separator: ",")]
                 }
             }
         case .split:
-            arguments = ["split"] + option("--ratings", "ratings") + option("--train", "train") + option("--test", "test")
+            arguments =
+                ["split"] + option("--ratings", "ratings") + option("--train", "train") + option("--test", "test")
                 + option("--test-size", "testSize") + option("--seed", "seed") + option("--mode", "mode")
             if value("mode") == "temporal" {
                 arguments += option("--last-n", "lastN")
-                if parameters["future"] != nil { arguments += option("--future-share", "futureShare") + option("--future", "future") }
+                if parameters["future"] != nil {
+                    arguments += option("--future-share", "futureShare") + option("--future", "future")
+                }
             }
         case .train:
-            arguments = ["train"] + option("--ratings", "ratings") + option("--out", "model") + option("--algorithm", "algorithm")
+            arguments =
+                ["train"] + option("--ratings", "ratings") + option("--out", "model")
+                + option("--algorithm", "algorithm")
                 + option("--factors", "factors") + option("--epochs", "epochs") + option("--reg", "reg")
             if value("algorithm") == "als" {
-                arguments += option("--alpha", "alpha") + option("--threads", "threads") + option("--watches", "watches")
+                arguments +=
+                    option("--alpha", "alpha") + option("--threads", "threads") + option("--watches", "watches")
             } else if value("algorithm") == "ease" {
                 arguments += option("--threads", "threads") + option("--watches", "watches")
             } else {
@@ -179,11 +195,15 @@ extension BuiltinStage {
             }
             arguments += option("--seed", "seed") + option("--model-version", "version") + option("--tuned", "tuned")
         case .tune:
-            arguments = ["tune"] + option("--ratings", "ratings") + option("--out", "output") + option("--algorithm", "algorithm")
+            arguments =
+                ["tune"] + option("--ratings", "ratings") + option("--out", "output")
+                + option("--algorithm", "algorithm")
                 + option("--space", "space") + option("--strategy", "strategy") + option("--samples", "samples")
                 + option("--validation", "validation") + option("--validation-share", "validationShare")
             if value("validation") == "temporal" { arguments += option("--last-n", "lastN") }
-            arguments += option("--seed", "seed") + option("--k", "k") + option("--metric", "metric") + option("--definitions", "definitions")
+            arguments +=
+                option("--seed", "seed") + option("--k", "k") + option("--metric", "metric")
+                + option("--definitions", "definitions")
                 + option("--time-budget", "timeBudget") + option("--threads", "threads")
         case .evaluate:
             arguments = ["evaluate"] + option("--model", "model") + option("--ratings", "ratings") + option("--k", "k")

@@ -24,7 +24,10 @@ public struct NotifySpec: Sendable, Equatable {
         public var headers: [String: String]
         public var events: [NotifyEvent]
 
-        public init(name: String, format: Format, url: String, headers: [String: String] = [:], events: [NotifyEvent] = NotifyEvent.allCases) {
+        public init(
+            name: String, format: Format, url: String, headers: [String: String] = [:],
+            events: [NotifyEvent] = NotifyEvent.allCases
+        ) {
             self.name = name
             self.format = format
             self.url = url

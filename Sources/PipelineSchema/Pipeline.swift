@@ -1,7 +1,7 @@
-import Foundation
 import EngineAPI
-public import StrictYAML
+import Foundation
 public import OrchestratorSupport
+public import StrictYAML
 
 /// A validated pipeline: what `orchestrate run` does, resolved against its file and environment.
 public struct Pipeline: Sendable {
@@ -95,7 +95,8 @@ public struct MetricThreshold: Sendable, Equatable, Codable {
     }
 
     public var condition: String {
-        [min.map { ">= \(formatNumber($0))" }, max.map { "<= \(formatNumber($0))" }].compactMap { $0 }.joined(separator: " and ")
+        [min.map { ">= \(formatNumber($0))" }, max.map { "<= \(formatNumber($0))" }].compactMap { $0 }.joined(
+            separator: " and ")
     }
 }
 
@@ -395,7 +396,10 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
         /// scrape. nil in plans written before: 5s.
         public var settle: PipelineDuration? = nil
 
-        public init(users: String? = nil, requests: String? = nil, units: String? = nil, pValue: Double = 0.001, settle: PipelineDuration? = nil) {
+        public init(
+            users: String? = nil, requests: String? = nil, units: String? = nil, pValue: Double = 0.001,
+            settle: PipelineDuration? = nil
+        ) {
             self.users = users
             self.requests = requests
             self.units = units

@@ -1,10 +1,10 @@
 import Crypto
-import Foundation
-import StrictYAML
-import RecEngineContract
-import Yams
-import OrchestratorSupport
 import DurableFiles
+import Foundation
+import OrchestratorSupport
+import RecEngineContract
+import StrictYAML
+import Yams
 
 /// Loads a pipeline file: YAML, then `--set` overrides, then `${VAR}` interpolation and strict
 /// validation of every key, with every problem reported at once and nothing done before.
@@ -23,7 +23,9 @@ public struct PipelineLoader: Sendable {
         let data = try Self.readPipelineFile(path)
         if let bad = firstInvalidUTF8(in: data) {
             throw PipelineValidationError(issues: [
-                .init(file: path, line: bad.line, column: bad.column, path: "", message: "byte \(bad.offset) is not UTF-8: a pipeline file is UTF-8 text")
+                .init(
+                    file: path, line: bad.line, column: bad.column, path: "",
+                    message: "byte \(bad.offset) is not UTF-8: a pipeline file is UTF-8 text")
             ])
         }
         let text = String(decoding: data, as: UTF8.self)
@@ -31,7 +33,9 @@ public struct PipelineLoader: Sendable {
         var root: Node
         do {
             guard let node = try NodeReader.compose(text) else {
-                throw PipelineValidationError(issues: [.init(file: path, line: 0, column: 0, path: "", message: "the file is empty")])
+                throw PipelineValidationError(issues: [
+                    .init(file: path, line: 0, column: 0, path: "", message: "the file is empty")
+                ])
             }
             root = node
         } catch let error as YamlError {
@@ -41,7 +45,9 @@ public struct PipelineLoader: Sendable {
             throw PipelineValidationError(issues: [
                 .init(
                     file: path, line: 0, column: 0, path: "",
-                    message: "the YAML expands to more than \(InputLimits.maxExpandedNodes) values with its aliases expanded (an alias bomb?): write the values out")
+                    message:
+                        "the YAML expands to more than \(InputLimits.maxExpandedNodes) values with its aliases expanded (an alias bomb?): write the values out"
+                )
             ])
         }
         reader.reportTags(in: root)
@@ -53,14 +59,17 @@ public struct PipelineLoader: Sendable {
         guard reader.issues.isEmpty, let pipeline else {
             // A message may quote a value that came from a secret variable (`version: ${API_TOKEN}`).
             let declared = root.mapping?["secrets"]?.sequence?.compactMap { $0.scalar?.string } ?? []
-            let redaction = Redaction(values: reader.interpolated.filter { declared.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value))
+            let redaction = Redaction(
+                values: reader.interpolated.filter { declared.contains($0.key) || Redaction.isSecretName($0.key) }.map(
+                    \.value))
             let issues = reader.issues.map { issue in
                 var issue = issue
                 issue.message = redaction.redact(issue.message)
                 return issue
             }
             throw PipelineValidationError(
-                issues: issues.sorted { ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column) }, count: reader.issueCount)
+                issues: issues.sorted { ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column) },
+                count: reader.issueCount)
         }
         return pipeline
     }
@@ -72,19 +81,26 @@ public struct PipelineLoader: Sendable {
         let limit = InputLimits.maxFileBytes
         func tooLarge(_ size: Int64) -> OrchestratorError {
             OrchestratorError(
-                .invalidInput, "the pipeline \(path) is \(size) bytes; a pipeline file is at most \(limit) bytes (1 MiB)",
+                .invalidInput,
+                "the pipeline \(path) is \(size) bytes; a pipeline file is at most \(limit) bytes (1 MiB)",
                 hint: "is this the pipeline file? Keep data in files that stages read")
         }
         switch FileKind.of(path) {
         case .missing:
-            throw OrchestratorError(.invalidInput, "cannot read the pipeline \(path): \(String(cString: strerror(errno)))", hint: "check the path")
+            throw OrchestratorError(
+                .invalidInput, "cannot read the pipeline \(path): \(String(cString: strerror(errno)))",
+                hint: "check the path")
         case .regular(let size):
             guard size <= limit else { throw tooLarge(size) }
         case let kind:
-            throw OrchestratorError(.invalidInput, "the pipeline \(path) is \(kind.description), not a file", hint: "give the path of a YAML file")
+            throw OrchestratorError(
+                .invalidInput, "the pipeline \(path) is \(kind.description), not a file",
+                hint: "give the path of a YAML file")
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw OrchestratorError(.invalidInput, "cannot read the pipeline \(path): \(String(cString: strerror(errno)))", hint: "check its permissions")
+            throw OrchestratorError(
+                .invalidInput, "cannot read the pipeline \(path): \(String(cString: strerror(errno)))",
+                hint: "check its permissions")
         }
         defer { try? handle.close() }
         var data = Data()
@@ -96,15 +112,19 @@ public struct PipelineLoader: Sendable {
         } catch let error as OrchestratorError {
             throw error
         } catch {
-            throw OrchestratorError(.invalidInput, "cannot read the pipeline \(path): \(error.localizedDescription)", hint: "check the path", cause: error)
+            throw OrchestratorError(
+                .invalidInput, "cannot read the pipeline \(path): \(error.localizedDescription)",
+                hint: "check the path", cause: error)
         }
         return data
     }
 
     static func issue(from error: YamlError, file: String) -> ValidationIssue {
         switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return ValidationIssue(file: file, line: mark.line, column: mark.column, path: "", message: "YAML syntax: \(problem)")
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return ValidationIssue(
+                file: file, line: mark.line, column: mark.column, path: "", message: "YAML syntax: \(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             return ValidationIssue(
                 file: file, line: context.mark.line, column: context.mark.column, path: "",
@@ -123,7 +143,8 @@ public struct PipelineLoader: Sendable {
             }
             return ValidationIssue(file: file, line: line, column: column, path: "", message: "YAML: \(problem)")
         default:
-            return ValidationIssue(file: file, line: 0, column: 0, path: "", message: "YAML: \(echoed("\(error)", limit: 200))")
+            return ValidationIssue(
+                file: file, line: 0, column: 0, path: "", message: "YAML: \(echoed("\(error)", limit: 200))")
         }
     }
 }
@@ -147,14 +168,18 @@ enum Overrides {
             return
         }
         guard segments.count <= Self.maxDepth else {
-            reader.reportOverride(key, "the key has \(segments.count) segments; a pipeline's values lie at most \(Self.maxDepth) deep")
+            reader.reportOverride(
+                key, "the key has \(segments.count) segments; a pipeline's values lie at most \(Self.maxDepth) deep")
             return
         }
         // The value is read as YAML, so `--set traffic.steps=[10,100]` gives a list; without a mark,
         // problems with it are reported against --set.
         let composed = (try? NodeReader.compose(valueText)).flatMap { $0 }
         if let composed, composed.expands(beyond: InputLimits.maxExpandedNodes) {
-            reader.reportOverride(key, "the value expands to more than \(InputLimits.maxExpandedNodes) values with its aliases expanded (an alias bomb?)")
+            reader.reportOverride(
+                key,
+                "the value expands to more than \(InputLimits.maxExpandedNodes) values with its aliases expanded (an alias bomb?)"
+            )
             return
         }
         let value = composed.map(stripMarks) ?? .scalar(.init(valueText))
@@ -165,7 +190,9 @@ enum Overrides {
         }
     }
 
-    private static func set(_ value: Node, at segments: ArraySlice<String>, in node: Node?, path: String, reader: NodeReader, key: String) -> Node? {
+    private static func set(
+        _ value: Node, at segments: ArraySlice<String>, in node: Node?, path: String, reader: NodeReader, key: String
+    ) -> Node? {
         guard let segment = segments.first else { return value }
         let rest = segments.dropFirst()
         let here = path.isEmpty ? segment : "\(path).\(segment)"
@@ -176,19 +203,27 @@ enum Overrides {
                 ?? Int(segment).flatMap { $0 >= 0 && $0 < sequence.count ? $0 : nil }
             guard let index else {
                 let names = sequence.compactMap { $0.mapping?["name"]?.scalar?.string }
-                reader.reportOverride(key, "no entry named \"\(echoed(segment))\" in \(path) (there are: \(echoed(names.joined(separator: ", "))))")
+                reader.reportOverride(
+                    key,
+                    "no entry named \"\(echoed(segment))\" in \(path) (there are: \(echoed(names.joined(separator: ", "))))"
+                )
                 return nil
             }
-            guard let updated = set(value, at: rest, in: sequence[index], path: here, reader: reader, key: key) else { return nil }
+            guard let updated = set(value, at: rest, in: sequence[index], path: here, reader: reader, key: key) else {
+                return nil
+            }
             sequence[index] = updated
             return .sequence(sequence)
         case .mapping(var mapping):
             let child = mapping[segment]
-            guard let updated = set(value, at: rest, in: child, path: here, reader: reader, key: key) else { return nil }
+            guard let updated = set(value, at: rest, in: child, path: here, reader: reader, key: key) else {
+                return nil
+            }
             mapping[segment] = updated
             return .mapping(mapping)
         case nil:
-            guard let updated = set(value, at: rest, in: Node.mapping(.init([])), path: here, reader: reader, key: key) else { return nil }
+            guard let updated = set(value, at: rest, in: Node.mapping(.init([])), path: here, reader: reader, key: key)
+            else { return nil }
             return .mapping(.init([(.scalar(.init(segment)), updated)]))
         default:
             reader.reportOverride(key, "\(path) is a single value, it has no \"\(echoed(segment))\"")

@@ -119,7 +119,8 @@ public final class EngagementTracker: Sendable {
         state.users = state.users.filter { now - ($0.value.last?.at ?? now) < limits.window }
         guard state.users.count > limits.maximumUsers else { return }
         let excess = state.users.count - limits.maximumUsers + max(1, limits.maximumUsers / 10)
-        let oldest = state.users.sorted { ($0.value.last?.at ?? now) < ($1.value.last?.at ?? now) }.prefix(excess).map(\.key)
+        let oldest = state.users.sorted { ($0.value.last?.at ?? now) < ($1.value.last?.at ?? now) }.prefix(excess).map(
+            \.key)
         for user in oldest { state.users[user] = nil }
     }
 }

@@ -1,14 +1,14 @@
 import Foundation
-public import RecEngine
 import HTTPTypes
-import Prometheus
-import UnixSignals
 public import Hummingbird
 import HummingbirdCore
-import NIOCore
 public import Logging
-import ServiceLifecycle
+import NIOCore
+import Prometheus
+public import RecEngine
 import RecEngineContract
+import ServiceLifecycle
+import UnixSignals
 
 /// Where and as what the inference server runs.
 public struct InferenceServerConfiguration: Sendable {
@@ -44,7 +44,9 @@ public struct InferenceServerConfiguration: Sendable {
         /// connections: the listening socket, the event loops, standard streams, the state file.
         public static let reservedDescriptors = 64
 
-        public init(headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60), maximumConnections: Int = 960) {
+        public init(
+            headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60), maximumConnections: Int = 960
+        ) {
             self.headerTimeout = headerTimeout
             self.idleTimeout = idleTimeout
             self.maximumConnections = maximumConnections
@@ -53,7 +55,8 @@ public struct InferenceServerConfiguration: Sendable {
         /// The connection cap for a process allowed `descriptorLimit` open files: all but
         /// `reservedDescriptors` of them (at least 1).
         public static func defaultMaximumConnections(descriptorLimit: UInt64) -> Int {
-            let usable = descriptorLimit > UInt64(reservedDescriptors) ? descriptorLimit - UInt64(reservedDescriptors) : 1
+            let usable =
+                descriptorLimit > UInt64(reservedDescriptors) ? descriptorLimit - UInt64(reservedDescriptors) : 1
             return Int(clamping: usable)
         }
     }
@@ -74,7 +77,8 @@ public struct InferenceServerConfiguration: Sendable {
     }
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0, faults: Faults = .init(),
+        host: String = "127.0.0.1", port: Int = 8080, color: String = "blue", faultRate: Double = 0,
+        faults: Faults = .init(),
         engagement: EngagementTracker.Limits = .init(), connections: ConnectionLimits = .init()
     ) {
         self.host = host
@@ -105,11 +109,14 @@ public enum InferenceServer {
             color: configuration.color, modelVersion: model.manifest.displayVersion,
             modelDigest: model.manifest.modelSHA256)
         let handlers = Handlers(
-            model: model, color: configuration.color, metrics: metrics, started: .now, faultRate: configuration.faultRate, faults: configuration.faults,
+            model: model, color: configuration.color, metrics: metrics, started: .now,
+            faultRate: configuration.faultRate, faults: configuration.faults,
             tracker: EngagementTracker(limits: configuration.engagement))
         // HEAD answers as GET does, without the body.
         let router = Router(options: .autoGenerateHeadEndpoints)
-        router.add(middleware: ResponseMiddleware(color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
+        router.add(
+            middleware: ResponseMiddleware(
+                color: configuration.color, modelVersion: model.manifest.displayVersion, metrics: metrics))
         router.get("/recommend/:userId", use: handlers.recommend)
         router.get("/health", use: handlers.health)
         router.get("/metrics", use: handlers.metrics)
@@ -119,8 +126,11 @@ public enum InferenceServer {
         let connections = ConnectionTable(maximum: limits.maximumConnections)
         return Application(
             router: router,
-            server: HTTPServerBuilder { responder in LimitedHTTP1Channel(responder: responder, limits: limits, connections: connections) },
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "recengine"),
+            server: HTTPServerBuilder { responder in
+                LimitedHTTP1Channel(responder: responder, limits: limits, connections: connections)
+            },
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "recengine"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
     }
@@ -133,7 +143,8 @@ public enum InferenceServer {
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let app = application(model: model, configuration: configuration, logger: logger, onServerRunning: onServerRunning)
+        let app = application(
+            model: model, configuration: configuration, logger: logger, onServerRunning: onServerRunning)
         let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -143,8 +154,10 @@ public enum InferenceServer {
     public static func isValidUserID(_ id: String) -> Bool {
         !id.isEmpty && id.utf8.count <= maximumUserIDLength
             && id.utf8.allSatisfy { byte in
-                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".")
+                    || byte == UInt8(ascii: "_")
                     || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
             }
     }
@@ -193,14 +206,17 @@ struct Handlers: Sendable {
     @Sendable func events(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let pathUser = context.parameters.get("userId")
         if let pathUser, !InferenceServer.isValidUserID(pathUser) {
-            return Self.badRequest("userId must be 1 to \(InferenceServer.maximumUserIDLength) characters of letters, digits and ._+-", json: true)
+            return Self.badRequest(
+                "userId must be 1 to \(InferenceServer.maximumUserIDLength) characters of letters, digits and ._+-",
+                json: true)
         }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: Self.maximumEventBody)
         } catch is NIOTooManyBytesError {
             let message = "the body is larger than \(Self.maximumEventBody) bytes: send smaller batches"
-            return (try? Self.json(["error": message], status: .contentTooLarge)) ?? Self.text("error: \(message)\n", status: .contentTooLarge)
+            return (try? Self.json(["error": message], status: .contentTooLarge))
+                ?? Self.text("error: \(message)\n", status: .contentTooLarge)
         } catch {
             return Self.badRequest("the body did not arrive whole (\(error)): send it again", json: true)
         }
@@ -208,20 +224,24 @@ struct Handlers: Sendable {
         do {
             batch = try JSONDecoder().decode(EventBatch.self, from: Data(body.readableBytesView))
         } catch {
-            return Self.badRequest("expected {\"events\": [{\"user\", \"movie\", \"kind\": \"watch\" or \"rate\", \"rating\"}]}", json: true)
+            return Self.badRequest(
+                "expected {\"events\": [{\"user\", \"movie\", \"kind\": \"watch\" or \"rate\", \"rating\"}]}",
+                json: true)
         }
         let interleaved = InferenceServer.isInterleaved(request)
         var report = EventReport(accepted: 0, conversions: 0, noMatch: 0, lowRating: 0)
         for entry in batch.events {
             guard let user = entry.user ?? pathUser, InferenceServer.isValidUserID(user), !entry.movie.isEmpty else {
-                return Self.badRequest("every event needs a valid user (in the event or the path) and a movie", json: true)
+                return Self.badRequest(
+                    "every event needs a valid user (in the event or the path) and a movie", json: true)
             }
             if entry.kind == .rate, !(1...5).contains(entry.rating ?? 0) {
                 return Self.badRequest("a rate event needs a rating from 1 to 5", json: true)
             }
         }
         for entry in batch.events {
-            let event = EngagementTracker.Event(user: entry.user ?? pathUser ?? "", movie: entry.movie, kind: entry.kind, rating: entry.rating)
+            let event = EngagementTracker.Event(
+                user: entry.user ?? pathUser ?? "", movie: entry.movie, kind: entry.kind, rating: entry.rating)
             let outcome: EngagementTracker.Outcome = interleaved ? .interleaved : tracker.record(event)
             metrics.recordEvent(event, outcome: outcome)
             report.accepted += 1
@@ -270,12 +290,14 @@ struct Handlers: Sendable {
         let user = context.parameters.get("userId") ?? ""
         guard InferenceServer.isValidUserID(user) else {
             return Self.badRequest(
-                "userId must be 1 to \(InferenceServer.maximumUserIDLength) characters of letters, digits and ._+-", json: wantsJSON)
+                "userId must be 1 to \(InferenceServer.maximumUserIDLength) characters of letters, digits and ._+-",
+                json: wantsJSON)
         }
         var count = InferenceServer.defaultCount
         if let text = request.uri.queryParameters.get("k") {
             guard let value = Int(text), (1...InferenceServer.maximumCount).contains(value) else {
-                return Self.badRequest("k must be a whole number from 1 to \(InferenceServer.maximumCount)", json: wantsJSON)
+                return Self.badRequest(
+                    "k must be a whole number from 1 to \(InferenceServer.maximumCount)", json: wantsJSON)
             }
             count = value
         }
@@ -313,7 +335,8 @@ struct Handlers: Sendable {
         try Self.json(
             HealthBody(
                 color: color, modelVersion: model.manifest.displayVersion, modelDigest: model.manifest.modelSHA256,
-                uptimeSeconds: (ContinuousClock.now - started).seconds, users: model.userIDs.count, items: model.itemIDs.count))
+                uptimeSeconds: (ContinuousClock.now - started).seconds, users: model.userIDs.count,
+                items: model.itemIDs.count))
     }
 
     @Sendable func metrics(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -353,7 +376,9 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
     let modelVersion: String
     let metrics: ServerMetrics
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let start = ContinuousClock.now
         var response: Response
         do {
@@ -366,7 +391,8 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[.modelColor] = color
         response.headers[.modelVersion] = modelVersion
         metrics.recordRequest(
-            route: context.endpointPath ?? "unmatched", status: response.status.code, duration: ContinuousClock.now - start)
+            route: context.endpointPath ?? "unmatched", status: response.status.code,
+            duration: ContinuousClock.now - start)
         return response
     }
 }

@@ -29,7 +29,9 @@ struct LimitedHTTP1Channel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         switch connections.admit(channel) {
         case .refused:
-            logger.debug("connection closed: every connection is busy with a request", metadata: ["server.connections": "\(connections.maximum)"])
+            logger.debug(
+                "connection closed: every connection is busy with a request",
+                metadata: ["server.connections": "\(connections.maximum)"])
             channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(AllConnectionsBusy())
         case .admittedClosingTheLongestWaiting:
@@ -126,12 +128,15 @@ final class RequestHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         expiry = nil
         guard waitingForHead, let context else { return }
         let seconds = timeout.nanoseconds / 1_000_000_000
-        logger.debug("connection closed: its request head did not arrive in time", metadata: ["server.header_timeout": "\(seconds)s"])
+        logger.debug(
+            "connection closed: its request head did not arrive in time",
+            metadata: ["server.header_timeout": "\(seconds)s"])
         let body = "error: the request head did not arrive within \(seconds) s of its first byte\n"
         let answer =
             "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
             + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(string: answer))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(string: answer))), promise: nil)
         context.close(promise: nil)
     }
 }

@@ -1,5 +1,5 @@
-import RecEngine
 public import Prometheus
+import RecEngine
 
 /// The inference server's Prometheus series. Every series carries the server's colour so that
 /// PromQL gates can compare the blue deployment with the green one.
@@ -21,7 +21,9 @@ public struct ServerMetrics: Sendable {
         .milliseconds(500), .seconds(1),
     ]
 
-    public init(color: String, modelVersion: String, modelDigest: String, registry: PrometheusCollectorRegistry = .init()) {
+    public init(
+        color: String, modelVersion: String, modelDigest: String, registry: PrometheusCollectorRegistry = .init()
+    ) {
         self.registry = registry
         self.color = color
         self.modelVersion = modelVersion
@@ -51,12 +53,15 @@ public struct ServerMetrics: Sendable {
                 (
                     kind,
                     (0..<Self.userBuckets).map {
-                        registry.makeCounter(descriptor: conversionDescriptor, labels: labels + [("kind", kind.rawValue), ("user_bucket", String($0))])
+                        registry.makeCounter(
+                            descriptor: conversionDescriptor,
+                            labels: labels + [("kind", kind.rawValue), ("user_bucket", String($0))])
                     }
                 )
             })
         let eventDescriptor = MetricNameDescriptor(
-            namespace: "recengine", metricName: "events", unitName: "total", helpText: "User events received, by what they did.")
+            namespace: "recengine", metricName: "events", unitName: "total",
+            helpText: "User events received, by what they did.")
         events = Dictionary(
             uniqueKeysWithValues: EngagementTracker.Outcome.allCases.map {
                 ($0, registry.makeCounter(descriptor: eventDescriptor, labels: labels + [("outcome", $0.rawValue)]))

@@ -1,5 +1,5 @@
-public import Yams
 import TextSafety
+public import Yams
 
 /// Bounds on what a pipeline file (and a `--set` value) may make the loader do, so that a hostile
 /// or broken file is refused at once instead of taking minutes, gigabytes, or the terminal.

@@ -14,7 +14,9 @@ public enum Interpolation {
     }
 
     /// - Parameter used: gets each variable referenced and the text put in its place.
-    public static func apply(_ text: String, environment: [String: String], used: inout [String: String]) -> Result<String, Failure> {
+    public static func apply(
+        _ text: String, environment: [String: String], used: inout [String: String]
+    ) -> Result<String, Failure> {
         guard text.contains("$") else { return .success(text) }
         var result = ""
         var rest = Substring(text)
@@ -42,7 +44,9 @@ public enum Interpolation {
                 (name, fallback) = (body, nil)
             }
             guard isVariableName(name) else {
-                return .failure(.malformed("\"${\(echoed(String(body)))}\" is not a variable reference: use ${NAME} or ${NAME:-default}"))
+                return .failure(
+                    .malformed(
+                        "\"${\(echoed(String(body)))}\" is not a variable reference: use ${NAME} or ${NAME:-default}"))
             }
             if let value = environment[String(name)], !(value.isEmpty && fallback != nil) {
                 result += value

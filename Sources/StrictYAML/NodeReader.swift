@@ -20,10 +20,12 @@ public final class NodeReader {
         issueCount += 1
         guard issues.count < InputLimits.maxCollectedIssues else { return }
         if let mark = node?.mark {
-            issues.append(ValidationIssue(file: file, line: mark.line, column: mark.column, path: path, message: message))
+            issues.append(
+                ValidationIssue(file: file, line: mark.line, column: mark.column, path: path, message: message))
         } else {
             // Nodes without a mark come from `--set` overrides.
-            issues.append(ValidationIssue(file: node == nil ? file : "--set", line: 0, column: 0, path: path, message: message))
+            issues.append(
+                ValidationIssue(file: node == nil ? file : "--set", line: 0, column: 0, path: path, message: message))
         }
     }
 
@@ -57,7 +59,9 @@ public final class NodeReader {
                     issueCount += 1
                     continue
                 }
-                let hint = suggestion(for: key, among: allowed).map { ": did you mean \"\($0)\"?" } ?? " (allowed: \(allowed.joined(separator: ", ")))"
+                let hint =
+                    suggestion(for: key, among: allowed).map { ": did you mean \"\($0)\"?" }
+                    ?? " (allowed: \(allowed.joined(separator: ", ")))"
                 report(keyNode, keyPath, "unknown key \"\(echoed(key))\"\(hint)")
                 continue
             }
@@ -76,7 +80,9 @@ public final class NodeReader {
         var result: [String: String] = [:]
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalar?.string else { continue }
-            if result[key] != nil { report(keyNode, join(path, echoed(key, limit: 40)), "duplicate key \"\(echoed(key))\"") }
+            if result[key] != nil {
+                report(keyNode, join(path, echoed(key, limit: 40)), "duplicate key \"\(echoed(key))\"")
+            }
             if let text = string(value, join(path, key)) { result[key] = text }
         }
         return result

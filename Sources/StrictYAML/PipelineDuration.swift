@@ -66,7 +66,8 @@ public struct PipelineDuration: Sendable, Hashable, Comparable, Codable, CustomS
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let value = PipelineDuration(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a duration: \(text)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not a duration: \(text)"))
         }
         self = value
     }

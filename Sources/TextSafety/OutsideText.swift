@@ -36,7 +36,9 @@ public enum OutsideText {
     /// the `end` it keeps) with a marker: `… [10,485,760 more bytes cut]` (or
     /// `[N earlier bytes cut] …` before a tail). Only what is kept is
     /// read, so cutting a text of gigabytes costs no more than cutting one of kilobytes.
-    public static func bounded(_ text: some StringProtocol, limit: Int, lines: Lines = .escaped, keeping end: End = .head) -> String {
+    public static func bounded(
+        _ text: some StringProtocol, limit: Int, lines: Lines = .escaped, keeping end: End = .head
+    ) -> String {
         var pieces: [String] = []
         var keptBytes = 0
         var keptInput = 0
@@ -62,7 +64,8 @@ public enum OutsideText {
         let kept = end == .head ? pieces.joined() : pieces.reversed().joined()
         let cut = text.utf8.count - keptInput
         guard cut > 0 else { return kept }
-        return end == .head ? kept + "… [\(grouped(cut)) more bytes cut]" : "[\(grouped(cut)) earlier bytes cut] …" + kept
+        return end == .head
+            ? kept + "… [\(grouped(cut)) more bytes cut]" : "[\(grouped(cut)) earlier bytes cut] …" + kept
     }
 
     private static func append(_ scalar: Unicode.Scalar, to result: inout String, lines: Lines) {

@@ -21,7 +21,8 @@ public struct InterleavingCounts: Sendable, Equatable {
     public var fallback: [String: Int]
 
     public init(
-        experiment: String, colors: [String], users: Int = 0, merged: Int = 0, credited: Int = 0, ties: Int = 0, full: Int = 0,
+        experiment: String, colors: [String], users: Int = 0, merged: Int = 0, credited: Int = 0, ties: Int = 0,
+        full: Int = 0,
         prefer: [String: Int] = [:], credits: [String: Int] = [:], fallback: [String: Int] = [:]
     ) {
         self.experiment = experiment
@@ -47,7 +48,10 @@ public struct InterleavingCounts: Sendable, Equatable {
         for (index, line) in text.split(separator: "\n").enumerated() {
             let fields = line.split(separator: " ").map(String.init)
             func number(_ field: String) throws -> Int {
-                guard let value = Int(field), value >= 0 else { throw TrafficError("line \(index + 1) of nginx's interleaving counts: \"\(field.prefix(40))\" is not a count") }
+                guard let value = Int(field), value >= 0 else {
+                    throw TrafficError(
+                        "line \(index + 1) of nginx's interleaving counts: \"\(field.prefix(40))\" is not a count")
+                }
                 return value
             }
             switch (fields.first, fields.count) {
@@ -61,7 +65,9 @@ public struct InterleavingCounts: Sendable, Equatable {
             case ("prefer", 3): counts.prefer[fields[1]] = try number(fields[2])
             case ("credits", 3): counts.credits[fields[1]] = try number(fields[2])
             case ("fallback", 3): counts.fallback[fields[1]] = try number(fields[2])
-            default: throw TrafficError("line \(index + 1) of nginx's interleaving counts is not understood: \"\(line.prefix(80))\"")
+            default:
+                throw TrafficError(
+                    "line \(index + 1) of nginx's interleaving counts is not understood: \"\(line.prefix(80))\"")
             }
         }
         guard let experiment, experiment != "none", counts.colors.count == 2 else { return nil }

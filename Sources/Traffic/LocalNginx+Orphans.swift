@@ -1,6 +1,6 @@
 import CProcessDescriptors
-import TextSafety
 import Foundation
+import TextSafety
 
 extension LocalNginx {
     /// The processes that hold this configuration's control socket without a running master to
@@ -41,9 +41,11 @@ extension LocalNginx {
             _ = waitpid(master, nil, 0)
             let log = OutsideText.tail(ofFile: config.errorLog, lines: 4)
             throw TrafficError(
-                "a fresh nginx given the sockets of the orphaned workers did not start; they serve on:\n\(log)", hint: "see \(config.errorLog)")
+                "a fresh nginx given the sockets of the orphaned workers did not start; they serve on:\n\(log)",
+                hint: "see \(config.errorLog)")
         }
-        try await stopOrphanedWorkers(workers, config: config, released: { workers.allSatisfy { !SocketHolders.isAlive($0) } })
+        try await stopOrphanedWorkers(
+            workers, config: config, released: { workers.allSatisfy { !SocketHolders.isAlive($0) } })
     }
 
     /// Stops orphaned workers gracefully (SIGQUIT: they close their listening sockets at once and
@@ -133,7 +135,9 @@ extension LocalNginx {
         _ = process_spawn_close_from(&actions, 3 + Int32(sockets.count))
         let arguments = [nginx, "-p", config.runtimeFolder + "/", "-e", config.errorLog, "-c", configPath]
         let inherited = "NGINX=" + targets.map { "\($0);" }.joined()
-        var environment = ProcessInfo.processInfo.environment.filter { $0.key != "NGINX" }.map { "\($0.key)=\($0.value)" }
+        var environment = ProcessInfo.processInfo.environment.filter { $0.key != "NGINX" }.map {
+            "\($0.key)=\($0.value)"
+        }
         environment.append(inherited)
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
@@ -151,7 +155,10 @@ extension LocalNginx {
     func waitForWorker(of master: Int32, config: NginxConfig, for timeout: Duration) async -> Bool {
         await poll(
             {
-                masterPID(config) == master && SocketHolders.children(of: master).contains { SocketHolders.command(of: $0).contains("worker process") }
+                masterPID(config) == master
+                    && SocketHolders.children(of: master).contains {
+                        SocketHolders.command(of: $0).contains("worker process")
+                    }
             }, for: timeout)
     }
 }
@@ -170,7 +177,8 @@ enum SocketHolders {
         return pids.filter { pid in
             let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
             return descriptors.contains { descriptor in
-                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)")).map(links.contains) == true
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)")).map(
+                    links.contains) == true
             }
         }.sorted()
     }
@@ -189,7 +197,9 @@ enum SocketHolders {
             for (index, byte) in bytes.enumerated() { buffer[index] = byte }
         }
         return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
         }
     }
 
@@ -200,7 +210,9 @@ enum SocketHolders {
         return Set(
             table.split(separator: "\n").dropFirst().compactMap { line in
                 let fields = line.split(separator: " ", maxSplits: 7, omittingEmptySubsequences: true)
-                guard fields.count == 8, fields[7] == path, let flags = UInt32(fields[3], radix: 16), flags & 0x10000 != 0 else { return nil }
+                guard fields.count == 8, fields[7] == path, let flags = UInt32(fields[3], radix: 16),
+                    flags & 0x10000 != 0
+                else { return nil }
                 return UInt64(fields[6])
             })
     }
@@ -224,8 +236,10 @@ enum SocketHolders {
     /// A process's socket descriptors with the socket's inode.
     static func descriptors(of pid: Int32) -> [(descriptor: Int32, inode: UInt64)] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { name in
-            guard let descriptor = Int32(name), let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(name)"),
-                link.hasPrefix("socket:["), link.hasSuffix("]"), let inode = UInt64(link.dropFirst("socket:[".count).dropLast())
+            guard let descriptor = Int32(name),
+                let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(name)"),
+                link.hasPrefix("socket:["), link.hasSuffix("]"),
+                let inode = UInt64(link.dropFirst("socket:[".count).dropLast())
             else { return nil }
             return (descriptor, inode)
         }
@@ -233,7 +247,9 @@ enum SocketHolders {
 
     /// The live processes whose parent is `parent`.
     static func children(of master: Int32) -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { parent(of: $0) == master && isAlive($0) }
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter {
+            parent(of: $0) == master && isAlive($0)
+        }
     }
 
     /// Alive and not a zombie.
@@ -267,7 +283,8 @@ enum SocketHolders {
     /// it, its program (`/usr/sbin/nginx -p …`).
     static func isNginx(_ pid: Int32) -> Bool {
         let command = command(of: pid)
-        let program = command.split(separator: " ", maxSplits: 1).first.map { $0.split(separator: "/").last ?? $0 } ?? ""
+        let program =
+            command.split(separator: " ", maxSplits: 1).first.map { $0.split(separator: "/").last ?? $0 } ?? ""
         return command.hasPrefix("nginx:") || program.hasPrefix("nginx")
     }
 

@@ -2,9 +2,9 @@ import Foundation
 import Subprocess
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 /// nginx as a process on this machine, found on the usual paths.
@@ -52,12 +52,16 @@ public struct LocalNginx: NginxHost {
     public func start(configPath: String, config: NginxConfig) async throws {
         let start = try await run(["-c", configPath], config: config)
         guard start.status == 0 else {
-            throw TrafficError("nginx did not start:\n\(start.output)", hint: "is port \(config.listenPort) free? see \(config.errorLog)")
+            throw TrafficError(
+                "nginx did not start:\n\(start.output)",
+                hint: "is port \(config.listenPort) free? see \(config.errorLog)")
         }
     }
 
     public func reload(config: NginxConfig) async throws {
-        guard let master = masterPID(config), kill(master, SIGHUP) == 0 else { throw TrafficError("cannot signal the nginx master") }
+        guard let master = masterPID(config), kill(master, SIGHUP) == 0 else {
+            throw TrafficError("cannot signal the nginx master")
+        }
     }
 
     /// Stops the master and its workers, and workers a killed master left behind.
@@ -79,7 +83,8 @@ public struct LocalNginx: NginxHost {
 
     func run(_ arguments: [String], config: NginxConfig) async throws -> (status: Int32, output: String) {
         let result = try await Subprocess.run(
-            .path(FilePath(nginx)), arguments: Arguments(["-p", config.runtimeFolder + "/", "-e", config.errorLog] + arguments),
+            .path(FilePath(nginx)),
+            arguments: Arguments(["-p", config.runtimeFolder + "/", "-e", config.errorLog] + arguments),
             output: .string(limit: 1 << 16), error: .combinedWithOutput)
         let status: Int32 = if case .exited(let code) = result.terminationStatus { code } else { -1 }
         return (status, result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))

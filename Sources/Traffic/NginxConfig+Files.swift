@@ -13,8 +13,12 @@ extension NginxConfig {
     /// A text file of this module's resources, which the build puts beside the executable
     /// (`orchestrate_Traffic.resources/`). One missing is a broken installation, not an input.
     static func resourceText(_ name: String) -> String {
-        guard let url = Bundle.module.resourceURL?.appendingPathComponent(name), let text = try? String(contentsOf: url, encoding: .utf8) else {
-            fatalError("\(name) is missing from \(Bundle.module.bundlePath): copy the .resources folders beside the orchestrate executable with it")
+        guard let url = Bundle.module.resourceURL?.appendingPathComponent(name),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else {
+            fatalError(
+                "\(name) is missing from \(Bundle.module.bundlePath): copy the .resources folders beside the orchestrate executable with it"
+            )
         }
         return text
     }

@@ -21,7 +21,8 @@ public struct NginxConfig: Sendable {
     public var interleaveLua: String
 
     public init(
-        template: String = NginxConfig.defaultTemplate, listenAddress: String = "127.0.0.1", listenPort: Int, runtimeFolder: String,
+        template: String = NginxConfig.defaultTemplate, listenAddress: String = "127.0.0.1", listenPort: Int,
+        runtimeFolder: String,
         modules: NginxModules? = NginxModules.find(), trafficLua: String = NginxConfig.defaultTrafficLua,
         interleaveLua: String = NginxConfig.defaultInterleaveLua
     ) {
@@ -54,9 +55,13 @@ public struct NginxConfig: Sendable {
     /// - Throws: `TrafficError` when a value would be misread by nginx or the modules are missing.
     public func render() throws -> Rendering {
         try TrafficSplit.check(host: listenAddress, what: "the listen address")
-        guard (1...65535).contains(listenPort) else { throw TrafficError("listen port \(listenPort) is outside 1...65535") }
+        guard (1...65535).contains(listenPort) else {
+            throw TrafficError("listen port \(listenPort) is outside 1...65535")
+        }
         guard runtimeFolder.hasPrefix("/"), !runtimeFolder.contains(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) else {
-            throw TrafficError("the nginx runtime folder \(runtimeFolder) must be an absolute path without characters nginx or Lua would misread")
+            throw TrafficError(
+                "the nginx runtime folder \(runtimeFolder) must be an absolute path without characters nginx or Lua would misread"
+            )
         }
         // sockaddr_un holds 108 bytes with the terminating zero.
         guard controlSocket.utf8.count <= 107 else {
@@ -65,12 +70,15 @@ public struct NginxConfig: Sendable {
                 hint: "put the pipeline (its releases/state folder) on a shorter path")
         }
         guard let modules else { throw NginxModules.missing }
-        for path in [modules.developmentKit, modules.lua] where !path.hasPrefix("/") || path.contains(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) {
+        for path in [modules.developmentKit, modules.lua]
+        where !path.hasPrefix("/") || path.contains(where: { ";{}\"'\n\r\t\\ $#".contains($0) }) {
             throw TrafficError("the nginx module path \(path) has characters nginx would misread")
         }
         let values = [
-            "load_modules": "load_module \(modules.developmentKit);\nload_module \(modules.lua);", "pid_file": pidFile, "error_log": errorLog,
-            "temp_folder": runtimeFolder, "listen_address": listenAddress, "listen_port": String(listenPort), "control_socket": controlSocket,
+            "load_modules": "load_module \(modules.developmentKit);\nload_module \(modules.lua);", "pid_file": pidFile,
+            "error_log": errorLog,
+            "temp_folder": runtimeFolder, "listen_address": listenAddress, "listen_port": String(listenPort),
+            "control_socket": controlSocket,
             "state_file": stateFile,
         ]
         var text = template
@@ -85,11 +93,15 @@ public struct NginxConfig: Sendable {
             }
             rest = rest[close.upperBound...]
         }
-        for name in ["traffic_lua", "interleave_lua", "config_id"] where text.components(separatedBy: "{{\(name)}}").count != 2 {
+        for name in ["traffic_lua", "interleave_lua", "config_id"]
+        where text.components(separatedBy: "{{\(name)}}").count != 2 {
             throw TrafficError("the template must have {{\(name)}} exactly once")
         }
-        guard !trafficLua.contains("{{"), !interleaveLua.contains("{{") else { throw TrafficError("the Lua code must not contain {{") }
-        text = text.replacingOccurrences(of: "{{traffic_lua}}", with: trafficLua).replacingOccurrences(of: "{{interleave_lua}}", with: interleaveLua)
+        guard !trafficLua.contains("{{"), !interleaveLua.contains("{{") else {
+            throw TrafficError("the Lua code must not contain {{")
+        }
+        text = text.replacingOccurrences(of: "{{traffic_lua}}", with: trafficLua).replacingOccurrences(
+            of: "{{interleave_lua}}", with: interleaveLua)
         let id = Self.fingerprint(text)
         return Rendering(text: text.replacingOccurrences(of: "{{config_id}}", with: id), id: id)
     }

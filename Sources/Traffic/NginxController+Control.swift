@@ -14,7 +14,8 @@ extension NginxController {
     /// The most of a control answer read: the configuration's path and the split, a few
     /// kilobytes (documented in the README).
     static let controlAnswerLimit = HTTPClient.BodyLimit(
-        1 << 20, for: "nginx's answer on its control socket", hint: "is the control socket that of our nginx? `orchestrate repair` renders and restarts it")
+        1 << 20, for: "nginx's answer on its control socket",
+        hint: "is the control socket that of our nginx? `orchestrate repair` renders and restarts it")
 
     /// `GET /traffic` on the control socket.
     ///
@@ -24,18 +25,22 @@ extension NginxController {
         let response = try await send(method: "GET")
         let text = String(decoding: response.body, as: UTF8.self)
         guard response.status == 200, let first = text.split(separator: "\n").first, first.hasPrefix("config ") else {
-            throw TrafficError("nginx's control socket answered \(response.status): \(OutsideText.bounded(text, limit: 200))")
+            throw TrafficError(
+                "nginx's control socket answered \(response.status): \(OutsideText.bounded(text, limit: 200))")
         }
         let configuration = String(first.dropFirst("config ".count))
         let rest = text.split(separator: "\n").dropFirst()
-        return ControlAnswer(configuration: configuration, state: rest.isEmpty ? nil : try TrafficState(parsing: rest.joined(separator: "\n")))
+        return ControlAnswer(
+            configuration: configuration,
+            state: rest.isEmpty ? nil : try TrafficState(parsing: rest.joined(separator: "\n")))
     }
 
     func send(method: String, body: String? = nil) async throws -> HTTPClient.Response {
         try await HTTPClient.send(
             HTTPClient.Request(
                 method: method, url: "http://nginx/traffic", headers: body == nil ? [] : ["Content-Type: text/plain"],
-                body: body.map { .data(Data($0.utf8)) }, timeout: .seconds(3), limit: Self.controlAnswerLimit, unixSocket: config.controlSocket))
+                body: body.map { .data(Data($0.utf8)) }, timeout: .seconds(3), limit: Self.controlAnswerLimit,
+                unixSocket: config.controlSocket))
     }
 
     /// Writes `text` to a temporary file beside `path`, checks every write, flushes it to disk and
@@ -67,13 +72,17 @@ extension NginxController {
     /// `host:port` with the host replaced by its IPv4 address (an address is kept as it is).
     static func resolvingHostName(_ address: String, of color: String) throws -> String {
         if TrafficState.isIPv4Address(address) { return address }
-        guard let colon = address.lastIndex(of: ":") else { throw TrafficError("backend address \"\(address)\" is not host:port") }
+        guard let colon = address.lastIndex(of: ":") else {
+            throw TrafficError("backend address \"\(address)\" is not host:port")
+        }
         let host = String(address[..<colon])
         var hints = addrinfo()
         hints.ai_family = AF_INET
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result, let socketAddress = first.pointee.ai_addr else {
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result,
+            let socketAddress = first.pointee.ai_addr
+        else {
             throw TrafficError("backend host \(host) of \(color) does not resolve to an IPv4 address")
         }
         defer { freeaddrinfo(result) }
@@ -82,6 +91,7 @@ extension NginxController {
         guard inet_ntop(AF_INET, &internet, &text, socklen_t(INET_ADDRSTRLEN)) != nil else {
             throw TrafficError("cannot format the address of \(host)")
         }
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + address[colon...]
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            + address[colon...]
     }
 }

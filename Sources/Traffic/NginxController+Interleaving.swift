@@ -11,10 +11,13 @@ extension NginxController {
     public func interleaving() async throws -> InterleavingCounts? {
         let response = try await HTTPClient.send(
             HTTPClient.Request(
-                method: "GET", url: "http://nginx/interleaving", timeout: .seconds(3), limit: Self.controlAnswerLimit, unixSocket: config.controlSocket))
+                method: "GET", url: "http://nginx/interleaving", timeout: .seconds(3), limit: Self.controlAnswerLimit,
+                unixSocket: config.controlSocket))
         let text = String(decoding: response.body, as: UTF8.self)
         guard response.status == 200 else {
-            throw TrafficError("nginx's control socket answered \(response.status) to GET /interleaving: \(OutsideText.bounded(text, limit: 200))")
+            throw TrafficError(
+                "nginx's control socket answered \(response.status) to GET /interleaving: \(OutsideText.bounded(text, limit: 200))"
+            )
         }
         return try InterleavingCounts(parsing: text)
     }

@@ -144,7 +144,8 @@ public struct NginxController: Sendable {
         public var replacementNote: String? {
             guard !replacedOrphans.isEmpty else { return nil }
             let pids = replacedOrphans.map(String.init).joined(separator: ", ")
-            return "nginx's master was gone: its orphaned workers (pid \(pids)) got the split first, then stopped; a fresh nginx serves it"
+            return
+                "nginx's master was gone: its orphaned workers (pid \(pids)) got the split first, then stopped; a fresh nginx serves it"
         }
     }
 
@@ -257,7 +258,8 @@ public struct NginxController: Sendable {
             try await Task.sleep(for: .milliseconds(25))
         }
         throw TrafficError(
-            "nginx did not take configuration \(id) within \(timeout) (\(last))\(errorLogTail())", hint: "see \(config.errorLog)")
+            "nginx did not take configuration \(id) within \(timeout) (\(last))\(errorLogTail())",
+            hint: "see \(config.errorLog)")
     }
 
     /// Whether nginx is taking the configuration already installed: just after a reload, a worker
@@ -271,6 +273,9 @@ public struct NginxController: Sendable {
     /// The last lines nginx logged (a port it could not bind, say), indented for an error message.
     func errorLogTail(lines: Int = 4) -> String {
         let tail = OutsideText.tail(ofFile: config.errorLog, lines: lines)
-        return tail.isEmpty ? "" : "\n  last lines of \(config.errorLog):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+        return tail.isEmpty
+            ? ""
+            : "\n  last lines of \(config.errorLog):\n"
+                + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
     }
 }

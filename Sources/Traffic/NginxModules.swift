@@ -16,17 +16,23 @@ public struct NginxModules: Sendable, Equatable {
 
     /// Debian's paths (the `lb` image of the `Dockerfile` installs the modules there).
     public static let debian = NginxModules(
-        developmentKit: "/usr/lib/nginx/modules/ndk_http_module.so", lua: "/usr/lib/nginx/modules/ngx_http_lua_module.so")
+        developmentKit: "/usr/lib/nginx/modules/ndk_http_module.so",
+        lua: "/usr/lib/nginx/modules/ngx_http_lua_module.so")
 
     /// Where distributions install nginx's dynamic modules.
-    public static let folders = ["/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/share/nginx/modules", "/usr/local/nginx/modules"]
+    public static let folders = [
+        "/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/share/nginx/modules", "/usr/local/nginx/modules",
+    ]
 
     /// The modules of this machine's nginx, if installed (looked for as `LocalNginx.find()` looks
     /// for the binary).
     public static func find() -> NginxModules? {
         for folder in folders {
-            let modules = NginxModules(developmentKit: folder + "/ndk_http_module.so", lua: folder + "/ngx_http_lua_module.so")
-            if FileManager.default.fileExists(atPath: modules.developmentKit) && FileManager.default.fileExists(atPath: modules.lua) {
+            let modules = NginxModules(
+                developmentKit: folder + "/ndk_http_module.so", lua: folder + "/ngx_http_lua_module.so")
+            if FileManager.default.fileExists(atPath: modules.developmentKit)
+                && FileManager.default.fileExists(atPath: modules.lua)
+            {
                 return modules
             }
         }

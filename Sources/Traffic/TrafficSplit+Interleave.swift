@@ -25,12 +25,23 @@ extension TrafficSplit {
 
         /// - Throws: `TrafficError` for a value nginx would refuse.
         func validate(backends: Int) throws {
-            guard backends == 2 else { throw TrafficError("an interleaving split has two colours (the live one and the new one), got \(backends)") }
-            guard (1...100).contains(percent) else { throw TrafficError("the interleaved share \(percent) % is outside 1...100") }
-            guard (1...86_400).contains(window) else { throw TrafficError("the credit window \(window) s is outside 1...86400") }
+            guard backends == 2 else {
+                throw TrafficError(
+                    "an interleaving split has two colours (the live one and the new one), got \(backends)")
+            }
+            guard (1...100).contains(percent) else {
+                throw TrafficError("the interleaved share \(percent) % is outside 1...100")
+            }
+            guard (1...86_400).contains(window) else {
+                throw TrafficError("the credit window \(window) s is outside 1...86400")
+            }
             for (name, token) in [("seed", seed), ("experiment", experiment)] {
-                guard !token.isEmpty, token.count <= 100, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
-                    throw TrafficError("the interleaving's \(name) \"\(token.prefix(100))\" must be 1 to 100 letters, digits, '.', '_' or '-'")
+                guard !token.isEmpty, token.count <= 100,
+                    token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+                else {
+                    throw TrafficError(
+                        "the interleaving's \(name) \"\(token.prefix(100))\" must be 1 to 100 letters, digits, '.', '_' or '-'"
+                    )
                 }
             }
         }

@@ -80,20 +80,34 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
     ///
     /// - Throws: `TrafficError` naming the first problem.
     public func validate() throws {
-        guard !backends.isEmpty, backends.count <= 8 else { throw TrafficError("a traffic split has 1 to 8 backends, got \(backends.count)") }
+        guard !backends.isEmpty, backends.count <= 8 else {
+            throw TrafficError("a traffic split has 1 to 8 backends, got \(backends.count)")
+        }
         var colors = Set<String>()
         for backend in backends {
-            guard Self.isToken(backend.color) else { throw TrafficError("colour \"\(backend.color)\" must be letters, digits, '_' or '-'") }
-            guard colors.insert(backend.color).inserted else { throw TrafficError("colour \(backend.color) appears twice in a traffic split") }
-            guard (0...100).contains(backend.weight) else { throw TrafficError("weight \(backend.weight) of \(backend.color) is outside 0...100") }
+            guard Self.isToken(backend.color) else {
+                throw TrafficError("colour \"\(backend.color)\" must be letters, digits, '_' or '-'")
+            }
+            guard colors.insert(backend.color).inserted else {
+                throw TrafficError("colour \(backend.color) appears twice in a traffic split")
+            }
+            guard (0...100).contains(backend.weight) else {
+                throw TrafficError("weight \(backend.weight) of \(backend.color) is outside 0...100")
+            }
             guard (1...Self.maximumAddresses).contains(backend.addresses.count) else {
-                throw TrafficError("\(backend.color) has \(backend.addresses.count) addresses; a colour has 1 to \(Self.maximumAddresses)")
+                throw TrafficError(
+                    "\(backend.color) has \(backend.addresses.count) addresses; a colour has 1 to \(Self.maximumAddresses)"
+                )
             }
             for address in backend.addresses { try Self.check(address: address) }
         }
-        guard !serving.isEmpty else { throw TrafficError("a traffic split must send traffic somewhere: every weight is 0") }
+        guard !serving.isEmpty else {
+            throw TrafficError("a traffic split must send traffic somewhere: every weight is 0")
+        }
         guard serving.map(\.weight).reduce(0, +) == 100 else {
-            throw TrafficError("weights must add up to 100, got \(backends.map { "\($0.color) \($0.weight)" }.joined(separator: ", "))")
+            throw TrafficError(
+                "weights must add up to 100, got \(backends.map { "\($0.color) \($0.weight)" }.joined(separator: ", "))"
+            )
         }
         try interleave?.validate(backends: backends.count)
     }
@@ -102,17 +116,21 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
     public static let maximumAddresses = 32
 
     static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.count <= 63 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+        !text.isEmpty && text.count <= 63
+            && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
     }
 
     static func check(host: String, what: String) throws {
-        let ok = !host.isEmpty && host.count <= 253 && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }
+        let ok =
+            !host.isEmpty && host.count <= 253
+            && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }
         guard ok else { throw TrafficError("\(what) \"\(host)\" is not a plain host name or IPv4 address") }
     }
 
     static func check(address: String) throws {
         guard let colon = address.lastIndex(of: ":"), case let digits = address[address.index(after: colon)...],
-            !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(digits), (1...65535).contains(port)
+            !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(digits),
+            (1...65535).contains(port)
         else {
             throw TrafficError("backend address \"\(address)\" is not host:port")
         }

@@ -24,14 +24,19 @@ public struct TrafficState: Sendable, Equatable {
     ///
     /// - Throws: `TrafficError` when a value could not be read back or nginx would refuse it.
     public func text() throws -> String {
-        guard (1...999_999_999).contains(generation) else { throw TrafficError("generation \(generation) is outside 1...999999999") }
+        guard (1...999_999_999).contains(generation) else {
+            throw TrafficError("generation \(generation) is outside 1...999999999")
+        }
         try split.validate()
         for backend in split.backends {
             for address in backend.addresses where !Self.isIPv4Address(address) {
-                throw TrafficError("backend address \"\(address)\" is not IPv4:port (nginx's balancer takes addresses, not names)")
+                throw TrafficError(
+                    "backend address \"\(address)\" is not IPv4:port (nginx's balancer takes addresses, not names)")
             }
         }
-        var lines = ["generation \(generation)", "mode \(split.mode.rawValue)"] + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
+        var lines =
+            ["generation \(generation)", "mode \(split.mode.rawValue)"]
+            + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
         if let interleave = split.interleave { lines.append(interleave.line) }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -44,7 +49,8 @@ public struct TrafficState: Sendable, Equatable {
         var mode: TrafficSplit.Mode?
         var backends: [TrafficSplit.Backend] = []
         var interleave: TrafficSplit.Interleave?
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !line.isEmpty {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
             switch (fields.first, fields.count) {
             case ("config", 2):
@@ -55,15 +61,23 @@ public struct TrafficState: Sendable, Equatable {
                 }
                 generation = value
             case ("mode", 2) where mode == nil:
-                guard let value = TrafficSplit.Mode(rawValue: fields[1]) else { throw TrafficError("line \(index + 1): unknown mode \"\(fields[1])\"") }
+                guard let value = TrafficSplit.Mode(rawValue: fields[1]) else {
+                    throw TrafficError("line \(index + 1): unknown mode \"\(fields[1])\"")
+                }
                 mode = value
             case ("backend", 4):
                 guard let weight = Int(fields[3]), fields[3].allSatisfy(\.isNumber) else {
                     throw TrafficError("line \(index + 1): weight \"\(fields[3])\" is not a number")
                 }
-                backends.append(.init(color: fields[1], addresses: fields[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init), weight: weight))
+                backends.append(
+                    .init(
+                        color: fields[1],
+                        addresses: fields[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init),
+                        weight: weight))
             case ("interleave", 5) where interleave == nil:
-                guard let percent = Int(fields[1]), let window = Int(fields[2]), fields[1].allSatisfy(\.isNumber), fields[2].allSatisfy(\.isNumber) else {
+                guard let percent = Int(fields[1]), let window = Int(fields[2]), fields[1].allSatisfy(\.isNumber),
+                    fields[2].allSatisfy(\.isNumber)
+                else {
                     throw TrafficError("line \(index + 1): the interleaved share and window must be numbers")
                 }
                 interleave = .init(percent: percent, window: window, seed: fields[3], experiment: fields[4])
@@ -71,7 +85,9 @@ public struct TrafficState: Sendable, Equatable {
                 throw TrafficError("line \(index + 1) is not understood: \"\(line.prefix(80))\"")
             }
         }
-        guard let generation, let mode else { throw TrafficError("a traffic state needs a generation line and a mode line") }
+        guard let generation, let mode else {
+            throw TrafficError("a traffic state needs a generation line and a mode line")
+        }
         self.init(generation: generation, split: TrafficSplit(mode: mode, backends: backends, interleave: interleave))
         _ = try self.text()
     }
@@ -79,6 +95,9 @@ public struct TrafficState: Sendable, Equatable {
     static func isIPv4Address(_ address: String) -> Bool {
         guard let colon = address.lastIndex(of: ":") else { return false }
         let octets = address[..<colon].split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0).map { $0 <= 255 } == true }
+        return octets.count == 4
+            && octets.allSatisfy {
+                !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0).map { $0 <= 255 } == true
+            }
     }
 }

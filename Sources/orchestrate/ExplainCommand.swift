@@ -8,7 +8,10 @@ import Provenance
 /// `orchestrate explain`: why a release was promoted or rolled back, step by step.
 struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "explain", abstract: "Why a release was promoted or rolled back: every step, gate measurement and judge look, with the rule that decided.")
+        commandName: "explain",
+        abstract:
+            "Why a release was promoted or rolled back: every step, gate measurement and judge look, with the rule that decided."
+    )
 
     @Argument(help: "The release id (orchestrate history lists them); --last for the newest.") var release: String?
     @Flag(help: "The newest release.") var last = false
@@ -32,7 +35,10 @@ struct ExplainCommand: AsyncParsableCommand {
         let history = try source.resolve()
         guard let record = try history.lastRecord(where: { last ? $0.rollout != nil : $0.releaseID == release }) else {
             throw OrchestratorError(
-                .invalidInput, last ? "no release with a rollout in \(history.path)" : "release \(release ?? "") is not in \(history.path)",
+                .invalidInput,
+                last
+                    ? "no release with a rollout in \(history.path)"
+                    : "release \(release ?? "") is not in \(history.path)",
                 hint: "orchestrate history lists the releases")
         }
         let steps = record.rollout?.steps ?? []
@@ -47,13 +53,16 @@ struct ExplainCommand: AsyncParsableCommand {
         print("release \(record.releaseID): \(record.outcome.rawValue)\(record.failure.map { " — \($0)" } ?? "")")
         // The model released is the one its tune stage chose: say which, and how it was chosen.
         for (stage, tuning) in tuned {
-            print("tuned by stage \(stage) (\(record.stages.first { $0.name == stage }?.status.rawValue ?? "")): chose \(tuning.summary)")
+            print(
+                "tuned by stage \(stage) (\(record.stages.first { $0.name == stage }?.status.rawValue ?? "")): chose \(tuning.summary)"
+            )
         }
         if let rollout = record.rollout {
             print("live \(rollout.live ?? "none"), new \(rollout.target), \(rollout.mode) split")
         }
         for (index, step) in steps.enumerated() {
-            let seconds = step.finishedOn.map { String(format: "%.1f s", $0.timeIntervalSince(step.startedOn)) } ?? "unfinished"
+            let seconds =
+                step.finishedOn.map { String(format: "%.1f s", $0.timeIntervalSince(step.startedOn)) } ?? "unfinished"
             let verdict = step.passed.map { $0 ? "passed" : "FAILED" } ?? "not decided"
             print("\nstep \(index + 1): \(rollout(record)) \(step.weight)%, held \(seconds): \(verdict)")
             for measurement in step.measurements {
@@ -61,7 +70,9 @@ struct ExplainCommand: AsyncParsableCommand {
                 print("  gate \(measurement.gate) \(measurement.condition): \(value) \(measurement.outcome)")
             }
             guard let looks = step.judge, let final = looks.last else { continue }
-            print("  judge: \(looks.count) look(s); \(step.judgeDecision?.rawValue ?? "undecided"): \(step.judgeRule ?? "")")
+            print(
+                "  judge: \(looks.count) look(s); \(step.judgeDecision?.rawValue ?? "undecided"): \(step.judgeRule ?? "")"
+            )
             // The split's health at the last look that could check it.
             for check in looks.last(where: { !($0.sampleRatio ?? []).isEmpty })?.sampleRatio ?? [] {
                 print("  sample ratio \(check.mismatch ? "MISMATCH" : "ok"): \(check.summary)")
@@ -75,7 +86,8 @@ struct ExplainCommand: AsyncParsableCommand {
                         name + (metric.critical ? "*" : ""), metric.classification.rawValue,
                         String(format: "%.0f/%.0f", comparison.newSuccesses, comparison.newTrials),
                         String(format: "%.0f/%.0f", comparison.liveSuccesses, comparison.liveTrials),
-                        String(format: "%+.4f", comparison.difference), String(format: "[%+.4f, %+.4f]", comparison.lower, comparison.upper),
+                        String(format: "%+.4f", comparison.difference),
+                        String(format: "[%+.4f, %+.4f]", comparison.lower, comparison.upper),
                         String(format: "%.4f", comparison.margin),
                     ]
                     rows.append(cells)

@@ -1,12 +1,12 @@
 import ArgumentParser
-import Foundation
 import CommandLineSupport
-import Orchestrator
 import EngineAPI
-import StrictYAML
+import Foundation
+import Orchestrator
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 struct HistoryOptions: ParsableArguments {
     @Option(help: "The history file.") var history: String?
@@ -22,7 +22,8 @@ struct HistoryOptions: ParsableArguments {
 struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history", abstract: "Show or verify the release history.",
-        subcommands: [HistoryListCommand.self, HistoryVerifyCommand.self, HistoryKeygenCommand.self], defaultSubcommand: HistoryListCommand.self)
+        subcommands: [HistoryListCommand.self, HistoryVerifyCommand.self, HistoryKeygenCommand.self],
+        defaultSubcommand: HistoryListCommand.self)
 }
 
 struct HistoryListCommand: AsyncParsableCommand {
@@ -36,14 +37,22 @@ struct HistoryListCommand: AsyncParsableCommand {
 
     @OptionGroup var source: HistoryOptions
     @Option(help: "Only the last N releases.") var last: Int?
-    @Option(help: "What was serving at this time (ISO 8601, e.g. 2026-12-01T14:05:00Z).", transform: Timestamp.init(parsing:)) var at: Timestamp?
-    @Option(help: "Only releases started at or after this time (ISO 8601).", transform: Timestamp.init(parsing:)) var since: Timestamp?
-    @Option(help: "Only releases started at or before this time (ISO 8601).", transform: Timestamp.init(parsing:)) var until: Timestamp?
+    @Option(
+        help: "What was serving at this time (ISO 8601, e.g. 2026-12-01T14:05:00Z).",
+        transform: Timestamp.init(parsing:)) var at: Timestamp?
+    @Option(help: "Only releases started at or after this time (ISO 8601).", transform: Timestamp.init(parsing:))
+    var since: Timestamp?
+    @Option(help: "Only releases started at or before this time (ISO 8601).", transform: Timestamp.init(parsing:))
+    var until: Timestamp?
     @Option(help: "text or json.") var output: OutputFormat = .text
 
     func validate() throws {
-        if at != nil && (since != nil || until != nil || last != nil) { throw ValidationError("--at answers for one time: it goes without --since, --until and --last") }
-        if let since, let until, since.date > until.date { throw ValidationError("--since \(since.text) is after --until \(until.text)") }
+        if at != nil && (since != nil || until != nil || last != nil) {
+            throw ValidationError("--at answers for one time: it goes without --since, --until and --last")
+        }
+        if let since, let until, since.date > until.date {
+            throw ValidationError("--since \(since.text) is after --until \(until.text)")
+        }
         if let last, last < 0 { throw ValidationError("--last \(last): give a number of releases, 0 or more") }
     }
 
@@ -74,7 +83,8 @@ struct HistoryListCommand: AsyncParsableCommand {
             }
         }
         warnings.finish()
-        listing.finish(empty: "no releases in \(history.path)\(since != nil || until != nil ? " in that time range" : "")")
+        listing.finish(
+            empty: "no releases in \(history.path)\(since != nil || until != nil ? " in that time range" : "")")
     }
 
     /// What `--at` prints: the change in force then, and every colour that took traffic.
@@ -99,7 +109,9 @@ struct HistoryListCommand: AsyncParsableCommand {
             let formatter = ISO8601DateFormatter()
             throw OrchestratorError(
                 .invalidInput,
-                timeline.firstRecord.map { "\(at.text) is before the first record of \(path) (\(formatter.string(from: $0))): the history cannot say what served then" }
+                timeline.firstRecord.map {
+                    "\(at.text) is before the first record of \(path) (\(formatter.string(from: $0))): the history cannot say what served then"
+                }
                     ?? "\(path) holds no release record: it cannot say what served at \(at.text)",
                 hint: "orchestrate history lists the releases and when they started")
         }
@@ -121,7 +133,10 @@ struct HistoryListCommand: AsyncParsableCommand {
         print("serving at \(at.text) (\(cause))")
         var rows = [["COLOUR", "WEIGHT", "RELEASE", "MODEL", "SHA256"]]
         for serving in change.serving {
-            rows.append([serving.color, "\(serving.weight)%", serving.releaseID ?? "unknown", serving.modelVersion ?? "-", serving.modelSHA256 ?? "-"])
+            rows.append([
+                serving.color, "\(serving.weight)%", serving.releaseID ?? "unknown", serving.modelVersion ?? "-",
+                serving.modelSHA256 ?? "-",
+            ])
         }
         tableLines(rows).forEach { print($0) }
     }
@@ -151,10 +166,14 @@ struct ReleaseListing {
         let outcome: String = record.dryRun ? "dry-run" : record.outcome.rawValue
         let stages: String = record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
         let started: String = formatter.string(from: record.startedOn)
-        rows.append([record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-", record.model?.version ?? "-", stages])
+        rows.append([
+            record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-",
+            record.model?.version ?? "-", stages,
+        ])
         if let repair = record.historyRepair {
             printError(
-                "note: \(record.releaseID) replaced the torn line \(repair.line) of the history (\(repair.bytes) bytes, kept in \(repair.keptIn))")
+                "note: \(record.releaseID) replaced the torn line \(repair.line) of the history (\(repair.bytes) bytes, kept in \(repair.keptIn))"
+            )
         }
     }
 
@@ -241,7 +260,8 @@ struct HistoryVerifyCommand: AsyncParsableCommand {
         if output == .json {
             try printJSON(
                 Report(
-                    path: history.path, records: verification.records, problems: problems, trustedKeyID: verification.trustedKeyID,
+                    path: history.path, records: verification.records, problems: problems,
+                    trustedKeyID: verification.trustedKeyID,
                     signers: verification.signers, unsigned: verification.unsigned))
         } else {
             for problem in problems { printError("\(history.path): \(problem)") }
@@ -255,13 +275,17 @@ struct HistoryVerifyCommand: AsyncParsableCommand {
                     "signatures not checked (no --public-key); signed by \(signed)"
                 }
             let unsigned = verification.unsigned > 0 && !signed.isEmpty ? ", \(verification.unsigned) unsigned" : ""
-            print("\(history.path): \(verification.records) records, \(problems.isEmpty ? "chain intact" : "\(problems.count) problem(s)"); \(signatures)\(unsigned)")
+            print(
+                "\(history.path): \(verification.records) records, \(problems.isEmpty ? "chain intact" : "\(problems.count) problem(s)"); \(signatures)\(unsigned)"
+            )
         }
         if !problems.isEmpty {
             let torn = problems.contains { $0.message.hasPrefix(ReleaseHistory.tornLineProblem) }
             throw OrchestratorError(
                 .historyCorrupt, "\(history.path) failed verification with \(problems.count) problem(s)",
-                hint: (torn ? "the torn last line: orchestrate recover PIPELINE repairs it (its bytes are kept) and records the repair; " : "")
+                hint: (torn
+                    ? "the torn last line: orchestrate recover PIPELINE repairs it (its bytes are kept) and records the repair; "
+                    : "")
                     + "compare with a backup or the CI artifacts; records after a problem are still readable")
         }
     }

@@ -1,11 +1,11 @@
 import ArgumentParser
-import Foundation
 import CommandLineSupport
+import EngineAPI
+import Foundation
 import Orchestrator
+import OrchestratorSupport
 import StrictYAML
 import Traffic
-import EngineAPI
-import OrchestratorSupport
 
 /// `orchestrate image import`: the images of the Docker runtime without a registry.
 struct ImageCommand: AsyncParsableCommand {
@@ -31,10 +31,16 @@ struct ImageImportCommand: AsyncParsableCommand {
     }
 
     @Argument(help: "recengine, nginx or prometheus.") var kind: Kind
-    @Option(help: "The image name (default localhost/recengine:latest or localhost/orchestrate-nginx:latest).") var tag: String?
-    @Option(help: "The program to put in the image (default: recengine next to orchestrate; /usr/sbin/nginx).") var binary: String?
-    @Option(help: "The engine: unix:///PATH or tcp://HOST:PORT (default DOCKER_HOST, else /var/run/docker.sock).") var host: String?
-    @Flag(help: "Allow plain HTTP to a tcp engine that is not on loopback (only on a network you trust); TLS follows the docker CLI's DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH.") var insecure = false
+    @Option(help: "The image name (default localhost/recengine:latest or localhost/orchestrate-nginx:latest).") var tag:
+        String?
+    @Option(help: "The program to put in the image (default: recengine next to orchestrate; /usr/sbin/nginx).")
+    var binary: String?
+    @Option(help: "The engine: unix:///PATH or tcp://HOST:PORT (default DOCKER_HOST, else /var/run/docker.sock).")
+    var host: String?
+    @Flag(
+        help:
+            "Allow plain HTTP to a tcp engine that is not on loopback (only on a network you trust); TLS follows the docker CLI's DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH."
+    ) var insecure = false
 
     func run() async throws {
         let engine = try await DockerEngine.configured(host: host, certificates: nil, insecure: insecure).negotiated()

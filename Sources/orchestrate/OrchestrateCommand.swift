@@ -3,10 +3,10 @@ import CommandLineSupport
 import EngineAPI
 import Foundation
 import Orchestrator
-import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 /// `orchestrate`: the release controller's command line.
 struct OrchestrateCommand: AsyncParsableCommand {
@@ -23,8 +23,10 @@ struct OrchestrateCommand: AsyncParsableCommand {
             """,
         version: RunIdentity.version,
         subcommands: [
-            RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self, PromoteCommand.self,
-            RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self, ImageCommand.self, ComposeCommand.self,
+            RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self,
+            PromoteCommand.self,
+            RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self,
+            ImageCommand.self, ComposeCommand.self,
         ]
     )
 
@@ -42,12 +44,17 @@ struct OrchestrateCommand: AsyncParsableCommand {
 
 struct PipelineArgument: ParsableArguments {
     @Argument(help: "The pipeline file.") var pipeline: String = "pipelines/pipeline.yml"
-    @Option(help: "Sign the record this appends with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY).")
+    @Option(
+        help:
+            "Sign the record this appends with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY)."
+    )
     var signingKey: String?
 
     /// - Parameter signing: the action appends a record, signed with the key given (only then is
     ///   the key read, so a bad key never stops a read-only command).
-    func controller(signing: Bool = false, progress: @escaping @Sendable (String) -> Void = { printError($0) }) throws -> ReleaseController {
+    func controller(
+        signing: Bool = false, progress: @escaping @Sendable (String) -> Void = { printError($0) }
+    ) throws -> ReleaseController {
         let environment = ProcessInfo.processInfo.environment
         return ReleaseController(
             pipeline: try PipelineLoader().load(pipeline),

@@ -8,7 +8,8 @@ import Provenance
 /// `orchestrate report`: a release's report (HTML with charts, Markdown, JSON) from its record.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Write a release's report: report.html (charts, no network needed), report.md and report.json.",
+        commandName: "report",
+        abstract: "Write a release's report: report.html (charts, no network needed), report.md and report.json.",
         discussion: """
             Taken from the release's record in the history: traffic weights per colour over time, every \
             gate and judge measurement against its bound, each step's verdict and the rule that decided \
@@ -21,10 +22,14 @@ struct ReportCommand: AsyncParsableCommand {
     @Argument(help: "The release id (orchestrate history lists them); --last for the newest.") var release: String?
     @Flag(help: "The newest release.") var last = false
     @OptionGroup var source: HistoryOptions
-    @Option(help: "The folder to write the report to (default: reports/RELEASE_ID beside the history).") var out: String?
-    @Option(help: "Grafana's base URL for the dashboard link (default: ORCHESTRATE_GRAFANA_URL, else http://localhost:3000).")
+    @Option(help: "The folder to write the report to (default: reports/RELEASE_ID beside the history).") var out:
+        String?
+    @Option(
+        help:
+            "Grafana's base URL for the dashboard link (default: ORCHESTRATE_GRAFANA_URL, else http://localhost:3000).")
     var grafanaURL: String?
-    @Option(help: "text: the files written; json: the report itself on stdout (the files are written too).") var output: OutputFormat = .text
+    @Option(help: "text: the files written; json: the report itself on stdout (the files are written too).") var output:
+        OutputFormat = .text
 
     func validate() throws {
         if (release == nil) == !last { throw ValidationError("name a release, or give --last") }
@@ -36,14 +41,19 @@ struct ReportCommand: AsyncParsableCommand {
     func run() async throws {
         let history = try source.resolve()
         try history.checkIsHistory()
-        if let torn = try history.tornTail() { printError("warning: \(history.path):\(torn.number): \(torn.problem ?? "")") }
-        guard let found = try ReleaseReport.find(in: history, where: { last ? !$0.dryRun : $0.releaseID == release }) else {
+        if let torn = try history.tornTail() {
+            printError("warning: \(history.path):\(torn.number): \(torn.problem ?? "")")
+        }
+        guard let found = try ReleaseReport.find(in: history, where: { last ? !$0.dryRun : $0.releaseID == release })
+        else {
             throw OrchestratorError(
-                .invalidInput, last ? "no release in \(history.path)" : "release \(release ?? "") is not in \(history.path)",
+                .invalidInput,
+                last ? "no release in \(history.path)" : "release \(release ?? "") is not in \(history.path)",
                 hint: "orchestrate history lists the releases")
         }
         let record = found.record
-        let report = ReleaseReport(record: record, liveRelease: found.live, grafana: grafanaURL ?? ReleaseReport.GrafanaLink.defaultBaseURL())
+        let report = ReleaseReport(
+            record: record, liveRelease: found.live, grafana: grafanaURL ?? ReleaseReport.GrafanaLink.defaultBaseURL())
         let folder = try out ?? ReleaseReport.folder(history: history.path, releaseID: record.releaseID)
         let written = try report.write(to: folder)
         if output == .json {

@@ -1,19 +1,21 @@
 import ArgumentParser
 import CommandLineSupport
+import DeploymentRuntimes
 import Foundation
 import Orchestrator
+import OrchestratorSupport
 import PipelineSchema
+import Provenance
 import Synchronization
 import TextSafety
 import Traffic
-import OrchestratorSupport
-import Provenance
-import DeploymentRuntimes
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "What is live, what nginx and each colour actually serve, a run in progress; exits 1 when anything disagrees or is unhealthy.")
+        abstract:
+            "What is live, what nginx and each colour actually serve, a run in progress; exits 1 when anything disagrees or is unhealthy."
+    )
 
     @OptionGroup var source: PipelineArgument
     @Option(help: "text or json.") var output: OutputFormat = .text
@@ -32,7 +34,9 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let controller = try source.controller { _ in }
         if watch {
-            let printer = WatchPrinter(terminal: isatty(STDOUT_FILENO) == 1, service: controller.pipeline.deploy?.service ?? controller.pipeline.name)
+            let printer = WatchPrinter(
+                terminal: isatty(STDOUT_FILENO) == 1,
+                service: controller.pipeline.deploy?.service ?? controller.pipeline.name)
             let code = try await controller.watch { printer.show($0) }
             if code != ExitStatus.success { throw ExitCode(code) }
             return
@@ -45,17 +49,28 @@ struct StatusCommand: AsyncParsableCommand {
             if let error = status.liveError {
                 print("live: UNKNOWN: \(error)")
             } else {
-                print("live: " + (status.live.map { "\($0.color) (release \($0.releaseID), model \($0.modelVersion))" } ?? "nothing released yet"))
+                print(
+                    "live: "
+                        + (status.live.map { "\($0.color) (release \($0.releaseID), model \($0.modelVersion))" }
+                            ?? "nothing released yet"))
             }
-            var weights = status.traffic?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "none applied"
+            var weights =
+                status.traffic?.backends.map { "\($0.color) \($0.weight)%" }.joined(separator: ", ") ?? "none applied"
             if let generation = status.trafficGeneration {
-                weights += status.trafficSource == .nginx ? " (generation \(generation), in force)" : " (generation \(generation), last applied, from the state file)"
+                weights +=
+                    status.trafficSource == .nginx
+                    ? " (generation \(generation), in force)"
+                    : " (generation \(generation), last applied, from the state file)"
             }
             let nginx =
                 status.nginxRunning
-                ? "running" : status.nginxOrphanedWorkers.isEmpty
-                    ? "not running" : "MASTER GONE, orphaned worker pid \(status.nginxOrphanedWorkers.map(String.init).joined(separator: ", ")) serving"
-            print("traffic in force: \(weights); nginx \(nginx)\(controller.pipeline.traffic.map { " on port \($0.listen)" } ?? "")")
+                ? "running"
+                : status.nginxOrphanedWorkers.isEmpty
+                    ? "not running"
+                    : "MASTER GONE, orphaned worker pid \(status.nginxOrphanedWorkers.map(String.init).joined(separator: ", ")) serving"
+            print(
+                "traffic in force: \(weights); nginx \(nginx)\(controller.pipeline.traffic.map { " on port \($0.listen)" } ?? "")"
+            )
             for color in status.colors {
                 let detail =
                     color.instance.map {
@@ -114,7 +129,9 @@ struct RecoverCommand: AsyncParsableCommand {
             if output == .json {
                 try printJSON(plan)
             } else if let plan {
-                print("recover release \(plan.releaseID ?? "(unknown: its state is unreadable)")\(plan.phase.map { " (it stopped while \($0.rawValue))" } ?? ""):")
+                print(
+                    "recover release \(plan.releaseID ?? "(unknown: its state is unreadable)")\(plan.phase.map { " (it stopped while \($0.rawValue))" } ?? ""):"
+                )
                 for action in plan.actions { print("  - \(action)") }
             } else {
                 print("no run was interrupted: nothing to converge")
@@ -133,7 +150,9 @@ struct RecoverCommand: AsyncParsableCommand {
 struct RepairCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repair",
-        abstract: "Make current.json and nginx agree with what serves: rewrite an unreadable current.json from the colour that carries the traffic, point nginx back at the live colour.")
+        abstract:
+            "Make current.json and nginx agree with what serves: rewrite an unreadable current.json from the colour that carries the traffic, point nginx back at the live colour."
+    )
 
     @OptionGroup var source: PipelineArgument
     @Flag(help: "Show what would be done and change nothing.") var dryRun = false
@@ -153,26 +172,35 @@ struct RepairCommand: AsyncParsableCommand {
 
 struct AbortCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "abort", abstract: "Ask the rollout in progress (in another process) to roll back now; during the drain it returns to the old colour.")
+        commandName: "abort",
+        abstract:
+            "Ask the rollout in progress (in another process) to roll back now; during the drain it returns to the old colour."
+    )
 
     @OptionGroup var source: PipelineArgument
 
     func run() async throws {
         let run = try source.controller().request(.abort)
-        print("abort requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)")
+        print(
+            "abort requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)"
+        )
     }
 }
 
 struct PromoteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "promote", abstract: "Ask the rollout in progress to end the current step's wait, or with --full to go to 100% now.")
+        commandName: "promote",
+        abstract: "Ask the rollout in progress to end the current step's wait, or with --full to go to 100% now.")
 
     @OptionGroup var source: PipelineArgument
-    @Flag(help: "Skip the remaining steps: all traffic to the new colour once the current step's gates pass.") var full = false
+    @Flag(help: "Skip the remaining steps: all traffic to the new colour once the current step's gates pass.")
+    var full = false
 
     func run() async throws {
         let run = try source.controller().request(full ? .promoteFull : .promote)
-        print("\(full ? "promote --full" : "promote") requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)")
+        print(
+            "\(full ? "promote --full" : "promote") requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)"
+        )
     }
 }
 
@@ -203,7 +231,9 @@ final class WatchPrinter: Sendable {
         case .finished(let record):
             print("release \(record.releaseID): \(record.outcome.rawValue)\(record.failure.map { ": \($0)" } ?? "")")
         case .gone(let view):
-            print("release \(view.releaseID): its controller (pid \(view.controllerPID)) is gone without a record; `orchestrate recover` converges it")
+            print(
+                "release \(view.releaseID): its controller (pid \(view.controllerPID)) is gone without a record; `orchestrate recover` converges it"
+            )
         }
         fflush(nil)  // every stream: a pipe sees each line at once
     }

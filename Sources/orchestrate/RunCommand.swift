@@ -2,10 +2,10 @@ import ArgumentParser
 import CommandLineSupport
 import Foundation
 import Orchestrator
-import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,12 +25,21 @@ struct RunCommand: AsyncParsableCommand {
     var overrides: [String] = []
     @Option(help: "Do not run this stage (repeatable), e.g. --skip ingest.") var skip: [String] = []
     @Flag(help: "Run every stage, even when its inputs are unchanged since the last successful run.") var force = false
-    @Option(help: "What started this run: manual, ci or schedule (default: ORCHESTRATE_TRIGGER, else ci when CI is set, else manual).")
+    @Option(
+        help:
+            "What started this run: manual, ci or schedule (default: ORCHESTRATE_TRIGGER, else ci when CI is set, else manual)."
+    )
     var trigger: String?
     @Flag(help: "Move all traffic at once once the new colour is healthy, without steps.") var noStagedShift = false
-    @Option(help: "Sign the record with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY).")
+    @Option(
+        help:
+            "Sign the record with this Ed25519 key file (default: ORCHESTRATE_SIGNING_KEY_FILE, else ORCHESTRATE_SIGNING_KEY)."
+    )
     var signingKey: String?
-    @Option(help: "text: progress as lines on stderr; json: progress as one JSON object per line on stderr, the record (or, with --dry-run, the plan) on stdout.")
+    @Option(
+        help:
+            "text: progress as lines on stderr; json: progress as one JSON object per line on stderr, the record (or, with --dry-run, the plan) on stdout."
+    )
     var output: OutputFormat = .text
 
     func validate() throws {
@@ -44,10 +53,14 @@ struct RunCommand: AsyncParsableCommand {
         let loaded = try PipelineLoader().load(pipeline, overrides: overrides)
         let options = RunOptions(
             dryRun: dryRun, recordDryRun: recordDryRun, overrides: overrides, skip: skip, force: force,
-            trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment), command: CommandLine.arguments,
-            noStagedShift: noStagedShift, signingKey: try ReleaseSigningKey.resolve(file: signingKey, environment: ProcessInfo.processInfo.environment))
+            trigger: trigger ?? RunOptions.trigger(from: ProcessInfo.processInfo.environment),
+            command: CommandLine.arguments,
+            noStagedShift: noStagedShift,
+            signingKey: try ReleaseSigningKey.resolve(
+                file: signingKey, environment: ProcessInfo.processInfo.environment))
         let format: ProgressFormat = output == .json ? .json : .text
-        let controller = ReleaseController(pipeline: loaded, options: options, events: { event in printError(format.render(event)) })
+        let controller = ReleaseController(
+            pipeline: loaded, options: options, events: { event in printError(format.render(event)) })
         let result = dryRun ? try await controller.run() : try await ReleaseService.run(controller)
         switch (output, dryRun) {
         case (.json, true): try printJSON(loaded.redaction.redacted(result.plan))
@@ -56,7 +69,9 @@ struct RunCommand: AsyncParsableCommand {
         case (.text, false): break
         }
         if result.exitCode != ExitStatus.success {
-            if output == .text, let failure = result.record?.failure { printError("error: \(loaded.redaction.redact(failure))") }
+            if output == .text, let failure = result.record?.failure {
+                printError("error: \(loaded.redaction.redact(failure))")
+            }
             throw ExitCode(result.exitCode)
         }
     }
@@ -85,7 +100,9 @@ struct ValidateCommand: AsyncParsableCommand {
                 throw PipelineValidationError(issues: [
                     ValidationIssue(
                         file: loaded.history, line: line.number, column: 1, path: "history",
-                        message: "line \(line.number) is not a release record: history: must name a release history, or a file that does not exist yet")
+                        message:
+                            "line \(line.number) is not a release record: history: must name a release history, or a file that does not exist yet"
+                    )
                 ])
             }
             let warnings = loaded.judgePowerWarnings()

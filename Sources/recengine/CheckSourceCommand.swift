@@ -5,7 +5,8 @@ import RecEngineContract
 
 struct CheckSourceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "check-source", abstract: "Check that a movie log source can be reached (Kafka's brokers answer); nothing is read or written.",
+        commandName: "check-source",
+        abstract: "Check that a movie log source can be reached (Kafka's brokers answer); nothing is read or written.",
         discussion: """
             A controller asks this before a run changes anything. Files and standard input are \
             checked when they are read. Exit codes: 0 reachable, 2 not a source, 4 unreachable.
@@ -17,7 +18,9 @@ struct CheckSourceCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard timeout > 0 && timeout <= 600 else { throw ValidationError("--timeout must be more than 0 and at most 600 seconds") }
+        guard timeout > 0 && timeout <= 600 else {
+            throw ValidationError("--timeout must be more than 0 and at most 600 seconds")
+        }
     }
 
     func run() async throws {

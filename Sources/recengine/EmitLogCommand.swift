@@ -1,11 +1,12 @@
 import ArgumentParser
-import Foundation
 import DurableFiles
+import Foundation
 import RecEngine
 
 struct EmitLogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "emit-log", abstract: "Write a realistic movie log from a ratings file, with a share of malformed lines.")
+        commandName: "emit-log",
+        abstract: "Write a realistic movie log from a ratings file, with a share of malformed lines.")
 
     @OptionGroup var input: RatingsOptions
     @Option(help: "The log file to write.") var out: String
@@ -13,7 +14,9 @@ struct EmitLogCommand: AsyncParsableCommand {
     @Option(help: "Seed of the generated details.") var seed: UInt64 = 1
 
     func validate() throws {
-        guard (0...0.3).contains(malformedShare) else { throw ValidationError("--malformed-share must be from 0 to 0.3") }
+        guard (0...0.3).contains(malformedShare) else {
+            throw ValidationError("--malformed-share must be from 0 to 0.3")
+        }
     }
 
     func run() async throws {

@@ -1,7 +1,7 @@
 public import ArgumentParser
-import Foundation
 import CommandLineSupport
 import DurableFiles
+import Foundation
 import RecEngine
 import RecEngineContract
 
@@ -16,7 +16,8 @@ struct RecEngineCommand: AsyncParsableCommand {
             finite number), 4 Kafka unreachable (ingest).
             """,
         subcommands: [
-            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, TuneCommand.self, ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self, CheckSourceCommand.self,
+            SplitCommand.self, TrainCommand.self, EvaluateCommand.self, CrossValidateCommand.self, TuneCommand.self,
+            ServeCommand.self, SimulateCommand.self, EmitLogCommand.self, IngestCommand.self, CheckSourceCommand.self,
         ]
     )
 }
@@ -50,14 +51,18 @@ extension RankingDefinitions: ExpressibleByArgument {
 }
 
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "svd (explicit ratings, predicts them as Surprise's SVD), als (implicit ALS on ratings and watches, ranks) or ease (closed-form item-item model on ratings and watches, ranks; memory grows with the square of the catalogue).")
+    @Option(
+        help:
+            "svd (explicit ratings, predicts them as Surprise's SVD), als (implicit ALS on ratings and watches, ranks) or ease (closed-form item-item model on ratings and watches, ranks; memory grows with the square of the catalogue)."
+    )
     var algorithm: Algorithm = .svd
     @Option(help: "Latent factors (default: svd 100, als 64).") var factors: Int?
     @Option(help: "SGD epochs, or ALS iterations (default: svd 20, als 15).") var epochs: Int?
     @Option(help: "svd: learning rate (default 0.005).") var lr: Double?
     @Option(help: "Regularisation (default: svd 0.02, als 0.05, ease λ 500).") var reg: Double?
     @Option(help: "svd: standard deviation of the initial factors.") var initStd = 0.1
-    @Option(help: "als: confidence of a pair with n events is 1 + alpha ln(1 + n) (default \(ALSParameters().alpha)).") var alpha: Double?
+    @Option(help: "als: confidence of a pair with n events is 1 + alpha ln(1 + n) (default \(ALSParameters().alpha)).")
+    var alpha: Double?
     @Option(help: "als: conjugate-gradient steps per row and iteration.") var cgSteps = ALSParameters().cgSteps
     @Option(help: "als, ease: threads that solve rows in parallel.") var threads = 1
     @Option(help: "Seed of the initial factors.") var seed: UInt64 = 0
@@ -73,7 +78,8 @@ struct TrainingOptions: ParsableArguments {
     var parameters: SVDParameters {
         let defaults = SVDParameters()
         return SVDParameters(
-            factors: factors ?? defaults.factors, epochs: epochs ?? defaults.epochs, learningRate: lr ?? defaults.learningRate,
+            factors: factors ?? defaults.factors, epochs: epochs ?? defaults.epochs,
+            learningRate: lr ?? defaults.learningRate,
             regularization: reg ?? defaults.regularization,
             initStd: initStd, seed: seed)
     }
@@ -83,7 +89,8 @@ struct TrainingOptions: ParsableArguments {
         guard algorithm == .als else { return nil }
         let defaults = ALSParameters()
         return ALSParameters(
-            factors: factors ?? defaults.factors, iterations: epochs ?? defaults.iterations, regularization: reg ?? defaults.regularization,
+            factors: factors ?? defaults.factors, iterations: epochs ?? defaults.iterations,
+            regularization: reg ?? defaults.regularization,
             alpha: alpha ?? defaults.alpha, cgSteps: cgSteps, seed: seed)
     }
 
@@ -92,8 +99,12 @@ struct TrainingOptions: ParsableArguments {
     /// - Throws: `RecEngineError` `.invalidArgument` when the choice is for another algorithm or
     ///   names a parameter also given here.
     func tuned(by choice: TuningChoice, file: String) throws -> TrainingOptions {
-        let given: [String: Bool] = ["factors": factors != nil, "epochs": epochs != nil, "lr": lr != nil, "reg": reg != nil, "alpha": alpha != nil]
-        let chosen = try choice.parameters(for: algorithm.rawValue, given: Set(given.filter(\.value).keys), location: file)
+        let given: [String: Bool] = [
+            "factors": factors != nil, "epochs": epochs != nil, "lr": lr != nil, "reg": reg != nil,
+            "alpha": alpha != nil,
+        ]
+        let chosen = try choice.parameters(
+            for: algorithm.rawValue, given: Set(given.filter(\.value).keys), location: file)
         var options = self
         options.factors = chosen["factors"].map { Int($0) } ?? factors
         options.epochs = chosen["epochs"].map { Int($0) } ?? epochs
@@ -130,7 +141,8 @@ func printJSON(_ value: some Encodable, metrics: [String: Double]) throws {
     encoder.dateEncodingStrategy = .iso8601
     var object = try JSONSerialization.jsonObject(with: try encoder.encode(value)) as? [String: Any] ?? [:]
     object["metrics"] = metrics.mapValues { $0.isFinite ? $0 as Any : NSNull() }
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    let data = try JSONSerialization.data(
+        withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 }
 

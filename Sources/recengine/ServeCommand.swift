@@ -1,11 +1,11 @@
 import ArgumentParser
 import CommandLineSupport
-import Foundation
 import DurableFiles
+import Foundation
 import Logging
 import RecEngine
-import RecEngineServer
 import RecEngineContract
+import RecEngineServer
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,27 +27,44 @@ struct ServeCommand: AsyncParsableCommand {
     var faultLatencyShare = 0.0
     @Option(help: "Seconds a recommendation can convert (be watched or rated 4+) for the engagement KPI.")
     var engagementWindow = 600
-    @Option(help: "Seconds a client has, from a request's first byte, to send its whole head; then 408 and the connection closes (slowloris).")
+    @Option(
+        help:
+            "Seconds a client has, from a request's first byte, to send its whole head; then 408 and the connection closes (slowloris)."
+    )
     var headerTimeout = 10
-    @Option(help: "Seconds a connection may send nothing (idle keep-alive, or a pause inside a request) before it is closed.")
+    @Option(
+        help:
+            "Seconds a connection may send nothing (idle keep-alive, or a pause inside a request) before it is closed.")
     var idleTimeout = 60
     @Option(
         help: ArgumentHelp(
             "Open connections at most (default: the descriptor limit less \(InferenceServerConfiguration.ConnectionLimits.reservedDescriptors)).",
-            discussion: "At the cap a new connection closes the one that has waited longest for a request, so /health and /metrics still get in."))
+            discussion:
+                "At the cap a new connection closes the one that has waited longest for a request, so /health and /metrics still get in."
+        ))
     var maxConnections: Int?
 
     func validate() throws {
-        guard InferenceServer.isValidUserID(color) else { throw ValidationError("--color must be letters, digits and ._+-") }
+        guard InferenceServer.isValidUserID(color) else {
+            throw ValidationError("--color must be letters, digits and ._+-")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard (0...1).contains(faultRate) else { throw ValidationError("--fault-rate must be from 0 to 1") }
         guard (0...1).contains(faultRandomShare), (0...1).contains(faultLatencyShare) else {
             throw ValidationError("--fault-random-share and --fault-latency-share must be from 0 to 1")
         }
-        guard (0...60_000).contains(faultLatencyMs) else { throw ValidationError("--fault-latency-ms must be from 0 to 60000") }
-        guard (1...86_400 * 365).contains(engagementWindow) else { throw ValidationError("--engagement-window must be from 1 second to a year") }
-        guard (1...3600).contains(headerTimeout) else { throw ValidationError("--header-timeout must be from 1 to 3600 seconds") }
-        guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be from 1 to 86400 seconds") }
+        guard (0...60_000).contains(faultLatencyMs) else {
+            throw ValidationError("--fault-latency-ms must be from 0 to 60000")
+        }
+        guard (1...86_400 * 365).contains(engagementWindow) else {
+            throw ValidationError("--engagement-window must be from 1 second to a year")
+        }
+        guard (1...3600).contains(headerTimeout) else {
+            throw ValidationError("--header-timeout must be from 1 to 3600 seconds")
+        }
+        guard (1...86_400).contains(idleTimeout) else {
+            throw ValidationError("--idle-timeout must be from 1 to 86400 seconds")
+        }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
     }
 
@@ -58,7 +75,8 @@ struct ServeCommand: AsyncParsableCommand {
         let descriptors = raiseDescriptorLimit()
         let maximumConnections =
             maxConnections
-            ?? InferenceServerConfiguration.ConnectionLimits.defaultMaximumConnections(descriptorLimit: descriptors?.soft ?? 1024)
+            ?? InferenceServerConfiguration.ConnectionLimits.defaultMaximumConnections(
+                descriptorLimit: descriptors?.soft ?? 1024)
         var limits: Logger.Metadata = [
             "server.max_connections": "\(maximumConnections)", "server.header_timeout": "\(headerTimeout)s",
             "server.idle_timeout": "\(idleTimeout)s",
@@ -74,18 +92,26 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info(
                 "model loaded",
                 metadata: [
-                    "model.version": "\(loaded.manifest.displayVersion)", "model.sha256": "\(loaded.manifest.modelSHA256)",
+                    "model.version": "\(loaded.manifest.displayVersion)",
+                    "model.sha256": "\(loaded.manifest.modelSHA256)",
                     "model.users": "\(loaded.userIDs.count)", "model.items": "\(loaded.itemIDs.count)",
                 ])
             let configuration = InferenceServerConfiguration(
                 host: host, port: port, color: color, faultRate: faultRate,
-                faults: .init(randomShare: faultRandomShare, latency: .milliseconds(faultLatencyMs), latencyShare: faultLatencyShare),
+                faults: .init(
+                    randomShare: faultRandomShare, latency: .milliseconds(faultLatencyMs),
+                    latencyShare: faultLatencyShare),
                 engagement: .init(window: .seconds(engagementWindow)),
                 connections: .init(
-                    headerTimeout: .seconds(headerTimeout), idleTimeout: .seconds(idleTimeout), maximumConnections: maximumConnections))
+                    headerTimeout: .seconds(headerTimeout), idleTimeout: .seconds(idleTimeout),
+                    maximumConnections: maximumConnections))
             let stateFile = self.stateFile
             try await InferenceServer.run(model: loaded, configuration: configuration, logger: logger) { port in
-                logger.info("serving", metadata: ["server.address": "\(configuration.host):\(port)", "server.color": "\(configuration.color)"])
+                logger.info(
+                    "serving",
+                    metadata: [
+                        "server.address": "\(configuration.host):\(port)", "server.color": "\(configuration.color)",
+                    ])
                 if let stateFile {
                     let state = ServerState(
                         pid: getpid(), port: port, color: configuration.color, modelSHA256: loaded.manifest.modelSHA256,
@@ -93,7 +119,8 @@ struct ServeCommand: AsyncParsableCommand {
                     do {
                         try AtomicFile.write(try JSONEncoder().encode(state), to: stateFile)
                     } catch {
-                        logger.error("cannot write the state file", metadata: ["file": "\(stateFile)", "error": "\(error)"])
+                        logger.error(
+                            "cannot write the state file", metadata: ["file": "\(stateFile)", "error": "\(error)"])
                     }
                 }
             }

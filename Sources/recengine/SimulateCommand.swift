@@ -1,5 +1,5 @@
-import CommandLineSupport
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import HTTPTransport
 import RecEngine
@@ -8,8 +8,11 @@ import Synchronization
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Replay held-out users against the load balancer: ask for recommendations, send the events they would cause.",
-        discussion: "Runs for --duration seconds, or until SIGTERM/SIGINT (as a rollout hook); then prints its counts per colour.")
+        abstract:
+            "Replay held-out users against the load balancer: ask for recommendations, send the events they would cause.",
+        discussion:
+            "Runs for --duration seconds, or until SIGTERM/SIGINT (as a rollout hook); then prints its counts per colour."
+    )
 
     @OptionGroup var input: RatingsOptions
     @Option(help: "The load balancer's base URL.") var url: String
@@ -21,9 +24,13 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard rate > 0, rate <= 10_000 else { throw ValidationError("--rate must be above 0 and at most 10000") }
-        guard duration >= 0 && duration <= 86_400 * 365 else { throw ValidationError("--duration must be from 0 to a year (31536000 seconds)") }
+        guard duration >= 0 && duration <= 86_400 * 365 else {
+            throw ValidationError("--duration must be from 0 to a year (31536000 seconds)")
+        }
         guard (1...100).contains(k) else { throw ValidationError("--k must be from 1 to 100") }
-        guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--url must be an http:// or https:// URL") }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw ValidationError("--url must be an http:// or https:// URL")
+        }
     }
 
     func run() async throws {
@@ -36,14 +43,19 @@ struct SimulateCommand: AsyncParsableCommand {
                     duration: duration > 0 ? .milliseconds(Int64(duration * 1000)) : nil, count: k, seed: seed))
             let stop = StopFlag()
             // A recommendation of at most 100 ids, or the answer to a batch of events.
-            let limit = HTTPClient.BodyLimit(1 << 20, for: "an answer of the inference server", hint: "is --url the inference server (or nginx in front of it)?")
+            let limit = HTTPClient.BodyLimit(
+                1 << 20, for: "an answer of the inference server",
+                hint: "is --url the inference server (or nginx in front of it)?")
             let report = await simulator.run(
                 transport: { url, body in
                     let response =
                         if let body {
-                            try await HTTPClient.post(url, body: body, limit: limit, timeout: .seconds(5), headers: ["Content-Type: application/json"])
+                            try await HTTPClient.post(
+                                url, body: body, limit: limit, timeout: .seconds(5),
+                                headers: ["Content-Type: application/json"])
                         } else {
-                            try await HTTPClient.get(url, limit: limit, timeout: .seconds(5), headers: ["Accept: application/json"])
+                            try await HTTPClient.get(
+                                url, limit: limit, timeout: .seconds(5), headers: ["Accept: application/json"])
                         }
                     return (response.status, response.body)
                 },
@@ -54,7 +66,9 @@ struct SimulateCommand: AsyncParsableCommand {
                 print("\(report.requests) requests in \(format(report.seconds, 1)) s, \(report.errors) errors")
                 for (color, counts) in report.colors.sorted(by: { $0.key < $1.key }) {
                     let rate = counts.recommended == 0 ? 0 : Double(counts.conversions) / Double(counts.recommended)
-                    print("  \(color): \(counts.requests) requests, \(counts.recommended) recommended, \(counts.events) events, \(counts.conversions) conversions (engagement \(format(rate)))")
+                    print(
+                        "  \(color): \(counts.requests) requests, \(counts.recommended) recommended, \(counts.events) events, \(counts.conversions) conversions (engagement \(format(rate)))"
+                    )
                 }
             }
         }

@@ -1,5 +1,5 @@
-import CommandLineSupport
 import ArgumentParser
+import CommandLineSupport
 import RecEngine
 import RecEngineContract
 
@@ -19,8 +19,11 @@ struct SplitCommand: AsyncParsableCommand {
     @Option(help: "Training file to write (CSV).") var train: String
     @Option(help: "Test file to write (CSV).") var test: String
     @Option(help: "random (a shuffled hold-out) or temporal (by the ratings' timestamps).") var mode: Mode = .random
-    @Option(help: "temporal: each user's last N ratings are the test side (0: the newest --test-size of all).") var lastN = 0
-    @Option(help: "temporal: the newest share of all ratings, reserved for the online experiment (written to --future).") var futureShare = 0.0
+    @Option(help: "temporal: each user's last N ratings are the test side (0: the newest --test-size of all).")
+    var lastN = 0
+    @Option(
+        help: "temporal: the newest share of all ratings, reserved for the online experiment (written to --future).")
+    var futureShare = 0.0
     @Option(help: "temporal: the file the reserved newest ratings go to.") var future: String?
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
@@ -51,7 +54,8 @@ struct SplitCommand: AsyncParsableCommand {
             switch mode {
             case .random:
                 guard lastN == 0, futureShare == 0, future == nil else {
-                    throw RecEngineError(.invalidArgument, "--last-n, --future-share and --future go with --mode temporal")
+                    throw RecEngineError(
+                        .invalidArgument, "--last-n, --future-share and --future go with --mode temporal")
                 }
                 let holdout = try Split.holdout(count: file.ratings.count, testSize: testSize, seed: seed)
                 split = (holdout.train, holdout.test, [])
@@ -62,29 +66,39 @@ struct SplitCommand: AsyncParsableCommand {
                 let times = try (file.ratings.timestamps ?? []).enumerated().map { row, text -> Double in
                     guard let time = Split.time(of: text) else {
                         throw RecEngineError(
-                            .invalidArgument, "row \(row + 1) has no usable timestamp (\"\(text)\"): a temporal split needs one on every rating",
+                            .invalidArgument,
+                            "row \(row + 1) has no usable timestamp (\"\(text)\"): a temporal split needs one on every rating",
                             location: ratings(), hint: "Unix seconds or an ISO 8601 time such as 2022-03-18T05:53:29")
                     }
                     return time
                 }
                 guard times.count == file.ratings.count else {
-                    throw RecEngineError(.invalidArgument, "the ratings have no timestamp column: a temporal split needs one", location: ratings())
+                    throw RecEngineError(
+                        .invalidArgument, "the ratings have no timestamp column: a temporal split needs one",
+                        location: ratings())
                 }
-                split = try Split.temporal(times: times, users: file.ratings.users, testSize: testSize, lastN: lastN, futureShare: futureShare)
+                split = try Split.temporal(
+                    times: times, users: file.ratings.users, testSize: testSize, lastN: lastN, futureShare: futureShare)
             }
             try RatingsFile.writeCSV(file.ratings.subset(split.train), to: train)
             try RatingsFile.writeCSV(file.ratings.subset(split.test), to: test)
             if let future { try RatingsFile.writeCSV(file.ratings.subset(split.future), to: future) }
             let report = Report(
-                train: split.train.count, test: split.test.count, future: split.future.count, skippedRows: file.skippedRowCount,
+                train: split.train.count, test: split.test.count, future: split.future.count,
+                skippedRows: file.skippedRowCount,
                 format: file.format, sha256: file.sha256)
             if output.output == .json {
-                try printJSON(report, metrics: [
-                    SplitMetric.trainRatings.rawValue: Double(split.train.count), SplitMetric.testRatings.rawValue: Double(split.test.count),
-                    SplitMetric.futureRatings.rawValue: Double(split.future.count),
-                ])
+                try printJSON(
+                    report,
+                    metrics: [
+                        SplitMetric.trainRatings.rawValue: Double(split.train.count),
+                        SplitMetric.testRatings.rawValue: Double(split.test.count),
+                        SplitMetric.futureRatings.rawValue: Double(split.future.count),
+                    ])
             } else {
-                print("split \(file.ratings.count) ratings (\(file.format.rawValue), \(mode.rawValue)): \(split.train.count) -> \(train), \(split.test.count) -> \(test)\(future.map { ", \(split.future.count) -> \($0)" } ?? "")")
+                print(
+                    "split \(file.ratings.count) ratings (\(file.format.rawValue), \(mode.rawValue)): \(split.train.count) -> \(train), \(split.test.count) -> \(test)\(future.map { ", \(split.future.count) -> \($0)" } ?? "")"
+                )
                 if file.skippedRowCount > 0 {
                     print("skipped \(file.skippedRowCount) malformed rows")
                 }

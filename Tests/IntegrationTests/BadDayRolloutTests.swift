@@ -1,11 +1,11 @@
+import DeploymentRuntimes
 import Foundation
 import Orchestrator
+import Provenance
 import StrictYAML
 import TestSupport
 import Testing
 import Traffic
-import Provenance
-import DeploymentRuntimes
 
 /// Rollouts on a bad day that no earlier test named: the state folder's disk fills at 50 %, a
 /// signal or an abort lands while the new colour starts, a killed controller's run.json cannot
@@ -28,17 +28,23 @@ import DeploymentRuntimes
     /// (whatever any state file says).
     func servers(of color: String, in playground: Playground) -> [Int32] {
         let stateFile = playground.statePath + "/\(color).json"
-        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { pid in
-            let arguments = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()).split(separator: 0).map {
-                String(decoding: $0, as: UTF8.self)
-            }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter {
+            pid in
+            let arguments = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()).split(separator: 0)
+                .map {
+                    String(decoding: $0, as: UTF8.self)
+                }
             return arguments.contains("serve") && arguments.contains(stateFile) && isAlive(pid)
         }
     }
 
     /// Polls nginx until all traffic is on `color`; returns how long that took (nil: never).
-    func timeUntilAllTraffic(on color: String, _ playground: Playground, since start: ContinuousClock.Instant) async throws -> Duration? {
-        let found: Bool? = try await poll(for: .seconds(60)) { await playground.nginx.currentSplit()?.serving.map(\.color) == [color] ? true : nil }
+    func timeUntilAllTraffic(
+        on color: String, _ playground: Playground, since start: ContinuousClock.Instant
+    ) async throws -> Duration? {
+        let found: Bool? = try await poll(for: .seconds(60)) {
+            await playground.nginx.currentSplit()?.serving.map(\.color) == [color] ? true : nil
+        }
         return found == nil ? nil : ContinuousClock.now - start
     }
 
@@ -57,7 +63,9 @@ import DeploymentRuntimes
             let target = try #require(run.target)
             // run.json names 50 % before the step's split is put in force: the disk fills once nginx
             // has it, so that the full disk meets the held step, not the split's own state file.
-            let inForce = try await poll { await playground.nginx.currentSplit()?.backends.first { $0.color == target }?.weight == 50 ? true : nil }
+            let inForce = try await poll {
+                await playground.nginx.currentSplit()?.backends.first { $0.color == target }?.weight == 50 ? true : nil
+            }
             #expect(inForce == true, "the step's split was never put in force: \(read(playground.controllerLog))")
 
             let filled = ContinuousClock.now
@@ -66,10 +74,14 @@ import DeploymentRuntimes
             let restoredAfter = try await timeUntilAllTraffic(on: live, playground, since: filled)
             let status = await controller.wait()
             await load.stop()
-            print("full state disk at 50%: all traffic on \(live) after \(restoredAfter.map { "\($0)" } ?? "never"); exit \(status >> 8)")
+            print(
+                "full state disk at 50%: all traffic on \(live) after \(restoredAfter.map { "\($0)" } ?? "never"); exit \(status >> 8)"
+            )
 
             #expect(status >> 8 == 1, "a rolled-back release exits 1: \(read(playground.controllerLog))")
-            #expect(restoredAfter != nil && restoredAfter! < .seconds(20), "all traffic back on \(live) after \(restoredAfter.map { "\($0)" } ?? "never")")
+            #expect(
+                restoredAfter != nil && restoredAfter! < .seconds(20),
+                "all traffic back on \(live) after \(restoredAfter.map { "\($0)" } ?? "never")")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             #expect(servers(of: target, in: playground).isEmpty, "the new colour was stopped")
             #expect(await playground.runtime.instance(of: live) != nil, "the live colour serves on")
@@ -79,7 +91,9 @@ import DeploymentRuntimes
             // Which write meets the full disk first (the run's journal or nginx's state file) is a
             // race; either way the record says why.
             #expect(record.failure?.contains("No space left on device") == true, "\(record.failure ?? "")")
-            #expect(record.rollout?.events.contains { $0.kind == .stop && $0.detail == "\(target) stopped" } == true, "the record holds what could not be saved")
+            #expect(
+                record.rollout?.events.contains { $0.kind == .stop && $0.detail == "\(target) stopped" } == true,
+                "the record holds what could not be saved")
             #expect(try StateStore(folder: playground.statePath).run() == nil, "nothing left to recover")
             let failed = load.samples.filter { $0.status != 200 }
             print("requests: \(load.samples.count), failed: \(failed.count)")
@@ -102,7 +116,9 @@ import DeploymentRuntimes
             controller.signal(SIGTERM)
             let restoredAfter = try await timeUntilAllTraffic(on: live, playground, since: signalled)
             let status = await controller.wait()
-            print("SIGTERM on a full state disk at 50%: all traffic on \(live) after \(restoredAfter.map { "\($0)" } ?? "never"); exit \(status >> 8)")
+            print(
+                "SIGTERM on a full state disk at 50%: all traffic on \(live) after \(restoredAfter.map { "\($0)" } ?? "never"); exit \(status >> 8)"
+            )
 
             #expect(status >> 8 == 143, "exit 128 + SIGTERM: \(read(playground.controllerLog))")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
@@ -110,7 +126,9 @@ import DeploymentRuntimes
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             // Which the controller sees first, the signal or a measurement it cannot save, is a
             // race this test leaves open: either way it rolls back, records, and exits 143.
-            #expect(record.releaseID == run.releaseID && [.interrupted, .rolledBack].contains(record.outcome), "\(record.outcome) \(record.failure ?? "")")
+            #expect(
+                record.releaseID == run.releaseID && [.interrupted, .rolledBack].contains(record.outcome),
+                "\(record.outcome) \(record.failure ?? "")")
             #expect(try StateStore(folder: playground.statePath).run() == nil)
         }
     }
@@ -129,11 +147,17 @@ import DeploymentRuntimes
             let status = await controller.wait()
             let log = read(playground.controllerLog)
             #expect(status >> 8 == 5, "traffic restored, release not recorded: exit 5: \(log)")
-            #expect(log.contains("NOT recorded") && log.contains("orchestrate recover"), "says what was not recorded and what to run: \(log)")
-            #expect(log.contains("\(live) 100% (traffic restored)") && log.contains("\(target) stopped"), "says what was done: \(log)")
+            #expect(
+                log.contains("NOT recorded") && log.contains("orchestrate recover"),
+                "says what was not recorded and what to run: \(log)")
+            #expect(
+                log.contains("\(live) 100% (traffic restored)") && log.contains("\(target) stopped"),
+                "says what was done: \(log)")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             #expect(servers(of: target, in: playground).isEmpty, "the new colour was stopped")
-            #expect(try ReleaseHistory(path: playground.historyPath).records().contains { $0.releaseID == run.releaseID } == false)
+            #expect(
+                try ReleaseHistory(path: playground.historyPath).records().contains { $0.releaseID == run.releaseID }
+                    == false)
             #expect(try StateStore(folder: playground.statePath).run() != nil, "the run is kept for recovery")
 
             let stillFull = try await orchestrate(["recover", playground.pipelinePath])
@@ -144,7 +168,9 @@ import DeploymentRuntimes
             let recover = try await orchestrate(["recover", playground.pipelinePath])
             #expect(recover.status == 0, "\(recover.stderr)")
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
-            #expect(record.releaseID == run.releaseID && record.outcome == .rolledBack, "\(record.releaseID) \(record.outcome)")
+            #expect(
+                record.releaseID == run.releaseID && record.outcome == .rolledBack,
+                "\(record.releaseID) \(record.outcome)")
             #expect(try StateStore(folder: playground.statePath).run() == nil)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
@@ -165,8 +191,12 @@ import DeploymentRuntimes
 
             let recover = try await orchestrate(["recover", playground.pipelinePath])
             #expect(recover.status == 5, "converged, not recorded: \(recover.stderr)")
-            #expect(recover.stderr.contains("NOT recorded") && recover.stderr.contains("orchestrate recover"), "\(recover.stderr)")
-            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic converged without a disk write")
+            #expect(
+                recover.stderr.contains("NOT recorded") && recover.stderr.contains("orchestrate recover"),
+                "\(recover.stderr)")
+            #expect(
+                await playground.nginx.currentSplit()?.backends.map(\.color) == [live],
+                "traffic converged without a disk write")
             #expect(servers(of: target, in: playground).isEmpty, "the new colour was stopped")
             #expect(try StateStore(folder: playground.statePath).run() != nil, "the run is kept for the next recover")
 
@@ -192,18 +222,24 @@ import DeploymentRuntimes
             // controller signalled, then waits a second: the stop comes while the colour runs
             // but no state file names it yet.
             let fault = try AtRename.environment(
-                suffix: "/\(playground.service)/\(target).json", when: .before, action: .signal(SIGTERM, to: .parent, thenWait: .seconds(1)))
+                suffix: "/\(playground.service)/\(target).json", when: .before,
+                action: .signal(SIGTERM, to: .parent, thenWait: .seconds(1)))
             let controller = try ChildProcess.spawn(
                 Playground.orchestrate, ["run", playground.pipelinePath, "--force"],
-                environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"].merging(fault) { $1 }, log: playground.controllerLog)
+                environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"].merging(fault) { $1 },
+                log: playground.controllerLog)
             let status = await controller.wait()
             #expect(status >> 8 == 143, "\(read(playground.controllerLog))")
             try await Task.sleep(for: .seconds(2))  // the server's second has passed
-            #expect(servers(of: target, in: playground).isEmpty, "the colour started after the stop was requested is stopped too")
+            #expect(
+                servers(of: target, in: playground).isEmpty,
+                "the colour started after the stop was requested is stopped too")
             #expect(await playground.runtime.instance(of: target) == nil)
             #expect(await playground.nginx.currentTraffic() == before, "traffic untouched")
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
-            #expect(record.outcome == .interrupted && record.failure?.contains("traffic was not moved") == true, "\(record.failure ?? "")")
+            #expect(
+                record.outcome == .interrupted && record.failure?.contains("traffic was not moved") == true,
+                "\(record.failure ?? "")")
             let statusCommand = try await orchestrate(["status", playground.pipelinePath])
             #expect(statusCommand.status == 0, "\(statusCommand.stdout)\(statusCommand.stderr)")
         }
@@ -218,18 +254,25 @@ import DeploymentRuntimes
             // `orchestrate abort` at the moment the new colour is healthy (the controller writes
             // the Prometheus targets then), before the first step.
             let fault = try AtRename.environment(
-                suffix: "/\(playground.service)/targets.json", when: .before, action: .write("abort", to: playground.statePath + "/control"))
+                suffix: "/\(playground.service)/targets.json", when: .before,
+                action: .write("abort", to: playground.statePath + "/control"))
             let controller = try ChildProcess.spawn(
                 Playground.orchestrate, ["run", playground.pipelinePath, "--force"],
-                environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"].merging(fault) { $1 }, log: playground.controllerLog)
+                environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"].merging(fault) { $1 },
+                log: playground.controllerLog)
             let status = await controller.wait()
             #expect(status >> 8 == 1, "\(read(playground.controllerLog))")
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             #expect(record.outcome == .rolledBack, "\(record.failure ?? "")")
             #expect(record.failure?.contains("traffic was not moved") == true, "\(record.failure ?? "")")
-            #expect(record.rollout?.steps.isEmpty == true, "no step was taken: \(record.rollout?.steps.map(\.weight) ?? [])")
+            #expect(
+                record.rollout?.steps.isEmpty == true, "no step was taken: \(record.rollout?.steps.map(\.weight) ?? [])"
+            )
             let after = await playground.nginx.currentTraffic()
-            #expect(after?.state.generation == before.state.generation, "nginx never got another split: generation \(before.state.generation) -> \(after?.state.generation ?? 0)")
+            #expect(
+                after?.state.generation == before.state.generation,
+                "nginx never got another split: generation \(before.state.generation) -> \(after?.state.generation ?? 0)"
+            )
             #expect(after?.state.split.backends.map(\.color) == [live])
             let target = live == "blue" ? "green" : "blue"
             #expect(servers(of: target, in: playground).isEmpty)
@@ -245,10 +288,12 @@ import DeploymentRuntimes
             let healthy = try await orchestrate(["status", playground.pipelinePath])
             #expect(healthy.status == 0, "\(healthy.stderr)")
             // What an interrupted deploy leaves: the idle colour runs, nothing routes to it, no run owns it.
-            _ = try await playground.runtime.deploy(color: other, modelDirectory: playground.folder + "/models/m", timeout: .seconds(20))
+            _ = try await playground.runtime.deploy(
+                color: other, modelDirectory: playground.folder + "/models/m", timeout: .seconds(20))
             let status = try await orchestrate(["status", playground.pipelinePath])
             #expect(status.status == 1, "\(status.stdout)")
-            #expect(status.stderr.contains("\(other) runs") && status.stderr.contains("no run owns it"), "\(status.stderr)")
+            #expect(
+                status.stderr.contains("\(other) runs") && status.stderr.contains("no run owns it"), "\(status.stderr)")
             let repair = try await orchestrate(["repair", playground.pipelinePath])
             #expect(repair.status == 0, "\(repair.stderr)")
             #expect(repair.stdout.contains("stop \(other)"), "\(repair.stdout)")
@@ -264,7 +309,8 @@ import DeploymentRuntimes
             // A during-step hook that starts a child in a session of its own, then sleeps.
             let script = playground.folder + "/sleeper.sh"
             let pids = playground.folder + "/sleeper.pids"
-            try "#!/bin/sh\necho $$ >> \"\(pids)\"\nsetsid sleep 600 &\necho $! >> \"\(pids)\"\nexec sleep 600\n".write(toFile: script, atomically: true, encoding: .utf8)
+            try "#!/bin/sh\necho $$ >> \"\(pids)\"\nsetsid sleep 600 &\necho $! >> \"\(pids)\"\nexec sleep 600\n".write(
+                toFile: script, atomically: true, encoding: .utf8)
             chmod(script, 0o755)
             try playground.writePipeline(wait: "30s", extra: "hooks:\n  duringStep:\n    - [\(script)]\n")
             let first = try await playground.run(Self.quick)
@@ -278,7 +324,9 @@ import DeploymentRuntimes
             let started = try #require(hooks, "the hook and its child started")
             defer {
                 // Whatever recovery left is not left behind by the test.
-                for pid in started where isAlive(pid) && read("/proc/\(pid)/cmdline").hasPrefix("sleep") { kill(pid, SIGKILL) }
+                for pid in started where isAlive(pid) && read("/proc/\(pid)/cmdline").hasPrefix("sleep") {
+                    kill(pid, SIGKILL)
+                }
             }
             controller.signal(SIGKILL)
             _ = await controller.wait()
@@ -289,7 +337,9 @@ import DeploymentRuntimes
             #expect(recover.status == 0, "\(recover.stderr)")
             #expect(recover.stderr.contains("stopped the during-step hook"), "\(recover.stderr)")
             _ = try await poll(for: .seconds(5)) { started.contains(where: isAlive) ? nil : true }
-            #expect(!started.contains(where: isAlive), "recovery stopped the hook and its child: \(started.filter(isAlive))")
+            #expect(
+                !started.contains(where: isAlive), "recovery stopped the hook and its child: \(started.filter(isAlive))"
+            )
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
     }

@@ -1,10 +1,10 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import HTTPTransport
 import Orchestrator
-import Testing
+import StrictYAML
 import TestSupport
+import Testing
 import Traffic
 
 /// The engine the Docker tests use: podman's Docker-compatible API, started by `scripts/test`
@@ -28,7 +28,8 @@ enum TestEngine {
             try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: root + "/bin/busybox")
             for tool in ["sh", "httpd", "sleep", "echo", "cat", "ls", "wget"] {
-                try FileManager.default.createSymbolicLink(atPath: root + "/bin/\(tool)", withDestinationPath: "busybox")
+                try FileManager.default.createSymbolicLink(
+                    atPath: root + "/bin/\(tool)", withDestinationPath: "busybox")
             }
             #expect(try await runCommand("/bin/tar", ["-C", root, "-cf", folder + "/root.tar", "."]).status == 0)
             try await engine.importImage(tarball: folder + "/root.tar", repository: busybox)
@@ -36,14 +37,16 @@ enum TestEngine {
     }
 }
 
-@Suite(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+@Suite(
+    .enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
 struct DockerEngineTests {
     @Test func negotiatesTheVersionAndSurfacesTheEnginesMessages() async throws {
         let engine = try await TestEngine.engine()
         #expect(engine.version == "1.41")
         #expect(await engine.ping())
         await #expect {
-            try await engine.createContainer(name: "orchestrate-test-missing-image", config: ["Image": "localhost/no-such-image:1"])
+            try await engine.createContainer(
+                name: "orchestrate-test-missing-image", config: ["Image": "localhost/no-such-image:1"])
         } throws: { error in
             let error = error as? DockerError
             return error?.status == 404 && error?.message.contains("no-such-image") == true
@@ -108,11 +111,17 @@ struct DockerEngineTests {
                 // The engine's event stream tells of what up did, filtered by the compose labels.
                 let seen = EventLog()
                 let now = Int(Date().timeIntervalSince1970)
-                try await engine.events(labels: ["com.docker.compose.project": project], since: now - 60, until: now + 3) { event in
+                try await engine.events(
+                    labels: ["com.docker.compose.project": project], since: now - 60, until: now + 3
+                ) { event in
                     seen.append(event)
                     return true
                 }
-                #expect(seen.events.contains { $0.type == "container" && $0.action == "start" && $0.attributes["com.docker.compose.service"] == "web" })
+                #expect(
+                    seen.events.contains {
+                        $0.type == "container" && $0.action == "start"
+                            && $0.attributes["com.docker.compose.service"] == "web"
+                    })
 
                 // Unchanged: left running.
                 #expect(try await project1.up() == ["web": .unchanged, "worker": .unchanged])
@@ -124,12 +133,16 @@ struct DockerEngineTests {
 
                 // A one-off container: the folder mounted, status and logs captured, then removed.
                 let run = try await project2.runOnce(
-                    image: TestEngine.busybox, command: ["sh", "-c", "echo made > made.txt; echo done; exit 3"], folder: folder, environment: [:],
+                    image: TestEngine.busybox, command: ["sh", "-c", "echo made > made.txt; echo done; exit 3"],
+                    folder: folder, environment: [:],
                     name: "stage", timeout: .seconds(60))
                 #expect(run.status == 3)
                 #expect(run.logs.contains("done"))
                 #expect(read(folder + "/made.txt") == "made\n")
-                #expect(try await engine.containers(labels: ["com.docker.compose.project": project, "com.docker.compose.oneoff": "True"]).isEmpty)
+                #expect(
+                    try await engine.containers(labels: [
+                        "com.docker.compose.project": project, "com.docker.compose.oneoff": "True",
+                    ]).isEmpty)
             } catch {
                 try? await project1.down()
                 throw error
@@ -153,7 +166,8 @@ struct DockerEngineTests {
                 try ComposeFile.load(folder + "/compose.yml")
             } throws: { error in
                 let text = "\(error)"
-                return text.contains("compose.yml:4") && text.contains("named volumes are not read") && text.contains("unknown key \"deploy\"")
+                return text.contains("compose.yml:4") && text.contains("named volumes are not read")
+                    && text.contains("unknown key \"deploy\"")
             }
         }
     }
@@ -170,7 +184,8 @@ struct HTTPClientAnswer {
     }
 }
 
-@Suite(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+@Suite(
+    .enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
 struct ContainerStageTests {
     @Test func aStageWithAnImageRunsInAOneOffContainerWithItsStatusAndLog() async throws {
         let engine = try await TestEngine.engine()
@@ -193,38 +208,58 @@ struct ContainerStageTests {
                     image: \(TestEngine.busybox)
                     run: [sh, -c, "echo about to fail; exit 5"]
                 """, to: folder + "/p/pipeline.yml")
-            let result = try await runCommand(Playground.orchestrate, ["run", folder + "/p/pipeline.yml"], environment: ["DOCKER_HOST": try #require(TestEngine.host)])
+            let result = try await runCommand(
+                Playground.orchestrate, ["run", folder + "/p/pipeline.yml"],
+                environment: ["DOCKER_HOST": try #require(TestEngine.host)])
             #expect(result.status == 1, "\(result.stderr)")
             let history = read(folder + "/p/releases/history.jsonl")
             #expect(history.contains("\"score\":3"), "the metrics the container wrote outside its working folder")
-            #expect(result.stderr.contains("exited with status 5") && result.stderr.contains("about to fail"), "\(result.stderr)")
-            let logs = try FileManager.default.subpathsOfDirectory(atPath: folder + "/p/releases/logs").filter { $0.hasSuffix("score.log") }
+            #expect(
+                result.stderr.contains("exited with status 5") && result.stderr.contains("about to fail"),
+                "\(result.stderr)")
+            let logs = try FileManager.default.subpathsOfDirectory(atPath: folder + "/p/releases/logs").filter {
+                $0.hasSuffix("score.log")
+            }
             #expect(read(folder + "/p/releases/logs/" + (logs.first ?? "")).contains("scoring in \(folder)/p"))
-            #expect(try await engine.containers(labels: ["com.docker.compose.project": name]).isEmpty, "one-off containers are removed")
-            #expect(try await engine.networks(labels: ["com.docker.compose.project": name]).isEmpty, "and leave no network behind")
+            #expect(
+                try await engine.containers(labels: ["com.docker.compose.project": name]).isEmpty,
+                "one-off containers are removed")
+            #expect(
+                try await engine.networks(labels: ["com.docker.compose.project": name]).isEmpty,
+                "and leave no network behind")
         }
     }
 }
 
-@Suite(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+@Suite(
+    .enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
 struct MonitoringComposeTests {
     @Test func prometheusComesUpFromComposeMonitoringAndGoesDown() async throws {
         let engine = try await TestEngine.engine()
         let image = "localhost/orchestrate-test-prometheus:1"
-        try await RootFilesystemImage(programs: ["/usr/bin/prometheus"], folders: ["/tmp", "/prometheus"]).importInto(engine, repository: image)
+        try await RootFilesystemImage(programs: ["/usr/bin/prometheus"], folders: ["/tmp", "/prometheus"]).importInto(
+            engine, repository: image)
         let port = try freePort()
         let file = Playground.root.appendingPathComponent("compose/monitoring.yml").path
-        let environment = ["DOCKER_HOST": try #require(TestEngine.host), "PROMETHEUS_IMAGE": image, "PROMETHEUS_PORT": String(port)]
-        let up = try await runCommand(Playground.orchestrate, ["compose", "up", file, "prometheus"], environment: environment)
+        let environment = [
+            "DOCKER_HOST": try #require(TestEngine.host), "PROMETHEUS_IMAGE": image, "PROMETHEUS_PORT": String(port),
+        ]
+        let up = try await runCommand(
+            Playground.orchestrate, ["compose", "up", file, "prometheus"], environment: environment)
         #expect(up.status == 0, "\(up.stderr)")
-        #expect(up.stdout.contains("monitoring-prometheus-1: created") || up.stdout.contains("monitoring-prometheus-1: recreated"), "\(up.stdout)")
+        #expect(
+            up.stdout.contains("monitoring-prometheus-1: created")
+                || up.stdout.contains("monitoring-prometheus-1: recreated"), "\(up.stdout)")
         var ready = false
         for _ in 0..<100 where !ready {
-            ready = (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", limit: .forTests, timeout: .seconds(1)))?.status == 200
+            ready =
+                (try? await HTTPClient.get("http://127.0.0.1:\(port)/-/ready", limit: .forTests, timeout: .seconds(1)))?
+                .status == 200
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready, "Prometheus in its container reads monitoring/prometheus.yml and answers")
-        let again = try await runCommand(Playground.orchestrate, ["compose", "up", file, "prometheus"], environment: environment)
+        let again = try await runCommand(
+            Playground.orchestrate, ["compose", "up", file, "prometheus"], environment: environment)
         #expect(again.stdout.contains("monitoring-prometheus-1: unchanged"), "\(again.stdout)")
         let down = try await runCommand(Playground.orchestrate, ["compose", "down", file], environment: environment)
         #expect(down.status == 0, "\(down.stderr)")

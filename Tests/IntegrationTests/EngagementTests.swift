@@ -1,13 +1,13 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import HTTPTransport
 import Orchestrator
+import Provenance
 import RecEngine
+import StrictYAML
 import TestSupport
 import Testing
 import Traffic
-import Provenance
 
 /// The engagement gate tells models apart: real Prometheus, nginx, recengine processes and the
 /// traffic simulator as the during-step hook.
@@ -48,7 +48,8 @@ import Provenance
     /// live one's, cannot reach the 0.6 bound by chance, as it once did with a quarter of 60/s on
     /// a loaded machine.
     static func pipeline(_ playground: Playground) -> String {
-        let engagement = "sum(rate(recengine_conversions_total{color=\"%@\"}[30s])) / sum(rate(recengine_recommendations_served_total{color=\"%@\"}[30s]))"
+        let engagement =
+            "sum(rate(recengine_conversions_total{color=\"%@\"}[30s])) / sum(rate(recengine_recommendations_served_total{color=\"%@\"}[30s]))"
         let mine = String(format: engagement, "{{color}}", "{{color}}")
         let live = String(format: engagement, "{{live}}", "{{live}}")
         return """
@@ -99,15 +100,24 @@ import Provenance
             let good = try await playground.run()
             #expect(good.outcome == .succeeded, "\(good.failure ?? "")")
             let live = try #require(good.deployment?.color)
-            #expect(good.rollout?.steps.first?.measurements.contains { $0.gate == "engagement" && $0.outcome == "success" } == true)
+            #expect(
+                good.rollout?.steps.first?.measurements.contains { $0.gate == "engagement" && $0.outcome == "success" }
+                    == true)
 
             let poor = try await playground.run(RunOptions(force: true), environment: ["TRAIN": "data/shuffled.csv"])
-            let measured = poor.rollout?.steps.flatMap(\.measurements).map { "\($0.gate)=\($0.value.map { "\($0)" } ?? "none") \($0.outcome)" } ?? []
+            let measured =
+                poor.rollout?.steps.flatMap(\.measurements).map {
+                    "\($0.gate)=\($0.value.map { "\($0)" } ?? "none") \($0.outcome)"
+                } ?? []
             #expect(poor.outcome == .rolledBack, "\(poor.failure ?? ""); measured: \(measured)")
             #expect(poor.rollout?.steps.count == 1, "rolled back at the first step")
             // Either engagement gate may decide first: absolute, or relative to the live colour.
-            #expect(poor.failure?.hasPrefix("gate engagement") == true, "on engagement, not errors: \(poor.failure ?? "")")
-            let failing = poor.rollout?.steps.first?.measurements.filter { $0.gate.hasPrefix("engagement") && $0.outcome == "failure" } ?? []
+            #expect(
+                poor.failure?.hasPrefix("gate engagement") == true, "on engagement, not errors: \(poor.failure ?? "")")
+            let failing =
+                poor.rollout?.steps.first?.measurements.filter {
+                    $0.gate.hasPrefix("engagement") && $0.outcome == "failure"
+                } ?? []
             #expect(!failing.isEmpty)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
@@ -121,7 +131,9 @@ import Provenance
             let color = try #require(release.deployment?.color)
             let prometheus = PrometheusClient(baseURL: "http://127.0.0.1:\(playground.prometheusPort)")
             func total(_ metric: String) async throws -> Double {
-                if case .value(let value) = try await prometheus.query("sum(\(metric){color=\"\(color)\"})") { return value }
+                if case .value(let value) = try await prometheus.query("sum(\(metric){color=\"\(color)\"})") {
+                    return value
+                }
                 return 0
             }
             try await Task.sleep(for: .seconds(4))  // the hook's last events are scraped
@@ -130,11 +142,14 @@ import Provenance
             let heldOut = try RatingsFile.load(path: playground.folder + "/data/test.csv").ratings
             let simulator = TrafficSimulator(
                 heldOut: heldOut,
-                configuration: .init(baseURL: "http://127.0.0.1:\(playground.nginxPort)", rate: 50, duration: .seconds(3), count: 20, seed: 9))
+                configuration: .init(
+                    baseURL: "http://127.0.0.1:\(playground.nginxPort)", rate: 50, duration: .seconds(3), count: 20,
+                    seed: 9))
             let report = await simulator.run { url, body in
                 let response =
                     if let body {
-                        try await HTTPClient.post(url, body: body, limit: .forTests, headers: ["Content-Type: application/json"])
+                        try await HTTPClient.post(
+                            url, body: body, limit: .forTests, headers: ["Content-Type: application/json"])
                     } else {
                         try await HTTPClient.get(url, limit: .forTests, headers: ["Accept: application/json"])
                     }
@@ -145,7 +160,8 @@ import Provenance
             #expect(report.errors == 0)
             #expect(counts.conversions > 0)
             #expect(try await total("recengine_conversions_total") - conversionsBefore == Double(counts.conversions))
-            #expect(try await total("recengine_recommendations_served_total") - servedBefore == Double(counts.recommended))
+            #expect(
+                try await total("recengine_recommendations_served_total") - servedBefore == Double(counts.recommended))
         }
     }
 }

@@ -1,15 +1,15 @@
-import Foundation
+import DeploymentRuntimes
 import EngineAPI
-import StrictYAML
+import Foundation
 import HTTPTransport
-import TestSupport
 import Orchestrator
-import RecEngine
-import Testing
-import Traffic
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import RecEngine
+import StrictYAML
+import TestSupport
+import Testing
+import Traffic
 
 /// A rollout playground on loopback: generated ratings, a pipeline with deploy/traffic/analysis,
 /// a real Prometheus scraping the colours, real nginx and real `recengine serve` processes, all
@@ -34,15 +34,18 @@ final class Playground: @unchecked Sendable {
     var swarmPublish = "host"
 
     static var root: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     static var recengine: String {
-        ProcessInfo.processInfo.environment["RECENGINE_BIN"] ?? root.appendingPathComponent(".build/debug/recengine").path
+        ProcessInfo.processInfo.environment["RECENGINE_BIN"]
+            ?? root.appendingPathComponent(".build/debug/recengine").path
     }
 
     static var orchestrate: String {
-        ProcessInfo.processInfo.environment["ORCHESTRATE_BIN"] ?? root.appendingPathComponent(".build/debug/orchestrate").path
+        ProcessInfo.processInfo.environment["ORCHESTRATE_BIN"]
+            ?? root.appendingPathComponent(".build/debug/orchestrate").path
     }
 
     init(dockerHost: String? = nil, swarm: SwarmTestCluster? = nil) throws {
@@ -65,7 +68,9 @@ final class Playground: @unchecked Sendable {
     var historyPath: String { folder + "/releases/history.jsonl" }
 
     /// Runs `body` with a started playground and always cleans up.
-    static func with(dockerHost: String? = nil, swarm: SwarmTestCluster? = nil, _ body: (Playground) async throws -> Void) async throws {
+    static func with(
+        dockerHost: String? = nil, swarm: SwarmTestCluster? = nil, _ body: (Playground) async throws -> Void
+    ) async throws {
         let playground = try Playground(dockerHost: dockerHost, swarm: swarm)
         do {
             try await playground.start()
@@ -101,7 +106,11 @@ final class Playground: @unchecked Sendable {
                 "--web.listen-address=127.0.0.1:\(prometheusPort)", "--log.level=warn",
             ])
         for _ in 0..<100 {
-            if (try? await HTTPClient.get("http://127.0.0.1:\(prometheusPort)/-/ready", limit: .forTests, timeout: .seconds(1)))?.status == 200 { return }
+            if (try? await HTTPClient.get(
+                "http://127.0.0.1:\(prometheusPort)/-/ready", limit: .forTests, timeout: .seconds(1)))?.status == 200
+            {
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw PlaygroundError("Prometheus did not become ready")
@@ -133,10 +142,14 @@ final class Playground: @unchecked Sendable {
 
     /// Under the Docker runtime: the project's compose file with the images the Docker tests import.
     func useTestImages() throws {
-        guard dockerHost != nil, composePath == Playground.root.appendingPathComponent("compose/recommender.yml").path else { return }
+        guard dockerHost != nil, composePath == Playground.root.appendingPathComponent("compose/recommender.yml").path
+        else { return }
         let compose = try String(contentsOfFile: composePath, encoding: .utf8)
-            .replacingOccurrences(of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1")
-            .replacingOccurrences(of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
+            .replacingOccurrences(
+                of: "${RECENGINE_IMAGE:-localhost/recengine:latest}", with: "localhost/orchestrate-test-recengine:1"
+            )
+            .replacingOccurrences(
+                of: "${NGINX_IMAGE:-localhost/orchestrate-nginx:latest}", with: "localhost/orchestrate-test-nginx:1")
         try compose.write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
         composePath = folder + "/compose.yml"
     }
@@ -156,17 +169,18 @@ final class Playground: @unchecked Sendable {
 
     /// A gate no release can pass: each colour exports one model-info series.
     static let impossibleGate = """
-                - name: impossible
-                  query: sum(recengine_model_info{color="{{color}}"})
-                  max: 0.5
-                  initialDelay: 3s
-                  interval: 1s
-                  onNoData: inconclusive
-            """
+            - name: impossible
+              query: sum(recengine_model_info{color="{{color}}"})
+              max: 0.5
+              initialDelay: 3s
+              interval: 1s
+              onNoData: inconclusive
+        """
 
     /// A pipeline over the generated ratings; `gate` is the PromQL gate list.
     func writePipeline(
-        gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]", prometheusPort: Int? = nil,
+        gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]",
+        prometheusPort: Int? = nil,
         drain: String = "1s", extra: String = ""
     ) throws {
         let errorRate = """
@@ -261,10 +275,12 @@ final class Playground: @unchecked Sendable {
     /// Starts `orchestrate run --force` in another process and returns once its run reached
     /// `phase` (and `condition` holds, when given).
     func startController(
-        _ arguments: [String] = [], until phase: RunPhase, environment: [String: String] = [:], where condition: (RunState) -> Bool = { _ in true }
+        _ arguments: [String] = [], until phase: RunPhase, environment: [String: String] = [:],
+        where condition: (RunState) -> Bool = { _ in true }
     ) async throws -> ChildProcess {
         let controller = try ChildProcess.spawn(
-            Self.orchestrate, ["run", pipelinePath, "--force"] + arguments, environment: ["RECENGINE_BIN": Self.recengine].merging(environment) { $1 },
+            Self.orchestrate, ["run", pipelinePath, "--force"] + arguments,
+            environment: ["RECENGINE_BIN": Self.recengine].merging(environment) { $1 },
             log: controllerLog)
         let state = StateStore(folder: statePath)
         for _ in 0..<600 {
@@ -273,7 +289,9 @@ final class Playground: @unchecked Sendable {
         }
         controller.signal(SIGKILL)
         _ = await controller.wait()
-        throw PlaygroundError("the controller did not reach \(phase) within 30 s: \((try? String(contentsOfFile: controllerLog, encoding: .utf8)) ?? "")")
+        throw PlaygroundError(
+            "the controller did not reach \(phase) within 30 s: \((try? String(contentsOfFile: controllerLog, encoding: .utf8)) ?? "")"
+        )
     }
 
     /// The compose file the Docker playground deploys with (the project's own unless replaced).
@@ -282,20 +300,25 @@ final class Playground: @unchecked Sendable {
     var nginx: NginxController {
         let config = NginxConfig(listenPort: nginxPort, runtimeFolder: statePath + "/nginx")
         if let docker = runtime as? DockerRuntime {
-            return NginxController(config: config, configPath: statePath + "/nginx.conf", host: ContainerNginx(runtime: docker))
+            return NginxController(
+                config: config, configPath: statePath + "/nginx.conf", host: ContainerNginx(runtime: docker))
         }
         return NginxController(config: config, configPath: statePath + "/nginx.conf")
     }
 
     var runtime: any DeploymentRuntime {
         if swarm != nil, let pipeline = try? PipelineLoader().load(pipelinePath), let spec = pipeline.deploy?.swarm,
-            let manager = try? DockerEngine(host: spec.host ?? ""), let engines = try? (spec.engines ?? []).map({ try DockerEngine(host: $0) })
+            let manager = try? DockerEngine(host: spec.host ?? ""),
+            let engines = try? (spec.engines ?? []).map({ try DockerEngine(host: $0) })
         {
-            return SwarmRuntime(manager: manager, engines: engines, spec: spec, project: service, stateFolder: statePath, serveArguments: [])
+            return SwarmRuntime(
+                manager: manager, engines: engines, spec: spec, project: service, stateFolder: statePath,
+                serveArguments: [])
         }
         if let dockerHost, let engine = try? DockerEngine(host: dockerHost) {
             return DockerRuntime(
-                engine: engine, composePath: composePath, project: service, stateFolder: statePath, nginxFolder: statePath + "/nginx",
+                engine: engine, composePath: composePath, project: service, stateFolder: statePath,
+                nginxFolder: statePath + "/nginx",
                 nginxConfig: statePath + "/nginx.conf")
         }
         return ProcessRuntime(stateFolder: statePath, recengine: Self.recengine)
@@ -328,7 +351,8 @@ final class LoadGenerator: @unchecked Sendable {
                 let sample: Sample
                 do {
                     let response = try await HTTPClient.get(
-                        "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", limit: .forTests, timeout: .seconds(5), headers: ["Accept: application/json"])
+                        "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", limit: .forTests,
+                        timeout: .seconds(5), headers: ["Accept: application/json"])
                     let body = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
                     sample = Sample(at: Date(), status: response.status, color: body?["color"] as? String)
                 } catch is CancellationError {
@@ -362,5 +386,6 @@ final class LoadGenerator: @unchecked Sendable {
 
 extension HTTPClient.BodyLimit {
     /// What the tests read of an answer: far more than any answer of ours.
-    static let forTests = HTTPClient.BodyLimit(16 << 20, for: "an answer read by a test", hint: "a test reads small answers")
+    static let forTests = HTTPClient.BodyLimit(
+        16 << 20, for: "an answer read by a test", hint: "a test reads small answers")
 }

@@ -1,15 +1,15 @@
+import DeploymentRuntimes
 import EngineAPI
 import Foundation
 import HTTPTransport
 import Orchestrator
+import OrchestratorSupport
+import Provenance
 import RecEngine
 import StrictYAML
 import TestSupport
 import Testing
 import Traffic
-import OrchestratorSupport
-import Provenance
-import DeploymentRuntimes
 
 /// The controller on its worst day: unreadable state, signals, kill -9 at every phase, aborts at
 /// awkward moments, children that must not outlive it. Real nginx, Prometheus and colours.
@@ -25,13 +25,16 @@ import DeploymentRuntimes
     /// the step or the controller.
     func sleeperHook(_ playground: Playground) throws -> String {
         let script = playground.folder + "/sleeper.sh"
-        try "#!/bin/sh\necho $$ >> \"\(playground.folder)/sleeper.pids\"\nexec sleep 600\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho $$ >> \"\(playground.folder)/sleeper.pids\"\nexec sleep 600\n".write(
+            toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
         return "hooks:\n  duringStep:\n    - [\(script)]\n"
     }
 
     func sleeperPIDs(_ playground: Playground) -> [Int32] {
-        ((try? String(contentsOfFile: playground.folder + "/sleeper.pids", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
+        ((try? String(contentsOfFile: playground.folder + "/sleeper.pids", encoding: .utf8)) ?? "").split(
+            separator: "\n"
+        ).compactMap { Int32($0) }
     }
 
     func isAlive(_ pid: Int32) -> Bool {
@@ -44,14 +47,17 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
+            let live = try #require(
+                first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let split = await playground.nginx.currentSplit()
             // Truncated, as a full disk or a crash of an older writer leaves it.
             let currentPath = playground.statePath + "/current.json"
             let bytes = try #require(FileManager.default.contents(atPath: currentPath))
             try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: currentPath))
 
-            let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
+            let error = await #expect(throws: OrchestratorError.self) {
+                try await playground.run(RunOptions(force: true))
+            }
             #expect(error?.code == .unreadableState)
             #expect(error?.code.exitCode == 2)
             #expect(error?.message.contains(currentPath) == true, "the file is named: \(error?.message ?? "")")
@@ -73,14 +79,20 @@ import DeploymentRuntimes
             #expect(repair.status == 0, "\(repair.stderr)")
             #expect(repair.stdout.contains("done: write"), "\(repair.stdout)")
             let restored = try #require(try StateStore(folder: playground.statePath).live())
-            #expect(restored.color == live && restored.releaseID == first.releaseID && restored.modelSHA256 == first.deployment?.modelSHA256)
-            let kept = try FileManager.default.contentsOfDirectory(atPath: playground.statePath).filter { $0.hasPrefix("current.json.unreadable-") }
+            #expect(
+                restored.color == live && restored.releaseID == first.releaseID
+                    && restored.modelSHA256 == first.deployment?.modelSHA256)
+            let kept = try FileManager.default.contentsOfDirectory(atPath: playground.statePath).filter {
+                $0.hasPrefix("current.json.unreadable-")
+            }
             #expect(kept.count == 1, "the unreadable file is kept beside it")
 
             let next = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
             #expect(next.outcome == .succeeded, "\(next.failure ?? "")")
             #expect(next.rollout?.live == live)
-            #expect(next.rollout?.steps.map(\.weight) == [25, 50, 100], "a staged release against the live colour, not a first release")
+            #expect(
+                next.rollout?.steps.map(\.weight) == [25, 50, 100],
+                "a staged release against the live colour, not a first release")
         }
     }
 
@@ -88,16 +100,22 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
+            let live = try #require(
+                first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             // current.json says nothing is live, but nginx sends all traffic to the live colour.
             try FileManager.default.removeItem(atPath: playground.statePath + "/current.json")
-            let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
+            let error = await #expect(throws: OrchestratorError.self) {
+                try await playground.run(RunOptions(force: true))
+            }
             #expect(error?.code == .inconsistentState)
-            #expect(error?.message.contains("nginx sends 100% of traffic to \(live)") == true, "\(error?.message ?? "")")
+            #expect(
+                error?.message.contains("nginx sends 100% of traffic to \(live)") == true, "\(error?.message ?? "")")
             #expect(await playground.runtime.instance(of: live) != nil)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let last = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
-            #expect(last.outcome == .failed && last.stages.allSatisfy { $0.status == .notRun }, "the refused run is recorded")
+            #expect(
+                last.outcome == .failed && last.stages.allSatisfy { $0.status == .notRun },
+                "the refused run is recorded")
         }
     }
 
@@ -105,7 +123,8 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline(wait: "30s", extra: try sleeperHook(playground))
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
+            let live = try #require(
+                first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             try? FileManager.default.removeItem(atPath: playground.folder + "/sleeper.pids")
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
@@ -138,7 +157,9 @@ import DeploymentRuntimes
             #expect(await playground.runtime.instance(of: live) != nil)
             #expect(!hooks.contains(where: isAlive), "the hook was stopped with the step")
             #expect(try StateStore(folder: playground.statePath).run() == nil, "nothing left to recover")
-            #expect(load.samples.allSatisfy { $0.status == 200 }, "no failed request: \(load.samples.filter { $0.status != 200 }.count)")
+            #expect(
+                load.samples.allSatisfy { $0.status == 200 },
+                "no failed request: \(load.samples.filter { $0.status != 200 }.count)")
             #expect(try ReleaseHistory(path: playground.historyPath).verify().isEmpty)
         }
     }
@@ -155,11 +176,14 @@ import DeploymentRuntimes
             chmod(slow, 0o755)
             try playground.writePipeline(wait: "30s", extra: "hooks:\n  onRollback:\n    - [\(slow)]\n")
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
+            let live = try #require(
+                first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let controller = try await playground.startController(until: .shifting)
             controller.signal(SIGINT)
             let hook = try #require(
-                try await poll(for: .seconds(60)) { Int32(read(marker).trimmingCharacters(in: .whitespacesAndNewlines)) }, "the hook started")
+                try await poll(for: .seconds(60)) {
+                    Int32(read(marker).trimmingCharacters(in: .whitespacesAndNewlines))
+                }, "the hook started")
             let second = ContinuousClock.now
             controller.signal(SIGINT)
             let status = await controller.wait()
@@ -172,7 +196,9 @@ import DeploymentRuntimes
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             #expect(record.releaseID != first.releaseID, "the interrupted release is recorded")
-            #expect(record.outcome == .rolledBack || record.outcome == .interrupted, "\(record.outcome): \(record.failure ?? "")")
+            #expect(
+                record.outcome == .rolledBack || record.outcome == .interrupted,
+                "\(record.outcome): \(record.failure ?? "")")
             #expect(try StateStore(folder: playground.statePath).run() == nil, "nothing left to recover")
             #expect(try ReleaseHistory(path: playground.historyPath).verify().isEmpty)
         }
@@ -201,7 +227,9 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline(wait: "30s")
             let first = try await playground.run(Self.quick)
-            let second = try await playground.run(RunOptions(overrides: Self.quick.overrides, force: true, noStagedShift: true), environment: ["EPOCHS": "12"])
+            let second = try await playground.run(
+                RunOptions(overrides: Self.quick.overrides, force: true, noStagedShift: true),
+                environment: ["EPOCHS": "12"])
             #expect(second.outcome == .succeeded)
             let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "14"])
             controller.signal(SIGKILL)
@@ -210,7 +238,9 @@ import DeploymentRuntimes
             #expect(rollback.status == 0, "\(rollback.stderr)")
             #expect(rollback.stderr.contains("Nothing more was rolled back"), "\(rollback.stderr)")
             let live = try #require(try StateStore(folder: playground.statePath).live())
-            #expect(live.releaseID == second.releaseID, "the healthy live release stays; \(first.releaseID) is not brought back")
+            #expect(
+                live.releaseID == second.releaseID,
+                "the healthy live release stays; \(first.releaseID) is not brought back")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live.color])
         }
     }
@@ -229,7 +259,8 @@ import DeploymentRuntimes
             #expect(record.outcome == .rolledBack, "\(record.failure ?? "")")
             #expect(record.failure?.contains("during the drain") == true)
             let live = try #require(try StateStore(folder: playground.statePath).live())
-            #expect(live.releaseID == first.releaseID && live.color == old, "current.json is back on the previous release")
+            #expect(
+                live.releaseID == first.releaseID && live.color == old, "current.json is back on the previous release")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [old])
             let other = old == "blue" ? "green" : "blue"
             #expect(await playground.runtime.instance(of: other) == nil)
@@ -243,7 +274,8 @@ import DeploymentRuntimes
             chmod(slow, 0o755)
             try playground.writePipeline(extra: "hooks:\n  preRollout:\n    - [\(slow)]\n")
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
+            let live = try #require(
+                first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let before = await playground.nginx.currentSplit()
             let controller = try await playground.startController(until: .deploying)
             let abort = try await orchestrate(["abort", playground.pipelinePath])
@@ -283,7 +315,8 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline(wait: "30s")
             let first = try await playground.run(Self.quick)
-            let live = try #require(first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
+            let live = try #require(
+                first.deployment?.color, "the first release: \(first.outcome) \(first.failure ?? "")")
             let controller = try await playground.startController(until: .shifting)
             let run = try #require(try StateStore(folder: playground.statePath).run())
             controller.signal(SIGKILL)
@@ -297,7 +330,9 @@ import DeploymentRuntimes
             #expect(record.rollout?.events.contains { $0.detail.contains("run.json was unreadable") } == true)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
             #expect(await playground.runtime.instance(of: run.target ?? "") == nil, "the unapproved colour is stopped")
-            let kept = try FileManager.default.contentsOfDirectory(atPath: playground.statePath).filter { $0.hasPrefix("run.json.unreadable-") }
+            let kept = try FileManager.default.contentsOfDirectory(atPath: playground.statePath).filter {
+                $0.hasPrefix("run.json.unreadable-")
+            }
             #expect(kept.count == 1)
         }
     }
@@ -313,8 +348,12 @@ import DeploymentRuntimes
             let promote = try await orchestrate(["promote", playground.pipelinePath])
             #expect(promote.status == 0, "\(promote.stderr)")
             // The next steps fail too and hold again: abort ends it.
-            _ = try await poll(for: .seconds(30)) { (try? StateStore(folder: playground.statePath).run())??.weight == 50 ? true : nil }
-            _ = try await poll(for: .seconds(30)) { (try? StateStore(folder: playground.statePath).run())??.phase == .holding ? true : nil }
+            _ = try await poll(for: .seconds(30)) {
+                (try? StateStore(folder: playground.statePath).run())??.weight == 50 ? true : nil
+            }
+            _ = try await poll(for: .seconds(30)) {
+                (try? StateStore(folder: playground.statePath).run())??.phase == .holding ? true : nil
+            }
             let abort = try await orchestrate(["abort", playground.pipelinePath])
             #expect(abort.status == 0)
             #expect(await controller.wait() >> 8 == 1)
@@ -330,14 +369,18 @@ import DeploymentRuntimes
         var generator = SeededGenerator(seed: 3)
         var rows = ["user_id,movie_id,rating"]
         for user in 0..<3000 {
-            for _ in 0..<20 { rows.append("u\(user),m\(generator.nextIndex(below: 500)),\(1 + generator.nextIndex(below: 5))") }
+            for _ in 0..<20 {
+                rows.append("u\(user),m\(generator.nextIndex(below: 500)),\(1 + generator.nextIndex(below: 5))")
+            }
         }
-        try (rows.joined(separator: "\n") + "\n").write(toFile: playground.folder + "/big.csv", atomically: true, encoding: .utf8)
+        try (rows.joined(separator: "\n") + "\n").write(
+            toFile: playground.folder + "/big.csv", atomically: true, encoding: .utf8)
         try playground.writePipeline()
         var text = try String(contentsOfFile: playground.pipelinePath, encoding: .utf8)
         text = text.replacingOccurrences(
             of: "with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: \"${EPOCHS:-10}\"}",
-            with: "with: {ratings: big.csv, model: models/m, factors: 200, epochs: 10000}" + (timeout.map { "\n    timeout: \($0)" } ?? ""))
+            with: "with: {ratings: big.csv, model: models/m, factors: 200, epochs: 10000}"
+                + (timeout.map { "\n    timeout: \($0)" } ?? ""))
         try text.write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
     }
 
@@ -353,8 +396,10 @@ import DeploymentRuntimes
             #expect(stage.error?.contains("timed out after 1s") == true, "\(stage.error ?? "")")
             #expect(stage.durationSeconds < 2, "stopped within a second of its timeout: \(stage.durationSeconds) s")
             #expect(took < .seconds(10))
-            let trainers = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { pid in
-                let command = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
+            let trainers = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter
+            { pid in
+                let command = String(
+                    decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
                 return command.contains("train") && command.contains(playground.folder)
             }
             #expect(trainers.isEmpty, "no training process is left: \(trainers)")
@@ -364,7 +409,9 @@ import DeploymentRuntimes
     @Test func sigtermDuringAStageStopsItAndRecordsTheReleaseAsInterrupted() async throws {
         try await Playground.with { playground in
             try writeSlowTraining(playground, timeout: nil)
-            let controller = try await playground.startController(until: .stages) { $0.children.contains { $0.role == "stage train" } }
+            let controller = try await playground.startController(until: .stages) {
+                $0.children.contains { $0.role == "stage train" }
+            }
             let child = try #require(try StateStore(folder: playground.statePath).run()?.children.first)
             controller.signal(SIGTERM)
             let status = await controller.wait()
@@ -380,20 +427,27 @@ import DeploymentRuntimes
     @Test func theDryRunsPlanIsWhatTheRunDoes() async throws {
         try await Playground.with { playground in
             try playground.writePipeline(wait: "4s")
-            for (options, environment) in [(["--no-staged-shift"], ["EPOCHS": "10"]), ([], ["EPOCHS": "12"]), (["--no-staged-shift"], ["EPOCHS": "14"])] {
+            for (options, environment) in [
+                (["--no-staged-shift"], ["EPOCHS": "10"]), ([], ["EPOCHS": "12"]),
+                (["--no-staged-shift"], ["EPOCHS": "14"]),
+            ] {
                 let dryRun = try await runCommand(
-                    Playground.orchestrate, ["run", playground.pipelinePath, "--dry-run", "--force", "--output", "json"] + options,
+                    Playground.orchestrate,
+                    ["run", playground.pipelinePath, "--dry-run", "--force", "--output", "json"] + options,
                     environment: ["RECENGINE_BIN": Playground.recengine].merging(environment) { $1 })
                 #expect(dryRun.status == 0, "\(dryRun.stderr)")
                 let planned = try JSONDecoder.iso8601.decode(RunPlan.self, from: Data(dryRun.stdout.utf8))
-                let record = try await playground.run(RunOptions(force: true, noStagedShift: !options.isEmpty), environment: environment)
+                let record = try await playground.run(
+                    RunOptions(force: true, noStagedShift: !options.isEmpty), environment: environment)
                 let done = try #require(record.plan)
                 #expect(done.stages.map(\.action) == planned.stages.map(\.action))
                 #expect(done.stages.map(\.command) == planned.stages.map(\.command))
                 #expect(done.rollout?.live == planned.rollout?.live)
                 #expect(done.rollout?.target == planned.rollout?.target)
                 #expect(done.rollout?.steps.map(\.newWeight) == planned.rollout?.steps.map(\.newWeight))
-                #expect(record.rollout?.steps.map(\.weight) == planned.rollout?.steps.map(\.newWeight), "the steps taken are the steps planned")
+                #expect(
+                    record.rollout?.steps.map(\.weight) == planned.rollout?.steps.map(\.newWeight),
+                    "the steps taken are the steps planned")
                 #expect(record.deployment?.color == planned.rollout?.target)
                 #expect(record.stages.map(\.status) == planned.stages.map { $0.action == .run ? .succeeded : .cached })
             }
@@ -430,13 +484,19 @@ func poll<T>(for timeout: Duration = .seconds(30), _ check: () async throws -> T
                 try write("not tensors \(attempt)", to: folder + "/\(attempt)/model.safetensors")
                 try write("{}", to: folder + "/\(attempt)/manifest.json")
                 let error = await #expect(throws: OrchestratorError.self) {
-                    try await runtime.deploy(color: "blue", modelDirectory: folder + "/\(attempt)", timeout: .seconds(20))
+                    try await runtime.deploy(
+                        color: "blue", modelDirectory: folder + "/\(attempt)", timeout: .seconds(20))
                 }
                 messages.append(error?.message ?? "")
             }
             #expect(messages[0].contains("exited at start"), "\(messages[0])")
-            let firstDigest = try #require(try FileManager.default.contentsOfDirectory(atPath: folder + "/state/models").first { messages[0].contains($0.prefix(12)) || messages[0].contains($0) })
-            #expect(!messages[1].contains(firstDigest), "the second failure shows the second process's log only: \(messages[1])")
+            let firstDigest = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: folder + "/state/models").first {
+                    messages[0].contains($0.prefix(12)) || messages[0].contains($0)
+                })
+            #expect(
+                !messages[1].contains(firstDigest),
+                "the second failure shows the second process's log only: \(messages[1])")
         }
     }
 }

@@ -2,10 +2,10 @@ import EngineAPI
 import Foundation
 import HTTPTransport
 import Orchestrator
+import Provenance
 import TestSupport
 import Testing
 import Traffic
-import Provenance
 
 /// A hostile answer in the middle of a real rollout (issue 20, item 1): a hostile HTTP server
 /// stands in for Prometheus at the second release's 25 % step; the controller, a child process
@@ -26,12 +26,17 @@ import Provenance
             switch self {
             case .manySeries:
                 return { path in
-                    if path.hasPrefix("/-/ready") { return .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8)) }
-                    return path.contains("query=count%28%28") ? .prometheusValue("1400000") : .prometheusVector(series: 1_400_000)
+                    if path.hasPrefix("/-/ready") {
+                        return .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8))
+                    }
+                    return path.contains("query=count%28%28")
+                        ? .prometheusValue("1400000") : .prometheusVector(series: 1_400_000)
                 }
             case .endless:
                 return { path in
-                    path.hasPrefix("/-/ready") ? .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8)) : .endless()
+                    path.hasPrefix("/-/ready")
+                        ? .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8))
+                        : .endless()
                 }
             case .drip:
                 return { path in
@@ -41,9 +46,14 @@ import Provenance
                 }
             case .escapes:
                 let text = String(repeating: "\u{1B}[2J\u{1B}]0;owned\u{7}bad ", count: 25_000)
-                let body = (try? JSONSerialization.data(withJSONObject: ["status": "error", "errorType": "bad_data", "error": text])) ?? Data()
+                let body =
+                    (try? JSONSerialization.data(withJSONObject: [
+                        "status": "error", "errorType": "bad_data", "error": text,
+                    ])) ?? Data()
                 return { path in
-                    path.hasPrefix("/-/ready") ? .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8)) : .body(status: 400, body)
+                    path.hasPrefix("/-/ready")
+                        ? .body(status: 200, contentType: "text/plain", Data("Prometheus is Ready.\n".utf8))
+                        : .body(status: 400, body)
                 }
             }
         }
@@ -84,7 +94,8 @@ import Provenance
                 load.start(port: playground.nginxPort)
                 let started = ContinuousClock.now
                 let controller = try ChildProcess.spawn(
-                    Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"],
+                    Playground.orchestrate, ["run", playground.pipelinePath, "--force"],
+                    environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "12"],
                     log: playground.controllerLog, measuringPeakMemory: true)
                 // When all traffic is back on the live colour, as nginx says (polled while the controller runs).
                 let watch = Task.detached { () -> Date? in
@@ -106,7 +117,9 @@ import Provenance
                 await load.stop()
                 let log = (try? String(contentsOfFile: playground.controllerLog, encoding: .utf8)) ?? ""
                 #expect(status >> 8 == 1, "rolled back: exit 1, got \(status >> 8): \(log.suffix(2000))")
-                #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live], "all traffic on the live colour")
+                #expect(
+                    await playground.nginx.currentSplit()?.backends.map(\.color) == [live],
+                    "all traffic on the live colour")
 
                 let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
                 #expect(record.outcome == .rolledBack, "\(record.outcome)")
@@ -116,7 +129,8 @@ import Provenance
                 // The figures for Benchmarks/faults.
                 print(
                     "hostile Prometheus \(hostility.rawValue): exit \(status >> 8), peak \(peakKiB / 1024) MiB, \(failed) of \(load.samples.count) requests failed, "
-                        + "all traffic on \(live) \(restoredAt.map { String(format: "%.2f", $0.timeIntervalSince(firstQuery)) } ?? "-") s after the first hostile answer, run \(took)")
+                        + "all traffic on \(live) \(restoredAt.map { String(format: "%.2f", $0.timeIntervalSince(firstQuery)) } ?? "-") s after the first hostile answer, run \(took)"
+                )
                 #expect(failed == 0, "no failed request")
                 #expect(peakKiB < 200 * 1024, "the controller's peak memory: \(peakKiB) KiB")
 
@@ -127,11 +141,15 @@ import Provenance
                 #expect(!log.contains("\u{1B}"), "no escape sequence on stderr")
                 let explain = try await orchestrate(["explain", "--last", "--pipeline", playground.pipelinePath])
                 #expect(explain.status == 0 && !explain.stdout.contains("\u{1B}"), "\(explain)")
-                let report = try await orchestrate(["report", "--last", "--pipeline", playground.pipelinePath, "--out", playground.folder + "/report"])
+                let report = try await orchestrate([
+                    "report", "--last", "--pipeline", playground.pipelinePath, "--out", playground.folder + "/report",
+                ])
                 #expect(report.status == 0, "\(report.stderr)")
                 let markdown = try String(contentsOfFile: playground.folder + "/report/report.md", encoding: .utf8)
                 #expect(!markdown.contains("\u{1B}"))
-                #expect(try FileManager.default.attributesOfItem(atPath: playground.folder + "/report/report.md")[.size] as? Int ?? 0 < 500_000)
+                #expect(
+                    try FileManager.default.attributesOfItem(atPath: playground.folder + "/report/report.md")[.size]
+                        as? Int ?? 0 < 500_000)
             }
         }
     }
@@ -145,26 +163,36 @@ import Provenance
             let hostile = "\u{1B}]0;owned\u{7}\u{1B}[2J\u{9B}31m\u{202E}evil"
             record.releaseID += "-x"
             record.failure = hostile + "\nsecond line"
-            let measured = GateMeasurement(outcome: "error", gate: "g", query: "q", value: nil, condition: "<= 1", at: Date(), error: hostile)
+            let measured = GateMeasurement(
+                outcome: "error", gate: "g", query: "q", value: nil, condition: "<= 1", at: Date(), error: hostile)
             record.rollout?.steps[0].measurements.append(measured)
             record.rollout?.events.append(RolloutEvent(at: Date(), kind: .rollback, detail: hostile))
             record.stages[0].metrics[hostile] = 1
             _ = try ReleaseHistory(path: playground.historyPath).append(record)
             for command in [
-                ["history", "--pipeline", playground.pipelinePath], ["explain", "--last", "--pipeline", playground.pipelinePath],
+                ["history", "--pipeline", playground.pipelinePath],
+                ["explain", "--last", "--pipeline", playground.pipelinePath],
                 ["report", "--last", "--pipeline", playground.pipelinePath, "--out", playground.folder + "/report"],
             ] {
                 let result = try await orchestrate(command)
                 #expect(result.status == 0, "\(command): \(result.stderr)")
                 for output in [result.stdout, result.stderr] {
-                    #expect(!output.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" || $0 == "\u{202E}" }, "\(command): \(output)")
+                    #expect(
+                        !output.unicodeScalars.contains {
+                            $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" || $0 == "\u{202E}"
+                        }, "\(command): \(output)")
                 }
             }
             let explain = try await orchestrate(["explain", "--last", "--pipeline", playground.pipelinePath])
-            #expect(explain.stdout.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}evil"), "shown, written out: \(explain.stdout)")
+            #expect(
+                explain.stdout.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}evil"),
+                "shown, written out: \(explain.stdout)")
             for file in ["report.md", "report.html"] {
                 let text = try String(contentsOfFile: playground.folder + "/report/" + file, encoding: .utf8)
-                #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" || $0 == "\u{202E}" }, "\(file)")
+                #expect(
+                    !text.unicodeScalars.contains {
+                        $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" || $0 == "\u{202E}"
+                    }, "\(file)")
             }
         }
     }
@@ -172,16 +200,23 @@ import Provenance
     /// `compose ps` against an engine whose list of containers never ends (issue 20, item 1).
     @Test func composePsAgainstAnEngineThatAnswersWithoutEndExits4WithinTheMemoryBound() async throws {
         let version = #"{"ApiVersion":"1.41","Version":"hostile"}"#
-        try await HostileHTTPServer.with({ path in path.hasSuffix("/version") ? .json(version) : .endless(byte: UInt8(ascii: "[")) }) { server in
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-engine-\(UUID().uuidString)").path
+        try await HostileHTTPServer.with({ path in
+            path.hasSuffix("/version") ? .json(version) : .endless(byte: UInt8(ascii: "["))
+        }) { server in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "hostile-engine-\(UUID().uuidString)"
+            ).path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: folder) }
-            try "name: hostile\nservices: {}\n".write(toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
+            try "name: hostile\nservices: {}\n".write(
+                toFile: folder + "/compose.yml", atomically: true, encoding: .utf8)
             let controller = try ChildProcess.spawn(
-                Playground.orchestrate, ["compose", "ps", folder + "/compose.yml", "--host", "tcp://127.0.0.1:\(server.port)"], log: folder + "/out.log",
+                Playground.orchestrate,
+                ["compose", "ps", folder + "/compose.yml", "--host", "tcp://127.0.0.1:\(server.port)"],
+                log: folder + "/out.log",
                 measuringPeakMemory: true)
             let (status, peakBytes) = await controller.waitMeasuringMemory()
-                let peakKiB = peakBytes / 1024
+            let peakKiB = peakBytes / 1024
             let output = (try? String(contentsOfFile: folder + "/out.log", encoding: .utf8)) ?? ""
             print("compose ps against an endless engine: exit \(status >> 8), peak \(peakKiB / 1024) MiB")
             #expect(status & 0x7f == 0, "exited, not killed by a signal: \(status)")

@@ -1,10 +1,10 @@
 import Foundation
 import Orchestrator
+import Provenance
 import RecEngine
 import TestSupport
 import Testing
 import Traffic
-import Provenance
 
 /// Releases decided by interleaving, for real: Prometheus, nginx interleaving half of the users,
 /// two `recengine serve` colours, the simulator replaying held-out ratings. The first step is the
@@ -64,7 +64,8 @@ import Provenance
         try await Playground.with { playground in
             let live = try await firstRelease(playground)
             // The same model but for its initial factors: equal quality.
-            try Self.pipeline(playground, seed: 7).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            try Self.pipeline(playground, seed: 7).write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
             let step = try #require(second.rollout?.steps.first)
@@ -76,9 +77,12 @@ import Provenance
             #expect(comparison.newTrials >= 30 && comparison.lower > -0.1, "\(final.rule)")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) != [live], "promoted")
 
-            let explain = try await runCommand(Playground.orchestrate, ["explain", second.releaseID, "--pipeline", playground.pipelinePath])
+            let explain = try await runCommand(
+                Playground.orchestrate, ["explain", second.releaseID, "--pipeline", playground.pipelinePath])
             #expect(explain.status == 0, "\(explain.stderr)")
-            #expect(explain.stdout.contains("preference*") && explain.stdout.contains("interleaved users preferring new"), "\(explain.stdout)")
+            #expect(
+                explain.stdout.contains("preference*") && explain.stdout.contains("interleaved users preferring new"),
+                "\(explain.stdout)")
         }
     }
 
@@ -86,15 +90,20 @@ import Provenance
         try await Playground.with { playground in
             let live = try await firstRelease(playground)
             // Most of every answer of the new colour replaced by random movies: a fault named as such.
-            try Self.pipeline(playground, seed: 7, args: #"[--fault-random-share, "0.8"]"#).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            try Self.pipeline(playground, seed: 7, args: #"[--fault-random-share, "0.8"]"#).write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
-            #expect(second.rollout?.steps.count == 1 && second.rollout?.steps.first?.weight == 0, "at the interleaving step")
+            #expect(
+                second.rollout?.steps.count == 1 && second.rollout?.steps.first?.weight == 0, "at the interleaving step"
+            )
             #expect(second.failure?.contains("critical metric preference is Low") == true, "\(second.failure ?? "")")
             let comparison = try #require(second.rollout?.steps.first?.judge?.last?.metrics.first?.comparisons.first)
             #expect(comparison.liveSuccesses > comparison.newSuccesses, "more users preferred the live colour")
             let split = try #require(await playground.nginx.currentSplit())
-            #expect(split.backends.map(\.color) == [live] && split.interleave == nil, "all traffic back on \(live), nothing interleaved")
+            #expect(
+                split.backends.map(\.color) == [live] && split.interleave == nil,
+                "all traffic back on \(live), nothing interleaved")
         }
     }
 }

@@ -1,11 +1,11 @@
+import DeploymentRuntimes
 import Foundation
 import HTTPTransport
 import Orchestrator
 import RecEngine
-import Testing
 import TestSupport
+import Testing
 import Traffic
-import DeploymentRuntimes
 
 /// Team-draft interleaving in nginx (Sources/Traffic/Resources/interleave.lua), for real: the draft
 /// against a Python reference on fixed lists and seeds, and real nginx in front of two real
@@ -80,13 +80,16 @@ import DeploymentRuntimes
     static func referenceDrafts(_ cases: [String], in folder: String) async throws -> [String] {
         try reference.write(toFile: folder + "/team_draft.py", atomically: true, encoding: .utf8)
         try cases.joined(separator: "\n").write(toFile: folder + "/cases.txt", atomically: true, encoding: .utf8)
-        let python = try await runCommand("/usr/bin/env", ["python3", folder + "/team_draft.py", folder + "/cases.txt"])
+        let python = try await runCommand(
+            "/usr/bin/env", ["python3", folder + "/team_draft.py", folder + "/cases.txt"])
         try #require(python.status == 0, "python3 failed: \(python.stderr)")
         return python.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
     /// Two colours of different models (other seeds and factors: other lists) behind nginx.
-    static func withTwoColours(_ body: (Playground, _ blue: ColorInstance, _ green: ColorInstance) async throws -> Void) async throws {
+    static func withTwoColours(
+        _ body: (Playground, _ blue: ColorInstance, _ green: ColorInstance) async throws -> Void
+    ) async throws {
         let playground = try Playground()
         do {
             try playground.writeRatings()
@@ -95,9 +98,13 @@ import DeploymentRuntimes
                 let model = playground.folder + "/model-\(color)"
                 let train = try await runCommand(
                     Playground.recengine,
-                    ["train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", factors, "--epochs", "5", "--seed", seed])
+                    [
+                        "train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", factors,
+                        "--epochs", "5", "--seed", seed,
+                    ])
                 try #require(train.status == 0, "\(train.stderr)")
-                instances.append(try await playground.runtime.deploy(color: color, modelDirectory: model, timeout: .seconds(30)))
+                instances.append(
+                    try await playground.runtime.deploy(color: color, modelDirectory: model, timeout: .seconds(30)))
             }
             try await body(playground, instances[0], instances[1])
         } catch {
@@ -115,21 +122,31 @@ import DeploymentRuntimes
     /// A colour's own list, asked as nginx's subrequest does (left out of the colour's counts).
     static func list(of instance: ColorInstance, user: String, k: Int) async throws -> [String] {
         let answer = try await HTTPClient.get(
-            "http://\(instance.address)/recommend/\(user)?k=\(k)", limit: .forTests, headers: ["Accept: application/json", "X-Orchestrate-Interleaved: 1"])
+            "http://\(instance.address)/recommend/\(user)?k=\(k)", limit: .forTests,
+            headers: ["Accept: application/json", "X-Orchestrate-Interleaved: 1"])
         return json(answer.body)["items"] as? [String] ?? []
     }
 
     /// The sum of a colour's series of `name` with every one of `labels` (its own /metrics).
     static func metric(_ instance: ColorInstance, _ name: String, _ labels: [String] = []) async throws -> Double {
-        let text = String(decoding: try await HTTPClient.get("http://\(instance.address)/metrics", limit: .forTests).body, as: UTF8.self)
-        return text.split(separator: "\n").filter { line in line.hasPrefix(name + "{") && labels.allSatisfy { line.contains($0) } }
-            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        let text = String(
+            decoding: try await HTTPClient.get("http://\(instance.address)/metrics", limit: .forTests).body,
+            as: UTF8.self)
+        return text.split(separator: "\n").filter { line in
+            line.hasPrefix(name + "{") && labels.allSatisfy { line.contains($0) }
+        }
+        .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
     }
 
-    static func interleaving(_ blue: ColorInstance, _ green: ColorInstance, blueWeight: Int = 100, percent: Int, experiment: String = "e1") -> TrafficSplit {
+    static func interleaving(
+        _ blue: ColorInstance, _ green: ColorInstance, blueWeight: Int = 100, percent: Int, experiment: String = "e1"
+    ) -> TrafficSplit {
         TrafficSplit(
             mode: .sticky,
-            backends: [.init(color: "blue", address: blue.address, weight: blueWeight), .init(color: "green", address: green.address, weight: 100 - blueWeight)],
+            backends: [
+                .init(color: "blue", address: blue.address, weight: blueWeight),
+                .init(color: "green", address: green.address, weight: 100 - blueWeight),
+            ],
             interleave: .init(percent: percent, window: 600, seed: "s1", experiment: experiment))
     }
 
@@ -149,7 +166,8 @@ import DeploymentRuntimes
                     let text = try await HTTPClient.get("\(base)/recommend/\(user)?k=6", limit: .forTests)
                     #expect(String(decoding: text.body, as: UTF8.self).split(separator: ",").count == 6)
                 }
-                let answer = try await HTTPClient.get("\(base)/recommend/\(user)?k=6", limit: .forTests, headers: ["Accept: application/json"])
+                let answer = try await HTTPClient.get(
+                    "\(base)/recommend/\(user)?k=6", limit: .forTests, headers: ["Accept: application/json"])
                 #expect(answer.status == 200)
                 let body = Self.json(answer.body)
                 #expect(body["color"] as? String == "interleaved", "\(String(decoding: answer.body, as: UTF8.self))")
@@ -162,14 +180,17 @@ import DeploymentRuntimes
                 let b = try await Self.list(of: green, user: user, k: 6)
                 if a != b { differ += 1 }
                 cases.append("\(a.joined(separator: ","))|\(b.joined(separator: ","))|6|\(seed)")
-                answers.append(items.joined(separator: ",") + "|" + teams.map { $0 == "blue" ? "1" : "2" }.joined(separator: ","))
+                answers.append(
+                    items.joined(separator: ",") + "|" + teams.map { $0 == "blue" ? "1" : "2" }.joined(separator: ","))
                 teamsOf[user] = Dictionary(zip(items, teams), uniquingKeysWith: { first, _ in first })
             }
             #expect(differ > 20, "the two models answer different lists for most users (\(differ) of 40)")
             // Every merged list is the reference's draft of the colours' lists with the answer's seed.
             let expected = try await Self.referenceDrafts(cases, in: playground.folder)
             let wrong = answers.indices.filter { answers[$0] != expected[$0] }
-            #expect(wrong.isEmpty, "\(wrong.prefix(3).map { "\(cases[$0]): nginx \(answers[$0]), reference \(expected[$0])" })")
+            #expect(
+                wrong.isEmpty,
+                "\(wrong.prefix(3).map { "\(cases[$0]): nginx \(answers[$0]), reference \(expected[$0])" })")
 
             // Events: per user, conversions of placed movies (and some that credit nothing), with
             // the reference's counts computed here from the teams nginx answered.
@@ -203,29 +224,42 @@ import DeploymentRuntimes
                     convert("never-placed", credited: nil)
                 }
                 let payload = try JSONSerialization.data(withJSONObject: ["events": events])
-                let sent = try await HTTPClient.post("\(base)/events/\(user)", body: payload, limit: .forTests, headers: ["Content-Type: application/json"])
+                let sent = try await HTTPClient.post(
+                    "\(base)/events/\(user)", body: payload, limit: .forTests,
+                    headers: ["Content-Type: application/json"])
                 #expect(sent.status == 200, "\(String(decoding: sent.body, as: UTF8.self))")
-                #expect(Self.json(sent.body)["conversions"] as? Int == 0, "the colour left the interleaved user's events to nginx")
+                #expect(
+                    Self.json(sent.body)["conversions"] as? Int == 0,
+                    "the colour left the interleaved user's events to nginx")
             }
             let counts = try #require(try await playground.nginx.interleaving())
             func preferring(_ color: String) -> Int {
-                credits.values.filter { tally in (tally[color] ?? 0) > tally.filter { $0.key != color }.values.reduce(0, +) }.count
+                credits.values.filter { tally in
+                    (tally[color] ?? 0) > tally.filter { $0.key != color }.values.reduce(0, +)
+                }.count
             }
             #expect(counts.experiment == "e1" && counts.colors == ["blue", "green"])
             #expect(counts.users == 40 && counts.merged == 41)
             #expect(counts.credits["blue"] == credits.values.map { $0["blue"] ?? 0 }.reduce(0, +))
             #expect(counts.credits["green"] == credits.values.map { $0["green"] ?? 0 }.reduce(0, +))
-            #expect(counts.prefer["blue"] == preferring("blue") && counts.prefer["green"] == preferring("green"), "\(counts)")
+            #expect(
+                counts.prefer["blue"] == preferring("blue") && counts.prefer["green"] == preferring("green"),
+                "\(counts)")
             #expect(counts.ties == credits.values.filter { $0["blue"] == $0["green"] }.count, "\(counts)")
             #expect(counts.prefer["blue"] == 10 && counts.prefer["green"] == 10 && counts.ties == 10, "\(counts)")
 
             // Neither colour counted the interleaved users' lists or events as its own engagement.
             for instance in [blue, green] {
-                #expect(try await Self.metric(instance, "recengine_recommendations_served_total") == 0, "\(instance.color)")
-                #expect(try await Self.metric(instance, "recengine_recommendation_answers_total", [#"kind="interleaved""#]) > 0)
+                #expect(
+                    try await Self.metric(instance, "recengine_recommendations_served_total") == 0, "\(instance.color)")
+                #expect(
+                    try await Self.metric(instance, "recengine_recommendation_answers_total", [#"kind="interleaved""#])
+                        > 0)
             }
             #expect(try await Self.metric(blue, "recengine_conversions_total") == 0)
-            #expect(try await Self.metric(blue, "recengine_events_total", [#"outcome="interleaved""#]) > 0, "the events reached the sticky colour")
+            #expect(
+                try await Self.metric(blue, "recengine_events_total", [#"outcome="interleaved""#]) > 0,
+                "the events reached the sticky colour")
 
             // A new experiment (the next step) starts from nothing.
             try await playground.nginx.apply(Self.interleaving(blue, green, percent: 100, experiment: "e2"))
@@ -243,7 +277,8 @@ import DeploymentRuntimes
                 var seen: [String: String] = [:]
                 for number in users {
                     let answer = try await HTTPClient.get(
-                        "\(base)/recommend/u\(number)?k=5", limit: .forTests, timeout: timeout, headers: ["Accept: application/json"])
+                        "\(base)/recommend/u\(number)?k=5", limit: .forTests, timeout: timeout,
+                        headers: ["Accept: application/json"])
                     #expect(answer.status == 200, "u\(number): \(answer.status)")
                     seen["u\(number)"] = Self.json(answer.body)["color"] as? String ?? "?"
                 }
@@ -253,7 +288,9 @@ import DeploymentRuntimes
             let sampled = Set(healthy.filter { $0.value == "interleaved" }.keys)
             #expect(sampled.count > 30 && sampled.count < 90, "about 30 % of 200 users sampled: \(sampled.count)")
             let sticky = healthy.filter { $0.value != "interleaved" }
-            #expect(Set(sticky.values) == ["blue", "green"], "the others are split between the colours: \(Set(sticky.values))")
+            #expect(
+                Set(sticky.values) == ["blue", "green"],
+                "the others are split between the colours: \(Set(sticky.values))")
             #expect(sticky.filter { $0.value == "green" }.count < sticky.count / 2, "25 % of them on green")
 
             // Green stopped (SIGSTOP: connections accepted, never answered): sampled users get
@@ -264,14 +301,18 @@ import DeploymentRuntimes
             do {
                 try await stopProcess(greenPID)
                 let slow = try await colors(asked, timeout: .seconds(30))
-                #expect(slow.values.allSatisfy { $0 == "blue" }, "the live colour's list when green is slow: \(slow.filter { $0.value != "blue" })")
+                #expect(
+                    slow.values.allSatisfy { $0 == "blue" },
+                    "the live colour's list when green is slow: \(slow.filter { $0.value != "blue" })")
             } catch {
                 kill(greenPID, SIGCONT)
                 throw error
             }
             kill(greenPID, SIGCONT)
             let fallbackWhileSlow = try #require(try await playground.nginx.interleaving()).fallback["blue"] ?? 0
-            #expect(fallbackWhileSlow == asked.filter { sampled.contains("u\($0)") }.count, "each sampled user's request answered by blue alone")
+            #expect(
+                fallbackWhileSlow == asked.filter { sampled.contains("u\($0)") }.count,
+                "each sampled user's request answered by blue alone")
 
             // Green gone (its port refuses): the same without waiting; the sticky users of green
             // go to blue, as the balancer always did.
@@ -285,11 +326,14 @@ import DeploymentRuntimes
     @Test func theTeamDraftInNginxMatchesTheReferenceOnKnownListsAndSeeds() async throws {
         let folder = "/tmp/i22il-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let template = NginxConfig.defaultTemplate.replacingOccurrences(of: "        location = /interleaving {", with: Self.draftLocation + "        location = /interleaving {")
+        let template = NginxConfig.defaultTemplate.replacingOccurrences(
+            of: "        location = /interleaving {", with: Self.draftLocation + "        location = /interleaving {")
         let nginx = NginxController(
-            config: NginxConfig(template: template, listenPort: try freePort(), runtimeFolder: folder + "/nginx"), configPath: folder + "/nginx.conf")
+            config: NginxConfig(template: template, listenPort: try freePort(), runtimeFolder: folder + "/nginx"),
+            configPath: folder + "/nginx.conf")
         do {
-            try await nginx.apply(TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 100)]))
+            try await nginx.apply(
+                TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 100)]))
             // Known lists, each checked by hand: the coins of "u7:abc#0", "#1", "#2" are 1, 0, 1
             // (b, a, b pick first), those of "u1:r1" all 1.
             let known: [(input: String, merged: String)] = [
@@ -310,16 +354,22 @@ import DeploymentRuntimes
             var cases = known.map(\.input)
             for number in 0..<300 {
                 func list() -> String {
-                    (0..<generator.nextIndex(below: 13)).map { _ in "m\(generator.nextIndex(below: 30))" }.joined(separator: ",")
+                    (0..<generator.nextIndex(below: 13)).map { _ in "m\(generator.nextIndex(below: 30))" }.joined(
+                        separator: ",")
                 }
-                cases.append("\(list())|\(list())|\(generator.nextIndex(below: 16))|u\(number):\(String(generator.nextIndex(below: 1 << 30), radix: 16))")
+                cases.append(
+                    "\(list())|\(list())|\(generator.nextIndex(below: 16))|u\(number):\(String(generator.nextIndex(below: 1 << 30), radix: 16))"
+                )
             }
             let answer = try await HTTPClient.send(
                 HTTPClient.Request(
-                    method: "POST", url: "http://nginx/test/draft", body: .data(Data((cases.joined(separator: "\n") + "\n").utf8)), limit: .forTests,
+                    method: "POST", url: "http://nginx/test/draft",
+                    body: .data(Data((cases.joined(separator: "\n") + "\n").utf8)), limit: .forTests,
                     unixSocket: nginx.config.controlSocket))
             try #require(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
-            let drafts = String(decoding: answer.body, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+            let drafts = String(decoding: answer.body, as: UTF8.self).split(
+                separator: "\n", omittingEmptySubsequences: false
+            ).dropLast().map(String.init)
             let expected = try await Self.referenceDrafts(cases, in: folder)
             try #require(drafts.count == cases.count && expected.count == cases.count)
             for (index, known) in known.enumerated() {
@@ -327,11 +377,15 @@ import DeploymentRuntimes
                 #expect(expected[index] == known.merged, "the reference, \(known.input)")
             }
             let differing = cases.indices.filter { drafts[$0] != expected[$0] }
-            #expect(differing.isEmpty, "\(differing.prefix(5).map { "\(cases[$0]): nginx \(drafts[$0]), reference \(expected[$0])" })")
+            #expect(
+                differing.isEmpty,
+                "\(differing.prefix(5).map { "\(cases[$0]): nginx \(drafts[$0]), reference \(expected[$0])" })")
             // Both teams lead about equally often over the random cases: the coin is fair.
             let led = drafts.filter { !$0.hasPrefix("|") }
             let bFirst = led.filter { $0.split(separator: "|").last?.hasPrefix("2") == true }.count
-            #expect(Double(bFirst) > 0.35 * Double(led.count) && Double(bFirst) < 0.65 * Double(led.count), "\(bFirst) of \(led.count) drafts led by b")
+            #expect(
+                Double(bFirst) > 0.35 * Double(led.count) && Double(bFirst) < 0.65 * Double(led.count),
+                "\(bFirst) of \(led.count) drafts led by b")
         } catch {
             await nginx.stop()
             try? FileManager.default.removeItem(atPath: folder)

@@ -1,15 +1,17 @@
 import Foundation
 import Orchestrator
+import Provenance
 import RecEngine
 import TestSupport
 import Testing
 import Traffic
-import Provenance
 
 /// The judge against the live colour, for real: Prometheus, nginx, two `recengine serve`
 /// colours, the traffic simulator replaying held-out ratings neither colour trained on.
 @Suite(.serialized) struct JudgeIntegrationTests {
-    static func pipeline(_ playground: Playground, seed: Int = 0, args: String = "[]", metrics: String? = nil, maxWait: String = "60s") -> String {
+    static func pipeline(
+        _ playground: Playground, seed: Int = 0, args: String = "[]", metrics: String? = nil, maxWait: String = "60s"
+    ) -> String {
         let standard = """
                   - name: engagement
                     proportion:
@@ -99,7 +101,8 @@ import Provenance
         try await Playground.with { playground in
             _ = try await firstRelease(playground)
             // The same model but for its initial factors: equal quality.
-            try Self.pipeline(playground, seed: 7).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            try Self.pipeline(playground, seed: 7).write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
             let step = try #require(second.rollout?.steps.first)
@@ -107,12 +110,17 @@ import Provenance
             let final = try #require(step.judge?.last)
             #expect(final.metrics.first { $0.metric == "engagement" }?.classification == .pass)
             let engagement = try #require(final.metrics.first { $0.metric == "engagement" }?.comparisons.first)
-            #expect(engagement.newTrials > 0 && engagement.liveTrials > engagement.newTrials, "both colours measured over the same window, 25/75")
+            #expect(
+                engagement.newTrials > 0 && engagement.liveTrials > engagement.newTrials,
+                "both colours measured over the same window, 25/75")
             #expect(engagement.lower <= engagement.difference && engagement.difference <= engagement.upper)
 
-            let explain = try await runCommand(Playground.orchestrate, ["explain", second.releaseID, "--pipeline", playground.pipelinePath])
+            let explain = try await runCommand(
+                Playground.orchestrate, ["explain", second.releaseID, "--pipeline", playground.pipelinePath])
             #expect(explain.status == 0, "\(explain.stderr)")
-            #expect(explain.stdout.contains("judge:") && explain.stdout.contains("engagement*") && explain.stdout.contains("Pass"), "\(explain.stdout)")
+            #expect(
+                explain.stdout.contains("judge:") && explain.stdout.contains("engagement*")
+                    && explain.stdout.contains("Pass"), "\(explain.stdout)")
         }
     }
 
@@ -123,12 +131,15 @@ import Provenance
             // The step ends once decided (the whole test took 45 s in a passing run); the long deadline
             // is for a loaded machine, whose load generator sends a fraction of the requests
             // (undecided after 60 s at a load average of 15).
-            try Self.pipeline(playground, seed: 7, args: #"[--fault-random-share, "0.8"]"#, maxWait: "180s").write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            try Self.pipeline(playground, seed: 7, args: #"[--fault-random-share, "0.8"]"#, maxWait: "180s").write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
             #expect(second.rollout?.steps.count == 1, "at the first step")
             let rules = second.rollout?.steps.first?.judge?.last?.metrics.map(\.rule).joined(separator: "\n") ?? ""
-            #expect(second.failure?.contains("critical metric engagement is Low") == true, "\(second.failure ?? "")\n\(rules)")
+            #expect(
+                second.failure?.contains("critical metric engagement is Low") == true,
+                "\(second.failure ?? "")\n\(rules)")
             #expect(second.rollout?.steps.first?.judgeDecision == .fail)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
         }
@@ -145,21 +156,26 @@ import Provenance
                         bad: decrease
                         onNoData: fail
                 """
-            try Self.pipeline(playground, seed: 7, metrics: missing, maxWait: "6s").write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            try Self.pipeline(playground, seed: 7, metrics: missing, maxWait: "6s").write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let failed = try await playground.run(RunOptions(force: true))
             #expect(failed.outcome == .rolledBack)
-            #expect(failed.failure?.contains("score 0") == true && failed.failure?.contains("fail") == true, "NoData counted as not passed, nothing passed: \(failed.failure ?? "")")
+            #expect(
+                failed.failure?.contains("score 0") == true && failed.failure?.contains("fail") == true,
+                "NoData counted as not passed, nothing passed: \(failed.failure ?? "")")
             #expect(failed.rollout?.steps.first?.judge?.last?.metrics.first?.classification == .noData)
 
-            let ignored = missing.replacingOccurrences(of: "onNoData: fail", with: "onNoData: ignore") + "\n" + """
-                      - name: errors
-                        proportion:
-                          successes: sum(recengine_http_requests_total{color="{{color}}",status=~"5.."})
-                          trials: sum(recengine_http_requests_total{color="{{color}}"})
-                        bad: increase
-                        effect: {absolute: 0.05}
-                """
-            try Self.pipeline(playground, seed: 9, metrics: ignored, maxWait: "30s").write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            let ignored =
+                missing.replacingOccurrences(of: "onNoData: fail", with: "onNoData: ignore") + "\n" + """
+                          - name: errors
+                            proportion:
+                              successes: sum(recengine_http_requests_total{color="{{color}}",status=~"5.."})
+                              trials: sum(recengine_http_requests_total{color="{{color}}"})
+                            bad: increase
+                            effect: {absolute: 0.05}
+                    """
+            try Self.pipeline(playground, seed: 9, metrics: ignored, maxWait: "30s").write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let passed = try await playground.run(RunOptions(force: true))
             #expect(passed.outcome == .succeeded, "NoData ignored, the other metric decides: \(passed.failure ?? "")")
         }

@@ -1,17 +1,20 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import RecEngine
-import Testing
-import TestSupport
 import RecEngineContract
+import StrictYAML
+import TestSupport
+import Testing
 
 /// The ingest against Kafka brokers: librdkafka's mock cluster, which speaks the Kafka protocol
 /// over TCP on loopback (no broker to install), filled by a real producer.
 @Suite struct KafkaIngestTests {
-    func ingest(_ cluster: KafkaMockCluster, topic: String, folder: String, mode: IngestMode = .stream, group: String = "tests") -> MovieLogIngest {
+    func ingest(
+        _ cluster: KafkaMockCluster, topic: String, folder: String, mode: IngestMode = .stream, group: String = "tests"
+    ) -> MovieLogIngest {
         var ingest = MovieLogIngest(
-            source: .kafka(brokers: cluster.bootstraps, topic: topic), store: folder + "/store", output: folder + "/ratings.csv",
+            source: .kafka(brokers: cluster.bootstraps, topic: topic), store: folder + "/store",
+            output: folder + "/ratings.csv",
             watches: folder + "/watches.csv", mode: mode, group: group, maxDuration: .seconds(30))
         ingest.brokerTimeout = .seconds(3)
         return ingest
@@ -59,11 +62,13 @@ import RecEngineContract
             let lines = MovieLogGenerator(malformedShare: 0.05, seed: 8).lines(for: ratings)
             try cluster.produce(lines, topic: "movielog2", partitions: 2)
             let arguments = [
-                "ingest", "--source", "kafka://\(cluster.bootstraps)/movielog2", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                "ingest", "--source", "kafka://\(cluster.bootstraps)/movielog2", "--store", folder + "/store", "--out",
+                folder + "/ratings.csv",
                 "--watches", folder + "/watches.csv", "--group", "kill-test", "--max-seconds", "30",
             ]
             let killed = try await runCommand(
-                Playground.recengine, arguments, environment: try KillAtRename.environment(suffix: "/store/state.json", when: .before))
+                Playground.recengine, arguments,
+                environment: try KillAtRename.environment(suffix: "/store/state.json", when: .before))
             #expect(killed.status != 0)
             #expect(!FileManager.default.fileExists(atPath: folder + "/store/state.json"), "nothing was committed")
             let rerun = try await runCommand(Playground.recengine, arguments)
@@ -95,12 +100,15 @@ import RecEngineContract
     @Test func unreachableBrokersAreAClearError() async throws {
         try await withTemporaryDirectory { folder in
             let port = try freePort()
-            var ingest = MovieLogIngest(source: .kafka(brokers: "127.0.0.1:\(port)", topic: "movielog2"), store: folder + "/store", output: folder + "/r.csv")
+            var ingest = MovieLogIngest(
+                source: .kafka(brokers: "127.0.0.1:\(port)", topic: "movielog2"), store: folder + "/store",
+                output: folder + "/r.csv")
             ingest.brokerTimeout = .seconds(2)
             #expect {
                 try ingest.run()
             } throws: { error in
-                (error as? RecEngineError)?.code == .unavailable && "\(error)".contains("cannot reach the Kafka brokers")
+                (error as? RecEngineError)?.code == .unavailable
+                    && "\(error)".contains("cannot reach the Kafka brokers")
             }
         }
     }
@@ -128,62 +136,75 @@ import RecEngineContract
     }
 
     @Test func aBrokerThatGoesAwayWhileARequestToItIsInFlight() async throws {
-        try await withLoopbackPortsToItself { try await withTemporaryDirectory { folder in
-            let cluster = try KafkaMockCluster(brokers: 3)
-            cluster.createTopic("movielog2", partitions: 3)
-            for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
-            cluster.setGroupCoordinator(group: "mid-run", broker: 1)
-            let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
-            let lines = MovieLogGenerator(malformedShare: 0.05, seed: 12).lines(for: ratings)
-            try cluster.produce(lines, topic: "movielog2", partitions: 3)
-            // Broker 2, leader of partition 1, answers slowly and goes away while the run waits for it.
-            cluster.setRoundTrip(broker: 2, milliseconds: 2500)
-            var ingest = MovieLogIngest(
-                source: .kafka(brokers: cluster.address(of: 1), topic: "movielog2"), store: folder + "/store", output: folder + "/ratings.csv",
-                watches: folder + "/watches.csv", group: "mid-run", maxDuration: .seconds(30))
-            ingest.brokerTimeout = .seconds(3)
-            let run = Task { [ingest] in try await onOwnThread { try ingest.run() } }
-            try await Task.sleep(for: .milliseconds(1200))
-            cluster.takeDown(broker: 2)
-            let partial = try await run.value
-            let onPartition1 = lines.indices.filter { $0 % 3 == 1 }.count
-            #expect(partial.interruption?.contains("partitions 1 of movielog2") == true, "\(partial.interruption ?? "no interruption")")
-            #expect(partial.lines == lines.count - onPartition1, "partitions 0 and 2 were read and committed")
+        try await withLoopbackPortsToItself {
+            try await withTemporaryDirectory { folder in
+                let cluster = try KafkaMockCluster(brokers: 3)
+                cluster.createTopic("movielog2", partitions: 3)
+                for partition in 0..<3 {
+                    cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1)
+                }
+                cluster.setGroupCoordinator(group: "mid-run", broker: 1)
+                let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
+                let lines = MovieLogGenerator(malformedShare: 0.05, seed: 12).lines(for: ratings)
+                try cluster.produce(lines, topic: "movielog2", partitions: 3)
+                // Broker 2, leader of partition 1, answers slowly and goes away while the run waits for it.
+                cluster.setRoundTrip(broker: 2, milliseconds: 2500)
+                var ingest = MovieLogIngest(
+                    source: .kafka(brokers: cluster.address(of: 1), topic: "movielog2"), store: folder + "/store",
+                    output: folder + "/ratings.csv",
+                    watches: folder + "/watches.csv", group: "mid-run", maxDuration: .seconds(30))
+                ingest.brokerTimeout = .seconds(3)
+                let run = Task { [ingest] in try await onOwnThread { try ingest.run() } }
+                try await Task.sleep(for: .milliseconds(1200))
+                cluster.takeDown(broker: 2)
+                let partial = try await run.value
+                let onPartition1 = lines.indices.filter { $0 % 3 == 1 }.count
+                #expect(
+                    partial.interruption?.contains("partitions 1 of movielog2") == true,
+                    "\(partial.interruption ?? "no interruption")")
+                #expect(partial.lines == lines.count - onPartition1, "partitions 0 and 2 were read and committed")
 
-            // Partition 1 gets a new leader; broker 2 stays down (librdkafka's mock cluster aborts
-            // the whole process when a broker coming back cannot listen on its port again).
-            cluster.setLeader(topic: "movielog2", partition: 1, broker: 3)
-            let rest = try ingest.run()
-            #expect(rest.lines == onPartition1)
-            let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-            #expect(ratingTable(written) == ratingTable(ratings))
-            #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
-        } }
+                // Partition 1 gets a new leader; broker 2 stays down (librdkafka's mock cluster aborts
+                // the whole process when a broker coming back cannot listen on its port again).
+                cluster.setLeader(topic: "movielog2", partition: 1, broker: 3)
+                let rest = try ingest.run()
+                #expect(rest.lines == onPartition1)
+                let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
+                #expect(ratingTable(written) == ratingTable(ratings))
+                #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
+            }
+        }
     }
 
     @Test func aPartitionLeaderThatIsDownLeavesItsPartitionForTheNextRun() async throws {
-        try await withLoopbackPortsToItself { try await withTemporaryDirectory { folder in
-            let cluster = try KafkaMockCluster(brokers: 3)
-            cluster.createTopic("movielog2", partitions: 3)
-            for partition in 0..<3 { cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1) }
-            let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
-            let lines = MovieLogGenerator(malformedShare: 0.05, seed: 6).lines(for: ratings)
-            try cluster.produce(lines, topic: "movielog2", partitions: 3)
+        try await withLoopbackPortsToItself {
+            try await withTemporaryDirectory { folder in
+                let cluster = try KafkaMockCluster(brokers: 3)
+                cluster.createTopic("movielog2", partitions: 3)
+                for partition in 0..<3 {
+                    cluster.setLeader(topic: "movielog2", partition: partition, broker: partition + 1)
+                }
+                let ratings = movieLogRatings(users: 1..<31, movies: 25, perUser: 5, seed: 11)
+                let lines = MovieLogGenerator(malformedShare: 0.05, seed: 6).lines(for: ratings)
+                try cluster.produce(lines, topic: "movielog2", partitions: 3)
 
-            // The leader of partition 1 goes away before the run reads it.
-            cluster.takeDown(broker: 2)
-            let partial = try ingest(cluster, topic: "movielog2", folder: folder).run()
-            #expect(partial.interruption?.contains("partitions 1 of movielog2") == true, "\(partial.interruption ?? "no interruption")")
-            #expect(partial.lines > 0 && partial.lines < lines.count)
-            #expect(partial.positions["kafka:movielog2/1"] == nil)
+                // The leader of partition 1 goes away before the run reads it.
+                cluster.takeDown(broker: 2)
+                let partial = try ingest(cluster, topic: "movielog2", folder: folder).run()
+                #expect(
+                    partial.interruption?.contains("partitions 1 of movielog2") == true,
+                    "\(partial.interruption ?? "no interruption")")
+                #expect(partial.lines > 0 && partial.lines < lines.count)
+                #expect(partial.positions["kafka:movielog2/1"] == nil)
 
-            cluster.setLeader(topic: "movielog2", partition: 1, broker: 3)
-            let rest = try ingest(cluster, topic: "movielog2", folder: folder).run()
-            #expect(rest.interruption == nil)
-            #expect(partial.lines + rest.lines == lines.count, "nothing lost, nothing read twice")
-            let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
-            #expect(ratingTable(written) == ratingTable(ratings))
-            #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
-        } }
+                cluster.setLeader(topic: "movielog2", partition: 1, broker: 3)
+                let rest = try ingest(cluster, topic: "movielog2", folder: folder).run()
+                #expect(rest.interruption == nil)
+                #expect(partial.lines + rest.lines == lines.count, "nothing lost, nothing read twice")
+                let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
+                #expect(ratingTable(written) == ratingTable(ratings))
+                #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches)
+            }
+        }
     }
 }

@@ -132,7 +132,9 @@ final class KeepAliveLoad: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else {
             let saved = errno
@@ -161,7 +163,9 @@ final class KeepAliveLoad: @unchecked Sendable {
                 buffer.append(contentsOf: chunk[0..<count])
                 return nil
             }
-            return ReadFailure(description: count == 0 ? "connection closed before the whole answer" : "recv: \(String(cString: strerror(errno)))")
+            return ReadFailure(
+                description: count == 0
+                    ? "connection closed before the whole answer" : "recv: \(String(cString: strerror(errno)))")
         }
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         var headerEnd: Int?
@@ -177,11 +181,14 @@ final class KeepAliveLoad: @unchecked Sendable {
         buffer.removeFirst(headerEnd)
         let lines = head.components(separatedBy: "\r\n")
         let statusFields = lines[0].split(separator: " ")
-        guard statusFields.count >= 2, let status = Int(statusFields[1]) else { return .failure(ReadFailure(description: "bad status line \(lines[0])")) }
+        guard statusFields.count >= 2, let status = Int(statusFields[1]) else {
+            return .failure(ReadFailure(description: "bad status line \(lines[0])"))
+        }
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         if let length = headers["content-length"].flatMap({ Int($0) }) {
             while buffer.count < length {
@@ -198,7 +205,10 @@ final class KeepAliveLoad: @unchecked Sendable {
                         return .failure(failure)
                     }
                 }
-                guard let lineEnd, let size = Int(String(decoding: buffer[0..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16) else {
+                guard let lineEnd,
+                    let size = Int(
+                        String(decoding: buffer[0..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16)
+                else {
                     return .failure(ReadFailure(description: "bad chunk size"))
                 }
                 buffer.removeFirst(lineEnd + 2)

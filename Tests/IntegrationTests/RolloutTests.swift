@@ -1,20 +1,24 @@
-import Foundation
+import DeploymentRuntimes
 import EngineAPI
-import StrictYAML
+import Foundation
 import Orchestrator
+import OrchestratorSupport
+import Provenance
+import StrictYAML
 import TestSupport
 import Testing
 import Traffic
-import OrchestratorSupport
-import Provenance
-import DeploymentRuntimes
 
 /// Real nginx, Prometheus and `recengine serve` processes on loopback.
 @Suite(.serialized) struct RolloutTests {
     /// Share of answers from `color` among the samples taken while a step was in force.
-    static func share(of color: String, in samples: [LoadGenerator.Sample], during step: ReleaseRecord.RolloutRecord.Step) -> (Double, Int) {
+    static func share(
+        of color: String, in samples: [LoadGenerator.Sample], during step: ReleaseRecord.RolloutRecord.Step
+    ) -> (Double, Int) {
         let end = step.finishedOn ?? Date()
-        let window = samples.filter { $0.at > step.startedOn.addingTimeInterval(0.2) && $0.at < end && $0.status == 200 }
+        let window = samples.filter {
+            $0.at > step.startedOn.addingTimeInterval(0.2) && $0.at < end && $0.status == 200
+        }
         guard !window.isEmpty else { return (0, 0) }
         return (Double(window.filter { $0.color == color }.count) / Double(window.count), window.count)
     }
@@ -23,8 +27,13 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run()
-            #expect(first.outcome == .succeeded, "\(first.failure ?? ""): \(first.rollout?.steps.first?.measurements.map { "\($0.at.timeIntervalSince(first.rollout?.steps.first?.startedOn ?? Date())) \($0.outcome) \($0.error ?? "")" } ?? [])")
-            #expect(playground.lastSamples.allSatisfy { $0.status == 200 || $0.status == 0 }, "before the first release nginx is not there yet")
+            #expect(
+                first.outcome == .succeeded,
+                "\(first.failure ?? ""): \(first.rollout?.steps.first?.measurements.map { "\($0.at.timeIntervalSince(first.rollout?.steps.first?.startedOn ?? Date())) \($0.outcome) \($0.error ?? "")" } ?? [])"
+            )
+            #expect(
+                playground.lastSamples.allSatisfy { $0.status == 200 || $0.status == 0 },
+                "before the first release nginx is not there yet")
             #expect(first.rollout?.steps.map(\.weight) == [100], "nothing was live: one step")
             let firstColor = try #require(first.deployment?.color)
 
@@ -36,11 +45,15 @@ import DeploymentRuntimes
             #expect(rollout.steps.map(\.weight) == [25, 50, 100])
             for step in rollout.steps {
                 #expect(step.passed == true)
-                #expect(step.measurements.contains { $0.gate == "error-rate" && $0.outcome == "success" }, "each step is measured")
+                #expect(
+                    step.measurements.contains { $0.gate == "error-rate" && $0.outcome == "success" },
+                    "each step is measured")
             }
             let samples = playground.lastSamples
             #expect(samples.count > 60)
-            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
+            #expect(
+                samples.allSatisfy { $0.status == 200 },
+                "no failed request: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
             for step in rollout.steps {
                 // Each step's share of answers from the target, within 12 points or 3.5 standard
                 // errors of its weight, whichever is wider (the load's rate depends on the machine).
@@ -48,10 +61,14 @@ import DeploymentRuntimes
                 #expect(count >= 10)
                 let weight = Double(step.weight) / 100
                 let tolerance = max(0.12, 3.5 * (weight * (1 - weight) / Double(max(count, 1))).squareRoot())
-                #expect(abs(share - weight) <= tolerance, "step \(step.weight)%: \(Int(share * 100))% of \(count) answers from \(target)")
+                #expect(
+                    abs(share - weight) <= tolerance,
+                    "step \(step.weight)%: \(Int(share * 100))% of \(count) answers from \(target)")
             }
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [target])
-            #expect(await playground.runtime.instance(of: firstColor) == nil, "stopOld stops the old colour after the drain")
+            #expect(
+                await playground.runtime.instance(of: firstColor) == nil, "stopOld stops the old colour after the drain"
+            )
             let history = ReleaseHistory(path: playground.historyPath)
             #expect(try history.verify().isEmpty)
         }
@@ -68,13 +85,18 @@ import DeploymentRuntimes
             #expect(second.rollout?.steps.count == 1)
             #expect(second.failure?.contains("gate impossible: 1 is not <= 0.5") == true, "\(second.failure ?? "")")
             #expect(second.failure?.contains("recengine_model_info{color=") == true, "the failure names the query")
-            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic is back on the live colour")
+            #expect(
+                await playground.nginx.currentSplit()?.backends.map(\.color) == [live],
+                "traffic is back on the live colour")
             let target = try #require(second.rollout?.target)
             #expect(await playground.runtime.instance(of: target) == nil, "the new colour is stopped")
-            #expect(try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
+            #expect(
+                try #require(await playground.runtime.instance(of: live)).modelSHA256 == first.deployment?.modelSHA256)
             let samples = playground.lastSamples
             #expect(samples.count > 50)
-            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request through the rollback: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
+            #expect(
+                samples.allSatisfy { $0.status == 200 },
+                "no failed request through the rollback: \(samples.filter { $0.status != 200 }.map { "\($0.status)" })")
             #expect(samples.suffix(10).allSatisfy { $0.color == live })
         }
     }
@@ -104,7 +126,9 @@ import DeploymentRuntimes
             let live = try #require(first.deployment?.color)
             let before = await playground.nginx.currentSplit()
             try playground.writePipeline(prometheusPort: try freePort())
-            let error = await #expect(throws: OrchestratorError.self) { try await playground.run(RunOptions(force: true)) }
+            let error = await #expect(throws: OrchestratorError.self) {
+                try await playground.run(RunOptions(force: true))
+            }
             #expect(error?.code == .unreachable)
             #expect(error?.code.exitCode == 4)
             #expect(await playground.nginx.currentSplit() == before)
@@ -175,13 +199,16 @@ import DeploymentRuntimes
         try await Playground.with { playground in
             try playground.writePipeline()
             let first = try await playground.run(RunOptions(noStagedShift: true))
-            let second = try await playground.run(RunOptions(force: true, noStagedShift: true), environment: ["EPOCHS": "12"])
+            let second = try await playground.run(
+                RunOptions(force: true, noStagedShift: true), environment: ["EPOCHS": "12"])
             #expect(second.outcome == .succeeded)
             #expect(first.deployment?.modelSHA256 != second.deployment?.modelSHA256)
             let status = try await orchestrate(["status", playground.pipelinePath, "--output", "json"])
             #expect(status.status == 0, "\(status.stderr)")
             #expect(status.stdout.contains("\"healthy\" : true"))
-            #expect(status.stdout.contains("\"traffic_source\" : \"nginx\""), "the split nginx reports on its control socket")
+            #expect(
+                status.stdout.contains("\"traffic_source\" : \"nginx\""),
+                "the split nginx reports on its control socket")
 
             let rollback = try await orchestrate(["rollback", playground.pipelinePath])
             #expect(rollback.status == 0, "\(rollback.stderr)")
@@ -189,7 +216,8 @@ import DeploymentRuntimes
             #expect(current.releaseID == first.releaseID)
             #expect(current.modelSHA256 == first.deployment?.modelSHA256)
             let served = try #require(await playground.runtime.instance(of: current.color))
-            #expect(served.modelSHA256 == first.deployment?.modelSHA256, "the old model was redeployed, verified by digest")
+            #expect(
+                served.modelSHA256 == first.deployment?.modelSHA256, "the old model was redeployed, verified by digest")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [current.color])
             let last = try ReleaseHistory(path: playground.historyPath).records().last
             #expect(last?.action == .rollback && last?.outcome == .succeeded)
@@ -204,7 +232,8 @@ import DeploymentRuntimes
             await playground.nginx.stop()
             let stopped = try await orchestrate(["status", playground.pipelinePath])
             #expect(stopped.stdout.contains("\(current.color) 100% (generation"), "\(stopped.stdout)")
-            #expect(stopped.stdout.contains("last applied, from the state file); nginx not running"), "\(stopped.stdout)")
+            #expect(
+                stopped.stdout.contains("last applied, from the state file); nginx not running"), "\(stopped.stdout)")
             #expect(stopped.stderr.contains("problem: nginx is not running"))
         }
     }

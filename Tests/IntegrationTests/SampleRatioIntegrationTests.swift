@@ -25,7 +25,8 @@ import Testing
 
                     """
             )
-            .replacingOccurrences(of: "          units: user_bucket\n", with: "          units: user_bucket\n        cuped: 10m\n")
+            .replacingOccurrences(
+                of: "          units: user_bucket\n", with: "          units: user_bucket\n        cuped: 10m\n")
     }
 
     @Test func anAAReleaseChecksItsSplitAndAdjustsItsEngagement() async throws {
@@ -37,7 +38,8 @@ import Testing
             let first = try await playground.run()
             #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
 
-            try Self.pipeline(playground, seed: 7).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            try Self.pipeline(playground, seed: 7).write(
+                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
             let step = try #require(second.rollout?.steps.first)
@@ -50,12 +52,15 @@ import Testing
             // judge passes this step in about 5 s, when there has been at most one such window
             // (in one of two runs there was none), so its checks are only asserted when made.
             for check in checked {
-                #expect(check.count == "requests" && check.groups == 16, "requests tested between the 16 user buckets: \(check.summary)")
+                #expect(
+                    check.count == "requests" && check.groups == 16,
+                    "requests tested between the 16 user buckets: \(check.summary)")
                 #expect(check.expectedShare == 0.25 && abs(check.observedShare - 0.25) < 0.1, "\(check.summary)")
             }
             let engagement = try #require(looks.last?.metrics.first { $0.metric == "engagement" })
             let cuped = try #require(engagement.cuped, "\(engagement.rule)")
-            #expect(cuped.window == "10m" && cuped.varianceReduction.isFinite && cuped.theta.isFinite, "\(engagement.rule)")
+            #expect(
+                cuped.window == "10m" && cuped.varianceReduction.isFinite && cuped.theta.isFinite, "\(engagement.rule)")
             #expect(engagement.rule.contains("CUPED on the 10m before the step"))
         }
     }

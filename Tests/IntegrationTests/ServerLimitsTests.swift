@@ -2,9 +2,9 @@ import CommandLineSupport
 import Foundation
 import HTTPTransport
 import RecEngine
-import Testing
-import TestSupport
 import RecEngineContract
+import TestSupport
+import Testing
 
 /// A real `recengine serve` against clients that connect and send nothing, or send half a request
 /// head and stay (slowloris): they are closed after the idle and header timeouts, and with more of
@@ -20,20 +20,29 @@ import RecEngineContract
         try playground.writeRatings()
         let model = playground.folder + "/model"
         let train = try await runCommand(
-            Playground.recengine, ["train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", "8", "--epochs", "2"])
+            Playground.recengine,
+            [
+                "train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", "8", "--epochs",
+                "2",
+            ])
         try #require(train.status == 0, "\(train.stderr)")
         let stateFile = playground.folder + "/serve.json"
-        let serve = [Playground.recengine, "serve", "--model", model, "--port", "0", "--state-file", stateFile] + arguments
+        let serve =
+            [Playground.recengine, "serve", "--model", model, "--port", "0", "--state-file", stateFile] + arguments
         let server =
             if let descriptorLimit {
-                try ChildProcess.spawn("/usr/bin/prlimit", ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--"] + serve, log: playground.folder + "/serve.log")
+                try ChildProcess.spawn(
+                    "/usr/bin/prlimit", ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--"] + serve,
+                    log: playground.folder + "/serve.log")
             } else {
                 try ChildProcess.spawn(serve[0], Array(serve.dropFirst()), log: playground.folder + "/serve.log")
             }
         do {
             var state: ServerState?
             for _ in 0..<100 where state == nil {
-                state = (try? Data(contentsOf: URL(fileURLWithPath: stateFile))).flatMap { try? JSONDecoder().decode(ServerState.self, from: $0) }
+                state = (try? Data(contentsOf: URL(fileURLWithPath: stateFile))).flatMap {
+                    try? JSONDecoder().decode(ServerState.self, from: $0)
+                }
                 if state == nil { try await Task.sleep(for: .milliseconds(100)) }
             }
             let log = (try? String(contentsOfFile: playground.folder + "/serve.log", encoding: .utf8)) ?? ""
@@ -54,12 +63,14 @@ import RecEngineContract
             let halfSent = try LoopbackConnection(port: port)
             try halfSent.sendText("GET /health HTTP/1.1\r\nHost: localhost\r\n")
             let start = ContinuousClock.now
-            let halfSentClosed = try #require(await halfSent.waitUntilClosed(within: .seconds(6)), "a half-sent head is closed")
+            let halfSentClosed = try #require(
+                await halfSent.waitUntilClosed(within: .seconds(6)), "a half-sent head is closed")
             #expect(halfSentClosed.received.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(halfSentClosed.received)")
             #expect(halfSentClosed.at - start >= .milliseconds(1500) && halfSentClosed.at - start < .seconds(4))
             // The header timeout does not apply to a connection that has sent nothing yet.
             #expect(!idle.receiveWaiting().closed, "an idle connection outlives the header timeout")
-            let idleClosed = try #require(await idle.waitUntilClosed(within: .seconds(6)), "an idle connection is closed")
+            let idleClosed = try #require(
+                await idle.waitUntilClosed(within: .seconds(6)), "an idle connection is closed")
             #expect(idleClosed.at - start >= .seconds(3) && idleClosed.at - start < .seconds(6))
             // A keep-alive connection that answers requests is not cut by the header timeout.
             let client = try LoopbackConnection(port: port)
@@ -76,35 +87,42 @@ import RecEngineContract
     @Test func healthAnswersWhileMoreSlowClientsThanDescriptorsHoldConnections() async throws {
         let clients = 1_500
         try #require(raiseOwnDescriptorLimit(to: clients + 200), "the test needs \(clients + 200) descriptors")
-        try await withLoopbackPortsToItself { try await Self.withServer(arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512) { port in
-            // Connected on a thread of their own: a connect waits while the server's queue is full.
-            let slow = try await onOwnThread {
-                try (0..<clients).map { _ in
-                    let connection = try LoopbackConnection(port: port)
-                    // A connection the server has already closed refuses the write: that is fine here.
-                    try? connection.sendText("GET /recommend/u1 HTTP/1.1\r\nHost: localhost\r\n")
-                    return connection
+        try await withLoopbackPortsToItself {
+            try await Self.withServer(
+                arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512
+            ) { port in
+                // Connected on a thread of their own: a connect waits while the server's queue is full.
+                let slow = try await onOwnThread {
+                    try (0..<clients).map { _ in
+                        let connection = try LoopbackConnection(port: port)
+                        // A connection the server has already closed refuses the write: that is fine here.
+                        try? connection.sendText("GET /recommend/u1 HTTP/1.1\r\nHost: localhost\r\n")
+                        return connection
+                    }
                 }
+                // A connect returns once the kernel has queued the connection; let the server take the
+                // queue (it closes most at once) so that the figure is the server's, not the queue's.
+                for _ in 0..<50 where acceptQueueLength(port: port) ?? 0 > 0 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let start = ContinuousClock.now
+                let health = try await HTTPClient.get(
+                    "http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(1))
+                #expect(health.status == 200)
+                #expect(ContinuousClock.now - start < .seconds(1))
+                let metrics = try await HTTPClient.get(
+                    "http://127.0.0.1:\(port)/metrics", limit: .forTests, timeout: .seconds(1))
+                #expect(metrics.status == 200)
+                // The server closes every slow client: the ones the cap pushed out at once, the rest at the header timeout.
+                let deadline = ContinuousClock.now + .seconds(5)
+                var stillOpen: [LoopbackConnection] = []
+                for connection in slow
+                where await connection.waitUntilClosed(within: deadline - ContinuousClock.now) == nil {
+                    stillOpen.append(connection)
+                }
+                #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 5 s after the flood")
             }
-            // A connect returns once the kernel has queued the connection; let the server take the
-            // queue (it closes most at once) so that the figure is the server's, not the queue's.
-            for _ in 0..<50 where acceptQueueLength(port: port) ?? 0 > 0 {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            let start = ContinuousClock.now
-            let health = try await HTTPClient.get("http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(1))
-            #expect(health.status == 200)
-            #expect(ContinuousClock.now - start < .seconds(1))
-            let metrics = try await HTTPClient.get("http://127.0.0.1:\(port)/metrics", limit: .forTests, timeout: .seconds(1))
-            #expect(metrics.status == 200)
-            // The server closes every slow client: the ones the cap pushed out at once, the rest at the header timeout.
-            let deadline = ContinuousClock.now + .seconds(5)
-            var stillOpen: [LoopbackConnection] = []
-            for connection in slow where await connection.waitUntilClosed(within: deadline - ContinuousClock.now) == nil {
-                stillOpen.append(connection)
-            }
-            #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 5 s after the flood")
-        } }
+        }
     }
 }
 
@@ -145,7 +163,9 @@ final class LoopbackConnection: Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
         guard connected else {
             let message = String(cString: strerror(errno))
@@ -170,7 +190,9 @@ final class LoopbackConnection: Sendable {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            let count = buffer.withUnsafeMutableBytes {
+                recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+            }
             if count > 0 {
                 received += buffer[0..<count]
                 continue

@@ -1,12 +1,12 @@
+import DeploymentRuntimes
 import Foundation
 import HTTPTransport
 import Orchestrator
+import Provenance
 import StrictYAML
 import TestSupport
 import Testing
 import Traffic
-import Provenance
-import DeploymentRuntimes
 
 /// What serves is lost in the middle of a rollout: nginx's master killed (kill -9, as the OOM
 /// killer does: its workers serve on, holding the port) or the live colour killed. Real nginx,
@@ -37,11 +37,14 @@ import DeploymentRuntimes
         var orphansAlive: [Int32] { workers.filter(Self.isAlive) }
 
         func cleanUp() {
-            for worker in workers where Self.isAlive(worker) && Self.command(of: worker).hasPrefix("nginx") { kill(worker, SIGKILL) }
+            for worker in workers where Self.isAlive(worker) && Self.command(of: worker).hasPrefix("nginx") {
+                kill(worker, SIGKILL)
+            }
         }
 
         static func children(of parent: Int32) -> [Int32] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { pid in
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter {
+                pid in
                 let stat = read("/proc/\(pid)/stat")
                 guard let close = stat.lastIndex(of: ")") else { return false }
                 let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -61,9 +64,13 @@ import DeploymentRuntimes
     /// Starts a release in another process and returns once nginx has its 50 % step in force (the
     /// controller journals a step before it applies it), with the release's new colour.
     func startReleaseAt50Percent(_ playground: Playground) async throws -> (ChildProcess, target: String) {
-        let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+        let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) {
+            $0.weight == 50
+        }
         let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
-        let applied = try await poll(for: .seconds(30)) { await playground.nginx.currentSplit()?.weight(of: target) == 50 ? true : nil }
+        let applied = try await poll(for: .seconds(30)) {
+            await playground.nginx.currentSplit()?.weight(of: target) == 50 ? true : nil
+        }
         if applied == nil {
             controller.signal(SIGKILL)
             _ = await controller.wait()
@@ -86,7 +93,9 @@ import DeploymentRuntimes
     /// answer was 200, and only keep-alive connections the orphans closed while idle (as a reload
     /// does) could lose the request sent at that instant: at most one per connection.
     static func expectThePortNeverClosed(_ samples: [KeepAliveLoad.Sample], connections: Int = 8) {
-        #expect(!samples.contains { $0.failure?.hasPrefix("connect:") == true }, "the port never closed: \(failures(samples))")
+        #expect(
+            !samples.contains { $0.failure?.hasPrefix("connect:") == true },
+            "the port never closed: \(failures(samples))")
         #expect(samples.allSatisfy { $0.status == 200 || $0.status == 0 }, "no answer but 200: \(failures(samples))")
         #expect(samples.filter { $0.failure != nil }.count <= connections, "\(failures(samples))")
     }
@@ -97,7 +106,9 @@ import DeploymentRuntimes
     /// sockets handed over the port never closes; without (a kernel or user that may not copy
     /// them), the orphan stops first and only new connections are refused for a moment.
     @Test(arguments: [true, false])
-    func aSplitAppliedAfterTheMasterWasKilledTakesEffectAndAFreshNginxReplacesItsOrphans(handsOverSockets: Bool) async throws {
+    func aSplitAppliedAfterTheMasterWasKilledTakesEffectAndAFreshNginxReplacesItsOrphans(
+        handsOverSockets: Bool
+    ) async throws {
         try await TrafficShiftTests.withColours { playground, model in
             let runtime = playground.runtime
             var nginx = playground.nginx
@@ -117,7 +128,9 @@ import DeploymentRuntimes
                 #expect(!(await nginx.isRunning()))
                 #expect(await nginx.orphanedWorkers() == orphans)
                 let report = try #require(await nginx.currentTraffic())
-                #expect(report.source == .nginx && report.orphanedWorkers == orphans, "the split is read from the orphans: \(report)")
+                #expect(
+                    report.source == .nginx && report.orphanedWorkers == orphans,
+                    "the split is read from the orphans: \(report)")
                 #expect(report.state.split.weight(of: "green") == 50)
 
                 let applied = try await nginx.apply(TrafficShiftTests.split(live: blue, target: nil, weight: 0))
@@ -132,11 +145,15 @@ import DeploymentRuntimes
                 try await load.waitForAnswers(400, minimum: .milliseconds(700), maximum: .seconds(10))
                 let samples = await load.stop()
                 #expect(Self.colours(after: after, in: samples) == ["blue"], "the rejected colour no longer answers")
-                print("master killed, split applied through a fresh nginx (sockets handed over: \(handsOverSockets)): \(Self.failures(samples))")
+                print(
+                    "master killed, split applied through a fresh nginx (sockets handed over: \(handsOverSockets)): \(Self.failures(samples))"
+                )
                 if handsOverSockets {
                     Self.expectThePortNeverClosed(samples)
                 } else {
-                    #expect(samples.allSatisfy { $0.status == 200 || $0.status == 0 }, "no answer but 200: \(Self.failures(samples))")
+                    #expect(
+                        samples.allSatisfy { $0.status == 200 || $0.status == 0 },
+                        "no answer but 200: \(Self.failures(samples))")
                 }
             } catch {
                 _ = await load.stop()
@@ -168,15 +185,23 @@ import DeploymentRuntimes
                 let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
                 #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
                 let events = record.rollout?.events ?? []
-                let replaced = try #require(events.first { $0.kind == .recover && $0.detail.contains("orphaned workers") }, "\(events.map(\.detail))")
-                #expect(replaced.detail.contains("pid \(orphans.map(String.init).joined(separator: ", "))"), "\(replaced.detail)")
-                #expect(events.contains { $0.kind == .shift && $0.detail.contains("50% again: nginx's master was gone") }, "\(events.map(\.detail))")
+                let replaced = try #require(
+                    events.first { $0.kind == .recover && $0.detail.contains("orphaned workers") },
+                    "\(events.map(\.detail))")
+                #expect(
+                    replaced.detail.contains("pid \(orphans.map(String.init).joined(separator: ", "))"),
+                    "\(replaced.detail)")
+                #expect(
+                    events.contains { $0.kind == .shift && $0.detail.contains("50% again: nginx's master was gone") },
+                    "\(events.map(\.detail))")
                 #expect(record.rollout?.steps.map(\.weight) == [25, 50, 100])
                 #expect(killed?.orphansAlive == [], "no orphaned worker is left")
                 let target = try #require(record.deployment?.color)
                 #expect(target != live)
                 let inForce = try #require(await playground.nginx.currentTraffic())
-                #expect(inForce.source == .nginx && inForce.orphanedWorkers.isEmpty && inForce.state.split.backends.map(\.color) == [target])
+                #expect(
+                    inForce.source == .nginx && inForce.orphanedWorkers.isEmpty
+                        && inForce.state.split.backends.map(\.color) == [target])
                 #expect(LocalNginx().masterPID(playground.nginx.config) != nil)
                 print("master killed at 50% of a rollout: \(Self.failures(samples))")
                 Self.expectThePortNeverClosed(samples)
@@ -212,8 +237,12 @@ import DeploymentRuntimes
             #expect(status.status == 1)
             let worker = killed[0].workers.map(String.init).joined(separator: ", ")
             #expect(status.stdout.contains("MASTER GONE, orphaned worker pid \(worker) serving"), "\(status.stdout)")
-            #expect(status.stdout.contains("\(live) 50%, \(target) 50%") || status.stdout.contains("\(target) 50%, \(live) 50%"), "\(status.stdout)")
-            #expect(status.stdout.contains("in force)"), "the split is read from the orphan, not the state file: \(status.stdout)")
+            #expect(
+                status.stdout.contains("\(live) 50%, \(target) 50%")
+                    || status.stdout.contains("\(target) 50%, \(live) 50%"), "\(status.stdout)")
+            #expect(
+                status.stdout.contains("in force)"),
+                "the split is read from the orphan, not the state file: \(status.stdout)")
             #expect(status.stderr.contains("orchestrate recover"), "\(status.stderr)")
             let json = try await orchestrate(["status", playground.pipelinePath, "--output", "json"])
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
@@ -227,7 +256,9 @@ import DeploymentRuntimes
             #expect(await playground.runtime.instance(of: target) == nil)
             let recovered = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             #expect(recovered.releaseID == run.releaseID && recovered.outcome == .rolledBack)
-            #expect(recovered.rollout?.events.contains { $0.kind == .recover && $0.detail.contains("orphaned workers") } == true)
+            #expect(
+                recovered.rollout?.events.contains { $0.kind == .recover && $0.detail.contains("orphaned workers") }
+                    == true)
             #expect(try await orchestrate(["status", playground.pipelinePath]).status == 0)
             #expect(try await orchestrate(["repair", playground.pipelinePath]).stdout.contains("nothing to repair"))
 
@@ -256,7 +287,8 @@ import DeploymentRuntimes
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
             let ran = try? await runCommand(
-                Playground.orchestrate, ["run", playground.pipelinePath, "--force"], environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "14"])
+                Playground.orchestrate, ["run", playground.pipelinePath, "--force"],
+                environment: ["RECENGINE_BIN": Playground.recengine, "EPOCHS": "14"])
             await load.stop()
             let next = try #require(ran)
             #expect(next.status == 0, "\(next.stderr)")
@@ -308,19 +340,31 @@ import DeploymentRuntimes
                 #expect(restoredAfter != nil, "all traffic went back to \(live)")
                 let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
                 #expect(record.outcome == .rolledBack, "\(record.failure ?? "")")
-                #expect(record.failure?.contains("the live colour \(live) stopped running at 50%") == true, "\(record.failure ?? "")")
+                #expect(
+                    record.failure?.contains("the live colour \(live) stopped running at 50%") == true,
+                    "\(record.failure ?? "")")
                 #expect(record.rollout?.target == target)
                 let events = record.rollout?.events ?? []
-                #expect(events.contains { $0.kind == .shift && $0.detail.contains("stopped running") }, "\(events.map(\.detail))")
-                #expect(events.contains { $0.kind == .shift && $0.detail.hasPrefix("\(target) 100% (\(live), the live colour, is lost") }, "\(events.map(\.detail))")
-                #expect(events.contains { $0.kind == .deploy && $0.detail.contains("redeploying the live release \(first.releaseID)") })
+                #expect(
+                    events.contains { $0.kind == .shift && $0.detail.contains("stopped running") },
+                    "\(events.map(\.detail))")
+                #expect(
+                    events.contains {
+                        $0.kind == .shift && $0.detail.hasPrefix("\(target) 100% (\(live), the live colour, is lost")
+                    }, "\(events.map(\.detail))")
+                #expect(
+                    events.contains {
+                        $0.kind == .deploy && $0.detail.contains("redeploying the live release \(first.releaseID)")
+                    })
                 #expect(events.contains { $0.kind == .shift && $0.detail == "\(live) 100% (traffic restored)" })
                 let restored = try #require(await playground.runtime.instance(of: live), "the live colour serves again")
                 #expect(restored.pid != victim && restored.modelSHA256 == approved, "the approved model, redeployed")
                 #expect(await playground.runtime.instance(of: target) == nil, "the new colour is stopped")
                 #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])
                 #expect(try StateStore(folder: playground.statePath).live()?.releaseID == first.releaseID)
-                print("live colour killed at 50%: all traffic on \(target) after \(noticed), back on the approved colour after \(restoredAfter.map { "\($0)" } ?? "-"), controller exited after \(exited); \(Self.failures(samples))")
+                print(
+                    "live colour killed at 50%: all traffic on \(target) after \(noticed), back on the approved colour after \(restoredAfter.map { "\($0)" } ?? "-"), controller exited after \(exited); \(Self.failures(samples))"
+                )
                 #expect(samples.allSatisfy { $0.failure == nil }, "\(Self.failures(samples))")
                 let after = try await orchestrate(["status", playground.pipelinePath])
                 #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
@@ -360,8 +404,11 @@ import DeploymentRuntimes
             }
             let samples = await load.stop()
             #expect(rollback.status == 0, "\(rollback.stderr)")
-            #expect(rollback.stderr.contains("redeploying it on \(live), which carries no traffic"), "\(rollback.stderr)")
-            #expect(await playground.runtime.instance(of: target)?.pid == carrying.pid, "\(target) carried the traffic and was not redeployed")
+            #expect(
+                rollback.stderr.contains("redeploying it on \(live), which carries no traffic"), "\(rollback.stderr)")
+            #expect(
+                await playground.runtime.instance(of: target)?.pid == carrying.pid,
+                "\(target) carried the traffic and was not redeployed")
             let restored = try #require(await playground.runtime.instance(of: live))
             #expect(restored.modelSHA256 == first.deployment?.modelSHA256)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live])

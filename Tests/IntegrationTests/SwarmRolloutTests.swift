@@ -1,13 +1,13 @@
-import Foundation
+import DeploymentRuntimes
 import EngineAPI
+import Foundation
 import HTTPTransport
 import Orchestrator
-import Testing
-import TestSupport
-import Traffic
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import TestSupport
+import Testing
+import Traffic
 
 /// The swarm `scripts/swarm up` started for the tests (scripts/test exports where it is).
 struct SwarmTestCluster: Sendable {
@@ -19,11 +19,13 @@ struct SwarmTestCluster: Sendable {
     static let current: SwarmTestCluster? = {
         let environment = ProcessInfo.processInfo.environment
         guard let manager = environment["ORCHESTRATE_TEST_SWARM_MANAGER"], !manager.isEmpty,
-            let engines = environment["ORCHESTRATE_TEST_SWARM_ENGINES"]?.split(separator: " ").map(String.init), engines.count >= 3
+            let engines = environment["ORCHESTRATE_TEST_SWARM_ENGINES"]?.split(separator: " ").map(String.init),
+            engines.count >= 3
         else { return nil }
         return SwarmTestCluster(
             manager: manager, engines: engines,
-            nodeAddresses: (environment["ORCHESTRATE_TEST_SWARM_NODE_ADDRESSES"] ?? "").split(separator: " ").map(String.init),
+            nodeAddresses: (environment["ORCHESTRATE_TEST_SWARM_NODE_ADDRESSES"] ?? "").split(separator: " ").map(
+                String.init),
             image: environment["ORCHESTRATE_TEST_SWARM_IMAGE"] ?? "localhost/recengine:latest")
     }()
 
@@ -33,10 +35,15 @@ struct SwarmTestCluster: Sendable {
     static func script(_ arguments: [String]) async throws {
         let script = Playground.root.appendingPathComponent("scripts/swarm").path
         let child = try ChildProcess.spawn(
-            script, arguments, environment: ["ORCHESTRATE_BIN": Playground.orchestrate, "RECENGINE_BIN": Playground.recengine],
-            log: FileManager.default.temporaryDirectory.appendingPathComponent("swarm-\(arguments.joined(separator: "-")).log").path)
+            script, arguments,
+            environment: ["ORCHESTRATE_BIN": Playground.orchestrate, "RECENGINE_BIN": Playground.recengine],
+            log: FileManager.default.temporaryDirectory.appendingPathComponent(
+                "swarm-\(arguments.joined(separator: "-")).log"
+            ).path)
         let status = await child.wait()
-        guard status == 0 else { throw PlaygroundError("scripts/swarm \(arguments.joined(separator: " ")) exited with \(status)") }
+        guard status == 0 else {
+            throw PlaygroundError("scripts/swarm \(arguments.joined(separator: " ")) exited with \(status)")
+        }
     }
 }
 
@@ -44,7 +51,11 @@ struct SwarmTestCluster: Sendable {
 /// namespace, `scripts/swarm`): each colour a service of 3 tasks spread over the zones, nginx on
 /// this machine sending each colour's share to every task, real Prometheus gates scraping every
 /// task, steady load through nginx.
-@Suite(.serialized, .enabled(if: SwarmTestCluster.available, "needs a swarm: scripts/test starts one with scripts/swarm up (root, docker.io)"))
+@Suite(
+    .serialized,
+    .enabled(
+        if: SwarmTestCluster.available, "needs a swarm: scripts/test starts one with scripts/swarm up (root, docker.io)"
+    ))
 struct SwarmRolloutTests {
     let cluster = SwarmTestCluster.current!
 
@@ -52,12 +63,15 @@ struct SwarmRolloutTests {
 
     /// Whether the playground's `color` has a service on the swarm.
     func hasService(_ color: String, in playground: Playground) async throws -> Bool {
-        try await !manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": color]).isEmpty
+        try await !manager().services(labels: ["orchestrate.service": playground.service, "orchestrate.color": color])
+            .isEmpty
     }
 
     /// `orchestrate recover` of the playground's pipeline, in another process.
     func recover(_ playground: Playground) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await runCommand(Playground.orchestrate, ["recover", playground.pipelinePath], environment: ["RECENGINE_BIN": Playground.recengine])
+        try await runCommand(
+            Playground.orchestrate, ["recover", playground.pipelinePath],
+            environment: ["RECENGINE_BIN": Playground.recengine])
     }
 
     @Test func aReleaseIsPromotedThroughEveryStepWithTasksOnAllThreeNodes() async throws {
@@ -75,7 +89,9 @@ struct SwarmRolloutTests {
             #expect(rollout.steps.allSatisfy { $0.passed == true })
             let samples = playground.lastSamples
             #expect(samples.count > 100)
-            #expect(samples.allSatisfy { $0.status == 200 }, "no failed request: \(samples.filter { $0.status != 200 }.count) failed")
+            #expect(
+                samples.allSatisfy { $0.status == 200 },
+                "no failed request: \(samples.filter { $0.status != 200 }.count) failed")
             #expect(samples.contains { $0.color == firstColor } && samples.contains { $0.color == rollout.target })
 
             // Three tasks, one on each node, each one an upstream address.
@@ -90,7 +106,9 @@ struct SwarmRolloutTests {
             #expect(services.first?.labels["orchestrate.model.sha256"] == second.deployment?.modelSHA256)
             #expect(services.first?.publishMode == "host")
             // Prometheus scraped every task of the new colour.
-            #expect(read(playground.statePath + "/targets.json").components(separatedBy: cluster.nodeAddresses[0]).count >= 2)
+            #expect(
+                read(playground.statePath + "/targets.json").components(separatedBy: cluster.nodeAddresses[0]).count
+                    >= 2)
         }
     }
 
@@ -120,16 +138,19 @@ struct SwarmRolloutTests {
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
             #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
             let firstColor = try #require(first.deployment?.color)
-            #expect(await playground.runtime.instance(of: firstColor) == nil, "release 1's service was removed by stopOld")
+            #expect(
+                await playground.runtime.instance(of: firstColor) == nil, "release 1's service was removed by stopOld")
 
             let pipeline = try PipelineLoader().load(playground.pipelinePath)
-            let record = try await ReleaseController(pipeline: pipeline, options: RunOptions()).rollback(to: first.releaseID)
+            let record = try await ReleaseController(pipeline: pipeline, options: RunOptions()).rollback(
+                to: first.releaseID)
             #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
             let instance = try #require(await playground.runtime.instance(of: firstColor))
             #expect(instance.modelSHA256 == first.deployment?.modelSHA256)
             #expect(instance.addresses.count == 3)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [firstColor])
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", limit: .forTests, timeout: .seconds(2))
+            let answer = try await HTTPClient.get(
+                "http://127.0.0.1:\(playground.nginxPort)/health", limit: .forTests, timeout: .seconds(2))
             #expect(answer.status == 200)
         }
     }
@@ -147,14 +168,17 @@ struct SwarmRolloutTests {
             #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
             let color = try #require(first.deployment?.color)
             let found = try #require(
-                try JSONSerialization.jsonObject(with: Data(read(playground.statePath + "/routing-mesh.json").utf8)) as? [String: Any])
+                try JSONSerialization.jsonObject(with: Data(read(playground.statePath + "/routing-mesh.json").utf8))
+                    as? [String: Any])
             let works = try #require(found["works"] as? Bool)
-            let service = try #require(try await manager().services(labels: ["orchestrate.service": playground.service]).first)
+            let service = try #require(
+                try await manager().services(labels: ["orchestrate.service": playground.service]).first)
             #expect(service.publishMode == (works ? "ingress" : "host"))
             let placement = try #require(await playground.runtime.instance(of: color)?.placement)
             #expect(placement.contains(works ? "routing mesh" : "routing mesh unavailable"), "\(placement)")
             #expect(placement.hasPrefix("3/3 tasks on node1, node2, node3"), "\(placement)")
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/health", limit: .forTests, timeout: .seconds(2))
+            let answer = try await HTTPClient.get(
+                "http://127.0.0.1:\(playground.nginxPort)/health", limit: .forTests, timeout: .seconds(2))
             #expect(answer.status == 200)
             let instance = try #require(await playground.runtime.instance(of: color))
             #expect(instance.addresses.count == 3)
@@ -173,7 +197,9 @@ struct SwarmRolloutTests {
             #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
-            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) {
+                $0.weight == 50
+            }
             do {
                 try FileManager.default.moveItem(atPath: socket, toPath: socket + ".away")
                 try await Task.sleep(for: .seconds(4))
@@ -211,7 +237,9 @@ struct SwarmRolloutTests {
             let live = try #require(first.deployment?.color)
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
-            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) {
+                $0.weight == 50
+            }
             let interrupted = try #require(try StateStore(folder: playground.statePath).run())
             let target = try #require(interrupted.target)
             try await Task.sleep(for: .seconds(1))
@@ -220,7 +248,9 @@ struct SwarmRolloutTests {
             if signal == SIGTERM {
                 #expect(status >> 8 == 143, "exit 128 + SIGTERM, got \(status): \(read(playground.controllerLog))")
             } else {
-                #expect(await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted(), "nginx keeps the split of the killed controller")
+                #expect(
+                    await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted(),
+                    "nginx keeps the split of the killed controller")
                 try await Task.sleep(for: .seconds(1))
                 let recovery = try await recover(playground)
                 #expect(recovery.status == 0, "\(recovery.stderr)")
@@ -235,7 +265,9 @@ struct SwarmRolloutTests {
             #expect(record.releaseID == interrupted.releaseID)
             // SIGTERM: the controller stopped its own release; kill -9: recovery rolled it back.
             #expect(record.outcome == (signal == SIGTERM ? .interrupted : .rolledBack), "\(record.failure ?? "")")
-            #expect(record.failure?.contains(signal == SIGTERM ? "SIGTERM" : "interrupted while shifting") == true, "\(record.failure ?? "")")
+            #expect(
+                record.failure?.contains(signal == SIGTERM ? "SIGTERM" : "interrupted while shifting") == true,
+                "\(record.failure ?? "")")
             #expect(try StateStore(folder: playground.statePath).run() == nil, "nothing left to recover")
             let failed = load.samples.filter { $0.status != 200 }
             #expect(load.samples.count > 50)
@@ -255,7 +287,9 @@ struct SwarmRolloutTests {
             let live = try #require(first.deployment?.color)
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
-            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) {
+                $0.weight == 50
+            }
             let target = try #require(try StateStore(folder: playground.statePath).run()?.target)
             controller.signal(SIGKILL)
             _ = await controller.wait()
@@ -272,7 +306,9 @@ struct SwarmRolloutTests {
             #expect(blind.stderr.contains("does not answer"), "\(blind.stderr)")
             #expect(try StateStore(folder: playground.statePath).run() != nil, "the run is kept for recovery")
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color).sorted() == [live, target].sorted())
-            #expect(try ReleaseHistory(path: playground.historyPath).records().last?.releaseID == first.releaseID, "nothing recorded")
+            #expect(
+                try ReleaseHistory(path: playground.historyPath).records().last?.releaseID == first.releaseID,
+                "nothing recorded")
 
             let recovered = try await recover(playground)
             #expect(recovered.status == 0, "\(recovered.stderr)")
@@ -367,7 +403,9 @@ struct SwarmRolloutTests {
 
             let load = LoadGenerator()
             load.start(port: playground.nginxPort)
-            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) { $0.weight == 50 }
+            let controller = try await playground.startController(until: .shifting, environment: ["EPOCHS": "12"]) {
+                $0.weight == 50
+            }
             do {
                 try await SwarmTestCluster.script(["kill", "3"])
                 let status = await controller.wait()
@@ -383,10 +421,14 @@ struct SwarmRolloutTests {
             let record = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
             let lost = cluster.nodeAddresses[2]
             let split = try #require(await playground.nginx.currentSplit())
-            #expect(!split.backends.flatMap(\.addresses).contains { $0.hasPrefix(lost + ":") }, "the lost node is out of the upstream")
+            #expect(
+                !split.backends.flatMap(\.addresses).contains { $0.hasPrefix(lost + ":") },
+                "the lost node is out of the upstream")
             if minHealthyReplicas == 2 {
                 #expect(record.outcome == .succeeded, "\(record.failure ?? "")")
-                #expect(record.rollout?.events.contains { $0.detail.contains("instances moved") } == true, "the record says the upstream changed")
+                #expect(
+                    record.rollout?.events.contains { $0.detail.contains("instances moved") } == true,
+                    "the record says the upstream changed")
                 #expect(split.backends.map(\.color) == [record.deployment?.color ?? "?"])
                 #expect(split.backends.first?.addresses.count == 2)
             } else {

@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 import Foundation
 import HTTPTransport
 import Orchestrator
-import Testing
 import TestSupport
+import Testing
 import Traffic
-import DeploymentRuntimes
 
 /// Real nginx with the Lua balancer in front of two real `recengine serve` colours: traffic steps
 /// go through the control socket without a reload, so keep-alive clients that never retry lose
@@ -12,14 +12,20 @@ import DeploymentRuntimes
 @Suite(.serialized) struct TrafficShiftTests {
     /// A playground without Prometheus: a trained model, the colours and nginx as processes (or
     /// as containers of the engine at `dockerHost`).
-    static func withColours(dockerHost: String? = nil, _ body: (Playground, _ model: String) async throws -> Void) async throws {
+    static func withColours(
+        dockerHost: String? = nil, _ body: (Playground, _ model: String) async throws -> Void
+    ) async throws {
         let playground = try Playground(dockerHost: dockerHost)
         do {
             try playground.writeRatings()
             try playground.useTestImages()
             let model = playground.folder + "/model"
             let train = try await runCommand(
-                Playground.recengine, ["train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", "8", "--epochs", "5"])
+                Playground.recengine,
+                [
+                    "train", "--ratings", playground.folder + "/ratings.csv", "--out", model, "--factors", "8",
+                    "--epochs", "5",
+                ])
             try #require(train.status == 0, "\(train.stderr)")
             try await body(playground, model)
         } catch {
@@ -31,8 +37,12 @@ import DeploymentRuntimes
 
     static func split(live: ColorInstance?, target: ColorInstance?, weight: Int) -> TrafficSplit {
         var backends: [TrafficSplit.Backend] = []
-        if let live, weight < 100 { backends.append(.init(color: live.color, address: live.address, weight: 100 - weight)) }
-        if let target, weight > 0 { backends.append(.init(color: target.color, address: target.address, weight: weight)) }
+        if let live, weight < 100 {
+            backends.append(.init(color: live.color, address: live.address, weight: 100 - weight))
+        }
+        if let target, weight > 0 {
+            backends.append(.init(color: target.color, address: target.address, weight: weight))
+        }
         return TrafficSplit(mode: .sticky, backends: backends)
     }
 
@@ -59,7 +69,9 @@ import DeploymentRuntimes
 
     /// The same through the load balancer container, its control socket reached in the
     /// bind-mounted runtime folder, with the colours as containers.
-    @Test(.enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+    @Test(
+        .enabled(
+            if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
     func keepAliveClientsLoseNoRequestThroughTheLoadBalancerContainer() async throws {
         try await DockerRolloutTests.images.value
         try await Self.withColours(dockerHost: TestEngine.host) { playground, model in
@@ -95,10 +107,12 @@ import DeploymentRuntimes
             for _ in 0..<2 {
                 for rollback in [false, true] {
                     let targetColor = live.color == "blue" ? "green" : "blue"
-                    let target = try await runtime.deploy(color: targetColor, modelDirectory: model, timeout: .seconds(30))
+                    let target = try await runtime.deploy(
+                        color: targetColor, modelDirectory: model, timeout: .seconds(30))
                     growths.append(Growth(target: targetColor, from: DispatchTime.now().uptimeNanoseconds))
                     for weight in rollback ? [25, 50, 75] : [25, 50, 75, 100] {
-                        try await apply(Self.split(live: live, target: target, weight: weight), target: targetColor, weight: weight)
+                        try await apply(
+                            Self.split(live: live, target: target, weight: weight), target: targetColor, weight: weight)
                     }
                     growths[growths.count - 1].until = DispatchTime.now().uptimeNanoseconds
                     if rollback {
@@ -121,7 +135,10 @@ import DeploymentRuntimes
         let failures = samples.filter { $0.failure != nil }
         #expect(samples.count > 2000, "the load ran (\(samples.count) requests)")
         let failed = failures.count
-        #expect(failed == 0, "\(failed) of \(samples.count) requests failed: \(Dictionary(grouping: failures, by: { $0.failure ?? "" }).mapValues(\.count))")
+        #expect(
+            failed == 0,
+            "\(failed) of \(samples.count) requests failed: \(Dictionary(grouping: failures, by: { $0.failure ?? "" }).mapValues(\.count))"
+        )
 
         // Each step's share of the target, from the requests sent and answered while it was in force.
         for step in steps {
@@ -132,9 +149,13 @@ import DeploymentRuntimes
             }
             let share = Double(during.filter { $0.color == step.target }.count) * 100 / Double(during.count)
             if step.weight == 0 || step.weight == 100 {
-                #expect(share == Double(step.weight), "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
+                #expect(
+                    share == Double(step.weight),
+                    "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
             } else {
-                #expect(abs(share - Double(step.weight)) <= 10, "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
+                #expect(
+                    abs(share - Double(step.weight)) <= 10,
+                    "\(step.target) at \(step.weight)% served \(share)% of \(during.count) requests")
             }
         }
 
@@ -142,7 +163,8 @@ import DeploymentRuntimes
         var flips: [String] = []
         for growth in growths {
             var onTarget = Set<Int>()
-            for sample in samples where sample.started >= growth.from && sample.finished <= growth.until && sample.failure == nil {
+            for sample in samples
+            where sample.started >= growth.from && sample.finished <= growth.until && sample.failure == nil {
                 if sample.color == growth.target {
                     onTarget.insert(sample.user)
                 } else if onTarget.contains(sample.user) {
@@ -177,13 +199,20 @@ import DeploymentRuntimes
             ]
             for body in bodies {
                 let response = try await HTTPClient.send(
-                    HTTPClient.Request(method: "POST", url: "http://nginx/traffic", body: .data(Data(body.utf8)), limit: .forTests,
+                    HTTPClient.Request(
+                        method: "POST", url: "http://nginx/traffic", body: .data(Data(body.utf8)), limit: .forTests,
                         unixSocket: nginx.config.controlSocket))
-                #expect([400, 409].contains(response.status), "\(body): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+                #expect(
+                    [400, 409].contains(response.status),
+                    "\(body): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
             }
             #expect(await nginx.currentTraffic() == inForce, "the split in force did not change")
-            let publicAnswer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/traffic", limit: .forTests)
-            #expect(publicAnswer.status != 200 || !String(decoding: publicAnswer.body, as: UTF8.self).contains("generation"), "the public port has no control")
+            let publicAnswer = try await HTTPClient.get(
+                "http://127.0.0.1:\(playground.nginxPort)/traffic", limit: .forTests)
+            #expect(
+                publicAnswer.status != 200
+                    || !String(decoding: publicAnswer.body, as: UTF8.self).contains("generation"),
+                "the public port has no control")
         }
     }
 
@@ -194,21 +223,29 @@ import DeploymentRuntimes
         try await Self.withColours { playground, model in
             let nginx = playground.nginx
             let blue = try await playground.runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
-            let green = try await playground.runtime.deploy(color: "green", modelDirectory: model, timeout: .seconds(30))
+            let green = try await playground.runtime.deploy(
+                color: "green", modelDirectory: model, timeout: .seconds(30))
             // One "blue" of three addresses: blue's server, green's server (answering as green), and a dead port.
             let dead = "127.0.0.1:\(try freePort())"
-            try await nginx.apply(TrafficSplit(mode: .sticky, backends: [.init(color: "blue", addresses: [blue.address, green.address, dead], weight: 100)]))
+            try await nginx.apply(
+                TrafficSplit(
+                    mode: .sticky,
+                    backends: [.init(color: "blue", addresses: [blue.address, green.address, dead], weight: 100)]))
             #expect(await nginx.currentSplit()?.backends.first?.addresses == [blue.address, green.address, dead])
             var colors: [String: Int] = [:]
             for user in 0..<300 {
                 let answer = try await HTTPClient.get(
-                    "http://127.0.0.1:\(playground.nginxPort)/recommend/u\(user)?k=3", limit: .forTests, timeout: .seconds(5), headers: ["Accept: application/json"])
+                    "http://127.0.0.1:\(playground.nginxPort)/recommend/u\(user)?k=3", limit: .forTests,
+                    timeout: .seconds(5), headers: ["Accept: application/json"])
                 #expect(answer.status == 200, "user \(user): \(answer.status)")
                 let body = try JSONSerialization.jsonObject(with: answer.body) as? [String: Any]
                 colors[body?["color"] as? String ?? "?", default: 0] += 1
             }
-            #expect((colors["blue"] ?? 0) > 60 && (colors["green"] ?? 0) > 60, "both live addresses answered: \(colors)")
-            #expect(read(playground.statePath + "/nginx/error.log").contains("failed"), "the dead address was tried and skipped")
+            #expect(
+                (colors["blue"] ?? 0) > 60 && (colors["green"] ?? 0) > 60, "both live addresses answered: \(colors)")
+            #expect(
+                read(playground.statePath + "/nginx/error.log").contains("failed"),
+                "the dead address was tried and skipped")
         }
     }
 
@@ -217,7 +254,8 @@ import DeploymentRuntimes
             var nginx = playground.nginx
             let blue = try await playground.runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
             // An nginx of an older orchestrate: no Lua, no control socket.
-            try FileManager.default.createDirectory(atPath: nginx.config.runtimeFolder, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: nginx.config.runtimeFolder, withIntermediateDirectories: true)
             let old = """
                 worker_processes 1;
                 pid \(nginx.config.pidFile);
@@ -239,22 +277,29 @@ import DeploymentRuntimes
             try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
             #expect(LocalNginx().masterPID(nginx.config) == master, "reloaded, not restarted")
             #expect(await nginx.currentTraffic()?.source == .nginx)
-            #expect(try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3", limit: .forTests).status == 200)
+            #expect(
+                try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3", limit: .forTests)
+                    .status == 200)
 
             // Another listen port: a new configuration, so a reload; the split stays.
             let port = try freePort()
             nginx.config.listenPort = port
             try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
             #expect(LocalNginx().masterPID(nginx.config) == master)
-            #expect(try await HTTPClient.get("http://127.0.0.1:\(port)/recommend/u1?k=3", limit: .forTests).status == 200)
+            #expect(
+                try await HTTPClient.get("http://127.0.0.1:\(port)/recommend/u1?k=3", limit: .forTests).status == 200)
             let configuration = try String(contentsOfFile: nginx.configPath, encoding: .utf8)
-            let modified = try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date
+            let modified =
+                try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date
 
             // The same configuration: the split goes through the control socket, the file stays.
-            let green = try await playground.runtime.deploy(color: "green", modelDirectory: model, timeout: .seconds(30))
+            let green = try await playground.runtime.deploy(
+                color: "green", modelDirectory: model, timeout: .seconds(30))
             try await nginx.apply(Self.split(live: blue, target: green, weight: 50))
             #expect(try String(contentsOfFile: nginx.configPath, encoding: .utf8) == configuration)
-            #expect(try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date == modified)
+            #expect(
+                try FileManager.default.attributesOfItem(atPath: nginx.configPath)[.modificationDate] as? Date
+                    == modified)
             #expect(await nginx.currentSplit() == Self.split(live: blue, target: green, weight: 50))
             await nginx.stop()
         }
@@ -264,7 +309,8 @@ import DeploymentRuntimes
         try await Self.withColours { playground, model in
             let nginx = playground.nginx
             let blue = try await playground.runtime.deploy(color: "blue", modelDirectory: model, timeout: .seconds(30))
-            let green = try await playground.runtime.deploy(color: "green", modelDirectory: model, timeout: .seconds(30))
+            let green = try await playground.runtime.deploy(
+                color: "green", modelDirectory: model, timeout: .seconds(30))
             try await nginx.apply(Self.split(live: blue, target: green, weight: 25))
             let applied = Self.split(live: blue, target: green, weight: 50)
             try await nginx.apply(applied)
@@ -272,7 +318,9 @@ import DeploymentRuntimes
 
             await nginx.stop()
             let stopped = try #require(await nginx.currentTraffic())
-            #expect(stopped.source == .stateFile && stopped.state == before.state, "without nginx, the state file says what was applied last")
+            #expect(
+                stopped.source == .stateFile && stopped.state == before.state,
+                "without nginx, the state file says what was applied last")
 
             // Started by hand (as an operator or a service manager would), nginx loads the state file.
             try await LocalNginx().start(configPath: nginx.configPath, config: nginx.config)
@@ -283,7 +331,8 @@ import DeploymentRuntimes
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(restarted == NginxController.Report(state: before.state, source: .nginx))
-            let answer = try await HTTPClient.get("http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3", limit: .forTests)
+            let answer = try await HTTPClient.get(
+                "http://127.0.0.1:\(playground.nginxPort)/recommend/u1?k=3", limit: .forTests)
             #expect(answer.status == 200)
 
             // A control socket left behind by an nginx that was killed does not stop the next start.
@@ -296,7 +345,9 @@ import DeploymentRuntimes
                 bytes.copyBytes(from: path.prefix(bytes.count - 1))
             }
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             close(stale)
             #expect(bound == 0 && FileManager.default.fileExists(atPath: nginx.config.controlSocket))

@@ -1,15 +1,16 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import Orchestrator
-import Testing
 import Provenance
+import StrictYAML
+import Testing
 
 /// The `orchestrate` executable's documented exit codes and outputs.
 @Suite struct CLITests {
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["ORCHESTRATE_BIN"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/orchestrate").path
     }
 
@@ -24,7 +25,8 @@ import Provenance
         return Output(status: result.status, stdout: result.stdout, stderr: result.stderr)
     }
 
-    static let passing = "version: 1\nname: cli\nhistory: h.jsonl\nstages:\n  - name: a\n    run: [/bin/sh, -c, 'echo {\\\"score\\\": 1} > m.json']\n    metrics: m.json\n    gate:\n      score: {min: 0.5}\n"
+    static let passing =
+        "version: 1\nname: cli\nhistory: h.jsonl\nstages:\n  - name: a\n    run: [/bin/sh, -c, 'echo {\\\"score\\\": 1} > m.json']\n    metrics: m.json\n    gate:\n      score: {min: 0.5}\n"
 
     @Test func successRecordsAndExitsZero() async throws {
         try await withTemporaryDirectory { folder in
@@ -33,7 +35,9 @@ import Provenance
             #expect(run.status == 0, "\(run.stderr)")
             let record = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
             #expect(record?["outcome"] as? String == "succeeded")
-            #expect((record?["invocation"] as? [String: Any])?["trigger"] as? String == "ci", "CI=true makes the trigger ci")
+            #expect(
+                (record?["invocation"] as? [String: Any])?["trigger"] as? String == "ci", "CI=true makes the trigger ci"
+            )
             #expect(run.stderr.contains("[1/1] a: done"))
             let verify = try await Self.orchestrate(["history", "verify", "--history", "h.jsonl"], in: folder)
             #expect(verify.status == 0)
@@ -61,12 +65,16 @@ import Provenance
     }
 
     @Test func rolloutProgressIsTypedAndReadsTheSameAsText() throws {
-        let event = ProgressEvent.rollout(.step(number: 2, of: 3, target: "green", weight: 50, live: "blue", liveWeight: 50))
+        let event = ProgressEvent.rollout(
+            .step(number: 2, of: 3, target: "green", weight: 50, live: "blue", liveWeight: 50))
         #expect(event.text == "step 2/3: green 50%, blue 50%")
-        let object = try JSONSerialization.jsonObject(with: Data(event.jsonLine(at: Date(timeIntervalSince1970: 0)).utf8)) as? [String: Any]
+        let object =
+            try JSONSerialization.jsonObject(with: Data(event.jsonLine(at: Date(timeIntervalSince1970: 0)).utf8))
+            as? [String: Any]
         #expect(object?["event"] as? String == "rollout.step")
         #expect(object?["message"] as? String == event.text)
-        #expect(object?["weight"] as? Int == 50 && object?["number"] as? Int == 2 && object?["live"] as? String == "blue")
+        #expect(
+            object?["weight"] as? Int == 50 && object?["number"] as? Int == 2 && object?["live"] as? String == "blue")
         #expect(object?["at"] as? String == "1970-01-01T00:00:00Z")
         #expect(!event.jsonLine().contains("\n"), "one line")
     }
@@ -82,7 +90,9 @@ import Provenance
 
     @Test func invalidInputExitsTwoWithEveryLocation() async throws {
         try await withTemporaryDirectory { folder in
-            try write("version: 1\nname: cli\nstages:\n  - name: a\n    run: [true]\n    timeout: soon\n    retries: many\n", to: folder + "/p.yml")
+            try write(
+                "version: 1\nname: cli\nstages:\n  - name: a\n    run: [true]\n    timeout: soon\n    retries: many\n",
+                to: folder + "/p.yml")
             let validate = try await Self.orchestrate(["validate", "p.yml"], in: folder)
             #expect(validate.status == 2)
             #expect(validate.stderr.contains("p.yml:6:14: stages.a.timeout"))
@@ -99,7 +109,8 @@ import Provenance
         try await withTemporaryDirectory { folder in
             try write(Self.passing, to: folder + "/p.yml")
             let lock = try RunLock(
-                historyPath: folder + "/h.jsonl", holder: .init(pid: 77, user: "ci", host: "runner", since: Date(), releaseID: "rel-1", command: []))
+                historyPath: folder + "/h.jsonl",
+                holder: .init(pid: 77, user: "ci", host: "runner", since: Date(), releaseID: "rel-1", command: []))
             defer { lock.release() }
             let run = try await Self.orchestrate(["run", "p.yml"], in: folder)
             #expect(run.status == 3)

@@ -1,7 +1,6 @@
+import OrchestratorSupport
 import Synchronization
 import Testing
-
-import OrchestratorSupport
 
 /// A request that starts something (a container, a swarm service) runs to its end even when the
 /// release is cancelled meanwhile, so that the stop that follows knows what it started.

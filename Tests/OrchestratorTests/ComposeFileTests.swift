@@ -1,7 +1,7 @@
 import EngineAPI
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Compose files the fuzzer (Fuzz/, scripts/fuzz) found that once trapped or never ended.
 @Suite struct ComposeFileTests {
@@ -57,22 +57,29 @@ import TestSupport
             switch kind {
             case "fifo": #expect(mkfifo(path, 0o600) == 0)
             case "device": path = "/dev/zero"
-            default: try write("# " + String(repeating: "x", count: 2 << 20) + "\nservices: {web: {image: x}}\n", to: path)
+            default:
+                try write("# " + String(repeating: "x", count: 2 << 20) + "\nservices: {web: {image: x}}\n", to: path)
             }
             let error = #expect(throws: EngineClientError.self) { try ComposeFile.load(path, variables: [:]) }
-            #expect(error?.description.contains(kind == "large" ? "larger than 1048576 bytes" : "not a regular file") == true, "\(String(describing: error))")
+            #expect(
+                error?.description.contains(kind == "large" ? "larger than 1048576 bytes" : "not a regular file")
+                    == true, "\(String(describing: error))")
             #expect(throws: EngineClientError.self) { try ComposeFile.projectName(of: path) }
         }
     }
 
     @Test func anEnvironmentEntryWithAnEmptyValueKeepsItsName() async throws {
-        let file = try await Self.load("services:\n  web:\n    image: x\n    environment: [\"A=\", \"B\", \"C=1=2\"]\n").get()
+        let file = try await Self.load("services:\n  web:\n    image: x\n    environment: [\"A=\", \"B\", \"C=1=2\"]\n")
+            .get()
         #expect(file.services["web"]?.environment == ["A": "", "B": "", "C": "1=2"])
     }
 
     @Test(arguments: [
         ("  a: {image: x, depends_on: [a]}\n", "a -> a"),
-        ("  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n", "a -> b -> c -> a"),
+        (
+            "  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n",
+            "a -> b -> c -> a"
+        ),
     ])
     func dependsOnInACircleIsAnError(services: String, cycle: String) async throws {
         let result = try await Self.load("services:\n" + services)
@@ -84,10 +91,13 @@ import TestSupport
     }
 
     @Test func servicesStartAfterWhatTheyDependOn() async throws {
-        let file = try await Self.load("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x}\n").get()
+        let file = try await Self.load(
+            "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x}\n"
+        ).get()
         #expect(file.startOrder(["a", "b", "c"]) == ["c", "b", "a"])
         var circular = file
         circular.services["c"]?.dependsOn = ["a"]
-        #expect(circular.startOrder(["a", "b", "c"]) == ["c", "b", "a"], "a circle built in code ends where it closes")
+        #expect(
+            circular.startOrder(["a", "b", "c"]) == ["c", "b", "a"], "a circle built in code ends where it closes")
     }
 }

@@ -1,11 +1,11 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import Orchestrator
-import Testing
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
+import Testing
 
 @Suite struct DockerPipelineTests {
     static func pipeline(host: String, docker: Bool = true) -> String {
@@ -33,7 +33,9 @@ import Provenance
                 try await runPipeline(folder + "/p.yml")
             } throws: { error in
                 let error = error as? OrchestratorError
-                return error?.code == .unreachable && error?.message.contains("the Docker engine at unix://\(folder)/no-engine.sock is unreachable") == true
+                return error?.code == .unreachable
+                    && error?.message.contains("the Docker engine at unix://\(folder)/no-engine.sock is unreachable")
+                        == true
             }
             #expect(!FileManager.default.fileExists(atPath: folder + "/data/ratings.csv"), "no stage ran")
             #expect(read(folder + "/releases/history.jsonl").contains("\"not_run\""))
@@ -60,10 +62,12 @@ import Provenance
     @Test func theDryRunListsTheContainersItWouldCreate() async throws {
         try await withTemporaryDirectory { folder in
             try writeRatings(to: folder + "/raw.csv")
-            let compose = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let compose = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent()
                 .appendingPathComponent("compose/recommender.yml").path
             try write(
-                Self.pipeline(host: "unix://\(folder)/no-engine.sock").replacingOccurrences(of: "compose: compose.yml", with: "compose: \(compose)")
+                Self.pipeline(host: "unix://\(folder)/no-engine.sock").replacingOccurrences(
+                    of: "compose: compose.yml", with: "compose: \(compose)")
                     + "\ntraffic:\n  nginx: {config: lb/recommender.conf, listen: 18080}\n", to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(dryRun: true))
             #expect(result.record == nil, "a dry run changes nothing, the engine is not asked")

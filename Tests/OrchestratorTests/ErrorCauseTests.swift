@@ -2,8 +2,9 @@ import DurableFiles
 import Foundation
 import HTTPTransport
 import Testing
-@testable import Traffic
+
 @testable import Orchestrator
+@testable import Traffic
 
 /// An error that reports another keeps it as its `cause`, for programs and logs, while its
 /// message stays what it was.

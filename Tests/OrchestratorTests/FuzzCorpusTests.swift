@@ -3,9 +3,9 @@ import Foundation
 import Orchestrator
 import OrchestratorSupport
 import PipelineSchema
+import Provenance
 import RecEngine
 import Testing
-import Provenance
 
 /// The fuzzers' corpora (`Fuzz/Corpus/<target>`: seeds, and every input a fuzzer once crashed on,
 /// kept as a seed after its fix) replayed through the loaders the fuzzers target, in the ordinary
@@ -13,7 +13,8 @@ import Provenance
 /// build with sanitizers) runs by hand or on a schedule. Each input is read as its fuzzer reads
 /// it (`Fuzz/Sources/Fuzz<Target>/main.swift`); a trap fails the whole run.
 @Suite struct FuzzCorpusTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("Fuzz/Corpus").path
 
     /// Every input of a target, which must have some: an empty corpus would pass vacuously.
@@ -53,7 +54,8 @@ import Provenance
             try Self.inputs("model").filter { bytes in
                 let (manifest, tensors) = Self.split(bytes, at: "\n%%safetensors%%\n")
                 let tensorBytes = tensors ?? Data()
-                let patched = String(decoding: manifest, as: UTF8.self).replacingOccurrences(of: "$TENSORS_SHA256", with: sha256Hex(tensorBytes))
+                let patched = String(decoding: manifest, as: UTF8.self).replacingOccurrences(
+                    of: "$TENSORS_SHA256", with: sha256Hex(tensorBytes))
                 try Data(patched.utf8).write(to: URL(fileURLWithPath: folder + "/manifest.json"))
                 try tensorBytes.write(to: URL(fileURLWithPath: folder + "/model.safetensors"))
                 return (try? ModelDirectory.load(from: folder)) != nil

@@ -1,15 +1,17 @@
 import Foundation
-import StrictYAML
 import Orchestrator
-import Testing
 import OrchestratorSupport
 import Provenance
+import StrictYAML
+import Testing
 
 /// The release history on a bad day, with real files: a full disk (a small tmpfs), a controller
 /// killed in the middle of an append, a history that is a FIFO or a device, a huge history and a
 /// huge line.
 @Suite struct HistoryFaultTests {
-    static func orchestrate(_ arguments: [String], in folder: String, environment: [String: String] = [:]) async throws -> CLITests.Output {
+    static func orchestrate(
+        _ arguments: [String], in folder: String, environment: [String: String] = [:]
+    ) async throws -> CLITests.Output {
         try await HistoryCommandTests.orchestrate(arguments, in: folder, environment: environment)
     }
 
@@ -43,9 +45,13 @@ import Provenance
             #expect(read(history.path + ".head") == head)
             #expect(try history.verify().isEmpty)
             // A small record fits in the file's last block, but its head does not: all or nothing.
-            let small = #expect(throws: OrchestratorError.self) { try history.append(ReleaseRecords.sample("rel-small")) }
+            let small = #expect(throws: OrchestratorError.self) {
+                try history.append(ReleaseRecords.sample("rel-small"))
+            }
             #expect(small?.code == .diskFull)
-            #expect(small?.message.contains("the record was not appended and the history is as it was") == true, "\(small?.description ?? "")")
+            #expect(
+                small?.message.contains("the record was not appended and the history is as it was") == true,
+                "\(small?.description ?? "")")
             #expect(read(history.path) == before)
             #expect(read(history.path + ".head") == head)
 
@@ -105,7 +111,8 @@ import Provenance
         try await withTemporaryDirectory { folder in
             try write(CLITests.passing, to: folder + "/p.yml")
             #expect(try await Self.orchestrate(["run", "p.yml"], in: folder).status == 0)
-            let killed = try await Self.orchestrate(["run", "p.yml"], in: folder, environment: try KillMidWrite.environment(suffix: "/h.jsonl"))
+            let killed = try await Self.orchestrate(
+                ["run", "p.yml"], in: folder, environment: try KillMidWrite.environment(suffix: "/h.jsonl"))
             #expect(killed.status == -1, "killed by SIGKILL mid-append: \(killed.stderr)")
             let text = read(folder + "/h.jsonl")
             #expect(!text.hasSuffix("\n"), "the record is torn")
@@ -176,14 +183,19 @@ import Provenance
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             }
             let name = kind == "fifo" ? "a FIFO (named pipe)" : kind == "folder" ? "a folder" : "a character device"
-            try write(CLITests.passing.replacingOccurrences(of: "history: h.jsonl", with: "history: \(path)"), to: folder + "/p.yml")
+            try write(
+                CLITests.passing.replacingOccurrences(of: "history: h.jsonl", with: "history: \(path)"),
+                to: folder + "/p.yml")
             for arguments in [
-                ["history", "--history", path], ["history", "verify", "--history", path], ["history", "--history", path, "--last", "1"],
+                ["history", "--history", path], ["history", "verify", "--history", path],
+                ["history", "--history", path, "--last", "1"],
                 ["validate", "p.yml"], ["run", "p.yml", "--dry-run"], ["run", "p.yml"],
             ] {
                 let result = try await Self.orchestrate(arguments, in: folder)
                 #expect(result.status == 2, "\(arguments): \(result.stderr)")
-                #expect(result.stderr.contains("\(path) is \(name), not a release history"), "\(arguments): \(result.stderr)")
+                #expect(
+                    result.stderr.contains("\(path) is \(name), not a release history"),
+                    "\(arguments): \(result.stderr)")
             }
         }
     }
@@ -206,9 +218,11 @@ import Provenance
             let at = ISO8601DateFormatter().string(from: Date())
             for arguments in [
                 ["history", "--history", "h.jsonl"], ["history", "--history", "h.jsonl", "--last", "5"],
-                ["history", "--history", "h.jsonl", "--at", at], ["history", "--history", "h.jsonl", "--output", "json"],
+                ["history", "--history", "h.jsonl", "--at", at],
+                ["history", "--history", "h.jsonl", "--output", "json"],
                 ["history", "verify", "--history", "h.jsonl"], ["explain", "--last", "--history", "h.jsonl"],
-                ["report", "--last", "--history", "h.jsonl", "--out", "report"], ["run", "p.yml", "--dry-run", "--record-dry-run"],
+                ["report", "--last", "--history", "h.jsonl", "--out", "report"],
+                ["run", "p.yml", "--dry-run", "--record-dry-run"],
             ] {
                 let (status, peak) = try await Self.measured(arguments, in: folder)
                 #expect(status != -1, "\(arguments) ran")
@@ -233,9 +247,12 @@ import Provenance
             #expect(ftruncate(descriptor, info.st_size + 1 + (256 << 20)) == 0)
             _ = "\n".withCString { write(descriptor, $0, 1) }
             close(descriptor)
-            #expect(try await Self.orchestrate(["run", "p.yml"], in: folder).status == 0, "an append after the huge line")
+            #expect(
+                try await Self.orchestrate(["run", "p.yml"], in: folder).status == 0, "an append after the huge line")
 
-            for arguments in [["history", "--history", "h.jsonl"], ["history", "verify", "--history", "h.jsonl"], ["run", "p.yml"]] {
+            for arguments in [
+                ["history", "--history", "h.jsonl"], ["history", "verify", "--history", "h.jsonl"], ["run", "p.yml"],
+            ] {
                 let (_, peak) = try await Self.measured(arguments, in: folder)
                 #expect(peak < 150 << 20, "\(arguments): peak \(peak >> 20) MiB with a 256 MiB line")
             }
@@ -243,10 +260,12 @@ import Provenance
             #expect(list.status == 0)
             #expect(list.stderr.contains("h.jsonl:2: 268435457 bytes long, more than"), "\(list.stderr)")
             #expect(list.stdout.split(separator: "\n").count == 4, "a header and 3 releases: \(list.stdout)")
-            let verify = try await Self.orchestrate(["history", "verify", "--history", "h.jsonl", "--output", "json"], in: folder)
+            let verify = try await Self.orchestrate(
+                ["history", "verify", "--history", "h.jsonl", "--output", "json"], in: folder)
             #expect(verify.status == 1)
             #expect(verify.stdout.contains("\"line\" : 2"))
-            #expect(!verify.stdout.contains("\"line\" : 3"), "the chain goes on through the huge line: \(verify.stdout)")
+            #expect(
+                !verify.stdout.contains("\"line\" : 3"), "the chain goes on through the huge line: \(verify.stdout)")
         }
     }
 
@@ -254,7 +273,8 @@ import Provenance
     static func measured(_ arguments: [String], in folder: String) async throws -> (status: Int32, peak: Int) {
         let child = try ChildProcess.spawn(
             "/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", folder, CLITests.binary] + arguments,
-            environment: ["CI": "true", "ORCHESTRATE_SIGNING_KEY": "", "ORCHESTRATE_SIGNING_KEY_FILE": ""], log: folder + "/measured.log",
+            environment: ["CI": "true", "ORCHESTRATE_SIGNING_KEY": "", "ORCHESTRATE_SIGNING_KEY_FILE": ""],
+            log: folder + "/measured.log",
             measuringPeakMemory: true)
         let (status, peak) = await child.waitMeasuringMemory()
         return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : -1, peak)

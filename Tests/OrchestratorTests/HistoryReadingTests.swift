@@ -1,8 +1,9 @@
 import Foundation
 import RecEngine
 import StrictYAML
-@testable import Orchestrator
 import Testing
+
+@testable import Orchestrator
 @testable import OrchestratorSupport
 @testable import PipelineSchema
 @testable import Provenance
@@ -27,7 +28,8 @@ import Testing
             let path = folder + "/h.jsonl"
             try text.write(to: URL(fileURLWithPath: path))
             let limit = chunk + 5
-            let result = try HistoryFile.withOpened(path, for: .read) { file -> ([HistoryFile.RawLine], [HistoryFile.RawLine]) in
+            let result = try HistoryFile.withOpened(path, for: .read) {
+                file -> ([HistoryFile.RawLine], [HistoryFile.RawLine]) in
                 var forward: [HistoryFile.RawLine] = []
                 var backward: [HistoryFile.RawLine] = []
                 try file.forEachLine(limit: limit) {
@@ -89,7 +91,9 @@ import Testing
             let history = ReleaseHistory(path: folder + "/h.jsonl")
             for index in 0..<3 { try history.append(ReleaseRecords.sample("rel-\(index)")) }
             // A head of an earlier version: no byte count.
-            try write("{\"last_sha256\":\"\(try #require(try history.lines().last?.sha256))\",\"lines\":3}", to: history.path + ".head")
+            try write(
+                "{\"last_sha256\":\"\(try #require(try history.lines().last?.sha256))\",\"lines\":3}",
+                to: history.path + ".head")
             try history.append(ReleaseRecords.sample("rel-3"))
             #expect(try history.verify().isEmpty)
             #expect(read(history.path + ".head").contains("\"bytes\":\(read(history.path).utf8.count)"))
@@ -109,7 +113,9 @@ import Testing
             record.action = generator.nextIndex(below: 6) == 0 ? .rollback : .release
             record.stages = names.filter { _ in generator.nextIndex(below: 3) > 0 }.map { name in
                 var stage = StageExecutor.emptyRecord(
-                    Stage(name: name, action: .command(["true"]), env: [:], inputs: [], outputs: [], metricsFile: nil, timeout: nil, retries: 0, gate: []),
+                    Stage(
+                        name: name, action: .command(["true"]), env: [:], inputs: [], outputs: [], metricsFile: nil,
+                        timeout: nil, retries: 0, gate: []),
                     status: statuses[generator.nextIndex(below: statuses.count)], reason: nil)
                 if name == "ingest" && generator.nextIndex(below: 2) == 0 {
                     for share in 1...5 { stage.metrics["rating_share_\(share)"] = Double(share) / 15 }
@@ -117,7 +123,8 @@ import Testing
                 return stage
             }
             if record.outcome == .succeeded && record.action == .release && !record.dryRun {
-                record.deployment = .init(runtime: "process", color: "blue", modelSHA256: "model-\(generator.nextIndex(below: 4))")
+                record.deployment = .init(
+                    runtime: "process", color: "blue", modelSHA256: "model-\(generator.nextIndex(below: 4))")
             }
             return record
         }
@@ -128,7 +135,8 @@ import Testing
         var generator = SeededGenerator(seed: 11)
         let stages = ["ingest", "train", "evaluate", "new"].map { name in
             Stage(
-                name: name, action: name == "ingest" ? .builtin(.ingest, [:]) : .command(["true"]), env: [:], inputs: [], outputs: [],
+                name: name, action: name == "ingest" ? .builtin(.ingest, [:]) : .command(["true"]), env: [:],
+                inputs: [], outputs: [],
                 metricsFile: nil, timeout: nil, retries: 0, gate: [])
         }
         for trial in 0..<300 {
@@ -141,9 +149,12 @@ import Testing
             }
             for stage in stages {
                 #expect(
-                    Planner.lastSuccess(of: stage.name, in: planning.records)?.0.releaseID == Planner.lastSuccess(of: stage.name, in: records)?.0.releaseID,
+                    Planner.lastSuccess(of: stage.name, in: planning.records)?.0.releaseID
+                        == Planner.lastSuccess(of: stage.name, in: records)?.0.releaseID,
                     "trial \(trial), stage \(stage.name)")
-                #expect(Planner.baselineShares(for: stage, in: planning.records) == Planner.baselineShares(for: stage, in: records), "trial \(trial)")
+                #expect(
+                    Planner.baselineShares(for: stage, in: planning.records)
+                        == Planner.baselineShares(for: stage, in: records), "trial \(trial)")
             }
             #expect(planning.records.count <= 4, "one record per question at most")
         }
@@ -162,13 +173,20 @@ import Testing
         for trial in 0..<500 {
             let records = Self.randomHistory(&generator, count: generator.nextIndex(below: 30))
             let promoted = records.filter {
-                ($0.action ?? .release) == .release && $0.outcome == .succeeded && $0.deployment?.modelSHA256 != nil && !$0.dryRun
+                ($0.action ?? .release) == .release && $0.outcome == .succeeded && $0.deployment?.modelSHA256 != nil
+                    && !$0.dryRun
             }
-            let liveRecord = promoted.isEmpty || generator.nextIndex(below: 5) == 0 ? nil : promoted[generator.nextIndex(below: promoted.count)]
+            let liveRecord =
+                promoted.isEmpty || generator.nextIndex(below: 5) == 0
+                ? nil : promoted[generator.nextIndex(below: promoted.count)]
             var live = liveRecord.map {
-                LiveRelease(color: "blue", releaseID: $0.releaseID, modelSHA256: $0.deployment?.modelSHA256 ?? "", modelVersion: "v")
+                LiveRelease(
+                    color: "blue", releaseID: $0.releaseID, modelSHA256: $0.deployment?.modelSHA256 ?? "",
+                    modelVersion: "v")
             }
-            if generator.nextIndex(below: 6) == 0 { live = LiveRelease(color: "blue", releaseID: "rel-unknown", modelSHA256: "model-1", modelVersion: "v") }
+            if generator.nextIndex(below: 6) == 0 {
+                live = LiveRelease(color: "blue", releaseID: "rel-unknown", modelSHA256: "model-1", modelVersion: "v")
+            }
             let requested: String? = generator.nextIndex(below: 3) == 0 ? "rel-\(generator.nextIndex(below: 30))" : nil
             // What `Rollback` decided when it read every record.
             let expected: ReleaseRecord?

@@ -3,13 +3,14 @@ import Foundation
 import HTTPTransport
 import StrictYAML
 import Synchronization
-@testable import Orchestrator
 import Testing
 import TextSafety
+
+@testable import DeploymentRuntimes
+@testable import Orchestrator
 @testable import OrchestratorSupport
 @testable import PipelineSchema
 @testable import Provenance
-@testable import DeploymentRuntimes
 
 /// What peers answer on their worst day (issue 20): a body without end, a huge one, a drip,
 /// headers without end, a million series, -Inf, a redirect, escape sequences; against the real
@@ -26,8 +27,11 @@ import TextSafety
             }
             #expect(error?.code == .answerTooLarge)
             #expect(error?.status == 200)
-            #expect(error?.description.contains(server.url + "/stream") == true, "the URL: \(error.map { "\($0)" } ?? "")")
-            #expect(error?.description.contains("larger than 64 KiB, the limit for a test's answer") == true, "\(error.map { "\($0)" } ?? "")")
+            #expect(
+                error?.description.contains(server.url + "/stream") == true, "the URL: \(error.map { "\($0)" } ?? "")")
+            #expect(
+                error?.description.contains("larger than 64 KiB, the limit for a test's answer") == true,
+                "\(error.map { "\($0)" } ?? "")")
             #expect(error?.description.contains("hint: ask for less") == true)
         }
     }
@@ -48,7 +52,9 @@ import TextSafety
             let answer = try await HTTPClient.get(server.url, limit: Self.small)
             #expect(answer.body == body)
         }
-        try await HostileHTTPServer.with({ _ in .stream(status: 200) { $0 < 4 ? Data(repeating: 1, count: 16 << 10) : nil } }) { server in
+        try await HostileHTTPServer.with({ _ in
+            .stream(status: 200) { $0 < 4 ? Data(repeating: 1, count: 16 << 10) : nil }
+        }) { server in
             let answer = try await HTTPClient.get(server.url, limit: Self.small)
             #expect(answer.body.count == 64 << 10)
         }
@@ -61,12 +67,16 @@ import TextSafety
         try await HostileHTTPServer.with({ _ in .body(status: 200, Data("ok".utf8)) }) { server in
             _ = try? await HTTPClient.post(server.url, body: body, limit: Self.small)
             let head = try #require(server.heads.first)
-            #expect(!head.contains { $0.lowercased().hasPrefix("expect:") }, "no Expect: 100-continue (libcurl waits a second for it): \(head)")
+            #expect(
+                !head.contains { $0.lowercased().hasPrefix("expect:") },
+                "no Expect: 100-continue (libcurl waits a second for it): \(head)")
         }
     }
 
     @Test func theAnswersHeadersArriveNamedInLowerCaseRepeatedOnesJoined() async throws {
-        let answer = HostileHTTPServer.Answer.body(status: 201, contentType: "text/plain", Data("ok".utf8), headers: ["X-Colour: green", "X-Seen: a", "x-seen:  b "])
+        let answer = HostileHTTPServer.Answer.body(
+            status: 201, contentType: "text/plain", Data("ok".utf8),
+            headers: ["X-Colour: green", "X-Seen: a", "x-seen:  b "])
         try await HostileHTTPServer.with({ _ in answer }) { server in
             let response = try await HTTPClient.get(server.url, limit: Self.small)
             #expect(response.status == 201)
@@ -100,14 +110,18 @@ import TextSafety
             return .stream(status: 200) { index in
                 guard index == 0 else { return nil }
                 let deadline = Date().addingTimeInterval(60)
-                while arrived.value.load(ordering: .relaxed) < count && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                while arrived.value.load(ordering: .relaxed) < count && Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.01)
+                }
                 return Data("ok".utf8)
             }
         }
         try await HostileHTTPServer.with(answer) { server in
             try await withThrowingTaskGroup(of: Data.self) { group in
                 for _ in 0..<count {
-                    group.addTask { try await HTTPClient.get(server.url, limit: Self.small, timeout: .seconds(30)).body }
+                    group.addTask {
+                        try await HTTPClient.get(server.url, limit: Self.small, timeout: .seconds(30)).body
+                    }
                 }
                 for try await body in group { #expect(body == Data("ok".utf8)) }
             }
@@ -119,12 +133,17 @@ import TextSafety
     }
 
     @Test func aDripEndsAtTheDeadline() async throws {
-        try await HostileHTTPServer.with({ _ in .stream(status: 200, pause: .milliseconds(100)) { _ in Data("x".utf8) } }) { server in
+        let drip: @Sendable (String) -> HostileHTTPServer.Answer = { _ in
+            .stream(status: 200, pause: .milliseconds(100)) { _ in Data("x".utf8) }
+        }
+        try await HostileHTTPServer.with(drip) { server in
             let error = await #expect(throws: HTTPClient.TransportError.self) {
                 try await HTTPClient.get(server.url, limit: Self.small, timeout: .seconds(1))
             }
             #expect(error?.code == .timedOut)
-            #expect(error?.description.contains("no whole answer within 1 s, the deadline") == true, "\(error.map { "\($0)" } ?? "")")
+            #expect(
+                error?.description.contains("no whole answer within 1 s, the deadline") == true,
+                "\(error.map { "\($0)" } ?? "")")
         }
     }
 
@@ -142,7 +161,9 @@ import TextSafety
     /// A Prometheus stand-in: `count((...))` of the query answers `series`, the query itself a
     /// vector of that many series.
     static func manySeries(_ count: Int) -> @Sendable (String) -> HostileHTTPServer.Answer {
-        { path in path.contains("query=count%28%28") ? .prometheusValue(String(count)) : .prometheusVector(series: count) }
+        { path in
+            path.contains("query=count%28%28") ? .prometheusValue(String(count)) : .prometheusVector(series: count)
+        }
     }
 
     @Test func aGateQueryOfAMillionSeriesSaysHowManyAndToSumThemWithoutReadingThem() async throws {
@@ -156,7 +177,8 @@ import TextSafety
 
     @Test func seriesAreCountedAsTheyArriveAlsoInJSONWithSpaces() async throws {
         try await HostileHTTPServer.with({ path in
-            path.contains("query=count%28%28") ? .prometheusValue("1400000") : .prometheusVector(series: 1_400_000, spaced: true)
+            path.contains("query=count%28%28")
+                ? .prometheusValue("1400000") : .prometheusVector(series: 1_400_000, spaced: true)
         }) { server in
             let error = await #expect(throws: PrometheusClient.QueryError.self) {
                 try await PrometheusClient(baseURL: server.url).query("up")
@@ -174,7 +196,10 @@ import TextSafety
             let error = await #expect(throws: PrometheusClient.QueryError.self) {
                 try await PrometheusClient(baseURL: server.url).queryVector("sum by (le) (x)")
             }
-            #expect(error?.message.hasPrefix("the query returned more than 10000 series; the judge reads a histogram's buckets by le") == true, "\(error?.message ?? "")")
+            #expect(
+                error?.message.hasPrefix(
+                    "the query returned more than 10000 series; the judge reads a histogram's buckets by le") == true,
+                "\(error?.message ?? "")")
         }
         try await HostileHTTPServer.with({ _ in .prometheusVector(series: 3, value: "7") }) { server in
             let series = try await PrometheusClient(baseURL: server.url).queryVector("sum by (le) (x)")
@@ -191,7 +216,9 @@ import TextSafety
             #expect(error?.message == "the query returned 2 series; a gate needs one: wrap it in sum(...)")
         }
         // Parsed from a whole answer too (the same words).
-        let two = Data(#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]},{"metric":{},"value":[1,"2"]}]}}"#.utf8)
+        let two = Data(
+            #"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]},{"metric":{},"value":[1,"2"]}]}}"#
+                .utf8)
         #expect(throws: PrometheusClient.QueryError.self) { try PrometheusClient.parse(two, status: 200) }
     }
 
@@ -200,7 +227,9 @@ import TextSafety
             let error = await #expect(throws: PrometheusClient.QueryError.self) {
                 try await PrometheusClient(baseURL: server.url).query("up")
             }
-            #expect(error?.message.contains("larger than 1 MiB, the limit for the answer to a gate's query") == true, "\(error?.message ?? "")")
+            #expect(
+                error?.message.contains("larger than 1 MiB, the limit for the answer to a gate's query") == true,
+                "\(error?.message ?? "")")
             #expect(error?.message.contains("sum(...)") == true)
         }
     }
@@ -215,17 +244,23 @@ import TextSafety
     }
 
     @Test func aHugeErrorTextFullOfEscapesIsCutAndEscaped() async throws {
-        let text = String(repeating: "\u{1B}[2J\u{1B}]0;owned\u{7}bad ", count: 25_000)  // 850 KB of JSON, under the limit
-        let body = try JSONSerialization.data(withJSONObject: ["status": "error", "errorType": "bad_data", "error": text])
+        // 850 KB of JSON, under the limit.
+        let text = String(repeating: "\u{1B}[2J\u{1B}]0;owned\u{7}bad ", count: 25_000)
+        let body = try JSONSerialization.data(withJSONObject: [
+            "status": "error", "errorType": "bad_data", "error": text,
+        ])
         try await HostileHTTPServer.with({ _ in .body(status: 400, body) }) { server in
             let error = await #expect(throws: PrometheusClient.QueryError.self) {
                 try await PrometheusClient(baseURL: server.url).query("up")
             }
             let message = error?.message ?? ""
-            #expect(message.hasPrefix("Prometheus answered HTTP 400, bad_data: \\u{1b}[2J\\u{1b}]0;owned\\u{7}bad"), "\(message.prefix(200))")
+            #expect(
+                message.hasPrefix("Prometheus answered HTTP 400, bad_data: \\u{1b}[2J\\u{1b}]0;owned\\u{7}bad"),
+                "\(message.prefix(200))")
             #expect(message.utf8.count < 1_200, "cut: \(message.utf8.count) bytes")
             #expect(message.contains("more bytes cut]"))
-            #expect(!message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "no control character left")
+            #expect(
+                !message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "no control character left")
         }
     }
 
@@ -238,7 +273,8 @@ import TextSafety
         var verdict = GateVerdict()
         while tally.verdict == .measuring && verdict.measurements.count < 100 {
             let sample = await metrics.sample(tally.query)
-            verdict.measurements.append(tally.record(sample, at: Date(), deadlinePassed: verdict.measurements.count + 1 >= deadlineAfter))
+            verdict.measurements.append(
+                tally.record(sample, at: Date(), deadlinePassed: verdict.measurements.count + 1 >= deadlineAfter))
         }
         verdict.passed = tally.verdict == .passed
         if case .failed(let reason) = tally.verdict { verdict.failure = reason }
@@ -253,10 +289,13 @@ import TextSafety
 
     @Test func aGateMeasuringAHostileErrorRecordsItCutAndEscaped() async throws {
         let text = String(repeating: "\u{1B}[31mred ", count: 50_000)  // 700 KB of JSON
-        let body = try JSONSerialization.data(withJSONObject: ["status": "error", "errorType": "execution", "error": text])
+        let body = try JSONSerialization.data(withJSONObject: [
+            "status": "error", "errorType": "execution", "error": text,
+        ])
         try await HostileHTTPServer.with({ _ in .body(status: 422, body) }) { server in
             let gate = PromQLGate(
-                name: "g", query: "up", min: nil, max: 1, interval: .seconds(0), count: 1, initialDelay: .seconds(0), failureLimit: 0,
+                name: "g", query: "up", min: nil, max: 1, interval: .seconds(0), count: 1, initialDelay: .seconds(0),
+                failureLimit: 0,
                 consecutiveErrorLimit: 1, onNoData: .fail)
             let verdict = await Self.measure(gate, at: server.url)
             #expect(!verdict.passed)
@@ -274,9 +313,11 @@ import TextSafety
     // MARK: Values that are not finite numbers
 
     @Test(arguments: [
-        (-Double.infinity, MetricThreshold(metric: "m", max: 1)), (Double.infinity, MetricThreshold(metric: "m", min: 0.5)),
+        (-Double.infinity, MetricThreshold(metric: "m", max: 1)),
+        (Double.infinity, MetricThreshold(metric: "m", min: 0.5)),
         (Double.nan, MetricThreshold(metric: "m", max: 1)), (Double.nan, MetricThreshold(metric: "m", min: 0)),
-        (Double.infinity, MetricThreshold(metric: "m")), (-Double.infinity, MetricThreshold(metric: "m", min: -Double.greatestFiniteMagnitude)),
+        (Double.infinity, MetricThreshold(metric: "m")),
+        (-Double.infinity, MetricThreshold(metric: "m", min: -Double.greatestFiniteMagnitude)),
     ])
     func aValueThatIsNotFiniteIsNeverAdmitted(value: Double, threshold: MetricThreshold) {
         #expect(!threshold.admits(value))
@@ -286,7 +327,8 @@ import TextSafety
     func aGateMeasuringANonFiniteValueFails(value: String, max: Double?, min: Double?) async throws {
         try await HostileHTTPServer.with({ _ in .prometheusValue(value) }) { server in
             let gate = PromQLGate(
-                name: "g", query: "up", min: min, max: max, interval: .seconds(0), count: 1, initialDelay: .seconds(0), failureLimit: 0,
+                name: "g", query: "up", min: min, max: max, interval: .seconds(0), count: 1, initialDelay: .seconds(0),
+                failureLimit: 0,
                 consecutiveErrorLimit: 0, onNoData: .fail)
             let verdict = await Self.measure(gate, at: server.url)
             #expect(!verdict.passed, "\(value) must not pass \(gate)")
@@ -300,17 +342,23 @@ import TextSafety
     @Test func aNaNNeverPassesAGateEvenWhenNoDataWould() async throws {
         try await HostileHTTPServer.with({ _ in .prometheusValue("NaN") }) { server in
             let gate = PromQLGate(
-                name: "g", query: "up", min: nil, max: 1, interval: PipelineDuration(milliseconds: 200), count: 1, initialDelay: .seconds(0),
+                name: "g", query: "up", min: nil, max: 1, interval: PipelineDuration(milliseconds: 200), count: 1,
+                initialDelay: .seconds(0),
                 failureLimit: 0, consecutiveErrorLimit: 0, onNoData: .pass)
             let verdict = await Self.measure(gate, at: server.url, deadlineAfter: 3)
             #expect(!verdict.passed)
-            #expect(verdict.measurements.allSatisfy { $0.outcome == "inconclusive" }, "\(verdict.measurements.map(\.outcome))")
+            #expect(
+                verdict.measurements.allSatisfy { $0.outcome == "inconclusive" },
+                "\(verdict.measurements.map(\.outcome))")
             #expect(verdict.failure?.contains("no data until the step's deadline") == true, "\(verdict.failure ?? "")")
         }
         // An empty result is an honest absence of data: onNoData: pass passes it.
-        try await HostileHTTPServer.with({ _ in .json(#"{"status":"success","data":{"resultType":"vector","result":[]}}"#) }) { server in
+        try await HostileHTTPServer.with({ _ in
+            .json(#"{"status":"success","data":{"resultType":"vector","result":[]}}"#)
+        }) { server in
             let gate = PromQLGate(
-                name: "g", query: "up", min: nil, max: 1, interval: .seconds(0), count: 1, initialDelay: .seconds(0), failureLimit: 0,
+                name: "g", query: "up", min: nil, max: 1, interval: .seconds(0), count: 1, initialDelay: .seconds(0),
+                failureLimit: 0,
                 consecutiveErrorLimit: 0, onNoData: .pass)
             let verdict = await Self.measure(gate, at: server.url)
             #expect(verdict.passed)
@@ -323,21 +371,27 @@ import TextSafety
         metric.onNoData = .pass
         let spec = JudgeTests.spec([metric])
         try await HostileHTTPServer.with({ _ in .prometheusValue("+Inf") }) { server in
-            let judge = StepJudge(spec: spec, prometheus: PrometheusClient(baseURL: server.url), target: "green", live: "blue")
+            let judge = StepJudge(
+                spec: spec, prometheus: PrometheusClient(baseURL: server.url), target: "green", live: "blue")
             let read = await judge.read("green")
             #expect(!read.counts.keys.contains("errors"), "an infinite count is no count")
             #expect(read.errors["errors"]?.contains("not a finite count") == true, "\(read.errors)")
         }
-        var failed = MetricJudgement(metric: "errors", classification: .noData, comparisons: [], rule: "", critical: false, weight: 1)
+        var failed = MetricJudgement(
+            metric: "errors", classification: .noData, comparisons: [], rule: "", critical: false, weight: 1)
         failed.error = "the query failed: green: the query returned inf, not a finite count"
         #expect(JudgeRules(spec: spec).decide([failed], final: true).decision != .pass)
-        let honest = MetricJudgement(metric: "errors", classification: .noData, comparisons: [], rule: "", critical: false, weight: 1)
-        #expect(JudgeRules(spec: spec).decide([honest], final: true).decision == .pass, "onNoData: pass still passes an honest absence of data")
+        let honest = MetricJudgement(
+            metric: "errors", classification: .noData, comparisons: [], rule: "", critical: false, weight: 1)
+        #expect(
+            JudgeRules(spec: spec).decide([honest], final: true).decision == .pass,
+            "onNoData: pass still passes an honest absence of data")
     }
 
     @Test func aNonFiniteGateValueIsRecordedAndRedactedWithoutLosingTheRecord() throws {
         let measurement = GateMeasurement(
-            outcome: "failure", gate: "g", query: "q", value: -.infinity, condition: "<= 1", at: Date(timeIntervalSince1970: 0), error: "s3cret")
+            outcome: "failure", gate: "g", query: "q", value: -.infinity, condition: "<= 1",
+            at: Date(timeIntervalSince1970: 0), error: "s3cret")
         let redacted = Redaction(values: ["s3cret"]).redacted(measurement)
         #expect(redacted.error == Redaction.placeholder, "redacted even though the value is -Inf")
         #expect(redacted.value == -.infinity)
@@ -351,10 +405,14 @@ import TextSafety
 
     @Test func anEndlessListOfContainersIsCutOffAsNoUsableAnswer() async throws {
         try await HostileHTTPServer.with({ _ in .endless(byte: UInt8(ascii: "[")) }) { server in
-            let error = await #expect(throws: DockerError.self) { try await Self.engine(server).containers(labels: ["a": "b"]) }
+            let error = await #expect(throws: DockerError.self) {
+                try await Self.engine(server).containers(labels: ["a": "b"])
+            }
             #expect(error?.isUnreachable == true, "what runs cannot be known from it")
             #expect(error?.cause?.code == .answerTooLarge)
-            #expect(error?.description.contains("larger than 4 MiB, the limit for a list of the Docker Engine API") == true, "\(error.map { "\($0)" } ?? "")")
+            #expect(
+                error?.description.contains("larger than 4 MiB, the limit for a list of the Docker Engine API") == true,
+                "\(error.map { "\($0)" } ?? "")")
         }
     }
 
@@ -367,7 +425,8 @@ import TextSafety
 
     @Test(arguments: [301, 302, 307])
     func aRedirectFromTheEngineIsReportedWithItsStatus(status: Int) async throws {
-        let answer = HostileHTTPServer.Answer.body(status: status, contentType: "text/html", Data("moved".utf8), headers: ["Location: http://elsewhere/"])
+        let answer = HostileHTTPServer.Answer.body(
+            status: status, contentType: "text/html", Data("moved".utf8), headers: ["Location: http://elsewhere/"])
         try await HostileHTTPServer.with({ _ in answer }) { server in
             let version = await #expect(throws: DockerError.self) { try await Self.engine(server).negotiated() }
             #expect(version?.status == status, "not 200: \(version.map { "\($0)" } ?? "")")
@@ -381,7 +440,9 @@ import TextSafety
         try await HostileHTTPServer.with({ _ in .body(status: 304, Data()) }) { server in
             try await Self.engine(server).start("abc")
             try await Self.engine(server).stop("abc")
-            let other = await #expect(throws: DockerError.self) { try await Self.engine(server).kill("abc", signal: "HUP") }
+            let other = await #expect(throws: DockerError.self) {
+                try await Self.engine(server).kill("abc", signal: "HUP")
+            }
             #expect(other?.status == 304)
         }
     }
@@ -403,10 +464,16 @@ import TextSafety
         try await HostileHTTPServer.with({ _ in .endless() }) { server in
             let warnings = LineCollector()
             let outbox = Outbox(
-                destinations: [Outbox.Destination(name: "notify endless", timeout: .seconds(20), retries: 2, backoff: .milliseconds(10))], redaction: .none,
+                destinations: [
+                    Outbox.Destination(
+                        name: "notify endless", timeout: .seconds(20), retries: 2, backoff: .milliseconds(10))
+                ], redaction: .none,
                 warn: { warnings.append($0) })
             try await outbox.delivering {
-                outbox.send(Outbox.Request(method: "POST", url: server.url + "/hook", headers: [], body: Data("{}".utf8), what: "promoted"), to: "notify endless")
+                outbox.send(
+                    Outbox.Request(
+                        method: "POST", url: server.url + "/hook", headers: [], body: Data("{}".utf8), what: "promoted"),
+                    to: "notify endless")
             }
             #expect(server.paths == ["/hook"], "delivered once, not retried")
             #expect(warnings.lines.isEmpty, "\(warnings.lines)")
@@ -416,8 +483,10 @@ import TextSafety
     // MARK: Text from outside
 
     @Test(arguments: [
-        ("plain text", "plain text"), ("a\u{1B}[31mred", "a\\u{1b}[31mred"), ("bell\u{7}", "bell\\u{7}"), ("line\nbreak\ttab\r", "line\\nbreak\\ttab\\r"),
-        ("c1\u{9B}31m", "c1\\u{9b}31m"), ("del\u{7F}", "del\\u{7f}"), ("rtl\u{202E}txt", "rtl\\u{202e}txt"), ("isolate\u{2066}x\u{2069}", "isolate\\u{2066}x\\u{2069}"),
+        ("plain text", "plain text"), ("a\u{1B}[31mred", "a\\u{1b}[31mred"), ("bell\u{7}", "bell\\u{7}"),
+        ("line\nbreak\ttab\r", "line\\nbreak\\ttab\\r"),
+        ("c1\u{9B}31m", "c1\\u{9b}31m"), ("del\u{7F}", "del\\u{7f}"), ("rtl\u{202E}txt", "rtl\\u{202e}txt"),
+        ("isolate\u{2066}x\u{2069}", "isolate\\u{2066}x\\u{2069}"),
         ("back\\slash", "back\\slash"), ("é ü 日本", "é ü 日本"),
     ])
     func controlCharactersAreWrittenOut(text: String, escaped: String) {
@@ -434,7 +503,8 @@ import TextSafety
         let log = folder + "/error.log"
         #expect(FileManager.default.createFile(atPath: log, contents: Data("first line\n".utf8)))
         let handle = try #require(FileHandle(forWritingAtPath: log))
-        try handle.seek(toOffset: 4 << 30)  // a sparse hole of 4 GiB: reading it whole would not fit the test's memory bound
+        // A sparse hole of 4 GiB: reading it whole would not fit the test's memory bound.
+        try handle.seek(toOffset: 4 << 30)
         try handle.write(contentsOf: Data("\nbind() failed\n\u{1B}[31mlast line\n".utf8))
         try handle.close()
         #expect(OutsideText.tail(ofFile: log, lines: 2) == "bind() failed\n\\u{1b}[31mlast line")

@@ -1,12 +1,12 @@
-import Foundation
 import DurableFiles
 import EngineAPI
-import StrictYAML
+import Foundation
 import Orchestrator
-import Testing
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
+import Testing
 
 /// Pipeline files and `--set` values written to hurt: each is refused at once with a message
 /// that says where and what, never a trap, a hang, or a value leaked into a record.
@@ -14,7 +14,9 @@ import Provenance
     static let header = "version: 1\nname: demo\n"
     static let stage = "stages:\n  - name: a\n    run: [\"true\"]\n"
 
-    static func load(_ yaml: String, overrides: [String] = [], environment: [String: String] = [:], in folder: String) throws -> Pipeline {
+    static func load(
+        _ yaml: String, overrides: [String] = [], environment: [String: String] = [:], in folder: String
+    ) throws -> Pipeline {
         let path = folder + "/p.yml"
         try write(yaml, to: path)
         return try PipelineLoader(environment: environment).load(path, overrides: overrides)
@@ -32,7 +34,9 @@ import Provenance
             let text = Self.header + String(repeating: line, count: InputLimits.maxFileBytes / line.utf8.count + 1)
             let error = #expect(throws: OrchestratorError.self) { try Self.load(text, in: folder) }
             #expect(error?.code == .invalidInput)
-            #expect(error?.message.contains("is \(text.utf8.count) bytes; a pipeline file is at most 1048576 bytes") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("is \(text.utf8.count) bytes; a pipeline file is at most 1048576 bytes")
+                    == true, "\(String(describing: error))")
         }
     }
 
@@ -40,7 +44,9 @@ import Provenance
         try await withTemporaryDirectory { folder in
             let fifo = folder + "/fifo.yml"
             #expect(mkfifo(fifo, 0o600) == 0)
-            for (path, kind) in [(fifo, "a FIFO (named pipe)"), ("/dev/zero", "a character device"), (folder, "a folder")] {
+            for (path, kind) in [
+                (fifo, "a FIFO (named pipe)"), ("/dev/zero", "a character device"), (folder, "a folder"),
+            ] {
                 let error = #expect(throws: OrchestratorError.self) { try PipelineLoader(environment: [:]).load(path) }
                 #expect(error?.message == "the pipeline \(path) is \(kind), not a file")
                 #expect(error?.code.exitCode == 2)
@@ -51,21 +57,32 @@ import Provenance
     @Test func anAliasBombInTheFileIsRefusedQuickly() async throws {
         try await withTemporaryDirectory { folder in
             var lines = [Self.header + "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-            for level in 1...9 { lines.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]") }
+            for level in 1...9 {
+                lines.append(
+                    "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+                        + "]")
+            }
             lines.append("stages: *a9")
             let start = ContinuousClock.now
             let error = Self.issues(lines.joined(separator: "\n"), in: folder)
             #expect(ContinuousClock.now - start < .seconds(10))
-            #expect(error?.issues.first?.message.contains("expands to more than 100000 values") == true, "\(String(describing: error))")
+            #expect(
+                error?.issues.first?.message.contains("expands to more than 100000 values") == true,
+                "\(String(describing: error))")
         }
     }
 
     @Test func anAliasBombThroughSetIsRefusedQuickly() async throws {
         try await withTemporaryDirectory { folder in
             var parts = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-            for level in 1...8 { parts.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]") }
+            for level in 1...8 {
+                parts.append(
+                    "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+                        + "]")
+            }
             let start = ContinuousClock.now
-            let error = Self.issues(Self.header + Self.stage, overrides: ["hooks={\(parts.joined(separator: ", "))}"], in: folder)
+            let error = Self.issues(
+                Self.header + Self.stage, overrides: ["hooks={\(parts.joined(separator: ", "))}"], in: folder)
             #expect(ContinuousClock.now - start < .seconds(10))
             let issue = try #require(error?.issues.first)
             #expect(issue.file == "--set")
@@ -77,7 +94,8 @@ import Provenance
         try await withTemporaryDirectory { folder in
             let key = Array(repeating: "a", count: 20_000).joined(separator: ".")
             let error = try #require(Self.issues(Self.header + Self.stage, overrides: ["\(key)=1"], in: folder))
-            #expect(error.issues.first?.message == "the key has 20000 segments; a pipeline's values lie at most 32 deep")
+            #expect(
+                error.issues.first?.message == "the key has 20000 segments; a pipeline's values lie at most 32 deep")
             #expect(error.issues.first?.path.count ?? .max < 200, "the key is cut in the message")
         }
     }
@@ -115,8 +133,11 @@ import Provenance
         try await withTemporaryDirectory { folder in
             let path = folder + "/p.yml"
             try Data("version: 1\nname: a".utf8 + [0xFF] + Data("b\n".utf8)).write(to: URL(fileURLWithPath: path))
-            let error = #expect(throws: PipelineValidationError.self) { try PipelineLoader(environment: [:]).load(path) }
-            #expect(error?.issues.first?.description == "\(path):2:8: byte 18 is not UTF-8: a pipeline file is UTF-8 text")
+            let error = #expect(throws: PipelineValidationError.self) {
+                try PipelineLoader(environment: [:]).load(path)
+            }
+            #expect(
+                error?.issues.first?.description == "\(path):2:8: byte 18 is not UTF-8: a pipeline file is UTF-8 text")
         }
     }
 
@@ -137,17 +158,29 @@ import Provenance
         ("deploy: {}\ntraffic:\n  wait: 25h\n", "25h is longer than the most allowed, 24h"),
         ("deploy: {}\ntraffic:\n  wait: 999999999h\n", "is longer than the most allowed, 24h"),
         ("deploy: {}\ntraffic:\n  wait: 9223372036s1s\n", "9223372036s1s is longer than the most allowed, 24h"),
-        ("deploy: {}\ntraffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    maxWait: 999999999h999999999h999999999h\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", "is longer than the most allowed, 24h"),
-        ("deploy: {}\ntraffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    expectedRate: 1e300\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n", "above 0 and at most 1e9"),
+        (
+            "deploy: {}\ntraffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    maxWait: 999999999h999999999h999999999h\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n",
+            "is longer than the most allowed, 24h"
+        ),
+        (
+            "deploy: {}\ntraffic: {}\nanalysis:\n  prometheus: http://p:9090\n  judge:\n    expectedRate: 1e300\n    metrics:\n      - name: e\n        histogram: b{c=\"{{color}}\"}\n        bad: increase\n",
+            "above 0 and at most 1e9"
+        ),
         ("deploy: {}\ntraffic:\n  drain: 1441m\n", "24h1m is longer than the most allowed, 24h"),
         ("history: \"my releases/h.jsonl\"\ndeploy: {}\ntraffic: {}\n", "nginx's runtime folder"),
         ("history: \"r;x/h.jsonl\"\ndeploy: {}\ntraffic: {}\n", "which nginx or Lua would misread"),
-        ("history: \"\(String(repeating: "d", count: 90))/h.jsonl\"\ndeploy: {}\ntraffic: {}\n", "longer than 107 bytes"),
+        (
+            "history: \"\(String(repeating: "d", count: 90))/h.jsonl\"\ndeploy: {}\ntraffic: {}\n",
+            "longer than 107 bytes"
+        ),
         ("secrets: [\"NOT A NAME\"]\n", "is not a variable name"),
     ])
     func validateRejectsWhatRunCannotUse(extra: String, message: String) async throws {
         try await withTemporaryDirectory { folder in
-            let yaml = Self.header + "stages:\n  - name: a\n    run: [\"true\"]\n  - name: train\n    uses: train\n    with: {ratings: r.csv, model: m}\n" + extra
+            let yaml =
+                Self.header
+                + "stages:\n  - name: a\n    run: [\"true\"]\n  - name: train\n    uses: train\n    with: {ratings: r.csv, model: m}\n"
+                + extra
             let error = try #require(Self.issues(yaml, in: folder))
             #expect(error.issues.contains { $0.message.contains(message) && $0.line > 0 }, "\(error)")
         }
@@ -165,7 +198,8 @@ import Provenance
 
     @Test func aHistoryPathWithSpacesWorksWithoutTraffic() async throws {
         try await withTemporaryDirectory { folder in
-            let pipeline = try Self.load(Self.header + "history: \"my releases; x/h $(x).jsonl\"\n" + Self.stage, in: folder)
+            let pipeline = try Self.load(
+                Self.header + "history: \"my releases; x/h $(x).jsonl\"\n" + Self.stage, in: folder)
             #expect(pipeline.history == folder + "/my releases; x/h $(x).jsonl")
             let (result, _) = try await runPipeline(folder + "/p.yml")
             #expect(result.exitCode == 0)
@@ -178,12 +212,15 @@ import Provenance
     @Test func specialFilesAsInputsOrOutputsAreRefusedByValidate() async throws {
         try await withTemporaryDirectory { folder in
             #expect(mkfifo(folder + "/fifo", 0o600) == 0)
-            let yaml = Self.header + "stages:\n  - name: a\n    run: [\"true\"]\n    inputs: [/dev/zero]\n    outputs: [fifo]\n"
+            let yaml =
+                Self.header
+                + "stages:\n  - name: a\n    run: [\"true\"]\n    inputs: [/dev/zero]\n    outputs: [fifo]\n"
             let error = try #require(Self.issues(yaml, in: folder))
-            #expect(error.issues.map(\.message) == [
-                "/dev/zero is a character device: a stage reads and writes regular files and folders (it would block or never end)",
-                "\(folder)/fifo is a FIFO (named pipe): a stage reads and writes regular files and folders (it would block or never end)",
-            ])
+            #expect(
+                error.issues.map(\.message) == [
+                    "/dev/zero is a character device: a stage reads and writes regular files and folders (it would block or never end)",
+                    "\(folder)/fifo is a FIFO (named pipe): a stage reads and writes regular files and folders (it would block or never end)",
+                ])
             #expect(error.issues.map(\.line) == [6, 7])
         }
     }
@@ -203,17 +240,25 @@ import Provenance
 
     @Test func aMetricsFileThatIsAFIFOFailsTheStageWithoutBlocking() async throws {
         try await withTemporaryDirectory { folder in
-            let yaml = Self.header + "history: h.jsonl\nstages:\n  - name: a\n    run: [mkfifo, m.json]\n    metrics: m.json\n"
-            let (result, lines) = try await runPipeline(try { try write(yaml, to: folder + "/p.yml"); return folder + "/p.yml" }())
+            let yaml =
+                Self.header + "history: h.jsonl\nstages:\n  - name: a\n    run: [mkfifo, m.json]\n    metrics: m.json\n"
+            let (result, lines) = try await runPipeline(
+                try {
+                    try write(yaml, to: folder + "/p.yml"); return folder + "/p.yml"
+                }())
             #expect(result.exitCode == 1)
-            #expect(lines.contains { $0.contains("the metrics file \(folder)/m.json is a FIFO (named pipe), not a file") }, "\(lines)")
+            #expect(
+                lines.contains { $0.contains("the metrics file \(folder)/m.json is a FIFO (named pipe), not a file") },
+                "\(lines)")
         }
     }
 
     @Test func aPathListedTwiceIsOneInput() async throws {
         try await withTemporaryDirectory { folder in
             try write("in", to: folder + "/in.txt")
-            let yaml = Self.header + "history: h.jsonl\nstages:\n  - name: a\n    run: [cp, in.txt, out.txt]\n    inputs: [in.txt, ./in.txt, in.txt]\n    outputs: [out.txt, out.txt]\n"
+            let yaml =
+                Self.header
+                + "history: h.jsonl\nstages:\n  - name: a\n    run: [cp, in.txt, out.txt]\n    inputs: [in.txt, ./in.txt, in.txt]\n    outputs: [out.txt, out.txt]\n"
             let pipeline = try Self.load(yaml, in: folder)
             #expect(pipeline.stages[0].inputs == [folder + "/in.txt"])
             #expect(pipeline.stages[0].outputs == [folder + "/out.txt"])
@@ -259,15 +304,20 @@ import Provenance
                 #expect(!history.contains(secret))
                 #expect(!lines.joined().contains(secret))
             }
-            #expect(try ReleaseHistory(path: folder + "/h.jsonl").records().count == 1, "the redacted record is still a valid record")
+            #expect(
+                try ReleaseHistory(path: folder + "/h.jsonl").records().count == 1,
+                "the redacted record is still a valid record")
         }
     }
 
     @Test func aValidationMessageDoesNotQuoteASecret() async throws {
         try await withTemporaryDirectory { folder in
-            try write("version: \"${API_TOKEN}\"\nname: \"${MY_CRED}\"\nsecrets: [MY_CRED]\n" + Self.stage, to: folder + "/p.yml")
+            try write(
+                "version: \"${API_TOKEN}\"\nname: \"${MY_CRED}\"\nsecrets: [MY_CRED]\n" + Self.stage,
+                to: folder + "/p.yml")
             let error = #expect(throws: PipelineValidationError.self) {
-                try PipelineLoader(environment: ["API_TOKEN": "tok-ABCDEF-987", "MY_CRED": "cr ed"]).load(folder + "/p.yml")
+                try PipelineLoader(environment: ["API_TOKEN": "tok-ABCDEF-987", "MY_CRED": "cr ed"]).load(
+                    folder + "/p.yml")
             }
             let text = String(describing: error)
             #expect(text.contains("expected a whole number, got \"[redacted]\""), "\(text)")
@@ -280,7 +330,11 @@ import Provenance
             try write(Self.secretPipeline, to: folder + "/p.yml")
             for format in ["text", "json"] {
                 let result = try await runCommand(
-                    CLITests.binary, ["run", "p.yml", "--dry-run", "--output", format, "--set", "stages.a.env.SERVICE_KEY=set-KEY-4242"],
+                    CLITests.binary,
+                    [
+                        "run", "p.yml", "--dry-run", "--output", format, "--set",
+                        "stages.a.env.SERVICE_KEY=set-KEY-4242",
+                    ],
                     environment: ["API_TOKEN": "tok-ABCDEF-987", "DEPLOY_CREDENTIAL": "cred-XYZ-555"], in: folder)
                 #expect(result.status == 0, "\(result.stderr)")
                 #expect(result.stdout.contains("[redacted]"))
@@ -297,9 +351,15 @@ import Provenance
         #expect(redaction.values == ["s3cr3t", "s3"], "longest first, empty ignored")
         #expect(redaction.redact("a s3cr3t b") == "a [redacted] b")
         #expect(redaction.redacted(["k-s3cr3t": ["x", "s3"]]) == ["k-[redacted]": ["x", "[redacted]"]])
-        let digests = Redaction(values: ["ab"]).redacted(["sha256": "00ab", "fingerprint": "ab01", "previous_sha256": "abab", "note": "ab"])
-        #expect(digests == ["sha256": "00ab", "fingerprint": "ab01", "previous_sha256": "abab", "note": "[redacted]"], "digests stay intact")
-        #expect(Redaction.isSecretName("github_token") && Redaction.isSecretName("SSH_KEY") && !Redaction.isSecretName("MODE"))
+        let digests = Redaction(values: ["ab"]).redacted([
+            "sha256": "00ab", "fingerprint": "ab01", "previous_sha256": "abab", "note": "ab",
+        ])
+        #expect(
+            digests == ["sha256": "00ab", "fingerprint": "ab01", "previous_sha256": "abab", "note": "[redacted]"],
+            "digests stay intact")
+        #expect(
+            Redaction.isSecretName("github_token") && Redaction.isSecretName("SSH_KEY")
+                && !Redaction.isSecretName("MODE"))
     }
 }
 
@@ -307,16 +367,21 @@ import Provenance
 @Suite struct FileModeTests {
     @Test func underUmaskZeroNothingCreatedIsWorldWritable() async throws {
         try await withTemporaryDirectory { folder in
-            try write("version: 1\nname: modes\nhistory: out/releases/h.jsonl\nstages:\n  - name: a\n    run: [\"true\"]\n", to: folder + "/p.yml")
+            try write(
+                "version: 1\nname: modes\nhistory: out/releases/h.jsonl\nstages:\n  - name: a\n    run: [\"true\"]\n",
+                to: folder + "/p.yml")
             // umask is process-wide: a child process has its own, the tests running beside this one keep theirs.
-            let result = try await runCommand("/bin/sh", ["-c", "umask 000 && exec \"$0\" run p.yml", CLITests.binary], in: folder)
+            let result = try await runCommand(
+                "/bin/sh", ["-c", "umask 000 && exec \"$0\" run p.yml", CLITests.binary], in: folder)
             #expect(result.status == 0, "\(result.stderr)")
             let created = try FileManager.default.subpathsOfDirectory(atPath: folder + "/out")
             #expect(created.contains("releases/h.jsonl") && created.contains { $0.hasSuffix("a.log") }, "\(created)")
             for relative in created + [""] {
                 var info = stat()
                 #expect(lstat(folder + "/out/" + relative, &info) == 0)
-                #expect(info.st_mode & S_IWOTH == 0, "\(relative) is writable by others: \(String(info.st_mode & 0o777, radix: 8))")
+                #expect(
+                    info.st_mode & S_IWOTH == 0,
+                    "\(relative) is writable by others: \(String(info.st_mode & 0o777, radix: 8))")
                 if (info.st_mode & S_IFMT) == S_IFDIR { #expect(info.st_mode & 0o777 == 0o755, "\(relative)") }
             }
         }

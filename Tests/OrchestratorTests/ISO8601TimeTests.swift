@@ -1,7 +1,7 @@
 import Foundation
 import Orchestrator
-import Testing
 import OrchestratorSupport
+import Testing
 
 /// `--at`, `--since` and `--until` take ISO 8601 times and nothing looser.
 @Suite struct ISO8601TimeTests {
@@ -62,7 +62,8 @@ import OrchestratorSupport
     @Test func historyRefusesFebruaryThirtieth() async throws {
         try await withTemporaryDirectory { folder in
             for option in ["--at", "--since", "--until"] {
-                let result = try await HistoryCommandTests.orchestrate(["history", "--history", "h.jsonl", option, "2026-02-30T00:00:00Z"], in: folder)
+                let result = try await HistoryCommandTests.orchestrate(
+                    ["history", "--history", "h.jsonl", option, "2026-02-30T00:00:00Z"], in: folder)
                 #expect(result.status == 2, "\(option): \(result.stderr)")
                 #expect(result.stderr.contains("February 2026 has 28 days"), "\(option): \(result.stderr)")
                 #expect(result.stderr.contains("2026-12-01T14:05:00Z"), "\(option): \(result.stderr)")

@@ -1,7 +1,8 @@
 import Foundation
 import StrictYAML
-@testable import Orchestrator
 import Testing
+
+@testable import Orchestrator
 @testable import PipelineSchema
 @testable import Provenance
 
@@ -18,8 +19,11 @@ import Testing
         (7, 3, 0.25, 0.01, 0.2092240414024763, 0.9783743751780882),
         (0, 0, 0.05, 0.05, 0.0, 1.0),
     ])
-    func theSignTestsIntervalMatchesScipy(wins: Double, losses: Double, margin: Double, alpha: Double, lower: Double, upper: Double) {
-        let interval = Statistics.preferenceInterval(wins: wins, losses: losses, prior: Statistics.preferencePrior(margin: margin), alpha: alpha)
+    func theSignTestsIntervalMatchesScipy(
+        wins: Double, losses: Double, margin: Double, alpha: Double, lower: Double, upper: Double
+    ) {
+        let interval = Statistics.preferenceInterval(
+            wins: wins, losses: losses, prior: Statistics.preferencePrior(margin: margin), alpha: alpha)
         #expect(abs(interval.lower - lower) < 1e-9 && abs(interval.upper - upper) < 1e-9, "\(interval)")
     }
 
@@ -51,14 +55,19 @@ import Testing
         #expect(Double(naiveWrong) / 400 > 0.2, "the naive repeated sign test rejects often: \(naiveWrong) of 400")
     }
 
-    static func metric(critical: Bool = true, effect: Double = 0.05, absolute: Bool = true, minTrials: Int = 30) -> JudgeSpec.Metric {
+    static func metric(
+        critical: Bool = true, effect: Double = 0.05, absolute: Bool = true, minTrials: Int = 30
+    ) -> JudgeSpec.Metric {
         JudgeSpec.Metric(
-            name: "preference", kind: .interleaving, bad: .decrease, effect: effect, absolute: absolute, baseline: nil, critical: critical, weight: 1,
+            name: "preference", kind: .interleaving, bad: .decrease, effect: effect, absolute: absolute, baseline: nil,
+            critical: critical, weight: 1,
             onNoData: .fail, minTrials: minTrials)
     }
 
     static let rules = JudgeRules(
-        spec: JudgeSpec(metrics: [metric()], confidence: 0.95, interval: .seconds(1), maxWait: .seconds(60), onInconclusive: .fail, marginal: 50, pass: 75, expectedRate: nil))
+        spec: JudgeSpec(
+            metrics: [metric()], confidence: 0.95, interval: .seconds(1), maxWait: .seconds(60), onInconclusive: .fail,
+            marginal: 50, pass: 75, expectedRate: nil))
 
     @Test(arguments: [
         // A worse candidate: 35 % of 400 users with a preference chose it.
@@ -71,12 +80,16 @@ import Testing
         (300, 100, .pass),
     ])
     func preferencesAreClassifiedAgainstAHalf(wins: Double, losses: Double, expected: MetricJudgement.Classification) {
-        let judgement = Self.rules.judge(Self.metric(), new: .preferences(wins: wins, losses: losses, ties: 7), live: nil)
+        let judgement = Self.rules.judge(
+            Self.metric(), new: .preferences(wins: wins, losses: losses, ties: 7), live: nil)
         #expect(judgement.classification == expected, "\(judgement.rule)")
         let comparison = judgement.comparisons.first
-        #expect(comparison?.newSuccesses == wins && comparison?.newTrials == wins + losses && comparison?.liveSuccesses == losses)
+        #expect(
+            comparison?.newSuccesses == wins && comparison?.newTrials == wins + losses
+                && comparison?.liveSuccesses == losses)
         #expect(comparison?.margin == 0.05)
-        #expect(judgement.rule.contains("preferring new \(Int(wins)), live \(Int(losses)), ties 7"), "\(judgement.rule)")
+        #expect(
+            judgement.rule.contains("preferring new \(Int(wins)), live \(Int(losses)), ties 7"), "\(judgement.rule)")
     }
 
     @Test func aCriticalInterleavingLossFailsTheStep() {
@@ -86,13 +99,15 @@ import Testing
     }
 
     @Test func aRelativeEffectIsTakenOfAHalf() {
-        let judgement = Self.rules.judge(Self.metric(effect: 0.1, absolute: false), new: .preferences(wins: 1000, losses: 1000, ties: 0), live: nil)
+        let judgement = Self.rules.judge(
+            Self.metric(effect: 0.1, absolute: false), new: .preferences(wins: 1000, losses: 1000, ties: 0), live: nil)
         #expect(judgement.comparisons.first?.margin == 0.05)
     }
 
     @Test func theInterleavingStepIsJudgedOnTheInterleavingMetricsAlone() {
         let errors = JudgeSpec.Metric(
-            name: "errors", kind: .proportion(successes: "s{c=\"{{color}}\"}", trials: "t{c=\"{{color}}\"}"), bad: .increase, effect: 0.02, absolute: true,
+            name: "errors", kind: .proportion(successes: "s{c=\"{{color}}\"}", trials: "t{c=\"{{color}}\"}"),
+            bad: .increase, effect: 0.02, absolute: true,
             baseline: nil, critical: true, weight: 1, onNoData: .fail, minTrials: 30)
         var spec = Self.rules.spec
         spec.metrics = [errors, Self.metric()]
@@ -100,7 +115,10 @@ import Testing
         #expect(spec.judging(weight: 25).metrics.map(\.name) == ["errors", "preference"])
     }
 
-    static func pipeline(steps: String = "[0, 25, 100]", interleave: String? = "{share: 20, window: 5m}", metric: String? = "interleaving: {}", extra: String = "")
+    static func pipeline(
+        steps: String = "[0, 25, 100]", interleave: String? = "{share: 20, window: 5m}",
+        metric: String? = "interleaving: {}", extra: String = ""
+    )
         -> String
     {
         """
@@ -143,7 +161,9 @@ import Testing
         #expect(pipeline.traffic?.interleave == InterleaveSpec(share: 20, window: .seconds(300)))
         #expect(pipeline.traffic?.steps == [0, 25, 100])
         #expect(pipeline.analysis?.judge?.metrics.first?.kind == .interleaving)
-        #expect(try await load(Self.pipeline(steps: "[25, 100]")).get().traffic?.steps == [25, 100], "interleaving in the weighted steps only")
+        #expect(
+            try await load(Self.pipeline(steps: "[25, 100]")).get().traffic?.steps == [25, 100],
+            "interleaving in the weighted steps only")
     }
 
     @Test(arguments: [
@@ -155,7 +175,10 @@ import Testing
         (pipeline(metric: "interleaving: {ties: half}"), "unknown key \"ties\""),
         (pipeline(metric: "interleaving: {}\n        histogram: 'b{c=\"{{color}}\"}'"), "exclude each other"),
         (pipeline(metric: "interleaving: {}\n        quantiles: [0.5]"), "quantiles does not apply to interleaving"),
-        (pipeline().replacingOccurrences(of: "{absolute: 0.05}", with: "{absolute: 0.5}"), "an interleaving effect is a share of users below 1/2"),
+        (
+            pipeline().replacingOccurrences(of: "{absolute: 0.05}", with: "{absolute: 0.5}"),
+            "an interleaving effect is a share of users below 1/2"
+        ),
     ])
     func interleavingMistakesAreNamed(yaml: String, message: String) async throws {
         guard case .failure(let error) = try await load(yaml) else {

@@ -1,7 +1,8 @@
 import Foundation
 import StrictYAML
-@testable import Orchestrator
 import Testing
+
+@testable import Orchestrator
 @testable import PipelineSchema
 @testable import Provenance
 
@@ -9,8 +10,10 @@ import Testing
 /// evaluated in Python from its definition), its rules, and its always-valid property.
 @Suite struct JudgeTests {
     @Test(arguments: [
-        (1e-10, -6.361340902404056), (0.001, -3.090232306167813), (0.01, -2.3263478740408408), (0.025, -1.9599639845400545),
-        (0.05, -1.6448536269514729), (0.3, -0.5244005127080409), (0.5, 0.0), (0.9, 1.2815515655446004), (0.975, 1.959963984540054),
+        (1e-10, -6.361340902404056), (0.001, -3.090232306167813), (0.01, -2.3263478740408408),
+        (0.025, -1.9599639845400545),
+        (0.05, -1.6448536269514729), (0.3, -0.5244005127080409), (0.5, 0.0), (0.9, 1.2815515655446004),
+        (0.975, 1.959963984540054),
         (0.999, 3.090232306167813),
     ])
     func normalQuantileMatchesScipy(p: Double, expected: Double) {
@@ -49,9 +52,12 @@ import Testing
                     if Double.random(in: 0..<1, using: &generator) < 0.1 { live.0 += 1 }
                 }
                 let difference = Statistics.difference(
-                    newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: 0.01 * 0.01, alpha: 0.05)
+                    newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1,
+                    mixture: 0.01 * 0.01, alpha: 0.05)
                 if difference.lower > 0 || difference.upper < 0 { excluded = true }
-                let standardError = ((difference.new * (1 - difference.new) + difference.live * (1 - difference.live)) / new.1).squareRoot()
+                let standardError =
+                    ((difference.new * (1 - difference.new) + difference.live * (1 - difference.live)) / new.1)
+                    .squareRoot()
                 if abs(difference.estimate) > 1.96 * standardError { naive = true }
             }
             if excluded { wrong += 1 }
@@ -74,58 +80,98 @@ import Testing
         let new: JudgeRules.Counts = .grouped(["0": (100, 1000), "1": (10, 1000), "2": (150, 1000), "3": (20, 1000)])
         let live: JudgeRules.Counts = .grouped(["0": (330, 3000), "1": (30, 3000), "2": (450, 3000), "3": (330, 3000)])
         let grouped = rules.judge(engagement, new: new, live: live).comparisons[0]
-        let binomial = rules.judge(engagement, new: .proportion(successes: 280, trials: 4000), live: .proportion(successes: 1140, trials: 12000)).comparisons[0]
+        let binomial = rules.judge(
+            engagement, new: .proportion(successes: 280, trials: 4000),
+            live: .proportion(successes: 1140, trials: 12000)
+        ).comparisons[0]
         #expect(grouped.upper - grouped.lower > 2 * (binomial.upper - binomial.lower))
         #expect(binomial.upper < 0 && grouped.upper > 0)
     }
 
-    static func metric(_ name: String, bad: JudgeSpec.Metric.Direction, effect: Double, absolute: Bool = false, critical: Bool = false) -> JudgeSpec.Metric {
+    static func metric(
+        _ name: String, bad: JudgeSpec.Metric.Direction, effect: Double, absolute: Bool = false, critical: Bool = false
+    ) -> JudgeSpec.Metric {
         JudgeSpec.Metric(
-            name: name, kind: .proportion(successes: "s{{color}}", trials: "t{{color}}"), bad: bad, effect: effect, absolute: absolute, baseline: nil,
+            name: name, kind: .proportion(successes: "s{{color}}", trials: "t{{color}}"), bad: bad, effect: effect,
+            absolute: absolute, baseline: nil,
             critical: critical, weight: 1, onNoData: .fail, minTrials: 30)
     }
 
     static func spec(_ metrics: [JudgeSpec.Metric]) -> JudgeSpec {
-        JudgeSpec(metrics: metrics, confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60), onInconclusive: .fail, marginal: 50, pass: 75, expectedRate: nil)
+        JudgeSpec(
+            metrics: metrics, confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60), onInconclusive: .fail,
+            marginal: 50, pass: 75, expectedRate: nil)
     }
 
     @Test func proportionsAreClassifiedByDirectionAndMargin() {
         let engagement = Self.metric("engagement", bad: .decrease, effect: 0.1)
         let rules = JudgeRules(spec: Self.spec([engagement]))
         // 20 % less engagement on plenty of data: Low.
-        #expect(rules.judge(engagement, new: .proportion(successes: 4000, trials: 100_000), live: .proportion(successes: 5000, trials: 100_000)).classification == .low)
+        #expect(
+            rules.judge(
+                engagement, new: .proportion(successes: 4000, trials: 100_000),
+                live: .proportion(successes: 5000, trials: 100_000)
+            ).classification == .low)
         // Equal on plenty of data: Pass (not worse than 10 %).
-        #expect(rules.judge(engagement, new: .proportion(successes: 5000, trials: 100_000), live: .proportion(successes: 5000, trials: 100_000)).classification == .pass)
+        #expect(
+            rules.judge(
+                engagement, new: .proportion(successes: 5000, trials: 100_000),
+                live: .proportion(successes: 5000, trials: 100_000)
+            ).classification == .pass)
         // Equal on little data: undecided.
-        #expect(rules.judge(engagement, new: .proportion(successes: 5, trials: 100), live: .proportion(successes: 5, trials: 100)).classification == .undecided)
+        #expect(
+            rules.judge(
+                engagement, new: .proportion(successes: 5, trials: 100), live: .proportion(successes: 5, trials: 100)
+            ).classification == .undecided)
         // Better is never a regression of a decrease-is-bad metric.
-        #expect(rules.judge(engagement, new: .proportion(successes: 7000, trials: 100_000), live: .proportion(successes: 5000, trials: 100_000)).classification == .pass)
+        #expect(
+            rules.judge(
+                engagement, new: .proportion(successes: 7000, trials: 100_000),
+                live: .proportion(successes: 5000, trials: 100_000)
+            ).classification == .pass)
         // Too few trials: NoData.
-        #expect(rules.judge(engagement, new: .proportion(successes: 1, trials: 10), live: .proportion(successes: 1, trials: 10)).classification == .noData)
-        #expect(rules.judge(engagement, new: nil, live: .proportion(successes: 1, trials: 100)).classification == .noData)
+        #expect(
+            rules.judge(
+                engagement, new: .proportion(successes: 1, trials: 10), live: .proportion(successes: 1, trials: 10)
+            ).classification == .noData)
+        #expect(
+            rules.judge(engagement, new: nil, live: .proportion(successes: 1, trials: 100)).classification == .noData)
 
         let errors = Self.metric("errors", bad: .increase, effect: 0.02, absolute: true)
         let errorRules = JudgeRules(spec: Self.spec([errors]))
         // +5 points of errors: High; none on either: Pass once there is enough data.
-        #expect(errorRules.judge(errors, new: .proportion(successes: 300, trials: 5000), live: .proportion(successes: 50, trials: 5000)).classification == .high)
-        #expect(errorRules.judge(errors, new: .proportion(successes: 0, trials: 2000), live: .proportion(successes: 0, trials: 6000)).classification == .pass)
+        #expect(
+            errorRules.judge(
+                errors, new: .proportion(successes: 300, trials: 5000), live: .proportion(successes: 50, trials: 5000)
+            ).classification == .high)
+        #expect(
+            errorRules.judge(
+                errors, new: .proportion(successes: 0, trials: 2000), live: .proportion(successes: 0, trials: 6000)
+            ).classification == .pass)
     }
 
     @Test func aTailRegressionWithTheSameMedianIsHigh() {
         // Cumulative buckets (le in seconds): the same median, but a quarter of the new colour's
         // answers moved from under 25 ms to above 50 ms.
         let latency = JudgeSpec.Metric(
-            name: "latency", kind: .histogram(buckets: "b{{color}}", quantiles: [0.5, 0.95]), bad: .increase, effect: 1, absolute: false, baseline: nil,
+            name: "latency", kind: .histogram(buckets: "b{{color}}", quantiles: [0.5, 0.95]), bad: .increase, effect: 1,
+            absolute: false, baseline: nil,
             critical: false, weight: 1, onNoData: .fail, minTrials: 30)
         let rules = JudgeRules(spec: Self.spec([latency]))
-        let live: JudgeRules.Counts = .histogram([(0.005, 2000), (0.01, 6000), (0.025, 9600), (0.05, 9900), (0.1, 10000), (.infinity, 10000)])
-        let slowTail: JudgeRules.Counts = .histogram([(0.005, 2000), (0.01, 6000), (0.025, 7500), (0.05, 7600), (0.1, 10000), (.infinity, 10000)])
+        let live: JudgeRules.Counts = .histogram([
+            (0.005, 2000), (0.01, 6000), (0.025, 9600), (0.05, 9900), (0.1, 10000), (.infinity, 10000),
+        ])
+        let slowTail: JudgeRules.Counts = .histogram([
+            (0.005, 2000), (0.01, 6000), (0.025, 7500), (0.05, 7600), (0.1, 10000), (.infinity, 10000),
+        ])
         let judgement = rules.judge(latency, new: slowTail, live: live)
         #expect(judgement.classification == .high)
         let median = try? #require(judgement.comparisons.first { $0.quantile == 0.5 })
         #expect(median?.classification == .pass, "the median did not move")
         #expect(judgement.comparisons.first { $0.quantile == 0.95 }?.classification == .high)
-        #expect(judgement.comparisons.first { $0.quantile == 0.95 }?.threshold == 0.025, "live's p95 falls in the 25 ms bucket")
+        #expect(
+            judgement.comparisons.first { $0.quantile == 0.95 }?.threshold == 0.025,
+            "live's p95 falls in the 25 ms bucket")
         #expect(rules.judge(latency, new: live, live: live).classification == .pass)
     }
 
@@ -136,16 +182,20 @@ import Testing
     @Test func aSlowdownBelowTheFloorIsNoRegression() {
         func latency(floor: Double?) -> JudgeSpec.Metric {
             JudgeSpec.Metric(
-                name: "latency", kind: .histogram(buckets: "b{{color}}", quantiles: [0.5, 0.95]), bad: .increase, effect: 1, absolute: false, baseline: nil,
+                name: "latency", kind: .histogram(buckets: "b{{color}}", quantiles: [0.5, 0.95]), bad: .increase,
+                effect: 1, absolute: false, baseline: nil,
                 critical: false, weight: 1, onNoData: .fail, minTrials: 30, floor: floor)
         }
         let live: JudgeRules.Counts = .histogram([
-            (0.00025, 0), (0.0005, 1000), (0.001, 9600), (0.0025, 9950), (0.005, 10000), (0.01, 10000), (0.025, 10000), (.infinity, 10000),
+            (0.00025, 0), (0.0005, 1000), (0.001, 9600), (0.0025, 9950), (0.005, 10000), (0.01, 10000), (0.025, 10000),
+            (.infinity, 10000),
         ])
         let submillisecondTail: JudgeRules.Counts = .histogram([
-            (0.00025, 0), (0.0005, 200), (0.001, 7000), (0.0025, 9900), (0.005, 10000), (0.01, 10000), (0.025, 10000), (.infinity, 10000),
+            (0.00025, 0), (0.0005, 200), (0.001, 7000), (0.0025, 9900), (0.005, 10000), (0.01, 10000), (0.025, 10000),
+            (.infinity, 10000),
         ])
-        let before = JudgeRules(spec: Self.spec([latency(floor: nil)])).judge(latency(floor: nil), new: submillisecondTail, live: live)
+        let before = JudgeRules(spec: Self.spec([latency(floor: nil)])).judge(
+            latency(floor: nil), new: submillisecondTail, live: live)
         #expect(before.classification == .high, "without a floor the 1-2.5 ms tail is a regression: \(before.rule)")
         #expect(before.comparisons.first { $0.quantile == 0.95 }?.newThreshold == nil)
 
@@ -160,7 +210,8 @@ import Testing
 
         // 30 % of the new colour's answers above 25 ms: slower by far more than the floor.
         let slow: JudgeRules.Counts = .histogram([
-            (0.00025, 0), (0.0005, 200), (0.001, 5000), (0.0025, 6000), (0.005, 6500), (0.01, 7000), (0.025, 7000), (.infinity, 10000),
+            (0.00025, 0), (0.0005, 200), (0.001, 5000), (0.0025, 6000), (0.005, 6500), (0.01, 7000), (0.025, 7000),
+            (.infinity, 10000),
         ])
         #expect(JudgeRules(spec: Self.spec([floored])).judge(floored, new: slow, live: live).classification == .high)
         // A floor past the last finite bucket counts the answers slower than every finite bound.
@@ -185,25 +236,45 @@ import Testing
         let c = Self.metric("c", bad: .decrease, effect: 0.1)
         let d = Self.metric("d", bad: .decrease, effect: 0.1)
         let rules = JudgeRules(spec: Self.spec([a, b, c, d]))
-        func judgement(_ metric: JudgeSpec.Metric, _ classification: MetricJudgement.Classification) -> MetricJudgement {
-            MetricJudgement(metric: metric.name, classification: classification, comparisons: [], rule: "", critical: metric.critical, weight: 1)
+        func judgement(_ metric: JudgeSpec.Metric, _ classification: MetricJudgement.Classification) -> MetricJudgement
+        {
+            MetricJudgement(
+                metric: metric.name, classification: classification, comparisons: [], rule: "",
+                critical: metric.critical, weight: 1)
         }
         // A critical regression fails at once, whatever else.
-        #expect(rules.decide([judgement(a, .low), judgement(b, .pass), judgement(c, .pass), judgement(d, .pass)], final: false).decision == .fail)
+        #expect(
+            rules.decide(
+                [judgement(a, .low), judgement(b, .pass), judgement(c, .pass), judgement(d, .pass)], final: false
+            ).decision == .fail)
         // Not everything decided yet: wait.
-        #expect(rules.decide([judgement(a, .pass), judgement(b, .undecided), judgement(c, .pass), judgement(d, .pass)], final: false).decision == .undecided)
+        #expect(
+            rules.decide(
+                [judgement(a, .pass), judgement(b, .undecided), judgement(c, .pass), judgement(d, .pass)], final: false
+            ).decision == .undecided)
         // 3 of 4 passed: 75, pass.
-        let passed = rules.decide([judgement(a, .pass), judgement(b, .low), judgement(c, .pass), judgement(d, .pass)], final: false)
+        let passed = rules.decide(
+            [judgement(a, .pass), judgement(b, .low), judgement(c, .pass), judgement(d, .pass)], final: false)
         #expect(passed.decision == .pass && passed.score == 75)
         // 2 of 4 passed, one regression, one undecided at the deadline: between the thresholds.
-        #expect(rules.decide([judgement(a, .pass), judgement(b, .low), judgement(c, .undecided), judgement(d, .pass)], final: true).decision == .inconclusive)
+        #expect(
+            rules.decide(
+                [judgement(a, .pass), judgement(b, .low), judgement(c, .undecided), judgement(d, .pass)], final: true
+            ).decision == .inconclusive)
         // 1 of 4: fail.
-        #expect(rules.decide([judgement(a, .pass), judgement(b, .low), judgement(c, .low), judgement(d, .low)], final: true).decision == .fail)
+        #expect(
+            rules.decide(
+                [judgement(a, .pass), judgement(b, .low), judgement(c, .low), judgement(d, .low)], final: true
+            ).decision == .fail)
         // NoData with onNoData fail counts as not passed; ignored it is not counted.
         var ignored = Self.spec([a, b])
         ignored.metrics[1].onNoData = .ignore
-        #expect(JudgeRules(spec: ignored).decide([judgement(a, .pass), judgement(b, .noData)], final: true).decision == .pass)
-        #expect(JudgeRules(spec: Self.spec([a, b])).decide([judgement(a, .pass), judgement(b, .noData)], final: true).decision == .inconclusive)
+        #expect(
+            JudgeRules(spec: ignored).decide([judgement(a, .pass), judgement(b, .noData)], final: true).decision
+                == .pass)
+        #expect(
+            JudgeRules(spec: Self.spec([a, b])).decide([judgement(a, .pass), judgement(b, .noData)], final: true)
+                .decision == .inconclusive)
     }
 
     @Test func thePowerOfAStepGrowsWithItsTraffic() {

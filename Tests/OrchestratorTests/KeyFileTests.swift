@@ -1,8 +1,8 @@
 import Foundation
 import Orchestrator
-import Testing
 import OrchestratorSupport
 import Provenance
+import Testing
 
 /// Signing key files are read like ssh reads private keys: only the owner may read one, a public
 /// key is not a private one, and nothing but a small regular file is ever read.
@@ -27,7 +27,9 @@ import Provenance
             let path = try Self.keyFile(in: folder, mode: mode_t(mode))
             let error = #expect(throws: OrchestratorError.self) { try ReleaseSigningKey(file: path) }
             #expect(error?.code.exitCode == 2)
-            #expect(error?.message.contains("is readable by others (mode \(String(mode, radix: 8)))") == true, "\(error?.description ?? "")")
+            #expect(
+                error?.message.contains("is readable by others (mode \(String(mode, radix: 8)))") == true,
+                "\(error?.description ?? "")")
             #expect(error?.hint == "chmod 600 \(path)")
         }
     }
@@ -51,7 +53,8 @@ import Provenance
             var expected = ""
             switch kind {
             case "huge":
-                #expect(FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]))
+                #expect(
+                    FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]))
                 #expect(truncate(path, 2 << 30) == 0)
                 expected = "is 2147483648 bytes"
             case "fifo":
@@ -79,11 +82,13 @@ import Provenance
         try await withTemporaryDirectory { folder in
             try write(CLITests.passing, to: folder + "/p.yml")
             _ = try Self.keyFile(in: folder, mode: 0o644)
-            let run = try await HistoryCommandTests.orchestrate(["run", "p.yml", "--signing-key", "release.key"], in: folder)
+            let run = try await HistoryCommandTests.orchestrate(
+                ["run", "p.yml", "--signing-key", "release.key"], in: folder)
             #expect(run.status == 2)
             #expect(run.stderr.contains("hint: chmod 600 release.key"), "\(run.stderr)")
             #expect(!FileManager.default.fileExists(atPath: folder + "/h.jsonl"), "nothing ran")
-            let pub = try await HistoryCommandTests.orchestrate(["run", "p.yml"], in: folder, environment: ["ORCHESTRATE_SIGNING_KEY_FILE": "release.key.pub"])
+            let pub = try await HistoryCommandTests.orchestrate(
+                ["run", "p.yml"], in: folder, environment: ["ORCHESTRATE_SIGNING_KEY_FILE": "release.key.pub"])
             #expect(pub.status == 2)
         }
     }

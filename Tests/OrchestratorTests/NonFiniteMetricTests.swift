@@ -1,8 +1,8 @@
 import Foundation
 import Orchestrator
-import Testing
 import OrchestratorSupport
 import Provenance
+import Testing
 
 /// A stage metric that is not a number (null in the stage's JSON: NaN) fails its gate and is
 /// still recorded: the history gets the record, with "nan" where the number would be (issue 13).

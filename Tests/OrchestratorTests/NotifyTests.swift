@@ -1,7 +1,8 @@
 import Foundation
 import StrictYAML
-@testable import Orchestrator
 import Testing
+
+@testable import Orchestrator
 @testable import OrchestratorSupport
 @testable import PipelineSchema
 @testable import Provenance
@@ -37,10 +38,22 @@ import Testing
 
     @Test(arguments: [
         ("notify:\n  webhooks: []\n", "list at least one webhook"),
-        ("notify:\n  webhooks:\n    - {name: a, url: \"ftp://x/T0KEN-s3cr3t-path\"}\n", "is not an http:// or https:// URL (its value is not shown"),
-        ("notify:\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\", events: [promotd]}\n", "did you mean \"promoted\"?"),
-        ("notify:\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\", format: teams}\n", "\"teams\" is not one of json, slack"),
-        ("notify:\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\"}\n    - {name: a, url: \"${HOOK_URL}\"}\n", "duplicate webhook name \"a\""),
+        (
+            "notify:\n  webhooks:\n    - {name: a, url: \"ftp://x/T0KEN-s3cr3t-path\"}\n",
+            "is not an http:// or https:// URL (its value is not shown"
+        ),
+        (
+            "notify:\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\", events: [promotd]}\n",
+            "did you mean \"promoted\"?"
+        ),
+        (
+            "notify:\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\", format: teams}\n",
+            "\"teams\" is not one of json, slack"
+        ),
+        (
+            "notify:\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\"}\n    - {name: a, url: \"${HOOK_URL}\"}\n",
+            "duplicate webhook name \"a\""
+        ),
         ("notify:\n  webhooks:\n    - {name: a, url: \"${UNSET_HOOK}\"}\n", "variable ${UNSET_HOOK} is not set"),
         ("notify:\n  timeout: 10ms\n  webhooks:\n    - {name: a, url: \"${HOOK_URL}\"}\n", "must be at least 100ms"),
         ("notify:\n  webhooks:\n    - {name: a, urls: x}\n", "did you mean \"url\"?"),
@@ -76,7 +89,9 @@ import Testing
         #expect(notify.webhooks[1].events == NotifyEvent.allCases, "all events by default")
         #expect(notify.timeout == .seconds(2) && notify.retries == 1)
         #expect(pipeline.metrics?.pushgateway == "http://127.0.0.1:9091")
-        #expect(pipeline.redaction.redact("posting to \(Self.secretURL) with Bearer plain-value-42") == "posting to [redacted] with [redacted]")
+        #expect(
+            pipeline.redaction.redact("posting to \(Self.secretURL) with Bearer plain-value-42")
+                == "posting to [redacted] with [redacted]")
         let plan = try await ReleaseController(pipeline: pipeline).plan()
         let rendered = plan.rendered()
         #expect(rendered.contains("notify team-slack (slack"), "\(rendered)")
@@ -87,7 +102,9 @@ import Testing
 
     // MARK: Delivery
 
-    static func notifier(_ webhooks: [NotifySpec.Webhook], retries: Int = 1, warnings: LineCollector) -> (Outbox, WebhookNotifier) {
+    static func notifier(
+        _ webhooks: [NotifySpec.Webhook], retries: Int = 1, warnings: LineCollector
+    ) -> (Outbox, WebhookNotifier) {
         let spec = NotifySpec(timeout: .seconds(1), retries: retries, webhooks: webhooks)
         let destinations = WebhookNotifier.destinations(spec).map { destination -> Outbox.Destination in
             var destination = destination
@@ -96,7 +113,9 @@ import Testing
         }
         let redaction = Redaction(values: webhooks.map(\.url))
         let outbox = Outbox(destinations: destinations, redaction: redaction, warn: { warnings.append($0) })
-        return (outbox, WebhookNotifier(spec: spec, outbox: outbox, pipeline: "demo", service: "svc", redaction: redaction))
+        return (
+            outbox, WebhookNotifier(spec: spec, outbox: outbox, pipeline: "demo", service: "svc", redaction: redaction)
+        )
     }
 
     static let failedGate = GateMeasurement(
@@ -112,23 +131,37 @@ import Testing
                 ], warnings: warnings)
             try await outbox.delivering {
                 notifier.observe(RunEvent(releaseID: "rel-1", at: Date(), kind: .started(live: "blue")))
-                var state = RunState(releaseID: "rel-1", pid: 1, startedOn: Date(), phase: .shifting, target: "green", weight: 25)
+                var state = RunState(
+                    releaseID: "rel-1", pid: 1, startedOn: Date(), phase: .shifting, target: "green", weight: 25)
                 state.live = LiveRelease(color: "blue", releaseID: "rel-0", modelSHA256: "0", modelVersion: "v0")
                 notifier.observe(RunEvent(releaseID: "rel-1", at: Date(), kind: .progress(state)))
                 notifier.observe(
-                    RunEvent(releaseID: "rel-1", at: Date(), kind: .gateFailed(weight: 25, failure: "gate error-rate: 0.31 is not <= 0.05", measurements: [Self.failedGate])))
-                notifier.observe(RunEvent(releaseID: "rel-1", at: Date(), kind: .rolledBack(reason: "gate error-rate failed", interrupted: false)))
+                    RunEvent(
+                        releaseID: "rel-1", at: Date(),
+                        kind: .gateFailed(
+                            weight: 25, failure: "gate error-rate: 0.31 is not <= 0.05", measurements: [Self.failedGate]
+                        )))
+                notifier.observe(
+                    RunEvent(
+                        releaseID: "rel-1", at: Date(),
+                        kind: .rolledBack(reason: "gate error-rate failed", interrupted: false)))
             }
             let received = receiver.requests
             let generic = received.filter { $0.path == "/generic" }.compactMap(\.json)
-            #expect(generic.map { $0["event"] as? String } == ["started", "gate_failed", "rolled_back"], "in order, one sender per webhook")
+            #expect(
+                generic.map { $0["event"] as? String } == ["started", "gate_failed", "rolled_back"],
+                "in order, one sender per webhook")
             #expect(received.first { $0.path == "/generic" }?.headers["x-token"] == "abc")
             #expect(received.allSatisfy { $0.method == "POST" && $0.headers["content-type"] == "application/json" })
             let failed = try #require(generic.first { $0["event"] as? String == "gate_failed" })
             #expect(failed["release"] as? String == "rel-1")
-            #expect(failed["target"] as? String == "green" && failed["live"] as? String == "blue" && failed["weight"] as? Int == 25)
+            #expect(
+                failed["target"] as? String == "green" && failed["live"] as? String == "blue"
+                    && failed["weight"] as? Int == 25)
             let measurement = try #require((failed["measurements"] as? [[String: Any]])?.first)
-            #expect(measurement["gate"] as? String == "error-rate" && measurement["value"] as? Double == 0.31 && measurement["condition"] as? String == "<= 0.05")
+            #expect(
+                measurement["gate"] as? String == "error-rate" && measurement["value"] as? Double == 0.31
+                    && measurement["condition"] as? String == "<= 0.05")
             let slack = try #require(received.first { $0.path == "/slack" }?.json)
             #expect((slack["text"] as? String)?.contains("gate error-rate: 0.31 is not <= 0.05") == true, "\(slack)")
             let blocks = try #require(slack["blocks"] as? [[String: Any]])
@@ -144,12 +177,14 @@ import Testing
         let port = try await WebhookReceiver.with { $0.port }  // closed again: nothing listens there
         let warnings = LineCollector()
         let url = "http://127.0.0.1:\(port)/hooks/T0KEN-s3cr3t-path"
-        let (outbox, notifier) = Self.notifier([.init(name: "down", format: .json, url: url)], retries: 2, warnings: warnings)
+        let (outbox, notifier) = Self.notifier(
+            [.init(name: "down", format: .json, url: url)], retries: 2, warnings: warnings)
         let clock = ContinuousClock()
         var observed = Duration.zero
         try await outbox.delivering {
             let start = clock.now
-            notifier.observe(RunEvent(releaseID: "rel-1", at: Date(), kind: .promoted(color: "green", modelVersion: "v1")))
+            notifier.observe(
+                RunEvent(releaseID: "rel-1", at: Date(), kind: .promoted(color: "green", modelVersion: "v1")))
             observed = clock.now - start
         }
         // Bounds far from the receiver's delays, not speed measurements (the machine may be loaded).
@@ -158,7 +193,9 @@ import Testing
         let lines = warnings.lines
         #expect(!lines.isEmpty, "a failed delivery is a warning")
         #expect(
-            lines.contains { $0.contains("notify down: promoted not delivered after 3 attempt(s)") || $0.contains("still unsent") }, "\(lines)")
+            lines.contains {
+                $0.contains("notify down: promoted not delivered after 3 attempt(s)") || $0.contains("still unsent")
+            }, "\(lines)")
         #expect(!lines.contains { $0.contains("T0KEN") }, "\(lines)")
     }
 
@@ -166,14 +203,20 @@ import Testing
         try await WebhookReceiver.with(.stall(seconds: 60)) { receiver in
             let warnings = LineCollector()
             // A timeout longer than the flush limit: only the limit can end the wait.
-            let spec = NotifySpec(timeout: .seconds(30), retries: 0, webhooks: [.init(name: "slow", format: .json, url: receiver.url)])
-            let slowOutbox = Outbox(destinations: WebhookNotifier.destinations(spec), redaction: .none, warn: { warnings.append($0) })
-            let slowNotifier = WebhookNotifier(spec: spec, outbox: slowOutbox, pipeline: "demo", service: "svc", redaction: .none)
+            let spec = NotifySpec(
+                timeout: .seconds(30), retries: 0, webhooks: [.init(name: "slow", format: .json, url: receiver.url)])
+            let slowOutbox = Outbox(
+                destinations: WebhookNotifier.destinations(spec), redaction: .none, warn: { warnings.append($0) })
+            let slowNotifier = WebhookNotifier(
+                spec: spec, outbox: slowOutbox, pipeline: "demo", service: "svc", redaction: .none)
             let clock = ContinuousClock()
             let start = clock.now
             var bodyTook = Duration.zero
             try await slowOutbox.delivering {
-                for _ in 0..<5 { slowNotifier.observe(RunEvent(releaseID: "rel-1", at: Date(), kind: .promoted(color: "green", modelVersion: "v1"))) }
+                for _ in 0..<5 {
+                    slowNotifier.observe(
+                        RunEvent(releaseID: "rel-1", at: Date(), kind: .promoted(color: "green", modelVersion: "v1")))
+                }
                 bodyTook = clock.now - start
             }
             let total = clock.now - start
@@ -181,7 +224,10 @@ import Testing
             #expect(bodyTook < .seconds(1), "observing never waits for the receiver")
             #expect(total >= Outbox.flushLimit && total < Outbox.flushLimit + .seconds(20), "\(total)")
             #expect(receiver.requests.count == 1, "the first request is stalled; the rest waited")
-            #expect(warnings.lines.contains { $0.contains("5 request(s) still unsent 5.0 seconds after the run ended: given up") }, "\(warnings.lines)")
+            #expect(
+                warnings.lines.contains {
+                    $0.contains("5 request(s) still unsent 5.0 seconds after the run ended: given up")
+                }, "\(warnings.lines)")
         }
     }
 
@@ -191,19 +237,26 @@ import Testing
             var destination = Outbox.Destination(name: "notify slow", timeout: .seconds(30), retries: 0)
             destination.capacity = 2
             let outbox = Outbox(destinations: [destination], redaction: .none, warn: { warnings.append($0) })
-            let request = Outbox.Request(method: "POST", url: receiver.url, headers: [], body: Data("{}".utf8), what: "promoted")
+            let request = Outbox.Request(
+                method: "POST", url: receiver.url, headers: [], body: Data("{}".utf8), what: "promoted")
             try await outbox.delivering {
                 for _ in 0..<10 { outbox.send(request, to: "notify slow") }
             }
-            #expect(warnings.lines.filter { $0.contains("more than 2 requests waiting") }.count == 1, "\(warnings.lines)")
+            #expect(
+                warnings.lines.filter { $0.contains("more than 2 requests waiting") }.count == 1, "\(warnings.lines)")
         }
     }
 
     @Test func theMetricsAreTheTextFormatWithEveryFamily() {
         let outbox = Outbox(destinations: [], redaction: .none, warn: { _ in })
         let pusher = MetricsPusher(
-            spec: MetricsSpec(pushgateway: "http://127.0.0.1:1"), outbox: outbox, service: "svc", colors: ["blue", "green"],
-            gates: [PromQLGate(name: "error-rate", query: "q", min: nil, max: 0.05, interval: .seconds(1), count: 1, initialDelay: .seconds(0), failureLimit: 0, consecutiveErrorLimit: 0, onNoData: .fail)],
+            spec: MetricsSpec(pushgateway: "http://127.0.0.1:1"), outbox: outbox, service: "svc",
+            colors: ["blue", "green"],
+            gates: [
+                PromQLGate(
+                    name: "error-rate", query: "q", min: nil, max: 0.05, interval: .seconds(1), count: 1,
+                    initialDelay: .seconds(0), failureLimit: 0, consecutiveErrorLimit: 0, onNoData: .fail)
+            ],
             records: [], live: LiveRelease(color: "blue", releaseID: "rel-0", modelSHA256: "0", modelVersion: "v0"))
         var snapshot = MetricsPusher.Snapshot()
         snapshot.phase = "shifting"
@@ -213,11 +266,14 @@ import Testing
         snapshot.tally = ["release": ["succeeded": 3, "rolled_back": 1]]
         let text = pusher.render(snapshot)
         for line in [
-            "orchestrate_rollout_weight_percent{color=\"blue\"} 75", "orchestrate_rollout_weight_percent{color=\"green\"} 25",
+            "orchestrate_rollout_weight_percent{color=\"blue\"} 75",
+            "orchestrate_rollout_weight_percent{color=\"green\"} 25",
             "orchestrate_rollout_phase{phase=\"shifting\"} 1", "orchestrate_rollout_phase{phase=\"idle\"} 0",
-            "orchestrate_gate_value{gate=\"error-rate\",color=\"green\"} 0.31", "orchestrate_gate_passed{gate=\"error-rate\"} 0",
+            "orchestrate_gate_value{gate=\"error-rate\",color=\"green\"} 0.31",
+            "orchestrate_gate_passed{gate=\"error-rate\"} 0",
             "orchestrate_gate_bound{gate=\"error-rate\",bound=\"max\"} 0.05",
-            "orchestrate_releases_total{action=\"release\",outcome=\"rolled_back\"} 1", "# TYPE orchestrate_releases_total counter",
+            "orchestrate_releases_total{action=\"release\",outcome=\"rolled_back\"} 1",
+            "# TYPE orchestrate_releases_total counter",
         ] {
             #expect(text.contains(line + "\n"), "\(line) in\n\(text)")
         }
@@ -227,11 +283,14 @@ import Testing
 extension NotifyTests {
     /// The dashboard's controller panels and annotations only use series the controller pushes.
     @Test func theDashboardUsesOnlyMetricsTheControllerPushes() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let dashboard = try String(contentsOf: root.appendingPathComponent("monitoring/grafana/dashboards/recommender.json"), encoding: .utf8)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let dashboard = try String(
+            contentsOf: root.appendingPathComponent("monitoring/grafana/dashboards/recommender.json"), encoding: .utf8)
         let outbox = Outbox(destinations: [], redaction: .none, warn: { _ in })
         let pusher = MetricsPusher(
-            spec: MetricsSpec(pushgateway: "http://127.0.0.1:1"), outbox: outbox, service: "svc", colors: ["blue"], gates: [], records: [], live: nil)
+            spec: MetricsSpec(pushgateway: "http://127.0.0.1:1"), outbox: outbox, service: "svc", colors: ["blue"],
+            gates: [], records: [], live: nil)
         var snapshot = MetricsPusher.Snapshot()
         snapshot.release = "rel-1"
         snapshot.startedAt = Date()
@@ -249,18 +308,23 @@ extension NotifyTests {
         try await WebhookReceiver.with { receiver in
             try await withTemporaryDirectory { folder in
                 try write(
-                    Self.base + "history: h.jsonl\nnotify:\n  webhooks:\n    - {name: audit, url: \"${HOOK_URL}\", events: [recovered]}\n",
+                    Self.base
+                        + "history: h.jsonl\nnotify:\n  webhooks:\n    - {name: audit, url: \"${HOOK_URL}\", events: [recovered]}\n",
                     to: folder + "/p.yml")
-                let pipeline = try PipelineLoader(environment: ["HOOK_URL": receiver.url + "/hook"]).load(folder + "/p.yml")
+                let pipeline = try PipelineLoader(environment: ["HOOK_URL": receiver.url + "/hook"]).load(
+                    folder + "/p.yml")
                 let controller = ReleaseController(pipeline: pipeline)
                 let gone = try ChildProcess.spawn("/bin/true", [])
                 _ = await gone.wait()
-                try FileManager.default.createDirectory(atPath: controller.store.folder, withIntermediateDirectories: true)
-                try controller.store.saveRun(RunState(releaseID: "rel-killed", pid: gone.pid, startedOn: Date(), phase: .stages))
+                try FileManager.default.createDirectory(
+                    atPath: controller.store.folder, withIntermediateDirectories: true)
+                try controller.store.saveRun(
+                    RunState(releaseID: "rel-killed", pid: gone.pid, startedOn: Date(), phase: .stages))
                 let record = try #require(try await controller.recover())
                 #expect(record.outcome == .interrupted)
                 let told = try #require(receiver.requests.first?.json)
-                #expect(told["event"] as? String == "recovered" && told["release"] as? String == "rel-killed", "\(told)")
+                #expect(
+                    told["event"] as? String == "recovered" && told["release"] as? String == "rel-killed", "\(told)")
                 #expect(told["outcome"] as? String == "interrupted")
                 #expect(receiver.requests.count == 1, "only the chosen event")
             }

@@ -1,12 +1,12 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import Orchestrator
-import RecEngine
-import Testing
-import RecEngineContract
 import OrchestratorSupport
 import Provenance
+import RecEngine
+import RecEngineContract
+import StrictYAML
+import Testing
 
 @Suite struct ReleaseControllerTests {
     /// A pipeline of built-ins over generated ratings, plus a command stage.
@@ -44,7 +44,8 @@ import Provenance
             let record = try #require(run.record)
             #expect(record.stages[2].argv?.contains("als") == true)
             #expect(record.stages[2].argv?.contains("--lr") == false, "SVD's learning rate is not passed to ALS")
-            #expect(record.stages[3].gates.map(\.passed) == [true, false], "an ALS model ranks: it reports no RMSE to gate")
+            #expect(
+                record.stages[3].gates.map(\.passed) == [true, false], "an ALS model ranks: it reports no RMSE to gate")
             #expect(record.outcome == .failed)
             #expect(record.stages[3].error == "gate rmse: the stage reported no such metric")
         }
@@ -67,7 +68,9 @@ import Provenance
             #expect(record.stages[3].rankingProtocol?.testSHA256 == record.stages[1].outputs.last?.sha256)
             let model = try #require(record.stages[2].outputs.first)
             #expect(model.path == folder + "/models/m" && model.kind == "directory" && model.sha256?.count == 64)
-            #expect(record.stages[1].inputs.first?.sha256 == record.stages[0].outputs.first?.sha256, "outputs chain into inputs")
+            #expect(
+                record.stages[1].inputs.first?.sha256 == record.stages[0].outputs.first?.sha256,
+                "outputs chain into inputs")
             #expect(record.pipeline.sha256.count == 64)
             #expect(record.previousSHA256 == nil)
             #expect(progress.contains { $0.contains("[3/4] train: done") })
@@ -76,8 +79,13 @@ import Provenance
             let (second, secondProgress) = try await runPipeline(folder + "/p.yml")
             #expect(second.record?.stages.map(\.status) == [.cached, .cached, .cached, .cached])
             #expect(second.record?.stages[3].metrics == record.stages[3].metrics)
-            #expect(second.record?.stages[3].rankingProtocol == record.stages[3].rankingProtocol, "a reused stage keeps how it measured")
-            #expect(secondProgress.contains { $0.contains("cached (inputs and parameters unchanged since \(record.releaseID)") })
+            #expect(
+                second.record?.stages[3].rankingProtocol == record.stages[3].rankingProtocol,
+                "a reused stage keeps how it measured")
+            #expect(
+                secondProgress.contains {
+                    $0.contains("cached (inputs and parameters unchanged since \(record.releaseID)")
+                })
 
             // A changed input re-runs its stage; identical outputs let later stages stay cached.
             try write(read(folder + "/raw.csv") + "\n", to: folder + "/raw.csv")
@@ -102,7 +110,10 @@ import Provenance
     @Test func aFailingGateStopsThePipelineWithTheNumbers() async throws {
         try await withTemporaryDirectory { folder in
             try writeRatings(to: folder + "/raw.csv")
-            try write(Self.pipelineText(gate: "rmse: {max: 0.01}", extraStage: "  - name: after\n    run: [touch, after-ran]\n"), to: folder + "/p.yml")
+            try write(
+                Self.pipelineText(
+                    gate: "rmse: {max: 0.01}", extraStage: "  - name: after\n    run: [touch, after-ran]\n"),
+                to: folder + "/p.yml")
             let (result, progress) = try await runPipeline(folder + "/p.yml")
             let record = try #require(result.record)
             #expect(result.exitCode == 1)
@@ -162,7 +173,10 @@ import Provenance
             #expect(result.record?.stages.first?.attempts == 3)
             #expect(progress.filter { $0.contains("retrying") }.count == 2)
 
-            try write(Self.commandPipeline("  - name: broken\n    run: [/bin/sh, -c, 'echo something went wrong >&2; exit 7']\n    retries: 1\n"), to: folder + "/p.yml")
+            try write(
+                Self.commandPipeline(
+                    "  - name: broken\n    run: [/bin/sh, -c, 'echo something went wrong >&2; exit 7']\n    retries: 1\n"
+                ), to: folder + "/p.yml")
             let (failed, _) = try await runPipeline(folder + "/p.yml")
             let stage = try #require(failed.record?.stages.first)
             #expect(stage.status == .failed && stage.attempts == 2 && stage.exitStatus == 7)
@@ -175,7 +189,8 @@ import Provenance
         try await withTemporaryDirectory { folder in
             try write(
                 Self.commandPipeline(
-                    "  - name: slow\n    run: [/bin/sh, -c, 'sleep 120 & echo $! > child.pid; wait']\n    timeout: 500ms\n"),
+                    "  - name: slow\n    run: [/bin/sh, -c, 'sleep 120 & echo $! > child.pid; wait']\n    timeout: 500ms\n"
+                ),
                 to: folder + "/p.yml")
             let clock = ContinuousClock()
             let start = clock.now
@@ -197,7 +212,9 @@ import Provenance
     @Test func aMissingMetricFailsItsGate() async throws {
         try await withTemporaryDirectory { folder in
             try write(
-                Self.commandPipeline("  - name: s\n    run: [/bin/sh, -c, 'echo {} > m.json']\n    metrics: m.json\n    gate:\n      loss: {max: 1}\n"),
+                Self.commandPipeline(
+                    "  - name: s\n    run: [/bin/sh, -c, 'echo {} > m.json']\n    metrics: m.json\n    gate:\n      loss: {max: 1}\n"
+                ),
                 to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml")
             #expect(result.record?.stages.first?.error == "gate loss: the stage reported no such metric")
@@ -206,11 +223,15 @@ import Provenance
 
     @Test func skipAndUnknownSkip() async throws {
         try await withTemporaryDirectory { folder in
-            try write(Self.commandPipeline("  - name: a\n    run: [touch, a]\n  - name: b\n    run: [touch, b]\n"), to: folder + "/p.yml")
+            try write(
+                Self.commandPipeline("  - name: a\n    run: [touch, a]\n  - name: b\n    run: [touch, b]\n"),
+                to: folder + "/p.yml")
             let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(skip: ["a"]))
             #expect(result.record?.stages.map(\.status) == [.skipped, .succeeded])
             #expect(!FileManager.default.fileExists(atPath: folder + "/a"))
-            await #expect(throws: OrchestratorError.self) { try await runPipeline(folder + "/p.yml", options: RunOptions(skip: ["c"])) }
+            await #expect(throws: OrchestratorError.self) {
+                try await runPipeline(folder + "/p.yml", options: RunOptions(skip: ["c"]))
+            }
         }
     }
 
@@ -218,7 +239,8 @@ import Provenance
     @Test func dryRunChangesNothing() async throws {
         try await withTemporaryDirectory { folder in
             try writeRatings(to: folder + "/raw.csv")
-            try write(Self.pipelineText(extraStage: "  - name: marker\n    run: [touch, marker]\n"), to: folder + "/p.yml")
+            try write(
+                Self.pipelineText(extraStage: "  - name: marker\n    run: [touch, marker]\n"), to: folder + "/p.yml")
             _ = try await runPipeline(folder + "/p.yml")
             try FileManager.default.removeItem(atPath: folder + "/marker")
             try write(read(folder + "/raw.csv") + "\n", to: folder + "/raw.csv")
@@ -228,7 +250,9 @@ import Provenance
             #expect(progress.isEmpty)
             #expect(try snapshot(folder) == before)
             #expect(!FileManager.default.fileExists(atPath: folder + "/marker"))
-            #expect(result.plan.stages.map(\.action) == [.run, .runOrReuse, .runOrReuse, .runOrReuse, .run], "an earlier stage reruns: the later ones are decided when it has run")
+            #expect(
+                result.plan.stages.map(\.action) == [.run, .runOrReuse, .runOrReuse, .runOrReuse, .run],
+                "an earlier stage reruns: the later ones are decided when it has run")
             #expect(result.plan.stages[1].reason.contains("written by ingest"))
         }
     }
@@ -236,7 +260,8 @@ import Provenance
     @Test func recordedDryRunAppendsAPlannedRecord() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.commandPipeline("  - name: a\n    run: [touch, a]\n"), to: folder + "/p.yml")
-            let (result, _) = try await runPipeline(folder + "/p.yml", options: RunOptions(dryRun: true, recordDryRun: true))
+            let (result, _) = try await runPipeline(
+                folder + "/p.yml", options: RunOptions(dryRun: true, recordDryRun: true))
             #expect(result.record?.outcome == .planned)
             #expect(result.record?.dryRun == true)
             #expect(!FileManager.default.fileExists(atPath: folder + "/a"))
@@ -268,7 +293,8 @@ import Provenance
         while let relative = enumerator?.nextObject() as? String {
             var isDirectory: ObjCBool = false
             FileManager.default.fileExists(atPath: folder + "/" + relative, isDirectory: &isDirectory)
-            result[relative] = isDirectory.boolValue ? Data() : FileManager.default.contents(atPath: folder + "/" + relative)
+            result[relative] =
+                isDirectory.boolValue ? Data() : FileManager.default.contents(atPath: folder + "/" + relative)
         }
         return result
     }

@@ -1,15 +1,17 @@
 import Foundation
 import Provenance
 import StrictYAML
-@testable import Orchestrator
 import Testing
+
+@testable import Orchestrator
 @testable import PipelineSchema
 
 /// The sample ratio check against reference values: scipy 1.17 (`scipy.stats.chisquare`,
 /// `chi2.sf`), computed once; the grouped statistic from its definition with numpy 2.4.
 @Suite struct SampleRatioTests {
     @Test(arguments: [
-        (0.5, 1, 0.47950012218695337), (3.84, 1, 0.05004352124870519), (10.83, 1, 0.0009986863791802592), (40, 1, 2.5396285894708634e-10),
+        (0.5, 1, 0.47950012218695337), (3.84, 1, 0.05004352124870519), (10.83, 1, 0.0009986863791802592),
+        (40, 1, 2.5396285894708634e-10),
         (100, 1, 1.5239706048320995e-23), (5, 3, 0.1717971442967335), (30, 4, 4.894437128029217e-06),
     ])
     func theChiSquaredTailMatchesScipy(x: Double, degrees: Int, expected: Double) {
@@ -19,8 +21,10 @@ import Testing
 
     @Test(arguments: [
         ([500.0, 500], [0.5, 0.5], 0.0, 1.0), ([450.0, 550], [0.5, 0.5], 10.0, 0.001565402258002549),
-        ([400.0, 600], [0.5, 0.5], 40.0, 2.5396285894708634e-10), ([260.0, 740], [0.25, 0.75], 0.5333333333333333, 0.4652088184521417),
-        ([230.0, 770], [0.25, 0.75], 2.1333333333333333, 0.14412703481601116), ([48.0, 152], [0.25, 0.75], 0.10666666666666667, 0.7439714780750568),
+        ([400.0, 600], [0.5, 0.5], 40.0, 2.5396285894708634e-10),
+        ([260.0, 740], [0.25, 0.75], 0.5333333333333333, 0.4652088184521417),
+        ([230.0, 770], [0.25, 0.75], 2.1333333333333333, 0.14412703481601116),
+        ([48.0, 152], [0.25, 0.75], 0.10666666666666667, 0.7439714780750568),
         ([10.0, 20, 30], [0.2, 0.3, 0.5], 0.5555555555555556, 0.7574651283969664),
         ([4100.0, 5900], [0.45, 0.55], 64.64646464646465, 8.961694634394557e-16),
     ])
@@ -42,26 +46,39 @@ import Testing
         #expect(!even.mismatch && even.pValue == 1 && even.expectedShare == 0.5 && even.observedShare == 0.5)
         // 40 % instead of 50 %: scipy's chisquare([400, 600]) = 40.0, p 2.54e-10.
         let skewed = try #require(rules.sampleRatio(.init(count: "users", new: ["": 400], live: ["": 600]), weight: 50))
-        #expect(skewed.mismatch && abs(skewed.statistic - 40) < 1e-9 && abs(skewed.pValue - 2.5396285894708634e-10) < 1e-18)
-        #expect(skewed.summary == "users: new 40.0 % of 1000 (400 new, 600 live), expected 50.0 %: chi-squared 40.00, p 2.5e-10")
+        #expect(
+            skewed.mismatch && abs(skewed.statistic - 40) < 1e-9 && abs(skewed.pValue - 2.5396285894708634e-10) < 1e-18)
+        #expect(
+            skewed.summary
+                == "users: new 40.0 % of 1000 (400 new, 600 live), expected 50.0 %: chi-squared 40.00, p 2.5e-10")
         // 45 % of 1000 at a 50 % step: p 0.0016, not below 0.001; below a looser threshold it is.
-        #expect(rules.sampleRatio(.init(count: "users", new: ["": 450], live: ["": 550]), weight: 50)?.mismatch == false)
-        #expect(Self.rules(pValue: 0.01).sampleRatio(.init(count: "users", new: ["": 450], live: ["": 550]), weight: 50)?.mismatch == true)
+        #expect(
+            rules.sampleRatio(.init(count: "users", new: ["": 450], live: ["": 550]), weight: 50)?.mismatch == false)
+        #expect(
+            Self.rules(pValue: 0.01).sampleRatio(.init(count: "users", new: ["": 450], live: ["": 550]), weight: 50)?
+                .mismatch == true)
         // A 25 % step expects 25 %: 260 of 1000 is fine.
-        #expect(rules.sampleRatio(.init(count: "users", new: ["": 260], live: ["": 740]), weight: 25)?.mismatch == false)
+        #expect(
+            rules.sampleRatio(.init(count: "users", new: ["": 260], live: ["": 740]), weight: 25)?.mismatch == false)
     }
 
     @Test func tooFewCountsOrAStepWithOneColourAreNotChecked() {
         let rules = Self.rules()
         // 10 % of 40 expects 4 on the new colour: below the 5 the approximation wants.
         #expect(rules.sampleRatio(.init(count: "users", new: ["": 0], live: ["": 40]), weight: 10) == nil)
-        #expect(rules.sampleRatio(.init(count: "users", new: ["": 0], live: ["": 200]), weight: 10)?.mismatch == true, "none of 200 at 10 %")
+        #expect(
+            rules.sampleRatio(.init(count: "users", new: ["": 0], live: ["": 200]), weight: 10)?.mismatch == true,
+            "none of 200 at 10 %")
         #expect(rules.sampleRatio(.init(count: "users", new: [:], live: [:]), weight: 50) == nil)
-        #expect(rules.sampleRatio(.init(count: "users", new: ["": 10], live: ["": 990]), weight: 0) == nil, "at 0 % only interleaved users see it")
+        #expect(
+            rules.sampleRatio(.init(count: "users", new: ["": 10], live: ["": 990]), weight: 0) == nil,
+            "at 0 % only interleaved users see it")
         #expect(rules.sampleRatio(.init(count: "users", new: ["": 990], live: ["": 10]), weight: 100) == nil)
         var none = Self.rules().spec
         none.sampleRatio = nil
-        #expect(JudgeRules(spec: none).sampleRatio(.init(count: "users", new: ["": 100], live: ["": 900]), weight: 50) == nil)
+        #expect(
+            JudgeRules(spec: none).sampleRatio(.init(count: "users", new: ["": 100], live: ["": 900]), weight: 50)
+                == nil)
     }
 
     /// Requests come in users: a few heavy users on one colour move its share of requests far
@@ -72,15 +89,22 @@ import Testing
         let rules = Self.rules()
         let new = [900.0, 20, 30, 25, 40, 35, 30, 20]
         let live = [600.0, 30, 25, 35, 30, 40, 25, 30]
-        let groups = { (values: [Double]) in Dictionary(uniqueKeysWithValues: values.enumerated().map { (String($0.offset), $0.element) }) }
-        let grouped = try #require(rules.sampleRatio(.init(count: "requests", new: groups(new), live: groups(live)), weight: 50))
+        let groups = { (values: [Double]) in
+            Dictionary(uniqueKeysWithValues: values.enumerated().map { (String($0.offset), $0.element) })
+        }
+        let grouped = try #require(
+            rules.sampleRatio(.init(count: "requests", new: groups(new), live: groups(live)), weight: 50))
         #expect(grouped.groups == 8)
         #expect(abs(grouped.observedShare - 0.5744125326370757) < 1e-12)
         #expect(abs(grouped.statistic - 9.952843534370574) < 1e-9)
         #expect(abs(grouped.pValue - 0.0016060114016252392) < 1e-12)
         #expect(!grouped.mismatch)
-        let summed = try #require(rules.sampleRatio(.init(count: "requests", new: ["": new.reduce(0, +)], live: ["": live.reduce(0, +)]), weight: 50))
-        #expect(abs(summed.statistic - 42.41514360313316) < 1e-9 && summed.mismatch, "scipy chisquare([1100, 815]): p 7.4e-11")
+        let summed = try #require(
+            rules.sampleRatio(
+                .init(count: "requests", new: ["": new.reduce(0, +)], live: ["": live.reduce(0, +)]), weight: 50))
+        #expect(
+            abs(summed.statistic - 42.41514360313316) < 1e-9 && summed.mismatch,
+            "scipy chisquare([1100, 815]): p 7.4e-11")
     }
 
     /// Over 200 A/A steps (a fair 50/50 split of 3,000 users, looked at 30 times each), the
@@ -98,7 +122,11 @@ import Testing
                     for _ in 0..<100 {
                         if Double.random(in: 0..<1, using: &generator) < share { new += 1 } else { live += 1 }
                     }
-                    if rules.sampleRatio(.init(count: "users", new: ["": new], live: ["": live]), weight: 50)?.mismatch == true { alarmed = true }
+                    if rules.sampleRatio(.init(count: "users", new: ["": new], live: ["": live]), weight: 50)?.mismatch
+                        == true
+                    {
+                        alarmed = true
+                    }
                 }
                 return alarmed
             }.count

@@ -1,16 +1,17 @@
+import DeploymentRuntimes
 import DurableFiles
 import Foundation
 import Orchestrator
-import RecEngine
-import Testing
-import RecEngineContract
 import OrchestratorSupport
 import Provenance
-import DeploymentRuntimes
+import RecEngine
+import RecEngineContract
+import Testing
 
 /// The controller's state files: read loudly, written whole, and the model store checked.
 @Suite struct StateStoreTests {
-    static let live = LiveRelease(color: "blue", releaseID: "rel-1", modelSHA256: String(repeating: "a", count: 64), modelVersion: "v1")
+    static let live = LiveRelease(
+        color: "blue", releaseID: "rel-1", modelSHA256: String(repeating: "a", count: 64), modelVersion: "v1")
 
     @Test(arguments: [Data(), Data("{\"color\": \"blu".utf8), Data("[]".utf8), Data("{\"color\": \"blue\"}".utf8)])
     func anUnreadableLiveReleaseIsAnErrorNamingTheFileNeverNothingLive(bytes: Data) async throws {
@@ -57,10 +58,12 @@ import DeploymentRuntimes
             let store = StateStore(folder: mountPoint + "/state")
             try store.setLive(Self.live)
             // Fill the disk.
-            let filler = FileHandle(forWritingAtPath: mountPoint + "/filler") ?? {
-                FileManager.default.createFile(atPath: mountPoint + "/filler", contents: nil)
-                return FileHandle(forWritingAtPath: mountPoint + "/filler")!
-            }()
+            let filler =
+                FileHandle(forWritingAtPath: mountPoint + "/filler")
+                ?? {
+                    FileManager.default.createFile(atPath: mountPoint + "/filler", contents: nil)
+                    return FileHandle(forWritingAtPath: mountPoint + "/filler")!
+                }()
             while (try? filler.write(contentsOf: Data(count: 4096))) != nil {}
             try? filler.close()
             var next = Self.live
@@ -69,7 +72,9 @@ import DeploymentRuntimes
             let error = #expect(throws: OrchestratorError.self) { try store.setLive(next) }
             #expect(error?.message.contains("No space left on device") == true, "\(error?.message ?? "")")
             #expect(try store.live() == Self.live, "the previous content is whole")
-            let leftovers = try FileManager.default.contentsOfDirectory(atPath: store.folder).filter { $0 != "current.json" }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: store.folder).filter {
+                $0 != "current.json"
+            }
             #expect(leftovers.isEmpty, "no temporary file is left: \(leftovers)")
         }
     }
@@ -78,7 +83,9 @@ import DeploymentRuntimes
         try await withTemporaryDirectory { folder in
             try writeRatings(to: folder + "/r.csv")
             let model = try RecommenderModel.train(
-                on: try RatingsFile.load(path: folder + "/r.csv"), parameters: SVDParameters(factors: 4, epochs: 3, learningRate: 0.005, regularization: 0.02, initStd: 0.1, seed: 1))
+                on: try RatingsFile.load(path: folder + "/r.csv"),
+                parameters: SVDParameters(
+                    factors: 4, epochs: 3, learningRate: 0.005, regularization: 0.02, initStd: 0.1, seed: 1))
             _ = try ModelDirectory.save(model, to: folder + "/model")
             let store = ModelStore(folder: folder + "/models")
             let (path, sha256, repaired) = try store.store(modelDirectory: folder + "/model")
@@ -104,7 +111,9 @@ import DeploymentRuntimes
             try write("new", to: folder + "/next/b")
             try AtomicFile.replaceFolder(at: folder + "/model", with: folder + "/next")
             #expect(read(folder + "/model/a") == "new" && read(folder + "/model/b") == "new")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["model"], "the old folder is gone, nothing is left beside")
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["model"],
+                "the old folder is gone, nothing is left beside")
             try write("first", to: folder + "/fresh-next/a")
             try AtomicFile.replaceFolder(at: folder + "/fresh", with: folder + "/fresh-next")
             #expect(read(folder + "/fresh/a") == "first")

@@ -17,7 +17,8 @@ import Traffic
     }
 
     static func watch(minimumHealthy: Int = 1, instancesMove: Bool = false) -> StepWatch {
-        StepWatch(target: "green", live: "blue", weight: 50, minimumHealthy: minimumHealthy, instancesMove: instancesMove)
+        StepWatch(
+            target: "green", live: "blue", weight: 50, minimumHealthy: minimumHealthy, instancesMove: instancesMove)
     }
 
     @Test func bothColoursServingAndNginxRunningHold() {
@@ -69,7 +70,9 @@ import Traffic
     @Test func fewerHealthyTasksThanRequiredLoseTheNewColourAtOnce() {
         var watch = Self.watch(minimumHealthy: 3, instancesMove: true)
         let two = StepWatch.Colour.serving(["10.0.0.1:2", "10.0.0.2:2"])
-        guard case .targetLost(let why) = watch.decide(Self.look(target: two, upstream: ["green": ["10.0.0.1:2", "10.0.0.2:2"], "blue": ["127.0.0.1:1"]]))
+        guard
+            case .targetLost(let why) = watch.decide(
+                Self.look(target: two, upstream: ["green": ["10.0.0.1:2", "10.0.0.2:2"], "blue": ["127.0.0.1:1"]]))
         else {
             Issue.record("2 of 3 required")
             return
@@ -100,28 +103,37 @@ import Traffic
         #expect(watch.decide(Self.look(live: nil)) == .hold)
     }
 
-    @Test(arguments: [
-        // (colours, live, carrying, idle)
-        (["blue", "green"], "blue", ["blue"], "green"),
-        (["blue", "green"], "blue", [], "green"),
-        // The live colour died: nginx's share for it goes to green, which carries all traffic.
-        (["blue", "green"], "blue", ["green"], "blue"),
-        (["blue", "green"], nil, ["green"], "blue"),
-        (["blue", "green"], "blue", ["blue", "green"], nil),
-    ] as [([String], String?, [String], String?)])
-    func aRollbackRedeploysOnlyOnAColourThatCarriesNoTraffic(colors: [String], live: String?, carrying: [String], idle: String?) {
+    @Test(
+        arguments: [
+            // (colours, live, carrying, idle)
+            (["blue", "green"], "blue", ["blue"], "green"),
+            (["blue", "green"], "blue", [], "green"),
+            // The live colour died: nginx's share for it goes to green, which carries all traffic.
+            (["blue", "green"], "blue", ["green"], "blue"),
+            (["blue", "green"], nil, ["green"], "blue"),
+            (["blue", "green"], "blue", ["blue", "green"], nil),
+        ] as [([String], String?, [String], String?)])
+    func aRollbackRedeploysOnlyOnAColourThatCarriesNoTraffic(
+        colors: [String], live: String?, carrying: [String], idle: String?
+    ) {
         #expect(Rollback.idleColor(colors: colors, live: live, carrying: Set(carrying)) == idle)
     }
 
     @Test func statusNamesOrphanedWorkersAndTheSplitTheyServe() {
         let split = TrafficSplit(
-            mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 50), .init(color: "green", address: "127.0.0.1:2", weight: 50)])
+            mode: .sticky,
+            backends: [
+                .init(color: "blue", address: "127.0.0.1:1", weight: 50),
+                .init(color: "green", address: "127.0.0.1:2", weight: 50),
+            ])
         var serving = ServingState(
             nginxRunning: false, nginxOrphanedWorkers: [77], traffic: split,
-            trafficReport: .init(state: TrafficState(generation: 3, split: split), source: .nginx, orphanedWorkers: [77]), colors: [])
+            trafficReport: .init(
+                state: TrafficState(generation: 3, split: split), source: .nginx, orphanedWorkers: [77]), colors: [])
         #expect(serving.nginxServing)
         #expect(serving.orphanProblem?.contains("orphaned worker (pid 77)") == true)
-        #expect(serving.orphanProblem?.contains("they serve blue 50%, green 50%") == true, "\(serving.orphanProblem ?? "")")
+        #expect(
+            serving.orphanProblem?.contains("they serve blue 50%, green 50%") == true, "\(serving.orphanProblem ?? "")")
         serving.nginxOrphanedWorkers = []
         #expect(serving.orphanProblem == nil)
         #expect(!serving.nginxServing)

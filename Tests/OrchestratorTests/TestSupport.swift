@@ -1,10 +1,10 @@
-import Foundation
 import EngineAPI
+import Foundation
+import Orchestrator
+import PipelineSchema
+import RecEngine
 import StrictYAML
 @_exported import TestSupport
-import Orchestrator
-import RecEngine
-import PipelineSchema
 
 /// A small ratings file with structure a model can learn.
 func writeRatings(to path: String, users: Int = 60, items: Int = 40, perUser: Int = 12) throws {
@@ -22,7 +22,9 @@ func writeRatings(to path: String, users: Int = 60, items: Int = 40, perUser: In
 }
 
 /// Runs a pipeline file through the loader and runner, collecting progress lines.
-func runPipeline(_ path: String, options: RunOptions = RunOptions(), environment: [String: String] = [:]) async throws -> (ReleaseController.RunResult, [String]) {
+func runPipeline(
+    _ path: String, options: RunOptions = RunOptions(), environment: [String: String] = [:]
+) async throws -> (ReleaseController.RunResult, [String]) {
     let pipeline = try PipelineLoader(environment: environment).load(path, overrides: options.overrides)
     let lines = LineCollector()
     let result = try await ReleaseController(pipeline: pipeline, options: options) { lines.append($0) }.run()

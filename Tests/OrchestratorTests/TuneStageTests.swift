@@ -1,11 +1,11 @@
 import Foundation
 import Orchestrator
+import OrchestratorSupport
 import PipelineSchema
+import Provenance
 import RecEngine
 import RecEngineContract
-import OrchestratorSupport
 import Testing
-import Provenance
 
 /// The tune stage, run for real: `recengine tune` chooses EASE's λ on a validation split of the
 /// training side, the train stage reads the choice, the record keeps both with their digests.
@@ -54,8 +54,11 @@ import Provenance
             let tuning = try #require(tune.tuning)
             let reg = try #require(tuning.chosen["reg"])
             #expect([0.5, 50, 5000].contains(reg))
-            #expect(tuning.algorithm == "ease" && tuning.trials == 3 && tuning.candidates == 3 && !tuning.stoppedByBudget)
-            #expect(tuning.protocol.validation == "stratified-user" && tuning.protocol.seed == 7 && tuning.protocol.metric == "ndcg_at_k")
+            #expect(
+                tuning.algorithm == "ease" && tuning.trials == 3 && tuning.candidates == 3 && !tuning.stoppedByBudget)
+            #expect(
+                tuning.protocol.validation == "stratified-user" && tuning.protocol.seed == 7
+                    && tuning.protocol.metric == "ndcg_at_k")
             #expect(tune.metrics["chosen_reg"] == reg, "\(tune.metrics)")
             // The same number read by two JSON parsers: equal to the last digits or so.
             #expect(abs((tune.metrics["tune_score"] ?? .nan) - tuning.score) < 1e-12, "\(tune.metrics) \(tuning.score)")
@@ -64,15 +67,24 @@ import Provenance
             #expect(tune.argv?.contains("--out") == true)
             let shown = reg == reg.rounded() ? String(Int(reg)) : String(format: "%.4f", reg)
             #expect(progress.contains { $0.contains("chose ease reg=\(shown): ndcg_at_k") }, "\(progress)")
-            #expect(tuning.summary.hasPrefix("ease reg=\(shown): ndcg_at_k ") && tuning.summary.hasSuffix("a stratified-user validation split, 3 trials of 3 candidates"))
+            #expect(
+                tuning.summary.hasPrefix("ease reg=\(shown): ndcg_at_k ")
+                    && tuning.summary.hasSuffix("a stratified-user validation split, 3 trials of 3 candidates"))
 
             // `orchestrate explain` says which parameters the released model was trained with.
-            let explain = try await CLITests.orchestrate(["explain", record.releaseID, "--history", "releases/history.jsonl"], in: folder)
+            let explain = try await CLITests.orchestrate(
+                ["explain", record.releaseID, "--history", "releases/history.jsonl"], in: folder)
             #expect(explain.status == 0, "\(explain.stderr)")
-            #expect(explain.stdout.contains("tuned by stage tune (succeeded): chose \(tuning.summary)"), "\(explain.stdout)")
-            let json = try await CLITests.orchestrate(["explain", record.releaseID, "--history", "releases/history.jsonl", "--output", "json"], in: folder)
+            #expect(
+                explain.stdout.contains("tuned by stage tune (succeeded): chose \(tuning.summary)"), "\(explain.stdout)"
+            )
+            let json = try await CLITests.orchestrate(
+                ["explain", record.releaseID, "--history", "releases/history.jsonl", "--output", "json"], in: folder)
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
-            #expect(((object?["tuning"] as? [String: Any])?["tune"] as? [String: Any])?["chosen"] as? [String: Double] == ["reg": reg])
+            #expect(
+                ((object?["tuning"] as? [String: Any])?["tune"] as? [String: Any])?["chosen"] as? [String: Double] == [
+                    "reg": reg
+                ])
 
             // The train stage read the tune's output: the same digest, and the model has that λ.
             let choice = try #require(tune.outputs.first)
@@ -88,7 +100,9 @@ import Provenance
             #expect(second.record?.stages[2].tuning == tuning)
 
             // Another space re-runs the tune stage; the train stage runs again only if the choice changed.
-            try write(Self.pipeline.replacingOccurrences(of: "reg=0.5,50,5000", with: "reg=\(reg),\(reg * 3)"), to: folder + "/p.yml")
+            try write(
+                Self.pipeline.replacingOccurrences(of: "reg=0.5,50,5000", with: "reg=\(reg),\(reg * 3)"),
+                to: folder + "/p.yml")
             let (third, _) = try await runPipeline(folder + "/p.yml")
             let thirdRecord = try #require(third.record)
             #expect(thirdRecord.stages[2].status == .succeeded)
@@ -103,7 +117,8 @@ import Provenance
         try await withTemporaryDirectory { folder in
             let path = folder + "/p.yml"
             try write(
-                Self.pipeline.replacingOccurrences(of: "algorithm: ease", with: "algorithm: als").replacingOccurrences(of: "reg=0.5,50,5000", with: "alpha=1,10"),
+                Self.pipeline.replacingOccurrences(of: "algorithm: ease", with: "algorithm: als").replacingOccurrences(
+                    of: "reg=0.5,50,5000", with: "alpha=1,10"),
                 to: path)
             let pipeline = try PipelineLoader(environment: [:]).load(path)
             guard case .builtin(.train, let parameters) = pipeline.stages[3].action else {

@@ -8,8 +8,10 @@ import Testing
         let arguments = BuiltinStage.train.command(
             recengine: "/bin/recengine",
             parameters: [
-                "ratings": .string("r.csv"), "model": .string("m"), "algorithm": .string("ease"), "reg": .number(300), "threads": .integer(2),
-                "watches": .string("w.csv"), "alpha": .number(10), "lr": .number(0.005), "initStd": .number(0.1), "seed": .integer(0),
+                "ratings": .string("r.csv"), "model": .string("m"), "algorithm": .string("ease"), "reg": .number(300),
+                "threads": .integer(2),
+                "watches": .string("w.csv"), "alpha": .number(10), "lr": .number(0.005), "initStd": .number(0.1),
+                "seed": .integer(0),
             ])
         func value(_ flag: String) -> String? { arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
         #expect(value("--algorithm") == "ease")
@@ -24,9 +26,12 @@ import Testing
     /// `output` (`--out`); `--last-n` only with a temporal validation split.
     @Test func aTuneStagePassesItsSpaceAndProtocol() {
         var parameters: [String: ParameterValue] = [
-            "ratings": .string("train.csv"), "output": .string("tuned.json"), "algorithm": .string("ease"), "space": .string("reg=100,500"),
-            "strategy": .string("grid"), "validation": .string("stratified-user"), "validationShare": .number(0.25), "lastN": .integer(0),
-            "seed": .integer(42), "k": .integer(10), "metric": .string("ndcg_at_k"), "definitions": .string("microsoft-recommenders"),
+            "ratings": .string("train.csv"), "output": .string("tuned.json"), "algorithm": .string("ease"),
+            "space": .string("reg=100,500"),
+            "strategy": .string("grid"), "validation": .string("stratified-user"), "validationShare": .number(0.25),
+            "lastN": .integer(0),
+            "seed": .integer(42), "k": .integer(10), "metric": .string("ndcg_at_k"),
+            "definitions": .string("microsoft-recommenders"),
             "threads": .integer(2), "timeBudget": .number(30),
         ]
         var arguments = BuiltinStage.tune.command(recengine: "/bin/recengine", parameters: parameters)
@@ -34,7 +39,9 @@ import Testing
         #expect(Array(arguments.prefix(2)) == ["/bin/recengine", "tune"])
         #expect(value("--ratings") == "train.csv" && value("--out") == "tuned.json")
         #expect(value("--space") == "reg=100,500" && value("--validation") == "stratified-user")
-        #expect(value("--definitions") == "microsoft-recommenders" && value("--time-budget") == "30" && value("--threads") == "2")
+        #expect(
+            value("--definitions") == "microsoft-recommenders" && value("--time-budget") == "30"
+                && value("--threads") == "2")
         #expect(value("--last-n") == nil && value("--samples") == nil)
         #expect(arguments.suffix(2) == ["--output", "json"])
 
@@ -50,7 +57,10 @@ import Testing
     @Test func aTunedTrainStagePassesTheChoice() {
         let arguments = BuiltinStage.train.command(
             recengine: "/bin/recengine",
-            parameters: ["ratings": .string("r.csv"), "model": .string("m"), "algorithm": .string("svd"), "tuned": .string("tuned.json"), "seed": .integer(0)])
+            parameters: [
+                "ratings": .string("r.csv"), "model": .string("m"), "algorithm": .string("svd"),
+                "tuned": .string("tuned.json"), "seed": .integer(0),
+            ])
         func value(_ flag: String) -> String? { arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
         #expect(value("--tuned") == "tuned.json")
         #expect(value("--lr") == nil && value("--reg") == nil, "left to the tune's choice or the default")

@@ -1,9 +1,9 @@
-import Foundation
 import EngineAPI
-import StrictYAML
+import Foundation
 import PipelineSchema
-import Testing
+import StrictYAML
 import TestSupport
+import Testing
 
 @Suite struct OverrideTests {
     static let pipeline = """
@@ -41,7 +41,8 @@ import TestSupport
 
     @Test func overridesReachNestedValuesAndStagesByName() async throws {
         let pipeline = try await load([
-            "stages.evaluate.gate.rmse.max=0.95", "traffic.wait=60s", "stages.train.with.epochs=3", "traffic.steps=[10, 100]",
+            "stages.evaluate.gate.rmse.max=0.95", "traffic.wait=60s", "stages.train.with.epochs=3",
+            "traffic.steps=[10, 100]",
         ])
         #expect(pipeline.stages[1].gate == [MetricThreshold(metric: "rmse", min: nil, max: 0.95)])
         #expect(pipeline.traffic?.wait == .seconds(60))
@@ -60,7 +61,8 @@ import TestSupport
         let found = try await issues(["stages.evaluate.gate.rmse.max=low", "traffic.wiat=5m", "traffic.steps=[50, 10]"])
         #expect(found.count == 3)
         #expect(found.allSatisfy { $0.file == "--set" })
-        #expect(found.contains { $0.path == "stages.evaluate.gate.rmse.max" && $0.message.contains("expected a number") })
+        #expect(
+            found.contains { $0.path == "stages.evaluate.gate.rmse.max" && $0.message.contains("expected a number") })
         #expect(found.contains { $0.message.contains("did you mean \"wait\"?") })
         #expect(found.contains { $0.message.contains("weights must increase") })
     }
@@ -74,7 +76,8 @@ import TestSupport
     }
 
     @Test func badOverrideKeysAreReported() async throws {
-        #expect(try await issues(["stages.deploy.timeout=1m"]).first?.message.contains("no entry named \"deploy\"") == true)
+        #expect(
+            try await issues(["stages.deploy.timeout=1m"]).first?.message.contains("no entry named \"deploy\"") == true)
         #expect(try await issues(["name"]).first?.message.contains("expected KEY=VALUE") == true)
         #expect(try await issues(["name.first=x"]).first?.message.contains("is a single value") == true)
     }

@@ -1,10 +1,10 @@
-import Foundation
 import EngineAPI
-import StrictYAML
-import Testing
-import TestSupport
+import Foundation
 import OrchestratorSupport
 import Provenance
+import StrictYAML
+import TestSupport
+import Testing
 
 @Suite struct ReleaseHistoryTests {
     static func record(_ id: String) -> ReleaseRecord { ReleaseRecords.sample(id) }
@@ -49,7 +49,10 @@ import Provenance
             let tail = try self.history(in: folder + "/b", records: 4)
             let kept = read(tail.path).split(separator: "\n").prefix(2).joined(separator: "\n") + "\n"
             try write(kept, to: tail.path)
-            #expect(try tail.verify().contains { $0.message.contains("truncated: the head file records 4 lines, the file has 2") })
+            #expect(
+                try tail.verify().contains {
+                    $0.message.contains("truncated: the head file records 4 lines, the file has 2")
+                })
         }
     }
 
@@ -77,7 +80,9 @@ import Provenance
             #expect(repair.bytes == torn.utf8.count)
             #expect(read(repair.keptIn) == torn)
             #expect(try history.records().map(\.releaseID) == ["rel-0", "rel-1", "rel-after"])
-            #expect(try history.records().last?.historyRepair == repair, "the repair is recorded in the line that replaced it")
+            #expect(
+                try history.records().last?.historyRepair == repair,
+                "the repair is recorded in the line that replaced it")
             #expect(try history.verify().isEmpty)
             #expect(try history.tornTail() == nil)
         }
@@ -101,10 +106,19 @@ import Provenance
 
     /// A head file that names no usable line is reported as such, never trapped on or called missing.
     @Test(arguments: [
-        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":0}", "unparseable head", "lines is 0; a head names at least 1 line"),
+        (
+            "{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":0}", "unparseable head",
+            "lines is 0; a head names at least 1 line"
+        ),
         ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":-3}", "unparseable head", "lines is -3"),
-        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":100000000000000000000000}", "unparseable head", "lines"),
-        ("{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":9223372036854775807}", "truncated", "records 9223372036854775807 lines, the file has 2"),
+        (
+            "{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":100000000000000000000000}",
+            "unparseable head", "lines"
+        ),
+        (
+            "{\"last_sha256\":\"\(String(repeating: "a", count: 64))\",\"lines\":9223372036854775807}", "truncated",
+            "records 9223372036854775807 lines, the file has 2"
+        ),
         ("{\"last_sha256\":\"zz\",\"lines\":1}", "unparseable head", "last_sha256 is not 64 hex digits"),
         ("{\"lines\":1}", "unparseable head", "last_sha256 is missing"),
         ("not json at all", "unparseable head", "not {"),
@@ -171,7 +185,8 @@ import Provenance
     /// A record written by an earlier version (before the judge, with its plan) stays readable:
     /// the history is forever.
     @Test func aRecordOfAnEarlierVersionStaysReadable() throws {
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/record-before-the-judge.json")
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/record-before-the-judge.json")
         let line = try Data(contentsOf: fixture).prefix { $0 != UInt8(ascii: "\n") }
         let record = try ReleaseRecord.decode(Data(line))
         #expect(record.outcome == .succeeded)

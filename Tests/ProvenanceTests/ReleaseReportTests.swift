@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import OrchestratorSupport
 @testable import Provenance
@@ -63,28 +63,35 @@ import TestSupport
         let report = ReleaseReport(record: records[1], history: records, grafana: nil)
         let html = report.html()
         #expect(!html.contains("<script"), "the page runs no script")
-        #expect(!html.contains(" src=") && !html.contains("<link") && !html.contains("@import"), "the page fetches nothing")
+        #expect(
+            !html.contains(" src=") && !html.contains("<link") && !html.contains("@import"), "the page fetches nothing")
         // One circle per measurement with a value, carrying it exactly.
         for gate in report.rollout?.gates ?? [] {
             let values = gate.points.compactMap(\.value).map { "data-v=\"\($0)\"" }
-            let drawn = html.components(separatedBy: "data-series=\"gate:\(gate.gate)\"").dropFirst().map { $0.prefix(80) }
+            let drawn = html.components(separatedBy: "data-series=\"gate:\(gate.gate)\"").dropFirst().map {
+                $0.prefix(80)
+            }
             #expect(drawn.count == values.count)
             for (circle, value) in zip(drawn, values) { #expect(circle.contains(value)) }
         }
-        #expect(html.components(separatedBy: "class=\"pt failed\"").count - 1 == 1, "the failed engagement measurement is drawn as failed")
+        #expect(
+            html.components(separatedBy: "class=\"pt failed\"").count - 1 == 1,
+            "the failed engagement measurement is drawn as failed")
         let markdown = report.markdown()
         #expect(markdown.contains("| 2 | green 50% |"))
         #expect(markdown.contains("| evaluate | rmse | 0.93 | 0.95 |"))
         let json = try JSONSerialization.jsonObject(with: report.json()) as? [String: Any]
         let rollout = json?["rollout"] as? [String: Any]
         let gates = rollout?["gates"] as? [[String: Any]]
-        #expect((gates?[1]["points"] as? [[String: Any]])?.compactMap { $0["value"] as? Double } == [0.031, 0.027, 0.011])
+        #expect(
+            (gates?[1]["points"] as? [[String: Any]])?.compactMap { $0["value"] as? Double } == [0.031, 0.027, 0.011])
         #expect((json?["release"] as? [String: Any])?["release_id"] as? String == records[1].releaseID)
     }
 
     @Test func hostileStringsAreEscapedEverywhere() throws {
         var record = try Self.records()[1]
-        let hostile = "<script>alert(1)</script> | <img src=x onerror=alert(2)> \"quoted\" 'single' & [link](http://evil) **bold**\nsecond line"
+        let hostile =
+            "<script>alert(1)</script> | <img src=x onerror=alert(2)> \"quoted\" 'single' & [link](http://evil) **bold**\nsecond line"
         record.failure = hostile
         record.pipeline.name = hostile
         record.stages[0].name = hostile
@@ -108,7 +115,9 @@ import TestSupport
             let cells = line.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count
             #expect(cells >= 3, "\(line)")
         }
-        let events = markdown.split(separator: "\n").filter { $0.contains("alert(1)") && $0.hasPrefix("| ") && $0.contains("hook") }
+        let events = markdown.split(separator: "\n").filter {
+            $0.contains("alert(1)") && $0.hasPrefix("| ") && $0.contains("hook")
+        }
         #expect(events.count == 2, "in the events, and among what the rollback did")
         #expect(events.allSatisfy { $0.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count == 4 })
     }
@@ -117,9 +126,12 @@ import TestSupport
         for id in ["../../etc", "a/b", "", ".hidden", "rel x"] {
             #expect(throws: OrchestratorError.self) { try ReleaseReport.folder(history: "/tmp/h.jsonl", releaseID: id) }
         }
-        #expect(try ReleaseReport.folder(history: "releases/release_history.jsonl", releaseID: "rel-1") == "releases/reports/rel-1")
+        #expect(
+            try ReleaseReport.folder(history: "releases/release_history.jsonl", releaseID: "rel-1")
+                == "releases/reports/rel-1")
         #expect(try ReleaseReport.folder(history: "h.jsonl", releaseID: "rel-1") == "./reports/rel-1")
-        #expect(try ReleaseReport.folder(history: "/srv/r/h.jsonl", releaseID: "rel-1.2_a") == "/srv/r/reports/rel-1.2_a")
+        #expect(
+            try ReleaseReport.folder(history: "/srv/r/h.jsonl", releaseID: "rel-1.2_a") == "/srv/r/reports/rel-1.2_a")
     }
 
     @Test func aFolderThatCannotBeWrittenIsAFileSystemError() async throws {
@@ -153,33 +165,44 @@ import TestSupport
         #expect(weights?.map(\.weight) == expected.map(\.1))
     }
 
-    @Test(arguments: ["could not restore traffic to blue: refused 100%", "blue is not running: traffic stays on green", "blue 150%", ""])
+    @Test(arguments: [
+        "could not restore traffic to blue: refused 100%", "blue is not running: traffic stays on green", "blue 150%",
+        "",
+    ])
     func shiftEventsThatMovedNothingGiveNoSplit(detail: String) {
         #expect(RolloutEvent(at: Date(), kind: .shift, detail: detail).shiftedWeights == nil)
         #expect(RolloutEvent(at: Date(), kind: .stop, detail: "green 100%").shiftedWeights == nil)
     }
 
     @Test func theDashboardUIDIsTheMonitoringDashboards() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("monitoring/grafana/dashboards/recommender.json")))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let dashboard = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: root.appendingPathComponent("monitoring/grafana/dashboards/recommender.json")))
         #expect((dashboard as? [String: Any])?["uid"] as? String == ReleaseReport.GrafanaLink.dashboardUID)
         #expect(ReleaseReport.GrafanaLink(baseURL: "ftp://x", from: Date(), to: Date()) == nil)
         #expect(ReleaseReport.GrafanaLink.defaultBaseURL(environment: [:]) == "http://localhost:3000")
-        #expect(ReleaseReport.GrafanaLink.defaultBaseURL(environment: ["ORCHESTRATE_GRAFANA_URL": "https://g.example"]) == "https://g.example")
+        #expect(
+            ReleaseReport.GrafanaLink.defaultBaseURL(environment: ["ORCHESTRATE_GRAFANA_URL": "https://g.example"])
+                == "https://g.example")
     }
 
     @Test func whatServedAtEachTime() throws {
         let timeline = ServingTimeline(records: try Self.records())
         func serving(_ time: String) -> [String] {
-            timeline.change(at: Self.date(time))?.serving.map { "\($0.color) \($0.weight) \($0.releaseID ?? "?") \($0.modelVersion ?? "?")" } ?? ["none"]
+            timeline.change(at: Self.date(time))?.serving.map {
+                "\($0.color) \($0.weight) \($0.releaseID ?? "?") \($0.modelVersion ?? "?")"
+            } ?? ["none"]
         }
         let first = "rel-20261201T135000Z-aaaaaa"
         let second = "rel-20261201T140000Z-bbbbbb"
         let third = "rel-20261201T141000Z-cccccc"
         #expect(serving("2026-12-01T13:50:05Z") == ["none"], "the first release had not shifted yet")
         #expect(serving("2026-12-01T13:55:00Z") == ["blue 100 \(first) abababababab"])
-        #expect(serving("2026-12-01T14:00:10Z") == ["blue 75 \(first) abababababab", "green 25 \(second) cdcdcdcdcdcd"])
-        #expect(serving("2026-12-01T14:00:30Z") == ["blue 50 \(first) abababababab", "green 50 \(second) cdcdcdcdcdcd"])
+        #expect(
+            serving("2026-12-01T14:00:10Z") == ["blue 75 \(first) abababababab", "green 25 \(second) cdcdcdcdcdcd"])
+        #expect(
+            serving("2026-12-01T14:00:30Z") == ["blue 50 \(first) abababababab", "green 50 \(second) cdcdcdcdcdcd"])
         #expect(serving("2026-12-01T14:05:00Z") == ["blue 100 \(first) abababababab"], "after the rollback")
         #expect(serving("2026-12-01T14:10:15Z") == ["blue 50 \(first) abababababab", "green 50 \(third) efefefefefef"])
         #expect(serving("2026-12-01T14:20:00Z") == ["green 100 \(third) efefefefefef"])

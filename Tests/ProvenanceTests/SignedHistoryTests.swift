@@ -1,9 +1,9 @@
 import Foundation
-import StrictYAML
-import Testing
-import TestSupport
 import OrchestratorSupport
 import Provenance
+import StrictYAML
+import TestSupport
+import Testing
 
 /// Signed release records: every way of forging provenance is detected with the trusted key.
 @Suite struct SignedHistoryTests {
@@ -27,7 +27,8 @@ import Provenance
     /// The line's envelope with its payload changed and the signature kept: an edit without the key.
     func edited(_ line: String, _ from: String, _ to: String) throws -> String {
         var envelope = try JSONDecoder().decode(SignedEnvelope.self, from: Data(line.utf8))
-        envelope.payload = Data(String(decoding: envelope.payload, as: UTF8.self).replacingOccurrences(of: from, with: to).utf8)
+        envelope.payload = Data(
+            String(decoding: envelope.payload, as: UTF8.self).replacingOccurrences(of: from, with: to).utf8)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(envelope), as: UTF8.self)
@@ -65,7 +66,11 @@ import Provenance
             all[2] = try edited(all[2], "rel-2", "rel-9")
             try writeLines(all, to: history.path)
             let found = messages(try history.verification(trustedKey: Self.key.publicKey))
-            #expect(found.contains { $0.hasPrefix("line 3: the signature by \(Self.key.publicKey.keyID) does not match the line: it was edited") })
+            #expect(
+                found.contains {
+                    $0.hasPrefix(
+                        "line 3: the signature by \(Self.key.publicKey.keyID) does not match the line: it was edited")
+                })
             #expect(found.contains { $0.hasPrefix("line 3: differs from the line the head file recorded") })
         }
     }
@@ -78,17 +83,26 @@ import Provenance
             try forger.append(ReleaseHistoryTests.record("rel-forged"))
             #expect(try history.verify().isEmpty, "the chain alone cannot tell")
             let found = messages(try history.verification(trustedKey: Self.key.publicKey))
-            #expect(found.contains("line 4: unsigned, after the signed line 3: written without the signing key (appended or replaced by hand)"))
-            #expect(found.count == 1, "the last line is unsigned, so the forger's unsigned head is not a problem of its own: \(found)")
+            #expect(
+                found.contains(
+                    "line 4: unsigned, after the signed line 3: written without the signing key (appended or replaced by hand)"
+                ))
+            #expect(
+                found.count == 1,
+                "the last line is unsigned, so the forger's unsigned head is not a problem of its own: \(found)")
         }
     }
 
     @Test func aLineSignedByAnotherKeyIsDetected() async throws {
         try await withTemporaryDirectory { folder in
             let history = try signedHistory(in: folder, records: 2)
-            try ReleaseHistory(path: history.path, signingKey: Self.otherKey).append(ReleaseHistoryTests.record("rel-other"))
+            try ReleaseHistory(path: history.path, signingKey: Self.otherKey).append(
+                ReleaseHistoryTests.record("rel-other"))
             let found = messages(try history.verification(trustedKey: Self.key.publicKey))
-            #expect(found.contains("line 3: signed by key \(Self.otherKey.publicKey.keyID), not by the trusted key \(Self.key.publicKey.keyID)"))
+            #expect(
+                found.contains(
+                    "line 3: signed by key \(Self.otherKey.publicKey.keyID), not by the trusted key \(Self.key.publicKey.keyID)"
+                ))
             #expect(found.contains { $0.contains("is not validly signed by the trusted key") })
             let unchecked = try history.verification()
             #expect(unchecked.signers.map(\.keyid) == [Self.key.publicKey.keyID, Self.otherKey.publicKey.keyID])
@@ -109,8 +123,11 @@ import Provenance
             }
             #expect(try original.verify().isEmpty, "the chain alone cannot tell")
             let found = messages(try original.verification(trustedKey: Self.key.publicKey))
-            #expect(found.contains { $0.hasPrefix("no record is signed by the trusted key \(Self.key.publicKey.keyID)") })
-            if resigned { #expect(found.contains { $0.hasPrefix("line 1: signed by key \(Self.otherKey.publicKey.keyID)") }) }
+            #expect(
+                found.contains { $0.hasPrefix("no record is signed by the trusted key \(Self.key.publicKey.keyID)") })
+            if resigned {
+                #expect(found.contains { $0.hasPrefix("line 1: signed by key \(Self.otherKey.publicKey.keyID)") })
+            }
         }
     }
 
@@ -120,7 +137,10 @@ import Provenance
             var all = lines(history.path)
             all.remove(at: 1)
             try writeLines(all, to: history.path)
-            #expect(messages(try history.verification(trustedKey: Self.key.publicKey)).contains { $0.hasPrefix("line 2: previous_sha256 does not match line 1") })
+            #expect(
+                messages(try history.verification(trustedKey: Self.key.publicKey)).contains {
+                    $0.hasPrefix("line 2: previous_sha256 does not match line 1")
+                })
 
             // The last line removed and an unsigned head written for what is left.
             let tail = try signedHistory(in: folder + "/b", records: 3)
@@ -151,15 +171,20 @@ import Provenance
         try await withTemporaryDirectory { folder in
             try write(Self.key.base64 + "\n", to: folder + "/k")
             chmod(folder + "/k", 0o600)
-            let fromFile = try ReleaseSigningKey.resolve(file: folder + "/k", environment: ["ORCHESTRATE_SIGNING_KEY": Self.otherKey.base64])
+            let fromFile = try ReleaseSigningKey.resolve(
+                file: folder + "/k", environment: ["ORCHESTRATE_SIGNING_KEY": Self.otherKey.base64])
             #expect(fromFile?.publicKey == Self.key.publicKey)
-            let fromFileVariable = try ReleaseSigningKey.resolve(file: nil, environment: ["ORCHESTRATE_SIGNING_KEY_FILE": folder + "/k"])
+            let fromFileVariable = try ReleaseSigningKey.resolve(
+                file: nil, environment: ["ORCHESTRATE_SIGNING_KEY_FILE": folder + "/k"])
             #expect(fromFileVariable?.publicKey == Self.key.publicKey)
-            let fromVariable = try ReleaseSigningKey.resolve(file: nil, environment: ["ORCHESTRATE_SIGNING_KEY": Self.otherKey.base64])
+            let fromVariable = try ReleaseSigningKey.resolve(
+                file: nil, environment: ["ORCHESTRATE_SIGNING_KEY": Self.otherKey.base64])
             #expect(fromVariable?.publicKey == Self.otherKey.publicKey)
             #expect(try ReleaseSigningKey.resolve(file: nil, environment: [:]) == nil)
             for bad in ["not base64!", Data(count: 31).base64EncodedString()] {
-                let error = #expect(throws: OrchestratorError.self) { try ReleaseSigningKey.resolve(file: nil, environment: ["ORCHESTRATE_SIGNING_KEY": bad]) }
+                let error = #expect(throws: OrchestratorError.self) {
+                    try ReleaseSigningKey.resolve(file: nil, environment: ["ORCHESTRATE_SIGNING_KEY": bad])
+                }
                 #expect(error?.code == .invalidInput)
                 #expect(error?.message.hasPrefix("ORCHESTRATE_SIGNING_KEY is not") == true)
             }

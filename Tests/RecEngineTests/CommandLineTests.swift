@@ -1,13 +1,15 @@
 import Foundation
 import RecEngine
+import RecEngineContract
 import TestSupport
 import Testing
-import RecEngineContract
 
 /// The built `recengine` executable's exit codes on hostile input (issue 13): 2 for bad
 /// arguments and bad files, the message on stderr, nothing written that was there before.
 @Suite struct RecEngineCommandLineTests {
-    static func recengine(_ arguments: [String], in folder: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+    static func recengine(
+        _ arguments: [String], in folder: String? = nil
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await runCommand(recengineBinary, arguments, in: folder)
     }
 
@@ -15,9 +17,18 @@ import RecEngineContract
         (["--no-such-flag"], "Unknown option '--no-such-flag'"),
         (["train", "--ratings", "r.csv"], "Missing expected argument '--out <out>'"),
         (["evaluate", "--model", "m", "--ratings", "r.csv", "--k", "0"], "--k must be at least 1"),
-        (["ingest", "--source", "-", "--store", "s", "--out", "o.csv", "--max-seconds", "1e20"], "--max-seconds must be more than 0 and at most a year"),
-        (["ingest", "--source", "-", "--store", "s", "--out", "o.csv", "--max-seconds", "nan"], "--max-seconds must be more than 0 and at most a year"),
-        (["simulate", "--ratings", "r.csv", "--url", "http://127.0.0.1:9", "--duration", "1e20"], "--duration must be from 0 to a year"),
+        (
+            ["ingest", "--source", "-", "--store", "s", "--out", "o.csv", "--max-seconds", "1e20"],
+            "--max-seconds must be more than 0 and at most a year"
+        ),
+        (
+            ["ingest", "--source", "-", "--store", "s", "--out", "o.csv", "--max-seconds", "nan"],
+            "--max-seconds must be more than 0 and at most a year"
+        ),
+        (
+            ["simulate", "--ratings", "r.csv", "--url", "http://127.0.0.1:9", "--duration", "1e20"],
+            "--duration must be from 0 to a year"
+        ),
     ])
     func usageErrorsExit2(arguments: [String], message: String) async throws {
         let result = try await Self.recengine(arguments)
@@ -30,7 +41,8 @@ import RecEngineContract
         var files: [String: Data] = [:]
         for name in try FileManager.default.subpathsOfDirectory(atPath: folder) {
             var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder), !isFolder.boolValue {
+            if FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder), !isFolder.boolValue
+            {
                 files[name] = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))
             }
         }
@@ -40,16 +52,21 @@ import RecEngineContract
     @Test func trainingThatDivergesFailsAndLeavesTheModelInOutAsItWas() async throws {
         try await withTemporaryDirectory { folder in
             try write(csv(syntheticRatings(users: 40, items: 30, perUser: 10)), to: folder + "/ratings.csv")
-            let good = try await Self.recengine(["train", "--ratings", "ratings.csv", "--out", "models/m", "--factors", "5"], in: folder)
+            let good = try await Self.recengine(
+                ["train", "--ratings", "ratings.csv", "--out", "models/m", "--factors", "5"], in: folder)
             #expect(good.status == 0, "\(good.stderr)")
             let before = try Self.snapshot(folder + "/models")
             #expect(before.count == 2)
 
-            let diverged = try await Self.recengine(["train", "--ratings", "ratings.csv", "--out", "models/m", "--lr", "50"], in: folder)
+            let diverged = try await Self.recengine(
+                ["train", "--ratings", "ratings.csv", "--out", "models/m", "--lr", "50"], in: folder)
             #expect(diverged.status == 2)
             #expect(diverged.stderr.contains("error: training diverged at epoch "), "\(diverged.stderr)")
-            #expect(diverged.stderr.contains("parameters are NaN or infinite (learning rate 50.0"), "\(diverged.stderr)")
-            #expect(try Self.snapshot(folder + "/models") == before, "the old model's files are byte-identical, and nothing was left beside them")
+            #expect(
+                diverged.stderr.contains("parameters are NaN or infinite (learning rate 50.0"), "\(diverged.stderr)")
+            #expect(
+                try Self.snapshot(folder + "/models") == before,
+                "the old model's files are byte-identical, and nothing was left beside them")
             #expect(try ModelDirectory.load(from: folder + "/models/m").manifest.parameters?.factors == 5)
         }
     }
@@ -57,8 +74,13 @@ import RecEngineContract
     @Test func serveRefusesAHostileModelAtStart() async throws {
         try await withTemporaryDirectory { folder in
             try write(csv(syntheticRatings(users: 40, items: 30, perUser: 10)), to: folder + "/ratings.csv")
-            #expect(try await Self.recengine(["train", "--ratings", "ratings.csv", "--out", "m", "--factors", "5"], in: folder).status == 0)
-            try HostileModelTests.editManifestText(in: folder + "/m") { $0.replacingOccurrences(of: "\"m1\"", with: "\"m0\"") }
+            #expect(
+                try await Self.recengine(
+                    ["train", "--ratings", "ratings.csv", "--out", "m", "--factors", "5"], in: folder
+                ).status == 0)
+            try HostileModelTests.editManifestText(in: folder + "/m") {
+                $0.replacingOccurrences(of: "\"m1\"", with: "\"m0\"")
+            }
             let result = try await Self.recengine(["serve", "--model", "m", "--port", "0"], in: folder)
             #expect(result.status == 2)
             #expect(result.stderr.contains("m/manifest.json: item_ids lists \"m0\" more than once"), "\(result.stderr)")
@@ -70,9 +92,12 @@ import RecEngineContract
             #expect(mkfifo(folder + "/fifo.csv", 0o644) == 0)
             let huge = folder + "/huge.csv"
             #expect(FileManager.default.createFile(atPath: huge, contents: nil))
-            #expect(truncate(huge, off_t(RatingsFile.maximumFileSize) + 1) == 0, "a sparse file: its size, not its bytes, is refused")
+            #expect(
+                truncate(huge, off_t(RatingsFile.maximumFileSize) + 1) == 0,
+                "a sparse file: its size, not its bytes, is refused")
             for (path, reason) in [
-                ("fifo.csv", "it is not a regular file"), ("/dev/zero", "it is not a regular file"), (folder, "it is not a regular file"),
+                ("fifo.csv", "it is not a regular file"), ("/dev/zero", "it is not a regular file"),
+                (folder, "it is not a regular file"),
                 ("huge.csv", "it is larger than 2048 MiB"),
             ] {
                 let result = try await Self.recengine(["train", "--ratings", path, "--out", "m"], in: folder)
@@ -81,7 +106,9 @@ import RecEngineContract
             }
             let missing = try await Self.recengine(["train", "--ratings", "missing.csv", "--out", "m"], in: folder)
             #expect(missing.status == 1)
-            #expect(missing.stderr.contains("missing.csv: cannot read the ratings file: it does not exist"), "\(missing.stderr)")
+            #expect(
+                missing.stderr.contains("missing.csv: cannot read the ratings file: it does not exist"),
+                "\(missing.stderr)")
         }
     }
 
@@ -91,7 +118,9 @@ import RecEngineContract
     @Test func checkSourceReportsUnreachableBrokersAsJSON() async throws {
         try await withTemporaryDirectory { folder in
             let port = try freePort()
-            let unreachable = try await Self.recengine(["check-source", "--source", "kafka://127.0.0.1:\(port)/movielog2", "--timeout", "2", "--output", "json"])
+            let unreachable = try await Self.recengine([
+                "check-source", "--source", "kafka://127.0.0.1:\(port)/movielog2", "--timeout", "2", "--output", "json",
+            ])
             #expect(unreachable.status == 4, "\(unreachable.stderr)")
             let check = try JSONDecoder().decode(SourceCheck.self, from: Data(unreachable.stdout.utf8))
             #expect(check.reachable == false)

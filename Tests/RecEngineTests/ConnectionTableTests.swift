@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import RecEngineServer
 import Testing
+
+@testable import RecEngineServer
 
 @Suite struct ConnectionTableTests {
     /// An open channel on NIO's embedded event loop, to be counted and closed.
@@ -57,6 +58,7 @@ import Testing
 
     @Test(arguments: [(UInt64(1024), 960), (512, 448), (64, 1), (0, 1), (UInt64.max, Int.max)])
     func theDefaultCapLeavesDescriptorsForTheRest(limit: UInt64, expected: Int) {
-        #expect(InferenceServerConfiguration.ConnectionLimits.defaultMaximumConnections(descriptorLimit: limit) == expected)
+        #expect(
+            InferenceServerConfiguration.ConnectionLimits.defaultMaximumConnections(descriptorLimit: limit) == expected)
     }
 }

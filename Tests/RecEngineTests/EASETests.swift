@@ -16,15 +16,27 @@ import Testing
             try RatingsFile.writeCSV(ratings.subset(split.train), to: folder + "/train.csv")
             try RatingsFile.writeCSV(ratings.subset(split.test), to: folder + "/test.csv")
             let train = try await runCommand(
-                recengineBinary, ["train", "--algorithm", "ease", "--reg", "4", "--threads", "2", "--ratings", "train.csv", "--out", "m"], in: folder)
+                recengineBinary,
+                [
+                    "train", "--algorithm", "ease", "--reg", "4", "--threads", "2", "--ratings", "train.csv", "--out",
+                    "m",
+                ], in: folder)
             try #require(train.status == 0, "\(train.stderr)")
             let evaluate = try await runCommand(
-                recengineBinary, ["evaluate", "--model", "m", "--ratings", "test.csv", "--k", "5", "--lists", "lists.csv", "--output", "json"], in: folder)
+                recengineBinary,
+                [
+                    "evaluate", "--model", "m", "--ratings", "test.csv", "--k", "5", "--lists", "lists.csv", "--output",
+                    "json",
+                ], in: folder)
             try #require(evaluate.status == 0, "\(evaluate.stderr)")
             try write(Self.reference, to: folder + "/reference.py")
-            let python = try await runCommand("/usr/bin/env", ["python3", "reference.py", "m", "train.csv", "lists.csv", "4", "5"], in: folder)
-            try #require(python.status == 0, "python3 with safetensors and numpy failed (./scripts/test installs them): \(python.stderr)")
-            let result = try #require(try JSONSerialization.jsonObject(with: Data(python.stdout.utf8)) as? [String: Double])
+            let python = try await runCommand(
+                "/usr/bin/env", ["python3", "reference.py", "m", "train.csv", "lists.csv", "4", "5"], in: folder)
+            try #require(
+                python.status == 0,
+                "python3 with safetensors and numpy failed (./scripts/test installs them): \(python.stderr)")
+            let result = try #require(
+                try JSONSerialization.jsonObject(with: Data(python.stdout.utf8)) as? [String: Double])
             let items = try #require(result["items"])
             #expect(items > 64, "more items than one Cholesky block of two threads")
             let largest = try #require(result["largest_weight"])
@@ -76,7 +88,9 @@ import Testing
         #expect(EASEMemory.estimate(items: 1000) == 12_000_000)
         #expect(EASEMemory.estimate(items: Int.max / 2) == .max, "no overflow")
         try EASEMemory.requireFits(items: 9_000, limit: 1 << 30)
-        let error = #expect(throws: RecEngineError.self) { try EASEMemory.requireFits(items: 10_000, limit: 1 << 30, location: "r.csv") }
+        let error = #expect(throws: RecEngineError.self) {
+            try EASEMemory.requireFits(items: 10_000, limit: 1 << 30, location: "r.csv")
+        }
         #expect(error?.code == .tooLarge)
         #expect(error?.message.contains("EASE on 10000 items needs about 1145 MiB") == true, "\(error?.message ?? "")")
         #expect(error?.message.contains("limit of 1024 MiB") == true, "\(error?.message ?? "")")
@@ -95,7 +109,8 @@ import Testing
                 text += "u\(item % 7),m\(item),4\n"
             }
             try write(text, to: folder + "/r.csv")
-            let train = try await runCommand(recengineBinary, ["train", "--algorithm", "ease", "--ratings", "r.csv", "--out", "m"], in: folder)
+            let train = try await runCommand(
+                recengineBinary, ["train", "--algorithm", "ease", "--ratings", "r.csv", "--out", "m"], in: folder)
             #expect(train.status == 2, "\(train.stderr)")
             #expect(train.stderr.contains("EASE on \(items) items needs about"), "\(train.stderr)")
             #expect(train.stderr.contains("above this machine's limit of"), "\(train.stderr)")
@@ -128,7 +143,8 @@ import Testing
         let report = try Evaluation.evaluate(one, on: ratings.subset(split.test), k: 10)
         #expect(report.model == nil, "no rating errors for a ranking model")
         #expect(report.ranking.model.ndcg > 1.2 * report.ranking.popular.ndcg, "\(report.ranking)")
-        let cv = try CrossValidation.run(ratings, folds: 3, seed: 1, parameters: SVDParameters(), ease: EASEParameters(regularization: 20))
+        let cv = try CrossValidation.run(
+            ratings, folds: 3, seed: 1, parameters: SVDParameters(), ease: EASEParameters(regularization: 20))
         #expect(cv.algorithm == "ease")
         #expect(cv.easeParameters == EASEParameters(regularization: 20))
         #expect(cv.parameters == nil)
@@ -139,7 +155,8 @@ import Testing
     @Test func aDamagedEASEModelIsRefused() async throws {
         let ratings = clusteredInteractions(users: 20, items: 12, perUser: 5, seed: 2)
         let model = try RecommenderModel.trainEASE(
-            on: RatingsFile(path: "t.csv", ratings: ratings, format: .csv, sha256: ""), parameters: EASEParameters(regularization: 5))
+            on: RatingsFile(path: "t.csv", ratings: ratings, format: .csv, sha256: ""),
+            parameters: EASEParameters(regularization: 5))
         try await withTemporaryDirectory { folder in
             try ModelDirectory.save(model, to: folder + "/m")
             let manifestPath = folder + "/m/manifest.json"

@@ -1,6 +1,7 @@
 import RecEngine
-@testable import RecEngineServer
 import Testing
+
+@testable import RecEngineServer
 
 @Suite struct EngagementTrackerTests {
     @Test func aRecommendedMovieWatchedOrRatedHighConvertsOnce() {
@@ -9,11 +10,21 @@ import Testing
         #expect(tracker.recommended(["a", "b", "c"], to: "u1", at: start))
         #expect(!tracker.recommended(["d"], to: "u1", at: start + .seconds(1)), "u1 already has open recommendations")
         #expect(tracker.record(.init(user: "u1", movie: "a", kind: .watch), at: start + .seconds(2)) == .conversion)
-        #expect(tracker.record(.init(user: "u1", movie: "a", kind: .watch), at: start + .seconds(3)) == .noMatch, "once per pair")
-        #expect(tracker.record(.init(user: "u1", movie: "b", kind: .rate, rating: 3), at: start + .seconds(3)) == .lowRating)
-        #expect(tracker.record(.init(user: "u1", movie: "b", kind: .rate, rating: 5), at: start + .seconds(4)) == .conversion)
-        #expect(tracker.record(.init(user: "u2", movie: "c", kind: .watch), at: start + .seconds(4)) == .noMatch, "another user")
-        #expect(tracker.record(.init(user: "u1", movie: "z", kind: .watch), at: start + .seconds(4)) == .noMatch, "not recommended")
+        #expect(
+            tracker.record(.init(user: "u1", movie: "a", kind: .watch), at: start + .seconds(3)) == .noMatch,
+            "once per pair")
+        #expect(
+            tracker.record(.init(user: "u1", movie: "b", kind: .rate, rating: 3), at: start + .seconds(3)) == .lowRating
+        )
+        #expect(
+            tracker.record(.init(user: "u1", movie: "b", kind: .rate, rating: 5), at: start + .seconds(4))
+                == .conversion)
+        #expect(
+            tracker.record(.init(user: "u2", movie: "c", kind: .watch), at: start + .seconds(4)) == .noMatch,
+            "another user")
+        #expect(
+            tracker.record(.init(user: "u1", movie: "z", kind: .watch), at: start + .seconds(4)) == .noMatch,
+            "not recommended")
     }
 
     @Test func recommendationsExpireAfterTheWindow() {
@@ -21,7 +32,8 @@ import Testing
         let start = ContinuousClock.now
         tracker.recommended(["a"], to: "u1", at: start)
         #expect(tracker.record(.init(user: "u1", movie: "a", kind: .watch), at: start + .seconds(11)) == .noMatch)
-        #expect(tracker.recommended(["b"], to: "u1", at: start + .seconds(12)), "nothing open any more: a new user again")
+        #expect(
+            tracker.recommended(["b"], to: "u1", at: start + .seconds(12)), "nothing open any more: a new user again")
     }
 
     @Test func memoryStaysWithinTheBounds() {
@@ -34,6 +46,8 @@ import Testing
         // The most recent user is remembered, with only their last 5 movies.
         #expect(tracker.record(.init(user: "u999", movie: "m19", kind: .watch), at: start + .seconds(1)) == .conversion)
         #expect(tracker.record(.init(user: "u999", movie: "m0", kind: .watch), at: start + .seconds(1)) == .noMatch)
-        #expect(tracker.record(.init(user: "u0", movie: "m19", kind: .watch), at: start + .seconds(1)) == .noMatch, "the oldest user was forgotten")
+        #expect(
+            tracker.record(.init(user: "u0", movie: "m19", kind: .watch), at: start + .seconds(1)) == .noMatch,
+            "the oldest user was forgotten")
     }
 }

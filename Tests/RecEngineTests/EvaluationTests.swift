@@ -1,6 +1,6 @@
 import RecEngine
-import Testing
 import RecEngineContract
+import Testing
 
 @Suite struct EvaluationTests {
     @Test func metricsMatchHandComputedValues() {
@@ -37,7 +37,8 @@ import RecEngineContract
 
     @Test func crossValidationReportsEveryFoldAndTheBaseline() throws {
         let ratings = syntheticRatings(users: 80, items: 60, perUser: 20)
-        let report = try CrossValidation.run(ratings, folds: 3, seed: 0, parameters: .init(factors: 8, epochs: 40, learningRate: 0.01))
+        let report = try CrossValidation.run(
+            ratings, folds: 3, seed: 0, parameters: .init(factors: 8, epochs: 40, learningRate: 0.01))
         #expect(report.folds.count == 3)
         #expect(report.folds.allSatisfy { $0.fitSeconds > 0 && ($0.rmse ?? 0) > 0 })
         let foldRMSE = report.folds.compactMap(\.rmse)

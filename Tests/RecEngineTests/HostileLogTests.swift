@@ -1,8 +1,8 @@
 import Foundation
 import RecEngine
+import RecEngineContract
 import TestSupport
 import Testing
-import RecEngineContract
 
 /// `recengine ingest` against sources made to hurt it: a gzip bomb, a file of garbage, a line that
 /// never ends, a FIFO, a device, a pipe that stays open, a private file. Each runs the real binary
@@ -34,7 +34,8 @@ import RecEngineContract
         let output = "\(folder)/\(name).out"
         let errors = "\(folder)/\(name).err"
         let child = try ChildProcess.spawn(
-            recengineBinary, ["ingest"] + arguments + ["--output", "json"], log: output, errors: errors, standardInput: standardInput,
+            recengineBinary, ["ingest"] + arguments + ["--output", "json"], log: output, errors: errors,
+            standardInput: standardInput,
             measuringPeakMemory: true)
         let exit = await child.exit(killingAfter: .seconds(120))
         return Run(exit: exit, output: read(output), errors: read(errors))
@@ -54,8 +55,11 @@ import RecEngineContract
         try await withTemporaryDirectory { folder in
             // 256 MiB of 1000-character lines in about 260 kB: a ratio of about 1000, refused
             // after about 26 MB (100 times the file) were read.
-            try await shell("mkdir -p '\(folder)/log' && yes \"$(printf '%01000d' 0)\" | head -c 268435456 | gzip -9 > '\(folder)/log/movielog.gz'")
-            let run = try await ingest(folder, ["--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv"])
+            try await shell(
+                "mkdir -p '\(folder)/log' && yes \"$(printf '%01000d' 0)\" | head -c 268435456 | gzip -9 > '\(folder)/log/movielog.gz'"
+            )
+            let run = try await ingest(
+                folder, ["--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv"])
             #expect(run.exit.code == 2, "\(run.errors)")
             #expect(run.errors.contains("expands more than 100 times"), "\(run.errors)")
             #expect(run.errors.contains("nothing of this run was committed"))
@@ -74,7 +78,11 @@ import RecEngineContract
                 "mkdir -p '\(folder)/log' && { printf '%s\\n' '\(Self.goodLines[0])'; yes \"$(printf 'garbage %0200d' 0)\" | head -n 100000; printf '%s\\n' '\(Self.goodLines[1])'; } > '\(folder)/log/movielog.log'"
             )
             let run = try await ingest(
-                folder, ["--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv", "--rejects", folder + "/rejects.tsv"])
+                folder,
+                [
+                    "--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                    "--rejects", folder + "/rejects.tsv",
+                ])
             #expect(run.exit.code == 0, "\(run.errors)")
             #expect(run.count("lines") == 100_002)
             #expect(run.count("ratings_read") == 2)
@@ -83,7 +91,9 @@ import RecEngineContract
             #expect(await lineCount(ofFile: folder + "/rejects.tsv") == 100_000)
             let sample = run.report["rejected_sample"] as? [[String: Any]]
             #expect(sample?.count == 5)
-            #expect((sample?.first?["origin"] as? String)?.hasSuffix("movielog.log@\(Self.goodLines[0].utf8.count + 1)") == true)
+            #expect(
+                (sample?.first?["origin"] as? String)?.hasSuffix("movielog.log@\(Self.goodLines[0].utf8.count + 1)")
+                    == true)
             #expect(run.exit.peakMemory < Self.memoryBound, "peak memory \(run.exit.peakMemory >> 20) MiB")
         }
     }
@@ -94,15 +104,20 @@ import RecEngineContract
             try await shell(
                 "mkdir -p '\(folder)/log' && { printf '%s\\n' '\(Self.goodLines[0])'; head -c 67108864 /dev/zero | tr '\\0' x; printf '\\n%s\\n%s\\n' '\(Self.goodLines[1])' '\(Self.goodLines[2])'; } > '\(folder)/log/movielog.log'"
             )
-            let arguments = ["--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv", "--rejects", folder + "/rejects.tsv"]
+            let arguments = [
+                "--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                "--rejects", folder + "/rejects.tsv",
+            ]
             let run = try await ingest(folder, arguments + ["--max-seconds", "60"])
             #expect(run.exit.code == 0, "\(run.errors)")
             #expect(run.count("lines") == 4)
             #expect(run.count("ratings_read") == 3)
             #expect((run.report["rejected_by_reason"] as? [String: Int])?["line_too_long"] == 1)
             let rejects = read(folder + "/rejects.tsv")
-            #expect(rejects.hasPrefix("\(folder)/log/movielog.log@\(Self.goodLines[0].utf8.count + 1)\tline_too_long\txxx"))
-            #expect(rejects.utf8.count < 2048, "the rejects file keeps the line's head, not \(rejects.utf8.count) bytes")
+            #expect(
+                rejects.hasPrefix("\(folder)/log/movielog.log@\(Self.goodLines[0].utf8.count + 1)\tline_too_long\txxx"))
+            #expect(
+                rejects.utf8.count < 2048, "the rejects file keeps the line's head, not \(rejects.utf8.count) bytes")
             #expect(run.exit.peakMemory < Self.memoryBound, "peak memory \(run.exit.peakMemory >> 20) MiB")
             let again = try await ingest(folder, arguments)
             #expect(again.count("lines") == 0, "the position is past the long line and the lines behind it")
@@ -115,7 +130,9 @@ import RecEngineContract
             // Twice the longest line read.
             try write(Self.goodLines[0] + "\n" + String(repeating: "y", count: 2 << 20), to: log)
             func ingest() throws -> IngestReport {
-                try MovieLogIngest(source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv").run()
+                try MovieLogIngest(
+                    source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv"
+                ).run()
             }
             let first = try ingest()
             #expect(first.lines == 1)
@@ -142,7 +159,9 @@ import RecEngineContract
                 try await shell("gzip -f '\(log)'")
             }
             func ingest() throws -> IngestReport {
-                try MovieLogIngest(source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv").run()
+                try MovieLogIngest(
+                    source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv"
+                ).run()
             }
             try await gzip(Array(Self.goodLines.prefix(1)))
             #expect(try ingest().lines == 1)
@@ -151,7 +170,9 @@ import RecEngineContract
             #expect(next.lines == 2)
             #expect(next.ratings == 3)
             try await gzip([])
-            #expect { try ingest() } throws: { "\($0)".contains("the decompressed file is shorter than the committed position") }
+            #expect { try ingest() } throws: {
+                "\($0)".contains("the decompressed file is shorter than the committed position")
+            }
         }
     }
 
@@ -162,10 +183,16 @@ import RecEngineContract
             #expect(mkfifo(folder + "/log/b.fifo", 0o600) == 0)
             for source in [folder + "/log/b.fifo", folder + "/log"] {
                 let run = try await ingest(
-                    folder, ["--source", source, "--store", folder + "/store", "--out", folder + "/ratings.csv", "--max-seconds", "5"])
+                    folder,
+                    [
+                        "--source", source, "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                        "--max-seconds", "5",
+                    ])
                 #expect(!run.exit.killedAtDeadline, "ingest blocked on the FIFO")
                 #expect(run.exit.code == 2, "\(run.errors)")
-                #expect(run.errors.contains("b.fifo: the log source is a FIFO (named pipe), not a regular file"), "\(run.errors)")
+                #expect(
+                    run.errors.contains("b.fifo: the log source is a FIFO (named pipe), not a regular file"),
+                    "\(run.errors)")
                 #expect(!FileManager.default.fileExists(atPath: folder + "/store"))
             }
         }
@@ -173,9 +200,16 @@ import RecEngineContract
 
     @Test func aDeviceIsRefused() async throws {
         try await withTemporaryDirectory { folder in
-            let run = try await ingest(folder, ["--source", "/dev/zero", "--store", folder + "/store", "--out", folder + "/ratings.csv", "--max-seconds", "3"])
+            let run = try await ingest(
+                folder,
+                [
+                    "--source", "/dev/zero", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                    "--max-seconds", "3",
+                ])
             #expect(run.exit.code == 2, "\(run.errors)")
-            #expect(run.errors.contains("/dev/zero: the log source is a character device, not a regular file"), "\(run.errors)")
+            #expect(
+                run.errors.contains("/dev/zero: the log source is a character device, not a regular file"),
+                "\(run.errors)")
         }
     }
 
@@ -189,7 +223,11 @@ import RecEngineContract
             let text = Self.goodLines[0] + "\n" + Self.goodLines[1] + "\n"
             #expect(text.withCString { Foundation.write(ends[1], $0, strlen($0)) } == text.utf8.count)
             let run = try await ingest(
-                folder, ["--source", "-", "--store", folder + "/store", "--out", folder + "/ratings.csv", "--max-seconds", "2"],
+                folder,
+                [
+                    "--source", "-", "--store", folder + "/store", "--out", folder + "/ratings.csv", "--max-seconds",
+                    "2",
+                ],
                 standardInput: ends[0])
             close(ends[0])
             #expect(!run.exit.killedAtDeadline, "ingest blocked on standard input past --max-seconds")
@@ -205,18 +243,25 @@ import RecEngineContract
     func outputsAreNoMoreReadableThanTheSource(source: mode_t, expected: mode_t) async throws {
         try await withTemporaryDirectory { folder in
             let log = folder + "/log/movielog.log"
-            try write(Self.goodLines.joined(separator: "\n") + "\nsecret line\n2022-03-18T05:00:03,17,GET /data/m/up+2009/0.mpg\n", to: log)
+            try write(
+                Self.goodLines.joined(separator: "\n")
+                    + "\nsecret line\n2022-03-18T05:00:03,17,GET /data/m/up+2009/0.mpg\n", to: log)
             #expect(chmod(log, source) == 0)
             let run = try await ingest(
                 folder,
                 [
-                    "--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv", "--watches", folder + "/watches.csv",
+                    "--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                    "--watches", folder + "/watches.csv",
                     "--rejects", folder + "/rejects.tsv",
                 ])
             #expect(run.exit.code == 0, "\(run.errors)")
-            let segments = try FileManager.default.contentsOfDirectory(atPath: folder + "/store/segments").map { "\(folder)/store/segments/\($0)" }
+            let segments = try FileManager.default.contentsOfDirectory(atPath: folder + "/store/segments").map {
+                "\(folder)/store/segments/\($0)"
+            }
             #expect(segments.count == 3)
-            for path in [folder + "/ratings.csv", folder + "/watches.csv", folder + "/rejects.tsv", folder + "/store/state.json"] + segments {
+            for path in [
+                folder + "/ratings.csv", folder + "/watches.csv", folder + "/rejects.tsv", folder + "/store/state.json",
+            ] + segments {
                 #expect(mode(path) == expected, "\(path) has mode \(String(mode(path) ?? 0, radix: 8))")
             }
             // The report goes to the history, which anyone may read: it quotes a line only of a
@@ -230,7 +275,9 @@ import RecEngineContract
     @Test func aRecordLimitGoesOnFromTheLineItStoppedBefore() async throws {
         try await withTemporaryDirectory { folder in
             try write(Self.goodLines.joined(separator: "\n") + "\n", to: folder + "/log/movielog.log")
-            let arguments = ["--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv"]
+            let arguments = [
+                "--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+            ]
             let first = try await ingest(folder, arguments + ["--max-records", "1"])
             #expect(first.count("lines") == 1)
             let second = try await ingest(folder, arguments)

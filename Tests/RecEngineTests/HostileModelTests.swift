@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
-@testable import RecEngine
-import Testing
 import RecEngineContract
+import Testing
+
+@testable import RecEngine
 
 /// Model directories written by someone else: every malformed number, id or file is refused at
 /// load with a message naming the file and what is wrong, never a crash (issue 13).
@@ -23,7 +24,8 @@ import RecEngineContract
         try bytes.write(to: URL(fileURLWithPath: folder + "/" + ModelFiles.tensors))
         try editManifestText(in: folder) {
             $0.replacingOccurrences(
-                of: #""model_sha256" : "[0-9a-f]+""#, with: "\"model_sha256\" : \"\(SHA256.hash(data: bytes).hexString)\"",
+                of: #""model_sha256" : "[0-9a-f]+""#,
+                with: "\"model_sha256\" : \"\(SHA256.hash(data: bytes).hexString)\"",
                 options: .regularExpression)
         }
     }
@@ -47,12 +49,27 @@ import RecEngineContract
 
     /// Each hostile safetensors header, and the part of the message that names the problem.
     @Test(arguments: [
-        ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,4]}}", "has shape [4611686018427387904, 4]"),
-        ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[2305843009213693952],\"data_offsets\":[0,4]}}", "has shape [2305843009213693952] but 4 bytes"),
+        (
+            "{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,4]}}",
+            "has shape [4611686018427387904, 4]"
+        ),
+        (
+            "{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[2305843009213693952],\"data_offsets\":[0,4]}}",
+            "has shape [2305843009213693952] but 4 bytes"
+        ),
         ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[-1,-4],\"data_offsets\":[0,4]}}", "has shape [-1, -4]"),
-        ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[-8,4]}}", "lies outside the file (bytes -8..<4"),
-        ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,9223372036854775807]}}", "lies outside the file"),
-        ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[9223372036854775800,9223372036854775807]}}", "lies outside the file"),
+        (
+            "{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[-8,4]}}",
+            "lies outside the file (bytes -8..<4"
+        ),
+        (
+            "{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,9223372036854775807]}}",
+            "lies outside the file"
+        ),
+        (
+            "{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[9223372036854775800,9223372036854775807]}}",
+            "lies outside the file"
+        ),
         ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[1e30],\"data_offsets\":[0,4]}}", "malformed header entry"),
         ("{\"global_mean\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", "malformed header entry"),
         ("{\"global_mean\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,4]}}", "has dtype F64"),
@@ -85,7 +102,8 @@ import RecEngineContract
             var entries = object.compactMapValues { $0 as? [String: Any] }
             edit(&entries)
             let header = String(decoding: try JSONSerialization.data(withJSONObject: entries), as: UTF8.self)
-            try Self.replaceTensors(in: folder, with: Self.safetensors(header: header, data: bytes[(8 + headerLength)...]))
+            try Self.replaceTensors(
+                in: folder, with: Self.safetensors(header: header, data: bytes[(8 + headerLength)...]))
         }
     }
 
@@ -99,7 +117,10 @@ import RecEngineContract
             // 30 items by 5 factors read as 15 by 10: the same bytes, another shape.
             entries["item_factors"]?["shape"] = [15, 10]
         }
-        #expect(error?.message == "tensor item_factors is F32[15, 10], expected F32[30, 5] (manifest.json lists 30 item ids)", "\(String(describing: error))")
+        #expect(
+            error?.message
+                == "tensor item_factors is F32[15, 10], expected F32[30, 5] (manifest.json lists 30 item ids)",
+            "\(String(describing: error))")
     }
 
     @Test(arguments: [Float.nan, .infinity, -.infinity])
@@ -115,14 +136,18 @@ import RecEngineContract
             }
             try Self.replaceTensors(in: folder, with: bytes)
         }
-        #expect(error?.message == "tensor user_factors holds 3 non-finite values (NaN or infinite) of 200", "\(String(describing: error))")
+        #expect(
+            error?.message == "tensor user_factors holds 3 non-finite values (NaN or infinite) of 200",
+            "\(String(describing: error))")
     }
 
     @Test func aManifestThatRepeatsAnIdIsRefused() async throws {
         let error = try await loadError { folder in
             try Self.editManifestText(in: folder) { $0.replacingOccurrences(of: "\"u1\"", with: "\"u0\"") }
         }
-        #expect(error?.message == "user_ids lists \"u0\" more than once: each id must name one row", "\(String(describing: error))")
+        #expect(
+            error?.message == "user_ids lists \"u0\" more than once: each id must name one row",
+            "\(String(describing: error))")
         #expect(error?.location?.hasSuffix("manifest.json") == true)
     }
 
@@ -135,7 +160,9 @@ import RecEngineContract
     @Test(arguments: [Int.max, -1, 4097])
     func factorsOutsideTheirRangeAreRefused(factors: Int) async throws {
         let error = try await loadError { folder in
-            try Self.editManifestText(in: folder) { $0.replacingOccurrences(of: #""factors" : 5"#, with: "\"factors\" : \(factors)") }
+            try Self.editManifestText(in: folder) {
+                $0.replacingOccurrences(of: #""factors" : 5"#, with: "\"factors\" : \(factors)")
+            }
         }
         #expect(error?.message == "parameters.factors is \(factors), outside 0...4096", "\(String(describing: error))")
     }
@@ -145,17 +172,26 @@ import RecEngineContract
             try FileManager.default.removeItem(atPath: folder + "/model.safetensors")
             #expect(mkfifo(folder + "/model.safetensors", 0o644) == 0)
         }
-        #expect(fifo?.message.contains("cannot read model.safetensors: it is not a regular file (a FIFO, a device or a folder)") == true, "\(String(describing: fifo))")
+        #expect(
+            fifo?.message.contains(
+                "cannot read model.safetensors: it is not a regular file (a FIFO, a device or a folder)") == true,
+            "\(String(describing: fifo))")
         let device = try await loadError { folder in
             try FileManager.default.removeItem(atPath: folder + "/manifest.json")
-            try FileManager.default.createSymbolicLink(atPath: folder + "/manifest.json", withDestinationPath: "/dev/zero")
+            try FileManager.default.createSymbolicLink(
+                atPath: folder + "/manifest.json", withDestinationPath: "/dev/zero")
         }
-        #expect(device?.message.contains("cannot read manifest.json: it is not a regular file (a FIFO, a device or a folder)") == true, "\(String(describing: device))")
+        #expect(
+            device?.message.contains(
+                "cannot read manifest.json: it is not a regular file (a FIFO, a device or a folder)") == true,
+            "\(String(describing: device))")
         let huge = try await loadError { folder in
             // A sparse file: its size, not its bytes, is what is refused.
             #expect(truncate(folder + "/model.safetensors", off_t(ModelDirectory.maximumTensorsSize) + 1) == 0)
         }
-        #expect(huge?.message == "cannot read model.safetensors: it is larger than 2048 MiB, the most read", "\(String(describing: huge))")
+        #expect(
+            huge?.message == "cannot read model.safetensors: it is larger than 2048 MiB, the most read",
+            "\(String(describing: huge))")
     }
 
     @Test func evaluatingAModelWhosePredictionsAreNotNumbersFails() async throws {
@@ -165,7 +201,10 @@ import RecEngineContract
             model.model.globalMean = .nan
             let error = #expect(throws: RecEngineError.self) { try Evaluation.evaluate(model, on: file.ratings) }
             #expect(error?.code == .nonFiniteMetric)
-            #expect(error?.message.hasPrefix("the evaluation computed mae = nan, rmse = nan, rmse_improvement = nan: not a finite number") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.hasPrefix(
+                    "the evaluation computed mae = nan, rmse = nan, rmse_improvement = nan: not a finite number")
+                    == true, "\(String(describing: error))")
         }
     }
 
@@ -173,7 +212,9 @@ import RecEngineContract
         try await withTemporaryDirectory { folder in
             let (model, _) = try ModelDirectoryTests.trainedModel(in: folder)
             let known = model.recommend(user: "u3", count: .max)
-            #expect(known.items.count == model.itemIDs.count - model.ratedItems(of: try #require(model.userIndex(of: "u3"))).count)
+            #expect(
+                known.items.count == model.itemIDs.count
+                    - model.ratedItems(of: try #require(model.userIndex(of: "u3"))).count)
             #expect(model.recommend(user: "nobody", count: .max).items.count == model.itemIDs.count)
             #expect(model.recommend(user: "u3", count: -1).items.isEmpty)
             #expect(model.recommend(user: "nobody", count: .min).items.isEmpty)
@@ -188,8 +229,13 @@ import RecEngineContract
             var broken = model
             broken.model.itemBias[2] = .infinity
             let error = #expect(throws: RecEngineError.self) { try ModelDirectory.save(broken, to: folder + "/model") }
-            #expect(error?.message == "the new model was not saved (what was there is unchanged): tensor item_bias holds 1 non-finite values (NaN or infinite) of 30")
-            #expect(try RecEngineCommandLineTests.snapshot(folder) == before, "the old files byte for byte, no partial folder left")
+            #expect(
+                error?.message
+                    == "the new model was not saved (what was there is unchanged): tensor item_bias holds 1 non-finite values (NaN or infinite) of 30"
+            )
+            #expect(
+                try RecEngineCommandLineTests.snapshot(folder) == before,
+                "the old files byte for byte, no partial folder left")
         }
     }
 }

@@ -22,7 +22,8 @@ enum LiveServer {
         let port: Int
 
         /// The most bytes of an answer read; the server's largest (`/metrics`) is a few KiB.
-        static let limit = HTTPClient.BodyLimit(16 << 20, for: "an answer of the server under test", hint: "is the right server on the port?")
+        static let limit = HTTPClient.BodyLimit(
+            16 << 20, for: "an answer of the server under test", hint: "is the right server on the port?")
         /// Far above any answer's time, so that a loaded machine cannot make a test fail.
         static let timeout = Duration.seconds(60)
 
@@ -35,12 +36,14 @@ enum LiveServer {
             testCallback: (Response) async throws -> Return = { $0 }
         ) async throws -> Return {
             var lines = headers.map { "\($0.name.rawName): \($0.value)" }
-            for name in ["Accept", "Content-Type", "Expect"] where !headers.contains(where: { $0.name.canonicalName == name.lowercased() }) {
+            for name in ["Accept", "Content-Type", "Expect"]
+            where !headers.contains(where: { $0.name.canonicalName == name.lowercased() }) {
                 // A field without a value tells libcurl not to send its own.
                 lines.append("\(name):")
             }
             var request = HTTPClient.Request(
-                method: method.rawValue, url: "http://127.0.0.1:\(port)\(uri)", headers: lines, timeout: Self.timeout, limit: Self.limit)
+                method: method.rawValue, url: "http://127.0.0.1:\(port)\(uri)", headers: lines, timeout: Self.timeout,
+                limit: Self.limit)
             if let body {
                 request.body = .data(Data(body.readableBytesView))
             } else if method == .post {
@@ -52,7 +55,8 @@ enum LiveServer {
                 guard let name = HTTPField.Name(name) else { continue }
                 fields.append(HTTPField(name: name, value: value))
             }
-            let response = Response(status: HTTPResponse.Status(code: answer.status), headers: fields, body: ByteBuffer(bytes: answer.body))
+            let response = Response(
+                status: HTTPResponse.Status(code: answer.status), headers: fields, body: ByteBuffer(bytes: answer.body))
             return try await testCallback(response)
         }
     }

@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
 import RecEngine
-import Testing
 import RecEngineContract
+import Testing
 
 @Suite struct ModelDirectoryTests {
     static func trainedModel(in folder: String) throws -> (RecommenderModel, RatingsFile) {
@@ -62,7 +62,9 @@ import RecEngineContract
     @Test func aManifestThatDisagreesWithTheTensorsFailsOnShapes() async throws {
         let error = try await loadError { folder in
             let path = folder + "/manifest.json"
-            var manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+            var manifest =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+                ?? [:]
             manifest["user_ids"] = (manifest["user_ids"] as? [String] ?? []).dropLast() as [String]
             try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
         }
@@ -70,9 +72,13 @@ import RecEngineContract
     }
 
     @Test func aMissingOrUnreadableManifestFails() async throws {
-        let missing = try await loadError { folder in try FileManager.default.removeItem(atPath: folder + "/manifest.json") }
+        let missing = try await loadError { folder in
+            try FileManager.default.removeItem(atPath: folder + "/manifest.json")
+        }
         #expect(missing?.message.hasPrefix("cannot read manifest.json") == true)
-        let garbage = try await loadError { folder in try write("{\"format_version\": 1}", to: folder + "/manifest.json") }
+        let garbage = try await loadError { folder in
+            try write("{\"format_version\": 1}", to: folder + "/manifest.json")
+        }
         #expect(garbage?.message.hasPrefix("manifest.json does not parse") == true)
         #expect(garbage?.description.contains("hint:") == true)
     }
@@ -86,11 +92,13 @@ import RecEngineContract
             var bytes = Data([UInt8(header.utf8.count), 0, 0, 0, 0, 0, 0, 0])
             bytes.append(contentsOf: header.utf8)
             try bytes.write(to: URL(fileURLWithPath: folder + "/model.safetensors"))
-            let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors"))).hexString
+            let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors")))
+                .hexString
             let path = folder + "/manifest.json"
             let text = try String(contentsOfFile: path, encoding: .utf8)
             let updated = text.replacingOccurrences(
-                of: #""model_sha256" : "[0-9a-f]+""#, with: "\"model_sha256\" : \"\(digest)\"", options: .regularExpression)
+                of: #""model_sha256" : "[0-9a-f]+""#, with: "\"model_sha256\" : \"\(digest)\"",
+                options: .regularExpression)
             try write(updated, to: path)
         }
         #expect(error?.message.contains("lies outside the file") == true, "\(String(describing: error))")
@@ -130,7 +138,9 @@ import RecEngineContract
                 """
             try write(script, to: folder + "/check.py")
             let result = try await runCommand("/usr/bin/env", ["python3", folder + "/check.py", folder])
-            try #require(result.status == 0, "python3 with safetensors and numpy failed (./scripts/test installs them): \(result.stderr)")
+            try #require(
+                result.status == 0,
+                "python3 with safetensors and numpy failed (./scripts/test installs them): \(result.stderr)")
             let worst = Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
             #expect(worst != nil && worst! < 1e-4)
         }

@@ -1,12 +1,13 @@
 import Foundation
 import RecEngine
+import RecEngineContract
 import TestSupport
 import Testing
-import RecEngineContract
 
 var recengineBinary: String {
     ProcessInfo.processInfo.environment["RECENGINE_BIN"]
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent(".build/debug/recengine").path
 }
 
@@ -19,7 +20,8 @@ var recengineBinary: String {
             try write(lines[..<cut].joined(separator: "\n") + "\n", to: folder + "/log/movielog.log")
             func ingest() throws -> IngestReport {
                 try MovieLogIngest(
-                    source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv", watches: folder + "/watches.csv"
+                    source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv",
+                    watches: folder + "/watches.csv"
                 ).run()
             }
             let first = try ingest()
@@ -77,7 +79,9 @@ var recengineBinary: String {
                 2022-03-19T07:00:02,51,GET /rate/alien+1979=3
                 """, to: folder + "/log/part-2.log")
             #expect(try await runCommand("/bin/gzip", [folder + "/log/part-2.log"]).status == 0)
-            let report = try MovieLogIngest(source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv").run()
+            let report = try MovieLogIngest(
+                source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv"
+            ).run()
             #expect(report.lines == 6)
             #expect(report.ratingsNew == 3)
             #expect(report.ratingsUpdated == 1, "the later 5 replaces the 2; the older 1 does not replace the 4")
@@ -91,7 +95,9 @@ var recengineBinary: String {
             let gzipped = try #require(FileManager.default.contents(atPath: folder + "/log/part-2.log.gz"))
             try FileManager.default.createDirectory(atPath: folder + "/partial", withIntermediateDirectories: true)
             try gzipped.prefix(gzipped.count - 10).write(to: URL(fileURLWithPath: folder + "/partial/part-9.log.gz"))
-            let partial = try MovieLogIngest(source: .files(folder + "/partial"), store: folder + "/partial-store", output: folder + "/partial.csv").run()
+            let partial = try MovieLogIngest(
+                source: .files(folder + "/partial"), store: folder + "/partial-store", output: folder + "/partial.csv"
+            ).run()
             #expect(partial.notes.contains { $0.contains("the gzip stream is not finished") }, "\(partial.notes)")
             #expect(partial.rejected == 0, "the cut line is not rejected: it is left for the next run")
             #expect(partial.lines == 2)
@@ -100,15 +106,23 @@ var recengineBinary: String {
             try FileManager.default.createDirectory(atPath: folder + "/damaged", withIntermediateDirectories: true)
             try damaged.write(to: URL(fileURLWithPath: folder + "/damaged/part-9.log.gz"))
             #expect {
-                try MovieLogIngest(source: .files(folder + "/damaged"), store: folder + "/damaged-store", output: folder + "/damaged.csv").run()
+                try MovieLogIngest(
+                    source: .files(folder + "/damaged"), store: folder + "/damaged-store",
+                    output: folder + "/damaged.csv"
+                ).run()
             } throws: { error in
-                "\(error)".contains("the gzip data is damaged after offset") && "\(error)".contains("nothing of this run was committed")
+                "\(error)".contains("the gzip data is damaged after offset")
+                    && "\(error)".contains("nothing of this run was committed")
             }
             #expect(!FileManager.default.fileExists(atPath: folder + "/damaged-store/state.json"))
 
             // A later batch of a known user and a new one.
-            try write("2022-03-20T07:00:00,17,GET /rate/heat+1995=4\n2022-03-20T07:00:01,68,GET /rate/up+2009=4\n", to: folder + "/log/part-3.log")
-            let next = try MovieLogIngest(source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv").run()
+            try write(
+                "2022-03-20T07:00:00,17,GET /rate/heat+1995=4\n2022-03-20T07:00:01,68,GET /rate/up+2009=4\n",
+                to: folder + "/log/part-3.log")
+            let next = try MovieLogIngest(
+                source: .files(folder + "/log"), store: folder + "/store", output: folder + "/ratings.csv"
+            ).run()
             #expect(next.lines == 2)
             #expect(next.unknownUsersShare == 0.5)
             #expect(next.unknownMoviesShare == 0)
@@ -123,12 +137,15 @@ var recengineBinary: String {
                 let cut = lines.count / 2
                 try write(lines[..<cut].joined(separator: "\n") + "\n", to: folder + "/log/a.log")
                 let arguments = [
-                    "ingest", "--source", folder + "/log", "--store", folder + "/store", "--out", folder + "/ratings.csv",
+                    "ingest", "--source", folder + "/log", "--store", folder + "/store", "--out",
+                    folder + "/ratings.csv",
                     "--watches", folder + "/watches.csv",
                 ]
                 #expect(try await runCommand(recengineBinary, arguments).status == 0)
                 try write(lines[cut...].joined(separator: "\n") + "\n", to: folder + "/log/b.log")
-                let killed = try await runCommand(recengineBinary, arguments, environment: try KillAtRename.environment(suffix: "/store/state.json", when: fault))
+                let killed = try await runCommand(
+                    recengineBinary, arguments,
+                    environment: try KillAtRename.environment(suffix: "/store/state.json", when: fault))
                 #expect(killed.status != 0, "the fault injection kills the run (\(fault))")
                 let rerun = try await runCommand(recengineBinary, arguments + ["--output", "json"])
                 #expect(rerun.status == 0, "\(rerun.stderr)")
@@ -138,17 +155,23 @@ var recengineBinary: String {
                 let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
                 #expect(ratingTable(written) == ratingTable(ratings))
                 #expect(written.count == ratings.count)
-                #expect(dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches, "no watch lost or read twice (\(fault))")
+                #expect(
+                    dataRowCount(folder + "/watches.csv") == expectedCounts(lines).watches,
+                    "no watch lost or read twice (\(fault))")
             }
         }
     }
 
     @Test func historicalRebuildsAndAShrunkFileIsAnError() async throws {
         try await withTemporaryDirectory { folder in
-            let lines = MovieLogGenerator(malformedShare: 0, seed: 4).lines(for: movieLogRatings(users: 1..<11, perUser: 6))
+            let lines = MovieLogGenerator(malformedShare: 0, seed: 4).lines(
+                for: movieLogRatings(users: 1..<11, perUser: 6))
             try write(lines.joined(separator: "\n") + "\n", to: folder + "/movielog.log")
             func ingest(_ mode: IngestMode) throws -> IngestReport {
-                try MovieLogIngest(source: .files(folder + "/movielog.log"), store: folder + "/store", output: folder + "/ratings.csv", mode: mode).run()
+                try MovieLogIngest(
+                    source: .files(folder + "/movielog.log"), store: folder + "/store", output: folder + "/ratings.csv",
+                    mode: mode
+                ).run()
             }
             _ = try ingest(.stream)
             let before = read(folder + "/ratings.csv")
@@ -171,9 +194,13 @@ var recengineBinary: String {
 
     @Test func standardInputIsReadToItsEnd() async throws {
         try await withTemporaryDirectory { folder in
-            try write("2022-03-18T05:00:00,17,GET /rate/up+2009=2\nbroken\n2022-03-18T05:00:02,34,GET /rate/heat+1995=4", to: folder + "/in.log")
+            try write(
+                "2022-03-18T05:00:00,17,GET /rate/up+2009=2\nbroken\n2022-03-18T05:00:02,34,GET /rate/heat+1995=4",
+                to: folder + "/in.log")
             let result = try await runCommand(
-                "/bin/sh", ["-c", "exec \"$0\" ingest --source - --store store --out ratings.csv < in.log", recengineBinary], in: folder)
+                "/bin/sh",
+                ["-c", "exec \"$0\" ingest --source - --store store --out ratings.csv < in.log", recengineBinary],
+                in: folder)
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("read 3 lines: 2 new ratings"))
             #expect(result.stdout.contains("1 rejected (truncated 1)"))

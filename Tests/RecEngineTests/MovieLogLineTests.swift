@@ -1,18 +1,24 @@
 import RecEngine
-import Testing
 import RecEngineContract
+import Testing
 
 @Suite struct MovieLogLineTests {
     @Test func parsesTheThreeKinds() {
         #expect(
             MovieLogLine.parse("2022-03-18T05:53:29,162591,GET /rate/the+incredibles+2004=4")
-                == .success(.rating(time: "2022-03-18T05:53:29", user: "162591", movie: "the+incredibles+2004", rating: 4)))
+                == .success(
+                    .rating(time: "2022-03-18T05:53:29", user: "162591", movie: "the+incredibles+2004", rating: 4)))
         #expect(
             MovieLogLine.parse("2022-03-18T05:53:29.123,7,GET /data/m/up+2009/12.mpg")
                 == .success(.watch(time: "2022-03-18T05:53:29.123", user: "7", movie: "up+2009", minute: 12)))
         #expect(
-            MovieLogLine.parse("2022-03-18T05:53:30,42,recommendation request 17645-team11.isri.cmu.edu:8082, status 200, result: up+2009, heat+1995, alien+1979, 97 ms")
-                == .success(.recommendation(time: "2022-03-18T05:53:30", user: "42", status: 200, movies: ["up+2009", "heat+1995", "alien+1979"], milliseconds: 97)))
+            MovieLogLine.parse(
+                "2022-03-18T05:53:30,42,recommendation request 17645-team11.isri.cmu.edu:8082, status 200, result: up+2009, heat+1995, alien+1979, 97 ms"
+            )
+                == .success(
+                    .recommendation(
+                        time: "2022-03-18T05:53:30", user: "42", status: 200,
+                        movies: ["up+2009", "heat+1995", "alien+1979"], milliseconds: 97)))
     }
 
     @Test(arguments: [
@@ -38,7 +44,10 @@ import RecEngineContract
         ("2022-03-18T05:53:29,162591,GET /rate/Up 2009=4", .badMovie),
         ("2022-03-18T05:53:29,162591,GET /data/m/up+2009/x.mpg", .badMinute),
         ("2022-03-18T05:53:29,162591,POST /login", .unknownKind),
-        ("2022-03-18T05:53:29,42,recommendation request host:8082, status abc, result: up+2009, 5 ms", .badRecommendation),
+        (
+            "2022-03-18T05:53:29,42,recommendation request host:8082, status abc, result: up+2009, 5 ms",
+            .badRecommendation
+        ),
     ])
     func malformedLinesAreRejectedWithTheirReason(line: String, reason: MovieLogLine.Rejection) {
         #expect(MovieLogLine.parse(Substring(line)) == .failure(reason))
@@ -49,7 +58,9 @@ import RecEngineContract
     @Test func everyRatingAppearsOnceAsAValidLineAmongMalformedOnes() {
         var ratings = Ratings()
         for u in 0..<50 {
-            for m in 0..<8 { ratings.append(user: "\(1000 + u)", item: "movie+\(m)+2001", rating: Float(1 + (u + m) % 5)) }
+            for m in 0..<8 {
+                ratings.append(user: "\(1000 + u)", item: "movie+\(m)+2001", rating: Float(1 + (u + m) % 5))
+            }
         }
         let lines = MovieLogGenerator(malformedShare: 0.05, seed: 3).lines(for: ratings)
         var parsedRatings: [String] = []
@@ -58,7 +69,8 @@ import RecEngineContract
         var rejected = 0
         for line in lines {
             switch MovieLogLine.parse(Substring(line)) {
-            case .success(.rating(_, let user, let movie, let rating)): parsedRatings.append("\(user),\(movie),\(rating)")
+            case .success(.rating(_, let user, let movie, let rating)):
+                parsedRatings.append("\(user),\(movie),\(rating)")
             case .success(.watch): watches += 1
             case .success(.recommendation): requests += 1
             case .failure: rejected += 1

@@ -21,7 +21,8 @@ import Testing
 
     @Test func microsoftDefinitionsEqualTheRecommendersPackage() {
         let metrics = RankingEvaluation.metrics(
-            lists: Self.lists, relevant: Self.relevant, relevantCounts: Self.relevant.map(\.count), popularity: Self.popularity, k: 3,
+            lists: Self.lists, relevant: Self.relevant, relevantCounts: Self.relevant.map(\.count),
+            popularity: Self.popularity, k: 3,
             definitions: .microsoftRecommenders, unlistedUsers: Self.unlistedUsers)
         #expect(abs(metrics.precision - Self.recommenders.precision) < 1e-12)
         #expect(abs(metrics.recall - Self.recommenders.recall) < 1e-12)
@@ -33,7 +34,8 @@ import Testing
     /// `min(k, relevant)`: that is the package's `map_at_k`.
     @Test func recengineDefinitionsDifferWhereDocumented() {
         let metrics = RankingEvaluation.metrics(
-            lists: Self.lists, relevant: Self.relevant, relevantCounts: Self.relevant.map(\.count), popularity: Self.popularity, k: 3,
+            lists: Self.lists, relevant: Self.relevant, relevantCounts: Self.relevant.map(\.count),
+            popularity: Self.popularity, k: 3,
             unlistedUsers: Self.unlistedUsers)
         #expect(abs(metrics.map - Self.recommenders.mapAtK) < 1e-12)
         #expect(abs(metrics.ndcg - Self.recommenders.ndcg * 5 / 4) < 1e-12, "a mean over the 4 users with a list")

@@ -1,13 +1,15 @@
 import Foundation
 import RecEngine
-import Testing
 import RecEngineContract
+import Testing
 
 /// Interactions with a taste structure: users belong to one of `groups` groups and pick three
 /// quarters of their items from their group's quarter of the catalogue, the rest at random; item
 /// popularity is skewed within each part. Which items a user picks carries the signal, so an
 /// implicit model must beat the most-popular list, and an SVD fit to the rating values need not.
-func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24, groups: Int = 4, seed: UInt64 = 3) -> Ratings {
+func clusteredInteractions(
+    users: Int = 240, items: Int = 160, perUser: Int = 24, groups: Int = 4, seed: UInt64 = 3
+) -> Ratings {
     var generator = SeededGenerator(seed: seed)
     var ratings = Ratings()
     let block = items / groups
@@ -49,7 +51,8 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
         let split = try Split.holdout(count: ratings.count, testSize: 0.2, seed: 1)
         let train = RatingsFile(path: "train.csv", ratings: ratings.subset(split.train), format: .csv, sha256: "")
         let test = ratings.subset(split.test)
-        let als = try RecommenderModel.trainALS(on: train, parameters: ALSParameters(factors: 8, iterations: 10), threads: 2)
+        let als = try RecommenderModel.trainALS(
+            on: train, parameters: ALSParameters(factors: 8, iterations: 10), threads: 2)
         let svd = try RecommenderModel.train(on: train, parameters: SVDParameters(factors: 8, epochs: 20))
         let alsReport = try Evaluation.evaluate(als, on: test, k: 10)
         let svdReport = try Evaluation.evaluate(svd, on: test, k: 10)
@@ -57,9 +60,13 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
         #expect(svdReport.model != nil)
         #expect(svdReport.metrics["recall_at_k"] == svdReport.model?.recallAtK, "SVD's recall@k keeps its meaning")
         #expect(svdReport.metrics["ranking_recall_at_k"] == svdReport.ranking.model.recall)
-        #expect(alsReport.ranking.popular == svdReport.ranking.popular, "the same training interactions, the same popular list")
+        #expect(
+            alsReport.ranking.popular == svdReport.ranking.popular,
+            "the same training interactions, the same popular list")
         #expect(alsReport.ranking.model.ndcg > 1.3 * alsReport.ranking.popular.ndcg, "\(alsReport.ranking)")
-        #expect(alsReport.ranking.model.ndcg > 2 * svdReport.ranking.model.ndcg, "\(alsReport.ranking.model) vs \(svdReport.ranking.model)")
+        #expect(
+            alsReport.ranking.model.ndcg > 2 * svdReport.ranking.model.ndcg,
+            "\(alsReport.ranking.model) vs \(svdReport.ranking.model)")
         #expect(alsReport.ranking.model.coverage > alsReport.ranking.popular.coverage)
         #expect(alsReport.ranking.protocol.users == 240)
         for name in RankingReport.metricNames {
@@ -68,9 +75,12 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
     }
 
     @Test func oneAndTwoThreadsTrainTheSameModel() throws {
-        let train = RatingsFile(path: "t.csv", ratings: clusteredInteractions(users: 60, items: 40, perUser: 10), format: .csv, sha256: "")
-        let one = try RecommenderModel.trainALS(on: train, parameters: ALSParameters(factors: 8, iterations: 3), threads: 1)
-        let two = try RecommenderModel.trainALS(on: train, parameters: ALSParameters(factors: 8, iterations: 3), threads: 2)
+        let train = RatingsFile(
+            path: "t.csv", ratings: clusteredInteractions(users: 60, items: 40, perUser: 10), format: .csv, sha256: "")
+        let one = try RecommenderModel.trainALS(
+            on: train, parameters: ALSParameters(factors: 8, iterations: 3), threads: 1)
+        let two = try RecommenderModel.trainALS(
+            on: train, parameters: ALSParameters(factors: 8, iterations: 3), threads: 2)
         #expect(one.model.userFactors == two.model.userFactors)
         #expect(one.model.itemFactors == two.model.itemFactors)
     }
@@ -82,7 +92,8 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
             try write("timestamp,user_id,movie_id,minute\nt,a,w,0\nt,a,w,1\nt,d,x,0\n", to: folder + "/w.csv")
             let watches = try WatchEvents.load(path: folder + "/w.csv")
             let model = try RecommenderModel.trainALS(
-                on: try RatingsFile.load(path: folder + "/r.csv"), watches: watches, parameters: ALSParameters(factors: 4, iterations: 4))
+                on: try RatingsFile.load(path: folder + "/r.csv"), watches: watches,
+                parameters: ALSParameters(factors: 4, iterations: 4))
             try ModelDirectory.save(model, to: folder + "/m")
             let loaded = try ModelDirectory.load(from: folder + "/m")
             #expect(loaded.manifest.algorithm == "als")
@@ -118,17 +129,26 @@ func clusteredInteractions(users: Int = 240, items: Int = 160, perUser: Int = 24
             try RatingsFile.writeCSV(ratings.subset(split.train), to: folder + "/train.csv")
             try RatingsFile.writeCSV(ratings.subset(split.test), to: folder + "/test.csv")
             let train = try await runCommand(
-                recengineBinary, ["train", "--algorithm", "als", "--ratings", "train.csv", "--out", "m", "--factors", "6", "--epochs", "6"], in: folder)
+                recengineBinary,
+                [
+                    "train", "--algorithm", "als", "--ratings", "train.csv", "--out", "m", "--factors", "6", "--epochs",
+                    "6",
+                ], in: folder)
             try #require(train.status == 0, "\(train.stderr)")
             let evaluate = try await runCommand(
-                recengineBinary, ["evaluate", "--model", "m", "--ratings", "test.csv", "--k", "5", "--output", "json"], in: folder)
+                recengineBinary, ["evaluate", "--model", "m", "--ratings", "test.csv", "--k", "5", "--output", "json"],
+                in: folder)
             try #require(evaluate.status == 0, "\(evaluate.stderr)")
             let swift = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as? [String: Any]
             let swiftMetrics = try #require(swift?["metrics"] as? [String: Double])
             try write(Self.reference, to: folder + "/reference.py")
-            let python = try await runCommand("/usr/bin/env", ["python3", "reference.py", "m", "test.csv", "5"], in: folder)
-            try #require(python.status == 0, "python3 with safetensors and numpy failed (./scripts/test installs them): \(python.stderr)")
-            let reference = try #require(try JSONSerialization.jsonObject(with: Data(python.stdout.utf8)) as? [String: Double])
+            let python = try await runCommand(
+                "/usr/bin/env", ["python3", "reference.py", "m", "test.csv", "5"], in: folder)
+            try #require(
+                python.status == 0,
+                "python3 with safetensors and numpy failed (./scripts/test installs them): \(python.stderr)")
+            let reference = try #require(
+                try JSONSerialization.jsonObject(with: Data(python.stdout.utf8)) as? [String: Double])
             #expect(reference.count == 10)
             let ratio = try #require(swiftMetrics["ndcg_vs_popular"])
             #expect(abs(ratio - (reference["ndcg_at_k"] ?? 0) / (reference["popular_ndcg_at_k"] ?? 1)) < 1e-6)

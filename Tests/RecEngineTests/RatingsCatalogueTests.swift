@@ -10,8 +10,14 @@ import Testing
     static let files: [(name: String, text: String)] = [
         ("header and timestamps", "user_id,movie_id,rating,timestamp\nu,a,4,t\nv,b,5,t\nu,b,3,t\n"),
         ("no header", "u,a,4\nv,b,5\nw,c,1\n"),
-        ("MovieLens TSV with CRLF and a blank line", "196\t242\t3\t881250949\r\n186\t302\t3\t891717742\r\n\n22\t377\t1\t878887116\r\n"),
-        ("bad rows skipped", "user_id,movie_id,rating\nu,a,4\nu,,4\n,b,4\nu,c,9\nu,d,0.5\nu,e,nan\nu,f,x\nu,g,4,extra\n  \nv,h,2.5\n"),
+        (
+            "MovieLens TSV with CRLF and a blank line",
+            "196\t242\t3\t881250949\r\n186\t302\t3\t891717742\r\n\n22\t377\t1\t878887116\r\n"
+        ),
+        (
+            "bad rows skipped",
+            "user_id,movie_id,rating\nu,a,4\nu,,4\n,b,4\nu,c,9\nu,d,0.5\nu,e,nan\nu,f,x\nu,g,4,extra\n  \nv,h,2.5\n"
+        ),
         ("every row bad", "user_id,movie_id,rating\nu,a,9\n"),
         ("an unknown header", "user,movie,rating\nu,a,4\n"),
         ("two columns", "u,a\n"),

@@ -1,7 +1,7 @@
 import Foundation
 import RecEngine
-import Testing
 import RecEngineContract
+import Testing
 
 @Suite struct RatingsFileTests {
     @Test func readsTheSeedCSVWithStringIDs() async throws {
@@ -69,7 +69,9 @@ import RecEngineContract
                 let error = #expect(throws: RecEngineError.self) { try RatingsFile.load(path: path, onBadRow: policy) }
                 #expect(error?.code == .invalidRatings)
                 #expect(error?.location == "\(path):1")
-                #expect(error?.message.hasPrefix("expected 3 or 4 tab-separated columns, found ") == true, "\(error?.message ?? "")")
+                #expect(
+                    error?.message.hasPrefix("expected 3 or 4 tab-separated columns, found ") == true,
+                    "\(error?.message ?? "")")
             }
         }
     }
@@ -81,7 +83,11 @@ import RecEngineContract
             let file = try RatingsFile.load(path: path, onBadRow: .skip)
             #expect(file.ratings.count == 2)
             #expect(file.skippedRowCount == 2)
-            #expect(file.skippedRows == [SkippedRow(line: 3, problem: "rating \"x\" is not a number"), SkippedRow(line: 4, problem: "expected 3 fields, found 2")])
+            #expect(
+                file.skippedRows == [
+                    SkippedRow(line: 3, problem: "rating \"x\" is not a number"),
+                    SkippedRow(line: 4, problem: "expected 3 fields, found 2"),
+                ])
         }
     }
 

@@ -1,6 +1,6 @@
 import RecEngine
-import Testing
 import RecEngineContract
+import Testing
 
 @Suite struct SplitTests {
     @Test func holdoutIsReproducibleAndPartitionsTheRows() throws {
@@ -67,7 +67,9 @@ import RecEngineContract
         let split = try Split.temporal(times: times, users: users, testSize: 0.2, lastN: 2, futureShare: 0.25)
         #expect(split.future.count == 10)
         let newest = split.future.map { times[$0] }.min() ?? 0
-        #expect((split.train + split.test).allSatisfy { times[$0] < newest }, "nothing trained or tested is newer than the future")
+        #expect(
+            (split.train + split.test).allSatisfy { times[$0] < newest },
+            "nothing trained or tested is newer than the future")
         #expect(split.test.count == 8, "2 per user")
         for user in Int32(0)..<4 {
             let trainTimes = split.train.filter { users[$0] == user }.map { times[$0] }

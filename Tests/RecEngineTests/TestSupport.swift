@@ -1,11 +1,12 @@
 import Foundation
-@_exported import TestSupport
 import RecEngine
+@_exported import TestSupport
 
 /// Ratings with a known low-rank structure: each user and item has a hidden vector, and the rating
 /// is 3 + user bias + item bias + their dot product, rounded and clipped to 1...5. A model that
 /// learns the structure predicts held-out ratings far better than the biases alone.
-func syntheticRatings(users: Int = 200, items: Int = 150, perUser: Int = 40, rank: Int = 3, seed: UInt64 = 7) -> Ratings {
+func syntheticRatings(users: Int = 200, items: Int = 150, perUser: Int = 40, rank: Int = 3, seed: UInt64 = 7) -> Ratings
+{
     var generator = SeededGenerator(seed: seed)
     func vector() -> [Double] { (0..<rank).map { _ in generator.nextNormal(mean: 0, standardDeviation: 0.9) } }
     let userVectors = (0..<users).map { _ in vector() }
@@ -30,7 +31,8 @@ func syntheticRatings(users: Int = 200, items: Int = 150, perUser: Int = 40, ran
 func csv(_ ratings: Ratings) -> String {
     var text = "user_id,movie_id,rating\n"
     for row in 0..<ratings.count {
-        text += "\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])]),\(Int(ratings.values[row]))\n"
+        text +=
+            "\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])]),\(Int(ratings.values[row]))\n"
     }
     return text
 }

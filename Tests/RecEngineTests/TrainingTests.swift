@@ -1,6 +1,7 @@
-@testable import RecEngine
-import Testing
 import RecEngineContract
+import Testing
+
+@testable import RecEngine
 
 @Suite struct TrainingTests {
     @Test func oneEpochOfBiasesMatchesTheHandComputedUpdates() throws {
@@ -9,7 +10,8 @@ import RecEngineContract
         ratings.append(user: "a", item: "y", rating: 3)
         // μ = 4. Rating 1: e = 1 → b_a = 0.1, b_x = 0.1. Rating 2: e = 3 - (4 + 0.1) = -1.1
         // → b_a = 0.1 - 0.11 = -0.01, b_y = -0.11.
-        let model = try SVDTrainer(parameters: .init(factors: 0, epochs: 1, learningRate: 0.1, regularization: 0)).fit(ratings)
+        let model = try SVDTrainer(parameters: .init(factors: 0, epochs: 1, learningRate: 0.1, regularization: 0)).fit(
+            ratings)
         #expect(model.globalMean == 4)
         #expect(abs(model.userBias[0] - -0.01) < 1e-6)
         #expect(abs(model.itemBias[0] - 0.1) < 1e-6)
@@ -21,7 +23,8 @@ import RecEngineContract
         ratings.append(user: "a", item: "x", rating: 4)
         ratings.append(user: "b", item: "x", rating: 2)
         ratings.append(user: "a", item: "y", rating: 5)
-        let parameters = SVDParameters(factors: 2, epochs: 1, learningRate: 0.05, regularization: 0.1, initStd: 0.5, seed: 3)
+        let parameters = SVDParameters(
+            factors: 2, epochs: 1, learningRate: 0.05, regularization: 0.1, initStd: 0.5, seed: 3)
         let model = try SVDTrainer(parameters: parameters).fit(ratings)
 
         // The same computation by hand, in Double: users' factors are drawn first, then items',
@@ -62,7 +65,8 @@ import RecEngineContract
             let users = test.userIDs.map { train.userIndex(of: $0) ?? -1 }
             let items = test.itemIDs.map { train.itemIndex(of: $0) ?? -1 }
             let predictions = model.predict(
-                users: test.users.map { users[Int($0)] }, items: test.items.map { items[Int($0)] }, scale: RatingScale())
+                users: test.users.map { users[Int($0)] }, items: test.items.map { items[Int($0)] }, scale: RatingScale()
+            )
             return Evaluation.errors(truth: test.values, predictions: predictions).rmse
         }
         let baseline = try heldOutRMSE(.init(factors: 0, epochs: 60, learningRate: 0.01))
@@ -102,7 +106,9 @@ import RecEngineContract
 
     @Test func trainingThatDivergesStopsAtTheEpochItHappens() throws {
         let ratings = syntheticRatings(users: 40, items: 30, perUser: 10)
-        let error = #expect(throws: RecEngineError.self) { try SVDTrainer(parameters: .init(factors: 5, epochs: 20, learningRate: 50)).fit(ratings) }
+        let error = #expect(throws: RecEngineError.self) {
+            try SVDTrainer(parameters: .init(factors: 5, epochs: 20, learningRate: 50)).fit(ratings)
+        }
         #expect(error?.code == .trainingDiverged)
         #expect(error?.message.hasPrefix("training diverged at epoch ") == true, "\(String(describing: error))")
         #expect(error?.message.contains(" of 20: ") == true)

@@ -2,21 +2,25 @@ public import Foundation
 import Subprocess
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 // Foundation's Process is not used in tests: its waitUntilExit spins when swift-subprocess,
 // which the orchestrator uses in the same process, owns SIGCHLD handling.
 
 /// Runs a command to completion and captures its output.
-public func runCommand(_ program: String, _ arguments: [String], environment: [String: String] = [:], in folder: String? = nil) async throws
+public func runCommand(
+    _ program: String, _ arguments: [String], environment: [String: String] = [:], in folder: String? = nil
+) async throws
     -> (status: Int32, stdout: String, stderr: String)
 {
     let result = try await Subprocess.run(
         .path(FilePath(program)), arguments: Arguments(arguments),
-        environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
+        environment: .inherit.updating(
+            Dictionary(
+                uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
         workingDirectory: folder.map { FilePath($0) }, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22))
     let status: Int32 = if case .exited(let code) = result.terminationStatus { code } else { -1 }
     return (status, result.standardOutput, result.standardError)
@@ -42,13 +46,15 @@ public struct ChildProcess: Sendable {
     ///   - measuringPeakMemory: starts it through `PeakMemoryLauncher`, so that `waitMeasuringMemory`
     ///     and `exit(killingAfter:)` report its own peak resident memory.
     public static func spawn(
-        _ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil, errors: String? = nil,
+        _ program: String, _ arguments: [String], environment: [String: String] = [:], log: String? = nil,
+        errors: String? = nil,
         standardInput: Int32? = nil, ownProcessGroup: Bool = false, measuringPeakMemory: Bool = false
     ) throws -> ChildProcess {
         var peakMemoryFile: String?
         var (program, arguments) = (program, arguments)
         if measuringPeakMemory {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("peak-memory-\(UUID().uuidString)").path
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("peak-memory-\(UUID().uuidString)")
+                .path
             (program, arguments) = (try PeakMemoryLauncher.path(), [file, program] + arguments)
             peakMemoryFile = file
         }
@@ -83,7 +89,9 @@ public struct ChildProcess: Sendable {
         }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw ChildProcessError(message: "cannot start \(program): \(String(cString: strerror(result)))") }
+        guard result == 0 else {
+            throw ChildProcessError(message: "cannot start \(program): \(String(cString: strerror(result)))")
+        }
         return ChildProcess(pid: pid, peakMemoryFile: peakMemoryFile)
     }
 
@@ -171,7 +179,9 @@ extension ChildProcess {
                 usleep(20_000)
             }
             let signalled = status & 0x7f != 0
-            return Exit(code: signalled ? nil : (status >> 8) & 0xff, peakMemory: measuredPeakMemory(), killedAtDeadline: killed)
+            return Exit(
+                code: signalled ? nil : (status >> 8) & 0xff, peakMemory: measuredPeakMemory(), killedAtDeadline: killed
+            )
         }
     }
 }
@@ -185,7 +195,9 @@ extension ChildProcess {
 /// Do not combine with `ownProcessGroup`: a signal to the group would reach the command twice.
 enum PeakMemoryLauncher {
 
-    private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "peak_memory", executable: true) }
+    private static let built = Result<String, any Error> {
+        try PreloadLibrary.build(name: "peak_memory", executable: true)
+    }
 
     static func path() throws -> String { try built.get() }
 }

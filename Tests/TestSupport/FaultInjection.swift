@@ -41,12 +41,18 @@ public enum AtRename {
     /// With `.before`, a SIGKILL of the process itself means the rename never happens; any other
     /// action is followed by the rename.
     public static func environment(suffix: String, when: KillAtRename.When, action: Action) throws -> [String: String] {
-        var environment = ["LD_PRELOAD": try KillAtRename.library(), "KILL_AT_RENAME_TARGET": suffix, "KILL_AT_RENAME_WHEN": when.rawValue]
+        var environment = [
+            "LD_PRELOAD": try KillAtRename.library(), "KILL_AT_RENAME_TARGET": suffix,
+            "KILL_AT_RENAME_WHEN": when.rawValue,
+        ]
         switch action {
         case .signal(let signal, let recipient, let wait):
             environment["KILL_AT_RENAME_SIGNAL"] = "\(signal)"
             environment["KILL_AT_RENAME_RECIPIENT"] = recipient.rawValue
-            if let wait { environment["KILL_AT_RENAME_WAIT_MS"] = "\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)" }
+            if let wait {
+                environment["KILL_AT_RENAME_WAIT_MS"] =
+                    "\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)"
+            }
         case .write(let text, let path):
             environment["KILL_AT_RENAME_WRITE_PATH"] = path
             environment["KILL_AT_RENAME_WRITE_TEXT"] = text
@@ -74,7 +80,6 @@ public enum KillMidWrite {
         ["LD_PRELOAD": try built.get(), "KILL_MID_WRITE_TARGET": suffix]
     }
 
-
     private static let built = Result<String, any Error> { try PreloadLibrary.build(name: "kill_mid_write") }
 }
 
@@ -95,7 +100,9 @@ enum PreloadLibrary {
         guard posix_spawnp(&pid, "cc", nil, nil, argv, environ) == 0 else { throw FaultInjectionError("cannot run cc") }
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        guard status == 0, FileManager.default.fileExists(atPath: library) else { throw FaultInjectionError("cc could not build \(library)") }
+        guard status == 0, FileManager.default.fileExists(atPath: library) else {
+            throw FaultInjectionError("cc could not build \(library)")
+        }
         return library
     }
 }

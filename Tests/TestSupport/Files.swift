@@ -2,7 +2,8 @@ public import Foundation
 
 /// A temporary folder removed when the closure returns, even when it throws.
 public func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async rethrows -> T {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("orchestrate-tests-\(UUID().uuidString)").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("orchestrate-tests-\(UUID().uuidString)")
+        .path
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: path) }
     return try await body(path)
@@ -35,7 +36,9 @@ private func countLines(_ path: String) -> Int? {
         lines += buffer[..<count].withUnsafeBytes { bytes in
             var found = 0
             var offset = 0
-            while offset < count, let base = bytes.baseAddress, let newline = memchr(base + offset, 0x0A, count - offset) {
+            while offset < count, let base = bytes.baseAddress,
+                let newline = memchr(base + offset, 0x0A, count - offset)
+            {
                 found += 1
                 offset = base.distance(to: UnsafeRawPointer(newline)) + 1
             }

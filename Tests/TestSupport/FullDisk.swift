@@ -11,7 +11,8 @@ public final class FullDisk: Sendable {
     public init(at folder: String, megabytes: Int = 32) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         guard mount("tmpfs", folder, "tmpfs", 0, "size=\(megabytes)m,mode=0755") == 0 else {
-            throw FullDiskError("cannot mount a tmpfs on \(folder): \(String(cString: strerror(errno))) (the tests need root)")
+            throw FullDiskError(
+                "cannot mount a tmpfs on \(folder): \(String(cString: strerror(errno))) (the tests need root)")
         }
         self.folder = folder
         filler = folder + "/.filler"
@@ -20,14 +21,18 @@ public final class FullDisk: Sendable {
     /// Fills the file system: writes until the kernel answers ENOSPC.
     public func fill() throws {
         let descriptor = open(filler, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw FullDiskError("cannot create \(filler): \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw FullDiskError("cannot create \(filler): \(String(cString: strerror(errno)))")
+        }
         defer { close(descriptor) }
         let chunk = [UInt8](repeating: 0x2e, count: 1 << 16)
         var size = chunk.count
         while size > 0 {
             let written = chunk.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, size) }
             if written < 0 {
-                guard errno == ENOSPC else { throw FullDiskError("filling \(folder): \(String(cString: strerror(errno)))") }
+                guard errno == ENOSPC else {
+                    throw FullDiskError("filling \(folder): \(String(cString: strerror(errno)))")
+                }
                 size /= 2  // the last pages, down to the last byte
             }
         }

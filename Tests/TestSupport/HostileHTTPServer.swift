@@ -1,10 +1,11 @@
-public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 // As in LoopbackListener: librdkafka's header may file the socket constants under CRdKafka.
 import CRdKafka
+public import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// An HTTP server on a free loopback port that answers what a broken or hostile peer answers: a
 /// body without end, a huge one streamed, a drip of a byte at a time, headers without end, a
@@ -18,7 +19,9 @@ public final class HostileHTTPServer: Sendable {
         /// A body streamed without Content-Length (the end of the connection ends it): `chunk(i)`
         /// gives the i-th piece, nil when there is no more (never nil: a body without end),
         /// with `pause` between pieces (a drip).
-        case stream(status: Int, contentType: String = "application/json", pause: Duration = .zero, chunk: @Sendable (Int) -> Data?)
+        case stream(
+            status: Int, contentType: String = "application/json", pause: Duration = .zero,
+            chunk: @Sendable (Int) -> Data?)
         /// A status line, then header lines without end.
         case endlessHeaders
     }
@@ -38,7 +41,9 @@ public final class HostileHTTPServer: Sendable {
     }
 
     /// Runs `body` with a started server and stops it afterwards.
-    public static func with<T>(_ answer: @escaping @Sendable (String) -> Answer, _ body: (HostileHTTPServer) async throws -> T) async throws -> T {
+    public static func with<T>(
+        _ answer: @escaping @Sendable (String) -> Answer, _ body: (HostileHTTPServer) async throws -> T
+    ) async throws -> T {
         let server = try HostileHTTPServer(answer: answer)
         server.listener.start { [server] in server.serve($0) }
         defer { server.listener.stop() }
@@ -66,7 +71,11 @@ public final class HostileHTTPServer: Sendable {
         received.withLock { $0.append(Request(path: path, at: Date(), head: head)) }
         switch answer(path) {
         case .body(let status, let contentType, let body, let headers):
-            let head = (["HTTP/1.1 \(status) Status", "Content-Type: \(contentType)", "Content-Length: \(body.count)", "Connection: close"] + headers)
+            let head =
+                ([
+                    "HTTP/1.1 \(status) Status", "Content-Type: \(contentType)", "Content-Length: \(body.count)",
+                    "Connection: close",
+                ] + headers)
                 .joined(separator: "\r\n") + "\r\n\r\n"
             _ = write(Data(head.utf8), to: connection) && write(body, to: connection)
         case .stream(let status, let contentType, let pause, let chunk):
@@ -76,7 +85,10 @@ public final class HostileHTTPServer: Sendable {
             while !stopped, let piece = chunk(index) {
                 guard write(piece, to: connection) else { return }
                 index += 1
-                if pause > .zero { Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18) }
+                if pause > .zero {
+                    Thread.sleep(
+                        forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18)
+                }
             }
         case .endlessHeaders:
             guard write(Data("HTTP/1.1 200 OK\r\n".utf8), to: connection) else { return }
@@ -111,8 +123,10 @@ extension HostileHTTPServer.Answer {
             guard first < count else { return index == (count + perChunk - 1) / perChunk + 1 ? Data("]}}".utf8) : nil }
             var text = ""
             for series in first..<min(count, first + perChunk) {
-                let entry = #"{"metric":{"__name__":"up","instance":"host-\#(series)"},"value":[1700000000,"\#(value)"]}"#
-                text += (series == 0 ? "" : ",") + (spaced ? entry.replacingOccurrences(of: "\":", with: "\": ") : entry)
+                let entry =
+                    #"{"metric":{"__name__":"up","instance":"host-\#(series)"},"value":[1700000000,"\#(value)"]}"#
+                text +=
+                    (series == 0 ? "" : ",") + (spaced ? entry.replacingOccurrences(of: "\":", with: "\": ") : entry)
             }
             return Data(text.utf8)
         }
@@ -120,6 +134,8 @@ extension HostileHTTPServer.Answer {
 
     /// A Prometheus answer of one sample.
     public static func prometheusValue(_ value: String) -> Self {
-        .json(#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"\#(value)"]}]}}"#)
+        .json(
+            #"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"\#(value)"]}]}}"#
+        )
     }
 }

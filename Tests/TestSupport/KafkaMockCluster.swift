@@ -73,13 +73,17 @@ public final class KafkaMockCluster: @unchecked Sendable {
 
     /// Produces each line as one message, round-robin over the partitions, and waits for delivery.
     public func produce(_ lines: [String], topic: String, partitions: Int) throws {
-        guard let handle = rd_kafka_topic_new(producer, topic, nil) else { throw ChildProcessError(message: "cannot open topic \(topic)") }
+        guard let handle = rd_kafka_topic_new(producer, topic, nil) else {
+            throw ChildProcessError(message: "cannot open topic \(topic)")
+        }
         defer { rd_kafka_topic_destroy(handle) }
         for (index, line) in lines.enumerated() {
             var bytes = Array(line.utf8)
             while true {
                 let result = bytes.withUnsafeMutableBytes { buffer in
-                    rd_kafka_produce(handle, Int32(index % partitions), RD_KAFKA_MSG_F_COPY, buffer.baseAddress, buffer.count, nil, 0, nil)
+                    rd_kafka_produce(
+                        handle, Int32(index % partitions), RD_KAFKA_MSG_F_COPY, buffer.baseAddress, buffer.count, nil,
+                        0, nil)
                 }
                 if result == 0 { break }
                 rd_kafka_poll(producer, 10)  // the queue is full: let deliveries drain

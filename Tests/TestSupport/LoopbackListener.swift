@@ -1,11 +1,12 @@
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 // Where this module also imports librdkafka, whose header includes <sys/socket.h>, the compiler
 // may file the socket constants under CRdKafka: importing both keeps them in scope either way.
 import CRdKafka
+import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A listening socket on a free loopback port for the tests' HTTP peers (`WebhookReceiver`,
 /// `HostileHTTPServer`): each connection is served on a thread of its own; `stop` closes the
@@ -30,7 +31,8 @@ final class LoopbackListener: Sendable {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 && listen(descriptor, 64) == 0
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+                    && listen(descriptor, 64) == 0
             }
         }
         guard bound else {
@@ -96,7 +98,10 @@ final class LoopbackListener: Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             if let end = data.range(of: Data("\r\n\r\n".utf8)) {
-                return (String(decoding: data[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n"), Data(data[end.upperBound...]))
+                return (
+                    String(decoding: data[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n"),
+                    Data(data[end.upperBound...])
+                )
             }
             let count = recv(connection, &buffer, buffer.count, 0)
             guard count > 0 else { return nil }

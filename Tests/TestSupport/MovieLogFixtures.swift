@@ -3,7 +3,9 @@ import RecEngineContract
 
 /// Ratings whose ids look like the movie log's (numeric users, movie slugs `film+N`), each user
 /// rating `perUser` of `movies` movies; ratings follow a learnable pattern unless `rating` fixes them.
-public func movieLogRatings(users: Range<Int>, movies: Int = 30, perUser: Int = 10, rating: Int? = nil, seed: UInt64 = 1) -> Ratings {
+public func movieLogRatings(
+    users: Range<Int>, movies: Int = 30, perUser: Int = 10, rating: Int? = nil, seed: UInt64 = 1
+) -> Ratings {
     var generator = SeededGenerator(seed: seed)
     var ratings = Ratings()
     for user in users {
@@ -21,7 +23,8 @@ public func movieLogRatings(users: Range<Int>, movies: Int = 30, perUser: Int = 
 public func ratingTable(_ ratings: Ratings) -> [String: Float] {
     var table: [String: Float] = [:]
     for row in 0..<ratings.count {
-        table["\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])])"] = ratings.values[row]
+        table["\(ratings.userIDs[Int(ratings.users[row])]),\(ratings.itemIDs[Int(ratings.items[row])])"] =
+            ratings.values[row]
     }
     return table
 }

@@ -1,10 +1,11 @@
-public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 // As in LoopbackListener: librdkafka's header may file the socket constants under CRdKafka.
 import CRdKafka
+public import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A real HTTP receiver on a free loopback port for the notification and metrics tests: it
 /// records every request (method, path, headers, body) and answers with a status, or stalls
@@ -39,7 +40,9 @@ public final class WebhookReceiver: Sendable {
     }
 
     /// Runs `body` with a started receiver and stops it afterwards.
-    public static func with<T>(_ behaviour: Behaviour = .answer(200), _ body: (WebhookReceiver) async throws -> T) async throws -> T {
+    public static func with<T>(
+        _ behaviour: Behaviour = .answer(200), _ body: (WebhookReceiver) async throws -> T
+    ) async throws -> T {
         let receiver = try WebhookReceiver(behaviour: behaviour)
         receiver.listener.start { [receiver] in receiver.serve($0) }
         defer { receiver.listener.stop() }
@@ -68,7 +71,8 @@ public final class WebhookReceiver: Sendable {
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         let length = Int(headers["content-length"] ?? "0") ?? 0
         var body = rest
@@ -79,7 +83,8 @@ public final class WebhookReceiver: Sendable {
             body.append(contentsOf: buffer[0..<count])
         }
         let request = Received(
-            method: requestLine.first.map(String.init) ?? "", path: requestLine.count > 1 ? String(requestLine[1]) : "", headers: headers, body: body)
+            method: requestLine.first.map(String.init) ?? "", path: requestLine.count > 1 ? String(requestLine[1]) : "",
+            headers: headers, body: body)
         received.withLock { $0.append(request) }
         var status = 200
         switch behaviour {
@@ -89,7 +94,8 @@ public final class WebhookReceiver: Sendable {
             let until = Date().addingTimeInterval(seconds)
             while Date() < until && !listener.stopped { Thread.sleep(forTimeInterval: 0.05) }
         }
-        let answer = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Status")\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        let answer =
+            "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Status")\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         _ = LoopbackListener.write(Data(answer.utf8), to: connection)
     }
 }

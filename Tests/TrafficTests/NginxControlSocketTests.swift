@@ -22,7 +22,8 @@ import Traffic
         func stop(config: NginxConfig) async {}
     }
 
-    static let split = TrafficSplit(mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 100)])
+    static let split = TrafficSplit(
+        mode: .sticky, backends: [.init(color: "blue", address: "127.0.0.1:1", weight: 100)])
 
     @Test(arguments: [true, false])
     func aControlSocketIsRemovedBeforeAStartOnlyWhenNothingAcceptsOnIt(accepting: Bool) async throws {
@@ -38,7 +39,9 @@ import Traffic
         let host = HostThatCannotSeeItsNginx()
         let nginx = NginxController(config: config, configPath: folder + "/nginx.conf", host: host)
         await #expect(throws: TrafficError.self) { try await nginx.apply(Self.split) }
-        #expect(host.socketAtStart.withLock { $0 } == accepting, accepting ? "a socket that accepts is kept" : "a dead socket file is removed")
+        #expect(
+            host.socketAtStart.withLock { $0 } == accepting,
+            accepting ? "a socket that accepts is kept" : "a dead socket file is removed")
     }
 }
 
@@ -54,9 +57,13 @@ final class UnixListener: Sendable {
             for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
         }
-        guard bound, listen(descriptor, 8) == 0 else { throw TrafficError("cannot listen on \(path): \(String(cString: strerror(errno)))") }
+        guard bound, listen(descriptor, 8) == 0 else {
+            throw TrafficError("cannot listen on \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     func close() {

@@ -21,7 +21,9 @@ import Testing
     }
 
     @Test func aProcessHoldingASocketBoundAtThePathIsFound() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("holders-\(UUID().uuidString.prefix(8))").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "holders-\(UUID().uuidString.prefix(8))"
+        ).path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/control.sock"
@@ -35,13 +37,18 @@ import Testing
             for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
         }
         let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         try #require(bound == 0 && listen(descriptor, 1) == 0)
         #expect(SocketHolders.processes(holdingUnixSocketAt: path) == [getpid()])
         let listening = SocketHolders.listeningUnixInodes(boundAt: path)
         #expect(listening.count == 1)
-        #expect(SocketHolders.descriptors(of: getpid()).contains { $0.descriptor == descriptor && listening.contains($0.inode) })
+        #expect(
+            SocketHolders.descriptors(of: getpid()).contains {
+                $0.descriptor == descriptor && listening.contains($0.inode)
+            })
         #expect(SocketHolders.accepts(unixSocketAt: path))
         // The file removed, the socket still listens and is still found (a deleted socket file
         // is exactly what must not hide an nginx that serves).
@@ -62,13 +69,18 @@ import Testing
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
         }
         try #require(bound && listen(descriptor, 1) == 0)
         let port = Int(UInt16(bigEndian: address.sin_port))
         let inodes = SocketHolders.listeningTCPInodes(port: port)
         #expect(inodes.count == 1)
-        #expect(SocketHolders.descriptors(of: getpid()).contains { $0.descriptor == descriptor && inodes.contains($0.inode) })
+        #expect(
+            SocketHolders.descriptors(of: getpid()).contains {
+                $0.descriptor == descriptor && inodes.contains($0.inode)
+            })
 
         // pidfd_getfd: the copy is the same socket (the same inode).
         let copy = process_descriptor_copy(getpid(), descriptor)

@@ -1,10 +1,10 @@
-import Foundation
-import StrictYAML
 public import EngineAPI
-import RecEngineContract
-public import Traffic
+import Foundation
 import OrchestratorSupport
 public import Provenance
+import RecEngineContract
+import StrictYAML
+public import Traffic
 
 /// The colours as containers of a compose project (`compose/recommender.yml`), driven over the
 /// Engine API. Each colour is the compose service of its name, realised with the variables
@@ -24,7 +24,10 @@ public struct DockerRuntime: DeploymentRuntime {
     public var nginxFolder: String
     public var nginxConfig: String
 
-    public init(engine: DockerEngine, composePath: String, project: String, stateFolder: String, nginxFolder: String, nginxConfig: String) {
+    public init(
+        engine: DockerEngine, composePath: String, project: String, stateFolder: String, nginxFolder: String,
+        nginxConfig: String
+    ) {
         self.engine = engine
         self.composePath = composePath
         self.project = project
@@ -50,7 +53,8 @@ public struct DockerRuntime: DeploymentRuntime {
             "NGINX_CONFIG": nginxConfig, "NGINX_CONFIG_FOLDER": (nginxConfig as NSString).deletingLastPathComponent,
         ]
         do {
-            return ComposeProject(engine: engine, file: try ComposeFile.load(composePath, project: project, variables: variables))
+            return ComposeProject(
+                engine: engine, file: try ComposeFile.load(composePath, project: project, variables: variables))
         } catch let error as EngineClientError {
             throw OrchestratorError(.invalidInput, error.message, hint: error.hint)
         }
@@ -65,8 +69,10 @@ public struct DockerRuntime: DeploymentRuntime {
             let body = project.createBody(service, hash: project.configHash(service), oneOff: false)
             let host = body["HostConfig"] as? [String: Any] ?? [:]
             return RunPlan.PlannedContainer(
-                name: project.containerName(name), image: service.image, command: service.command ?? [], binds: host["Binds"] as? [String] ?? [],
-                network: host["NetworkMode"] as? String ?? "default", labels: body["Labels"] as? [String: String] ?? [:])
+                name: project.containerName(name), image: service.image, command: service.command ?? [],
+                binds: host["Binds"] as? [String] ?? [],
+                network: host["NetworkMode"] as? String ?? "default", labels: body["Labels"] as? [String: String] ?? [:]
+            )
         }
     }
 
@@ -80,11 +86,14 @@ public struct DockerRuntime: DeploymentRuntime {
         let project = try compose()
         for name in colors + (loadBalancer ? ["lb"] : []) {
             guard let service = project.file.services[name] else {
-                throw OrchestratorError(.invalidInput, "\(composePath) has no service \(name)", hint: "the Docker runtime needs a service per colour and lb")
+                throw OrchestratorError(
+                    .invalidInput, "\(composePath) has no service \(name)",
+                    hint: "the Docker runtime needs a service per colour and lb")
             }
             if !(try await engine.imageExists(service.image)) {
                 throw OrchestratorError(
-                    .unreachable, "the image \(service.image) of service \(name) is missing on \(engine.host); nothing was changed",
+                    .unreachable,
+                    "the image \(service.image) of service \(name) is missing on \(engine.host); nothing was changed",
                     hint: "build it (Dockerfile) or import it: orchestrate image import")
             }
         }
@@ -103,12 +112,15 @@ public struct DockerRuntime: DeploymentRuntime {
         let started = try await poll(every: .milliseconds(100), for: timeout) { () async throws -> ColorInstance? in
             if let instance = await instance(of: color), instance.modelSHA256 == sha256 { return instance }
             if let container = try? await container(of: color), container.hasExited {
-                throw OrchestratorError(.stageFailed, "the \(color) container exited at start\(indented(await logTail(of: color)))")
+                throw OrchestratorError(
+                    .stageFailed, "the \(color) container exited at start\(indented(await logTail(of: color)))")
             }
             return nil
         }
         guard let started else {
-            throw OrchestratorError(.stageFailed, "the \(color) container did not start listening within \(timeout)\(indented(await logTail(of: color)))")
+            throw OrchestratorError(
+                .stageFailed,
+                "the \(color) container did not start listening within \(timeout)\(indented(await logTail(of: color)))")
         }
         return started
     }
@@ -119,14 +131,17 @@ public struct DockerRuntime: DeploymentRuntime {
             let container = try? await container(of: color), container.isRunning
         else { return nil }
         return ColorInstance(
-            color: color, pid: nil, address: "\(hostAddress):\(state.port)", modelSHA256: state.modelSHA256, modelVersion: state.modelVersion,
+            color: color, pid: nil, address: "\(hostAddress):\(state.port)", modelSHA256: state.modelSHA256,
+            modelVersion: state.modelVersion,
             modelPath: models.folder + "/" + state.modelSHA256)
     }
 
     /// Where the colours' host networking puts them, as the engine is reached: its tcp host, or
     /// this machine for a unix socket.
     var hostAddress: String {
-        guard engine.host.hasPrefix("tcp://"), let name = DockerEngine.hostName(of: engine.host.dropFirst("tcp://".count)) else { return "127.0.0.1" }
+        guard engine.host.hasPrefix("tcp://"),
+            let name = DockerEngine.hostName(of: engine.host.dropFirst("tcp://".count))
+        else { return "127.0.0.1" }
         return DockerEngine.isLoopback(name) ? "127.0.0.1" : name
     }
 
@@ -168,8 +183,10 @@ public struct ContainerNginx: NginxHost {
     public func check(configPath: String, config: NginxConfig) async throws -> String? {
         guard let container = await container(), container.isRunning else { return nil }
         let status = try await runtime.engine.exec(
-            container.id, ["nginx", "-t", "-q", "-p", config.runtimeFolder + "/", "-e", config.errorLog, "-c", configPath])
-        return status == 0 ? nil : "nginx -t exited with \(status) in the load balancer container; see \(config.errorLog)"
+            container.id,
+            ["nginx", "-t", "-q", "-p", config.runtimeFolder + "/", "-e", config.errorLog, "-c", configPath])
+        return status == 0
+            ? nil : "nginx -t exited with \(status) in the load balancer container; see \(config.errorLog)"
     }
 
     public func isRunning(config: NginxConfig) async -> Bool {
@@ -187,7 +204,9 @@ public struct ContainerNginx: NginxHost {
         try await Task.sleep(for: .milliseconds(300))
         if let container = try await project.container(of: "lb"), container.hasExited {
             let logs = (try? await runtime.engine.logs(container.id)) ?? ""
-            throw TrafficError("the load balancer container exited at start:\(indented(logs))", hint: "is port \(config.listenPort) free?")
+            throw TrafficError(
+                "the load balancer container exited at start:\(indented(logs))",
+                hint: "is port \(config.listenPort) free?")
         }
     }
 

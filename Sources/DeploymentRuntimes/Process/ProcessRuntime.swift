@@ -1,11 +1,11 @@
 import DurableFiles
 import Foundation
-import StrictYAML
-import RecEngineContract
-import TextSafety
-public import Traffic
 import OrchestratorSupport
 public import Provenance
+import RecEngineContract
+import StrictYAML
+import TextSafety
+public import Traffic
 
 /// The embedded default runtime: each colour is a detached `recengine serve` process (its own
 /// session, a state file with pid and port, a log file, a free port) under the state folder. It
@@ -35,7 +35,9 @@ public struct ProcessRuntime: DeploymentRuntime {
     public func preflight(colors: [String], loadBalancer: Bool) async throws {
         let nginx = LocalNginx()
         if loadBalancer && !nginx.isInstalled {
-            throw OrchestratorError(.unreachable, "nginx is not installed (looked for \(nginx.nginx)); nothing was changed", hint: "apt-get install nginx")
+            throw OrchestratorError(
+                .unreachable, "nginx is not installed (looked for \(nginx.nginx)); nothing was changed",
+                hint: "apt-get install nginx")
         }
         guard FileManager.default.isExecutableFile(atPath: recengine) else {
             throw OrchestratorError(
@@ -59,7 +61,9 @@ public struct ProcessRuntime: DeploymentRuntime {
             try? FileManager.default.removeItem(atPath: log + ".1")
             try? FileManager.default.moveItem(atPath: log, toPath: log + ".1")
         }
-        let arguments = ["serve", "--model", modelPath, "--host", host, "--port", "0", "--color", color, "--state-file", state] + serveArguments
+        let arguments =
+            ["serve", "--model", modelPath, "--host", host, "--port", "0", "--color", color, "--state-file", state]
+            + serveArguments
         // A deploy cancelled by now (a signal, an abort) starts nothing.
         try Task.checkCancellation()
         let pid = try Self.spawnDetached(recengine, arguments: arguments, log: log)
@@ -68,12 +72,16 @@ public struct ProcessRuntime: DeploymentRuntime {
                 if let instance = await instance(of: color), instance.pid == pid { return instance }
                 if !Self.isRunning(pid) {
                     throw OrchestratorError(
-                        .stageFailed, "the \(color) server exited at start\(indented(await logTail(of: color)))", hint: "see \(log)")
+                        .stageFailed, "the \(color) server exited at start\(indented(await logTail(of: color)))",
+                        hint: "see \(log)")
                 }
                 return nil
             }
             guard let started else {
-                throw OrchestratorError(.stageFailed, "the \(color) server did not start listening within \(timeout)\(indented(await logTail(of: color)))")
+                throw OrchestratorError(
+                    .stageFailed,
+                    "the \(color) server did not start listening within \(timeout)\(indented(await logTail(of: color)))"
+                )
             }
             return started
         } catch {
@@ -99,14 +107,17 @@ public struct ProcessRuntime: DeploymentRuntime {
     /// controller killed then), and would otherwise run on, unrouted.
     public func stop(color: String) async throws {
         var pids = Set(Self.servers(stateFile: statePath(color)))
-        if let data = FileManager.default.contents(atPath: statePath(color)), let state = try? JSONDecoder().decode(ServerState.self, from: data),
+        if let data = FileManager.default.contents(atPath: statePath(color)),
+            let state = try? JSONDecoder().decode(ServerState.self, from: data),
             Self.isRunning(state.pid)
         {
             pids.insert(state.pid)
         }
         for pid in pids { kill(pid, SIGTERM) }
         if !pids.isEmpty {
-            let stopped = try await poll(every: .milliseconds(50), for: .seconds(10)) { pids.contains(where: Self.isRunning) ? nil : true }
+            let stopped = try await poll(every: .milliseconds(50), for: .seconds(10)) {
+                pids.contains(where: Self.isRunning) ? nil : true
+            }
             if stopped == nil { pids.filter(Self.isRunning).forEach { kill($0, SIGKILL) } }
         }
         try? FileManager.default.removeItem(atPath: statePath(color))
@@ -117,10 +128,16 @@ public struct ProcessRuntime: DeploymentRuntime {
     static func servers(stateFile: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
-            guard pid != getpid(), let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/cmdline") else { return false }
+            guard pid != getpid(), let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/cmdline") else {
+                return false
+            }
             defer { try? handle.close() }
-            let arguments = ((try? handle.read(upToCount: 1 << 20)) ?? Data()).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard arguments.contains("serve"), let flag = arguments.firstIndex(of: "--state-file"), flag + 1 < arguments.count else { return false }
+            let arguments = ((try? handle.read(upToCount: 1 << 20)) ?? Data()).split(separator: 0).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            guard arguments.contains("serve"), let flag = arguments.firstIndex(of: "--state-file"),
+                flag + 1 < arguments.count
+            else { return false }
             return arguments[flag + 1] == stateFile && isRunning(pid)
         }
     }
@@ -137,7 +154,8 @@ public struct ProcessRuntime: DeploymentRuntime {
         guard kill(pid, 0) == 0 else { return false }
         let stat = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/stat") ?? Data(), as: UTF8.self)
         if stat.contains(") Z ") { return false }
-        let command = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
+        let command = String(
+            decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
         return command.contains("recengine") || command.isEmpty
     }
 

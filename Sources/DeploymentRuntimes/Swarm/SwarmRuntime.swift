@@ -1,12 +1,12 @@
 import DurableFiles
+public import EngineAPI
 import Foundation
 import HTTPTransport
-public import EngineAPI
-import RecEngineContract
-public import Traffic
 import OrchestratorSupport
 public import PipelineSchema
 public import Provenance
+import RecEngineContract
+public import Traffic
 
 /// The colours as Docker Swarm services spread over several hosts, driven over the Engine API of
 /// a manager (`deploy.swarm.host`). Each colour is the service `SERVICE_COLOR` with `replicas`
@@ -33,7 +33,10 @@ public struct SwarmRuntime: DeploymentRuntime {
     public var stateFolder: String
     public var serveArguments: [String]
 
-    public init(manager: DockerEngine, engines: [DockerEngine], spec: SwarmSpec, project: String, stateFolder: String, serveArguments: [String]) {
+    public init(
+        manager: DockerEngine, engines: [DockerEngine], spec: SwarmSpec, project: String, stateFolder: String,
+        serveArguments: [String]
+    ) {
         self.manager = manager
         self.engines = engines
         self.spec = spec
@@ -71,32 +74,40 @@ public struct SwarmRuntime: DeploymentRuntime {
     public func preflight(colors: [String], loadBalancer: Bool) async throws {
         let nginx = LocalNginx()
         if loadBalancer && !nginx.isInstalled {
-            throw OrchestratorError(.unreachable, "nginx is not installed (looked for \(nginx.nginx)); nothing was changed", hint: "apt-get install nginx")
+            throw OrchestratorError(
+                .unreachable, "nginx is not installed (looked for \(nginx.nginx)); nothing was changed",
+                hint: "apt-get install nginx")
         }
         let membership: DockerEngine.SwarmMembership
         do {
             membership = try await manager.swarmMembership()
         } catch {
             throw OrchestratorError(
-                .unreachable, "the swarm manager's engine at \(manager.host) is unreachable: \(error); nothing was changed",
+                .unreachable,
+                "the swarm manager's engine at \(manager.host) is unreachable: \(error); nothing was changed",
                 hint: "start it, or point deploy.swarm.host (or DOCKER_HOST) at a manager")
         }
         guard membership.state == "active", membership.isManager else {
             throw OrchestratorError(
-                .unreachable, "the engine at \(manager.host) is not a swarm manager (swarm state \(membership.state)); nothing was changed",
+                .unreachable,
+                "the engine at \(manager.host) is not a swarm manager (swarm state \(membership.state)); nothing was changed",
                 hint: "docker swarm init on it, or point deploy.swarm.host at a manager")
         }
         let reachable = try await nodeEngines()
         let nodes = try await manager.nodes()
         for node in nodes where node.isReady && node.availability == "active" && reachable[node.id] == nil {
             throw OrchestratorError(
-                .unreachable, "swarm node \(node.hostname) (\(node.address)) can run tasks but no engine in deploy.swarm.engines reaches it; nothing was changed",
-                hint: "add its engine (e.g. tcp://\(node.address):2376) to deploy.swarm.engines, or drain it: docker node update --availability drain \(node.hostname)")
+                .unreachable,
+                "swarm node \(node.hostname) (\(node.address)) can run tasks but no engine in deploy.swarm.engines reaches it; nothing was changed",
+                hint:
+                    "add its engine (e.g. tcp://\(node.address):2376) to deploy.swarm.engines, or drain it: docker node update --availability drain \(node.hostname)"
+            )
         }
         for (nodeID, engine) in reachable where !(try await engine.imageExists(spec.image)) {
             let node = nodes.first { $0.id == nodeID }
             throw OrchestratorError(
-                .unreachable, "the image \(spec.image) is missing on swarm node \(node?.hostname ?? nodeID) (\(engine.host)); nothing was changed",
+                .unreachable,
+                "the image \(spec.image) is missing on swarm node \(node?.hostname ?? nodeID) (\(engine.host)); nothing was changed",
                 hint: "import it on every node: DOCKER_HOST=\(engine.host) orchestrate image import recengine")
         }
     }
@@ -106,7 +117,9 @@ public struct SwarmRuntime: DeploymentRuntime {
         await withTaskGroup(of: (String, DockerEngine)?.self) { group in
             for engine in engines {
                 group.addTask {
-                    guard let membership = try? await engine.swarmMembership(), membership.state == "active" else { return nil }
+                    guard let membership = try? await engine.swarmMembership(), membership.state == "active" else {
+                        return nil
+                    }
                     return (membership.nodeID, engine)
                 }
             }
@@ -121,15 +134,20 @@ public struct SwarmRuntime: DeploymentRuntime {
     public func plannedContainers(target: String, loadBalancer: Bool) throws -> [RunPlan.PlannedContainer] {
         [
             RunPlan.PlannedContainer(
-                name: "\(serviceName(target)) (swarm service, \(spec.replicas) replicas)", image: "localhost/recengine-model:<digest> (FROM \(spec.image))",
+                name: "\(serviceName(target)) (swarm service, \(spec.replicas) replicas)",
+                image: "localhost/recengine-model:<digest> (FROM \(spec.image))",
                 command: command(color: target), binds: [],
-                network: "\(spec.publish.rawValue) publishing (auto: the routing mesh where it works), port \(spec.ports[target] ?? 0) on every node",
+                network:
+                    "\(spec.publish.rawValue) publishing (auto: the routing mesh where it works), port \(spec.ports[target] ?? 0) on every node",
                 labels: labels(color: target))
         ]
     }
 
     func command(color: String) -> [String] {
-        ["recengine", "serve", "--model", "/model", "--host", "0.0.0.0", "--port", String(Self.containerPort), "--color", color] + serveArguments
+        [
+            "recengine", "serve", "--model", "/model", "--host", "0.0.0.0", "--port", String(Self.containerPort),
+            "--color", color,
+        ] + serveArguments
     }
 
     // MARK: Deploying
@@ -150,7 +168,10 @@ public struct SwarmRuntime: DeploymentRuntime {
                 // A new spec replaces the tasks the Swarm way: one at a time, stop first (a
                 // host-mode port is free only once the old task stopped).
                 updated["TaskTemplate"] = (body["TaskTemplate"] as? [String: Any] ?? [:]).merging(
-                    ["ForceUpdate": ((existing.spec["TaskTemplate"] as? [String: Any])?["ForceUpdate"] as? Int ?? 0) + 1]) { $1 }
+                    [
+                        "ForceUpdate": ((existing.spec["TaskTemplate"] as? [String: Any])?["ForceUpdate"] as? Int ?? 0)
+                            + 1
+                    ]) { $1 }
                 try await manager.updateService(existing.id, version: existing.version, spec: updated)
             } else {
                 // Created to its end even when the release is cancelled meanwhile, so that the
@@ -160,7 +181,8 @@ public struct SwarmRuntime: DeploymentRuntime {
                 _ = try await completing { try await manager.createService(spec) }
             }
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) service could not be created on the swarm: \(error)", cause: error)
+            throw OrchestratorError(
+                .stageFailed, "the \(color) service could not be created on the swarm: \(error)", cause: error)
         }
         let instance = try await waitForTasks(color: color, image: image, sha256: sha256, timeout: timeout)
         guard checkMesh else { return instance }
@@ -169,23 +191,30 @@ public struct SwarmRuntime: DeploymentRuntime {
         var refused: [String] = []
         for node in nodes {
             let url = "http://\(node.address):\(spec.ports[color] ?? 0)/health"
-            if (try? await HTTPClient.get(url, limit: HealthProbe.answerLimit, timeout: .seconds(3)))?.status != 200 { refused.append(node.hostname) }
+            if (try? await HTTPClient.get(url, limit: HealthProbe.answerLimit, timeout: .seconds(3)))?.status != 200 {
+                refused.append(node.hostname)
+            }
         }
         let membership = try await manager.swarmMembership()
         let verdict = RoutingMesh(
             clusterID: membership.clusterID, works: refused.isEmpty, checkedOn: Date(),
             detail: refused.isEmpty
-                ? "every node answered for the tasks" : "node \(refused.joined(separator: ", ")) did not answer on the published port (no IPVS in its kernel?)")
+                ? "every node answered for the tasks"
+                : "node \(refused.joined(separator: ", ")) did not answer on the published port (no IPVS in its kernel?)"
+        )
         try? AtomicFile.write(try Self.meshEncoder.encode(verdict), to: meshPath)
         if verdict.works { return instance }
         // The routing mesh does not work here: publish on each task's own node instead.
         guard let service = try await service(of: color) else { return instance }
         var hostMode = serviceSpec(color: color, image: image, labels: serviceLabels, publishMode: "host")
-        hostMode["TaskTemplate"] = (hostMode["TaskTemplate"] as? [String: Any] ?? [:]).merging(["ForceUpdate": 1]) { $1 }
+        hostMode["TaskTemplate"] = (hostMode["TaskTemplate"] as? [String: Any] ?? [:]).merging(["ForceUpdate": 1]) {
+            $1
+        }
         do {
             try await manager.updateService(service.id, version: service.version, spec: hostMode)
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "the \(color) service could not change to host-mode publishing: \(error)", cause: error)
+            throw OrchestratorError(
+                .stageFailed, "the \(color) service could not change to host-mode publishing: \(error)", cause: error)
         }
         _ = try await poll(every: .milliseconds(250), for: timeout) { () async -> Bool? in
             (try? await self.service(of: color))?.publishMode == "host" ? true : nil
@@ -219,12 +248,15 @@ public struct SwarmRuntime: DeploymentRuntime {
     /// What the last `publish: auto` check found, whichever swarm it was on (nil: none, or a
     /// file that does not read, which the next check writes again).
     func recordedRoutingMesh() -> RoutingMesh? {
-        FileManager.default.contents(atPath: meshPath).flatMap { try? Self.meshDecoder.decode(RoutingMesh.self, from: $0) }
+        FileManager.default.contents(atPath: meshPath).flatMap {
+            try? Self.meshDecoder.decode(RoutingMesh.self, from: $0)
+        }
     }
 
     /// What the check found on this swarm.
     func routingMesh() async -> RoutingMesh? {
-        guard let mesh = recordedRoutingMesh(), let membership = try? await manager.swarmMembership(), membership.clusterID == mesh.clusterID
+        guard let mesh = recordedRoutingMesh(), let membership = try? await manager.swarmMembership(),
+            membership.clusterID == mesh.clusterID
         else { return nil }
         return mesh
     }
@@ -247,15 +279,22 @@ public struct SwarmRuntime: DeploymentRuntime {
             for engine in reachable.values {
                 group.addTask {
                     if try await engine.imageExists(image) { return }
-                    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("orchestrate-model-\(UUID().uuidString)").path
+                    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+                        "orchestrate-model-\(UUID().uuidString)"
+                    ).path
                     defer { try? FileManager.default.removeItem(atPath: folder) }
                     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                     try FileManager.default.copyItem(atPath: modelPath, toPath: folder + "/model")
-                    try Data("FROM \(spec.image)\nCOPY model /model\n".utf8).write(to: URL(fileURLWithPath: folder + "/Dockerfile"))
+                    try Data("FROM \(spec.image)\nCOPY model /model\n".utf8).write(
+                        to: URL(fileURLWithPath: folder + "/Dockerfile"))
                     do {
-                        try await engine.buildImage(context: folder, tag: image, labels: ["orchestrate.model.sha256": sha256, "orchestrate.base-image": spec.image])
+                        try await engine.buildImage(
+                            context: folder, tag: image,
+                            labels: ["orchestrate.model.sha256": sha256, "orchestrate.base-image": spec.image])
                     } catch let error as DockerError {
-                        throw OrchestratorError(.stageFailed, "the model image could not be built on \(engine.host): \(error)", cause: error)
+                        throw OrchestratorError(
+                            .stageFailed, "the model image could not be built on \(engine.host): \(error)", cause: error
+                        )
                     }
                 }
             }
@@ -284,8 +323,14 @@ public struct SwarmRuntime: DeploymentRuntime {
                 "RestartPolicy": ["Condition": "any", "Delay": 1 * seconds, "MaxAttempts": 0] as [String: Any],
             ] as [String: Any],
             "Mode": ["Replicated": ["Replicas": spec.replicas]],
-            "UpdateConfig": ["Parallelism": 1, "Delay": 1 * seconds, "FailureAction": "rollback", "Monitor": 5 * seconds, "Order": "stop-first"] as [String: Any],
-            "RollbackConfig": ["Parallelism": 1, "Delay": 1 * seconds, "FailureAction": "pause", "Monitor": 5 * seconds, "Order": "stop-first"] as [String: Any],
+            "UpdateConfig": [
+                "Parallelism": 1, "Delay": 1 * seconds, "FailureAction": "rollback", "Monitor": 5 * seconds,
+                "Order": "stop-first",
+            ] as [String: Any],
+            "RollbackConfig": [
+                "Parallelism": 1, "Delay": 1 * seconds, "FailureAction": "pause", "Monitor": 5 * seconds,
+                "Order": "stop-first",
+            ] as [String: Any],
             "EndpointSpec": [
                 "Mode": "vip",
                 "Ports": [
@@ -312,19 +357,26 @@ public struct SwarmRuntime: DeploymentRuntime {
             if let last = failed.last { lastProblem = "\(last.state): \(last.message)" }
             if failed.count >= max(3, spec.replicas * 2) && running.isEmpty {
                 throw OrchestratorError(
-                    .stageFailed, "the \(color) service's tasks keep failing (\(failed.count) so far; last \(lastProblem))\(indented(await logTail(of: color)))")
+                    .stageFailed,
+                    "the \(color) service's tasks keep failing (\(failed.count) so far; last \(lastProblem))\(indented(await logTail(of: color)))"
+                )
             }
-            guard running.count >= spec.replicas, let instance = await instance(of: color), instance.modelSHA256 == sha256 else { return nil }
+            guard running.count >= spec.replicas, let instance = await instance(of: color),
+                instance.modelSHA256 == sha256
+            else { return nil }
             return instance
         }
         if let ready { return ready }
-        if lastRunning >= spec.minHealthyReplicas, let instance = await instance(of: color), instance.modelSHA256 == sha256 {
+        if lastRunning >= spec.minHealthyReplicas, let instance = await instance(of: color),
+            instance.modelSHA256 == sha256
+        {
             return instance
         }
         throw OrchestratorError(
             .stageFailed,
             "the \(color) service has \(lastRunning) of \(spec.replicas) tasks running after \(timeout) (minHealthyReplicas \(spec.minHealthyReplicas))"
-                + (lastProblem.isEmpty ? "" : "; last task problem: \(lastProblem)") + indented(await logTail(of: color)))
+                + (lastProblem.isEmpty ? "" : "; last task problem: \(lastProblem)")
+                + indented(await logTail(of: color)))
     }
 
     // MARK: What runs
@@ -341,26 +393,35 @@ public struct SwarmRuntime: DeploymentRuntime {
             let tasks = try? await manager.tasks(service: service.id), let nodes = try? await manager.nodes()
         else { return nil }
         let port = spec.ports[color] ?? 0
-        let running = tasks.filter { $0.desiredState == "running" && $0.state == "running" && $0.image == service.image }
+        let running = tasks.filter {
+            $0.desiredState == "running" && $0.state == "running" && $0.image == service.image
+        }
         let nodeOf = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var addresses: [String]
         if service.publishMode == "ingress" {
             // Every ready node answers for every task; nginx takes a bounded number of them.
-            addresses = running.isEmpty ? [] : nodes.filter(\.isReady).prefix(TrafficSplit.maximumAddresses).map { "\($0.address):\(port)" }
+            addresses =
+                running.isEmpty
+                ? [] : nodes.filter(\.isReady).prefix(TrafficSplit.maximumAddresses).map { "\($0.address):\(port)" }
         } else {
-            addresses = running.compactMap { task in nodeOf[task.nodeID].map { "\($0.address):\(task.publishedPorts.first ?? port)" } }
+            addresses = running.compactMap { task in
+                nodeOf[task.nodeID].map { "\($0.address):\(task.publishedPorts.first ?? port)" }
+            }
         }
         addresses.sort()
         guard let first = addresses.first else { return nil }
         let hosts = running.compactMap { nodeOf[$0.nodeID]?.hostname }.sorted()
         var publishing = service.publishMode == "ingress" ? "routing mesh (ingress publishing)" : "host-mode publishing"
         if let checked = recordedRoutingMesh(), !checked.works {
-            publishing += " (routing mesh unavailable: \(checked.detail), checked \(checked.checkedOn.formatted(.iso8601)))"
+            publishing +=
+                " (routing mesh unavailable: \(checked.detail), checked \(checked.checkedOn.formatted(.iso8601)))"
         }
         var instance = ColorInstance(
             color: color, pid: nil, address: first, addresses: addresses, modelSHA256: sha256,
-            modelVersion: service.labels["orchestrate.model.version"] ?? String(sha256.prefix(12)), modelPath: models.folder + "/" + sha256)
-        instance.placement = "\(running.count)/\(service.replicas) tasks on \(hosts.joined(separator: ", ")); \(publishing)"
+            modelVersion: service.labels["orchestrate.model.version"] ?? String(sha256.prefix(12)),
+            modelPath: models.folder + "/" + sha256)
+        instance.placement =
+            "\(running.count)/\(service.replicas) tasks on \(hosts.joined(separator: ", ")); \(publishing)"
         return instance
     }
 

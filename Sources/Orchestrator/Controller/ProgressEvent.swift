@@ -34,7 +34,8 @@ public enum ProgressEvent: Sendable, Equatable, Codable {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.nonConformingFloatEncodingStrategy = NonFiniteNumbers.encoding
-        guard let data = try? encoder.encode(progress), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        guard let data = try? encoder.encode(progress),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let values = object.values.first as? [String: Any]
         else { return [:] }
         // A case with one unlabelled value (a gate's measurement, the judge's look) is that value.
@@ -48,7 +49,10 @@ public enum ProgressEvent: Sendable, Equatable, Codable {
         object["at"] = ISO8601DateFormatter().string(from: time)
         object["event"] = name
         object["message"] = text
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else {
             return #"{"event":"\#(name)"}"#
         }
         return String(decoding: data, as: UTF8.self)

@@ -13,7 +13,9 @@ extension ReleaseController {
             try ReleaseReport(record: record, liveRelease: live).write(to: folder)
             progress("report: \(folder)/report.html")
         } catch {
-            progress("warning: the release report was not written (\(error)); the release is recorded in \(pipeline.history)")
+            progress(
+                "warning: the release report was not written (\(error)); the release is recorded in \(pipeline.history)"
+            )
         }
     }
 }

@@ -1,11 +1,11 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
-import RecEngineContract
-import Traffic
 import OrchestratorSupport
 import PipelineSchema
 public import Provenance
-import DeploymentRuntimes
+import RecEngineContract
+import StrictYAML
+import Traffic
 
 extension ReleaseController {
     /// The result of `run`: the plan, and the record when one was written.
@@ -23,7 +23,8 @@ extension ReleaseController {
         static func exitCode(record: ReleaseRecord?, interruptedBy: Int32?) -> Int32 {
             if let interruptedBy { return ExitStatus.interrupted(by: interruptedBy) }
             switch record?.outcome {
-            case .rolledBack? where record?.rollout?.steps.last?.judgeDecision == .invalid: return ExitStatus.invalidExperiment
+            case .rolledBack? where record?.rollout?.steps.last?.judgeDecision == .invalid:
+                return ExitStatus.invalidExperiment
             case .failed?, .rolledBack?, .interrupted?: return ExitStatus.failed
             default: return ExitStatus.success
             }
@@ -44,7 +45,8 @@ extension ReleaseController {
             try await checkServing(live: live, deployment)
         }
         return try Planner(
-            pipeline: pipeline, options: options, records: try PlanningRecords.read(for: pipeline.stages, from: history), runtime: deployment?.runtime,
+            pipeline: pipeline, options: options,
+            records: try PlanningRecords.read(for: pipeline.stages, from: history), runtime: deployment?.runtime,
             measuredRate: await measuredRate()
         ).plan(releaseID: releaseID, live: live, recovery: recovery)
     }
@@ -58,10 +60,15 @@ extension ReleaseController {
     }
 
     /// Stops with the first disagreement between the recorded live release and what serves.
-    func checkServing(live: LiveRelease?, _ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)) async throws {
+    func checkServing(
+        live: LiveRelease?, _ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)
+    ) async throws {
         let serving = await ServingState.observe(
-            colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx, healthPath: deployment.deploy.health.path)
-        if let problem = serving.problems(live: live, trafficConfigured: deployment.nginx != nil).first { throw problem.error }
+            colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx,
+            healthPath: deployment.deploy.health.path)
+        if let problem = serving.problems(live: live, trafficConfigured: deployment.nginx != nil).first {
+            throw problem.error
+        }
     }
 
     /// Runs the pipeline (with `dryRun`, only plans it): converges an interrupted run first,
@@ -85,7 +92,8 @@ extension ReleaseController {
             var record = await newRecord(releaseID: releaseID, action: .release)
             record.stages = plan.stages.map { planned in
                 .init(
-                    status: .planned, name: planned.name, uses: planned.uses, argv: planned.command, parameters: planned.parameters, attempts: 0,
+                    status: .planned, name: planned.name, uses: planned.uses, argv: planned.command,
+                    parameters: planned.parameters, attempts: 0,
                     durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [], reason: planned.reason)
             }
             record.plan = plan
@@ -96,13 +104,15 @@ extension ReleaseController {
 
         let deployment = try deployment()
         return try await observing { observers in
-            try await release(releaseID: releaseID, deployment: deployment, interruption: interruption, observers: observers)
+            try await release(
+                releaseID: releaseID, deployment: deployment, interruption: interruption, observers: observers)
         }
     }
 
     /// The run proper, under the lock, told to `observers` as it goes.
     private func release(
-        releaseID: String, deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)?, interruption: Interruption,
+        releaseID: String, deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)?,
+        interruption: Interruption,
         observers: RunObservers
     ) async throws -> RunResult {
         if let recovered = try await recovery(deployment).converge() {
@@ -115,12 +125,15 @@ extension ReleaseController {
         do {
             try Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
             if let deployment {
-                try await deployment.runtime.preflight(colors: deployment.deploy.colors, loadBalancer: deployment.nginx != nil)
+                try await deployment.runtime.preflight(
+                    colors: deployment.deploy.colors, loadBalancer: deployment.nginx != nil)
                 if let nginx = deployment.nginx, nginx.config.modules == nil {
                     let missing = NginxModules.missing
                     throw OrchestratorError(.unreachable, missing.message + "; nothing was changed", hint: missing.hint)
                 }
-                if let analysis = pipeline.analysis, !analysis.gates.isEmpty, !(await PrometheusClient(baseURL: analysis.prometheus).isReady()) {
+                if let analysis = pipeline.analysis, !analysis.gates.isEmpty,
+                    !(await PrometheusClient(baseURL: analysis.prometheus).isReady())
+                {
                     throw OrchestratorError(
                         .unreachable, "Prometheus at \(analysis.prometheus) is unreachable; nothing was changed",
                         hint: "start it, or point analysis.prometheus (PROMETHEUS_URL) at a running one")
@@ -141,11 +154,17 @@ extension ReleaseController {
 
         let records = try PlanningRecords.read(for: pipeline.stages, from: history)
         let live = deployment == nil ? nil : try store.live()
-        let plan = try Planner(pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime, measuredRate: await measuredRate())
-            .plan(releaseID: releaseID, live: live, recovery: nil)
+        let plan = try Planner(
+            pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime,
+            measuredRate: await measuredRate()
+        )
+        .plan(releaseID: releaseID, live: live, recovery: nil)
         record.plan = plan
         let journal = RunJournal(
-            store: store, state: RunState(releaseID: releaseID, pid: getpid(), startedOn: record.startedOn, phase: .stages, live: live), record: record,
+            store: store,
+            state: RunState(
+                releaseID: releaseID, pid: getpid(), startedOn: record.startedOn, phase: .stages, live: live),
+            record: record,
             redaction: pipeline.redaction, observers: observers)
         try await journal.begin()
         await journal.announce(.started(live: live?.color))
@@ -156,18 +175,24 @@ extension ReleaseController {
         try await journal.updateRecord { $0.stages = stages }
         var outcome: ReleaseOutcome = stageFailure == nil ? .succeeded : .failed
         var failure = stageFailure
-        if let signal = interruption.signal, stages.contains(where: { $0.status == .interrupted || $0.status == .notRun }) {
+        if let signal = interruption.signal,
+            stages.contains(where: { $0.status == .interrupted || $0.status == .notRun })
+        {
             outcome = .interrupted
-            failure = "interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") during the stages; nothing was deployed"
+            failure =
+                "interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") during the stages; nothing was deployed"
         }
         if outcome == .succeeded, let modelPath = pipeline.deploy?.model {
             let digest = try? ArtifactDigest.of(modelPath + "/" + ModelFiles.tensors)
             let manifest = try? ModelIdentity.read(modelDirectory: modelPath)
-            try await journal.updateRecord { $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion) }
+            try await journal.updateRecord {
+                $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion)
+            }
         }
         if outcome == .succeeded, let deployment, let rollout = plan.rollout {
             let result = try await RolloutExecutor(
-                plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, store: store, journal: journal,
+                plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, store: store,
+                journal: journal,
                 interruption: interruption, progress: { [events] in events(.rollout($0)) }
             ).run()
             outcome = result.outcome
@@ -185,7 +210,8 @@ extension ReleaseController {
             // Traffic and colours are where the outcome says; only the record is missing. The
             // state stays for `recover`, with the finished record when the disk takes it.
             try? store.savePendingRecord(pipeline.redaction.redacted(finished))
-            throw Recovery.unrecorded(finished, done: Recovery.lastActions(of: finished), because: error, pipeline: pipeline, store: store)
+            throw Recovery.unrecorded(
+                finished, done: Recovery.lastActions(of: finished), because: error, pipeline: pipeline, store: store)
         }
         try store.finishRun()
         writeReport(written)
@@ -202,8 +228,12 @@ extension ReleaseController {
             else { continue }
             // A check that cannot be made (no recengine, an answer that is not one) is left to the
             // stage itself, which reports what it finds.
-            guard let check = await LogSourceCheck.run(source: text, recengine: options.recengineBinary), !check.reachable else { continue }
-            return OrchestratorError(.unreachable, "stage \(stage.name): \(check.error ?? "the source is unreachable"); nothing was changed", hint: check.hint)
+            guard let check = await LogSourceCheck.run(source: text, recengine: options.recengineBinary),
+                !check.reachable
+            else { continue }
+            return OrchestratorError(
+                .unreachable, "stage \(stage.name): \(check.error ?? "the source is unreachable"); nothing was changed",
+                hint: check.hint)
         }
         return nil
     }

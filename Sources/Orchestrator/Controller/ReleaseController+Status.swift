@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 import Foundation
+import OrchestratorSupport
 import PipelineSchema
+public import Provenance
 import StrictYAML
 public import Traffic
-import OrchestratorSupport
-public import Provenance
-import DeploymentRuntimes
 
 extension ReleaseController {
     /// What `orchestrate status` reports.
@@ -54,27 +54,38 @@ extension ReleaseController {
             problems.append("\(error.message): \(error.hint ?? "")")
         }
         let serving = await ServingState.observe(
-            colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx, healthPath: deployment.deploy.health.path)
+            colors: deployment.deploy.colors, runtime: deployment.runtime, nginx: deployment.nginx,
+            healthPath: deployment.deploy.health.path)
         var inProgress: String?
         var controllerAlive = false
         do {
             if let run = try store.run() {
                 let alive = kill(run.pid, 0) == 0 && ProcessTable.startTime(of: run.pid) != nil
                 controllerAlive = alive
-                inProgress = "release \(run.releaseID) \(run.phase.rawValue)\(run.target.map { " to \($0) at \(run.weight)%" } ?? "") (controller pid \(run.pid) \(alive ? "running" : "gone"))"
-                if !alive { problems.append("release \(run.releaseID) was interrupted: `orchestrate recover` (or the next run) converges it") }
+                inProgress =
+                    "release \(run.releaseID) \(run.phase.rawValue)\(run.target.map { " to \($0) at \(run.weight)%" } ?? "") (controller pid \(run.pid) \(alive ? "running" : "gone"))"
+                if !alive {
+                    problems.append(
+                        "release \(run.releaseID) was interrupted: `orchestrate recover` (or the next run) converges it"
+                    )
+                }
             }
         } catch let error as OrchestratorError {
             inProgress = "unknown (\(error.message))"
-            problems.append("an interrupted run whose state is unreadable: `orchestrate recover` converges it from current.json")
+            problems.append(
+                "an interrupted run whose state is unreadable: `orchestrate recover` converges it from current.json")
         }
         if liveError == nil && inProgress == nil {
             problems += serving.problems(live: live, trafficConfigured: deployment.nginx != nil).map(\.message)
-            problems += serving.strays(live: live, keptModels: try keptModels()).map { ServingState.strayProblem($0).message }
+            problems += serving.strays(live: live, keptModels: try keptModels()).map {
+                ServingState.strayProblem($0).message
+            }
         } else if inProgress != nil {
             // During a rollout the split is expected; only a colour with traffic that is down matters.
             for color in serving.colors where color.weight > 0 && color.health?.healthy != true {
-                problems.append("\(color.color) receives \(color.weight)% of traffic but is \(color.instance == nil ? "not running" : "unhealthy")")
+                problems.append(
+                    "\(color.color) receives \(color.weight)% of traffic but is \(color.instance == nil ? "not running" : "unhealthy")"
+                )
             }
         }
         if let orphans = serving.orphanProblem {
@@ -96,7 +107,8 @@ extension ReleaseController {
             service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning,
             nginxOrphanedWorkers: serving.nginxOrphanedWorkers, traffic: serving.traffic,
             trafficGeneration: serving.trafficReport?.state.generation, trafficSource: serving.trafficReport?.source,
-            colors: serving.colors, runInProgress: inProgress, lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
+            colors: serving.colors, runInProgress: inProgress,
+            lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
             healthy: problems.isEmpty, problems: problems)
     }
 
@@ -110,7 +122,9 @@ extension ReleaseController {
         // One record at a time: a long history is never held whole.
         try history.forEachLine { line in
             guard let record = line.record else { return true }
-            if keepPromoted, record.outcome == .succeeded, let model = record.deployment?.modelSHA256 { kept.insert(model) }
+            if keepPromoted, record.outcome == .succeeded, let model = record.deployment?.modelSHA256 {
+                kept.insert(model)
+            }
             if (record.action ?? .release) == .release && !record.dryRun { lastReleaseModel = record.model?.sha256 }
             return true
         }
@@ -128,7 +142,8 @@ extension ReleaseController {
         let releaseID = RunIdentity.releaseID()
         let lock = try lock(releaseID: releaseID)
         defer { lock.release() }
-        if let recovered = try await recovery(deployment).converge(), recovered.outcome != .succeeded, requested == nil {
+        if let recovered = try await recovery(deployment).converge(), recovered.outcome != .succeeded, requested == nil
+        {
             progress(
                 "rollback: the interrupted release \(recovered.releaseID) was rolled back by recovery; the live release serves again. "
                     + "Nothing more was rolled back: run orchestrate rollback again to go further back.")
@@ -139,7 +154,8 @@ extension ReleaseController {
         var record = await newRecord(releaseID: releaseID, action: .rollback)
         do {
             try await Rollback(
-                pipeline: pipeline, deploy: deployment.deploy, store: store, runtime: deployment.runtime, nginx: deployment.nginx, history: history,
+                pipeline: pipeline, deploy: deployment.deploy, store: store, runtime: deployment.runtime,
+                nginx: deployment.nginx, history: history,
                 progress: progress
             ).run(to: requested, live: live, record: &record)
             record.outcome = .succeeded

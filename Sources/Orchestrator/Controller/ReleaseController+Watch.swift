@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 public import Foundation
-import StrictYAML
-import UnixSignals
 import OrchestratorSupport
 import PipelineSchema
 public import Provenance
-import DeploymentRuntimes
+import StrictYAML
+import UnixSignals
 
 extension ReleaseController {
     /// A run in progress as `orchestrate status --watch` shows it, read from the state files the
@@ -63,7 +63,9 @@ extension ReleaseController {
         var weights: [RolloutView.Weight] = []
         var step: Int?
         if let target = run.target, run.phase != .stages, run.phase != .deploying || run.weight > 0 {
-            if let live = run.live?.color, run.weight < 100 { weights.append(.init(color: live, percent: 100 - run.weight)) }
+            if let live = run.live?.color, run.weight < 100 {
+                weights.append(.init(color: live, percent: 100 - run.weight))
+            }
             weights.append(.init(color: target, percent: run.weight))
             if run.phase == .shifting || run.phase == .holding {
                 step = plannedSteps.firstIndex { $0.newWeight == run.weight }.map { $0 + 1 }
@@ -72,10 +74,13 @@ extension ReleaseController {
             weights.append(.init(color: live, percent: 100))
         }
         return RolloutView(
-            service: pipeline.deploy?.service ?? pipeline.name, releaseID: run.releaseID, phase: run.phase, stage: run.stage, target: run.target,
+            service: pipeline.deploy?.service ?? pipeline.name, releaseID: run.releaseID, phase: run.phase,
+            stage: run.stage, target: run.target,
             live: run.live?.color, weights: weights, step: step, steps: plannedSteps.isEmpty ? nil : plannedSteps.count,
-            gates: (run.gates ?? []).sorted { $0.gate < $1.gate }, events: Array((record?.rollout?.events ?? []).suffix(5)), controllerPID: run.pid,
-            controllerRunning: kill(run.pid, 0) == 0 && ProcessTable.startTime(of: run.pid) != nil, startedOn: run.startedOn)
+            gates: (run.gates ?? []).sorted { $0.gate < $1.gate },
+            events: Array((record?.rollout?.events ?? []).suffix(5)), controllerPID: run.pid,
+            controllerRunning: kill(run.pid, 0) == 0 && ProcessTable.startTime(of: run.pid) != nil,
+            startedOn: run.startedOn)
     }
 
     /// Looks at the run in progress every `interval` (waiting for one when there is none) and
@@ -85,7 +90,9 @@ extension ReleaseController {
     /// - Returns: the exit code: 0 the release succeeded, 1 it was rolled back, failed or
     ///   interrupted, or its controller is gone without a record; 130/143 the watch itself was
     ///   stopped by SIGINT/SIGTERM.
-    public func watch(every interval: Duration = .seconds(1), show: @escaping @Sendable (WatchFrame) -> Void) async throws -> Int32 {
+    public func watch(
+        every interval: Duration = .seconds(1), show: @escaping @Sendable (WatchFrame) -> Void
+    ) async throws -> Int32 {
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         return try await withThrowingTaskGroup(of: Int32.self) { group in
             group.addTask {
@@ -107,7 +114,8 @@ extension ReleaseController {
             if let previous = watched, view?.releaseID != previous.releaseID {
                 // The watched run ended (its record is appended before run.json is removed).
                 if let record = try history.lastRecord(
-                    startedOnOrAfter: previous.startedOn.addingTimeInterval(-60), where: { $0.releaseID == previous.releaseID })
+                    startedOnOrAfter: previous.startedOn.addingTimeInterval(-60),
+                    where: { $0.releaseID == previous.releaseID })
                 {
                     show(.finished(record))
                     return record.outcome == .succeeded ? ExitStatus.success : ExitStatus.failed
@@ -156,19 +164,28 @@ extension ReleaseController.RolloutView {
         if let step, let steps { lines.append("Step:        \(step)/\(steps)") }
         lines.append("Live:        \(live ?? "none")")
         if let target { lines.append("New:         \(target)") }
-        lines.append("Weights:     " + (weights.isEmpty ? "-" : weights.map { "\($0.color) \($0.percent)%" }.joined(separator: "  ")))
+        lines.append(
+            "Weights:     "
+                + (weights.isEmpty ? "-" : weights.map { "\($0.color) \($0.percent)%" }.joined(separator: "  ")))
         if !gates.isEmpty {
             lines.append("")
             lines.append("Gates\(step.map { " (step \($0))" } ?? ""):")
             let rows =
                 [["NAME", "CONDITION", "VALUE", "OUTCOME", "AGE"]]
-                + gates.map { [$0.gate, $0.condition, $0.value.map(formatMetric) ?? ($0.error ?? "-"), $0.outcome, Self.age($0.at, now)] }
+                + gates.map {
+                    [
+                        $0.gate, $0.condition, $0.value.map(formatMetric) ?? ($0.error ?? "-"), $0.outcome,
+                        Self.age($0.at, now),
+                    ]
+                }
             lines += Self.table(rows).map { "  " + $0 }
         }
         if !events.isEmpty {
             lines.append("")
             lines.append("Events:")
-            lines += events.map { "  \(Self.clock($0.at))  \($0.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.detail)" }
+            lines += events.map {
+                "  \(Self.clock($0.at))  \($0.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.detail)"
+            }
         }
         return lines
     }
@@ -180,7 +197,10 @@ extension ReleaseController.RolloutView {
         if let step, let steps { parts.append("step \(step)/\(steps)") }
         if !weights.isEmpty { parts.append(weights.map { "\($0.color) \($0.percent)%" }.joined(separator: " ")) }
         if !gates.isEmpty {
-            parts.append("gates " + gates.map { "\($0.gate)=\($0.value.map(formatMetric) ?? "-") \($0.outcome)" }.joined(separator: ", "))
+            parts.append(
+                "gates "
+                    + gates.map { "\($0.gate)=\($0.value.map(formatMetric) ?? "-") \($0.outcome)" }.joined(
+                        separator: ", "))
         }
         return parts.joined(separator: "  ")
     }
@@ -199,8 +219,10 @@ extension ReleaseController.RolloutView {
     static func table(_ rows: [[String]]) -> [String] {
         let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
-            row.enumerated().map { column, cell in column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ")
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            .joined(separator: "  ")
         }
     }
 }

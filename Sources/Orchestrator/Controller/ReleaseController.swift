@@ -1,13 +1,13 @@
+import DeploymentRuntimes
 import Foundation
 public import Logging
-import StrictYAML
-import RecEngineContract
-import Subprocess
-import Traffic
 import OrchestratorSupport
 public import PipelineSchema
 public import Provenance
-import DeploymentRuntimes
+import RecEngineContract
+import StrictYAML
+import Subprocess
+import Traffic
 
 /// The release controller of one pipeline: what the command line calls. `run` plans once and
 /// carries out the plan (stages, then the rollout); `status`, `rollback`, `recover`, `repair` and
@@ -41,7 +41,10 @@ public struct ReleaseController: Sendable {
     }
 
     /// A controller whose progress is shown as lines of text.
-    public init(pipeline: Pipeline, options: RunOptions = RunOptions(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        pipeline: Pipeline, options: RunOptions = RunOptions(),
+        progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.init(pipeline: pipeline, options: options, events: { progress($0.text) })
     }
 
@@ -55,14 +58,19 @@ public struct ReleaseController: Sendable {
         let runtime = try RuntimeFactory.make(deploy, pipeline: pipeline, store: store, options: options)
         let nginx = pipeline.traffic.map { traffic in
             NginxController(
-                config: NginxConfig(listenPort: traffic.listen, runtimeFolder: store.nginxFolder, modules: runtime.loadBalancer.modules),
+                config: NginxConfig(
+                    listenPort: traffic.listen, runtimeFolder: store.nginxFolder, modules: runtime.loadBalancer.modules),
                 configPath: traffic.nginxConfig, host: runtime.loadBalancer)
         }
         return (deploy, runtime, nginx)
     }
 
-    func recovery(_ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)?) -> Recovery {
-        Recovery(pipeline: pipeline, store: store, runtime: deployment?.runtime, nginx: deployment?.nginx, history: history, progress: progress)
+    func recovery(
+        _ deployment: (deploy: DeploySpec, runtime: any DeploymentRuntime, nginx: NginxController?)?
+    ) -> Recovery {
+        Recovery(
+            pipeline: pipeline, store: store, runtime: deployment?.runtime, nginx: deployment?.nginx, history: history,
+            progress: progress)
     }
 
     /// Takes the pipeline's lock, once the history is known to be a history (a `history:` key
@@ -71,15 +79,19 @@ public struct ReleaseController: Sendable {
         try history.checkIsHistory()
         return try RunLock(
             historyPath: pipeline.history,
-            holder: .init(pid: getpid(), user: RunIdentity.user, host: RunIdentity.host, since: Date(), releaseID: releaseID, command: options.command))
+            holder: .init(
+                pid: getpid(), user: RunIdentity.user, host: RunIdentity.host, since: Date(), releaseID: releaseID,
+                command: options.command))
     }
 
     func newRecord(releaseID: String, action: ReleaseAction) async -> ReleaseRecord {
         var record = ReleaseRecord(
             releaseID: releaseID, startedOn: Date(), finishedOn: nil,
-            invocation: .init(trigger: options.trigger, user: RunIdentity.user, host: RunIdentity.host, command: options.command),
+            invocation: .init(
+                trigger: options.trigger, user: RunIdentity.user, host: RunIdentity.host, command: options.command),
             builder: .init(id: "orchestrate", version: RunIdentity.version), source: await gitSource(),
-            pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), overrides: options.overrides, dryRun: options.dryRun,
+            pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256),
+            overrides: options.overrides, dryRun: options.dryRun,
             stages: [], model: nil, outcome: .running)
         record.action = action
         return record
@@ -90,7 +102,8 @@ public struct ReleaseController: Sendable {
         func git(_ arguments: [String]) async -> String? {
             guard
                 let result = try? await Subprocess.run(
-                    .name("git"), arguments: Arguments(["-C", pipelineFolder] + arguments), output: .string(limit: 1 << 20), error: .discarded),
+                    .name("git"), arguments: Arguments(["-C", pipelineFolder] + arguments),
+                    output: .string(limit: 1 << 20), error: .discarded),
                 result.terminationStatus.isSuccess
             else { return nil }
             return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -107,7 +120,9 @@ public struct ReleaseController: Sendable {
     /// - Throws: `.stageFailed` (exit 1) when no rollout is in progress.
     public func request(_ control: ControlRequest) throws -> RunState {
         guard let run = try store.run(), kill(run.pid, 0) == 0, run.phase != .stages else {
-            throw OrchestratorError(.stageFailed, "no rollout is in progress for \(pipeline.deploy?.service ?? pipeline.name)", hint: "orchestrate status shows what is live")
+            throw OrchestratorError(
+                .stageFailed, "no rollout is in progress for \(pipeline.deploy?.service ?? pipeline.name)",
+                hint: "orchestrate status shows what is live")
         }
         try store.request(control)
         return run
@@ -126,7 +141,9 @@ public struct ReleaseController: Sendable {
         let deployment = try deployment()
         let recovered = try await observing { observers in
             let recovered = try await recovery(deployment).converge()
-            if let recovered { observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered))) }
+            if let recovered {
+                observers.observe(RunEvent(releaseID: recovered.releaseID, at: Date(), kind: .recovered(recovered)))
+            }
             return recovered
         }
         if let recovered { return recovered }

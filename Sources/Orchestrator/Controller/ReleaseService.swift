@@ -1,10 +1,10 @@
 import Foundation
-import StrictYAML
 import Logging
+import OrchestratorSupport
 public import ServiceLifecycle
+import StrictYAML
 import Synchronization
 import UnixSignals
-import OrchestratorSupport
 
 /// `orchestrate run` as a service with graceful shutdown: a SIGTERM or SIGINT (a CI cancel, a job
 /// timeout, Ctrl-C) interrupts the run, which puts traffic back on the live colour, stops what it
@@ -41,17 +41,24 @@ public final class ReleaseService: Service, Sendable {
         let service = ReleaseService(controller: controller, interruption: interruption)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [
+                    .init(
+                        service: service, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup)
+                ],
                 logger: Logger(label: "orchestrate", factory: { _ in SwiftLogNoOpLogHandler() })))
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await signal in signals {
                     if interruption.isRaised {
-                        controller.progress("\(signal) again: exiting now; the next run (or orchestrate recover) converges what is left")
+                        controller.progress(
+                            "\(signal) again: exiting now; the next run (or orchestrate recover) converges what is left"
+                        )
                         _exit(ExitStatus.interrupted(by: signal.rawValue))
                     }
-                    controller.progress("\(signal): rolling back to the live colour, then exiting (send it again to exit at once)")
+                    controller.progress(
+                        "\(signal): rolling back to the live colour, then exiting (send it again to exit at once)")
                     interruption.raise(signal.rawValue)
                     await group.triggerGracefulShutdown()
                 }

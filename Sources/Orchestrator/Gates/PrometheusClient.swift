@@ -1,6 +1,6 @@
 import Foundation
-import StrictYAML
 import HTTPTransport
+import StrictYAML
 import Synchronization
 import TextSafety
 import Traffic
@@ -22,11 +22,15 @@ public struct PrometheusClient: Sendable {
     /// A gate's query: one series, or a scalar (documented in the README).
     static let gateAnswerLimit = HTTPClient.BodyLimit(
         1 << 20, for: "the answer to a gate's query",
-        hint: "a gate's query returns one series of a few hundred bytes: aggregate it, e.g. sum(...), and try it in Prometheus's console")
+        hint:
+            "a gate's query returns one series of a few hundred bytes: aggregate it, e.g. sum(...), and try it in Prometheus's console"
+    )
     /// A judge's query: a histogram's buckets, or counts per unit (documented in the README).
     static let vectorAnswerLimit = HTTPClient.BodyLimit(
         4 << 20, for: "the answer to a judge's query",
-        hint: "the judge reads a histogram's buckets by le, or counts by its units label: aggregate the query to those labels, e.g. sum by (le) (...)")
+        hint:
+            "the judge reads a histogram's buckets by le, or counts by its units label: aggregate the query to those labels, e.g. sum by (le) (...)"
+    )
     static let readinessLimit = HTTPClient.BodyLimit(
         64 << 10, for: "Prometheus's readiness answer", hint: "is analysis.prometheus the address of Prometheus?")
     /// How long one query may take, the answer read whole.
@@ -56,7 +60,8 @@ public struct PrometheusClient: Sendable {
 
     /// Whether Prometheus answers its readiness endpoint.
     public func isReady() async -> Bool {
-        (try? await HTTPClient.get("\(baseURL)/-/ready", limit: Self.readinessLimit, timeout: .seconds(3)))?.status == 200
+        (try? await HTTPClient.get("\(baseURL)/-/ready", limit: Self.readinessLimit, timeout: .seconds(3)))?.status
+            == 200
     }
 
     /// Runs an instant query that must return one value; a result with several series is an
@@ -67,7 +72,9 @@ public struct PrometheusClient: Sendable {
         if scan.series > 1 {
             let count = try? await countSeries(promql)
             throw QueryError(
-                message: "the query returned \(count.map { "\($0)" } ?? "more than one") series; a gate needs one: wrap it in sum(...)")
+                message:
+                    "the query returned \(count.map { "\($0)" } ?? "more than one") series; a gate needs one: wrap it in sum(...)"
+            )
         }
         return try Self.parse(scan.body, status: response.status)
     }
@@ -77,7 +84,8 @@ public struct PrometheusClient: Sendable {
     func countSeries(_ promql: String) async throws -> Int {
         let scan = SeriesScan(stopAfter: 1)
         let response = try await get("count((\(promql)))", limit: Self.gateAnswerLimit) { scan.take($0) }
-        guard case .value(let count) = try Self.parse(scan.body, status: response.status), count.isFinite, count >= 0 else {
+        guard case .value(let count) = try Self.parse(scan.body, status: response.status), count.isFinite, count >= 0
+        else {
             throw QueryError(message: "no count")
         }
         return Int(count)
@@ -100,15 +108,21 @@ public struct PrometheusClient: Sendable {
         let response = try await get(promql, at: time, limit: Self.vectorAnswerLimit) { scan.take($0) }
         if scan.series > Self.vectorSeriesLimit {
             throw QueryError(
-                message: "the query returned more than \(Self.vectorSeriesLimit) series; the judge reads a histogram's buckets by le, or counts by its units label: "
+                message:
+                    "the query returned more than \(Self.vectorSeriesLimit) series; the judge reads a histogram's buckets by le, or counts by its units label: "
                     + "aggregate it to those labels, e.g. sum by (le) (...)")
         }
         // Decoded into plain values: a tree of Foundation objects would take ten times the answer's size.
-        guard let answer = try? JSONDecoder().decode(VectorAnswer.self, from: scan.body), answer.status == "success", let data = answer.data else {
+        guard let answer = try? JSONDecoder().decode(VectorAnswer.self, from: scan.body), answer.status == "success",
+            let data = answer.data
+        else {
             throw Self.failure(scan.body, status: response.status)
         }
         guard let result = data.result else {
-            throw QueryError(message: "the query returned a \(Self.echo(data.resultType)) result; a histogram needs an instant vector by le")
+            throw QueryError(
+                message:
+                    "the query returned a \(Self.echo(data.resultType)) result; a histogram needs an instant vector by le"
+            )
         }
         return try result.map { series in
             guard let value = Double(series.value), value.isFinite else {
@@ -119,15 +133,21 @@ public struct PrometheusClient: Sendable {
     }
 
     /// GET a query; the body goes to `take` as it arrives (which may end the transfer).
-    private func get(_ promql: String, at time: Date? = nil, limit: HTTPClient.BodyLimit, take: @escaping @Sendable (Data) -> Bool) async throws
+    private func get(
+        _ promql: String, at time: Date? = nil, limit: HTTPClient.BodyLimit, take: @escaping @Sendable (Data) -> Bool
+    ) async throws
         -> HTTPClient.Response
     {
         let instant = time.map { String(format: "&time=%.3f", $0.timeIntervalSince1970) } ?? ""
         let url = "\(baseURL)/api/v1/query?query=\(HTTPClient.encodeQueryValue(promql))\(instant)"
         do {
-            return try await HTTPClient.send(HTTPClient.Request(url: url, timeout: Self.queryTimeout, limit: limit), onData: take)
+            return try await HTTPClient.send(
+                HTTPClient.Request(url: url, timeout: Self.queryTimeout, limit: limit), onData: take)
         } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge {
-            throw QueryError(message: "Prometheus's answer is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there\n  hint: \(limit.hint)")
+            throw QueryError(
+                message:
+                    "Prometheus's answer is larger than \(limit.size), the limit for \(limit.purpose): reading stopped there\n  hint: \(limit.hint)"
+            )
         } catch let error as HTTPClient.TransportError where error.code == .timedOut {
             throw QueryError(message: "Prometheus did not answer in time: \(error)", cause: error)
         } catch let error as HTTPClient.TransportError {
@@ -152,11 +172,14 @@ public struct PrometheusClient: Sendable {
             let series = data.series ?? []
             if series.isEmpty { return .noData }
             guard series.count == 1 else {
-                throw QueryError(message: "the query returned \(series.count) series; a gate needs one: wrap it in sum(...)")
+                throw QueryError(
+                    message: "the query returned \(series.count) series; a gate needs one: wrap it in sum(...)")
             }
             return try number(series[0].value)
         case let other:
-            throw QueryError(message: "the query returned a \(echo(other ?? "missing")) result; a gate needs an instant vector or scalar")
+            throw QueryError(
+                message:
+                    "the query returned a \(echo(other ?? "missing")) result; a gate needs an instant vector or scalar")
         }
     }
 
@@ -164,9 +187,12 @@ public struct PrometheusClient: Sendable {
     /// else answered (a proxy's page), escaped and cut.
     static func failure(_ body: Data, status: Int) -> QueryError {
         if let answer = PrometheusAnswer.decode(body), let error = answer.error {
-            return QueryError(message: "Prometheus answered HTTP \(status), \(echo(answer.errorType ?? "error")): \(echo(error))")
+            return QueryError(
+                message: "Prometheus answered HTTP \(status), \(echo(answer.errorType ?? "error")): \(echo(error))")
         }
-        let start = body.isEmpty ? "an empty body" : "\"\(echo(String(decoding: body.prefix(OutsideText.messageLimit), as: UTF8.self)))\""
+        let start =
+            body.isEmpty
+            ? "an empty body" : "\"\(echo(String(decoding: body.prefix(OutsideText.messageLimit), as: UTF8.self)))\""
         return QueryError(message: "Prometheus answered HTTP \(status) without a result: \(start)")
     }
 

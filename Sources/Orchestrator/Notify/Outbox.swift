@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTransport
-import Synchronization
 import OrchestratorSupport
+import Synchronization
 
 /// HTTP requests sent off the rollout's path: observers queue them (never waiting), and one
 /// sender per destination delivers them in order, with a timeout per attempt and retries with
@@ -13,7 +13,8 @@ final class Outbox: Sendable {
     static let flushLimit: Duration = .seconds(5)
     /// The most of a receiver's answer read: only its status matters (documented in the README).
     static let answerLimit = HTTPClient.BodyLimit(
-        64 << 10, for: "a webhook receiver's answer", hint: "a receiver acknowledges with a status and a short body; check the receiver")
+        64 << 10, for: "a webhook receiver's answer",
+        hint: "a receiver acknowledges with a status and a short body; check the receiver")
 
     /// One receiver.
     struct Destination: Sendable {
@@ -81,7 +82,11 @@ final class Outbox: Sendable {
                     counts[destination, default: Counts()].dropped += 1
                     return counts[destination]?.dropped == 1
                 }
-                if first { warn("\(destination): more than \(lane.destination.capacity) requests waiting: \(request.what) and later ones are dropped") }
+                if first {
+                    warn(
+                        "\(destination): more than \(lane.destination.capacity) requests waiting: \(request.what) and later ones are dropped"
+                    )
+                }
             }
         case .terminated:
             break
@@ -118,7 +123,9 @@ final class Outbox: Sendable {
                     running -= 1
                 } else {
                     let pending = counts.withLock { $0.values.reduce(0) { $0 + $1.queued } }
-                    warn("notify/metrics: \(pending) request(s) still unsent \(Self.flushLimit) after the run ended: given up")
+                    warn(
+                        "notify/metrics: \(pending) request(s) still unsent \(Self.flushLimit) after the run ended: given up"
+                    )
                     break
                 }
             }
@@ -153,13 +160,16 @@ final class Outbox: Sendable {
                 let response = try await HTTPClient.send(
                     HTTPClient.Request(
                         // "Expect:" keeps libcurl from waiting for a 100 Continue before a body over 1 KiB.
-                        method: request.method, url: request.url, headers: request.headers + ["Expect:"], body: .data(request.body),
+                        method: request.method, url: request.url, headers: request.headers + ["Expect:"],
+                        body: .data(request.body),
                         timeout: destination.timeout, limit: Self.answerLimit))
                 if (200..<300).contains(response.status) { return }
                 problem = "HTTP \(response.status)"
                 // A request the receiver refuses will be refused again (but 408 and 429 may pass later).
                 if (400..<500).contains(response.status) && response.status != 408 && response.status != 429 { break }
-            } catch let error as HTTPClient.TransportError where error.code == .answerTooLarge && (200..<300).contains(error.status) {
+            } catch let error as HTTPClient.TransportError
+                where error.code == .answerTooLarge && (200..<300).contains(error.status)
+            {
                 return  // delivered: the receiver took it, only its answer was cut off
             } catch is CancellationError {
                 return
@@ -173,7 +183,10 @@ final class Outbox: Sendable {
             return counts[destination.name]?.failed == 1
         }
         if first {
-            warn(redaction.redact("\(destination.name): \(request.what) not delivered after \(destination.retries + 1) attempt(s): \(problem)"))
+            warn(
+                redaction.redact(
+                    "\(destination.name): \(request.what) not delivered after \(destination.retries + 1) attempt(s): \(problem)"
+                ))
         }
     }
 }

@@ -1,9 +1,9 @@
 import Foundation
-import StrictYAML
-import Synchronization
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
+import Synchronization
 
 /// Tells the pipeline's webhooks about the events each one chose, through the outbox (never
 /// waiting for them).
@@ -26,7 +26,9 @@ final class WebhookNotifier: RunObserver {
 
     /// The outbox destination of each webhook.
     static func destinations(_ spec: NotifySpec) -> [Outbox.Destination] {
-        spec.webhooks.map { Outbox.Destination(name: "notify \($0.name)", timeout: spec.timeout.duration, retries: spec.retries) }
+        spec.webhooks.map {
+            Outbox.Destination(name: "notify \($0.name)", timeout: spec.timeout.duration, retries: spec.retries)
+        }
     }
 
     func observe(_ event: RunEvent) {
@@ -38,14 +40,16 @@ final class WebhookNotifier: RunObserver {
         for webhook in spec.webhooks where webhook.events.contains(message.event) {
             let body: Data
             do {
-                body = try Self.encoder.encode(webhook.format == .slack ? AnyEncodable(SlackMessage(message)) : AnyEncodable(message))
+                body = try Self.encoder.encode(
+                    webhook.format == .slack ? AnyEncodable(SlackMessage(message)) : AnyEncodable(message))
             } catch {
                 continue
             }
             outbox.send(
                 Outbox.Request(
                     method: "POST", url: webhook.url,
-                    headers: ["Content-Type: application/json"] + webhook.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" },
+                    headers: ["Content-Type: application/json"]
+                        + webhook.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" },
                     body: body, what: message.event.rawValue),
                 to: "notify \(webhook.name)")
         }
@@ -55,7 +59,8 @@ final class WebhookNotifier: RunObserver {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return encoder
     }
 
@@ -89,7 +94,8 @@ final class WebhookNotifier: RunObserver {
         }
 
         enum CodingKeys: String, CodingKey {
-            case event, pipeline, service, release, at, summary, target, live, weight, step, steps, measurements, reason, outcome
+            case event, pipeline, service, release, at, summary, target, live, weight, step, steps, measurements,
+                reason, outcome
             case modelVersion = "model_version"
         }
     }
@@ -97,7 +103,8 @@ final class WebhookNotifier: RunObserver {
     func message(for event: RunEvent) -> Message? {
         let run = state.withLock { $0 }
         var message = Message(
-            event: .started, pipeline: pipeline, service: service, release: event.releaseID, at: event.at, summary: "", target: run?.target,
+            event: .started, pipeline: pipeline, service: service, release: event.releaseID, at: event.at, summary: "",
+            target: run?.target,
             live: run?.live?.color, weight: run?.weight)
         let name = "\(service): release \(event.releaseID)"
         switch event.kind {
@@ -112,7 +119,8 @@ final class WebhookNotifier: RunObserver {
             message.weight = weight
             message.measurements = Self.latest(measurements)
             message.reason = note
-            let values = Self.latest(measurements).map { "\($0.gate) \($0.value.map(formatMetric) ?? "-")" }.joined(separator: ", ")
+            let values = Self.latest(measurements).map { "\($0.gate) \($0.value.map(formatMetric) ?? "-")" }.joined(
+                separator: ", ")
             message.summary =
                 "\(name): step \(step)/\(steps) passed, \(run?.target ?? "the new colour") at \(weight)%\(values.isEmpty ? "" : " (\(values))")"
                 + (note.map { "; \($0)" } ?? "")
@@ -138,7 +146,8 @@ final class WebhookNotifier: RunObserver {
             message.release = record.releaseID
             message.outcome = record.outcome.rawValue
             message.reason = record.failure
-            message.summary = "\(service): the interrupted release \(record.releaseID) was recovered (\(record.outcome.rawValue))"
+            message.summary =
+                "\(service): the interrupted release \(record.releaseID) was recovered (\(record.outcome.rawValue))"
         case .finished(let record):
             guard record.outcome == .failed, record.rollout?.steps.isEmpty ?? true else { return nil }
             message.event = .failed

@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
-import RecEngineContract
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import RecEngineContract
+import StrictYAML
 
 /// Computes the plan of a run, once, from the pipeline, the options, the history and the live
 /// release. Reads files and the history; writes nothing and starts no process.
@@ -20,24 +20,30 @@ struct Planner {
     func plan(releaseID: String, live: LiveRelease?, recovery: RunPlan.PlannedRecovery?) throws -> RunPlan {
         try checkSkips()
         return RunPlan(
-            releaseID: releaseID, pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), history: pipeline.history,
-            overrides: options.overrides, recovery: recovery, stages: try stages(), rollout: try rollout(releaseID: releaseID, live: live),
-            traffic: pipeline.traffic, analysis: pipeline.analysis, observers: observers, docker: pipeline.deploy?.docker)
+            releaseID: releaseID, pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256),
+            history: pipeline.history,
+            overrides: options.overrides, recovery: recovery, stages: try stages(),
+            rollout: try rollout(releaseID: releaseID, live: live),
+            traffic: pipeline.traffic, analysis: pipeline.analysis, observers: observers,
+            docker: pipeline.deploy?.docker)
     }
 
     /// What the plan shows of `notify:` and `metrics:` (nil without either).
     var observers: PlannedObservers? {
         guard pipeline.notify != nil || pipeline.metrics != nil else { return nil }
         return PlannedObservers(
-            notifications: pipeline.notify?.webhooks.map { .init(name: $0.name, format: $0.format, events: $0.events) } ?? [],
-            timeout: pipeline.notify?.timeout, retries: pipeline.notify?.retries, pushgateway: pipeline.metrics?.pushgateway)
+            notifications: pipeline.notify?.webhooks.map { .init(name: $0.name, format: $0.format, events: $0.events) }
+                ?? [],
+            timeout: pipeline.notify?.timeout, retries: pipeline.notify?.retries,
+            pushgateway: pipeline.metrics?.pushgateway)
     }
 
     func checkSkips() throws {
         let names = pipeline.stages.map(\.name)
         for skip in options.skip where !names.contains(skip) {
             throw OrchestratorError(
-                .invalidInput, "--skip \(skip): the pipeline has no stage named \"\(skip)\"", hint: "its stages are \(names.joined(separator: ", "))")
+                .invalidInput, "--skip \(skip): the pipeline has no stage named \"\(skip)\"",
+                hint: "its stages are \(names.joined(separator: ", "))")
         }
     }
 
@@ -48,17 +54,22 @@ struct Planner {
         var planned: [RunPlan.PlannedStage] = []
         for stage in pipeline.stages {
             var entry = RunPlan.PlannedStage(
-                name: stage.name, uses: stage.uses, parameters: stage.parameters, command: command(for: stage), image: stage.image, env: stage.env,
-                inputs: stage.inputs, outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries, gate: stage.gate, action: .run, reason: "",
+                name: stage.name, uses: stage.uses, parameters: stage.parameters, command: command(for: stage),
+                image: stage.image, env: stage.env,
+                inputs: stage.inputs, outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries,
+                gate: stage.gate, action: .run, reason: "",
                 cachedFrom: nil, inputDigests: [], metricsFile: stage.metricsFile)
             if options.skip.contains(stage.name) {
                 entry.action = .skipped
                 entry.reason = "--skip \(stage.name)"
             } else if let upstream = stage.inputs.compactMap({ input in writtenBy[input].map { (input, $0) } }).first {
                 entry.inputDigests = try stage.inputs.filter { writtenBy[$0] == nil }.map(ArtifactDigest.of)
-                let reusable = (try? cacheDecision(for: entry, inputs: entry.inputDigests, checkInputs: false))?.cachedFrom != nil
+                let reusable =
+                    (try? cacheDecision(for: entry, inputs: entry.inputDigests, checkInputs: false))?.cachedFrom != nil
                 entry.action = reusable ? .runOrReuse : .run
-                entry.reason = "its input \(upstream.0) is written by \(upstream.1), which runs first" + (reusable ? "; reused if it comes out unchanged" : "")
+                entry.reason =
+                    "its input \(upstream.0) is written by \(upstream.1), which runs first"
+                    + (reusable ? "; reused if it comes out unchanged" : "")
             } else {
                 let inputs = try stage.inputs.map(ArtifactDigest.of)
                 entry.inputDigests = inputs
@@ -92,14 +103,18 @@ struct Planner {
     ///
     /// - Parameter checkInputs: false when some inputs are not known yet (an earlier stage writes
     ///   them): then only whether the stage could be reused at all is decided.
-    func cacheDecision(for stage: RunPlan.PlannedStage, inputs: [ArtifactDigest], checkInputs: Bool = true) throws -> (cachedFrom: String?, reason: String) {
-        try Self.cacheDecision(for: stage, inputs: inputs, records: records, force: options.force, checkInputs: checkInputs)
+    func cacheDecision(
+        for stage: RunPlan.PlannedStage, inputs: [ArtifactDigest], checkInputs: Bool = true
+    ) throws -> (cachedFrom: String?, reason: String) {
+        try Self.cacheDecision(
+            for: stage, inputs: inputs, records: records, force: options.force, checkInputs: checkInputs)
     }
 
     /// The same decision, for a stage planned `run_or_reuse` once the stage before it has run and
     /// its inputs are known: the planner's rule, applied by the executor to what it now knows.
     static func cacheDecision(
-        for stage: RunPlan.PlannedStage, inputs: [ArtifactDigest], records: [ReleaseRecord], force: Bool, checkInputs: Bool = true
+        for stage: RunPlan.PlannedStage, inputs: [ArtifactDigest], records: [ReleaseRecord], force: Bool,
+        checkInputs: Bool = true
     ) throws -> (cachedFrom: String?, reason: String) {
         if let missing = inputs.first(where: { $0.sha256 == nil }) {
             return (nil, "its input \(missing.path) does not exist yet")
@@ -120,15 +135,21 @@ struct Planner {
         for output in previous.outputs {
             let now = try ArtifactDigest.of(output.path)
             if now.sha256 == nil { return (nil, "its output \(output.path) is gone") }
-            if now.sha256 != output.sha256 { return (nil, "its output \(output.path) changed since \(record.releaseID)") }
+            if now.sha256 != output.sha256 {
+                return (nil, "its output \(output.path) changed since \(record.releaseID)")
+            }
         }
         return (record.releaseID, "inputs and parameters unchanged since \(record.releaseID), outputs intact")
     }
 
     /// The newest succeeded run of a stage (run or reused) in a succeeded release.
-    static func lastSuccess(of stage: String, in records: [ReleaseRecord]) -> (ReleaseRecord, ReleaseRecord.StageRecord)? {
+    static func lastSuccess(
+        of stage: String, in records: [ReleaseRecord]
+    ) -> (ReleaseRecord, ReleaseRecord.StageRecord)? {
         for record in records.reversed() where record.outcome == .succeeded && !record.dryRun {
-            if let entry = record.stages.first(where: { $0.name == stage && ($0.status == .succeeded || $0.status == .cached) }) {
+            if let entry = record.stages.first(where: {
+                $0.name == stage && ($0.status == .succeeded || $0.status == .cached)
+            }) {
                 return (record, entry)
             }
         }
@@ -176,23 +197,32 @@ struct Planner {
             for gate in pipeline.analysis?.gates ?? [] where live != nil || !gate.query.contains("{{live}}") {
                 queries[gate.name] = gate.resolvedQuery(color: target, live: live?.color ?? "none", release: releaseID)
             }
-            var step = RunPlan.PlannedStep(step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries)
-            if let judge = pipeline.analysis?.judge, let rate = measuredRate ?? judge.expectedRate, live != nil, weight < 100 {
+            var step = RunPlan.PlannedStep(
+                step: index + 1, newWeight: weight, liveWeight: 100 - weight, queries: queries)
+            if let judge = pipeline.analysis?.judge, let rate = measuredRate ?? judge.expectedRate, live != nil,
+                weight < 100
+            {
                 let hold = (traffic?.wait.duration ?? .zero).seconds
                 step.power = JudgeRules(spec: judge).power(rate: rate, weight: weight, seconds: hold)
-                step.powerAtMaxWait = JudgeRules(spec: judge).power(rate: rate, weight: weight, seconds: max(hold, judge.maxWait.duration.seconds))
+                step.powerAtMaxWait = JudgeRules(spec: judge).power(
+                    rate: rate, weight: weight, seconds: max(hold, judge.maxWait.duration.seconds))
             }
             return step
         }
         let folder = URL(fileURLWithPath: pipeline.file).deletingLastPathComponent().path
-        let logs = URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("logs").path
+        let logs = URL(fileURLWithPath: pipeline.history).deletingLastPathComponent().appendingPathComponent("logs")
+            .path
         return RunPlan.Rollout(
-            runtime: runtime.name, service: deploy.service, model: deploy.model ?? "", live: live, target: target, health: deploy.health, steps: steps,
-            mode: traffic?.mode, hold: traffic?.wait ?? .seconds(0), stopOld: traffic?.stopOld ?? false, drain: traffic?.drain ?? .seconds(0),
+            runtime: runtime.name, service: deploy.service, model: deploy.model ?? "", live: live, target: target,
+            health: deploy.health, steps: steps,
+            mode: traffic?.mode, hold: traffic?.wait ?? .seconds(0), stopOld: traffic?.stopOld ?? false,
+            drain: traffic?.drain ?? .seconds(0),
             automaticRollback: pipeline.rollback.automatic, stopNew: pipeline.rollback.stopNew, hooks: pipeline.hooks,
-            containers: try runtime.plannedContainers(target: target, loadBalancer: traffic != nil), colors: deploy.colors,
+            containers: try runtime.plannedContainers(target: target, loadBalancer: traffic != nil),
+            colors: deploy.colors,
             prometheus: pipeline.analysis?.prometheus, gates: pipeline.analysis?.gates ?? [],
             // The judge compares the new colour with the live one: without one, there is nothing to judge.
-            judge: live == nil ? nil : pipeline.analysis?.judge, interleave: traffic?.interleave, files: .init(workingDirectory: folder, logs: logs))
+            judge: live == nil ? nil : pipeline.analysis?.judge, interleave: traffic?.interleave,
+            files: .init(workingDirectory: folder, logs: logs))
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
-import StrictYAML
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 /// The records a plan reads, from a history of any length: for each stage, the newest succeeded
 /// release that ran it (whose outputs the stage may reuse), and for a movie log ingest the newest
@@ -35,12 +35,14 @@ struct PlanningRecords {
     mutating func consider(_ record: ReleaseRecord) {
         guard record.outcome == .succeeded && !record.dryRun else { return }
         var answers = false
-        for name in withoutSuccess where record.stages.contains(where: { $0.name == name && ($0.status == .succeeded || $0.status == .cached) }) {
+        for name in withoutSuccess
+        where record.stages.contains(where: { $0.name == name && ($0.status == .succeeded || $0.status == .cached) }) {
             withoutSuccess.remove(name)
             answers = true
         }
         for name in withoutShares {
-            guard let entry = record.stages.first(where: { $0.name == name }), (1...5).allSatisfy({ entry.metrics["rating_share_\($0)"] != nil })
+            guard let entry = record.stages.first(where: { $0.name == name }),
+                (1...5).allSatisfy({ entry.metrics["rating_share_\($0)"] != nil })
             else { continue }
             withoutShares.remove(name)
             answers = true

@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
-import Traffic
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import StrictYAML
+import Traffic
 
 /// Converges a run that a killed controller left behind (its `run.json`), and records it: it
 /// observes (reading only), `RecoveryPlan` decides, and `converge` carries out that plan, the one
@@ -27,7 +27,8 @@ struct Recovery {
 
     /// Whether a run was interrupted: `run.json` (or an orphaned `record.json`) exists.
     var isPending: Bool {
-        FileManager.default.fileExists(atPath: store.runPath) || FileManager.default.fileExists(atPath: store.recordPath)
+        FileManager.default.fileExists(atPath: store.runPath)
+            || FileManager.default.fileExists(atPath: store.recordPath)
     }
 
     /// What recovery sees of the interrupted run, by reading only: its files, what runs, what
@@ -44,7 +45,9 @@ struct Recovery {
         var record: RecoveryObservation.File<RecoveryObservation.PendingRecord> = .absent
         if exists(store.recordPath) {
             pending = try? store.pendingRecord()
-            record = pending.map { .read(.init(releaseID: $0.releaseID, startedOn: $0.startedOn, outcome: $0.outcome)) } ?? .unreadable
+            record =
+                pending.map { .read(.init(releaseID: $0.releaseID, startedOn: $0.startedOn, outcome: $0.outcome)) }
+                ?? .unreadable
         }
         var engine: RecoveryObservation.Engine?
         var live: LiveRelease?
@@ -67,11 +70,15 @@ struct Recovery {
         // Its record, if the run wrote it, is among the last: read back to a minute before it started.
         var alreadyRecorded = false
         if let releaseID, let started = (runState?.startedOn ?? pending?.startedOn)?.addingTimeInterval(-60) {
-            alreadyRecorded = try history.lastRecord(startedOnOrAfter: started, where: { $0.releaseID == releaseID && $0.outcome != .running }) != nil
+            alreadyRecorded =
+                try history.lastRecord(
+                    startedOnOrAfter: started, where: { $0.releaseID == releaseID && $0.outcome != .running }) != nil
         }
         let observed = RecoveryObservation(
-            runPath: store.runPath, recordPath: store.recordPath, run: run, record: record, live: live, engine: engine, trafficSwitch: trafficSwitch,
-            colors: pipeline.deploy?.colors ?? [], processes: ProcessTable.processes(ofRunIn: store.folder, tracked: runState?.children ?? []),
+            runPath: store.runPath, recordPath: store.recordPath, run: run, record: record, live: live, engine: engine,
+            trafficSwitch: trafficSwitch,
+            colors: pipeline.deploy?.colors ?? [],
+            processes: ProcessTable.processes(ofRunIn: store.folder, tracked: runState?.children ?? []),
             alreadyRecorded: alreadyRecorded)
         return (observed, pending)
     }
@@ -106,7 +113,8 @@ struct Recovery {
         /// Puts all traffic on `color` as observed; converging waits for no disk write.
         func putAllTraffic(on color: String, _ detail: String) async throws {
             guard let nginx, let instance = observed.engine?.instances[color] else { return }
-            let applied = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
+            let applied = try await nginx.apply(
+                TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
             event(.shift, detail)
             if let note = applied.replacementNote { event(.recover, note) }
             if let unsaved = applied.unsaved { event(.shift, RolloutMachine.stateFileBehind(unsaved.message)) }
@@ -116,9 +124,13 @@ struct Recovery {
             guard !announced else { return }
             announced = true
             if let ended = observed.endedOutcome {
-                progress("recovery: release \(releaseID) ended \(ended.rawValue) but was not recorded (its controller could not write the history)")
+                progress(
+                    "recovery: release \(releaseID) ended \(ended.rawValue) but was not recorded (its controller could not write the history)"
+                )
             } else {
-                progress("recovery: release \(releaseID) was interrupted\(phase.map { " while \($0.rawValue)" } ?? "") (its controller, pid \(run.map { String($0.pid) } ?? "?"), is gone)")
+                progress(
+                    "recovery: release \(releaseID) was interrupted\(phase.map { " while \($0.rawValue)" } ?? "") (its controller, pid \(run.map { String($0.pid) } ?? "?"), is gone)"
+                )
             }
         }
         var outcome: ReleaseOutcome = .rolledBack
@@ -143,7 +155,9 @@ struct Recovery {
                 return nil
             case .stopProcess(let child):
                 announce()
-                if await ProcessTable.stop(child) { event(.stop, "stopped the \(child.role) (pid \(child.pid)) and its process group") }
+                if await ProcessTable.stop(child) {
+                    event(.stop, "stopped the \(child.role) (pid \(child.pid)) and its process group")
+                }
             case .sendAllTraffic(let color, .promotionSaved):
                 announce()
                 try await putAllTraffic(on: color, "\(color) 100%: its promotion had been saved")
@@ -169,7 +183,8 @@ struct Recovery {
                 break
             case .writeTargets:
                 if let runtime, let deploy = pipeline.deploy {
-                    try? await ServingAdapter.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
+                    try? await ServingAdapter.writeTargets(
+                        runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
                 }
             case .record(let recorded, let hadEnded):
                 announce()
@@ -182,22 +197,27 @@ struct Recovery {
                 at: began, kind: .recover,
                 detail: ended
                     ? "recorded by recovery: it had ended (its controller, or an earlier recover, could not append it to the history)"
-                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%")
+                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%"
+            )
         ]
         recoveryEvents += notes.map { RolloutEvent(at: began, kind: .recover, detail: $0) }
         var record = pending ?? Self.rebuiltRecord(releaseID: releaseID, pipeline: pipeline, run: run)
         if record.rollout == nil, let run, let target = run.target {
-            record.rollout = .init(live: run.live?.color, target: target, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: [])
+            record.rollout = .init(
+                live: run.live?.color, target: target, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [],
+                events: [])
         }
         record.rollout?.events += recoveryEvents + events
         if !ended {
             record.outcome = outcome
             if outcome == .succeeded, let live = observed.live {
-                record.deployment = .init(runtime: runtime?.name ?? "", color: live.color, modelSHA256: live.modelSHA256)
+                record.deployment = .init(
+                    runtime: runtime?.name ?? "", color: live.color, modelSHA256: live.modelSHA256)
             } else {
                 record.deployment = nil
             }
-            record.failure = "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(plan.converged)"
+            record.failure =
+                "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(plan.converged)"
             record.finishedOn = Date()
             for index in record.stages.indices where record.stages[index].status == .running {
                 record.stages[index].status = .interrupted
@@ -222,7 +242,9 @@ struct Recovery {
 
     /// The error of a release whose traffic and colours were converged but whose record could not
     /// be appended: what was done, what was not recorded, what to run once there is space.
-    static func unrecorded(_ record: ReleaseRecord, done: [String], because error: OrchestratorError, pipeline: Pipeline, store: StateStore)
+    static func unrecorded(
+        _ record: ReleaseRecord, done: [String], because error: OrchestratorError, pipeline: Pipeline, store: StateStore
+    )
         -> OrchestratorError
     {
         let actions = done.isEmpty ? "" : ": " + done.joined(separator: "; ")
@@ -230,7 +252,8 @@ struct Recovery {
             .unrecorded,
             "release \(record.releaseID) ended \(record.outcome.rawValue)\(actions). It is NOT recorded in the history: \(error.message.prefix { $0 != "\n" }). "
                 + "Its state stays in \(store.folder) for recovery.",
-            hint: "free space on the disk holding \(pipeline.history), then run `orchestrate recover \(pipeline.file)`: it appends the record "
+            hint:
+                "free space on the disk holding \(pipeline.history), then run `orchestrate recover \(pipeline.file)`: it appends the record "
                 + "(the next `orchestrate run` does it first too); traffic and colours need nothing more")
     }
 
@@ -238,7 +261,8 @@ struct Recovery {
     /// stop events since it began to roll back, was promoted, or was stopped.
     static func lastActions(of record: ReleaseRecord) -> [String] {
         let events = record.rollout?.events ?? []
-        let start = events.lastIndex { [.rollback, .interrupt, .abort, .promote].contains($0.kind) } ?? events.startIndex
+        let start =
+            events.lastIndex { [.rollback, .interrupt, .abort, .promote].contains($0.kind) } ?? events.startIndex
         return events[start...].filter { $0.kind == .shift || $0.kind == .stop }.map(\.detail)
     }
 
@@ -247,8 +271,10 @@ struct Recovery {
         ReleaseRecord(
             releaseID: releaseID, startedOn: run?.startedOn ?? Date(), finishedOn: nil,
             invocation: .init(trigger: "unknown", user: RunIdentity.user, host: RunIdentity.host, command: []),
-            builder: .init(id: "orchestrate", version: RunIdentity.version), source: .init(gitCommit: nil, gitDirty: nil),
-            pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), overrides: [], dryRun: false, stages: [], model: nil,
+            builder: .init(id: "orchestrate", version: RunIdentity.version),
+            source: .init(gitCommit: nil, gitDirty: nil),
+            pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256), overrides: [],
+            dryRun: false, stages: [], model: nil,
             outcome: .running)
     }
 }

@@ -1,11 +1,11 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
-import RecEngineContract
-import Traffic
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import RecEngineContract
+import StrictYAML
+import Traffic
 
 /// `orchestrate rollback`: puts a previously promoted release back, at once when a colour still
 /// runs its model, otherwise by redeploying its model (from the model store, verified by digest)
@@ -63,7 +63,8 @@ struct Rollback {
         }
         if instance == nil {
             guard let stored = try runtime.models.storedModel(sha256: sha256) else {
-                throw OrchestratorError(.stageFailed, "the model \(sha256) of \(target.releaseID) is no longer in the model store")
+                throw OrchestratorError(
+                    .stageFailed, "the model \(sha256) of \(target.releaseID) is no longer in the model store")
             }
             // Never onto a colour that carries traffic: its requests would fail while it restarts.
             var carrying: [String: Int] = [:]
@@ -72,18 +73,24 @@ struct Rollback {
                     if await runtime.instance(of: backend.color) != nil { carrying[backend.color] = backend.weight }
                 }
             }
-            guard let idle = Self.idleColor(colors: deploy.colors, live: live?.color, carrying: Set(carrying.keys)) else {
+            guard let idle = Self.idleColor(colors: deploy.colors, live: live?.color, carrying: Set(carrying.keys))
+            else {
                 throw OrchestratorError(
                     .inconsistentState,
                     "every colour carries traffic (\(carrying.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)%" }.joined(separator: ", "))): redeploying \(target.releaseID) on one would fail its requests; nothing was changed",
-                    hint: "`orchestrate status` shows what serves; `orchestrate repair` puts all traffic on the live colour, after which a colour is idle")
+                    hint:
+                        "`orchestrate status` shows what serves; `orchestrate repair` puts all traffic on the live colour, after which a colour is idle"
+                )
             }
             progress("redeploying it on \(idle), which carries no traffic")
-            let deployed = try await runtime.deploy(color: idle, modelDirectory: stored, timeout: deploy.health.timeout.duration)
-            let health = try await runtime.waitHealthy(deployed, path: deploy.health.path, timeout: deploy.health.timeout.duration)
+            let deployed = try await runtime.deploy(
+                color: idle, modelDirectory: stored, timeout: deploy.health.timeout.duration)
+            let health = try await runtime.waitHealthy(
+                deployed, path: deploy.health.path, timeout: deploy.health.timeout.duration)
             guard health.healthy else {
                 try? await runtime.stop(color: idle)
-                throw OrchestratorError(.stageFailed, "\(idle) did not become healthy (\(health.detail)); traffic was not moved")
+                throw OrchestratorError(
+                    .stageFailed, "\(idle) did not become healthy (\(health.detail)); traffic was not moved")
             }
             events.append(.init(at: Date(), kind: .deploy, detail: "\(idle) redeployed with \(sha256.prefix(12))"))
             instance = deployed
@@ -92,11 +99,17 @@ struct Rollback {
         let mode: TrafficSplit.Mode = pipeline.traffic?.mode == .weighted ? .weighted : .sticky
         try await nginx?.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]))
         events.append(.init(at: Date(), kind: .shift, detail: "\(instance.color) 100%"))
-        try store.setLive(LiveRelease(color: instance.color, releaseID: target.releaseID, modelSHA256: sha256, modelVersion: instance.modelVersion))
-        try? await ServingAdapter.writeTargets(runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
+        try store.setLive(
+            LiveRelease(
+                color: instance.color, releaseID: target.releaseID, modelSHA256: sha256,
+                modelVersion: instance.modelVersion))
+        try? await ServingAdapter.writeTargets(
+            runtime: runtime, colors: deploy.colors, store: store, service: deploy.service)
         progress("rolled back: \(instance.color) is live with the model of \(target.releaseID)")
         record.deployment = .init(runtime: runtime.name, color: instance.color, modelSHA256: sha256)
-        record.rollout = .init(live: live?.color, target: instance.color, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [], events: events)
+        record.rollout = .init(
+            live: live?.color, target: instance.color, mode: pipeline.traffic?.mode.rawValue ?? "none", steps: [],
+            events: events)
     }
 
     /// The colour to redeploy a release on: one that carries no traffic (nginx sends it nothing,
@@ -132,7 +145,8 @@ struct RollbackTarget {
 
     /// Looks at the next older record.
     mutating func consider(_ record: ReleaseRecord) {
-        guard !isDecided, (record.action ?? .release) == .release, record.outcome == .succeeded, let sha256 = record.deployment?.modelSHA256,
+        guard !isDecided, (record.action ?? .release) == .release, record.outcome == .succeeded,
+            let sha256 = record.deployment?.modelSHA256,
             !record.dryRun
         else { return }
         if let requested {

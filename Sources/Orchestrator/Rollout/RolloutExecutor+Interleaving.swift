@@ -1,7 +1,7 @@
-import StrictYAML
-import Traffic
 import PipelineSchema
 import Provenance
+import StrictYAML
+import Traffic
 
 extension InterleaveSpec {
     /// The interleaving of the step at `weight` (below 100 %): the release id samples the users
@@ -9,7 +9,9 @@ extension InterleaveSpec {
     /// from zero).
     func split(weight: Int, releaseID: String) -> TrafficSplit.Interleave? {
         guard weight < 100 else { return nil }
-        return .init(percent: share, window: max(1, Int(window.milliseconds / 1000)), seed: releaseID, experiment: "\(releaseID)-w\(weight)")
+        return .init(
+            percent: share, window: max(1, Int(window.milliseconds / 1000)), seed: releaseID,
+            experiment: "\(releaseID)-w\(weight)")
     }
 }
 
@@ -35,9 +37,13 @@ extension RolloutExecutor {
         for (index, step) in machinePlan.steps.enumerated() {
             guard let spec = machinePlan.judge(ofStep: index) else { continue }
             var judge = StepJudge(spec: spec, prometheus: prometheus, target: target, live: live.color)
-            if let nginx, let experiment = plan.interleave?.split(weight: step.newWeight, releaseID: releaseID)?.experiment {
+            if let nginx,
+                let experiment = plan.interleave?.split(weight: step.newWeight, releaseID: releaseID)?.experiment
+            {
                 judge.interleaving = {
-                    guard let counts = try await nginx.interleaving(), counts.experiment == experiment else { return nil }
+                    guard let counts = try await nginx.interleaving(), counts.experiment == experiment else {
+                        return nil
+                    }
                     return counts
                 }
             }

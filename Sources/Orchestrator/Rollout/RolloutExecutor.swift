@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
-import Traffic
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import StrictYAML
+import Traffic
 
 /// Carries out the rollout of a plan: `RolloutRunner` feeds `RolloutMachine` one stream of
 /// events (what the effects came back with, looks at nginx and both colours, gate samples, the
@@ -52,7 +52,8 @@ struct RolloutExecutor {
     /// The machine's view of the plan.
     var machinePlan: RolloutMachine.Plan {
         RolloutMachine.Plan(
-            plan, releaseID: releaseID, trafficSwitch: nginx != nil, minimumHealthyInstances: runtime.minimumHealthyInstances,
+            plan, releaseID: releaseID, trafficSwitch: nginx != nil,
+            minimumHealthyInstances: runtime.minimumHealthyInstances,
             instancesMove: runtime.instancesMove)
     }
 
@@ -60,15 +61,22 @@ struct RolloutExecutor {
     /// journal, the observers, the hooks, and the run's requests and signals.
     var ports: RolloutPorts {
         let serving = ServingAdapter(
-            runtime: runtime, nginx: nginx, target: target, live: live, healthPath: plan.health.path, healthTimeout: plan.health.timeout,
-            mode: plan.mode == .weighted ? .weighted : .sticky, interleave: plan.interleave, releaseID: releaseID, colors: plan.colors, service: plan.service,
+            runtime: runtime, nginx: nginx, target: target, live: live, healthPath: plan.health.path,
+            healthTimeout: plan.health.timeout,
+            mode: plan.mode == .weighted ? .weighted : .sticky, interleave: plan.interleave, releaseID: releaseID,
+            colors: plan.colors, service: plan.service,
             store: store)
         let prometheus = plan.prometheus.map { PrometheusClient(baseURL: $0) }
         return RolloutPorts(
-            traffic: serving, runtime: serving, metrics: PrometheusMetrics(prometheus: prometheus, judges: stepJudges(prometheus: prometheus)), clock: SystemClock(),
-            journal: RunJournalPort(journal: journal, store: store, live: live, target: target, stopOld: plan.stopOld, runtime: runtime.name),
+            traffic: serving, runtime: serving,
+            metrics: PrometheusMetrics(prometheus: prometheus, judges: stepJudges(prometheus: prometheus)),
+            clock: SystemClock(),
+            journal: RunJournalPort(
+                journal: journal, store: store, live: live, target: target, stopOld: plan.stopOld, runtime: runtime.name
+            ),
             notifier: RunNotifierPort(journal: journal, report: progress),
-            hooks: HookPort(journal: journal, workingDirectory: plan.files.workingDirectory, logsFolder: plan.files.logs),
+            hooks: HookPort(
+                journal: journal, workingDirectory: plan.files.workingDirectory, logsFolder: plan.files.logs),
             control: RunControlPort(store: store, interruption: interruption))
     }
 }
@@ -76,16 +84,25 @@ struct RolloutExecutor {
 extension RolloutMachine.Plan {
     /// The machine's view of a planned rollout: each step's gates with the query the plan sends,
     /// the judge when there is a live colour and Prometheus to ask. Nothing but the plan is read.
-    init(_ plan: RunPlan.Rollout, releaseID: String, trafficSwitch: Bool, minimumHealthyInstances: Int = 1, instancesMove: Bool = false) {
+    init(
+        _ plan: RunPlan.Rollout, releaseID: String, trafficSwitch: Bool, minimumHealthyInstances: Int = 1,
+        instancesMove: Bool = false
+    ) {
         let measuring = plan.prometheus != nil
         self.init(
             releaseID: releaseID, target: plan.target, live: plan.live, modelDirectory: plan.model,
             steps: plan.steps.map { step in
-                let gates = measuring ? plan.gates.compactMap { gate in step.queries[gate.name].map { GateTally(gate: gate, query: $0) } } : []
+                let gates =
+                    measuring
+                    ? plan.gates.compactMap { gate in step.queries[gate.name].map { GateTally(gate: gate, query: $0) } }
+                    : []
                 return Step(newWeight: step.newWeight, liveWeight: step.liveWeight, gates: gates)
-            }, hold: plan.hold, drain: plan.drain, healthPath: plan.health.path, stopOld: plan.stopOld, stopNew: plan.stopNew,
-            automaticRollback: plan.automaticRollback, hooks: plan.hooks, judge: measuring && plan.live != nil ? plan.judge : nil,
-            trafficSwitch: trafficSwitch, mode: plan.mode?.rawValue ?? "none", minimumHealthyInstances: minimumHealthyInstances,
+            }, hold: plan.hold, drain: plan.drain, healthPath: plan.health.path, stopOld: plan.stopOld,
+            stopNew: plan.stopNew,
+            automaticRollback: plan.automaticRollback, hooks: plan.hooks,
+            judge: measuring && plan.live != nil ? plan.judge : nil,
+            trafficSwitch: trafficSwitch, mode: plan.mode?.rawValue ?? "none",
+            minimumHealthyInstances: minimumHealthyInstances,
             instancesMove: instancesMove)
     }
 }

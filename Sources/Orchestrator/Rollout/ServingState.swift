@@ -1,9 +1,9 @@
+public import DeploymentRuntimes
 import Foundation
-import StrictYAML
-public import Traffic
 import OrchestratorSupport
 import Provenance
-public import DeploymentRuntimes
+import StrictYAML
+public import Traffic
 
 /// What actually serves, as nginx and the runtime say, checked against the recorded live
 /// release. A release starts only when they agree: a state file that says one thing while
@@ -28,7 +28,9 @@ public struct ServingState: Sendable {
         var error: OrchestratorError {
             OrchestratorError(
                 code == "unreachable" ? .unreachable : .inconsistentState, message + "; nothing was changed",
-                hint: "`orchestrate status` shows what serves; `orchestrate repair` makes nginx and current.json agree with the healthy live colour, `orchestrate rollback --to RELEASE` redeploys a release")
+                hint:
+                    "`orchestrate status` shows what serves; `orchestrate repair` makes nginx and current.json agree with the healthy live colour, `orchestrate rollback --to RELEASE` redeploys a release"
+            )
         }
     }
 
@@ -48,7 +50,9 @@ public struct ServingState: Sendable {
     public var colors: [Color]
 
     /// Looks at nginx and every colour.
-    static func observe(colors: [String], runtime: any DeploymentRuntime, nginx: NginxController?, healthPath: String) async -> ServingState {
+    static func observe(
+        colors: [String], runtime: any DeploymentRuntime, nginx: NginxController?, healthPath: String
+    ) async -> ServingState {
         let nginxRunning = await nginx?.isRunning() ?? false
         let report = await nginx?.currentTraffic()
         let orphans = report?.orphanedWorkers ?? []
@@ -73,10 +77,13 @@ public struct ServingState: Sendable {
             }
             observed.append(
                 Color(
-                    color: color, instance: instance, health: health, weight: serving ? split?.weight(of: color) ?? 0 : 0,
+                    color: color, instance: instance, health: health,
+                    weight: serving ? split?.weight(of: color) ?? 0 : 0,
                     upstream: split?.backends.first { $0.color == color }?.addresses))
         }
-        return ServingState(nginxRunning: nginxRunning, nginxOrphanedWorkers: orphans, traffic: split, trafficReport: report, colors: observed)
+        return ServingState(
+            nginxRunning: nginxRunning, nginxOrphanedWorkers: orphans, traffic: split, trafficReport: report,
+            colors: observed)
     }
 
     /// Colours that run while nginx sends them no traffic, other than the live one and those kept
@@ -96,7 +103,8 @@ public struct ServingState: Sendable {
         let place = instance.map { $0.pid.map { "pid \($0)" } ?? $0.addresses.joined(separator: ", ") } ?? ""
         return Problem(
             code: "inconsistent-state",
-            message: "\(color.color) runs (\(place), model \(instance?.modelSHA256.prefix(12) ?? "")) but nginx sends it no traffic and no run owns it "
+            message:
+                "\(color.color) runs (\(place), model \(instance?.modelSHA256.prefix(12) ?? "")) but nginx sends it no traffic and no run owns it "
                 + "(left by an interrupted deploy or a killed controller): `orchestrate repair` stops it")
     }
 
@@ -106,7 +114,11 @@ public struct ServingState: Sendable {
         guard let live else {
             for color in colors where color.weight > 0 {
                 problems.append(
-                    Problem(code: "inconsistent-state", message: "no release is recorded as live (current.json is absent) but nginx sends \(color.weight)% of traffic to \(color.color)"))
+                    Problem(
+                        code: "inconsistent-state",
+                        message:
+                            "no release is recorded as live (current.json is absent) but nginx sends \(color.weight)% of traffic to \(color.color)"
+                    ))
             }
             return problems
         }
@@ -116,27 +128,48 @@ public struct ServingState: Sendable {
                 problems.append(
                     Problem(
                         code: "inconsistent-state",
-                        message: "the live release \(live.releaseID) is model \(live.modelSHA256.prefix(12)) on \(live.color), but \(live.color) serves model \(instance.modelSHA256.prefix(12))"))
+                        message:
+                            "the live release \(live.releaseID) is model \(live.modelSHA256.prefix(12)) on \(live.color), but \(live.color) serves model \(instance.modelSHA256.prefix(12))"
+                    ))
             } else if serving?.health?.healthy != true {
-                problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not healthy (\(serving?.health?.detail ?? "no answer"))"))
+                problems.append(
+                    Problem(
+                        code: "unreachable",
+                        message:
+                            "the live colour \(live.color) (release \(live.releaseID)) is not healthy (\(serving?.health?.detail ?? "no answer"))"
+                    ))
             } else if nginxServing, let upstream = serving?.upstream, Set(upstream) != Set(instance.addresses) {
                 problems.append(
                     Problem(
                         code: "inconsistent-state",
-                        message: "nginx sends \(live.color)'s traffic to \(upstream.joined(separator: ", ")) but its healthy instances are at \(instance.addresses.joined(separator: ", ")) (tasks moved)"))
+                        message:
+                            "nginx sends \(live.color)'s traffic to \(upstream.joined(separator: ", ")) but its healthy instances are at \(instance.addresses.joined(separator: ", ")) (tasks moved)"
+                    ))
             }
         } else {
-            problems.append(Problem(code: "unreachable", message: "the live colour \(live.color) (release \(live.releaseID)) is not running"))
+            problems.append(
+                Problem(
+                    code: "unreachable",
+                    message: "the live colour \(live.color) (release \(live.releaseID)) is not running"))
         }
         if trafficConfigured {
             if nginxServing && trafficReport?.source != .nginx {
-                problems.append(Problem(code: "unreachable", message: "nginx runs but reports no traffic split on its control socket"))
+                problems.append(
+                    Problem(
+                        code: "unreachable", message: "nginx runs but reports no traffic split on its control socket"))
             } else if !nginxServing {
-                problems.append(Problem(code: "unreachable", message: "nginx is not running: no traffic reaches the live colour \(live.color)"))
+                problems.append(
+                    Problem(
+                        code: "unreachable",
+                        message: "nginx is not running: no traffic reaches the live colour \(live.color)"))
             } else {
                 for color in colors where color.color != live.color && color.weight > 0 {
                     problems.append(
-                        Problem(code: "inconsistent-state", message: "nginx sends \(color.weight)% of traffic to \(color.color), which is not the live colour \(live.color)"))
+                        Problem(
+                            code: "inconsistent-state",
+                            message:
+                                "nginx sends \(color.weight)% of traffic to \(color.color), which is not the live colour \(live.color)"
+                        ))
                 }
             }
         }
@@ -149,8 +182,11 @@ public struct ServingState: Sendable {
     var orphanProblem: String? {
         guard !nginxOrphanedWorkers.isEmpty else { return nil }
         let pids = nginxOrphanedWorkers.map(String.init).joined(separator: ", ")
-        let split = trafficReport?.source == .nginx ? traffic.map { "they serve \(Self.describe($0)) (read from their control socket)" } : nil
-        return "nginx's master is gone (killed?) but its orphaned worker\(nginxOrphanedWorkers.count == 1 ? "" : "s") (pid \(pids)) still hold the port: "
+        let split =
+            trafficReport?.source == .nginx
+            ? traffic.map { "they serve \(Self.describe($0)) (read from their control socket)" } : nil
+        return
+            "nginx's master is gone (killed?) but its orphaned worker\(nginxOrphanedWorkers.count == 1 ? "" : "s") (pid \(pids)) still hold the port: "
             + (split ?? "their split cannot be read")
             + "; nothing replaces a worker that dies and nginx cannot be reloaded"
     }

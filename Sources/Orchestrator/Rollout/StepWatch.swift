@@ -66,7 +66,9 @@ struct StepWatch: Sendable, Equatable {
             case .silent(let detail):
                 silentLive += 1
                 if silentLive >= silentLooks {
-                    return .liveLost("the live colour \(live) answered no health check \(silentLive) times in a row at \(weight)% (\(detail))")
+                    return .liveLost(
+                        "the live colour \(live) answered no health check \(silentLive) times in a row at \(weight)% (\(detail))"
+                    )
                 }
             case .serving:
                 silentLive = 0
@@ -78,25 +80,32 @@ struct StepWatch: Sendable, Equatable {
         case .silent(let detail):
             silentTarget += 1
             if silentTarget >= silentLooks {
-                return .targetLost("\(target) answered no health check \(silentTarget) times in a row at \(weight)% (\(detail))")
+                return .targetLost(
+                    "\(target) answered no health check \(silentTarget) times in a row at \(weight)% (\(detail))")
             }
         case .serving(let addresses):
             silentTarget = 0
             if addresses.count < minimumHealthy {
                 return .targetLost(
-                    "\(target) has \(addresses.count) healthy instances, fewer than the \(minimumHealthy) required (minHealthyReplicas)")
+                    "\(target) has \(addresses.count) healthy instances, fewer than the \(minimumHealthy) required (minHealthyReplicas)"
+                )
             }
         }
         if !look.nginxRunning {
             let orphans = look.orphanedWorkers.map(String.init).joined(separator: ", ")
             return .reapply(
                 orphans.isEmpty
-                    ? "nginx was not running" : "nginx's master was gone and its orphaned workers (pid \(orphans)) served alone")
+                    ? "nginx was not running"
+                    : "nginx's master was gone and its orphaned workers (pid \(orphans)) served alone")
         }
         guard instancesMove else { return .hold }
         var moved: [String] = []
-        if case .serving(let addresses) = look.target, Set(addresses) != Set(look.upstream[target] ?? []) { moved.append(target) }
-        if let live, case .serving(let addresses)? = look.live, Set(addresses) != Set(look.upstream[live] ?? []) { moved.append(live) }
+        if case .serving(let addresses) = look.target, Set(addresses) != Set(look.upstream[target] ?? []) {
+            moved.append(target)
+        }
+        if let live, case .serving(let addresses)? = look.live, Set(addresses) != Set(look.upstream[live] ?? []) {
+            moved.append(live)
+        }
         return moved.isEmpty ? .hold : .reapply("instances moved")
     }
 }

@@ -1,14 +1,14 @@
 import DurableFiles
 import Foundation
 import StrictYAML
-import TextSafety
 import Subprocess
+import TextSafety
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
-import OrchestratorSupport
+    import SystemPackage
+    import OrchestratorSupport
 #endif
 
 /// Runs an argument vector as a child process in a session of its own: no shell, output to a
@@ -40,20 +40,27 @@ enum CommandRunner {
         guard let program = argv.first else { throw OrchestratorError(.invalidInput, "empty argument vector") }
         try AtomicFile.createFolder(URL(fileURLWithPath: logPath).deletingLastPathComponent().path)
         let log = try FileDescriptor.open(
-            FilePath(logPath), .writeOnly, options: [.create, .append, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            FilePath(logPath), .writeOnly, options: [.create, .append, .closeOnExec],
+            permissions: [.ownerReadWrite, .groupRead, .otherRead])
         defer { try? log.close() }
         let output = try outputPath.map {
-            try FileDescriptor.open(FilePath($0), .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            try FileDescriptor.open(
+                FilePath($0), .writeOnly, options: [.create, .truncate, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead])
         }
         defer { try? output?.close() }
-        let executable: Executable = program.contains("/") ? .path(FilePath(resolvePath(program, in: workingDirectory))) : .name(program)
+        let executable: Executable =
+            program.contains("/") ? .path(FilePath(resolvePath(program, in: workingDirectory))) : .name(program)
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: grace)]
         let configuration = Configuration(
             executable: executable,
             arguments: Arguments(Array(argv.dropFirst())),
-            environment: .inherit.updating(Dictionary(environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) }, uniquingKeysWith: { _, last in last })),
+            environment: .inherit.updating(
+                Dictionary(
+                    environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) },
+                    uniquingKeysWith: { _, last in last })),
             workingDirectory: FilePath(workingDirectory),
             platformOptions: options
         )
@@ -69,8 +76,12 @@ enum CommandRunner {
                     return pid
                 }
                 switch result.terminationStatus {
-                case .exited(let code): return Outcome(exitStatus: code, signalled: false, timedOut: false, pid: result.processIdentifier.value)
-                case .signaled(let signal): return Outcome(exitStatus: 128 + signal, signalled: true, timedOut: false, pid: result.processIdentifier.value)
+                case .exited(let code):
+                    return Outcome(
+                        exitStatus: code, signalled: false, timedOut: false, pid: result.processIdentifier.value)
+                case .signaled(let signal):
+                    return Outcome(
+                        exitStatus: 128 + signal, signalled: true, timedOut: false, pid: result.processIdentifier.value)
                 }
             }
             if let timeout {
@@ -88,6 +99,7 @@ enum CommandRunner {
     }
 
     static func resolvePath(_ program: String, in directory: String) -> String {
-        program.hasPrefix("/") ? program : URL(fileURLWithPath: directory).appendingPathComponent(program).standardizedFileURL.path
+        program.hasPrefix("/")
+            ? program : URL(fileURLWithPath: directory).appendingPathComponent(program).standardizedFileURL.path
     }
 }

@@ -3,9 +3,9 @@ import RecEngineContract
 import Subprocess
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 /// Asks `recengine check-source` whether a movie log source can be reached, so that a run stops
@@ -26,7 +26,8 @@ enum LogSourceCheck {
                 options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(2))]
                 guard
                     let result = try? await Subprocess.run(
-                        executable, arguments: ["check-source", "--source", source, "--timeout", "10", "--output", "json"],
+                        executable,
+                        arguments: ["check-source", "--source", source, "--timeout", "10", "--output", "json"],
                         platformOptions: options, output: .bytes(limit: answerLimit), error: .discarded)
                 else { return nil }
                 return Data(result.standardOutput)

@@ -1,6 +1,6 @@
 import Foundation
-import StrictYAML
 public import Provenance
+import StrictYAML
 
 /// How `orchestrate run` runs a pipeline.
 public struct RunOptions: Sendable {
@@ -27,7 +27,8 @@ public struct RunOptions: Sendable {
     public var signingKey: ReleaseSigningKey?
 
     public init(
-        dryRun: Bool = false, recordDryRun: Bool = false, overrides: [String] = [], skip: [String] = [], force: Bool = false,
+        dryRun: Bool = false, recordDryRun: Bool = false, overrides: [String] = [], skip: [String] = [],
+        force: Bool = false,
         trigger: String = "manual", command: [String] = [], noStagedShift: Bool = false, recengine: String? = nil,
         signingKey: ReleaseSigningKey? = nil
     ) {
@@ -60,7 +61,9 @@ extension RunOptions {
         if let recengine { return recengine }
         if let path = ProcessInfo.processInfo.environment["RECENGINE_BIN"] { return path }
         if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            let sibling = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("recengine").path
+            let sibling = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent(
+                "recengine"
+            ).path
             if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
         }
         for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {

@@ -1,13 +1,13 @@
+import DeploymentRuntimes
 import DurableFiles
 import EngineAPI
 import Foundation
-import StrictYAML
-import TextSafety
-import RecEngineContract
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import RecEngineContract
+import StrictYAML
+import TextSafety
 
 /// Carries out the stages of a plan, in order: a planned `run` runs (with its retries and
 /// timeout, as a child process whose group a timeout or an interruption stops), a planned
@@ -20,7 +20,9 @@ struct StageExecutor {
     var interruption: Interruption
     var progress: @Sendable (String) -> Void
 
-    var logsFolder: String { URL(fileURLWithPath: plan.history).deletingLastPathComponent().appendingPathComponent("logs").path }
+    var logsFolder: String {
+        URL(fileURLWithPath: plan.history).deletingLastPathComponent().appendingPathComponent("logs").path
+    }
     var pipelineFolder: String { URL(fileURLWithPath: plan.pipeline.path).deletingLastPathComponent().path }
 
     /// How long a built-in stage's `recengine` gets between SIGTERM and SIGKILL: it keeps nothing
@@ -46,16 +48,20 @@ struct StageExecutor {
         return (results, failure)
     }
 
-    static func emptyRecord(_ stage: RunPlan.PlannedStage, status: StageStatus, reason: String?) -> ReleaseRecord.StageRecord {
+    static func emptyRecord(
+        _ stage: RunPlan.PlannedStage, status: StageStatus, reason: String?
+    ) -> ReleaseRecord.StageRecord {
         ReleaseRecord.StageRecord(
-            status: status, name: stage.name, uses: stage.uses, argv: stage.command, parameters: stage.parameters, attempts: 0, durationSeconds: 0,
+            status: status, name: stage.name, uses: stage.uses, argv: stage.command, parameters: stage.parameters,
+            attempts: 0, durationSeconds: 0,
             inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
     }
 
     /// The record of a stage of a run refused before it was planned (nothing ran).
     static func emptyRecord(_ stage: Stage, status: StageStatus, reason: String?) -> ReleaseRecord.StageRecord {
         ReleaseRecord.StageRecord(
-            status: status, name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters, attempts: 0, durationSeconds: 0,
+            status: status, name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters,
+            attempts: 0, durationSeconds: 0,
             inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
     }
 
@@ -69,9 +75,11 @@ struct StageExecutor {
             result.status = .skipped
             return result
         case .cached:
-            guard let previous = stage.cachedFrom.flatMap({ release in
-                records.first { $0.releaseID == release }?.stages.first { $0.name == stage.name }
-            }) else {
+            guard
+                let previous = stage.cachedFrom.flatMap({ release in
+                    records.first { $0.releaseID == release }?.stages.first { $0.name == stage.name }
+                })
+            else {
                 result.status = .failed
                 result.error = "the plan reuses \(stage.cachedFrom ?? "?"), which is not in the history any more"
                 return result
@@ -80,13 +88,18 @@ struct StageExecutor {
             progress("\(label): cached (\(stage.reason))")
         case .run, .runOrReuse:
             do {
-                result.inputs = try stage.inputs.map { path in try stage.inputDigests.first { $0.path == path } ?? ArtifactDigest.of(path) }
+                result.inputs = try stage.inputs.map { path in
+                    try stage.inputDigests.first { $0.path == path } ?? ArtifactDigest.of(path)
+                }
                 if let missing = result.inputs.first(where: { $0.sha256 == nil }) {
-                    throw OrchestratorError(.stageFailed, "input \(missing.path) does not exist", hint: "an earlier stage or the ingest source should create it")
+                    throw OrchestratorError(
+                        .stageFailed, "input \(missing.path) does not exist",
+                        hint: "an earlier stage or the ingest source should create it")
                 }
                 result.fingerprint = Planner.fingerprint(of: stage, inputs: result.inputs)
                 if stage.action == .runOrReuse {
-                    let decision = try Planner.cacheDecision(for: stage, inputs: result.inputs, records: records, force: false)
+                    let decision = try Planner.cacheDecision(
+                        for: stage, inputs: result.inputs, records: records, force: false)
                     if decision.cachedFrom != nil, let previous = Planner.lastSuccess(of: stage.name, in: records)?.1 {
                         reuse(previous, inputs: result.inputs, into: &result)
                         result.reason = decision.reason
@@ -105,9 +118,11 @@ struct StageExecutor {
                     result.attempts = attempt
                     let details = SharedValue(result)
                     do {
-                        guard let metrics = try await interruption.unlessInterrupted({ [self] in
-                            try await execute(stage, details: details)
-                        }) else {
+                        guard
+                            let metrics = try await interruption.unlessInterrupted({ [self] in
+                                try await execute(stage, details: details)
+                            })
+                        else {
                             result = details.get()
                             result.status = .interrupted
                             result.error = "interrupted; the stage's process was stopped"
@@ -120,7 +135,9 @@ struct StageExecutor {
                         break
                     } catch let error where attempt <= stage.retries && !interruption.isRaised {
                         result = details.get()
-                        progress("\(label): attempt \(attempt) failed: \(error); retrying (\(stage.retries - attempt + 1) left)")
+                        progress(
+                            "\(label): attempt \(attempt) failed: \(error); retrying (\(stage.retries - attempt + 1) left)"
+                        )
                         try await Task.sleep(for: .seconds(1))
                     } catch {
                         result = details.get()
@@ -129,7 +146,8 @@ struct StageExecutor {
                 }
                 result.outputs = try stage.outputs.map(ArtifactDigest.of)
                 if let missing = result.outputs.first(where: { $0.sha256 == nil }) {
-                    throw OrchestratorError(.stageFailed, "the stage finished but did not write its output \(missing.path)")
+                    throw OrchestratorError(
+                        .stageFailed, "the stage finished but did not write its output \(missing.path)")
                 }
                 result.status = .succeeded
             } catch {
@@ -142,10 +160,14 @@ struct StageExecutor {
         }
         result.durationSeconds = (clock.now - start).seconds
         if result.status == .succeeded {
-            let summary = result.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
-            progress("\(label): done in \(String(format: "%.2f", result.durationSeconds)) s\(summary.isEmpty ? "" : "  \(summary)")")
+            let summary = result.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }
+                .joined(separator: " ")
+            progress(
+                "\(label): done in \(String(format: "%.2f", result.durationSeconds)) s\(summary.isEmpty ? "" : "  \(summary)")"
+            )
             for output in result.outputs {
-                progress("    wrote \(output.path) (sha256 \(output.sha256?.prefix(12) ?? "-"), \(output.size ?? 0) bytes)")
+                progress(
+                    "    wrote \(output.path) (sha256 \(output.sha256?.prefix(12) ?? "-"), \(output.size ?? 0) bytes)")
             }
         }
         // A metric that is not a finite number (NaN, infinite, or null in the stage's JSON) fails
@@ -153,10 +175,13 @@ struct StageExecutor {
         result.gates = stage.gate.map { threshold in
             let value = result.metrics[threshold.metric]
             let passed = value.map(threshold.admits) ?? false
-            return ReleaseRecord.GateVerdict(metric: threshold.metric, condition: threshold.condition, value: value, passed: passed)
+            return ReleaseRecord.GateVerdict(
+                metric: threshold.metric, condition: threshold.condition, value: value, passed: passed)
         }
         for verdict in result.gates {
-            progress("    gate \(verdict.metric) \(verdict.condition): \(verdict.value.map(formatMetric) ?? "not reported") \(verdict.passed ? "passed" : "FAILED")")
+            progress(
+                "    gate \(verdict.metric) \(verdict.condition): \(verdict.value.map(formatMetric) ?? "not reported") \(verdict.passed ? "passed" : "FAILED")"
+            )
         }
         if let failed = result.gates.first(where: { !$0.passed }) {
             result.status = .failed
@@ -173,7 +198,9 @@ struct StageExecutor {
     }
 
     /// A stage reused from an earlier run: its recorded outputs and metrics.
-    func reuse(_ previous: ReleaseRecord.StageRecord, inputs: [ArtifactDigest], into result: inout ReleaseRecord.StageRecord) {
+    func reuse(
+        _ previous: ReleaseRecord.StageRecord, inputs: [ArtifactDigest], into result: inout ReleaseRecord.StageRecord
+    ) {
         result.status = .cached
         result.inputs = inputs
         result.fingerprint = previous.fingerprint
@@ -185,7 +212,9 @@ struct StageExecutor {
 
     /// Executes a stage once (one attempt) and returns the metrics it reports; the log, exit
     /// status and ingest report go into `details`, also when the attempt fails.
-    func execute(_ stage: RunPlan.PlannedStage, details: SharedValue<ReleaseRecord.StageRecord>) async throws -> [String: Double] {
+    func execute(
+        _ stage: RunPlan.PlannedStage, details: SharedValue<ReleaseRecord.StageRecord>
+    ) async throws -> [String: Double] {
         var record = details.get()
         defer { details.set(record) }
         let logPath = "\(logsFolder)/\(plan.releaseID)/\(stage.name).log"
@@ -200,7 +229,9 @@ struct StageExecutor {
             let journal = self.journal
             do {
                 outcome = try await CommandRunner.run(
-                    stage.command, environment: stage.env.merging(journal.childEnvironment(role: role)) { _, marker in marker }, workingDirectory: pipelineFolder, logPath: logPath, outputPath: outputPath,
+                    stage.command,
+                    environment: stage.env.merging(journal.childEnvironment(role: role)) { _, marker in marker },
+                    workingDirectory: pipelineFolder, logPath: logPath, outputPath: outputPath,
                     timeout: stage.timeout?.duration, grace: builtin ? Self.builtinGrace : .seconds(5),
                     onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
             } catch {
@@ -211,12 +242,18 @@ struct StageExecutor {
         }
         record.exitStatus = outcome.exitStatus
         let tail = OutsideText.tail(ofFile: logPath)
-        let output = tail.isEmpty ? "" : "\n  last lines of \(logPath):\n" + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+        let output =
+            tail.isEmpty
+            ? ""
+            : "\n  last lines of \(logPath):\n"
+                + tail.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
         if outcome.timedOut {
-            throw OrchestratorError(.stageFailed, "timed out after \(stage.timeout?.description ?? "?"); its process was stopped\(output)")
+            throw OrchestratorError(
+                .stageFailed, "timed out after \(stage.timeout?.description ?? "?"); its process was stopped\(output)")
         }
         guard outcome.exitStatus == 0 else {
-            throw OrchestratorError(.stageFailed, "\(shellQuoted(stage.command)) exited with status \(outcome.exitStatus ?? -1)\(output)")
+            throw OrchestratorError(
+                .stageFailed, "\(shellQuoted(stage.command)) exited with status \(outcome.exitStatus ?? -1)\(output)")
         }
         if let outputPath {
             return try readBuiltinOutput(outputPath, stage: stage, record: &record)
@@ -227,11 +264,16 @@ struct StageExecutor {
 
     /// The JSON a built-in's `recengine ... --output json` printed: its `metrics`, and for a
     /// movie log ingest the report of what it read.
-    func readBuiltinOutput(_ path: String, stage: RunPlan.PlannedStage, record: inout ReleaseRecord.StageRecord) throws -> [String: Double] {
+    func readBuiltinOutput(
+        _ path: String, stage: RunPlan.PlannedStage, record: inout ReleaseRecord.StageRecord
+    ) throws -> [String: Double] {
         guard let data = try? AtomicFile.read(path, limit: 16 << 20),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let metrics = object["metrics"] as? [String: Any]
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let metrics = object["metrics"] as? [String: Any]
         else {
-            throw OrchestratorError(.stageFailed, "recengine did not print its JSON report (\(path))", hint: "is RECENGINE_BIN the recengine of this build?")
+            throw OrchestratorError(
+                .stageFailed, "recengine did not print its JSON report (\(path))",
+                hint: "is RECENGINE_BIN the recengine of this build?")
         }
         if stage.builtin == .ingest, stage.parameters?["format"] != .string("ratings") {
             let decoder = JSONDecoder()
@@ -251,7 +293,9 @@ struct StageExecutor {
             let decoder = JSONDecoder()
             decoder.nonConformingFloatDecodingStrategy = NonFiniteNumbers.decoding
             guard let report = try? decoder.decode(TuningReport.self, from: data) else {
-                throw OrchestratorError(.stageFailed, "recengine tune printed no tune report (\(path))", hint: "is RECENGINE_BIN the recengine of this build?")
+                throw OrchestratorError(
+                    .stageFailed, "recengine tune printed no tune report (\(path))",
+                    hint: "is RECENGINE_BIN the recengine of this build?")
             }
             let tuning = ReleaseRecord.Tuning(report)
             record.tuning = tuning
@@ -263,11 +307,14 @@ struct StageExecutor {
     /// Metrics as a record keeps them: each name, which a command or a file chose, escaped and cut
     /// (a gate names a metric by a plain name, which this leaves as it is).
     static func metricNames(_ metrics: [String: Double]) -> [String: Double] {
-        Dictionary(metrics.map { (OutsideText.bounded($0.key, limit: 200), $0.value) }, uniquingKeysWith: { first, _ in first })
+        Dictionary(
+            metrics.map { (OutsideText.bounded($0.key, limit: 200), $0.value) }, uniquingKeysWith: { first, _ in first }
+        )
     }
 
     func reportIngest(_ report: IngestReport) {
-        let rejected = report.rejectedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        let rejected = report.rejectedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+            separator: ", ")
         progress(
             "    read \(report.lines) lines from \(report.source) (\(report.mode.rawValue)): \(report.ratingsNew) new ratings, \(report.ratingsUpdated) updated, \(report.watches) watches, \(report.rejected) rejected\(rejected.isEmpty ? "" : " (\(rejected))")"
         )
@@ -286,12 +333,17 @@ struct StageExecutor {
             }
             data = contents
         case .regular(let size):
-            throw OrchestratorError(.stageFailed, "the metrics file \(path) is \(size) bytes; a metrics file is at most 1 MiB", hint: "write e.g. {\"rmse\": 0.93}")
+            throw OrchestratorError(
+                .stageFailed, "the metrics file \(path) is \(size) bytes; a metrics file is at most 1 MiB",
+                hint: "write e.g. {\"rmse\": 0.93}")
         case let kind:
-            throw OrchestratorError(.stageFailed, "the metrics file \(path) is \(kind.description), not a file", hint: "write e.g. {\"rmse\": 0.93}")
+            throw OrchestratorError(
+                .stageFailed, "the metrics file \(path) is \(kind.description), not a file",
+                hint: "write e.g. {\"rmse\": 0.93}")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw OrchestratorError(.stageFailed, "the metrics file \(path) is not a JSON object", hint: "write e.g. {\"rmse\": 0.93}")
+            throw OrchestratorError(
+                .stageFailed, "the metrics file \(path) is not a JSON object", hint: "write e.g. {\"rmse\": 0.93}")
         }
         // null is a metric the command could not compute (JSON has no NaN): kept as NaN, so that a
         // gate on it fails saying so and the record shows it; strings and other values are not metrics.
@@ -301,28 +353,40 @@ struct StageExecutor {
     /// A command stage with `image:`: its argument vector in a one-off container of the
     /// pipeline's compose project, the pipeline's folder (and those of its inputs and outputs)
     /// bind-mounted at the same paths, the log written like a local command's.
-    func runInContainer(_ stage: RunPlan.PlannedStage, argv: [String], image: String, logPath: String) async throws -> CommandRunner.Outcome {
+    func runInContainer(
+        _ stage: RunPlan.PlannedStage, argv: [String], image: String, logPath: String
+    ) async throws -> CommandRunner.Outcome {
         let docker = plan.docker
         let engine: DockerEngine
         do {
-            engine = try await DockerEngine.configured(host: docker?.host, certificates: docker?.certificates, insecure: docker?.insecure ?? false).negotiated()
+            engine = try await DockerEngine.configured(
+                host: docker?.host, certificates: docker?.certificates, insecure: docker?.insecure ?? false
+            ).negotiated()
         } catch let error as DockerError {
-            throw OrchestratorError(.stageFailed, "\(error)", hint: "the stage runs in a container: start the engine or set DOCKER_HOST", cause: error)
+            throw OrchestratorError(
+                .stageFailed, "\(error)", hint: "the stage runs in a container: start the engine or set DOCKER_HOST",
+                cause: error)
         } catch let error as EngineClientError {
             throw OrchestratorError(.invalidInput, error.message, hint: error.hint)
         }
-        let project = ComposeProject(engine: engine, file: ComposeFile(path: plan.pipeline.path, project: plan.pipeline.name, services: [:], networks: []))
-        let mounts = (stage.inputs + stage.outputs + [stage.metricsFile].compactMap { $0 }).map { ($0 as NSString).deletingLastPathComponent }
+        let project = ComposeProject(
+            engine: engine,
+            file: ComposeFile(path: plan.pipeline.path, project: plan.pipeline.name, services: [:], networks: []))
+        let mounts = (stage.inputs + stage.outputs + [stage.metricsFile].compactMap { $0 }).map {
+            ($0 as NSString).deletingLastPathComponent
+        }
         for folder in mounts { try AtomicFile.createFolder(folder) }
         let run: (status: Int?, logs: String)
         do {
             run = try await project.runOnce(
-                image: image, command: argv, folder: pipelineFolder, mounts: mounts, environment: stage.env, name: stage.name,
+                image: image, command: argv, folder: pipelineFolder, mounts: mounts, environment: stage.env,
+                name: stage.name,
                 timeout: stage.timeout?.duration)
         } catch let error as DockerError {
             throw OrchestratorError(.stageFailed, "\(error)", cause: error)
         }
         try AtomicFile.write(Data(run.logs.utf8), to: logPath)
-        return CommandRunner.Outcome(exitStatus: run.status.map { Int32($0) }, signalled: false, timedOut: run.status == nil)
+        return CommandRunner.Outcome(
+            exitStatus: run.status.map { Int32($0) }, signalled: false, timedOut: run.status == nil)
     }
 }

@@ -1,8 +1,8 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
 import OrchestratorSupport
 import Provenance
-import DeploymentRuntimes
+import StrictYAML
 
 /// The run in progress, saved before every action: its `RunState` (what recovery needs) and its
 /// provenance record, each in its own file of the state folder. Every change goes through this
@@ -24,7 +24,10 @@ actor RunJournal {
     /// Told about the run as it goes (webhooks, the Pushgateway); they never wait for a peer.
     let observers: RunObservers
 
-    init(store: StateStore, state: RunState, record: ReleaseRecord, redaction: Redaction = .none, observers: RunObservers = .none) {
+    init(
+        store: StateStore, state: RunState, record: ReleaseRecord, redaction: Redaction = .none,
+        observers: RunObservers = .none
+    ) {
         self.store = store
         self.state = state
         self.releaseID = state.releaseID
@@ -47,7 +50,9 @@ actor RunJournal {
     func update(_ change: (inout RunState) -> Void) throws {
         let before = state
         change(&state)
-        if (before.phase, before.target, before.weight) != (state.phase, state.target, state.weight) { announce(.progress(state)) }
+        if (before.phase, before.target, before.weight) != (state.phase, state.target, state.weight) {
+            announce(.progress(state))
+        }
         try saving { try store.saveRun(state) }
     }
 
@@ -60,7 +65,9 @@ actor RunJournal {
         do {
             try save()
         } catch {
-            let failure = error as? OrchestratorError ?? OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)", cause: error)
+            let failure =
+                error as? OrchestratorError
+                ?? OrchestratorError(.fileSystem, "cannot save the controller's state: \(error)", cause: error)
             if saveFailure == nil { saveFailure = failure }
             throw failure
         }

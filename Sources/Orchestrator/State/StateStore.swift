@@ -1,10 +1,10 @@
+public import DeploymentRuntimes
 import DurableFiles
 import Foundation
-import StrictYAML
 import OrchestratorSupport
 public import PipelineSchema
 public import Provenance
-public import DeploymentRuntimes
+import StrictYAML
 
 /// The controller's state folder for one service (`<history folder>/state/<service>/`):
 ///
@@ -60,7 +60,9 @@ public struct StateStore: Sendable {
     ///
     /// - Throws: `OrchestratorError` `.unreadableState` when `run.json` exists but cannot be read.
     public func run() throws -> RunState? {
-        try read(RunState.self, at: runPath, hint: "the next `orchestrate run` or `orchestrate recover` converges without it, from current.json")
+        try read(
+            RunState.self, at: runPath,
+            hint: "the next `orchestrate run` or `orchestrate recover` converges without it, from current.json")
     }
 
     public func saveRun(_ run: RunState) throws {
@@ -69,7 +71,8 @@ public struct StateStore: Sendable {
 
     /// The record of the run in progress.
     public func pendingRecord() throws -> ReleaseRecord? {
-        try read(ReleaseRecord.self, at: recordPath, hint: "recovery records the interrupted release from run.json alone")
+        try read(
+            ReleaseRecord.self, at: recordPath, hint: "recovery records the interrupted release from run.json alone")
     }
 
     public func savePendingRecord(_ record: ReleaseRecord) throws {
@@ -111,13 +114,15 @@ public struct StateStore: Sendable {
     public func takeControl() -> ControlRequest? {
         guard let data = try? AtomicFile.read(controlPath, limit: 1024) else { return nil }
         unlink(controlPath)
-        return ControlRequest(rawValue: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return ControlRequest(
+            rawValue: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// The pending request, left in place.
     public func peekControl() -> ControlRequest? {
         guard let data = try? AtomicFile.read(controlPath, limit: 1024) else { return nil }
-        return ControlRequest(rawValue: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return ControlRequest(
+            rawValue: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     // MARK: Prometheus targets
@@ -128,7 +133,9 @@ public struct StateStore: Sendable {
             var targets: [String]
             var labels: [String: String]
         }
-        try write(instances.map { Target(targets: $0.addresses, labels: ["color": $0.color, "service": service]) }, to: targetsPath)
+        try write(
+            instances.map { Target(targets: $0.addresses, labels: ["color": $0.color, "service": service]) },
+            to: targetsPath)
     }
 
     // MARK: Reading and writing
@@ -139,7 +146,10 @@ public struct StateStore: Sendable {
             guard let contents = try AtomicFile.read(path, limit: 16 << 20) else { return nil }
             data = contents
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.unreadableState, "the state file \(path) cannot be read: \(error.step) failed: \(String(cString: strerror(error.code)))", hint: hint, cause: error)
+            throw OrchestratorError(
+                .unreadableState,
+                "the state file \(path) cannot be read: \(error.step) failed: \(String(cString: strerror(error.code)))",
+                hint: hint, cause: error)
         }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
@@ -160,7 +170,8 @@ public struct StateStore: Sendable {
         do {
             try AtomicFile.write(try encoder.encode(value), to: path)
         } catch let error as AtomicFileError {
-            throw OrchestratorError.writing(error, what: "the controller's state", unchanged: "its previous content is unchanged")
+            throw OrchestratorError.writing(
+                error, what: "the controller's state", unchanged: "its previous content is unchanged")
         }
     }
 

@@ -1,6 +1,6 @@
 public import Foundation
-import StrictYAML
 import OrchestratorSupport
+import StrictYAML
 
 /// A time as the command line takes it (`history --at`, `--since`, `--until`): ISO 8601 in its
 /// RFC 3339 form, `2026-12-01T14:05:00Z` or `2026-12-01T15:05:00+01:00`, with optional fractional
@@ -30,22 +30,31 @@ public enum ISO8601Time {
         var fraction = 0.0
         if reader.skip(".") {
             let digits = reader.digits()
-            guard !digits.isEmpty, digits.count <= 9 else { throw invalid(text, "a decimal point must be followed by 1 to 9 digits") }
+            guard !digits.isEmpty, digits.count <= 9 else {
+                throw invalid(text, "a decimal point must be followed by 1 to 9 digits")
+            }
             fraction = Double("0." + String(decoding: digits, as: UTF8.self)) ?? 0
         }
         var offset = 0
         if !reader.skip("Z") {
-            guard let sign = reader.sign() else { throw invalid(text, "the time must end with Z (UTC) or an offset such as +01:00") }
+            guard let sign = reader.sign() else {
+                throw invalid(text, "the time must end with Z (UTC) or an offset such as +01:00")
+            }
             let offsetHours = try reader.number(digits: 2, "the offset's hours")
             try reader.expect(":", after: "the offset's hours")
             let offsetMinutes = try reader.number(digits: 2, "the offset's minutes")
             guard offsetHours <= 23, offsetMinutes <= 59 else {
-                throw invalid(text, "the offset \(sign > 0 ? "+" : "-")\(pad(offsetHours)):\(pad(offsetMinutes)) is out of range (-23:59 to +23:59)")
+                throw invalid(
+                    text,
+                    "the offset \(sign > 0 ? "+" : "-")\(pad(offsetHours)):\(pad(offsetMinutes)) is out of range (-23:59 to +23:59)"
+                )
             }
             offset = sign * (offsetHours * 3600 + offsetMinutes * 60)
         }
         guard reader.isAtEnd else { throw invalid(text, "unexpected \(reader.rest) after the time") }
-        guard (1...12).contains(month) else { throw invalid(text, "the month is \(pad(month)): months go from 01 to 12") }
+        guard (1...12).contains(month) else {
+            throw invalid(text, "the month is \(pad(month)): months go from 01 to 12")
+        }
         let length = days(inMonth: month, of: year)
         guard (1...length).contains(day) else {
             throw invalid(text, "\(monthNames[month - 1]) \(year) has \(length) days, not \(day)")
@@ -53,12 +62,14 @@ public enum ISO8601Time {
         guard hour <= 23 else { throw invalid(text, "the hour is \(pad(hour)): hours go from 00 to 23") }
         guard minute <= 59 else { throw invalid(text, "the minute is \(pad(minute)): minutes go from 00 to 59") }
         guard second <= 59 else { throw invalid(text, "the second is \(pad(second)): seconds go from 00 to 59") }
-        let seconds = daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offset
+        let seconds =
+            daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offset
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 
     private static let monthNames = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+        "December",
     ]
 
     static func days(inMonth month: Int, of year: Int) -> Int {
@@ -85,7 +96,8 @@ public enum ISO8601Time {
     }
 
     static func invalid(_ text: String, _ reason: String) -> OrchestratorError {
-        OrchestratorError(.invalidInput, "\"\(echoed(text))\" is not an ISO 8601 time: \(reason)", hint: "write it as \(example)")
+        OrchestratorError(
+            .invalidInput, "\"\(echoed(text))\" is not an ISO 8601 time: \(reason)", hint: "write it as \(example)")
     }
 
     /// Reads the text's bytes from the start.
@@ -133,7 +145,9 @@ public enum ISO8601Time {
 
         mutating func digits() -> ArraySlice<UInt8> {
             let start = position
-            while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+            while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) {
+                position += 1
+            }
             return bytes[start..<position]
         }
     }

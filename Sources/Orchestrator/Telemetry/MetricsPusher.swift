@@ -1,8 +1,8 @@
 import Foundation
 import HTTPTransport
-import Synchronization
 import PipelineSchema
 import Provenance
+import Synchronization
 
 /// The controller's own state in Prometheus: at every change of a run (phase, weight, a gate
 /// measured, the outcome) the whole state is pushed to a Pushgateway group
@@ -39,7 +39,8 @@ final class MetricsPusher: RunObserver {
     private let snapshot: Mutex<Snapshot>
 
     convenience init(
-        spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate], records: [ReleaseRecord], live: LiveRelease?
+        spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate],
+        records: [ReleaseRecord], live: LiveRelease?
     ) {
         var tally = Tally()
         records.forEach { tally.count($0) }
@@ -47,7 +48,10 @@ final class MetricsPusher: RunObserver {
     }
 
     /// - Parameter tally: the history's records by action and outcome (`Tally.of(history)`).
-    init(spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate], tally: Tally, live: LiveRelease?) {
+    init(
+        spec: MetricsSpec, outbox: Outbox, service: String, colors: [String], gates: [PromQLGate], tally: Tally,
+        live: LiveRelease?
+    ) {
         self.spec = spec
         self.outbox = outbox
         self.service = service
@@ -61,7 +65,10 @@ final class MetricsPusher: RunObserver {
     }
 
     static func destinations(_ spec: MetricsSpec) -> [Outbox.Destination] {
-        [Outbox.Destination(name: destination, timeout: .seconds(5), retries: 2, backoff: .milliseconds(500), latestOnly: true)]
+        [
+            Outbox.Destination(
+                name: destination, timeout: .seconds(5), retries: 2, backoff: .milliseconds(500), latestOnly: true)
+        ]
     }
 
     func observe(_ event: RunEvent) {
@@ -75,7 +82,11 @@ final class MetricsPusher: RunObserver {
                 state.gates = [:]
                 state.step = 0
             case .progress(let run):
-                if run.phase == .shifting && (state.phase != run.phase.rawValue || state.weights[run.target ?? ""] != run.weight) { state.step += 1 }
+                if run.phase == .shifting
+                    && (state.phase != run.phase.rawValue || state.weights[run.target ?? ""] != run.weight)
+                {
+                    state.step += 1
+                }
                 state.phase = run.phase.rawValue
                 state.target = run.target
                 state.live = run.live?.color
@@ -89,7 +100,8 @@ final class MetricsPusher: RunObserver {
             case .promoted(let color, _):
                 state.weights = [color: 100]
             case .recovered(let record), .finished(let record):
-                state.tally[(record.action ?? .release).rawValue, default: [:]][record.outcome.rawValue, default: 0] += 1
+                state.tally[(record.action ?? .release).rawValue, default: [:]][record.outcome.rawValue, default: 0] +=
+                    1
                 guard case .finished = event.kind else { break }
                 state.phase = "idle"
                 if record.outcome == .succeeded, let color = record.deployment?.color ?? state.target {
@@ -106,8 +118,11 @@ final class MetricsPusher: RunObserver {
         guard let changed else { return }
         outbox.send(
             Outbox.Request(
-                method: "PUT", url: "\(spec.pushgateway)/metrics/job/\(Self.pathSegment(spec.job))/service/\(Self.pathSegment(service))",
-                headers: ["Content-Type: text/plain; version=0.0.4"], body: Data(render(changed).utf8), what: "the controller's state (\(changed.phase))"),
+                method: "PUT",
+                url:
+                    "\(spec.pushgateway)/metrics/job/\(Self.pathSegment(spec.job))/service/\(Self.pathSegment(service))",
+                headers: ["Content-Type: text/plain; version=0.0.4"], body: Data(render(changed).utf8),
+                what: "the controller's state (\(changed.phase))"),
             to: Self.destination)
     }
 
@@ -126,20 +141,32 @@ final class MetricsPusher: RunObserver {
             "orchestrate_rollout_weight_percent", "gauge", "Percent of users the controller sends to each colour.",
             colors.map { color -> Sample in ([("color", color)], Double(state.weights[color] ?? 0)) })
         family(
-            "orchestrate_rollout_phase", "gauge", "1 for the phase the controller is in (idle between runs), 0 for the others.",
+            "orchestrate_rollout_phase", "gauge",
+            "1 for the phase the controller is in (idle between runs), 0 for the others.",
             Self.phases.map { phase -> Sample in ([("phase", phase)], phase == state.phase ? 1 : 0) })
-        family("orchestrate_rollout_step", "gauge", "The traffic step in force, from 1 (0 before the first).", [([], Double(state.step))])
+        family(
+            "orchestrate_rollout_step", "gauge", "The traffic step in force, from 1 (0 before the first).",
+            [([], Double(state.step))])
         if let release = state.release, let started = state.startedAt {
             family(
-                "orchestrate_release_started_timestamp_seconds", "gauge", "When the last release began (for annotations).",
-                [([("release", release), ("target", state.target ?? ""), ("live", state.live ?? "")], started.timeIntervalSince1970)])
+                "orchestrate_release_started_timestamp_seconds", "gauge",
+                "When the last release began (for annotations).",
+                [
+                    (
+                        [("release", release), ("target", state.target ?? ""), ("live", state.live ?? "")],
+                        started.timeIntervalSince1970
+                    )
+                ])
         }
         let measured = state.gates.values.sorted { $0.gate < $1.gate }
         family(
             "orchestrate_gate_value", "gauge", "The last value of each PromQL gate, measured on the new colour.",
-            measured.compactMap { m -> Sample? in m.value.map { ([("gate", m.gate), ("color", state.target ?? "")], $0) } })
+            measured.compactMap { m -> Sample? in
+                m.value.map { ([("gate", m.gate), ("color", state.target ?? "")], $0) }
+            })
         family(
-            "orchestrate_gate_passed", "gauge", "1 when the last measurement of the gate passed, 0 when it failed, had no data or an error.",
+            "orchestrate_gate_passed", "gauge",
+            "1 when the last measurement of the gate passed, 0 when it failed, had no data or an error.",
             measured.map { m -> Sample in ([("gate", m.gate)], m.outcome == "success" ? 1 : 0) })
         family(
             "orchestrate_gate_bound", "gauge", "Each gate's bounds (min, max).",
@@ -150,15 +177,19 @@ final class MetricsPusher: RunObserver {
                 return samples
             })
         family(
-            "orchestrate_releases_total", "counter", "Records in the release history by action (release, rollback, repair) and outcome (succeeded, rolled_back, ...).",
+            "orchestrate_releases_total", "counter",
+            "Records in the release history by action (release, rollback, repair) and outcome (succeeded, rolled_back, ...).",
             state.tally.sorted { $0.key < $1.key }.flatMap { action, outcomes -> [Sample] in
-                outcomes.sorted { $0.key < $1.key }.map { outcome -> Sample in ([("action", action), ("outcome", outcome.key)], Double(outcome.value)) }
+                outcomes.sorted { $0.key < $1.key }.map { outcome -> Sample in
+                    ([("action", action), ("outcome", outcome.key)], Double(outcome.value))
+                }
             })
         return out
     }
 
     static func escaped(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
     }
 
     static func number(_ value: Double) -> String {

@@ -1,8 +1,8 @@
 import Crypto
-import Foundation
-import RecEngineContract
-import OrchestratorSupport
 import DurableFiles
+import Foundation
+import OrchestratorSupport
+import RecEngineContract
 
 /// The history file, open, read through a buffer of fixed size whatever the file's size: forward
 /// from the start, or backward from the end so that what wants the newest records reads only
@@ -65,10 +65,13 @@ struct HistoryFile {
         guard descriptor >= 0 else {
             let code = errno
             if code == ENOENT && access == .read { return nil }
-            if code == ENOSPC || code == EDQUOT { throw OrchestratorError.diskFull(path: path, doing: "creating the history", code: code) }
+            if code == ENOSPC || code == EDQUOT {
+                throw OrchestratorError.diskFull(path: path, doing: "creating the history", code: code)
+            }
             throw OrchestratorError(
                 .fileSystem, "cannot open the history \(path): \(String(cString: strerror(code)))",
-                hint: "check that it and its folder are readable\(access == .write ? " and writable" : "") by this user")
+                hint: "check that it and its folder are readable\(access == .write ? " and writable" : "") by this user"
+            )
         }
         defer { close(descriptor) }
         var info = stat()
@@ -143,7 +146,8 @@ struct HistoryFile {
         guard !bytes.isEmpty else { return nil }
         let whole = bytes.count <= limit
         return RawLine(
-            offset: 0, length: bytes.count, bytes: whole ? bytes : bytes.prefix(Self.overlongPrefixBytes), isTerminated: false, isWhole: whole)
+            offset: 0, length: bytes.count, bytes: whole ? bytes : bytes.prefix(Self.overlongPrefixBytes),
+            isTerminated: false, isWhole: whole)
     }
 
     /// A line being read: whole up to the limit, then only its first bytes and a running digest.
@@ -163,7 +167,9 @@ struct HistoryFile {
             guard !part.isEmpty else { return }
             length += part.count
             if hasher == nil && length <= limit {
-                if let base = part.baseAddress { bytes.append(base.assumingMemoryBound(to: UInt8.self), count: part.count) }
+                if let base = part.baseAddress {
+                    bytes.append(base.assumingMemoryBound(to: UInt8.self), count: part.count)
+                }
                 return
             }
             if hasher == nil {
@@ -180,7 +186,8 @@ struct HistoryFile {
 
         func finish(terminated: Bool) -> RawLine {
             RawLine(
-                offset: offset, length: length, bytes: bytes, isTerminated: terminated, isWhole: hasher == nil, overlongSHA256: hasher?.finalize().hexString)
+                offset: offset, length: length, bytes: bytes, isTerminated: terminated, isWhole: hasher == nil,
+                overlongSHA256: hasher?.finalize().hexString)
         }
     }
 
@@ -228,7 +235,9 @@ struct HistoryFile {
             let length = Int(end - start)
             let line =
                 length <= limit
-                ? RawLine(offset: start, length: length, bytes: Data(window[Int(start - windowStart)...]), isTerminated: terminated, isWhole: true)
+                ? RawLine(
+                    offset: start, length: length, bytes: Data(window[Int(start - windowStart)...]),
+                    isTerminated: terminated, isWhole: true)
                 : try overlong(at: start, length: length, terminated: terminated, limit: limit)
             guard try body(line), start > 0 else { return }
             end = start - 1
@@ -247,7 +256,9 @@ struct HistoryFile {
         while position > 0 {
             let count = Int(min(Int64(buffer.count), position))
             try read(into: &buffer, at: position - Int64(count), count: count)
-            if let newline = Self.lastNewline(in: buffer[..<count]) { return position - Int64(count) + Int64(newline) + 1 }
+            if let newline = Self.lastNewline(in: buffer[..<count]) {
+                return position - Int64(count) + Int64(newline) + 1
+            }
             position -= Int64(count)
         }
         return 0
@@ -314,11 +325,14 @@ struct HistoryFile {
             }
             if result < 0 {
                 if errno == EINTR { continue }
-                throw OrchestratorError(.fileSystem, "cannot read the history \(path) at offset \(offset): \(String(cString: strerror(errno)))")
+                throw OrchestratorError(
+                    .fileSystem,
+                    "cannot read the history \(path) at offset \(offset): \(String(cString: strerror(errno)))")
             }
             if result == 0 {
                 throw OrchestratorError(
-                    .fileSystem, "the history \(path) changed while it was read (it ends before offset \(offset + Int64(count)))",
+                    .fileSystem,
+                    "the history \(path) changed while it was read (it ends before offset \(offset + Int64(count)))",
                     hint: "only orchestrate appends to it, under the run lock; run the command again")
             }
             done += result

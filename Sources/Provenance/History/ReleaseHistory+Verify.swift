@@ -172,7 +172,8 @@ extension ReleaseHistory {
                     beyondHead.append(
                         Problem(
                             line: line.number,
-                            message: "beyond the \(head.lines) lines the head file records: appended by something other than orchestrate "
+                            message:
+                                "beyond the \(head.lines) lines the head file records: appended by something other than orchestrate "
                                 + "(or orchestrate stopped before updating the head)"))
                 }
             }
@@ -187,7 +188,8 @@ extension ReleaseHistory {
                         line: line.number,
                         message: line.number == 1
                             ? "the first record names a previous line: records before it were removed"
-                            : "previous_sha256 does not match line \(line.number - 1): a line before it was edited, inserted or removed"))
+                            : "previous_sha256 does not match line \(line.number - 1): a line before it was edited, inserted or removed"
+                    ))
             }
             guard let envelope = line.envelope else {
                 unsigned += 1
@@ -195,7 +197,9 @@ extension ReleaseHistory {
                     problems.append(
                         Problem(
                             line: line.number,
-                            message: "unsigned, after the signed line \(lastSigned): written without the signing key (appended or replaced by hand)"))
+                            message:
+                                "unsigned, after the signed line \(lastSigned): written without the signing key (appended or replaced by hand)"
+                        ))
                 }
                 return true
             }
@@ -212,21 +216,34 @@ extension ReleaseHistory {
                 case .valid:
                     signedByTrustedKey += 1
                     if let signer = line.record?.signer, signer.keyID != trustedKey.keyID {
-                        problems.append(Problem(line: line.number, message: "names signer \(signer.keyID) but is signed by \(trustedKey.keyID)"))
+                        problems.append(
+                            Problem(
+                                line: line.number,
+                                message: "names signer \(signer.keyID) but is signed by \(trustedKey.keyID)"))
                     }
                 case .signedByOthers(let keyids):
                     let others = keyids.isEmpty ? "no key" : "key \(keyids.joined(separator: ", "))"
-                    problems.append(Problem(line: line.number, message: "signed by \(others), not by the trusted key \(trustedKey.keyID)"))
+                    problems.append(
+                        Problem(
+                            line: line.number,
+                            message: "signed by \(others), not by the trusted key \(trustedKey.keyID)"))
                 case .invalid:
                     problems.append(
-                        Problem(line: line.number, message: "the signature by \(trustedKey.keyID) does not match the line: it was edited after signing"))
+                        Problem(
+                            line: line.number,
+                            message:
+                                "the signature by \(trustedKey.keyID) does not match the line: it was edited after signing"
+                        ))
                 }
             }
             return true
         }
         if let trustedKey, lines > 0, signedByTrustedKey == 0 {
-            let found = signers.isEmpty ? "no line is signed" : "lines are signed by \(signers.map(\.keyid).joined(separator: ", "))"
-            problems.append(Problem(line: 0, message: "no record is signed by the trusted key \(trustedKey.keyID) (\(found))"))
+            let found =
+                signers.isEmpty
+                ? "no line is signed" : "lines are signed by \(signers.map(\.keyid).joined(separator: ", "))"
+            problems.append(
+                Problem(line: 0, message: "no record is signed by the trusted key \(trustedKey.keyID) (\(found))"))
         }
         switch head {
         case .absent:
@@ -235,9 +252,15 @@ extension ReleaseHistory {
             problems.append(Problem(line: 0, message: "unparseable head \(headPath): \(reason)"))
         case .read(let head, let envelope):
             if lines < head.lines {
-                problems.append(Problem(line: 0, message: "the history was truncated: the head file records \(head.lines) lines, the file has \(lines)"))
+                problems.append(
+                    Problem(
+                        line: 0,
+                        message:
+                            "the history was truncated: the head file records \(head.lines) lines, the file has \(lines)"
+                    ))
             } else if headLineSHA256 != head.lastSHA256 {
-                problems.append(Problem(line: head.lines, message: "differs from the line the head file recorded: it was edited"))
+                problems.append(
+                    Problem(line: head.lines, message: "differs from the line the head file recorded: it was edited"))
             }
             beyondHead.kept.forEach { problems.append($0) }
             problems.omitted += beyondHead.omitted
@@ -245,14 +268,23 @@ extension ReleaseHistory {
                 switch envelope?.check(with: trustedKey) {
                 case .valid?: break
                 case nil:
-                    problems.append(Problem(line: 0, message: "the head file \(headPath) is not signed, but the last line is: it was rewritten"))
+                    problems.append(
+                        Problem(
+                            line: 0,
+                            message: "the head file \(headPath) is not signed, but the last line is: it was rewritten"))
                 case .signedByOthers?, .invalid?:
                     problems.append(
-                        Problem(line: 0, message: "the head file \(headPath) is not validly signed by the trusted key \(trustedKey.keyID): it was rewritten"))
+                        Problem(
+                            line: 0,
+                            message:
+                                "the head file \(headPath) is not validly signed by the trusted key \(trustedKey.keyID): it was rewritten"
+                        ))
                 }
             }
         }
-        return Verification(records: records, problems: problems.all, trustedKeyID: trustedKey?.keyID, signers: signers, unsigned: unsigned)
+        return Verification(
+            records: records, problems: problems.all, trustedKeyID: trustedKey?.keyID, signers: signers,
+            unsigned: unsigned)
     }
 
     /// The problems `verification` finds without a trusted key: the chain and the head.

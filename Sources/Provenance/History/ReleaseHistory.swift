@@ -1,7 +1,7 @@
 import DurableFiles
 public import Foundation
-import StrictYAML
 public import OrchestratorSupport
+import StrictYAML
 
 /// The release history: one JSON record per line, each carrying the SHA-256 of the line before,
 /// plus a small head file (`<history>.head`) naming the line count, the file's length and the
@@ -78,7 +78,8 @@ public struct ReleaseHistory: Sendable {
     /// A line as read, parsed: its record, or what is wrong with it. A line is a record only
     /// once its newline was written.
     static func parse(_ raw: HistoryFile.RawLine, number: Int) -> Line {
-        var line = Line(number: number, bytes: raw.bytes, length: raw.length, kind: .record, overlongSHA256: raw.overlongSHA256)
+        var line = Line(
+            number: number, bytes: raw.bytes, length: raw.length, kind: .record, overlongSHA256: raw.overlongSHA256)
         let startsAnObject = raw.bytes.first == UInt8(ascii: "{")
         guard raw.isWhole else {
             line.problem = "\(raw.length) bytes long, more than the \(maxLineBytes) a record may have: not read"
@@ -107,7 +108,9 @@ public struct ReleaseHistory: Sendable {
             line.record = record
         } else {
             line.problem = "not a release record (a torn write or an edit)"
-            line.kind = startsAnObject && (try? JSONSerialization.jsonObject(with: raw.bytes)) == nil ? .damagedRecord : .foreign
+            line.kind =
+                startsAnObject && (try? JSONSerialization.jsonObject(with: raw.bytes)) == nil
+                ? .damagedRecord : .foreign
         }
         return line
     }
@@ -148,7 +151,9 @@ public struct ReleaseHistory: Sendable {
     ///
     /// - Parameter earliest: stop at the first record started before this: runs append in the
     ///   order they took the run lock, so no record of a run started since lies further back.
-    public func lastRecord(startedOnOrAfter earliest: Date? = nil, where predicate: (ReleaseRecord) throws -> Bool = { _ in true }) throws
+    public func lastRecord(
+        startedOnOrAfter earliest: Date? = nil, where predicate: (ReleaseRecord) throws -> Bool = { _ in true }
+    ) throws
         -> ReleaseRecord?
     {
         var found: ReleaseRecord?
@@ -201,13 +206,16 @@ public struct ReleaseHistory: Sendable {
             lastWhole = raw
             return false
         }
-        return Tail(lastWhole: lastWhole, torn: torn, wholeLines: try lastWhole.map { try wholeLineCount(file, last: $0) } ?? 0)
+        return Tail(
+            lastWhole: lastWhole, torn: torn, wholeLines: try lastWhole.map { try wholeLineCount(file, last: $0) } ?? 0)
     }
 
     /// The number of whole lines up to and including `last`: from the head file when it names
     /// exactly that line and where it ends, else counted.
     func wholeLineCount(_ file: HistoryFile, last: HistoryFile.RawLine) throws -> Int {
-        if case .read(let head, _) = readHead(), head.bytes == last.end, head.lastSHA256 == last.sha256 { return head.lines }
+        if case .read(let head, _) = readHead(), head.bytes == last.end, head.lastSHA256 == last.sha256 {
+            return head.lines
+        }
         return try file.countNewlines(before: last.end)
     }
 
@@ -219,15 +227,22 @@ public struct ReleaseHistory: Sendable {
     ///
     /// - Throws: `.unreadableState` (exit 2) for a FIFO, a device or a folder.
     public func foreignLine() throws -> Line? {
-        try HistoryFile.withOpened(path, for: .read) { file in try foreignLine(in: file, tail: try tail(of: file)) } ?? nil
+        try HistoryFile.withOpened(path, for: .read) { file in try foreignLine(in: file, tail: try tail(of: file)) }
+            ?? nil
     }
 
     func foreignLine(in file: HistoryFile, tail: Tail) throws -> Line? {
-        if let first = try file.firstLine(limit: Self.maxLineBytes), case let line = Self.parse(first, number: 1), line.kind == .foreign {
+        if let first = try file.firstLine(limit: Self.maxLineBytes), case let line = Self.parse(first, number: 1),
+            line.kind == .foreign
+        {
             return line
         }
-        if let torn = tail.torn, case let line = Self.parse(torn, number: tail.lines), line.kind == .foreign { return line }
-        if let last = tail.lastWhole, case let line = Self.parse(last, number: tail.wholeLines), line.kind == .foreign { return line }
+        if let torn = tail.torn, case let line = Self.parse(torn, number: tail.lines), line.kind == .foreign {
+            return line
+        }
+        if let last = tail.lastWhole, case let line = Self.parse(last, number: tail.wholeLines), line.kind == .foreign {
+            return line
+        }
         return nil
     }
 
@@ -286,13 +301,17 @@ public struct ReleaseHistory: Sendable {
             } catch let error as AtomicFileError {
                 // All or nothing: without its head the line would read as written by someone else.
                 let original = tail.torn?.bytes ?? Data()
-                let restored = (try? AtomicFile.replaceTail(of: file.descriptor, from: off_t(tail.end), with: original, original: Data(), path: path)) != nil
+                let restored =
+                    (try? AtomicFile.replaceTail(
+                        of: file.descriptor, from: off_t(tail.end), with: original, original: Data(), path: path))
+                    != nil
                 if restored, let aside = record.historyRepair?.keptIn { unlink(aside) }
                 throw OrchestratorError.writing(
                     error, what: "the history's head file",
                     unchanged: restored
                         ? "the record was not appended and the history is as it was"
-                        : "the record is appended (line \(head.lines)) but the head file names the line before, which history verify reports until the next append")
+                        : "the record is appended (line \(head.lines)) but the head file names the line before, which history verify reports until the next append"
+                )
             }
             return record
         }
@@ -300,7 +319,8 @@ public struct ReleaseHistory: Sendable {
         return appended
     }
 
-    private func append(_ record: ReleaseRecord, to file: HistoryFile, after tail: Tail) throws -> (ReleaseRecord, Head) {
+    private func append(_ record: ReleaseRecord, to file: HistoryFile, after tail: Tail) throws -> (ReleaseRecord, Head)
+    {
         if let foreign = try foreignLine(in: file, tail: tail) { throw Self.notAHistory(path, foreign) }
         var record = record
         var original = Data()
@@ -312,18 +332,24 @@ public struct ReleaseHistory: Sendable {
         record.signer = signingKey.map { .init(keyID: $0.publicKey.keyID, publicKey: $0.publicKey.base64) }
         let body: Data
         if let signingKey {
-            body = try SignedEnvelope.signing(try record.jsonLine(), type: SignedEnvelope.releasePayloadType, with: signingKey).jsonLine()
+            body = try SignedEnvelope.signing(
+                try record.jsonLine(), type: SignedEnvelope.releasePayloadType, with: signingKey
+            ).jsonLine()
         } else {
             body = try record.jsonLine()
         }
         var line = body
         line.append(UInt8(ascii: "\n"))
         do {
-            try AtomicFile.replaceTail(of: file.descriptor, from: off_t(tail.end), with: line, original: original, path: path)
+            try AtomicFile.replaceTail(
+                of: file.descriptor, from: off_t(tail.end), with: line, original: original, path: path)
         } catch let error as AtomicFileError {
-            throw OrchestratorError.writing(error, what: "the history", unchanged: "the record was not appended and the history is as it was")
+            throw OrchestratorError.writing(
+                error, what: "the history", unchanged: "the record was not appended and the history is as it was")
         }
-        return (record, Head(lines: tail.wholeLines + 1, lastSHA256: sha256Hex(body), bytes: tail.end + Int64(line.count)))
+        return (
+            record, Head(lines: tail.wholeLines + 1, lastSHA256: sha256Hex(body), bytes: tail.end + Int64(line.count))
+        )
     }
 
     /// Copies a torn last line to `<history>.torn-TIME` (durably) before it is replaced.
@@ -341,7 +367,8 @@ public struct ReleaseHistory: Sendable {
             try AtomicFile.write(bytes, to: aside)
         } catch let error as AtomicFileError {
             throw OrchestratorError.writing(
-                error, what: "a copy of the history's torn last line", unchanged: "nothing was appended and the history is as it was")
+                error, what: "a copy of the history's torn last line",
+                unchanged: "nothing was appended and the history is as it was")
         }
         return .init(line: line, bytes: bytes.count, sha256: sha256Hex(bytes), keptIn: aside)
     }

@@ -1,8 +1,8 @@
 public import Foundation
-import StrictYAML
-public import RecEngineContract
 public import OrchestratorSupport
 public import PipelineSchema
+public import RecEngineContract
+import StrictYAML
 
 /// One line of the release history: what a run did, built from what, approved by which numbers.
 ///
@@ -11,7 +11,12 @@ public import PipelineSchema
 /// `builder` the builder id, and `releaseID`, `startedOn`, `finishedOn` the run metadata.
 public struct ReleaseRecord: Sendable, Codable, Equatable {
 
-    public init(releaseID: String, previousSHA256: String? = nil, startedOn: Date, finishedOn: Date?, invocation: Invocation, builder: Builder, source: Source, pipeline: PipelineReference, overrides: [String], dryRun: Bool, stages: [StageRecord], model: ModelReference?, deployment: DeploymentRecord? = nil, outcome: ReleaseOutcome, failure: String? = nil) {
+    public init(
+        releaseID: String, previousSHA256: String? = nil, startedOn: Date, finishedOn: Date?, invocation: Invocation,
+        builder: Builder, source: Source, pipeline: PipelineReference, overrides: [String], dryRun: Bool,
+        stages: [StageRecord], model: ModelReference?, deployment: DeploymentRecord? = nil, outcome: ReleaseOutcome,
+        failure: String? = nil
+    ) {
         self.releaseID = releaseID
         self.previousSHA256 = previousSHA256
         self.startedOn = startedOn
@@ -122,13 +127,21 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var tuning: Tuning? = nil
 
         enum CodingKeys: String, CodingKey {
-            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log, error, reason, ingest, tuning
+            case status, name, uses, argv, parameters, fingerprint, attempts, inputs, outputs, metrics, gates, log,
+                error, reason, ingest, tuning
             case rankingProtocol = "ranking_protocol"
             case exitStatus = "exit_status"
             case durationSeconds = "duration_seconds"
         }
 
-        package init(status: StageStatus, name: String, uses: String? = nil, argv: [String]? = nil, parameters: [String: ParameterValue]? = nil, fingerprint: String? = nil, attempts: Int, exitStatus: Int32? = nil, durationSeconds: Double, inputs: [ArtifactDigest], outputs: [ArtifactDigest], metrics: [String: Double], gates: [GateVerdict], log: String? = nil, error: String? = nil, reason: String? = nil, ingest: IngestReport? = nil, rankingProtocol: RankingProtocol? = nil, tuning: Tuning? = nil) {
+        package init(
+            status: StageStatus, name: String, uses: String? = nil, argv: [String]? = nil,
+            parameters: [String: ParameterValue]? = nil, fingerprint: String? = nil, attempts: Int,
+            exitStatus: Int32? = nil, durationSeconds: Double, inputs: [ArtifactDigest], outputs: [ArtifactDigest],
+            metrics: [String: Double], gates: [GateVerdict], log: String? = nil, error: String? = nil,
+            reason: String? = nil, ingest: IngestReport? = nil, rankingProtocol: RankingProtocol? = nil,
+            tuning: Tuning? = nil
+        ) {
             self.status = status
             self.name = name
             self.uses = uses
@@ -184,10 +197,14 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         /// The choice in one line, as the run's progress and `orchestrate explain` print it:
         /// `ease reg=300: ndcg_at_k 0.1234 on a temporal validation split, 4 trials of 4 candidates`.
         public var summary: String {
-            let parameters = chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(separator: " ")
-            let split = self.protocol.validation == "temporal" && self.protocol.lastN > 0
-                ? "a temporal validation split (each user's last \(self.protocol.lastN))" : "a \(self.protocol.validation) validation split"
-            return "\(algorithm) \(parameters): \(self.protocol.metric) \(formatMetric(score)) on \(split), \(trials) trials of \(candidates) candidates"
+            let parameters = chosen.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatMetric($0.value))" }.joined(
+                separator: " ")
+            let split =
+                self.protocol.validation == "temporal" && self.protocol.lastN > 0
+                ? "a temporal validation split (each user's last \(self.protocol.lastN))"
+                : "a \(self.protocol.validation) validation split"
+            return
+                "\(algorithm) \(parameters): \(self.protocol.metric) \(formatMetric(score)) on \(split), \(trials) trials of \(candidates) candidates"
                 + (stoppedByBudget ? " (the time budget ran out)" : "")
         }
     }
@@ -243,7 +260,11 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
                 case finishedOn = "finished_on"
             }
 
-            package init(weight: Int, startedOn: Date, finishedOn: Date? = nil, passed: Bool? = nil, measurements: [GateMeasurement], judge: [JudgeLook]? = nil, judgeDecision: JudgeLook.Decision? = nil, judgeRule: String? = nil) {
+            package init(
+                weight: Int, startedOn: Date, finishedOn: Date? = nil, passed: Bool? = nil,
+                measurements: [GateMeasurement], judge: [JudgeLook]? = nil, judgeDecision: JudgeLook.Decision? = nil,
+                judgeRule: String? = nil
+            ) {
                 self.weight = weight
                 self.startedOn = startedOn
                 self.finishedOn = finishedOn
@@ -312,7 +333,8 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout, outcome, failure, plan, signer
+        case schema, action, invocation, builder, source, pipeline, overrides, stages, model, deployment, rollout,
+            outcome, failure, plan, signer
         case releaseID = "release_id"
         case previousSHA256 = "previous_sha256"
         case startedOn = "started_on"

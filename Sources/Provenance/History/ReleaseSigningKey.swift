@@ -1,8 +1,8 @@
 import Crypto
 import DurableFiles
-import RecEngineContract
 public import Foundation
 import OrchestratorSupport
+import RecEngineContract
 
 /// The Ed25519 private key that signs release records (`orchestrate history keygen` makes one).
 ///
@@ -14,9 +14,12 @@ public struct ReleaseSigningKey: Sendable {
 
     /// - Throws: `.invalidInput` when the bytes are not a raw 32-byte Ed25519 private key.
     public init(rawRepresentation: Data, origin: String) throws {
-        guard rawRepresentation.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation) else {
+        guard rawRepresentation.count == 32,
+            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation)
+        else {
             throw OrchestratorError(
-                .invalidInput, "\(origin) is not an Ed25519 private key: expected the base64 of 32 bytes, got \(rawRepresentation.count) bytes",
+                .invalidInput,
+                "\(origin) is not an Ed25519 private key: expected the base64 of 32 bytes, got \(rawRepresentation.count) bytes",
                 hint: "orchestrate history keygen --out FILE writes a key pair")
         }
         self.rawRepresentation = rawRepresentation
@@ -27,7 +30,8 @@ public struct ReleaseSigningKey: Sendable {
     public static func generate() -> ReleaseSigningKey {
         let key = Curve25519.Signing.PrivateKey()
         // 32 fresh bytes from swift-crypto are always a valid key.
-        return ReleaseSigningKey(unchecked: key.rawRepresentation, publicKey: ReleasePublicKey(verified: key.publicKey.rawRepresentation))
+        return ReleaseSigningKey(
+            unchecked: key.rawRepresentation, publicKey: ReleasePublicKey(verified: key.publicKey.rawRepresentation))
     }
 
     private init(unchecked rawRepresentation: Data, publicKey: ReleasePublicKey) {
@@ -53,8 +57,11 @@ public struct ReleaseSigningKey: Sendable {
     public init(file: String) throws {
         if file.hasSuffix(".pub") {
             throw OrchestratorError(
-                .invalidInput, "the signing key \(file) is a public key (.pub): records are signed with the private key; nothing was signed",
-                hint: "--signing-key \(file.dropLast(4)) (history keygen --out FILE writes the private key as FILE and the public key as FILE.pub)")
+                .invalidInput,
+                "the signing key \(file) is a public key (.pub): records are signed with the private key; nothing was signed",
+                hint:
+                    "--signing-key \(file.dropLast(4)) (history keygen --out FILE writes the private key as FILE and the public key as FILE.pub)"
+            )
         }
         let data = try KeyFile.read(file, what: "the signing key")
         var info = stat()
@@ -71,7 +78,9 @@ public struct ReleaseSigningKey: Sendable {
     /// else `ORCHESTRATE_SIGNING_KEY`; nil when none is given (records are then unsigned).
     public static func resolve(file: String?, environment: [String: String]) throws -> ReleaseSigningKey? {
         if let file { return try ReleaseSigningKey(file: file) }
-        if let file = environment["ORCHESTRATE_SIGNING_KEY_FILE"], !file.isEmpty { return try ReleaseSigningKey(file: file) }
+        if let file = environment["ORCHESTRATE_SIGNING_KEY_FILE"], !file.isEmpty {
+            return try ReleaseSigningKey(file: file)
+        }
         if let text = environment["ORCHESTRATE_SIGNING_KEY"], !text.isEmpty {
             return try ReleaseSigningKey(base64: text, origin: "ORCHESTRATE_SIGNING_KEY")
         }
@@ -138,24 +147,32 @@ public enum KeyFile {
     static func read(_ path: String, what: String) throws -> Data {
         switch FileKind.of(path) {
         case .missing:
-            throw OrchestratorError(.invalidInput, "\(what) \(path) does not exist", hint: "orchestrate history keygen --out FILE writes a key pair")
+            throw OrchestratorError(
+                .invalidInput, "\(what) \(path) does not exist",
+                hint: "orchestrate history keygen --out FILE writes a key pair")
         case .regular(let size) where size > Int64(maxBytes):
             throw OrchestratorError(
-                .invalidInput, "\(what) \(path) is \(size) bytes: a key file holds one line of base64 (45 bytes); it was not read",
+                .invalidInput,
+                "\(what) \(path) is \(size) bytes: a key file holds one line of base64 (45 bytes); it was not read",
                 hint: "name the file history keygen wrote")
         case .regular:
             break
         case let kind:
-            throw OrchestratorError(.invalidInput, "\(what) \(path) is \(kind.description), not a key file; it was not read", hint: "name the file history keygen wrote")
+            throw OrchestratorError(
+                .invalidInput, "\(what) \(path) is \(kind.description), not a key file; it was not read",
+                hint: "name the file history keygen wrote")
         }
         do {
             guard let data = try AtomicFile.read(path, limit: maxBytes) else {
-                throw OrchestratorError(.invalidInput, "\(what) \(path) does not exist", hint: "orchestrate history keygen --out FILE writes a key pair")
+                throw OrchestratorError(
+                    .invalidInput, "\(what) \(path) does not exist",
+                    hint: "orchestrate history keygen --out FILE writes a key pair")
             }
             return data
         } catch let error as AtomicFileError {
             throw OrchestratorError(
-                .invalidInput, "cannot read \(what) \(path): \(error.step) failed: \(String(cString: strerror(error.code)))",
+                .invalidInput,
+                "cannot read \(what) \(path): \(error.step) failed: \(String(cString: strerror(error.code)))",
                 hint: "check the path and its permissions")
         }
     }
@@ -170,13 +187,16 @@ public enum KeyFile {
             let code = errno
             throw OrchestratorError(
                 .invalidInput, "cannot create \(path): \(String(cString: strerror(code)))",
-                hint: code == EEXIST ? "keygen never overwrites a key: choose another --out, or remove the old pair first" : nil)
+                hint: code == EEXIST
+                    ? "keygen never overwrites a key: choose another --out, or remove the old pair first" : nil)
         }
         defer { close(descriptor) }
         let bytes = Data(contents.utf8)
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(descriptor) == 0 else {
-            let reason = written >= 0 && written < bytes.count ? "a short write (\(written) of \(bytes.count) bytes)" : String(cString: strerror(errno))
+            let reason =
+                written >= 0 && written < bytes.count
+                ? "a short write (\(written) of \(bytes.count) bytes)" : String(cString: strerror(errno))
             unlink(path)
             throw OrchestratorError(.fileSystem, "could not write \(path): \(reason)")
         }

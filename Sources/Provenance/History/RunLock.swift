@@ -1,7 +1,7 @@
 import DurableFiles
 public import Foundation
-import StrictYAML
 import OrchestratorSupport
+import StrictYAML
 
 /// An exclusive lock next to the history file, so that two runs of the same pipeline (overlapping
 /// cron jobs) never interleave. It is an `flock` on `<history>.lock`: the kernel releases it when
@@ -42,11 +42,14 @@ public final class RunLock: Sendable {
             throw OrchestratorError(.fileSystem, "cannot open the lock \(path): \(String(cString: strerror(errno)))")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let current = FileManager.default.contents(atPath: path).flatMap { try? Self.decoder.decode(Holder.self, from: $0) }
+            let current = FileManager.default.contents(atPath: path).flatMap {
+                try? Self.decoder.decode(Holder.self, from: $0)
+            }
             close(descriptor)
-            let who = current.map {
-                "pid \($0.pid) (\($0.user)@\($0.host)) since \(ISO8601DateFormatter().string(from: $0.since)), release \($0.releaseID)"
-            } ?? "another process"
+            let who =
+                current.map {
+                    "pid \($0.pid) (\($0.user)@\($0.host)) since \(ISO8601DateFormatter().string(from: $0.since)), release \($0.releaseID)"
+                } ?? "another process"
             throw OrchestratorError(
                 .locked, "another run holds the lock \(path): \(who)",
                 hint: "wait for it to finish; the lock frees itself when that process exits")

@@ -72,7 +72,9 @@ public struct ServingTimeline: Sendable {
     public mutating func add(_ record: ReleaseRecord) {
         firstRecord = min(firstRecord ?? record.startedOn, record.startedOn)
         defer {
-            if (record.action ?? .release) == .release, let sha256 = record.deployment?.modelSHA256 { releaseByModel[sha256] = record.releaseID }
+            if (record.action ?? .release) == .release, let sha256 = record.deployment?.modelSHA256 {
+                releaseByModel[sha256] = record.releaseID
+            }
         }
         guard !record.dryRun, let rollout = record.rollout else { return }
         let action = (record.action ?? .release)
@@ -91,7 +93,10 @@ public struct ServingTimeline: Sendable {
                     models[color] = (builtBy, sha256, record.model?.version)
                 }
             }
-            keep(Self.change(at: event.at, record: record, action: action, detail: event.detail, weights: weights, models: models))
+            keep(
+                Self.change(
+                    at: event.at, record: record, action: action, detail: event.detail, weights: weights, models: models
+                ))
         }
         // A repair records what it adopted, not a shift: the colour it names takes all traffic.
         if !shifted, action == .repair, let deployment = record.deployment {
@@ -99,7 +104,8 @@ public struct ServingTimeline: Sendable {
             models[deployment.color] = (builtBy, deployment.modelSHA256, record.model?.version)
             keep(
                 Self.change(
-                    at: record.finishedOn ?? record.startedOn, record: record, action: action, detail: "repair: \(deployment.color) 100%",
+                    at: record.finishedOn ?? record.startedOn, record: record, action: action,
+                    detail: "repair: \(deployment.color) 100%",
                     weights: weights, models: models))
         }
     }
@@ -119,8 +125,11 @@ public struct ServingTimeline: Sendable {
         at: Date, record: ReleaseRecord, action: ReleaseAction, detail: String, weights: [String: Int],
         models: [String: (releaseID: String?, sha256: String?, version: String?)]
     ) -> Change {
-        let serving = weights.filter { $0.value > 0 }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { color, weight in
-            Serving(color: color, weight: weight, releaseID: models[color]?.releaseID, modelSHA256: models[color]?.sha256, modelVersion: models[color]?.version)
+        let serving = weights.filter { $0.value > 0 }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map {
+            color, weight in
+            Serving(
+                color: color, weight: weight, releaseID: models[color]?.releaseID, modelSHA256: models[color]?.sha256,
+                modelVersion: models[color]?.version)
         }
         return Change(at: at, recordID: record.releaseID, action: action.rawValue, detail: detail, serving: serving)
     }

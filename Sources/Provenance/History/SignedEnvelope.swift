@@ -22,9 +22,11 @@ public struct SignedEnvelope: Sendable, Codable, Equatable {
     public var signatures: [Signature]
 
     /// Signs `payload` with `key`.
-    static func signing(_ payload: Data, type payloadType: String, with key: ReleaseSigningKey) throws -> SignedEnvelope {
+    static func signing(_ payload: Data, type payloadType: String, with key: ReleaseSigningKey) throws -> SignedEnvelope
+    {
         let signature = try key.signature(for: preAuthenticationEncoding(payloadType: payloadType, payload: payload))
-        return SignedEnvelope(payloadType: payloadType, payload: payload, signatures: [.init(keyid: key.publicKey.keyID, sig: signature)])
+        return SignedEnvelope(
+            payloadType: payloadType, payload: payload, signatures: [.init(keyid: key.publicKey.keyID, sig: signature)])
     }
 
     /// DSSE v1's PAE: `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal.

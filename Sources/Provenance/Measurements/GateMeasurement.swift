@@ -12,7 +12,9 @@ public struct GateMeasurement: Sendable, Codable, Equatable {
     public var at: Date
     public var error: String?
 
-    public init(outcome: String, gate: String, query: String, value: Double?, condition: String, at: Date, error: String? = nil) {
+    public init(
+        outcome: String, gate: String, query: String, value: Double?, condition: String, at: Date, error: String? = nil
+    ) {
         self.outcome = outcome
         self.gate = gate
         self.query = query

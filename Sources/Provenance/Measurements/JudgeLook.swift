@@ -39,7 +39,8 @@ public struct MetricJudgement: Sendable, Codable, Equatable {
         public var classification: Classification
 
         package init(
-            quantile: Double? = nil, threshold: Double? = nil, newThreshold: Double? = nil, newSuccesses: Double, newTrials: Double,
+            quantile: Double? = nil, threshold: Double? = nil, newThreshold: Double? = nil, newSuccesses: Double,
+            newTrials: Double,
             liveSuccesses: Double, liveTrials: Double, difference: Double, lower: Double, upper: Double, margin: Double,
             classification: Classification
         ) {
@@ -80,7 +81,8 @@ public struct MetricJudgement: Sendable, Codable, Equatable {
     public var cuped: CovariateAdjustment? = nil
 
     package init(
-        metric: String, classification: Classification, comparisons: [Comparison], rule: String, critical: Bool, weight: Double,
+        metric: String, classification: Classification, comparisons: [Comparison], rule: String, critical: Bool,
+        weight: Double,
         error: String? = nil, cuped: CovariateAdjustment? = nil
     ) {
         self.metric = metric
@@ -184,7 +186,8 @@ public struct SampleRatioCheck: Sendable, Codable, Equatable {
     public var mismatch: Bool
 
     package init(
-        count: String, expectedShare: Double, observedShare: Double, new: Double, live: Double, groups: Int?, statistic: Double, pValue: Double,
+        count: String, expectedShare: Double, observedShare: Double, new: Double, live: Double, groups: Int?,
+        statistic: Double, pValue: Double,
         mismatch: Bool
     ) {
         self.count = count
@@ -209,7 +212,8 @@ public struct SampleRatioCheck: Sendable, Codable, Equatable {
     public var summary: String {
         func percent(_ share: Double) -> String { String(format: "%.1f %%", share * 100) }
         let grouped = groups.map { ", variance between \($0) groups of users" } ?? ""
-        return "\(count): new \(percent(observedShare)) of \(formatNumber(new + live)) (\(formatNumber(new)) new, \(formatNumber(live)) live), "
+        return
+            "\(count): new \(percent(observedShare)) of \(formatNumber(new + live)) (\(formatNumber(new)) new, \(formatNumber(live)) live), "
             + "expected \(percent(expectedShare)): chi-squared \(String(format: "%.2f", statistic))\(grouped), p \(String(format: "%.2g", pValue))"
     }
 }

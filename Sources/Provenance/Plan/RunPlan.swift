@@ -1,7 +1,7 @@
 import Foundation
-public import StrictYAML
 public import OrchestratorSupport
 public import PipelineSchema
+public import StrictYAML
 
 /// What `orchestrate run` will do, computed once before it does anything: `--dry-run` prints
 /// it, the executor carries it out, and the release record stores it. Nothing the run does is
@@ -55,7 +55,12 @@ public struct RunPlan: Sendable, Codable, Equatable {
             case metricsFile = "metrics_file"
         }
 
-        package init(name: String, uses: String? = nil, parameters: [String: ParameterValue]? = nil, command: [String], image: String? = nil, env: [String: String], inputs: [String], outputs: [String], timeout: PipelineDuration? = nil, retries: Int, gate: [MetricThreshold], action: StageAction, reason: String, cachedFrom: String? = nil, inputDigests: [ArtifactDigest], metricsFile: String? = nil) {
+        package init(
+            name: String, uses: String? = nil, parameters: [String: ParameterValue]? = nil, command: [String],
+            image: String? = nil, env: [String: String], inputs: [String], outputs: [String],
+            timeout: PipelineDuration? = nil, retries: Int, gate: [MetricThreshold], action: StageAction,
+            reason: String, cachedFrom: String? = nil, inputDigests: [ArtifactDigest], metricsFile: String? = nil
+        ) {
             self.name = name
             self.uses = uses
             self.parameters = parameters
@@ -139,7 +144,8 @@ public struct RunPlan: Sendable, Codable, Equatable {
         }
 
         package init(
-            metric: String, newTrials: Double, detectable: Double, declared: Double, absolute: Bool, unit: String? = nil,
+            metric: String, newTrials: Double, detectable: Double, declared: Double, absolute: Bool,
+            unit: String? = nil,
             neededNew: Double? = nil, neededSeconds: Double? = nil
         ) {
             self.metric = metric
@@ -162,7 +168,9 @@ public struct RunPlan: Sendable, Codable, Equatable {
         public var network: String
         public var labels: [String: String]
 
-        public init(name: String, image: String, command: [String], binds: [String], network: String, labels: [String: String]) {
+        public init(
+            name: String, image: String, command: [String], binds: [String], network: String, labels: [String: String]
+        ) {
             self.name = name
             self.image = image
             self.command = command
@@ -244,13 +252,21 @@ public struct RunPlan: Sendable, Codable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case runtime, service, model, live, target, health, steps, mode, hold, drain, hooks, containers, colors, prometheus, gates, judge, interleave, files
+            case runtime, service, model, live, target, health, steps, mode, hold, drain, hooks, containers, colors,
+                prometheus, gates, judge, interleave, files
             case stopOld = "stop_old"
             case automaticRollback = "automatic_rollback"
             case stopNew = "stop_new"
         }
 
-        package init(runtime: String, service: String, model: String, live: LiveRelease? = nil, target: String, health: HealthCheckSpec, steps: [PlannedStep], mode: TrafficSpec.Mode? = nil, hold: PipelineDuration, stopOld: Bool, drain: PipelineDuration, automaticRollback: Bool, stopNew: Bool, hooks: HooksSpec, containers: [PlannedContainer], colors: [String] = [], prometheus: String? = nil, gates: [PromQLGate] = [], judge: JudgeSpec? = nil, interleave: InterleaveSpec? = nil, files: Files = Files(workingDirectory: "", logs: "")) {
+        package init(
+            runtime: String, service: String, model: String, live: LiveRelease? = nil, target: String,
+            health: HealthCheckSpec, steps: [PlannedStep], mode: TrafficSpec.Mode? = nil, hold: PipelineDuration,
+            stopOld: Bool, drain: PipelineDuration, automaticRollback: Bool, stopNew: Bool, hooks: HooksSpec,
+            containers: [PlannedContainer], colors: [String] = [], prometheus: String? = nil, gates: [PromQLGate] = [],
+            judge: JudgeSpec? = nil, interleave: InterleaveSpec? = nil,
+            files: Files = Files(workingDirectory: "", logs: "")
+        ) {
             self.runtime = runtime
             self.service = service
             self.model = model
@@ -295,7 +311,11 @@ public struct RunPlan: Sendable, Codable, Equatable {
         case releaseID = "release_id"
     }
 
-    package init(releaseID: String, pipeline: ReleaseRecord.PipelineReference, history: String, overrides: [String], recovery: PlannedRecovery? = nil, stages: [PlannedStage], rollout: Rollout? = nil, traffic: TrafficSpec? = nil, analysis: AnalysisSpec? = nil, observers: PlannedObservers? = nil, docker: DockerSpec? = nil) {
+    package init(
+        releaseID: String, pipeline: ReleaseRecord.PipelineReference, history: String, overrides: [String],
+        recovery: PlannedRecovery? = nil, stages: [PlannedStage], rollout: Rollout? = nil, traffic: TrafficSpec? = nil,
+        analysis: AnalysisSpec? = nil, observers: PlannedObservers? = nil, docker: DockerSpec? = nil
+    ) {
         self.releaseID = releaseID
         self.pipeline = pipeline
         self.history = history
@@ -314,18 +334,24 @@ extension RunPlan {
     /// The plan for people: every stage, step, query and policy, in the order they happen.
     public func rendered() -> String {
         var lines: [String] = []
-        lines.append("plan for release \(releaseID) of pipeline \(pipeline.name) (\(pipeline.path), sha256 \(pipeline.sha256.prefix(12)))")
+        lines.append(
+            "plan for release \(releaseID) of pipeline \(pipeline.name) (\(pipeline.path), sha256 \(pipeline.sha256.prefix(12)))"
+        )
         if !overrides.isEmpty { lines.append("overrides: \(overrides.joined(separator: " "))") }
         lines.append("history: \(history)")
         if let recovery {
             lines.append("")
-            lines.append("first, recover the interrupted run \(recovery.releaseID ?? "(unknown: its state is unreadable)")\(recovery.phase.map { " (it stopped while \($0.rawValue))" } ?? ""):")
+            lines.append(
+                "first, recover the interrupted run \(recovery.releaseID ?? "(unknown: its state is unreadable)")\(recovery.phase.map { " (it stopped while \($0.rawValue))" } ?? ""):"
+            )
             for action in recovery.actions { lines.append("  - \(action)") }
         }
         lines.append("")
         lines.append("stages:")
         for (index, stage) in stages.enumerated() {
-            let what = stage.uses.map { "uses \($0)" } ?? "run \(shellQuoted(stage.command))\(stage.image.map { " in a one-off container of \($0)" } ?? "")"
+            let what =
+                stage.uses.map { "uses \($0)" }
+                ?? "run \(shellQuoted(stage.command))\(stage.image.map { " in a one-off container of \($0)" } ?? "")"
             let decision =
                 switch stage.action {
                 case .run: "will run"
@@ -334,12 +360,18 @@ extension RunPlan {
                 case .skipped: "will be skipped"
                 }
             lines.append("  \(index + 1). \(stage.name): \(what) — \(decision): \(stage.reason)")
-            if stage.uses != nil && (stage.action == .run || stage.action == .runOrReuse) { lines.append("     command: \(shellQuoted(stage.command))") }
+            if stage.uses != nil && (stage.action == .run || stage.action == .runOrReuse) {
+                lines.append("     command: \(shellQuoted(stage.command))")
+            }
             if let parameters = stage.parameters, !parameters.isEmpty {
-                lines.append("     with: " + parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+                lines.append(
+                    "     with: "
+                        + parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
             if !stage.env.isEmpty {
-                lines.append("     env: " + stage.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+                lines.append(
+                    "     env: "
+                        + stage.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
             if !stage.inputs.isEmpty { lines.append("     inputs: \(stage.inputs.joined(separator: ", "))") }
             if !stage.outputs.isEmpty { lines.append("     outputs: \(stage.outputs.joined(separator: ", "))") }
@@ -356,7 +388,9 @@ extension RunPlan {
             lines.append("deploy: \(rollout.service) on the \(rollout.runtime) runtime")
             lines.append(
                 "  live: "
-                    + (rollout.live.map { "\($0.color) (release \($0.releaseID), model \($0.modelSHA256.prefix(12))), checked against nginx and the runtime" }
+                    + (rollout.live.map {
+                        "\($0.color) (release \($0.releaseID), model \($0.modelSHA256.prefix(12))), checked against nginx and the runtime"
+                    }
                         ?? "nothing (first release)") + "; the release goes to: \(rollout.target)")
             lines.append("  model: \(rollout.model)")
             lines.append("  health: GET \(rollout.health.path) must answer 200 within \(rollout.health.timeout)")
@@ -369,52 +403,86 @@ extension RunPlan {
             }
             if let traffic {
                 lines.append("")
-                lines.append("traffic: nginx on \(traffic.listen) (\(traffic.nginxConfig)), \(traffic.mode.rawValue) split")
+                lines.append(
+                    "traffic: nginx on \(traffic.listen) (\(traffic.nginxConfig)), \(traffic.mode.rawValue) split")
                 if rollout.live == nil {
-                    lines.append("  nothing is live yet: the release takes all traffic in one step once healthy (steps \(traffic.steps) apply from the next release)")
+                    lines.append(
+                        "  nothing is live yet: the release takes all traffic in one step once healthy (steps \(traffic.steps) apply from the next release)"
+                    )
                 } else if rollout.steps.count == 1 && traffic.steps.count > 1 {
                     lines.append("  --no-staged-shift: all traffic moves in one step once healthy")
                 }
-                if let interleave = traffic.interleave, rollout.live != nil, rollout.steps.contains(where: { $0.newWeight < 100 }) {
+                if let interleave = traffic.interleave, rollout.live != nil,
+                    rollout.steps.contains(where: { $0.newWeight < 100 })
+                {
                     lines.append(
                         "  interleaving: \(interleave.share) % of users (sampled by the release id) get both colours' lists merged by team draft at every step "
                             + "below 100 %; their conversions within \(interleave.window) credit the colour that placed the movie; they stay out of the A/B metrics"
-                            + (rollout.steps.first?.newWeight == 0 ? "; step 1 at 0 % is interleaving alone (judged on the interleaving metrics)" : ""))
+                            + (rollout.steps.first?.newWeight == 0
+                                ? "; step 1 at 0 % is interleaving alone (judged on the interleaving metrics)" : ""))
                 }
             }
             let live = rollout.live?.color ?? "none"
             for step in rollout.steps {
-                lines.append("  step \(step.step): \(rollout.target) \(step.newWeight)% / \(live) \(step.liveWeight)%, hold \(rollout.hold)")
+                lines.append(
+                    "  step \(step.step): \(rollout.target) \(step.newWeight)% / \(live) \(step.liveWeight)%, hold \(rollout.hold)"
+                )
                 for (gate, query) in step.queries.sorted(by: { $0.key < $1.key }) {
                     lines.append("    query \(gate): \(query)")
                 }
                 for (power, extended) in zip(step.power, step.powerAtMaxWait) {
-                    func text(_ value: Double) -> String { power.absolute ? formatNumber((value * 10000).rounded() / 10000) : "\(formatNumber((value * 1000).rounded() / 10)) %" }
+                    func text(_ value: Double) -> String {
+                        power.absolute
+                            ? formatNumber((value * 10000).rounded() / 10000)
+                            : "\(formatNumber((value * 1000).rounded() / 10)) %"
+                    }
                     let verdict =
                         power.sufficient
                         ? "can decide within the hold"
-                        : extended.sufficient ? "cannot within the hold; the step extends up to maxWait, where it can (\(text(extended.detectable)))"
-                        : "CANNOT even at maxWait (\(text(extended.detectable))): the step will end inconclusive unless the effect is larger"
-                    let needs = extended.sufficient ? "" : extended.neededNew.map { "; needs ~\(formatNumber($0)) \(power.unit ?? "trials")" + (extended.neededSeconds.map { " (\(formatNumber(($0 / 6).rounded(.up) / 10)) min)" } ?? "") } ?? ""
-                    lines.append("    judge \(power.metric): ~\(formatNumber(power.newTrials.rounded())) \(power.unit ?? "trials") on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)\(needs)")
+                        : extended.sufficient
+                            ? "cannot within the hold; the step extends up to maxWait, where it can (\(text(extended.detectable)))"
+                            : "CANNOT even at maxWait (\(text(extended.detectable))): the step will end inconclusive unless the effect is larger"
+                    let needs =
+                        extended.sufficient
+                        ? ""
+                        : extended.neededNew.map {
+                            "; needs ~\(formatNumber($0)) \(power.unit ?? "trials")"
+                                + (extended.neededSeconds.map { " (\(formatNumber(($0 / 6).rounded(.up) / 10)) min)" }
+                                    ?? "")
+                        } ?? ""
+                    lines.append(
+                        "    judge \(power.metric): ~\(formatNumber(power.newTrials.rounded())) \(power.unit ?? "trials") on \(rollout.target); detects a regression of \(text(power.detectable)) (declared \(text(power.declared))): \(verdict)\(needs)"
+                    )
                 }
             }
             if let live = rollout.live {
-                lines.append("  after the last step: " + (rollout.stopOld ? "stop \(live.color) after a drain of \(rollout.drain)" : "keep \(live.color) running"))
+                lines.append(
+                    "  after the last step: "
+                        + (rollout.stopOld
+                            ? "stop \(live.color) after a drain of \(rollout.drain)" : "keep \(live.color) running"))
             }
             lines.append(
-                "rollback: " + (rollout.automaticRollback ? "automatic on any failed gate or health check" : "on a failed gate, hold the step and wait for orchestrate abort or promote")
-                    + (rollout.stopNew ? "; traffic back to the live colour first, then \(rollout.target) is stopped" : "; \(rollout.target) keeps running"))
-            lines.append("on SIGTERM or SIGINT: traffic back to the live colour, \(rollout.target) stopped, the release recorded as interrupted")
+                "rollback: "
+                    + (rollout.automaticRollback
+                        ? "automatic on any failed gate or health check"
+                        : "on a failed gate, hold the step and wait for orchestrate abort or promote")
+                    + (rollout.stopNew
+                        ? "; traffic back to the live colour first, then \(rollout.target) is stopped"
+                        : "; \(rollout.target) keeps running"))
+            lines.append(
+                "on SIGTERM or SIGINT: traffic back to the live colour, \(rollout.target) stopped, the release recorded as interrupted"
+            )
         }
         if let analysis {
             lines.append("")
             lines.append("analysis: Prometheus at \(analysis.prometheus)")
             for gate in analysis.gates {
-                let bounds = [gate.min.map { ">= \(formatNumber($0))" }, gate.max.map { "<= \(formatNumber($0))" }].compactMap { $0 }
+                let bounds = [gate.min.map { ">= \(formatNumber($0))" }, gate.max.map { "<= \(formatNumber($0))" }]
+                    .compactMap { $0 }
                 lines.append(
                     "  gate \(gate.name): \(bounds.joined(separator: " and ")), \(gate.count) measurement(s) every \(gate.interval) after \(gate.initialDelay), "
-                        + "failureLimit \(gate.failureLimit), consecutiveErrorLimit \(gate.consecutiveErrorLimit), no data: \(gate.onNoData.rawValue)")
+                        + "failureLimit \(gate.failureLimit), consecutiveErrorLimit \(gate.consecutiveErrorLimit), no data: \(gate.onNoData.rawValue)"
+                )
             }
             if let judge = analysis.judge {
                 lines.append(
@@ -422,18 +490,24 @@ extension RunPlan {
                         + "steps extend up to \(judge.maxWait) while undecided; score pass ≥ \(formatNumber(judge.pass)), marginal ≥ \(formatNumber(judge.marginal)); "
                         + "inconclusive: \(judge.onInconclusive.rawValue)")
                 for metric in judge.metrics {
-                    let effect = metric.absolute ? "\(formatNumber(metric.effect)) absolute" : "\(formatNumber(metric.effect * 100)) % of live"
+                    let effect =
+                        metric.absolute
+                        ? "\(formatNumber(metric.effect)) absolute" : "\(formatNumber(metric.effect * 100)) % of live"
                     let kind: String =
                         switch metric.kind {
                         case .proportion(let successes, let trials): "\(successes) / \(trials)"
-                        case .histogram(let buckets, let quantiles): "\(buckets) above live's \(quantiles.map { "p\(formatNumber($0 * 100))" }.joined(separator: ", "))"
+                        case .histogram(let buckets, let quantiles):
+                            "\(buckets) above live's \(quantiles.map { "p\(formatNumber($0 * 100))" }.joined(separator: ", "))"
                         case .interleaving: "interleaved users preferring the new colour, against 1/2 (sign test)"
                         }
                     lines.append(
-                        "    \(metric.name)\(metric.critical ? " (critical)" : ""): \(kind); bad: \(metric.bad.rawValue) by more than \(effect); weight \(formatNumber(metric.weight)), no data: \(metric.onNoData.rawValue)")
+                        "    \(metric.name)\(metric.critical ? " (critical)" : ""): \(kind); bad: \(metric.bad.rawValue) by more than \(effect); weight \(formatNumber(metric.weight)), no data: \(metric.onNoData.rawValue)"
+                    )
                 }
                 if judge.expectedRate == nil && judge.rateQuery == nil {
-                    lines.append("    (declare judge.rateQuery or judge.expectedRate, requests per second, to see what each step can detect)")
+                    lines.append(
+                        "    (declare judge.rateQuery or judge.expectedRate, requests per second, to see what each step can detect)"
+                    )
                 }
             }
         }
@@ -442,15 +516,21 @@ extension RunPlan {
             for notification in observers.notifications {
                 lines.append(
                     "notify \(notification.name) (\(notification.format.rawValue), URL from the pipeline, not shown) on \(notification.events.map(\.rawValue).joined(separator: ", "))"
-                        + "; \(observers.timeout.map { "\($0)" } ?? "-") per attempt, \(observers.retries ?? 0) retries; never delays the rollout")
+                        + "; \(observers.timeout.map { "\($0)" } ?? "-") per attempt, \(observers.retries ?? 0) retries; never delays the rollout"
+                )
             }
             if let pushgateway = observers.pushgateway {
-                lines.append("metrics: the controller's state pushed to the Pushgateway at \(pushgateway) at every change; a failed push never fails the rollout")
+                lines.append(
+                    "metrics: the controller's state pushed to the Pushgateway at \(pushgateway) at every change; a failed push never fails the rollout"
+                )
             }
         }
         if let hooks = rollout?.hooks {
-            let hookLines = [("pre-rollout", hooks.preRollout), ("during each step", hooks.duringStep), ("post-rollout", hooks.postRollout), ("on rollback", hooks.onRollback)]
-                .flatMap { label, commands in commands.map { "  \(label): \(shellQuoted($0))" } }
+            let hookLines = [
+                ("pre-rollout", hooks.preRollout), ("during each step", hooks.duringStep),
+                ("post-rollout", hooks.postRollout), ("on rollback", hooks.onRollback),
+            ]
+            .flatMap { label, commands in commands.map { "  \(label): \(shellQuoted($0))" } }
             if !hookLines.isEmpty {
                 lines.append("")
                 lines.append("hooks:")

@@ -1,6 +1,6 @@
 public import Foundation
-import PipelineSchema
 import OrchestratorSupport
+import PipelineSchema
 
 extension ReleaseReport {
     /// The report of `record`.
@@ -15,35 +15,50 @@ extension ReleaseReport {
 
     /// The report of `record`, `liveRelease` being the release that was live when it started
     /// (`find(in:where:)` reads both from a history).
-    public init(record: ReleaseRecord, liveRelease live: ReleaseRecord?, grafana: String? = GrafanaLink.defaultBaseURL()) {
+    public init(
+        record: ReleaseRecord, liveRelease live: ReleaseRecord?, grafana: String? = GrafanaLink.defaultBaseURL()
+    ) {
         let finished = record.finishedOn
         release = Summary(
-            releaseID: record.releaseID, action: (record.action ?? .release).rawValue, outcome: record.dryRun ? "dry-run" : record.outcome.rawValue,
+            releaseID: record.releaseID, action: (record.action ?? .release).rawValue,
+            outcome: record.dryRun ? "dry-run" : record.outcome.rawValue,
             failure: record.failure, startedOn: record.startedOn, finishedOn: finished,
-            durationSeconds: finished.map { $0.timeIntervalSince(record.startedOn) }, pipeline: record.pipeline.name, pipelinePath: record.pipeline.path,
-            trigger: record.invocation.trigger, user: record.invocation.user, host: record.invocation.host, gitCommit: record.source.gitCommit,
+            durationSeconds: finished.map { $0.timeIntervalSince(record.startedOn) }, pipeline: record.pipeline.name,
+            pipelinePath: record.pipeline.path,
+            trigger: record.invocation.trigger, user: record.invocation.user, host: record.invocation.host,
+            gitCommit: record.source.gitCommit,
             gitDirty: record.source.gitDirty, signerKeyID: record.signer?.keyID)
 
         let sha256 = record.model?.sha256 ?? record.deployment?.modelSHA256
         model =
             record.model == nil && record.deployment == nil
-            ? nil : Model(releaseID: record.releaseID, version: record.model?.version, sha256: sha256, color: record.deployment?.color ?? record.rollout?.target)
+            ? nil
+            : Model(
+                releaseID: record.releaseID, version: record.model?.version, sha256: sha256,
+                color: record.deployment?.color ?? record.rollout?.target)
         liveModel = live.map {
-            Model(releaseID: $0.releaseID, version: $0.model?.version, sha256: $0.deployment?.modelSHA256 ?? $0.model?.sha256, color: $0.deployment?.color)
+            Model(
+                releaseID: $0.releaseID, version: $0.model?.version,
+                sha256: $0.deployment?.modelSHA256 ?? $0.model?.sha256, color: $0.deployment?.color)
         }
         offlineMetrics = record.stages.flatMap { stage in
             let liveStage = live?.stages.first { $0.name == stage.name }
             return stage.metrics.keys.sorted().map { name in
-                OfflineMetric(stage: stage.name, metric: name, value: stage.metrics[name] ?? .nan, liveValue: liveStage?.metrics[name])
+                OfflineMetric(
+                    stage: stage.name, metric: name, value: stage.metrics[name] ?? .nan,
+                    liveValue: liveStage?.metrics[name])
             }
         }
         stages = record.stages.map { stage in
             Stage(
-                name: stage.name, status: stage.status.rawValue, durationSeconds: stage.durationSeconds, attempts: stage.attempts,
+                name: stage.name, status: stage.status.rawValue, durationSeconds: stage.durationSeconds,
+                attempts: stage.attempts,
                 exitStatus: stage.exitStatus, inputs: stage.inputs.map { .init(path: $0.path, sha256: $0.sha256) },
                 outputs: stage.outputs.map { .init(path: $0.path, sha256: $0.sha256) },
                 metrics: stage.metrics.keys.sorted().map { .init(name: $0, value: stage.metrics[$0] ?? .nan) },
-                gates: stage.gates.map { .init(metric: $0.metric, condition: $0.condition, value: $0.value, passed: $0.passed) },
+                gates: stage.gates.map {
+                    .init(metric: $0.metric, condition: $0.condition, value: $0.value, passed: $0.passed)
+                },
                 note: stage.error ?? stage.reason)
         }
         rollout = record.rollout.map { Self.rollout($0, record: record) }
@@ -60,7 +75,9 @@ extension ReleaseReport {
     /// The newest record for which `predicate` holds, and the release that was live when it
     /// started, read from the end of `history` back only as far as they lie; nil when no record
     /// matches.
-    public static func find(in history: ReleaseHistory, where predicate: (ReleaseRecord) -> Bool) throws -> (record: ReleaseRecord, live: ReleaseRecord?)? {
+    public static func find(
+        in history: ReleaseHistory, where predicate: (ReleaseRecord) -> Bool
+    ) throws -> (record: ReleaseRecord, live: ReleaseRecord?)? {
         var found: ReleaseRecord?
         var live: ReleaseRecord?
         try history.forEachLineNewestFirst { line in
@@ -83,7 +100,8 @@ extension ReleaseReport {
     }
 
     private static func isPromotedRelease(_ record: ReleaseRecord) -> Bool {
-        record.outcome == .succeeded && !record.dryRun && record.deployment != nil && (record.action ?? .release) == .release
+        record.outcome == .succeeded && !record.dryRun && record.deployment != nil
+            && (record.action ?? .release) == .release
     }
 
     static func rollout(_ rollout: ReleaseRecord.RolloutRecord, record: ReleaseRecord) -> Rollout {
@@ -98,7 +116,8 @@ extension ReleaseReport {
         }
         return Rollout(
             live: rollout.live, target: rollout.target, mode: rollout.mode, weights: weights(rollout), steps: steps,
-            gates: gateSeries(rollout), judge: judgeSeries(rollout), events: events, rollback: rollback(rollout, record: record))
+            gates: gateSeries(rollout), judge: judgeSeries(rollout), events: events,
+            rollback: rollback(rollout, record: record))
     }
 
     /// The rule that decided a step, in words: the judge's rule, the gates that failed, or that
@@ -116,7 +135,8 @@ extension ReleaseReport {
         }
         if failed.isEmpty && !step.measurements.isEmpty && step.passed == true {
             let gates = Set(step.measurements.map(\.gate)).count
-            parts.append("every gate held (\(gates) gate\(gates == 1 ? "" : "s"), \(step.measurements.count) measurements)")
+            parts.append(
+                "every gate held (\(gates) gate\(gates == 1 ? "" : "s"), \(step.measurements.count) measurements)")
         }
         if parts.isEmpty {
             if step.passed == false || (isLast && step.passed == nil), let failure = record.failure {
@@ -142,12 +162,17 @@ extension ReleaseReport {
             // A split that names colours summing to 100 leaves the others none.
             if total == 100 || shifted.isEmpty { current = [:] }
             for (color, weight) in shifted { current[color] = weight }
-            points.append(WeightPoint(at: event.at, weights: colors.map { ColorWeight(color: $0, weight: current[$0] ?? 0) }, detail: event.detail))
+            points.append(
+                WeightPoint(
+                    at: event.at, weights: colors.map { ColorWeight(color: $0, weight: current[$0] ?? 0) },
+                    detail: event.detail))
         }
         // Colours first named later get 0 in the earlier points.
         return points.map { point in
             var point = point
-            point.weights = colors.map { color in ColorWeight(color: color, weight: point.weights.first { $0.color == color }?.weight ?? 0) }
+            point.weights = colors.map { color in
+                ColorWeight(color: color, weight: point.weights.first { $0.color == color }?.weight ?? 0)
+            }
             return point
         }
     }
@@ -156,13 +181,18 @@ extension ReleaseReport {
         var series: [GateSeries] = []
         for (index, step) in rollout.steps.enumerated() {
             for measurement in step.measurements {
-                let point = GatePoint(at: measurement.at, step: index + 1, value: measurement.value, outcome: measurement.outcome, error: measurement.error)
-                if let existing = series.firstIndex(where: { $0.gate == measurement.gate && $0.condition == measurement.condition }) {
+                let point = GatePoint(
+                    at: measurement.at, step: index + 1, value: measurement.value, outcome: measurement.outcome,
+                    error: measurement.error)
+                if let existing = series.firstIndex(where: {
+                    $0.gate == measurement.gate && $0.condition == measurement.condition
+                }) {
                     series[existing].points.append(point)
                 } else {
                     series.append(
                         GateSeries(
-                            gate: measurement.gate, condition: measurement.condition, bounds: bounds(measurement.condition), color: rollout.target,
+                            gate: measurement.gate, condition: measurement.condition,
+                            bounds: bounds(measurement.condition), color: rollout.target,
                             query: measurement.query, points: [point]))
                 }
             }
@@ -174,7 +204,9 @@ extension ReleaseReport {
     static func bounds(_ condition: String) -> [Bound] {
         let words = condition.split(separator: " ")
         return zip(words, words.dropFirst()).compactMap { relation, number in
-            guard relation == ">=" || relation == "<=" || relation == ">" || relation == "<", let value = Double(number), value.isFinite else { return nil }
+            guard relation == ">=" || relation == "<=" || relation == ">" || relation == "<",
+                let value = Double(number), value.isFinite
+            else { return nil }
             return Bound(relation: String(relation), value: value)
         }
     }
@@ -188,13 +220,17 @@ extension ReleaseReport {
                         let name = metric.metric + (comparison.quantile.map { " >p\(Int(($0 * 100).rounded()))" } ?? "")
                         let point = JudgePoint(
                             at: look.at, step: index + 1, newRate: rate(comparison.newSuccesses, comparison.newTrials),
-                            liveRate: rate(comparison.liveSuccesses, comparison.liveTrials), difference: comparison.difference, lower: comparison.lower,
-                            upper: comparison.upper, margin: comparison.margin, classification: comparison.classification.rawValue)
+                            liveRate: rate(comparison.liveSuccesses, comparison.liveTrials),
+                            difference: comparison.difference, lower: comparison.lower,
+                            upper: comparison.upper, margin: comparison.margin,
+                            classification: comparison.classification.rawValue)
                         if let existing = series.firstIndex(where: { $0.metric == name }) {
                             series[existing].points.append(point)
                         } else {
                             series.append(
-                                JudgeSeries(metric: name, critical: metric.critical, liveColor: rollout.live ?? "live", newColor: rollout.target, points: [point]))
+                                JudgeSeries(
+                                    metric: name, critical: metric.critical, liveColor: rollout.live ?? "live",
+                                    newColor: rollout.target, points: [point]))
                         }
                     }
                 }
@@ -208,7 +244,11 @@ extension ReleaseReport {
     }
 
     static func rollback(_ rollout: ReleaseRecord.RolloutRecord, record: ReleaseRecord) -> Rollback? {
-        guard let start = rollout.events.firstIndex(where: { $0.kind == .rollback || $0.kind == .abort || $0.kind == .interrupt }) else {
+        guard
+            let start = rollout.events.firstIndex(where: {
+                $0.kind == .rollback || $0.kind == .abort || $0.kind == .interrupt
+            })
+        else {
             return nil
         }
         let event = rollout.events[start]
@@ -230,13 +270,18 @@ extension ReleaseReport.GrafanaLink {
     /// The dashboard from a minute before `from` to a minute after `to`; nil for a base URL that
     /// is not http(s).
     public init?(baseURL: String, from: Date, to: Date) {
-        guard var components = URLComponents(string: baseURL), components.scheme == "http" || components.scheme == "https", components.host != nil
+        guard var components = URLComponents(string: baseURL),
+            components.scheme == "http" || components.scheme == "https", components.host != nil
         else { return nil }
         let start = from.addingTimeInterval(-60)
         let end = max(to, from).addingTimeInterval(60)
         let milliseconds = { (date: Date) in String(Int64((date.timeIntervalSince1970 * 1000).rounded())) }
-        components.path = (components.path.hasSuffix("/") ? String(components.path.dropLast()) : components.path) + "/d/\(Self.dashboardUID)"
-        components.queryItems = [.init(name: "from", value: milliseconds(start)), .init(name: "to", value: milliseconds(end))]
+        components.path =
+            (components.path.hasSuffix("/") ? String(components.path.dropLast()) : components.path)
+            + "/d/\(Self.dashboardUID)"
+        components.queryItems = [
+            .init(name: "from", value: milliseconds(start)), .init(name: "to", value: milliseconds(end)),
+        ]
         guard let url = components.url?.absoluteString else { return nil }
         self.init(url: url, from: start, to: end)
     }

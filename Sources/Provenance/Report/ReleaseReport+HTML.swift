@@ -16,7 +16,10 @@ extension ReleaseReport {
             ("finished", release.finishedOn.map(Self.timestamp) ?? "not finished"),
             ("duration", release.durationSeconds.map(Self.seconds) ?? "-"),
             ("trigger", "\(release.trigger) by \(release.user)@\(release.host)"),
-            ("source", release.gitCommit.map { $0 + (release.gitDirty == true ? " (uncommitted changes)" : "") } ?? "-"),
+            (
+                "source",
+                release.gitCommit.map { $0 + (release.gitDirty == true ? " (uncommitted changes)" : "") } ?? "-"
+            ),
             ("signed by", release.signerKeyID ?? "unsigned"),
         ]
         if let rollout {
@@ -24,7 +27,8 @@ extension ReleaseReport {
         }
         body += "<dl class=\"facts\">" + facts.map { "<dt>\(e($0.0))</dt><dd>\(e($0.1))</dd>" }.joined() + "</dl>"
         if let grafana {
-            body += "<p><a class=\"grafana\" href=\"\(e(grafana.url))\">Grafana dashboard, \(e(Self.timestamp(grafana.from))) to \(e(Self.timestamp(grafana.to)))</a></p>"
+            body +=
+                "<p><a class=\"grafana\" href=\"\(e(grafana.url))\">Grafana dashboard, \(e(Self.timestamp(grafana.from))) to \(e(Self.timestamp(grafana.to)))</a></p>"
         }
         body += "</header>"
 
@@ -38,7 +42,11 @@ extension ReleaseReport {
         body += modelSection()
         body += stagesSection()
         if let rollout, !rollout.events.isEmpty {
-            body += "<section><h2>Events</h2>" + Self.table(["time", "event", "detail"], rollout.events.map { [Self.timestamp($0.at), $0.kind, $0.detail] }) + "</section>"
+            body +=
+                "<section><h2>Events</h2>"
+                + Self.table(
+                    ["time", "event", "detail"], rollout.events.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
+                + "</section>"
         }
         return """
             <!DOCTYPE html>
@@ -64,7 +72,9 @@ extension ReleaseReport {
                 name: "weight:\(color)",
                 points: rollout.weights.map { point in
                     let weight = point.weights.first { $0.color == color }?.weight ?? 0
-                    return SVGChart.Point(at: point.at, value: Double(weight), label: "\(color) \(weight)% at \(Self.timestamp(point.at)): \(point.detail)")
+                    return SVGChart.Point(
+                        at: point.at, value: Double(weight),
+                        label: "\(color) \(weight)% at \(Self.timestamp(point.at)): \(point.detail)")
                 }, stepped: true, color: SVGChart.color(named: color, index: index))
         }
         let chart = SVGChart(
@@ -77,17 +87,21 @@ extension ReleaseReport {
         guard !rollout.steps.isEmpty else { return "" }
         let rows = rollout.steps.map { step in
             [
-                String(step.number), "\(rollout.target) \(step.weight)%", Self.timestamp(step.startedOn), step.durationSeconds.map(Self.seconds) ?? "-",
+                String(step.number), "\(rollout.target) \(step.weight)%", Self.timestamp(step.startedOn),
+                step.durationSeconds.map(Self.seconds) ?? "-",
                 step.verdict, step.rule,
             ]
         }
-        return "<section><h2>Steps</h2>" + Self.table(["step", "weight", "started", "held", "verdict", "the rule that decided"], rows) + "</section>"
+        return "<section><h2>Steps</h2>"
+            + Self.table(["step", "weight", "started", "held", "verdict", "the rule that decided"], rows) + "</section>"
     }
 
     private func rollbackSection(_ rollback: Rollback) -> String {
-        var html = "<section class=\"rollback\"><h2>Rollback</h2><p>At \(HTMLText.escape(Self.timestamp(rollback.at))): \(HTMLText.escape(rollback.reason))</p>"
+        var html =
+            "<section class=\"rollback\"><h2>Rollback</h2><p>At \(HTMLText.escape(Self.timestamp(rollback.at))): \(HTMLText.escape(rollback.reason))</p>"
         if !rollback.actions.isEmpty {
-            html += Self.table(["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
+            html += Self.table(
+                ["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
         }
         return html + "</section>"
     }
@@ -98,14 +112,16 @@ extension ReleaseReport {
         for (index, gate) in rollout.gates.enumerated() {
             let values = gate.points.compactMap(\.value)
             let missing = gate.points.count - values.count
-            html += "<h3>gate \(HTMLText.escape(gate.gate)) \(HTMLText.escape(gate.condition)) on \(HTMLText.escape(gate.color))</h3>"
+            html +=
+                "<h3>gate \(HTMLText.escape(gate.gate)) \(HTMLText.escape(gate.condition)) on \(HTMLText.escape(gate.color))</h3>"
             html += "<p class=\"query\"><code>\(HTMLText.escape(gate.query))</code></p>"
             let series = SVGChart.Series(
                 name: "gate:\(gate.gate)",
                 points: gate.points.compactMap { point in
                     point.value.map {
                         SVGChart.Point(
-                            at: point.at, value: $0, label: "\(gate.gate) = \(formatNumber($0)) (\(point.outcome), step \(point.step))",
+                            at: point.at, value: $0,
+                            label: "\(gate.gate) = \(formatNumber($0)) (\(point.outcome), step \(point.step))",
                             failed: point.outcome == "failure")
                     }
                 }, color: SVGChart.color(named: gate.color, index: index))
@@ -115,7 +131,8 @@ extension ReleaseReport {
                 markers: rollout.steps.map { ($0.startedOn, "\($0.weight)%") })
             html += chart.render()
             let failures = gate.points.filter { $0.outcome == "failure" }.count
-            html += "<p class=\"note\">\(values.count) measurement\(values.count == 1 ? "" : "s") with a value, \(failures) failed"
+            html +=
+                "<p class=\"note\">\(values.count) measurement\(values.count == 1 ? "" : "s") with a value, \(failures) failed"
             html += missing > 0 ? ", \(missing) without a value (no data or an error)" : ""
             html += "</p>"
         }
@@ -135,21 +152,31 @@ extension ReleaseReport {
                 points: judge.points.map {
                     SVGChart.Point(
                         at: $0.at, value: $0.difference,
-                        label: "\(judge.newColor) − \(judge.liveColor) = \(formatNumber($0.difference)) [\(formatNumber($0.lower)), \(formatNumber($0.upper))]: \($0.classification)",
+                        label:
+                            "\(judge.newColor) − \(judge.liveColor) = \(formatNumber($0.difference)) [\(formatNumber($0.lower)), \(formatNumber($0.upper))]: \($0.classification)",
                         failed: $0.classification == "High" || $0.classification == "Low")
                 }, color: SVGChart.palette[3])
-            let band = SVGChart.Band(points: judge.points.map { ($0.at, $0.lower, $0.upper) }, color: SVGChart.palette[3])
-            html += "<p class=\"note\">difference of the rates with its always-valid interval; the lines are ± the margin that matters</p>"
+            let band = SVGChart.Band(
+                points: judge.points.map { ($0.at, $0.lower, $0.upper) }, color: SVGChart.palette[3])
+            html +=
+                "<p class=\"note\">difference of the rates with its always-valid interval; the lines are ± the margin that matters</p>"
             html += SVGChart(
-                id: "judge:\(judge.metric)", start: chartStart(rollout), end: chartEnd(rollout), series: [difference], bands: [band],
-                rules: [.init(value: margin, label: "+\(formatNumber(margin))"), .init(value: -margin, label: "−\(formatNumber(margin))")],
+                id: "judge:\(judge.metric)", start: chartStart(rollout), end: chartEnd(rollout), series: [difference],
+                bands: [band],
+                rules: [
+                    .init(value: margin, label: "+\(formatNumber(margin))"),
+                    .init(value: -margin, label: "−\(formatNumber(margin))"),
+                ],
                 markers: rollout.steps.map { ($0.startedOn, "\($0.weight)%") }
             ).render()
-            let rates = [(judge.newColor, \JudgePoint.newRate, 0), (judge.liveColor, \JudgePoint.liveRate, 1)].map { color, path, index in
+            let rates = [(judge.newColor, \JudgePoint.newRate, 0), (judge.liveColor, \JudgePoint.liveRate, 1)].map {
+                color, path, index in
                 SVGChart.Series(
                     name: "rate:\(judge.metric):\(color)",
                     points: judge.points.compactMap { point in
-                        point[keyPath: path].map { SVGChart.Point(at: point.at, value: $0, label: "\(color) \(formatNumber($0))") }
+                        point[keyPath: path].map {
+                            SVGChart.Point(at: point.at, value: $0, label: "\(color) \(formatNumber($0))")
+                        }
                     }, color: SVGChart.color(named: color, index: index))
             }
             html += "<p class=\"note\">the rate of each colour</p>" + Self.legend(rates)
@@ -177,7 +204,8 @@ extension ReleaseReport {
                 ["stage", "metric", "this release", "live", "change"],
                 offlineMetrics.map { metric in
                     [
-                        metric.stage, metric.metric, formatNumber(metric.value), metric.liveValue.map(formatNumber) ?? "-",
+                        metric.stage, metric.metric, formatNumber(metric.value),
+                        metric.liveValue.map(formatNumber) ?? "-",
                         metric.liveValue.map { String(format: "%+.4g", metric.value - $0) } ?? "-",
                     ]
                 })
@@ -194,24 +222,32 @@ extension ReleaseReport {
             let gates = stage.gates.map { gate in
                 "<span class=\"\(gate.passed ? "ok" : "bad")\">\(e(gate.metric)) \(e(gate.condition)): \(e(gate.value.map(formatNumber) ?? "-"))</span>"
             }.joined(separator: "<br>")
-            let digests = (stage.inputs.map { ("in", $0) } + stage.outputs.map { ("out", $0) }).map { direction, digest in
+            let digests = (stage.inputs.map { ("in", $0) } + stage.outputs.map { ("out", $0) }).map {
+                direction, digest in
                 "\(direction) <span title=\"\(e(digest.sha256 ?? "absent"))\">\(e(digest.sha256.map { String($0.prefix(12)) } ?? "absent"))</span> \(e(digest.path))"
             }.joined(separator: "<br>")
-            rows += "<tr><td>\(e(stage.name))</td><td class=\"\(Self.badgeClass(stage.status))\">\(e(stage.status))</td>"
-            rows += "<td>\(e(Self.seconds(stage.durationSeconds)))</td><td>\(stage.attempts)</td><td>\(metrics)</td><td>\(gates)</td>"
+            rows +=
+                "<tr><td>\(e(stage.name))</td><td class=\"\(Self.badgeClass(stage.status))\">\(e(stage.status))</td>"
+            rows +=
+                "<td>\(e(Self.seconds(stage.durationSeconds)))</td><td>\(stage.attempts)</td><td>\(metrics)</td><td>\(gates)</td>"
             rows += "<td class=\"digests\">\(digests)</td><td>\(e(stage.note ?? ""))</td></tr>\n"
         }
-        let head = ["stage", "status", "duration", "attempts", "metrics", "gates", "digests", "note"].map { "<th>\($0)</th>" }.joined()
+        let head = ["stage", "status", "duration", "attempts", "metrics", "gates", "digests", "note"].map {
+            "<th>\($0)</th>"
+        }.joined()
         return "<section><h2>Stages</h2><table><thead><tr>\(head)</tr></thead><tbody>\(rows)</tbody></table></section>"
     }
 
     private func chartStart(_ rollout: Rollout) -> Date {
-        ([rollout.weights.first?.at, rollout.steps.first?.startedOn] + rollout.gates.map { $0.points.first?.at }).compactMap { $0 }.min()
+        ([rollout.weights.first?.at, rollout.steps.first?.startedOn] + rollout.gates.map { $0.points.first?.at })
+            .compactMap { $0 }.min()
             ?? release.startedOn
     }
 
     private func chartEnd(_ rollout: Rollout) -> Date {
-        let ends = [release.finishedOn, rollout.events.last?.at, rollout.steps.last?.finishedOn] + rollout.gates.map { $0.points.last?.at }
+        let ends =
+            [release.finishedOn, rollout.events.last?.at, rollout.steps.last?.finishedOn]
+            + rollout.gates.map { $0.points.last?.at }
         return ends.compactMap { $0 }.max() ?? release.startedOn
     }
 
@@ -224,7 +260,9 @@ extension ReleaseReport {
 
     static func legend(_ series: [SVGChart.Series]) -> String {
         "<p class=\"legend\">"
-            + series.map { "<span><i style=\"background:\($0.color)\"></i>\(HTMLText.escape($0.name.split(separator: ":").last.map(String.init) ?? $0.name))</span>" }
+            + series.map {
+                "<span><i style=\"background:\($0.color)\"></i>\(HTMLText.escape($0.name.split(separator: ":").last.map(String.init) ?? $0.name))</span>"
+            }
             .joined() + "</p>"
     }
 
@@ -250,8 +288,12 @@ extension ReleaseReport {
     /// A text file of this module's resources, which the build puts beside the executable
     /// (`orchestrate_Provenance.resources/`). One missing is a broken installation, not an input.
     static func resourceText(_ name: String) -> String {
-        guard let url = Bundle.module.resourceURL?.appendingPathComponent(name), let text = try? String(contentsOf: url, encoding: .utf8) else {
-            fatalError("\(name) is missing from \(Bundle.module.bundlePath): copy the .resources folders beside the orchestrate executable with it")
+        guard let url = Bundle.module.resourceURL?.appendingPathComponent(name),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else {
+            fatalError(
+                "\(name) is missing from \(Bundle.module.bundlePath): copy the .resources folders beside the orchestrate executable with it"
+            )
         }
         return text
     }

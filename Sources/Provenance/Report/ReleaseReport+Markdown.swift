@@ -1,6 +1,6 @@
 import Foundation
-import TextSafety
 import PipelineSchema
+import TextSafety
 
 extension ReleaseReport {
     /// The report as Markdown: the same sections as the page, with tables in place of charts.
@@ -14,12 +14,19 @@ extension ReleaseReport {
         if let failure = release.failure { lines += ["", "**Failure:** \(m(failure))"] }
         lines.append("")
         var facts = [
-            ["started", Self.timestamp(release.startedOn)], ["finished", release.finishedOn.map(Self.timestamp) ?? "not finished"],
-            ["duration", release.durationSeconds.map(Self.seconds) ?? "-"], ["trigger", "\(release.trigger) by \(release.user)@\(release.host)"],
-            ["source", release.gitCommit.map { $0 + (release.gitDirty == true ? " (uncommitted changes)" : "") } ?? "-"],
+            ["started", Self.timestamp(release.startedOn)],
+            ["finished", release.finishedOn.map(Self.timestamp) ?? "not finished"],
+            ["duration", release.durationSeconds.map(Self.seconds) ?? "-"],
+            ["trigger", "\(release.trigger) by \(release.user)@\(release.host)"],
+            [
+                "source",
+                release.gitCommit.map { $0 + (release.gitDirty == true ? " (uncommitted changes)" : "") } ?? "-",
+            ],
             ["signed by", release.signerKeyID ?? "unsigned"],
         ]
-        if let rollout { facts.append(["rollout", "\(rollout.live ?? "none") → \(rollout.target), \(rollout.mode) split"]) }
+        if let rollout {
+            facts.append(["rollout", "\(rollout.live ?? "none") → \(rollout.target), \(rollout.mode) split"])
+        }
         lines += Self.markdownTable(["", ""], facts)
         if let grafana { lines += ["", "[Grafana dashboard for this release](<\(grafana.url)>)"] }
 
@@ -30,7 +37,10 @@ extension ReleaseReport {
             } else {
                 let colors = rollout.weights[0].weights.map(\.color)
                 lines += Self.markdownTable(
-                    ["time"] + colors + ["event"], rollout.weights.map { point in [Self.timestamp(point.at)] + point.weights.map { "\($0.weight)%" } + [point.detail] })
+                    ["time"] + colors + ["event"],
+                    rollout.weights.map { point in
+                        [Self.timestamp(point.at)] + point.weights.map { "\($0.weight)%" } + [point.detail]
+                    })
             }
             if !rollout.steps.isEmpty {
                 lines += ["", "## Steps", ""]
@@ -45,7 +55,8 @@ extension ReleaseReport {
             }
             if let rollback = rollout.rollback {
                 lines += ["", "## Rollback", "", "At \(Self.timestamp(rollback.at)): \(m(rollback.reason))", ""]
-                lines += Self.markdownTable(["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
+                lines += Self.markdownTable(
+                    ["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
             }
             if !rollout.gates.isEmpty {
                 lines += ["", "## Gate measurements"]
@@ -53,7 +64,12 @@ extension ReleaseReport {
                     lines += ["", "### gate \(m(gate.gate)) \(m(gate.condition)) on \(m(gate.color))", ""]
                     lines += Self.markdownTable(
                         ["time", "step", "value", "outcome"],
-                        gate.points.map { [Self.timestamp($0.at), String($0.step), $0.value.map(formatNumber) ?? ($0.error ?? "-"), $0.outcome] })
+                        gate.points.map {
+                            [
+                                Self.timestamp($0.at), String($0.step), $0.value.map(formatNumber) ?? ($0.error ?? "-"),
+                                $0.outcome,
+                            ]
+                        })
                 }
             }
             if !rollout.judge.isEmpty {
@@ -61,11 +77,17 @@ extension ReleaseReport {
                 for judge in rollout.judge {
                     lines += ["", "### \(m(judge.metric))\(judge.critical ? " (critical)" : "")", ""]
                     lines += Self.markdownTable(
-                        ["time", "step", judge.newColor, judge.liveColor, "difference", "interval", "margin", "verdict"],
+                        [
+                            "time", "step", judge.newColor, judge.liveColor, "difference", "interval", "margin",
+                            "verdict",
+                        ],
                         judge.points.map { point in
                             [
-                                Self.timestamp(point.at), String(point.step), point.newRate.map(formatNumber) ?? "-", point.liveRate.map(formatNumber) ?? "-",
-                                formatNumber(point.difference), "[\(formatNumber(point.lower)), \(formatNumber(point.upper))]", formatNumber(point.margin),
+                                Self.timestamp(point.at), String(point.step), point.newRate.map(formatNumber) ?? "-",
+                                point.liveRate.map(formatNumber) ?? "-",
+                                formatNumber(point.difference),
+                                "[\(formatNumber(point.lower)), \(formatNumber(point.upper))]",
+                                formatNumber(point.margin),
                                 point.classification,
                             ]
                         })
@@ -77,12 +99,16 @@ extension ReleaseReport {
         let models = [("this release", model), ("live before", liveModel)].compactMap { label, model in
             model.map { [label, $0.releaseID, $0.version ?? "-", $0.sha256 ?? "-", $0.color ?? "-"] }
         }
-        lines += models.isEmpty ? ["No model was deployed."] : Self.markdownTable(["", "release", "version", "sha256", "colour"], models)
+        lines +=
+            models.isEmpty
+            ? ["No model was deployed."] : Self.markdownTable(["", "release", "version", "sha256", "colour"], models)
         if !offlineMetrics.isEmpty {
             lines += ["", "### Offline metrics beside the live model's", ""]
             lines += Self.markdownTable(
                 ["stage", "metric", "this release", "live"],
-                offlineMetrics.map { [$0.stage, $0.metric, formatNumber($0.value), $0.liveValue.map(formatNumber) ?? "-"] })
+                offlineMetrics.map {
+                    [$0.stage, $0.metric, formatNumber($0.value), $0.liveValue.map(formatNumber) ?? "-"]
+                })
         }
         if !stages.isEmpty {
             lines += ["", "## Stages", ""]
@@ -92,15 +118,19 @@ extension ReleaseReport {
                     [
                         stage.name, stage.status, Self.seconds(stage.durationSeconds), String(stage.attempts),
                         stage.metrics.map { "\($0.name)=\(formatNumber($0.value))" }.joined(separator: " "),
-                        stage.gates.map { "\($0.metric) \($0.condition): \($0.value.map(formatNumber) ?? "-") \($0.passed ? "ok" : "FAILED")" }.joined(
+                        stage.gates.map {
+                            "\($0.metric) \($0.condition): \($0.value.map(formatNumber) ?? "-") \($0.passed ? "ok" : "FAILED")"
+                        }.joined(
                             separator: "; "),
-                        stage.outputs.map { "\($0.path) \($0.sha256.map { String($0.prefix(12)) } ?? "absent")" }.joined(separator: " "), stage.note ?? "",
+                        stage.outputs.map { "\($0.path) \($0.sha256.map { String($0.prefix(12)) } ?? "absent")" }
+                            .joined(separator: " "), stage.note ?? "",
                     ]
                 })
         }
         if let rollout, !rollout.events.isEmpty {
             lines += ["", "## Events", ""]
-            lines += Self.markdownTable(["time", "event", "detail"], rollout.events.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
+            lines += Self.markdownTable(
+                ["time", "event", "detail"], rollout.events.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -23,10 +23,13 @@ extension ReleaseReport {
     public static func folder(history: String, releaseID: String) throws -> String {
         let safe =
             !releaseID.isEmpty && !releaseID.hasPrefix(".") && releaseID.count <= 200
-            && releaseID.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)) }
+            && releaseID.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0))
+            }
         guard safe else {
             throw OrchestratorError(
-                .invalidInput, "the release id \(releaseID.debugDescription) cannot name a report folder", hint: "give the folder with --out")
+                .invalidInput, "the release id \(releaseID.debugDescription) cannot name a report folder",
+                hint: "give the folder with --out")
         }
         let parent = (history as NSString).deletingLastPathComponent
         return (parent.isEmpty ? "." : parent) + "/reports/" + releaseID
@@ -49,7 +52,9 @@ extension ReleaseReport {
                 written.append(path)
             }
         } catch let error as AtomicFileError {
-            throw OrchestratorError(.fileSystem, "cannot write the report to \(folder): \(error)", hint: "choose a folder that can be written with --out", cause: error)
+            throw OrchestratorError(
+                .fileSystem, "cannot write the report to \(folder): \(error)",
+                hint: "choose a folder that can be written with --out", cause: error)
         }
         return written
     }

@@ -15,7 +15,9 @@ extension RolloutEvent {
             let words = rest.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             guard words.count >= 2, Self.isColorName(words[0]) else { break }
             let percent = words[1].prefix { $0 != "%" }
-            guard words[1].dropFirst(percent.count).hasPrefix("%"), let weight = Int(percent), (0...100).contains(weight) else { break }
+            guard words[1].dropFirst(percent.count).hasPrefix("%"), let weight = Int(percent),
+                (0...100).contains(weight)
+            else { break }
             if words[0] != "none" { result.append((String(words[0]), weight)) }
             guard words.count == 3, words[2].hasPrefix("/ ") else { break }
             rest = words[2].dropFirst(2)

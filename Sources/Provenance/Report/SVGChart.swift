@@ -80,26 +80,34 @@ struct SVGChart {
             """
         for tick in 0...4 {
             let value = low + (high - low) * Double(tick) / 4
-            svg += "<line class=\"grid\" x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(y(value)))\" y2=\"\(f(y(value)))\"/>"
-            svg += "<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\">\(HTMLText.escape(Self.number(value) + unit))</text>\n"
+            svg +=
+                "<line class=\"grid\" x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(y(value)))\" y2=\"\(f(y(value)))\"/>"
+            svg +=
+                "<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\">\(HTMLText.escape(Self.number(value) + unit))</text>\n"
         }
         for tick in 0...4 {
             let date = start.addingTimeInterval(span * Double(tick) / 4)
             let anchor = tick == 0 ? "start" : tick == 4 ? "end" : "middle"
-            svg += "<text class=\"tick\" x=\"\(f(x(date)))\" y=\"\(f(height - 10))\" text-anchor=\"\(anchor)\">\(Self.clock(date))</text>\n"
+            svg +=
+                "<text class=\"tick\" x=\"\(f(x(date)))\" y=\"\(f(height - 10))\" text-anchor=\"\(anchor)\">\(Self.clock(date))</text>\n"
         }
         for marker in markers {
-            svg += "<line class=\"marker\" x1=\"\(f(x(marker.at)))\" x2=\"\(f(x(marker.at)))\" y1=\"\(f(top))\" y2=\"\(f(top + plotHeight))\"/>"
-            svg += "<text class=\"marker-label\" x=\"\(f(x(marker.at) + 3))\" y=\"\(f(top + 11))\">\(HTMLText.escape(marker.label))</text>\n"
+            svg +=
+                "<line class=\"marker\" x1=\"\(f(x(marker.at)))\" x2=\"\(f(x(marker.at)))\" y1=\"\(f(top))\" y2=\"\(f(top + plotHeight))\"/>"
+            svg +=
+                "<text class=\"marker-label\" x=\"\(f(x(marker.at) + 3))\" y=\"\(f(top + 11))\">\(HTMLText.escape(marker.label))</text>\n"
         }
         for band in bands where !band.points.isEmpty {
             let upper = band.points.map { "\(f(x($0.at))),\(f(y($0.upper)))" }
             let lower = band.points.reversed().map { "\(f(x($0.at))),\(f(y($0.lower)))" }
-            svg += "<polygon class=\"band\" fill=\"\(band.color)\" points=\"\((upper + lower).joined(separator: " "))\"/>\n"
+            svg +=
+                "<polygon class=\"band\" fill=\"\(band.color)\" points=\"\((upper + lower).joined(separator: " "))\"/>\n"
         }
         for rule in rules {
-            svg += "<line class=\"bound\" x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(y(rule.value)))\" y2=\"\(f(y(rule.value)))\"/>"
-            svg += "<text class=\"bound-label\" x=\"\(f(width - right - 4))\" y=\"\(f(y(rule.value) - 4))\" text-anchor=\"end\">\(HTMLText.escape(rule.label))</text>\n"
+            svg +=
+                "<line class=\"bound\" x1=\"\(f(left))\" x2=\"\(f(width - right))\" y1=\"\(f(y(rule.value)))\" y2=\"\(f(y(rule.value)))\"/>"
+            svg +=
+                "<text class=\"bound-label\" x=\"\(f(width - right - 4))\" y=\"\(f(y(rule.value) - 4))\" text-anchor=\"end\">\(HTMLText.escape(rule.label))</text>\n"
         }
         for line in series {
             let points = line.points.filter { $0.value.isFinite }

@@ -85,7 +85,8 @@ public struct RunState: Sendable, Codable, Equatable {
     public var gates: [GateMeasurement]? = nil
 
     public init(
-        releaseID: String, pid: Int32, startedOn: Date, phase: RunPhase, stage: String? = nil, live: LiveRelease? = nil, target: String? = nil,
+        releaseID: String, pid: Int32, startedOn: Date, phase: RunPhase, stage: String? = nil, live: LiveRelease? = nil,
+        target: String? = nil,
         weight: Int = 0, stopOld: Bool = false, children: [TrackedProcess] = []
     ) {
         self.releaseID = releaseID

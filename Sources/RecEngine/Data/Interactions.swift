@@ -111,7 +111,8 @@ public struct WatchEvents: Sendable {
             data = try InputFile.read(path, limit: maximumFileSize)
         } catch {
             throw RecEngineError(
-                error.isBadInput ? .invalidRatings : .fileSystem, "cannot read the watches file: \(error.reason)", location: path,
+                error.isBadInput ? .invalidRatings : .fileSystem, "cannot read the watches file: \(error.reason)",
+                location: path,
                 hint: "give the file `recengine ingest --watches` writes (timestamp,user_id,movie_id,minute)")
         }
         var result = WatchEvents(path: path, sha256: SHA256.hash(data: data).hexString)

@@ -1,6 +1,6 @@
 import Crypto
-public import Foundation
 import DurableFiles
+public import Foundation
 import RecEngineContract
 
 /// The layouts of ratings files RecEngine reads, detected from the first line.
@@ -59,7 +59,10 @@ public struct RatingsFile: Sendable {
     /// The first `keptSkippedRows` skipped rows.
     public var skippedRows: [SkippedRow]
 
-    public init(path: String, ratings: Ratings, format: RatingsFormat, sha256: String, skippedRowCount: Int = 0, skippedRows: [SkippedRow] = []) {
+    public init(
+        path: String, ratings: Ratings, format: RatingsFormat, sha256: String, skippedRowCount: Int = 0,
+        skippedRows: [SkippedRow] = []
+    ) {
         self.path = path
         self.ratings = ratings
         self.format = format
@@ -83,7 +86,8 @@ public struct RatingsFile: Sendable {
             bytes = [UInt8](try InputFile.read(path, limit: maximumFileSize))
         } catch {
             throw RecEngineError(
-                error.isBadInput ? .invalidRatings : .fileSystem, "cannot read the ratings file: \(error.reason)", location: path,
+                error.isBadInput ? .invalidRatings : .fileSystem, "cannot read the ratings file: \(error.reason)",
+                location: path,
                 hint: error.isBadInput
                     ? "give a regular file of at most \(maximumFileSize >> 20) MiB (split a larger one, or sample it)"
                     : "check the path; relative paths are taken from the current directory")
@@ -97,7 +101,9 @@ public struct RatingsFile: Sendable {
                     ? "no valid ratings: all \(parser.skippedRowCount) rows were malformed"
                     : "the file holds no ratings",
                 location: path,
-                hint: "expected CSV with a header user_id,movie_id,rating[,timestamp] or MovieLens u.data (tab-separated)")
+                hint:
+                    "expected CSV with a header user_id,movie_id,rating[,timestamp] or MovieLens u.data (tab-separated)"
+            )
         }
         return RatingsFile(
             path: path,
@@ -231,7 +237,8 @@ struct RatingsParser {
             problem = "empty movie id"
         } else if let rating = Float(String(decoding: columns[2], as: UTF8.self)), rating.isFinite {
             if rating < scale.low || rating > scale.high {
-                problem = "rating \(RatingsFile.formatRating(rating)) outside \(RatingsFile.formatRating(scale.low))...\(RatingsFile.formatRating(scale.high))"
+                problem =
+                    "rating \(RatingsFile.formatRating(rating)) outside \(RatingsFile.formatRating(scale.low))...\(RatingsFile.formatRating(scale.high))"
             } else {
                 ratings.append(
                     user: String(decoding: columns[0], as: UTF8.self),

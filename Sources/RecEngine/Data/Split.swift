@@ -1,4 +1,5 @@
 import RecEngineContract
+
 /// Reproducible train/test splits of row indices, shaped like Surprise's `train_test_split` and
 /// `KFold`: the rows are shuffled once with the seed, then cut.
 public enum Split {
@@ -25,7 +26,8 @@ public enum Split {
     /// - Throws: `RecEngineError` `.invalidArgument` when `folds` is below 2 or above `count`.
     public static func kFold(count: Int, folds: Int, seed: UInt64) throws -> [(train: [Int], test: [Int])] {
         guard folds >= 2, folds <= count else {
-            throw RecEngineError(.invalidArgument, "--folds must be from 2 to the number of ratings (\(count)), got \(folds)")
+            throw RecEngineError(
+                .invalidArgument, "--folds must be from 2 to the number of ratings (\(count)), got \(folds)")
         }
         let rows = shuffled(count: count, seed: seed)
         var result: [(train: [Int], test: [Int])] = []
@@ -45,9 +47,11 @@ public enum Split {
     /// the rest for testing; both sides in the rows' original order.
     ///
     /// - Throws: `RecEngineError` `.invalidArgument` when `testSize` is not in (0, 1) or a side is empty.
-    public static func stratified(groups: [Int32], testSize: Double, seed: UInt64) throws -> (train: [Int], test: [Int]) {
+    public static func stratified(groups: [Int32], testSize: Double, seed: UInt64) throws -> (train: [Int], test: [Int])
+    {
         guard testSize > 0, testSize < 1 else {
-            throw RecEngineError(.invalidArgument, "the test share must be between 0 and 1 (exclusive), got \(testSize)")
+            throw RecEngineError(
+                .invalidArgument, "the test share must be between 0 and 1 (exclusive), got \(testSize)")
         }
         var rowsByGroup = [[Int]](repeating: [], count: Int(groups.max() ?? -1) + 1)
         for row in shuffled(count: groups.count, seed: seed) {
@@ -61,7 +65,10 @@ public enum Split {
             test += rows.dropFirst(kept)
         }
         guard !train.isEmpty, !test.isEmpty else {
-            throw RecEngineError(.invalidArgument, "a stratified split of \(groups.count) ratings leaves an empty side (train \(train.count), test \(test.count))")
+            throw RecEngineError(
+                .invalidArgument,
+                "a stratified split of \(groups.count) ratings leaves an empty side (train \(train.count), test \(test.count))"
+            )
         }
         return (train.sorted(), test.sorted())
     }
@@ -108,14 +115,18 @@ extension Split {
             test.sort { times[$0] < times[$1] || (times[$0] == times[$1] && $0 < $1) }
         } else {
             guard testSize > 0, testSize < 1 else {
-                throw RecEngineError(.invalidArgument, "--test-size must be between 0 and 1 (exclusive), got \(testSize)")
+                throw RecEngineError(
+                    .invalidArgument, "--test-size must be between 0 and 1 (exclusive), got \(testSize)")
             }
             let testCount = Int((testSize * Double(rest.count)).rounded(.up))
             train = Array(rest.prefix(rest.count - testCount))
             test = Array(rest.suffix(testCount))
         }
         guard !train.isEmpty, !test.isEmpty else {
-            throw RecEngineError(.invalidArgument, "a temporal split of \(times.count) ratings leaves an empty side (train \(train.count), test \(test.count))")
+            throw RecEngineError(
+                .invalidArgument,
+                "a temporal split of \(times.count) ratings leaves an empty side (train \(train.count), test \(test.count))"
+            )
         }
         return (train, test, future)
     }
@@ -135,9 +146,12 @@ extension Split {
             }
             return value
         }
-        guard bytes.count >= 19, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84 || bytes[10] == 32, bytes[13] == 58, bytes[16] == 58,
-            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13), let minute = number(14..<16),
-            let second = number(17..<19), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        guard bytes.count >= 19, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84 || bytes[10] == 32, bytes[13] == 58,
+            bytes[16] == 58,
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16),
+            let second = number(17..<19), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60,
+            second < 61
         else { return nil }
         var fraction = 0.0
         if bytes.count > 19 && bytes[19] == 46 {

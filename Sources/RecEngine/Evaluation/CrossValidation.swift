@@ -1,4 +1,5 @@
 public import RecEngineContract
+
 /// K-fold cross-validation, as Surprise's `cross_validate(algo, data, cv=KFold(...))`, with the
 /// ranking metrics of each fold's model and of the most-popular baseline.
 public struct CrossValidationReport: Sendable, Codable, Equatable {
@@ -74,7 +75,10 @@ public enum CrossValidation {
                 ranking: report.ranking.model, popular: report.ranking.popular)
             results.append(fold)
             if let baseline = report.baseline {
-                baselineResults.append(.init(rmse: baseline.rmse, mae: baseline.mae, fitSeconds: 0, ranking: fold.popular, popular: fold.popular))
+                baselineResults.append(
+                    .init(
+                        rmse: baseline.rmse, mae: baseline.mae, fitSeconds: 0, ranking: fold.popular,
+                        popular: fold.popular))
             }
             progress(number + 1, fold)
         }

@@ -1,4 +1,5 @@
 public import RecEngineContract
+
 public enum Evaluation {
     /// Ratings at or above this are relevant, and predictions at or above it count as recommended.
     public static let relevanceThreshold: Float = 4
@@ -11,14 +12,23 @@ public enum Evaluation {
     /// - Throws: `RecEngineError` `.nonFiniteMetric` when a metric is NaN or infinite, rather than
     ///   a report a gate would read as a number.
     public static func evaluate(
-        _ model: RecommenderModel, on test: Ratings, k: Int = 10, testSHA256: String? = nil, definitions: RankingDefinitions = .recengine
+        _ model: RecommenderModel, on test: Ratings, k: Int = 10, testSHA256: String? = nil,
+        definitions: RankingDefinitions = .recengine
     ) throws -> EvaluationReport {
         let (users, items) = model.indices(of: test)
         let implicit = model.manifest.isImplicit
         let report = EvaluationReport(
-            model: implicit ? nil : metrics(test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
-            baseline: implicit ? nil : metrics(test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale), k: k),
-            ranking: RankingEvaluation.evaluate(model, on: test, k: k, testSHA256: testSHA256, definitions: definitions),
+            model: implicit
+                ? nil
+                : metrics(
+                    test: test, predictions: model.model.predict(users: users, items: items, scale: model.scale), k: k),
+            baseline: implicit
+                ? nil
+                : metrics(
+                    test: test, predictions: model.baseline.predict(users: users, items: items, scale: model.scale),
+                    k: k),
+            ranking: RankingEvaluation.evaluate(
+                model, on: test, k: k, testSHA256: testSHA256, definitions: definitions),
             unknownUsers: users.count { $0 < 0 },
             unknownItems: items.count { $0 < 0 })
         try requireFinite(report.metrics)
@@ -30,7 +40,9 @@ public enum Evaluation {
         let nonFinite = metrics.filter { !$0.value.isFinite }.sorted { $0.key < $1.key }
         guard nonFinite.isEmpty else {
             throw RecEngineError(
-                .nonFiniteMetric, "the evaluation computed " + nonFinite.map { "\($0.key) = \($0.value)" }.joined(separator: ", ") + ": not a finite number",
+                .nonFiniteMetric,
+                "the evaluation computed " + nonFinite.map { "\($0.key) = \($0.value)" }.joined(separator: ", ")
+                    + ": not a finite number",
                 hint: "the model's predictions are not numbers: train the model again")
         }
     }
@@ -68,7 +80,8 @@ public enum Evaluation {
         for rows in rowsByUser where !rows.isEmpty {
             userCount += 1
             let ranked = rows.enumerated().sorted {
-                predictions[$0.element] != predictions[$1.element] ? predictions[$0.element] > predictions[$1.element] : $0.offset < $1.offset
+                predictions[$0.element] != predictions[$1.element]
+                    ? predictions[$0.element] > predictions[$1.element] : $0.offset < $1.offset
             }.map(\.element)
             let relevant = rows.count { test.values[$0] >= relevanceThreshold }
             let top = ranked.prefix(k)

@@ -8,7 +8,8 @@ public enum RankingEvaluation {
     /// - Parameter definitions: the formulas of the metrics (RecEngine's, or Microsoft
     ///   Recommenders', which also count the test users the model does not know in NDCG's mean).
     public static func evaluate(
-        _ model: RecommenderModel, on test: Ratings, k: Int, testSHA256: String? = nil, definitions: RankingDefinitions = .recengine
+        _ model: RecommenderModel, on test: Ratings, k: Int, testSHA256: String? = nil,
+        definitions: RankingDefinitions = .recengine
     ) -> RankingReport {
         let held = heldOut(model, test)
         var modelLists: [[Int32]] = []
@@ -26,11 +27,13 @@ public enum RankingEvaluation {
         let popularity = itemPopularity(model)
         func score(_ lists: [[Int32]]) -> RankingMetrics {
             metrics(
-                lists: lists, relevant: held.relevant, relevantCounts: held.counts, popularity: popularity, k: k, definitions: definitions,
+                lists: lists, relevant: held.relevant, relevantCounts: held.counts, popularity: popularity, k: k,
+                definitions: definitions,
                 unlistedUsers: held.unknownUsers)
         }
         var rankingProtocol = RankingProtocol(
-            k: k, users: held.users.count, unknownUsers: held.unknownUsers, unknownItemRatings: held.unknownItemRatings, testSHA256: testSHA256)
+            k: k, users: held.users.count, unknownUsers: held.unknownUsers, unknownItemRatings: held.unknownItemRatings,
+            testSHA256: testSHA256)
         rankingProtocol.definitions = definitions
         return RankingReport(model: score(modelLists), popular: score(popularLists), protocol: rankingProtocol)
     }
@@ -71,7 +74,8 @@ public enum RankingEvaluation {
         }
         let users = (0..<model.userIDs.count).filter { relevantCounts[$0] > 0 }.map { Int32($0) }
         return (
-            users, users.map { relevantByUser[Int($0)] }, users.map { relevantCounts[Int($0)] }, unknownUsers.count, unknownItemRatings
+            users, users.map { relevantByUser[Int($0)] }, users.map { relevantCounts[Int($0)] }, unknownUsers.count,
+            unknownItemRatings
         )
     }
 

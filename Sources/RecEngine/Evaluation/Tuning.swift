@@ -53,13 +53,16 @@ public struct TuningChoice: Sendable, Codable, Equatable {
             data = try InputFile.read(path, limit: maximumFileSize)
         } catch {
             throw RecEngineError(
-                error.isBadInput ? .invalidArgument : .fileSystem, "cannot read the tune choice: \(error.reason)", location: path,
+                error.isBadInput ? .invalidArgument : .fileSystem, "cannot read the tune choice: \(error.reason)",
+                location: path,
                 hint: "give the file recengine tune --out wrote")
         }
         do {
             return try JSONDecoder().decode(TuningChoice.self, from: data)
         } catch {
-            throw RecEngineError(.invalidArgument, "not a tune choice (\(Self.describe(error)))", location: path, hint: "give the file recengine tune --out wrote")
+            throw RecEngineError(
+                .invalidArgument, "not a tune choice (\(Self.describe(error)))", location: path,
+                hint: "give the file recengine tune --out wrote")
         }
     }
 
@@ -72,17 +75,23 @@ public struct TuningChoice: Sendable, Codable, Equatable {
     public func parameters(for algorithm: String, given: Set<String>, location: String) throws -> [String: Double] {
         guard self.algorithm == algorithm else {
             throw RecEngineError(
-                .invalidArgument, "the tune chose parameters for \(self.algorithm), not \(algorithm)", location: location,
+                .invalidArgument, "the tune chose parameters for \(self.algorithm), not \(algorithm)",
+                location: location,
                 hint: "train the algorithm that was tuned, or tune \(algorithm)")
         }
         let names = SearchSpace.parameterNames[algorithm] ?? []
         for (name, value) in parameters.sorted(by: { $0.key < $1.key }) {
             guard names.contains(name) else {
-                throw RecEngineError(.invalidArgument, "the tune chose \(name), which \(algorithm) does not take (\(names.joined(separator: ", ")))", location: location)
+                throw RecEngineError(
+                    .invalidArgument,
+                    "the tune chose \(name), which \(algorithm) does not take (\(names.joined(separator: ", ")))",
+                    location: location)
             }
             let whole = name == "factors" || name == "epochs"
             guard value.isFinite, !whole || (value == value.rounded() && abs(value) < 1e9) else {
-                throw RecEngineError(.invalidArgument, "the tune chose \(name) = \(value), not a \(whole ? "whole " : "")finite number", location: location)
+                throw RecEngineError(
+                    .invalidArgument, "the tune chose \(name) = \(value), not a \(whole ? "whole " : "")finite number",
+                    location: location)
             }
             guard !given.contains(name) else {
                 throw RecEngineError(
@@ -96,8 +105,11 @@ public struct TuningChoice: Sendable, Codable, Equatable {
     private static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, _): "it has no \(key.stringValue)"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.dataCorrupted(let context):
-            context.codingPath.isEmpty ? "it is not a JSON object" : "its \(context.codingPath.map(\.stringValue).joined(separator: ".")) is not what a choice holds"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+            DecodingError.dataCorrupted(let context):
+            context.codingPath.isEmpty
+                ? "it is not a JSON object"
+                : "its \(context.codingPath.map(\.stringValue).joined(separator: ".")) is not what a choice holds"
         default: "\(error)"
         }
     }
@@ -117,13 +129,15 @@ public enum Tuning {
     /// - Throws: `RecEngineError` `.invalidArgument` for a protocol out of range or a validation
     ///   split with an empty side, and whatever training a candidate throws.
     public static func run(
-        _ training: RatingsFile, space: SearchSpace, protocol rankingProtocol: TuningProtocol, threads: Int = 1, budget: Duration? = nil,
+        _ training: RatingsFile, space: SearchSpace, protocol rankingProtocol: TuningProtocol, threads: Int = 1,
+        budget: Duration? = nil,
         progress: (TuningReport.Trial) -> Void = { _ in }
     ) throws -> TuningReport {
         try rankingProtocol.validate()
         let ratings = training.ratings
         let split = try validationSplit(ratings, rankingProtocol)
-        let fit = RatingsFile(path: training.path, ratings: ratings.subset(split.train), format: training.format, sha256: training.sha256)
+        let fit = RatingsFile(
+            path: training.path, ratings: ratings.subset(split.train), format: training.format, sha256: training.sha256)
         let validation = ratings.subset(split.test)
         let candidates = space.candidates(seed: rankingProtocol.seed)
         let clock = ContinuousClock()
@@ -135,9 +149,11 @@ public enum Tuning {
             for candidate in round {
                 if let budget, !trials.isEmpty, clock.now - start >= budget { return false }
                 let model = try train(space.algorithm, candidate, on: fit, threads: threads, seed: rankingProtocol.seed)
-                let report = RankingEvaluation.evaluate(model, on: validation, k: rankingProtocol.k, definitions: rankingProtocol.definitions)
+                let report = RankingEvaluation.evaluate(
+                    model, on: validation, k: rankingProtocol.k, definitions: rankingProtocol.definitions)
                 let trial = TuningReport.Trial(
-                    parameters: candidate, score: report.metrics[rankingProtocol.metric] ?? .nan, fitSeconds: model.manifest.metrics.fitSeconds)
+                    parameters: candidate, score: report.metrics[rankingProtocol.metric] ?? .nan,
+                    fitSeconds: model.manifest.metrics.fitSeconds)
                 trials.append(trial)
                 progress(trial)
             }
@@ -161,7 +177,9 @@ public enum Tuning {
                 if stopped || round == rounds - 1 { break }
                 let scored = trials[roundStart...]
                 let keep = (survivors.count + SearchSpace.halvingRate - 1) / SearchSpace.halvingRate
-                let ranked = scored.indices.sorted { better(trials[$0], than: trials[$1]) || (!better(trials[$1], than: trials[$0]) && $0 < $1) }
+                let ranked = scored.indices.sorted {
+                    better(trials[$0], than: trials[$1]) || (!better(trials[$1], than: trials[$0]) && $0 < $1)
+                }
                 survivors = ranked.prefix(keep).sorted().map { survivors[$0 - roundStart] }
             }
         } else {
@@ -169,8 +187,10 @@ public enum Tuning {
         }
         let best = try choose(trials[finalists...], metric: rankingProtocol.metric)
         return TuningReport(
-            algorithm: space.algorithm, space: space, protocol: rankingProtocol, chosen: best.parameters, score: best.score, trials: trials,
-            candidates: candidates.count, stoppedByBudget: stopped, budgetSeconds: budget?.seconds, fitRatings: split.train.count,
+            algorithm: space.algorithm, space: space, protocol: rankingProtocol, chosen: best.parameters,
+            score: best.score, trials: trials,
+            candidates: candidates.count, stoppedByBudget: stopped, budgetSeconds: budget?.seconds,
+            fitRatings: split.train.count,
             validationRatings: split.test.count)
     }
 
@@ -179,14 +199,17 @@ public enum Tuning {
     /// - Throws: `RecEngineError` `.nonFiniteMetric` when no finalist scored a number: a choice
     ///   among scores that are all NaN would be the first candidate, chosen by nothing.
     static func choose(_ finalists: ArraySlice<TuningReport.Trial>, metric: String) throws -> TuningReport.Trial {
-        guard var best = finalists.first else { throw RecEngineError(.invalidArgument, "the search tried no candidate") }
+        guard var best = finalists.first else {
+            throw RecEngineError(.invalidArgument, "the search tried no candidate")
+        }
         for trial in finalists.dropFirst() where better(trial, than: best) {
             best = trial
         }
         guard best.score.isFinite else {
             throw RecEngineError(
                 .nonFiniteMetric,
-                "no candidate scored a number: \(metric) was not a finite number for each of the \(finalists.count) trials, so there is nothing to choose (is the validation side empty of users the fitting side knows?)")
+                "no candidate scored a number: \(metric) was not a finite number for each of the \(finalists.count) trials, so there is nothing to choose (is the validation side empty of users the fitting side knows?)"
+            )
         }
         return best
     }
@@ -209,7 +232,9 @@ public enum Tuning {
     }
 
     /// A model of `algorithm` with its defaults overridden by `parameters`.
-    static func train(_ algorithm: String, _ parameters: [String: Double], on file: RatingsFile, threads: Int, seed: UInt64) throws -> RecommenderModel {
+    static func train(
+        _ algorithm: String, _ parameters: [String: Double], on file: RatingsFile, threads: Int, seed: UInt64
+    ) throws -> RecommenderModel {
         func integer(_ name: String) throws -> Int? {
             guard let value = parameters[name] else { return nil }
             guard value == value.rounded(), abs(value) < 1e9 else {
@@ -220,43 +245,58 @@ public enum Tuning {
         switch algorithm {
         case "ease":
             return try RecommenderModel.trainEASE(
-                on: file, parameters: EASEParameters(regularization: parameters["reg"] ?? EASEParameters().regularization), threads: threads)
+                on: file,
+                parameters: EASEParameters(regularization: parameters["reg"] ?? EASEParameters().regularization),
+                threads: threads)
         case "als":
             let defaults = ALSParameters()
             let als = ALSParameters(
-                factors: try integer("factors") ?? defaults.factors, iterations: try integer("epochs") ?? defaults.iterations,
-                regularization: parameters["reg"] ?? defaults.regularization, alpha: parameters["alpha"] ?? defaults.alpha, seed: seed)
+                factors: try integer("factors") ?? defaults.factors,
+                iterations: try integer("epochs") ?? defaults.iterations,
+                regularization: parameters["reg"] ?? defaults.regularization,
+                alpha: parameters["alpha"] ?? defaults.alpha, seed: seed)
             return try RecommenderModel.trainALS(on: file, parameters: als, threads: threads)
         default:
             let defaults = SVDParameters()
             let svd = SVDParameters(
                 factors: try integer("factors") ?? defaults.factors, epochs: try integer("epochs") ?? defaults.epochs,
-                learningRate: parameters["lr"] ?? defaults.learningRate, regularization: parameters["reg"] ?? defaults.regularization, seed: seed)
+                learningRate: parameters["lr"] ?? defaults.learningRate,
+                regularization: parameters["reg"] ?? defaults.regularization, seed: seed)
             return try RecommenderModel.train(on: file, parameters: svd)
         }
     }
 
-    static func validationSplit(_ ratings: Ratings, _ rankingProtocol: TuningProtocol) throws -> (train: [Int], test: [Int]) {
+    static func validationSplit(
+        _ ratings: Ratings, _ rankingProtocol: TuningProtocol
+    ) throws -> (train: [Int], test: [Int]) {
         switch rankingProtocol.validation {
         case "temporal":
             guard let stamps = ratings.timestamps else {
-                throw RecEngineError(.invalidArgument, "--validation temporal needs a timestamp on every rating; these ratings have none")
+                throw RecEngineError(
+                    .invalidArgument, "--validation temporal needs a timestamp on every rating; these ratings have none"
+                )
             }
             let times = try stamps.enumerated().map { row, text in
                 guard let time = Split.time(of: text) else {
-                    throw RecEngineError(.invalidArgument, "row \(row + 1) has no usable timestamp (\"\(text)\") for --validation temporal")
+                    throw RecEngineError(
+                        .invalidArgument,
+                        "row \(row + 1) has no usable timestamp (\"\(text)\") for --validation temporal")
                 }
                 return time
             }
             let split = try Split.temporal(
-                times: times, users: ratings.users, testSize: rankingProtocol.validationShare, lastN: rankingProtocol.lastN, futureShare: 0)
+                times: times, users: ratings.users, testSize: rankingProtocol.validationShare,
+                lastN: rankingProtocol.lastN, futureShare: 0)
             return (split.train, split.test)
         case "stratified-item":
-            return try Split.stratified(groups: ratings.items, testSize: rankingProtocol.validationShare, seed: rankingProtocol.seed)
+            return try Split.stratified(
+                groups: ratings.items, testSize: rankingProtocol.validationShare, seed: rankingProtocol.seed)
         case "stratified-user":
-            return try Split.stratified(groups: ratings.users, testSize: rankingProtocol.validationShare, seed: rankingProtocol.seed)
+            return try Split.stratified(
+                groups: ratings.users, testSize: rankingProtocol.validationShare, seed: rankingProtocol.seed)
         default:
-            return try Split.holdout(count: ratings.count, testSize: rankingProtocol.validationShare, seed: rankingProtocol.seed)
+            return try Split.holdout(
+                count: ratings.count, testSize: rankingProtocol.validationShare, seed: rankingProtocol.seed)
         }
     }
 }

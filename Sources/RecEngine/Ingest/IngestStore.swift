@@ -1,5 +1,5 @@
-import Foundation
 import DurableFiles
+import Foundation
 import RecEngineContract
 
 /// The ingest's durable state, in one folder:
@@ -56,7 +56,9 @@ struct IngestStore {
         } catch {
             throw RecEngineError(
                 .invalidArgument, "the ingest state cannot be read: \(error)", location: statePath,
-                hint: "it is written atomically, so it was edited by hand; restore it or run the ingest with mode historical")
+                hint:
+                    "it is written atomically, so it was edited by hand; restore it or run the ingest with mode historical"
+            )
         }
     }
 
@@ -67,9 +69,12 @@ struct IngestStore {
         let rejects: AtomicFileWriter
 
         fileprivate init(_ store: IngestStore, _ generation: Int) throws {
-            ratings = try AtomicFileWriter(path: store.segmentPath(generation, .ratings), permissions: store.permissions)
-            watches = try AtomicFileWriter(path: store.segmentPath(generation, .watches), permissions: store.permissions)
-            rejects = try AtomicFileWriter(path: store.segmentPath(generation, .rejects), permissions: store.permissions)
+            ratings = try AtomicFileWriter(
+                path: store.segmentPath(generation, .ratings), permissions: store.permissions)
+            watches = try AtomicFileWriter(
+                path: store.segmentPath(generation, .watches), permissions: store.permissions)
+            rejects = try AtomicFileWriter(
+                path: store.segmentPath(generation, .rejects), permissions: store.permissions)
         }
 
         /// Puts the parts in place, each flushed to disk.
@@ -102,12 +107,16 @@ struct IngestStore {
             var splitter = LineSplitter(key: path, offset: 0)
             func accept(_ line: LogLine) throws -> Bool {
                 if let length = line.overlongLength {
-                    throw RecEngineError(.fileSystem, "a committed segment has a line of \(length) bytes", location: path, hint: Self.rebuildHint)
+                    throw RecEngineError(
+                        .fileSystem, "a committed segment has a line of \(length) bytes", location: path,
+                        hint: Self.rebuildHint)
                 }
                 try body(line.text)
                 return true
             }
-            _ = try splitter.pump(deadline: .now + .seconds(365 * 86_400), accept: accept) { try readDescriptor(descriptor, into: $0, location: path) }
+            _ = try splitter.pump(deadline: .now + .seconds(365 * 86_400), accept: accept) {
+                try readDescriptor(descriptor, into: $0, location: path)
+            }
             try splitter.finish(accept: accept)
         }
     }
@@ -122,7 +131,9 @@ struct IngestStore {
             let segment = segmentPath(generation, part)
             try withSegmentFile(segment) { descriptor in
                 while true {
-                    let count = try buffer.withUnsafeMutableBytes { try readDescriptor(descriptor, into: $0, location: segment) }
+                    let count = try buffer.withUnsafeMutableBytes {
+                        try readDescriptor(descriptor, into: $0, location: segment)
+                    }
                     if count == 0 { break }
                     try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
                 }
@@ -136,7 +147,9 @@ struct IngestStore {
     private func withSegmentFile(_ path: String, _ body: (Int32) throws -> Void) throws {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw RecEngineError(.fileSystem, "a committed segment cannot be read: \(String(cString: strerror(errno)))", location: path, hint: Self.rebuildHint)
+            throw RecEngineError(
+                .fileSystem, "a committed segment cannot be read: \(String(cString: strerror(errno)))", location: path,
+                hint: Self.rebuildHint)
         }
         defer { close(descriptor) }
         try body(descriptor)
@@ -150,7 +163,9 @@ struct IngestStore {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
             // A temporary file is a killed run's: this run holds the lock and has finished its own.
             let isTemporary = name.hasPrefix(".") && name.contains(".tmp-")
-            guard isTemporary || Int(name.prefix { $0.isNumber }).map({ !listed.contains($0) }) == true else { continue }
+            guard isTemporary || Int(name.prefix { $0.isNumber }).map({ !listed.contains($0) }) == true else {
+                continue
+            }
             try? FileManager.default.removeItem(atPath: "\(folder)/\(name)")
         }
     }
@@ -160,7 +175,9 @@ struct IngestStore {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let descriptor = open("\(folder)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw RecEngineError(.fileSystem, "cannot create the store's lock file: \(String(cString: strerror(errno)))", location: folder)
+            throw RecEngineError(
+                .fileSystem, "cannot create the store's lock file: \(String(cString: strerror(errno)))",
+                location: folder)
         }
         // A few seconds of patience: a child forked elsewhere in this process holds a copy of a
         // just-closed lock until it execs.
@@ -169,6 +186,7 @@ struct IngestStore {
             usleep(100_000)
         }
         close(descriptor)
-        throw RecEngineError(.invalidArgument, "another ingest is writing this store", location: folder, hint: "wait for it to finish")
+        throw RecEngineError(
+            .invalidArgument, "another ingest is writing this store", location: folder, hint: "wait for it to finish")
     }
 }

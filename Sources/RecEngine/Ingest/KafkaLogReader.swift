@@ -40,7 +40,8 @@ final class KafkaLogReader: LogReader {
         if !fromBeginning {
             let committed = consumer.committedOffsets(topic: topic, partitions: partitions, timeout: brokerTimeout)
             for partition in partitions {
-                starts[partition] = positions[Self.positionKey(topic: topic, partition: partition)] ?? committed[partition]
+                starts[partition] =
+                    positions[Self.positionKey(topic: topic, partition: partition)] ?? committed[partition]
             }
         }
         try consumer.assign(topic: topic, partitions: partitions, offsets: starts)
@@ -86,7 +87,8 @@ final class KafkaLogReader: LogReader {
                 lastProgress = .now
             case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
                 throw RecEngineError(
-                    .invalidArgument, "the topic \(topic) does not exist on \(brokers)", location: "kafka://\(brokers)/\(topic)",
+                    .invalidArgument, "the topic \(topic) does not exist on \(brokers)",
+                    location: "kafka://\(brokers)/\(topic)",
                     hint: "check the topic name in the ingest source; it is not created for you")
             default:
                 lastError = "Kafka: \(String(cString: rd_kafka_err2str(message.pointee.err)))"
@@ -125,16 +127,19 @@ final class KafkaConsumer {
         let settings = [
             "bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": "false",
             "enable.auto.offset.store": "false", "enable.partition.eof": "true", "auto.offset.reset": "earliest",
-            "allow.auto.create.topics": "false", "socket.connection.setup.timeout.ms": "5000", "session.timeout.ms": String(session),
+            "allow.auto.create.topics": "false", "socket.connection.setup.timeout.ms": "5000",
+            "session.timeout.ms": String(session),
             "heartbeat.interval.ms": String(session / 3), "log_level": "2",
         ]
         var errorText = [CChar](repeating: 0, count: 512)
-        for (name, value) in settings where rd_kafka_conf_set(configuration, name, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
+        for (name, value) in settings
+        where rd_kafka_conf_set(configuration, name, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(configuration)
             throw RecEngineError(.invalidArgument, "Kafka setting \(name)=\(value): \(text(errorText))")
         }
         guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, configuration, &errorText, errorText.count) else {
-            throw RecEngineError(.invalidArgument, "cannot create a Kafka consumer: \(text(errorText))", location: brokers)
+            throw RecEngineError(
+                .invalidArgument, "cannot create a Kafka consumer: \(text(errorText))", location: brokers)
         }
         self.handle = handle
         rd_kafka_poll_set_consumer(handle)
@@ -156,11 +161,16 @@ final class KafkaConsumer {
         guard let entry = topics.first(where: { String(cString: $0.topic) == topic }), entry.partition_cnt > 0 else {
             let known = topics.map { String(cString: $0.topic) }.filter { !$0.hasPrefix("__") }.sorted()
             throw RecEngineError(
-                .invalidArgument, "the topic \(topic) does not exist on \(brokers)", location: "kafka://\(brokers)/\(topic)",
-                hint: "check the topic name in the ingest source (the brokers have: \(known.isEmpty ? "no topics" : known.joined(separator: ", "))); it is not created for you")
+                .invalidArgument, "the topic \(topic) does not exist on \(brokers)",
+                location: "kafka://\(brokers)/\(topic)",
+                hint:
+                    "check the topic name in the ingest source (the brokers have: \(known.isEmpty ? "no topics" : known.joined(separator: ", "))); it is not created for you"
+            )
         }
         guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw RecEngineError(.unavailable, "Kafka reports for \(topic): \(String(cString: rd_kafka_err2str(entry.err)))", location: "kafka://\(brokers)/\(topic)")
+            throw RecEngineError(
+                .unavailable, "Kafka reports for \(topic): \(String(cString: rd_kafka_err2str(entry.err)))",
+                location: "kafka://\(brokers)/\(topic)")
         }
         return (0..<Int(entry.partition_cnt)).map { entry.partitions[$0].id }.sorted()
     }
@@ -177,7 +187,8 @@ final class KafkaConsumer {
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
             throw RecEngineError(
                 .unavailable, "cannot reach the Kafka brokers \(brokers): \(String(cString: rd_kafka_err2str(error)))",
-                location: "kafka://\(brokers)", hint: "check the broker list and that the brokers are up; nothing was consumed")
+                location: "kafka://\(brokers)",
+                hint: "check the broker list and that the brokers are up; nothing was consumed")
         }
         return metadata
     }
@@ -187,7 +198,9 @@ final class KafkaConsumer {
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
-        guard rd_kafka_committed(handle, list, Int32(timeout.milliseconds)) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        guard rd_kafka_committed(handle, list, Int32(timeout.milliseconds)) == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            return [:]
+        }
         var offsets: [Int32: Int64] = [:]
         for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].offset >= 0 {
             offsets[list.pointee.elems[index].partition] = list.pointee.elems[index].offset
@@ -205,7 +218,8 @@ final class KafkaConsumer {
         }
         let error = rd_kafka_assign(handle, list)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw RecEngineError(.unavailable, "cannot assign the partitions of \(topic): \(String(cString: rd_kafka_err2str(error)))")
+            throw RecEngineError(
+                .unavailable, "cannot assign the partitions of \(topic): \(String(cString: rd_kafka_err2str(error)))")
         }
     }
 
@@ -232,7 +246,9 @@ final class KafkaConsumer {
             }
         }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw RecEngineError(.unavailable, "cannot commit the group offsets of \(topic): \(String(cString: rd_kafka_err2str(error)))")
+            throw RecEngineError(
+                .unavailable, "cannot commit the group offsets of \(topic): \(String(cString: rd_kafka_err2str(error)))"
+            )
         }
     }
 }

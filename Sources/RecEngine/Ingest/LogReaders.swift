@@ -18,7 +18,9 @@ struct LogLine {
     init(bytes: UnsafeRawBufferPointer, key: String, offset: Int64) {
         let isOverlong = bytes.count > IngestLimits.maximumLineBytes
         let kept = isOverlong ? UnsafeRawBufferPointer(rebasing: bytes[..<IngestLimits.keptBytesOfLongLine]) : bytes
-        self.init(text: String(decoding: kept, as: UTF8.self)[...], key: key, offset: offset, overlongLength: isOverlong ? Int64(bytes.count) : nil)
+        self.init(
+            text: String(decoding: kept, as: UTF8.self)[...], key: key, offset: offset,
+            overlongLength: isOverlong ? Int64(bytes.count) : nil)
     }
 
     init(text: Substring, key: String, offset: Int64, overlongLength: Int64? = nil) {
@@ -44,7 +46,8 @@ protocol LogReader {
     /// Reads the lines after `positions` until the source's end, `limit` lines (0: no bound) or
     /// `deadline`, handing each line to `handle`.
     func readLines(
-        after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant, handle: (LogLine) throws -> Void
+        after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant,
+        handle: (LogLine) throws -> Void
     ) throws -> LogReadResult
 }
 
@@ -89,13 +92,16 @@ struct LineSplitter {
     /// before the deadline) until the end, `accept` declining a line, or `deadline`; returns
     /// whether the end was reached.
     mutating func pump(
-        deadline: ContinuousClock.Instant, accept: (LogLine) throws -> Bool, read: (UnsafeMutableRawBufferPointer) throws -> Int?
+        deadline: ContinuousClock.Instant, accept: (LogLine) throws -> Bool,
+        read: (UnsafeMutableRawBufferPointer) throws -> Int?
     ) throws -> Bool {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while ContinuousClock.now < deadline {
             guard let count = try buffer.withUnsafeMutableBytes(read) else { return false }
             if count == 0 { return true }
-            guard try buffer.withUnsafeBytes({ try feed(UnsafeRawBufferPointer(rebasing: $0[..<count]), accept: accept) }) else { return false }
+            guard
+                try buffer.withUnsafeBytes({ try feed(UnsafeRawBufferPointer(rebasing: $0[..<count]), accept: accept) })
+            else { return false }
         }
         return false
     }
@@ -123,7 +129,9 @@ struct LineSplitter {
         let length = overlongLength ?? Int64(pending.count)
         var end = pending.count
         if overlongLength == nil, terminated, end > 0, pending[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-        let line = LogLine(text: String(decoding: pending[..<end], as: UTF8.self)[...], key: key, offset: consumed, overlongLength: overlongLength)
+        let line = LogLine(
+            text: String(decoding: pending[..<end], as: UTF8.self)[...], key: key, offset: consumed,
+            overlongLength: overlongLength)
         guard try accept(line) else { return false }
         consumed += length + (terminated ? 1 : 0)
         pending.removeAll(keepingCapacity: pending.count <= 1 << 16)
@@ -146,7 +154,9 @@ struct FileLogReader: LogReader {
     func files() throws -> [String] {
         switch FileKind.of(path) {
         case .missing:
-            throw RecEngineError(.fileSystem, "the log source cannot be read: \(String(cString: strerror(errno)))", location: path, hint: Self.sourceHint)
+            throw RecEngineError(
+                .fileSystem, "the log source cannot be read: \(String(cString: strerror(errno)))", location: path,
+                hint: Self.sourceHint)
         case .directory:
             break
         case .regular:
@@ -164,11 +174,13 @@ struct FileLogReader: LogReader {
         }
     }
 
-    static let sourceHint = "give a log file, a folder of log files, - (standard input, read until --max-seconds) or kafka://HOST:PORT/TOPIC"
+    static let sourceHint =
+        "give a log file, a folder of log files, - (standard input, read until --max-seconds) or kafka://HOST:PORT/TOPIC"
 
     static func notRegular(_ file: String, _ kind: String) -> RecEngineError {
         RecEngineError(
-            .invalidArgument, "the log source is \(kind), not a regular file: it is not read (it may never end)", location: file,
+            .invalidArgument, "the log source is \(kind), not a regular file: it is not read (it may never end)",
+            location: file,
             hint: "to read a stream, pipe it to --source - or use kafka://HOST:PORT/TOPIC; otherwise \(sourceHint)")
     }
 
@@ -183,7 +195,8 @@ struct FileLogReader: LogReader {
     }
 
     func readLines(
-        after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant, handle: (LogLine) throws -> Void
+        after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant,
+        handle: (LogLine) throws -> Void
     ) throws -> LogReadResult {
         var result = LogReadResult(positions: positions)
         var taken = 0
@@ -200,7 +213,9 @@ struct FileLogReader: LogReader {
             }
             let descriptor = try Self.openRegular(file)
             if file.hasSuffix(".gz") {
-                if let note = try readGzip(file, descriptor, from: start, into: &splitter, deadline: deadline, accept: accept) {
+                if let note = try readGzip(
+                    file, descriptor, from: start, into: &splitter, deadline: deadline, accept: accept)
+                {
                     result.notes.append(note)
                 }
             } else {
@@ -220,7 +235,8 @@ struct FileLogReader: LogReader {
     static func openRegular(_ file: String) throws -> Int32 {
         let descriptor = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw RecEngineError(.fileSystem, "cannot open the log file: \(String(cString: strerror(errno)))", location: file)
+            throw RecEngineError(
+                .fileSystem, "cannot open the log file: \(String(cString: strerror(errno)))", location: file)
         }
         let kind = FileKind.of(descriptor: descriptor)
         guard case .regular = kind else {
@@ -231,18 +247,22 @@ struct FileLogReader: LogReader {
     }
 
     private func readPlain(
-        _ file: String, _ descriptor: Int32, from start: Int64, into splitter: inout LineSplitter, deadline: ContinuousClock.Instant,
+        _ file: String, _ descriptor: Int32, from start: Int64, into splitter: inout LineSplitter,
+        deadline: ContinuousClock.Instant,
         accept: (LogLine) throws -> Bool
     ) throws {
         let size = Int64(lseek(descriptor, 0, SEEK_END))
         if size < start {
             throw RecEngineError(
-                .invalidArgument, "the file is shorter (\(size) bytes) than the committed position \(start)", location: file,
+                .invalidArgument, "the file is shorter (\(size) bytes) than the committed position \(start)",
+                location: file,
                 hint: "it was truncated or replaced; run the ingest with mode historical to rebuild from the beginning")
         }
         lseek(descriptor, off_t(start), SEEK_SET)
         // An unterminated last line stays for the next run: the writer may be in the middle of it.
-        _ = try splitter.pump(deadline: deadline, accept: accept) { try readDescriptor(descriptor, into: $0, location: file) }
+        _ = try splitter.pump(deadline: deadline, accept: accept) {
+            try readDescriptor(descriptor, into: $0, location: file)
+        }
     }
 
     /// Reads a gzip file from its open `descriptor` (which it closes). Returns a note when it
@@ -253,12 +273,14 @@ struct FileLogReader: LogReader {
     /// - Throws: `.invalidArgument` when the data is damaged, or expands more than
     ///   `IngestLimits.maximumGzipRatio` times (a decompression bomb).
     private func readGzip(
-        _ file: String, _ descriptor: Int32, from start: Int64, into splitter: inout LineSplitter, deadline: ContinuousClock.Instant,
+        _ file: String, _ descriptor: Int32, from start: Int64, into splitter: inout LineSplitter,
+        deadline: ContinuousClock.Instant,
         accept: (LogLine) throws -> Bool
     ) throws -> String? {
         guard let gz = gzdopen(descriptor, "rb") else {
             close(descriptor)
-            throw RecEngineError(.fileSystem, "cannot open the gzip log file: \(String(cString: strerror(errno)))", location: file)
+            throw RecEngineError(
+                .fileSystem, "cannot open the gzip log file: \(String(cString: strerror(errno)))", location: file)
         }
         defer { gzclose(gz) }
         struct Damaged: Error { var message: String }
@@ -275,7 +297,9 @@ struct FileLogReader: LogReader {
                     .invalidArgument,
                     "the gzip file expands more than \(IngestLimits.maximumGzipRatio) times (\(expanded >> 20) MiB from \(compressed >> 10) KiB so far): a decompression bomb, or not a movie log",
                     location: file,
-                    hint: "nothing of this run was committed; remove the file from the source, or decompress it yourself and give the plain file")
+                    hint:
+                        "nothing of this run was committed; remove the file from the source, or decompress it yourself and give the plain file"
+                )
             }
             return Int(count)
         }
@@ -286,13 +310,18 @@ struct FileLogReader: LogReader {
             var skipped: Int64 = 0
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while skipped < start {
-                guard ContinuousClock.now < deadline else { return "\(file): the deadline came before the committed position; the next run goes on" }
+                guard ContinuousClock.now < deadline else {
+                    return "\(file): the deadline came before the committed position; the next run goes on"
+                }
                 let count = try buffer.withUnsafeMutableBytes { whole in
-                    try decompress(into: UnsafeMutableRawBufferPointer(rebasing: whole[..<Int(min(Int64(whole.count), start - skipped))]))
+                    try decompress(
+                        into: UnsafeMutableRawBufferPointer(
+                            rebasing: whole[..<Int(min(Int64(whole.count), start - skipped))]))
                 }
                 guard count > 0 else {
                     throw RecEngineError(
-                        .invalidArgument, "the decompressed file is shorter than the committed position \(start)", location: file,
+                        .invalidArgument, "the decompressed file is shorter than the committed position \(start)",
+                        location: file,
                         hint: "it was replaced; run the ingest with mode historical to rebuild from the beginning")
                 }
                 skipped += Int64(count)
@@ -300,13 +329,16 @@ struct FileLogReader: LogReader {
             ended = try splitter.pump(deadline: deadline, accept: accept, read: decompress)
         } catch let damage as Damaged {
             throw RecEngineError(
-                .invalidArgument, "the gzip data is damaged after offset \(splitter.consumed): \(damage.message)", location: file,
+                .invalidArgument, "the gzip data is damaged after offset \(splitter.consumed): \(damage.message)",
+                location: file,
                 hint: "nothing of this run was committed; repair or remove the file and run again")
         }
         guard ended else { return nil }
         var code: Int32 = 0
         gzerror(gz, &code)
-        if code == Z_BUF_ERROR { return "\(file): the gzip stream is not finished (still being written?); the rest is read when it is" }
+        if code == Z_BUF_ERROR {
+            return "\(file): the gzip stream is not finished (still being written?); the rest is read when it is"
+        }
         // A finished gzip file: its last line counts even without a newline.
         try splitter.finish(accept: accept)
         return nil
@@ -318,7 +350,8 @@ struct FileLogReader: LogReader {
 /// cannot be resumed.
 struct StandardInputLogReader: LogReader {
     func readLines(
-        after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant, handle: (LogLine) throws -> Void
+        after positions: [String: Int64], limit: Int, deadline: ContinuousClock.Instant,
+        handle: (LogLine) throws -> Void
     ) throws -> LogReadResult {
         var splitter = LineSplitter(key: "-", offset: 0)
         var taken = 0
@@ -335,7 +368,8 @@ struct StandardInputLogReader: LogReader {
         if ended { try splitter.finish(accept: accept) }
         var result = LogReadResult(positions: ["-": splitter.consumed])
         if !ended && ContinuousClock.now >= deadline {
-            result.notes.append("standard input was still open at the deadline (--max-seconds); what came before it was read")
+            result.notes.append(
+                "standard input was still open at the deadline (--max-seconds); what came before it was read")
         }
         return result
     }
@@ -353,7 +387,8 @@ private func waitForInput(_ descriptor: Int32, until deadline: ContinuousClock.I
         let ready = poll(&request, 1, min(milliseconds, 1000))
         if ready > 0 { return true }
         if ready < 0 && errno != EINTR {
-            throw RecEngineError(.fileSystem, "cannot wait for input: \(String(cString: strerror(errno)))", location: "-")
+            throw RecEngineError(
+                .fileSystem, "cannot wait for input: \(String(cString: strerror(errno)))", location: "-")
         }
     }
 }

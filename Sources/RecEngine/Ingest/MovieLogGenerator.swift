@@ -30,7 +30,9 @@ public struct MovieLogGenerator: Sendable {
             let movie = ratings.itemIDs[Int(ratings.items[row])]
             if generator.nextIndex(below: 4) == 0 {
                 let others = (0..<3).map { _ in ratings.itemIDs[generator.nextIndex(below: ratings.itemCount)] }
-                lines.append("\(time()),\(user),recommendation request recengine:8080, status 200, result: \(movie), \(others.joined(separator: ", ")), \(5 + generator.nextIndex(below: 40)) ms")
+                lines.append(
+                    "\(time()),\(user),recommendation request recengine:8080, status 200, result: \(movie), \(others.joined(separator: ", ")), \(5 + generator.nextIndex(below: 40)) ms"
+                )
             }
             for minute in 0..<(1 + generator.nextIndex(below: 3)) {
                 lines.append("\(time()),\(user),GET /data/m/\(movie)/\(minute).mpg")

@@ -1,5 +1,5 @@
-import Foundation
 import DurableFiles
+import Foundation
 public import RecEngineContract
 
 /// Consumes the movie log (files, standard input or Kafka) into a store, exactly once, and
@@ -30,8 +30,10 @@ public struct MovieLogIngest: Sendable {
     public var brokerTimeout: Duration = .seconds(10)
 
     public init(
-        source: MovieLogSource, store: String, output: String, watches: String? = nil, rejects: String? = nil, mode: IngestMode = .stream,
-        group: String = "recengine-ingest", maxRecords: Int = 0, maxDuration: Duration = .seconds(300), baselineShares: [Double]? = nil
+        source: MovieLogSource, store: String, output: String, watches: String? = nil, rejects: String? = nil,
+        mode: IngestMode = .stream,
+        group: String = "recengine-ingest", maxRecords: Int = 0, maxDuration: Duration = .seconds(300),
+        baselineShares: [Double]? = nil
     ) {
         self.source = source
         self.store = store
@@ -59,7 +61,9 @@ public struct MovieLogIngest: Sendable {
         let lock = try store.lock()
         defer { close(lock) }
         let committed = try store.load()
-        var base = committed ?? .init(source: source.description, generation: 0, segments: [], positions: [:], committedOn: Date())
+        var base =
+            committed
+            ?? .init(source: source.description, generation: 0, segments: [], positions: [:], committedOn: Date())
         if mode == .historical {
             base.segments = []
             base.positions = [:]
@@ -77,7 +81,8 @@ public struct MovieLogIngest: Sendable {
         // The report goes where anyone may read it (the release history): it quotes rejected
         // lines only of a source anyone may read.
         let quotesLines = sourcePermissions.map { $0 & 0o004 != 0 } ?? false
-        var batch = Batch(knownUsers: table.users, knownMovies: table.movies, segment: segment, quotesLines: quotesLines)
+        var batch = Batch(
+            knownUsers: table.users, knownMovies: table.movies, segment: segment, quotesLines: quotesLines)
         let deadline = ContinuousClock.now + maxDuration
         let read = try reader.readLines(after: base.positions, limit: maxRecords, deadline: deadline) { line in
             try batch.take(line, into: &table)
@@ -113,14 +118,17 @@ public struct MovieLogIngest: Sendable {
             do {
                 try kafka.commitGroupOffsets(state.positions)
             } catch {
-                notes.append("the store committed its position, but the consumer group's offsets were not updated: \(error)")
+                notes.append(
+                    "the store committed its position, but the consumer group's offsets were not updated: \(error)")
             }
         }
 
         return IngestReport(
-            source: source.description, mode: mode, generation: state.generation, lines: batch.lines, ratingsRead: batch.ratingsRead,
+            source: source.description, mode: mode, generation: state.generation, lines: batch.lines,
+            ratingsRead: batch.ratingsRead,
             ratingsNew: batch.ratingsNew, ratingsUpdated: batch.ratingsUpdated, watches: batch.watches,
-            recommendations: batch.recommendations, rejectedByReason: batch.rejectedByReason, rejectedSample: batch.rejectedSample,
+            recommendations: batch.recommendations, rejectedByReason: batch.rejectedByReason,
+            rejectedSample: batch.rejectedSample,
             positions: state.positions,
             ratings: table.count, users: table.users.count, movies: table.movies.count,
             unknownUsersShare: batch.unknownUsersShare, unknownMoviesShare: batch.unknownMoviesShare,
@@ -148,7 +156,10 @@ public struct MovieLogIngest: Sendable {
         switch source {
         case .files(let path): FileLogReader(path: path)
         case .standardInput: StandardInputLogReader()
-        case .kafka(let brokers, let topic): KafkaLogReader(brokers: brokers, topic: topic, group: group, fromBeginning: mode == .historical, brokerTimeout: brokerTimeout)
+        case .kafka(let brokers, let topic):
+            KafkaLogReader(
+                brokers: brokers, topic: topic, group: group, fromBeginning: mode == .historical,
+                brokerTimeout: brokerTimeout)
         }
     }
 }
@@ -228,7 +239,9 @@ private struct Batch {
         let origin = "\(line.key)@\(line.offset)"
         try segment.rejects.write("\(origin)\t\(reason.rawValue)\t\(line.text)\n")
         if rejectedSample.count < IngestLimits.sampleLines {
-            rejectedSample.append(RejectedLine(origin: origin, reason: reason.rawValue, text: quotesLines ? Self.printable(line.text) : nil))
+            rejectedSample.append(
+                RejectedLine(
+                    origin: origin, reason: reason.rawValue, text: quotesLines ? Self.printable(line.text) : nil))
         }
     }
 
@@ -253,8 +266,12 @@ private struct Batch {
     }
 
     /// 0 when the store was empty: a first or historical run has nothing to be unknown to.
-    var unknownUsersShare: Double { knownUsers.isEmpty || ratingsRead == 0 ? 0 : Double(ratingsByUnknownUsers) / Double(ratingsRead) }
-    var unknownMoviesShare: Double { knownMovies.isEmpty || ratingsRead == 0 ? 0 : Double(ratingsOfUnknownMovies) / Double(ratingsRead) }
+    var unknownUsersShare: Double {
+        knownUsers.isEmpty || ratingsRead == 0 ? 0 : Double(ratingsByUnknownUsers) / Double(ratingsRead)
+    }
+    var unknownMoviesShare: Double {
+        knownMovies.isEmpty || ratingsRead == 0 ? 0 : Double(ratingsOfUnknownMovies) / Double(ratingsRead)
+    }
 }
 
 /// The latest rating per user and movie, in first-seen order.
@@ -289,7 +306,8 @@ private struct RatingTable {
         let fields = line.split(separator: ",")
         guard fields.count == 4, let rating = Int(fields[3]), (1...5).contains(rating) else {
             throw RecEngineError(
-                .fileSystem, "a committed ratings segment has a damaged line: \(Batch.printable(line))", hint: "rebuild the store with mode historical")
+                .fileSystem, "a committed ratings segment has a damaged line: \(Batch.printable(line))",
+                hint: "rebuild the store with mode historical")
         }
         _ = apply(time: String(fields[0]), user: String(fields[1]), movie: String(fields[2]), rating: rating)
     }

@@ -56,7 +56,10 @@ public struct FactorModel: Sendable {
     }
 
     /// A model from stored parameters; factor rows are `factors` floats wide and get padded here.
-    init(globalMean: Float, userBias: [Float], itemBias: [Float], userFactors: [Float], itemFactors: [Float], factors: Int) {
+    init(
+        globalMean: Float, userBias: [Float], itemBias: [Float], userFactors: [Float], itemFactors: [Float],
+        factors: Int
+    ) {
         self.factors = factors
         stride = Self.stride(for: factors)
         self.globalMean = globalMean
@@ -97,7 +100,8 @@ public struct FactorModel: Sendable {
         func count(_ values: [Float]) -> Int {
             values.withUnsafeBytes { Int(rec_count_nonfinite($0.baseAddress, values.count)) }
         }
-        return (globalMean.isFinite ? 0 : 1) + count(userBias) + count(itemBias) + count(userFactors) + count(itemFactors)
+        return (globalMean.isFinite ? 0 : 1) + count(userBias) + count(itemBias) + count(userFactors)
+            + count(itemFactors)
     }
 
     /// The factor rows without padding, `rows * factors` floats, as stored on disk.

@@ -1,6 +1,6 @@
 import Crypto
-import Foundation
 import DurableFiles
+import Foundation
 import RecEngineContract
 
 /// A model directory: `model.safetensors` (the tensors) and `manifest.json` (ids, parameters,
@@ -60,7 +60,9 @@ public enum ModelDirectory {
         let bytes = try contents(tensorsPath, ModelFiles.tensors, limit: maximumTensorsSize)
         let digest = SHA256.hash(data: bytes).hexString
         guard digest == manifest.modelSHA256 else {
-            throw corrupt("digest mismatch: model.safetensors has sha256 \(digest), the manifest records \(manifest.modelSHA256)", tensorsPath)
+            throw corrupt(
+                "digest mismatch: model.safetensors has sha256 \(digest), the manifest records \(manifest.modelSHA256)",
+                tensorsPath)
         }
         let tensors: [String: SafeTensors.Tensor]
         do {
@@ -74,15 +76,20 @@ public enum ModelDirectory {
         func tensor(_ name: String, _ dtype: SafeTensors.DType, _ shape: [Int], _ meaning: String = "") throws -> Data {
             guard let tensor = tensors[name] else { throw corrupt("tensor \(name) is missing", tensorsPath) }
             guard tensor.dtype == dtype else {
-                throw corrupt("tensor \(name) has dtype \(tensor.dtype.rawValue), expected \(dtype.rawValue)", tensorsPath)
+                throw corrupt(
+                    "tensor \(name) has dtype \(tensor.dtype.rawValue), expected \(dtype.rawValue)", tensorsPath)
             }
             guard tensor.shape == shape else {
-                throw corrupt("tensor \(name) is \(tensor.dtype.rawValue)\(tensor.shape), expected \(dtype.rawValue)\(shape)\(meaning)", tensorsPath)
+                throw corrupt(
+                    "tensor \(name) is \(tensor.dtype.rawValue)\(tensor.shape), expected \(dtype.rawValue)\(shape)\(meaning)",
+                    tensorsPath)
             }
             if dtype == .f32 {
                 let nonFinite = SafeTensors.nonFiniteCount(tensor.data)
                 guard nonFinite == 0 else {
-                    throw corrupt("tensor \(name) holds \(nonFinite) non-finite values (NaN or infinite) of \(tensor.data.count / 4)", tensorsPath)
+                    throw corrupt(
+                        "tensor \(name) holds \(nonFinite) non-finite values (NaN or infinite) of \(tensor.data.count / 4)",
+                        tensorsPath)
                 }
             }
             return tensor.data
@@ -103,15 +110,20 @@ public enum ModelDirectory {
             itemBias: SafeTensors.floats(from: try tensor("baseline_item_bias", .f32, [items], perItem)),
             userFactors: [], itemFactors: [], factors: 0)
         let itemWeights =
-            manifest.algorithm == "ease" ? SafeTensors.floats(from: try tensor("item_weights", .f32, [items, items], perItem)) : []
+            manifest.algorithm == "ease"
+            ? SafeTensors.floats(from: try tensor("item_weights", .f32, [items, items], perItem)) : []
         let offsets = SafeTensors.int32s(from: try tensor("rated_offsets", .i32, [users + 1], perUser))
-        guard let ratedCount = tensors["rated_items"]?.shape.first else { throw corrupt("tensor rated_items is missing", tensorsPath) }
+        guard let ratedCount = tensors["rated_items"]?.shape.first else {
+            throw corrupt("tensor rated_items is missing", tensorsPath)
+        }
         let rated = SafeTensors.int32s(from: try tensor("rated_items", .i32, [ratedCount]))
-        guard offsets.first == 0, offsets.last.map(Int.init) == rated.count, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+        guard offsets.first == 0, offsets.last.map(Int.init) == rated.count,
+            zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
             rated.allSatisfy({ $0 >= 0 && Int($0) < items })
         else { throw corrupt("the rated-items index is inconsistent", tensorsPath) }
         return RecommenderModel(
-            manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: rated, itemWeights: itemWeights)
+            manifest: manifest, model: model, baseline: baseline, ratedOffsets: offsets, ratedItems: rated,
+            itemWeights: itemWeights)
     }
 
     /// The model's manifest alone, checked as `load` checks it (format, algorithm, parameters,
@@ -125,21 +137,31 @@ public enum ModelDirectory {
         do {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            manifest = try decoder.decode(ModelManifest.self, from: try contents(manifestPath, ModelFiles.manifest, limit: ModelFiles.maximumManifestSize))
+            manifest = try decoder.decode(
+                ModelManifest.self,
+                from: try contents(manifestPath, ModelFiles.manifest, limit: ModelFiles.maximumManifestSize))
         } catch let error as DecodingError {
             throw corrupt("manifest.json does not parse: \(describe(error))", manifestPath)
         }
         guard manifest.formatVersion == ModelManifest.currentFormatVersion else {
-            throw corrupt("format version \(manifest.formatVersion) is not supported (expected \(ModelManifest.currentFormatVersion))", manifestPath)
+            throw corrupt(
+                "format version \(manifest.formatVersion) is not supported (expected \(ModelManifest.currentFormatVersion))",
+                manifestPath)
         }
         guard ModelManifest.algorithms.contains(manifest.algorithm) else {
-            throw corrupt("algorithm \"\(manifest.algorithm)\" is not one of \(ModelManifest.algorithms.joined(separator: ", "))", manifestPath)
+            throw corrupt(
+                "algorithm \"\(manifest.algorithm)\" is not one of \(ModelManifest.algorithms.joined(separator: ", "))",
+                manifestPath)
         }
         guard let factors = manifest.factors else {
-            throw corrupt("\(manifest.parametersKey) is missing: an \(manifest.algorithm) model records its parameters", manifestPath)
+            throw corrupt(
+                "\(manifest.parametersKey) is missing: an \(manifest.algorithm) model records its parameters",
+                manifestPath)
         }
         guard SVDParameters.factorRange.contains(factors) else {
-            throw corrupt("parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)", manifestPath)
+            throw corrupt(
+                "parameters.factors is \(factors), outside \(SVDParameters.factorRange.lowerBound)...\(SVDParameters.factorRange.upperBound)",
+                manifestPath)
         }
         let scale = manifest.ratingScale
         guard scale.low.isFinite, scale.high.isFinite, scale.low < scale.high else {
@@ -147,7 +169,8 @@ public enum ModelDirectory {
         }
         for (kind, ids) in [("user", manifest.userIDs), ("item", manifest.itemIDs)] {
             if let duplicate = firstDuplicate(ids) {
-                throw corrupt("\(kind)_ids lists \"\(duplicate)\" more than once: each id must name one row", manifestPath)
+                throw corrupt(
+                    "\(kind)_ids lists \"\(duplicate)\" more than once: each id must name one row", manifestPath)
             }
         }
         return manifest
@@ -156,7 +179,9 @@ public enum ModelDirectory {
     private static func corrupt(_ message: String, _ location: String) -> RecEngineError {
         RecEngineError(
             .corruptModel, message, location: location,
-            hint: "the model directory is damaged or incomplete: train it again (recengine train) or restore it from a release")
+            hint:
+                "the model directory is damaged or incomplete: train it again (recengine train) or restore it from a release"
+        )
     }
 
     private static func contents(_ path: String, _ name: String, limit: Int) throws -> Data {
@@ -178,29 +203,60 @@ public enum ModelDirectory {
         // EASE's item-to-item weights; the factor tensors of an EASE model are empty (0 factors).
         let itemWeights: [(name: String, tensor: SafeTensors.Tensor)] =
             model.manifest.algorithm == "ease"
-            ? [("item_weights", .init(dtype: .f32, shape: [factorModel.itemCount, factorModel.itemCount], data: SafeTensors.floats(model.itemWeights)))]
+            ? [
+                (
+                    "item_weights",
+                    .init(
+                        dtype: .f32, shape: [factorModel.itemCount, factorModel.itemCount],
+                        data: SafeTensors.floats(model.itemWeights))
+                )
+            ]
             : []
         return SafeTensors.encode(
             [
                 ("global_mean", .init(dtype: .f32, shape: [], data: SafeTensors.floats([factorModel.globalMean]))),
-                ("user_bias", .init(dtype: .f32, shape: [factorModel.userCount], data: SafeTensors.floats(factorModel.userBias))),
-                ("item_bias", .init(dtype: .f32, shape: [factorModel.itemCount], data: SafeTensors.floats(factorModel.itemBias))),
+                (
+                    "user_bias",
+                    .init(dtype: .f32, shape: [factorModel.userCount], data: SafeTensors.floats(factorModel.userBias))
+                ),
+                (
+                    "item_bias",
+                    .init(dtype: .f32, shape: [factorModel.itemCount], data: SafeTensors.floats(factorModel.itemBias))
+                ),
                 (
                     "user_factors",
                     .init(
                         dtype: .f32, shape: [factorModel.userCount, factorModel.factors],
-                        data: SafeTensors.floats(factorModel.unpadded(factorModel.userFactors, rows: factorModel.userCount)))
+                        data: SafeTensors.floats(
+                            factorModel.unpadded(factorModel.userFactors, rows: factorModel.userCount)))
                 ),
                 (
                     "item_factors",
                     .init(
                         dtype: .f32, shape: [factorModel.itemCount, factorModel.factors],
-                        data: SafeTensors.floats(factorModel.unpadded(factorModel.itemFactors, rows: factorModel.itemCount)))
+                        data: SafeTensors.floats(
+                            factorModel.unpadded(factorModel.itemFactors, rows: factorModel.itemCount)))
                 ),
-                ("baseline_user_bias", .init(dtype: .f32, shape: [model.baseline.userCount], data: SafeTensors.floats(model.baseline.userBias))),
-                ("baseline_item_bias", .init(dtype: .f32, shape: [model.baseline.itemCount], data: SafeTensors.floats(model.baseline.itemBias))),
-                ("rated_offsets", .init(dtype: .i32, shape: [model.ratedOffsets.count], data: SafeTensors.int32s(model.ratedOffsets))),
-                ("rated_items", .init(dtype: .i32, shape: [model.ratedItems.count], data: SafeTensors.int32s(model.ratedItems))),
+                (
+                    "baseline_user_bias",
+                    .init(
+                        dtype: .f32, shape: [model.baseline.userCount],
+                        data: SafeTensors.floats(model.baseline.userBias))
+                ),
+                (
+                    "baseline_item_bias",
+                    .init(
+                        dtype: .f32, shape: [model.baseline.itemCount],
+                        data: SafeTensors.floats(model.baseline.itemBias))
+                ),
+                (
+                    "rated_offsets",
+                    .init(dtype: .i32, shape: [model.ratedOffsets.count], data: SafeTensors.int32s(model.ratedOffsets))
+                ),
+                (
+                    "rated_items",
+                    .init(dtype: .i32, shape: [model.ratedItems.count], data: SafeTensors.int32s(model.ratedItems))
+                ),
             ] + itemWeights,
             metadata: ["format": "recengine-svd"])
     }

@@ -29,7 +29,8 @@ extension RecommenderModel {
                 let rated = ratedItems(of: user)
                 itemWeights.withUnsafeBufferPointer { weights in
                     rated.withUnsafeBufferPointer { rated in
-                        rec_ease_scores(weights.baseAddress, itemCount, rated.baseAddress, rated.count, buffer.baseAddress)
+                        rec_ease_scores(
+                            weights.baseAddress, itemCount, rated.baseAddress, rated.count, buffer.baseAddress)
                     }
                 }
                 initialized = itemCount

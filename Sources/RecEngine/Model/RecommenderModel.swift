@@ -24,7 +24,8 @@ public struct RecommenderModel: Sendable {
     public var scale: RatingScale { manifest.ratingScale }
 
     init(
-        manifest: ModelManifest, model: FactorModel, baseline: FactorModel, ratedOffsets: [Int32], ratedItems: [Int32], itemWeights: [Float] = []
+        manifest: ModelManifest, model: FactorModel, baseline: FactorModel, ratedOffsets: [Int32], ratedItems: [Int32],
+        itemWeights: [Float] = []
     ) {
         self.manifest = manifest
         self.itemWeights = itemWeights
@@ -34,13 +35,19 @@ public struct RecommenderModel: Sendable {
         self.ratedItems = ratedItems
         // `ModelDirectory.load` refuses a manifest that repeats an id; should one get here anyway,
         // its first row wins rather than the process trapping.
-        userIndex = Dictionary(manifest.userIDs.enumerated().map { ($1, Int32(truncatingIfNeeded: $0)) }, uniquingKeysWith: { first, _ in first })
-        itemIndex = Dictionary(manifest.itemIDs.enumerated().map { ($1, Int32(truncatingIfNeeded: $0)) }, uniquingKeysWith: { first, _ in first })
+        userIndex = Dictionary(
+            manifest.userIDs.enumerated().map { ($1, Int32(truncatingIfNeeded: $0)) },
+            uniquingKeysWith: { first, _ in first })
+        itemIndex = Dictionary(
+            manifest.itemIDs.enumerated().map { ($1, Int32(truncatingIfNeeded: $0)) },
+            uniquingKeysWith: { first, _ in first })
         var counts = [Int](repeating: 0, count: manifest.itemIDs.count)
         for item in ratedItems {
             counts[Int(item)] += 1
         }
-        popularItems = counts.indices.sorted { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }.map { Int32($0) }
+        popularItems = counts.indices.sorted { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }.map {
+            Int32($0)
+        }
     }
 
     /// Trains the factor model and the bias-only baseline on `training`.
@@ -71,10 +78,12 @@ public struct RecommenderModel: Sendable {
         let trainingMetrics = Evaluation.errors(
             truth: ratings.values, predictions: model.predict(users: ratings.users, items: ratings.items, scale: scale))
         let baselineMetrics = Evaluation.errors(
-            truth: ratings.values, predictions: baseline.predict(users: ratings.users, items: ratings.items, scale: scale))
+            truth: ratings.values,
+            predictions: baseline.predict(users: ratings.users, items: ratings.items, scale: scale))
         guard trainingMetrics.rmse.isFinite, baselineMetrics.rmse.isFinite else {
             throw RecEngineError(
-                .trainingDiverged, "training diverged: the training RMSE is \(trainingMetrics.rmse) (baseline \(baselineMetrics.rmse)), not a finite number",
+                .trainingDiverged,
+                "training diverged: the training RMSE is \(trainingMetrics.rmse) (baseline \(baselineMetrics.rmse)), not a finite number",
                 hint: "lower the learning rate (--lr) or raise the regularisation (--reg); no model was written")
         }
         let manifest = ModelManifest(
@@ -114,11 +123,13 @@ public struct RecommenderModel: Sendable {
         let model = try ALSTrainer(parameters: parameters, threads: threads).fit(interactions)
         let fitDuration = clock.now - start
         var manifest = implicitManifest(
-            algorithm: "als", training: training, interactions: interactions, watches: watches, fitSeconds: fitDuration.seconds,
+            algorithm: "als", training: training, interactions: interactions, watches: watches,
+            fitSeconds: fitDuration.seconds,
             scale: scale, version: version)
         manifest.alsParameters = parameters
         return RecommenderModel(
-            manifest: manifest, model: model, baseline: .empty(users: interactions.userCount, items: interactions.itemCount),
+            manifest: manifest, model: model,
+            baseline: .empty(users: interactions.userCount, items: interactions.itemCount),
             ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems)
     }
 
@@ -145,12 +156,14 @@ public struct RecommenderModel: Sendable {
         let weights = try EASETrainer(parameters: parameters, threads: threads).fit(interactions)
         let fitDuration = clock.now - start
         var manifest = implicitManifest(
-            algorithm: "ease", training: training, interactions: interactions, watches: watches, fitSeconds: fitDuration.seconds,
+            algorithm: "ease", training: training, interactions: interactions, watches: watches,
+            fitSeconds: fitDuration.seconds,
             scale: scale, version: version)
         manifest.easeParameters = parameters
         let empty = FactorModel.empty(users: interactions.userCount, items: interactions.itemCount)
         return RecommenderModel(
-            manifest: manifest, model: empty, baseline: empty, ratedOffsets: interactions.userOffsets, ratedItems: interactions.userItems,
+            manifest: manifest, model: empty, baseline: empty, ratedOffsets: interactions.userOffsets,
+            ratedItems: interactions.userItems,
             itemWeights: weights)
     }
 
@@ -197,13 +210,13 @@ public struct RecommenderModel: Sendable {
     }
 }
 
-
 extension ModelManifest.TrainingData {
     /// What the manifest records of the ratings file a model was trained on.
     init(_ training: RatingsFile) {
         let ratings = training.ratings
         self.init(
-            path: training.path, sha256: training.sha256, format: training.format, ratings: ratings.count, users: ratings.userCount,
+            path: training.path, sha256: training.sha256, format: training.format, ratings: ratings.count,
+            users: ratings.userCount,
             items: ratings.itemCount, skippedRows: training.skippedRowCount)
     }
 }

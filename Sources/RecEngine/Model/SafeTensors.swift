@@ -29,7 +29,8 @@ enum SafeTensors {
             let end = offset + tensor.data.count
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             entries.append(
-                "\(jsonString(name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+                "\(jsonString(name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}"
+            )
             offset = end
         }
         header += entries.joined(separator: ",") + "}"
@@ -50,12 +51,17 @@ enum SafeTensors {
     /// ranges tile it without gaps or overlaps, and that each range fits its dtype and shape. Every
     /// number in the header comes from outside, so each is checked before any arithmetic on it.
     static func decode(_ bytes: Data) throws(DecodeError) -> [String: Tensor] {
-        guard bytes.count >= 8 else { throw DecodeError("the file is \(bytes.count) bytes, shorter than its 8-byte header length") }
-        let headerLength = bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard bytes.count >= 8 else {
+            throw DecodeError("the file is \(bytes.count) bytes, shorter than its 8-byte header length")
+        }
+        let headerLength = bytes.prefix(8).enumerated().reduce(UInt64(0)) {
+            $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+        }
         guard headerLength <= UInt64(bytes.count - 8), headerLength <= UInt64(maximumHeaderLength) else {
             throw DecodeError(
                 "the header claims \(headerLength) bytes but the file has \(bytes.count - 8) after the length"
-                    + (headerLength > UInt64(maximumHeaderLength) ? " (and at most \(maximumHeaderLength) are allowed)" : ""))
+                    + (headerLength > UInt64(maximumHeaderLength)
+                        ? " (and at most \(maximumHeaderLength) are allowed)" : ""))
         }
         let headerStart = bytes.startIndex + 8
         let dataStart = headerStart + Int(headerLength)
@@ -74,18 +80,27 @@ enum SafeTensors {
                 let dtypeName = entry["dtype"] as? String,
                 let shape = integers(entry["shape"]),
                 let offsets = integers(entry["data_offsets"]), offsets.count == 2
-            else { throw DecodeError("tensor \(name) has a malformed header entry (dtype, shape and data_offsets must be a string and whole numbers)") }
+            else {
+                throw DecodeError(
+                    "tensor \(name) has a malformed header entry (dtype, shape and data_offsets must be a string and whole numbers)"
+                )
+            }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw DecodeError("tensor \(name) has dtype \(dtypeName); only F32 and I32 are used")
             }
             let (start, end) = (offsets[0], offsets[1])
             guard start >= 0, end >= start, end <= dataLength else {
-                throw DecodeError("tensor \(name) lies outside the file (bytes \(start)..<\(end) of a \(dataLength)-byte data section): the file is truncated or altered")
+                throw DecodeError(
+                    "tensor \(name) lies outside the file (bytes \(start)..<\(end) of a \(dataLength)-byte data section): the file is truncated or altered"
+                )
             }
-            guard let elements = elementCount(shape), case let (byteCount, false) = elements.multipliedReportingOverflow(by: 4),
+            guard let elements = elementCount(shape),
+                case let (byteCount, false) = elements.multipliedReportingOverflow(by: 4),
                 byteCount == end - start
             else {
-                throw DecodeError("tensor \(name) has shape \(shape) but \(end - start) bytes (\(dtype.rawValue) takes 4 bytes an element)")
+                throw DecodeError(
+                    "tensor \(name) has shape \(shape) but \(end - start) bytes (\(dtype.rawValue) takes 4 bytes an element)"
+                )
             }
             ranges.append((start, end))
             tensors[name] = Tensor(dtype: dtype, shape: shape, data: bytes[(dataStart + start)..<(dataStart + end)])
@@ -140,15 +155,15 @@ enum SafeTensors {
 
     static func floats(_ values: [Float]) -> Data {
         #if _endian(little)
-        // The memory layout is the file's: one copy (an EASE model holds items² floats).
-        return values.withUnsafeBytes { Data($0) }
+            // The memory layout is the file's: one copy (an EASE model holds items² floats).
+            return values.withUnsafeBytes { Data($0) }
         #else
-        var data = Data(capacity: values.count * 4)
-        for value in values {
-            var bits = value.bitPattern.littleEndian
-            withUnsafeBytes(of: &bits) { data.append(contentsOf: $0) }
-        }
-        return data
+            var data = Data(capacity: values.count * 4)
+            for value in values {
+                var bits = value.bitPattern.littleEndian
+                withUnsafeBytes(of: &bits) { data.append(contentsOf: $0) }
+            }
+            return data
         #endif
     }
 
@@ -158,17 +173,20 @@ enum SafeTensors {
 
     static func floats(from data: Data) -> [Float] {
         #if _endian(little)
-        let count = data.count / 4
-        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            data.withUnsafeBytes { raw in
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(count * 4)))
+            let count = data.count / 4
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                data.withUnsafeBytes { raw in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(
+                        from: UnsafeRawBufferPointer(rebasing: raw.prefix(count * 4)))
+                }
+                initialized = count
             }
-            initialized = count
-        }
         #else
-        return data.withUnsafeBytes { raw in
-            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-        }
+            return data.withUnsafeBytes { raw in
+                (0..<(raw.count / 4)).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+                }
+            }
         #endif
     }
 

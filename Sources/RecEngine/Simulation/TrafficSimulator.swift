@@ -53,7 +53,8 @@ public struct TrafficSimulator: Sendable {
         self.configuration = configuration
         var liked: [String: [String: Int]] = [:]
         for row in 0..<heldOut.count where heldOut.values[row] >= 4 {
-            liked[heldOut.userIDs[Int(heldOut.users[row])], default: [:]][heldOut.itemIDs[Int(heldOut.items[row])]] = Int(heldOut.values[row])
+            liked[heldOut.userIDs[Int(heldOut.users[row])], default: [:]][heldOut.itemIDs[Int(heldOut.items[row])]] =
+                Int(heldOut.values[row])
         }
         self.liked = liked
         users = heldOut.userIDs
@@ -74,7 +75,8 @@ public struct TrafficSimulator: Sendable {
             let user = users[generator.nextIndex(below: users.count)]
             report.requests += 1
             do {
-                let answer = try await transport("\(configuration.baseURL)/recommend/\(user)?k=\(configuration.count)", nil)
+                let answer = try await transport(
+                    "\(configuration.baseURL)/recommend/\(user)?k=\(configuration.count)", nil)
                 guard answer.status == 200,
                     let body = try JSONSerialization.jsonObject(with: answer.body) as? [String: Any],
                     let items = body["items"] as? [String], let color = body["color"] as? String
@@ -90,7 +92,9 @@ public struct TrafficSimulator: Sendable {
                     let events = hits.map { ["movie": $0.0, "kind": "rate", "rating": $0.1] as [String: Any] }
                     let payload = try JSONSerialization.data(withJSONObject: ["events": events])
                     let sent = try await transport("\(configuration.baseURL)/events/\(user)", payload)
-                    if sent.status == 200, let result = try JSONSerialization.jsonObject(with: sent.body) as? [String: Int] {
+                    if sent.status == 200,
+                        let result = try JSONSerialization.jsonObject(with: sent.body) as? [String: Int]
+                    {
                         counts.events += hits.count
                         counts.conversions += result["conversions"] ?? 0
                     } else {

@@ -15,13 +15,16 @@ enum InputFile {
 
     static func read(_ path: String, limit: Int) throws(Failure) -> Data {
         do {
-            guard let data = try AtomicFile.read(path, limit: limit) else { throw Failure(reason: "it does not exist", isBadInput: false) }
+            guard let data = try AtomicFile.read(path, limit: limit) else {
+                throw Failure(reason: "it does not exist", isBadInput: false)
+            }
             return data
         } catch let failure as Failure {
             throw failure
         } catch let error as AtomicFileError {
             switch error.code {
-            case EINVAL: throw Failure(reason: "it is not a regular file (a FIFO, a device or a folder)", isBadInput: true)
+            case EINVAL:
+                throw Failure(reason: "it is not a regular file (a FIFO, a device or a folder)", isBadInput: true)
             case EFBIG: throw Failure(reason: "it is larger than \(limit >> 20) MiB, the most read", isBadInput: true)
             default: throw Failure(reason: String(cString: strerror(error.code)), isBadInput: false)
             }

@@ -1,4 +1,5 @@
 public import RecEngineContract
+
 /// Hyper-parameters of implicit alternating least squares (Hu, Koren & Volinsky 2008, solved by
 /// conjugate gradient as Takács et al. 2011), with the defaults that rank best on MovieLens 100k
 /// under the README's protocol.
@@ -17,7 +18,10 @@ public struct ALSParameters: Sendable, Codable, Equatable {
     /// Seed of the factor initialisation, N(0, 0.01).
     public var seed: UInt64
 
-    public init(factors: Int = 64, iterations: Int = TrainDefaults.alsIterations, regularization: Double = 0.05, alpha: Double = TrainDefaults.alsAlpha, cgSteps: Int = 3, seed: UInt64 = 0) {
+    public init(
+        factors: Int = 64, iterations: Int = TrainDefaults.alsIterations, regularization: Double = 0.05,
+        alpha: Double = TrainDefaults.alsAlpha, cgSteps: Int = 3, seed: UInt64 = 0
+    ) {
         self.factors = factors
         self.iterations = iterations
         self.regularization = regularization
@@ -39,7 +43,8 @@ public struct ALSParameters: Sendable, Codable, Equatable {
         }
         try check((1...1024).contains(factors), "--factors must be from 1 to 1024 for als, got \(factors)")
         try check((1...1000).contains(iterations), "--epochs must be from 1 to 1000 for als, got \(iterations)")
-        try check(regularization > 0 && regularization.isFinite, "--reg must be positive for als, got \(regularization)")
+        try check(
+            regularization > 0 && regularization.isFinite, "--reg must be positive for als, got \(regularization)")
         try check(alpha >= 0 && alpha.isFinite && alpha <= 1e6, "--alpha must be from 0 to 1000000, got \(alpha)")
         try check((1...50).contains(cgSteps), "--cg-steps must be from 1 to 50, got \(cgSteps)")
     }

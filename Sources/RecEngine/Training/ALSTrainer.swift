@@ -1,7 +1,6 @@
-import Foundation
-
 import CRecKernels
 import Dispatch
+import Foundation
 import RecEngineContract
 
 /// Trains implicit-feedback matrix factorisation by alternating least squares with conjugate
@@ -37,11 +36,15 @@ public struct ALSTrainer: Sendable {
         var gram = [Float](repeating: 0, count: stride * stride)
         for iteration in 0..<parameters.iterations {
             solve(
-                &model.userFactors, rows: interactions.userCount, other: model.itemFactors, otherRows: interactions.itemCount,
-                offsets: interactions.userOffsets, columns: interactions.userItems, confidence: userConfidence, stride: stride, gram: &gram)
+                &model.userFactors, rows: interactions.userCount, other: model.itemFactors,
+                otherRows: interactions.itemCount,
+                offsets: interactions.userOffsets, columns: interactions.userItems, confidence: userConfidence,
+                stride: stride, gram: &gram)
             solve(
-                &model.itemFactors, rows: interactions.itemCount, other: model.userFactors, otherRows: interactions.userCount,
-                offsets: interactions.itemOffsets, columns: interactions.itemUsers, confidence: itemConfidence, stride: stride, gram: &gram)
+                &model.itemFactors, rows: interactions.itemCount, other: model.userFactors,
+                otherRows: interactions.userCount,
+                offsets: interactions.itemOffsets, columns: interactions.itemUsers, confidence: itemConfidence,
+                stride: stride, gram: &gram)
             let nonFinite = model.nonFiniteParameterCount
             guard nonFinite == 0 else {
                 throw RecEngineError(
@@ -55,7 +58,8 @@ public struct ALSTrainer: Sendable {
 
     /// One half-pass: every row of `factors` solved against the fixed `other` side.
     private func solve(
-        _ factors: inout [Float], rows: Int, other: [Float], otherRows: Int, offsets: [Int32], columns: [Int32], confidence: [Float],
+        _ factors: inout [Float], rows: Int, other: [Float], otherRows: Int, offsets: [Int32], columns: [Int32],
+        confidence: [Float],
         stride: Int, gram: inout [Float]
     ) {
         other.withUnsafeBufferPointer { other in
@@ -73,13 +77,15 @@ public struct ALSTrainer: Sendable {
                         gram.withUnsafeBufferPointer { gram in
                             factors.withUnsafeMutableBufferPointer { factors in
                                 let shared = SolveArguments(
-                                    offsets: offsets.baseAddress, columns: columns.baseAddress, confidence: confidence.baseAddress,
+                                    offsets: offsets.baseAddress, columns: columns.baseAddress,
+                                    confidence: confidence.baseAddress,
                                     x: factors.baseAddress, y: other.baseAddress, gram: gram.baseAddress)
                                 let run: @Sendable (Int) -> Void = { chunk in
                                     let begin = rows * chunk / chunks
                                     let end = rows * (chunk + 1) / chunks
                                     rec_als_solve_rows(
-                                        shared.offsets, shared.columns, shared.confidence, begin, end, shared.x, shared.y, stride,
+                                        shared.offsets, shared.columns, shared.confidence, begin, end, shared.x,
+                                        shared.y, stride,
                                         shared.gram, regularization, cgSteps)
                                 }
                                 if threads == 1 {

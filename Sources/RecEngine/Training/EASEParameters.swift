@@ -20,7 +20,8 @@ public struct EASEParameters: Sendable, Codable, Equatable {
     /// - Throws: `RecEngineError` `.invalidArgument` naming the parameter out of range.
     public func validate() throws {
         guard regularization > 0, regularization.isFinite, regularization <= 1e9 else {
-            throw RecEngineError(.invalidArgument, "--reg must be positive (and at most 1e9) for ease, got \(regularization)")
+            throw RecEngineError(
+                .invalidArgument, "--reg must be positive (and at most 1e9) for ease, got \(regularization)")
         }
     }
 }

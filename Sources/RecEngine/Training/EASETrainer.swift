@@ -83,7 +83,8 @@ public struct EASETrainer: Sendable {
         matrix.withUnsafeBufferPointer { matrix in
             diagonal.withUnsafeBufferPointer { diagonal in
                 weights.withUnsafeMutableBufferPointer { weights in
-                    let shared = SharedWeights(a: matrix.baseAddress, diagonal: diagonal.baseAddress, weights: weights.baseAddress)
+                    let shared = SharedWeights(
+                        a: matrix.baseAddress, diagonal: diagonal.baseAddress, weights: weights.baseAddress)
                     Self.parallel(rows: n, chunks: threads * 8, threads: threads) { begin, end in
                         rec_ease_weights_rows(shared.a, shared.diagonal, n, begin, end, shared.weights)
                     }
@@ -93,7 +94,8 @@ public struct EASETrainer: Sendable {
         let nonFinite = weights.withUnsafeBytes { Int(rec_count_nonfinite($0.baseAddress, weights.count)) }
         guard nonFinite == 0 else {
             throw RecEngineError(
-                .trainingDiverged, "EASE: \(nonFinite) item weights are NaN or infinite (λ = \(parameters.regularization))",
+                .trainingDiverged,
+                "EASE: \(nonFinite) item weights are NaN or infinite (λ = \(parameters.regularization))",
                 hint: "raise the regularisation (--reg); no model was written")
         }
         return weights

@@ -1,4 +1,5 @@
 public import RecEngineContract
+
 /// Hyper-parameters of biased matrix factorisation, with Surprise's `SVD` defaults.
 public struct SVDParameters: Sendable, Codable, Equatable {
     /// Number of latent factors (Surprise: `n_factors`).
@@ -53,7 +54,8 @@ public struct SVDParameters: Sendable, Codable, Equatable {
         try check(Self.factorRange.contains(factors), "--factors must be from 0 to 4096, got \(factors)")
         try check((1...10_000).contains(epochs), "--epochs must be from 1 to 10000, got \(epochs)")
         try check(learningRate > 0 && learningRate.isFinite, "--lr must be a positive number, got \(learningRate)")
-        try check(regularization >= 0 && regularization.isFinite, "--reg must be zero or positive, got \(regularization)")
+        try check(
+            regularization >= 0 && regularization.isFinite, "--reg must be zero or positive, got \(regularization)")
         try check(initMean.isFinite, "--init-mean must be a number, got \(initMean)")
         try check(initStd >= 0 && initStd.isFinite, "--init-std must be zero or positive, got \(initStd)")
     }

@@ -54,7 +54,9 @@ public struct SVDTrainer: Sendable {
                 throw RecEngineError(
                     .trainingDiverged,
                     "training diverged at epoch \(epoch + 1) of \(parameters.epochs): \(nonFinite) parameters are NaN or infinite (learning rate \(parameters.learningRate), regularisation \(parameters.regularization))",
-                    hint: "lower the learning rate (--lr, Surprise's default is 0.005) or raise the regularisation (--reg); no model was written")
+                    hint:
+                        "lower the learning rate (--lr, Surprise's default is 0.005) or raise the regularisation (--reg); no model was written"
+                )
             }
         }
         return model

@@ -63,7 +63,8 @@ public enum RatingsCatalogue {
                     }
                 }
                 guard fields.count == columns, !fields[0].isEmpty, !fields[1].isEmpty,
-                    let rating = Float(String(decoding: fields[2], as: UTF8.self)), rating.isFinite, rating >= 1, rating <= 5
+                    let rating = Float(String(decoding: fields[2], as: UTF8.self)), rating.isFinite, rating >= 1,
+                    rating <= 5
                 else { continue }
                 items.insert(String(decoding: fields[1], as: UTF8.self))
             }

@@ -37,7 +37,10 @@ public struct EvaluationReport: Sendable, Codable, Equatable {
     public var unknownUsers: Int
     public var unknownItems: Int
 
-    public init(model: EvaluationMetrics? = nil, baseline: EvaluationMetrics? = nil, ranking: RankingReport, unknownUsers: Int, unknownItems: Int) {
+    public init(
+        model: EvaluationMetrics? = nil, baseline: EvaluationMetrics? = nil, ranking: RankingReport, unknownUsers: Int,
+        unknownItems: Int
+    ) {
         self.model = model
         self.baseline = baseline
         self.ranking = ranking
@@ -56,7 +59,8 @@ public struct EvaluationReport: Sendable, Codable, Equatable {
         var result = ranking.metrics
         if let model, let baseline {
             result.merge([
-                "rmse": model.rmse, "mae": model.mae, "precision_at_k": model.precisionAtK, "recall_at_k": model.recallAtK,
+                "rmse": model.rmse, "mae": model.mae, "precision_at_k": model.precisionAtK,
+                "recall_at_k": model.recallAtK,
                 "baseline_rmse": baseline.rmse, "baseline_mae": baseline.mae,
                 "baseline_precision_at_k": baseline.precisionAtK, "baseline_recall_at_k": baseline.recallAtK,
                 "rmse_improvement": baseline.rmse - model.rmse,

@@ -27,7 +27,8 @@ public struct RankingDefinitions: Sendable, Codable, Hashable, CustomStringConve
     public init(from decoder: any Decoder) throws {
         let name = try decoder.singleValueContainer().decode(String.self)
         guard let known = Self(named: name) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown ranking definitions \"\(name)\""))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "unknown ranking definitions \"\(name)\""))
         }
         self = known
     }
@@ -138,7 +139,10 @@ public struct RankingReport: Sendable, Codable, Equatable {
     /// list's) is left out when the popular list hits nothing.
     public static let metricNames =
         ["", "popular_"].flatMap { prefix in
-            ["ndcg_at_k", "ranking_recall_at_k", "ranking_precision_at_k", "map_at_k", "catalog_coverage", "popularity_bias"].map { prefix + $0 }
+            [
+                "ndcg_at_k", "ranking_recall_at_k", "ranking_precision_at_k", "map_at_k", "catalog_coverage",
+                "popularity_bias",
+            ].map { prefix + $0 }
         } + ["ndcg_vs_popular"]
     public init(model: RankingMetrics, popular: RankingMetrics, `protocol`: RankingProtocol) {
         self.model = model

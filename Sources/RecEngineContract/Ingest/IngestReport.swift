@@ -40,7 +40,13 @@ public struct IngestReport: Sendable, Codable, Equatable {
 
     public var rejected: Int { rejectedByReason.values.reduce(0, +) }
 
-    public init(source: String, mode: IngestMode, generation: Int, lines: Int, ratingsRead: Int, ratingsNew: Int, ratingsUpdated: Int, watches: Int, recommendations: Int, rejectedByReason: [String: Int], rejectedSample: [RejectedLine]? = nil, positions: [String: Int64], ratings: Int, users: Int, movies: Int, unknownUsersShare: Double, unknownMoviesShare: Double, ratingPSI: Double, ratingShares: [Double], rejectsFile: String? = nil, notes: [String], interruption: String? = nil) {
+    public init(
+        source: String, mode: IngestMode, generation: Int, lines: Int, ratingsRead: Int, ratingsNew: Int,
+        ratingsUpdated: Int, watches: Int, recommendations: Int, rejectedByReason: [String: Int],
+        rejectedSample: [RejectedLine]? = nil, positions: [String: Int64], ratings: Int, users: Int, movies: Int,
+        unknownUsersShare: Double, unknownMoviesShare: Double, ratingPSI: Double, ratingShares: [Double],
+        rejectsFile: String? = nil, notes: [String], interruption: String? = nil
+    ) {
         self.source = source
         self.mode = mode
         self.generation = generation
@@ -66,7 +72,8 @@ public struct IngestReport: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case source, mode, generation, lines, watches, recommendations, positions, ratings, users, movies, notes, interruption
+        case source, mode, generation, lines, watches, recommendations, positions, ratings, users, movies, notes,
+            interruption
         case ratingsRead = "ratings_read"
         case ratingsNew = "ratings_new"
         case ratingsUpdated = "ratings_updated"
@@ -83,10 +90,12 @@ public struct IngestReport: Sendable, Codable, Equatable {
     public var metrics: [String: Double] {
         var metrics: [String: Double] = [
             "lines": Double(lines), "ratings_read": Double(ratingsRead), "ratings_new": Double(ratingsNew),
-            "ratings_updated": Double(ratingsUpdated), "watches": Double(watches), "recommendations": Double(recommendations),
+            "ratings_updated": Double(ratingsUpdated), "watches": Double(watches),
+            "recommendations": Double(recommendations),
             "rejected": Double(rejected), "rejected_share": lines == 0 ? 0 : Double(rejected) / Double(lines),
             "ratings": Double(ratings), "users": Double(users), "items": Double(movies),
-            "unknown_users_share": unknownUsersShare, "unknown_movies_share": unknownMoviesShare, "rating_psi": ratingPSI,
+            "unknown_users_share": unknownUsersShare, "unknown_movies_share": unknownMoviesShare,
+            "rating_psi": ratingPSI,
         ]
         for reason in MovieLogRejection.allCases {
             metrics["rejected_\(reason.rawValue)"] = Double(rejectedByReason[reason.rawValue] ?? 0)
@@ -100,7 +109,8 @@ public struct IngestReport: Sendable, Codable, Equatable {
     /// The metric names a movie log ingest reports.
     public static let metricNames: [String] =
         [
-            "lines", "ratings_read", "ratings_new", "ratings_updated", "watches", "recommendations", "rejected", "rejected_share",
+            "lines", "ratings_read", "ratings_new", "ratings_updated", "watches", "recommendations", "rejected",
+            "rejected_share",
             "ratings", "users", "items", "unknown_users_share", "unknown_movies_share", "rating_psi",
         ] + MovieLogRejection.allCases.map { "rejected_\($0.rawValue)" } + (1...5).map { "rating_share_\($0)" }
 }

@@ -13,18 +13,26 @@ public enum MovieLogSource: Sendable, Equatable, CustomStringConvertible {
             self = .standardInput
         } else if text.hasPrefix("kafka://") {
             let rest = text.dropFirst("kafka://".count)
-            guard let slash = rest.firstIndex(of: "/"), !rest[..<slash].isEmpty, rest.index(after: slash) < rest.endIndex else {
+            guard let slash = rest.firstIndex(of: "/"), !rest[..<slash].isEmpty,
+                rest.index(after: slash) < rest.endIndex
+            else {
                 throw RecEngineError(
                     .invalidArgument, "a Kafka source needs brokers and a topic, got \(text)",
                     hint: "write kafka://HOST:PORT[,HOST:PORT...]/TOPIC, e.g. kafka://localhost:9092/movielog2")
             }
             let topic = String(rest[rest.index(after: slash)...])
-            guard topic.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }), topic.count <= 249 else {
-                throw RecEngineError(.invalidArgument, "\"\(topic)\" is not a Kafka topic name", hint: "topic names use letters, digits, . _ and -")
+            guard topic.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }),
+                topic.count <= 249
+            else {
+                throw RecEngineError(
+                    .invalidArgument, "\"\(topic)\" is not a Kafka topic name",
+                    hint: "topic names use letters, digits, . _ and -")
             }
             self = .kafka(brokers: String(rest[..<slash]), topic: topic)
         } else if text.isEmpty {
-            throw RecEngineError(.invalidArgument, "the log source is empty", hint: "give a file, a folder, - (standard input) or kafka://HOST:PORT/TOPIC")
+            throw RecEngineError(
+                .invalidArgument, "the log source is empty",
+                hint: "give a file, a folder, - (standard input) or kafka://HOST:PORT/TOPIC")
         } else {
             self = .files(text)
         }

@@ -31,11 +31,15 @@ public struct ModelIdentity: Sendable, Decodable, Equatable {
     public static func read(modelDirectory directory: String) throws -> ModelIdentity {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(ModelFiles.manifest).path
         func corrupt(_ message: String) -> RecEngineError {
-            RecEngineError(.corruptModel, message, location: path, hint: "train the model again (recengine train) or restore it from a release")
+            RecEngineError(
+                .corruptModel, message, location: path,
+                hint: "train the model again (recengine train) or restore it from a release")
         }
         let data: Data
         do {
-            guard let contents = try AtomicFile.read(path, limit: ModelFiles.maximumManifestSize) else { throw corrupt("\(ModelFiles.manifest) does not exist") }
+            guard let contents = try AtomicFile.read(path, limit: ModelFiles.maximumManifestSize) else {
+                throw corrupt("\(ModelFiles.manifest) does not exist")
+            }
             data = contents
         } catch let error as AtomicFileError {
             throw corrupt("cannot read \(ModelFiles.manifest): \(error)")

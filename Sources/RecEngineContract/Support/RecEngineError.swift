@@ -49,7 +49,9 @@ public struct RecEngineError: Error, CustomStringConvertible, Sendable {
     /// The error this one reports, kept for programs and logs; the message already says what it means.
     public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String, location: String? = nil, hint: String? = nil, cause: (any Error)? = nil) {
+    public init(
+        _ code: Code, _ message: String, location: String? = nil, hint: String? = nil, cause: (any Error)? = nil
+    ) {
         self.code = code
         self.message = message
         self.location = location

@@ -30,7 +30,9 @@ public enum EASEMemory {
             .tooLarge,
             "EASE on \(items) items needs about \(mebibytes(estimate)) MiB (12 bytes per item pair), above this machine's limit of \(mebibytes(limit)) MiB (half its physical memory)",
             location: location,
-            hint: "keep the items with the most interactions (at most \(largestCatalogue(limit: limit)) items fit), or train --algorithm als, whose memory grows with the data rather than the catalogue's square; nothing was trained")
+            hint:
+                "keep the items with the most interactions (at most \(largestCatalogue(limit: limit)) items fit), or train --algorithm als, whose memory grows with the data rather than the catalogue's square; nothing was trained"
+        )
     }
 
     /// The most items whose estimate fits `limit`.

@@ -44,40 +44,62 @@ public struct SearchSpace: Sendable, Codable, Equatable {
             let name = pair.first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
             guard pair.count == 2, names.contains(name) else {
                 throw RecEngineError(
-                    .invalidArgument, "the search space's \"\(part)\" is not NAME=V1,V2,... with NAME one of \(names.joined(separator: ", ")) for \(algorithm)")
+                    .invalidArgument,
+                    "the search space's \"\(part)\" is not NAME=V1,V2,... with NAME one of \(names.joined(separator: ", ")) for \(algorithm)"
+                )
             }
-            guard values[name] == nil else { throw RecEngineError(.invalidArgument, "the search space names \(name) twice") }
+            guard values[name] == nil else {
+                throw RecEngineError(.invalidArgument, "the search space names \(name) twice")
+            }
             let numbers = pair[1].split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard !numbers.isEmpty, numbers.allSatisfy({ $0?.isFinite == true }) else {
-                throw RecEngineError(.invalidArgument, "the search space's values of \(name) must be numbers separated by commas, got \"\(pair[1])\"")
+                throw RecEngineError(
+                    .invalidArgument,
+                    "the search space's values of \(name) must be numbers separated by commas, got \"\(pair[1])\"")
             }
             let parsed = numbers.compactMap { $0 }
-            if name == "factors" || name == "epochs", let bad = parsed.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= 1e9 }) {
+            if name == "factors" || name == "epochs",
+                let bad = parsed.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= 1e9 })
+            {
                 throw RecEngineError(.invalidArgument, "the search space's \(name) takes whole numbers, got \(bad)")
             }
             values[name] = parsed
         }
-        guard !values.isEmpty else { throw RecEngineError(.invalidArgument, "the search space names no parameter (e.g. reg=100,200,500)") }
+        guard !values.isEmpty else {
+            throw RecEngineError(.invalidArgument, "the search space names no parameter (e.g. reg=100,200,500)")
+        }
         guard Self.strategies.contains(strategy) else {
-            throw RecEngineError(.invalidArgument, "the strategy must be one of \(Self.strategies.joined(separator: ", ")), got \(strategy)")
+            throw RecEngineError(
+                .invalidArgument,
+                "the strategy must be one of \(Self.strategies.joined(separator: ", ")), got \(strategy)")
         }
         if strategy == "halving" {
             guard algorithm == "svd" || algorithm == "als" else {
-                throw RecEngineError(.invalidArgument, "successive halving trains each candidate for more epochs each round: it is for svd and als (\(algorithm) has no epochs)")
+                throw RecEngineError(
+                    .invalidArgument,
+                    "successive halving trains each candidate for more epochs each round: it is for svd and als (\(algorithm) has no epochs)"
+                )
             }
-            let epochs = values["epochs"] ?? [Double(algorithm == "svd" ? TrainDefaults.svdEpochs : TrainDefaults.alsIterations)]
+            let epochs =
+                values["epochs"] ?? [Double(algorithm == "svd" ? TrainDefaults.svdEpochs : TrainDefaults.alsIterations)]
             guard epochs.count == 1, let full = epochs.first, full >= 1 else {
                 throw RecEngineError(
-                    .invalidArgument, "with successive halving, epochs is the one number of epochs the last round trains for, at least 1 (e.g. epochs=20), got epochs=\(epochs.map { String(Int($0)) }.joined(separator: ","))")
+                    .invalidArgument,
+                    "with successive halving, epochs is the one number of epochs the last round trains for, at least 1 (e.g. epochs=20), got epochs=\(epochs.map { String(Int($0)) }.joined(separator: ","))"
+                )
             }
             values["epochs"] = [full]
         }
         let combinations = values.values.reduce(1) { $0.multipliedReportingOverflow(by: $1.count).partialValue }
         guard combinations <= Self.maximumCandidates else {
-            throw RecEngineError(.invalidArgument, "the search space holds \(combinations) combinations, more than \(Self.maximumCandidates)")
+            throw RecEngineError(
+                .invalidArgument,
+                "the search space holds \(combinations) combinations, more than \(Self.maximumCandidates)")
         }
         if strategy == "random" {
-            guard let samples, samples >= 1 else { throw RecEngineError(.invalidArgument, "the random strategy needs a number of samples (at least 1)") }
+            guard let samples, samples >= 1 else {
+                throw RecEngineError(.invalidArgument, "the random strategy needs a number of samples (at least 1)")
+            }
         }
         self.algorithm = algorithm
         self.values = values
@@ -106,7 +128,8 @@ public struct TuningProtocol: Sendable, Codable, Equatable {
     public static let metrics = ["ndcg_at_k", "map_at_k", "ranking_recall_at_k", "ranking_precision_at_k"]
 
     public init(
-        validation: String = "random", validationShare: Double = 0.25, lastN: Int = 0, seed: UInt64 = 42, k: Int = 10, metric: String = "ndcg_at_k",
+        validation: String = "random", validationShare: Double = 0.25, lastN: Int = 0, seed: UInt64 = 42, k: Int = 10,
+        metric: String = "ndcg_at_k",
         definitions: RankingDefinitions = .recengine
     ) {
         self.validation = validation
@@ -127,15 +150,21 @@ public struct TuningProtocol: Sendable, Codable, Equatable {
     /// - Throws: `RecEngineError` `.invalidArgument` naming the first setting out of range.
     public func validate() throws {
         guard Self.validations.contains(validation) else {
-            throw RecEngineError(.invalidArgument, "--validation must be one of \(Self.validations.joined(separator: ", ")), got \(validation)")
+            throw RecEngineError(
+                .invalidArgument,
+                "--validation must be one of \(Self.validations.joined(separator: ", ")), got \(validation)")
         }
         guard validationShare > 0, validationShare < 1 else {
-            throw RecEngineError(.invalidArgument, "--validation-share must be between 0 and 1 (exclusive), got \(validationShare)")
+            throw RecEngineError(
+                .invalidArgument, "--validation-share must be between 0 and 1 (exclusive), got \(validationShare)")
         }
         guard lastN >= 0 else { throw RecEngineError(.invalidArgument, "--last-n must be 0 or more, got \(lastN)") }
-        guard (1...1000).contains(k) else { throw RecEngineError(.invalidArgument, "--k must be from 1 to 1000, got \(k)") }
+        guard (1...1000).contains(k) else {
+            throw RecEngineError(.invalidArgument, "--k must be from 1 to 1000, got \(k)")
+        }
         guard Self.metrics.contains(metric) else {
-            throw RecEngineError(.invalidArgument, "--metric must be one of \(Self.metrics.joined(separator: ", ")), got \(metric)")
+            throw RecEngineError(
+                .invalidArgument, "--metric must be one of \(Self.metrics.joined(separator: ", ")), got \(metric)")
         }
     }
 }
@@ -170,7 +199,11 @@ public struct TuningReport: Sendable, Codable, Equatable {
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(parameters, forKey: .parameters)
-            if score.isFinite { try container.encode(score, forKey: .score) } else { try container.encodeNil(forKey: .score) }
+            if score.isFinite {
+                try container.encode(score, forKey: .score)
+            } else {
+                try container.encodeNil(forKey: .score)
+            }
             try container.encode(fitSeconds, forKey: .fitSeconds)
         }
     }
@@ -191,7 +224,8 @@ public struct TuningReport: Sendable, Codable, Equatable {
     public var validationRatings: Int
 
     public init(
-        algorithm: String, space: SearchSpace, protocol rankingProtocol: TuningProtocol, chosen: [String: Double], score: Double, trials: [Trial],
+        algorithm: String, space: SearchSpace, protocol rankingProtocol: TuningProtocol, chosen: [String: Double],
+        score: Double, trials: [Trial],
         candidates: Int, stoppedByBudget: Bool, budgetSeconds: Double?, fitRatings: Int, validationRatings: Int
     ) {
         self.algorithm = algorithm
@@ -215,7 +249,8 @@ public struct TuningReport: Sendable, Codable, Equatable {
     }
 
     /// The names `metrics` may hold: a `chosen_` name for every parameter any algorithm searches.
-    public static let metricNames = ["tune_score", "tune_trials"] + Set(SearchSpace.parameterNames.values.joined()).sorted().map { "chosen_\($0)" }
+    public static let metricNames =
+        ["tune_score", "tune_trials"] + Set(SearchSpace.parameterNames.values.joined()).sorted().map { "chosen_\($0)" }
 
     enum CodingKeys: String, CodingKey {
         case algorithm, space, `protocol`, chosen, score, trials, candidates
@@ -225,4 +260,3 @@ public struct TuningReport: Sendable, Codable, Equatable {
         case validationRatings = "validation_ratings"
     }
 }
-

@@ -2,9 +2,9 @@ import Foundation
 import StrictYAML
 import Testing
 import Traffic
-@testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import PipelineSchema
 @testable import Provenance
 
 /// The plan is all the rollout reads: the planned rollout carries the colours, the gates' policies,
@@ -44,20 +44,23 @@ import Traffic
         """
 
     /// `pipeline` with an interleaving step at 0 % and an interleaving judge metric.
-    static let interleaved = pipeline.replacingOccurrences(of: "steps: [25, 100]", with: "steps: [0, 25, 100]\n  interleave: {share: 20, window: 5m}")
-        + """
-              - name: preference
-                interleaving: {}
-                bad: decrease
-                effect: {absolute: 0.05}
+    static let interleaved =
+        pipeline.replacingOccurrences(
+            of: "steps: [25, 100]", with: "steps: [0, 25, 100]\n  interleave: {share: 20, window: 5m}")
+            + """
+                  - name: preference
+                    interleaving: {}
+                    bad: decrease
+                    effect: {absolute: 0.05}
 
-        """
+            """
 
     static func planned(live: LiveRelease?, in folder: String, pipeline: String = pipeline) throws -> RunPlan.Rollout {
         try pipeline.write(toFile: folder + "/p.yml", atomically: true, encoding: .utf8)
         let pipeline = try PipelineLoader().load(folder + "/p.yml")
         let runtime = RecoveryTests.StubRuntime(running: [], folder: folder)
-        let plan = try Planner(pipeline: pipeline, options: RunOptions(), records: [], runtime: runtime).plan(releaseID: "rel-2", live: live, recovery: nil)
+        let plan = try Planner(pipeline: pipeline, options: RunOptions(), records: [], runtime: runtime).plan(
+            releaseID: "rel-2", live: live, recovery: nil)
         return try #require(plan.rollout)
     }
 
@@ -74,7 +77,9 @@ import Traffic
 
             let machine = RolloutMachine.Plan(rollout, releaseID: "rel-2", trafficSwitch: true)
             #expect(machine.target == "green" && machine.steps.map(\.newWeight) == [25, 100])
-            #expect(machine.steps.map { $0.gates.map(\.query) } == rollout.steps.map { [$0.queries["error-rate"]] }, "the queries the plan shows")
+            #expect(
+                machine.steps.map { $0.gates.map(\.query) } == rollout.steps.map { [$0.queries["error-rate"]] },
+                "the queries the plan shows")
             #expect(machine.steps[0].gates.first?.query == #"rate{color="green",live="blue"}"#)
             #expect(machine.judge == rollout.judge)
 
@@ -101,13 +106,21 @@ import Traffic
             let live = LiveRelease(color: "blue", releaseID: "rel-1", modelSHA256: "m", modelVersion: "v1")
             let rollout = try Self.planned(live: live, in: folder, pipeline: Self.interleaved)
             #expect(rollout.interleave == InterleaveSpec(share: 20, window: .seconds(300)))
-            #expect(rollout.interleave?.split(weight: 0, releaseID: "rel-2") == .init(percent: 20, window: 300, seed: "rel-2", experiment: "rel-2-w0"))
-            #expect(rollout.interleave?.split(weight: 25, releaseID: "rel-2")?.experiment == "rel-2-w25", "each step counts from zero")
-            #expect(rollout.interleave?.split(weight: 100, releaseID: "rel-2") == nil, "nothing to interleave with at 100 %")
+            #expect(
+                rollout.interleave?.split(weight: 0, releaseID: "rel-2")
+                    == .init(percent: 20, window: 300, seed: "rel-2", experiment: "rel-2-w0"))
+            #expect(
+                rollout.interleave?.split(weight: 25, releaseID: "rel-2")?.experiment == "rel-2-w25",
+                "each step counts from zero")
+            #expect(
+                rollout.interleave?.split(weight: 100, releaseID: "rel-2") == nil, "nothing to interleave with at 100 %"
+            )
 
             let machine = RolloutMachine.Plan(rollout, releaseID: "rel-2", trafficSwitch: true)
             #expect(machine.steps.map(\.newWeight) == [0, 25, 100])
-            #expect(machine.judge(ofStep: 0)?.metrics.map(\.name) == ["preference"], "at 0 % only the interleaved users see the new colour")
+            #expect(
+                machine.judge(ofStep: 0)?.metrics.map(\.name) == ["preference"],
+                "at 0 % only the interleaved users see the new colour")
             #expect(machine.judge(ofStep: 1)?.metrics.map(\.name) == ["engagement", "preference"])
             #expect(machine.judge(ofStep: 2) == nil, "no live traffic left to compare with")
             let encoded = try JSONEncoder().encode(rollout)
@@ -122,6 +135,8 @@ import Traffic
              "post_rollout":[],"on_rollback":[]},"containers":[]}
             """#
         let rollout = try JSONDecoder().decode(RunPlan.Rollout.self, from: Data(old.utf8))
-        #expect(rollout.colors.isEmpty && rollout.gates.isEmpty && rollout.judge == nil && rollout.prometheus == nil && rollout.interleave == nil)
+        #expect(
+            rollout.colors.isEmpty && rollout.gates.isEmpty && rollout.judge == nil && rollout.prometheus == nil
+                && rollout.interleave == nil)
     }
 }

@@ -3,11 +3,11 @@ import StrictYAML
 import TestSupport
 import Testing
 import Traffic
-@testable import PipelineSchema
 
-@testable import Orchestrator
-@testable import Provenance
 @testable import DeploymentRuntimes
+@testable import Orchestrator
+@testable import PipelineSchema
+@testable import Provenance
 
 /// Recovery prints and carries out one plan: what `recover --dry-run` and `run --dry-run` show
 /// is what `recover` does (they were two decision trees, and disagreed when the live colour was
@@ -28,10 +28,13 @@ import Traffic
 
         func preflight(colors: [String], loadBalancer: Bool) async throws {}
         func plannedContainers(target: String, loadBalancer: Bool) throws -> [RunPlan.PlannedContainer] { [] }
-        func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance { throw FakeError("not deployed here") }
+        func deploy(color: String, modelDirectory: String, timeout: Duration) async throws -> ColorInstance {
+            throw FakeError("not deployed here")
+        }
         func instance(of color: String) async -> ColorInstance? {
             guard running.get().contains(color) else { return nil }
-            return ColorInstance(color: color, pid: nil, address: "127.0.0.1:1", modelSHA256: "m", modelVersion: "v", modelPath: "/m")
+            return ColorInstance(
+                color: color, pid: nil, address: "127.0.0.1:1", modelSHA256: "m", modelVersion: "v", modelPath: "/m")
         }
         func stop(color: String) async throws {
             stopped.update { $0.append(color) }
@@ -54,7 +57,9 @@ import Traffic
         Case(
             name: "the live colour gone: the other one carries the traffic and keeps running", running: ["green"],
             line: "keep green running: blue, the live colour, is not running", stopped: []),
-        Case(name: "the live colour running: the other one stops", running: ["blue", "green"], line: "stop green", stopped: ["green"]),
+        Case(
+            name: "the live colour running: the other one stops", running: ["blue", "green"], line: "stop green",
+            stopped: ["green"]),
     ])
     func whatIsPrintedIsWhatIsDone(_ example: Case) async throws {
         try await withTemporaryDirectory { folder in
@@ -72,10 +77,14 @@ import Traffic
             let pipeline = try PipelineLoader().load(file)
             let store = StateStore(folder: folder + "/state")
             try store.setLive(Self.live)
-            try store.saveRun(RunState(releaseID: "rel-2", pid: 999_999, startedOn: Date(), phase: .shifting, live: Self.live, target: "green", weight: 50))
+            try store.saveRun(
+                RunState(
+                    releaseID: "rel-2", pid: 999_999, startedOn: Date(), phase: .shifting, live: Self.live,
+                    target: "green", weight: 50))
             let runtime = StubRuntime(running: example.running, folder: folder)
             let recovery = Recovery(
-                pipeline: pipeline, store: store, runtime: runtime, nginx: nil, history: ReleaseHistory(path: folder + "/history.jsonl"), progress: { _ in })
+                pipeline: pipeline, store: store, runtime: runtime, nginx: nil,
+                history: ReleaseHistory(path: folder + "/history.jsonl"), progress: { _ in })
 
             let printed = try #require(try await recovery.plan())
             #expect(printed.lines.contains(example.line), "\(printed.lines)")

@@ -1,9 +1,9 @@
 import Foundation
 import StrictYAML
 import Synchronization
-@testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import PipelineSchema
 @testable import Provenance
 
 /// In-memory stand-ins for what a rollout acts on, each keeping what was done to it.
@@ -63,8 +63,11 @@ final class FakeTrafficSwitch: TrafficSwitch {
             state.running = true
             defer { state.replaceWorkers = nil }
             return TrafficChange(
-                replaced: state.replaceWorkers, stateFileBehind: failing == \.failNextSend ? state.stateFileBehind : nil,
-                upstream: split.keys.sorted().map { RolloutMachine.Upstream(color: $0, addresses: ["127.0.0.1:\($0 == target ? 2 : 1)"]) })
+                replaced: state.replaceWorkers,
+                stateFileBehind: failing == \.failNextSend ? state.stateFileBehind : nil,
+                upstream: split.keys.sorted().map {
+                    RolloutMachine.Upstream(color: $0, addresses: ["127.0.0.1:\($0 == target ? 2 : 1)"])
+                })
         }
     }
 
@@ -81,9 +84,15 @@ final class FakeTrafficSwitch: TrafficSwitch {
         }
         return try put(stepSplit(weight), failing: \.failNextShift)
     }
-    func sendAllTraffic(to color: String) async throws -> TrafficChange { try put([color: 100], failing: \.failNextSend) }
+    func sendAllTraffic(to color: String) async throws -> TrafficChange {
+        try put([color: 100], failing: \.failNextSend)
+    }
     func reapply(weight: Int) async throws -> TrafficChange { try put(stepSplit(weight), failing: \.failNextReapply) }
-    func stop() async { state.update { $0.running = false; $0.split = [:] } }
+    func stop() async {
+        state.update {
+            $0.running = false; $0.split = [:]
+        }
+    }
 }
 
 /// The runtime: which colours run, and what deploying or stopping one does.
@@ -108,7 +117,8 @@ final class FakeRuntime: ColourRuntime {
 
     static func instance(_ color: String) -> RolloutMachine.Instance {
         RolloutMachine.Instance(
-            color: color, addresses: ["127.0.0.1:\(color == "green" ? 2 : 1)"], modelSHA256: color == "green" ? FakePlan.newModel : FakePlan.liveModel,
+            color: color, addresses: ["127.0.0.1:\(color == "green" ? 2 : 1)"],
+            modelSHA256: color == "green" ? FakePlan.newModel : FakePlan.liveModel,
             modelVersion: color == "green" ? "v2" : "v1")
     }
 
@@ -139,9 +149,11 @@ final class FakeRuntime: ColourRuntime {
     func look(weight: Int) async -> StepWatch.Look {
         let state = self.state.get()
         func colour(_ name: String) -> StepWatch.Colour {
-            state.running.contains(name) ? (state.silent.contains(name) ? .silent(detail: "timed out") : .serving(["127.0.0.1:1"])) : .gone
+            state.running.contains(name)
+                ? (state.silent.contains(name) ? .silent(detail: "timed out") : .serving(["127.0.0.1:1"])) : .gone
         }
-        return StepWatch.Look(nginxRunning: true, target: colour("green"), live: weight < 100 ? colour("blue") : nil, upstream: [:])
+        return StepWatch.Look(
+            nginxRunning: true, target: colour("green"), live: weight < 100 ? colour("blue") : nil, upstream: [:])
     }
 
     /// What writing the targets also does (the moment the new colour is healthy).
@@ -165,7 +177,10 @@ final class FakeMetricsSource: MetricsSource {
     func startJudge(step: Int) async {}
 
     func lookJudge(step: Int) async -> RolloutMachine.JudgeObservation {
-        looks.update { looks in looks.isEmpty ? RolloutMachine.JudgeObservation(judgements: [], elapsed: 0, at: FakeClock.start) : looks.removeFirst() }
+        looks.update { looks in
+            looks.isEmpty
+                ? RolloutMachine.JudgeObservation(judgements: [], elapsed: 0, at: FakeClock.start) : looks.removeFirst()
+        }
     }
 }
 
@@ -204,13 +219,19 @@ final class FakeClock: RolloutClock {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let now = state.update { state -> Bool in
-                    let until = state.now + Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+                    let until =
+                        state.now + Double(duration.components.seconds) + Double(duration.components.attoseconds)
+                        * 1e-18
                     if until <= state.now || Task.isCancelled { return true }
                     state.sleepers[id] = Sleeper(until: until, continuation: continuation)
                     return false
                 }
                 if now {
-                    if Task.isCancelled { continuation.resume(throwing: CancellationError()) } else { continuation.resume() }
+                    if Task.isCancelled {
+                        continuation.resume(throwing: CancellationError())
+                    } else {
+                        continuation.resume()
+                    }
                 }
             }
         } onCancel: {
@@ -279,7 +300,9 @@ final class FakeNotifier: RolloutNotifier {
     let announcements = Locked<[RolloutMachine.Announcement]>([])
     let lines = Locked<[RolloutProgress]>([])
 
-    func announce(_ announcement: RolloutMachine.Announcement) async { announcements.update { $0.append(announcement) } }
+    func announce(_ announcement: RolloutMachine.Announcement) async {
+        announcements.update { $0.append(announcement) }
+    }
     func progress(_ progress: RolloutProgress) { lines.update { $0.append(progress) } }
 }
 
@@ -313,21 +336,25 @@ enum FakePlan {
     static let newModel = String(repeating: "b", count: 64)
     static let live = LiveRelease(color: "blue", releaseID: "rel-1", modelSHA256: liveModel, modelVersion: "v1")
     static let gate = PromQLGate(
-        name: "error-rate", query: "rate{color=\"{{color}}\"}", min: nil, max: 0.05, interval: .seconds(5), count: 1, initialDelay: .seconds(0),
+        name: "error-rate", query: "rate{color=\"{{color}}\"}", min: nil, max: 0.05, interval: .seconds(5), count: 1,
+        initialDelay: .seconds(0),
         failureLimit: 0, consecutiveErrorLimit: 0, onNoData: .fail)
     static let query = "rate{color=\"green\"}"
 
     static func metric(_ name: String, critical: Bool) -> JudgeSpec.Metric {
         JudgeSpec.Metric(
-            name: name, kind: .proportion(successes: "s{{color}}", trials: "t{{color}}"), bad: .decrease, effect: 0.1, absolute: false, baseline: nil,
+            name: name, kind: .proportion(successes: "s{{color}}", trials: "t{{color}}"), bad: .decrease, effect: 0.1,
+            absolute: false, baseline: nil,
             critical: critical, weight: 1, onNoData: .fail, minTrials: 30)
     }
 
     /// Checks the split's share of users at every look (`users{color}`), as a pipeline would.
     static func judge(onInconclusive: JudgeSpec.Inconclusive = .fail) -> JudgeSpec {
         JudgeSpec(
-            metrics: [metric("engagement", critical: true), metric("latency", critical: false)], confidence: 0.95, interval: .seconds(2), maxWait: .seconds(60),
-            onInconclusive: onInconclusive, marginal: 40, pass: 90, expectedRate: nil, sampleRatio: .init(users: "users{color=\"{{color}}\"}"))
+            metrics: [metric("engagement", critical: true), metric("latency", critical: false)], confidence: 0.95,
+            interval: .seconds(2), maxWait: .seconds(60),
+            onInconclusive: onInconclusive, marginal: 40, pass: 90, expectedRate: nil,
+            sampleRatio: .init(users: "users{color=\"{{color}}\"}"))
     }
 
     /// What the sample ratio check counts at a look: users `new` and `live` since the step started.
@@ -336,26 +363,40 @@ enum FakePlan {
     }
 
     static func plan(
-        live: LiveRelease? = live, steps: [Int] = [25, 50, 100], automaticRollback: Bool = true, onInconclusive: JudgeSpec.Inconclusive = .fail,
-        judge: Bool = true, gates: Bool = true, hooks: Bool = true, stopOld: Bool = true, stopNew: Bool = true, trafficSwitch: Bool = true
+        live: LiveRelease? = live, steps: [Int] = [25, 50, 100], automaticRollback: Bool = true,
+        onInconclusive: JudgeSpec.Inconclusive = .fail,
+        judge: Bool = true, gates: Bool = true, hooks: Bool = true, stopOld: Bool = true, stopNew: Bool = true,
+        trafficSwitch: Bool = true
     ) -> RolloutMachine.Plan {
         RolloutMachine.Plan(
             releaseID: "rel-2", target: "green", live: live, modelDirectory: "/models/new",
             steps: steps.map { weight in
                 RolloutMachine.Plan.Step(
-                    newWeight: weight, liveWeight: 100 - weight, gates: gates ? [GateTally(gate: gate, query: query)] : [])
+                    newWeight: weight, liveWeight: 100 - weight,
+                    gates: gates ? [GateTally(gate: gate, query: query)] : [])
             },
-            hold: .seconds(30), drain: .seconds(10), healthPath: "/health", stopOld: stopOld, stopNew: stopNew, automaticRollback: automaticRollback,
-            hooks: hooks ? HooksSpec(preRollout: [["pre.sh"]], duringStep: [["load.sh"]], postRollout: [["post.sh"]], onRollback: [["notify.sh"]]) : HooksSpec(),
-            judge: judge && live != nil ? Self.judge(onInconclusive: onInconclusive) : nil, trafficSwitch: trafficSwitch, mode: "sticky")
+            hold: .seconds(30), drain: .seconds(10), healthPath: "/health", stopOld: stopOld, stopNew: stopNew,
+            automaticRollback: automaticRollback,
+            hooks: hooks
+                ? HooksSpec(
+                    preRollout: [["pre.sh"]], duringStep: [["load.sh"]], postRollout: [["post.sh"]],
+                    onRollback: [["notify.sh"]]) : HooksSpec(),
+            judge: judge && live != nil ? Self.judge(onInconclusive: onInconclusive) : nil,
+            trafficSwitch: trafficSwitch, mode: "sticky")
     }
 
     /// What the judge sees when every metric passes, when the critical one is worse, and when
     /// the score falls between `marginal` and `pass`.
-    static func judgements(_ engagement: MetricJudgement.Classification, _ latency: MetricJudgement.Classification) -> [MetricJudgement] {
+    static func judgements(
+        _ engagement: MetricJudgement.Classification, _ latency: MetricJudgement.Classification
+    ) -> [MetricJudgement] {
         [
-            MetricJudgement(metric: "engagement", classification: engagement, comparisons: [], rule: engagement.rawValue, critical: true, weight: 1),
-            MetricJudgement(metric: "latency", classification: latency, comparisons: [], rule: latency.rawValue, critical: false, weight: 1),
+            MetricJudgement(
+                metric: "engagement", classification: engagement, comparisons: [], rule: engagement.rawValue,
+                critical: true, weight: 1),
+            MetricJudgement(
+                metric: "latency", classification: latency, comparisons: [], rule: latency.rawValue, critical: false,
+                weight: 1),
         ]
     }
 

@@ -1,8 +1,8 @@
 import Foundation
 import StrictYAML
-@testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import PipelineSchema
 @testable import Provenance
 
 /// Drives the machine as `RolloutRunner` does, with the same `RolloutEffects` against the fakes,
@@ -37,7 +37,8 @@ final class RolloutHarness {
         effects = RolloutEffects(
             plan: plan,
             ports: RolloutPorts(
-                traffic: traffic, runtime: runtime, metrics: metrics, clock: clock, journal: journal, notifier: notifier, hooks: hooks, control: control))
+                traffic: traffic, runtime: runtime, metrics: metrics, clock: clock, journal: journal,
+                notifier: notifier, hooks: hooks, control: control))
     }
 
     /// Sends `event` and everything it leads to that the harness answers by itself.
@@ -93,12 +94,15 @@ final class RolloutHarness {
     private func answered(by event: RolloutMachine.Event) {
         pending.removeAll { effect in
             switch (effect, event) {
-            case (.shift(let weight), .shiftApplied(let applied, _)), (.shift(let weight), .shiftFailed(let applied, _)): weight == applied
+            case (.shift(let weight), .shiftApplied(let applied, _)),
+                (.shift(let weight), .shiftFailed(let applied, _)):
+                weight == applied
             case (.deploy(let color, _), .deployed(let instance)): color == instance.color
             case (.deploy(let color, _), .deployFailed(let failed, _)): color == failed
             case (.runHook(let hook, _), .hookFinished(let finished, _)): hook == finished
             case (.startTimer(let timer, _), .timer(let fired)): timer == fired
-            case (.sampleGate(let step, let gate), .gateSample(let sampled, let name, _, _)): step == sampled && gate == name
+            case (.sampleGate(let step, let gate), .gateSample(let sampled, let name, _, _)):
+                step == sampled && gate == name
             case (.look(let step, _), .looked(let looked, _)): step == looked
             case (.lookJudge(let step), .judgeLooked(let looked, _)): step == looked
             default: false
@@ -115,7 +119,8 @@ final class RolloutHarness {
     var step: Int {
         switch machine.phase {
         case .stepping(let step, _): step
-        case .holding(let hold), .closingStep(let hold), .holdingForDecision(let hold), .promotingFully(let hold, _): hold.step
+        case .holding(let hold), .closingStep(let hold), .holdingForDecision(let hold), .promotingFully(let hold, _):
+            hold.step
         default: 0
         }
     }
@@ -180,7 +185,9 @@ final class RolloutHarness {
         let step = self.step
         await send(.gateSample(step: step, gate: FakePlan.gate.name, .value(0.01), at: clock.now()))
         if case .holding(let hold) = machine.phase, hold.judge != nil {
-            await send(.judgeLooked(step: step, .init(judgements: FakePlan.judgements(.pass, .pass), elapsed: 2, at: clock.now())))
+            await send(
+                .judgeLooked(
+                    step: step, .init(judgements: FakePlan.judgements(.pass, .pass), elapsed: 2, at: clock.now())))
         } else {
             await send(.timer(.stepWait(step: step)))
         }

@@ -1,10 +1,10 @@
 import Foundation
+import OrchestratorSupport
 import StrictYAML
 import Testing
-import OrchestratorSupport
-@testable import PipelineSchema
 
 @testable import Orchestrator
+@testable import PipelineSchema
 @testable import Provenance
 
 /// Every phase of a rollout × every event it can meet, on plain values: the machine with the
@@ -84,11 +84,17 @@ import OrchestratorSupport
         #expect(harness.phaseName == expected.phase)
         #expect(harness.split == expected.split, "the traffic in force")
         #expect(RolloutHarness.world(Array(harness.log[effectsBefore...])) == expected.world)
-        #expect(harness.recorded[recordedBefore...].map(\.kind) == expected.recorded, "\(harness.recorded[recordedBefore...].map(\.detail))")
+        #expect(
+            harness.recorded[recordedBefore...].map(\.kind) == expected.recorded,
+            "\(harness.recorded[recordedBefore...].map(\.detail))")
         switch harness.machine.ending {
         case .finished(let outcome, let failure)?:
             #expect(outcome == expected.outcome)
-            if let wanted = expected.failure { #expect(failure?.description.contains(wanted) == true, "\(failure.map(String.init(describing:)) ?? "no failure")") }
+            if let wanted = expected.failure {
+                #expect(
+                    failure?.description.contains(wanted) == true,
+                    "\(failure.map(String.init(describing:)) ?? "no failure")")
+            }
         case .failed(let error)?:
             Issue.record("ended on an error: \(error)")
         case nil:
@@ -97,7 +103,8 @@ import OrchestratorSupport
         // A second signal makes the service exit at once (ReleaseService), leaving the state to recovery.
         let exit =
             example.incoming == .secondSignal
-            ? ExitStatus.interrupted(by: SIGINT) : harness.machine.ending.flatMap { RolloutMachine.exitStatus($0, signal: harness.machine.signal) }
+            ? ExitStatus.interrupted(by: SIGINT)
+            : harness.machine.ending.flatMap { RolloutMachine.exitStatus($0, signal: harness.machine.signal) }
         #expect(exit == expected.exit)
     }
 
@@ -157,7 +164,10 @@ import OrchestratorSupport
         switch incoming {
         case .targetLost: harness.runtime.state.update { _ = $0.running.remove("green") }
         case .liveLost: harness.runtime.state.update { _ = $0.running.remove("blue") }
-        case .journalSaveFailed: harness.journal.state.update { $0.diskFull = "No space left on device"; $0.saveFailure = "No space left on device" }
+        case .journalSaveFailed:
+            harness.journal.state.update {
+                $0.diskFull = "No space left on device"; $0.saveFailure = "No space left on device"
+            }
         case .secondSignal: harness.heldHooks.insert(.onRollback(0))
         default: break
         }
@@ -168,7 +178,9 @@ import OrchestratorSupport
         let now = harness.clock.now()
         let weight = [25, 50, 100][min(step, 2)]
         let live: StepWatch.Colour? = weight < 100 ? .serving(["127.0.0.1:1"]) : nil
-        func judge(_ engagement: MetricJudgement.Classification, _ latency: MetricJudgement.Classification) -> RolloutMachine.Event {
+        func judge(
+            _ engagement: MetricJudgement.Classification, _ latency: MetricJudgement.Classification
+        ) -> RolloutMachine.Event {
             .judgeLooked(step: step, .init(judgements: FakePlan.judgements(engagement, latency), elapsed: 4, at: now))
         }
         func look(target: StepWatch.Colour, live: StepWatch.Colour?) -> RolloutMachine.Event {
@@ -177,13 +189,20 @@ import OrchestratorSupport
         switch incoming {
         case .gatePasses: return [.gateSample(step: step, gate: FakePlan.gate.name, .value(0.01), at: now)]
         case .gateFails: return [.gateSample(step: step, gate: FakePlan.gate.name, .value(0.5), at: now)]
-        case .metricsSourceAway: return [.gateSample(step: step, gate: FakePlan.gate.name, .error("connection refused"), at: now)]
+        case .metricsSourceAway:
+            return [.gateSample(step: step, gate: FakePlan.gate.name, .error("connection refused"), at: now)]
         case .judgePasses: return [judge(.pass, .pass)]
         case .judgeFails: return [judge(.low, .pass)]
         case .judgeInconclusive: return [judge(.pass, .low)]
         case .splitSkewed:
             // 15 % of the users, at 25 % and at 50 %: far from either.
-            return [.judgeLooked(step: step, .init(judgements: FakePlan.judgements(.pass, .pass), elapsed: 4, at: now, ratios: FakePlan.users(new: 150, live: 850)))]
+            return [
+                .judgeLooked(
+                    step: step,
+                    .init(
+                        judgements: FakePlan.judgements(.pass, .pass), elapsed: 4, at: now,
+                        ratios: FakePlan.users(new: 150, live: 850)))
+            ]
         case .abort: return [.control(.abort)]
         case .promote: return [.control(.promote)]
         case .promoteFull: return [.control(.promoteFull)]
@@ -231,39 +250,59 @@ import OrchestratorSupport
         case .preRollout: ("pre-rollout hooks", Expected(phase: "pre-rollout hooks", split: blue))
         case .deploying: ("deploying", Expected(phase: "deploying", split: blue))
         case .holding25: ("holding", Expected(phase: "holding", split: ["blue": 75, "green": 25]))
-        case .shifting50: ("stepping", Expected(phase: "holding", split: ["blue": 50, "green": 50], world: ["run during-step hook"], recorded: [.shift]))
+        case .shifting50:
+            (
+                "stepping",
+                Expected(
+                    phase: "holding", split: ["blue": 50, "green": 50], world: ["run during-step hook"],
+                    recorded: [.shift])
+            )
         case .holding50: ("holding", Expected(phase: "holding", split: ["blue": 50, "green": 50]))
         case .holding100: ("holding", Expected(phase: "holding", split: green))
-        case .holdingForDecision: ("holding for a decision", Expected(phase: "holding for a decision", split: ["blue": 75, "green": 25]))
+        case .holdingForDecision:
+            ("holding for a decision", Expected(phase: "holding for a decision", split: ["blue": 75, "green": 25]))
         case .rollingBack:
             (
                 "rolling back",
                 Expected(
-                    phase: "done", split: blue, world: ["finish rolled_back"], recorded: [.hook], outcome: .rolledBack, failure: "gate error-rate: 0.5000 is not <= 0.05",
+                    phase: "done", split: blue, world: ["finish rolled_back"], recorded: [.hook], outcome: .rolledBack,
+                    failure: "gate error-rate: 0.5000 is not <= 0.05",
                     exit: 1)
             )
         case .postRollout: ("post-rollout hooks", Expected(phase: "draining", split: green, recorded: [.hook, .drain]))
         case .draining: ("draining", Expected(phase: "draining", split: green))
-        case .done: ("done", Expected(phase: "done", split: blue, outcome: .rolledBack, failure: "gate error-rate: 0.5000 is not <= 0.05", exit: 1))
+        case .done:
+            (
+                "done",
+                Expected(
+                    phase: "done", split: blue, outcome: .rolledBack, failure: "gate error-rate: 0.5000 is not <= 0.05",
+                    exit: 1)
+            )
         }
     }
 
     /// A rollback from a step: the step ended, traffic back on blue, green stopped, the hook run.
     static func rolledBack(
-        step: Int?, before: [RolloutEvent.Kind] = [], _ outcome: ReleaseOutcome = .rolledBack, failure: String, after: [RolloutEvent.Kind] = [],
+        step: Int?, before: [RolloutEvent.Kind] = [], _ outcome: ReleaseOutcome = .rolledBack, failure: String,
+        after: [RolloutEvent.Kind] = [],
         exit: Int32 = 1
     ) -> Expected {
         let first: RolloutEvent.Kind = outcome == .interrupted ? .interrupt : .rollback
         return Expected(
             phase: "done", split: blue,
-            world: (step.map { ["end step \($0)"] } ?? []) + ["send all to blue", "stop green", "run on-rollback hook", "finish \(outcome.rawValue)"],
+            world: (step.map { ["end step \($0)"] } ?? []) + [
+                "send all to blue", "stop green", "run on-rollback hook", "finish \(outcome.rawValue)",
+            ],
             recorded: before + [first, .shift, .stop, .hook] + after, outcome: outcome, failure: failure, exit: exit)
     }
 
     /// The same, cut short by a second signal while the on-rollback hook runs.
     static func cutShort(step: Int?, before: [RolloutEvent.Kind] = []) -> Expected {
         Expected(
-            phase: "rolling back", split: blue, world: (step.map { ["end step \($0)"] } ?? []) + ["send all to blue", "stop green", "run on-rollback hook"],
+            phase: "rolling back", split: blue,
+            world: (step.map { ["end step \($0)"] } ?? []) + [
+                "send all to blue", "stop green", "run on-rollback hook",
+            ],
             recorded: before + [.interrupt, .shift, .stop], exit: ExitStatus.interrupted(by: SIGINT))
     }
 
@@ -272,9 +311,11 @@ import OrchestratorSupport
         Expected(
             phase: "done", split: blue,
             world: (step.map { ["end step \($0)"] } ?? []) + [
-                "send all to green", "deploy blue", "send all to blue", "stop green", "run on-rollback hook", "finish rolled_back",
+                "send all to green", "deploy blue", "send all to blue", "stop green", "run on-rollback hook",
+                "finish rolled_back",
             ],
-            recorded: before + [.rollback, .shift, .deploy, .healthy, .shift, .stop, .hook], outcome: .rolledBack, failure: failure, exit: 1)
+            recorded: before + [.rollback, .shift, .deploy, .healthy, .shift, .stop, .hook], outcome: .rolledBack,
+            failure: failure, exit: 1)
     }
 
     static let unsaved = "the controller's state could not be saved (No space left on device)"
@@ -285,12 +326,15 @@ import OrchestratorSupport
         // A pre-rollout hook running: a stop cancels it, nothing was changed.
         case (.preRollout, .abort):
             return Expected(
-                phase: "done", split: blue, world: ["cancel pre-rollout hook", "finish rolled_back"], recorded: [.abort], outcome: .rolledBack,
+                phase: "done", split: blue, world: ["cancel pre-rollout hook", "finish rolled_back"],
+                recorded: [.abort], outcome: .rolledBack,
                 failure: "aborted by orchestrate abort before the deploy; nothing was changed", exit: 1)
         case (.preRollout, .sigterm), (.preRollout, .secondSignal):
             return Expected(
-                phase: "done", split: blue, world: ["cancel pre-rollout hook", "finish interrupted"], recorded: [.interrupt], outcome: .interrupted,
-                failure: "interrupted by SIGTERM before the deploy; nothing was changed", exit: incoming == .sigterm ? 143 : 130)
+                phase: "done", split: blue, world: ["cancel pre-rollout hook", "finish interrupted"],
+                recorded: [.interrupt], outcome: .interrupted,
+                failure: "interrupted by SIGTERM before the deploy; nothing was changed",
+                exit: incoming == .sigterm ? 143 : 130)
         case (.preRollout, .hookFailed):
             return Expected(
                 phase: "done", split: blue, world: ["finish failed"], recorded: [.hook], outcome: .failed,
@@ -299,14 +343,19 @@ import OrchestratorSupport
         // Deploying: a stop cancels the deploy and stops green; traffic was never moved.
         case (.deploying, .abort):
             return Expected(
-                phase: "done", split: blue, world: ["cancel deploy", "stop green", "finish rolled_back"], recorded: [.abort], outcome: .rolledBack,
+                phase: "done", split: blue, world: ["cancel deploy", "stop green", "finish rolled_back"],
+                recorded: [.abort], outcome: .rolledBack,
                 failure: "aborted by orchestrate abort while deploying; traffic was not moved", exit: 1)
         case (.deploying, .sigterm), (.deploying, .secondSignal):
             return Expected(
-                phase: "done", split: blue, world: ["cancel deploy", "stop green", "finish interrupted"], recorded: [.interrupt], outcome: .interrupted,
-                failure: "interrupted by SIGTERM while deploying; traffic was not moved", exit: incoming == .sigterm ? 143 : 130)
+                phase: "done", split: blue, world: ["cancel deploy", "stop green", "finish interrupted"],
+                recorded: [.interrupt], outcome: .interrupted,
+                failure: "interrupted by SIGTERM while deploying; traffic was not moved",
+                exit: incoming == .sigterm ? 143 : 130)
         case (.deploying, .deployFinished):
-            return Expected(phase: "holding", split: ["blue": 75, "green": 25], world: ["shift 25", "run during-step hook"], recorded: [.healthy, .shift])
+            return Expected(
+                phase: "holding", split: ["blue": 75, "green": 25], world: ["shift 25", "run during-step hook"],
+                recorded: [.healthy, .shift])
         case (.deploying, .deployFailed):
             return Expected(
                 phase: "done", split: blue, world: ["stop green", "finish failed"], recorded: [.stop], outcome: .failed,
@@ -314,27 +363,33 @@ import OrchestratorSupport
 
         // Holding a step: a failed gate or judge, a lost colour, a stop or a save that fails rolls back.
         case (.holding25, .gateFails), (.holding50, .gateFails), (.holding100, .gateFails):
-            return rolledBack(step: phase.step, failure: "gate error-rate: 0.5000 is not <= 0.05 (query: rate{color=\"green\"})")
+            return rolledBack(
+                step: phase.step, failure: "gate error-rate: 0.5000 is not <= 0.05 (query: rate{color=\"green\"})")
         case (.holding25, .metricsSourceAway), (.holding50, .metricsSourceAway), (.holding100, .metricsSourceAway):
             return rolledBack(step: phase.step, failure: "gate error-rate: 1 query errors in a row: connection refused")
         case (.holding25, .judgeFails), (.holding50, .judgeFails):
             return rolledBack(step: phase.step, failure: "judge: critical metric engagement is Low")
         case (.holding25, .judgeInconclusive), (.holding50, .judgeInconclusive):
-            return rolledBack(step: phase.step, failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive")
+            return rolledBack(
+                step: phase.step, failure: "judge: inconclusive: score 50 (pass ≥ 90, marginal ≥ 40): inconclusive")
         case (.holding25, .splitSkewed), (.holding50, .splitSkewed):
             return rolledBack(
-                step: phase.step, failure: "invalid experiment: sample ratio mismatch (p < 0.001): users: new 15.0 % of 1000 (150 new, 850 live), expected \(phase.weight).0 %",
+                step: phase.step,
+                failure:
+                    "invalid experiment: sample ratio mismatch (p < 0.001): users: new 15.0 % of 1000 (150 new, 850 live), expected \(phase.weight).0 %",
                 exit: ExitStatus.invalidExperiment)
         case (.holding25, .abort), (.holding50, .abort), (.holding100, .abort):
             return rolledBack(step: phase.step, before: [.abort], failure: "aborted by orchestrate abort")
         case (.holding25, .sigterm), (.holding50, .sigterm), (.holding100, .sigterm):
-            return rolledBack(step: phase.step, .interrupted, failure: "interrupted by SIGTERM at \(phase.weight)%", exit: 143)
+            return rolledBack(
+                step: phase.step, .interrupted, failure: "interrupted by SIGTERM at \(phase.weight)%", exit: 143)
         case (.holding25, .secondSignal), (.holding50, .secondSignal), (.holding100, .secondSignal):
             return cutShort(step: phase.step)
         case (.holding25, .targetLost), (.holding50, .targetLost), (.holding100, .targetLost):
             return rolledBack(step: phase.step, before: [.shift], failure: "green stopped running at \(phase.weight)%")
         case (.holding25, .liveLost), (.holding50, .liveLost):
-            return liveRestored(step: phase.step, before: [.shift], failure: "the live colour blue stopped running at \(phase.weight)%")
+            return liveRestored(
+                step: phase.step, before: [.shift], failure: "the live colour blue stopped running at \(phase.weight)%")
         case (.holding25, .journalSaveFailed), (.holding50, .journalSaveFailed), (.holding100, .journalSaveFailed):
             return rolledBack(step: phase.step, failure: unsaved)
 
@@ -342,12 +397,14 @@ import OrchestratorSupport
         case (.shifting50, .abort):
             return rolledBack(step: 2, before: [.shift, .abort], failure: "aborted by orchestrate abort")
         case (.shifting50, .sigterm):
-            return rolledBack(step: 2, before: [.shift], .interrupted, failure: "interrupted by SIGTERM at 50%", exit: 143)
+            return rolledBack(
+                step: 2, before: [.shift], .interrupted, failure: "interrupted by SIGTERM at 50%", exit: 143)
         case (.shifting50, .secondSignal):
             return Expected(phase: "stepping", split: ["blue": 75, "green": 25], exit: 130)
         case (.shifting50, .liveLost):
             // nginx cannot keep a share on a colour that does not run: the step's split fails.
-            return liveRestored(step: nil, before: [], failure: "traffic step 50% failed: the live colour blue is not running")
+            return liveRestored(
+                step: nil, before: [], failure: "traffic step 50% failed: the live colour blue is not running")
         case (.shifting50, .journalSaveFailed):
             return rolledBack(step: 2, before: [.shift], failure: unsaved)
         case (.shifting50, .shiftFailed):
@@ -357,7 +414,9 @@ import OrchestratorSupport
         case (.holdingForDecision, .abort):
             return rolledBack(step: nil, failure: "aborted by orchestrate abort")
         case (.holdingForDecision, .promote), (.holdingForDecision, .promoteFull):
-            return Expected(phase: "holding", split: ["blue": 50, "green": 50], world: ["shift 50", "run during-step hook"], recorded: [.promote, .shift])
+            return Expected(
+                phase: "holding", split: ["blue": 50, "green": 50], world: ["shift 50", "run during-step hook"],
+                recorded: [.promote, .shift])
         case (.holdingForDecision, .sigterm):
             return rolledBack(step: nil, .interrupted, failure: "interrupted by SIGTERM at 25%", exit: 143)
         case (.holdingForDecision, .secondSignal):
@@ -376,11 +435,14 @@ import OrchestratorSupport
         // Promoted: a stop waits for the hook, then acts on the drain.
         case (.postRollout, .abort):
             return Expected(
-                phase: "done", split: blue, world: ["commit blue", "send all to blue", "stop green", "finish rolled_back"],
-                recorded: [.hook, .drain, .abort, .shift, .stop], outcome: .rolledBack, failure: "aborted by orchestrate abort during the drain", exit: 1)
+                phase: "done", split: blue,
+                world: ["commit blue", "send all to blue", "stop green", "finish rolled_back"],
+                recorded: [.hook, .drain, .abort, .shift, .stop], outcome: .rolledBack,
+                failure: "aborted by orchestrate abort during the drain", exit: 1)
         case (.postRollout, .sigterm):
             return Expected(
-                phase: "done", split: green, world: ["stop blue", "finish succeeded"], recorded: [.hook, .drain, .interrupt, .stop], outcome: .succeeded,
+                phase: "done", split: green, world: ["stop blue", "finish succeeded"],
+                recorded: [.hook, .drain, .interrupt, .stop], outcome: .succeeded,
                 exit: 143)
         case (.postRollout, .secondSignal):
             return Expected(phase: "post-rollout hooks", split: green, exit: 130)
@@ -388,14 +450,19 @@ import OrchestratorSupport
         // Draining: abort returns to blue; a signal or the drain's end stops blue now.
         case (.draining, .abort):
             return Expected(
-                phase: "done", split: blue, world: ["commit blue", "send all to blue", "stop green", "finish rolled_back"], recorded: [.abort, .shift, .stop],
+                phase: "done", split: blue,
+                world: ["commit blue", "send all to blue", "stop green", "finish rolled_back"],
+                recorded: [.abort, .shift, .stop],
                 outcome: .rolledBack, failure: "aborted by orchestrate abort during the drain", exit: 1)
         case (.draining, .sigterm), (.draining, .secondSignal):
             return Expected(
-                phase: "done", split: green, world: ["stop blue", "finish succeeded"], recorded: [.interrupt, .stop], outcome: .succeeded,
+                phase: "done", split: green, world: ["stop blue", "finish succeeded"], recorded: [.interrupt, .stop],
+                outcome: .succeeded,
                 exit: incoming == .sigterm ? 143 : 130)
         case (.draining, .drainElapsed):
-            return Expected(phase: "done", split: green, world: ["stop blue", "finish succeeded"], recorded: [.stop], outcome: .succeeded, exit: 0)
+            return Expected(
+                phase: "done", split: green, world: ["stop blue", "finish succeeded"], recorded: [.stop],
+                outcome: .succeeded, exit: 0)
 
         // Done: nothing changes; a signal while the record is appended exits 128 + it.
         case (.done, .sigterm):

@@ -31,17 +31,23 @@ import Testing
             RolloutRunner(
                 plan: plan,
                 ports: RolloutPorts(
-                    traffic: traffic, runtime: runtime, metrics: metrics, clock: clock, journal: journal, notifier: notifier, hooks: hooks, control: control),
+                    traffic: traffic, runtime: runtime, metrics: metrics, clock: clock, journal: journal,
+                    notifier: notifier, hooks: hooks, control: control),
                 pollInterval: .milliseconds(5))
         }
 
         /// Runs the rollout, moving time on by a second whenever `until` does not hold yet and
         /// the rollout waits; returns once it ended.
-        func run(until condition: @escaping @Sendable (World) -> Bool = { _ in false }, then act: @escaping @Sendable (World) -> Void = { _ in }) async throws
+        func run(
+            until condition: @escaping @Sendable (World) -> Bool = { _ in false },
+            then act: @escaping @Sendable (World) -> Void = { _ in }
+        ) async throws
             -> RolloutRunner.Outcome
         {
             let runner = self.runner
-            let task = Task { self.outcome.update { $0 = nil }; let outcome = await runner.run(); self.outcome.update { $0 = outcome } }
+            let task = Task {
+                self.outcome.update { $0 = nil }; let outcome = await runner.run(); self.outcome.update { $0 = outcome }
+            }
             var acted = false
             for _ in 0..<20_000 {
                 if let outcome = outcome.get() { return outcome }
@@ -66,12 +72,15 @@ import Testing
         #expect(world.runtime.state.get().running == ["green"])
         #expect(world.journal.state.get().steps.map(\.weight) == [25, 50, 100])
         #expect(world.journal.state.get().events.last?.detail == "blue stopped after the drain")
-        #expect(world.hooks.runs.get().filter { if case .duringStep = $0 { true } else { false } }.count == 3, "a during-step hook per step")
+        #expect(
+            world.hooks.runs.get().filter { if case .duringStep = $0 { true } else { false } }.count == 3,
+            "a during-step hook per step")
     }
 
     @Test func sigtermMidStepPutsTrafficBackAndEndsInterrupted() async throws {
         let world = World(plan: FakePlan.plan(judge: false))
-        let outcome = try await world.run(until: { $0.traffic.split["green"] == 50 }, then: { $0.control.raised.update { $0 = SIGTERM } })
+        let outcome = try await world.run(
+            until: { $0.traffic.split["green"] == 50 }, then: { $0.control.raised.update { $0 = SIGTERM } })
         #expect(outcome.ending.recorded == RecordedEnding(.interrupted, failure: "interrupted by SIGTERM at 50%"))
         #expect(outcome.signal == SIGTERM)
         #expect(world.traffic.split == ["blue": 100])
@@ -80,7 +89,8 @@ import Testing
 
     @Test func anAbortFromAnotherProcessRollsBack() async throws {
         let world = World(plan: FakePlan.plan(judge: false))
-        let outcome = try await world.run(until: { $0.traffic.split["green"] == 25 }, then: { $0.control.requests.update { $0 = [.abort] } })
+        let outcome = try await world.run(
+            until: { $0.traffic.split["green"] == 25 }, then: { $0.control.requests.update { $0 = [.abort] } })
         #expect(outcome.ending.recorded == RecordedEnding(.rolledBack, failure: "aborted by orchestrate abort"))
         #expect(world.journal.state.get().events.contains { $0.detail == "orchestrate abort at 25%" })
         #expect(world.traffic.split == ["blue": 100])
@@ -100,7 +110,11 @@ import Testing
             }
         }
         let outcome = try await world.run()
-        #expect(outcome.ending.recorded == RecordedEnding(.rolledBack, failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
+        #expect(
+            outcome.ending.recorded
+                == RecordedEnding(
+                    .rolledBack,
+                    failure: "aborted by orchestrate abort before the first traffic step; traffic was not moved"))
         #expect(world.journal.state.get().steps.isEmpty, "no step was taken")
         #expect(world.traffic.split == ["blue": 100], "traffic never moved")
         #expect(world.runtime.state.get().running == ["blue"], "green stopped")
@@ -110,8 +124,15 @@ import Testing
         let world = World(plan: FakePlan.plan(judge: false))
         let outcome = try await world.run(
             until: { $0.traffic.split["green"] == 25 },
-            then: { $0.journal.state.update { $0.diskFull = "No space left on device"; $0.saveFailure = "No space left on device" } })
-        #expect(outcome.ending.recorded == RecordedEnding(.rolledBack, failure: "the controller's state could not be saved (No space left on device)"))
+            then: {
+                $0.journal.state.update {
+                    $0.diskFull = "No space left on device"; $0.saveFailure = "No space left on device"
+                }
+            })
+        #expect(
+            outcome.ending.recorded
+                == RecordedEnding(
+                    .rolledBack, failure: "the controller's state could not be saved (No space left on device)"))
         #expect(world.traffic.split == ["blue": 100], "traffic goes back without a disk write")
     }
 

@@ -44,7 +44,8 @@ extension Statistics {
             let ratio = cells.reduce(0) { $0 + $1.value.successes } / trials
             let mean = cells.reduce(0) { $0 + $1.value.trials * rate($1.key) } / trials
             return Colour(
-                u: cells.map { $0.value.successes - ratio * $0.value.trials }, v: cells.map { $0.value.trials * (rate($0.key) - mean) }, trials: trials,
+                u: cells.map { $0.value.successes - ratio * $0.value.trials },
+                v: cells.map { $0.value.trials * (rate($0.key) - mean) }, trials: trials,
                 mean: mean)
         }
         guard let newColour = linearised(new), let liveColour = linearised(live) else { return nil }
@@ -52,12 +53,15 @@ extension Statistics {
         let covariance = both.reduce(0) { sum, colour in sum + zip(colour.u, colour.v).reduce(0) { $0 + $1.0 * $1.1 } }
         let spread = both.reduce(0) { sum, colour in sum + colour.v.reduce(0) { $0 + $1 * $1 } }
         let theta = spread > 0 ? covariance / spread : 0
-        let pooled = (newColour.mean * newColour.trials + liveColour.mean * liveColour.trials) / (newColour.trials + liveColour.trials)
+        let pooled =
+            (newColour.mean * newColour.trials + liveColour.mean * liveColour.trials)
+            / (newColour.trials + liveColour.trials)
         func estimate(_ colour: Colour) -> CovariateEstimate {
             let groups = Double(colour.u.count)
             let scale = groups / (groups - 1) / (colour.trials * colour.trials)
             return CovariateEstimate(
-                shift: -theta * (colour.mean - pooled), adjustedVariance: scale * zip(colour.u, colour.v).reduce(0) { $0 + pow($1.0 - theta * $1.1, 2) },
+                shift: -theta * (colour.mean - pooled),
+                adjustedVariance: scale * zip(colour.u, colour.v).reduce(0) { $0 + pow($1.0 - theta * $1.1, 2) },
                 variance: scale * colour.u.reduce(0) { $0 + $1 * $1 })
         }
         return (theta, estimate(newColour), estimate(liveColour))

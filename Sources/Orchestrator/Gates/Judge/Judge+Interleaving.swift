@@ -17,11 +17,15 @@ extension Statistics {
     /// likelihood ratio against p, `B(w + a, l + a) / B(a, a) / (p^w (1 − p)^l)`, is a martingale
     /// of mean 1 when p is true, so by Ville's inequality it ever exceeds 1/alpha with probability
     /// at most alpha: the set of p where it stays below holds the true p at every look at once.
-    static func preferenceInterval(wins: Double, losses: Double, prior: Double, alpha: Double) -> (lower: Double, upper: Double) {
+    static func preferenceInterval(
+        wins: Double, losses: Double, prior: Double, alpha: Double
+    ) -> (lower: Double, upper: Double) {
         func logBeta(_ x: Double, _ y: Double) -> Double { lgamma(x) + lgamma(y) - lgamma(x + y) }
         // p is inside while the log-likelihood stays above this.
         let threshold = logBeta(wins + prior, losses + prior) - logBeta(prior, prior) + log(alpha)
-        func logLikelihood(_ p: Double) -> Double { (wins > 0 ? wins * log(p) : 0) + (losses > 0 ? losses * log1p(-p) : 0) }
+        func logLikelihood(_ p: Double) -> Double {
+            (wins > 0 ? wins * log(p) : 0) + (losses > 0 ? losses * log1p(-p) : 0)
+        }
         let estimate = wins + losses > 0 ? wins / (wins + losses) : 0.5
         // The log-likelihood is concave with its maximum (above the threshold) at the estimate.
         func boundary(towards outside: Double) -> Double {
@@ -42,11 +46,14 @@ extension JudgeRules {
     /// of which is better and are left out, as in a sign test): the new colour's share of them
     /// against 1/2, the share at which both rank equally well. A relative `effect` is taken of
     /// that 1/2 (0.1: a share of 45 % is the regression that matters).
-    func judgePreference(_ metric: JudgeSpec.Metric, wins: Double, losses: Double, ties: Double, judgement: MetricJudgement) -> MetricJudgement {
+    func judgePreference(
+        _ metric: JudgeSpec.Metric, wins: Double, losses: Double, ties: Double, judgement: MetricJudgement
+    ) -> MetricJudgement {
         var judgement = judgement
         let margin = metric.absolute ? metric.effect : metric.effect * 0.5
         let decided = wins + losses
-        let interval = Statistics.preferenceInterval(wins: wins, losses: losses, prior: Statistics.preferencePrior(margin: margin), alpha: alpha)
+        let interval = Statistics.preferenceInterval(
+            wins: wins, losses: losses, prior: Statistics.preferencePrior(margin: margin), alpha: alpha)
         let difference = (decided > 0 ? wins / decided : 0.5) - 0.5
         let (lower, upper) = (interval.lower - 0.5, interval.upper - 0.5)
         var classification: MetricJudgement.Classification
@@ -62,7 +69,8 @@ extension JudgeRules {
         }
         judgement.comparisons = [
             .init(
-                quantile: nil, threshold: nil, newSuccesses: wins, newTrials: decided, liveSuccesses: losses, liveTrials: decided, difference: difference,
+                quantile: nil, threshold: nil, newSuccesses: wins, newTrials: decided, liveSuccesses: losses,
+                liveTrials: decided, difference: difference,
                 lower: lower, upper: upper, margin: margin, classification: classification)
         ]
         judgement.classification = classification
@@ -70,15 +78,20 @@ extension JudgeRules {
         let share = "\(formatNumber(((0.5 - margin) * 1000).rounded() / 10)) %"
         let verdict =
             switch classification {
-            case .pass: metric.bad == .decrease ? "the new colour is preferred by more than \(share) of the users with a preference, at \(level)" : "not preferred by more than \(formatNumber(((0.5 + margin) * 1000).rounded() / 10)) %, at \(level)"
+            case .pass:
+                metric.bad == .decrease
+                    ? "the new colour is preferred by more than \(share) of the users with a preference, at \(level)"
+                    : "not preferred by more than \(formatNumber(((0.5 + margin) * 1000).rounded() / 10)) %, at \(level)"
             case .low: "the new colour is preferred by fewer than \(share) of the users with a preference, at \(level)"
-            case .high: "the new colour is preferred by more than \(formatNumber(((0.5 + margin) * 1000).rounded() / 10)) % of the users with a preference, at \(level)"
+            case .high:
+                "the new colour is preferred by more than \(formatNumber(((0.5 + margin) * 1000).rounded() / 10)) % of the users with a preference, at \(level)"
             case .noData: "fewer than \(metric.minTrials) users with a preference"
             case .undecided: "the \(level) interval still straddles the margin"
             }
         judgement.rule =
             "\(classification.rawValue): \(verdict) — interleaved users preferring new \(Int(wins)), live \(Int(losses)), ties \(Int(ties)); "
-            + String(format: "share of new − 1/2 %+.4f in [%+.4f, %+.4f], margin %.4f", difference, lower, upper, margin)
+            + String(
+                format: "share of new − 1/2 %+.4f in [%+.4f, %+.4f], margin %.4f", difference, lower, upper, margin)
         return judgement
     }
 }

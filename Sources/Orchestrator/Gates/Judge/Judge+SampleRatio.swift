@@ -89,7 +89,8 @@ extension JudgeRules {
         var groups: Int?
         let keys = Set(counts.new.keys).union(counts.live.keys)
         if keys.count >= 2, !keys.contains(""),
-            let variance = Statistics.clusteredVariance(keys.map { key in (counts.new[key] ?? 0, (counts.new[key] ?? 0) + (counts.live[key] ?? 0)) })
+            let variance = Statistics.clusteredVariance(
+                keys.map { key in (counts.new[key] ?? 0, (counts.new[key] ?? 0) + (counts.live[key] ?? 0)) })
         {
             // Never credited with less variance than independent counts.
             let binomial = expected * (1 - expected) / total
@@ -100,7 +101,8 @@ extension JudgeRules {
         }
         let pValue = Statistics.chiSquaredSurvival(statistic, degrees: 1)
         return SampleRatioCheck(
-            count: counts.count, expectedShare: expected, observedShare: observed, new: new, live: live, groups: groups, statistic: statistic, pValue: pValue,
+            count: counts.count, expectedShare: expected, observedShare: observed, new: new, live: live, groups: groups,
+            statistic: statistic, pValue: pValue,
             mismatch: pValue < threshold)
     }
 }

@@ -1,10 +1,10 @@
 public import Foundation
+public import PipelineSchema
+import Provenance
 import RecEngineContract
 import StrictYAML
 import TextSafety
 import Traffic
-public import PipelineSchema
-import Provenance
 
 /// Classifies metrics and decides steps from counts: pure, so that it can be tested against
 /// reference values and replayed by `orchestrate explain`.
@@ -28,13 +28,15 @@ struct JudgeRules {
     /// effect is taken against the nominal share above the quantile (5 % above p95): the live
     /// colour's share at its bucket boundary can be far smaller, which would make any margin moot.
     func compare(
-        _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double), live: (Double, Double),
+        _ metric: JudgeSpec.Metric, quantile: Double? = nil, threshold: Double? = nil, new: (Double, Double),
+        live: (Double, Double),
         variance: Double? = nil, shift: Double = 0
     ) -> MetricJudgement.Comparison {
         let reference = quantile.map { 1 - $0 } ?? Statistics.adjustedRate(live.0, live.1)
         let margin = metric.absolute ? metric.effect : metric.effect * reference
         let difference = Statistics.difference(
-            newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin, alpha: alpha,
+            newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1, mixture: margin * margin,
+            alpha: alpha,
             variance: variance, shift: shift)
         var classification: MetricJudgement.Classification
         if new.1 < Double(metric.minTrials) || live.1 < Double(metric.minTrials) {
@@ -48,17 +50,23 @@ struct JudgeRules {
             }
         }
         return .init(
-            quantile: quantile, threshold: threshold, newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0, liveTrials: live.1,
-            difference: difference.estimate, lower: difference.lower, upper: difference.upper, margin: margin, classification: classification)
+            quantile: quantile, threshold: threshold, newSuccesses: new.0, newTrials: new.1, liveSuccesses: live.0,
+            liveTrials: live.1,
+            difference: difference.estimate, lower: difference.lower, upper: difference.upper, margin: margin,
+            classification: classification)
     }
 
     /// Judges a metric from the counts each colour gathered since the step started.
     ///
     /// - Parameter covariate: for a grouped metric with `cuped`, each group's successes and
     ///   trials on the live colour in the window before the step.
-    func judge(_ metric: JudgeSpec.Metric, new: Counts?, live: Counts?, covariate: [String: (successes: Double, trials: Double)]? = nil) -> MetricJudgement {
+    func judge(
+        _ metric: JudgeSpec.Metric, new: Counts?, live: Counts?,
+        covariate: [String: (successes: Double, trials: Double)]? = nil
+    ) -> MetricJudgement {
         var judgement = MetricJudgement(
-            metric: metric.name, classification: .noData, comparisons: [], rule: "", critical: metric.critical, weight: metric.weight)
+            metric: metric.name, classification: .noData, comparisons: [], rule: "", critical: metric.critical,
+            weight: metric.weight)
         switch (metric.kind, new, live) {
         case (.proportion, .proportion(let ns, let nt)?, .proportion(let ls, let lt)?):
             judgement.comparisons = [compare(metric, new: (ns, nt), live: (ls, lt))]
@@ -69,36 +77,47 @@ struct JudgeRules {
             let newVariance = Statistics.clusteredVariance(Array(newGroups.values))
             let liveVariance = Statistics.clusteredVariance(Array(liveGroups.values))
             let variance = newVariance.flatMap { new in liveVariance.map { new + $0 } }
-            if let window = metric.cuped, let covariate, let adjusted = Statistics.cuped(new: newGroups, live: liveGroups, covariate: covariate) {
+            if let window = metric.cuped, let covariate,
+                let adjusted = Statistics.cuped(new: newGroups, live: liveGroups, covariate: covariate)
+            {
                 let plain = compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)
                 let comparison = compare(
-                    metric, new: total(newGroups), live: total(liveGroups), variance: adjusted.new.adjustedVariance + adjusted.live.adjustedVariance,
+                    metric, new: total(newGroups), live: total(liveGroups),
+                    variance: adjusted.new.adjustedVariance + adjusted.live.adjustedVariance,
                     shift: adjusted.new.shift - adjusted.live.shift)
                 // As the intervals use them (never below independent trials'): their squared widths.
                 let before = pow(plain.upper - plain.lower, 2)
-                let reduction = before > 0 && before.isFinite ? 1 - pow(comparison.upper - comparison.lower, 2) / before : 0
+                let reduction =
+                    before > 0 && before.isFinite ? 1 - pow(comparison.upper - comparison.lower, 2) / before : 0
                 judgement.cuped = CovariateAdjustment(
-                    window: "\(window)", theta: adjusted.theta, newShift: adjusted.new.shift, liveShift: adjusted.live.shift, varianceReduction: reduction)
+                    window: "\(window)", theta: adjusted.theta, newShift: adjusted.new.shift,
+                    liveShift: adjusted.live.shift, varianceReduction: reduction)
                 judgement.comparisons = [comparison]
             } else {
-                judgement.comparisons = [compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)]
+                judgement.comparisons = [
+                    compare(metric, new: total(newGroups), live: total(liveGroups), variance: variance)
+                ]
             }
         case (.histogram(_, let quantiles), .histogram(let newBuckets)?, .histogram(let liveBuckets)?):
             let liveTotal = liveBuckets.last?.count ?? 0
             let newTotal = newBuckets.last?.count ?? 0
             for quantile in quantiles {
                 // The live colour's quantile, as the bucket boundary that first holds that share.
-                guard liveTotal > 0, let boundary = liveBuckets.first(where: { $0.le.isFinite && $0.count >= quantile * liveTotal }) else {
+                guard liveTotal > 0,
+                    let boundary = liveBuckets.first(where: { $0.le.isFinite && $0.count >= quantile * liveTotal })
+                else {
                     judgement.comparisons.append(compare(metric, quantile: quantile, new: (0, 0), live: (0, 0)))
                     continue
                 }
                 // With a floor, the new colour's answers count from live's quantile plus the floor:
                 // a tail slower by less than the floor is no regression, however many it holds.
                 let floor = metric.floor ?? 0
-                let counted = floor > 0 ? Self.bound(atLeast: boundary.le + floor, in: newBuckets) ?? boundary.le : boundary.le
+                let counted =
+                    floor > 0 ? Self.bound(atLeast: boundary.le + floor, in: newBuckets) ?? boundary.le : boundary.le
                 let newBelow = newBuckets.first { $0.le == counted }?.count ?? 0
                 var comparison = compare(
-                    metric, quantile: quantile, threshold: boundary.le, new: (newTotal - newBelow, newTotal), live: (liveTotal - boundary.count, liveTotal))
+                    metric, quantile: quantile, threshold: boundary.le, new: (newTotal - newBelow, newTotal),
+                    live: (liveTotal - boundary.count, liveTotal))
                 if floor > 0 { comparison.newThreshold = counted }
                 judgement.comparisons.append(comparison)
             }
@@ -127,13 +146,24 @@ struct JudgeRules {
     func describe(_ metric: JudgeSpec.Metric, _ judgement: MetricJudgement) -> String {
         let level = "\(formatNumber(spec.confidence * 100)) %"
         let worse = metric.bad == .decrease ? "below" : "above"
-        let margin = metric.absolute ? "\(formatNumber(metric.effect)) (absolute)" : "\(formatNumber(metric.effect * 100)) % of live"
+        let margin =
+            metric.absolute
+            ? "\(formatNumber(metric.effect)) (absolute)" : "\(formatNumber(metric.effect * 100)) % of live"
         let parts = judgement.comparisons.map { comparison -> String in
-            let floor = comparison.newThreshold.map { ", new counted above \(formatNumber($0)) s (floor \(formatNumber(metric.floor ?? 0)) s)" } ?? ""
-            let at = comparison.quantile.map { "above live's p\(formatNumber($0 * 100)) (\(comparison.threshold.map { formatNumber($0) } ?? "?") s\(floor)): " } ?? ""
-            return at + String(
-                format: "new %.0f/%.0f, live %.0f/%.0f, difference %+.4f in [%+.4f, %+.4f], margin %.4f", comparison.newSuccesses, comparison.newTrials,
-                comparison.liveSuccesses, comparison.liveTrials, comparison.difference, comparison.lower, comparison.upper, comparison.margin)
+            let floor =
+                comparison.newThreshold.map {
+                    ", new counted above \(formatNumber($0)) s (floor \(formatNumber(metric.floor ?? 0)) s)"
+                } ?? ""
+            let at =
+                comparison.quantile.map {
+                    "above live's p\(formatNumber($0 * 100)) (\(comparison.threshold.map { formatNumber($0) } ?? "?") s\(floor)): "
+                } ?? ""
+            return at
+                + String(
+                    format: "new %.0f/%.0f, live %.0f/%.0f, difference %+.4f in [%+.4f, %+.4f], margin %.4f",
+                    comparison.newSuccesses, comparison.newTrials,
+                    comparison.liveSuccesses, comparison.liveTrials, comparison.difference, comparison.lower,
+                    comparison.upper, comparison.margin)
         }.joined(separator: "; ")
         let verdict =
             switch judgement.classification {
@@ -142,9 +172,11 @@ struct JudgeRules {
             case .noData: "fewer than \(metric.minTrials) trials for a colour"
             case .undecided: "the \(level) interval still straddles the margin (\(margin))"
             }
-        let cuped = judgement.cuped.map {
-            "; CUPED on the \($0.window) before the step: " + String(format: "variance %+.0f %%, θ %.3g", -$0.varianceReduction * 100, $0.theta)
-        } ?? ""
+        let cuped =
+            judgement.cuped.map {
+                "; CUPED on the \($0.window) before the step: "
+                    + String(format: "variance %+.0f %%, θ %.3g", -$0.varianceReduction * 100, $0.theta)
+            } ?? ""
         return "\(judgement.classification.rawValue): \(verdict) — \(parts)\(cuped)"
     }
 
@@ -155,7 +187,8 @@ struct JudgeRules {
         var high = 1.0
         for _ in 0..<80 {
             let margin = (low + high) / 2
-            let width = Statistics.detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials, mixture: margin * margin, alpha: alpha)
+            let width = Statistics.detectableMargin(
+                rate: rate, newTrials: newTrials, liveTrials: liveTrials, mixture: margin * margin, alpha: alpha)
             if width <= margin { high = margin } else { low = margin }
         }
         return high
@@ -195,15 +228,21 @@ struct JudgeRules {
                 // How many users come to prefer a colour per second is not known in advance.
                 return nil
             }
-            let worst = rates.map { rate -> Double in
-                let margin = detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials)
-                return metric.absolute ? margin : margin / rate
-            }.max() ?? .infinity
+            let worst =
+                rates.map { rate -> Double in
+                    let margin = detectableMargin(rate: rate, newTrials: newTrials, liveTrials: liveTrials)
+                    return metric.absolute ? margin : margin / rate
+                }.max() ?? .infinity
             // What the new colour needs for the declared effect: the most any of its rates needs.
-            let needed = rates.map { rate in neededTrials(rate: rate, margin: metric.absolute ? metric.effect : metric.effect * rate, weight: weight) }.max() ?? .infinity
+            let needed =
+                rates.map { rate in
+                    neededTrials(
+                        rate: rate, margin: metric.absolute ? metric.effect : metric.effect * rate, weight: weight)
+                }.max() ?? .infinity
             let share = perSecond * Double(weight) / 100
             return RunPlan.Power(
-                metric: metric.name, newTrials: newTrials, detectable: worst, declared: metric.effect, absolute: metric.absolute,
+                metric: metric.name, newTrials: newTrials, detectable: worst, declared: metric.effect,
+                absolute: metric.absolute,
                 unit: metric.units != nil ? "users" : "trials", neededNew: needed.isFinite ? needed : nil,
                 neededSeconds: needed.isFinite && share > 0 ? needed / share : nil)
         }
@@ -216,7 +255,9 @@ struct JudgeRules {
         guard weight > 0 && weight < 100, margin > 0 else { return .infinity }
         let liveShare = Double(100 - weight) / Double(weight)
         func decides(_ trials: Double) -> Bool {
-            Statistics.detectableMargin(rate: rate, newTrials: trials, liveTrials: trials * liveShare, mixture: margin * margin, alpha: alpha) <= margin
+            Statistics.detectableMargin(
+                rate: rate, newTrials: trials, liveTrials: trials * liveShare, mixture: margin * margin, alpha: alpha)
+                <= margin
         }
         var high = 1.0
         while !decides(high) {
@@ -234,8 +275,12 @@ struct JudgeRules {
     /// Decides a step from the judgements of one look: a critical regression fails at once; once
     /// every metric is decided (or at the deadline, where undecided counts as not passed), the
     /// weighted score is compared with `pass` and `marginal`.
-    func decide(_ judgements: [MetricJudgement], final: Bool) -> (decision: JudgeLook.Decision, score: Double?, rule: String) {
-        if let critical = judgements.first(where: { $0.critical && ($0.classification == .high || $0.classification == .low) }) {
+    func decide(
+        _ judgements: [MetricJudgement], final: Bool
+    ) -> (decision: JudgeLook.Decision, score: Double?, rule: String) {
+        if let critical = judgements.first(where: {
+            $0.critical && ($0.classification == .high || $0.classification == .low)
+        }) {
             return (.fail, nil, "critical metric \(critical.metric) is \(critical.classification.rawValue)")
         }
         let pending = judgements.filter { $0.classification == .undecided || ($0.classification == .noData && !final) }
@@ -275,27 +320,42 @@ struct JudgeRules {
         // even with every undecided metric passed.
         let score = 100 * passed / counted
         let best = 100 * (passed + undecided) / counted
-        let text = "score \(formatNumber((score * 10).rounded() / 10)) (pass ≥ \(formatNumber(spec.pass)), marginal ≥ \(formatNumber(spec.marginal)))"
+        let text =
+            "score \(formatNumber((score * 10).rounded() / 10)) (pass ≥ \(formatNumber(spec.pass)), marginal ≥ \(formatNumber(spec.marginal)))"
         // A critical metric is the question the release exists to answer: the others' score
         // passes a step without its answer only when the pipeline says so.
         let open = judgements.filter { judgement in
             guard judgement.critical else { return false }
             let onNoData = spec.metrics.first { $0.name == judgement.metric }?.onNoData ?? .fail
-            return judgement.classification == .undecided || (judgement.classification == .noData && (judgement.error != nil || onNoData != .pass))
+            return judgement.classification == .undecided
+                || (judgement.classification == .noData && (judgement.error != nil || onNoData != .pass))
         }.map { "\($0.metric) \($0.classification.rawValue)" }.joined(separator: ", ")
         if score >= spec.pass {
             guard !open.isEmpty else { return (.pass, score, text + ": pass") }
             if spec.allowsUndecidedCritical {
-                return (.pass, score, text + ": pass without the critical metric deciding (\(open) at the deadline; allowUndecidedCritical: true)")
+                return (
+                    .pass, score,
+                    text
+                        + ": pass without the critical metric deciding (\(open) at the deadline; allowUndecidedCritical: true)"
+                )
             }
             return (
                 .inconclusive, score,
-                text + ": inconclusive: the critical metric did not decide (\(open) at the deadline); passing on the other metrics needs allowUndecidedCritical: true"
+                text
+                    + ": inconclusive: the critical metric did not decide (\(open) at the deadline); passing on the other metrics needs allowUndecidedCritical: true"
             )
         }
         if best < spec.marginal { return (.fail, score, text + ": fail") }
-        if !open.isEmpty { return (.inconclusive, score, text + ": inconclusive, the critical metric did not decide (\(open) at the deadline)") }
-        return (.inconclusive, score, text + (undecided > 0 ? ": inconclusive, undecided at the deadline" : ": inconclusive"))
+        if !open.isEmpty {
+            return (
+                .inconclusive, score,
+                text + ": inconclusive, the critical metric did not decide (\(open) at the deadline)"
+            )
+        }
+        return (
+            .inconclusive, score,
+            text + (undecided > 0 ? ": inconclusive, undecided at the deadline" : ": inconclusive")
+        )
     }
 }
 
@@ -322,7 +382,8 @@ struct StepJudge: Sendable {
         func finite(_ sample: PrometheusClient.Sample) throws -> PrometheusClient.Sample {
             switch sample {
             case .value(let value) where !value.isFinite:
-                throw PrometheusClient.QueryError(message: "the query returned \(formatMetric(value)), not a finite count")
+                throw PrometheusClient.QueryError(
+                    message: "the query returned \(formatMetric(value)), not a finite count")
             case .notANumber:
                 throw PrometheusClient.QueryError(message: "the query returned NaN, not a finite count")
             default:
@@ -334,15 +395,19 @@ struct StepJudge: Sendable {
                 switch metric.kind {
                 case .proportion(let successes, let trials) where metric.units != nil:
                     let label = metric.units ?? ""
-                    let total = try await prometheus.queryVector(trials.replacingOccurrences(of: "{{color}}", with: color))
-                    let good = try await prometheus.queryVector(successes.replacingOccurrences(of: "{{color}}", with: color))
+                    let total = try await prometheus.queryVector(
+                        trials.replacingOccurrences(of: "{{color}}", with: color))
+                    let good = try await prometheus.queryVector(
+                        successes.replacingOccurrences(of: "{{color}}", with: color))
                     var groups: [String: (successes: Double, trials: Double)] = [:]
                     for entry in total { groups[entry.labels[label] ?? "", default: (0, 0)].trials += entry.value }
                     for entry in good { groups[entry.labels[label] ?? "", default: (0, 0)].successes += entry.value }
                     counts[metric.name] = total.isEmpty ? .some(nil) : .some(.grouped(groups))
                 case .proportion(let successes, let trials):
-                    let total = try finite(await prometheus.query(trials.replacingOccurrences(of: "{{color}}", with: color)))
-                    let good = try finite(await prometheus.query(successes.replacingOccurrences(of: "{{color}}", with: color)))
+                    let total = try finite(
+                        await prometheus.query(trials.replacingOccurrences(of: "{{color}}", with: color)))
+                    let good = try finite(
+                        await prometheus.query(successes.replacingOccurrences(of: "{{color}}", with: color)))
                     if case .value(let trialCount) = total {
                         // No series of successes (no 5xx yet) is zero of them.
                         let successCount: Double = if case .value(let value) = good { value } else { 0 }
@@ -351,17 +416,22 @@ struct StepJudge: Sendable {
                         counts[metric.name] = .some(nil)
                     }
                 case .histogram(let buckets, _):
-                    let series = try await prometheus.queryVector(buckets.replacingOccurrences(of: "{{color}}", with: color))
+                    let series = try await prometheus.queryVector(
+                        buckets.replacingOccurrences(of: "{{color}}", with: color))
                     let cumulative = series.compactMap { entry -> (le: Double, count: Double)? in
-                        guard let le = entry.labels["le"].flatMap({ $0 == "+Inf" ? Double.infinity : Double($0) }) else { return nil }
+                        guard let le = entry.labels["le"].flatMap({ $0 == "+Inf" ? Double.infinity : Double($0) })
+                        else { return nil }
                         return (le, entry.value)
                     }.sorted { $0.le < $1.le }
                     counts[metric.name] = cumulative.isEmpty ? .some(nil) : .some(.histogram(cumulative))
                 case .interleaving:
-                    if let interleaved = try await interleaving(), let other = interleaved.colors.first(where: { $0 != color }) {
+                    if let interleaved = try await interleaving(),
+                        let other = interleaved.colors.first(where: { $0 != color })
+                    {
                         counts[metric.name] = .some(
                             .preferences(
-                                wins: Double(interleaved.prefer[color] ?? 0), losses: Double(interleaved.prefer[other] ?? 0), ties: Double(interleaved.ties)))
+                                wins: Double(interleaved.prefer[color] ?? 0),
+                                losses: Double(interleaved.prefer[other] ?? 0), ties: Double(interleaved.ties)))
                     } else {
                         counts[metric.name] = .some(nil)
                     }
@@ -378,14 +448,17 @@ struct StepJudge: Sendable {
     /// The sample ratio check's counts of a colour (`users`, `requests`), each by group of units
     /// ("" without `units`), with `{{window}}` the seconds since the step started (`5s`); a count
     /// whose query failed, or returned no series, is left out.
-    func readRatios(_ color: String, window seconds: Double = 0, at time: Date? = nil) async -> [String: [String: Double]] {
+    func readRatios(
+        _ color: String, window seconds: Double = 0, at time: Date? = nil
+    ) async -> [String: [String: Double]] {
         guard let ratio = spec.sampleRatio else { return [:] }
         var counts: [String: [String: Double]] = [:]
         let window = "\(max(1, Int(seconds.rounded(.down))))s"
         for (name, query) in [("users", ratio.users), ("requests", ratio.requests)] {
             guard let query,
                 let series = try? await prometheus.queryVector(
-                    query.replacingOccurrences(of: "{{color}}", with: color).replacingOccurrences(of: "{{window}}", with: window), at: time),
+                    query.replacingOccurrences(of: "{{color}}", with: color).replacingOccurrences(
+                        of: "{{window}}", with: window), at: time),
                 !series.isEmpty
             else { continue }
             var groups: [String: Double] = [:]
@@ -403,21 +476,27 @@ struct StepJudge: Sendable {
         var covariates: [String: [String: (successes: Double, trials: Double)]] = [:]
         let now = Date()
         for metric in spec.metrics {
-            guard let window = metric.cuped, let label = metric.units, case .proportion(let successes, let trials) = metric.kind else { continue }
+            guard let window = metric.cuped, let label = metric.units,
+                case .proportion(let successes, let trials) = metric.kind
+            else { continue }
             let earlier = now.addingTimeInterval(-window.duration.seconds)
             func groups(_ query: String, at time: Date) async throws -> [String: Double] {
                 var groups: [String: Double] = [:]
-                for entry in try await prometheus.queryVector(query.replacingOccurrences(of: "{{color}}", with: live), at: time) {
+                for entry in try await prometheus.queryVector(
+                    query.replacingOccurrences(of: "{{color}}", with: live), at: time)
+                {
                     groups[entry.labels[label] ?? "", default: 0] += entry.value
                 }
                 return groups
             }
             guard let goodNow = try? await groups(successes, at: now), let allNow = try? await groups(trials, at: now),
-                let goodBefore = try? await groups(successes, at: earlier), let allBefore = try? await groups(trials, at: earlier)
+                let goodBefore = try? await groups(successes, at: earlier),
+                let allBefore = try? await groups(trials, at: earlier)
             else { continue }
             let good = Self.delta(goodNow, since: goodBefore)
             let all = Self.delta(allNow, since: allBefore)
-            covariates[metric.name] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, (successes: good[$0.key] ?? 0, trials: $0.value)) })
+            covariates[metric.name] = Dictionary(
+                uniqueKeysWithValues: all.map { ($0.key, (successes: good[$0.key] ?? 0, trials: $0.value)) })
         }
         return covariates
     }
@@ -437,7 +516,8 @@ struct StepJudge: Sendable {
     static func delta(_ now: JudgeRules.Counts?, since start: JudgeRules.Counts?) -> JudgeRules.Counts? {
         switch (now, start) {
         case (.proportion(let s, let t)?, .proportion(let s0, let t0)?):
-            return t >= t0 && s >= s0 ? .proportion(successes: s - s0, trials: t - t0) : .proportion(successes: s, trials: t)
+            return t >= t0 && s >= s0
+                ? .proportion(successes: s - s0, trials: t - t0) : .proportion(successes: s, trials: t)
         case (.histogram(let buckets)?, .histogram(let before)?):
             let earlier = Dictionary(before.map { ($0.le, $0.count) }, uniquingKeysWith: { first, _ in first })
             let restarted = buckets.contains { $0.count < (earlier[$0.le] ?? 0) }
@@ -446,7 +526,8 @@ struct StepJudge: Sendable {
             var result: [String: (successes: Double, trials: Double)] = [:]
             for (key, value) in groups {
                 let earlier = before[key] ?? (0, 0)
-                result[key] = value.trials >= earlier.trials && value.successes >= earlier.successes
+                result[key] =
+                    value.trials >= earlier.trials && value.successes >= earlier.successes
                     ? (value.successes - earlier.successes, value.trials - earlier.trials) : value
             }
             return .grouped(result)
@@ -466,24 +547,32 @@ extension Pipeline {
         let rules = JudgeRules(spec: judge)
         let seconds = max(traffic.wait.duration.seconds, judge.maxWait.duration.seconds)
         // A metric of users with no rate of users has no power figure: say so once.
-        let unknown = judge.usersPerMinute == nil ? judge.metrics.filter { $0.units != nil && $0.kind != .interleaving } : []
+        let unknown =
+            judge.usersPerMinute == nil ? judge.metrics.filter { $0.units != nil && $0.kind != .interleaving } : []
         let missing = unknown.map { metric in
             "analysis.judge: \(metric.name) is measured between users (units: \(metric.units ?? "")), so its power counts users, not requests: "
                 + "give usersPerMinute (users who reach the service per minute) for validate and the plan to say whether a step can decide it"
         }
-        return missing + traffic.steps.filter { $0 > 0 && $0 < 100 }.flatMap { weight in
-            rules.power(rate: rate, weight: weight, seconds: seconds).filter { !$0.sufficient }.map { power in
-                let unit = power.absolute ? "" : " (relative to live)"
-                let arrival = power.unit == "users" ? "\(formatNumber(judge.usersPerMinute ?? 0)) users/min" : "\(formatNumber(rate)) requests/s"
-                let needed = power.neededNew.map { needed in
-                    "; it would need about \(formatNumber(needed)) \(power.unit ?? "trials") on the new colour"
-                        + (power.neededSeconds.map { " (\(formatNumber(($0 / 6).rounded(.up) / 10)) minutes at this rate)" } ?? "")
-                        + ", maxWait gives \(formatNumber(power.newTrials.rounded()))"
-                } ?? ""
-                return "analysis.judge: at the \(weight) % step, \(power.metric) can only detect a regression of \(formatNumber((power.detectable * 1000).rounded() / 1000))\(unit) "
-                    + "within maxWait \(judge.maxWait) at \(arrival), not the declared \(formatNumber(power.declared))\(needed): the step will end inconclusive "
-                    + "unless the effect is larger; raise maxWait or the traffic, or declare a larger effect"
+        return missing
+            + traffic.steps.filter { $0 > 0 && $0 < 100 }.flatMap { weight in
+                rules.power(rate: rate, weight: weight, seconds: seconds).filter { !$0.sufficient }.map { power in
+                    let unit = power.absolute ? "" : " (relative to live)"
+                    let arrival =
+                        power.unit == "users"
+                        ? "\(formatNumber(judge.usersPerMinute ?? 0)) users/min" : "\(formatNumber(rate)) requests/s"
+                    let needed =
+                        power.neededNew.map { needed in
+                            "; it would need about \(formatNumber(needed)) \(power.unit ?? "trials") on the new colour"
+                                + (power.neededSeconds.map {
+                                    " (\(formatNumber(($0 / 6).rounded(.up) / 10)) minutes at this rate)"
+                                } ?? "")
+                                + ", maxWait gives \(formatNumber(power.newTrials.rounded()))"
+                        } ?? ""
+                    return
+                        "analysis.judge: at the \(weight) % step, \(power.metric) can only detect a regression of \(formatNumber((power.detectable * 1000).rounded() / 1000))\(unit) "
+                        + "within maxWait \(judge.maxWait) at \(arrival), not the declared \(formatNumber(power.declared))\(needed): the step will end inconclusive "
+                        + "unless the effect is larger; raise maxWait or the traffic, or declare a larger effect"
+                }
             }
-        }
     }
 }

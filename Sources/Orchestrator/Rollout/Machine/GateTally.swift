@@ -1,7 +1,7 @@
 import Foundation
-import StrictYAML
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 /// One PromQL gate's measurements during a step, counted by its policy: `count` conclusive
 /// measurements pass it, more than `failureLimit` failed ones or more than
@@ -37,7 +37,8 @@ struct GateTally: Sendable, Equatable {
     /// - Parameter deadlinePassed: whether the step's inconclusive deadline has passed.
     mutating func record(_ sample: RolloutMachine.GateSample, at time: Date, deadlinePassed: Bool) -> GateMeasurement {
         let condition = self.condition
-        var measurement = GateMeasurement(outcome: "success", gate: gate.name, query: query, value: nil, condition: condition.condition, at: time)
+        var measurement = GateMeasurement(
+            outcome: "success", gate: gate.name, query: query, value: nil, condition: condition.condition, at: time)
         switch sample {
         case .value(let value):
             measurement.value = value
@@ -75,7 +76,8 @@ struct GateTally: Sendable, Equatable {
             if failures > gate.failureLimit {
                 let reason =
                     switch measurement.value {
-                    case let value? where !value.isFinite: "the query returned \(formatMetric(value)), not a finite number"
+                    case let value? where !value.isFinite:
+                        "the query returned \(formatMetric(value)), not a finite number"
                     case let value?: "\(formatMetric(value)) is not \(condition.condition)"
                     case nil: "no data is not \(condition.condition)"
                     }
@@ -83,7 +85,8 @@ struct GateTally: Sendable, Equatable {
                 return measurement
             }
         case "error" where consecutiveErrors > gate.consecutiveErrorLimit:
-            verdict = .failed("gate \(gate.name): \(consecutiveErrors) query errors in a row: \(measurement.error ?? "")")
+            verdict = .failed(
+                "gate \(gate.name): \(consecutiveErrors) query errors in a row: \(measurement.error ?? "")")
             return measurement
         default:
             break

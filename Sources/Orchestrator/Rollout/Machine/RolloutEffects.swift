@@ -70,7 +70,10 @@ struct RolloutEffects: Sendable {
         case .sendAllTraffic(let color):
             do {
                 let change = try await ports.traffic.sendAllTraffic(to: color)
-                return ([.trafficSent(color: color, replaced: change.replaced, stateFileBehind: change.stateFileBehind)], nil)
+                return (
+                    [.trafficSent(color: color, replaced: change.replaced, stateFileBehind: change.stateFileBehind)],
+                    nil
+                )
             } catch {
                 return ([.trafficNotSent(color: color, error: "\(error)")], error)
             }
@@ -87,7 +90,8 @@ struct RolloutEffects: Sendable {
         case .look(let step, let weight):
             return ([.looked(step: step, await ports.runtime.look(weight: weight))], nil)
         case .sampleGate(let step, let name):
-            guard step < plan.steps.count, let tally = plan.steps[step].gates.first(where: { $0.gate.name == name }) else { return ([], nil) }
+            guard step < plan.steps.count, let tally = plan.steps[step].gates.first(where: { $0.gate.name == name })
+            else { return ([], nil) }
             // A measurement is dated when it is asked for.
             let time = ports.clock.now()
             return ([.gateSample(step: step, gate: name, await ports.metrics.sample(tally.query), at: time)], nil)

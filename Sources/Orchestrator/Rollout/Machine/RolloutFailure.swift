@@ -52,12 +52,16 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
         var description: String {
             switch self {
             case .unsaved(let message): RolloutMachine.unsaved(message)
-            case .unsavedDuringStages(let message): "\(RolloutMachine.unsaved(message)) during the stages; nothing was deployed"
+            case .unsavedDuringStages(let message):
+                "\(RolloutMachine.unsaved(message)) during the stages; nothing was deployed"
             case .preRolloutHookFailed(let hook): "pre-rollout hook \(shellQuoted(hook)) failed; nothing was changed"
             case .stoppedBeforeDeploy(.aborted): "aborted by orchestrate abort before the deploy; nothing was changed"
-            case .stoppedBeforeDeploy(let stop): "interrupted by \(stop.signalName) before the deploy; nothing was changed"
-            case .stoppedBeforeTraffic(.aborted, let moment): "aborted by orchestrate abort \(moment); traffic was not moved"
-            case .stoppedBeforeTraffic(let stop, let moment): "interrupted by \(stop.signalName) \(moment); traffic was not moved"
+            case .stoppedBeforeDeploy(let stop):
+                "interrupted by \(stop.signalName) before the deploy; nothing was changed"
+            case .stoppedBeforeTraffic(.aborted, let moment):
+                "aborted by orchestrate abort \(moment); traffic was not moved"
+            case .stoppedBeforeTraffic(let stop, let moment):
+                "interrupted by \(stop.signalName) \(moment); traffic was not moved"
             case .deployFailed(let color, let error): "deploy of \(color) failed before any traffic moved: \(error)"
             case .trafficStepFailed(let weight, let error): "traffic step \(weight)% failed: \(error)"
             case .gateFailed(let why), .colourLost(let why): why
@@ -66,9 +70,11 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
             case .sampleRatioMismatch(let rule): "invalid experiment: \(rule)"
             case .trafficSwitchLost(let why, let error): "\(why), and nginx could not be brought back: \(error)"
             case .aborted: "aborted by orchestrate abort"
-            case .interrupted(let signal, let weight): "interrupted by \(RolloutMachine.signalName(signal)) at \(weight)%"
+            case .interrupted(let signal, let weight):
+                "interrupted by \(RolloutMachine.signalName(signal)) at \(weight)%"
             case .error(let error): "the rollout failed: \(error)"
-            case .interruptedWhile(let signal, let reason): "interrupted by \(RolloutMachine.signalName(signal)); \(reason)"
+            case .interruptedWhile(let signal, let reason):
+                "interrupted by \(RolloutMachine.signalName(signal)); \(reason)"
             case .abortedDuringDrain: "aborted by orchestrate abort during the drain"
             }
         }
@@ -85,8 +91,10 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
 
         var description: String {
             switch self {
-            case .liveModelMissing(let color, let model, let hint): "the live colour \(color) is lost and its model \(model) is not in the model store; \(hint)"
-            case .liveNotRedeployed(let color, let error, let hint): "the live colour \(color) is lost and could not be redeployed (\(error)); \(hint)"
+            case .liveModelMissing(let color, let model, let hint):
+                "the live colour \(color) is lost and its model \(model) is not in the model store; \(hint)"
+            case .liveNotRedeployed(let color, let error, let hint):
+                "the live colour \(color) is lost and could not be redeployed (\(error)); \(hint)"
             case .trafficNotRestored(let color, let error): "traffic could not be restored to \(color): \(error)"
             case .targetNotStopped(let color, let error): "\(color) could not be stopped: \(error)"
             }

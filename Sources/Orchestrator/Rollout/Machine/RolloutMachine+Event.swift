@@ -81,7 +81,8 @@ extension RolloutMachine {
         /// The step this timer belongs to; it is cancelled when the step ends.
         var step: Int? {
             switch self {
-            case .stepWait(let step), .gateDue(let step, _), .inconclusiveDeadline(let step), .judgeDue(let step), .judgeMaxWait(let step),
+            case .stepWait(let step), .gateDue(let step, _), .inconclusiveDeadline(let step), .judgeDue(let step),
+                .judgeMaxWait(let step),
                 .watchDue(let step):
                 step
             case .drain, .rollbackPause:

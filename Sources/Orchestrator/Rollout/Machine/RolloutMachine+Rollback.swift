@@ -1,14 +1,15 @@
 import Foundation
-import StrictYAML
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 extension RolloutMachine {
     /// Rolls back for a signal or an abort, with traffic at `weight`.
     mutating func rollBack(_ stop: Stop, at weight: Int, now: Date) -> [Effect] {
         switch stop {
         case .aborted: rollBack(reason: .aborted, outcome: .rolledBack, at: now)
-        case .interrupted(let signal): rollBack(reason: .interrupted(signal: signal, weight: weight), outcome: .interrupted, at: now)
+        case .interrupted(let signal):
+            rollBack(reason: .interrupted(signal: signal, weight: weight), outcome: .interrupted, at: now)
         }
     }
 
@@ -27,7 +28,8 @@ extension RolloutMachine {
     /// `run.json` as last saved lets recovery converge to the same place. A rollback that could
     /// not put traffic back on the live release is recorded as failed, never as rolled back.
     mutating func rollBack(reason: RolloutFailure.Reason, outcome: ReleaseOutcome, at now: Date) -> [Effect] {
-        var rollback = Rollback(reason: reason, outcome: outcome, began: now, restored: live == nil, stage: .locatingLive)
+        var rollback = Rollback(
+            reason: reason, outcome: outcome, began: now, restored: live == nil, stage: .locatingLive)
         let line = Effect.progress(.rollingBack(reason: reason.description))
         if let live, plan.trafficSwitch {
             phase = .rollingBack(rollback)
@@ -47,7 +49,8 @@ extension RolloutMachine {
             if case (.stoppingTrafficSwitch, .trafficSwitchStopped) = (state.stage, event) {
                 var rollback = state
                 weight = 0
-                rollback.done.append(.init(at: now, kind: .shift, detail: "nothing was live before this release: nginx stopped"))
+                rollback.done.append(
+                    .init(at: now, kind: .shift, detail: "nothing was live before this release: nginx stopped"))
                 return journalRollback(rollback, at: now)
             }
             return afterTraffic(state, event, at: now)
@@ -87,11 +90,16 @@ extension RolloutMachine {
         case (.findingModel, .storedModel(found: false)):
             rollback.problems.append(.liveModelMissing(color: live.color, model: String(model), hint: hint))
             rollback.done.append(
-                .init(at: now, kind: .deploy, detail: "\(live.color) is lost and cannot be redeployed: model \(model) is not in the model store"))
+                .init(
+                    at: now, kind: .deploy,
+                    detail: "\(live.color) is lost and cannot be redeployed: model \(model) is not in the model store"))
             return journalRollback(rollback, at: now)
         case (.findingModel, .storedModel(found: true)):
             rollback.done.append(
-                .init(at: now, kind: .deploy, detail: "\(live.color) is lost: redeploying the live release \(live.releaseID) (model \(model)) on it"))
+                .init(
+                    at: now, kind: .deploy,
+                    detail:
+                        "\(live.color) is lost: redeploying the live release \(live.releaseID) (model \(model)) on it"))
             rollback.stage = .redeployingLive
             phase = .rollingBack(rollback)
             return [
@@ -102,14 +110,18 @@ extension RolloutMachine {
             rollback.done.append(
                 .init(
                     at: now, kind: .healthy,
-                    detail: "\(live.color) serves the live release \(live.releaseID) again at \(instance.addresses.joined(separator: ", "))"))
+                    detail:
+                        "\(live.color) serves the live release \(live.releaseID) again at \(instance.addresses.joined(separator: ", "))"
+                ))
             rollback.stage = .restoringLive
             phase = .rollingBack(rollback)
             return [.sendAllTraffic(to: live.color)]
         case (.redeployingLive, .deployFailed(live.color, let error)):
             rollback.problems.append(.liveNotRedeployed(color: live.color, error: error, hint: hint))
-            rollback.done.append(.init(at: now, kind: .deploy, detail: "\(live.color) could not be redeployed: \(error)"))
-            return [.stopColourQuietly(live.color), .progress(.liveNotRedeployed(color: live.color, error: error))] + journalRollback(rollback, at: now)
+            rollback.done.append(
+                .init(at: now, kind: .deploy, detail: "\(live.color) could not be redeployed: \(error)"))
+            return [.stopColourQuietly(live.color), .progress(.liveNotRedeployed(color: live.color, error: error))]
+                + journalRollback(rollback, at: now)
         case (.restoringLive, .trafficSent(live.color, let replaced, let behind)):
             weight = 0
             rollback.restored = true
@@ -122,8 +134,10 @@ extension RolloutMachine {
             return effects + journalRollback(rollback, at: now)
         case (.restoringLive, .trafficNotSent(live.color, let error)):
             rollback.problems.append(.trafficNotRestored(color: live.color, error: error))
-            rollback.done.append(.init(at: now, kind: .shift, detail: "could not restore traffic to \(live.color): \(error)"))
-            return [.progress(.trafficNotRestored(color: live.color, error: error))] + journalRollback(rollback, at: now)
+            rollback.done.append(
+                .init(at: now, kind: .shift, detail: "could not restore traffic to \(live.color): \(error)"))
+            return [.progress(.trafficNotRestored(color: live.color, error: error))]
+                + journalRollback(rollback, at: now)
         default:
             return afterTraffic(state, event, at: now)
         }
@@ -168,10 +182,14 @@ extension RolloutMachine {
             phase = .rollingBack(rollback)
             return [.stopColour(target)]
         case (.stoppingTarget, .colourStopped(target)):
-            return [.record(.stop, "\(target) stopped", at: now), .progress(.targetStopped(color: target))] + afterStopping(rollback)
+            return [.record(.stop, "\(target) stopped", at: now), .progress(.targetStopped(color: target))]
+                + afterStopping(rollback)
         case (.stoppingTarget, .colourStopFailed(target, let error)):
             rollback.problems.append(.targetNotStopped(color: target, error: error))
-            return [.record(.stop, "\(target) could not be stopped: \(error)", at: now), .progress(.targetNotStopped(color: target, error: error))]
+            return [
+                .record(.stop, "\(target) could not be stopped: \(error)", at: now),
+                .progress(.targetNotStopped(color: target, error: error)),
+            ]
                 + afterStopping(rollback)
         case (.hook(let index), .hookFinished(.onRollback(let finished), let ok)) where finished == index:
             let detail = "on-rollback \(shellQuoted(plan.hooks.onRollback[index])): \(ok ? "ok" : "failed")"
@@ -190,7 +208,9 @@ extension RolloutMachine {
         guard index < plan.hooks.onRollback.count else {
             // Without a load balancer there is no traffic to put back.
             let tookEffect = rollback.restored || !plan.trafficSwitch || rollback.outcome == .interrupted
-            let ending = Ending.finished(tookEffect ? rollback.outcome : .failed, failure: RolloutFailure(rollback.reason, problems: rollback.problems))
+            let ending = Ending.finished(
+                tookEffect ? rollback.outcome : .failed,
+                failure: RolloutFailure(rollback.reason, problems: rollback.problems))
             phase = .done(ending)
             return [.clearDeployment, .finish(ending)]
         }

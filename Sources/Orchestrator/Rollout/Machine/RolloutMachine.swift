@@ -1,8 +1,8 @@
 import Foundation
-import StrictYAML
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 /// The decisions of a rollout, apart from their effects: `handle(event)` takes the state from
 /// one event to the next and returns what must be done, in order. Nothing here waits, reads a
@@ -78,7 +78,9 @@ struct RolloutMachine: Sendable, Equatable {
         /// The judge of step `index`: none at 100 % (the live colour gets no traffic left to
         /// compare with) or without a live colour; at 0 % only its interleaving metrics.
         func judge(ofStep index: Int) -> JudgeSpec? {
-            guard let judge, live != nil, steps.indices.contains(index), steps[index].newWeight < 100 else { return nil }
+            guard let judge, live != nil, steps.indices.contains(index), steps[index].newWeight < 100 else {
+                return nil
+            }
             return judge.judging(weight: steps[index].newWeight)
         }
     }
@@ -172,7 +174,9 @@ struct RolloutMachine: Sendable, Equatable {
         /// decided (`allowUndecidedCritical: true`): the notification says so.
         var passedWithoutCritical: String? {
             guard decision == .pass, let last = looks.last,
-                last.metrics.contains(where: { $0.critical && ($0.classification == .undecided || $0.classification == .noData) })
+                last.metrics.contains(where: {
+                    $0.critical && ($0.classification == .undecided || $0.classification == .noData)
+                })
             else { return nil }
             return "judge: \(rule ?? "")"
         }
@@ -385,7 +389,8 @@ struct RolloutMachine: Sendable, Equatable {
         guard index < plan.hooks.preRollout.count else {
             phase = .deploying(running: false)
             return [
-                .progress(.deployStarting(target: target, model: plan.modelDirectory)), .record(.deploy, "starting \(target)", at: now), .checkpoint,
+                .progress(.deployStarting(target: target, model: plan.modelDirectory)),
+                .record(.deploy, "starting \(target)", at: now), .checkpoint,
             ]
         }
         if let stop = takePendingStop() { return stopped(stop, duringHook: index, at: now, running: false) }
@@ -417,7 +422,8 @@ struct RolloutMachine: Sendable, Equatable {
     private mutating func stopped(_ stop: Stop, duringHook index: Int, at now: Date, running: Bool) -> [Effect] {
         let hook = shellQuoted(plan.hooks.preRollout[index])
         let recorded = Effect.record(
-            stop == .aborted ? .abort : .interrupt, "\(stop.description) during the pre-rollout hook \(hook); nothing was changed", at: now)
+            stop == .aborted ? .abort : .interrupt,
+            "\(stop.description) during the pre-rollout hook \(hook); nothing was changed", at: now)
         let ending = finish(stop == .aborted ? .rolledBack : .interrupted, .stoppedBeforeDeploy(stop))
         return (running ? [.cancelHook(.preRollout(index))] : []) + [recorded] + ending
     }
@@ -436,12 +442,17 @@ struct RolloutMachine: Sendable, Equatable {
             deployed = instance
             let addresses = instance.addresses.joined(separator: ", ")
             return [
-                .record(.healthy, "\(target) answers \(plan.healthPath) at \(addresses) (model \(instance.modelVersion))", at: now),
+                .record(
+                    .healthy, "\(target) answers \(plan.healthPath) at \(addresses) (model \(instance.modelVersion))",
+                    at: now),
                 .progress(.deployHealthy(target: target, addresses: instance.addresses)),
                 .recordDeployment(color: target, modelSHA256: instance.modelSHA256), .writeTargets,
             ] + beginStep(0, at: now)
         case (.deployFailed(let color, let error), true) where color == target:
-            return [.progress(.deployFailed(error: error)), .stopColourQuietly(target), .record(.stop, "\(target) stopped; traffic untouched", at: now)]
+            return [
+                .progress(.deployFailed(error: error)), .stopColourQuietly(target),
+                .record(.stop, "\(target) stopped; traffic untouched", at: now),
+            ]
                 + finish(.failed, .deployFailed(color: target, error: error))
         case (.signal(let signal), true):
             return [.cancelDeploy] + stoppedBeforeTraffic(.interrupted(signal), "while deploying", at: now)
@@ -457,11 +468,15 @@ struct RolloutMachine: Sendable, Equatable {
     /// starting), traffic is left as it is.
     private mutating func stoppedBeforeTraffic(_ stop: Stop, _ moment: String, at now: Date) -> [Effect] {
         let effects: [Effect] = [
-            .stopColourQuietly(target), .progress(.stoppedBeforeTraffic(stop: stop.description, moment: moment, target: target)),
+            .stopColourQuietly(target),
+            .progress(.stoppedBeforeTraffic(stop: stop.description, moment: moment, target: target)),
             .save(RunStateChange(weight: 0)),
-            .record(stop == .aborted ? .abort : .interrupt, "\(stop.description) \(moment): \(target) stopped; traffic untouched", at: now),
+            .record(
+                stop == .aborted ? .abort : .interrupt,
+                "\(stop.description) \(moment): \(target) stopped; traffic untouched", at: now),
         ]
-        return effects + finish(stop == .aborted ? .rolledBack : .interrupted, .stoppedBeforeTraffic(stop, moment: moment))
+        return effects
+            + finish(stop == .aborted ? .rolledBack : .interrupted, .stoppedBeforeTraffic(stop, moment: moment))
     }
 
     // MARK: Traffic steps
@@ -470,10 +485,15 @@ struct RolloutMachine: Sendable, Equatable {
     private mutating func beginStep(_ index: Int, at now: Date) -> [Effect] {
         guard index < plan.steps.count else { return beginPromotion() }
         phase = .stepping(step: index, shiftRequestedAt: nil)
-        return [.save(RunStateChange(phase: .shifting, weight: plan.steps[index].newWeight, clearsGates: true)), .checkpoint]
+        return [
+            .save(RunStateChange(phase: .shifting, weight: plan.steps[index].newWeight, clearsGates: true)),
+            .checkpoint,
+        ]
     }
 
-    private mutating func stepping(_ index: Int, shiftRequestedAt requestedAt: Date?, _ event: Event, at now: Date) -> [Effect] {
+    private mutating func stepping(
+        _ index: Int, shiftRequestedAt requestedAt: Date?, _ event: Event, at now: Date
+    ) -> [Effect] {
         let step = plan.steps[index]
         switch (event, requestedAt) {
         case (.saved, nil):
@@ -489,13 +509,20 @@ struct RolloutMachine: Sendable, Equatable {
         case (.shiftApplied(step.newWeight, let replaced), let requestedAt?):
             weight = step.newWeight
             return replacement(replaced, at: now) + [
-                .record(.shift, "\(target) \(step.newWeight)% / \(live?.color ?? "none") \(step.liveWeight)%", at: requestedAt),
+                .record(
+                    .shift, "\(target) \(step.newWeight)% / \(live?.color ?? "none") \(step.liveWeight)%",
+                    at: requestedAt),
                 .progress(
-                    .step(number: index + 1, of: plan.steps.count, target: target, weight: step.newWeight, live: live?.color, liveWeight: step.liveWeight)),
+                    .step(
+                        number: index + 1, of: plan.steps.count, target: target, weight: step.newWeight,
+                        live: live?.color, liveWeight: step.liveWeight)),
             ] + startHold(index, at: now)
         case (.shiftFailed(step.newWeight, let error), let requestedAt?):
-            let record = ReleaseRecord.RolloutRecord.Step(weight: step.newWeight, startedOn: requestedAt, finishedOn: nil, passed: nil, measurements: [])
-            return [.recordStep(record)] + rollBack(reason: .trafficStepFailed(weight: step.newWeight, error: error), outcome: .rolledBack, at: now)
+            let record = ReleaseRecord.RolloutRecord.Step(
+                weight: step.newWeight, startedOn: requestedAt, finishedOn: nil, passed: nil, measurements: [])
+            return [.recordStep(record)]
+                + rollBack(
+                    reason: .trafficStepFailed(weight: step.newWeight, error: error), outcome: .rolledBack, at: now)
         default:
             keep(event)
             return []
@@ -507,10 +534,12 @@ struct RolloutMachine: Sendable, Equatable {
         let step = plan.steps[index]
         let judging = plan.judge(ofStep: index) != nil
         var hold = Hold(
-            step: index, weight: step.newWeight, startedOn: now, gates: step.gates, judge: judging ? JudgeProgress() : nil,
+            step: index, weight: step.newWeight, startedOn: now, gates: step.gates,
+            judge: judging ? JudgeProgress() : nil,
             watch: plan.trafficSwitch
                 ? StepWatch(
-                    target: target, live: step.newWeight < 100 ? live?.color : nil, weight: step.newWeight, minimumHealthy: plan.minimumHealthyInstances,
+                    target: target, live: step.newWeight < 100 ? live?.color : nil, weight: step.newWeight,
+                    minimumHealthy: plan.minimumHealthyInstances,
                     instancesMove: plan.instancesMove) : nil)
         if let stop = takePendingStop() {
             if stop == .aborted { hold.requests.append("abort") }
@@ -529,14 +558,18 @@ struct RolloutMachine: Sendable, Equatable {
         }
         effects.append(.startTimer(.stepWait(step: index), after: plan.hold.duration))
         for tally in step.gates {
-            effects.append(.startTimer(.gateDue(step: index, gate: tally.gate.name), after: tally.gate.initialDelay.duration))
+            effects.append(
+                .startTimer(.gateDue(step: index, gate: tally.gate.name), after: tally.gate.initialDelay.duration))
         }
         if !step.gates.isEmpty {
             let deadline = GateTally.inconclusiveDeadline(wait: plan.hold.duration, gates: step.gates.map(\.gate))
             effects.append(.startTimer(.inconclusiveDeadline(step: index), after: deadline))
         }
         if let judge = plan.judge(ofStep: index) {
-            effects += [.startJudge(step: index), .startTimer(.judgeMaxWait(step: index), after: max(judge.maxWait.duration, plan.hold.duration))]
+            effects += [
+                .startJudge(step: index),
+                .startTimer(.judgeMaxWait(step: index), after: max(judge.maxWait.duration, plan.hold.duration)),
+            ]
         }
         if hold.watch != nil { effects.append(.startTimer(.watchDue(step: index), after: .seconds(1))) }
         phase = .holding(hold)
@@ -579,13 +612,17 @@ struct RolloutMachine: Sendable, Equatable {
             guard hold.gates.contains(where: { $0.gate.name == name && $0.verdict == .measuring }) else { return [] }
             return [.sampleGate(step: index, gate: name)]
         case .gateSample(index, let name, let sample, let time):
-            guard let position = hold.gates.firstIndex(where: { $0.gate.name == name }), hold.gates[position].verdict == .measuring else { return [] }
-            let measurement = hold.gates[position].record(sample, at: time, deadlinePassed: hold.inconclusiveDeadlinePassed)
+            guard let position = hold.gates.firstIndex(where: { $0.gate.name == name }),
+                hold.gates[position].verdict == .measuring
+            else { return [] }
+            let measurement = hold.gates[position].record(
+                sample, at: time, deadlinePassed: hold.inconclusiveDeadlinePassed)
             hold.measurements.append(measurement)
             effects += [.progress(.gate(measurement)), .saveMeasurement(measurement)]
             switch hold.gates[position].verdict {
             case .measuring:
-                effects.append(.startTimer(.gateDue(step: index, gate: name), after: hold.gates[position].gate.interval.duration))
+                effects.append(
+                    .startTimer(.gateDue(step: index, gate: name), after: hold.gates[position].gate.interval.duration))
             case .failed(let reason):
                 hold.passed = false
                 hold.failure = .gateFailed(reason)
@@ -617,13 +654,17 @@ struct RolloutMachine: Sendable, Equatable {
             if !mismatches.isEmpty, let threshold = spec.sampleRatio?.pValue {
                 (decision, score) = (.invalid, nil)
                 rule =
-                    "sample ratio mismatch (p < \(formatNumber(threshold))): " + mismatches.map(\.summary).joined(separator: "; ")
+                    "sample ratio mismatch (p < \(formatNumber(threshold))): "
+                    + mismatches.map(\.summary).joined(separator: "; ")
                     + ": the split does not send each colour its share, so no comparison of this step can be trusted"
             }
-            var look = JudgeLook(at: observation.at, elapsed: observation.elapsed, metrics: observation.judgements, score: score, decision: decision, rule: rule)
+            var look = JudgeLook(
+                at: observation.at, elapsed: observation.elapsed, metrics: observation.judgements, score: score,
+                decision: decision, rule: rule)
             if spec.sampleRatio != nil { look.sampleRatio = checks }
             judge.looks.append(look)
-            judge.consecutiveErrors = observation.judgements.allSatisfy { $0.error != nil } ? judge.consecutiveErrors + 1 : 0
+            judge.consecutiveErrors =
+                observation.judgements.allSatisfy { $0.error != nil } ? judge.consecutiveErrors + 1 : 0
             effects.append(.progress(.judge(look)))
             if decision != .undecided {
                 (judge.decision, judge.rule) = (decision, rule)
@@ -680,7 +721,8 @@ struct RolloutMachine: Sendable, Equatable {
                 : "\(weights) again: \(reapply.why); a fresh nginx serves the step's split"
             phase = .holding(hold)
             return replacement(replaced, at: now) + [
-                .record(.shift, detail, at: now), .progress(.splitReapplied(detail: detail)), .startTimer(.watchDue(step: index), after: .seconds(1)),
+                .record(.shift, detail, at: now), .progress(.splitReapplied(detail: detail)),
+                .startTimer(.watchDue(step: index), after: .seconds(1)),
             ]
         case .splitNotReapplied(index, let error):
             guard let reapply = hold.reapplying else { return [] }
@@ -713,7 +755,8 @@ struct RolloutMachine: Sendable, Equatable {
     /// The step's hooks, queries and looks are stopped, and its record saved.
     private mutating func endHold(_ hold: Hold, at now: Date) -> [Effect] {
         var record = ReleaseRecord.RolloutRecord.Step(
-            weight: hold.weight, startedOn: hold.startedOn, finishedOn: now, passed: hold.passed, measurements: hold.recordedMeasurements)
+            weight: hold.weight, startedOn: hold.startedOn, finishedOn: now, passed: hold.passed,
+            measurements: hold.recordedMeasurements)
         if let judge = hold.judge, let decision = judge.decision {
             record.judge = judge.looks
             record.judgeDecision = decision
@@ -731,16 +774,25 @@ struct RolloutMachine: Sendable, Equatable {
                 effects.append(
                     .announce(
                         .stepPassed(
-                            step: hold.step + 1, steps: plan.steps.count, weight: hold.weight, measurements: hold.recordedMeasurements,
+                            step: hold.step + 1, steps: plan.steps.count, weight: hold.weight,
+                            measurements: hold.recordedMeasurements,
                             note: hold.judge?.passedWithoutCritical)))
             } else if hold.stop == nil {
-                effects.append(.announce(.gateFailed(weight: hold.weight, failure: hold.failure?.description ?? "a gate failed", measurements: hold.recordedMeasurements)))
+                effects.append(
+                    .announce(
+                        .gateFailed(
+                            weight: hold.weight, failure: hold.failure?.description ?? "a gate failed",
+                            measurements: hold.recordedMeasurements)))
             }
             for request in hold.requests {
-                effects.append(.record(request == "abort" ? .abort : .promote, "orchestrate \(request) at \(hold.weight)%", at: now))
+                effects.append(
+                    .record(
+                        request == "abort" ? .abort : .promote, "orchestrate \(request) at \(hold.weight)%", at: now))
             }
             // A colour lost is an outage, not a verdict on the model: no operator is waited for.
-            if hold.stop == nil && !hold.passed && !hold.colourLost && (!plan.automaticRollback || hold.holdWhenInconclusive) {
+            if hold.stop == nil && !hold.passed && !hold.colourLost
+                && (!plan.automaticRollback || hold.holdWhenInconclusive)
+            {
                 return effects + holdForDecision(hold, at: now)
             }
             return effects + afterVerdict(hold, at: now)
@@ -761,7 +813,10 @@ struct RolloutMachine: Sendable, Equatable {
         }
         if hold.promoteFull && hold.weight < 100 {
             phase = .promotingFully(hold, shifting: false)
-            return [.record(.promote, "promote --full: \(target) to 100% now", at: now), .save(RunStateChange(weight: 100)), .checkpoint]
+            return [
+                .record(.promote, "promote --full: \(target) to 100% now", at: now), .save(RunStateChange(weight: 100)),
+                .checkpoint,
+            ]
         }
         return beginStep(hold.step + 1, at: now)
     }
@@ -775,8 +830,10 @@ struct RolloutMachine: Sendable, Equatable {
         let why = hold.holdWhenInconclusive ? "judge.onInconclusive is hold" : "rollback.automatic is false"
         phase = .holdingForDecision(hold)
         return [
-            .save(RunStateChange(phase: .holding)), .record(.hold, "\(failure); \(why): holding at \(hold.weight)%", at: now),
-            .progress(.holding(failure: failure)), .progress(.holdingUntilDecided(why: why, target: target, weight: hold.weight)), .checkpoint,
+            .save(RunStateChange(phase: .holding)),
+            .record(.hold, "\(failure); \(why): holding at \(hold.weight)%", at: now),
+            .progress(.holding(failure: failure)),
+            .progress(.holdingUntilDecided(why: why, target: target, weight: hold.weight)), .checkpoint,
         ]
     }
 
@@ -799,7 +856,8 @@ struct RolloutMachine: Sendable, Equatable {
             hold.passed = true
             hold.failure = nil
             return [
-                .record(.promote, "orchestrate promote at \(hold.weight)% despite: \(failure)", at: now), .progress(.promotedDespite(failure: failure)),
+                .record(.promote, "orchestrate promote at \(hold.weight)% despite: \(failure)", at: now),
+                .progress(.promotedDespite(failure: failure)),
                 .save(RunStateChange(phase: .shifting)),
             ] + afterVerdict(hold, at: now)
         case .journalSaveFailed:
@@ -841,7 +899,10 @@ struct RolloutMachine: Sendable, Equatable {
             guard let deployed else { return rollBackOnError("nothing was deployed", at: now) }
             phase = .promoting(committing: true)
             return [
-                .setLive(LiveRelease(color: target, releaseID: plan.releaseID, modelSHA256: deployed.modelSHA256, modelVersion: deployed.modelVersion))
+                .setLive(
+                    LiveRelease(
+                        color: target, releaseID: plan.releaseID, modelSHA256: deployed.modelSHA256,
+                        modelVersion: deployed.modelVersion))
             ]
         case (.journalSaveFailed, false):
             return rollBackOnError(nil, at: now)
@@ -850,8 +911,10 @@ struct RolloutMachine: Sendable, Equatable {
             // writes are best effort (the record the controller appends holds them all).
             let version = deployed?.modelVersion ?? ""
             return [
-                .save(RunStateChange(phase: .draining)), .record(.promote, "\(target) is live with model \(version)", at: now),
-                .progress(.promoted(target: target, modelVersion: version)), .announce(.promoted(color: target, modelVersion: version)),
+                .save(RunStateChange(phase: .draining)),
+                .record(.promote, "\(target) is live with model \(version)", at: now),
+                .progress(.promoted(target: target, modelVersion: version)),
+                .announce(.promoted(color: target, modelVersion: version)),
             ] + postRolloutHook(0, at: now)
         case (.liveSaveFailed(let error), true):
             return rollBackOnError(error, at: now)
@@ -872,7 +935,8 @@ struct RolloutMachine: Sendable, Equatable {
             keep(event)
             return []
         }
-        let detail = "post-rollout \(shellQuoted(plan.hooks.postRollout[index])): \(ok ? "ok" : "failed (the release stays promoted)")"
+        let detail =
+            "post-rollout \(shellQuoted(plan.hooks.postRollout[index])): \(ok ? "ok" : "failed (the release stays promoted)")"
         return [.record(.hook, detail, at: now)] + postRolloutHook(index + 1, at: now)
     }
 
@@ -880,7 +944,8 @@ struct RolloutMachine: Sendable, Equatable {
     private mutating func drain(at now: Date) -> [Effect] {
         guard let live, plan.stopOld else { return finish(.succeeded, nil) }
         let effects: [Effect] = [
-            .progress(.draining(color: live.color, drain: "\(plan.drain)")), .record(.drain, "\(live.color) drains for \(plan.drain)", at: now),
+            .progress(.draining(color: live.color, drain: "\(plan.drain)")),
+            .record(.drain, "\(live.color) drains for \(plan.drain)", at: now),
         ]
         switch takePendingStop() {
         case .aborted?:
@@ -896,7 +961,10 @@ struct RolloutMachine: Sendable, Equatable {
     private mutating func drainInterrupted(_ stop: Stop, at now: Date) -> [Effect] {
         guard let live else { return finish(.succeeded, nil) }
         phase = .stoppingOld
-        return [.record(.interrupt, "\(stop.description) during the drain: \(live.color) is stopped now", at: now), .stopColour(live.color)]
+        return [
+            .record(.interrupt, "\(stop.description) during the drain: \(live.color) is stopped now", at: now),
+            .stopColour(live.color),
+        ]
     }
 
     private mutating func draining(_ event: Event, at now: Date) -> [Effect] {
@@ -918,7 +986,8 @@ struct RolloutMachine: Sendable, Equatable {
         guard let live else { return [] }
         switch event {
         case .colourStopped(live.color):
-            return [.record(.stop, "\(live.color) stopped after the drain", at: now), .writeTargets] + finish(.succeeded, nil)
+            return [.record(.stop, "\(live.color) stopped after the drain", at: now), .writeTargets]
+                + finish(.succeeded, nil)
         case .colourStopFailed(live.color, let error):
             return fail(error)
         default:
@@ -932,7 +1001,9 @@ struct RolloutMachine: Sendable, Equatable {
     /// previous release (the abort's commit point), traffic back on it, the new colour stopped.
     private mutating func beginReturn(at now: Date) -> [Effect] {
         guard let live else { return finish(.succeeded, nil) }
-        let recorded = Effect.record(.abort, "orchestrate abort during the drain: returning to \(live.color) (release \(live.releaseID))", at: now)
+        let recorded = Effect.record(
+            .abort, "orchestrate abort during the drain: returning to \(live.color) (release \(live.releaseID))",
+            at: now)
         guard plan.trafficSwitch else { return [recorded] + cannotReturn(at: now) }
         phase = .returning(Return(stage: .locating))
         return [recorded, .locate(live.color, .running)]
@@ -941,7 +1012,9 @@ struct RolloutMachine: Sendable, Equatable {
     private mutating func cannotReturn(at now: Date) -> [Effect] {
         guard let live else { return finish(.succeeded, nil) }
         return [
-            .record(.abort, "\(live.color) is no longer running: the abort cannot return to it; \(target) stays live", at: now),
+            .record(
+                .abort, "\(live.color) is no longer running: the abort cannot return to it; \(target) stays live",
+                at: now),
             .progress(.abortCannotReturn(previous: live.color, target: target)),
         ] + finish(.succeeded, nil)
     }
@@ -960,14 +1033,17 @@ struct RolloutMachine: Sendable, Equatable {
             return [.save(RunStateChange(phase: .rollingBack)), .sendAllTraffic(to: live.color)]
         case (.committing, .liveSaveFailed(let error)):
             return [
-                .record(.abort, "current.json cannot be written back to \(live.releaseID) (\(error)): \(target) stays live", at: now),
+                .record(
+                    .abort, "current.json cannot be written back to \(live.releaseID) (\(error)): \(target) stays live",
+                    at: now),
                 .progress(.abortCannotWriteLive(release: live.releaseID, error: error, target: target)),
             ] + finish(.succeeded, nil)
         case (.sending(let since), .trafficSent(live.color, let replaced, _)):
             weight = 0
             let effects =
                 replacement(replaced, at: now) + [
-                    .record(.shift, "\(live.color) 100% (traffic restored)", at: since), .progress(.returnedToPrevious(color: live.color, release: live.releaseID)),
+                    .record(.shift, "\(live.color) 100% (traffic restored)", at: since),
+                    .progress(.returnedToPrevious(color: live.color, release: live.releaseID)),
                     .announce(.rolledBack(reason: reason.description, interrupted: false)),
                 ]
             guard plan.stopNew else { return effects + finishReturn(reason) }

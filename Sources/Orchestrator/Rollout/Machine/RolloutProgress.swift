@@ -53,8 +53,10 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
             "rollout: live colour \(live.map { "\($0) (release \(release ?? ""))" } ?? "none"), releasing to \(target)"
         case .deployStarting(let target, let model): "deploy: starting \(target) with \(model)"
         case .deployFailed(let error): "deploy: FAILED: \(error)"
-        case .deployHealthy(let target, let addresses): "deploy: \(target) is healthy at \(addresses.joined(separator: ", "))"
-        case .stoppedBeforeTraffic(let stop, let moment, let target): "deploy: \(stop) \(moment); \(target) stopped, traffic untouched"
+        case .deployHealthy(let target, let addresses):
+            "deploy: \(target) is healthy at \(addresses.joined(separator: ", "))"
+        case .stoppedBeforeTraffic(let stop, let moment, let target):
+            "deploy: \(stop) \(moment); \(target) stopped, traffic untouched"
         case .step(let number, let count, let target, let weight, let live, let liveWeight):
             "step \(number)/\(count): \(target) \(weight)%\(live.map { ", \($0) \(liveWeight)%" } ?? "")"
         case .gate(let measurement):
@@ -62,7 +64,10 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
         case .judge(let look):
             "    judge \(String(format: "%.1f", look.elapsed)) s: \(look.metrics.map { "\($0.metric) \($0.classification.rawValue)\($0.cuped.map { String(format: " (CUPED variance %+.0f %%)", -$0.varianceReduction * 100) } ?? "")" }.joined(separator: ", ")) -> \(look.decision.rawValue) (\(look.rule))"
                 + (look.sampleRatio ?? []).map {
-                    "; split \($0.count) " + String(format: "new %.1f %% (expected %.1f %%), p %.2g", $0.observedShare * 100, $0.expectedShare * 100, $0.pValue)
+                    "; split \($0.count) "
+                        + String(
+                            format: "new %.1f %% (expected %.1f %%), p %.2g", $0.observedShare * 100,
+                            $0.expectedShare * 100, $0.pValue)
                 }.joined()
         case .promoteRequested: "promote requested: ending this step's wait"
         case .promoteFullRequested: "promote --full requested"
@@ -72,9 +77,11 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
             "hold: \(why): traffic stays at \(target) \(weight)%; `orchestrate abort` rolls back, `orchestrate promote` goes on"
         case .promotedDespite(let failure): "hold: promoted by the operator despite: \(failure)"
         case .promoted(let target, let version): "promoted: \(target) is live (model \(version))"
-        case .draining(let color, let drain): "draining \(color) for \(drain), then stopping it (orchestrate abort now returns to it)"
+        case .draining(let color, let drain):
+            "draining \(color) for \(drain), then stopping it (orchestrate abort now returns to it)"
         case .workersReplaced(let detail), .colourLost(let detail), .splitReapplied(let detail): "    \(detail)"
-        case .splitNotReapplied(let why, let error): "    \(why), and the split could not be put in force again: \(error)"
+        case .splitNotReapplied(let why, let error):
+            "    \(why), and the split could not be put in force again: \(error)"
         case .rollingBack(let reason): "rollback: \(reason)"
         case .trafficRestored(let color): "rollback: traffic back on \(color) (100%)"
         case .stateFileBehind(let detail), .allTrafficOnTarget(let detail): "rollback: \(detail)"
@@ -86,8 +93,10 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
         case .targetStopped(let color): "rollback: \(color) stopped"
         case .targetNotStopped(let color, let error): "rollback: \(color) could not be stopped: \(error)"
         case .returnedToPrevious(let color, let release): "rollback: traffic back on \(color); \(release) is live again"
-        case .abortCannotReturn(let previous, let target): "abort: \(previous) is no longer running; \(target) stays live"
-        case .abortCannotWriteLive(let release, let error, let target): "abort: current.json cannot be written back to \(release): \(error); \(target) stays live"
+        case .abortCannotReturn(let previous, let target):
+            "abort: \(previous) is no longer running; \(target) stays live"
+        case .abortCannotWriteLive(let release, let error, let target):
+            "abort: current.json cannot be written back to \(release): \(error); \(target) stays live"
         }
     }
 

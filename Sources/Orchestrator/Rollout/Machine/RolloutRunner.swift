@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import Provenance
+import Synchronization
 
 /// Runs a rollout: feeds the machine one stream of events and carries its effects out, in order.
 /// Effects that take time (a deploy, a hook, a look, a query, a timer) run as tasks beside the

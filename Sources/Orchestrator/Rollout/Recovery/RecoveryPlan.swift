@@ -1,6 +1,6 @@
+import DeploymentRuntimes
 import Foundation
 public import Provenance
-import DeploymentRuntimes
 
 /// What recovery will do with a run a killed controller left behind, decided once from what it
 /// observed (`RecoveryObservation`): the same plan is printed (`run --dry-run`, `status`) and
@@ -49,8 +49,12 @@ public struct RecoveryPlan: Sendable, Equatable, Codable {
         } else if let run = observed.runState, let live = observed.live, live.releaseID == run.releaseID {
             // Promoted before the controller died: finish the promotion.
             if let engine = observed.engine {
-                if engine.runs(live.color), observed.trafficSwitch != nil { actions.append(.sendAllTraffic(color: live.color, because: .promotionSaved)) }
-                if run.stopOld, let old = run.live, old.color != live.color { actions.append(.stopColour(color: old.color, because: .stopOld)) }
+                if engine.runs(live.color), observed.trafficSwitch != nil {
+                    actions.append(.sendAllTraffic(color: live.color, because: .promotionSaved))
+                }
+                if run.stopOld, let old = run.live, old.color != live.color {
+                    actions.append(.stopColour(color: old.color, because: .stopOld))
+                }
             }
             outcome = .succeeded
         } else {
@@ -59,7 +63,8 @@ public struct RecoveryPlan: Sendable, Equatable, Codable {
                 case (let live?, _?):
                     actions.append(
                         engine.runs(live.color)
-                            ? .sendAllTraffic(color: live.color, because: .liveRelease(live.releaseID)) : .leaveTraffic(liveColor: live.color))
+                            ? .sendAllTraffic(color: live.color, because: .liveRelease(live.releaseID))
+                            : .leaveTraffic(liveColor: live.color))
                 case (nil, .serving?):
                     actions.append(.stopTrafficSwitch)
                 default:
@@ -158,14 +163,19 @@ public enum RecoveryAction: Sendable, Equatable, Codable {
         case .stopProcess(let process): "stop the \(process.role) (pid \(process.pid)) with its process group"
         case .sendAllTraffic(let color, .promotionSaved): "its promotion was saved: all traffic on \(color)"
         case .sendAllTraffic(let color, .liveRelease(let release)): "all traffic back on \(color) (release \(release))"
-        case .leaveTraffic(let color): "the live colour \(color) is not running: leave traffic as it is (orchestrate status shows where it goes)"
+        case .leaveTraffic(let color):
+            "the live colour \(color) is not running: leave traffic as it is (orchestrate status shows where it goes)"
         case .stopTrafficSwitch: "nothing was live before: stop nginx"
         case .stopColour(let color, .stopOld): "stop \(color) (traffic.stopOld)"
-        case .stopColour(let color, .notLive(let running)): running ? "stop \(color)" : "stop \(color) if anything of it still starts"
-        case .keepRunning(let colors, let live): "keep \(colors.joined(separator: ", ")) running: \(live), the live colour, is not running"
+        case .stopColour(let color, .notLive(let running)):
+            running ? "stop \(color)" : "stop \(color) if anything of it still starts"
+        case .keepRunning(let colors, let live):
+            "keep \(colors.joined(separator: ", ")) running: \(live), the live colour, is not running"
         case .writeTargets: "write Prometheus' targets of the colours that run"
-        case .record(let outcome, true): "append the record of release \(releaseID ?? "?"), which ended \(outcome.rawValue) but could not be appended"
-        case .record(.interrupted, false): "nothing was deployed: append release \(releaseID ?? "?") to the history as interrupted"
+        case .record(let outcome, true):
+            "append the record of release \(releaseID ?? "?"), which ended \(outcome.rawValue) but could not be appended"
+        case .record(.interrupted, false):
+            "nothing was deployed: append release \(releaseID ?? "?") to the history as interrupted"
         case .record(let outcome, false): "append the interrupted release to the history as \(outcome.rawValue)"
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
-import StrictYAML
 import PipelineSchema
 import Provenance
+import StrictYAML
 
 /// Prometheus as the rollout's gates and judge read it: a gate's query, and the judge's counters
 /// of both colours since each step started (the judgements; the machine decides from them); an
@@ -11,7 +11,9 @@ actor PrometheusMetrics: MetricsSource {
     let prometheus: PrometheusClient?
     /// The judge's reads of each judged step, by its index (none without a judge).
     let judges: [Int: StepJudge]
-    private var baselines: [Int: (started: ContinuousClock.Instant, new: [String: JudgeRules.Counts?], live: [String: JudgeRules.Counts?])] = [:]
+    private var baselines:
+        [Int: (started: ContinuousClock.Instant, new: [String: JudgeRules.Counts?], live: [String: JudgeRules.Counts?])] =
+            [:]
     /// The sample ratio check's counts of each colour when each judged step started.
     /// The CUPED covariates of each judged step's grouped metrics, read when it started.
     private var covariates: [Int: [String: [String: (successes: Double, trials: Double)]]] = [:]
@@ -46,7 +48,9 @@ actor PrometheusMetrics: MetricsSource {
     }
 
     func lookJudge(step: Int) async -> RolloutMachine.JudgeObservation {
-        guard let judge = judges[step], let baseline = baselines[step] else { return RolloutMachine.JudgeObservation(judgements: [], elapsed: 0, at: Date()) }
+        guard let judge = judges[step], let baseline = baselines[step] else {
+            return RolloutMachine.JudgeObservation(judgements: [], elapsed: 0, at: Date())
+        }
         let elapsed = ContinuousClock.now - baseline.started
         let (nowNew, newErrors) = await judge.read(judge.target)
         let (nowLive, liveErrors) = await judge.read(judge.live)
@@ -57,9 +61,11 @@ actor PrometheusMetrics: MetricsSource {
             let sinceNew: JudgeRules.Counts? = fresh ? nil : baseline.new[metric.name] ?? nil
             let sinceLive: JudgeRules.Counts? = fresh ? nil : baseline.live[metric.name] ?? nil
             var judgement = judge.rules.judge(
-                metric, new: StepJudge.delta(nowNew[metric.name] ?? nil, since: sinceNew), live: StepJudge.delta(nowLive[metric.name] ?? nil, since: sinceLive),
+                metric, new: StepJudge.delta(nowNew[metric.name] ?? nil, since: sinceNew),
+                live: StepJudge.delta(nowLive[metric.name] ?? nil, since: sinceLive),
                 covariate: covariates[step]?[metric.name])
-            let errors = [(judge.target, newErrors[metric.name]), (judge.live, liveErrors[metric.name])].compactMap { color, error in
+            let errors = [(judge.target, newErrors[metric.name]), (judge.live, liveErrors[metric.name])].compactMap {
+                color, error in
                 error.map { "\(color): \($0)" }
             }
             if !errors.isEmpty { judgement.error = "the query failed: " + errors.joined(separator: "; ") }
@@ -71,10 +77,14 @@ actor PrometheusMetrics: MetricsSource {
         let seconds = Double(elapsed.components.seconds) - 2 * settle
         let (ratioNew, ratioLive) =
             seconds >= 1
-            ? (await judge.readRatios(judge.target, window: seconds, at: Date().addingTimeInterval(-settle)),
-                await judge.readRatios(judge.live, window: seconds, at: Date().addingTimeInterval(-settle)))
+            ? (
+                await judge.readRatios(judge.target, window: seconds, at: Date().addingTimeInterval(-settle)),
+                await judge.readRatios(judge.live, window: seconds, at: Date().addingTimeInterval(-settle))
+            )
             : ([:], [:])
-        for (count, query) in [("users", judge.spec.sampleRatio?.users), ("requests", judge.spec.sampleRatio?.requests)] {
+        for (count, query) in [
+            ("users", judge.spec.sampleRatio?.users), ("requests", judge.spec.sampleRatio?.requests),
+        ] {
             guard let query, let new = ratioNew[count], let live = ratioLive[count] else { continue }
             // A query over `{{window}}` (`increase(...[{{window}}])`) counts the step's window
             // itself, Prometheus extrapolating each colour's samples to its edges; without it,
@@ -84,10 +94,14 @@ actor PrometheusMetrics: MetricsSource {
             let counts = JudgeRules.RatioCounts(
                 count: count, new: windowed ? new : StepJudge.delta(new, since: ratioBaselines[step]?.new[count]),
                 live: windowed ? live : StepJudge.delta(live, since: ratioBaselines[step]?.live[count]))
-            guard windowed || (counts.new.values.reduce(0, +) > 0 && counts.live.values.reduce(0, +) > 0) else { continue }
+            guard windowed || (counts.new.values.reduce(0, +) > 0 && counts.live.values.reduce(0, +) > 0) else {
+                continue
+            }
             ratios.append(counts)
         }
         return RolloutMachine.JudgeObservation(
-            judgements: judgements, elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, at: Date(), ratios: ratios)
+            judgements: judgements,
+            elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, at: Date(),
+            ratios: ratios)
     }
 }

@@ -1,7 +1,7 @@
+import DeploymentRuntimes
 import Foundation
 import OrchestratorSupport
 import Provenance
-import DeploymentRuntimes
 
 /// The run's journal and `current.json` as the rollout's effects use them. Every write is best
 /// effort here: a failed save is kept by the journal (`saveFailure`), which the machine is told
@@ -35,7 +35,9 @@ struct RunJournalPort: RolloutJournal {
     }
 
     func recordRollout(live: String?, target: String, mode: String) async {
-        try? await journal.updateRecord { $0.rollout = .init(live: live, target: target, mode: mode, steps: [], events: []) }
+        try? await journal.updateRecord {
+            $0.rollout = .init(live: live, target: target, mode: mode, steps: [], events: [])
+        }
     }
 
     func recordStep(_ step: ReleaseRecord.RolloutRecord.Step) async {
@@ -44,7 +46,9 @@ struct RunJournalPort: RolloutJournal {
 
     func recordDeployment(color: String, modelSHA256: String) async {
         let runtime = self.runtime
-        try? await journal.updateRecord { $0.deployment = .init(runtime: runtime, color: color, modelSHA256: modelSHA256) }
+        try? await journal.updateRecord {
+            $0.deployment = .init(runtime: runtime, color: color, modelSHA256: modelSHA256)
+        }
     }
 
     func clearDeployment() async {
@@ -72,7 +76,8 @@ struct RunNotifierPort: RolloutNotifier {
     func announce(_ announcement: RolloutMachine.Announcement) async {
         switch announcement {
         case .stepPassed(let step, let steps, let weight, let measurements, let note):
-            await journal.announce(.stepPassed(step: step, steps: steps, weight: weight, measurements: measurements, note: note))
+            await journal.announce(
+                .stepPassed(step: step, steps: steps, weight: weight, measurements: measurements, note: note))
         case .gateFailed(let weight, let failure, let measurements):
             await journal.announce(.gateFailed(weight: weight, failure: failure, measurements: measurements))
         case .rolledBack(let reason, let interrupted):
@@ -107,8 +112,10 @@ struct HookPort: HookRunner {
         let journal = self.journal
         do {
             let outcome = try await CommandRunner.run(
-                argv, environment: journal.childEnvironment(role: role), workingDirectory: workingDirectory, logPath: "\(logsFolder)/hooks/\(label)-\(name).log",
-                timeout: nil, grace: .seconds(2), onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
+                argv, environment: journal.childEnvironment(role: role), workingDirectory: workingDirectory,
+                logPath: "\(logsFolder)/hooks/\(label)-\(name).log",
+                timeout: nil, grace: .seconds(2),
+                onStart: { pid in try? await journal.track(ProcessTable.track(pid, role: role)) })
             try? await journal.untrack(role: role)
             return outcome.exitStatus == 0
         } catch {

@@ -1,10 +1,10 @@
+import DeploymentRuntimes
 import Foundation
-import StrictYAML
-import Traffic
 import OrchestratorSupport
 import PipelineSchema
 import Provenance
-import DeploymentRuntimes
+import StrictYAML
+import Traffic
 
 /// nginx and the deployment runtime as the rollout's effects use them: it remembers the
 /// instances it deployed, located and looked at, and builds each split from them.
@@ -33,8 +33,10 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
     private var watched: TrafficSplit?
 
     init(
-        runtime: any DeploymentRuntime, nginx: NginxController?, target: String, live: LiveRelease?, healthPath: String, healthTimeout: PipelineDuration,
-        mode: TrafficSplit.Mode, interleave: InterleaveSpec?, releaseID: String, colors: [String], service: String, store: StateStore
+        runtime: any DeploymentRuntime, nginx: NginxController?, target: String, live: LiveRelease?, healthPath: String,
+        healthTimeout: PipelineDuration,
+        mode: TrafficSplit.Mode, interleave: InterleaveSpec?, releaseID: String, colors: [String], service: String,
+        store: StateStore
     ) {
         self.runtime = runtime
         self.nginx = nginx
@@ -58,12 +60,18 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
         let applied = runtime.instancesMove ? await nginx.currentSplit() : nil
         var liveInstance: ColorInstance?
         if let live, weight < 100 {
-            guard let running = await healthyInstance(of: live.color, lastKnown: Self.instance(of: live.color, in: applied)) else {
-                throw OrchestratorError(.stageFailed, "the live colour \(live.color) is not running: no traffic can stay on it")
+            guard
+                let running = await healthyInstance(
+                    of: live.color, lastKnown: Self.instance(of: live.color, in: applied))
+            else {
+                throw OrchestratorError(
+                    .stageFailed, "the live colour \(live.color) is not running: no traffic can stay on it")
             }
             liveInstance = running
         }
-        let targetInstance = runtime.instancesMove ? await healthyInstance(of: deployed.color, lastKnown: deployed) ?? deployed : deployed
+        let targetInstance =
+            runtime.instancesMove
+            ? await healthyInstance(of: deployed.color, lastKnown: deployed) ?? deployed : deployed
         let done = try await nginx.apply(split(live: liveInstance, target: targetInstance, weight: weight))
         return TrafficChange(replaced: done.replacementNote)
     }
@@ -74,7 +82,8 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
             throw OrchestratorError(.stageFailed, "\(color) is not running: no traffic can go to it")
         }
         // Putting traffic back waits for no disk write: the state file is best effort.
-        let done = try await nginx.apply(TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
+        let done = try await nginx.apply(
+            TrafficSplit(mode: mode, backends: [instance.backend(weight: 100)]), stateFile: .bestEffort)
         return TrafficChange(replaced: done.replacementNote, stateFileBehind: done.unsaved?.message)
     }
 
@@ -82,14 +91,17 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
         guard let nginx else { return TrafficChange() }
         let lastApplied = watched
         // A colour that did not answer this time keeps the addresses nginx has for it.
-        let liveShare = weight < 100 ? live.flatMap { looked.live ?? Self.instance(of: $0.color, in: lastApplied) } : nil
+        let liveShare =
+            weight < 100 ? live.flatMap { looked.live ?? Self.instance(of: $0.color, in: lastApplied) } : nil
         guard let targetShare = looked.target ?? Self.instance(of: target, in: lastApplied) ?? deployed else {
             throw OrchestratorError(.stageFailed, "\(target) has no known address")
         }
         let wanted = split(live: liveShare, target: targetShare, weight: weight)
         let done = try await nginx.apply(wanted)
         watched = wanted
-        return TrafficChange(replaced: done.replacementNote, upstream: wanted.backends.map { RolloutMachine.Upstream(color: $0.color, addresses: $0.addresses) })
+        return TrafficChange(
+            replaced: done.replacementNote,
+            upstream: wanted.backends.map { RolloutMachine.Upstream(color: $0.color, addresses: $0.addresses) })
     }
 
     func stop() async {
@@ -108,7 +120,8 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
             guard health.healthy else {
                 throw OrchestratorError(
                     .stageFailed,
-                    "\(color) did not answer GET \(healthPath) with 200 within \(timeout) (\(health.detail))" + indented(await runtime.logTail(of: color)))
+                    "\(color) did not answer GET \(healthPath) with 200 within \(timeout) (\(health.detail))"
+                        + indented(await runtime.logTail(of: color)))
             }
             deployed = instance
         case .stored(let digest):
@@ -118,11 +131,14 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
             instance = try await runtime.deploy(color: color, modelDirectory: directory, timeout: timeout.duration)
             let health = try await runtime.waitHealthy(instance, path: healthPath, timeout: timeout.duration)
             guard health.healthy else {
-                throw OrchestratorError(.stageFailed, "it did not answer GET \(healthPath) with 200 within \(timeout) (\(health.detail))")
+                throw OrchestratorError(
+                    .stageFailed, "it did not answer GET \(healthPath) with 200 within \(timeout) (\(health.detail))")
             }
         }
         instances[color] = instance
-        return RolloutMachine.Instance(color: color, addresses: instance.addresses, modelSHA256: instance.modelSHA256, modelVersion: instance.modelVersion)
+        return RolloutMachine.Instance(
+            color: color, addresses: instance.addresses, modelSHA256: instance.modelSHA256,
+            modelVersion: instance.modelVersion)
     }
 
     func locate(_ color: String, _ how: RolloutMachine.Locate) async -> Bool {
@@ -155,12 +171,16 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
         let (targetLook, targetInstance) = await look(at: target, lastKnown: Self.instance(of: target, in: applied))
         var liveLook: StepWatch.Colour?
         var liveInstance: ColorInstance?
-        if let live, weight < 100 { (liveLook, liveInstance) = await look(at: live.color, lastKnown: Self.instance(of: live.color, in: applied)) }
+        if let live, weight < 100 {
+            (liveLook, liveInstance) = await look(at: live.color, lastKnown: Self.instance(of: live.color, in: applied))
+        }
         looked = (targetInstance, liveInstance)
         let nginxRunning = await nginx.isRunning()
         return StepWatch.Look(
-            nginxRunning: nginxRunning, orphanedWorkers: nginxRunning ? [] : await nginx.orphanedWorkers(), target: targetLook, live: liveLook,
-            upstream: Dictionary((applied?.backends ?? []).map { ($0.color, $0.addresses) }, uniquingKeysWith: { first, _ in first }))
+            nginxRunning: nginxRunning, orphanedWorkers: nginxRunning ? [] : await nginx.orphanedWorkers(),
+            target: targetLook, live: liveLook,
+            upstream: Dictionary(
+                (applied?.backends ?? []).map { ($0.color, $0.addresses) }, uniquingKeysWith: { first, _ in first }))
     }
 
     func writeTargets() async {
@@ -173,7 +193,8 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
     /// in it at 0 % for the interleaved users.
     func split(live: ColorInstance?, target instance: ColorInstance?, weight: Int) -> TrafficSplit {
         var backends: [TrafficSplit.Backend] = []
-        let interleave = live != nil && instance != nil ? self.interleave?.split(weight: weight, releaseID: releaseID) : nil
+        let interleave =
+            live != nil && instance != nil ? self.interleave?.split(weight: weight, releaseID: releaseID) : nil
         if let live, weight < 100 { backends.append(live.backend(weight: 100 - weight)) }
         if let instance, weight > 0 || interleave != nil { backends.append(instance.backend(weight: weight)) }
         return TrafficSplit(mode: mode, backends: backends, interleave: interleave)
@@ -227,12 +248,17 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
     /// A colour's addresses as a split lists them (what nginx sends its share to), for probing
     /// when the runtime cannot say what runs.
     static func instance(of color: String, in split: TrafficSplit?) -> ColorInstance? {
-        guard let backend = split?.backends.first(where: { $0.color == color }), let first = backend.addresses.first else { return nil }
-        return ColorInstance(color: color, pid: nil, address: first, addresses: backend.addresses, modelSHA256: "", modelVersion: "", modelPath: "")
+        guard let backend = split?.backends.first(where: { $0.color == color }), let first = backend.addresses.first
+        else { return nil }
+        return ColorInstance(
+            color: color, pid: nil, address: first, addresses: backend.addresses, modelSHA256: "", modelVersion: "",
+            modelPath: "")
     }
 
     /// Writes Prometheus' file_sd targets: the colours that run.
-    static func writeTargets(runtime: any DeploymentRuntime, colors: [String], store: StateStore, service: String) async throws {
+    static func writeTargets(
+        runtime: any DeploymentRuntime, colors: [String], store: StateStore, service: String
+    ) async throws {
         var instances: [ColorInstance] = []
         for color in colors {
             if let instance = await runtime.instance(of: color) { instances.append(instance) }
