@@ -5,6 +5,13 @@ import Foundation
 public func freePort() throws -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
+    guard let port = bindToFreeLoopbackPort(descriptor) else { throw FreePortError() }
+    return port
+}
+
+/// Binds `descriptor` to a port on 127.0.0.1 the kernel chooses, and returns that port; nil when
+/// it cannot.
+func bindToFreeLoopbackPort(_ descriptor: Int32) -> Int? {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -15,8 +22,7 @@ public func freePort() throws -> Int {
             bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
         }
     }
-    guard bound else { throw FreePortError() }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
 }
 
 public struct FreePortError: Error, CustomStringConvertible {
