@@ -13,17 +13,24 @@ import Testing
 @Suite struct InvalidExperimentScenarioTests {
     static func lines(_ harness: RolloutHarness) -> [String] { harness.notifier.lines.get().map(\.text) }
 
-    @Test func aSkewedSplitIsRolledBackAsAnInvalidExperimentWithWhatWasExpectedAndSeen() async throws {
+    /// A release whose first gate passed and whose judge looked once at the first (25 %) step:
+    /// every metric passing, the users split `new` to `live`.
+    static func judgedOnce(usersNew new: Double, live: Double) async -> RolloutHarness {
         let harness = RolloutHarness()
         await harness.send(.start)
         await harness.send(.gateSample(step: 0, gate: "error-rate", .value(0.01), at: harness.clock.now()))
-        // Every metric passes, but green got 15 % of the users at a 25 % step.
         await harness.send(
             .judgeLooked(
                 step: 0,
                 .init(
                     judgements: FakePlan.judgements(.pass, .pass), elapsed: 4, at: harness.clock.now(),
-                    ratios: FakePlan.users(new: 150, live: 850))))
+                    ratios: FakePlan.users(new: new, live: live))))
+        return harness
+    }
+
+    @Test func aSkewedSplitIsRolledBackAsAnInvalidExperimentWithWhatWasExpectedAndSeen() async throws {
+        // Every metric passes, but green got 15 % of the users at a 25 % step.
+        let harness = await Self.judgedOnce(usersNew: 150, live: 850)
 
         let ending = try #require(harness.machine.ending)
         guard case .finished(.rolledBack, let failure?) = ending, case .sampleRatioMismatch(let rule) = failure.reason
@@ -65,15 +72,7 @@ import Testing
     }
 
     @Test func anEvenSplitIsCheckedAndTheJudgesVerdictStands() async throws {
-        let harness = RolloutHarness()
-        await harness.send(.start)
-        await harness.send(.gateSample(step: 0, gate: "error-rate", .value(0.01), at: harness.clock.now()))
-        await harness.send(
-            .judgeLooked(
-                step: 0,
-                .init(
-                    judgements: FakePlan.judgements(.pass, .pass), elapsed: 4, at: harness.clock.now(),
-                    ratios: FakePlan.users(new: 260, live: 740))))
+        let harness = await Self.judgedOnce(usersNew: 260, live: 740)
         #expect(harness.machine.ending == nil && harness.split == ["blue": 50, "green": 50], "on to the 50 % step")
         let step = try #require(harness.journal.state.get().steps.first)
         #expect(step.passed == true && step.judgeDecision == .pass)
