@@ -105,10 +105,11 @@ import Testing
         // A stalled and a dead receiver delayed neither the steps nor the end beyond the bound.
         let rollout = try #require(second.rollout)
         // Each step_passed goes to the slow receiver (5 s per request: two 2 s attempts, 1 s apart)
-        // between two steps: sent off the path, it leaves no gap there.
+        // between two steps: sent off the path, it leaves no gap there. On the path it would leave
+        // at least 5 s; the bound is 4 s because a loaded machine's shift alone took 3.02 s once.
         for (step, next) in zip(rollout.steps, rollout.steps.dropFirst()) {
             let gap = next.startedOn.timeIntervalSince(step.finishedOn ?? step.startedOn)
-            #expect(gap < 3, "\(gap) s between step \(step.weight)% and step \(next.weight)%")
+            #expect(gap < 4, "\(gap) s between step \(step.weight)% and step \(next.weight)%")
         }
         let finishedOn = try #require(second.finishedOn)
         // Without the flush limit, the slow receiver's five queued events would hold it 25 s.
