@@ -93,7 +93,14 @@ import Traffic
             try Self.pipeline(playground, seed: 7, args: #"[--fault-random-share, "0.8"]"#).write(
                 toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
             let second = try await playground.run(RunOptions(force: true))
-            #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
+            // Every look of every step, should the judge decide otherwise.
+            let looks = (second.rollout?.steps ?? []).map { step in
+                "step \(step.weight) %: "
+                    + (step.judge ?? []).map { $0.metrics.map(\.rule).joined(separator: "; ") }
+                    .joined(separator: " | ")
+            }
+            print("known-worse interleaved release: \(second.outcome), \(looks.map { String($0.suffix(400)) })")
+            #expect(second.outcome == .rolledBack, "\(second.failure ?? "") \(looks)")
             #expect(
                 second.rollout?.steps.count == 1 && second.rollout?.steps.first?.weight == 0, "at the interleaving step"
             )

@@ -49,6 +49,11 @@ import Testing
             let port = try #require(state?.port, "the server did not start: \(log)")
             try await body(port)
         } catch {
+            // Whether the server still ran (its state letter, Z once it has exited) and what it said.
+            let stat = (try? String(contentsOfFile: "/proc/\(server.pid)/stat", encoding: .utf8)) ?? ""
+            let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "gone"
+            let log = (try? String(contentsOfFile: playground.folder + "/serve.log", encoding: .utf8)) ?? ""
+            Issue.record("the server's state: \(state); its log ends: \(log.suffix(1500))")
             server.signal(SIGTERM)
             _ = await server.wait()
             throw error
@@ -89,7 +94,7 @@ import Testing
         try #require(raiseOwnDescriptorLimit(to: clients + 200), "the test needs \(clients + 200) descriptors")
         try await withLoopbackPortsToItself {
             try await Self.withServer(
-                arguments: ["--header-timeout", "2", "--idle-timeout", "30"], descriptorLimit: 512
+                arguments: ["--header-timeout", "10", "--idle-timeout", "30"], descriptorLimit: 512
             ) { port in
                 // Connected on a thread of their own: a connect waits while the server's queue is full,
                 // on a loaded machine longer than one connect's 2 s bound, so a client tries again.
@@ -112,22 +117,25 @@ import Testing
                 for _ in 0..<50 where acceptQueueLength(port: port) ?? 0 > 0 {
                     try await Task.sleep(for: .milliseconds(100))
                 }
+                // The slow clients hold their connections for the 10 s header timeout: a server
+                // starved by them answers only after it, one that makes room answers well before
+                // (within 5 s, a bound a loaded 2-core machine meets; 1 s once did not).
                 let start = ContinuousClock.now
                 let health = try await HTTPClient.get(
-                    "http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(1))
+                    "http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(5))
                 #expect(health.status == 200)
-                #expect(ContinuousClock.now - start < .seconds(1))
+                #expect(ContinuousClock.now - start < .seconds(5))
                 let metrics = try await HTTPClient.get(
-                    "http://127.0.0.1:\(port)/metrics", limit: .forTests, timeout: .seconds(1))
+                    "http://127.0.0.1:\(port)/metrics", limit: .forTests, timeout: .seconds(5))
                 #expect(metrics.status == 200)
                 // The server closes every slow client: the ones the cap pushed out at once, the rest at the header timeout.
-                let deadline = ContinuousClock.now + .seconds(5)
+                let deadline = start + .seconds(15)
                 var stillOpen: [LoopbackConnection] = []
                 for connection in slow
                 where await connection.waitUntilClosed(within: deadline - ContinuousClock.now) == nil {
                     stillOpen.append(connection)
                 }
-                #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 5 s after the flood")
+                #expect(stillOpen.isEmpty, "\(stillOpen.count) slow clients still connected 15 s after the flood")
             }
         }
     }
