@@ -14,6 +14,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case inconsistentState = "inconsistent-state"
             case unrecorded
             case diskFull = "disk-full"
+            case policyRefused = "policy-refused"
         }
 
         private let value: Value
@@ -48,6 +49,9 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
         /// No space left on the device (ENOSPC, or a quota: EDQUOT) for a file the controller
         /// writes; nothing was half-written. Exit code 5.
         public static let diskFull = Code(.diskFull)
+        /// The release policy refused the action before any change: outside the release windows,
+        /// a pinned release, a model marked bad. Exit code 7.
+        public static let policyRefused = Code(.policyRefused)
 
         public var description: String { value.rawValue }
 
@@ -60,6 +64,7 @@ public struct OrchestratorError: Error, CustomStringConvertible, Sendable {
             case .unreachable: 4
             case .unrecorded: 5
             case .diskFull: 5
+            case .policyRefused: 7
             }
         }
     }
@@ -100,6 +105,9 @@ public enum ExitStatus {
     /// The release was rolled back as an invalid experiment: the split did not send each colour
     /// its intended share (sample ratio mismatch), so no verdict on the model could be trusted.
     public static let invalidExperiment: Int32 = 6
+    /// The release policy refused the run before any change (outside the release windows, a
+    /// pinned release live, a model marked bad), or a rollback to a model marked bad.
+    public static let policyRefused: Int32 = 7
 
     /// The exit code of a run stopped by a signal (after it rolled back): 128 + the signal, as
     /// shells report it (130 for SIGINT, 143 for SIGTERM).

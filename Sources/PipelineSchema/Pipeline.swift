@@ -26,6 +26,8 @@ public struct Pipeline: Sendable {
     public var notify: NotifySpec? = nil
     /// Where the controller pushes its own metrics while it runs.
     public var metrics: MetricsSpec? = nil
+    /// When a release may start (`policy.windows`); nil: at any time.
+    public var policy: ReleasePolicy? = nil
     /// The variables `secrets:` names: their values are never written nor printed.
     public var secrets: [String] = []
     /// The secret values this pipeline carries (see `Redaction`).

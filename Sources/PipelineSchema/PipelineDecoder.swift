@@ -26,7 +26,7 @@ struct PipelineDecoder {
                 root, "",
                 allowed: [
                     "version", "name", "history", "secrets", "stages", "deploy", "traffic", "analysis", "rollback",
-                    "hooks", "notify", "metrics",
+                    "hooks", "notify", "metrics", "policy",
                 ])
         else { return nil }
         var version: Int?
@@ -55,6 +55,7 @@ struct PipelineDecoder {
         let hooks = decodeHooks(map["hooks"])
         let notify = map["notify"].flatMap(decodeNotify)
         let metrics = map["metrics"].flatMap(decodeMetrics)
+        let policy = map["policy"].flatMap(decodePolicy)
         if traffic != nil && deploy == nil && map["deploy"] == nil {
             reader.report(
                 map["traffic"], "traffic",
@@ -74,6 +75,7 @@ struct PipelineDecoder {
         pipeline.secrets = secrets
         pipeline.notify = notify
         pipeline.metrics = metrics
+        pipeline.policy = policy
         let fromVariables = reader.interpolated.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }
             .map(\.value)
         let fromEnv = stages.flatMap {

@@ -164,7 +164,13 @@ struct ReleaseListing {
         }
         let action: String = (record.action ?? .release).rawValue
         let outcome: String = record.dryRun ? "dry-run" : record.outcome.rawValue
-        let stages: String = record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
+        // A policy record has no stages: its last column says what changed.
+        let stages: String =
+            record.policyChange.map { change in
+                let model = change.modelSHA256.map { " model \($0.prefix(12))" } ?? ""
+                let reason = change.reason.map { ": \($0)" } ?? ""
+                return "\(change.release.map { "release \($0)" } ?? "")\(model)\(reason)"
+            } ?? record.stages.map { "\($0.name):\($0.status.rawValue)" }.joined(separator: " ")
         let started: String = formatter.string(from: record.startedOn)
         rows.append([
             record.releaseID, started, record.invocation.trigger, action, outcome, record.deployment?.color ?? "-",

@@ -18,7 +18,9 @@ struct OrchestrateCommand: AsyncParsableCommand {
             input or usage, or a state file that is unreadable or disagrees with what serves, or a history \
             file that is not a release history; 3 another \
             run holds the lock; 4 a required service (nginx, Prometheus, the engine, the live colour) is \
-            unreachable, or answers more than its bound, before any change was made; 130/143 interrupted by SIGINT/SIGTERM (after \
+            unreachable, or answers more than its bound, before any change was made; 5 no space left on \
+            the device; 6 rolled back as an invalid experiment (sample ratio mismatch); 7 refused by the \
+            release policy (outside the release windows, a pinned release, a model marked bad); 130/143 interrupted by SIGINT/SIGTERM (after \
             traffic went back to the live colour).
             """,
         version: RunIdentity.version,
@@ -26,7 +28,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
             RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self,
             PromoteCommand.self,
             RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self,
-            ImageCommand.self, ComposeCommand.self,
+            ImageCommand.self, ComposeCommand.self, PinCommand.self, UnpinCommand.self, MarkBadCommand.self,
         ]
     )
 

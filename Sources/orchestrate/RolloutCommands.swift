@@ -80,6 +80,10 @@ struct StatusCommand: AsyncParsableCommand {
             }
             print("run in progress: \(status.runInProgress ?? "none")")
             print("last release: \(status.lastRelease ?? "none")")
+            if let policy = status.policy {
+                print("policy:")
+                policy.lines.forEach { print($0) }
+            }
             for problem in status.problems { printError("problem: \(problem)") }
         }
         if !status.healthy { throw ExitCode(ExitStatus.failed) }

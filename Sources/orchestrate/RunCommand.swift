@@ -68,6 +68,10 @@ struct RunCommand: AsyncParsableCommand {
         case (.text, true): print(loaded.redaction.redact(result.plan.rendered()))
         case (.text, false): break
         }
+        if dryRun, let refusal = result.plan.policy?.refusal {
+            printError("error: \(refusal)")
+            throw ExitCode(ExitStatus.policyRefused)
+        }
         if result.exitCode != ExitStatus.success {
             if output == .text, let failure = result.record?.failure {
                 printError("error: \(loaded.redaction.redact(failure))")

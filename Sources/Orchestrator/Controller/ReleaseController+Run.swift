@@ -22,6 +22,7 @@ extension ReleaseController {
         /// an invalid experiment (its last step's judge found a sample ratio mismatch) exits 6.
         static func exitCode(record: ReleaseRecord?, interruptedBy: Int32?) -> Int32 {
             if let interruptedBy { return ExitStatus.interrupted(by: interruptedBy) }
+            if record?.refusedByPolicy != nil { return ExitStatus.policyRefused }
             switch record?.outcome {
             case .rolledBack? where record?.rollout?.steps.last?.judgeDecision == .invalid:
                 return ExitStatus.invalidExperiment
@@ -44,11 +45,13 @@ extension ReleaseController {
         if recovery == nil, let deployment {
             try await checkServing(live: live, deployment)
         }
-        return try Planner(
+        var plan = try Planner(
             pipeline: pipeline, options: options,
             records: try PlanningRecords.read(for: pipeline.stages, from: history), runtime: deployment?.runtime,
             measuredRate: await measuredRate()
         ).plan(releaseID: releaseID, live: live, recovery: recovery)
+        plan.policy = try plannedPolicy(now: Date())
+        return plan
     }
 
     /// The request rate Prometheus measures now (`judge.rateQuery`), nil when it cannot say.
@@ -124,6 +127,12 @@ extension ReleaseController {
         // Before any change: what the run needs is there, and the recorded state is what serves.
         do {
             try Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
+            // A pin in force, or outside the release windows: refused before the stages, recorded.
+            if deployment != nil,
+                let refusal = Self.refusal(policy: pipeline.policy, state: try history.policyState(), now: Date())
+            {
+                throw refusal
+            }
             if let deployment {
                 try await deployment.runtime.preflight(
                     colors: deployment.deploy.colors, loadBalancer: deployment.nginx != nil)
@@ -147,6 +156,7 @@ extension ReleaseController {
             }
             record.outcome = .failed
             record.failure = error.message
+            if error.code == .policyRefused { record.refusedByPolicy = error.message }
             record.finishedOn = Date()
             try history.append(pipeline.redaction.redacted(record))
             throw error
@@ -154,11 +164,12 @@ extension ReleaseController {
 
         let records = try PlanningRecords.read(for: pipeline.stages, from: history)
         let live = deployment == nil ? nil : try store.live()
-        let plan = try Planner(
+        var plan = try Planner(
             pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime,
             measuredRate: await measuredRate()
         )
         .plan(releaseID: releaseID, live: live, recovery: nil)
+        plan.policy = try plannedPolicy(now: Date())
         record.plan = plan
         let journal = RunJournal(
             store: store,
@@ -188,6 +199,15 @@ extension ReleaseController {
             try await journal.updateRecord {
                 $0.model = .init(path: modelPath, sha256: digest?.sha256, version: manifest?.displayVersion)
             }
+        }
+        // A model marked bad is never deployed again, however it was trained.
+        if outcome == .succeeded, deployment != nil, let digest = await journal.record.model?.sha256,
+            let refusal = Self.badModelRefusal(
+                digest, state: try history.policyState(), action: "it was not deployed; nothing was changed")
+        {
+            outcome = .failed
+            failure = refusal.message
+            try await journal.updateRecord { $0.refusedByPolicy = refusal.message }
         }
         if outcome == .succeeded, let deployment, let rollout = plan.rollout {
             let result = try await RolloutExecutor(

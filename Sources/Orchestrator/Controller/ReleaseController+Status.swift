@@ -25,9 +25,11 @@ extension ReleaseController {
         public var lastRelease: String?
         public var healthy: Bool
         public var problems: [String]
+        /// The release windows, the pin and the models marked bad; nil when there are none.
+        public var policy: RunPlan.PlannedPolicy? = nil
 
         enum CodingKeys: String, CodingKey {
-            case service, live, traffic, colors, healthy, problems
+            case service, live, traffic, colors, healthy, problems, policy
             case liveError = "live_error"
             case nginxRunning = "nginx_running"
             case nginxOrphanedWorkers = "nginx_orphaned_workers"
@@ -102,14 +104,22 @@ extension ReleaseController {
                 "\(history.path):\(torn.number): the history's last line is torn (\(torn.length) bytes with no newline: a write cut short by a crash or a full disk): "
                     + "`orchestrate recover` keeps its bytes aside, removes it and records the repair")
         }
+        let policy = try plannedPolicy(now: Date())
+        if let bad = policy?.state.badModel(live?.modelSHA256) {
+            problems.append(
+                "the live model \(bad.modelSHA256.prefix(12)) is marked bad (\(bad.reason)): `orchestrate rollback` replaces it"
+            )
+        }
         let last = try history.lastRecord()
-        return Status(
+        var status = Status(
             service: deployment.deploy.service, live: live, liveError: liveError, nginxRunning: serving.nginxRunning,
             nginxOrphanedWorkers: serving.nginxOrphanedWorkers, traffic: serving.traffic,
             trafficGeneration: serving.trafficReport?.state.generation, trafficSource: serving.trafficReport?.source,
             colors: serving.colors, runInProgress: inProgress,
             lastRelease: last.map { "\($0.releaseID) \(($0.action ?? .release).rawValue) \($0.outcome.rawValue)" },
             healthy: problems.isEmpty, problems: problems)
+        status.policy = policy
+        return status
     }
 
     /// The models a colour may serve while idle on purpose: with `traffic.stopOld: false`, those
@@ -159,8 +169,11 @@ extension ReleaseController {
                 progress: progress
             ).run(to: requested, live: live, record: &record)
             record.outcome = .succeeded
-        } catch let error as OrchestratorError where error.code == .invalidInput || error.code == .inconsistentState {
-            // Refused before any change (an unknown release, no idle colour): nothing to record.
+        } catch let error as OrchestratorError
+            where error.code == .invalidInput || error.code == .inconsistentState || error.code == .policyRefused
+        {
+            // Refused before any change (an unknown release, no idle colour, a model marked bad):
+            // nothing to record.
             throw error
         } catch {
             record.outcome = .failed

@@ -46,6 +46,12 @@ struct Rollback {
         guard let sha256 = target.deployment?.modelSHA256 else {
             throw OrchestratorError(.stageFailed, "release \(target.releaseID) recorded no model digest")
         }
+        if let refusal = ReleaseController.badModelRefusal(
+            sha256, state: try history.policyState(),
+            action: "a rollback to \(target.releaseID) is refused; nothing was changed")
+        {
+            throw refusal
+        }
         record.model = .init(path: "", sha256: sha256, version: target.model?.version)
         var events: [RolloutEvent] = []
         progress("rollback to \(target.releaseID) (model \(sha256.prefix(12)))")

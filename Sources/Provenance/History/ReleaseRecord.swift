@@ -318,6 +318,30 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
     public var signer: Signer?
     /// The torn last line of the history that this record's append replaced (kept aside), if any.
     public var historyRepair: HistoryRepair?
+    /// What an operator changed in the release policy (`pin`, `unpin`, `mark-bad`).
+    public var policyChange: PolicyChange? = nil
+    /// Why the release policy refused this run (a closed window, a pin, a model marked bad).
+    public var refusedByPolicy: String? = nil
+
+    /// An operator's change to the release policy: a release pinned (no release replaces it until
+    /// unpinned), or a model marked bad (never deployed again, rollbacks to it refused).
+    public struct PolicyChange: Sendable, Codable, Equatable {
+        /// The pinned (or unpinned) release; for a bad mark, the release that built the model, if known.
+        public var release: String?
+        public var modelSHA256: String?
+        public var reason: String?
+
+        public init(release: String?, modelSHA256: String?, reason: String?) {
+            self.release = release
+            self.modelSHA256 = modelSHA256
+            self.reason = reason
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case release, reason
+            case modelSHA256 = "model_sha256"
+        }
+    }
 
     /// The public half of the key that signed a record, so that anyone can see which key did.
     public struct Signer: Sendable, Codable, Equatable {
@@ -341,6 +365,8 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         case finishedOn = "finished_on"
         case dryRun = "dry_run"
         case historyRepair = "history_repair"
+        case policyChange = "policy_change"
+        case refusedByPolicy = "refused_by_policy"
     }
 
     /// The record as one JSON line (no newline): stable key order, so the chain hash is reproducible.
@@ -401,6 +427,12 @@ public enum ReleaseAction: String, Sendable, Codable, Equatable {
     case repair
     /// Written by earlier versions for a release converged after an interruption.
     case recovery
+    /// `orchestrate pin`: no release replaces the pinned one until `unpin`.
+    case pin
+    /// `orchestrate unpin`.
+    case unpin
+    /// `orchestrate mark-bad`: the model is never deployed again.
+    case markBad = "mark_bad"
 }
 
 /// One thing the rollout did, in order.

@@ -305,9 +305,58 @@ public struct RunPlan: Sendable, Codable, Equatable {
     public var observers: PlannedObservers?
     /// The Docker Engine that runs the stages with an `image:` (`deploy.docker`).
     public var docker: DockerSpec? = nil
+    /// The release policy when planned (windows, a pin, models marked bad); nil when there is none.
+    public var policy: PlannedPolicy? = nil
+
+    /// The release policy as it stands when the run is planned.
+    public struct PlannedPolicy: Sendable, Codable, Equatable {
+        /// `policy.windows` as people write them; nil without windows.
+        public var windows: String?
+        public var open: Bool
+        /// When the next window opens, as people read it; nil while one is open.
+        public var nextWindow: String?
+        public var state: ReleasePolicyState
+        /// Why a run started now would be refused; nil when it would start.
+        public var refusal: String?
+
+        package init(windows: String?, open: Bool, nextWindow: String?, state: ReleasePolicyState, refusal: String?) {
+            self.windows = windows
+            self.open = open
+            self.nextWindow = nextWindow
+            self.state = state
+            self.refusal = refusal
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case windows, open, state, refusal
+            case nextWindow = "next_window"
+        }
+
+        /// The policy for people, one fact per line, indented under a `policy:` heading.
+        public var lines: [String] {
+            var lines: [String] = []
+            if let windows {
+                lines.append(
+                    "  release windows \(windows): \(open ? "open now" : "closed now; \(nextWindow ?? "no window ever opens")")"
+                )
+            }
+            if let pin = state.pin {
+                lines.append(
+                    "  pinned: release \(pin.release)\(pin.reason.map { " (\($0))" } ?? "") by \(pin.by) since \(pin.on.ISO8601Format())"
+                )
+            }
+            for bad in state.badModels {
+                lines.append(
+                    "  marked bad: model \(bad.modelSHA256.prefix(12))\(bad.release.map { " (release \($0))" } ?? "") by \(bad.by) on \(bad.on.ISO8601Format()): \(bad.reason)"
+                )
+            }
+            if let refusal { lines.append("  a run now is refused: \(refusal)") }
+            return lines
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers, docker
+        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers, docker, policy
         case releaseID = "release_id"
     }
 
@@ -339,6 +388,10 @@ extension RunPlan {
         )
         if !overrides.isEmpty { lines.append("overrides: \(overrides.joined(separator: " "))") }
         lines.append("history: \(history)")
+        if let policy {
+            lines.append("policy:")
+            lines += policy.lines
+        }
         if let recovery {
             lines.append("")
             lines.append(
