@@ -77,16 +77,24 @@ public struct Stage: Sendable {
     }
 }
 
-/// A bound on a metric a stage reports, e.g. `rmse: {max: 0.95}`.
+/// A bound on a metric a stage reports, e.g. `rmse: {max: 0.95}`, or relative to what the last
+/// promoted releases recorded: `ndcg_at_k: {history: {last: 5, maxDrop: 0.02}}`.
 public struct MetricThreshold: Sendable, Equatable, Codable {
     public var metric: String
     public var min: Double?
     public var max: Double?
+    /// A bound relative to the last promoted releases' values; the planner turns it into `min` or
+    /// `max` and records the values it used in `reference`.
+    public var history: HistoryBound? = nil
+    /// The values the planner read for `history` (nil before planning, or when no promoted
+    /// release recorded the metric yet).
+    public var reference: HistoryReference? = nil
 
-    public init(metric: String, min: Double? = nil, max: Double? = nil) {
+    public init(metric: String, min: Double? = nil, max: Double? = nil, history: HistoryBound? = nil) {
         self.metric = metric
         self.min = min
         self.max = max
+        self.history = history
     }
 
     /// Whether `value` is within the bounds. A value that is not a finite number (NaN, +Inf,
@@ -97,8 +105,83 @@ public struct MetricThreshold: Sendable, Equatable, Codable {
     }
 
     public var condition: String {
-        [min.map { ">= \(formatNumber($0))" }, max.map { "<= \(formatNumber($0))" }].compactMap { $0 }.joined(
-            separator: " and ")
+        // A bound computed from history is shown to 6 significant digits, as its reference values are.
+        func show(_ value: Double) -> String {
+            history == nil ? formatNumber(value) : HistoryBound.show(value)
+        }
+        var text = [min.map { ">= \(show($0))" }, max.map { "<= \(show($0))" }].compactMap { $0 }
+            .joined(separator: " and ")
+        if let history {
+            let relation = history.describe(reference)
+            text = text.isEmpty ? relation : "\(text) (\(relation))"
+        }
+        return text
+    }
+}
+
+/// "Not below the median of the last 5 promoted releases by more than 2 %": a quantile of what the
+/// last `last` promoted releases recorded for the same stage's metric, and how far the new value
+/// may fall below it (`maxDrop`) or rise above it (`maxRise`), as a fraction of it.
+public struct HistoryBound: Sendable, Equatable, Codable {
+    public var last: Int
+    /// 0.5: the median.
+    public var quantile: Double
+    public var maxDrop: Double?
+    public var maxRise: Double?
+
+    public init(last: Int, quantile: Double = 0.5, maxDrop: Double? = nil, maxRise: Double? = nil) {
+        self.last = last
+        self.quantile = quantile
+        self.maxDrop = maxDrop
+        self.maxRise = maxRise
+    }
+
+    var statistic: String {
+        quantile == 0.5 ? "the median" : "the \(formatNumber(quantile * 100))th percentile"
+    }
+
+    func describe(_ reference: HistoryReference?) -> String {
+        let change =
+            maxDrop.map { "not below \(statistic) by more than \(formatNumber($0 * 100)) %" }
+            ?? "not above \(statistic) by more than \(formatNumber((maxRise ?? 0) * 100)) %"
+        guard let reference else { return "\(change) of the last \(last) promoted releases: none recorded it yet" }
+        return
+            "\(change) of the last \(reference.values.count) promoted releases: \(Self.show(reference.value)) of \(reference.values.map(Self.show).joined(separator: ", "))"
+    }
+
+    static func show(_ value: Double) -> String {
+        String(format: "%.6g", value)
+    }
+
+    /// The bound from the reference value: below it by at most `maxDrop` of its size, or above it
+    /// by at most `maxRise`.
+    public func bound(from reference: Double) -> (min: Double?, max: Double?) {
+        (maxDrop.map { reference - abs(reference) * $0 }, maxRise.map { reference + abs(reference) * $0 })
+    }
+
+    /// The `quantile` of `values` with linear interpolation between order statistics (numpy's
+    /// default method, and R's type 7); nil without values.
+    public static func quantile(_ values: [Double], _ q: Double) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let position = q * Double(sorted.count - 1)
+        let below = Int(position.rounded(.down))
+        let above = Swift.min(below + 1, sorted.count - 1)
+        return sorted[below] + (sorted[above] - sorted[below]) * (position - Double(below))
+    }
+}
+
+/// What the planner read for a `HistoryBound`: each promoted release's value, newest first, and
+/// the quantile taken of them.
+public struct HistoryReference: Sendable, Equatable, Codable {
+    public var releases: [String]
+    public var values: [Double]
+    public var value: Double
+
+    public init(releases: [String], values: [Double], value: Double) {
+        self.releases = releases
+        self.values = values
+        self.value = value
     }
 }
 

@@ -81,4 +81,35 @@ extension PipelineDecoder {
         else { return nil }
         return (start, end)
     }
+
+    /// `history: {last: N, quantile: Q, maxDrop: F | maxRise: F}` of a stage gate's metric.
+    func decodeHistoryBound(_ node: Node, path: String) -> HistoryBound? {
+        guard let map = reader.mapping(node, path, allowed: ["last", "quantile", "maxDrop", "maxRise"]) else {
+            return nil
+        }
+        let last = map["last"].flatMap { reader.int($0, "\(path).last", range: 1...100) } ?? 5
+        let quantile = map["quantile"].flatMap { reader.double($0, "\(path).quantile") } ?? 0.5
+        if !(0...1).contains(quantile) {
+            reader.report(map["quantile"], "\(path).quantile", "a quantile is from 0 to 1 (0.5: the median)")
+        }
+        func fraction(_ key: String) -> Double? {
+            guard let node = map[key], let value = reader.double(node, "\(path).\(key)") else { return nil }
+            guard (0...10).contains(value) else {
+                reader.report(node, "\(path).\(key)", "a fraction of the reference from 0 to 10 (0.02: 2 %)")
+                return nil
+            }
+            return value
+        }
+        let drop = fraction("maxDrop")
+        let rise = fraction("maxRise")
+        if (map["maxDrop"] == nil) == (map["maxRise"] == nil) {
+            reader.report(
+                node, path,
+                "give maxDrop: (a metric that must not fall, e.g. ndcg_at_k) or maxRise: (one that must not rise, e.g. rmse), one of them"
+            )
+            return nil
+        }
+        guard drop != nil || rise != nil else { return nil }
+        return HistoryBound(last: last, quantile: quantile, maxDrop: drop, maxRise: rise)
+    }
 }

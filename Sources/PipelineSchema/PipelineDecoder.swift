@@ -530,14 +530,17 @@ struct PipelineDecoder {
                     keyNode, metricPath, "the \(kind.rawValue) stage reports no metric \"\(echoed(metric))\"\(hint)")
                 continue
             }
-            guard let bounds = reader.mapping(valueNode, metricPath, allowed: ["min", "max"]) else { continue }
+            guard let bounds = reader.mapping(valueNode, metricPath, allowed: ["min", "max", "history"]) else {
+                continue
+            }
             let min = bounds["min"].flatMap { reader.double($0, "\(metricPath).min") }
             let max = bounds["max"].flatMap { reader.double($0, "\(metricPath).max") }
-            if bounds.isEmpty { reader.report(valueNode, metricPath, "give min:, max: or both") }
+            let history = bounds["history"].flatMap { decodeHistoryBound($0, path: "\(metricPath).history") }
+            if bounds.isEmpty { reader.report(valueNode, metricPath, "give min:, max:, history: or several") }
             if let min, let max, min > max {
                 reader.report(valueNode, metricPath, "min \(formatNumber(min)) is above max \(formatNumber(max))")
             }
-            thresholds.append(MetricThreshold(metric: metric, min: min, max: max))
+            thresholds.append(MetricThreshold(metric: metric, min: min, max: max, history: history))
         }
         return thresholds
     }

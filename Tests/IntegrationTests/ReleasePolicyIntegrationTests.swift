@@ -78,4 +78,50 @@ import Traffic
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [second.deployment?.color ?? ""])
         }
     }
+
+    /// A gate relative to history: a training whose error rises more than 5 % above the median of
+    /// the last promoted releases fails its gate, and the plan shows the values it compares with.
+    @Test func aStageGateRelativeToTheLastReleasesFailsAWorseModel() async throws {
+        try await Playground.with { playground in
+            try playground.writeRatings()
+            try """
+            version: 1
+            name: offline
+            history: releases/history.jsonl
+            stages:
+              - name: train
+                uses: train
+                with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: "${EPOCHS:-10}"}
+                gate:
+                  train_rmse: {history: {last: 5, maxRise: 0.05}}
+
+            """.write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            let first = try await orchestrate(["run", playground.pipelinePath])
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stderr.contains("none recorded it yet"), "the first release has nothing to compare with")
+            let second = try await orchestrate([
+                "run", playground.pipelinePath, "--force", "--set", "stages.train.with.seed=3",
+            ])
+            #expect(second.status == 0, "\(second.stderr)")
+            let records = try ReleaseHistory(path: playground.historyPath).records()
+            let values = records.compactMap { $0.stages.first?.metrics["train_rmse"] }
+            #expect(values.count == 2)
+
+            let plan = try await orchestrate([
+                "run", playground.pipelinePath, "--dry-run", "--set", "stages.train.with.epochs=1",
+            ])
+            #expect(plan.status == 0, "\(plan.stderr)")
+            #expect(plan.stdout.contains("gate: train_rmse <= "), "\(plan.stdout)")
+            #expect(plan.stdout.contains("not above the median by more than 5 % of the last 2 promoted releases"))
+
+            let worse = try await orchestrate(["run", playground.pipelinePath, "--set", "stages.train.with.epochs=1"])
+            #expect(worse.status == 1, "\(worse.stderr)")
+            #expect(
+                worse.stderr.contains("gate train_rmse <= ") && worse.stderr.contains("failed with"), "\(worse.stderr)")
+            let failed = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(failed.outcome == .failed)
+            let verdict = try #require(failed.stages.first?.gates.first)
+            #expect(!verdict.passed && (verdict.value ?? 0) > (values.sorted()[0] + values.sorted()[1]) / 2 * 1.05)
+        }
+    }
 }

@@ -31,6 +31,18 @@ import Testing
     }
 
     static let cases: [Case] = [
+        Case(
+            yaml: header
+                + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r.csv, model: m}\n    gate:\n      train_rmse: {history: {last: 3}} # <-\n",
+            message: "give maxDrop: (a metric that must not fall, e.g. ndcg_at_k) or maxRise:"),
+        Case(
+            yaml: header
+                + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r.csv, model: m}\n    gate:\n      train_rmse: {history: {maxRise: 20}} # <-\n",
+            message: "a fraction of the reference from 0 to 10 (0.02: 2 %)"),
+        Case(
+            yaml: header
+                + "stages:\n  - name: x\n    uses: train\n    with: {ratings: r.csv, model: m}\n    gate:\n      train_rmse: {history: {quantile: 2, maxRise: 0.1}} # <-\n",
+            message: "a quantile is from 0 to 1 (0.5: the median)"),
         Case(yaml: "version: 2 # <-\nname: demo\n" + train, message: "version 2 is not supported"),
         Case(yaml: "name: demo # <-\n" + train, message: "missing required key \"version\""),
         Case(yaml: header + "verison: 1 # <-\n" + train, message: "unknown key \"verison\": did you mean \"version\"?"),
@@ -91,7 +103,9 @@ import Testing
         Case(
             yaml: header + train + evaluate + "    gate:\n      rmse: {min: 2, max: 1} # <-\n",
             message: "min 2 is above max 1"),
-        Case(yaml: header + train + evaluate + "    gate:\n      rmse: {} # <-\n", message: "give min:, max: or both"),
+        Case(
+            yaml: header + train + evaluate + "    gate:\n      rmse: {} # <-\n",
+            message: "give min:, max:, history: or several"),
         Case(
             yaml: header + "stages:\n  - name: x\n    run: [true]\n    gate:\n      loss: {max: 1} # <-\n",
             message: "add metrics: FILE"),

@@ -57,7 +57,7 @@ struct Planner {
                 name: stage.name, uses: stage.uses, parameters: stage.parameters, command: command(for: stage),
                 image: stage.image, env: stage.env,
                 inputs: stage.inputs, outputs: stage.outputs, timeout: stage.timeout, retries: stage.retries,
-                gate: stage.gate, action: .run, reason: "",
+                gate: resolvedGate(of: stage), action: .run, reason: "",
                 cachedFrom: nil, inputDigests: [], metricsFile: stage.metricsFile)
             if options.skip.contains(stage.name) {
                 entry.action = .skipped
@@ -84,6 +84,38 @@ struct Planner {
             planned.append(entry)
         }
         return planned
+    }
+
+    /// A release whose values a gate relative to history reads: a release run (not a rollback, a
+    /// repair or a policy change) that succeeded, not a dry run.
+    static func isPromotedRelease(_ record: ReleaseRecord) -> Bool {
+        record.outcome == .succeeded && !record.dryRun && (record.action ?? .release) == .release
+    }
+
+    /// The stage's gate with each bound relative to history turned into `min` or `max` from the
+    /// last promoted releases' values of the metric (the stricter of it and a declared bound); a
+    /// metric no promoted release recorded yet keeps only its declared bounds.
+    func resolvedGate(of stage: Stage) -> [MetricThreshold] {
+        stage.gate.map { threshold in
+            guard let history = threshold.history else { return threshold }
+            var found: [(release: String, value: Double)] = []
+            for record in records.reversed() where Self.isPromotedRelease(record) && found.count < history.last {
+                guard
+                    let entry = record.stages.first(where: {
+                        $0.name == stage.name && ($0.status == .succeeded || $0.status == .cached)
+                    }), let value = entry.metrics[threshold.metric], value.isFinite
+                else { continue }
+                found.append((record.releaseID, value))
+            }
+            guard let reference = HistoryBound.quantile(found.map(\.value), history.quantile) else { return threshold }
+            var resolved = threshold
+            resolved.reference = HistoryReference(
+                releases: found.map(\.release), values: found.map(\.value), value: reference)
+            let bound = history.bound(from: reference)
+            if let low = bound.min { resolved.min = Swift.max(threshold.min ?? low, low) }
+            if let high = bound.max { resolved.max = Swift.min(threshold.max ?? high, high) }
+            return resolved
+        }
     }
 
     /// What runs for a stage: its argument vector, or the `recengine` command of a built-in.

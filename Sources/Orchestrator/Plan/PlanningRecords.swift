@@ -13,9 +13,15 @@ struct PlanningRecords {
     private var withoutSuccess: Set<String>
     /// Ingest stages whose newest rating shares are still to be found.
     private var withoutShares: Set<String>
+    /// Stages gated relative to the last promoted releases, with how many of them are still to be found.
+    private var historyWanted: [String: Int]
     private var newestFirst: [ReleaseRecord] = []
 
     init(stages: [Stage]) {
+        historyWanted = Dictionary(
+            uniqueKeysWithValues: stages.compactMap { stage in
+                stage.gate.compactMap(\.history?.last).max().map { (stage.name, $0) }
+            })
         withoutSuccess = Set(stages.map(\.name))
         withoutShares = Set(
             stages.compactMap { stage in
@@ -25,7 +31,7 @@ struct PlanningRecords {
     }
 
     /// Whether every record the plan can read has been found.
-    var isComplete: Bool { withoutSuccess.isEmpty && withoutShares.isEmpty }
+    var isComplete: Bool { withoutSuccess.isEmpty && withoutShares.isEmpty && historyWanted.isEmpty }
 
     /// The records kept, oldest first.
     var records: [ReleaseRecord] { newestFirst.reversed() }
@@ -46,6 +52,12 @@ struct PlanningRecords {
             else { continue }
             withoutShares.remove(name)
             answers = true
+        }
+        if Planner.isPromotedRelease(record) {
+            for (name, wanted) in historyWanted where record.stages.contains(where: { $0.name == name }) {
+                answers = true
+                historyWanted[name] = wanted > 1 ? wanted - 1 : nil
+            }
         }
         if answers { newestFirst.append(record) }
     }
