@@ -532,9 +532,13 @@ public struct PromQLGate: Sendable, Codable, Equatable {
     /// Consecutive query or connection errors tolerated.
     public var consecutiveErrorLimit: Int
     public var onNoData: NoDataPolicy
+    /// A bound relative to what the last promoted releases measured with this gate; the planner
+    /// turns it into `min` or `max` and records the values it used in `reference`.
+    public var history: HistoryBound? = nil
+    public var reference: HistoryReference? = nil
 
     enum CodingKeys: String, CodingKey {
-        case name, query, min, max, interval, count
+        case name, query, min, max, interval, count, history, reference
         case initialDelay = "initial_delay"
         case failureLimit = "failure_limit"
         case consecutiveErrorLimit = "consecutive_error_limit"

@@ -1122,7 +1122,7 @@ struct PipelineDecoder {
                 node, fallback,
                 allowed: [
                     "name", "query", "min", "max", "interval", "count", "initialDelay", "failureLimit",
-                    "consecutiveErrorLimit", "onNoData",
+                    "consecutiveErrorLimit", "onNoData", "history",
                 ])
         else { return nil }
         let gateName = reader.required(map, "name", fallback, in: node).flatMap { validName($0, "\(fallback).name") }
@@ -1141,7 +1141,10 @@ struct PipelineDecoder {
         }
         let min = map["min"].flatMap { reader.double($0, "\(path).min") }
         let max = map["max"].flatMap { reader.double($0, "\(path).max") }
-        if map["min"] == nil && map["max"] == nil { reader.report(node, path, "a gate needs min:, max: or both") }
+        let history = map["history"].flatMap { decodeHistoryBound($0, path: "\(path).history") }
+        if map["min"] == nil && map["max"] == nil && map["history"] == nil {
+            reader.report(node, path, "a gate needs min:, max:, history: or several")
+        }
         if let min, let max, min > max {
             reader.report(node, path, "min \(formatNumber(min)) is above max \(formatNumber(max))")
         }
@@ -1158,10 +1161,12 @@ struct PipelineDecoder {
                     PromQLGate.NoDataPolicy.init)
             } ?? .fail
         guard let gateName, let query else { return nil }
-        return PromQLGate(
+        var gate = PromQLGate(
             name: gateName, query: query, min: min, max: max, interval: interval, count: count,
             initialDelay: initialDelay,
             failureLimit: failureLimit, consecutiveErrorLimit: errorLimit, onNoData: onNoData)
+        gate.history = history
+        return gate
     }
 
     private func decodeRollback(_ node: Node?) -> RollbackSpec {

@@ -47,7 +47,9 @@ extension ReleaseController {
         }
         var plan = try Planner(
             pipeline: pipeline, options: options,
-            records: try PlanningRecords.read(for: pipeline.stages, from: history), runtime: deployment?.runtime,
+            records: try PlanningRecords.read(
+                for: pipeline.stages, gates: pipeline.analysis?.gates ?? [], from: history),
+            runtime: deployment?.runtime,
             measuredRate: await measuredRate()
         ).plan(releaseID: releaseID, live: live, recovery: recovery)
         plan.policy = try plannedPolicy(now: Date())
@@ -162,7 +164,8 @@ extension ReleaseController {
             throw error
         }
 
-        let records = try PlanningRecords.read(for: pipeline.stages, from: history)
+        let records = try PlanningRecords.read(
+            for: pipeline.stages, gates: pipeline.analysis?.gates ?? [], from: history)
         let live = deployment == nil ? nil : try store.live()
         var plan = try Planner(
             pipeline: pipeline, options: options, records: records, runtime: deployment?.runtime,

@@ -118,6 +118,28 @@ struct Planner {
         }
     }
 
+    /// A PromQL gate with its bound relative to history turned into `min` or `max`: each of the
+    /// last promoted releases that measured the gate counts with the median of its measured values
+    /// (every step), and the gate's quantile of those is the reference.
+    func resolvedGate(_ gate: PromQLGate) -> PromQLGate {
+        guard let history = gate.history else { return gate }
+        var found: [(release: String, value: Double)] = []
+        for record in records.reversed() where Self.isPromotedRelease(record) && found.count < history.last {
+            let values = (record.rollout?.steps ?? []).flatMap(\.measurements).filter { $0.gate == gate.name }
+                .compactMap(\.value).filter(\.isFinite)
+            guard let median = HistoryBound.quantile(values, 0.5) else { continue }
+            found.append((record.releaseID, median))
+        }
+        guard let reference = HistoryBound.quantile(found.map(\.value), history.quantile) else { return gate }
+        var resolved = gate
+        resolved.reference = HistoryReference(
+            releases: found.map(\.release), values: found.map(\.value), value: reference)
+        let bound = history.bound(from: reference)
+        if let low = bound.min { resolved.min = Swift.max(gate.min ?? low, low) }
+        if let high = bound.max { resolved.max = Swift.min(gate.max ?? high, high) }
+        return resolved
+    }
+
     /// What runs for a stage: its argument vector, or the `recengine` command of a built-in.
     func command(for stage: Stage) -> [String] {
         switch stage.action {
@@ -252,7 +274,7 @@ struct Planner {
             automaticRollback: pipeline.rollback.automatic, stopNew: pipeline.rollback.stopNew, hooks: pipeline.hooks,
             containers: try runtime.plannedContainers(target: target, loadBalancer: traffic != nil),
             colors: deploy.colors,
-            prometheus: pipeline.analysis?.prometheus, gates: pipeline.analysis?.gates ?? [],
+            prometheus: pipeline.analysis?.prometheus, gates: (pipeline.analysis?.gates ?? []).map(resolvedGate),
             // The judge compares the new colour with the live one: without one, there is nothing to judge.
             judge: live == nil ? nil : pipeline.analysis?.judge, interleave: traffic?.interleave,
             files: .init(workingDirectory: folder, logs: logs))

@@ -17,7 +17,12 @@ struct PlanningRecords {
     private var historyWanted: [String: Int]
     private var newestFirst: [ReleaseRecord] = []
 
-    init(stages: [Stage]) {
+    /// PromQL gates relative to the last promoted releases, with how many are still to be found.
+    private var gateHistoryWanted: [String: Int]
+
+    init(stages: [Stage], gates: [PromQLGate] = []) {
+        gateHistoryWanted = Dictionary(
+            gates.compactMap { gate in gate.history.map { (gate.name, $0.last) } }, uniquingKeysWith: Swift.max)
         historyWanted = Dictionary(
             uniqueKeysWithValues: stages.compactMap { stage in
                 stage.gate.compactMap(\.history?.last).max().map { (stage.name, $0) }
@@ -31,7 +36,9 @@ struct PlanningRecords {
     }
 
     /// Whether every record the plan can read has been found.
-    var isComplete: Bool { withoutSuccess.isEmpty && withoutShares.isEmpty && historyWanted.isEmpty }
+    var isComplete: Bool {
+        withoutSuccess.isEmpty && withoutShares.isEmpty && historyWanted.isEmpty && gateHistoryWanted.isEmpty
+    }
 
     /// The records kept, oldest first.
     var records: [ReleaseRecord] { newestFirst.reversed() }
@@ -58,13 +65,20 @@ struct PlanningRecords {
                 answers = true
                 historyWanted[name] = wanted > 1 ? wanted - 1 : nil
             }
+            for (name, wanted) in gateHistoryWanted
+            where record.rollout?.steps.contains(where: { $0.measurements.contains { $0.gate == name } }) == true {
+                answers = true
+                gateHistoryWanted[name] = wanted > 1 ? wanted - 1 : nil
+            }
         }
         if answers { newestFirst.append(record) }
     }
 
     /// The records the plan of `stages` reads, from the end of `history` back only as far as needed.
-    static func read(for stages: [Stage], from history: ReleaseHistory) throws -> [ReleaseRecord] {
-        var planning = PlanningRecords(stages: stages)
+    static func read(
+        for stages: [Stage], gates: [PromQLGate] = [], from history: ReleaseHistory
+    ) throws -> [ReleaseRecord] {
+        var planning = PlanningRecords(stages: stages, gates: gates)
         guard !planning.isComplete else { return [] }
         try history.forEachLineNewestFirst { line in
             if let record = line.record { planning.consider(record) }

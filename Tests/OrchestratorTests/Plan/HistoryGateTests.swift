@@ -108,4 +108,40 @@ import Testing
         #expect(planning.isComplete)
         #expect(planning.records.map(\.releaseID) == ["r6", "r8", "r9"])
     }
+
+    /// A promoted release whose rollout measured the gate `g` with these values over its steps.
+    static func measured(_ id: String, _ values: [Double?], outcome: ReleaseOutcome = .succeeded) -> ReleaseRecord {
+        var record = release(id, [:], outcome: outcome)
+        let measurements = values.map {
+            GateMeasurement(outcome: "success", gate: "g", query: "q", value: $0, condition: "", at: Date())
+        }
+        record.rollout = .init(
+            target: "green", mode: "sticky",
+            steps: [.init(weight: 25, startedOn: Date(), finishedOn: Date(), passed: true, measurements: measurements)],
+            events: [])
+        return record
+    }
+
+    @Test func aPromQLGateComparesWithEachReleasesMedianMeasurement() async throws {
+        let records = [
+            Self.measured("r1", [0.010, 0.030, 0.020]), Self.measured("r2", [0.040, nil, 0.040]),
+            Self.measured("r3", [0.5], outcome: .rolledBack), Self.measured("r4", []),
+        ]
+        let pipeline = try await withTemporaryDirectory { folder in
+            try Self.pipeline.write(toFile: folder + "/p.yml", atomically: true, encoding: .utf8)
+            return try PipelineLoader().load(folder + "/p.yml")
+        }
+        var gate = PromQLGate(
+            name: "g", query: "q", min: nil, max: nil, interval: .seconds(1), count: 1, initialDelay: .seconds(0),
+            failureLimit: 0, consecutiveErrorLimit: 1, onNoData: .fail)
+        gate.history = HistoryBound(last: 5, maxRise: 0.5)
+        let resolved = Planner(pipeline: pipeline, options: RunOptions(), records: records, runtime: nil).resolvedGate(
+            gate)
+        // r2's median 0.04, r1's 0.02 (r3 rolled back, r4 measured nothing): their median 0.03, + 50 %.
+        #expect(resolved.reference?.releases == ["r2", "r1"] && resolved.reference?.values == [0.04, 0.02])
+        #expect(abs((resolved.max ?? 0) - 0.045) < 1e-12 && resolved.min == nil)
+        let tally = GateTally(gate: resolved, query: "q")
+        #expect(tally.condition.admits(0.044) && !tally.condition.admits(0.046))
+        #expect(tally.condition.condition.hasPrefix("<= 0.045 (not above the median by more than 50 % of the last 2"))
+    }
 }

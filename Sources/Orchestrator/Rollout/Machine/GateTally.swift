@@ -30,7 +30,11 @@ struct GateTally: Sendable, Equatable {
         self.query = query
     }
 
-    var condition: MetricThreshold { MetricThreshold(metric: gate.name, min: gate.min, max: gate.max) }
+    var condition: MetricThreshold {
+        var condition = MetricThreshold(metric: gate.name, min: gate.min, max: gate.max, history: gate.history)
+        condition.reference = gate.reference
+        return condition
+    }
 
     /// Counts one sample; returns its measurement as recorded.
     ///
