@@ -167,7 +167,7 @@ import Traffic
             #expect(recovered.outcome == .rolledBack)
             #expect(recovered.failure?.contains("interrupted while shifting") == true)
             #expect(recovered.rollout?.events.contains { $0.kind == .recover } == true)
-            #expect(next.outcome == .succeeded)
+            #expect(next.outcome == .succeeded, "\(next.failure ?? "")")
             #expect(next.rollout?.live == live, "the recovery put traffic back on \(live) before the next release")
             #expect(try state.run() == nil)
             #expect(try ReleaseHistory(path: playground.historyPath).verify().isEmpty)

@@ -172,7 +172,7 @@ import Testing
         Case(
             yaml: header + train + deploy
                 + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  gates:\n    - name: g # <-\n      query: up\n",
-            message: "a gate needs min:, max: or both"),
+            message: "a gate needs min:, max:, history: or several"),
         Case(
             yaml: header + train + deploy
                 + "traffic: {}\nanalysis:\n  prometheus: http://p:9090\n  gates:\n    - name: g\n      query: up{c=\"{{colour}}\"} # <-\n      max: 1\n",

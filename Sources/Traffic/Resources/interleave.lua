@@ -378,6 +378,13 @@ local function recommend(interleave, user)
         end
         state:incr("fallback:" .. index, 1, 0)
         local list = lists[index]
+        -- One colour's list alone compares nothing: its movies credit nobody, whatever team placed
+        -- them in an earlier list of this user (under load, a colour that times out would otherwise
+        -- have its rival's list credited to the teams of lists the user is not looking at).
+        local placements = ngx.shared[PLACEMENTS]
+        for _, item in ipairs(list.items) do
+            placements:delete(user .. "\t" .. item)
+        end
         return respond(user, list.items, colors[index], list.version, list.personalised, nil)
     end
     local length = math.max(#lists[1].items, #lists[2].items)
