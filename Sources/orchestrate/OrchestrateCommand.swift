@@ -26,7 +26,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
             RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self,
             PromoteCommand.self,
             RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self,
-            ImageCommand.self, ComposeCommand.self,
+            ImageCommand.self, ComposeCommand.self, JudgeCountsCommand.self,
         ]
     )
 
