@@ -57,4 +57,17 @@ import Testing
     func badRequestsAreInvalidInput(request: String) {
         #expect(throws: OrchestratorError.self) { try JudgeReplay.answer(Data(request.utf8)) }
     }
+
+    @Test func whatIsWrongIsSaid() {
+        #expect {
+            try JudgeReplay.answer(Data("not json".utf8))
+        } throws: {
+            "\($0)".contains("a JSON object with method (ab, interleaving or srm) and its counts is expected")
+        }
+        #expect {
+            try JudgeReplay.answer(Data(#"{"effect":0.1}"#.utf8))
+        } throws: {
+            "\($0)".contains("method is missing")
+        }
+    }
 }

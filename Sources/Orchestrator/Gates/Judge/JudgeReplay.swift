@@ -58,8 +58,12 @@ public enum JudgeReplay {
         let request: Request
         do {
             request = try JSONDecoder().decode(Request.self, from: line)
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw OrchestratorError(.invalidInput, "not a judge request: \(key.stringValue) is missing")
         } catch {
-            throw OrchestratorError(.invalidInput, "not a judge request: \(error)")
+            throw OrchestratorError(
+                .invalidInput,
+                "not a judge request: a JSON object with method (ab, interleaving or srm) and its counts is expected")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
