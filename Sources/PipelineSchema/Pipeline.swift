@@ -461,7 +461,8 @@ public struct JudgeSpec: Sendable, Codable, Equatable {
     public var allowsUndecidedCritical: Bool { allowUndecidedCritical ?? false }
 
     /// The sample ratio check: each colour's share of users (and of requests) since the step
-    /// started against the share the step gives it, by a chi-squared goodness of fit. A split
+    /// started against the share the step gives it, by a chi-squared goodness of fit (by groups of
+    /// users: z² against F(1, g − 1)). A split
     /// that does not send the intended share (a balancer, a cache or a client that skews it)
     /// biases every comparison, so a mismatch ends the step as an invalid experiment.
     public struct SampleRatio: Sendable, Codable, Equatable {
@@ -583,4 +584,29 @@ public struct HooksSpec: Sendable, Codable, Equatable {
 
 package func formatNumber(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}
+
+extension JudgeSpec.Metric {
+    /// A metric judged from counts given from outside (`orchestrate judge-counts`, for
+    /// Benchmarks/sensitivity), with no query behind it.
+    package init(
+        replaying name: String, kind: Kind, bad: Direction, effect: Double, absolute: Bool, units: String? = nil,
+        cuped: PipelineDuration? = nil
+    ) {
+        self.init(
+            name: name, kind: kind, bad: bad, effect: effect, absolute: absolute, baseline: nil, critical: true,
+            weight: 1, onNoData: .fail, minTrials: 0)
+        self.units = units
+        self.cuped = cuped
+    }
+}
+
+extension JudgeSpec {
+    /// A judge of counts given from outside (`orchestrate judge-counts`): its metrics at `confidence`.
+    package init(replaying metrics: [Metric], confidence: Double, sampleRatio: SampleRatio? = nil) {
+        self.init(
+            metrics: metrics, confidence: confidence, interval: .seconds(1), maxWait: .seconds(60),
+            onInconclusive: .fail, marginal: 50, pass: 75, expectedRate: nil)
+        self.sampleRatio = sampleRatio
+    }
 }

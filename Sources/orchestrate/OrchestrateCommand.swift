@@ -29,6 +29,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
             PromoteCommand.self,
             RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self,
             ImageCommand.self, ComposeCommand.self, PinCommand.self, UnpinCommand.self, MarkBadCommand.self,
+            JudgeCountsCommand.self,
         ]
     )
 

@@ -20,6 +20,11 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Seconds to run (0: until stopped).") var duration = 0.0
     @Option(help: "Recommendations asked per request.") var k = 20
     @Option(help: "Seed of the user sequence.") var seed: UInt64 = 1
+    @Option(
+        help: ArgumentHelp(
+            "Also write each user's counts to this JSON file at the end (per colour and per team).",
+            valueName: "file"))
+    var users: String?
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -40,13 +45,14 @@ struct SimulateCommand: AsyncParsableCommand {
                 heldOut: heldOut.ratings,
                 configuration: .init(
                     baseURL: url.hasSuffix("/") ? String(url.dropLast()) : url, rate: rate,
-                    duration: duration > 0 ? .milliseconds(Int64(duration * 1000)) : nil, count: k, seed: seed))
+                    duration: duration > 0 ? .milliseconds(Int64(duration * 1000)) : nil, count: k, seed: seed,
+                    recordUsers: users != nil))
             let stop = StopFlag()
             // A recommendation of at most 100 ids, or the answer to a batch of events.
             let limit = HTTPClient.BodyLimit(
                 1 << 20, for: "an answer of the inference server",
                 hint: "is --url the inference server (or nginx in front of it)?")
-            let report = await simulator.run(
+            var report = await simulator.run(
                 transport: { url, body in
                     let response =
                         if let body {
@@ -60,6 +66,12 @@ struct SimulateCommand: AsyncParsableCommand {
                     return (response.status, response.body)
                 },
                 shouldStop: { stop.isSet })
+            if let users {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                try encoder.encode(report.users ?? [:]).write(to: URL(fileURLWithPath: users), options: .atomic)
+            }
+            report.users = nil
             if output.output == .json {
                 try printJSON(report)
             } else {

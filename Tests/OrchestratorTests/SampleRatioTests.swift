@@ -7,7 +7,8 @@ import Testing
 @testable import PipelineSchema
 
 /// The sample ratio check against reference values: scipy 1.17 (`scipy.stats.chisquare`,
-/// `chi2.sf`), computed once; the grouped statistic from its definition with numpy 2.4.
+/// `chi2.sf`, `f.sf`, `special.betainc`), computed once; the grouped statistic from its definition
+/// with numpy 2.4.
 @Suite struct SampleRatioTests {
     @Test(arguments: [
         (0.5, 1, 0.47950012218695337), (3.84, 1, 0.05004352124870519), (10.83, 1, 0.0009986863791802592),
@@ -17,6 +18,29 @@ import Testing
     func theChiSquaredTailMatchesScipy(x: Double, degrees: Int, expected: Double) {
         let p = Statistics.chiSquaredSurvival(x, degrees: degrees)
         #expect(abs(p - expected) <= expected * 1e-9, "chi2.sf(\(x), \(degrees)) = \(expected), got \(p)")
+    }
+
+    @Test(arguments: [
+        (0.5, 0.5, 0.3, 0.36901011956554536), (7.5, 0.5, 0.6, 0.006442512189176016),
+        (2.0, 3.0, 0.4, 0.5247999999999999),
+        (10.0, 20.0, 0.35, 0.5923866636639051), (0.5, 7.5, 0.99, 0.9999999999999998),
+    ])
+    func theIncompleteBetaMatchesScipy(a: Double, b: Double, x: Double, expected: Double) {
+        let value = Statistics.regularizedIncompleteBeta(a, b, x)
+        #expect(abs(value - expected) <= expected * 1e-9, "betainc(\(a), \(b), \(x)) = \(expected), got \(value)")
+    }
+
+    /// `scipy.stats.f.sf(x, 1, d)`: at 10.83 (chi-squared's p = 0.001 with one degree of freedom),
+    /// F(1, 15), the reference with 16 user buckets, is 0.00495: five times as likely.
+    @Test(arguments: [
+        (0.5, 15, 0.4903404784347179), (4.0, 15, 0.06394500728472015), (10.827566170662733, 15, 0.004954204186347466),
+        (16.587, 15, 0.001000103724126773), (30.0, 15, 6.371813592403321e-05), (100.0, 15, 4.9968981429249404e-08),
+        (0.001, 15, 0.975189817854318), (3.0, 1, 0.33333333333333337), (10.0, 3, 0.05078186628649377),
+        (7.0, 63, 0.010280087694008927), (9.952843534370574, 7, 0.01604396002044082),
+    ])
+    func theFTailMatchesScipy(x: Double, denominator: Int, expected: Double) {
+        let p = Statistics.fSurvival(x, numerator: 1, denominator: denominator)
+        #expect(abs(p - expected) <= expected * 1e-9, "f.sf(\(x), 1, \(denominator)) = \(expected), got \(p)")
     }
 
     @Test(arguments: [
@@ -84,7 +108,8 @@ import Testing
     /// Requests come in users: a few heavy users on one colour move its share of requests far
     /// more than independent requests would. Counted by groups of users, the share is tested
     /// with the variance between them (numpy: g/(g−1) Σ(n_i − R t_i)² / T², z² = (R − 1/2)² / it,
-    /// chi2.sf(z², 1)), and the same counts summed are a false alarm.
+    /// a squared t with g − 1 degrees of freedom: f.sf(z², 1, g − 1)), and the same counts summed
+    /// are a false alarm.
     @Test func requestsCountedByGroupsOfUsersAreTestedWithTheirOwnVariance() throws {
         let rules = Self.rules()
         let new = [900.0, 20, 30, 25, 40, 35, 30, 20]
@@ -97,8 +122,14 @@ import Testing
         #expect(grouped.groups == 8)
         #expect(abs(grouped.observedShare - 0.5744125326370757) < 1e-12)
         #expect(abs(grouped.statistic - 9.952843534370574) < 1e-9)
-        #expect(abs(grouped.pValue - 0.0016060114016252392) < 1e-12)
+        // chi2.sf(z², 1) would say 0.0016: F(1, 7) says 0.016, ten times as likely by chance.
+        #expect(abs(grouped.pValue - 0.01604396002044082) < 1e-12)
         #expect(!grouped.mismatch)
+        #expect(
+            grouped.summary
+                == "requests: new 57.4 % of 1915 (1100 new, 815 live), expected 50.0 %: "
+                + "z² (F(1, 7)) 9.95, variance between 8 groups of users, p 0.016"
+        )
         let summed = try #require(
             rules.sampleRatio(
                 .init(count: "requests", new: ["": new.reduce(0, +)], live: ["": live.reduce(0, +)]), weight: 50))

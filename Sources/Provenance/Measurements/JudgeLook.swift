@@ -179,7 +179,8 @@ public struct SampleRatioCheck: Sendable, Codable, Equatable {
     public var live: Double
     /// The groups of units the variance was measured between (nil: each count independent).
     public var groups: Int?
-    /// The chi-squared statistic (one degree of freedom) and its p-value.
+    /// The statistic and its p-value: chi-squared with one degree of freedom, or, measured between
+    /// `groups` groups, z² with F(1, groups − 1) as its reference.
     public var statistic: Double
     public var pValue: Double
     /// Below the judge's `sampleRatio.pValue`: the split does not send what it should.
@@ -212,8 +213,9 @@ public struct SampleRatioCheck: Sendable, Codable, Equatable {
     public var summary: String {
         func percent(_ share: Double) -> String { String(format: "%.1f %%", share * 100) }
         let grouped = groups.map { ", variance between \($0) groups of users" } ?? ""
+        let test = groups.map { "z² (F(1, \($0 - 1)))" } ?? "chi-squared"
         return
             "\(count): new \(percent(observedShare)) of \(formatNumber(new + live)) (\(formatNumber(new)) new, \(formatNumber(live)) live), "
-            + "expected \(percent(expectedShare)): chi-squared \(String(format: "%.2f", statistic))\(grouped), p \(String(format: "%.2g", pValue))"
+            + "expected \(percent(expectedShare)): \(test) \(String(format: "%.2f", statistic))\(grouped), p \(String(format: "%.2g", pValue))"
     }
 }

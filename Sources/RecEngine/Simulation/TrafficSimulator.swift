@@ -15,13 +15,19 @@ public struct TrafficSimulator: Sendable {
         public var duration: Duration?
         public var count: Int
         public var seed: UInt64
+        /// Keep each user's counts (`Report.users`), for an analysis by user (Benchmarks/sensitivity).
+        public var recordUsers: Bool
 
-        public init(baseURL: String, rate: Double = 20, duration: Duration? = nil, count: Int = 20, seed: UInt64 = 1) {
+        public init(
+            baseURL: String, rate: Double = 20, duration: Duration? = nil, count: Int = 20, seed: UInt64 = 1,
+            recordUsers: Bool = false
+        ) {
             self.baseURL = baseURL
             self.rate = rate
             self.duration = duration
             self.count = count
             self.seed = seed
+            self.recordUsers = recordUsers
         }
     }
 
@@ -35,11 +41,21 @@ public struct TrafficSimulator: Sendable {
         public var conversions = 0
     }
 
+    /// One user's counts: per colour that answered alone, and, for interleaved answers (colour
+    /// `interleaved`, with the team of each movie), the movies the user acted on per team.
+    public struct UserCounts: Sendable, Codable, Equatable {
+        public var colors: [String: ColorCounts] = [:]
+        /// Per colour, the events on movies its team placed in an interleaved list.
+        public var credits: [String: Int] = [:]
+    }
+
     public struct Report: Sendable, Codable, Equatable {
         public var requests = 0
         public var errors = 0
         public var seconds = 0.0
         public var colors: [String: ColorCounts] = [:]
+        /// Per user, with `recordUsers` (nil without).
+        public var users: [String: UserCounts]?
     }
 
     public typealias Transport = @Sendable (_ url: String, _ body: Data?) async throws -> (status: Int, body: Data)
@@ -64,6 +80,7 @@ public struct TrafficSimulator: Sendable {
     /// (GET when the body is nil, else POST).
     public func run(transport: Transport, shouldStop: @Sendable () -> Bool = { false }) async -> Report {
         var report = Report()
+        if configuration.recordUsers { report.users = [:] }
         guard !users.isEmpty, configuration.rate > 0 else { return report }
         var generator = SeededGenerator(seed: configuration.seed)
         let clock = ContinuousClock()
@@ -102,6 +119,23 @@ public struct TrafficSimulator: Sendable {
                     }
                 }
                 report.colors[color] = counts
+                if report.users != nil {
+                    var userCounts = report.users?[user] ?? UserCounts()
+                    var own = userCounts.colors[color] ?? ColorCounts()
+                    own.requests += 1
+                    own.recommended += items.count
+                    own.events += hits.count
+                    userCounts.colors[color] = own
+                    // An interleaved list names the colour whose team placed each movie.
+                    if let teams = (body["interleaving"] as? [String: Any])?["teams"] as? [String],
+                        teams.count == items.count
+                    {
+                        for (index, item) in items.enumerated() where liked[user]?[item] != nil {
+                            userCounts.credits[teams[index], default: 0] += 1
+                        }
+                    }
+                    report.users?[user] = userCounts
+                }
             } catch {
                 report.errors += 1
             }
