@@ -736,7 +736,8 @@ struct PipelineDecoder {
     private func decodeTraffic(_ node: Node, pipelineName: String) -> TrafficSpec? {
         guard
             let map = reader.mapping(
-                node, "traffic", allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain", "interleave"])
+                node, "traffic",
+                allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain", "interleave", "shadow"])
         else { return nil }
         var spec = TrafficSpec(
             nginxConfig: resolve("nginx/generated/\(pipelineName).conf"), listen: 8080, mode: .sticky,
@@ -785,6 +786,13 @@ struct PipelineDecoder {
         if let stopOld = map["stopOld"].flatMap({ reader.bool($0, "traffic.stopOld") }) { spec.stopOld = stopOld }
         if let drain = map["drain"].flatMap({ reader.duration($0, "traffic.drain") }) { spec.drain = drain }
         spec.interleave = map["interleave"].flatMap(decodeInterleave)
+        spec.shadow = map["shadow"].flatMap(decodeShadow)
+        if spec.shadow != nil, spec.interleave != nil, spec.steps.first == 0, let node = map["shadow"] {
+            reader.report(
+                node, "traffic.shadow",
+                "a shadow stage before an interleaving step of 0 %: nginx shadows or interleaves, not both at once; keep one"
+            )
+        }
         return spec
     }
 
