@@ -434,6 +434,11 @@ function M.log()
     local shadow = job.split.shadow
     local state = experiment_state(shadow)
     state:incr("sampled", 1, 0)
+    if pending >= MAX_PENDING then
+        -- Shed before any work: the live answer is not even read.
+        state:incr("dropped", 1, 0)
+        return
+    end
     local content_type = ngx.var.sent_http_content_type or ""
     local live = ngx.status == 200 and not job.overflow
         and M.items(table.concat(job.parts), content_type:find("json", 1, true) ~= nil)
@@ -441,10 +446,6 @@ function M.log()
     if not live then
         -- Nothing to compare with: the live colour's own failure, not the shadow's.
         state:incr("live_errors", 1, 0)
-        return
-    end
-    if pending >= MAX_PENDING then
-        state:incr("dropped", 1, 0)
         return
     end
     local peer = shadow_peer(job.split)
