@@ -22,12 +22,13 @@ import Traffic
             uses: train
             with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: 10}
         deploy:
-          runtime: process
-          service: svc
+          runtime: \(playground.dockerHost == nil ? "process" : "docker")
+          service: \(playground.service)
           args: \(args)
+        \(playground.dockerHost.map { "  docker: {host: \"\($0)\", compose: \(playground.composePath)}" } ?? "")
           health: {path: /health, timeout: 20s}
         traffic:
-          nginx: {config: releases/state/svc/nginx.conf, listen: \(playground.nginxPort)}
+          nginx: {config: releases/state/\(playground.service)/nginx.conf, listen: \(playground.nginxPort)}
           mode: sticky
           steps: [50, 100]
           wait: 2s
@@ -42,7 +43,7 @@ import Traffic
         "{share: 50, duration: 60s, requests: 40, gates: {rbo: {min: 0.5}, overlap: {min: 0.3}, errors: {max: 0.05}}}"
 
     /// The first release (nothing live: no shadow stage); its colour.
-    func firstRelease(_ playground: Playground) async throws -> String {
+    static func firstRelease(_ playground: Playground) async throws -> String {
         try Self.pipeline(playground, shadow: Self.gates).write(
             toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
         let first = try await playground.run()
@@ -53,7 +54,7 @@ import Traffic
 
     @Test func aHealthyCandidatePassesTheShadowStageAndGoesOn() async throws {
         try await Playground.with { playground in
-            let live = try await firstRelease(playground)
+            let live = try await Self.firstRelease(playground)
             let dryRun = try await runCommand(
                 Playground.orchestrate, ["run", playground.pipelinePath, "--dry-run", "--force"],
                 environment: ["RECENGINE_BIN": Playground.recengine])
@@ -76,39 +77,52 @@ import Traffic
     }
 
     @Test func aCandidateWithRandomListsFailsBeforeAnyUserSawIt() async throws {
-        try await Playground.with { playground in
-            let live = try await firstRelease(playground)
-            // Every id of every answer of the new colour replaced by a random movie.
-            try Self.pipeline(playground, args: #"[--fault-random-share, "1"]"#, shadow: Self.gates).write(
-                toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
-            let second = try await playground.run(RunOptions(force: true))
-            #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
-            #expect(second.failure?.hasPrefix("shadow stage: rbo") == true, "\(second.failure ?? "")")
-            #expect(second.rollout?.steps.isEmpty == true, "no step was ever put in force")
-            let shadow = try #require(second.rollout?.shadow)
-            #expect(!shadow.passed && shadow.compared >= 40)
-            #expect((shadow.meanRBO ?? 1) < 0.15, "RBO near 0: \(shadow.verdict)")
-            #expect(shadow.samples.first.map { $0.liveItems != $0.newItems } == true)
+        try await Playground.with { playground in try await Self.randomListsFail(playground) }
+    }
 
-            // At the client: every answer came from the live colour, none failed.
-            let samples = playground.lastSamples
-            #expect(samples.count > 100)
-            #expect(samples.allSatisfy { $0.status == 200 && $0.color == live }, "\(Self.summary(samples))")
-            let split = try #require(await playground.nginx.currentSplit())
-            #expect(split.backends.map(\.color) == [live] && split.shadow == nil)
-
-            let explain = try await runCommand(
-                Playground.orchestrate, ["explain", second.releaseID, "--pipeline", playground.pipelinePath])
-            #expect(explain.status == 0, "\(explain.stderr)")
-            #expect(explain.stdout.contains("shadow stage (before step 1"), "\(explain.stdout)")
-            #expect(explain.stdout.contains("users whose lists changed most:"), "\(explain.stdout)")
-            #expect(explain.stdout.contains("    0.0-0.1 #"), "\(explain.stdout)")
+    /// A candidate whose every id is random fails the shadow stage with RBO near 0, before step 1;
+    /// every client answer came from the live colour.
+    static func randomListsFail(_ playground: Playground) async throws {
+        let live = try await Self.firstRelease(playground)
+        // Every id of every answer of the new colour replaced by a random movie: its serve
+        // arguments, or under Docker its command in the compose file (which decides it there).
+        try Self.pipeline(playground, args: #"[--fault-random-share, "1"]"#, shadow: Self.gates).write(
+            toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+        if playground.dockerHost != nil {
+            let target = live == "blue" ? "green" : "blue"
+            let compose = try String(contentsOfFile: playground.composePath, encoding: .utf8)
+            let faulty = compose.replacingOccurrences(
+                of: "--color, \(target),", with: "--color, \(target), --fault-random-share, \"1\",")
+            try #require(faulty != compose, "the compose file names the colour \(target)")
+            try faulty.write(toFile: playground.composePath, atomically: true, encoding: .utf8)
         }
+        let second = try await playground.run(RunOptions(force: true))
+        #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
+        #expect(second.failure?.hasPrefix("shadow stage: rbo") == true, "\(second.failure ?? "")")
+        #expect(second.rollout?.steps.isEmpty == true, "no step was ever put in force")
+        let shadow = try #require(second.rollout?.shadow)
+        #expect(!shadow.passed && shadow.compared >= 40)
+        #expect((shadow.meanRBO ?? 1) < 0.15, "RBO near 0: \(shadow.verdict)")
+        #expect(shadow.samples.first.map { $0.liveItems != $0.newItems } == true)
+
+        // At the client: every answer came from the live colour, none failed.
+        let samples = playground.lastSamples
+        #expect(samples.count > 100)
+        #expect(samples.allSatisfy { $0.status == 200 && $0.color == live }, "\(Self.summary(samples))")
+        let split = try #require(await playground.nginx.currentSplit())
+        #expect(split.backends.map(\.color) == [live] && split.shadow == nil)
+
+        let explain = try await runCommand(
+            Playground.orchestrate, ["explain", second.releaseID, "--pipeline", playground.pipelinePath])
+        #expect(explain.status == 0, "\(explain.stderr)")
+        #expect(explain.stdout.contains("shadow stage (before step 1"), "\(explain.stdout)")
+        #expect(explain.stdout.contains("users whose lists changed most:"), "\(explain.stdout)")
+        #expect(explain.stdout.contains("    0.0-0.1 #"), "\(explain.stdout)")
     }
 
     @Test func aSlowShadowColourFailsNoLiveRequest() async throws {
         try await Playground.with { playground in
-            let live = try await firstRelease(playground)
+            let live = try await Self.firstRelease(playground)
             // Every answer of the new colour 500 ms late, every request shadowed.
             try Self.pipeline(
                 playground, args: #"[--fault-latency-ms, "500", --fault-latency-share, "1"]"#,
@@ -239,5 +253,19 @@ import Traffic
             throw error
         }
         await nginx.stop()
+    }
+}
+
+/// The shadow stage under the Docker runtime: nginx in its container asks the new colour's
+/// container for the shadowed requests, as its balancer does for the split.
+@Suite(
+    .serialized,
+    .enabled(if: TestEngine.available, "needs ORCHESTRATE_TEST_DOCKER_HOST: scripts/test starts podman's Docker API"))
+struct DockerShadowReleaseTests {
+    @Test func aCandidateWithRandomListsFailsInTheContainers() async throws {
+        try await DockerRolloutTests.images.value
+        try await Playground.with(dockerHost: TestEngine.host) { playground in
+            try await ShadowReleaseTests.randomListsFail(playground)
+        }
     }
 }
