@@ -786,13 +786,8 @@ struct PipelineDecoder {
         if let stopOld = map["stopOld"].flatMap({ reader.bool($0, "traffic.stopOld") }) { spec.stopOld = stopOld }
         if let drain = map["drain"].flatMap({ reader.duration($0, "traffic.drain") }) { spec.drain = drain }
         spec.interleave = map["interleave"].flatMap(decodeInterleave)
+        // The shadow stage runs before step 1 with its own split: it goes with interleaving steps.
         spec.shadow = map["shadow"].flatMap(decodeShadow)
-        if spec.shadow != nil, spec.interleave != nil, spec.steps.first == 0, let node = map["shadow"] {
-            reader.report(
-                node, "traffic.shadow",
-                "a shadow stage before an interleaving step of 0 %: nginx shadows or interleaves, not both at once; keep one"
-            )
-        }
         return spec
     }
 
