@@ -165,6 +165,27 @@ import Traffic
         #expect(!harness.isPending { RolloutRunner.scope(of: $0) == .shadow }, "the stage's timers are cancelled")
     }
 
+    @Test func sigtermDuringTheShadowPutsTrafficBackAndExitsAsInterrupted() async {
+        let harness = Self.harness()
+        await harness.send(.start)
+        await harness.send(.signal(SIGTERM))
+        #expect(harness.machine.ending?.recorded?.outcome == .interrupted)
+        #expect(harness.machine.ending?.recorded?.failure == "interrupted by SIGTERM at 0%")
+        #expect(harness.split == ["blue": 100])
+        #expect(harness.runtime.state.get().stopped == ["green"])
+    }
+
+    @Test func aPromoteDuringTheShadowWaitsForStepOne() async {
+        let harness = Self.harness()
+        await harness.send(.start)
+        await harness.send(.control(.promote))
+        #expect(harness.phaseName == "shadowing", "promote decides nothing the shadow stage measures")
+        await look(harness, .success(Self.counts(compared: 50, rbo: 0.8)))
+        #expect(harness.phaseName == "holding")
+        guard case .holding(let hold) = harness.machine.phase else { return }
+        #expect(hold.skipWait && hold.requests == ["promote"], "step 1 takes the promote")
+    }
+
     @Test func aFirstReleaseHasNoShadowStage() async {
         let harness = Self.harness(live: nil)
         await harness.send(.start)
