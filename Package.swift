@@ -144,7 +144,7 @@ let package = Package(
             // nginx's configuration template, the Lua balancer and the interleaving, loaded through Bundle.module.
             resources: [
                 .copy("Resources/recommender.conf.template"), .copy("Resources/traffic.lua"),
-                .copy("Resources/interleave.lua"),
+                .copy("Resources/interleave.lua"), .copy("Resources/shadow.lua"),
             ]
         ),
         // The controller's shared vocabulary: its error and exit codes, what a path names, file

@@ -322,13 +322,64 @@ public struct TrafficSpec: Sendable, Codable, Equatable {
     /// A sampled share of users sees both colours' lists interleaved at every step below 100 %
     /// (and at a first step of 0 %, the interleaving step); nil: none does.
     public var interleave: InterleaveSpec? = nil
+    /// The shadow stage before the first step: the new colour's answers compared with the live
+    /// ones on live traffic, before any user sees it; nil: none.
+    public var shadow: ShadowSpec? = nil
 
     enum CodingKeys: String, CodingKey {
         case nginxConfig = "nginx_config"
         case listen, mode, steps, wait
         case stopOld = "stop_old"
-        case drain, interleave
+        case drain, interleave, shadow
     }
+}
+
+/// `traffic.shadow`: before the first weighted step, a sampled share of the live `/recommend`
+/// requests is also sent to the new colour (in nginx, Sources/Traffic/Resources/shadow.lua, once
+/// the live answer has been sent); both lists are compared, and the gates decide whether the
+/// rollout goes on. No user is answered by the new colour during the stage.
+public struct ShadowSpec: Sendable, Codable, Equatable {
+    /// Percent of the live `/recommend` requests also sent to the new colour, 1 to 100.
+    public var share: Int
+    /// The longest the stage runs: it decides on what it compared by then.
+    public var duration: PipelineDuration
+    /// The comparisons the stage needs: it ends as soon as they are in, and fails when fewer came
+    /// within `duration` (nil: it runs for `duration` and needs at least one).
+    public var requests: Int?
+    public var gates: ShadowGates
+
+    public init(share: Int, duration: PipelineDuration, requests: Int? = nil, gates: ShadowGates) {
+        self.share = share
+        self.duration = duration
+        self.requests = requests
+        self.gates = gates
+    }
+
+    /// The comparisons needed before the stage can pass.
+    public var minimumComparisons: Int { requests ?? 1 }
+}
+
+/// The shadow stage's gates; each is optional, at least one is given.
+public struct ShadowGates: Sendable, Codable, Equatable {
+    /// The lowest mean rank-biased overlap (p = 0.9) of the new lists with the live ones, 0 to 1.
+    public var rboMin: Double?
+    /// The lowest mean overlap@k, 0 to 1.
+    public var overlapMin: Double?
+    /// The highest p95 latency of the new colour over the live one's.
+    public var p95LatencyRatioMax: Double?
+    /// The highest share of shadow requests that failed, 0 to 1.
+    public var errorsMax: Double?
+
+    public init(
+        rboMin: Double? = nil, overlapMin: Double? = nil, p95LatencyRatioMax: Double? = nil, errorsMax: Double? = nil
+    ) {
+        self.rboMin = rboMin
+        self.overlapMin = overlapMin
+        self.p95LatencyRatioMax = p95LatencyRatioMax
+        self.errorsMax = errorsMax
+    }
+
+    public var isEmpty: Bool { rboMin == nil && overlapMin == nil && p95LatencyRatioMax == nil && errorsMax == nil }
 }
 
 /// `traffic.interleave`: team-draft interleaving in nginx (Sources/Traffic/Resources/interleave.lua)

@@ -741,7 +741,8 @@ struct PipelineDecoder {
     private func decodeTraffic(_ node: Node, pipelineName: String) -> TrafficSpec? {
         guard
             let map = reader.mapping(
-                node, "traffic", allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain", "interleave"])
+                node, "traffic",
+                allowed: ["nginx", "mode", "steps", "wait", "stopOld", "drain", "interleave", "shadow"])
         else { return nil }
         var spec = TrafficSpec(
             nginxConfig: resolve("nginx/generated/\(pipelineName).conf"), listen: 8080, mode: .sticky,
@@ -790,6 +791,8 @@ struct PipelineDecoder {
         if let stopOld = map["stopOld"].flatMap({ reader.bool($0, "traffic.stopOld") }) { spec.stopOld = stopOld }
         if let drain = map["drain"].flatMap({ reader.duration($0, "traffic.drain") }) { spec.drain = drain }
         spec.interleave = map["interleave"].flatMap(decodeInterleave)
+        // The shadow stage runs before step 1 with its own split: it goes with interleaving steps.
+        spec.shadow = map["shadow"].flatMap(decodeShadow)
         return spec
     }
 

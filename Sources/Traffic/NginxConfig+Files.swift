@@ -10,6 +10,9 @@ extension NginxConfig {
     /// The team-draft interleaving, the package resource `Resources/interleave.lua`.
     public static let defaultInterleaveLua = resourceText("interleave.lua")
 
+    /// The shadow stage's comparisons, the package resource `Resources/shadow.lua`.
+    public static let defaultShadowLua = resourceText("shadow.lua")
+
     /// A text file of this module's resources, which the build puts beside the executable
     /// (`orchestrate_Traffic.resources/`). One missing is a broken installation, not an input.
     static func resourceText(_ name: String) -> String {

@@ -19,12 +19,14 @@ public struct NginxConfig: Sendable {
     public var trafficLua: String
     /// The team-draft interleaving (`Resources/interleave.lua`).
     public var interleaveLua: String
+    /// The shadow stage's comparisons (`Resources/shadow.lua`).
+    public var shadowLua: String
 
     public init(
         template: String = NginxConfig.defaultTemplate, listenAddress: String = "127.0.0.1", listenPort: Int,
         runtimeFolder: String,
         modules: NginxModules? = NginxModules.find(), trafficLua: String = NginxConfig.defaultTrafficLua,
-        interleaveLua: String = NginxConfig.defaultInterleaveLua
+        interleaveLua: String = NginxConfig.defaultInterleaveLua, shadowLua: String = NginxConfig.defaultShadowLua
     ) {
         self.template = template
         self.listenAddress = listenAddress
@@ -33,6 +35,7 @@ public struct NginxConfig: Sendable {
         self.modules = modules
         self.trafficLua = trafficLua
         self.interleaveLua = interleaveLua
+        self.shadowLua = shadowLua
     }
 
     public var pidFile: String { runtimeFolder + "/nginx.pid" }
@@ -88,20 +91,21 @@ public struct NginxConfig: Sendable {
         var rest = text[...]
         while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
             let name = rest[open.upperBound..<close.lowerBound]
-            guard ["traffic_lua", "interleave_lua", "config_id"].contains(name) else {
+            guard ["traffic_lua", "interleave_lua", "shadow_lua", "config_id"].contains(name) else {
                 throw TrafficError("the template has an unknown placeholder {{\(name)}}")
             }
             rest = rest[close.upperBound...]
         }
-        for name in ["traffic_lua", "interleave_lua", "config_id"]
+        for name in ["traffic_lua", "interleave_lua", "shadow_lua", "config_id"]
         where text.components(separatedBy: "{{\(name)}}").count != 2 {
             throw TrafficError("the template must have {{\(name)}} exactly once")
         }
-        guard !trafficLua.contains("{{"), !interleaveLua.contains("{{") else {
+        guard !trafficLua.contains("{{"), !interleaveLua.contains("{{"), !shadowLua.contains("{{") else {
             throw TrafficError("the Lua code must not contain {{")
         }
         text = text.replacingOccurrences(of: "{{traffic_lua}}", with: trafficLua).replacingOccurrences(
-            of: "{{interleave_lua}}", with: interleaveLua)
+            of: "{{interleave_lua}}", with: interleaveLua
+        ).replacingOccurrences(of: "{{shadow_lua}}", with: shadowLua)
         let id = Self.fingerprint(text)
         return Rendering(text: text.replacingOccurrences(of: "{{config_id}}", with: id), id: id)
     }

@@ -60,11 +60,14 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
     public var backends: [Backend]
     /// A sampled share of users sees both colours' lists interleaved (nil: none does).
     public var interleave: Interleave?
+    /// A sampled share of requests is also answered by a colour at 0 %, only to compare (nil: none).
+    public var shadow: Shadow?
 
-    public init(mode: Mode, backends: [Backend], interleave: Interleave? = nil) {
+    public init(mode: Mode, backends: [Backend], interleave: Interleave? = nil, shadow: Shadow? = nil) {
         self.mode = mode
         self.backends = backends
         self.interleave = interleave
+        self.shadow = shadow
     }
 
     /// The weight of a colour (0 when absent).
@@ -110,6 +113,7 @@ public struct TrafficSplit: Sendable, Codable, Equatable {
             )
         }
         try interleave?.validate(backends: backends.count)
+        try shadow?.validate(in: self)
     }
 
     /// The most addresses one colour may have (Resources/traffic.lua's MAX_PEERS).

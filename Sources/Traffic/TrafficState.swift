@@ -8,7 +8,8 @@
 ///     backend blue 127.0.0.1:8001 75
 ///     backend green 10.0.0.11:8002,10.0.0.12:8002 25
 ///
-/// and, when a share of users sees interleaved lists, `interleave PERCENT WINDOW SEED EXPERIMENT`.
+/// and, when a share of users sees interleaved lists, `interleave PERCENT WINDOW SEED EXPERIMENT`;
+/// when a share of requests is shadowed, `shadow COLOUR PERCENT EXPERIMENT`.
 public struct TrafficState: Sendable, Equatable {
     /// Grows with every split applied; nginx refuses an older one.
     public var generation: Int
@@ -38,6 +39,7 @@ public struct TrafficState: Sendable, Equatable {
             ["generation \(generation)", "mode \(split.mode.rawValue)"]
             + split.backends.map { "backend \($0.color) \($0.address) \($0.weight)" }
         if let interleave = split.interleave { lines.append(interleave.line) }
+        if let shadow = split.shadow { lines.append(shadow.line) }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -49,6 +51,7 @@ public struct TrafficState: Sendable, Equatable {
         var mode: TrafficSplit.Mode?
         var backends: [TrafficSplit.Backend] = []
         var interleave: TrafficSplit.Interleave?
+        var shadow: TrafficSplit.Shadow?
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.isEmpty {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
@@ -81,6 +84,11 @@ public struct TrafficState: Sendable, Equatable {
                     throw TrafficError("line \(index + 1): the interleaved share and window must be numbers")
                 }
                 interleave = .init(percent: percent, window: window, seed: fields[3], experiment: fields[4])
+            case ("shadow", 4) where shadow == nil:
+                guard let percent = Int(fields[2]), fields[2].allSatisfy(\.isNumber) else {
+                    throw TrafficError("line \(index + 1): the shadowed share must be a number")
+                }
+                shadow = .init(color: fields[1], percent: percent, experiment: fields[3])
             default:
                 throw TrafficError("line \(index + 1) is not understood: \"\(line.prefix(80))\"")
             }
@@ -88,7 +96,9 @@ public struct TrafficState: Sendable, Equatable {
         guard let generation, let mode else {
             throw TrafficError("a traffic state needs a generation line and a mode line")
         }
-        self.init(generation: generation, split: TrafficSplit(mode: mode, backends: backends, interleave: interleave))
+        self.init(
+            generation: generation,
+            split: TrafficSplit(mode: mode, backends: backends, interleave: interleave, shadow: shadow))
         _ = try self.text()
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import Orchestrator
 import OrchestratorSupport
 import Provenance
+import TextSafety
 
 /// `orchestrate explain`: why a release was promoted or rolled back, step by step.
 struct ExplainCommand: AsyncParsableCommand {
@@ -24,6 +25,8 @@ struct ExplainCommand: AsyncParsableCommand {
         var failure: String?
         /// What each tune stage chose, by stage name.
         var tuning: [String: ReleaseRecord.Tuning]
+        /// The shadow stage before the first step, when one ran.
+        var shadow: ShadowComparison?
         var steps: [ReleaseRecord.RolloutRecord.Step]
     }
 
@@ -47,7 +50,8 @@ struct ExplainCommand: AsyncParsableCommand {
             try printJSON(
                 Explanation(
                     release: record.releaseID, outcome: record.outcome.rawValue, failure: record.failure,
-                    tuning: Dictionary(tuned, uniquingKeysWith: { _, last in last }), steps: steps))
+                    tuning: Dictionary(tuned, uniquingKeysWith: { _, last in last }), shadow: record.rollout?.shadow,
+                    steps: steps))
             return
         }
         print("release \(record.releaseID): \(record.outcome.rawValue)\(record.failure.map { " — \($0)" } ?? "")")
@@ -59,6 +63,13 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         if let rollout = record.rollout {
             print("live \(rollout.live ?? "none"), new \(rollout.target), \(rollout.mode) split")
+            if let shadow = rollout.shadow {
+                print("")
+                // Users' ids and movie ids are outside text: printed as the record keeps them, bounded.
+                shadow.lines(target: rollout.target, live: rollout.live ?? "live").forEach {
+                    print(OutsideText.bounded($0, limit: 2000))
+                }
+            }
         }
         for (index, step) in steps.enumerated() {
             let seconds =

@@ -277,6 +277,8 @@ struct Planner {
             prometheus: pipeline.analysis?.prometheus, gates: (pipeline.analysis?.gates ?? []).map(resolvedGate),
             // The judge compares the new colour with the live one: without one, there is nothing to judge.
             judge: live == nil ? nil : pipeline.analysis?.judge, interleave: traffic?.interleave,
+            // The shadow compares the new colour's answers with the live one's: without one, nothing to compare.
+            shadow: live == nil ? nil : traffic?.shadow,
             files: .init(workingDirectory: folder, logs: logs))
     }
 }

@@ -103,6 +103,6 @@ extension RolloutMachine.Plan {
             judge: measuring && plan.live != nil ? plan.judge : nil,
             trafficSwitch: trafficSwitch, mode: plan.mode?.rawValue ?? "none",
             minimumHealthyInstances: minimumHealthyInstances,
-            instancesMove: instancesMove)
+            instancesMove: instancesMove, shadow: trafficSwitch && plan.live != nil ? plan.shadow : nil)
     }
 }

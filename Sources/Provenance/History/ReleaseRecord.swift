@@ -281,13 +281,19 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var mode: String
         public var steps: [Step]
         public var events: [RolloutEvent]
+        /// The shadow stage before the first step (nil: none ran).
+        public var shadow: ShadowComparison? = nil
 
-        package init(live: String? = nil, target: String, mode: String, steps: [Step], events: [RolloutEvent]) {
+        package init(
+            live: String? = nil, target: String, mode: String, steps: [Step], events: [RolloutEvent],
+            shadow: ShadowComparison? = nil
+        ) {
             self.live = live
             self.target = target
             self.mode = mode
             self.steps = steps
             self.events = events
+            self.shadow = shadow
         }
     }
 
@@ -438,7 +444,8 @@ public enum ReleaseAction: String, Sendable, Codable, Equatable {
 /// One thing the rollout did, in order.
 public struct RolloutEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable, Equatable {
-        case plan, deploy, healthy, shift, hook, abort, promote, hold, rollback, stop, recover, interrupt, reuse, drain
+        case plan, deploy, healthy, shift, hook, abort, promote, hold, rollback, stop, recover, interrupt, reuse, drain,
+            shadow
     }
 
     public var at: Date

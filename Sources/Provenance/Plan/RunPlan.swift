@@ -233,6 +233,9 @@ public struct RunPlan: Sendable, Codable, Equatable {
         /// `traffic.interleave`: the sampled share of users who get both colours' lists
         /// interleaved at every step below 100 % (nil: none does).
         public var interleave: InterleaveSpec? = nil
+        /// `traffic.shadow`: the shadow stage before the first step, when there is a live colour
+        /// to compare the new one with (nil: none).
+        public var shadow: ShadowSpec? = nil
         /// Where hooks run (the pipeline's folder) and write their logs.
         public var files: Files = Files(workingDirectory: "", logs: "")
 
@@ -253,7 +256,7 @@ public struct RunPlan: Sendable, Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case runtime, service, model, live, target, health, steps, mode, hold, drain, hooks, containers, colors,
-                prometheus, gates, judge, interleave, files
+                prometheus, gates, judge, interleave, shadow, files
             case stopOld = "stop_old"
             case automaticRollback = "automatic_rollback"
             case stopNew = "stop_new"
@@ -264,7 +267,7 @@ public struct RunPlan: Sendable, Codable, Equatable {
             health: HealthCheckSpec, steps: [PlannedStep], mode: TrafficSpec.Mode? = nil, hold: PipelineDuration,
             stopOld: Bool, drain: PipelineDuration, automaticRollback: Bool, stopNew: Bool, hooks: HooksSpec,
             containers: [PlannedContainer], colors: [String] = [], prometheus: String? = nil, gates: [PromQLGate] = [],
-            judge: JudgeSpec? = nil, interleave: InterleaveSpec? = nil,
+            judge: JudgeSpec? = nil, interleave: InterleaveSpec? = nil, shadow: ShadowSpec? = nil,
             files: Files = Files(workingDirectory: "", logs: "")
         ) {
             self.runtime = runtime
@@ -287,6 +290,7 @@ public struct RunPlan: Sendable, Codable, Equatable {
             self.gates = gates
             self.judge = judge
             self.interleave = interleave
+            self.shadow = shadow
             self.files = files
         }
     }
@@ -476,6 +480,7 @@ extension RunPlan {
                 }
             }
             let live = rollout.live?.color ?? "none"
+            if let shadow = rollout.shadow { lines += Self.describe(shadow, target: rollout.target, live: live) }
             for step in rollout.steps {
                 lines.append(
                     "  step \(step.step): \(rollout.target) \(step.newWeight)% / \(live) \(step.liveWeight)%, hold \(rollout.hold)"
@@ -628,6 +633,33 @@ extension RunPlan.Rollout {
         gates = try container.decodeIfPresent([PromQLGate].self, forKey: .gates) ?? []
         judge = try container.decodeIfPresent(JudgeSpec.self, forKey: .judge)
         interleave = try container.decodeIfPresent(InterleaveSpec.self, forKey: .interleave)
+        shadow = try container.decodeIfPresent(ShadowSpec.self, forKey: .shadow)
         files = try container.decodeIfPresent(Files.self, forKey: .files) ?? Files(workingDirectory: "", logs: "")
+    }
+}
+
+extension RunPlan {
+    /// The shadow stage as `--dry-run` shows it.
+    static func describe(_ shadow: ShadowSpec, target: String, live: String) -> [String] {
+        let ending =
+            shadow.requests.map { "ends after \($0) comparisons (fails with fewer within \(shadow.duration))" }
+            ?? "runs \(shadow.duration) (fails without a comparison)"
+        var lines = [
+            "  shadow stage (before step 1; no user is answered by \(target)): \(shadow.share) % of the live /recommend requests "
+                + "are also sent to \(target) after \(live) answered; the two lists are compared in nginx; \(ending)"
+        ]
+        let gates = shadow.gates
+        if let value = gates.rboMin {
+            lines.append("    gate rbo: mean rank-biased overlap (p = 0.9) >= \(formatNumber(value))")
+        }
+        if let value = gates.overlapMin { lines.append("    gate overlap: mean overlap@k >= \(formatNumber(value))") }
+        if let value = gates.p95LatencyRatioMax {
+            lines.append("    gate p95_latency_ratio: p95 latency of \(target) / \(live) <= \(formatNumber(value))")
+        }
+        if let value = gates.errorsMax {
+            lines.append("    gate errors: share of shadow requests failed <= \(formatNumber(value))")
+        }
+        lines.append("    a failed gate rolls back before step 1: \(target) is stopped, no user ever saw it")
+        return lines
     }
 }

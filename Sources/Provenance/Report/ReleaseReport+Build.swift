@@ -117,7 +117,7 @@ extension ReleaseReport {
         return Rollout(
             live: rollout.live, target: rollout.target, mode: rollout.mode, weights: weights(rollout), steps: steps,
             gates: gateSeries(rollout), judge: judgeSeries(rollout), events: events,
-            rollback: rollback(rollout, record: record))
+            rollback: rollback(rollout, record: record), shadow: rollout.shadow)
     }
 
     /// The rule that decided a step, in words: the judge's rule, the gates that failed, or that

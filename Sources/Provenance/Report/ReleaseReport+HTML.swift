@@ -34,6 +34,7 @@ extension ReleaseReport {
 
         if let rollout {
             body += trafficSection(rollout)
+            if let shadow = rollout.shadow { body += shadowSection(shadow, rollout) }
             body += stepsSection(rollout)
             if let rollback = rollout.rollback { body += rollbackSection(rollback) }
             body += gatesSection(rollout)
@@ -94,6 +95,69 @@ extension ReleaseReport {
         }
         return "<section><h2>Steps</h2>"
             + Self.table(["step", "weight", "started", "held", "verdict", "the rule that decided"], rows) + "</section>"
+    }
+
+    /// The shadow stage: the verdict, the gates, a histogram of RBO, latencies and catalogues, and
+    /// the users whose lists changed most with both lists.
+    private func shadowSection(_ shadow: ShadowComparison, _ rollout: Rollout) -> String {
+        let e = HTMLText.escape
+        let live = rollout.live ?? "live"
+        func number(_ value: Double?, _ format: String = "%.3f") -> String {
+            value.map { String(format: format, $0) } ?? "-"
+        }
+        var html =
+            "<section class=\"shadow\"><h2>Shadow stage: \(e(rollout.target))'s answers against \(e(live))'s</h2>"
+        html +=
+            "<p><span class=\"badge \(Self.badgeClass(shadow.passed ? "succeeded" : "failed"))\">"
+            + "\(shadow.passed ? "passed" : "failed")</span> \(e(shadow.verdict))</p>"
+        html +=
+            "<p>\(shadow.share)% of the live /recommend requests, \(e(Self.seconds(shadow.finishedOn.timeIntervalSince(shadow.startedOn)))); "
+            + "no user was answered by \(e(rollout.target)). Compared \(shadow.compared) of \(shadow.sampled) sampled, "
+            + "\(shadow.errors) shadow errors (\(shadow.timeouts) timed out), \(shadow.dropped) dropped.</p>"
+        html += Self.table(
+            ["gate", "condition", "value", "verdict"],
+            shadow.gates.map { [$0.name, $0.condition, number($0.value, "%.4g"), $0.passed ? "passed" : "failed"] })
+        // The histogram of RBO: one bar per tenth, as inline SVG.
+        let most = Double(max(1, shadow.rboHistogram.max() ?? 1))
+        var bars = ""
+        for (index, count) in shadow.rboHistogram.enumerated() {
+            let height = Double(count) / most * 120
+            let x = 40 + index * 50
+            bars +=
+                "<rect x=\"\(x)\" y=\"\(String(format: "%.1f", 130 - height))\" width=\"40\" height=\"\(String(format: "%.1f", height))\" "
+                + "fill=\"\(SVGChart.palette[0])\"><title>RBO \(String(format: "%.1f", Double(index) / 10))-\(String(format: "%.1f", Double(index + 1) / 10)): \(count)</title></rect>"
+                + "<text x=\"\(x + 20)\" y=\"148\" text-anchor=\"middle\" font-size=\"11\">\(String(format: "%.1f", Double(index) / 10))</text>"
+                + "<text x=\"\(x + 20)\" y=\"\(String(format: "%.1f", 126 - height))\" text-anchor=\"middle\" font-size=\"11\">\(count)</text>"
+        }
+        html +=
+            "<h3>Rank-biased overlap (p = 0.9) per request, mean \(number(shadow.meanRBO)); overlap@k mean \(number(shadow.meanOverlap))</h3>"
+            + "<svg role=\"img\" aria-label=\"histogram of RBO\" viewBox=\"0 0 560 160\" width=\"560\" height=\"160\">\(bars)</svg>"
+        html += Self.table(
+            ["colour", "p50 ms", "p95 ms", "movies recommended", "distinct", "top 10 share"],
+            [
+                [
+                    live, number(shadow.liveP50, "%.1f"), number(shadow.liveP95, "%.1f"),
+                    String(shadow.live.recommended),
+                    String(shadow.live.distinct), number(shadow.live.top10Share.map { $0 * 100 }, "%.1f %%"),
+                ],
+                [
+                    rollout.target, number(shadow.newP50, "%.1f"), number(shadow.newP95, "%.1f"),
+                    String(shadow.new.recommended), String(shadow.new.distinct),
+                    number(shadow.new.top10Share.map { $0 * 100 }, "%.1f %%"),
+                ],
+            ])
+        if !shadow.samples.isEmpty {
+            html += "<h3>The users whose lists changed most</h3>"
+            html += Self.table(
+                ["user", "RBO", "overlap", "\(live)'s list", "\(rollout.target)'s list"],
+                shadow.samples.map {
+                    [
+                        $0.user, number($0.rbo), number($0.overlap), $0.liveItems.joined(separator: ", "),
+                        $0.newItems.joined(separator: ", "),
+                    ]
+                })
+        }
+        return html + "</section>"
     }
 
     private func rollbackSection(_ rollback: Rollback) -> String {

@@ -58,6 +58,12 @@ extension ReleaseReport {
                 lines += Self.markdownTable(
                     ["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
             }
+            if let shadow = rollout.shadow {
+                lines += ["", "## Shadow stage", ""]
+                lines += shadow.lines(target: rollout.target, live: rollout.live ?? "live", samples: 10).map {
+                    "    " + $0
+                }
+            }
             if !rollout.gates.isEmpty {
                 lines += ["", "## Gate measurements"]
                 for gate in rollout.gates {

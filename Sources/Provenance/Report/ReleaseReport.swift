@@ -107,6 +107,8 @@ public struct ReleaseReport: Sendable, Codable, Equatable {
         public var events: [Event]
         /// What the rollback (or the interruption, or the abort) did; nil when there was none.
         public var rollback: Rollback?
+        /// The shadow stage before the first step, as recorded; nil when none ran.
+        public var shadow: ShadowComparison? = nil
     }
 
     public struct WeightPoint: Sendable, Codable, Equatable {

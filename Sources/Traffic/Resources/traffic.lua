@@ -18,6 +18,10 @@
 -- from both colours, merged, and their events are credited to the colour that placed the movie
 -- within WINDOW seconds, counted per EXPERIMENT.
 --
+-- A split may shadow (Resources/shadow.lua): `shadow COLOUR PERCENT EXPERIMENT` also sends PERCENT %
+-- of the /recommend requests to COLOUR, a backend at weight 0, after the live answer was sent, and
+-- compares both answers, counted per EXPERIMENT. No user is ever answered by COLOUR.
+--
 -- A worker that finds no split (nginx just started, by the controller, by hand or after a crash)
 -- loads the state file, so nginx serves the last applied split, never nothing.
 local balancer = require("ngx.balancer")
@@ -84,6 +88,15 @@ local function parse(text)
                 end
             end
             split.interleave = { percent = tonumber(percent), window = tonumber(window), seed = seed, experiment = experiment }
+        elseif kind == "shadow" and #fields == 4 and not split.shadow then
+            local color, percent, experiment = fields[2], fields[3], fields[4]
+            if not percent:match("^[0-9]+$") or #percent > 3 or tonumber(percent) < 1 or tonumber(percent) > 100 then
+                return nil, "line " .. number .. ": the shadowed share is 1 to 100 percent of the requests"
+            end
+            if #experiment > 100 or not experiment:match("^[A-Za-z0-9._-]+$") then
+                return nil, "line " .. number .. ": the experiment is 1 to 100 letters, digits, '.', '_' or '-'"
+            end
+            split.shadow = { color = color, percent = tonumber(percent), experiment = experiment }
         elseif kind == "backend" and #fields == 4 then
             local color, address, weight = fields[2], fields[3], fields[4]
             if #color > 63 or not color:match("^[A-Za-z0-9_-]+$") then
@@ -115,8 +128,8 @@ local function parse(text)
                 split.serving[#split.serving + 1] = backend
             end
         else
-            return nil, "line " .. number .. " is not understood (expected generation N, mode M, backend COLOUR IPv4:PORT WEIGHT "
-                .. "or interleave PERCENT WINDOW SEED EXPERIMENT once each)"
+            return nil, "line " .. number .. " is not understood (expected generation N, mode M, backend COLOUR IPv4:PORT WEIGHT, "
+                .. "interleave PERCENT WINDOW SEED EXPERIMENT or shadow COLOUR PERCENT EXPERIMENT once each)"
         end
     end
     if not split.generation or not split.mode then
@@ -145,6 +158,21 @@ local function parse(text)
         table.sort(colors)
         split.interleave.colors = colors
     end
+    if split.shadow then
+        -- The shadowed colour is in the split at 0 %: it answers no user, only the comparisons.
+        local shadowed
+        for _, backend in ipairs(split.backends) do
+            if backend.color == split.shadow.color then
+                shadowed = backend
+            end
+        end
+        if not shadowed or shadowed.weight ~= 0 then
+            return nil, "the shadowed colour " .. split.shadow.color .. " must be a backend at weight 0"
+        end
+        if split.interleave then
+            return nil, "a split shadows or interleaves, not both"
+        end
+    end
     return split
 end
 
@@ -157,6 +185,10 @@ local function format(split)
     local interleave = split.interleave
     if interleave then
         lines[#lines + 1] = "interleave " .. interleave.percent .. " " .. interleave.window .. " " .. interleave.seed .. " " .. interleave.experiment
+    end
+    local shadow = split.shadow
+    if shadow then
+        lines[#lines + 1] = "shadow " .. shadow.color .. " " .. shadow.percent .. " " .. shadow.experiment
     end
     return table.concat(lines, "\n") .. "\n"
 end

@@ -1,6 +1,7 @@
 import Foundation
 import StrictYAML
 import Synchronization
+import Traffic
 
 @testable import Orchestrator
 @testable import PipelineSchema
@@ -35,6 +36,11 @@ final class FakeTrafficSwitch: TrafficSwitch {
         var replaceWorkers: String?
         /// Splits put back (best effort) miss their state file.
         var stateFileBehind: String?
+        /// The shadow in force (percent and experiment), with its colour at 0 % in `split`.
+        var shadow: (percent: Int, experiment: String)?
+        /// What nginx answers at the next looks at the shadow (an empty queue: nil, no counts).
+        var shadowCounts: [Result<ShadowCounts?, FakeError>] = []
+        var failNextShadow: String?
     }
 
     let state: Locked<State>
@@ -59,6 +65,7 @@ final class FakeTrafficSwitch: TrafficSwitch {
                 throw FakeError(error)
             }
             state.split = split
+            state.shadow = nil
             state.applied.append(split)
             state.running = true
             defer { state.replaceWorkers = nil }
@@ -88,6 +95,17 @@ final class FakeTrafficSwitch: TrafficSwitch {
         try put([color: 100], failing: \.failNextSend)
     }
     func reapply(weight: Int) async throws -> TrafficChange { try put(stepSplit(weight), failing: \.failNextReapply) }
+    func startShadow(percent: Int, experiment: String) async throws -> TrafficChange {
+        var split = stepSplit(0)
+        split[target] = 0
+        let change = try put(split, failing: \.failNextShadow)
+        state.update { $0.shadow = (percent, experiment) }
+        return change
+    }
+    func lookShadow() async throws -> ShadowCounts? {
+        try state.update { state in state.shadowCounts.isEmpty ? .success(nil) : state.shadowCounts.removeFirst() }
+            .get()
+    }
     func stop() async {
         state.update {
             $0.running = false; $0.split = [:]
@@ -252,6 +270,7 @@ final class FakeJournal: RolloutJournal {
         var rolloutOpened = false
         var deployment: String?
         var measurements: [GateMeasurement] = []
+        var shadow: ShadowComparison?
         /// Saves fail from now on with this message.
         var diskFull: String?
         var saveFailure: String?
@@ -285,6 +304,7 @@ final class FakeJournal: RolloutJournal {
     func recordDeployment(color: String, modelSHA256: String) async { saving { $0.deployment = color } }
     func clearDeployment() async { saving { $0.deployment = nil } }
     func saveMeasurement(_ measurement: GateMeasurement) async { saving { $0.measurements.append(measurement) } }
+    func recordShadow(_ comparison: ShadowComparison) async { saving { $0.shadow = comparison } }
     func saveFailure() async -> String? { state.get().saveFailure }
 
     func commit(_ live: LiveRelease) async throws {

@@ -76,9 +76,11 @@ final class RolloutHarness {
             pending.removeAll { RolloutRunner.scope(of: $0) == .hook(hook) }
         case .endStep(let step):
             pending.removeAll { RolloutRunner.scope(of: $0) == .step(step) }
+        case .endShadow:
+            pending.removeAll { RolloutRunner.scope(of: $0) == .shadow }
         case .startTimer(.rollbackPause, _):
             return [.timer(.rollbackPause)]
-        case .startTimer, .look, .sampleGate, .lookJudge, .runHook(.duringStep, _):
+        case .startTimer, .look, .sampleGate, .lookJudge, .lookShadow, .runHook(.duringStep, _):
             pending.append(effect)
         case .runHook(let hook, _) where heldHooks.contains(hook):
             pending.append(effect)
@@ -105,6 +107,7 @@ final class RolloutHarness {
                 step == sampled && gate == name
             case (.look(let step, _), .looked(let looked, _)): step == looked
             case (.lookJudge(let step), .judgeLooked(let looked, _)): step == looked
+            case (.lookShadow, .shadowLooked): true
             default: false
             }
         }
@@ -131,6 +134,7 @@ final class RolloutHarness {
         case .beginning: "beginning"
         case .preRollout: "pre-rollout hooks"
         case .deploying: "deploying"
+        case .shadowing: "shadowing"
         case .stepping: "stepping"
         case .holding: "holding"
         case .closingStep: "closing a step"

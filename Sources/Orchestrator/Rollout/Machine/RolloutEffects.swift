@@ -87,6 +87,21 @@ struct RolloutEffects: Sendable {
             } catch {
                 return ([.splitNotReapplied(step: step, error: "\(error)")], error)
             }
+        case .startShadow(let percent, let experiment):
+            do {
+                let change = try await ports.traffic.startShadow(percent: percent, experiment: experiment)
+                return ([.shadowStarted(replaced: change.replaced)], nil)
+            } catch {
+                return ([.shadowNotStarted(error: "\(error)")], error)
+            }
+        case .lookShadow:
+            do {
+                return ([.shadowLooked(.counts(try await ports.traffic.lookShadow()))], nil)
+            } catch {
+                return ([.shadowLooked(.error("\(error)".prefix { $0 != "\n" }.description))], nil)
+            }
+        case .recordShadow(let comparison):
+            await journal.recordShadow(comparison)
         case .look(let step, let weight):
             return ([.looked(step: step, await ports.runtime.look(weight: weight))], nil)
         case .sampleGate(let step, let name):
@@ -111,7 +126,7 @@ struct RolloutEffects: Sendable {
             }
         case .checkpoint:
             return (checkpoint(saveFailure: await journal.saveFailure()), nil)
-        case .cancelDeploy, .cancelHook, .endStep, .finish:
+        case .cancelDeploy, .cancelHook, .endStep, .endShadow, .finish:
             // The runner's: they stop tasks it started.
             break
         }

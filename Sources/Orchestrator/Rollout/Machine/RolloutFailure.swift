@@ -38,6 +38,8 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
         case colourLost(String)
         /// nginx was lost during a step and could not be brought back.
         case trafficSwitchLost(why: String, error: String)
+        /// The shadow stage failed before any user saw the new colour (its verdict).
+        case shadowFailed(String)
         /// `orchestrate abort` during the steps.
         case aborted
         /// A signal during the steps, with the new colour's share then.
@@ -64,7 +66,7 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
                 "interrupted by \(stop.signalName) \(moment); traffic was not moved"
             case .deployFailed(let color, let error): "deploy of \(color) failed before any traffic moved: \(error)"
             case .trafficStepFailed(let weight, let error): "traffic step \(weight)% failed: \(error)"
-            case .gateFailed(let why), .colourLost(let why): why
+            case .gateFailed(let why), .colourLost(let why), .shadowFailed(let why): why
             case .judgeFailed(let rule): "judge: \(rule)"
             case .judgeInconclusive(let rule): "judge: inconclusive: \(rule)"
             case .sampleRatioMismatch(let rule): "invalid experiment: \(rule)"

@@ -62,6 +62,19 @@ extension RolloutMachine {
         /// look (answered by `splitReapplied` or `splitNotReapplied`).
         case reapply(step: Int, weight: Int)
 
+        // MARK: The shadow stage
+
+        /// Puts the shadow split in force: all users on the live colour, `percent` % of the
+        /// `/recommend` requests also sent to the new colour at 0 % (answered by `shadowStarted`
+        /// or `shadowNotStarted`).
+        case startShadow(percent: Int, experiment: String)
+        /// Reads nginx's counts of the comparison (answered by `shadowLooked`).
+        case lookShadow
+        /// The shadow stage's looks and timers are cancelled, and waited for.
+        case endShadow
+        /// The record keeps the comparison.
+        case recordShadow(ShadowComparison)
+
         // MARK: Watching a step
 
         /// A look at nginx and both colours (answered by `looked`).
@@ -127,7 +140,7 @@ extension RolloutMachine.Effect {
     /// (the others are carried out in turn before the next event is taken).
     var runsBeside: Bool {
         switch self {
-        case .deploy, .look, .sampleGate, .startJudge, .lookJudge, .runHook, .startTimer: true
+        case .deploy, .look, .sampleGate, .startJudge, .lookJudge, .runHook, .startTimer, .lookShadow: true
         default: false
         }
     }

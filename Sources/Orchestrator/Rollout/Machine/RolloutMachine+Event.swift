@@ -1,5 +1,6 @@
 import Foundation
 import Provenance
+import Traffic
 
 extension RolloutMachine {
     /// Everything the rollout reacts to, from one stream: what the effects it asked for came back
@@ -52,6 +53,12 @@ extension RolloutMachine {
         /// The judge's judgements of every metric since the step started.
         case judgeLooked(step: Int, JudgeObservation)
 
+        /// The shadow stage's split is in force (`replaced` as for a shift), or could not be.
+        case shadowStarted(replaced: String?)
+        case shadowNotStarted(error: String)
+        /// What nginx counted of the shadow comparison so far.
+        case shadowLooked(ShadowLook)
+
         /// `orchestrate abort`, `promote` or `promote --full`.
         case control(ControlRequest)
         /// SIGTERM or SIGINT.
@@ -73,6 +80,10 @@ extension RolloutMachine {
         case judgeMaxWait(step: Int)
         /// The next look at nginx and both colours is due (once a second).
         case watchDue(step: Int)
+        /// The shadow stage's next look at nginx's counts is due.
+        case shadowDue
+        /// The shadow stage's `duration` has passed: its next look decides.
+        case shadowEnd
         /// The old colour has drained.
         case drain
         /// Requests already on their way to the new colour have finished before it stops.
@@ -85,7 +96,7 @@ extension RolloutMachine {
                 .judgeMaxWait(let step),
                 .watchDue(let step):
                 step
-            case .drain, .rollbackPause:
+            case .drain, .rollbackPause, .shadowDue, .shadowEnd:
                 nil
             }
         }
@@ -120,6 +131,13 @@ extension RolloutMachine {
         /// The sample ratio check's counts of each colour since the step started (none without
         /// `sampleRatio`, or when their queries failed).
         var ratios: [JudgeRules.RatioCounts] = []
+    }
+
+    /// A look at the shadow comparison: nginx's counts (nil before the first sampled request of
+    /// the experiment), or why nginx did not answer.
+    enum ShadowLook: Sendable, Equatable {
+        case counts(ShadowCounts?)
+        case error(String)
     }
 
     /// A colour that answers its health check.

@@ -37,6 +37,9 @@ struct RolloutMachine: Sendable, Equatable {
     private(set) var saveFailure: String?
     /// The new colour once it answers its health check.
     private(set) var deployed: Instance?
+    /// The shadow stage put its split in force (the new colour at 0 %, shadowed): a stop before
+    /// the first step then puts traffic back as a rollback does.
+    var shadowed = false
 
     init(plan: Plan) {
         self.plan = plan
@@ -67,6 +70,8 @@ struct RolloutMachine: Sendable, Equatable {
         var minimumHealthyInstances = 1
         /// Whether instances move while they run (Swarm tasks).
         var instancesMove = false
+        /// The shadow stage before the first step (only with a live colour and nginx).
+        var shadow: ShadowSpec? = nil
 
         struct Step: Sendable, Equatable {
             var newWeight: Int
@@ -93,6 +98,8 @@ struct RolloutMachine: Sendable, Equatable {
         case preRollout(hook: Int, succeeded: Bool?)
         /// The deploy is being saved (`running` false), or the new colour is being deployed.
         case deploying(running: Bool)
+        /// The shadow stage: the new colour at 0 % answers a share of live requests beside, compared.
+        case shadowing(Shadowing)
         /// Step `step` is being saved (`shiftRequestedAt` nil), or its split put in force.
         case stepping(step: Int, shiftRequestedAt: Date?)
         case holding(Hold)
@@ -287,6 +294,8 @@ struct RolloutMachine: Sendable, Equatable {
             return preRollout(hook, succeeded: succeeded, event, at: now)
         case .deploying(let running):
             return deploying(running: running, event, at: now)
+        case .shadowing(let shadow):
+            return shadowing(shadow, event, at: now)
         case .stepping(let step, let requestedAt):
             return stepping(step, shiftRequestedAt: requestedAt, event, at: now)
         case .holding(let hold):
@@ -320,7 +329,7 @@ struct RolloutMachine: Sendable, Equatable {
     }
 
     /// Keeps a stop or a request that comes while nothing can act on it.
-    private mutating func keep(_ event: Event) {
+    mutating func keep(_ event: Event) {
         switch event {
         case .signal(let signal): hold(.interrupted(signal))
         case .control(.abort): hold(.aborted)
@@ -329,7 +338,7 @@ struct RolloutMachine: Sendable, Equatable {
         }
     }
 
-    private mutating func takePendingStop() -> Stop? {
+    mutating func takePendingStop() -> Stop? {
         defer { pendingStop = nil }
         return pendingStop
     }
@@ -447,7 +456,7 @@ struct RolloutMachine: Sendable, Equatable {
                     at: now),
                 .progress(.deployHealthy(target: target, addresses: instance.addresses)),
                 .recordDeployment(color: target, modelSHA256: instance.modelSHA256), .writeTargets,
-            ] + beginStep(0, at: now)
+            ] + beginShadowOrSteps(at: now)
         case (.deployFailed(let color, let error), true) where color == target:
             return [
                 .progress(.deployFailed(error: error)), .stopColourQuietly(target),
@@ -466,7 +475,7 @@ struct RolloutMachine: Sendable, Equatable {
 
     /// A stop before any traffic moved: the new colour is stopped (also what its deploy was still
     /// starting), traffic is left as it is.
-    private mutating func stoppedBeforeTraffic(_ stop: Stop, _ moment: String, at now: Date) -> [Effect] {
+    mutating func stoppedBeforeTraffic(_ stop: Stop, _ moment: String, at now: Date) -> [Effect] {
         let effects: [Effect] = [
             .stopColourQuietly(target),
             .progress(.stoppedBeforeTraffic(stop: stop.description, moment: moment, target: target)),
@@ -482,7 +491,7 @@ struct RolloutMachine: Sendable, Equatable {
     // MARK: Traffic steps
 
     /// Saves step `index` (or the promotion after the last), then moves traffic once saved.
-    private mutating func beginStep(_ index: Int, at now: Date) -> [Effect] {
+    mutating func beginStep(_ index: Int, at now: Date) -> [Effect] {
         guard index < plan.steps.count else { return beginPromotion() }
         phase = .stepping(step: index, shiftRequestedAt: nil)
         return [
@@ -499,7 +508,10 @@ struct RolloutMachine: Sendable, Equatable {
         case (.saved, nil):
             // The last moment to honour a stop requested meanwhile: none may be overtaken by a step.
             if let stop = takePendingStop() {
-                if index == 0 { return stoppedBeforeTraffic(stop, "before the first traffic step", at: now) }
+                if index == 0 && !shadowed {
+                    return stoppedBeforeTraffic(stop, "before the first traffic step", at: now)
+                }
+                if index == 0 { return rollBack(stop, at: 0, now: now) }
                 return rollBack(stop, at: plan.steps[index - 1].newWeight, now: now)
             }
             phase = .stepping(step: index, shiftRequestedAt: now)

@@ -1,5 +1,6 @@
 import Foundation
 import Provenance
+import Traffic
 
 /// What the rollout's effects act on, one small protocol per service: the real adapters wrap
 /// nginx, the runtime, Prometheus, the journal and the hooks; tests use in-memory fakes.
@@ -16,6 +17,11 @@ protocol TrafficSwitch: Sendable {
     func reapply(weight: Int) async throws -> TrafficChange
     /// Stops the load balancer.
     func stop() async
+    /// Puts the shadow stage's split in force: all users on the live colour, `percent` % of the
+    /// `/recommend` requests also asked of the new colour (at 0 %) and compared, under `experiment`.
+    func startShadow(percent: Int, experiment: String) async throws -> TrafficChange
+    /// nginx's counts of the shadow comparison in force (nil before its first sampled request).
+    func lookShadow() async throws -> ShadowCounts?
 }
 
 /// What putting a split in force did besides.
@@ -66,6 +72,8 @@ protocol RolloutJournal: Sendable {
     func recordDeployment(color: String, modelSHA256: String) async
     func clearDeployment() async
     func saveMeasurement(_ measurement: GateMeasurement) async
+    /// The record keeps the shadow stage's comparison.
+    func recordShadow(_ comparison: ShadowComparison) async
     /// The first save that failed (its first line), nil while every one succeeded.
     func saveFailure() async -> String?
     /// Writes `current.json`.

@@ -13,6 +13,11 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
     case stoppedBeforeTraffic(stop: String, moment: String, target: String)
     case step(number: Int, of: Int, target: String, weight: Int, live: String?, liveWeight: Int)
     case gate(GateMeasurement)
+    /// The shadow stage began: `share` % of the live requests also go to `target`, compared.
+    case shadowStarted(target: String, live: String, share: Int, ending: String)
+    /// What the shadow stage compared so far.
+    case shadowLook(elapsed: Double, compared: Int, meanRBO: Double?, meanOverlap: Double?, errors: Int)
+    case shadowDecided(passed: Bool, verdict: String)
     case judge(JudgeLook)
     case promoteRequested
     case promoteFullRequested
@@ -69,6 +74,12 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
                             format: "new %.1f %% (expected %.1f %%), p %.2g", $0.observedShare * 100,
                             $0.expectedShare * 100, $0.pValue)
                 }.joined()
+        case .shadowStarted(let target, let live, let share, let ending):
+            "shadow: \(share)% of the live /recommend requests also go to \(target) (0% of users; \(live) answers them all), compared; \(ending)"
+        case .shadowLook(let elapsed, let compared, let rbo, let overlap, let errors):
+            "    shadow \(String(format: "%.1f", elapsed)) s: \(compared) compared, mean RBO \(rbo.map { String(format: "%.3f", $0) } ?? "-"), "
+                + "overlap \(overlap.map { String(format: "%.3f", $0) } ?? "-"), \(errors) errors"
+        case .shadowDecided(let passed, let verdict): passed ? "shadow: \(verdict)" : "shadow: FAILED: \(verdict)"
         case .promoteRequested: "promote requested: ending this step's wait"
         case .promoteFullRequested: "promote --full requested"
         case .stepFailed(let number, let failure): "step \(number): FAILED: \(failure)"

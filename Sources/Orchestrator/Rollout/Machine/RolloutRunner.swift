@@ -74,6 +74,8 @@ struct RolloutRunner: Sendable {
                     await tasks.cancel(.hook(hook))
                 case .endStep(let step):
                     await tasks.cancel(.step(step))
+                case .endShadow:
+                    await tasks.cancel(.shadow)
                 case .finish:
                     break
                 case .checkpoint:
@@ -107,6 +109,7 @@ struct RolloutRunner: Sendable {
         case deploy
         case hook(RolloutMachine.Hook)
         case step(Int)
+        case shadow
         case rollout
     }
 
@@ -115,6 +118,7 @@ struct RolloutRunner: Sendable {
         case .deploy: .deploy
         case .runHook(.duringStep(let step, _), _): .step(step)
         case .runHook(let hook, _): .hook(hook)
+        case .startTimer(.shadowDue, _), .startTimer(.shadowEnd, _), .lookShadow: .shadow
         case .startTimer(let timer, _): timer.step.map(Scope.step) ?? .rollout
         case .look(let step, _), .sampleGate(let step, _), .startJudge(let step), .lookJudge(let step): .step(step)
         default: .rollout

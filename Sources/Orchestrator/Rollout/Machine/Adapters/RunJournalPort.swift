@@ -40,6 +40,10 @@ struct RunJournalPort: RolloutJournal {
         }
     }
 
+    func recordShadow(_ comparison: ShadowComparison) async {
+        try? await journal.updateRecord { $0.rollout?.shadow = comparison }
+    }
+
     func recordStep(_ step: ReleaseRecord.RolloutRecord.Step) async {
         try? await journal.updateRecord { $0.rollout?.steps.append(step) }
     }

@@ -108,6 +108,34 @@ actor ServingAdapter: TrafficSwitch, ColourRuntime {
         await nginx?.stop()
     }
 
+    /// All users on the live colour, the new one in the split at 0 % and shadowed: nginx asks it
+    /// for `percent` % of the `/recommend` requests once the live answer was sent, and compares.
+    func startShadow(percent: Int, experiment: String) async throws -> TrafficChange {
+        watched = nil
+        guard let nginx, let deployed, let live else { return TrafficChange() }
+        let applied = runtime.instancesMove ? await nginx.currentSplit() : nil
+        guard
+            let liveInstance = await healthyInstance(
+                of: live.color, lastKnown: Self.instance(of: live.color, in: applied))
+        else {
+            throw OrchestratorError(
+                .stageFailed, "the live colour \(live.color) is not running: no traffic can stay on it")
+        }
+        let targetInstance =
+            runtime.instancesMove
+            ? await healthyInstance(of: deployed.color, lastKnown: deployed) ?? deployed : deployed
+        let split = TrafficSplit(
+            mode: mode, backends: [liveInstance.backend(weight: 100), targetInstance.backend(weight: 0)],
+            shadow: .init(color: deployed.color, percent: percent, experiment: experiment))
+        let done = try await nginx.apply(split)
+        return TrafficChange(replaced: done.replacementNote)
+    }
+
+    func lookShadow() async throws -> ShadowCounts? {
+        guard let nginx else { return nil }
+        return try await nginx.shadow()
+    }
+
     // MARK: Colours
 
     func deploy(_ color: String, model: RolloutMachine.ModelSource) async throws -> RolloutMachine.Instance {
