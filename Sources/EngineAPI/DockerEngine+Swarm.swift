@@ -31,22 +31,21 @@ extension DockerEngine {
 
     /// `GET /nodes` (a manager only).
     public func nodes() async throws -> [SwarmNode] {
-        let list = try await list("/nodes", operation: "listing the swarm's nodes")
-        return list.map { entry in
-            let spec = entry["Spec"] as? [String: Any] ?? [:]
-            let status = entry["Status"] as? [String: Any] ?? [:]
-            let description = entry["Description"] as? [String: Any] ?? [:]
-            var address = status["Addr"] as? String ?? ""
+        Self.swarmNodes(
+            try await call("GET", "/nodes", limit: AnswerLimit.list, operation: "listing the swarm's nodes"))
+    }
+
+    /// The nodes of a `GET /nodes` answer; none when it is not a list of objects.
+    static func swarmNodes(_ data: Data) -> [SwarmNode] {
+        (JSONAnswer.decode([EngineAnswer.Node].self, from: data) ?? []).map { entry in
+            var address = entry.address ?? ""
             // A manager may report 0.0.0.0; its manager address has the real one.
-            if address.isEmpty || address == "0.0.0.0",
-                let manager = (entry["ManagerStatus"] as? [String: Any])?["Addr"] as? String
-            {
+            if address.isEmpty || address == "0.0.0.0", let manager = entry.managerAddress {
                 address = String(manager.split(separator: ":").first ?? "")
             }
             return SwarmNode(
-                id: entry["ID"] as? String ?? "", hostname: description["Hostname"] as? String ?? "", address: address,
-                state: status["State"] as? String ?? "", availability: spec["Availability"] as? String ?? "",
-                role: spec["Role"] as? String ?? "", labels: spec["Labels"] as? [String: String] ?? [:])
+                id: entry.id ?? "", hostname: entry.hostname ?? "", address: address, state: entry.state ?? "",
+                availability: entry.availability ?? "", role: entry.role ?? "", labels: entry.labels ?? [:])
         }
     }
 
@@ -60,12 +59,17 @@ extension DockerEngine {
     }
 
     public func swarmMembership() async throws -> SwarmMembership {
-        let info = try await object("GET", "/info", operation: "asking the engine for its swarm state")
-        let swarm = info["Swarm"] as? [String: Any] ?? [:]
+        Self.swarmMembership(
+            try await call(
+                "GET", "/info", limit: AnswerLimit.object, operation: "asking the engine for its swarm state"))
+    }
+
+    /// The membership a `GET /info` answer states; inactive when it states none.
+    static func swarmMembership(_ data: Data) -> SwarmMembership {
+        let swarm = JSONAnswer.decode(EngineAnswer.Info.self, from: data)?.swarm
         return SwarmMembership(
-            state: swarm["LocalNodeState"] as? String ?? "inactive", nodeID: swarm["NodeID"] as? String ?? "",
-            isManager: swarm["ControlAvailable"] as? Bool ?? false,
-            clusterID: (swarm["Cluster"] as? [String: Any])?["ID"] as? String ?? "")
+            state: swarm?.localNodeState ?? "inactive", nodeID: swarm?.nodeID ?? "",
+            isManager: swarm?.controlAvailable ?? false, clusterID: swarm?.clusterID ?? "")
     }
 
     // MARK: Services
@@ -95,21 +99,23 @@ extension DockerEngine {
 
     /// Services carrying every one of `labels`.
     public func services(labels: [String: String]) async throws -> [ServiceSummary] {
-        let list = try await list(
-            "/services", query: ["filters": try Self.labelFilter(labels)], operation: "listing services")
-        return list.map { entry in
-            let spec = entry["Spec"] as? [String: Any] ?? [:]
-            let mode = (spec["Mode"] as? [String: Any])?["Replicated"] as? [String: Any]
-            let template = spec["TaskTemplate"] as? [String: Any] ?? [:]
-            let ports = (spec["EndpointSpec"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []
+        Self.serviceSummaries(
+            try await call(
+                "GET", "/services", query: ["filters": try Self.labelFilter(labels)], limit: AnswerLimit.list,
+                operation: "listing services"))
+    }
+
+    /// The services of a `GET /services` answer; none when it is not a list of objects. Each keeps
+    /// its whole spec as the engine sent it, for an update to change and send back.
+    static func serviceSummaries(_ data: Data) -> [ServiceSummary] {
+        guard let entries = JSONAnswer.decode([EngineAnswer.Service].self, from: data) else { return [] }
+        let raw = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+        return entries.enumerated().map { index, entry in
+            let spec = raw.indices.contains(index) ? raw[index]["Spec"] as? [String: Any] ?? [:] : [:]
             return ServiceSummary(
-                id: entry["ID"] as? String ?? "", name: spec["Name"] as? String ?? "",
-                labels: spec["Labels"] as? [String: String] ?? [:],
-                version: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0,
-                replicas: mode?["Replicas"] as? Int ?? 0,
-                image: (template["ContainerSpec"] as? [String: Any])?["Image"] as? String ?? "",
-                updateState: (entry["UpdateStatus"] as? [String: Any])?["State"] as? String ?? "",
-                publishMode: ports.first?["PublishMode"] as? String ?? "ingress",
+                id: entry.id ?? "", name: entry.name ?? "", labels: entry.labels ?? [:], version: entry.version ?? 0,
+                replicas: entry.replicas ?? 0, image: entry.image ?? "", updateState: entry.updateState ?? "",
+                publishMode: entry.ports?.first?.publishMode ?? "ingress",
                 specJSON: try? JSONSerialization.data(withJSONObject: spec))
         }
     }
@@ -174,23 +180,23 @@ extension DockerEngine {
     public func tasks(service: String) async throws -> [SwarmTask] {
         let filters = String(
             decoding: try JSONSerialization.data(withJSONObject: ["service": [service]]), as: UTF8.self)
-        let list = try await list("/tasks", query: ["filters": filters], operation: "listing the tasks of \(service)")
-        return list.map { entry in
-            let status = entry["Status"] as? [String: Any] ?? [:]
-            let ports = ((status["PortStatus"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []).compactMap {
-                $0["PublishedPort"] as? Int
-            }
-            let container = (entry["Spec"] as? [String: Any])?["ContainerSpec"] as? [String: Any] ?? [:]
-            return SwarmTask(
-                id: entry["ID"] as? String ?? "", serviceID: entry["ServiceID"] as? String ?? "",
-                nodeID: entry["NodeID"] as? String ?? "",
-                state: status["State"] as? String ?? "", desiredState: entry["DesiredState"] as? String ?? "",
+        return Self.swarmTasks(
+            try await call(
+                "GET", "/tasks", query: ["filters": filters], limit: AnswerLimit.list,
+                operation: "listing the tasks of \(service)"))
+    }
+
+    /// The tasks of a `GET /tasks` answer; none when it is not a list of objects.
+    static func swarmTasks(_ data: Data) -> [SwarmTask] {
+        (JSONAnswer.decode([EngineAnswer.Task].self, from: data) ?? []).map { entry in
+            SwarmTask(
+                id: entry.id ?? "", serviceID: entry.serviceID ?? "", nodeID: entry.nodeID ?? "",
+                state: entry.state ?? "", desiredState: entry.desiredState ?? "",
                 message: OutsideText.bounded(
-                    (status["Err"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? status["Message"] as? String ?? "",
+                    entry.error.flatMap { $0.isEmpty ? nil : $0 } ?? entry.message ?? "",
                     limit: OutsideText.messageLimit),
-                publishedPorts: ports, image: container["Image"] as? String ?? "",
-                serviceVersion: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0,
-                updatedAt: entry["UpdatedAt"] as? String ?? "")
+                publishedPorts: (entry.ports ?? []).compactMap(\.publishedPort), image: entry.image ?? "",
+                serviceVersion: entry.version ?? 0, updatedAt: entry.updatedAt ?? "")
         }
     }
 

@@ -274,12 +274,6 @@ public struct DockerEngine: Sendable {
         return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     }
 
-    /// A JSON list (containers, services, tasks, nodes, networks).
-    func list(_ path: String, query: [String: String] = [:], operation: String) async throws -> [[String: Any]] {
-        let data = try await call("GET", path, query: query, limit: AnswerLimit.list, operation: operation)
-        return (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
-    }
-
     /// Answers whether the engine is up (`GET /_ping`).
     public func ping() async -> Bool {
         (try? await call(
