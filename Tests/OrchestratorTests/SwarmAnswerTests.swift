@@ -169,3 +169,45 @@ import Testing
         }
     }
 }
+
+/// `GET /containers/ID/json` as the client reads it (`EngineAnswer.Inspection`).
+@Suite struct ContainerInspectionTests {
+    static let running = #"""
+        {"Id":"ba033ac4401106a3b513bc9d639eee123ad78ca3616b921167cd74b20e25ed39","Created":"2015-01-06T15:47:31.485331387Z",
+         "Path":"recengine","Args":["serve"],"Name":"/unit-blue-1","RestartCount":0,"Driver":"overlay2",
+         "State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,
+                  "Pid":1234,"ExitCode":0,"Error":"","StartedAt":"2015-01-06T15:47:32.072697474Z",
+                  "FinishedAt":"0001-01-01T00:00:00Z","Health":{"Status":"healthy","FailingStreak":0,"Log":[]}},
+         "Config":{"Hostname":"ba033ac44011","Image":"localhost/recengine:latest","Labels":{"com.docker.compose.service":"blue"},
+                   "Env":["PATH=/usr/bin"]},
+         "HostConfig":{"NetworkMode":"host","Binds":["/models:/models:ro"]},"NetworkSettings":{"Networks":{}}}
+        """#
+
+    @Test func aRunningContainerWithAHealthCheck() {
+        #expect(
+            DockerEngine.containerInspection(Data(Self.running.utf8))
+                == .init(
+                    id: "ba033ac4401106a3b513bc9d639eee123ad78ca3616b921167cd74b20e25ed39", name: "unit-blue-1",
+                    image: "localhost/recengine:latest", labels: ["com.docker.compose.service": "blue"],
+                    status: "running", isRunning: true, exitCode: 0, error: "", health: "healthy"))
+    }
+
+    @Test func anExitedContainerSaysWhy() {
+        let exited = #"""
+            {"Id":"a1","Name":"/unit-lb-1","State":{"Status":"exited","Running":false,"ExitCode":137,
+             "Error":"\#(String(repeating: "e", count: 5_000))"},"Config":{"Image":"nginx","Labels":null}}
+            """#
+        let inspection = DockerEngine.containerInspection(Data(exited.utf8))
+        #expect(inspection.status == "exited" && !inspection.isRunning && inspection.exitCode == 137)
+        #expect(inspection.health == nil && inspection.labels.isEmpty)
+        #expect(inspection.error.hasPrefix("eee") && inspection.error.count < 2_000, "cut to a message's length")
+    }
+
+    @Test(arguments: [
+        #"{"Id":5,"Name":["x"],"State":{"Running":"yes","ExitCode":"0","Health":"healthy"},"Config":[]}"#, "{}", "[]",
+        "<html>502</html>", "", #"{"Id":"a","Size":1e999}"#,
+    ])
+    func aMalformedInspectionReadsAsEmpty(answer: String) {
+        #expect(DockerEngine.containerInspection(Data(answer.utf8)) == .init(), "\(answer)")
+    }
+}
