@@ -86,11 +86,8 @@ extension DockerEngine {
         public var updateState: String
         /// How tasks publish ports: `host` or `ingress` (the first published port's).
         public var publishMode: String
-        /// The whole spec as the engine returned it, to be changed and sent back by an update.
-        public var spec: [String: Any] {
-            specJSON.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-        }
-        var specJSON: Data?
+        /// `Spec.TaskTemplate.ForceUpdate`: an update that must replace the tasks counts it up.
+        public var forceUpdate: Int
 
         public static func == (lhs: ServiceSummary, rhs: ServiceSummary) -> Bool {
             lhs.id == rhs.id && lhs.version == rhs.version
@@ -105,26 +102,22 @@ extension DockerEngine {
                 operation: "listing services"))
     }
 
-    /// The services of a `GET /services` answer; none when it is not a list of objects. Each keeps
-    /// its whole spec as the engine sent it, for an update to change and send back.
+    /// The services of a `GET /services` answer; none when it is not a list of objects.
     static func serviceSummaries(_ data: Data) -> [ServiceSummary] {
-        guard let entries = JSONAnswer.decode([EngineAnswer.Service].self, from: data) else { return [] }
-        let raw = (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
-        return entries.enumerated().map { index, entry in
-            let spec = raw.indices.contains(index) ? raw[index]["Spec"] as? [String: Any] ?? [:] : [:]
-            return ServiceSummary(
+        (JSONAnswer.decode([EngineAnswer.Service].self, from: data) ?? []).map { entry in
+            ServiceSummary(
                 id: entry.id ?? "", name: entry.name ?? "", labels: entry.labels ?? [:], version: entry.version ?? 0,
                 replicas: entry.replicas ?? 0, image: entry.image ?? "", updateState: entry.updateState ?? "",
-                publishMode: entry.ports?.first?.publishMode ?? "ingress",
-                specJSON: try? JSONSerialization.data(withJSONObject: spec))
+                publishMode: entry.ports?.first?.publishMode ?? "ingress", forceUpdate: entry.forceUpdate ?? 0)
         }
     }
 
     /// `POST /services/create` without asking a registry for the image (a swarm without one).
-    public func createService(_ spec: [String: Any]) async throws -> String {
-        let name = spec["Name"] as? String ?? "?"
+    public func createService(_ spec: ServiceSpec) async throws -> String {
+        let name = spec.name
         let answer = try await answer(
-            "POST", "/services/create", json: spec, limit: AnswerLimit.object, operation: "creating service \(name)")
+            "POST", "/services/create", body: .data(try JSONEncoder().encode(spec)), contentType: "application/json",
+            limit: AnswerLimit.object, operation: "creating service \(name)")
         guard let id = JSONAnswer.decode(EngineAnswer.Created.self, from: answer.body)?.serviceID else {
             throw DockerError(
                 status: answer.status, operation: "creating service \(name)",
@@ -134,11 +127,11 @@ extension DockerEngine {
     }
 
     /// `POST /services/ID/update` at the version read with the spec.
-    public func updateService(_ id: String, version: Int, spec: [String: Any]) async throws {
+    public func updateService(_ id: String, version: Int, spec: ServiceSpec) async throws {
         try await call(
-            "POST", "/services/\(id)/update", query: ["version": String(version)], json: spec,
-            limit: AnswerLimit.object,
-            operation: "updating service \(spec["Name"] as? String ?? id)")
+            "POST", "/services/\(id)/update", query: ["version": String(version)],
+            body: .data(try JSONEncoder().encode(spec)), contentType: "application/json", limit: AnswerLimit.object,
+            operation: "updating service \(spec.name)")
     }
 
     /// Removes a service; one that is gone is not an error.

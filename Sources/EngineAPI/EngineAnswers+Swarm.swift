@@ -144,6 +144,8 @@ extension EngineAnswer {
         var updateState: String?
         /// `Spec.EndpointSpec.Ports`.
         var ports: [Port]?
+        /// `Spec.TaskTemplate.ForceUpdate`.
+        var forceUpdate: Int?
 
         enum CodingKeys: String, CodingKey {
             case id = "ID"
@@ -162,7 +164,10 @@ extension EngineAnswer {
 
         enum ModeKeys: String, CodingKey { case replicated = "Replicated" }
         enum ReplicatedKeys: String, CodingKey { case replicas = "Replicas" }
-        enum TaskTemplateKeys: String, CodingKey { case containerSpec = "ContainerSpec" }
+        enum TaskTemplateKeys: String, CodingKey {
+            case containerSpec = "ContainerSpec"
+            case forceUpdate = "ForceUpdate"
+        }
         enum EndpointSpecKeys: String, CodingKey { case ports = "Ports" }
         enum UpdateStatusKeys: String, CodingKey { case state = "State" }
 
@@ -178,9 +183,9 @@ extension EngineAnswer {
             let replicated = (try? spec?.nestedContainer(keyedBy: ModeKeys.self, forKey: .mode))
                 .flatMap { try? $0.nestedContainer(keyedBy: ReplicatedKeys.self, forKey: .replicated) }
             replicas = replicated?.lenient(Int.self, forKey: .replicas)
-            image =
-                (try? spec?.nestedContainer(keyedBy: TaskTemplateKeys.self, forKey: .taskTemplate))?
-                .lenient(ContainerSpec.self, forKey: .containerSpec)?.image
+            let template = try? spec?.nestedContainer(keyedBy: TaskTemplateKeys.self, forKey: .taskTemplate)
+            image = template?.lenient(ContainerSpec.self, forKey: .containerSpec)?.image
+            forceUpdate = template?.lenient(Int.self, forKey: .forceUpdate)
             ports = (try? spec?.nestedContainer(keyedBy: EndpointSpecKeys.self, forKey: .endpointSpec))?
                 .lenient([Port].self, forKey: .ports)
         }
