@@ -31,22 +31,21 @@ extension DockerEngine {
 
     /// `GET /nodes` (a manager only).
     public func nodes() async throws -> [SwarmNode] {
-        let list = try await list("/nodes", operation: "listing the swarm's nodes")
-        return list.map { entry in
-            let spec = entry["Spec"] as? [String: Any] ?? [:]
-            let status = entry["Status"] as? [String: Any] ?? [:]
-            let description = entry["Description"] as? [String: Any] ?? [:]
-            var address = status["Addr"] as? String ?? ""
+        Self.swarmNodes(
+            try await call("GET", "/nodes", limit: AnswerLimit.list, operation: "listing the swarm's nodes"))
+    }
+
+    /// The nodes of a `GET /nodes` answer; none when it is not a list of objects.
+    static func swarmNodes(_ data: Data) -> [SwarmNode] {
+        (JSONAnswer.decode([EngineAnswer.Node].self, from: data) ?? []).map { entry in
+            var address = entry.address ?? ""
             // A manager may report 0.0.0.0; its manager address has the real one.
-            if address.isEmpty || address == "0.0.0.0",
-                let manager = (entry["ManagerStatus"] as? [String: Any])?["Addr"] as? String
-            {
+            if address.isEmpty || address == "0.0.0.0", let manager = entry.managerAddress {
                 address = String(manager.split(separator: ":").first ?? "")
             }
             return SwarmNode(
-                id: entry["ID"] as? String ?? "", hostname: description["Hostname"] as? String ?? "", address: address,
-                state: status["State"] as? String ?? "", availability: spec["Availability"] as? String ?? "",
-                role: spec["Role"] as? String ?? "", labels: spec["Labels"] as? [String: String] ?? [:])
+                id: entry.id ?? "", hostname: entry.hostname ?? "", address: address, state: entry.state ?? "",
+                availability: entry.availability ?? "", role: entry.role ?? "", labels: entry.labels ?? [:])
         }
     }
 
@@ -60,12 +59,17 @@ extension DockerEngine {
     }
 
     public func swarmMembership() async throws -> SwarmMembership {
-        let info = try await object("GET", "/info", operation: "asking the engine for its swarm state")
-        let swarm = info["Swarm"] as? [String: Any] ?? [:]
+        Self.swarmMembership(
+            try await call(
+                "GET", "/info", limit: AnswerLimit.object, operation: "asking the engine for its swarm state"))
+    }
+
+    /// The membership a `GET /info` answer states; inactive when it states none.
+    static func swarmMembership(_ data: Data) -> SwarmMembership {
+        let swarm = JSONAnswer.decode(EngineAnswer.Info.self, from: data)?.swarm
         return SwarmMembership(
-            state: swarm["LocalNodeState"] as? String ?? "inactive", nodeID: swarm["NodeID"] as? String ?? "",
-            isManager: swarm["ControlAvailable"] as? Bool ?? false,
-            clusterID: (swarm["Cluster"] as? [String: Any])?["ID"] as? String ?? "")
+            state: swarm?.localNodeState ?? "inactive", nodeID: swarm?.nodeID ?? "",
+            isManager: swarm?.controlAvailable ?? false, clusterID: swarm?.clusterID ?? "")
     }
 
     // MARK: Services
@@ -82,11 +86,8 @@ extension DockerEngine {
         public var updateState: String
         /// How tasks publish ports: `host` or `ingress` (the first published port's).
         public var publishMode: String
-        /// The whole spec as the engine returned it, to be changed and sent back by an update.
-        public var spec: [String: Any] {
-            specJSON.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-        }
-        var specJSON: Data?
+        /// `Spec.TaskTemplate.ForceUpdate`: an update that must replace the tasks counts it up.
+        public var forceUpdate: Int
 
         public static func == (lhs: ServiceSummary, rhs: ServiceSummary) -> Bool {
             lhs.id == rhs.id && lhs.version == rhs.version
@@ -95,30 +96,28 @@ extension DockerEngine {
 
     /// Services carrying every one of `labels`.
     public func services(labels: [String: String]) async throws -> [ServiceSummary] {
-        let list = try await list(
-            "/services", query: ["filters": try Self.labelFilter(labels)], operation: "listing services")
-        return list.map { entry in
-            let spec = entry["Spec"] as? [String: Any] ?? [:]
-            let mode = (spec["Mode"] as? [String: Any])?["Replicated"] as? [String: Any]
-            let template = spec["TaskTemplate"] as? [String: Any] ?? [:]
-            let ports = (spec["EndpointSpec"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []
-            return ServiceSummary(
-                id: entry["ID"] as? String ?? "", name: spec["Name"] as? String ?? "",
-                labels: spec["Labels"] as? [String: String] ?? [:],
-                version: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0,
-                replicas: mode?["Replicas"] as? Int ?? 0,
-                image: (template["ContainerSpec"] as? [String: Any])?["Image"] as? String ?? "",
-                updateState: (entry["UpdateStatus"] as? [String: Any])?["State"] as? String ?? "",
-                publishMode: ports.first?["PublishMode"] as? String ?? "ingress",
-                specJSON: try? JSONSerialization.data(withJSONObject: spec))
+        Self.serviceSummaries(
+            try await call(
+                "GET", "/services", query: ["filters": try Self.labelFilter(labels)], limit: AnswerLimit.list,
+                operation: "listing services"))
+    }
+
+    /// The services of a `GET /services` answer; none when it is not a list of objects.
+    static func serviceSummaries(_ data: Data) -> [ServiceSummary] {
+        (JSONAnswer.decode([EngineAnswer.Service].self, from: data) ?? []).map { entry in
+            ServiceSummary(
+                id: entry.id ?? "", name: entry.name ?? "", labels: entry.labels ?? [:], version: entry.version ?? 0,
+                replicas: entry.replicas ?? 0, image: entry.image ?? "", updateState: entry.updateState ?? "",
+                publishMode: entry.ports?.first?.publishMode ?? "ingress", forceUpdate: entry.forceUpdate ?? 0)
         }
     }
 
     /// `POST /services/create` without asking a registry for the image (a swarm without one).
-    public func createService(_ spec: [String: Any]) async throws -> String {
-        let name = spec["Name"] as? String ?? "?"
+    public func createService(_ spec: ServiceSpec) async throws -> String {
+        let name = spec.name
         let answer = try await answer(
-            "POST", "/services/create", json: spec, limit: AnswerLimit.object, operation: "creating service \(name)")
+            "POST", "/services/create", body: .data(try JSONEncoder().encode(spec)), contentType: "application/json",
+            limit: AnswerLimit.object, operation: "creating service \(name)")
         guard let id = JSONAnswer.decode(EngineAnswer.Created.self, from: answer.body)?.serviceID else {
             throw DockerError(
                 status: answer.status, operation: "creating service \(name)",
@@ -128,11 +127,11 @@ extension DockerEngine {
     }
 
     /// `POST /services/ID/update` at the version read with the spec.
-    public func updateService(_ id: String, version: Int, spec: [String: Any]) async throws {
+    public func updateService(_ id: String, version: Int, spec: ServiceSpec) async throws {
         try await call(
-            "POST", "/services/\(id)/update", query: ["version": String(version)], json: spec,
-            limit: AnswerLimit.object,
-            operation: "updating service \(spec["Name"] as? String ?? id)")
+            "POST", "/services/\(id)/update", query: ["version": String(version)],
+            body: .data(try JSONEncoder().encode(spec)), contentType: "application/json", limit: AnswerLimit.object,
+            operation: "updating service \(spec.name)")
     }
 
     /// Removes a service; one that is gone is not an error.
@@ -174,23 +173,23 @@ extension DockerEngine {
     public func tasks(service: String) async throws -> [SwarmTask] {
         let filters = String(
             decoding: try JSONSerialization.data(withJSONObject: ["service": [service]]), as: UTF8.self)
-        let list = try await list("/tasks", query: ["filters": filters], operation: "listing the tasks of \(service)")
-        return list.map { entry in
-            let status = entry["Status"] as? [String: Any] ?? [:]
-            let ports = ((status["PortStatus"] as? [String: Any])?["Ports"] as? [[String: Any]] ?? []).compactMap {
-                $0["PublishedPort"] as? Int
-            }
-            let container = (entry["Spec"] as? [String: Any])?["ContainerSpec"] as? [String: Any] ?? [:]
-            return SwarmTask(
-                id: entry["ID"] as? String ?? "", serviceID: entry["ServiceID"] as? String ?? "",
-                nodeID: entry["NodeID"] as? String ?? "",
-                state: status["State"] as? String ?? "", desiredState: entry["DesiredState"] as? String ?? "",
+        return Self.swarmTasks(
+            try await call(
+                "GET", "/tasks", query: ["filters": filters], limit: AnswerLimit.list,
+                operation: "listing the tasks of \(service)"))
+    }
+
+    /// The tasks of a `GET /tasks` answer; none when it is not a list of objects.
+    static func swarmTasks(_ data: Data) -> [SwarmTask] {
+        (JSONAnswer.decode([EngineAnswer.Task].self, from: data) ?? []).map { entry in
+            SwarmTask(
+                id: entry.id ?? "", serviceID: entry.serviceID ?? "", nodeID: entry.nodeID ?? "",
+                state: entry.state ?? "", desiredState: entry.desiredState ?? "",
                 message: OutsideText.bounded(
-                    (status["Err"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? status["Message"] as? String ?? "",
+                    entry.error.flatMap { $0.isEmpty ? nil : $0 } ?? entry.message ?? "",
                     limit: OutsideText.messageLimit),
-                publishedPorts: ports, image: container["Image"] as? String ?? "",
-                serviceVersion: (entry["Version"] as? [String: Any])?["Index"] as? Int ?? 0,
-                updatedAt: entry["UpdatedAt"] as? String ?? "")
+                publishedPorts: (entry.ports ?? []).compactMap(\.publishedPort), image: entry.image ?? "",
+                serviceVersion: entry.version ?? 0, updatedAt: entry.updatedAt ?? "")
         }
     }
 

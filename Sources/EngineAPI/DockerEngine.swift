@@ -265,21 +265,6 @@ public struct DockerEngine: Sendable {
         return said.isEmpty ? "no message" : said
     }
 
-    /// A JSON answer.
-    func object(
-        _ method: String, _ path: String, query: [String: String] = [:], json: Any? = nil, operation: String
-    ) async throws -> [String: Any] {
-        let data = try await call(
-            method, path, query: query, json: json, limit: AnswerLimit.object, operation: operation)
-        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
-    }
-
-    /// A JSON list (containers, services, tasks, nodes, networks).
-    func list(_ path: String, query: [String: String] = [:], operation: String) async throws -> [[String: Any]] {
-        let data = try await call("GET", path, query: query, limit: AnswerLimit.list, operation: operation)
-        return (try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
-    }
-
     /// Answers whether the engine is up (`GET /_ping`).
     public func ping() async -> Bool {
         (try? await call(
@@ -381,8 +366,41 @@ public struct DockerEngine: Sendable {
         return JSONAnswer.decode(EngineAnswer.Exit.self, from: answer)?.statusCode ?? -1
     }
 
-    public func inspect(_ id: String) async throws -> [String: Any] {
-        try await object("GET", "/containers/\(id)/json", operation: "inspecting \(id.prefix(12))")
+    /// What `GET /containers/ID/json` says of a container, as far as the client reads it.
+    public struct ContainerInspection: Sendable, Equatable {
+        public var id: String = ""
+        /// Without Docker's leading `/`.
+        public var name: String = ""
+        /// `Config.Image`, as the container was created from it.
+        public var image: String = ""
+        /// `Config.Labels`.
+        public var labels: [String: String] = [:]
+        /// `State.Status`: `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
+        public var status: String = ""
+        public var isRunning: Bool = false
+        /// `State.ExitCode` (0 while it runs).
+        public var exitCode: Int? = nil
+        /// `State.Error`, cut to a message's length.
+        public var error: String = ""
+        /// `State.Health.Status` of a container with a health check: `starting`, `healthy`, `unhealthy`.
+        public var health: String? = nil
+    }
+
+    public func inspect(_ id: String) async throws -> ContainerInspection {
+        Self.containerInspection(
+            try await call(
+                "GET", "/containers/\(id)/json", limit: AnswerLimit.object, operation: "inspecting \(id.prefix(12))"))
+    }
+
+    /// The container a `GET /containers/ID/json` answer describes; every field empty when the
+    /// answer is not an object.
+    static func containerInspection(_ data: Data) -> ContainerInspection {
+        guard let answer = JSONAnswer.decode(EngineAnswer.Inspection.self, from: data) else { return .init() }
+        return ContainerInspection(
+            id: answer.id ?? "", name: (answer.name ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+            image: answer.image ?? "", labels: answer.labels ?? [:], status: answer.status ?? "",
+            isRunning: answer.running ?? false, exitCode: answer.exitCode,
+            error: OutsideText.bounded(answer.error ?? "", limit: OutsideText.messageLimit), health: answer.health)
     }
 
     /// The last `lines` lines of stdout and stderr, from Docker's multiplexed frames (as they

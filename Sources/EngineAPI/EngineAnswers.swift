@@ -87,6 +87,57 @@ enum EngineAnswer {
         }
     }
 
+    /// `GET /containers/ID/json`, the parts the client reads.
+    struct Inspection: Decodable {
+        var id: String?
+        var name: String?
+        var image: String?
+        var labels: [String: String]?
+        var status: String?
+        var running: Bool?
+        var exitCode: Int?
+        var error: String?
+        var health: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id = "Id"
+            case name = "Name"
+            case config = "Config"
+            case state = "State"
+        }
+
+        enum ConfigKeys: String, CodingKey {
+            case image = "Image"
+            case labels = "Labels"
+        }
+
+        enum StateKeys: String, CodingKey {
+            case status = "Status"
+            case running = "Running"
+            case exitCode = "ExitCode"
+            case error = "Error"
+            case health = "Health"
+        }
+
+        enum HealthKeys: String, CodingKey { case status = "Status" }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            id = container.lenient(String.self, forKey: .id)
+            name = container.lenient(String.self, forKey: .name)
+            let config = try? container.nestedContainer(keyedBy: ConfigKeys.self, forKey: .config)
+            image = config?.lenient(String.self, forKey: .image)
+            labels = config?.lenient([String: String].self, forKey: .labels)
+            let state = try? container.nestedContainer(keyedBy: StateKeys.self, forKey: .state)
+            status = state?.lenient(String.self, forKey: .status)
+            running = state?.lenient(Bool.self, forKey: .running)
+            exitCode = state?.lenient(Int.self, forKey: .exitCode)
+            error = state?.lenient(String.self, forKey: .error)
+            health = (try? state?.nestedContainer(keyedBy: HealthKeys.self, forKey: .health))?.lenient(
+                String.self, forKey: .status)
+        }
+    }
+
     /// One entry of `GET /networks`.
     struct Network: Decodable {
         var name: String?

@@ -47,7 +47,9 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
         case .ingest:
             [
                 .init(name: "source", kind: .source, defaultValue: nil),
-                .init(name: "format", kind: .choice(["movielog", "ratings"]), defaultValue: .string("movielog")),
+                .init(
+                    name: "format", kind: .choice(IngestParameters.Format.allCases.map(\.rawValue)),
+                    defaultValue: .string("movielog")),
                 .init(name: "output", kind: .outputPath, defaultValue: nil),
                 .init(name: "watches", kind: .outputPath, defaultValue: nil),
                 .init(name: "rejects", kind: .outputPath, defaultValue: nil),
@@ -57,7 +59,9 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "group", kind: .text, defaultValue: .string("orchestrate-ingest")),
                 .init(name: "maxRecords", kind: .integer(0...Int.max), defaultValue: .integer(0)),
                 .init(name: "maxSeconds", kind: .number(0.001...86_400), defaultValue: .number(300)),
-                .init(name: "onBadRow", kind: .choice(["fail", "skip"]), defaultValue: .string("skip")),
+                .init(
+                    name: "onBadRow", kind: .choice(IngestParameters.BadRow.allCases.map(\.rawValue)),
+                    defaultValue: .string("skip")),
             ]
         case .split:
             [
@@ -66,7 +70,9 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
                 .init(name: "test", kind: .outputPath, defaultValue: nil),
                 .init(name: "testSize", kind: .number(0.0001...0.9999), defaultValue: .number(0.2)),
                 .init(name: "seed", kind: .integer(0...Int.max), defaultValue: .integer(42)),
-                .init(name: "mode", kind: .choice(["random", "temporal"]), defaultValue: .string("random")),
+                .init(
+                    name: "mode", kind: .choice(SplitParameters.Mode.allCases.map(\.rawValue)),
+                    defaultValue: .string("random")),
                 .init(name: "lastN", kind: .integer(0...1_000_000), defaultValue: .integer(0)),
                 .init(name: "futureShare", kind: .number(0...0.9), defaultValue: .number(0)),
                 .init(name: "future", kind: .outputPath, defaultValue: nil),
@@ -75,7 +81,9 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
             [
                 .init(name: "ratings", kind: .inputPath, defaultValue: nil),
                 .init(name: "model", kind: .outputPath, defaultValue: nil),
-                .init(name: "algorithm", kind: .choice(["svd", "als", "ease"]), defaultValue: .string("svd")),
+                .init(
+                    name: "algorithm", kind: .choice(TrainingAlgorithm.allCases.map(\.rawValue)),
+                    defaultValue: .string("svd")),
                 // Left out: the algorithm's own default (svd 100, 20, 0.02; als 64, 15, 0.05; ease λ 500).
                 .init(name: "factors", kind: .integer(0...4096), defaultValue: nil),
                 .init(name: "epochs", kind: .integer(1...10_000), defaultValue: nil),
@@ -94,7 +102,7 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
             [
                 .init(name: "ratings", kind: .inputPath, defaultValue: nil),
                 .init(name: "output", kind: .outputPath, defaultValue: nil),
-                .init(name: "algorithm", kind: .choice(["svd", "als", "ease"]), defaultValue: nil),
+                .init(name: "algorithm", kind: .choice(TrainingAlgorithm.allCases.map(\.rawValue)), defaultValue: nil),
                 // NAME=V1,V2;NAME=... with the names train takes (e.g. reg=100,200,500).
                 .init(name: "space", kind: .text, defaultValue: nil),
                 .init(name: "strategy", kind: .choice(SearchSpace.strategies), defaultValue: .string("grid")),
@@ -140,80 +148,5 @@ public enum BuiltinStage: String, Sendable, CaseIterable, Codable {
         case .train: TrainMetric.allCases.map(\.rawValue)
         case .evaluate: EvaluationReport.metricNames
         }
-    }
-}
-
-extension BuiltinStage {
-    /// The `recengine` command line that does this stage's work, printing a JSON object with its
-    /// `metrics` on standard output. `baselineShares` are the rating shares of the last promoted
-    /// release's ingest, the reference for the ingest's distribution shift.
-    public func command(
-        recengine: String, parameters: [String: ParameterValue], baselineShares: [Double]? = nil
-    ) -> [String] {
-        func value(_ name: String) -> String? { parameters[name]?.description }
-        func option(_ flag: String, _ name: String) -> [String] { value(name).map { [flag, $0] } ?? [] }
-        var arguments: [String]
-        switch self {
-        case .ingest:
-            arguments =
-                ["ingest", "--source"] + [value("source") ?? "", "--format", value("format") ?? "movielog"]
-                + option("--out", "output")
-            if value("format") == "ratings" {
-                arguments += option("--on-bad-row", "onBadRow")
-            } else {
-                arguments +=
-                    option("--store", "store") + option("--watches", "watches") + option("--rejects", "rejects")
-                    + option("--mode", "mode")
-                    + option("--group", "group") + option("--max-records", "maxRecords")
-                    + option("--max-seconds", "maxSeconds")
-                if let baselineShares, baselineShares.count == 5 {
-                    arguments += ["--baseline-shares", baselineShares.map { String($0) }.joined(separator: ",")]
-                }
-            }
-        case .split:
-            arguments =
-                ["split"] + option("--ratings", "ratings") + option("--train", "train") + option("--test", "test")
-                + option("--test-size", "testSize") + option("--seed", "seed") + option("--mode", "mode")
-            if value("mode") == "temporal" {
-                arguments += option("--last-n", "lastN")
-                if parameters["future"] != nil {
-                    arguments += option("--future-share", "futureShare") + option("--future", "future")
-                }
-            }
-        case .train:
-            arguments =
-                ["train"] + option("--ratings", "ratings") + option("--out", "model")
-                + option("--algorithm", "algorithm")
-                + option("--factors", "factors") + option("--epochs", "epochs") + option("--reg", "reg")
-            if value("algorithm") == "als" {
-                arguments +=
-                    option("--alpha", "alpha") + option("--threads", "threads") + option("--watches", "watches")
-            } else if value("algorithm") == "ease" {
-                arguments += option("--threads", "threads") + option("--watches", "watches")
-            } else {
-                arguments += option("--lr", "lr") + option("--init-std", "initStd")
-            }
-            arguments += option("--seed", "seed") + option("--model-version", "version") + option("--tuned", "tuned")
-        case .tune:
-            arguments =
-                ["tune"] + option("--ratings", "ratings") + option("--out", "output")
-                + option("--algorithm", "algorithm")
-                + option("--space", "space") + option("--strategy", "strategy") + option("--samples", "samples")
-                + option("--validation", "validation") + option("--validation-share", "validationShare")
-            if value("validation") == "temporal" { arguments += option("--last-n", "lastN") }
-            arguments +=
-                option("--seed", "seed") + option("--k", "k") + option("--metric", "metric")
-                + option("--definitions", "definitions")
-                + option("--time-budget", "timeBudget") + option("--threads", "threads")
-        case .evaluate:
-            arguments = ["evaluate"] + option("--model", "model") + option("--ratings", "ratings") + option("--k", "k")
-        }
-        return [recengine] + arguments + ["--output", "json"]
-    }
-
-    /// Whether the stage must run even when its inputs and parameters are unchanged: a movie log
-    /// ingest reads what is new in its source.
-    package func alwaysRuns(_ parameters: [String: ParameterValue]) -> Bool {
-        self == .ingest && parameters["format"] != .string("ratings")
     }
 }

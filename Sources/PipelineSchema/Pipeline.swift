@@ -37,7 +37,8 @@ public struct Pipeline: Sendable {
 /// One stage: a built-in that calls the RecEngine library, or a command.
 public struct Stage: Sendable {
     public enum Action: Sendable, Equatable {
-        case builtin(BuiltinStage, [String: ParameterValue])
+        /// A built-in with its typed parameters.
+        case builtin(BuiltinParameters)
         /// An argument vector, run without a shell.
         case command([String])
     }
@@ -59,14 +60,14 @@ public struct Stage: Sendable {
     public var image: String? = nil
 
     /// The built-in's name, for plans and records (nil for a command).
-    public var uses: String? {
-        if case .builtin(let kind, _) = action { return kind.rawValue }
-        return nil
-    }
+    public var uses: String? { builtin?.rawValue }
+
+    /// The built-in it runs (nil for a command).
+    public var builtin: BuiltinStage? { parameters?.kind }
 
     /// The built-in's parameters (nil for a command).
-    public var parameters: [String: ParameterValue]? {
-        if case .builtin(_, let parameters) = action { return parameters }
+    public var parameters: BuiltinParameters? {
+        if case .builtin(let parameters) = action { return parameters }
         return nil
     }
 
@@ -185,7 +186,7 @@ public struct HistoryReference: Sendable, Equatable, Codable {
     }
 }
 
-/// A built-in stage parameter's value.
+/// A built-in stage parameter's value, as `with:` gives it and plans and records write it.
 public enum ParameterValue: Sendable, Equatable, Codable, CustomStringConvertible {
     case string(String)
     case integer(Int)

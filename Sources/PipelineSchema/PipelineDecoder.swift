@@ -171,15 +171,14 @@ struct PipelineDecoder {
     /// parameter set in both would be refused when the stage runs).
     private func checkTunedTraining(_ stages: [Stage], nodes: [String: Node]) {
         for (index, train) in stages.enumerated() {
-            guard case .builtin(.train, let parameters) = train.action, case .string(let tuned)? = parameters["tuned"]
-            else { continue }
+            guard case .builtin(.train(let training)) = train.action, let tuned = training.tuned else { continue }
             let with = nodes[train.name]?.mapping?["with"]?.mapping
             let path = "stages.\(train.name).with"
             guard
                 let tuneIndex = stages.firstIndex(where: {
-                    if case .builtin(.tune, let tuning) = $0.action { return tuning["output"] == .string(tuned) }
+                    if case .builtin(.tune(let tuning)) = $0.action { return tuning.output == tuned }
                     return false
-                }), case .builtin(_, let tuning) = stages[tuneIndex].action
+                }), case .builtin(.tune(let tuning)) = stages[tuneIndex].action
             else { continue }
             let tune = stages[tuneIndex].name
             if tuneIndex > index {
@@ -187,17 +186,16 @@ struct PipelineDecoder {
                     with?["tuned"], "\(path).tuned",
                     "the tune stage \"\(tune)\" writes \(echoed(tuned)) after this stage runs: put it before")
             }
-            if tuning["algorithm"] != parameters["algorithm"] {
+            if tuning.algorithm != training.algorithm {
                 reader.report(
                     with?["algorithm"] ?? with?["tuned"], "\(path).algorithm",
-                    "the tune stage \"\(tune)\" tunes \(tuning["algorithm"]?.description ?? "?") and this stage trains \(parameters["algorithm"]?.description ?? "?"): train the algorithm that was tuned"
+                    "the tune stage \"\(tune)\" tunes \(tuning.algorithm.rawValue) and this stage trains \(training.algorithm.rawValue): train the algorithm that was tuned"
                 )
             }
-            let samples: Int? = if case .integer(let count)? = tuning["samples"] { count } else { nil }
-            guard case .string(let algorithm)? = tuning["algorithm"], case .string(let text)? = tuning["space"],
+            guard
                 let space = try? SearchSpace(
-                    algorithm: algorithm, parsing: text, strategy: tuning["strategy"]?.description ?? "grid",
-                    samples: samples)
+                    algorithm: tuning.algorithm.rawValue, parsing: tuning.space, strategy: tuning.strategy,
+                    samples: tuning.samples)
             else { continue }
             for name in space.values.keys.sorted() where with?[name] != nil {
                 reader.report(
@@ -230,7 +228,7 @@ struct PipelineDecoder {
             if let kind = reader.choice(uses, "\(path).uses", among: BuiltinStage.allCases.map(\.rawValue)).flatMap(
                 BuiltinStage.init)
             {
-                action = decodeBuiltin(kind, map["with"], path: path, in: node).map { .builtin(kind, $0) }
+                action = decodeBuiltin(kind, map["with"], path: path, in: node).map { .builtin($0) }
             }
         case (nil, let run?):
             if case .scalar = run {
@@ -278,8 +276,9 @@ struct PipelineDecoder {
         guard let action else { return nil }
         var allInputs = inputs
         var allOutputs = outputs
-        if case .builtin(let kind, let parameters) = action {
-            for parameter in kind.parameters {
+        if case .builtin(let builtin) = action {
+            let parameters = builtin.values
+            for parameter in builtin.kind.parameters {
                 guard case .string(let value)? = parameters[parameter.name] else { continue }
                 if parameter.kind == .inputPath
                     || (parameter.kind == .source && parameters["format"] == .string("ratings"))
@@ -320,7 +319,7 @@ struct PipelineDecoder {
 
     private func decodeBuiltin(
         _ kind: BuiltinStage, _ node: Node?, path: String, in stageNode: Node
-    ) -> [String: ParameterValue]? {
+    ) -> BuiltinParameters? {
         let withPath = "\(path).with"
         let map: [String: Node]
         if let node {
@@ -386,7 +385,14 @@ struct PipelineDecoder {
         if kind == .split, complete { checkSplit(values, map: map, path: withPath) }
         if kind == .train, complete { checkTrain(&values, map: map, path: withPath) }
         if kind == .tune, complete { checkTune(values, map: map, path: withPath) }
-        return complete ? values : nil
+        guard complete else { return nil }
+        do {
+            return try BuiltinParameters(kind, values: values)
+        } catch {
+            // The values were checked above: this is a mistake in the parameters' tables.
+            reader.report(node ?? stageNode, withPath, error.description)
+            return nil
+        }
     }
 
     /// A temporal split's options go with `mode: temporal`; a future share needs its file.
@@ -522,7 +528,8 @@ struct PipelineDecoder {
         for (keyNode, valueNode) in mapping {
             guard let metric = keyNode.scalar?.string else { continue }
             let metricPath = "\(path).\(echoed(metric, limit: 40))"
-            if case .builtin(let kind, _)? = action, !kind.metrics.contains(metric) {
+            if case .builtin(let builtin)? = action, !builtin.kind.metrics.contains(metric) {
+                let kind = builtin.kind
                 let hint =
                     reader.suggestion(for: metric, among: kind.metrics).map { ": did you mean \"\($0)\"?" }
                     ?? " (it reports \(kind.metrics.joined(separator: ", ")))"
@@ -571,11 +578,7 @@ struct PipelineDecoder {
         if model == nil {
             model =
                 stages.lazy.compactMap { stage -> String? in
-                    if case .builtin(.train, let parameters) = stage.action,
-                        case .string(let path)? = parameters["model"]
-                    {
-                        return path
-                    }
+                    if case .builtin(.train(let training)) = stage.action { return training.model }
                     return nil
                 }.first
             if model == nil && !declaresTrainStage {

@@ -135,7 +135,10 @@ import Testing
         var generator = SeededGenerator(seed: 11)
         let stages = ["ingest", "train", "evaluate", "new"].map { name in
             Stage(
-                name: name, action: name == "ingest" ? .builtin(.ingest, [:]) : .command(["true"]), env: [:],
+                name: name,
+                action: name == "ingest"
+                    ? .builtin(.ingest(IngestParameters(source: "/log", output: "/o.csv")))
+                    : .command(["true"]), env: [:],
                 inputs: [], outputs: [],
                 metricsFile: nil, timeout: nil, retries: 0, gate: [])
         }

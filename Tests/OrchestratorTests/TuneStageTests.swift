@@ -121,13 +121,13 @@ import Testing
                     of: "reg=0.5,50,5000", with: "alpha=1,10"),
                 to: path)
             let pipeline = try PipelineLoader(environment: [:]).load(path)
-            guard case .builtin(.train, let parameters) = pipeline.stages[3].action else {
+            guard case .builtin(.train(let parameters)) = pipeline.stages[3].action else {
                 Issue.record("not a train stage: \(pipeline.stages[3].action)")
                 return
             }
-            #expect(parameters["tuned"] == .string(folder + "/models/tuned.json"))
-            #expect(parameters["alpha"] == nil && parameters["lr"] == nil)
-            #expect(parameters["seed"] == .integer(0), "other defaults stay")
+            #expect(parameters.tuned == folder + "/models/tuned.json")
+            #expect(parameters.alpha == nil && parameters.lr == nil)
+            #expect(parameters.seed == 0, "other defaults stay")
         }
     }
 }

@@ -5,14 +5,13 @@ import Testing
     /// A train stage with `algorithm: ease` runs `recengine train --algorithm ease` with the knobs
     /// EASE takes (λ, threads, watches), not ALS's alpha or SVD's learning rate.
     @Test func anEASETrainStagePassesItsParameters() {
-        let arguments = BuiltinStage.train.command(
-            recengine: "/bin/recengine",
-            parameters: [
-                "ratings": .string("r.csv"), "model": .string("m"), "algorithm": .string("ease"), "reg": .number(300),
-                "threads": .integer(2),
-                "watches": .string("w.csv"), "alpha": .number(10), "lr": .number(0.005), "initStd": .number(0.1),
-                "seed": .integer(0),
-            ])
+        var train = TrainParameters(ratings: "r.csv", model: "m")
+        train.algorithm = .ease
+        train.reg = 300
+        train.threads = 2
+        train.watches = "w.csv"
+        train.alpha = 10
+        let arguments = BuiltinParameters.train(train).command(recengine: "/bin/recengine")
         func value(_ flag: String) -> String? { arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
         #expect(value("--algorithm") == "ease")
         #expect(value("--reg") == "300")
@@ -25,16 +24,12 @@ import Testing
     /// A tune stage runs `recengine tune` with its space and protocol and writes its choice to
     /// `output` (`--out`); `--last-n` only with a temporal validation split.
     @Test func aTuneStagePassesItsSpaceAndProtocol() {
-        var parameters: [String: ParameterValue] = [
-            "ratings": .string("train.csv"), "output": .string("tuned.json"), "algorithm": .string("ease"),
-            "space": .string("reg=100,500"),
-            "strategy": .string("grid"), "validation": .string("stratified-user"), "validationShare": .number(0.25),
-            "lastN": .integer(0),
-            "seed": .integer(42), "k": .integer(10), "metric": .string("ndcg_at_k"),
-            "definitions": .string("microsoft-recommenders"),
-            "threads": .integer(2), "timeBudget": .number(30),
-        ]
-        var arguments = BuiltinStage.tune.command(recengine: "/bin/recengine", parameters: parameters)
+        var tune = TuneParameters(ratings: "train.csv", output: "tuned.json", algorithm: .ease, space: "reg=100,500")
+        tune.validation = "stratified-user"
+        tune.definitions = "microsoft-recommenders"
+        tune.threads = 2
+        tune.timeBudget = 30
+        var arguments = BuiltinParameters.tune(tune).command(recengine: "/bin/recengine")
         func value(_ flag: String) -> String? { arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
         #expect(Array(arguments.prefix(2)) == ["/bin/recengine", "tune"])
         #expect(value("--ratings") == "train.csv" && value("--out") == "tuned.json")
@@ -45,24 +40,49 @@ import Testing
         #expect(value("--last-n") == nil && value("--samples") == nil)
         #expect(arguments.suffix(2) == ["--output", "json"])
 
-        parameters["validation"] = .string("temporal")
-        parameters["lastN"] = .integer(5)
-        parameters["strategy"] = .string("random")
-        parameters["samples"] = .integer(3)
-        arguments = BuiltinStage.tune.command(recengine: "/bin/recengine", parameters: parameters)
+        tune.validation = "temporal"
+        tune.lastN = 5
+        tune.strategy = "random"
+        tune.samples = 3
+        arguments = BuiltinParameters.tune(tune).command(recengine: "/bin/recengine")
         #expect(value("--last-n") == "5" && value("--samples") == "3" && value("--strategy") == "random")
     }
 
     /// A train stage that reads a tune stage's choice passes it as `--tuned`.
     @Test func aTunedTrainStagePassesTheChoice() {
-        let arguments = BuiltinStage.train.command(
-            recengine: "/bin/recengine",
-            parameters: [
-                "ratings": .string("r.csv"), "model": .string("m"), "algorithm": .string("svd"),
-                "tuned": .string("tuned.json"), "seed": .integer(0),
-            ])
+        var train = TrainParameters(ratings: "r.csv", model: "m")
+        train.tuned = "tuned.json"
+        train.lr = nil
+        train.alpha = nil
+        let arguments = BuiltinParameters.train(train).command(recengine: "/bin/recengine")
         func value(_ flag: String) -> String? { arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
         #expect(value("--tuned") == "tuned.json")
         #expect(value("--lr") == nil && value("--reg") == nil, "left to the tune's choice or the default")
+    }
+
+    /// A ratings import passes what to do with a bad row and none of the movie log's options; a
+    /// movie log ingest passes its store, its bounds and the last release's rating shares.
+    @Test func anIngestStagePassesItsFormatsOptions() {
+        var ingest = IngestParameters(source: "/u.data", output: "/o.csv")
+        ingest.format = .ratings
+        ingest.onBadRow = .fail
+        #expect(
+            BuiltinParameters.ingest(ingest).command(
+                recengine: "/bin/recengine", baselineShares: [0.2, 0.2, 0.2, 0.2, 0.2])
+                == [
+                    "/bin/recengine", "ingest", "--source", "/u.data", "--format", "ratings", "--out", "/o.csv",
+                    "--on-bad-row", "fail", "--output", "json",
+                ])
+        ingest = IngestParameters(source: "/log", output: "/o.csv")
+        ingest.store = "/s"
+        ingest.maxSeconds = 2.5
+        #expect(
+            BuiltinParameters.ingest(ingest).command(
+                recengine: "/bin/recengine", baselineShares: [0.1, 0.2, 0.3, 0.2, 0.2])
+                == [
+                    "/bin/recengine", "ingest", "--source", "/log", "--format", "movielog", "--out", "/o.csv",
+                    "--store", "/s", "--mode", "stream", "--group", "orchestrate-ingest", "--max-records", "0",
+                    "--max-seconds", "2.5", "--baseline-shares", "0.1,0.2,0.3,0.2,0.2", "--output", "json",
+                ])
     }
 }

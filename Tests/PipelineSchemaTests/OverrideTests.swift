@@ -47,8 +47,11 @@ import Testing
         #expect(pipeline.stages[1].gate == [MetricThreshold(metric: "rmse", min: nil, max: 0.95)])
         #expect(pipeline.traffic?.wait == .seconds(60))
         #expect(pipeline.traffic?.steps == [10, 100])
-        guard case .builtin(_, let parameters) = pipeline.stages[0].action else { return }
-        #expect(parameters["epochs"] == .integer(3))
+        guard case .builtin(.train(let parameters)) = pipeline.stages[0].action else {
+            Issue.record("not a train stage: \(pipeline.stages[0].action)")
+            return
+        }
+        #expect(parameters.epochs == 3)
     }
 
     @Test func overridesCanAddSections() async throws {

@@ -425,11 +425,11 @@ import Testing
                 "version: \"1\"\nname: 'demo'\nstages:\n  - name: train\n    uses: train\n    with: {ratings: r.csv, model: m, factors: \"8\"}\n",
                 to: path)
             let pipeline = try PipelineLoader(environment: [:]).load(path)
-            guard case .builtin(_, let parameters) = pipeline.stages[0].action else {
-                Issue.record("not a built-in stage: \(pipeline.stages[0].action)")
+            guard case .builtin(.train(let parameters)) = pipeline.stages[0].action else {
+                Issue.record("not a train stage: \(pipeline.stages[0].action)")
                 return
             }
-            #expect(parameters["factors"] == .integer(8))
+            #expect(parameters.factors == 8)
             #expect(pipeline.name == "demo")
         }
     }
@@ -497,15 +497,15 @@ import Testing
             let pipeline = try PipelineLoader(environment: ["DATA": "/data", "MODE": ""]).load(path)
             #expect(pipeline.history == folder + "/releases/h.jsonl")
             #expect(pipeline.stages[0].timeout == PipelineDuration("90m"))
-            guard case .builtin(.train, let parameters) = pipeline.stages[0].action else {
+            guard case .builtin(.train(let parameters)) = pipeline.stages[0].action else {
                 Issue.record("train is a built-in")
                 return
             }
-            #expect(parameters["ratings"] == .string("/data/r.csv"))
-            #expect(parameters["model"] == .string(folder + "/models/m"))
-            #expect(parameters["epochs"] == .integer(7))
-            #expect(parameters["factors"] == nil, "left out, factors is the algorithm's own default")
-            #expect(parameters["algorithm"] == .string("svd"))
+            #expect(parameters.ratings == "/data/r.csv")
+            #expect(parameters.model == folder + "/models/m")
+            #expect(parameters.epochs == 7)
+            #expect(parameters.factors == nil, "left out, factors is the algorithm's own default")
+            #expect(parameters.algorithm == .svd)
             #expect(pipeline.stages[0].inputs == ["/data/r.csv"])
             #expect(pipeline.stages[0].outputs == [folder + "/models/m"])
             #expect(pipeline.stages[1].action == .command(["./report.sh", "--price", "$5"]))

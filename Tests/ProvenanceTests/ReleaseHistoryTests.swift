@@ -1,6 +1,7 @@
 import EngineAPI
 import Foundation
 import OrchestratorSupport
+import PipelineSchema
 import Provenance
 import StrictYAML
 import TestSupport
@@ -191,5 +192,25 @@ import Testing
         let record = try ReleaseRecord.decode(Data(line))
         #expect(record.outcome == .succeeded)
         #expect(record.plan?.rollout?.steps.first?.power == [])
+    }
+
+    /// The plan such a record stored reads back with typed parameters: a whole number stored for a
+    /// number is that number, and a parameter the plan predates takes its default.
+    @Test func anEarlierPlansParametersReadBackTyped() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/record-before-the-judge.json")
+        let line = try Data(contentsOf: fixture).prefix { $0 != UInt8(ascii: "\n") }
+        let stages = try #require(try ReleaseRecord.decode(Data(line)).plan?.stages)
+        guard case .ingest(let ingest)? = stages[0].parameters, case .split(let split)? = stages[1].parameters,
+            case .train(let train)? = stages[2].parameters, case .evaluate(let evaluate)? = stages[3].parameters
+        else {
+            Issue.record("\(stages.map(\.parameters))")
+            return
+        }
+        #expect(
+            ingest.maxSeconds == 300 && ingest.values["mode"] == .string("historical") && ingest.format == .movielog)
+        #expect(split.testSize == 0.2 && split.seed == 42 && split.mode == .random, "mode came after this record")
+        #expect(train.algorithm == .svd && train.factors == 100 && train.lr == 0.005 && train.tuned == nil)
+        #expect(evaluate.k == 10)
     }
 }

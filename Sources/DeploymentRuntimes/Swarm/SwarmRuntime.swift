@@ -167,16 +167,12 @@ public struct SwarmRuntime: DeploymentRuntime {
                 var updated = body
                 // A new spec replaces the tasks the Swarm way: one at a time, stop first (a
                 // host-mode port is free only once the old task stopped).
-                updated["TaskTemplate"] = (body["TaskTemplate"] as? [String: Any] ?? [:]).merging(
-                    [
-                        "ForceUpdate": ((existing.spec["TaskTemplate"] as? [String: Any])?["ForceUpdate"] as? Int ?? 0)
-                            + 1
-                    ]) { $1 }
+                updated.taskTemplate.forceUpdate = existing.forceUpdate + 1
                 try await manager.updateService(existing.id, version: existing.version, spec: updated)
             } else {
                 // Created to its end even when the release is cancelled meanwhile, so that the
                 // stop that follows finds the service (never one created behind its back).
-                nonisolated(unsafe) let spec = body
+                let spec = body
                 let manager = manager
                 _ = try await completing { try await manager.createService(spec) }
             }
@@ -207,9 +203,7 @@ public struct SwarmRuntime: DeploymentRuntime {
         // The routing mesh does not work here: publish on each task's own node instead.
         guard let service = try await service(of: color) else { return instance }
         var hostMode = serviceSpec(color: color, image: image, labels: serviceLabels, publishMode: "host")
-        hostMode["TaskTemplate"] = (hostMode["TaskTemplate"] as? [String: Any] ?? [:]).merging(["ForceUpdate": 1]) {
-            $1
-        }
+        hostMode.taskTemplate.forceUpdate = 1
         do {
             try await manager.updateService(service.id, version: service.version, spec: hostMode)
         } catch let error as DockerError {
@@ -303,44 +297,32 @@ public struct SwarmRuntime: DeploymentRuntime {
     }
 
     /// The Engine API service spec of a colour.
-    func serviceSpec(color: String, image: String, labels: [String: String], publishMode: String) -> [String: Any] {
-        var placement: [String: Any] = [
-            "Constraints": spec.constraints,
-            "Preferences": spec.spread.map { ["Spread": ["SpreadDescriptor": $0]] },
-        ]
-        // A host-mode port can be taken by one task per node.
-        if let perNode = publishMode == "host" ? 1 : spec.maxReplicasPerNode { placement["MaxReplicas"] = perNode }
+    func serviceSpec(color: String, image: String, labels: [String: String], publishMode: String) -> ServiceSpec {
         let seconds: Int64 = 1_000_000_000
-        return [
-            "Name": serviceName(color),
-            "Labels": labels,
-            "TaskTemplate": [
-                "ContainerSpec": [
-                    "Image": image, "Command": command(color: color), "Labels": labels, "Init": true,
-                    "StopGracePeriod": 10 * seconds,
-                ] as [String: Any],
-                "Placement": placement,
-                "RestartPolicy": ["Condition": "any", "Delay": 1 * seconds, "MaxAttempts": 0] as [String: Any],
-            ] as [String: Any],
-            "Mode": ["Replicated": ["Replicas": spec.replicas]],
-            "UpdateConfig": [
-                "Parallelism": 1, "Delay": 1 * seconds, "FailureAction": "rollback", "Monitor": 5 * seconds,
-                "Order": "stop-first",
-            ] as [String: Any],
-            "RollbackConfig": [
-                "Parallelism": 1, "Delay": 1 * seconds, "FailureAction": "pause", "Monitor": 5 * seconds,
-                "Order": "stop-first",
-            ] as [String: Any],
-            "EndpointSpec": [
-                "Mode": "vip",
-                "Ports": [
-                    [
-                        "Protocol": "tcp", "TargetPort": Self.containerPort, "PublishedPort": spec.ports[color] ?? 0,
-                        "PublishMode": publishMode,
-                    ] as [String: Any]
-                ],
-            ] as [String: Any],
-        ]
+        return ServiceSpec(
+            name: serviceName(color), labels: labels,
+            taskTemplate: .init(
+                containerSpec: .init(
+                    image: image, command: command(color: color), labels: labels, init: true,
+                    stopGracePeriod: 10 * seconds),
+                // A host-mode port can be taken by one task per node.
+                placement: .init(
+                    constraints: spec.constraints, spread: spec.spread,
+                    maxReplicas: publishMode == "host" ? 1 : spec.maxReplicasPerNode),
+                restartPolicy: .init(condition: "any", delay: 1 * seconds, maxAttempts: 0)),
+            mode: .init(replicas: spec.replicas),
+            updateConfig: .init(
+                parallelism: 1, delay: 1 * seconds, failureAction: "rollback", monitor: 5 * seconds, order: "stop-first"
+            ),
+            rollbackConfig: .init(
+                parallelism: 1, delay: 1 * seconds, failureAction: "pause", monitor: 5 * seconds, order: "stop-first"),
+            endpointSpec: .init(
+                mode: "vip",
+                ports: [
+                    .init(
+                        protocol: "tcp", targetPort: Self.containerPort, publishedPort: spec.ports[color] ?? 0,
+                        publishMode: publishMode)
+                ]))
     }
 
     /// Waits until every replica runs the image (or, at the timeout, at least `minHealthyReplicas`

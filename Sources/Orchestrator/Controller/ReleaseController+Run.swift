@@ -98,7 +98,7 @@ extension ReleaseController {
             record.stages = plan.stages.map { planned in
                 .init(
                     status: .planned, name: planned.name, uses: planned.uses, argv: planned.command,
-                    parameters: planned.parameters, attempts: 0,
+                    parameters: planned.parameters?.values, attempts: 0,
                     durationSeconds: 0, inputs: [], outputs: [], metrics: [:], gates: [], reason: planned.reason)
             }
             record.plan = plan
@@ -246,12 +246,12 @@ extension ReleaseController {
     /// (through `recengine check-source`: the controller does not link the ingest code).
     func checkLogSources() async -> OrchestratorError? {
         for stage in pipeline.stages where !options.skip.contains(stage.name) {
-            guard case .builtin(.ingest, let parameters) = stage.action, parameters["format"] == .string("movielog"),
-                case .string(let text)? = parameters["source"], case .kafka? = try? MovieLogSource(parsing: text)
+            guard case .builtin(.ingest(let ingest)) = stage.action, ingest.format == .movielog,
+                case .kafka? = try? MovieLogSource(parsing: ingest.source)
             else { continue }
             // A check that cannot be made (no recengine, an answer that is not one) is left to the
             // stage itself, which reports what it finds.
-            guard let check = await LogSourceCheck.run(source: text, recengine: options.recengineBinary),
+            guard let check = await LogSourceCheck.run(source: ingest.source, recengine: options.recengineBinary),
                 !check.reachable
             else { continue }
             return OrchestratorError(

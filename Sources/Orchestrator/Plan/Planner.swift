@@ -145,9 +145,9 @@ struct Planner {
         switch stage.action {
         case .command(let argv):
             return argv
-        case .builtin(let kind, let parameters):
-            let baseline = kind == .ingest ? Self.baselineShares(for: stage, in: records) : nil
-            return kind.command(recengine: options.recengineBinary, parameters: parameters, baselineShares: baseline)
+        case .builtin(let parameters):
+            let baseline = parameters.kind == .ingest ? Self.baselineShares(for: stage, in: records) : nil
+            return parameters.command(recengine: options.recengineBinary, baselineShares: baseline)
         }
     }
 
@@ -173,7 +173,7 @@ struct Planner {
         if let missing = inputs.first(where: { $0.sha256 == nil }) {
             return (nil, "its input \(missing.path) does not exist yet")
         }
-        if let kind = stage.builtin, kind.alwaysRuns(stage.parameters ?? [:]) {
+        if stage.parameters?.alwaysRuns == true {
             return (nil, "a movie log ingest always reads what is new")
         }
         if stage.builtin == nil, stage.outputs.isEmpty {
@@ -215,7 +215,8 @@ struct Planner {
             var uses: String?
             var argv: [String]?
             var image: String?
-            var parameters: [String: ParameterValue]?
+            /// Written as the object of their names and values, as before they were typed.
+            var parameters: BuiltinParameters?
             var env: [String: String]
             var inputs: [String: String]
         }

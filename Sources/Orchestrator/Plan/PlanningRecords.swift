@@ -30,8 +30,7 @@ struct PlanningRecords {
         withoutSuccess = Set(stages.map(\.name))
         withoutShares = Set(
             stages.compactMap { stage in
-                if case .builtin(.ingest, _) = stage.action { return stage.name }
-                return nil
+                stage.builtin == .ingest ? stage.name : nil
             })
     }
 

@@ -52,7 +52,8 @@ struct StageExecutor {
         _ stage: RunPlan.PlannedStage, status: StageStatus, reason: String?
     ) -> ReleaseRecord.StageRecord {
         ReleaseRecord.StageRecord(
-            status: status, name: stage.name, uses: stage.uses, argv: stage.command, parameters: stage.parameters,
+            status: status, name: stage.name, uses: stage.uses, argv: stage.command,
+            parameters: stage.parameters?.values,
             attempts: 0, durationSeconds: 0,
             inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
     }
@@ -60,7 +61,7 @@ struct StageExecutor {
     /// The record of a stage of a run refused before it was planned (nothing ran).
     static func emptyRecord(_ stage: Stage, status: StageStatus, reason: String?) -> ReleaseRecord.StageRecord {
         ReleaseRecord.StageRecord(
-            status: status, name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters,
+            status: status, name: stage.name, uses: stage.uses, argv: stage.argv, parameters: stage.parameters?.values,
             attempts: 0, durationSeconds: 0,
             inputs: [], outputs: [], metrics: [:], gates: [], reason: reason)
     }
@@ -275,7 +276,7 @@ struct StageExecutor {
                 .stageFailed, "recengine did not print its JSON report (\(path))",
                 hint: "is RECENGINE_BIN the recengine of this build?")
         }
-        if stage.builtin == .ingest, stage.parameters?["format"] != .string("ratings") {
+        if case .ingest(let ingest)? = stage.parameters, ingest.format != .ratings {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
             let report = try decoder.decode(IngestReport.self, from: data)

@@ -21,7 +21,8 @@ public struct RunPlan: Sendable, Codable, Equatable {
     public struct PlannedStage: Sendable, Codable, Equatable {
         public var name: String
         public var uses: String?
-        public var parameters: [String: ParameterValue]?
+        /// A built-in's typed parameters (nil for a command): all its executor reads of them.
+        public var parameters: BuiltinParameters?
         /// What runs: the command's argument vector, or for a built-in the `recengine` command
         /// line that does its work in a child process.
         public var command: [String]
@@ -56,7 +57,7 @@ public struct RunPlan: Sendable, Codable, Equatable {
         }
 
         package init(
-            name: String, uses: String? = nil, parameters: [String: ParameterValue]? = nil, command: [String],
+            name: String, uses: String? = nil, parameters: BuiltinParameters? = nil, command: [String],
             image: String? = nil, env: [String: String], inputs: [String], outputs: [String],
             timeout: PipelineDuration? = nil, retries: Int, gate: [MetricThreshold], action: StageAction,
             reason: String, cachedFrom: String? = nil, inputDigests: [ArtifactDigest], metricsFile: String? = nil
@@ -77,6 +78,35 @@ public struct RunPlan: Sendable, Codable, Equatable {
             self.cachedFrom = cachedFrom
             self.inputDigests = inputDigests
             self.metricsFile = metricsFile
+        }
+
+        /// A plan a record stored: the parameters are read as its built-in's (a whole number
+        /// stored for a number is that number; one the stored plan lacks takes its default).
+        /// Parameters that cannot be read so (a plan of another version) are left out, so that the
+        /// record stays readable; a stored plan is shown and never carried out again.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            uses = try container.decodeIfPresent(String.self, forKey: .uses)
+            parameters = nil
+            if let values = try container.decodeIfPresent([String: ParameterValue].self, forKey: .parameters),
+                let kind = uses.flatMap(BuiltinStage.init(rawValue:))
+            {
+                parameters = try? BuiltinParameters(kind, values: values)
+            }
+            command = try container.decode([String].self, forKey: .command)
+            image = try container.decodeIfPresent(String.self, forKey: .image)
+            env = try container.decode([String: String].self, forKey: .env)
+            inputs = try container.decode([String].self, forKey: .inputs)
+            outputs = try container.decode([String].self, forKey: .outputs)
+            timeout = try container.decodeIfPresent(PipelineDuration.self, forKey: .timeout)
+            retries = try container.decode(Int.self, forKey: .retries)
+            gate = try container.decode([MetricThreshold].self, forKey: .gate)
+            action = try container.decode(StageAction.self, forKey: .action)
+            reason = try container.decode(String.self, forKey: .reason)
+            cachedFrom = try container.decodeIfPresent(String.self, forKey: .cachedFrom)
+            inputDigests = try container.decode([ArtifactDigest].self, forKey: .inputDigests)
+            metricsFile = try container.decodeIfPresent(String.self, forKey: .metricsFile)
         }
     }
 
@@ -420,7 +450,7 @@ extension RunPlan {
             if stage.uses != nil && (stage.action == .run || stage.action == .runOrReuse) {
                 lines.append("     command: \(shellQuoted(stage.command))")
             }
-            if let parameters = stage.parameters, !parameters.isEmpty {
+            if let parameters = stage.parameters?.values, !parameters.isEmpty {
                 lines.append(
                     "     with: "
                         + parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
