@@ -183,9 +183,11 @@ final class LoopbackConnection: Sendable {
             }
         }
         guard connected else {
-            let message = String(cString: strerror(errno))
-            close(descriptor)
-            throw PlaygroundError("connect to 127.0.0.1:\(port): \(message)")
+            // Not closed here: the value is whole, so throwing frees it and `deinit` closes the
+            // descriptor. Closing it here as well closed it twice, and the second close could
+            // take the number another thread had opened since (a child's pipe: swift-subprocess
+            // stopped the whole test process with "FileDescriptor 116 is already closed").
+            throw PlaygroundError("connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
         }
     }
 
