@@ -95,7 +95,7 @@ public struct ProcessRuntime: DeploymentRuntime {
     public func instance(of color: String) async -> ColorInstance? {
         guard let data = FileManager.default.contents(atPath: statePath(color)),
             let state = try? JSONDecoder().decode(ServerState.self, from: data),
-            Self.isRunning(state.pid)
+            Self.isServer(state.pid, stateFile: statePath(color))
         else { return nil }
         return ColorInstance(
             color: color, pid: state.pid, address: "\(host):\(state.port)", modelSHA256: state.modelSHA256,
@@ -109,7 +109,7 @@ public struct ProcessRuntime: DeploymentRuntime {
         var pids = Set(Self.servers(stateFile: statePath(color)))
         if let data = FileManager.default.contents(atPath: statePath(color)),
             let state = try? JSONDecoder().decode(ServerState.self, from: data),
-            Self.isRunning(state.pid)
+            Self.isServer(state.pid, stateFile: statePath(color))
         {
             pids.insert(state.pid)
         }
@@ -128,18 +128,24 @@ public struct ProcessRuntime: DeploymentRuntime {
     static func servers(stateFile: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
-            guard pid != getpid(), let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/cmdline") else {
-                return false
-            }
-            defer { try? handle.close() }
-            let arguments = ((try? handle.read(upToCount: 1 << 20)) ?? Data()).split(separator: 0).map {
-                String(decoding: $0, as: UTF8.self)
-            }
-            guard arguments.contains("serve"), let flag = arguments.firstIndex(of: "--state-file"),
-                flag + 1 < arguments.count
-            else { return false }
-            return arguments[flag + 1] == stateFile && isRunning(pid)
+            pid != getpid() && isServer(pid, stateFile: stateFile)
         }
+    }
+
+    /// Whether `pid` is a live `recengine serve` of `stateFile`: a pid read from a state file may
+    /// have been recycled since its server exited (pids wrap at 32768 here), also by another
+    /// colour's or another service's `recengine serve`, which must never be taken for this one,
+    /// nor stopped.
+    static func isServer(_ pid: Int32, stateFile: String) -> Bool {
+        guard pid > 0, let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/cmdline") else { return false }
+        defer { try? handle.close() }
+        let arguments = ((try? handle.read(upToCount: 1 << 20)) ?? Data()).split(separator: 0).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        guard arguments.contains("serve"), let flag = arguments.firstIndex(of: "--state-file"),
+            flag + 1 < arguments.count
+        else { return false }
+        return arguments[flag + 1] == stateFile && isRunning(pid)
     }
 
     public func logTail(of color: String) async -> String {
