@@ -37,7 +37,12 @@ public struct LocalNginx: NginxHost {
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
         else { return nil }
         let stat = SocketHolders.read("/proc/\(pid)/stat", limit: 4096) ?? ""
-        return stat.contains(") Z ") || !SocketHolders.isNginx(pid) ? nil : pid
+        guard !stat.contains(") Z "), SocketHolders.isNginx(pid) else { return nil }
+        // The pid file outlives a master that was killed, and pids are recycled: the pid is this
+        // configuration's master only if it runs with this runtime folder (`-p FOLDER/`, which
+        // the master's title repeats), never another service's or another test's nginx.
+        let command = SocketHolders.read("/proc/\(pid)/cmdline", limit: 65536) ?? ""
+        return command.contains(config.runtimeFolder + "/") ? pid : nil
     }
 
     public func check(configPath: String, config: NginxConfig) async throws -> String? {

@@ -273,6 +273,15 @@ import Traffic
             try old.write(toFile: nginx.configPath, atomically: true, encoding: .utf8)
             try await LocalNginx().start(configPath: nginx.configPath, config: nginx.config)
             let master = try #require(LocalNginx().masterPID(nginx.config))
+            // A pid file elsewhere naming this master (a recycled pid after its own nginx was
+            // killed) names no master of that configuration, and stopping it leaves this one.
+            var stranger = nginx.config
+            stranger.runtimeFolder = playground.folder + "/other-nginx"
+            try FileManager.default.createDirectory(atPath: stranger.runtimeFolder, withIntermediateDirectories: true)
+            try "\(master)\n".write(toFile: stranger.pidFile, atomically: true, encoding: .utf8)
+            #expect(LocalNginx().masterPID(stranger) == nil)
+            await LocalNginx().stop(config: stranger)
+            #expect(LocalNginx().masterPID(nginx.config) == master, "another configuration's stop left it running")
 
             try await nginx.apply(Self.split(live: blue, target: nil, weight: 0))
             #expect(LocalNginx().masterPID(nginx.config) == master, "reloaded, not restarted")
