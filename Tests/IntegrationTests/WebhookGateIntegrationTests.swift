@@ -10,6 +10,10 @@ import Traffic
 /// rollout waits for confirm-promotion until the receiver says yes, and a rollback webhook that
 /// answers 2xx rolls the release back.
 @Suite(.serialized) struct WebhookGateIntegrationTests {
+    /// A gate that always has data: the webhooks decide, not Prometheus' first scrapes in a 2 s step.
+    static let gate =
+        "    - name: reachable\n      query: vector(0)\n      max: 1\n      initialDelay: 0s\n      interval: 1s\n      count: 1\n"
+
     static func webhook(_ name: String, _ type: String, _ url: String, extra: String = "") -> String {
         """
         webhooks:
@@ -27,11 +31,12 @@ import Traffic
     @Test func aRolloutWaitsForConfirmPromotionAndGoesOnOnceTheReceiverSaysYes() async throws {
         try await WebhookReceiver.with(.answer(503)) { receiver in
             try await Playground.with { playground in
-                try playground.writePipeline(steps: "[50, 100]", wait: "2s")
+                try playground.writePipeline(gates: Self.gate, steps: "[50, 100]", wait: "2s")
                 let first = try await playground.run(RunOptions(noStagedShift: true))
+                try #require(first.outcome == .succeeded, "the first release: \(first.failure ?? "")")
                 let live = try #require(first.deployment?.color)
                 try playground.writePipeline(
-                    steps: "[50, 100]", wait: "2s",
+                    gates: Self.gate, steps: "[50, 100]", wait: "2s",
                     extra: Self.webhook("approve-100", "confirm-promotion", receiver.url))
                 async let second = playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
 
@@ -69,14 +74,56 @@ import Traffic
         }
     }
 
+    func orchestrate(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await runCommand(Playground.orchestrate, arguments, environment: ["RECENGINE_BIN": Playground.recengine])
+    }
+
+    @Test func aReceiverThatIsDownKeepsTheGateWaitingUntilOrchestrateApprove() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline(gates: Self.gate, steps: "[50, 100]", wait: "2s")
+            let first = try await playground.run(RunOptions(noStagedShift: true))
+            try #require(first.outcome == .succeeded, "the first release: \(first.failure ?? "")")
+            let pipeline = playground.pipelinePath
+            let nobody = "http://127.0.0.1:\(try freePort())"
+            let early = try await orchestrate(["approve", pipeline])
+            #expect(early.status == 1, "no rollout in progress: \(early.stderr)")
+            try playground.writePipeline(
+                gates: Self.gate, steps: "[50, 100]", wait: "2s",
+                extra: Self.webhook("approve-100", "confirm-promotion", nobody))
+            let controller = try await playground.startController(
+                until: .shifting, environment: ["EPOCHS": "12"], where: { $0.waiting != nil })
+            // Asked every 500 ms meanwhile, each time unreachable.
+            try await Task.sleep(for: .milliseconds(1500))
+
+            let status = try await orchestrate(["status", pipeline])
+            #expect(status.stdout.contains("waiting for confirm-promotion approve-100"), "\(status.stdout)")
+            let approve = try await orchestrate(["approve", pipeline])
+            #expect(approve.status == 0, "\(approve.stderr)")
+            #expect(approve.stdout.contains("approve requested"), "\(approve.stdout)")
+            let exit = await controller.wait()
+            #expect(
+                exit >> 8 == 0,
+                "promoted: \((try? String(contentsOfFile: playground.controllerLog, encoding: .utf8)) ?? "")")
+
+            let last = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(last.outcome == .succeeded && last.releaseID != first.releaseID)
+            let events = last.rollout?.events.filter { $0.kind == .webhook }.map(\.detail) ?? []
+            #expect(events.contains { $0.hasPrefix("confirm-promotion approve-100: unreachable") }, "\(events)")
+            #expect(events.last == "confirm-promotion approve-100: approved by hand (orchestrate approve)")
+            #expect(!events.joined().contains(nobody), "the URL is a secret")
+        }
+    }
+
     @Test func aRollbackWebhookAnswering2xxRollsTheReleaseBack() async throws {
         try await WebhookReceiver.with(.answer(200)) { receiver in
             try await Playground.with { playground in
-                try playground.writePipeline(steps: "[50, 100]", wait: "2s")
+                try playground.writePipeline(gates: Self.gate, steps: "[50, 100]", wait: "2s")
                 let first = try await playground.run(RunOptions(noStagedShift: true))
+                try #require(first.outcome == .succeeded, "the first release: \(first.failure ?? "")")
                 let live = try #require(first.deployment?.color)
                 try playground.writePipeline(
-                    steps: "[50, 100]", wait: "2s", extra: Self.webhook("kill-switch", "rollback", receiver.url))
+                    gates: Self.gate, steps: "[50, 100]", wait: "2s",
+                    extra: Self.webhook("kill-switch", "rollback", receiver.url))
                 let record = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
 
                 #expect(record.outcome == .rolledBack)
