@@ -47,12 +47,12 @@ import Testing
     }
 
     @Test func aReceiverThatDoesNotAnswerInTimeIsUnreachable() async throws {
-        try await WebhookReceiver.with(.stall(seconds: 5)) { receiver in
+        try await WebhookReceiver.with(.stall(seconds: 30)) { receiver in
             let gate = WebhookGate(
                 name: "slow", kind: .rollback, url: receiver.url, timeout: PipelineDuration(milliseconds: 300))
             let started = ContinuousClock.now
             #expect(await caller.call(gate, phase: "Progressing") == .unreachable("no answer within 300ms"))
-            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(ContinuousClock.now - started < .seconds(15), "cut off long before the receiver answers")
         }
     }
 
