@@ -307,7 +307,7 @@ let package = Package(
             dependencies: [
                 "Orchestrator", "Provenance", "DeploymentRuntimes", "OrchestratorSupport", "PipelineSchema",
                 "RecEngine", "RecEngineContract", "Traffic", "HTTPTransport", "EngineAPI", "StrictYAML", "TestSupport",
-                "CommandLineSupport",
+                "CommandLineSupport", .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The inference server is tested served on loopback and asked through HTTPTransport, not

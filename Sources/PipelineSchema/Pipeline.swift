@@ -28,6 +28,8 @@ public struct Pipeline: Sendable {
     public var metrics: MetricsSpec? = nil
     /// When a release may start (`policy.windows`); nil: at any time.
     public var policy: ReleasePolicy? = nil
+    /// Gates a receiver answers (`webhooks:`), in the order listed.
+    public var webhooks: [WebhookGate] = []
     /// The variables `secrets:` names: their values are never written nor printed.
     public var secrets: [String] = []
     /// The secret values this pipeline carries (see `Redaction`).

@@ -26,7 +26,7 @@ struct PipelineDecoder {
                 root, "",
                 allowed: [
                     "version", "name", "history", "secrets", "stages", "deploy", "traffic", "analysis", "rollback",
-                    "hooks", "notify", "metrics", "policy",
+                    "hooks", "notify", "metrics", "policy", "webhooks",
                 ])
         else { return nil }
         var version: Int?
@@ -56,6 +56,11 @@ struct PipelineDecoder {
         let notify = map["notify"].flatMap(decodeNotify)
         let metrics = map["metrics"].flatMap(decodeMetrics)
         let policy = map["policy"].flatMap(decodePolicy)
+        let webhooks = map["webhooks"].map(decodeWebhookGates) ?? []
+        if !webhooks.isEmpty && deploy == nil && map["deploy"] == nil {
+            reader.report(
+                map["webhooks"], "webhooks", "webhooks needs a deploy section: they are asked during the rollout")
+        }
         if traffic != nil && deploy == nil && map["deploy"] == nil {
             reader.report(
                 map["traffic"], "traffic",
@@ -76,13 +81,16 @@ struct PipelineDecoder {
         pipeline.notify = notify
         pipeline.metrics = metrics
         pipeline.policy = policy
+        pipeline.webhooks = webhooks
         let fromVariables = reader.interpolated.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }
             .map(\.value)
         let fromEnv = stages.flatMap {
             $0.env.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value)
         }
         // A webhook's URL and header values are secrets whatever their variables are named.
-        let fromWebhooks = notify?.webhooks.flatMap { [$0.url] + $0.headers.values } ?? []
+        let fromWebhooks =
+            (notify?.webhooks.flatMap { [$0.url] + $0.headers.values } ?? [])
+            + webhooks.flatMap { [$0.url] + ($0.secret.map { [$0] } ?? []) }
         pipeline.redaction = Redaction(values: fromVariables + fromEnv + fromWebhooks)
         if traffic != nil {
             checkNginxFolder(Pipeline.nginxFolder(inStateFolder: pipeline.stateFolder), at: map["history"] ?? root)

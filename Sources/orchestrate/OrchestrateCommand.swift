@@ -27,6 +27,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, ValidateCommand.self, StatusCommand.self, RollbackCommand.self, AbortCommand.self,
             PromoteCommand.self,
+            ApproveCommand.self,
             RecoverCommand.self, RepairCommand.self, ExplainCommand.self, ReportCommand.self, HistoryCommand.self,
             ImageCommand.self, ComposeCommand.self, PinCommand.self, UnpinCommand.self, MarkBadCommand.self,
             JudgeCountsCommand.self,

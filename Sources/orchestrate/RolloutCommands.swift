@@ -208,6 +208,23 @@ struct PromoteCommand: AsyncParsableCommand {
     }
 }
 
+struct ApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract:
+            "Answer the webhook gate the rollout in progress waits for (confirm-rollout, confirm-traffic-increase, confirm-promotion) by hand.",
+        discussion: "Exits 1 when no rollout is in progress or it waits for no gate; `promote` answers a gate too.")
+
+    @OptionGroup var source: PipelineArgument
+
+    func run() async throws {
+        let run = try source.controller().request(.approve)
+        print(
+            "approve requested for release \(run.releaseID) (controller pid \(run.pid), \(run.waiting ?? run.phase.rawValue) at \(run.weight)%)"
+        )
+    }
+}
+
 /// Writes what `status --watch` sees: the whole view redrawn on a terminal, a line when it
 /// changes otherwise.
 final class WatchPrinter: Sendable {

@@ -92,4 +92,17 @@ import Testing
                 == "release rel-1  shifting  step 1/3  blue 75% green 25%  gates error-rate=0.0123 success, p95=- inconclusive"
         )
     }
+    @Test func aWaitingWebhookGateIsShownAsPaused() {
+        let now = Date()
+        var view = ReleaseController.RolloutView(
+            service: "recommender", releaseID: "rel-1", phase: .shifting, stage: nil, target: "green", live: "blue",
+            weights: [.init(color: "green", percent: 100)], step: 2, steps: 2, gates: [], events: [],
+            controllerPID: 42, controllerRunning: true, startedOn: now)
+        #expect(view.status == "◌ Progressing")
+        view.waiting = "waiting for confirm-promotion approve-100"
+        #expect(
+            view.lines(now: now).contains(
+                "Status:      ॥ Paused (waiting for confirm-promotion approve-100: orchestrate approve, or abort)"))
+        #expect(view.line == "release rel-1  shifting  waiting for confirm-promotion approve-100  step 2/2  green 100%")
+    }
 }

@@ -33,6 +33,8 @@ public final class WebhookReceiver: Sendable {
     private let listener: LoopbackListener
     private let behaviour: Behaviour
     private let received = Mutex([Received]())
+    /// The status answered from now on, in place of `.answer`'s (nil: as the behaviour says).
+    private let override = Mutex<Int?>(nil)
 
     private init(behaviour: Behaviour) throws {
         self.behaviour = behaviour
@@ -53,6 +55,11 @@ public final class WebhookReceiver: Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     public var requests: [Received] { received.withLock { $0 } }
+
+    /// Answers `status` from now on (a gate that says no, then yes).
+    public func answer(_ status: Int) {
+        override.withLock { $0 = status }
+    }
 
     /// The requests, once at least `count` arrived or `timeout` passed.
     public func requests(atLeast count: Int, within timeout: Duration = .seconds(10)) async -> [Received] {
@@ -89,7 +96,7 @@ public final class WebhookReceiver: Sendable {
         var status = 200
         switch behaviour {
         case .answer(let code):
-            status = code
+            status = override.withLock { $0 } ?? code
         case .stall(let seconds):
             let until = Date().addingTimeInterval(seconds)
             while Date() < until && !listener.stopped { Thread.sleep(forTimeInterval: 0.05) }

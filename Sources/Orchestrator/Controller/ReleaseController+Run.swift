@@ -216,7 +216,8 @@ extension ReleaseController {
             let result = try await RolloutExecutor(
                 plan: rollout, releaseID: releaseID, runtime: deployment.runtime, nginx: deployment.nginx, store: store,
                 journal: journal,
-                interruption: interruption, progress: { [events] in events(.rollout($0)) }
+                interruption: interruption, progress: { [events] in events(.rollout($0)) },
+                webhooks: pipeline.webhooks, pipelineName: pipeline.name
             ).run()
             outcome = result.outcome
             failure = result.failure

@@ -66,6 +66,7 @@ extension ReleaseController {
                 controllerAlive = alive
                 inProgress =
                     "release \(run.releaseID) \(run.phase.rawValue)\(run.target.map { " to \($0) at \(run.weight)%" } ?? "") (controller pid \(run.pid) \(alive ? "running" : "gone"))"
+                if let waiting = run.waiting { inProgress? += ", \(waiting) (orchestrate approve answers it)" }
                 if !alive {
                     problems.append(
                         "release \(run.releaseID) was interrupted: `orchestrate recover` (or the next run) converges it"

@@ -33,9 +33,11 @@ extension ReleaseController {
         public var controllerPID: Int32
         public var controllerRunning: Bool
         public var startedOn: Date
+        /// The webhook gate the rollout waits for ("waiting for confirm-promotion approve-100").
+        public var waiting: String? = nil
 
         enum CodingKeys: String, CodingKey {
-            case service, phase, stage, target, live, weights, step, steps, gates, events
+            case service, phase, stage, target, live, weights, step, steps, gates, events, waiting
             case releaseID = "release_id"
             case controllerPID = "controller_pid"
             case controllerRunning = "controller_running"
@@ -80,7 +82,7 @@ extension ReleaseController {
             gates: (run.gates ?? []).sorted { $0.gate < $1.gate },
             events: Array((record?.rollout?.events ?? []).suffix(5)), controllerPID: run.pid,
             controllerRunning: kill(run.pid, 0) == 0 && ProcessTable.startTime(of: run.pid) != nil,
-            startedOn: run.startedOn)
+            startedOn: run.startedOn, waiting: run.waiting)
     }
 
     /// Looks at the run in progress every `interval` (waiting for one when there is none) and
@@ -143,7 +145,8 @@ extension ReleaseController {
 extension ReleaseController.RolloutView {
     /// Argo Rollouts' words for the phase, with its symbol.
     public var status: String {
-        switch phase {
+        if let waiting { return "॥ Paused (\(waiting): orchestrate approve, or abort)" }
+        return switch phase {
         case .stages: "◌ Progressing (stages)"
         case .deploying: "◌ Progressing (deploying)"
         case .shifting: "◌ Progressing"
@@ -193,6 +196,7 @@ extension ReleaseController.RolloutView {
     /// The view as one line, for output that is not a terminal (printed when it changes).
     public var line: String {
         var parts = ["release \(releaseID)", phase.rawValue]
+        if let waiting { parts.append(waiting) }
         if let stage, phase == .stages { parts.append("stage \(stage)") }
         if let step, let steps { parts.append("step \(step)/\(steps)") }
         if !weights.isEmpty { parts.append(weights.map { "\($0.color) \($0.percent)%" }.joined(separator: " ")) }

@@ -124,6 +124,12 @@ public struct ReleaseController: Sendable {
                 .stageFailed, "no rollout is in progress for \(pipeline.deploy?.service ?? pipeline.name)",
                 hint: "orchestrate status shows what is live")
         }
+        if control == .approve && run.waiting == nil {
+            throw OrchestratorError(
+                .stageFailed,
+                "release \(run.releaseID) waits for no webhook gate (\(run.phase.rawValue) at \(run.weight)%)",
+                hint: "orchestrate status --watch shows what it waits for; promote ends a step's wait")
+        }
         try store.request(control)
         return run
     }

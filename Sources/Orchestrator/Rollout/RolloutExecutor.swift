@@ -22,6 +22,10 @@ struct RolloutExecutor {
     var journal: RunJournal
     var interruption: Interruption
     var progress: @Sendable (RolloutProgress) -> Void
+    /// The pipeline's webhook gates (kept out of the plan: their URLs and secrets are secrets).
+    var webhooks: [WebhookGate] = []
+    /// The pipeline's name (the webhooks' `namespace`).
+    var pipelineName = ""
 
     var target: String { plan.target }
     var live: LiveRelease? { plan.live }
@@ -51,10 +55,12 @@ struct RolloutExecutor {
 
     /// The machine's view of the plan.
     var machinePlan: RolloutMachine.Plan {
-        RolloutMachine.Plan(
+        var machine = RolloutMachine.Plan(
             plan, releaseID: releaseID, trafficSwitch: nginx != nil,
             minimumHealthyInstances: runtime.minimumHealthyInstances,
             instancesMove: runtime.instancesMove)
+        machine.webhooks = webhooks
+        return machine
     }
 
     /// The real adapters of the rollout's effects: nginx, the runtime, Prometheus, the clock, the
@@ -77,7 +83,8 @@ struct RolloutExecutor {
             notifier: RunNotifierPort(journal: journal, report: progress),
             hooks: HookPort(
                 journal: journal, workingDirectory: plan.files.workingDirectory, logsFolder: plan.files.logs),
-            control: RunControlPort(store: store, interruption: interruption))
+            control: RunControlPort(store: store, interruption: interruption),
+            webhooks: HTTPWebhookCaller(service: plan.service, namespace: pipelineName, releaseID: releaseID))
     }
 }
 

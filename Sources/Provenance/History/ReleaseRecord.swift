@@ -445,7 +445,7 @@ public enum ReleaseAction: String, Sendable, Codable, Equatable {
 public struct RolloutEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable, Equatable {
         case plan, deploy, healthy, shift, hook, abort, promote, hold, rollback, stop, recover, interrupt, reuse, drain,
-            shadow
+            shadow, webhook
     }
 
     public var at: Date

@@ -83,6 +83,8 @@ public struct RunState: Sendable, Codable, Equatable {
     public var children: [TrackedProcess]
     /// The latest measurement of each gate in the step in force (for `status --watch`).
     public var gates: [GateMeasurement]? = nil
+    /// The webhook gate the rollout waits for ("waiting for confirm-promotion approve-100").
+    public var waiting: String? = nil
 
     public init(
         releaseID: String, pid: Int32, startedOn: Date, phase: RunPhase, stage: String? = nil, live: LiveRelease? = nil,
@@ -102,7 +104,7 @@ public struct RunState: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case pid, phase, stage, live, target, weight, children, gates
+        case pid, phase, stage, live, target, weight, children, gates, waiting
         case releaseID = "release_id"
         case startedOn = "started_on"
         case stopOld = "stop_old"
@@ -112,6 +114,8 @@ public struct RunState: Sendable, Codable, Equatable {
 /// A request to a rollout in progress, from another process (`orchestrate abort|promote`).
 public enum ControlRequest: String, Sendable, Codable {
     case abort
+    /// Answers the webhook gate the rollout waits for, by hand.
+    case approve
     case promote
     case promoteFull = "promote-full"
 }

@@ -276,6 +276,8 @@ final class FakeJournal: RolloutJournal {
         var saveFailure: String?
         var live: LiveRelease?
         var commitFailure: String?
+        /// What `run.json` says the rollout waits for.
+        var waiting: String?
     }
 
     let state = Locked(State())
@@ -291,6 +293,8 @@ final class FakeJournal: RolloutJournal {
         saving { state in
             state.changes.append(change)
             if let phase = change.phase { state.phase = phase }
+            if let waiting = change.waiting { state.waiting = waiting }
+            if change.clearsWaiting { state.waiting = nil }
             if let weight = change.weight { state.weight = weight }
         }
     }
@@ -334,6 +338,17 @@ final class FakeHooks: HookRunner {
     func run(_ hook: RolloutMachine.Hook, _ argv: [String]) async -> Bool {
         runs.update { $0.append(hook) }
         return results.get()[hook] ?? true
+    }
+}
+
+/// A webhook receiver in memory: answers each webhook (by name) as told, and keeps every call.
+final class FakeWebhooks: WebhookCaller {
+    let answers = Locked<[String: RolloutMachine.WebhookAnswer]>([:])
+    let calls = Locked<[(name: String, phase: String)]>([])
+
+    func call(_ webhook: WebhookGate, phase: String) async -> RolloutMachine.WebhookAnswer {
+        calls.update { $0.append((webhook.name, phase)) }
+        return answers.get()[webhook.name] ?? .status(200)
     }
 }
 

@@ -19,6 +19,7 @@ final class RolloutHarness {
     let notifier = FakeNotifier()
     let hooks = FakeHooks()
     let control = FakeControl()
+    let webhooks = FakeWebhooks()
     let effects: RolloutEffects
 
     /// Effects that take time, not answered yet.
@@ -38,7 +39,7 @@ final class RolloutHarness {
             plan: plan,
             ports: RolloutPorts(
                 traffic: traffic, runtime: runtime, metrics: metrics, clock: clock, journal: journal,
-                notifier: notifier, hooks: hooks, control: control))
+                notifier: notifier, hooks: hooks, control: control, webhooks: webhooks))
     }
 
     /// Sends `event` and everything it leads to that the harness answers by itself.
@@ -80,7 +81,7 @@ final class RolloutHarness {
             pending.removeAll { RolloutRunner.scope(of: $0) == .shadow }
         case .startTimer(.rollbackPause, _):
             return [.timer(.rollbackPause)]
-        case .startTimer, .look, .sampleGate, .lookJudge, .lookShadow, .runHook(.duringStep, _):
+        case .startTimer, .look, .sampleGate, .lookJudge, .lookShadow, .runHook(.duringStep, _), .askWebhook:
             pending.append(effect)
         case .runHook(let hook, _) where heldHooks.contains(hook):
             pending.append(effect)
@@ -108,6 +109,7 @@ final class RolloutHarness {
             case (.look(let step, _), .looked(let looked, _)): step == looked
             case (.lookJudge(let step), .judgeLooked(let looked, _)): step == looked
             case (.lookShadow, .shadowLooked): true
+            case (.askWebhook(let call), .webhookAnswered(let answered, _)): call == answered
             default: false
             }
         }
@@ -139,6 +141,7 @@ final class RolloutHarness {
         case .holding: "holding"
         case .closingStep: "closing a step"
         case .holdingForDecision: "holding for a decision"
+        case .confirming: "confirming"
         case .promotingFully: "promoting fully"
         case .promoting: "promoting"
         case .postRollout: "post-rollout hooks"

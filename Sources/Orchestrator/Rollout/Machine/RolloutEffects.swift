@@ -1,5 +1,6 @@
 import Foundation
 import PipelineSchema
+import Provenance
 
 /// Carries out one effect of the rollout against its ports and returns the events it answers
 /// with. What waits for a task to end (cancelling a deploy, a hook, a step) is the runner's.
@@ -124,6 +125,16 @@ struct RolloutEffects: Sendable {
             } catch {
                 return ([], nil)
             }
+        case .askWebhook(let call):
+            guard plan.webhooks.indices.contains(call.webhook) else { return ([], nil) }
+            return (
+                [.webhookAnswered(call, await ports.webhooks.call(plan.webhooks[call.webhook], phase: call.phase))], nil
+            )
+        case .tellWebhook(let call):
+            guard plan.webhooks.indices.contains(call.webhook) else { return ([], nil) }
+            let webhook = plan.webhooks[call.webhook]
+            let answer = await ports.webhooks.call(webhook, phase: call.phase)
+            await journal.record(.webhook, "\(webhook.label) (\(call.phase)): \(answer)", at: ports.clock.now())
         case .checkpoint:
             return (checkpoint(saveFailure: await journal.saveFailure()), nil)
         case .cancelDeploy, .cancelHook, .endStep, .endShadow, .finish:

@@ -50,6 +50,12 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
         indirect case interruptedWhile(signal: Int32, Reason)
         /// `orchestrate abort` during the drain returned to the previous release.
         case abortedDuringDrain
+        /// A pre-rollout webhook answered no (`webhook`: "pre-rollout NAME").
+        case webhookRefused(webhook: String, answer: String)
+        /// A webhook could not be reached under `onUnreachable: fail`.
+        case webhookUnreachable(webhook: String, error: String)
+        /// A rollback webhook answered yes during a step.
+        case rollbackWebhook(webhook: String, answer: String)
 
         var description: String {
             switch self {
@@ -78,6 +84,10 @@ struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
             case .interruptedWhile(let signal, let reason):
                 "interrupted by \(RolloutMachine.signalName(signal)); \(reason)"
             case .abortedDuringDrain: "aborted by orchestrate abort during the drain"
+            case .webhookRefused(let webhook, let answer): "webhook \(webhook) answered \(answer)"
+            case .webhookUnreachable(let webhook, let error):
+                "webhook \(webhook) is \(error) and its onUnreachable is fail"
+            case .rollbackWebhook(let webhook, let answer): "webhook \(webhook) answered \(answer): rolled back"
             }
         }
     }

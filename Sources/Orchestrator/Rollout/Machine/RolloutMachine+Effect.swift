@@ -92,6 +92,11 @@ extension RolloutMachine {
         /// Ends the step: its hooks, looks, queries and timers are cancelled, and waited for.
         case endStep(Int)
 
+        /// Asks a webhook (answered by `webhookAnswered`).
+        case askWebhook(WebhookCall)
+        /// Tells a post-rollout webhook, waiting for its answer, which is recorded (best effort).
+        case tellWebhook(WebhookCall)
+
         /// The rollout is over.
         case finish(Ending)
     }
@@ -104,6 +109,9 @@ extension RolloutMachine {
         var clearsGates = false
         /// The rollout begins: `run.json` names the live release, the target, and `stopOld`.
         var beginsRollout = false
+        /// What the rollout waits for (`status --watch` shows it).
+        var waiting: String? = nil
+        var clearsWaiting = false
     }
 
     /// Where a colour's model comes from.
@@ -140,7 +148,7 @@ extension RolloutMachine.Effect {
     /// (the others are carried out in turn before the next event is taken).
     var runsBeside: Bool {
         switch self {
-        case .deploy, .look, .sampleGate, .startJudge, .lookJudge, .runHook, .startTimer, .lookShadow: true
+        case .deploy, .look, .sampleGate, .startJudge, .lookJudge, .runHook, .startTimer, .lookShadow, .askWebhook: true
         default: false
         }
     }

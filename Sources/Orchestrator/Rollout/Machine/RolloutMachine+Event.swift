@@ -59,7 +59,10 @@ extension RolloutMachine {
         /// What nginx counted of the shadow comparison so far.
         case shadowLooked(ShadowLook)
 
-        /// `orchestrate abort`, `promote` or `promote --full`.
+        /// A webhook's answer (after its retries).
+        case webhookAnswered(WebhookCall, WebhookAnswer)
+
+        /// `orchestrate abort`, `approve`, `promote` or `promote --full`.
         case control(ControlRequest)
         /// SIGTERM or SIGINT.
         case signal(Int32)
@@ -88,15 +91,19 @@ extension RolloutMachine {
         case drain
         /// Requests already on their way to the new colour have finished before it stops.
         case rollbackPause
+        /// A confirm (or pre-rollout) webhook is asked again.
+        case webhookDue(round: Int)
+        /// A rollback webhook is asked again during step `step`.
+        case rollbackWebhookDue(step: Int, webhook: Int)
 
         /// The step this timer belongs to; it is cancelled when the step ends.
         var step: Int? {
             switch self {
             case .stepWait(let step), .gateDue(let step, _), .inconclusiveDeadline(let step), .judgeDue(let step),
                 .judgeMaxWait(let step),
-                .watchDue(let step):
+                .watchDue(let step), .rollbackWebhookDue(let step, _):
                 step
-            case .drain, .rollbackPause, .shadowDue, .shadowEnd:
+            case .drain, .rollbackPause, .shadowDue, .shadowEnd, .webhookDue:
                 nil
             }
         }

@@ -212,7 +212,7 @@ extension RolloutMachine {
                 tookEffect ? rollback.outcome : .failed,
                 failure: RolloutFailure(rollback.reason, problems: rollback.problems))
             phase = .done(ending)
-            return [.clearDeployment, .finish(ending)]
+            return [.clearDeployment] + postRolloutWebhooks(phase: "Failed") + [.finish(ending)]
         }
         rollback.stage = .hook(index)
         phase = .rollingBack(rollback)

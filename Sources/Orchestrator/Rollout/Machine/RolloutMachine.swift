@@ -40,6 +40,10 @@ struct RolloutMachine: Sendable, Equatable {
     /// The shadow stage put its split in force (the new colour at 0 %, shadowed): a stop before
     /// the first step then puts traffic back as a rollback does.
     var shadowed = false
+    /// Tells one wait for a webhook from the next (stale answers and timers are ignored).
+    var webhookRound = 0
+    /// `promote --full` answered a confirm gate by hand: confirm-promotion is not asked.
+    var promotionApproved = false
 
     init(plan: Plan) {
         self.plan = plan
@@ -72,6 +76,8 @@ struct RolloutMachine: Sendable, Equatable {
         var instancesMove = false
         /// The shadow stage before the first step (only with a live colour and nginx).
         var shadow: ShadowSpec? = nil
+        /// The webhook gates (`webhooks:`), in the order listed.
+        var webhooks: [WebhookGate] = []
 
         struct Step: Sendable, Equatable {
             var newWeight: Int
@@ -108,6 +114,8 @@ struct RolloutMachine: Sendable, Equatable {
         /// A failed step waits for `orchestrate abort` or `promote` (`rollback.automatic: false`,
         /// `judge.onInconclusive: hold`).
         case holdingForDecision(Hold)
+        /// A webhook gate is asked until it answers yes (or by hand), before `next`.
+        case confirming(Confirm)
         /// `promote --full`: 100 % is being saved (`shifting` false), then put in force.
         case promotingFully(Hold, shifting: Bool)
         /// The promotion is being saved (`committing` false), then `current.json` written.
@@ -146,6 +154,9 @@ struct RolloutMachine: Sendable, Equatable {
         var colourLost = false
         /// The judge ended inconclusive under `onInconclusive: hold`.
         var holdWhenInconclusive = false
+        /// A rollback webhook answered yes (or could not be reached under `onUnreachable: fail`):
+        /// rolled back whatever `rollback.automatic` says.
+        var webhookRollback = false
 
         struct Reapply: Sendable, Equatable {
             var why: String
@@ -304,6 +315,8 @@ struct RolloutMachine: Sendable, Equatable {
             return closingStep(hold, event, at: now)
         case .holdingForDecision(let hold):
             return holdingForDecision(hold, event, at: now)
+        case .confirming(let confirm):
+            return confirming(confirm, event, at: now)
         case .promotingFully(let hold, let shifting):
             return promotingFully(hold, shifting: shifting, event, at: now)
         case .promoting(let committing):
@@ -333,6 +346,7 @@ struct RolloutMachine: Sendable, Equatable {
         switch event {
         case .signal(let signal): hold(.interrupted(signal))
         case .control(.abort): hold(.aborted)
+        case .control(.approve): break
         case .control(let request): deferredRequest = request
         default: break
         }
@@ -395,16 +409,19 @@ struct RolloutMachine: Sendable, Equatable {
 
     /// Runs pre-rollout hook `index`, or goes on to the deploy after the last.
     private mutating func preRolloutHook(_ index: Int, at now: Date) -> [Effect] {
-        guard index < plan.hooks.preRollout.count else {
-            phase = .deploying(running: false)
-            return [
-                .progress(.deployStarting(target: target, model: plan.modelDirectory)),
-                .record(.deploy, "starting \(target)", at: now), .checkpoint,
-            ]
-        }
+        guard index < plan.hooks.preRollout.count else { return gateThen(.confirmRollout, next: .deploy, at: now) }
         if let stop = takePendingStop() { return stopped(stop, duringHook: index, at: now, running: false) }
         phase = .preRollout(hook: index, succeeded: nil)
         return [.runHook(.preRollout(index), plan.hooks.preRollout[index])]
+    }
+
+    /// Saves the deploy, then deploys once saved.
+    mutating func startDeploy(at now: Date) -> [Effect] {
+        phase = .deploying(running: false)
+        return [
+            .progress(.deployStarting(target: target, model: plan.modelDirectory)),
+            .record(.deploy, "starting \(target)", at: now), .checkpoint,
+        ]
     }
 
     private mutating func preRollout(_ index: Int, succeeded: Bool?, _ event: Event, at now: Date) -> [Effect] {
@@ -456,7 +473,7 @@ struct RolloutMachine: Sendable, Equatable {
                     at: now),
                 .progress(.deployHealthy(target: target, addresses: instance.addresses)),
                 .recordDeployment(color: target, modelSHA256: instance.modelSHA256), .writeTargets,
-            ] + beginShadowOrSteps(at: now)
+            ] + gateThen(.preRollout, next: .traffic, at: now)
         case (.deployFailed(let color, let error), true) where color == target:
             return [
                 .progress(.deployFailed(error: error)), .stopColourQuietly(target),
@@ -491,8 +508,12 @@ struct RolloutMachine: Sendable, Equatable {
     // MARK: Traffic steps
 
     /// Saves step `index` (or the promotion after the last), then moves traffic once saved.
-    mutating func beginStep(_ index: Int, at now: Date) -> [Effect] {
-        guard index < plan.steps.count else { return beginPromotion() }
+    /// `confirmed`: its confirm gates are open; `previous`: the step held before.
+    mutating func beginStep(_ index: Int, at now: Date, confirmed: Bool = false, previous: Hold? = nil) -> [Effect] {
+        guard index < plan.steps.count else { return beginPromotion(at: now, confirmed: confirmed) }
+        if !confirmed && index > 0 {
+            return gateThen(.confirmTrafficIncrease, next: .step(index), hold: previous, at: now)
+        }
         phase = .stepping(step: index, shiftRequestedAt: nil)
         return [
             .save(RunStateChange(phase: .shifting, weight: plan.steps[index].newWeight, clearsGates: true)),
@@ -584,6 +605,7 @@ struct RolloutMachine: Sendable, Equatable {
             ]
         }
         if hold.watch != nil { effects.append(.startTimer(.watchDue(step: index), after: .seconds(1))) }
+        effects += rollbackWebhookCalls(step: index)
         phase = .holding(hold)
         if let request = deferredRequest {
             deferredRequest = nil
@@ -705,6 +727,13 @@ struct RolloutMachine: Sendable, Equatable {
             }
         case .timer(.watchDue(index)):
             return [.look(step: index, weight: hold.weight)]
+        case .timer(.rollbackWebhookDue(index, let webhook)):
+            return [.askWebhook(WebhookCall(webhook: webhook, phase: "Progressing", step: index))]
+        case .webhookAnswered(let call, let answer) where call.step == index:
+            let (answered, ends) = rollbackWebhookAnswered(&hold, call, answer, at: now)
+            if ends { return answered + endHold(hold, at: now) }
+            phase = .holding(hold)
+            return answered
         case .looked(index, let look):
             guard var watch = hold.watch else { return [] }
             let decision = watch.decide(look)
@@ -802,7 +831,7 @@ struct RolloutMachine: Sendable, Equatable {
                         request == "abort" ? .abort : .promote, "orchestrate \(request) at \(hold.weight)%", at: now))
             }
             // A colour lost is an outage, not a verdict on the model: no operator is waited for.
-            if hold.stop == nil && !hold.passed && !hold.colourLost
+            if hold.stop == nil && !hold.passed && !hold.colourLost && !hold.webhookRollback
                 && (!plan.automaticRollback || hold.holdWhenInconclusive)
             {
                 return effects + holdForDecision(hold, at: now)
@@ -830,7 +859,7 @@ struct RolloutMachine: Sendable, Equatable {
                 .checkpoint,
             ]
         }
-        return beginStep(hold.step + 1, at: now)
+        return beginStep(hold.step + 1, at: now, previous: hold)
     }
 
     // MARK: Holding for a decision
@@ -889,7 +918,7 @@ struct RolloutMachine: Sendable, Equatable {
             return rollBackOnError(nil, at: now)
         case (.shiftApplied(100, let replaced), true):
             weight = 100
-            return replacement(replaced, at: now) + beginPromotion()
+            return replacement(replaced, at: now) + beginPromotion(at: now)
         case (.shiftFailed(100, let error), true):
             return rollBack(reason: .trafficStepFailed(weight: 100, error: error), outcome: .rolledBack, at: now)
         default:
@@ -900,7 +929,9 @@ struct RolloutMachine: Sendable, Equatable {
 
     // MARK: The promotion and after
 
-    private mutating func beginPromotion() -> [Effect] {
+    /// `confirmed`: its confirm-promotion gates are open.
+    mutating func beginPromotion(at now: Date, confirmed: Bool = false) -> [Effect] {
+        if !confirmed { return gateThen(.confirmPromotion, next: .promotion, at: now) }
         phase = .promoting(committing: false)
         return [.checkpoint]
     }
@@ -937,7 +968,9 @@ struct RolloutMachine: Sendable, Equatable {
     }
 
     private mutating func postRolloutHook(_ index: Int, at now: Date) -> [Effect] {
-        guard index < plan.hooks.postRollout.count else { return drain(at: now) }
+        guard index < plan.hooks.postRollout.count else {
+            return postRolloutWebhooks(phase: "Succeeded") + drain(at: now)
+        }
         phase = .postRollout(hook: index)
         return [.runHook(.postRollout(index), plan.hooks.postRollout[index])]
     }

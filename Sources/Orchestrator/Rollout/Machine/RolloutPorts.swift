@@ -1,4 +1,5 @@
 import Foundation
+import PipelineSchema
 import Provenance
 import Traffic
 
@@ -102,6 +103,20 @@ protocol RolloutControl: Sendable {
     func waitForSignal() async
 }
 
+/// Asks the pipeline's webhook gates (`webhooks:`).
+protocol WebhookCaller: Sendable {
+    /// Sends `webhook` its body with `phase`, retried as it says; its last answer (a status, or
+    /// why none came). Returns at once, unreachable, when the task is cancelled.
+    func call(_ webhook: WebhookGate, phase: String) async -> RolloutMachine.WebhookAnswer
+}
+
+/// No webhooks to ask (a plan without `webhooks:` never asks).
+struct NoWebhooks: WebhookCaller {
+    func call(_ webhook: WebhookGate, phase: String) async -> RolloutMachine.WebhookAnswer {
+        .unreachable("no webhook caller")
+    }
+}
+
 /// The services a rollout's effects act on.
 struct RolloutPorts: Sendable {
     var traffic: any TrafficSwitch
@@ -112,4 +127,5 @@ struct RolloutPorts: Sendable {
     var notifier: any RolloutNotifier
     var hooks: any HookRunner
     var control: any RolloutControl
+    var webhooks: any WebhookCaller = NoWebhooks()
 }

@@ -50,6 +50,10 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
     case returnedToPrevious(color: String, release: String)
     case abortCannotReturn(previous: String, target: String)
     case abortCannotWriteLive(release: String, error: String, target: String)
+    /// A webhook gate is asked until it answers yes.
+    case webhookWaiting(webhook: String, weight: Int)
+    case webhookAnswered(webhook: String, answer: String)
+    case webhookApproved(webhook: String, by: String)
 
     /// The line for people.
     public var text: String {
@@ -108,6 +112,10 @@ public enum RolloutProgress: Sendable, Equatable, Codable {
             "abort: \(previous) is no longer running; \(target) stays live"
         case .abortCannotWriteLive(let release, let error, let target):
             "abort: current.json cannot be written back to \(release): \(error); \(target) stays live"
+        case .webhookWaiting(let webhook, let weight):
+            "webhook: waiting for \(webhook) at \(weight)% (orchestrate approve answers it by hand)"
+        case .webhookAnswered(let webhook, let answer): "webhook: \(webhook): \(answer)"
+        case .webhookApproved(let webhook, let by): "webhook: \(webhook) approved by hand (\(by))"
         }
     }
 

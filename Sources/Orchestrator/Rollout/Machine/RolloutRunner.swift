@@ -121,6 +121,7 @@ struct RolloutRunner: Sendable {
         case .startTimer(.shadowDue, _), .startTimer(.shadowEnd, _), .lookShadow: .shadow
         case .startTimer(let timer, _): timer.step.map(Scope.step) ?? .rollout
         case .look(let step, _), .sampleGate(let step, _), .startJudge(let step), .lookJudge(let step): .step(step)
+        case .askWebhook(let call): call.step.map(Scope.step) ?? .rollout
         default: .rollout
         }
     }

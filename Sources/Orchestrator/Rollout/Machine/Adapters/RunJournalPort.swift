@@ -27,6 +27,8 @@ struct RunJournalPort: RolloutJournal {
             }
             if let weight = change.weight { state.weight = weight }
             if change.clearsGates { state.gates = nil }
+            if let waiting = change.waiting { state.waiting = waiting }
+            if change.clearsWaiting { state.waiting = nil }
         }
     }
 
