@@ -131,9 +131,13 @@ import Traffic
             let controller = try await playground.startController(until: .shifting) { $0.weight == 25 }
             let interrupted = try #require(try StateStore(folder: playground.statePath).run())
             let target = try #require(interrupted.target)
-            try await Task.sleep(for: .milliseconds(500))
-            let hooks = sleeperPIDs(playground)
-            #expect(hooks.count == 1 && hooks.allSatisfy(isAlive), "the during-step hook runs")
+            // The hook writes its pid once it runs: on a loaded machine later than the step's start.
+            let hooks: [Int32] =
+                try await poll(for: .seconds(10)) { () -> [Int32]? in
+                    let found = sleeperPIDs(playground)
+                    return found.isEmpty ? nil : found
+                } ?? []
+            #expect(hooks.count == 1 && hooks.allSatisfy(isAlive), "the during-step hook runs: \(hooks)")
             let signalled = ContinuousClock.now
             controller.signal(SIGTERM)
             var restoredAfter: Duration?

@@ -53,6 +53,14 @@ import Testing
             let stat = (try? String(contentsOfFile: "/proc/\(server.pid)/stat", encoding: .utf8)) ?? ""
             let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "gone"
             let log = (try? String(contentsOfFile: playground.folder + "/serve.log", encoding: .utf8)) ?? ""
+            if state == "Z" {
+                // Ended by a signal this test never sent, with nothing logged: not a crash (that
+                // prints a backtrace) but a kill from outside, which the caller may run again.
+                let status = await server.wait()
+                if status & 0x7f != 0 {
+                    throw ServerKilledFromOutside(signal: status & 0x7f, log: String(log.suffix(1500)))
+                }
+            }
             Issue.record("the server's state: \(state); its log ends: \(log.suffix(1500))")
             server.signal(SIGTERM)
             _ = await server.wait()
@@ -89,7 +97,26 @@ import Testing
         }
     }
 
+    /// The server ended by a signal nobody in the test sent (full runs here saw it twice, SIGKILL
+    /// or SIGTERM from some other test's cleanup of a recycled pid; open in the closing note).
+    struct ServerKilledFromOutside: Error, CustomStringConvertible {
+        var signal: Int32
+        var log: String
+        var description: String { "the server was ended by signal \(signal) from outside the test; its log: \(log)" }
+    }
+
     @Test func healthAnswersWhileMoreSlowClientsThanDescriptorsHoldConnections() async throws {
+        for attempt in 1...2 {
+            do {
+                try await floodAndAskForHealth()
+                return
+            } catch let killed as ServerKilledFromOutside where attempt == 1 {
+                print("ServerLimitsTests: \(killed.description.prefix(200)); once more")
+            }
+        }
+    }
+
+    func floodAndAskForHealth() async throws {
         let clients = 1_500
         try #require(raiseOwnDescriptorLimit(to: clients + 200), "the test needs \(clients + 200) descriptors")
         try await withLoopbackPortsToItself {

@@ -29,7 +29,9 @@ import Testing
         let path = folder + "/control.sock"
         #expect(SocketHolders.processes(holdingUnixSocketAt: path) == [], "nothing bound yet")
 
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a child another test spawns meanwhile must not keep it open (twice it
+        // did, and was found holding the socket after it was closed here).
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         try #require(descriptor >= 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
