@@ -79,7 +79,7 @@ extension ReleaseController {
             }
             release = (live.releaseID, live.modelSHA256)
         }
-        return try appendPolicyChange(
+        return try await appendPolicyChange(
             .pin, .init(release: release.id, modelSHA256: release.model, reason: reason),
             "pinned release \(release.id): no release replaces it until `orchestrate unpin`")
     }
@@ -91,7 +91,7 @@ extension ReleaseController {
         guard let pin = try history.policyState().pin else {
             throw OrchestratorError(.invalidInput, "no release is pinned in \(history.path): nothing to unpin")
         }
-        return try appendPolicyChange(
+        return try await appendPolicyChange(
             .unpin, .init(release: pin.release, modelSHA256: pin.modelSHA256, reason: reason),
             "unpinned release \(pin.release)")
     }
@@ -125,7 +125,7 @@ extension ReleaseController {
             )
         }
         let live = try? store.live()
-        let record = try appendPolicyChange(
+        let record = try await appendPolicyChange(
             .markBad, .init(release: model.release, modelSHA256: model.sha256, reason: reason),
             "marked model \(model.sha256.prefix(12)) bad: it is never deployed again")
         if live?.modelSHA256 == model.sha256 {
@@ -137,17 +137,10 @@ extension ReleaseController {
 
     private func appendPolicyChange(
         _ action: ReleaseAction, _ change: ReleaseRecord.PolicyChange, _ message: String
-    ) throws -> ReleaseRecord {
-        var record = ReleaseRecord(
-            releaseID: RunIdentity.releaseID(), startedOn: Date(), finishedOn: nil,
-            invocation: .init(
-                trigger: options.trigger, user: RunIdentity.user, host: RunIdentity.host, command: options.command),
-            builder: .init(id: "orchestrate", version: RunIdentity.version),
-            source: .init(gitCommit: nil, gitDirty: nil),
-            pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256),
-            overrides: [], dryRun: false, stages: [], model: nil, outcome: .succeeded)
-        record.action = action
+    ) async throws -> ReleaseRecord {
+        var record = await newRecord(releaseID: RunIdentity.releaseID(), action: action)
         record.policyChange = change
+        record.outcome = .succeeded
         record.finishedOn = Date()
         let written = try history.append(record)
         progress(message)
