@@ -61,7 +61,9 @@ import Testing
                     throw ServerKilledFromOutside(signal: status & 0x7f, log: String(log.suffix(1500)))
                 }
             }
-            Issue.record("the server's state: \(state); its log ends: \(log.suffix(1500))")
+            // One line: the CI log repeats only the first line of each failure.
+            let logTail = log.suffix(1500).replacingOccurrences(of: "\n", with: " | ")
+            Issue.record("the server's state: \(state); its log ends: \(logTail)")
             server.signal(SIGTERM)
             _ = await server.wait()
             throw error
@@ -143,17 +145,30 @@ import Testing
                 }
                 // The slow clients hold their connections for the 30 s header timeout: a server
                 // starved by them takes no connection before it. One that makes room takes the
-                // kernel's queue (most closed at once) and answers health well within it: 20 s, a
-                // bound the loaded 2-core CI machine meets (1 s once did not, nor 5 s with a full
-                // accept queue, whose dropped SYNs are sent again only after 1, 3 and 7 s).
+                // kernel's queue (most closed at once) and answers health well within it. Health is
+                // asked again while there is time (each ask bounded by 5 s): on the loaded 2-core CI
+                // machine one ask once got no answer within 10 s (and 1 s, or 5 s with a full accept
+                // queue, whose dropped SYNs are sent again only after 1, 3 and 7 s, were missed).
                 let start = ContinuousClock.now
                 for _ in 0..<150 where acceptQueueLength(port: port) ?? 0 > 0 {
                     try await Task.sleep(for: .milliseconds(100))
                 }
-                let health = try await HTTPClient.get(
-                    "http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(10))
-                #expect(health.status == 200)
-                #expect(ContinuousClock.now - start < .seconds(20))
+                let healthBound = start + .seconds(25)
+                var attempts: [String] = []
+                var health: HTTPClient.Response?
+                while health == nil && ContinuousClock.now < healthBound {
+                    do {
+                        health = try await HTTPClient.get(
+                            "http://127.0.0.1:\(port)/health", limit: .forTests, timeout: .seconds(5))
+                    } catch {
+                        attempts.append(
+                            "at \(ContinuousClock.now - start): \(error); accept queue "
+                                + "\(acceptQueueLength(port: port).map(String.init) ?? "gone")")
+                    }
+                }
+                let answered = try #require(
+                    health, "no health answer within 25 s of the flood: \(attempts.joined(separator: "; "))")
+                #expect(answered.status == 200)
                 let metrics = try await HTTPClient.get(
                     "http://127.0.0.1:\(port)/metrics", limit: .forTests, timeout: .seconds(10))
                 #expect(metrics.status == 200)

@@ -206,10 +206,8 @@ public struct ChildProcessError: Error {
     public var message: String
 }
 
-/// Tests that use up loopback ports or need one back run one at a time: librdkafka's mock broker,
-/// set down and up again, listens again on the port it had and aborts the whole process when a
-/// connection has taken it meanwhile; a flood of a thousand connections takes ephemeral ports by
-/// the thousand.
+/// Tests that use up loopback ports run one at a time: a flood of hundreds of connections takes
+/// ephemeral ports by the hundred.
 public func withLoopbackPortsToItself<T>(_ body: () async throws -> T) async throws -> T {
     await LoopbackPortsLock.shared.acquire()
     do {

@@ -48,12 +48,13 @@ public final class KafkaMockCluster: @unchecked Sendable {
         rd_kafka_mock_partition_set_leader(cluster, topic, Int32(partition), Int32(broker))
     }
 
-    /// Takes a broker away for good: its connections are closed and new ones refused. There is no
-    /// way back on purpose: librdkafka listens on the same port again when a broker comes back and
-    /// aborts the whole process when anything took the port meanwhile; a test moves the broker's
-    /// partitions to another leader instead.
-    public func takeDown(broker: Int) {
-        rd_kafka_mock_broker_set_down(cluster, Int32(broker))
+    /// Makes a broker stop answering for good: its connections stay open and every request waits
+    /// (ten minutes, longer than any test). Not `rd_kafka_mock_broker_set_down`: librdkafka 2.0
+    /// closes the downed broker's listening socket and binds its port again at once, and aborts
+    /// the whole test process when another test's server took the port in between (seen on CI).
+    /// A broker that never answers is the harder case for a reader anyway.
+    public func stopAnswering(broker: Int) {
+        setRoundTrip(broker: broker, milliseconds: 600_000)
     }
 
     /// Delays every answer of `broker` by `milliseconds`.
