@@ -266,7 +266,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "CRdKafka", "RecEngine", "RecEngineContract", "Provenance",
+                "CProcessDescriptors", "CRdKafka", "RecEngine", "RecEngineContract", "Provenance",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -1,5 +1,7 @@
+import CProcessDescriptors
 public import Foundation
 import Subprocess
+import Synchronization
 
 #if canImport(System)
     import System
@@ -27,14 +29,51 @@ public func runCommand(
 }
 
 /// A long-running child started with posix_spawn, stopped and reaped explicitly.
+///
+/// No signal reaches its pid (or its process group) once it has been reaped: by then the number
+/// may name another process. pid_max is 32768 here, and tests that signalled a child reaped a
+/// moment earlier were the likeliest sender of the signals that ended other tests' servers.
 public struct ChildProcess: Sendable {
     public let pid: Int32
     /// Where `PeakMemoryLauncher` writes the child's peak resident memory (KiB) when it ends.
     let peakMemoryFile: String?
+    /// The wait status once the child has been reaped; signals are sent under this lock.
+    private let reaped: Reaped
+
+    private final class Reaped: Sendable {
+        let status = Mutex<Int32?>(nil)
+    }
 
     init(pid: Int32, peakMemoryFile: String? = nil) {
         self.pid = pid
         self.peakMemoryFile = peakMemoryFile
+        self.reaped = Reaped()
+    }
+
+    /// Whether the child has ended (it may still be a zombie, whose pid no other process can take).
+    private var hasEnded: Bool {
+        if reaped.status.withLock({ $0 != nil }) { return true }
+        var info = siginfo_t()
+        let result = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+        return result != 0 || info._sifields._sigchld.si_pid == pid
+    }
+
+    /// Reaps the child, which has ended or is about to, and returns its wait status.
+    private func reap() -> Int32 {
+        reaped.status.withLock { reaped in
+            if let reaped { return reaped }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            reaped = status
+            return status
+        }
+    }
+
+    /// Sends `signal` to the child, or with `group` to its process group, unless it has been reaped.
+    private func send(_ signal: Int32, group: Bool = false) {
+        reaped.status.withLock { reaped in
+            if reaped == nil { kill(group ? -pid : pid, signal) }
+        }
     }
 
     /// - Parameters:
@@ -79,6 +118,9 @@ public struct ChildProcess: Sendable {
         } else {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // Nothing else of the test process: a socket or pipe another test holds must close when
+        // that test closes it, not when this child ends.
+        _ = process_spawn_close_from(&actions, 3)
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
@@ -96,29 +138,23 @@ public struct ChildProcess: Sendable {
     }
 
     public func signal(_ signal: Int32) {
-        kill(pid, signal)
+        send(signal)
     }
 
     /// Stops a child started with `ownProcessGroup` and everything in its group: SIGTERM, up to
     /// `grace` for the child to exit, then SIGKILL to whatever of the group is left (workers
     /// of a server that did not wait for them), and the child reaped. Killing only the child
-    /// would leave its workers running, re-parented to init, on the child's ports.
+    /// would leave its workers running, re-parented to init, on the child's ports. The child is
+    /// reaped last: until then its pid, the group's id, cannot name another process.
     public func stopProcessGroup(grace: Duration = .seconds(5)) {
-        kill(-pid, SIGTERM)
+        send(SIGTERM, group: true)
         let clock = ContinuousClock()
         let end = clock.now + grace
-        var status: Int32 = 0
-        var reaped = false
-        while clock.now < end {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid || (result < 0 && errno != EINTR) {
-                reaped = true
-                break
-            }
+        while clock.now < end && !hasEnded {
             usleep(20_000)
         }
-        kill(-pid, SIGKILL)
-        if !reaped { waitpid(pid, &status, 0) }
+        send(SIGKILL, group: true)
+        _ = reap()
     }
 
     /// Waits for the child to exit; returns its wait status and its peak resident memory in bytes
@@ -143,9 +179,9 @@ public struct ChildProcess: Sendable {
     /// Waits for the child to exit, without blocking the cooperative pool.
     public func wait() async -> Int32 {
         await onOwnThread {
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            return status
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+            return reap()
         }
     }
 }
@@ -167,17 +203,15 @@ extension ChildProcess {
         await onOwnThread {
             let clock = ContinuousClock()
             let end = clock.now + deadline
-            var status: Int32 = 0
             var killed = false
-            while true {
-                let reaped = waitpid(pid, &status, WNOHANG)
-                if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+            while !hasEnded {
                 if clock.now >= end && !killed {
-                    kill(pid, SIGKILL)
+                    send(SIGKILL)
                     killed = true
                 }
                 usleep(20_000)
             }
+            let status = reap()
             let signalled = status & 0x7f != 0
             return Exit(
                 code: signalled ? nil : (status >> 8) & 0xff, peakMemory: measuredPeakMemory(), killedAtDeadline: killed
