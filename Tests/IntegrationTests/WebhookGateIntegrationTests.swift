@@ -97,7 +97,7 @@ import Traffic
 
             let status = try await orchestrate(["status", pipeline])
             #expect(status.stdout.contains("waiting for confirm-promotion approve-100"), "\(status.stdout)")
-            let approve = try await orchestrate(["approve", pipeline])
+            let approve = try await orchestrate(["approve", pipeline, "--by", "carol"])
             #expect(approve.status == 0, "\(approve.stderr)")
             #expect(approve.stdout.contains("approve requested"), "\(approve.stdout)")
             let exit = await controller.wait()
@@ -109,7 +109,12 @@ import Traffic
             #expect(last.outcome == .succeeded && last.releaseID != first.releaseID)
             let events = last.rollout?.events.filter { $0.kind == .webhook }.map(\.detail) ?? []
             #expect(events.contains { $0.hasPrefix("confirm-promotion approve-100: unreachable") }, "\(events)")
-            #expect(events.last == "confirm-promotion approve-100: approved by hand (orchestrate approve)")
+            #expect(events.last == "confirm-promotion approve-100: approved by hand by carol (orchestrate approve)")
+            let answer = try #require(last.rollout?.gateAnswers?.last, "the record's table of answers")
+            #expect(
+                [answer.gate, answer.point, answer.answer, answer.by] == [
+                    "confirm-promotion approve-100", "before the promotion", "approved (orchestrate approve)", "carol",
+                ])
             #expect(!events.joined().contains(nobody), "the URL is a secret")
         }
     }

@@ -64,6 +64,8 @@ extension RolloutMachine {
 
         /// `orchestrate abort`, `approve`, `promote` or `promote --full`.
         case control(ControlRequest)
+        /// Who made the request that follows (`orchestrate approve --by`, `$USER` by default).
+        case requestedBy(String)
         /// SIGTERM or SIGINT.
         case signal(Int32)
         case timer(Timer)
