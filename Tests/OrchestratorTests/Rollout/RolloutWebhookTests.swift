@@ -124,6 +124,15 @@ import Testing
                 ])
     }
 
+    @Test func aRequestThatDoesNotSayWhoIsNeverGivenAnEarlierRequestersName() async throws {
+        let harness = RolloutHarness(plan: Self.plan([Self.gate(.confirmPromotion, "go")]))
+        await Self.reachPromotion(harness)
+        await harness.send(.requestedBy("alice"))  // a request of hers, taken earlier
+        await harness.send([.requestedBy(nil), .control(.approve)])
+        #expect(harness.phaseName == "draining")
+        #expect(harness.journal.state.get().gateAnswers.map(\.by) == ["unknown"])
+    }
+
     @Test func anAbortWhileWaitingRollsBack() async throws {
         let harness = RolloutHarness(plan: Self.plan([Self.gate(.confirmPromotion)]))
         await Self.reachPromotion(harness)

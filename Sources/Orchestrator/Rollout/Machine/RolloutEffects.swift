@@ -152,8 +152,7 @@ struct RolloutEffects: Sendable {
         var events: [Event] = []
         if let signal = ports.control.signal { events.append(.signal(signal)) }
         if let (request, by) = ports.control.takeAttributedRequest() {
-            if let by { events.append(.requestedBy(by)) }
-            events.append(.control(request))
+            events += [.requestedBy(by), .control(request)]
         }
         events.append(saveFailure.map { .journalSaveFailed($0) } ?? .saved)
         return events

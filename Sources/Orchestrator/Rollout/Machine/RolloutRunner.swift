@@ -47,7 +47,7 @@ struct RolloutRunner: Sendable {
             while !Task.isCancelled {
                 requests.run {
                     if let (request, by) = control.takeAttributedRequest() {
-                        if let by { continuation.yield(.requestedBy(by)) }
+                        continuation.yield(.requestedBy(by))
                         continuation.yield(.control(request))
                     }
                 }
