@@ -59,6 +59,11 @@ public enum NotifyEvent: String, Sendable, Codable, CaseIterable {
     case recovered
     /// The run failed before any traffic moved (a stage, its gate, the deploy).
     case failed
+    /// A confirm webhook gate did not answer yes: the rollout waits for it (with the command that
+    /// answers it by hand).
+    case gateWaiting = "gate_waiting"
+    /// A confirm webhook gate the rollout waited for was answered (by its receiver, or by whom).
+    case gateAnswered = "gate_answered"
 }
 
 /// `metrics:`: the controller's own state pushed to a Prometheus Pushgateway while it runs.

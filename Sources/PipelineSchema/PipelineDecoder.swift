@@ -87,10 +87,11 @@ struct PipelineDecoder {
         let fromEnv = stages.flatMap {
             $0.env.filter { secrets.contains($0.key) || Redaction.isSecretName($0.key) }.map(\.value)
         }
-        // A webhook's URL and header values are secrets whatever their variables are named.
+        // A notification's URL and header values are secrets whatever their variables are named;
+        // a webhook gate's user info and query are (the plan shows the rest of its URL).
         let fromWebhooks =
             (notify?.webhooks.flatMap { [$0.url] + $0.headers.values } ?? [])
-            + webhooks.flatMap { [$0.url] + ($0.secret.map { [$0] } ?? []) }
+            + webhooks.flatMap { $0.secretURLParts + ($0.secret.map { [$0] } ?? []) }
         pipeline.redaction = Redaction(values: fromVariables + fromEnv + fromWebhooks)
         if traffic != nil {
             checkNginxFolder(Pipeline.nginxFolder(inStateFolder: pipeline.stateFolder), at: map["history"] ?? root)

@@ -1,3 +1,5 @@
+import Foundation
+import OrchestratorSupport
 public import StrictYAML
 
 /// `webhooks:`: gates a receiver answers, at the points Flagger defines. A 2xx answer is a yes;
@@ -45,7 +47,9 @@ public struct WebhookGate: Sendable, Equatable {
 
     public var name: String
     public var kind: Kind
-    /// A secret: never written to the history, a plan or a log.
+    /// Its user info and query are secrets (never written to the history, a plan or a log); the
+    /// rest is shown (`displayURL`). A URL taken from a variable listed in `secrets:` (or named
+    /// like a secret) is hidden whole.
     public var url: String
     /// Each attempt's time limit (default 10 s).
     public var timeout: PipelineDuration
@@ -77,4 +81,41 @@ public struct WebhookGate: Sendable, Equatable {
 
     /// "confirm-promotion approve-100".
     public var label: String { "\(kind.rawValue) \(name)" }
+
+    /// The URL as the plan shows it: its user info and every query value replaced by
+    /// `[redacted]` (`https://[redacted]@gate.example/approve?token=[redacted]`).
+    public var displayURL: String {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            let host = components.percentEncodedHost
+        else { return "[redacted]" }
+        var text = scheme + "://"
+        if components.percentEncodedUser != nil || components.percentEncodedPassword != nil { text += "[redacted]@" }
+        text += host + (components.port.map { ":\($0)" } ?? "") + components.percentEncodedPath
+        if let items = components.percentEncodedQueryItems, !items.isEmpty {
+            text += "?" + items.map { $0.value == nil ? $0.name : "\($0.name)=[redacted]" }.joined(separator: "&")
+        }
+        return text
+    }
+
+    /// The parts of the URL that are secrets, as written: its user info (not a user name alone beside
+    /// a password), its password, its query
+    /// and fragment whole, and the value of each query item named like a secret (`token`,
+    /// `api_key`, `password`, `sig`, `auth`...).
+    public var secretURLParts: [String] {
+        guard let components = URLComponents(string: url) else { return [url] }
+        let user = components.percentEncodedUser
+        let password = components.percentEncodedPassword
+        let named = (components.percentEncodedQueryItems ?? []).filter { item in
+            let name = item.name.lowercased()
+            return Redaction.isSecretName(name)
+                || ["sig", "auth", "code", "pass", "credential"].contains {
+                    name.contains($0)
+                }
+        }.compactMap(\.value)
+        // A user alone is a token (`https://TOKEN@host`); beside a password, the password is the secret.
+        return
+            ([user.map { user in password.map { "\(user):\($0)" } ?? user }, password] + named.map(Optional.some)
+            + [components.percentEncodedQuery, components.percentEncodedFragment])
+            .compactMap { $0 }.filter { !$0.isEmpty }
+    }
 }

@@ -182,9 +182,10 @@ struct AbortCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var source: PipelineArgument
+    @OptionGroup var requester: Requester
 
     func run() async throws {
-        let run = try source.controller().request(.abort)
+        let run = try source.controller().request(.abort, by: requester.name)
         print(
             "abort requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)"
         )
@@ -199,9 +200,10 @@ struct PromoteCommand: AsyncParsableCommand {
     @OptionGroup var source: PipelineArgument
     @Flag(help: "Skip the remaining steps: all traffic to the new colour once the current step's gates pass.")
     var full = false
+    @OptionGroup var requester: Requester
 
     func run() async throws {
-        let run = try source.controller().request(full ? .promoteFull : .promote)
+        let run = try source.controller().request(full ? .promoteFull : .promote, by: requester.name)
         print(
             "\(full ? "promote --full" : "promote") requested for release \(run.releaseID) (controller pid \(run.pid), \(run.phase.rawValue) at \(run.weight)%)"
         )
@@ -216,12 +218,25 @@ struct ApproveCommand: AsyncParsableCommand {
         discussion: "Exits 1 when no rollout is in progress or it waits for no gate; `promote` answers a gate too.")
 
     @OptionGroup var source: PipelineArgument
+    @OptionGroup var requester: Requester
 
     func run() async throws {
-        let run = try source.controller().request(.approve)
+        let run = try source.controller().request(.approve, by: requester.name)
         print(
             "approve requested for release \(run.releaseID) (controller pid \(run.pid), \(run.waiting ?? run.phase.rawValue) at \(run.weight)%)"
         )
+    }
+}
+
+/// Who asks the rollout in progress: recorded and told when the request answers a webhook gate.
+struct Requester: ParsableArguments {
+    @Option(help: "Who answers (recorded in the release and told to notify: receivers); default $USER.")
+    var by: String?
+
+    var name: String {
+        if let by, !by.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return by }
+        if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+        return "uid \(getuid())"
     }
 }
 

@@ -97,7 +97,7 @@ import Traffic
 
             let status = try await orchestrate(["status", pipeline])
             #expect(status.stdout.contains("waiting for confirm-promotion approve-100"), "\(status.stdout)")
-            let approve = try await orchestrate(["approve", pipeline])
+            let approve = try await orchestrate(["approve", pipeline, "--by", "carol"])
             #expect(approve.status == 0, "\(approve.stderr)")
             #expect(approve.stdout.contains("approve requested"), "\(approve.stdout)")
             let exit = await controller.wait()
@@ -109,8 +109,51 @@ import Traffic
             #expect(last.outcome == .succeeded && last.releaseID != first.releaseID)
             let events = last.rollout?.events.filter { $0.kind == .webhook }.map(\.detail) ?? []
             #expect(events.contains { $0.hasPrefix("confirm-promotion approve-100: unreachable") }, "\(events)")
-            #expect(events.last == "confirm-promotion approve-100: approved by hand (orchestrate approve)")
+            #expect(events.last == "confirm-promotion approve-100: approved by hand by carol (orchestrate approve)")
+            let answer = try #require(last.rollout?.gateAnswers?.last, "the record's table of answers")
+            #expect(
+                [answer.gate, answer.point, answer.answer, answer.by] == [
+                    "confirm-promotion approve-100", "before the promotion", "approved (orchestrate approve)", "carol",
+                ])
             #expect(!events.joined().contains(nobody), "the URL is a secret")
+        }
+    }
+
+    /// A controller killed while a confirm gate waits leaves traffic at 100 % on a colour nobody
+    /// promoted: `orchestrate recover` puts it back on the live colour and the record says which
+    /// gate was waiting.
+    @Test func aControllerKilledWhileAGateWaitsIsConvergedByRecover() async throws {
+        try await Playground.with { playground in
+            try playground.writePipeline(gates: Self.gate, steps: "[50, 100]", wait: "1s")
+            let first = try await playground.run(RunOptions(noStagedShift: true))
+            try #require(first.outcome == .succeeded, "the first release: \(first.failure ?? "")")
+            let live = try #require(first.deployment?.color)
+            try playground.writePipeline(
+                gates: Self.gate, steps: "[50, 100]", wait: "1s",
+                extra: Self.webhook("approve-100", "confirm-promotion", "http://127.0.0.1:\(try freePort())"))
+            let controller = try await playground.startController(
+                until: .shifting, environment: ["EPOCHS": "12"], where: { $0.waiting != nil })
+            controller.signal(SIGKILL)
+            _ = await controller.wait()
+            let state = StateStore(folder: playground.statePath)
+            let interrupted = try #require(try state.run())
+            let target = try #require(interrupted.target)
+            #expect(await playground.nginx.currentSplit()?.weight(of: target) == 100, "nobody promoted it")
+
+            let recover = try await orchestrate(["recover", playground.pipelinePath])
+            #expect(recover.status == 0, "\(recover.stdout)\(recover.stderr)")
+            #expect(await playground.nginx.currentSplit()?.backends.map(\.color) == [live], "traffic back on \(live)")
+            #expect(try state.live()?.releaseID == first.releaseID)
+            #expect(try state.run() == nil)
+            let record = try #require(
+                try ReleaseHistory(path: playground.historyPath).records().first {
+                    $0.releaseID == interrupted.releaseID
+                })
+            #expect(record.outcome == .rolledBack)
+            #expect(
+                record.failure?.contains("interrupted while shifting (waiting for confirm-promotion approve-100)")
+                    == true, "\(record.failure ?? "")")
+            #expect(record.rollout?.events.contains { $0.kind == .recover } == true)
         }
     }
 

@@ -114,7 +114,10 @@ import Testing
         let redaction = Redaction(values: webhooks.map(\.url))
         let outbox = Outbox(destinations: destinations, redaction: redaction, warn: { warnings.append($0) })
         return (
-            outbox, WebhookNotifier(spec: spec, outbox: outbox, pipeline: "demo", service: "svc", redaction: redaction)
+            outbox,
+            WebhookNotifier(
+                spec: spec, outbox: outbox, pipeline: "demo", service: "svc", redaction: redaction,
+                approve: "orchestrate approve pipelines/demo.yml")
         )
     }
 
@@ -169,6 +172,46 @@ import Testing
             let slackBody = String(decoding: try #require(received.first { $0.path == "/slack" }).body, as: UTF8.self)
             #expect(slackBody.contains("`error-rate` 0.3100 (<= 0.05): failure"), "\(slackBody)")
             #expect(received.filter { $0.path == "/slack" }.count == 1, "slack chose gate_failed only")
+            #expect(warnings.lines.isEmpty, "\(warnings.lines)")
+        }
+    }
+
+    @Test func aWaitingGateIsToldWithTheCommandThatAnswersItAndItsAnswerWithWhoGaveIt() async throws {
+        try await WebhookReceiver.with { receiver in
+            let warnings = LineCollector()
+            let (outbox, notifier) = Self.notifier(
+                [
+                    .init(name: "json", format: .json, url: receiver.url + "/generic"),
+                    .init(name: "slack", format: .slack, url: receiver.url + "/slack", events: [.gateWaiting]),
+                ], warnings: warnings)
+            try await outbox.delivering {
+                notifier.observe(
+                    RunEvent(
+                        releaseID: "rel-1", at: Date(),
+                        kind: .gateWaiting(
+                            gate: "confirm-traffic-increase more", point: "before step 2", step: 2, weight: 25)))
+                notifier.observe(
+                    RunEvent(
+                        releaseID: "rel-1", at: Date(),
+                        kind: .gateAnswered(
+                            gate: "confirm-traffic-increase more", point: "before step 2", step: 2,
+                            answer: "approved (orchestrate approve)", by: "alice")))
+            }
+            let received = receiver.requests
+            let generic = received.filter { $0.path == "/generic" }.compactMap(\.json)
+            #expect(generic.map { $0["event"] as? String } == ["gate_waiting", "gate_answered"])
+            let waiting = try #require(generic.first)
+            #expect(waiting["gate"] as? String == "confirm-traffic-increase more" && waiting["step"] as? Int == 2)
+            #expect(waiting["command"] as? String == "orchestrate approve pipelines/demo.yml")
+            #expect((waiting["summary"] as? String)?.contains("`orchestrate approve pipelines/demo.yml`") == true)
+            let answered = try #require(generic.last)
+            #expect(
+                answered["by"] as? String == "alice"
+                    && answered["answer"] as? String == "approved (orchestrate approve)")
+            let slack = try #require(received.first { $0.path == "/slack" }?.json)
+            #expect(
+                (slack["text"] as? String)?.contains("waits for confirm-traffic-increase more before step 2") == true)
+            #expect(received.filter { $0.path == "/slack" }.count == 1, "slack chose gate_waiting only")
             #expect(warnings.lines.isEmpty, "\(warnings.lines)")
         }
     }

@@ -52,4 +52,23 @@ import Testing
         release.action = .release
         #expect(ReleasePolicyState(newestFirst: [release]) == ReleasePolicyState())
     }
+
+    /// Reading the state walks the whole history: a foreign line, a line that is not JSON and a
+    /// torn last line (a crash mid-append) are passed over, the pin and the marks still count.
+    @Test func aTornOrForeignLineDoesNotHideThePinOrTheMarks() async throws {
+        try await withTemporaryDirectory { folder in
+            let history = ReleaseHistory(path: folder + "/h.jsonl")
+            try history.append(Self.change("r1", .pin, release: "rel-1", reason: "freeze"))
+            try history.append(Self.change("r2", .markBad, model: "aaa", reason: "stale ids"))
+            let lines = try String(contentsOfFile: history.path, encoding: .utf8).split(separator: "\n")
+            try #require(lines.count == 2)
+            let text =
+                "\(lines[0])\n{\"user\":\"x\"}\nnot json at all\n\(lines[1])\n{\"release_id\":\"rel-torn\",\"sche"
+            try text.write(toFile: history.path, atomically: true, encoding: .utf8)
+
+            let state = try history.policyState()
+            #expect(state.pin?.release == "rel-1" && state.pin?.reason == "freeze")
+            #expect(state.badModels.map(\.modelSHA256) == ["aaa"])
+        }
+    }
 }

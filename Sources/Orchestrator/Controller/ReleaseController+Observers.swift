@@ -1,5 +1,6 @@
 import Foundation
 import PipelineSchema
+import Provenance
 
 extension ReleaseController {
     /// Runs `body` with the pipeline's observers (`notify:` webhooks, the `metrics:` Pushgateway)
@@ -18,7 +19,8 @@ extension ReleaseController {
             observers.append(
                 WebhookNotifier(
                     spec: notify, outbox: outbox, pipeline: pipeline.name,
-                    service: pipeline.deploy?.service ?? pipeline.name, redaction: pipeline.redaction))
+                    service: pipeline.deploy?.service ?? pipeline.name, redaction: pipeline.redaction,
+                    approve: "orchestrate approve \(shellQuoted([pipeline.file]))"))
         }
         if let metrics = pipeline.metrics {
             observers.append(

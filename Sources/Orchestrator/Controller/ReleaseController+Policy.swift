@@ -24,9 +24,9 @@ extension ReleaseController {
     }
 
     /// The release policy as the plan shows it; nil when the pipeline has no windows and no
-    /// release is pinned nor model marked bad.
-    func plannedPolicy(now: Date) throws -> RunPlan.PlannedPolicy? {
-        let state = try history.policyState()
+    /// release is pinned nor model marked bad. `state`: the history's, when already read.
+    func plannedPolicy(now: Date, state: ReleasePolicyState? = nil) throws -> RunPlan.PlannedPolicy? {
+        let state = try state ?? history.policyState()
         let policy = pipeline.policy
         guard policy != nil || state.pin != nil || !state.badModels.isEmpty else { return nil }
         let open = policy?.isOpen(at: now) ?? true

@@ -125,14 +125,15 @@ extension ReleaseController {
         }
         progress("release \(releaseID) of \(pipeline.name) (\(pipeline.file))")
         var record = await newRecord(releaseID: releaseID, action: .release)
+        // The pin and the bad marks, read once: under the lock no policy change is appended.
+        var policyState = ReleasePolicyState()
 
         // Before any change: what the run needs is there, and the recorded state is what serves.
         do {
             try Planner(pipeline: pipeline, options: options, records: [], runtime: nil).checkSkips()
+            policyState = try history.policyState()
             // A pin in force, or outside the release windows: refused before the stages, recorded.
-            if deployment != nil,
-                let refusal = Self.refusal(policy: pipeline.policy, state: try history.policyState(), now: Date())
-            {
+            if deployment != nil, let refusal = Self.refusal(policy: pipeline.policy, state: policyState, now: Date()) {
                 throw refusal
             }
             if let deployment {
@@ -172,7 +173,7 @@ extension ReleaseController {
             measuredRate: await measuredRate()
         )
         .plan(releaseID: releaseID, live: live, recovery: nil)
-        plan.policy = try plannedPolicy(now: Date())
+        plan.policy = try plannedPolicy(now: Date(), state: policyState)
         record.plan = plan
         let journal = RunJournal(
             store: store,
@@ -206,7 +207,7 @@ extension ReleaseController {
         // A model marked bad is never deployed again, however it was trained.
         if outcome == .succeeded, deployment != nil, let digest = await journal.record.model?.sha256,
             let refusal = Self.badModelRefusal(
-                digest, state: try history.policyState(), action: "it was not deployed; nothing was changed")
+                digest, state: policyState, action: "it was not deployed; nothing was changed")
         {
             outcome = .failed
             failure = refusal.message

@@ -115,10 +115,11 @@ public struct ReleaseController: Sendable {
 
     // MARK: Requests to a run in progress
 
-    /// Asks the rollout in progress (another process) to abort or promote; returns its state.
+    /// Asks the rollout in progress (another process) to abort, approve or promote, saying who
+    /// asks (`by`: recorded and told when it answers a webhook gate); returns its state.
     ///
     /// - Throws: `.stageFailed` (exit 1) when no rollout is in progress.
-    public func request(_ control: ControlRequest) throws -> RunState {
+    public func request(_ control: ControlRequest, by: String? = nil) throws -> RunState {
         guard let run = try store.run(), kill(run.pid, 0) == 0, run.phase != .stages else {
             throw OrchestratorError(
                 .stageFailed, "no rollout is in progress for \(pipeline.deploy?.service ?? pipeline.name)",
@@ -130,7 +131,7 @@ public struct ReleaseController: Sendable {
                 "release \(run.releaseID) waits for no webhook gate (\(run.phase.rawValue) at \(run.weight)%)",
                 hint: "orchestrate status --watch shows what it waits for; promote ends a step's wait")
         }
-        try store.request(control)
+        try store.request(control, by: by)
         return run
     }
 

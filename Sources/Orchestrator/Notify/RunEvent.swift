@@ -17,6 +17,10 @@ struct RunEvent: Sendable {
         case gateFailed(weight: Int, failure: String, measurements: [GateMeasurement])
         case rolledBack(reason: String, interrupted: Bool)
         case promoted(color: String, modelVersion: String)
+        /// A confirm gate did not answer yes: the rollout waits (`point`: "before step 2").
+        case gateWaiting(gate: String, point: String, step: Int?, weight: Int)
+        /// A confirm gate the rollout waited for was answered, by its receiver or by hand (`by`).
+        case gateAnswered(gate: String, point: String, step: Int?, answer: String, by: String)
         /// A run a killed controller left behind was converged; its record.
         case recovered(ReleaseRecord)
         /// The run's record was appended to the history.

@@ -13,10 +13,16 @@ final class WebhookNotifier: RunObserver {
     let pipeline: String
     let service: String
     let redaction: Redaction
+    /// The command that answers a waiting gate by hand (`orchestrate approve PIPELINE`).
+    let approve: String
     /// The rollout's colours and weight as last reported, for the messages.
     private let state = Mutex<RunState?>(nil)
 
-    init(spec: NotifySpec, outbox: Outbox, pipeline: String, service: String, redaction: Redaction) {
+    init(
+        spec: NotifySpec, outbox: Outbox, pipeline: String, service: String, redaction: Redaction,
+        approve: String = "orchestrate approve"
+    ) {
+        self.approve = approve
         self.spec = spec
         self.outbox = outbox
         self.pipeline = pipeline
@@ -83,6 +89,14 @@ final class WebhookNotifier: RunObserver {
         var reason: String?
         var outcome: String?
         var modelVersion: String?
+        /// A webhook gate waited for or answered ("confirm-promotion approve-100"), where it acts
+        /// ("before step 2"), its answer and who gave it (`receiver`, or a person).
+        var gate: String?
+        var point: String?
+        var answer: String?
+        var by: String?
+        /// The command that answers a waiting gate by hand.
+        var command: String?
 
         struct Measurement: Encodable {
             var gate: String
@@ -95,7 +109,7 @@ final class WebhookNotifier: RunObserver {
 
         enum CodingKeys: String, CodingKey {
             case event, pipeline, service, release, at, summary, target, live, weight, step, steps, measurements,
-                reason, outcome
+                reason, outcome, gate, point, answer, by, command
             case modelVersion = "model_version"
         }
     }
@@ -154,6 +168,23 @@ final class WebhookNotifier: RunObserver {
             message.outcome = record.outcome.rawValue
             message.reason = record.failure
             message.summary = "\(name) failed before any traffic moved: \(record.failure ?? "")"
+        case .gateWaiting(let gate, let point, let step, let weight):
+            message.event = .gateWaiting
+            message.gate = gate
+            message.point = point
+            message.step = step
+            message.weight = weight
+            message.command = approve
+            message.summary =
+                "\(name) waits for \(gate) \(point) (\(run?.target ?? "the new colour") at \(weight)%): `\(approve)` answers it"
+        case .gateAnswered(let gate, let point, let step, let answer, let by):
+            message.event = .gateAnswered
+            message.gate = gate
+            message.point = point
+            message.step = step
+            message.answer = answer
+            message.by = by
+            message.summary = "\(name): \(gate) \(point) answered \(answer) by \(by)"
         case .progress, .measured:
             return nil
         }

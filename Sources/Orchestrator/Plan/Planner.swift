@@ -19,13 +19,15 @@ struct Planner {
 
     func plan(releaseID: String, live: LiveRelease?, recovery: RunPlan.PlannedRecovery?) throws -> RunPlan {
         try checkSkips()
-        return RunPlan(
+        var plan = RunPlan(
             releaseID: releaseID, pipeline: .init(name: pipeline.name, path: pipeline.file, sha256: pipeline.sha256),
             history: pipeline.history,
             overrides: options.overrides, recovery: recovery, stages: try stages(),
             rollout: try rollout(releaseID: releaseID, live: live),
             traffic: pipeline.traffic, analysis: pipeline.analysis, observers: observers,
             docker: pipeline.deploy?.docker)
+        if !pipeline.webhooks.isEmpty { plan.webhooks = pipeline.webhooks.map(RunPlan.PlannedWebhook.init) }
+        return plan
     }
 
     /// What the plan shows of `notify:` and `metrics:` (nil without either).

@@ -192,12 +192,14 @@ struct Recovery {
                 ended = hadEnded
             }
         }
+        // A webhook gate it waited for is named: nobody answers it any more.
+        let waiting = run?.waiting.map { " (\($0))" } ?? ""
         var recoveryEvents: [RolloutEvent] = [
             RolloutEvent(
                 at: began, kind: .recover,
                 detail: ended
                     ? "recorded by recovery: it had ended (its controller, or an earlier recover, could not append it to the history)"
-                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%"
+                    : "controller pid \(run.map { String($0.pid) } ?? "?") interrupted while \(phase?.rawValue ?? "unknown") at \(run?.weight ?? 0)%\(waiting)"
             )
         ]
         recoveryEvents += notes.map { RolloutEvent(at: began, kind: .recover, detail: $0) }
@@ -217,7 +219,7 @@ struct Recovery {
                 record.deployment = nil
             }
             record.failure =
-                "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase"); the next run converged to \(plan.converged)"
+                "the controller was interrupted while \(phase?.rawValue ?? "in an unknown phase")\(waiting); the next run converged to \(plan.converged)"
             record.finishedOn = Date()
             for index in record.stages.indices where record.stages[index].status == .running {
                 record.stages[index].status = .interrupted

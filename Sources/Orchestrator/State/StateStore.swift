@@ -102,27 +102,43 @@ public struct StateStore: Sendable {
 
     // MARK: Requests from other processes
 
-    public func request(_ control: ControlRequest) throws {
+    /// Leaves `control` for the run in progress, with who asked (`by`, one line of at most 100
+    /// characters) on a second line.
+    public func request(_ control: ControlRequest, by: String? = nil) throws {
+        let who = by.map { String($0.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(100)) }
+        let text = control.rawValue + (who.map { "\nby \($0)" } ?? "")
         do {
-            try AtomicFile.write(Data(control.rawValue.utf8), to: controlPath)
+            try AtomicFile.write(Data(text.utf8), to: controlPath)
         } catch let error as AtomicFileError {
             throw OrchestratorError.writing(error, what: "the request to the run in progress")
         }
     }
 
     /// The pending request, consumed; an unreadable one is dropped (it is not a decision).
-    public func takeControl() -> ControlRequest? {
+    public func takeControl() -> ControlRequest? { takeAttributedControl()?.request }
+
+    /// The pending request and who made it (nil: not said), consumed.
+    public func takeAttributedControl() -> (request: ControlRequest, by: String?)? {
         guard let data = try? AtomicFile.read(controlPath, limit: 1024) else { return nil }
         unlink(controlPath)
-        return ControlRequest(
-            rawValue: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return Self.parseControl(data)
     }
 
     /// The pending request, left in place.
     public func peekControl() -> ControlRequest? {
         guard let data = try? AtomicFile.read(controlPath, limit: 1024) else { return nil }
-        return ControlRequest(
-            rawValue: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return Self.parseControl(data)?.request
+    }
+
+    /// The request file: the request on its first line, `by NAME` on the second (written since
+    /// `approve --by`; a file of one line is a request of nobody said).
+    static func parseControl(_ data: Data) -> (request: ControlRequest, by: String?)? {
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        guard let first = lines.first, let request = ControlRequest(rawValue: first) else { return nil }
+        let by = lines.dropFirst().first { $0.hasPrefix("by ") }.map { String($0.dropFirst(3)) }
+        return (request, by.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     // MARK: Prometheus targets

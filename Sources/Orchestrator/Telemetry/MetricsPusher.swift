@@ -110,7 +110,7 @@ final class MetricsPusher: RunObserver {
                 } else if let live = state.live {
                     state.weights = [live: 100]
                 }
-            case .stepPassed, .gateFailed, .rolledBack:
+            case .stepPassed, .gateFailed, .rolledBack, .gateWaiting, .gateAnswered:
                 return nil
             }
             return state

@@ -276,6 +276,32 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
             }
         }
 
+        /// How a webhook gate was answered (by its receiver, or by hand), in the order answered.
+        public struct GateAnswer: Sendable, Codable, Equatable {
+            /// "confirm-promotion approve-100".
+            public var gate: String
+            /// Where it acted: "before the deploy", "before step 2", "during step 1", "before the promotion".
+            public var point: String
+            /// The traffic step it came before (or during, a rollback webhook), counted from 1; nil
+            /// before the deploy and before the promotion.
+            public var step: Int?
+            /// "yes (HTTP 200)", "approved", "no (HTTP 403): the release failed", ...
+            public var answer: String
+            /// `receiver` (the webhook answered), or who answered by hand (`orchestrate approve --by`,
+            /// `$USER` by default).
+            public var by: String
+            public var at: Date
+
+            package init(gate: String, point: String, step: Int?, answer: String, by: String, at: Date) {
+                self.gate = gate
+                self.point = point
+                self.step = step
+                self.answer = answer
+                self.by = by
+                self.at = at
+            }
+        }
+
         public var live: String?
         public var target: String
         public var mode: String
@@ -283,6 +309,13 @@ public struct ReleaseRecord: Sendable, Codable, Equatable {
         public var events: [RolloutEvent]
         /// The shadow stage before the first step (nil: none ran).
         public var shadow: ShadowComparison? = nil
+        /// The webhook gates' decisive answers (nil: no gate was answered, and records written before).
+        public var gateAnswers: [GateAnswer]? = nil
+
+        enum CodingKeys: String, CodingKey {
+            case live, target, mode, steps, events, shadow
+            case gateAnswers = "gate_answers"
+        }
 
         package init(
             live: String? = nil, target: String, mode: String, steps: [Step], events: [RolloutEvent],

@@ -341,6 +341,52 @@ public struct RunPlan: Sendable, Codable, Equatable {
     public var docker: DockerSpec? = nil
     /// The release policy when planned (windows, a pin, models marked bad); nil when there is none.
     public var policy: PlannedPolicy? = nil
+    /// The webhook gates (`webhooks:`), their URLs with user info and query values redacted; nil
+    /// without any (and in plans written before).
+    public var webhooks: [PlannedWebhook]? = nil
+
+    /// A webhook gate as the plan shows it (never its secret nor its URL's user info or query).
+    public struct PlannedWebhook: Sendable, Codable, Equatable {
+        public var name: String
+        public var kind: WebhookGate.Kind
+        public var url: String
+        public var timeout: PipelineDuration
+        public var retries: Int
+        public var interval: PipelineDuration
+        public var onUnreachable: WebhookGate.OnUnreachable
+        /// Whether its body is signed (`secret`).
+        public var signed: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case name, kind, url, timeout, retries, interval, signed
+            case onUnreachable = "on_unreachable"
+        }
+
+        package init(_ gate: WebhookGate) {
+            name = gate.name
+            kind = gate.kind
+            url = gate.displayURL
+            timeout = gate.timeout
+            retries = gate.retries
+            interval = gate.interval
+            onUnreachable = gate.onUnreachable
+            signed = gate.secret != nil
+        }
+
+        /// "webhook confirm-promotion approve: POST http://gate/approve, timeout 10s, 0 retries, ...".
+        public var line: String {
+            let what: String =
+                switch kind {
+                case .confirmRollout, .confirmTrafficIncrease, .confirmPromotion:
+                    "waits until it answers 2xx (asked every \(interval)) or orchestrate approve answers it"
+                case .preRollout: "a non-2xx answer fails the release"
+                case .rollback: "asked every \(interval) while the step holds; a 2xx answer rolls back"
+                case .postRollout: "told once, best effort"
+                }
+            return "webhook \(kind.rawValue) \(name): POST \(url)\(signed ? " (signed, HMAC-SHA256)" : ""); \(what); "
+                + "timeout \(timeout), \(retries) retries, unreachable: \(onUnreachable.rawValue)"
+        }
+    }
 
     /// The release policy as it stands when the run is planned.
     public struct PlannedPolicy: Sendable, Codable, Equatable {
@@ -390,7 +436,8 @@ public struct RunPlan: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers, docker, policy
+        case pipeline, history, overrides, recovery, stages, rollout, traffic, analysis, observers, docker, policy,
+            webhooks
         case releaseID = "release_id"
     }
 
@@ -473,6 +520,7 @@ extension RunPlan {
         if let rollout {
             lines.append("")
             lines.append("deploy: \(rollout.service) on the \(rollout.runtime) runtime")
+            lines += webhookLines(.confirmRollout, at: "before the deploy")
             lines.append(
                 "  live: "
                     + (rollout.live.map {
@@ -510,11 +558,14 @@ extension RunPlan {
                 }
             }
             let live = rollout.live?.color ?? "none"
+            lines += webhookLines(.preRollout, at: "before any traffic")
             if let shadow = rollout.shadow { lines += Self.describe(shadow, target: rollout.target, live: live) }
-            for step in rollout.steps {
+            for (index, step) in rollout.steps.enumerated() {
+                if index > 0 { lines += webhookLines(.confirmTrafficIncrease, at: "before step \(step.step)") }
                 lines.append(
                     "  step \(step.step): \(rollout.target) \(step.newWeight)% / \(live) \(step.liveWeight)%, hold \(rollout.hold)"
                 )
+                lines += webhookLines(.rollback, at: "during the hold", indent: "    ")
                 for (gate, query) in step.queries.sorted(by: { $0.key < $1.key }) {
                     lines.append("    query \(gate): \(query)")
                 }
@@ -543,6 +594,8 @@ extension RunPlan {
                     )
                 }
             }
+            lines += webhookLines(.confirmPromotion, at: "before the promotion")
+            lines += webhookLines(.postRollout, at: "once promoted or rolled back")
             if let live = rollout.live {
                 lines.append(
                     "  after the last step: "
@@ -626,6 +679,13 @@ extension RunPlan {
             }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension RunPlan {
+    /// The webhook gates of `kind`, each a line at the point where it acts.
+    func webhookLines(_ kind: WebhookGate.Kind, at point: String, indent: String = "  ") -> [String] {
+        (webhooks ?? []).filter { $0.kind == kind }.map { "\(indent)\(point): \($0.line)" }
     }
 }
 

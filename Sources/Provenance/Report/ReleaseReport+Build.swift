@@ -117,7 +117,8 @@ extension ReleaseReport {
         return Rollout(
             live: rollout.live, target: rollout.target, mode: rollout.mode, weights: weights(rollout), steps: steps,
             gates: gateSeries(rollout), judge: judgeSeries(rollout), events: events,
-            rollback: rollback(rollout, record: record), shadow: rollout.shadow)
+            rollback: rollback(rollout, record: record), shadow: rollout.shadow,
+            gateAnswers: (rollout.gateAnswers ?? []).isEmpty ? nil : rollout.gateAnswers)
     }
 
     /// The rule that decided a step, in words: the judge's rule, the gates that failed, or that

@@ -36,6 +36,7 @@ extension ReleaseReport {
             body += trafficSection(rollout)
             if let shadow = rollout.shadow { body += shadowSection(shadow, rollout) }
             body += stepsSection(rollout)
+            if let answers = rollout.gateAnswers, !answers.isEmpty { body += Self.gateAnswersSection(answers) }
             if let rollback = rollout.rollback { body += rollbackSection(rollback) }
             body += gatesSection(rollout)
             body += judgeSection(rollout)
@@ -95,6 +96,14 @@ extension ReleaseReport {
         }
         return "<section><h2>Steps</h2>"
             + Self.table(["step", "weight", "started", "held", "verdict", "the rule that decided"], rows) + "</section>"
+    }
+
+    /// Who approved what and when: every decisive answer to a webhook gate.
+    static func gateAnswersSection(_ answers: [ReleaseRecord.RolloutRecord.GateAnswer]) -> String {
+        "<section class=\"approvals\"><h2>Webhook gates: who answered, and when</h2>"
+            + table(
+                ["gate", "step", "answer", "by", "at"],
+                answers.map { [$0.gate, $0.point, $0.answer, $0.by, timestamp($0.at)] }) + "</section>"
     }
 
     /// The shadow stage: the verdict, the gates, a histogram of RBO, latencies and catalogues, and

@@ -58,6 +58,12 @@ extension ReleaseReport {
                 lines += Self.markdownTable(
                     ["time", "action", "detail"], rollback.actions.map { [Self.timestamp($0.at), $0.kind, $0.detail] })
             }
+            if let answers = rollout.gateAnswers, !answers.isEmpty {
+                lines += ["", "## Webhook gates: who answered, and when", ""]
+                lines += Self.markdownTable(
+                    ["gate", "step", "answer", "by", "at"],
+                    answers.map { [$0.gate, $0.point, $0.answer, $0.by, Self.timestamp($0.at)] })
+            }
             if let shadow = rollout.shadow {
                 lines += ["", "## Shadow stage", ""]
                 lines += shadow.lines(target: rollout.target, live: rollout.live ?? "live", samples: 10).map {

@@ -109,6 +109,9 @@ public struct ReleaseReport: Sendable, Codable, Equatable {
         public var rollback: Rollback?
         /// The shadow stage before the first step, as recorded; nil when none ran.
         public var shadow: ShadowComparison? = nil
+        /// Who answered each webhook gate (its receiver, or a person by hand), and when; nil when
+        /// no gate was answered.
+        public var gateAnswers: [ReleaseRecord.RolloutRecord.GateAnswer]? = nil
     }
 
     public struct WeightPoint: Sendable, Codable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import OrchestratorSupport
 import StrictYAML
 import Testing
 import Traffic
@@ -138,5 +139,63 @@ import Traffic
         #expect(
             rollout.colors.isEmpty && rollout.gates.isEmpty && rollout.judge == nil && rollout.prometheus == nil
                 && rollout.interleave == nil)
+    }
+
+    /// `run --dry-run` lists each webhook gate where it acts, its URL without user info or query
+    /// values, and the pipeline's redaction still hides those wherever they appear.
+    @Test func theDryRunListsEachWebhookGateWhereItActsWithItsCredentialsRedacted() async throws {
+        try await withTemporaryDirectory { folder in
+            let yaml =
+                Self.pipeline + """
+                    webhooks:
+                      - {name: load-test, type: pre-rollout, url: "http://127.0.0.1:9/check"}
+                      - name: more
+                        type: confirm-traffic-increase
+                        url: "https://ops:hunter22@gate.example:8443/approve?token=T0KEN-42&team=ml"
+                        timeout: 3s
+                        retries: 2
+                        secret: s3cr3t-key
+                      - {name: approve-100, type: confirm-promotion, url: "http://127.0.0.1:9/go", onUnreachable: fail}
+                      - {name: halt, type: rollback, url: "http://127.0.0.1:9/halt", interval: 2s}
+                      - {name: tell, type: post-rollout, url: "http://127.0.0.1:9/done"}
+                      - {name: start, type: confirm-rollout, url: "http://127.0.0.1:9/start"}
+
+                    """
+            try yaml.write(toFile: folder + "/p.yml", atomically: true, encoding: .utf8)
+            let pipeline = try PipelineLoader().load(folder + "/p.yml")
+            let live = LiveRelease(color: "blue", releaseID: "rel-1", modelSHA256: "m", modelVersion: "v1")
+            let plan = try Planner(
+                pipeline: pipeline, options: RunOptions(), records: [],
+                runtime: RecoveryTests.StubRuntime(running: [], folder: folder)
+            ).plan(releaseID: "rel-2", live: live, recovery: nil)
+            let text = pipeline.redaction.redact(plan.rendered())
+            let lines = text.split(separator: "\n").map(String.init)
+            func index(_ prefix: String) throws -> Int {
+                try #require(lines.firstIndex { $0.hasPrefix(prefix) }, "no line \(prefix) in\n\(text)")
+            }
+            let expected = [
+                "deploy: svc",
+                "  before the deploy: webhook confirm-rollout start: POST http://127.0.0.1:9/start; waits until it answers 2xx (asked every 5s) or orchestrate approve answers it; timeout 10s, 0 retries, unreachable: wait",
+                "  before any traffic: webhook pre-rollout load-test: POST http://127.0.0.1:9/check; a non-2xx answer fails the release; timeout 10s, 0 retries, unreachable: fail",
+                "  step 1: green 25% / blue 75%",
+                "    during the hold: webhook rollback halt: POST http://127.0.0.1:9/halt; asked every 2s while the step holds; a 2xx answer rolls back; timeout 10s, 0 retries, unreachable: pass",
+                "  before step 2: webhook confirm-traffic-increase more: POST https://[redacted]@gate.example:8443/approve?token=[redacted]&team=[redacted] (signed, HMAC-SHA256); waits until it answers 2xx (asked every 5s) or orchestrate approve answers it; timeout 3s, 2 retries, unreachable: wait",
+                "  step 2: green 100% / blue 0%",
+                "  before the promotion: webhook confirm-promotion approve-100: POST http://127.0.0.1:9/go; waits until it answers 2xx (asked every 5s) or orchestrate approve answers it; timeout 10s, 0 retries, unreachable: fail",
+                "  once promoted or rolled back: webhook post-rollout tell: POST http://127.0.0.1:9/done; told once, best effort; timeout 10s, 0 retries, unreachable: pass",
+                "  after the last step:",
+            ]
+            let positions = try expected.map(index)
+            #expect(positions == positions.sorted(), "in the order they act:\n\(text)")
+            #expect(
+                lines.filter { $0.contains("during the hold: webhook rollback halt") }.count == 2, "at every step")
+            let json = String(decoding: try JSONEncoder().encode(pipeline.redaction.redacted(plan)), as: UTF8.self)
+            for secret in ["hunter22", "T0KEN-42", "s3cr3t-key", "team=ml"] {
+                #expect(!text.contains(secret) && !json.contains(secret), "\(secret) shown")
+            }
+            for secret in ["hunter22", "T0KEN-42", "s3cr3t-key", "token=T0KEN-42&team=ml"] {
+                #expect(pipeline.redaction.redact("an error naming \(secret)") == "an error naming [redacted]")
+            }
+        }
     }
 }

@@ -278,6 +278,8 @@ final class FakeJournal: RolloutJournal {
         var commitFailure: String?
         /// What `run.json` says the rollout waits for.
         var waiting: String?
+        /// The record's table of webhook gate answers.
+        var gateAnswers: [ReleaseRecord.RolloutRecord.GateAnswer] = []
     }
 
     let state = Locked(State())
@@ -305,6 +307,9 @@ final class FakeJournal: RolloutJournal {
 
     func recordRollout(live: String?, target: String, mode: String) async { saving { $0.rolloutOpened = true } }
     func recordStep(_ step: ReleaseRecord.RolloutRecord.Step) async { saving { $0.steps.append(step) } }
+    func recordGateAnswer(_ answer: ReleaseRecord.RolloutRecord.GateAnswer) async {
+        saving { $0.gateAnswers.append(answer) }
+    }
     func recordDeployment(color: String, modelSHA256: String) async { saving { $0.deployment = color } }
     func clearDeployment() async { saving { $0.deployment = nil } }
     func saveMeasurement(_ measurement: GateMeasurement) async { saving { $0.measurements.append(measurement) } }

@@ -20,6 +20,7 @@ import Testing
         case holding50 = "holding at 50%"
         case holding100 = "holding at 100%"
         case holdingForDecision = "holding for a decision at 25%"
+        case confirming = "waiting for confirm-promotion at 100%"
         case rollingBack = "rolling back (its hook running)"
         case postRollout = "promoted (a post-rollout hook running)"
         case draining = "draining the old colour"
@@ -72,7 +73,11 @@ import Testing
 
     @Test(arguments: cases)
     func aPhaseMeetsAnEvent(_ example: Case) async throws {
-        let harness = RolloutHarness(plan: FakePlan.plan(automaticRollback: example.phase != .holdingForDecision))
+        var plan = FakePlan.plan(automaticRollback: example.phase != .holdingForDecision)
+        if example.phase == .confirming {
+            plan.webhooks = [WebhookGate(name: "go", kind: .confirmPromotion, url: "http://127.0.0.1:9/go")]
+        }
+        let harness = RolloutHarness(plan: plan)
         await Self.reach(example.phase, harness)
         let effectsBefore = harness.log.count
         let recordedBefore = harness.recorded.count
@@ -139,6 +144,12 @@ import Testing
         case .holdingForDecision:
             await harness.send(.start)
             await harness.send(.gateSample(step: 0, gate: FakePlan.gate.name, .value(0.5), at: harness.clock.now()))
+        case .confirming:
+            await harness.send(.start)
+            for _ in 0..<3 { await harness.passStep() }
+            // The receiver says no: asked again after its interval.
+            let call = RolloutMachine.WebhookCall(webhook: 0, phase: "Promoting", round: 1)
+            await harness.send(.webhookAnswered(call, .status(503)))
         case .rollingBack:
             harness.heldHooks = [.onRollback(0)]
             await harness.send(.start)
@@ -261,6 +272,7 @@ import Testing
         case .holding100: ("holding", Expected(phase: "holding", split: green))
         case .holdingForDecision:
             ("holding for a decision", Expected(phase: "holding for a decision", split: ["blue": 75, "green": 25]))
+        case .confirming: ("confirming", Expected(phase: "confirming", split: green))
         case .rollingBack:
             (
                 "rolling back",
@@ -422,6 +434,21 @@ import Testing
         case (.holdingForDecision, .secondSignal):
             return cutShort(step: nil)
         case (.holdingForDecision, .journalSaveFailed):
+            return rolledBack(step: nil, failure: unsaved)
+
+        // Waiting for confirm-promotion at 100 %: approve or promote goes on to the promotion; a
+        // stop or a save that fails rolls back from 100 %; the step's events are over.
+        case (.confirming, .promote), (.confirming, .promoteFull):
+            return Expected(
+                phase: "draining", split: green, world: ["commit green", "run post-rollout hook"],
+                recorded: [.webhook, .promote, .hook, .drain])
+        case (.confirming, .abort):
+            return rolledBack(step: nil, before: [.abort], failure: "aborted by orchestrate abort")
+        case (.confirming, .sigterm):
+            return rolledBack(step: nil, .interrupted, failure: "interrupted by SIGTERM at 100%", exit: 143)
+        case (.confirming, .secondSignal):
+            return cutShort(step: nil)
+        case (.confirming, .journalSaveFailed):
             return rolledBack(step: nil, failure: unsaved)
 
         // Rolling back: nothing turns it; a signal only changes the exit status.

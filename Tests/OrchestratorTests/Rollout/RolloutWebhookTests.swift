@@ -79,15 +79,58 @@ import Testing
         let harness = RolloutHarness(plan: Self.plan([Self.gate(.confirmPromotion, "approve-100")]))
         await Self.reachPromotion(harness)
         try await Self.answer(harness, .status(500))
-        await harness.send(.control(request))
+        await harness.send([.requestedBy("alice"), .control(request)])
 
         #expect(harness.phaseName == "draining")
         #expect(
             Self.details(harness).last
-                == "confirm-promotion approve-100: approved by hand (orchestrate \(request.rawValue))")
+                == "confirm-promotion approve-100: approved by hand by alice (orchestrate \(request.rawValue))")
         // An answer still on its way from before is not taken for another wait.
         await harness.send(.webhookAnswered(.init(webhook: 0, phase: "Promoting", round: 1), .status(200)))
         #expect(harness.phaseName == "draining")
+    }
+
+    /// Observers hear once that the rollout waits (at the first no) and who answered; the record
+    /// keeps every decisive answer, the receiver's too.
+    @Test func aWaitIsAnnouncedOnceAndTheAnswersAreRecordedWithWhoGaveThem() async throws {
+        let harness = RolloutHarness(
+            plan: Self.plan([Self.gate(.confirmTrafficIncrease, "more"), Self.gate(.confirmPromotion, "go")]))
+        await harness.send(.start)
+        await harness.passStep()
+        try await Self.answer(harness, .status(200))  // confirm-traffic-increase: yes at once, nobody told
+        await harness.passStep()
+        try await Self.answer(harness, .status(503))
+        await harness.send(.timer(.webhookDue(round: 2)))
+        try await Self.answer(harness, .status(503))
+        await harness.send([.requestedBy("alice"), .control(.approve)])
+
+        #expect(harness.phaseName == "draining")
+        #expect(
+            harness.notifier.announcements.get().filter {
+                if case .gateWaiting = $0 { return true }
+                if case .gateAnswered = $0 { return true }
+                return false
+            } == [
+                .gateWaiting(gate: "confirm-promotion go", point: "before the promotion", step: nil, weight: 100),
+                .gateAnswered(
+                    gate: "confirm-promotion go", point: "before the promotion", step: nil,
+                    answer: "approved (orchestrate approve)", by: "alice"),
+            ])
+        #expect(
+            harness.journal.state.get().gateAnswers.map { [$0.gate, $0.point, "\($0.step ?? 0)", $0.answer, $0.by] }
+                == [
+                    ["confirm-traffic-increase more", "before step 2", "2", "yes (HTTP 200)", "receiver"],
+                    ["confirm-promotion go", "before the promotion", "0", "approved (orchestrate approve)", "alice"],
+                ])
+    }
+
+    @Test func aRequestThatDoesNotSayWhoIsNeverGivenAnEarlierRequestersName() async throws {
+        let harness = RolloutHarness(plan: Self.plan([Self.gate(.confirmPromotion, "go")]))
+        await Self.reachPromotion(harness)
+        await harness.send(.requestedBy("alice"))  // a request of hers, taken earlier
+        await harness.send([.requestedBy(nil), .control(.approve)])
+        #expect(harness.phaseName == "draining")
+        #expect(harness.journal.state.get().gateAnswers.map(\.by) == ["unknown"])
     }
 
     @Test func anAbortWhileWaitingRollsBack() async throws {

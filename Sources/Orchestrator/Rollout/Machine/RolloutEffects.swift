@@ -23,6 +23,8 @@ struct RolloutEffects: Sendable {
             await journal.recordRollout(live: live, target: target, mode: mode)
         case .recordStep(let step):
             await journal.recordStep(step)
+        case .recordGateAnswer(let answer):
+            await journal.recordGateAnswer(answer)
         case .recordDeployment(let color, let digest):
             await journal.recordDeployment(color: color, modelSHA256: digest)
         case .clearDeployment:
@@ -149,7 +151,9 @@ struct RolloutEffects: Sendable {
     func checkpoint(saveFailure: String?) -> [Event] {
         var events: [Event] = []
         if let signal = ports.control.signal { events.append(.signal(signal)) }
-        if let request = ports.control.takeRequest() { events.append(.control(request)) }
+        if let (request, by) = ports.control.takeAttributedRequest() {
+            events += [.requestedBy(by), .control(request)]
+        }
         events.append(saveFailure.map { .journalSaveFailed($0) } ?? .saved)
         return events
     }

@@ -15,6 +15,8 @@ extension RolloutMachine {
         /// Opens the record's rollout section.
         case recordRollout(live: String?, target: String, mode: String)
         case recordStep(ReleaseRecord.RolloutRecord.Step)
+        /// A webhook gate's decisive answer, for the record's table of answers.
+        case recordGateAnswer(ReleaseRecord.RolloutRecord.GateAnswer)
         /// The record names what is deployed (the new colour and its model), or nothing.
         case recordDeployment(color: String, modelSHA256: String)
         case clearDeployment
@@ -140,6 +142,10 @@ extension RolloutMachine {
         case gateFailed(weight: Int, failure: String, measurements: [GateMeasurement])
         case rolledBack(reason: String, interrupted: Bool)
         case promoted(color: String, modelVersion: String)
+        /// A confirm gate did not answer yes: the rollout waits for it (or `orchestrate approve`).
+        case gateWaiting(gate: String, point: String, step: Int?, weight: Int)
+        /// A confirm gate the rollout waited for was answered (`by`: `receiver`, or a person).
+        case gateAnswered(gate: String, point: String, step: Int?, answer: String, by: String)
     }
 }
 

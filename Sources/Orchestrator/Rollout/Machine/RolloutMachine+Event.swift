@@ -64,6 +64,9 @@ extension RolloutMachine {
 
         /// `orchestrate abort`, `approve`, `promote` or `promote --full`.
         case control(ControlRequest)
+        /// Who made the request that follows (`orchestrate approve --by`, `$USER` by default; nil:
+        /// not said), so that an earlier request's name is never given to a later one.
+        case requestedBy(String?)
         /// SIGTERM or SIGINT.
         case signal(Int32)
         case timer(Timer)

@@ -27,6 +27,35 @@ extension RolloutMachine {
         var round: Int
         /// The step held before (for `promote --full` during confirm-traffic-increase).
         var hold: Hold?
+        /// Observers were told that the rollout waits for it (once it first did not answer yes).
+        var announced = false
+    }
+
+    /// Where a gate acts before `next`, for people, and the traffic step it comes before
+    /// (counted from 1; nil before the deploy and the promotion).
+    func gatePoint(_ next: Confirm.Next) -> (text: String, step: Int?) {
+        switch next {
+        case .deploy: ("before the deploy", nil)
+        case .traffic: ("before any traffic", 1)
+        case .step(let index): ("before step \(index + 1)", index + 1)
+        case .promotion: ("before the promotion", nil)
+        }
+    }
+
+    /// The record's entry for an answer to the gate `confirm` waits for.
+    func answered(_ confirm: Confirm, _ answer: String, by: String, at now: Date) -> Effect {
+        let (point, step) = gatePoint(confirm.next)
+        return .recordGateAnswer(
+            .init(gate: plan.webhooks[confirm.webhook].label, point: point, step: step, answer: answer, by: by, at: now)
+        )
+    }
+
+    /// Observers are told a confirm gate they were told about was answered.
+    func toldAnswered(_ confirm: Confirm, _ answer: String, by: String) -> [Effect] {
+        let gate = plan.webhooks[confirm.webhook]
+        guard gate.kind.isConfirm, confirm.announced || by != "receiver" else { return [] }
+        let (point, step) = gatePoint(confirm.next)
+        return [.announce(.gateAnswered(gate: gate.label, point: point, step: step, answer: answer, by: by))]
     }
 
     /// One request to a webhook: which, with what phase in its body, for which wait (`round`)
@@ -98,18 +127,33 @@ extension RolloutMachine {
         case .webhookAnswered(let call, let answer) where call.round == confirm.round && call.step == nil:
             let recorded = Effect.record(.webhook, "\(gate.label): \(answer)", at: now)
             let line = Effect.progress(.webhookAnswered(webhook: gate.label, answer: answer.description))
-            if answer.isYes || (!answer.isYes && answerIsUnreachable(answer) && gate.onUnreachable == .pass) {
-                return [recorded, line] + opened(confirm, at: now)
+            func decided(_ text: String) -> [Effect] {
+                [recorded, line, answered(confirm, text, by: "receiver", at: now)]
+                    + toldAnswered(confirm, text, by: "receiver")
+            }
+            if answer.isYes {
+                return decided("yes (\(answer))") + opened(confirm, at: now)
+            }
+            if answerIsUnreachable(answer) && gate.onUnreachable == .pass {
+                return decided("\(answer): passed (onUnreachable: pass)") + opened(confirm, at: now)
             }
             if answerIsUnreachable(answer) && gate.onUnreachable == .fail {
-                return [recorded, line]
+                return decided("\(answer): the release failed (onUnreachable: fail)")
                     + failed(confirm, .webhookUnreachable(webhook: gate.label, error: answer.description), at: now)
             }
             if gate.kind == .preRollout && !answerIsUnreachable(answer) {
-                return [recorded, line]
+                return decided("no (\(answer)): the release failed")
                     + failed(confirm, .webhookRefused(webhook: gate.label, answer: answer.description), at: now)
             }
-            return [recorded, line, .startTimer(.webhookDue(round: confirm.round), after: gate.interval.duration)]
+            var effects = [recorded, line]
+            if gate.kind.isConfirm && !confirm.announced {
+                var told = confirm
+                told.announced = true
+                phase = .confirming(told)
+                let (point, step) = gatePoint(confirm.next)
+                effects.append(.announce(.gateWaiting(gate: gate.label, point: point, step: step, weight: weight)))
+            }
+            return effects + [.startTimer(.webhookDue(round: confirm.round), after: gate.interval.duration)]
         case .timer(.webhookDue(let round)) where round == confirm.round:
             return [
                 .askWebhook(WebhookCall(webhook: confirm.webhook, phase: Self.flaggerPhase(confirm.next), round: round))
@@ -117,22 +161,32 @@ extension RolloutMachine {
         case .signal(let signal):
             return stopped(.interrupted(signal), confirming: confirm.next, at: now)
         case .control(.abort):
-            return [.record(.abort, "orchestrate abort while \(waitingText(gate))", at: now)]
+            let by = requester ?? "unknown"
+            return [
+                .record(.abort, "orchestrate abort while \(waitingText(gate))", at: now),
+                answered(confirm, "aborted (orchestrate abort)", by: by, at: now),
+            ] + toldAnswered(confirm, "aborted (orchestrate abort)", by: by)
                 + stopped(.aborted, confirming: confirm.next, at: now)
         case .control(.approve), .control(.promote):
             let how = event == .control(.approve) ? "orchestrate approve" : "orchestrate promote"
+            let by = requester ?? "unknown"
             return [
-                .record(.webhook, "\(gate.label): approved by hand (\(how))", at: now),
-                .progress(.webhookApproved(webhook: gate.label, by: how)),
-            ] + opened(confirm, at: now)
+                .record(.webhook, "\(gate.label): approved by hand by \(by) (\(how))", at: now),
+                .progress(.webhookApproved(webhook: gate.label, by: "\(by), \(how)")),
+                answered(confirm, "approved (\(how))", by: by, at: now),
+            ] + toldAnswered(confirm, "approved (\(how))", by: by) + opened(confirm, at: now)
         case .control(.promoteFull):
             // By hand: every gate up to the promotion is answered, and traffic goes to 100 % now.
             promotionApproved = true
-            var effects: [Effect] = [
-                .record(.webhook, "\(gate.label): approved by hand (orchestrate promote --full)", at: now),
-                .progress(.webhookApproved(webhook: gate.label, by: "orchestrate promote --full")),
-                .save(RunStateChange(clearsWaiting: true)),
-            ]
+            let by = requester ?? "unknown"
+            var effects: [Effect] =
+                [
+                    .record(.webhook, "\(gate.label): approved by hand by \(by) (orchestrate promote --full)", at: now),
+                    .progress(.webhookApproved(webhook: gate.label, by: "\(by), orchestrate promote --full")),
+                    answered(confirm, "approved (orchestrate promote --full)", by: by, at: now),
+                ] + toldAnswered(confirm, "approved (orchestrate promote --full)", by: by) + [
+                    .save(RunStateChange(clearsWaiting: true))
+                ]
             if case .step = confirm.next, var hold = confirm.hold {
                 hold.promoteFull = true
                 phase = .promotingFully(hold, shifting: false)
@@ -225,14 +279,20 @@ extension RolloutMachine {
         _ hold: inout Hold, _ call: WebhookCall, _ answer: WebhookAnswer, at now: Date
     ) -> (effects: [Effect], ends: Bool) {
         let gate = plan.webhooks[call.webhook]
+        let during = ReleaseRecord.RolloutRecord.GateAnswer(
+            gate: gate.label, point: "during step \(hold.step + 1)", step: hold.step + 1, answer: "", by: "receiver",
+            at: now)
         if answer.isYes {
             hold.passed = false
             hold.failure = .rollbackWebhook(webhook: gate.label, answer: answer.description)
             hold.webhookRollback = true
+            var recorded = during
+            recorded.answer = "\(answer): rolled back"
             return (
                 [
                     .record(.webhook, "\(gate.label): \(answer): rolling back", at: now),
                     .progress(.webhookAnswered(webhook: gate.label, answer: "\(answer): rolling back")),
+                    .recordGateAnswer(recorded),
                 ], true
             )
         }
@@ -240,7 +300,9 @@ extension RolloutMachine {
             hold.passed = false
             hold.failure = .webhookUnreachable(webhook: gate.label, error: answer.description)
             hold.webhookRollback = true
-            return ([.record(.webhook, "\(gate.label): \(answer)", at: now)], true)
+            var recorded = during
+            recorded.answer = "\(answer): rolled back (onUnreachable: fail)"
+            return ([.record(.webhook, "\(gate.label): \(answer)", at: now), .recordGateAnswer(recorded)], true)
         }
         return (
             [.startTimer(.rollbackWebhookDue(step: hold.step, webhook: call.webhook), after: gate.interval.duration)],

@@ -44,6 +44,8 @@ struct RolloutMachine: Sendable, Equatable {
     var webhookRound = 0
     /// `promote --full` answered a confirm gate by hand: confirm-promotion is not asked.
     var promotionApproved = false
+    /// Who made the latest request from another process (nil: not said).
+    private(set) var requester: String?
 
     init(plan: Plan) {
         self.plan = plan
@@ -286,6 +288,10 @@ struct RolloutMachine: Sendable, Equatable {
 
     /// Takes the state to the next one on `event`, at time `now`; returns what must be done, in order.
     mutating func handle(_ event: Event, at now: Date) -> [Effect] {
+        if case .requestedBy(let name) = event {
+            requester = name
+            return []
+        }
         switch event {
         case .signal(let signal):
             // A second signal: the service exits at once (ReleaseService), leaving the state to recovery.

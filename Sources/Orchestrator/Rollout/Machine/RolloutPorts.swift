@@ -70,6 +70,7 @@ protocol RolloutJournal: Sendable {
     func record(_ kind: RolloutEvent.Kind, _ detail: String, at time: Date) async
     func recordRollout(live: String?, target: String, mode: String) async
     func recordStep(_ step: ReleaseRecord.RolloutRecord.Step) async
+    func recordGateAnswer(_ answer: ReleaseRecord.RolloutRecord.GateAnswer) async
     func recordDeployment(color: String, modelSHA256: String) async
     func clearDeployment() async
     func saveMeasurement(_ measurement: GateMeasurement) async
@@ -97,10 +98,16 @@ protocol HookRunner: Sendable {
 protocol RolloutControl: Sendable {
     /// The pending request, taken.
     func takeRequest() -> ControlRequest?
+    /// The pending request and who made it (nil: not said), taken.
+    func takeAttributedRequest() -> (request: ControlRequest, by: String?)?
     /// The first signal raised, nil while none was.
     var signal: Int32? { get }
     /// Returns once a signal is raised, or when the task is cancelled.
     func waitForSignal() async
+}
+
+extension RolloutControl {
+    func takeAttributedRequest() -> (request: ControlRequest, by: String?)? { takeRequest().map { ($0, nil) } }
 }
 
 /// Asks the pipeline's webhook gates (`webhooks:`).

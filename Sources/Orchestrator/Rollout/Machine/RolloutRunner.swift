@@ -46,7 +46,10 @@ struct RolloutRunner: Sendable {
             var reported = false
             while !Task.isCancelled {
                 requests.run {
-                    if let request = control.takeRequest() { continuation.yield(.control(request)) }
+                    if let (request, by) = control.takeAttributedRequest() {
+                        continuation.yield(.requestedBy(by))
+                        continuation.yield(.control(request))
+                    }
                 }
                 if !reported, let failure = await journal.saveFailure() {
                     reported = true

@@ -50,6 +50,14 @@ struct RunJournalPort: RolloutJournal {
         try? await journal.updateRecord { $0.rollout?.steps.append(step) }
     }
 
+    func recordGateAnswer(_ answer: ReleaseRecord.RolloutRecord.GateAnswer) async {
+        try? await journal.updateRecord { record in
+            guard var rollout = record.rollout else { return }
+            rollout.gateAnswers = (rollout.gateAnswers ?? []) + [answer]
+            record.rollout = rollout
+        }
+    }
+
     func recordDeployment(color: String, modelSHA256: String) async {
         let runtime = self.runtime
         try? await journal.updateRecord {
@@ -90,6 +98,10 @@ struct RunNotifierPort: RolloutNotifier {
             await journal.announce(.rolledBack(reason: reason, interrupted: interrupted))
         case .promoted(let color, let modelVersion):
             await journal.announce(.promoted(color: color, modelVersion: modelVersion))
+        case .gateWaiting(let gate, let point, let step, let weight):
+            await journal.announce(.gateWaiting(gate: gate, point: point, step: step, weight: weight))
+        case .gateAnswered(let gate, let point, let step, let answer, let by):
+            await journal.announce(.gateAnswered(gate: gate, point: point, step: step, answer: answer, by: by))
         }
     }
 
@@ -137,6 +149,7 @@ struct RunControlPort: RolloutControl {
     let interruption: Interruption
 
     func takeRequest() -> ControlRequest? { store.takeControl() }
+    func takeAttributedRequest() -> (request: ControlRequest, by: String?)? { store.takeAttributedControl() }
     var signal: Int32? { interruption.signal }
     func waitForSignal() async { await interruption.wait() }
 }
