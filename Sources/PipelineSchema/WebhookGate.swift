@@ -47,8 +47,8 @@ public struct WebhookGate: Sendable, Equatable {
 
     public var name: String
     public var kind: Kind
-    /// Its user info and query are secrets (never written to the history, a plan or a log); the
-    /// rest is shown (`displayURL`). A URL taken from a variable listed in `secrets:` (or named
+    /// Its user info, query and token-like path segments are secrets (never written to the
+    /// history, a plan or a log); the rest is shown (`displayURL`). A URL taken from a variable listed in `secrets:` (or named
     /// like a secret) is hidden whole.
     public var url: String
     /// Each attempt's time limit (default 10 s).
@@ -82,15 +82,18 @@ public struct WebhookGate: Sendable, Equatable {
     /// "confirm-promotion approve-100".
     public var label: String { "\(kind.rawValue) \(name)" }
 
-    /// The URL as the plan shows it: its user info and every query value replaced by
-    /// `[redacted]` (`https://[redacted]@gate.example/approve?token=[redacted]`).
+    /// The URL as the plan shows it: its user info, every query value and every token-like path
+    /// segment replaced by `[redacted]` (`https://[redacted]@gate.example/approve?token=[redacted]`,
+    /// `https://hooks.example/services/T0001/[redacted]`).
     public var displayURL: String {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
             let host = components.percentEncodedHost
         else { return "[redacted]" }
         var text = scheme + "://"
         if components.percentEncodedUser != nil || components.percentEncodedPassword != nil { text += "[redacted]@" }
-        text += host + (components.port.map { ":\($0)" } ?? "") + components.percentEncodedPath
+        let path = components.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false)
+            .map { Self.isTokenLike($0) ? "[redacted]" : String($0) }.joined(separator: "/")
+        text += host + (components.port.map { ":\($0)" } ?? "") + path
         if let items = components.percentEncodedQueryItems, !items.isEmpty {
             text += "?" + items.map { $0.value == nil ? $0.name : "\($0.name)=[redacted]" }.joined(separator: "&")
         }
@@ -98,9 +101,9 @@ public struct WebhookGate: Sendable, Equatable {
     }
 
     /// The parts of the URL that are secrets, as written: its user info (not a user name alone beside
-    /// a password), its password, its query
-    /// and fragment whole, and the value of each query item named like a secret (`token`,
-    /// `api_key`, `password`, `sig`, `auth`...).
+    /// a password), its password, its query and fragment whole, the value of each query item named
+    /// like a secret (`token`, `api_key`, `password`, `sig`, `auth`...), and each token-like path
+    /// segment (receivers such as Slack's put their key in the path).
     public var secretURLParts: [String] {
         guard let components = URLComponents(string: url) else { return [url] }
         let user = components.percentEncodedUser
@@ -113,9 +116,17 @@ public struct WebhookGate: Sendable, Equatable {
                 }
         }.compactMap(\.value)
         // A user alone is a token (`https://TOKEN@host`); beside a password, the password is the secret.
+        let pathTokens = components.percentEncodedPath.split(separator: "/").filter(Self.isTokenLike).map(String.init)
         return
             ([user.map { user in password.map { "\(user):\($0)" } ?? user }, password] + named.map(Optional.some)
             + [components.percentEncodedQuery, components.percentEncodedFragment])
-            .compactMap { $0 }.filter { !$0.isEmpty }
+            .compactMap { $0 }.filter { !$0.isEmpty } + pathTokens
+    }
+
+    /// A path segment that looks like a key rather than a name: 16 characters or more with letters
+    /// and digits, or 32 or more of anything (`approve`, `v2` and `T0001` are names).
+    static func isTokenLike(_ segment: Substring) -> Bool {
+        segment.count >= 32
+            || (segment.count >= 16 && segment.contains(where: \.isLetter) && segment.contains(where: \.isNumber))
     }
 }

@@ -54,6 +54,19 @@ import Testing
         #expect(try await load("").webhooks.isEmpty)
     }
 
+    @Test func aKeyInTheURLPathIsHiddenLikeOneInItsQuery() {
+        let key = "xoxb7Q2kLmN9pR4sT6vW8yZ1"
+        let gate = WebhookGate(
+            name: "approve", kind: .confirmPromotion, url: "https://hooks.example/services/T0001/B0002/\(key)?team=ml")
+        #expect(gate.displayURL == "https://hooks.example/services/T0001/B0002/[redacted]?team=[redacted]")
+        #expect(gate.secretURLParts.contains(key))
+        #expect(!Redaction(values: gate.secretURLParts).redact("POST \(gate.url) failed").contains(key))
+        // Names stay: the plan shows where a gate posts.
+        #expect(
+            WebhookGate(name: "a", kind: .preRollout, url: "http://127.0.0.1:8099/v2/approve").displayURL
+                == "http://127.0.0.1:8099/v2/approve")
+    }
+
     @Test(arguments: [
         ("webhooks:\n  - {name: a, type: confirm, url: \"http://x\"}\n", "webhooks.a.type", "is not one of"),
         ("webhooks:\n  - {name: a, type: event, url: \"http://x\"}\n", "webhooks.a.type", "notify.webhooks"),
