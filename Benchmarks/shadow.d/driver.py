@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -18,6 +19,9 @@ RESOURCES = os.path.join(ROOT, "Sources/Traffic/Resources")
 RECENGINE = os.environ["RECENGINE_BIN"]
 WORK = os.environ.get("SHADOW_WORK", "/tmp/bench-shadow")
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 20
+# Rounds of every row, interleaved (row 1..5, then again): a busy machine's slow minute falls on
+# every row alike instead of on one; the table gives each row's median and its spread.
+ROUNDS = int(os.environ.get("SHADOW_ROUNDS", "3"))
 CONNECTIONS = 16
 USERS = 2000
 MODULES = ["/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so"]
@@ -174,18 +178,23 @@ def main():
             ("shadow 100 %, new colour 500 ms late", f"127.0.0.1:{ports['slow']}", 100),
             ("shadow 100 %, new colour down", f"127.0.0.1:{down}", 100),
         ]
-        results = []
-        for generation, (name, address, share) in enumerate(rows, start=1):
-            split = f"generation {generation}\nmode sticky\nbackend blue 127.0.0.1:{ports['blue']} 100\n"
-            if address:
-                split += f"backend green {address} 0\nshadow green {share} bench-{generation}\n"
-            control(folder, "POST", "/traffic", split)
-            log(f"{name}: {SECONDS:.0f} s of load")
-            measured = load_wrk(nginx_port) if shutil.which("wrk") else load_python(nginx_port)
-            time.sleep(2.5)  # the last comparisons end (2 s timeout)
-            counts = dict(line.split(" ", 1) for line in control(folder, "GET", "/shadow").splitlines()
-                          if re.match(r"^(compared|errors|dropped|timeouts|sampled) ", line))
-            results.append((name, measured, counts))
+        results = {name: [] for name, _, _ in rows}
+        loads = []
+        generation = 0
+        for round_number in range(1, ROUNDS + 1):
+            for name, address, share in rows:
+                generation += 1
+                split = f"generation {generation}\nmode sticky\nbackend blue 127.0.0.1:{ports['blue']} 100\n"
+                if address:
+                    split += f"backend green {address} 0\nshadow green {share} bench-{generation}\n"
+                control(folder, "POST", "/traffic", split)
+                log(f"round {round_number}/{ROUNDS}, {name}: {SECONDS:.0f} s of load")
+                measured = load_wrk(nginx_port) if shutil.which("wrk") else load_python(nginx_port)
+                loads.append(os.getloadavg()[0])
+                time.sleep(2.5)  # the last comparisons end (2 s timeout)
+                counts = dict(line.split(" ", 1) for line in control(folder, "GET", "/shadow").splitlines()
+                              if re.match(r"^(compared|errors|dropped|timeouts|sampled) ", line))
+                results[name].append((measured, counts))
     finally:
         if os.path.exists(f"{folder}/nginx.pid"):
             subprocess.run(["nginx", "-c", f"{WORK}/nginx.conf", "-p", folder, "-s", "quit"], check=False)
@@ -194,17 +203,39 @@ def main():
         for child in children:
             child.wait()
 
-    base = results[0][1]
-    base_rate = base["requests"] / base["seconds"]
+    def spread(values, format_):
+        """The median, and the lowest and highest of the rounds."""
+        return f"{format_(statistics.median(values))} ({format_(min(values))}–{format_(max(values))})"
+
+    def rate(measured):
+        return measured["requests"] / measured["seconds"]
+
+    base = results[rows[0][0]]
+    base_rate = statistics.median(rate(measured) for measured, _ in base)
+    base_p99 = statistics.median(measured["p99_ms"] for measured, _ in base)
     tool = f"wrk -t2 -c{CONNECTIONS}" if shutil.which("wrk") else f"Python, {CONNECTIONS} keep-alive connections (no wrk)"
-    print(f"\n## Live traffic through nginx: {tool}, {SECONDS:.0f} s per row, random users, k = 10\n")
-    print(f"| row | requests/s | vs no shadow | p50 ms | p99 ms | p99 vs no shadow | failed live | compared | shadow errors | dropped |")
+    print(f"\n## Live traffic through nginx: {tool}, {SECONDS:.0f} s per row, {ROUNDS} rounds of the rows interleaved, "
+          f"random users, k = 10\n")
+    print("Median of the rounds (lowest–highest). Ratios are of the medians to the no-shadow row's; failed live")
+    print("requests and nginx's counts are the sums over the rounds. 1-minute load average at the end of each")
+    print(f"measurement: median {statistics.median(loads):.1f} (lowest {min(loads):.1f}, highest {max(loads):.1f}) "
+          f"on {os.cpu_count()} cores.\n")
+    print("| row | requests/s | vs no shadow | p50 ms | p99 ms | p99 vs no shadow | failed live | compared | shadow errors | dropped |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, measured, counts in results:
-        rate = measured["requests"] / measured["seconds"]
-        print(f"| {name} | {rate:.0f} | {rate / base_rate * 100:.1f} % | {measured['p50_ms']:.2f} | {measured['p99_ms']:.2f} | "
-              f"{measured['p99_ms'] / base['p99_ms'] * 100:.0f} % | {measured['errors']} | {counts.get('compared', '-')} | "
-              f"{counts.get('errors', '-')} | {counts.get('dropped', '-')} |")
+    for name, _, _ in rows:
+        runs = results[name]
+        rates = [rate(measured) for measured, _ in runs]
+        p99s = [measured["p99_ms"] for measured, _ in runs]
+
+        def total(key):
+            values = [counts.get(key) for _, counts in runs]
+            return "-" if any(value is None for value in values) else str(sum(int(value) for value in values))
+
+        print(f"| {name} | {spread(rates, lambda v: f'{v:.0f}')} | {statistics.median(rates) / base_rate * 100:.1f} % | "
+              f"{spread([measured['p50_ms'] for measured, _ in runs], lambda v: f'{v:.2f}')} | "
+              f"{spread(p99s, lambda v: f'{v:.2f}')} | {statistics.median(p99s) / base_p99 * 100:.0f} % | "
+              f"{sum(measured['errors'] for measured, _ in runs)} | {total('compared')} | {total('errors')} | "
+              f"{total('dropped')} |")
 
 
 if __name__ == "__main__":

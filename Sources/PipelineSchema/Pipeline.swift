@@ -372,17 +372,31 @@ public struct ShadowGates: Sendable, Codable, Equatable {
     public var p95LatencyRatioMax: Double?
     /// The highest share of shadow requests that failed, 0 to 1.
     public var errorsMax: Double?
+    /// The lowest catalogue coverage of the new colour over the shadowed requests (the distinct
+    /// movies it recommended) as a ratio of the live colour's: 0.5 fails a candidate that covered
+    /// less than half of what live covered for the same requests.
+    public var coverageMin: Double?
+    /// The highest popularity concentration of the new colour (the share of its recommendations
+    /// taken by its 10 most recommended movies) as a ratio of the live colour's: 1.5 fails a
+    /// candidate that piles half as much again onto its favourites (a popularity collapse).
+    public var popularityMax: Double?
 
     public init(
-        rboMin: Double? = nil, overlapMin: Double? = nil, p95LatencyRatioMax: Double? = nil, errorsMax: Double? = nil
+        rboMin: Double? = nil, overlapMin: Double? = nil, p95LatencyRatioMax: Double? = nil, errorsMax: Double? = nil,
+        coverageMin: Double? = nil, popularityMax: Double? = nil
     ) {
         self.rboMin = rboMin
         self.overlapMin = overlapMin
         self.p95LatencyRatioMax = p95LatencyRatioMax
         self.errorsMax = errorsMax
+        self.coverageMin = coverageMin
+        self.popularityMax = popularityMax
     }
 
-    public var isEmpty: Bool { rboMin == nil && overlapMin == nil && p95LatencyRatioMax == nil && errorsMax == nil }
+    public var isEmpty: Bool {
+        rboMin == nil && overlapMin == nil && p95LatencyRatioMax == nil && errorsMax == nil && coverageMin == nil
+            && popularityMax == nil
+    }
 }
 
 /// `traffic.interleave`: team-draft interleaving in nginx (Sources/Traffic/Resources/interleave.lua)

@@ -2,7 +2,8 @@ import StrictYAML
 import Yams
 
 extension PipelineDecoder {
-    /// `traffic.shadow: {share: PERCENT, duration: DURATION, requests: N, gates: {...}}`.
+    /// `traffic.shadow: {share: PERCENT, duration: DURATION, requests: N, gates: {...}}`; the gates are
+    /// `rbo`, `overlap`, `coverage` ({min: ...}), `p95_latency_ratio`, `errors`, `popularity` ({max: ...}).
     func decodeShadow(_ node: Node) -> ShadowSpec? {
         let path = "traffic.shadow"
         guard let map = reader.mapping(node, path, allowed: ["share", "duration", "requests", "gates"]) else {
@@ -35,7 +36,7 @@ extension PipelineDecoder {
 
     private func decodeShadowGates(_ node: Node) -> ShadowGates? {
         let path = "traffic.shadow.gates"
-        let names = ["rbo", "overlap", "p95_latency_ratio", "errors"]
+        let names = ["rbo", "overlap", "p95_latency_ratio", "errors", "coverage", "popularity"]
         guard let map = reader.mapping(node, path, allowed: names) else { return nil }
         var gates = ShadowGates()
         var valid = true
@@ -66,13 +67,21 @@ extension PipelineDecoder {
             "the new colour's p95 latency over the live one's is from 0.01 to 1000")
         gates.errorsMax = bound(
             "errors", "max", 0...1, "the share of shadow requests that failed is from 0 to 1 (0.01: 1 %)")
+        gates.coverageMin = bound(
+            "coverage", "min", 0...100,
+            "the new colour's catalogue coverage over the live one's is a ratio from 0 to 100 (0.5: half as many distinct movies)"
+        )
+        gates.popularityMax = bound(
+            "popularity", "max", 0.01...100,
+            "the new colour's popularity concentration (top-10 share) over the live one's is a ratio from 0.01 to 100 (1.5: half as much again)"
+        )
         guard valid else { return nil }
         if gates.isEmpty {
             // Only unknown keys: each is reported already, with its suggestion.
             guard node.mapping?.isEmpty != false else { return nil }
             reader.report(
                 node, path,
-                "a shadow stage without gates decides nothing: give at least one of rbo: {min: 0.2}, overlap: {min: 0.1}, p95_latency_ratio: {max: 1.5}, errors: {max: 0.01}"
+                "a shadow stage without gates decides nothing: give at least one of rbo: {min: 0.2}, overlap: {min: 0.1}, p95_latency_ratio: {max: 1.5}, errors: {max: 0.01}, coverage: {min: 0.5}, popularity: {max: 1.5}"
             )
             return nil
         }

@@ -68,11 +68,17 @@ public struct InferenceServerConfiguration: Sendable {
         /// Extra latency added to a share of `/recommend` answers: a tail regression with the same median.
         public var latency: Duration
         public var latencyShare: Double
+        /// Share of `/recommend` answers replaced by the most rated movies, the same list for every
+        /// user: a popularity collapse (healthy, fast, and wrong for everyone with a taste).
+        public var popularShare: Double
 
-        public init(randomShare: Double = 0, latency: Duration = .zero, latencyShare: Double = 0) {
+        public init(
+            randomShare: Double = 0, latency: Duration = .zero, latencyShare: Double = 0, popularShare: Double = 0
+        ) {
             self.randomShare = randomShare
             self.latency = latency
             self.latencyShare = latencyShare
+            self.popularShare = popularShare
         }
     }
 
@@ -309,6 +315,10 @@ struct Handlers: Sendable {
         }
         let recommendations = model.recommend(user: user, count: count)
         var ids = recommendations.items.map { model.itemIDs[Int($0)] }
+        if faults.popularShare > 0 && Double.random(in: 0..<1) < faults.popularShare {
+            // A collapsed model, on purpose: the most rated movies, whoever asks.
+            ids = model.popularItems.prefix(count).map { model.itemIDs[Int($0)] }
+        }
         if faults.randomShare > 0 {
             // A worse model, on purpose: a share of the answer replaced by random movies.
             for index in ids.indices where Double.random(in: 0..<1) < faults.randomShare {

@@ -25,6 +25,11 @@ struct ServeCommand: AsyncParsableCommand {
     var faultLatencyMs = 0
     @Option(help: "Fault for drills: the share of /recommend answers delayed by --fault-latency-ms.")
     var faultLatencyShare = 0.0
+    @Option(
+        help:
+            "Fault for drills: the share of /recommend answers replaced by the most rated movies (a popularity collapse)."
+    )
+    var faultPopularShare = 0.0
     @Option(help: "Seconds a recommendation can convert (be watched or rated 4+) for the engagement KPI.")
     var engagementWindow = 600
     @Option(
@@ -50,8 +55,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard (0...1).contains(faultRate) else { throw ValidationError("--fault-rate must be from 0 to 1") }
-        guard (0...1).contains(faultRandomShare), (0...1).contains(faultLatencyShare) else {
-            throw ValidationError("--fault-random-share and --fault-latency-share must be from 0 to 1")
+        guard (0...1).contains(faultRandomShare), (0...1).contains(faultLatencyShare),
+            (0...1).contains(faultPopularShare)
+        else {
+            throw ValidationError(
+                "--fault-random-share, --fault-latency-share and --fault-popular-share must be from 0 to 1")
         }
         guard (0...60_000).contains(faultLatencyMs) else {
             throw ValidationError("--fault-latency-ms must be from 0 to 60000")
@@ -100,7 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
                 host: host, port: port, color: color, faultRate: faultRate,
                 faults: .init(
                     randomShare: faultRandomShare, latency: .milliseconds(faultLatencyMs),
-                    latencyShare: faultLatencyShare),
+                    latencyShare: faultLatencyShare, popularShare: faultPopularShare),
                 engagement: .init(window: .seconds(engagementWindow)),
                 connections: .init(
                     headerTimeout: .seconds(headerTimeout), idleTimeout: .seconds(idleTimeout),

@@ -177,11 +177,12 @@ final class Playground: @unchecked Sendable {
               onNoData: inconclusive
         """
 
-    /// A pipeline over the generated ratings; `gate` is the PromQL gate list.
+    /// A pipeline over the generated ratings; `gate` is the PromQL gate list, `traffic` more
+    /// lines of `traffic:` (indented by two spaces), `extra` more top-level lines.
     func writePipeline(
         gates: String? = nil, steps: String = "[25, 50, 100]", wait: String = "4s", args: String = "[]",
         prometheusPort: Int? = nil,
-        drain: String = "1s", extra: String = ""
+        drain: String = "1s", extra: String = "", traffic: String = ""
     ) throws {
         let errorRate = """
                 - name: error-rate
@@ -214,6 +215,7 @@ final class Playground: @unchecked Sendable {
               wait: \(wait)
               stopOld: true
               drain: \(drain)
+            \(traffic)
             analysis:
               prometheus: http://127.0.0.1:\(prometheusPort ?? self.prometheusPort)
               gates:
@@ -246,7 +248,7 @@ final class Playground: @unchecked Sendable {
         options.recengine = Self.recengine
         let pipeline = try PipelineLoader(environment: environment).load(pipelinePath, overrides: options.overrides)
         let load = LoadGenerator()
-        load.start(port: nginxPort)
+        load.start(port: nginxPort, users: loadUsers)
         let result: ReleaseController.RunResult
         do {
             result = try await ReleaseController(pipeline: pipeline, options: options).run()
@@ -262,6 +264,9 @@ final class Playground: @unchecked Sendable {
     }
 
     var lastSamples: [LoadGenerator.Sample] = []
+    /// The load's users are u0 to u(loadUsers - 1); the ratings know u0 to u119, the rest are
+    /// unknown (answered with the most rated movies).
+    var loadUsers = 5000
 
     /// Starts `orchestrate run --force` in another process and returns once its rollout is
     /// holding a traffic step.
@@ -343,7 +348,7 @@ final class LoadGenerator: @unchecked Sendable {
     private var storage: [Sample] = []
     private var task: Task<Void, Never>?
 
-    func start(port: Int) {
+    func start(port: Int, users: Int = 5000) {
         task = Task.detached { [self] in
             var user = 0
             while !Task.isCancelled {
@@ -351,7 +356,7 @@ final class LoadGenerator: @unchecked Sendable {
                 let sample: Sample
                 do {
                     let response = try await HTTPClient.get(
-                        "http://127.0.0.1:\(port)/recommend/u\(user % 5000)?k=5", limit: .forTests,
+                        "http://127.0.0.1:\(port)/recommend/u\(user % users)?k=5", limit: .forTests,
                         timeout: .seconds(5), headers: ["Accept: application/json"])
                     let body = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
                     sample = Sample(at: Date(), status: response.status, color: body?["color"] as? String)

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTransport
 import Orchestrator
 import Provenance
+import RecEngine
 import TestSupport
 import Testing
 import Traffic
@@ -10,9 +11,12 @@ import Traffic
 /// steady load through nginx (the playground's `LoadGenerator`, which keeps every answer's status
 /// and `color`: what the clients saw). A healthy candidate passes the stage and goes on to its
 /// steps; a candidate whose lists are random fails it with an RBO near 0 before step 1, and no
-/// client was ever answered by it; a shadow colour 500 ms late fails no live request.
+/// client was ever answered by it; a shadow colour 500 ms late fails no live request (and, serving
+/// only the most rated movies, fails the popularity gate).
 @Suite(.serialized) struct ShadowReleaseTests {
-    static func pipeline(_ playground: Playground, args: String = "[]", shadow: String) -> String {
+    static func pipeline(
+        _ playground: Playground, args: String = "[]", shadow: String, train: String = "factors: 8, epochs: 10"
+    ) -> String {
         """
         version: 1
         name: svc
@@ -20,7 +24,7 @@ import Traffic
         stages:
           - name: train
             uses: train
-            with: {ratings: ratings.csv, model: models/m, factors: 8, epochs: 10}
+            with: {ratings: ratings.csv, model: models/m, \(train)}
         deploy:
           runtime: \(playground.dockerHost == nil ? "process" : "docker")
           service: \(playground.service)
@@ -40,11 +44,13 @@ import Traffic
     }
 
     static let gates =
-        "{share: 50, duration: 60s, requests: 40, gates: {rbo: {min: 0.5}, overlap: {min: 0.3}, errors: {max: 0.05}}}"
+        "{share: 50, duration: 60s, requests: 40, gates: {rbo: {min: 0.5}, overlap: {min: 0.3}, errors: {max: 0.05}, "
+        + "coverage: {min: 0.5}, popularity: {max: 1.5}}}"
 
     /// The first release (nothing live: no shadow stage); its colour.
-    static func firstRelease(_ playground: Playground) async throws -> String {
-        try Self.pipeline(playground, shadow: Self.gates).write(
+    static func firstRelease(_ playground: Playground, train: String = "factors: 8, epochs: 10") async throws -> String
+    {
+        try Self.pipeline(playground, shadow: Self.gates, train: train).write(
             toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
         let first = try await playground.run()
         #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
@@ -61,6 +67,7 @@ import Traffic
             #expect(dryRun.status == 0, "\(dryRun.stderr)")
             #expect(dryRun.stdout.contains("shadow stage (before step 1"), "\(dryRun.stdout)")
             #expect(dryRun.stdout.contains("gate rbo: mean rank-biased overlap (p = 0.9) >= 0.5"), "\(dryRun.stdout)")
+            #expect(dryRun.stdout.contains("gate popularity: share of "), "\(dryRun.stdout)")
 
             // The same data and seed: the same lists.
             let second = try await playground.run(RunOptions(force: true))
@@ -69,6 +76,7 @@ import Traffic
             #expect(shadow.passed, "\(shadow.verdict)")
             #expect(shadow.compared >= 40 && (shadow.meanRBO ?? 0) > 0.95, "\(shadow.verdict)")
             #expect(shadow.rboHistogram[9] >= 40)
+            #expect(shadow.gates.map(\.name) == ["rbo", "overlap", "coverage", "popularity", "errors"])
             #expect(second.rollout?.steps.map(\.weight) == [50, 100])
             #expect(second.rollout?.steps.first.map { $0.startedOn >= shadow.finishedOn } == true)
             #expect(await playground.nginx.currentSplit()?.backends.map(\.color) != [live], "promoted")
@@ -120,20 +128,49 @@ import Traffic
         #expect(explain.stdout.contains("    0.0-0.1 #"), "\(explain.stdout)")
     }
 
+    /// Ratings with tastes: user u watches mostly the movies of its group (movie i with
+    /// i % 4 == u % 4: 12 of them and 3 others) and rates them 5 (the others 2), so that a model
+    /// learns lists that differ by user (the playground's own ratings have no taste in them: every
+    /// user gets about the same list).
+    static func tasteRatings() -> String {
+        var generator = SeededGenerator(seed: 23)
+        var text = "user_id,movie_id,rating\n"
+        for user in 0..<120 {
+            var chosen = Set<Int>()
+            while chosen.count < 12 { chosen.insert(generator.nextIndex(below: 20) * 4 + user % 4) }
+            while chosen.count < 15 { chosen.insert(generator.nextIndex(below: 80)) }
+            for movie in chosen.sorted() { text += "u\(user),m\(movie),\(movie % 4 == user % 4 ? 5 : 2)\n" }
+        }
+        return text
+    }
+
+    /// The same run checks the popularity gate: the new colour also answers everyone with the most
+    /// rated movies (a popularity collapse), on a load of the users the model knows, trained on
+    /// ratings with tastes (the live lists are personalised).
     @Test func aSlowShadowColourFailsNoLiveRequest() async throws {
         try await Playground.with { playground in
-            let live = try await Self.firstRelease(playground)
-            // Every answer of the new colour 500 ms late, every request shadowed.
+            try Self.tasteRatings().write(toFile: playground.folder + "/ratings.csv", atomically: true, encoding: .utf8)
+            let live = try await Self.firstRelease(playground, train: "algorithm: ease")
+            // Every answer of the new colour 500 ms late and the 5 most rated movies, every request
+            // shadowed.
             try Self.pipeline(
-                playground, args: #"[--fault-latency-ms, "500", --fault-latency-share, "1"]"#,
+                playground,
+                args: #"[--fault-latency-ms, "500", --fault-latency-share, "1", --fault-popular-share, "1"]"#,
                 shadow:
-                    "{share: 100, duration: 8s, gates: {rbo: {min: 0.5}, p95_latency_ratio: {max: 3}}}"
+                    "{share: 100, duration: 8s, gates: {popularity: {max: 1.5}, p95_latency_ratio: {max: 3}}}",
+                train: "algorithm: ease"
             ).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
+            playground.loadUsers = 120
             let second = try await playground.run(RunOptions(force: true))
             #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
-            #expect(
-                second.failure?.hasPrefix("shadow stage: p95_latency_ratio") == true, "\(second.failure ?? "")")
+            #expect(second.failure?.hasPrefix("shadow stage: popularity") == true, "\(second.failure ?? "")")
             let shadow = try #require(second.rollout?.shadow)
+            #expect(shadow.gates.map(\.name) == ["popularity", "p95_latency_ratio"])
+            #expect(
+                shadow.gates.allSatisfy { !$0.passed },
+                "\(shadow.gates) live \(shadow.live) new \(shadow.new) \(shadow.samples.prefix(3))")
+            #expect(shadow.new.distinct == 5 && shadow.new.top10Share == 1, "\(shadow.new)")
+            #expect(shadow.live.distinct > 10, "personalised live lists: \(shadow.live)")
             #expect((shadow.newP95 ?? 0) >= 450, "\(shadow.verdict)")
             let samples = playground.lastSamples
             #expect(samples.count > 100)

@@ -24,12 +24,17 @@ import Testing
                           overlap: {min: 0.1}
                           p95_latency_ratio: {max: 1.5}
                           errors: {max: 0.01}
+                          coverage: {min: 0.5}
+                          popularity: {max: 1.5}
 
                     """, to: path)
             let shadow = try #require(try PipelineLoader(environment: [:]).load(path).traffic?.shadow)
             #expect(shadow.share == 10 && shadow.duration == .seconds(90) && shadow.requests == 400)
             #expect(
-                shadow.gates == ShadowGates(rboMin: 0.2, overlapMin: 0.1, p95LatencyRatioMax: 1.5, errorsMax: 0.01))
+                shadow.gates
+                    == ShadowGates(
+                        rboMin: 0.2, overlapMin: 0.1, p95LatencyRatioMax: 1.5, errorsMax: 0.01, coverageMin: 0.5,
+                        popularityMax: 1.5))
         }
     }
 
@@ -70,6 +75,24 @@ import Testing
         .init(
             yaml: pipeline + "  shadow:\n    share: 10\n    duration: 60s\n    gates:\n      errors: {max: 5} # <-\n",
             message: "the share of shadow requests that failed is from 0 to 1 (0.01: 1 %), got 5"),
+        .init(
+            yaml: pipeline
+                + "  shadow:\n    share: 10\n    duration: 60s\n    gates:\n      coverage: {min: -0.5} # <-\n",
+            message:
+                "catalogue coverage over the live one's is a ratio from 0 to 100 (0.5: half as many distinct movies), got -0.5"
+        ),
+        .init(
+            yaml: pipeline
+                + "  shadow:\n    share: 10\n    duration: 60s\n    gates:\n      popularity: {max: 0} # <-\n",
+            message: "popularity concentration (top-10 share) over the live one's is a ratio from 0.01 to 100"),
+        .init(
+            yaml: pipeline
+                + "  shadow:\n    share: 10\n    duration: 60s\n    gates:\n      popularity: {min: 1} # <-\n",
+            message: "unknown key \"min\""),
+        .init(
+            yaml: pipeline
+                + "  shadow:\n    share: 10\n    duration: 60s\n    gates:\n      coverage: {min: lots} # <-\n",
+            message: "traffic.shadow.gates.coverage.min"),
         .init(
             yaml: pipeline + "  shadow:\n    share: 10\n    duration: 500ms # <-\n    gates: {rbo: {min: 0.2}}\n",
             message: "the shadow stage runs 1s to 24h"),

@@ -1,4 +1,6 @@
 import Foundation
+import PipelineSchema
+import StrictYAML
 import TestSupport
 import Testing
 
@@ -63,6 +65,28 @@ import Testing
         #expect(!report.html().contains("<script>alert"))
     }
 
+    /// `--dry-run`'s lines for the stage: every gate with its bound, and what a failure does.
+    @Test func theDryRunShowsTheCatalogueGatesAndWhatAFailureDoes() {
+        let shadow = ShadowSpec(
+            share: 10, duration: .seconds(60), requests: 200,
+            gates: ShadowGates(rboMin: 0.2, coverageMin: 0.5, popularityMax: 1.5))
+        let lines = RunPlan.describe(shadow, target: "green", live: "blue", automaticRollback: true)
+        #expect(
+            lines.contains(
+                "    gate coverage: distinct movies green recommends / blue's, over the same requests >= 0.5"),
+            "\(lines)")
+        #expect(
+            lines.contains(
+                "    gate popularity: share of green's recommendations on its 10 most recommended movies / blue's <= 1.5"
+            ))
+        #expect(lines.last == "    a failed gate rolls back before step 1: green is stopped, no user ever saw it")
+        let held = RunPlan.describe(shadow, target: "green", live: "blue", automaticRollback: false)
+        #expect(
+            held.last
+                == "    a failed gate holds before step 1 (rollback.automatic is false; green at 0 %): orchestrate abort rolls back, promote goes on to step 1"
+        )
+    }
+
     @Test func explainPrintsEveryPart() {
         let lines = Self.comparison().lines(target: "green", live: "blue")
         #expect(lines[0].hasSuffix("10% of the live requests: FAILED"))
@@ -70,5 +94,6 @@ import Testing
         #expect(lines.contains("  latency p50/p95: blue 2.0/4.0 ms, green 2.2/4.8 ms"))
         #expect(lines.contains("    u7: RBO 0.000, overlap 0.000, 2.0 ms / 3.0 ms"))
         #expect(lines.contains("      green: m9,m8"))
+        #expect(lines.contains("  coverage green/blue 15.000, popularity (top-10 share) green/blue 0.040"), "\(lines)")
     }
 }

@@ -60,6 +60,10 @@ enum ShadowVerdict {
         }
         check("rbo", gates.rboMin, minimum: true, result.meanRBO)
         check("overlap", gates.overlapMin, minimum: true, result.meanOverlap)
+        check("coverage", gates.coverageMin, minimum: true, Self.coverageRatio(new: result.new, live: result.live))
+        check(
+            "popularity", gates.popularityMax, minimum: false,
+            Self.popularityRatio(new: result.new, live: result.live))
         check("p95_latency_ratio", gates.p95LatencyRatioMax, minimum: false, ratio)
         check("errors", gates.errorsMax, minimum: false, result.errorShare ?? (attempts == 0 ? nil : 0))
         result.gates = checked
@@ -82,6 +86,13 @@ enum ShadowVerdict {
             switch failed.name {
             case "rbo": meaning = "mean rank-biased overlap of \(target)'s lists with \(live)'s"
             case "overlap": meaning = "mean overlap@k of \(target)'s lists with \(live)'s"
+            case "coverage":
+                meaning =
+                    "distinct movies \(target) recommended over \(live)'s: \(result.new.distinct) against \(result.live.distinct)"
+            case "popularity":
+                meaning =
+                    "share of \(target)'s recommendations taken by its 10 most recommended movies over \(live)'s: "
+                    + "\(percent(result.new.top10Share)) against \(percent(result.live.top10Share))"
             case "p95_latency_ratio": meaning = "p95 latency of \(target) over \(live)'s"
             default: meaning = "share of shadow requests to \(target) that failed"
             }
@@ -97,5 +108,22 @@ enum ShadowVerdict {
             }
             .joined(separator: ", ")
         return result
+    }
+
+    /// The new colour's catalogue coverage as a ratio of the live one's: distinct movies recommended
+    /// over the same compared requests (nil when live recommended none).
+    static func coverageRatio(new: ShadowComparison.Catalogue, live: ShadowComparison.Catalogue) -> Double? {
+        live.distinct > 0 ? Double(new.distinct) / Double(live.distinct) : nil
+    }
+
+    /// The new colour's popularity concentration as a ratio of the live one's: the share of the
+    /// recommendations taken by each colour's 10 most recommended movies (nil without both).
+    static func popularityRatio(new: ShadowComparison.Catalogue, live: ShadowComparison.Catalogue) -> Double? {
+        guard let newShare = new.top10Share, let liveShare = live.top10Share, liveShare > 0 else { return nil }
+        return newShare / liveShare
+    }
+
+    private static func percent(_ share: Double?) -> String {
+        share.map { String(format: "%.1f %%", $0 * 100) } ?? "-"
     }
 }

@@ -56,8 +56,9 @@ public struct ShadowComparison: Sendable, Codable, Equatable {
         }
     }
 
-    /// A gate of the stage: its name (`rbo`, `overlap`, `p95_latency_ratio`, `errors`), the bound
-    /// as written (`>= 0.2`), the value measured (nil without data), and whether it passed.
+    /// A gate of the stage: its name (`rbo`, `overlap`, `coverage`, `popularity`, `p95_latency_ratio`,
+    /// `errors`), the bound as written (`>= 0.2`), the value measured (nil without data), and
+    /// whether it passed.
     public struct Gate: Sendable, Codable, Equatable {
         public var name: String
         public var condition: String
@@ -184,6 +185,12 @@ extension ShadowComparison {
                 + "\(number(value.top10Share.map { $0 * 100 }, "%.1f")) %"
         }
         lines.append("  catalogue: \(liveColor) \(catalogue(self.live)); \(target) \(catalogue(new))")
+        // The ratios the coverage and popularity gates compare (whether gated or not).
+        let coverage = live.distinct > 0 ? Double(new.distinct) / Double(live.distinct) : nil
+        let popularity = new.top10Share.flatMap { share in live.top10Share.flatMap { $0 > 0 ? share / $0 : nil } }
+        lines.append(
+            "  coverage \(target)/\(liveColor) \(number(coverage, "%.3f")), popularity (top-10 share) "
+                + "\(target)/\(liveColor) \(number(popularity, "%.3f"))")
         if !samples.isEmpty {
             lines.append("  users whose lists changed most:")
             for sample in samples.prefix(shown) {

@@ -559,7 +559,10 @@ extension RunPlan {
             }
             let live = rollout.live?.color ?? "none"
             lines += webhookLines(.preRollout, at: "before any traffic")
-            if let shadow = rollout.shadow { lines += Self.describe(shadow, target: rollout.target, live: live) }
+            if let shadow = rollout.shadow {
+                lines += Self.describe(
+                    shadow, target: rollout.target, live: live, automaticRollback: rollout.automaticRollback)
+            }
             for (index, step) in rollout.steps.enumerated() {
                 if index > 0 { lines += webhookLines(.confirmTrafficIncrease, at: "before step \(step.step)") }
                 lines.append(
@@ -730,7 +733,7 @@ extension RunPlan.Rollout {
 
 extension RunPlan {
     /// The shadow stage as `--dry-run` shows it.
-    static func describe(_ shadow: ShadowSpec, target: String, live: String) -> [String] {
+    static func describe(_ shadow: ShadowSpec, target: String, live: String, automaticRollback: Bool) -> [String] {
         let ending =
             shadow.requests.map { "ends after \($0) comparisons (fails with fewer within \(shadow.duration))" }
             ?? "runs \(shadow.duration) (fails without a comparison)"
@@ -743,13 +746,27 @@ extension RunPlan {
             lines.append("    gate rbo: mean rank-biased overlap (p = 0.9) >= \(formatNumber(value))")
         }
         if let value = gates.overlapMin { lines.append("    gate overlap: mean overlap@k >= \(formatNumber(value))") }
+        if let value = gates.coverageMin {
+            lines.append(
+                "    gate coverage: distinct movies \(target) recommends / \(live)'s, over the same requests >= \(formatNumber(value))"
+            )
+        }
+        if let value = gates.popularityMax {
+            lines.append(
+                "    gate popularity: share of \(target)'s recommendations on its 10 most recommended movies / \(live)'s <= \(formatNumber(value))"
+            )
+        }
         if let value = gates.p95LatencyRatioMax {
             lines.append("    gate p95_latency_ratio: p95 latency of \(target) / \(live) <= \(formatNumber(value))")
         }
         if let value = gates.errorsMax {
             lines.append("    gate errors: share of shadow requests failed <= \(formatNumber(value))")
         }
-        lines.append("    a failed gate rolls back before step 1: \(target) is stopped, no user ever saw it")
+        lines.append(
+            automaticRollback
+                ? "    a failed gate rolls back before step 1: \(target) is stopped, no user ever saw it"
+                : "    a failed gate holds before step 1 (rollback.automatic is false; \(target) at 0 %): "
+                    + "orchestrate abort rolls back, promote goes on to step 1")
         return lines
     }
 }

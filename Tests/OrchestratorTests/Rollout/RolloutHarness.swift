@@ -137,6 +137,7 @@ final class RolloutHarness {
         case .preRollout: "pre-rollout hooks"
         case .deploying: "deploying"
         case .shadowing: "shadowing"
+        case .holdingAfterShadow: "holding after the shadow stage"
         case .stepping: "stepping"
         case .holding: "holding"
         case .closingStep: "closing a step"

@@ -21,6 +21,7 @@ import Testing
         case holding100 = "holding at 100%"
         case holdingForDecision = "holding for a decision at 25%"
         case confirming = "waiting for confirm-promotion at 100%"
+        case holdingAfterShadow = "holding for a decision after a failed shadow stage"
         case rollingBack = "rolling back (its hook running)"
         case postRollout = "promoted (a post-rollout hook running)"
         case draining = "draining the old colour"
@@ -73,11 +74,7 @@ import Testing
 
     @Test(arguments: cases)
     func aPhaseMeetsAnEvent(_ example: Case) async throws {
-        var plan = FakePlan.plan(automaticRollback: example.phase != .holdingForDecision)
-        if example.phase == .confirming {
-            plan.webhooks = [WebhookGate(name: "go", kind: .confirmPromotion, url: "http://127.0.0.1:9/go")]
-        }
-        let harness = RolloutHarness(plan: plan)
+        let harness = RolloutHarness(plan: Self.plan(example.phase))
         await Self.reach(example.phase, harness)
         let effectsBefore = harness.log.count
         let recordedBefore = harness.recorded.count
@@ -120,6 +117,18 @@ import Testing
 
     // MARK: Getting to a phase
 
+    /// The fakes' plan; the phases that wait for a decision run under `rollback.automatic: false`,
+    /// the one after the shadow stage with `ShadowStageTests.spec` as its shadow stage, the one
+    /// waiting for confirm-promotion with that webhook gate.
+    static func plan(_ phase: Phase) -> RolloutMachine.Plan {
+        var plan = FakePlan.plan(automaticRollback: phase != .holdingForDecision && phase != .holdingAfterShadow)
+        if phase == .confirming {
+            plan.webhooks = [WebhookGate(name: "go", kind: .confirmPromotion, url: "http://127.0.0.1:9/go")]
+        }
+        if phase == .holdingAfterShadow { plan.shadow = ShadowStageTests.spec }
+        return plan
+    }
+
     static func reach(_ phase: Phase, _ harness: RolloutHarness) async {
         switch phase {
         case .preRollout:
@@ -150,6 +159,13 @@ import Testing
             // The receiver says no: asked again after its interval.
             let call = RolloutMachine.WebhookCall(webhook: 0, phase: "Promoting", round: 1)
             await harness.send(.webhookAnswered(call, .status(503)))
+        case .holdingAfterShadow:
+            await harness.send(.start)
+            harness.traffic.state.update {
+                $0.shadowCounts.append(.success(ShadowStageTests.counts(compared: 50, rbo: 0.02)))
+            }
+            await harness.send(.timer(.shadowDue))
+            await harness.answer { $0 == .lookShadow }
         case .rollingBack:
             harness.heldHooks = [.onRollback(0)]
             await harness.send(.start)
@@ -273,6 +289,11 @@ import Testing
         case .holdingForDecision:
             ("holding for a decision", Expected(phase: "holding for a decision", split: ["blue": 75, "green": 25]))
         case .confirming: ("confirming", Expected(phase: "confirming", split: green))
+        case .holdingAfterShadow:
+            (
+                "holding after the shadow stage",
+                Expected(phase: "holding after the shadow stage", split: ["blue": 100, "green": 0])
+            )
         case .rollingBack:
             (
                 "rolling back",
@@ -449,6 +470,21 @@ import Testing
         case (.confirming, .secondSignal):
             return cutShort(step: nil)
         case (.confirming, .journalSaveFailed):
+            return rolledBack(step: nil, failure: unsaved)
+
+        // Holding after a failed shadow stage: as after a failed step, abort rolls back and promote
+        // goes on (to step 1); no user was on green.
+        case (.holdingAfterShadow, .abort):
+            return rolledBack(step: nil, failure: "aborted by orchestrate abort")
+        case (.holdingAfterShadow, .promote), (.holdingAfterShadow, .promoteFull):
+            return Expected(
+                phase: "holding", split: ["blue": 75, "green": 25], world: ["shift 25", "run during-step hook"],
+                recorded: [.promote, .shift])
+        case (.holdingAfterShadow, .sigterm):
+            return rolledBack(step: nil, .interrupted, failure: "interrupted by SIGTERM at 0%", exit: 143)
+        case (.holdingAfterShadow, .secondSignal):
+            return cutShort(step: nil)
+        case (.holdingAfterShadow, .journalSaveFailed):
             return rolledBack(step: nil, failure: unsaved)
 
         // Rolling back: nothing turns it; a signal only changes the exit status.

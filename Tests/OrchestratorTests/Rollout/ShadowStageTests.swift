@@ -16,8 +16,10 @@ import Traffic
         share: 10, duration: .seconds(60), requests: 50,
         gates: ShadowGates(rboMin: 0.2, overlapMin: 0.1, p95LatencyRatioMax: 2, errorsMax: 0.05))
 
-    static func harness(live: LiveRelease? = FakePlan.live, spec: ShadowSpec = spec) -> RolloutHarness {
-        var plan = FakePlan.plan(live: live, hooks: false)
+    static func harness(
+        live: LiveRelease? = FakePlan.live, spec: ShadowSpec = spec, automaticRollback: Bool = true
+    ) -> RolloutHarness {
+        var plan = FakePlan.plan(live: live, automaticRollback: automaticRollback, hooks: false)
         plan.shadow = live == nil ? nil : spec
         return RolloutHarness(plan: plan)
     }
@@ -104,6 +106,52 @@ import Traffic
         let comparison = harness.journal.state.get().shadow
         #expect(comparison?.passed == false)
         #expect(comparison?.samples.first?.newItems == ["m9", "m2"])
+    }
+
+    /// Under `rollback.automatic: false` a failed shadow stage holds as a failed step does: green
+    /// at 0 % (no user on it), until `promote` (step 1) or `abort` (rolled back, exit 1). A
+    /// `promote` asked during the stage, before the verdict, does not decide it.
+    @Test func underManualRollbackAFailedShadowStageHoldsForADecision() async {
+        let harness = Self.harness(automaticRollback: false)
+        await harness.send(.start)
+        await harness.send(.control(.promote))
+        await look(harness, .success(Self.counts(compared: 50, rbo: 0.02)))
+        #expect(harness.phaseName == "holding after the shadow stage")
+        #expect(harness.machine.ending == nil)
+        #expect(shifts(harness).isEmpty && harness.split == ["blue": 100, "green": 0], "no user on green")
+        #expect(harness.runtime.state.get().stopped.isEmpty, "green keeps running for the decision")
+        #expect(harness.journal.state.get().phase == .holding)
+        #expect(harness.journal.state.get().shadow?.passed == false)
+        let hold = harness.recorded.last
+        #expect(hold?.kind == .hold)
+        #expect(
+            hold?.detail.hasPrefix("shadow stage: rbo 0.02 is not >= 0.2") == true
+                && hold?.detail.hasSuffix("rollback.automatic is false: holding before step 1 (green at 0%)") == true,
+            "\(hold?.detail ?? "")")
+        #expect(
+            RolloutScenarioTests.lines(harness).last
+                == "hold: rollback.automatic is false: traffic stays at green 0%; `orchestrate abort` rolls back, `orchestrate promote` goes on"
+        )
+
+        await harness.send(.control(.promote))
+        #expect(harness.phaseName == "holding")
+        #expect(shifts(harness) == [25] && harness.split == ["blue": 75, "green": 25])
+        #expect(
+            harness.recorded.contains {
+                $0.kind == .promote
+                    && $0.detail.hasPrefix("orchestrate promote before step 1 despite: shadow stage: rbo")
+            })
+    }
+
+    @Test func underManualRollbackAnAbortAfterAFailedShadowStageRollsBack() async {
+        let harness = Self.harness(automaticRollback: false)
+        await harness.send(.start)
+        await look(harness, .success(Self.counts(compared: 50, rbo: 0.02)))
+        await harness.send(.control(.abort))
+        let ending = harness.machine.ending
+        #expect(ending?.recorded == RecordedEnding(.rolledBack, failure: "aborted by orchestrate abort"))
+        #expect(ending.flatMap { RolloutMachine.exitStatus($0, signal: nil) } == 1)
+        #expect(harness.split == ["blue": 100] && harness.runtime.state.get().stopped == ["green"])
     }
 
     @Test func aSlowCandidateFailsItsLatencyGate() async {
@@ -252,6 +300,73 @@ import Traffic
         #expect(result.samples.count == ShadowComparison.maximumSamples)
         #expect(result.samples.first?.user == "u0")
         #expect(result.passed, "\(result.verdict)")
+    }
+
+    /// 100 comparisons of k = 5: live recommended 60 distinct movies, its 10 most recommended took
+    /// 40 % of its 500 recommendations; the candidate's `distinct` and `top10` are given.
+    func catalogueCounts(distinct: Int, top10: Int) -> ShadowCounts {
+        var counts = ShadowCounts(experiment: "e", color: "green")
+        counts.compared = 100
+        counts.rboSum = 60
+        counts.overlapSum = 60
+        counts.liveItems = .init(total: 500, distinct: 60, top10: 200)
+        counts.newItems = .init(total: 500, distinct: distinct, top10: top10)
+        return counts
+    }
+
+    static let catalogueSpec = ShadowSpec(
+        share: 10, duration: .seconds(30), requests: 100,
+        gates: ShadowGates(rboMin: 0.2, coverageMin: 0.5, popularityMax: 1.5))
+
+    @Test func aPopularityCollapseFailsThePopularityGate() {
+        // Every list the same 5 most popular movies: 5 distinct, all 500 in its top 10.
+        let result = ShadowVerdict.decide(
+            catalogueCounts(distinct: 5, top10: 500), spec: Self.catalogueSpec, target: "green", live: "blue",
+            startedOn: start, at: start + 30)
+        #expect(!result.passed)
+        #expect(result.gates.map(\.name) == ["rbo", "coverage", "popularity"])
+        #expect(result.gates.map(\.passed) == [true, false, false])
+        let coverage = result.gates[1].value ?? 0
+        let popularity = result.gates[2].value ?? 0
+        #expect(abs(coverage - 5.0 / 60) < 1e-9 && abs(popularity - 2.5) < 1e-9)
+        #expect(
+            result.verdict
+                == "shadow stage: coverage 0.0833 is not >= 0.5 (distinct movies green recommended over blue's: 5 against 60, over 100 live requests); no user saw green",
+            "\(result.verdict)")
+    }
+
+    @Test func popularityAloneNamesTheTop10Shares() {
+        // As many movies covered, but 90 % of the recommendations on 10 of them.
+        var spec = Self.catalogueSpec
+        spec.gates.coverageMin = nil
+        let result = ShadowVerdict.decide(
+            catalogueCounts(distinct: 60, top10: 450), spec: spec, target: "green", live: "blue", startedOn: start,
+            at: start + 30)
+        #expect(result.gates.map(\.passed) == [true, false])
+        #expect(
+            result.verdict.hasPrefix(
+                "shadow stage: popularity 2.25 is not <= 1.5 (share of green's recommendations taken by its 10 most recommended movies over blue's: 90.0 % against 40.0 %"
+            ), "\(result.verdict)")
+    }
+
+    @Test func aCandidateSpreadEnoughPassesBothAndTheBoundIsInclusive() {
+        // Coverage exactly 0.5 passes; popularity 60 % against 40 %: 1.5 (to rounding) passes.
+        let result = ShadowVerdict.decide(
+            catalogueCounts(distinct: 30, top10: 300), spec: Self.catalogueSpec, target: "green", live: "blue",
+            startedOn: start, at: start + 30)
+        #expect(result.passed, "\(result.verdict)")
+        let values = result.gates.map { $0.value ?? -1 }
+        #expect(values.count == 3 && abs(values[0] - 0.6) < 1e-9 && values[1] == 0.5 && abs(values[2] - 1.5) < 1e-9)
+        #expect(result.verdict.contains("coverage 0.5 >= 0.5, popularity 1.5 <= 1.5"), "\(result.verdict)")
+    }
+
+    @Test func withoutLiveRecommendationsTheCatalogueGatesHaveNoDataAndFail() {
+        var counts = catalogueCounts(distinct: 5, top10: 500)
+        counts.liveItems = .init()
+        let result = ShadowVerdict.decide(
+            counts, spec: Self.catalogueSpec, target: "green", live: "blue", startedOn: start, at: start + 30)
+        #expect(result.gates.map { $0.value == nil } == [false, true, true])
+        #expect(result.verdict.hasPrefix("shadow stage: coverage no data is not >= 0.5"), "\(result.verdict)")
     }
 
     @Test func nothingComparedFailsAndSaysWhy() {

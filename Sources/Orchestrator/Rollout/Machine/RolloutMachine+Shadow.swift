@@ -132,7 +132,47 @@ extension RolloutMachine {
             .progress(.shadowDecided(passed: comparison.passed, verdict: comparison.verdict)),
         ]
         if comparison.passed { return effects + beginStep(0, at: now) }
-        return effects + [.announce(.gateFailed(weight: 0, failure: comparison.verdict, measurements: []))]
-            + rollBack(reason: .shadowFailed(comparison.verdict), outcome: .rolledBack, at: now)
+        let failed = effects + [.announce(.gateFailed(weight: 0, failure: comparison.verdict, measurements: []))]
+        if !plan.automaticRollback { return failed + holdAfterShadow(comparison.verdict, at: now) }
+        return failed + rollBack(reason: .shadowFailed(comparison.verdict), outcome: .rolledBack, at: now)
+    }
+
+    // MARK: Holding after a failed shadow stage
+
+    /// Under `rollback.automatic: false`, a failed shadow stage waits for an operator as a failed
+    /// step does: no user is on the new colour, and nginx keeps shadowing (its split is left as
+    /// it is, as a held step's is). A `promote` asked during the stage was asked before the
+    /// verdict: it does not decide the hold.
+    private mutating func holdAfterShadow(_ verdict: String, at now: Date) -> [Effect] {
+        let why = "rollback.automatic is false"
+        dropDeferredRequest()
+        phase = .holdingAfterShadow(verdict: verdict)
+        return [
+            .save(RunStateChange(phase: .holding)),
+            .record(.hold, "\(verdict); \(why): holding before step 1 (\(target) at 0%)", at: now),
+            .progress(.holding(failure: verdict)),
+            .progress(.holdingUntilDecided(why: why, target: target, weight: 0)), .checkpoint,
+        ]
+    }
+
+    mutating func holdingAfterShadow(_ verdict: String, _ event: Event, at now: Date) -> [Effect] {
+        switch event {
+        case .saved:
+            if let stop = takePendingStop() { return rollBack(stop, at: 0, now: now) }
+            return []
+        case .signal(let signal):
+            return rollBack(.interrupted(signal), at: 0, now: now)
+        case .control(.abort):
+            return rollBack(.aborted, at: 0, now: now)
+        case .control(.promote), .control(.promoteFull):
+            return [
+                .record(.promote, "orchestrate promote before step 1 despite: \(verdict)", at: now),
+                .progress(.promotedDespite(failure: verdict)),
+            ] + beginStep(0, at: now)
+        case .journalSaveFailed:
+            return rollBackOnError(nil, at: now)
+        default:
+            return []
+        }
     }
 }

@@ -108,6 +108,9 @@ struct RolloutMachine: Sendable, Equatable {
         case deploying(running: Bool)
         /// The shadow stage: the new colour at 0 % answers a share of live requests beside, compared.
         case shadowing(Shadowing)
+        /// The shadow stage failed under `rollback.automatic: false`: before step 1, the new colour
+        /// at 0 %, until `orchestrate abort` (rolls back) or `promote` (step 1 despite the verdict).
+        case holdingAfterShadow(verdict: String)
         /// Step `step` is being saved (`shiftRequestedAt` nil), or its split put in force.
         case stepping(step: Int, shiftRequestedAt: Date?)
         case holding(Hold)
@@ -313,6 +316,8 @@ struct RolloutMachine: Sendable, Equatable {
             return deploying(running: running, event, at: now)
         case .shadowing(let shadow):
             return shadowing(shadow, event, at: now)
+        case .holdingAfterShadow(let verdict):
+            return holdingAfterShadow(verdict, event, at: now)
         case .stepping(let step, let requestedAt):
             return stepping(step, shiftRequestedAt: requestedAt, event, at: now)
         case .holding(let hold):
@@ -357,6 +362,9 @@ struct RolloutMachine: Sendable, Equatable {
         default: break
         }
     }
+
+    /// A `promote` kept for the next step is dropped (it was asked before a verdict it cannot answer).
+    mutating func dropDeferredRequest() { deferredRequest = nil }
 
     mutating func takePendingStop() -> Stop? {
         defer { pendingStop = nil }
