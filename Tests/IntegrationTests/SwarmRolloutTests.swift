@@ -74,9 +74,14 @@ struct SwarmRolloutTests {
             environment: ["RECENGINE_BIN": Playground.recengine])
     }
 
+    /// The second release first passes a shadow stage: nginx asks the new colour's tasks on the
+    /// other nodes for half of the live requests, before any user sees it.
     @Test func aReleaseIsPromotedThroughEveryStepWithTasksOnAllThreeNodes() async throws {
         try await Playground.with(swarm: cluster) { playground in
-            try playground.writePipeline(steps: "[25, 50, 75, 100]", wait: "3s")
+            try playground.writePipeline(
+                steps: "[25, 50, 75, 100]", wait: "3s",
+                traffic:
+                    "  shadow: {share: 50, duration: 60s, requests: 40, gates: {rbo: {min: 0.3}, errors: {max: 0.05}}}")
             let first = try await playground.run()
             #expect(first.outcome == .succeeded, "\(first.failure ?? "")")
             let firstColor = try #require(first.deployment?.color)
@@ -85,6 +90,9 @@ struct SwarmRolloutTests {
             let second = try await playground.run(RunOptions(force: true), environment: ["EPOCHS": "12"])
             #expect(second.outcome == .succeeded, "\(second.failure ?? "")")
             let rollout = try #require(second.rollout)
+            let shadow = try #require(rollout.shadow)
+            #expect(shadow.passed && shadow.compared >= 40 && shadow.errors == 0, "\(shadow.verdict)")
+            #expect(rollout.steps.first.map { $0.startedOn >= shadow.finishedOn } == true)
             #expect(rollout.steps.map(\.weight) == [25, 50, 75, 100])
             #expect(rollout.steps.allSatisfy { $0.passed == true })
             let samples = playground.lastSamples
