@@ -15,7 +15,8 @@ import Traffic
 /// only the most rated movies, fails the popularity gate).
 @Suite(.serialized) struct ShadowReleaseTests {
     static func pipeline(
-        _ playground: Playground, args: String = "[]", shadow: String, train: String = "factors: 8, epochs: 10"
+        _ playground: Playground, args: String = "[]", shadow: String, train: String = "factors: 8, epochs: 10",
+        extra: String = ""
     ) -> String {
         """
         version: 1
@@ -39,6 +40,7 @@ import Traffic
           stopOld: true
           drain: 1s
           shadow: \(shadow)
+        \(extra)
 
         """
     }
@@ -146,7 +148,8 @@ import Traffic
 
     /// The same run checks the popularity gate: the new colour also answers everyone with the most
     /// rated movies (a popularity collapse), on a load of the users the model knows, trained on
-    /// ratings with tastes (the live lists are personalised).
+    /// ratings with tastes (the live lists are personalised); and `rollback.automatic: false`: the
+    /// failed stage holds at 0 % until `orchestrate abort`, which rolls back and exits 1.
     @Test func aSlowShadowColourFailsNoLiveRequest() async throws {
         try await Playground.with { playground in
             try Self.tasteRatings().write(toFile: playground.folder + "/ratings.csv", atomically: true, encoding: .utf8)
@@ -158,13 +161,44 @@ import Traffic
                 args: #"[--fault-latency-ms, "500", --fault-latency-share, "1", --fault-popular-share, "1"]"#,
                 shadow:
                     "{share: 100, duration: 8s, gates: {popularity: {max: 1.5}, p95_latency_ratio: {max: 3}}}",
-                train: "algorithm: ease"
+                train: "algorithm: ease", extra: "rollback: {automatic: false}"
             ).write(toFile: playground.pipelinePath, atomically: true, encoding: .utf8)
-            playground.loadUsers = 120
-            let second = try await playground.run(RunOptions(force: true))
-            #expect(second.outcome == .rolledBack, "\(second.failure ?? "")")
-            #expect(second.failure?.hasPrefix("shadow stage: popularity") == true, "\(second.failure ?? "")")
+            // Under rollback.automatic: false the failed stage holds (in another process, so that
+            // the test can abort it): no user on the new colour, nginx still shadowing.
+            let load = LoadGenerator()
+            load.start(port: playground.nginxPort, users: 120)
+            let controller = try ChildProcess.spawn(
+                Playground.orchestrate, ["run", playground.pipelinePath, "--force"],
+                environment: ["RECENGINE_BIN": Playground.recengine], log: playground.controllerLog)
+            let state = StateStore(folder: playground.statePath)
+            var held: RunState?
+            var started = false
+            for _ in 0..<1800 where held == nil {
+                let run = (try? state.run()) ?? nil
+                if run?.phase == .holding { held = run }
+                if run != nil { started = true } else if started { break }  // it ended without holding
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(
+                held?.weight == 0, "\((try? String(contentsOfFile: playground.controllerLog, encoding: .utf8)) ?? "")")
+            let holding = await playground.nginx.currentSplit()
+            #expect(holding?.backends.first { $0.color == live }?.weight == 100)
+            #expect(holding?.shadow != nil, "the held split goes on shadowing")
+            let abort = try await runCommand(
+                Playground.orchestrate, ["abort", playground.pipelinePath],
+                environment: ["RECENGINE_BIN": Playground.recengine])
+            #expect(abort.status == 0, "\(abort.stderr)")
+            let status = await controller.wait()
+            await load.stop()
+            #expect(status >> 8 == 1, "an aborted release exits 1")
+            let second = try #require(try ReleaseHistory(path: playground.historyPath).records().last)
+            #expect(
+                second.outcome == .rolledBack && second.failure?.contains("aborted by orchestrate abort") == true,
+                "\(second.failure ?? "")")
+            #expect(second.rollout?.steps.isEmpty == true, "no step was ever put in force")
+            #expect(second.rollout?.events.contains { $0.kind == .hold } == true)
             let shadow = try #require(second.rollout?.shadow)
+            #expect(shadow.verdict.hasPrefix("shadow stage: popularity"), "\(shadow.verdict)")
             #expect(shadow.gates.map(\.name) == ["popularity", "p95_latency_ratio"])
             #expect(
                 shadow.gates.allSatisfy { !$0.passed },
@@ -172,9 +206,11 @@ import Traffic
             #expect(shadow.new.distinct == 5 && shadow.new.top10Share == 1, "\(shadow.new)")
             #expect(shadow.live.distinct > 10, "personalised live lists: \(shadow.live)")
             #expect((shadow.newP95 ?? 0) >= 450, "\(shadow.verdict)")
-            let samples = playground.lastSamples
+            let samples = load.samples
             #expect(samples.count > 100)
             #expect(samples.allSatisfy { $0.status == 200 && $0.color == live }, "\(Self.summary(samples))")
+            let split = await playground.nginx.currentSplit()
+            #expect(split?.backends.map(\.color) == [live] && split?.shadow == nil)
         }
     }
 
