@@ -16,6 +16,9 @@ public struct ShadowCounts: Sendable, Equatable {
     public var errors = 0
     /// Of the errors, the timeouts (2 s).
     public var timeouts = 0
+    /// Of the errors, the requests not sent: the colour had refused a connection less than a
+    /// second before (a dead colour is not asked again and again).
+    public var skipped = 0
     /// Sampled requests not compared because too many comparisons were running.
     public var dropped = 0
     /// Sampled requests whose live answer was not a list (the live colour's failure: not compared).
@@ -127,6 +130,7 @@ public struct ShadowCounts: Sendable, Equatable {
             case ("compared", 2): counts.compared = try count(fields[1])
             case ("errors", 2): counts.errors = try count(fields[1])
             case ("timeouts", 2): counts.timeouts = try count(fields[1])
+            case ("skipped", 2): counts.skipped = try count(fields[1])
             case ("dropped", 2): counts.dropped = try count(fields[1])
             case ("live_errors", 2): counts.liveErrors = try count(fields[1])
             case ("full", 2): counts.full = try count(fields[1])

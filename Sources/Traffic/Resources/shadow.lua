@@ -15,7 +15,9 @@
 --     2010), errors and latency of each. Nothing of it reaches the client, and nothing the client
 --     waits for depends on it: a slow or dead shadow colour costs timers, never live latency. At
 --     most MAX_PENDING comparisons run at once per worker; a sampled request beyond that is counted
---     as `dropped`, never queued.
+--     as `dropped`, never queued. When the colour refuses a connection, the worker takes it for down
+--     for DOWN_SECONDS: a request sampled meanwhile is counted as an error and `skipped`, without
+--     the copy, the timer or the connect, so that a dead colour costs live traffic next to nothing.
 --
 -- Memory is bounded: the shared dict `orchestrate_shadow` holds counters, a histogram of RBO, the
 -- latency histograms of both colours, how often each movie was recommended by each colour (at most
@@ -30,12 +32,15 @@ local MAX_PENDING = 64
 local MAX_SAMPLES = 100
 local TIMEOUT_MS = 2000
 local P = 0.9
-local COUNTERS = { "sampled", "compared", "errors", "timeouts", "dropped", "live_errors", "full" }
+local COUNTERS = { "sampled", "compared", "errors", "timeouts", "skipped", "dropped", "live_errors", "full" }
+local DOWN_SECONDS = 1
 -- Latency buckets: bucket b holds latencies in [1.1^(b-1), 1.1^b) ms (bucket 0 below 1 ms).
 local LATENCY_BASE = math.log(1.1)
 local MAX_LATENCY_BUCKET = 200
 
 local pending = 0
+-- This worker's last refused connection: the experiment and until when its colour is taken for down.
+local down = { experiment = nil, until_time = 0 }
 
 -- How many ids `a` and `b` share.
 local function shared_count(a, b)
@@ -341,6 +346,8 @@ local function compare_once(job)
         state:incr("errors", 1, 0)
         if err == "timeout" then
             state:incr("timeouts", 1, 0)
+        elseif err == "connection refused" then
+            down.experiment, down.until_time = job.experiment, ngx.now() + DOWN_SECONDS
         end
         return
     end
@@ -402,6 +409,20 @@ function M.access()
     end
     local user = ngx.var.uri:match("^/recommend/([A-Za-z0-9._+-]+)$")
     if not user or #user > 64 or math.random(1, 100) > shadow.percent then
+        return
+    end
+    if down.experiment == shadow.experiment and ngx.now() < down.until_time then
+        local state = experiment_state(shadow)
+        state:incr("sampled", 1, 0)
+        state:incr("errors", 1, 0)
+        state:incr("skipped", 1, 0)
+        return
+    end
+    if pending >= MAX_PENDING then
+        -- Shed before any work: the live answer is not even copied.
+        local state = experiment_state(shadow)
+        state:incr("sampled", 1, 0)
+        state:incr("dropped", 1, 0)
         return
     end
     ngx.ctx.orchestrate_shadow = { user = user, split = split, parts = {}, size = 0 }
