@@ -286,8 +286,11 @@ def srm_experiments(judge, rng, requests, share, users_per_step):
             buckets = rng.integers(0, BUCKETS, step)
             np.add.at(sums, (colours, 0, buckets), 1)
             np.add.at(sums, (colours, 1, buckets), requests[picks])
+            users = {"new": {str(b): [float(sums[0, 0, b])] for b in range(BUCKETS)},
+                     "live": {str(b): [float(sums[1, 0, b])] for b in range(BUCKETS)}}
             for index, count in enumerate(("users", "requests")):
-                answer = judge.ask({"method": "srm", "weight": 50,
+                # The requests with the users of each bucket: no test while a bucket holds too few.
+                answer = judge.ask({"method": "srm", "weight": 50, "count": count, "users": users,
                                     "new": {str(b): [float(sums[0, index, b])] for b in range(BUCKETS)},
                                     "live": {str(b): [float(sums[1, index, b])] for b in range(BUCKETS)}})
                 if answer.get("mismatch") and count not in first:
@@ -307,15 +310,20 @@ def real_split(judge, records, weight):
     """The sample ratio check of a recorded step: users and requests each colour answered, by bucket."""
     colours = sorted({r[3] for r in records.values()})
     checks = []
+    counted = {}
     for index, count in ((0, "users"), (1, "requests")):
         sums = {c: [0.0] * BUCKETS for c in colours}
         for user, record in records.items():
             sums[record[3]][bucket(user)] += 1 if index == 0 else record[2]
+        counted[count] = sums
+    # The new colour is the one with the smaller share of users at a step below 50 %, else either.
+    new = min(colours, key=lambda c: sum(counted["users"][c]))
+    live = next(c for c in colours if c != new)
+    users = {"new": {str(b): [counted["users"][new][b]] for b in range(BUCKETS)},
+             "live": {str(b): [counted["users"][live][b]] for b in range(BUCKETS)}}
+    for count, sums in counted.items():
         totals = {c: sum(v) for c, v in sums.items()}
-        # The new colour is the one with the smaller share at a step below 50 %, else either.
-        new = min(colours, key=lambda c: totals[c])
-        live = next(c for c in colours if c != new)
-        answer = judge.ask({"method": "srm", "weight": weight,
+        answer = judge.ask({"method": "srm", "weight": weight, "count": count, "users": users,
                             "new": {str(b): [sums[new][b]] for b in range(BUCKETS)},
                             "live": {str(b): [sums[live][b]] for b in range(BUCKETS)}})
         checks.append((count, totals[new] / (totals[new] + totals[live]), answer))
