@@ -37,6 +37,10 @@ RECENGINE = os.environ["RECENGINE_BIN"]
 ORCHESTRATE = os.environ["ORCHESTRATE_BIN"]
 RATINGS = os.environ["SENS_RATINGS"]
 STEP = int(os.environ.get("SENS_STEP", "30"))
+# The recording before any release, CUPED's covariate: as long as the product's window would be
+# (`cuped: 10m` in the shipped pipelines). A window as short as a step holds three requests per
+# user, so each bucket's earlier rate is itself mostly noise and CUPED looks weaker than it is.
+PRE = int(os.environ.get("SENS_PRE", "600"))
 REPS = int(os.environ.get("SENS_REPS", "100"))
 RATE = 100
 BUCKETS = 16
@@ -144,9 +148,9 @@ hooks:
         self.orchestrate("rollback", "pipeline.yml", check=True, environment={"SENS_LABEL": "rollback"})
         return [self.users(f"{label}-{n}") for n in range(2)]
 
-    def simulate(self, label, seed):
+    def simulate(self, label, seed, duration=STEP):
         subprocess.run([RECENGINE, "simulate", "--ratings", "test.csv", "--url", f"http://127.0.0.1:{self.nginx_port}",
-                        "--rate", str(RATE), "--duration", str(STEP), "--seed", str(seed), "--users", f"rec/{label}-0.json",
+                        "--rate", str(RATE), "--duration", str(duration), "--seed", str(seed), "--users", f"rec/{label}-0.json",
                         "--output", "json"], cwd=self.folder, check=True, capture_output=True)
         return self.users(f"{label}-0")
 
@@ -353,7 +357,7 @@ def main():
         case.bench_pipeline(steps="[100]", interleave=False)
         case.orchestrate("run", "pipeline.yml", "--force", environment={"SENS_LABEL": "first"}, check=True)
         log(f"live: SVD on {sum(1 for _ in open(os.path.join(case.folder, 'train.csv'))) - 1} ratings; recording {STEP} s steps at {RATE} requests/s")
-        pre = alone(case.simulate("pre", seed=7))
+        pre = alone(case.simulate("pre", seed=7, duration=PRE))
         live = alone(case.simulate("live", seed=1))
         rate_live = engagement(live)
         # A share s of random movies moves engagement from p to (1 - s) p + s q, q a random movie's
