@@ -145,7 +145,13 @@ hooks:
         log(f"  {label}: run exited {result.returncode} ({outcome}) in {time.monotonic() - started:.0f} s")
         if result.returncode != 0 or outcome != "succeeded":
             raise RuntimeError(f"{label}: {result.stderr[-2000:]}")
-        self.orchestrate("rollback", "pipeline.yml", check=True, environment={"SENS_LABEL": "rollback"})
+        # Back to the first release, by name: `rollback` alone returns to the promoted release
+        # before the live one, which after an earlier candidate's rollback is that candidate.
+        self.orchestrate("rollback", "pipeline.yml", "--to", self.base["release_id"], check=True,
+                         environment={"SENS_LABEL": "rollback"})
+        back = self.records()[-1]
+        if back.get("model", {}).get("sha256") != self.base["model"]["sha256"]:
+            raise RuntimeError(f"{label}: rolled back to model {back.get('model')}, not the live one {self.base['model']}")
         return [self.users(f"{label}-{n}") for n in range(2)]
 
     def simulate(self, label, seed, duration=STEP):
@@ -356,6 +362,7 @@ def main():
         case.start_prometheus()
         case.bench_pipeline(steps="[100]", interleave=False)
         case.orchestrate("run", "pipeline.yml", "--force", environment={"SENS_LABEL": "first"}, check=True)
+        case.base = case.records()[-1]
         log(f"live: SVD on {sum(1 for _ in open(os.path.join(case.folder, 'train.csv'))) - 1} ratings; recording {STEP} s steps at {RATE} requests/s")
         pre = alone(case.simulate("pre", seed=7, duration=PRE))
         live = alone(case.simulate("live", seed=1))
