@@ -146,7 +146,10 @@ hooks:
         if result.returncode != 0 or outcome != "succeeded":
             raise RuntimeError(f"{label}: {result.stderr[-2000:]}")
         # Back to the first release, by name: `rollback` alone returns to the promoted release
-        # before the live one, which after an earlier candidate's rollback is that candidate.
+        # before the live one, which after an earlier candidate's rollback is that candidate. And
+        # with the first release's pipeline: the colour is started with the pipeline file's
+        # deploy args, which are still the candidate's (`--fault-random-share`) until rewritten.
+        self.bench_pipeline(steps="[100]", interleave=False)
         self.orchestrate("rollback", "pipeline.yml", "--to", self.base["release_id"], check=True,
                          environment={"SENS_LABEL": "rollback"})
         back = self.records()[-1]
