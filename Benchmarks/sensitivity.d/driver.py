@@ -149,7 +149,16 @@ hooks:
         # before the live one, which after an earlier candidate's rollback is that candidate. And
         # with the first release's pipeline: the colour is started with the pipeline file's
         # deploy args, which are still the candidate's (`--fault-random-share`) until rewritten.
+        # A candidate with the first release's model (a random share is a serve argument) is
+        # taken for the live release already: `rollback` keeps its colour running, with the
+        # candidate's argument. Through a release of another model first, the colour restarts.
+        released = self.records()[-1]
         self.bench_pipeline(steps="[100]", interleave=False)
+        if released["model"]["sha256"] == self.base["model"]["sha256"] and self.other:
+            self.orchestrate("rollback", "pipeline.yml", "--to", self.other["release_id"], check=True,
+                             environment={"SENS_LABEL": "rollback"})
+        elif released["model"]["sha256"] != self.base["model"]["sha256"] and not self.other:
+            self.other = released
         self.orchestrate("rollback", "pipeline.yml", "--to", self.base["release_id"], check=True,
                          environment={"SENS_LABEL": "rollback"})
         back = self.records()[-1]
@@ -366,6 +375,7 @@ def main():
         case.bench_pipeline(steps="[100]", interleave=False)
         case.orchestrate("run", "pipeline.yml", "--force", environment={"SENS_LABEL": "first"}, check=True)
         case.base = case.records()[-1]
+        case.other = None
         log(f"live: SVD on {sum(1 for _ in open(os.path.join(case.folder, 'train.csv'))) - 1} ratings; recording {STEP} s steps at {RATE} requests/s")
         pre = alone(case.simulate("pre", seed=7, duration=PRE))
         live = alone(case.simulate("live", seed=1))
