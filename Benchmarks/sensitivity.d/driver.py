@@ -37,6 +37,10 @@ RECENGINE = os.environ["RECENGINE_BIN"]
 ORCHESTRATE = os.environ["ORCHESTRATE_BIN"]
 RATINGS = os.environ["SENS_RATINGS"]
 STEP = int(os.environ.get("SENS_STEP", "30"))
+# The recording before any release, CUPED's covariate: as long as the product's window would be
+# (`cuped: 10m` in the shipped pipelines). A window as short as a step holds three requests per
+# user, so each bucket's earlier rate is itself mostly noise and CUPED looks weaker than it is.
+PRE = int(os.environ.get("SENS_PRE", "600"))
 REPS = int(os.environ.get("SENS_REPS", "100"))
 RATE = 100
 BUCKETS = 16
@@ -141,12 +145,30 @@ hooks:
         log(f"  {label}: run exited {result.returncode} ({outcome}) in {time.monotonic() - started:.0f} s")
         if result.returncode != 0 or outcome != "succeeded":
             raise RuntimeError(f"{label}: {result.stderr[-2000:]}")
-        self.orchestrate("rollback", "pipeline.yml", check=True, environment={"SENS_LABEL": "rollback"})
+        # Back to the first release, by name: `rollback` alone returns to the promoted release
+        # before the live one, which after an earlier candidate's rollback is that candidate. And
+        # with the first release's pipeline: the colour is started with the pipeline file's
+        # deploy args, which are still the candidate's (`--fault-random-share`) until rewritten.
+        # A candidate with the first release's model (a random share is a serve argument) is
+        # taken for the live release already: `rollback` keeps its colour running, with the
+        # candidate's argument. Through a release of another model first, the colour restarts.
+        released = self.records()[-1]
+        self.bench_pipeline(steps="[100]", interleave=False)
+        if released["model"]["sha256"] == self.base["model"]["sha256"] and self.other:
+            self.orchestrate("rollback", "pipeline.yml", "--to", self.other["release_id"], check=True,
+                             environment={"SENS_LABEL": "rollback"})
+        elif released["model"]["sha256"] != self.base["model"]["sha256"] and not self.other:
+            self.other = released
+        self.orchestrate("rollback", "pipeline.yml", "--to", self.base["release_id"], check=True,
+                         environment={"SENS_LABEL": "rollback"})
+        back = self.records()[-1]
+        if back.get("model", {}).get("sha256") != self.base["model"]["sha256"]:
+            raise RuntimeError(f"{label}: rolled back to model {back.get('model')}, not the live one {self.base['model']}")
         return [self.users(f"{label}-{n}") for n in range(2)]
 
-    def simulate(self, label, seed):
+    def simulate(self, label, seed, duration=STEP):
         subprocess.run([RECENGINE, "simulate", "--ratings", "test.csv", "--url", f"http://127.0.0.1:{self.nginx_port}",
-                        "--rate", str(RATE), "--duration", str(STEP), "--seed", str(seed), "--users", f"rec/{label}-0.json",
+                        "--rate", str(RATE), "--duration", str(duration), "--seed", str(seed), "--users", f"rec/{label}-0.json",
                         "--output", "json"], cwd=self.folder, check=True, capture_output=True)
         return self.users(f"{label}-0")
 
@@ -286,8 +308,11 @@ def srm_experiments(judge, rng, requests, share, users_per_step):
             buckets = rng.integers(0, BUCKETS, step)
             np.add.at(sums, (colours, 0, buckets), 1)
             np.add.at(sums, (colours, 1, buckets), requests[picks])
+            users = {"new": {str(b): [float(sums[0, 0, b])] for b in range(BUCKETS)},
+                     "live": {str(b): [float(sums[1, 0, b])] for b in range(BUCKETS)}}
             for index, count in enumerate(("users", "requests")):
-                answer = judge.ask({"method": "srm", "weight": 50,
+                # The requests with the users of each bucket: no test while a bucket holds too few.
+                answer = judge.ask({"method": "srm", "weight": 50, "count": count, "users": users,
                                     "new": {str(b): [float(sums[0, index, b])] for b in range(BUCKETS)},
                                     "live": {str(b): [float(sums[1, index, b])] for b in range(BUCKETS)}})
                 if answer.get("mismatch") and count not in first:
@@ -307,15 +332,20 @@ def real_split(judge, records, weight):
     """The sample ratio check of a recorded step: users and requests each colour answered, by bucket."""
     colours = sorted({r[3] for r in records.values()})
     checks = []
+    counted = {}
     for index, count in ((0, "users"), (1, "requests")):
         sums = {c: [0.0] * BUCKETS for c in colours}
         for user, record in records.items():
             sums[record[3]][bucket(user)] += 1 if index == 0 else record[2]
+        counted[count] = sums
+    # The new colour is the one with the smaller share of users at a step below 50 %, else either.
+    new = min(colours, key=lambda c: sum(counted["users"][c]))
+    live = next(c for c in colours if c != new)
+    users = {"new": {str(b): [counted["users"][new][b]] for b in range(BUCKETS)},
+             "live": {str(b): [counted["users"][live][b]] for b in range(BUCKETS)}}
+    for count, sums in counted.items():
         totals = {c: sum(v) for c, v in sums.items()}
-        # The new colour is the one with the smaller share at a step below 50 %, else either.
-        new = min(colours, key=lambda c: totals[c])
-        live = next(c for c in colours if c != new)
-        answer = judge.ask({"method": "srm", "weight": weight,
+        answer = judge.ask({"method": "srm", "weight": weight, "count": count, "users": users,
                             "new": {str(b): [sums[new][b]] for b in range(BUCKETS)},
                             "live": {str(b): [sums[live][b]] for b in range(BUCKETS)}})
         checks.append((count, totals[new] / (totals[new] + totals[live]), answer))
@@ -344,8 +374,10 @@ def main():
         case.start_prometheus()
         case.bench_pipeline(steps="[100]", interleave=False)
         case.orchestrate("run", "pipeline.yml", "--force", environment={"SENS_LABEL": "first"}, check=True)
+        case.base = case.records()[-1]
+        case.other = None
         log(f"live: SVD on {sum(1 for _ in open(os.path.join(case.folder, 'train.csv'))) - 1} ratings; recording {STEP} s steps at {RATE} requests/s")
-        pre = alone(case.simulate("pre", seed=7))
+        pre = alone(case.simulate("pre", seed=7, duration=PRE))
         live = alone(case.simulate("live", seed=1))
         rate_live = engagement(live)
         # A share s of random movies moves engagement from p to (1 - s) p + s q, q a random movie's
@@ -365,7 +397,9 @@ def main():
         shares = {d: min(1.0, d / (1 - q / rate_live)) for d in TARGETS}
         log(f"live engagement {rate_live:.4f}, a random movie {q:.4f}: random shares "
             + ", ".join(f"{s:.3f} for -{d:.0%}" for d, s in shares.items()))
-        candidates = [("A/A (the live model again)", {})]
+        # A/A: SVD again with other initial factors (equal quality, other lists): the very same
+        # model would give both teams the same movie at every round, which credits nobody.
+        candidates = [("A/A (SVD, another seed)", {"seed": 7})]
         candidates += [(f"-{d:.0%}", {"args": ["--fault-random-share", f"{shares[d]:.3f}"]}) for d in TARGETS]
         candidates += [("ALS against SVD", {"algorithm": "als"})]
         recorded = {}
@@ -400,7 +434,7 @@ def main():
         for counts in interleaved.values():
             credits = counts.get("credits", {})
             mine = credits.get(new_colour, 0)
-            theirs = sum(v for c, v in credits.items() if c != new_colour)
+            theirs = sum(v for c, v in credits.items() if c not in (new_colour, "neutral"))
             outcomes[0 if mine > theirs else 1 if theirs > mine else 2 if mine > 0 else 3] += 1
             interleaved_requests.append(sum(v["requests"] for v in counts["colors"].values()))
         preferred = outcomes[0] / max(1, outcomes[0] + outcomes[1])

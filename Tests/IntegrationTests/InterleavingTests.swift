@@ -12,7 +12,8 @@ import Traffic
 /// `recengine serve` colours that answer different lists, one of them stopped or gone.
 @Suite(.serialized) struct InterleavingTests {
     /// The reference: team draft as Chapelle et al. give it, with the coin nginx uses (the parity
-    /// of the first 32 bits of the MD5 of "SEED#N"). Reads `a|b|length|seed` lines, writes
+    /// of the first 32 bits of the MD5 of "SEED#N"), and a round whose two proposals are the same
+    /// movie placing it for neither team ("0"). Reads `a|b|length|seed` lines, writes
     /// `merged|teams` lines.
     static let reference = #"""
         import hashlib, sys
@@ -27,6 +28,11 @@ import Traffic
                 while next_a < len(a) and a[next_a] in placed: next_a += 1
                 while next_b < len(b) and b[next_b] in placed: next_b += 1
                 if next_a >= len(a) or next_b >= len(b): break
+                if picks_a == picks_b and a[next_a] == b[next_b]:
+                    placed.add(a[next_a])
+                    merged.append(a[next_a])
+                    teams.append("0")
+                    continue
                 if picks_a != picks_b:
                     a_picks = picks_a < picks_b
                 else:
@@ -181,7 +187,8 @@ import Traffic
                 if a != b { differ += 1 }
                 cases.append("\(a.joined(separator: ","))|\(b.joined(separator: ","))|6|\(seed)")
                 answers.append(
-                    items.joined(separator: ",") + "|" + teams.map { $0 == "blue" ? "1" : "2" }.joined(separator: ","))
+                    items.joined(separator: ",") + "|"
+                        + teams.map { ["neutral": "0", "blue": "1", "green": "2"][$0] ?? "?" }.joined(separator: ","))
                 teamsOf[user] = Dictionary(zip(items, teams), uniquingKeysWith: { first, _ in first })
             }
             #expect(differ > 20, "the two models answer different lists for most users (\(differ) of 40)")
@@ -200,6 +207,8 @@ import Traffic
                 let placed = teamsOf[user] ?? [:]
                 let blueMovies = placed.filter { $0.value == "blue" }.map(\.key).sorted()
                 let greenMovies = placed.filter { $0.value == "green" }.map(\.key).sorted()
+                // Placed for neither team (both proposed it at once): its conversion credits nobody.
+                let neutralMovies = placed.filter { $0.value == "neutral" }.map(\.key).sorted()
                 var events: [[String: Any]] = []
                 func convert(_ movie: String?, kind: String = "watch", rating: Int? = nil, credited: String?) {
                     guard let movie else { return }
@@ -219,9 +228,10 @@ import Traffic
                 case 2:  // a tie, one each
                     convert(blueMovies.first, credited: "blue")
                     convert(greenMovies.first, credited: "green")
-                default:  // nothing credited: a low rating, a movie never placed
+                default:  // nothing credited: a low rating, a movie never placed, one of neither team
                     convert(blueMovies.first, kind: "rate", rating: 3, credited: nil)
                     convert("never-placed", credited: nil)
+                    convert(neutralMovies.first, credited: nil)
                 }
                 let payload = try JSONSerialization.data(withJSONObject: ["events": events])
                 let sent = try await HTTPClient.post(
@@ -246,7 +256,11 @@ import Traffic
                 counts.prefer["blue"] == preferring("blue") && counts.prefer["green"] == preferring("green"),
                 "\(counts)")
             #expect(counts.ties == credits.values.filter { $0["blue"] == $0["green"] }.count, "\(counts)")
-            #expect(counts.prefer["blue"] == 10 && counts.prefer["green"] == 10 && counts.ties == 10, "\(counts)")
+            // Ten users each meant to prefer blue, green, neither: a user whose list placed too few
+            // movies for a team (some for neither) ends elsewhere, as the reference above says.
+            #expect(
+                (counts.prefer["blue"] ?? 0) >= 5 && (counts.prefer["green"] ?? 0) >= 5 && counts.ties >= 5,
+                "\(counts)")
 
             // Neither colour counted the interleaved users' lists or events as its own engagement.
             for instance in [blue, green] {
@@ -339,11 +353,16 @@ import Traffic
             let known: [(input: String, merged: String)] = [
                 // b places m3; a its best unplaced m1; the coin gives a m2; b skips m1 (placed) for m5.
                 ("m1,m2,m3,m4|m3,m1,m5,m6|4|u7:abc", "m3,m1,m2,m5|2,1,1,2"),
-                // The same list on both sides: one copy of each movie, alternating teams.
-                ("m1,m2,m3|m1,m2,m3|3|u7:abc", "m1,m2,m3|2,1,1"),
+                // The same list on both sides: one copy of each movie, each proposed by both
+                // teams at once, so placed for neither (0) and credited to nobody.
+                ("m1,m2,m3|m1,m2,m3|3|u7:abc", "m1,m2,m3|0,0,0"),
+                // Lists that agree at some rounds: m1 and m3 for neither team; the round between
+                // them flips the first coin (b picks m5 first).
+                ("m1,m2,m3,m4|m1,m5,m3,m4|4|u7:abc", "m1,m5,m2,m3|0,2,1,0"),
                 ("a,b,c,d|e,f,g,h|4|u1:r1", "e,a,f,b|2,1,2,1"),
-                // The draft ends when a list has nothing left to place (Chapelle et al.).
-                ("a,b|a,c,d,e|5|u1:r1", "a,b|2,1"),
+                // The draft ends when a list has nothing left to place (Chapelle et al.): a for
+                // neither team, b picks c first, a picks b, then a has nothing left.
+                ("a,b|a,c,d,e|5|u1:r1", "a,c,b|0,2,1"),
                 // An empty list interleaves nothing.
                 ("|a,b|3|u1:r1", "|"),
                 // A list that repeats a movie places it once: b places z, a x, the coin gives a y;

@@ -47,12 +47,23 @@ import Testing
         let fair = try answer(#"{"method":"srm","weight":50,"new":{\#(even)},"live":{\#(even)}}"#)
         #expect(fair["mismatch"] as? Bool == false)
         #expect(fair["pValue"] as? Double == 1)
+        // Requests, with the users of the same groups: not tested while a group holds 8 users.
+        let many = (0..<16).map { #""\#($0)":[400]"# }.joined(separator: ",")
+        func requests(users: Int) throws -> [String: Any] {
+            let counted = (0..<16).map { #""\#($0)":[\#($0 == 15 ? users : 50)]"# }.joined(separator: ",")
+            return try answer(
+                #"{"method":"srm","weight":50,"count":"requests","new":{\#(fewer)},"live":{\#(many)},"#
+                    + #""users":{"new":{\#(counted)},"live":{\#(counted)}}}"#)
+        }
+        #expect(try requests(users: 4)["mismatch"] == nil)
+        #expect(try requests(users: 5)["mismatch"] as? Bool == true)
     }
 
     @Test(arguments: [
         #"{"method":"ab","effect":0.1}"#, #"{"method":"vote","effect":0.1}"#, #"{"method":"srm","weight":0}"#,
         #"{"method":"interleaving","effect":-1,"wins":1,"losses":1}"#, "not json",
         #"{"method":"ab","effect":0.1,"new":{"0":[1]},"live":{"0":[1,2]}}"#,
+        #"{"method":"srm","weight":50,"count":"sessions","new":{"0":[9]},"live":{"0":[9]}}"#,
     ])
     func badRequestsAreInvalidInput(request: String) {
         #expect(throws: OrchestratorError.self) { try JudgeReplay.answer(Data(request.utf8)) }

@@ -138,6 +138,34 @@ import Testing
             "scipy chisquare([1100, 815]): p 7.4e-11")
     }
 
+    /// A count by groups waits until every group holds `fewestUsersPerGroup` users (when the users
+    /// are counted by the same groups): the requests of the test above are not tested while group 7
+    /// holds 9 users, and once it holds 10 they are, with the same p-value (scipy's f.sf(z², 1, 7)).
+    /// A users count by groups gates itself; users counted without groups gate nothing.
+    @Test func aCountByGroupsWaitsUntilEveryGroupHoldsEnoughUsers() throws {
+        let rules = Self.rules()
+        let groups = { (values: [Double]) in
+            Dictionary(uniqueKeysWithValues: values.enumerated().map { (String($0.offset), $0.element) })
+        }
+        let requests = JudgeRules.RatioCounts(
+            count: "requests", new: groups([900, 20, 30, 25, 40, 35, 30, 20]),
+            live: groups([600, 30, 25, 35, 30, 40, 25, 30]))
+        func users(lastGroup: Double) -> JudgeRules.RatioCounts {
+            .init(
+                count: "users", new: groups([40, 6, 8, 7, 9, 8, 7, lastGroup / 2]),
+                live: groups([40, 6, 7, 8, 8, 9, 6, lastGroup - lastGroup / 2]))
+        }
+        #expect(rules.sampleRatio(requests, weight: 50, users: users(lastGroup: 9)) == nil)
+        let checked = try #require(rules.sampleRatio(requests, weight: 50, users: users(lastGroup: 10)))
+        #expect(abs(checked.pValue - 0.01604396002044082) < 1e-12 && checked.groups == 8)
+        #expect(rules.sampleRatio(users(lastGroup: 9), weight: 50) == nil, "a users count gates itself")
+        #expect(rules.sampleRatio(users(lastGroup: 10), weight: 50) != nil)
+        #expect(
+            rules.sampleRatio(requests, weight: 50, users: .init(count: "users", new: ["": 40], live: ["": 40]))?
+                .pValue == checked.pValue,
+            "users counted without groups say nothing of the groups")
+    }
+
     /// Over 200 A/A steps (a fair 50/50 split of 3,000 users, looked at 30 times each), the
     /// check at p < 0.001 raises next to no false alarm; a 45/55 split of the same users is
     /// caught within the step in nearly every one.

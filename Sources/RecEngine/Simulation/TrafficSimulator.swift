@@ -45,7 +45,8 @@ public struct TrafficSimulator: Sendable {
     /// `interleaved`, with the team of each movie), the movies the user acted on per team.
     public struct UserCounts: Sendable, Codable, Equatable {
         public var colors: [String: ColorCounts] = [:]
-        /// Per colour, the events on movies its team placed in an interleaved list.
+        /// Per colour, the events on movies its team placed in an interleaved list (none for a
+        /// movie placed for neither team).
         public var credits: [String: Int] = [:]
     }
 
@@ -126,11 +127,13 @@ public struct TrafficSimulator: Sendable {
                     own.recommended += items.count
                     own.events += hits.count
                     userCounts.colors[color] = own
-                    // An interleaved list names the colour whose team placed each movie.
+                    // An interleaved list names the colour whose team placed each movie
+                    // (`neutral`: both teams proposed it, which credits neither).
                     if let teams = (body["interleaving"] as? [String: Any])?["teams"] as? [String],
                         teams.count == items.count
                     {
-                        for (index, item) in items.enumerated() where liked[user]?[item] != nil {
+                        for (index, item) in items.enumerated()
+                        where liked[user]?[item] != nil && teams[index] != "neutral" {
                             userCounts.credits[teams[index], default: 0] += 1
                         }
                     }

@@ -8,10 +8,12 @@
 --   * GET /recommend/USER is answered by both colours (two subrequests, each to its colour only,
 --     with a short timeout) and the two lists are merged by team draft: while both lists have
 --     movies not yet placed, the team with fewer picks (a coin flip when equal, seeded by the user
---     and the request id, so a draft can be replayed) places its best movie not yet placed. The
---     team of every placed movie is remembered for the credit window. When one colour fails or is
---     slow, the other colour's list is answered alone; when both fail, the request goes on to the
---     sticky split as any other: an interleaved user never sees a failure the split would not give.
+--     and the request id, so a draft can be replayed) places its best movie not yet placed; when
+--     both teams would place the same movie at a round's start, it is placed for neither
+--     (`neutral`: its events credit nobody). The team of every placed movie is remembered for the
+--     credit window. When one colour fails or is slow, the other colour's list is answered alone;
+--     when both fail, the request goes on to the sticky split as any other: an interleaved user
+--     never sees a failure the split would not give.
 --   * POST /events/USER credits each conversion (a watch, or a rating of 4 or more) of a placed
 --     movie, once, to the colour whose team placed it, then goes on to the user's sticky colour
 --     marked `X-Orchestrate-Interleaved: 1`.
@@ -40,9 +42,14 @@ function M.hash(text)
 end
 
 -- The merged list of `a` and `b` (arrays of ids) by team draft, at most `length` long, and the team
--- (1 for `a`, 2 for `b`) of each position. The coin of the n-th flip (from 0) is the parity of
--- `M.hash(seed .. "#" .. n)`: even lets `a` pick. A movie is placed once, whichever list holds
--- it; the draft ends when either list has nothing left to place, as in Chapelle et al.
+-- (1 for `a`, 2 for `b`, 0 for neither) of each position. The coin of the n-th flip (from 0) is the
+-- parity of `M.hash(seed .. "#" .. n)`: even lets `a` pick. A movie is placed once, whichever list
+-- holds it; the draft ends when either list has nothing left to place, as in Chapelle et al.
+-- A round (both teams with as many picks) whose two proposals are the same movie places it for
+-- neither team: both rankings put it there, so an event on it tells nothing of which is better,
+-- and crediting it to the coin's team (as the plain draft does) only adds a coin's noise to every
+-- user's preference, most where the lists agree most (a candidate that differs from the live model
+-- in a few places). Equal lists therefore credit nothing; the draft stays fair to both.
 function M.team_draft(a, b, length, seed)
     local merged, teams, placed = {}, {}, {}
     local next_a, next_b, picks_a, picks_b, flips = 1, 1, 0, 0, 0
@@ -56,20 +63,25 @@ function M.team_draft(a, b, length, seed)
         if next_a > #a or next_b > #b then
             break
         end
-        local a_picks
-        if picks_a ~= picks_b then
-            a_picks = picks_a < picks_b
-        else
-            a_picks = M.hash(seed .. "#" .. flips) % 2 == 0
-            flips = flips + 1
-        end
         local item
-        if a_picks then
-            item, picks_a = a[next_a], picks_a + 1
-            teams[#teams + 1] = 1
+        if picks_a == picks_b and a[next_a] == b[next_b] then
+            item = a[next_a]
+            teams[#teams + 1] = 0
         else
-            item, picks_b = b[next_b], picks_b + 1
-            teams[#teams + 1] = 2
+            local a_picks
+            if picks_a ~= picks_b then
+                a_picks = picks_a < picks_b
+            else
+                a_picks = M.hash(seed .. "#" .. flips) % 2 == 0
+                flips = flips + 1
+            end
+            if a_picks then
+                item, picks_a = a[next_a], picks_a + 1
+                teams[#teams + 1] = 1
+            else
+                item, picks_b = b[next_b], picks_b + 1
+                teams[#teams + 1] = 2
+            end
         end
         placed[item] = true
         merged[#merged + 1] = item
@@ -392,10 +404,16 @@ local function recommend(interleave, user)
     local placements = ngx.shared[PLACEMENTS]
     local names = {}
     for index, item in ipairs(merged) do
-        -- A movie placed again is remembered with its latest team; when the dict is full the
-        -- placements used longest ago are dropped (their events then credit nobody).
-        placements:set(user .. "\t" .. item, teams[index], interleave.window)
-        names[index] = colors[teams[index]]
+        -- A movie placed again is remembered with its latest team (a movie of neither team
+        -- forgets an earlier one); when the dict is full the placements used longest ago are
+        -- dropped (their events then credit nobody).
+        if teams[index] == 0 then
+            placements:delete(user .. "\t" .. item)
+            names[index] = "neutral"
+        else
+            placements:set(user .. "\t" .. item, teams[index], interleave.window)
+            names[index] = colors[teams[index]]
+        end
     end
     state:incr("merged", 1, 0)
     local version = colors[1] .. "=" .. (lists[1].version or "") .. "," .. colors[2] .. "=" .. (lists[2].version or "")

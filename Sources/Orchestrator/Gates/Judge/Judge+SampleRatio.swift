@@ -115,6 +115,12 @@ extension JudgeRules {
     /// approximation wants at least 5 expected in every cell.
     static let fewestExpected = 5.0
 
+    /// The fewest users (both colours) every group should hold before a count by groups is tested,
+    /// when the users are counted by the same groups: F(1, g − 1) takes each group's share to be
+    /// near normal, which a group of three or four users (each with all of their requests on one
+    /// colour) is not; such looks raised the requests check's false alarms (Benchmarks/sensitivity).
+    static let fewestUsersPerGroup = 10.0
+
     /// The sample ratio check of one count at a step that gives the new colour `weight` percent:
     /// nil while a colour's expected count is below `fewestExpected` (or at 0 % and 100 %, where
     /// one colour has nothing). Counted by groups of units (g ≥ 2), the new colour's share is
@@ -122,8 +128,10 @@ extension JudgeRules {
     /// g groups (g − 1 degrees of freedom) is a squared t, so its reference is F(1, g − 1), not
     /// chi-squared with one degree of freedom (which, with the 16 user buckets, raised false alarms
     /// at p < 0.001 about five times as often as it should). Counted without groups, Pearson's
-    /// goodness of fit (chi-squared, one degree of freedom).
-    func sampleRatio(_ counts: RatioCounts, weight: Int) -> SampleRatioCheck? {
+    /// goodness of fit (chi-squared, one degree of freedom). `users`: the users counted by the same
+    /// groups at the same look, if they are; a count by groups is then not tested while a group
+    /// holds fewer than `fewestUsersPerGroup` of them (a users count by groups gates itself).
+    func sampleRatio(_ counts: RatioCounts, weight: Int, users: RatioCounts? = nil) -> SampleRatioCheck? {
         guard let threshold = spec.sampleRatio?.pValue, weight > 0 && weight < 100 else { return nil }
         let expected = Double(weight) / 100
         let new = counts.new.values.reduce(0, +)
@@ -135,6 +143,13 @@ extension JudgeRules {
         var groups: Int?
         var pValue: Double
         let keys = Set(counts.new.keys).union(counts.live.keys)
+        if keys.count >= 2, !keys.contains(""),
+            let users = counts.count == "users" ? counts : users,
+            !Set(users.new.keys).union(users.live.keys).contains(""),
+            keys.contains(where: { (users.new[$0] ?? 0) + (users.live[$0] ?? 0) < Self.fewestUsersPerGroup })
+        {
+            return nil
+        }
         if keys.count >= 2, !keys.contains(""),
             let variance = Statistics.clusteredVariance(
                 keys.map { key in (counts.new[key] ?? 0, (counts.new[key] ?? 0) + (counts.live[key] ?? 0)) })

@@ -17,7 +17,9 @@ import StrictYAML
 /// - `{"method": "interleaving", "bad": "decrease", "effect": 0.05, "absolute": true, "wins": w,
 ///   "losses": l, "ties": t}`: the interleaved users who preferred the new colour, the live one, neither;
 /// - `{"method": "srm", "weight": 50, "new": {"0": [users], …}, "live": {…}}`: the sample ratio check of
-///   the users counted by group at a step giving the new colour `weight` percent (p < 0.001).
+///   the users counted by group at a step giving the new colour `weight` percent (p < 0.001); with
+///   `"count": "requests"` of the requests, and `"users": {"new": {…}, "live": {…}}` the users of the
+///   same groups at that look (a group of too few users is not tested yet).
 ///
 /// `confidence` is 0.95 unless given. The answer: `{"classification": "Low", "estimate": …,
 /// "lower": …, "upper": …, "margin": …, "varianceReduction": …}` or `{"mismatch": …, "pValue": …,
@@ -37,6 +39,8 @@ public enum JudgeReplay {
         var ties: Double?
         var weight: Int?
         var pValue: Double?
+        var count: String?
+        var users: [String: [String: [Double]]]?
     }
 
     struct Answer: Encodable {
@@ -100,9 +104,16 @@ public enum JudgeReplay {
             }
             let spec = JudgeSpec(
                 replaying: [], confidence: confidence, sampleRatio: .init(users: "", pValue: request.pValue ?? 0.001))
+            let count = request.count ?? "users"
+            guard count == "users" || count == "requests" else { throw invalid("srm count must be users or requests") }
+            let users = try request.users.map { users in
+                JudgeRules.RatioCounts(
+                    count: "users", new: try counts(users["new"], "users.new"),
+                    live: try counts(users["live"], "users.live"))
+            }
             let check = JudgeRules(spec: spec).sampleRatio(
-                .init(count: "users", new: try counts(request.new, "new"), live: try counts(request.live, "live")),
-                weight: weight)
+                .init(count: count, new: try counts(request.new, "new"), live: try counts(request.live, "live")),
+                weight: weight, users: users)
             return Answer(mismatch: check?.mismatch, pValue: check?.pValue, statistic: check?.statistic)
         }
         guard let effect = request.effect, effect > 0, effect.isFinite else { throw invalid("effect must be above 0") }

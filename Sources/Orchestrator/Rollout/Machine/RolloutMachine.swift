@@ -697,7 +697,8 @@ struct RolloutMachine: Sendable, Equatable {
             var (decision, score, rule) = rules.decide(observation.judgements, final: judge.final)
             // A split that does not send each colour its share biases every comparison: the
             // step ends as an invalid experiment, whatever the metrics say.
-            let checks = observation.ratios.compactMap { rules.sampleRatio($0, weight: hold.weight) }
+            let users = observation.ratios.first { $0.count == "users" }
+            let checks = observation.ratios.compactMap { rules.sampleRatio($0, weight: hold.weight, users: users) }
             let mismatches = checks.filter(\.mismatch)
             if !mismatches.isEmpty, let threshold = spec.sampleRatio?.pValue {
                 (decision, score) = (.invalid, nil)
