@@ -45,9 +45,17 @@ import Testing
             let runtime = ProcessRuntime(stateFolder: folder, recengine: "/bin/false")
             let own = try Self.fakeServer(stateFile: folder + "/blue.json")
             try Self.writeState(pid: own.pid, to: folder + "/blue.json")
-            #expect(await runtime.instance(of: "blue")?.pid == own.pid)
+            let found = await runtime.instance(of: "blue")
+            let cmdline = (FileManager.default.contents(atPath: "/proc/\(own.pid)/cmdline") ?? Data()).map {
+                $0 == 0 ? " " : String(UnicodeScalar($0))
+            }.joined()
+            #expect(found?.pid == own.pid, "found \(String(describing: found?.pid)); its command line: \(cmdline)")
+            let clock = ContinuousClock()
+            let start = clock.now
             try await runtime.stop(color: "blue")
-            _ = await own.wait()
+            // A SIGTERM stops it at once (the stop waits 10 s before SIGKILL).
+            #expect(clock.now - start < .seconds(8), "stopped only after \(clock.now - start)")
+            _ = await own.exit(killingAfter: .seconds(20))
             #expect(await runtime.instance(of: "blue") == nil)
         }
     }

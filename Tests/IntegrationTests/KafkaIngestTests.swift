@@ -21,6 +21,13 @@ import Testing
         return ingest
     }
 
+    /// Runs an ingest on a thread of its own: a run waits on its brokers for seconds, and blocking
+    /// one of the two threads of Swift's pool starves every test beside it (a steady load through
+    /// nginx got 6 answers in a 4 s step on CI).
+    func run(_ ingest: MovieLogIngest) async throws -> IngestReport {
+        try await onOwnThread { try ingest.run() }
+    }
+
     @Test func historicalThenStreamReadsEveryMessageOnce() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 1)
@@ -30,15 +37,15 @@ import Testing
             let cut = lines.count * 2 / 3
             try cluster.produce(Array(lines[..<cut]), topic: "movielog2", partitions: 3)
 
-            let first = try ingest(cluster, topic: "movielog2", folder: folder, mode: .historical).run()
+            let first = try await run(ingest(cluster, topic: "movielog2", folder: folder, mode: .historical))
             #expect(first.lines == cut)
             #expect(first.interruption == nil)
             #expect(first.positions.keys.sorted() == ["kafka:movielog2/0", "kafka:movielog2/1", "kafka:movielog2/2"])
 
             try cluster.produce(Array(lines[cut...]), topic: "movielog2", partitions: 3)
-            let second = try ingest(cluster, topic: "movielog2", folder: folder).run()
+            let second = try await run(ingest(cluster, topic: "movielog2", folder: folder))
             #expect(second.lines == lines.count - cut, "stream mode reads only what came after the committed position")
-            let third = try ingest(cluster, topic: "movielog2", folder: folder).run()
+            let third = try await run(ingest(cluster, topic: "movielog2", folder: folder))
             #expect(third.lines == 0)
 
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
@@ -48,9 +55,10 @@ import Testing
             #expect(first.rejected + second.rejected > 0)
 
             // The consumer group's offsets follow the store's: a new store in the same group starts there.
-            let fresh = try ingest(cluster, topic: "movielog2", folder: folder + "/other").run()
+            let fresh = try await run(ingest(cluster, topic: "movielog2", folder: folder + "/other"))
             #expect(fresh.lines == 0)
-            let rebuilt = try ingest(cluster, topic: "movielog2", folder: folder + "/other", mode: .historical).run()
+            let rebuilt = try await run(
+                ingest(cluster, topic: "movielog2", folder: folder + "/other", mode: .historical))
             #expect(rebuilt.lines == lines.count)
         }
     }
@@ -88,8 +96,8 @@ import Testing
         try await withTemporaryDirectory { folder in
             let cluster = try KafkaMockCluster(brokers: 1)
             cluster.createTopic("movielog2", partitions: 1)
-            #expect {
-                try ingest(cluster, topic: "movielog3", folder: folder).run()
+            await #expect {
+                try await run(ingest(cluster, topic: "movielog3", folder: folder))
             } throws: { error in
                 "\(error)".contains("the topic movielog3 does not exist")
             }
@@ -105,8 +113,8 @@ import Testing
                 source: .kafka(brokers: "127.0.0.1:\(port)", topic: "movielog2"), store: folder + "/store",
                 output: folder + "/r.csv")
             ingest.brokerTimeout = .seconds(2)
-            #expect {
-                try ingest.run()
+            await #expect {
+                try await run(ingest)
             } throws: { error in
                 (error as? RecEngineError)?.code == .unavailable
                     && "\(error)".contains("cannot reach the Kafka brokers")
@@ -154,10 +162,10 @@ import Testing
                 output: folder + "/ratings.csv",
                 watches: folder + "/watches.csv", group: "mid-run", maxDuration: .seconds(30))
             ingest.brokerTimeout = .seconds(3)
-            let run = Task { [ingest] in try await onOwnThread { try ingest.run() } }
+            let running = Task { [ingest] in try await onOwnThread { try ingest.run() } }
             try await Task.sleep(for: .milliseconds(1200))
             cluster.stopAnswering(broker: 2)
-            let partial = try await run.value
+            let partial = try await running.value
             let onPartition1 = lines.indices.filter { $0 % 3 == 1 }.count
             #expect(
                 partial.interruption?.contains("partitions 1 of movielog2") == true,
@@ -166,7 +174,7 @@ import Testing
 
             // Partition 1 gets a new leader; broker 2 never answers again.
             cluster.setLeader(topic: "movielog2", partition: 1, broker: 3)
-            let rest = try ingest.run()
+            let rest = try await run(ingest)
             #expect(rest.lines == onPartition1)
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
             #expect(ratingTable(written) == ratingTable(ratings))
@@ -191,7 +199,7 @@ import Testing
             cluster.setGroupCoordinator(group: "tests", broker: 1)
             cluster.stopAnswering(broker: 2)
             let bootstrap = cluster.address(of: 1)
-            let partial = try ingest(cluster, topic: "movielog2", folder: folder, bootstrap: bootstrap).run()
+            let partial = try await run(ingest(cluster, topic: "movielog2", folder: folder, bootstrap: bootstrap))
             #expect(
                 partial.interruption?.contains("partitions 1 of movielog2") == true,
                 "\(partial.interruption ?? "no interruption")")
@@ -199,7 +207,7 @@ import Testing
             #expect(partial.positions["kafka:movielog2/1"] == nil)
 
             cluster.setLeader(topic: "movielog2", partition: 1, broker: 3)
-            let rest = try ingest(cluster, topic: "movielog2", folder: folder, bootstrap: bootstrap).run()
+            let rest = try await run(ingest(cluster, topic: "movielog2", folder: folder, bootstrap: bootstrap))
             #expect(rest.interruption == nil)
             #expect(partial.lines + rest.lines == lines.count, "nothing lost, nothing read twice")
             let written = try RatingsFile.load(path: folder + "/ratings.csv").ratings
