@@ -59,32 +59,4 @@ import Testing
             #expect(await runtime.instance(of: "blue") == nil)
         }
     }
-    /// A colour's server starts with every signal unblocked: spawned from a thread that blocks
-    /// SIGTERM (orchestrate's worker threads and Swift's test runner do), it inherited the block,
-    /// and a stop's SIGTERM did nothing until the SIGKILL 10 s later, with no graceful drain.
-    @Test func aServerStartedFromAThreadThatBlocksSIGTERMEndsOnSIGTERM() async throws {
-        try await withTemporaryDirectory { folder in
-            let pid = try await onOwnThread {
-                var blocked = sigset_t()
-                sigemptyset(&blocked)
-                sigaddset(&blocked, SIGTERM)
-                pthread_sigmask(SIG_BLOCK, &blocked, nil)
-                return try ProcessRuntime.spawnDetached("/bin/sleep", arguments: ["60"], log: folder + "/sleep.log")
-            }
-            kill(pid, SIGTERM)
-            let clock = ContinuousClock()
-            let start = clock.now
-            var status: Int32 = 0
-            var ended = false
-            while !ended && clock.now - start < .seconds(5) {
-                ended = waitpid(pid, &status, WNOHANG) == pid
-                if !ended { usleep(20_000) }
-            }
-            if !ended {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-            }
-            #expect(ended && status & 0x7f == SIGTERM, "the SIGTERM did not end it within 5 s")
-        }
-    }
 }
