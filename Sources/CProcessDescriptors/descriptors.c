@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,4 +31,17 @@ int process_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     (void)lowest;
     return ENOSYS;
 #endif
+}
+
+int process_spawn_default_signals(posix_spawnattr_t *attributes) {
+    sigset_t none;
+    sigset_t all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    short flags = 0;
+    int result = posix_spawnattr_getflags(attributes, &flags);
+    if (result == 0) result = posix_spawnattr_setsigmask(attributes, &none);
+    if (result == 0) result = posix_spawnattr_setsigdefault(attributes, &all);
+    if (result == 0) result = posix_spawnattr_setflags(attributes, flags | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    return result;
 }

@@ -103,20 +103,13 @@ public struct ChildProcess: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // Every signal unblocked and at its default: the child would inherit the test runner's
-        // mask, in which SIGTERM can be blocked, and outlive the SIGTERM meant to stop it.
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
         if ownProcessGroup {
-            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
             posix_spawnattr_setpgroup(&attributes, 0)
         }
-        posix_spawnattr_setflags(&attributes, Int16(flags))
+        // The child would inherit the test runner's mask, in which SIGTERM can be blocked, and
+        // outlive the SIGTERM meant to stop it.
+        _ = process_spawn_default_signals(&attributes)
         if let standardInput {
             posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
         } else {

@@ -15,4 +15,9 @@ int process_descriptor_copy(int pid, int descriptor);
 /// error number (ENOSYS where glibc lacks it).
 int process_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
+/// Adds to `attributes` (keeping the flags set so far) a child with every signal unblocked and at
+/// its default: posix_spawn otherwise passes on the calling thread's mask, and a SIGTERM blocked
+/// there would never stop the child. Returns 0, or an error number.
+int process_spawn_default_signals(posix_spawnattr_t *attributes);
+
 #endif
